@@ -1,0 +1,37 @@
+# v2gstack developer entry points. `make test` and `make demo` do all setup themselves.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+SHARED ?= ../shared
+SCHEMAS := $(SHARED)/schemas/iso15118
+
+.PHONY: venv test lint exi-codegen bench fuzz ref-venv clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check src tests tools bench
+
+test: venv lint
+	$(PY) -m pytest -q
+
+exi-codegen: venv
+	$(PY) tools/exi_codegen.py --schemas $(SCHEMAS) --out src/v2gstack/exi/generated
+
+bench: venv ref-venv
+	$(PY) bench/exi_bench.py
+
+fuzz: venv
+	$(PY) tools/exi_fuzz.py --count 1000000
+
+ref-venv:
+	bash tools/refcodec/setup.sh
+
+clean:
+	rm -rf $(VENV) .venv-ref build dist .pytest_cache .ruff_cache
