@@ -10,10 +10,12 @@ import importlib
 from typing import Any
 
 from .bitstream import BitReader, BitWriter
-from .datatypes import compile_type
+from .datatypes import compile_type, fixed_width_table
 from .errors import ExiDecodeError, ExiEncodeError
 
 AT, SE, EE, CH, SE_ANY, CH_UNTYPED = range(6)
+SE_SIMPLE = 6  # SE of an element of simple type, fused at load time: arg = (codec function, qid)
+SE_FIXED = 7  # the same for an n-bit type: CH code, value and EE code are one field of (bits + 2) bits
 HEADER = 0x80  # distinguishing bits 10, no options, final version 1
 NAMESPACES = ("appHand", "din", "iso2", "iso20", "iso20_ac", "iso20_dc", "iso20_wpt", "iso20_acdp", "xmldsig")
 
@@ -21,7 +23,7 @@ NAMESPACES = ("appHand", "din", "iso2", "iso20", "iso20_ac", "iso20_dc", "iso20_
 class Grammar:
     """One element grammar: decode states as generated, plus per-state encode tables keyed by JSON key."""
 
-    __slots__ = ("enc", "keys", "keyset", "list_keys", "name", "simple_value", "states")
+    __slots__ = ("enc", "keys", "keyset", "list_keys", "name", "raw", "simple_value", "states")
 
     def __init__(self, name: str, keys: tuple, list_keys: tuple, simple_value: bool, states: tuple) -> None:
         self.name = name
@@ -29,21 +31,47 @@ class Grammar:
         self.keyset = frozenset(keys)
         self.list_keys = frozenset(list_keys)
         self.simple_value = simple_value
+        self.raw = states  # as generated; `states` and `enc` are the linked forms
         self.states = states
+        self.enc: tuple = ()
+
+    def link(self, ns: Namespace) -> None:
+        """Resolve productions for speed: SE of a simple-typed element becomes one fused SE_SIMPLE step."""
+        dec_states: list[tuple] = []
         enc: list[tuple] = []
-        for s in states:
+        for s in self.raw:
             if s[0] is None:
+                dec_states.append(s)
                 enc.append(s)
                 continue
             width, prods = s
+            fused = []
             table: dict[str, tuple] = {}
             ee = None
             for code, (kind, key, arg, nxt, mode) in enumerate(prods):
+                dec_arg = enc_arg = arg
+                if kind == SE and ns.grammars[arg[0]].simple_value:
+                    (_, _, (tid, _), _, _), = ns.grammars[arg[0]].raw[0][1]
+                    fixed = ns.fixed_types[tid]
+                    if fixed is not None:
+                        bits, values, index, pytype = fixed
+                        kind = SE_FIXED
+                        dec_arg = (bits + 2, values)
+                        enc_arg = (bits + 2, index, pytype, ns.enc_types[tid])
+                    else:
+                        kind = SE_SIMPLE
+                        dec_arg, enc_arg = (ns.dec_types[tid], arg[1]), (ns.enc_types[tid], arg[1])
+                elif kind in (AT, CH):
+                    dec_arg = (ns.dec_types[arg[0]], arg[1])
+                    enc_arg = (ns.enc_types[arg[0]], arg[1])
+                fused.append((kind, key, dec_arg, nxt, mode))
                 if kind == EE:
                     ee = code
-                elif kind in (AT, SE, CH):
-                    table[key] = (code, kind, arg, nxt, mode)
+                elif kind in (AT, SE, CH, SE_SIMPLE, SE_FIXED):
+                    table[key] = (code, kind, enc_arg, nxt, mode)
+            dec_states.append((width, tuple(fused)))
             enc.append((width, table, ee))
+        self.states = tuple(dec_states)
         self.enc = tuple(enc)
 
 
@@ -57,7 +85,10 @@ class Namespace:
         compiled = [compile_type(t) for t in mod.TYPES]
         self.dec_types = tuple(c[0] for c in compiled)
         self.enc_types = tuple(c[1] for c in compiled)
+        self.fixed_types = tuple(fixed_width_table(t) for t in mod.TYPES)
         self.grammars = tuple(Grammar(*g) for g in mod.GRAMMARS)
+        for g in self.grammars:
+            g.link(self)
         self.doc_width, docs = mod.DOCUMENT
         self.frag_width, frags = mod.FRAGMENT
         self.doc_elements = docs
@@ -109,7 +140,6 @@ class Namespace:
     def _decode_element(self, r: BitReader, g: Grammar, qid: int) -> Any:
         states = g.states
         list_keys = g.list_keys
-        dec_types = self.dec_types
         s = states[0]
         out: dict[str, Any] = {}
         value: Any = None
@@ -119,15 +149,39 @@ class Namespace:
                 _, lo, hi, below, middle, at_max = s
                 s = states[below if n < lo else middle if hi is None or n < hi else at_max]
             width, prods = s
-            code = r.bits(width) if width else 0
+            p = r.p + width
+            if p > r.n:
+                raise ExiDecodeError("unexpected end of stream", r.p)
+            r.p = p
+            code = (r.v >> (r.n - p)) & ((1 << width) - 1)
             if code >= len(prods):
                 if code == len(prods):
                     raise ExiDecodeError(
                         f"{g.name}: second-level event (schema deviation) is not supported", r.p)
                 raise ExiDecodeError(f"{g.name}: invalid event code {code}", r.p)
             kind, key, arg, nxt, mode = prods[code]
-            if kind == SE:
-                v = self._decode_element(r, self.grammars[arg[0]], arg[1])
+            if kind >= SE_SIMPLE or kind == SE:
+                if kind == SE_FIXED:
+                    fw = arg[0]
+                    p = r.p + fw
+                    if p > r.n:
+                        raise ExiDecodeError("unexpected end of stream", r.p)
+                    r.p = p
+                    x = (r.v >> (r.n - p)) & ((1 << fw) - 1)
+                    if x & 1 or x >> (fw - 1):
+                        raise ExiDecodeError(f"{key}: second-level event (schema deviation) is not supported", p)
+                    try:
+                        v = arg[1][x >> 1]
+                    except IndexError:
+                        raise ExiDecodeError(f"{key}: value index {x >> 1} out of range", p) from None
+                elif kind == SE:
+                    v = self._decode_element(r, self.grammars[arg[0]], arg[1])
+                else:
+                    if r.bits(1):
+                        raise ExiDecodeError(f"{key}: second-level event (schema deviation) is not supported", r.p)
+                    v = arg[0](r, arg[1])
+                    if r.bits(1):
+                        raise ExiDecodeError(f"{key}: second-level event (schema deviation) is not supported", r.p)
                 if key in list_keys:
                     if key in out:
                         out[key].append(v)
@@ -137,9 +191,9 @@ class Namespace:
                     out[key] = v
                 n = n + 1 if mode else 1
             elif kind == AT:
-                out[key] = dec_types[arg[0]](r, arg[1])
+                out[key] = arg[0](r, arg[1])
             elif kind == CH:
-                value = dec_types[arg[0]](r, qid)
+                value = arg[0](r, qid)
                 if g.simple_value:
                     s = states[nxt]
                     continue
@@ -182,7 +236,7 @@ class Namespace:
             width, table, _ = g.enc[0]
             code, _, arg, nxt, _ = table["value"]
             w.bits(width, code)
-            self.enc_types[arg[0]](w, v, qid)
+            arg[0](w, v, qid)
             width, _, ee = g.enc[nxt]
             w.bits(width, ee)
             return
@@ -216,12 +270,25 @@ class Namespace:
                     if t is None:
                         raise ExiEncodeError(self._unexpected(g, s, key, n))
                     code, kind, arg, nxt, mode = t
-                    w.bits(width, code)
-                    if kind == SE:
+                    if kind == SE_FIXED:
+                        raw = arg[1].get(item) if type(item) is arg[2] else None
+                        if raw is None:
+                            arg[3](w, item, 0)  # raises the datatype's own, precise error
+                            raise ExiEncodeError(f"invalid value {item!r}")
+                        w.acc = (w.acc << (width + arg[0])) | (code << arg[0]) | (raw << 1)
+                        n = n + 1 if mode else 1
+                    elif kind == SE_SIMPLE:
+                        w.acc = (w.acc << (width + 1)) | (code << 1)  # the element's event code, then CH (0)
+                        arg[0](w, item, arg[1])
+                        w.acc <<= 1  # EE (code 0)
+                        n = n + 1 if mode else 1
+                    elif kind == SE:
+                        w.acc = (w.acc << width) | code
                         self._encode_element(w, self.grammars[arg[0]], arg[1], item)
                         n = n + 1 if mode else 1
                     else:
-                        self.enc_types[arg[0]](w, item, qid if kind == CH else arg[1])
+                        w.acc = (w.acc << width) | code
+                        arg[0](w, item, qid if kind == CH else arg[1])
                     s = states[nxt]
             key = ""
             if s[0] is None:
@@ -230,7 +297,7 @@ class Namespace:
             width, table, ee = s
             if ee is None:
                 raise ExiEncodeError(f"required field missing: expected one of {sorted(table)}")
-            w.bits(width, ee)
+            w.acc = (w.acc << width) | ee
         except ExiEncodeError as e:
             if key:
                 e.path.insert(0, key)

@@ -136,3 +136,21 @@ def compile_type(dt: tuple) -> tuple[Decoder, Encoder]:
 
         return dec_str, enc_str
     raise ValueError(f"unknown datatype {dt!r}")
+
+
+def fixed_width_table(dt: tuple) -> tuple[int, tuple, dict, type] | None:
+    """For n-bit datatypes (enumeration, bounded integer, boolean): (bits, raw->value, value->raw, type).
+
+    Lets the codec read or write an element's CH event, value and EE event as one bit field.
+    """
+    kind = dt[0]
+    if kind == "enum":
+        values = tuple(dt[1])
+        return (len(values) - 1).bit_length(), values, {v: i for i, v in enumerate(values)}, str
+    if kind == "nbit":
+        _, width, lo, hi = dt
+        values = tuple(range(lo, hi + 1))
+        return width, values, {v: i for i, v in enumerate(values)}, int
+    if kind == "bool":
+        return 1, (False, True), {False: 0, True: 1}, bool
+    return None

@@ -450,7 +450,7 @@ class SchemaSet:
         return lo, None if hi_s == "unbounded" else int(hi_s)
 
     def _particle(self, doc: _Doc, node: ET.Element) -> Particle:
-        uri, kind = _qn(node.tag)
+        _, kind = _qn(node.tag)
         lo, hi = self._occurs(node)
         if kind in ("sequence", "choice"):
             parts = [self._particle(doc, c) for c in node
