@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from .errors import ExiDecodeError
 
+MAX_UINT_GROUPS = 128  # 896 bits: far beyond any length or value in the ISO 15118 schemas
+
 
 class BitReader:
     """Reads bit-packed values from bytes; every read is bounds-checked against the input length."""
@@ -25,15 +27,20 @@ class BitReader:
         return (self.v >> (self.n - p)) & ((1 << k) - 1)
 
     def uint(self) -> int:
-        """EXI Unsigned Integer: little-endian groups of 7 bits, high bit set while more follow."""
+        """EXI Unsigned Integer: little-endian groups of 7 bits, high bit set while more follow.
+
+        At most MAX_UINT_GROUPS groups: no ISO 15118 value comes near that, and an endless run of
+        continuation bytes in a bad stream must not become a giant number.
+        """
         result = 0
         shift = 0
-        while True:
+        for _ in range(MAX_UINT_GROUPS):
             b = self.bits(8)
             result |= (b & 0x7F) << shift
             if b < 0x80:
                 return result
             shift += 7
+        raise ExiDecodeError(f"unsigned integer longer than {MAX_UINT_GROUPS * 7} bits", self.p)
 
     def integer(self) -> int:
         if self.bits(1):

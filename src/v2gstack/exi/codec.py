@@ -10,12 +10,15 @@ import importlib
 from typing import Any
 
 from .bitstream import BitReader, BitWriter
-from .datatypes import compile_type, fixed_width_table
+from .datatypes import allows_empty, compile_type, fixed_width_table
 from .errors import ExiDecodeError, ExiEncodeError
 
 AT, SE, EE, CH, SE_ANY, CH_UNTYPED = range(6)
 SE_SIMPLE = 6  # SE of an element of simple type, fused at load time: arg = (codec function, qid)
 SE_FIXED = 7  # the same for an n-bit type: CH code, value and EE code are one field of (bits + 2) bits
+# An empty string or binary value has no CH event: EXIficient writes the element's EE as a second-level event
+# (escape code, then EE = 0 among the StartTagContent's six second-level productions: 3 bits).
+EMPTY_EE_BITS = 3
 HEADER = 0x80  # distinguishing bits 10, no options, final version 1
 NAMESPACES = ("appHand", "din", "iso2", "iso20", "iso20_ac", "iso20_dc", "iso20_wpt", "iso20_acdp", "xmldsig")
 
@@ -23,7 +26,7 @@ NAMESPACES = ("appHand", "din", "iso2", "iso20", "iso20_ac", "iso20_dc", "iso20_
 class Grammar:
     """One element grammar: decode states as generated, plus per-state encode tables keyed by JSON key."""
 
-    __slots__ = ("enc", "keys", "keyset", "list_keys", "name", "raw", "simple_value", "states")
+    __slots__ = ("empty_ok", "enc", "keys", "keyset", "list_keys", "name", "raw", "simple_value", "states")
 
     def __init__(self, name: str, keys: tuple, list_keys: tuple, simple_value: bool, states: tuple) -> None:
         self.name = name
@@ -32,6 +35,7 @@ class Grammar:
         self.list_keys = frozenset(list_keys)
         self.simple_value = simple_value
         self.raw = states  # as generated; `states` and `enc` are the linked forms
+        self.empty_ok = False  # a simple-typed element whose value may be empty (string or binary)
         self.states = states
         self.enc: tuple = ()
 
@@ -39,6 +43,9 @@ class Grammar:
         """Resolve productions for speed: SE of a simple-typed element becomes one fused SE_SIMPLE step."""
         dec_states: list[tuple] = []
         enc: list[tuple] = []
+        if self.simple_value:
+            (_, _, (tid, _), _, _), = self.raw[0][1]
+            self.empty_ok = ns.empty_ok[tid]
         for s in self.raw:
             if s[0] is None:
                 dec_states.append(s)
@@ -60,10 +67,12 @@ class Grammar:
                         enc_arg = (bits + 2, index, pytype, ns.enc_types[tid])
                     else:
                         kind = SE_SIMPLE
-                        dec_arg, enc_arg = (ns.dec_types[tid], arg[1]), (ns.enc_types[tid], arg[1])
+                        empty = ns.empty_ok[tid]
+                        dec_arg = (ns.dec_types[tid], arg[1], empty)
+                        enc_arg = (ns.enc_types[tid], arg[1], empty)
                 elif kind in (AT, CH):
-                    dec_arg = (ns.dec_types[arg[0]], arg[1])
-                    enc_arg = (ns.enc_types[arg[0]], arg[1])
+                    dec_arg = (ns.dec_types[arg[0]], arg[1], ns.empty_ok[arg[0]])
+                    enc_arg = (ns.enc_types[arg[0]], arg[1], ns.empty_ok[arg[0]])
                 fused.append((kind, key, dec_arg, nxt, mode))
                 if kind == EE:
                     ee = code
@@ -86,6 +95,7 @@ class Namespace:
         self.dec_types = tuple(c[0] for c in compiled)
         self.enc_types = tuple(c[1] for c in compiled)
         self.fixed_types = tuple(fixed_width_table(t) for t in mod.TYPES)
+        self.empty_ok = tuple(allows_empty(t) for t in mod.TYPES)
         self.grammars = tuple(Grammar(*g) for g in mod.GRAMMARS)
         for g in self.grammars:
             g.link(self)
@@ -155,6 +165,12 @@ class Namespace:
             r.p = p
             code = (r.v >> (r.n - p)) & ((1 << width) - 1)
             if code >= len(prods):
+                # the one second-level event we accept: EE of an empty simple value (string or binary)
+                if code == len(prods) and prods[-1][0] == CH and prods[-1][2][2] and r.bits(EMPTY_EE_BITS) == 0:
+                    if g.simple_value:
+                        return ""
+                    out["value"] = ""
+                    return out
                 if code == len(prods):
                     raise ExiDecodeError(
                         f"{g.name}: second-level event (schema deviation) is not supported", r.p)
@@ -176,9 +192,11 @@ class Namespace:
                         raise ExiDecodeError(f"{key}: value index {x >> 1} out of range", p) from None
                 elif kind == SE:
                     v = self._decode_element(r, self.grammars[arg[0]], arg[1])
-                else:
-                    if r.bits(1):
+                elif r.bits(1):  # escape: the only second-level event we accept is EE of an empty value
+                    if r.bits(EMPTY_EE_BITS) or not arg[2]:
                         raise ExiDecodeError(f"{key}: second-level event (schema deviation) is not supported", r.p)
+                    v = ""
+                else:
                     v = arg[0](r, arg[1])
                     if r.bits(1):
                         raise ExiDecodeError(f"{key}: second-level event (schema deviation) is not supported", r.p)
@@ -235,6 +253,9 @@ class Namespace:
         if g.simple_value:
             width, table, _ = g.enc[0]
             code, _, arg, nxt, _ = table["value"]
+            if v == "" and g.empty_ok:
+                w.bits(width + EMPTY_EE_BITS, (code + 1) << EMPTY_EE_BITS)  # escape, then EE
+                return
             w.bits(width, code)
             arg[0](w, v, qid)
             width, _, ee = g.enc[nxt]
@@ -278,6 +299,11 @@ class Namespace:
                         w.acc = (w.acc << (width + arg[0])) | (code << arg[0]) | (raw << 1)
                         n = n + 1 if mode else 1
                     elif kind == SE_SIMPLE:
+                        if item == "" and arg[2]:
+                            w.acc = (w.acc << (width + 1 + EMPTY_EE_BITS)) | (((code << 1) | 1) << EMPTY_EE_BITS)
+                            n = n + 1 if mode else 1
+                            s = states[nxt]
+                            continue
                         w.acc = (w.acc << (width + 1)) | (code << 1)  # the element's event code, then CH (0)
                         arg[0](w, item, arg[1])
                         w.acc <<= 1  # EE (code 0)
@@ -286,6 +312,9 @@ class Namespace:
                         w.acc = (w.acc << width) | code
                         self._encode_element(w, self.grammars[arg[0]], arg[1], item)
                         n = n + 1 if mode else 1
+                    elif kind == CH and item == "" and arg[2]:
+                        w.acc = (w.acc << (width + EMPTY_EE_BITS)) | ((code + 1) << EMPTY_EE_BITS)  # escape, EE
+                        return
                     else:
                         w.acc = (w.acc << width) | code
                         arg[0](w, item, qid if kind == CH else arg[1])

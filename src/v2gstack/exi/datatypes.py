@@ -29,10 +29,16 @@ def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def show_int(v: int) -> str:
+    """An integer for a message; a huge one by its size (str() refuses over 4300 digits)."""
+    return str(v) if v.bit_length() < 256 else f"<{'-' if v < 0 else ''}{v.bit_length()}-bit integer>"
+
+
 def _range_error(v: object, lo: int | None, hi: int | None) -> ExiEncodeError:
     if not _is_int(v):
-        return ExiEncodeError(f"expected an integer, got {type(v).__name__} {v!r}")
-    return ExiEncodeError(f"value {v} is outside the schema range [{lo}, {hi}]")
+        shown = show_int(v) if isinstance(v, int) else repr(v)
+        return ExiEncodeError(f"expected an integer, got {type(v).__name__} {shown}")
+    return ExiEncodeError(f"value {show_int(v)} is outside the schema range [{lo}, {hi}]")  # type: ignore[arg-type]
 
 
 def compile_type(dt: tuple) -> tuple[Decoder, Encoder]:
@@ -78,7 +84,7 @@ def compile_type(dt: tuple) -> tuple[Decoder, Encoder]:
         def dec_int(r: BitReader, qid: int) -> object:
             v = r.uint() if unsigned else r.integer()
             if (lo is not None and v < lo) or (hi is not None and v > hi):
-                raise ExiDecodeError(f"integer {v} out of range [{lo}, {hi}]", r.p)
+                raise ExiDecodeError(f"integer {show_int(v)} out of range [{lo}, {hi}]", r.p)
             return v
 
         def enc_int(w: BitWriter, v: object, qid: int) -> None:
@@ -154,3 +160,8 @@ def fixed_width_table(dt: tuple) -> tuple[int, tuple, dict, type] | None:
     if kind == "bool":
         return 1, (False, True), {False: 0, True: 1}, bool
     return None
+
+
+def allows_empty(dt: tuple) -> bool:
+    """Whether a value of this datatype may be empty (a string or binary without a positive minimum length)."""
+    return dt[0] in ("string", "hex", "b64") and not dt[1] and not dt[2]

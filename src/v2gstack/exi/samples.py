@@ -112,6 +112,8 @@ def random_document(ns_key: str, root: str, rng: random.Random, *, fragment: boo
     ns = namespace(ns_key)
     index = ns.frag_index if fragment else ns.doc_index
     _, gid, _ = index[root]
+    if gid < 0:
+        raise ValueError(f"{root!r} has several declarations in {ns_key!r}: no single grammar to walk")
     return {root: random_element(ns, ns.grammars[gid], rng)}
 
 
