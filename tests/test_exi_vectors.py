@@ -34,14 +34,22 @@ def _generated() -> list[dict]:
 
 
 GENERATED = _generated()
+# the reference codec has no JSON binding for -20 WPT and ACDP, so it cannot make vectors for them
+REFERENCE_NAMESPACES = [ns for ns in exi.NAMESPACES if ns not in ("iso20_wpt", "iso20_acdp")]
 
 
-def test_generated_vectors_cover_every_namespace() -> None:
+def test_generated_vectors_cover_every_namespace_and_message() -> None:
     assert GENERATED, "tests/data/exi-generated.jsonl is missing: run tools/gen_ref_vectors.py"
-    assert {v["ns"] for v in GENERATED} == set(exi.NAMESPACES)
+    assert {v["ns"] for v in GENERATED} == set(REFERENCE_NAMESPACES)
+    # every -2 message type; DIN minus the six whose JSON the reference codec cannot bind (certificate
+    # messages, PaymentDetailsReq, ChargeParameterDiscoveryRes: tools/gen_ref_vectors.py prints why)
+    for ns, least in (("iso2", 34), ("din", 28)):
+        bodies = {next(iter(v["json"]["V2G_Message"]["Body"])) for v in GENERATED
+                  if v["ns"] == ns and not v["fragment"]}
+        assert len(bodies) >= least, (ns, sorted(bodies))
 
 
-@pytest.mark.parametrize("ns", exi.NAMESPACES)
+@pytest.mark.parametrize("ns", REFERENCE_NAMESPACES)
 def test_generated_vectors(ns: str) -> None:
     """Vectors made by the reference stack's codec (EXIficient) from documents of every message type."""
     vectors = [v for v in GENERATED if v["ns"] == ns]
