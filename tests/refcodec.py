@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_PYTHON = ROOT / ".venv-ref" / "bin" / "python"
 SERVER = ROOT / "tools" / "refcodec" / "refserver.py"
 
+
 class RefCodecError(Exception):
     """The reference codec (or its server) refused a request; the message is the server's."""
 
@@ -79,7 +80,8 @@ class RefCodec:
 
     def time(self, ns: str, doc: dict, data: bytes, fragment: bool = False, n: int = 200) -> tuple[float, float]:
         """Median microseconds per encode(doc) and per decode(data) call, as a Josev user pays them
-        (JSON text through py4j into the JVM and back), over `n` calls after `n` warm-up calls."""
+        (JSON text through py4j into the JVM and back), over `n` calls after `n` warm-up calls.
+        A call costs 10-30 ms outside appHand, so n=200 takes several seconds per message."""
         answer = self._call(
             {"op": "time", "ns": ns, "json": doc, "exi": data.hex(), "fragment": fragment, "n": n}
         )

@@ -25,7 +25,9 @@ difference; "check": false returns whatever the jar wrote.
 Timing is what a Josev user pays per message: encode = json.dumps(dict) + the py4j call
 EXICodec.encode(json string, namespace) returning bytes; decode = the py4j call
 EXICodec.decode(bytes, namespace) returning a JSON string + json.loads. N timed calls of each after W
-warm-up calls (default W = N), median per call in microseconds.
+warm-up calls (default W = N), median per call in microseconds. (iso2 / iso20 fragments, which Josev
+never decodes, time the fragment path described below.) Most of the cost is the jar's own: every
+encode and decode call outside appHand builds a new JAXBContext (AbstractEXICodec.setJAXBContext).
 
 What the jar can code:
 - appHand, din, iso2, iso20, iso20_ac, iso20_dc: documents (roots supportedAppProtocolReq/Res,
