@@ -154,16 +154,17 @@ class Namespace:
         out: dict[str, Any] = {}
         value: Any = None
         n = 0
+        stream, end = r.v, r.n  # constant while decoding; only the position r.p moves
         while True:
             if s[0] is None:
                 _, lo, hi, below, middle, at_max = s
                 s = states[below if n < lo else middle if hi is None or n < hi else at_max]
             width, prods = s
             p = r.p + width
-            if p > r.n:
+            if p > end:
                 raise ExiDecodeError("unexpected end of stream", r.p)
             r.p = p
-            code = (r.v >> (r.n - p)) & ((1 << width) - 1)
+            code = (stream >> (end - p)) & ((1 << width) - 1)
             if code >= len(prods):
                 # the one second-level event we accept: EE of an empty simple value (string or binary)
                 if code == len(prods) and prods[-1][0] == CH and prods[-1][2][2] and r.bits(EMPTY_EE_BITS) == 0:
@@ -179,11 +180,11 @@ class Namespace:
             if kind >= SE_SIMPLE or kind == SE:
                 if kind == SE_FIXED:
                     fw = arg[0]
-                    p = r.p + fw
-                    if p > r.n:
+                    p += fw
+                    if p > end:
                         raise ExiDecodeError("unexpected end of stream", r.p)
                     r.p = p
-                    x = (r.v >> (r.n - p)) & ((1 << fw) - 1)
+                    x = (stream >> (end - p)) & ((1 << fw) - 1)
                     if x & 1 or x >> (fw - 1):
                         raise ExiDecodeError(f"{key}: second-level event (schema deviation) is not supported", p)
                     try:
