@@ -16,7 +16,7 @@ CASES = [(ns, root, False) for ns in exi.NAMESPACES for root in message_roots(ns
 CASES += [(ns, root, True) for ns, root in [
     ("xmldsig", "SignedInfo"), ("iso2", "SalesTariff"), ("iso2", "AuthorizationReq"),
     ("iso2", "MeteringReceiptReq"), ("iso2", "ContractSignatureCertChain"),
-    ("iso2", "ContractSignatureEncryptedPrivateKey"), ("iso2", "DHpublickey"),
+    ("iso2", "ContractSignatureEncryptedPrivateKey"), ("iso2", "DHpublickey"), ("iso2", "eMAID"),
     ("iso20", "PnC_AReqAuthorizationMode"), ("iso20", "SignedInstallationData"),
     ("iso20", "MeteringConfirmationReq"), ("iso20", "CertificateInstallationReq"),
 ]]

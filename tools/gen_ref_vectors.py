@@ -50,6 +50,12 @@ def body_messages(ns: str) -> list[str]:
     return sorted(n for n in names if n != "BodyElement")
 
 
+def emaid(rng: random.Random) -> str:
+    """An eMAID such as DE8AA001234567 (country, provider, instance, optional check digit)."""
+    chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return rng.choice(["DE", "NL", "FR", "UK"]) + "".join(rng.choice(chars) for _ in range(rng.randint(12, 13)))
+
+
 def sales_tariff(rng: random.Random) -> dict:
     """A -2 SalesTariff the reference's hand-written reader can take (RelativeTimeInterval, no ConsumptionCost)."""
     entries = []
@@ -118,10 +124,10 @@ def main() -> int:
             for _ in range(per_root * 8):  # the reference refuses some shapes (see refserver.py): try more
                 if got >= per_root:
                     break
-                if root == "eMAID" and fragment:
-                    break  # several declarations: the relaxed fragment grammar is not implemented yet
                 if ns == "xmldsig":
                     doc = signed_info(rng)
+                elif root == "eMAID" and fragment:
+                    doc = {"eMAID": {"Id": f"id{rng.randint(1, 9)}", "value": emaid(rng)}}
                 elif root == "SalesTariff":
                     doc = sales_tariff(rng)
                 elif root.startswith("V2G_Message/"):

@@ -73,6 +73,12 @@ class Grammar:
                 elif kind in (AT, CH):
                     dec_arg = (ns.dec_types[arg[0]], arg[1], ns.empty_ok[arg[0]])
                     enc_arg = (ns.enc_types[arg[0]], arg[1], ns.empty_ok[arg[0]])
+                elif kind == CH_UNTYPED and arg is not None:
+                    # untyped character data of a relaxed fragment grammar: a string under "value"; an empty
+                    # value has no CH at all (EE is a first-level production there), hence the None flag
+                    kind = CH
+                    dec_arg = (ns.dec_types[arg[0]], arg[1], None)
+                    enc_arg = (ns.enc_types[arg[0]], arg[1], None)
                 fused.append((kind, key, dec_arg, nxt, mode))
                 if kind == EE:
                     ee = code
@@ -220,7 +226,7 @@ class Namespace:
             elif kind == EE:
                 return value if g.simple_value else out
             else:
-                raise ExiDecodeError(f"{g.name}: wildcard or mixed content is not supported", r.p)
+                raise ExiDecodeError(f"{g.name}: wildcard, mixed or relaxed child content is not supported", r.p)
             s = states[nxt]
 
     # ------------------------------------------------------------------ encoding
@@ -313,6 +319,8 @@ class Namespace:
                         w.acc = (w.acc << width) | code
                         self._encode_element(w, self.grammars[arg[0]], arg[1], item)
                         n = n + 1 if mode else 1
+                    elif kind == CH and item == "" and arg[2] is None:
+                        continue
                     elif kind == CH and item == "" and arg[2]:
                         w.acc = (w.acc << (width + EMPTY_EE_BITS)) | ((code + 1) << EMPTY_EE_BITS)  # escape, EE
                         return

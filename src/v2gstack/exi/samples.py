@@ -12,8 +12,9 @@ import random
 import string
 from typing import Any
 
-from .codec import AT, CH, EE, SE, Grammar, Namespace, namespace
+from .codec import AT, CH, CH_UNTYPED, EE, SE, Grammar, Namespace, namespace
 
+CH_UNTYPED_TEXT = -1  # local marker: untyped character data the JSON view can carry
 _ALPHABET = string.ascii_letters + string.digits + "-_.:/#"
 
 
@@ -76,9 +77,11 @@ def random_element(ns: Namespace, g: Grammar, rng: random.Random, depth: int = 0
         prods = s[1]
         choices = []
         for kind, key, arg, nxt, mode in prods:
+            if kind == CH_UNTYPED and arg is not None:
+                kind = CH_UNTYPED_TEXT  # a relaxed fragment grammar's character data: a string
             if kind == EE:
                 choices.append((kind, key, arg, nxt, mode))
-            elif kind in (AT, SE, CH):
+            elif kind in (AT, SE, CH, CH_UNTYPED_TEXT):
                 idx = order[key]
                 repeat = key in g.list_keys and idx == last_key
                 if idx > last_key or repeat:
@@ -103,7 +106,10 @@ def random_element(ns: Namespace, g: Grammar, rng: random.Random, depth: int = 0
                 out[key] = value
             n = n + 1 if mode else 1
         else:
-            out[key] = random_value(ns, arg[0], rng)
+            value = random_value(ns, arg[0], rng)
+            if kind == CH_UNTYPED_TEXT and not value:
+                value = "x"  # an empty untyped value has no CH event at all, so it would not come back as ""
+            out[key] = value
         s = states[nxt]
 
 

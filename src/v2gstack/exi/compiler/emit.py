@@ -16,6 +16,7 @@ from .grammar import (
     bits_for,
     document_elements,
     fragment_elements,
+    relaxed_fragment_grammar,
 )
 from .xsd import QName, SchemaError, SchemaSet, SimpleType
 
@@ -53,6 +54,20 @@ def datatype(st: SimpleType) -> tuple:
     return ("string", st.length, st.min_length, st.max_length)
 
 
+def _tuple_literal(items: list[tuple]) -> str:
+    """A tuple literal with runs of identical items written as `*((item,) * n)` (relaxed grammars repeat one
+    placeholder production hundreds of times)."""
+    parts: list[str] = []
+    i = 0
+    while i < len(items):
+        j = i
+        while j < len(items) and items[j] == items[i]:
+            j += 1
+        parts.append(f"*(({items[i]!r},) * {j - i})" if j - i > 3 else ", ".join(repr(x) for x in items[i:j]))
+        i = j
+    return f"({', '.join(parts)},)"
+
+
 class _Tables:
     def __init__(self) -> None:
         self.qnames: list[QName] = []
@@ -81,8 +96,13 @@ def generate(ns: str, schema_root: Path) -> str:
     tables = _Tables()
     docs = [(d.qname[1], builder.grammar_id(d.type), tables.qid(d.qname)) for d in document_elements(schema)]
     frags = []
-    for qname, decl in fragment_elements(schema):
-        gid = builder.grammar_id(decl.type) if decl is not None else -1
+    frag_list = fragment_elements(schema)
+    for qname, decl in frag_list:
+        if decl is not None:
+            gid = builder.grammar_id(decl.type)
+        else:
+            gid = len(builder.grammars)
+            builder.grammars.append(relaxed_fragment_grammar(schema, qname, len(frag_list)))
         frags.append((qname[1], gid, tables.qid(qname)))
     grammar_rows: list[str] = []
     i = 0
@@ -103,11 +123,11 @@ def generate(ns: str, schema_root: Path) -> str:
                 elif p.kind == CH:
                     arg = (tables.tid(p.simple), -1)  # type: ignore[arg-type]
                 elif p.kind == CH_UNTYPED:
-                    arg = None
+                    arg = (tables.tid(p.simple), -1) if p.simple is not None else None  # typed as string: relaxed
                 else:
                     arg = None
                 prods.append((p.kind, p.key, arg, p.next, p.mode))
-            rows.append(repr((bits_for(len(prods) + 1), tuple(prods))))
+            rows.append(f"({bits_for(len(prods) + 1)}, {_tuple_literal(prods)})")
         states = ",\n        ".join(rows)
         grammar_rows.append(
             f"    # {i}: {g.name}\n    ({g.name!r}, {tuple(g.keys)!r}, {tuple(sorted(g.list_keys))!r}, "

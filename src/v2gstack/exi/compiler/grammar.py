@@ -317,3 +317,50 @@ def fragment_elements(schema: SchemaSet) -> list[tuple[QName, ElementDecl | None
         same = all(d.type is decls[0].type and d.nillable == decls[0].nillable for d in decls)
         out.append((qname, decls[0] if same else None))
     return out
+
+
+def _relaxed_key(q: QName, attrs: list[QName], own: set[QName]) -> str:
+    """JSON key of an attribute in a relaxed grammar: its local name for the element's own attribute (or, if the
+    element has none of that name, the first in sort order); Clark notation `{uri}name` for the other namesakes."""
+    namesakes = [x for x in attrs if x[1] == q[1]]
+    preferred = next((x for x in namesakes if x in own), namesakes[0])
+    return q[1] if q == preferred else f"{{{q[0]}}}{q[1]}"
+
+
+def relaxed_fragment_grammar(schema: SchemaSet, qname: QName, fragment_count: int) -> TypeGrammar:
+    """EXI 1.0 section 8.5.3: the element fragment grammar of a qname declared with several types.
+
+    ElementFragment_0: AT(A_i) for every attribute qname of the schema set (sorted), AT(*), SE(F_j) for every
+    fragment element, SE(*), EE, CH [untyped]; after content, ElementFragment_2 without the attributes. An attribute
+    keeps its schema type when all its declarations agree, else it is untyped (a string). Child elements and
+    wildcards are counted for the event codes but not representable in the JSON view.
+    """
+    decls = [d for d in schema.all_element_decls() if d.qname == qname]
+    own_attrs = {a.qname for d in decls if isinstance(d.type, ComplexType) for a in d.type.attributes}
+    uses: dict[QName, list[SimpleType]] = {}
+    types = [d.type for d in schema.all_element_decls()] + list(schema.complex_types.values())
+    seen: set[int] = set()
+    for t in types:
+        if isinstance(t, ComplexType) and id(t) not in seen:
+            seen.add(id(t))
+            for a in t.attributes:
+                uses.setdefault(a.qname, []).append(a.type)
+    string = SimpleType(None, "string")
+    from .emit import datatype  # datatype equality decides "typed"; emit owns the mapping
+
+    attrs = sorted(uses, key=lambda q: (q[1], q[0]))
+    g = TypeGrammar(name=f"{qname[1]} (relaxed fragment grammar)")
+    at_prods: list[Prod] = []
+    for q in attrs:
+        kinds = {datatype(st) for st in uses[q]}
+        st = uses[q][0] if len(kinds) == 1 else string
+        key = _relaxed_key(q, attrs, own_attrs)
+        at_prods.append(Prod(AT, key, decl=AttributeUse(q, st, False), simple=st, next=0))
+        if key not in g.keys:
+            g.keys.append(key)
+    content = [Prod(SE_ANY, next=1) for _ in range(fragment_count)] + [Prod(SE_ANY, next=1), Prod(EE),
+                                                                       Prod(CH_UNTYPED, "value", simple=string, next=1)]
+    g.keys.append("value")
+    g.states = [State([*at_prods, Prod(SE_ANY, next=0), *content]), State([Prod(p.kind, p.key, p.decl, p.simple,
+                                                                                p.next) for p in content])]
+    return g

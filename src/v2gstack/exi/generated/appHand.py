@@ -17,14 +17,14 @@ GRAMMARS = (
     # 0: anonymous
     ('anonymous', ('AppProtocol',), ('AppProtocol',), False, (
         (1, ((1, 'AppProtocol', (2, 2), 3, 0),)),
-        (2, ((1, 'AppProtocol', (2, 2), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'AppProtocol', (2, 2), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 20, None, 1, 2),
     )),
     # 1: anonymous
     ('anonymous', ('ResponseCode', 'SchemaID'), (), False, (
         (1, ((1, 'ResponseCode', (5, 5), 1, 0),)),
-        (2, ((1, 'SchemaID', (6, 6), 2, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'SchemaID', (6, 6), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 2: AppProtocolType

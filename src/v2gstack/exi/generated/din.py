@@ -15,6 +15,7 @@ TYPES = (
     ('string', None, None, 24),
     ('b64', None, None, 128),
     ('b64', None, None, 256),
+    ('enum', ('bool', 'byte', 'short', 'int', 'physicalValue', 'string')),
     ('nbit', 8, 0, 255),
     ('hex', None, None, 8),
     ('enum', ('NO_ERROR', 'FAILED_RESSTemperatureInhibit', 'FAILED_EVShiftPosition', 'FAILED_ChargerConnectorLockFault', 'FAILED_EVRESSMalfunction', 'FAILED_ChargingCurrentdifferential', 'FAILED_ChargingVoltageOutOfRange', 'Reserved_A', 'Reserved_B', 'Reserved_C', 'FAILED_ChargingSystemIncompatibility', 'NoData')),
@@ -30,7 +31,6 @@ TYPES = (
     ('int', None, None),
     ('string', None, None, 32),
     ('nbit', 3, -3, 3),
-    ('enum', ('bool', 'byte', 'short', 'int', 'physicalValue', 'string')),
     ('enum', ('Contract', 'ExternalPayment')),
     ('enum', ('OK', 'OK_NewSessionEstablished', 'OK_OldSessionJoined', 'OK_CertificateExpiresSoon', 'FAILED', 'FAILED_SequenceError', 'FAILED_ServiceIDInvalid', 'FAILED_UnknownSession', 'FAILED_ServiceSelectionInvalid', 'FAILED_PaymentSelectionInvalid', 'FAILED_CertificateExpired', 'FAILED_SignatureError', 'FAILED_NoCertificateAvailable', 'FAILED_CertChainError', 'FAILED_ChallengeInvalid', 'FAILED_ContractCanceled', 'FAILED_WrongChargeParameter', 'FAILED_PowerDeliveryNotApplied', 'FAILED_TariffSelectionInvalid', 'FAILED_ChargingProfileInvalid', 'FAILED_EVSEPresentVoltageToLow', 'FAILED_MeteringSignatureNotValid', 'FAILED_WrongEnergyTransferType')),
     ('string', None, None, 40),
@@ -44,31 +44,31 @@ TYPES = (
     ('int', -2147483648, 2147483647),
 )
 DOCUMENT = (7, (('AC_EVChargeParameter', 0, 0), ('AC_EVSEChargeParameter', 1, 1), ('AC_EVSEStatus', 2, 2), ('BodyElement', 3, 3), ('CableCheckReq', 4, 4), ('CableCheckRes', 5, 5), ('CanonicalizationMethod', 6, 6), ('CertificateInstallationReq', 7, 7), ('CertificateInstallationRes', 8, 8), ('CertificateUpdateReq', 9, 9), ('CertificateUpdateRes', 10, 10), ('ChargeParameterDiscoveryReq', 11, 11), ('ChargeParameterDiscoveryRes', 12, 12), ('ChargingStatusReq', 13, 13), ('ChargingStatusRes', 14, 14), ('ContractAuthenticationReq', 15, 15), ('ContractAuthenticationRes', 16, 16), ('CurrentDemandReq', 17, 17), ('CurrentDemandRes', 18, 18), ('DC_EVChargeParameter', 19, 19), ('DC_EVPowerDeliveryParameter', 20, 20), ('DC_EVSEChargeParameter', 21, 21), ('DC_EVSEStatus', 22, 22), ('DC_EVStatus', 23, 23), ('DSAKeyValue', 24, 24), ('DigestMethod', 25, 25), ('DigestValue', 26, 26), ('EVChargeParameter', 27, 27), ('EVPowerDeliveryParameter', 28, 28), ('EVSEChargeParameter', 29, 29), ('EVSEStatus', 30, 30), ('EVStatus', 31, 31), ('Entry', 32, 32), ('KeyInfo', 33, 33), ('KeyName', 34, 34), ('KeyValue', 35, 35), ('Manifest', 36, 36), ('MeteringReceiptReq', 37, 37), ('MeteringReceiptRes', 38, 38), ('MgmtData', 39, 39), ('Object', 40, 40), ('PGPData', 41, 41), ('PMaxScheduleEntry', 42, 42), ('PaymentDetailsReq', 43, 43), ('PaymentDetailsRes', 44, 44), ('PowerDeliveryReq', 45, 45), ('PowerDeliveryRes', 46, 46), ('PreChargeReq', 47, 47), ('PreChargeRes', 48, 48), ('RSAKeyValue', 49, 49), ('Reference', 50, 50), ('RelativeTimeInterval', 51, 51), ('RetrievalMethod', 52, 52), ('SAScheduleList', 53, 53), ('SASchedules', 54, 54), ('SPKIData', 55, 55), ('SalesTariffEntry', 56, 56), ('ServiceCharge', 57, 57), ('ServiceDetailReq', 58, 58), ('ServiceDetailRes', 59, 59), ('ServiceDiscoveryReq', 60, 60), ('ServiceDiscoveryRes', 61, 61), ('ServicePaymentSelectionReq', 62, 62), ('ServicePaymentSelectionRes', 63, 63), ('SessionSetupReq', 64, 64), ('SessionSetupRes', 65, 65), ('SessionStopReq', 66, 66), ('SessionStopRes', 67, 67), ('Signature', 68, 68), ('SignatureMethod', 69, 69), ('SignatureProperties', 70, 70), ('SignatureProperty', 71, 71), ('SignatureValue', 72, 72), ('SignedInfo', 73, 73), ('TimeInterval', 74, 74), ('Transform', 75, 75), ('Transforms', 76, 76), ('V2G_Message', 77, 77), ('WeldingDetectionReq', 78, 78), ('WeldingDetectionRes', 79, 79), ('X509Data', 80, 80)))
-FRAGMENT = (8, (('AC_EVChargeParameter', 0, 0), ('AC_EVSEChargeParameter', 1, 1), ('AC_EVSEStatus', 2, 81), ('AC_EVSEStatus', 2, 2), ('Body', 81, 82), ('BodyElement', 3, 3), ('BulkChargingComplete', 82, 83), ('BulkChargingComplete', 83, 84), ('BulkSOC', 84, 85), ('CableCheckReq', 4, 4), ('CableCheckRes', 5, 5), ('CanonicalizationMethod', 6, 6), ('Certificate', 85, 86), ('CertificateInstallationReq', 7, 7), ('CertificateInstallationRes', 8, 8), ('CertificateUpdateReq', 9, 9), ('CertificateUpdateRes', 10, 10), ('ChargeParameterDiscoveryReq', 11, 11), ('ChargeParameterDiscoveryRes', 12, 12), ('ChargeService', 57, 87), ('ChargingComplete', 86, 88), ('ChargingComplete', 87, 89), ('ChargingProfile', 88, 90), ('ChargingProfileEntryMaxPower', 89, 91), ('ChargingProfileEntryStart', 90, 92), ('ChargingStatusReq', 13, 13), ('ChargingStatusRes', 14, 14), ('ConsumptionCost', 91, 93), ('ContractAuthenticationReq', 15, 15), ('ContractAuthenticationRes', 16, 16), ('ContractID', 92, 94), ('ContractSignatureCertChain', 93, 95), ('ContractSignatureEncryptedPrivateKey', 94, 96), ('Cost', 95, 97), ('CurrentDemandReq', 17, 17), ('CurrentDemandRes', 18, 18), ('DC_EVChargeParameter', 19, 19), ('DC_EVPowerDeliveryParameter', 20, 20), ('DC_EVSEChargeParameter', 21, 21), ('DC_EVSEStatus', 22, 98), ('DC_EVSEStatus', 22, 22), ('DC_EVStatus', 23, 99), ('DC_EVStatus', 23, 23), ('DHParams', 96, 100), ('DSAKeyValue', 24, 24), ('DateTimeNow', -1, 101), ('DepartureTime', 97, 102), ('DigestMethod', 25, 25), ('DigestValue', 26, 26), ('EAmount', 98, 103), ('EPriceLevel', 99, 104), ('EVCCID', 100, 105), ('EVCabinConditioning', 101, 106), ('EVChargeParameter', 27, 27), ('EVEnergyCapacity', 98, 107), ('EVEnergyRequest', 98, 108), ('EVErrorCode', 102, 109), ('EVMaxCurrent', 98, 110), ('EVMaxVoltage', 98, 111), ('EVMaximumCurrentLimit', 98, 112), ('EVMaximumCurrentLimit', 98, 113), ('EVMaximumPowerLimit', 98, 114), ('EVMaximumPowerLimit', 98, 115), ('EVMaximumVoltageLimit', 98, 116), ('EVMaximumVoltageLimit', 98, 117), ('EVMinCurrent', 98, 118), ('EVPowerDeliveryParameter', 28, 28), ('EVRESSConditioning', 103, 119), ('EVRESSSOC', 84, 120), ('EVReady', 104, 121), ('EVRequestedEnergyTransferType', 105, 122), ('EVSEChargeParameter', 29, 29), ('EVSECurrentLimitAchieved', 106, 123), ('EVSECurrentRegulationTolerance', 98, 124), ('EVSEEnergyToBeDelivered', 98, 125), ('EVSEID', 107, 126), ('EVSEIsolationStatus', 108, 127), ('EVSEMaxCurrent', 98, 128), ('EVSEMaxCurrent', 98, 129), ('EVSEMaxVoltage', 98, 130), ('EVSEMaximumCurrentLimit', 98, 131), ('EVSEMaximumCurrentLimit', 98, 132), ('EVSEMaximumPowerLimit', 98, 133), ('EVSEMaximumPowerLimit', 98, 134), ('EVSEMaximumVoltageLimit', 98, 135), ('EVSEMaximumVoltageLimit', 98, 136), ('EVSEMinCurrent', 98, 137), ('EVSEMinimumCurrentLimit', 98, 138), ('EVSEMinimumVoltageLimit', 98, 139), ('EVSENotification', 109, 140), ('EVSEPeakCurrentRipple', 98, 141), ('EVSEPowerLimitAchieved', 110, 142), ('EVSEPresentCurrent', 98, 143), ('EVSEPresentVoltage', 98, 144), ('EVSEProcessing', 111, 145), ('EVSEStatus', 30, 30), ('EVSEStatusCode', 112, 146), ('EVSEVoltageLimitAchieved', 113, 147), ('EVStatus', 31, 31), ('EVTargetCurrent', 98, 148), ('EVTargetVoltage', 98, 149), ('EnergyTransferType', 114, 150), ('Entry', 32, 32), ('Exponent', 115, 151), ('FaultCode', 116, 152), ('FaultMsg', 117, 153), ('FreeService', 118, 154), ('FullSOC', 84, 155), ('G', 115, 156), ('GenChallenge', 119, 157), ('HMACOutputLength', 120, 158), ('Header', 121, 159), ('J', 115, 160), ('KeyInfo', 33, 33), ('KeyName', 34, 34), ('KeyValue', 35, 35), ('ListOfRootCertificateIDs', 122, 161), ('Manifest', 36, 36), ('MeterID', 123, 162), ('MeterInfo', 124, 163), ('MeterReading', 98, 164), ('MeterStatus', 125, 165), ('MeteringReceiptReq', 37, 37), ('MeteringReceiptRes', 38, 38), ('MgmtData', 39, 39), ('Modulus', 115, 166), ('Multiplier', 126, 167), ('Notification', 127, 168), ('NotificationMaxDelay', -1, 169), ('NumEPriceLevels', 128, 170), ('OEMProvisioningCert', 85, 171), ('Object', 40, 40), ('P', 115, 172), ('PGPData', 41, 41), ('PGPKeyID', 129, 173), ('PGPKeyPacket', -1, 174), ('PMax', 89, 175), ('PMaxSchedule', 130, 176), ('PMaxScheduleEntry', 42, 42), ('PMaxScheduleID', 131, 177), ('Parameter', 132, 178), ('ParameterSet', 133, 179), ('ParameterSetID', -1, 180), ('PaymentDetailsReq', 43, 43), ('PaymentDetailsRes', 44, 44), ('PaymentOption', 134, 181), ('PaymentOptions', 135, 182), ('PgenCounter', 115, 183), ('PowerDeliveryReq', 45, 45), ('PowerDeliveryRes', 46, 46), ('PowerSwitchClosed', 136, 184), ('PreChargeReq', 47, 47), ('PreChargeRes', 48, 48), ('ProfileEntry', 137, 185), ('Q', 115, 186), ('RCD', 138, 187), ('RSAKeyValue', 49, 49), ('ReadyToChargeState', 139, 188), ('ReceiptRequired', 140, 189), ('Reference', 50, 50), ('RelativeTimeInterval', 51, 51), ('RemainingTimeToBulkSoC', 98, 190), ('RemainingTimeToFullSoC', 98, 191), ('ResponseCode', 141, 192), ('RetrievalMethod', 52, 52), ('RetryCounter', 142, 193), ('RootCertificateID', 143, 194), ('SAScheduleList', 53, 53), ('SAScheduleTuple', 144, 195), ('SAScheduleTupleID', 131, 196), ('SAScheduleTupleID', 131, 197), ('SASchedules', 54, 54), ('SPKIData', 55, 55), ('SPKISexp', 145, 198), ('SalesTariff', 146, 199), ('SalesTariffDescription', 147, 200), ('SalesTariffEntry', 56, 56), ('SalesTariffID', 131, 201), ('Seed', 115, 202), ('SelectedPaymentOption', 134, 203), ('SelectedService', 148, 204), ('SelectedServiceList', 149, 205), ('Service', 150, 206), ('ServiceCategory', 151, 207), ('ServiceCategory', 151, 208), ('ServiceCharge', 57, 57), ('ServiceDetailReq', 58, 58), ('ServiceDetailRes', 59, 59), ('ServiceDiscoveryReq', 60, 60), ('ServiceDiscoveryRes', 61, 61), ('ServiceID', 152, 209), ('ServiceID', 152, 210), ('ServiceList', 153, 211), ('ServiceName', 154, 212), ('ServiceParameterList', 155, 213), ('ServicePaymentSelectionReq', 62, 62), ('ServicePaymentSelectionRes', 63, 63), ('ServiceScope', 156, 214), ('ServiceScope', 156, 215), ('ServiceTag', 157, 216), ('SessionID', 158, 217), ('SessionID', 158, 218), ('SessionSetupReq', 64, 64), ('SessionSetupRes', 65, 65), ('SessionStopReq', 66, 66), ('SessionStopRes', 67, 67), ('SigMeterReading', 159, 219), ('Signature', 68, 68), ('SignatureMethod', 69, 69), ('SignatureProperties', 70, 70), ('SignatureProperty', 71, 71), ('SignatureValue', 72, 72), ('SignedInfo', 73, 73), ('SubCertificates', 160, 220), ('TMeter', 161, 221), ('TimeInterval', 74, 74), ('Transform', 75, 75), ('Transforms', 76, 76), ('Unit', 162, 222), ('V2G_Message', 77, 77), ('Value', 163, 223), ('WeldingDetectionReq', 78, 78), ('WeldingDetectionRes', 79, 79), ('X509CRL', 164, 224), ('X509Certificate', 165, 225), ('X509Data', 80, 80), ('X509IssuerName', 166, 226), ('X509IssuerSerial', 167, 227), ('X509SKI', 168, 228), ('X509SerialNumber', 169, 229), ('X509SubjectName', 170, 230), ('XPath', 171, 231), ('Y', 115, 232), ('amount', 172, 233), ('amountMultiplier', 126, 234), ('boolValue', 173, 235), ('byteValue', 174, 236), ('costKind', 175, 237), ('duration', 176, 238), ('intValue', 177, 239), ('physicalValue', 98, 240), ('shortValue', 178, 241), ('start', 179, 242), ('startValue', 180, 243), ('stringValue', 181, 244)))
+FRAGMENT = (8, (('AC_EVChargeParameter', 0, 0), ('AC_EVSEChargeParameter', 1, 1), ('AC_EVSEStatus', 2, 81), ('AC_EVSEStatus', 2, 2), ('Body', 81, 82), ('BodyElement', 3, 3), ('BulkChargingComplete', 82, 83), ('BulkChargingComplete', 83, 84), ('BulkSOC', 84, 85), ('CableCheckReq', 4, 4), ('CableCheckRes', 5, 5), ('CanonicalizationMethod', 6, 6), ('Certificate', 85, 86), ('CertificateInstallationReq', 7, 7), ('CertificateInstallationRes', 8, 8), ('CertificateUpdateReq', 9, 9), ('CertificateUpdateRes', 10, 10), ('ChargeParameterDiscoveryReq', 11, 11), ('ChargeParameterDiscoveryRes', 12, 12), ('ChargeService', 57, 87), ('ChargingComplete', 86, 88), ('ChargingComplete', 87, 89), ('ChargingProfile', 88, 90), ('ChargingProfileEntryMaxPower', 89, 91), ('ChargingProfileEntryStart', 90, 92), ('ChargingStatusReq', 13, 13), ('ChargingStatusRes', 14, 14), ('ConsumptionCost', 91, 93), ('ContractAuthenticationReq', 15, 15), ('ContractAuthenticationRes', 16, 16), ('ContractID', 92, 94), ('ContractSignatureCertChain', 93, 95), ('ContractSignatureEncryptedPrivateKey', 94, 96), ('Cost', 95, 97), ('CurrentDemandReq', 17, 17), ('CurrentDemandRes', 18, 18), ('DC_EVChargeParameter', 19, 19), ('DC_EVPowerDeliveryParameter', 20, 20), ('DC_EVSEChargeParameter', 21, 21), ('DC_EVSEStatus', 22, 98), ('DC_EVSEStatus', 22, 22), ('DC_EVStatus', 23, 99), ('DC_EVStatus', 23, 23), ('DHParams', 96, 100), ('DSAKeyValue', 24, 24), ('DateTimeNow', 97, 101), ('DepartureTime', 98, 102), ('DigestMethod', 25, 25), ('DigestValue', 26, 26), ('EAmount', 99, 103), ('EPriceLevel', 100, 104), ('EVCCID', 101, 105), ('EVCabinConditioning', 102, 106), ('EVChargeParameter', 27, 27), ('EVEnergyCapacity', 99, 107), ('EVEnergyRequest', 99, 108), ('EVErrorCode', 103, 109), ('EVMaxCurrent', 99, 110), ('EVMaxVoltage', 99, 111), ('EVMaximumCurrentLimit', 99, 112), ('EVMaximumCurrentLimit', 99, 113), ('EVMaximumPowerLimit', 99, 114), ('EVMaximumPowerLimit', 99, 115), ('EVMaximumVoltageLimit', 99, 116), ('EVMaximumVoltageLimit', 99, 117), ('EVMinCurrent', 99, 118), ('EVPowerDeliveryParameter', 28, 28), ('EVRESSConditioning', 104, 119), ('EVRESSSOC', 84, 120), ('EVReady', 105, 121), ('EVRequestedEnergyTransferType', 106, 122), ('EVSEChargeParameter', 29, 29), ('EVSECurrentLimitAchieved', 107, 123), ('EVSECurrentRegulationTolerance', 99, 124), ('EVSEEnergyToBeDelivered', 99, 125), ('EVSEID', 108, 126), ('EVSEIsolationStatus', 109, 127), ('EVSEMaxCurrent', 99, 128), ('EVSEMaxCurrent', 99, 129), ('EVSEMaxVoltage', 99, 130), ('EVSEMaximumCurrentLimit', 99, 131), ('EVSEMaximumCurrentLimit', 99, 132), ('EVSEMaximumPowerLimit', 99, 133), ('EVSEMaximumPowerLimit', 99, 134), ('EVSEMaximumVoltageLimit', 99, 135), ('EVSEMaximumVoltageLimit', 99, 136), ('EVSEMinCurrent', 99, 137), ('EVSEMinimumCurrentLimit', 99, 138), ('EVSEMinimumVoltageLimit', 99, 139), ('EVSENotification', 110, 140), ('EVSEPeakCurrentRipple', 99, 141), ('EVSEPowerLimitAchieved', 111, 142), ('EVSEPresentCurrent', 99, 143), ('EVSEPresentVoltage', 99, 144), ('EVSEProcessing', 112, 145), ('EVSEStatus', 30, 30), ('EVSEStatusCode', 113, 146), ('EVSEVoltageLimitAchieved', 114, 147), ('EVStatus', 31, 31), ('EVTargetCurrent', 99, 148), ('EVTargetVoltage', 99, 149), ('EnergyTransferType', 115, 150), ('Entry', 32, 32), ('Exponent', 116, 151), ('FaultCode', 117, 152), ('FaultMsg', 118, 153), ('FreeService', 119, 154), ('FullSOC', 84, 155), ('G', 116, 156), ('GenChallenge', 120, 157), ('HMACOutputLength', 121, 158), ('Header', 122, 159), ('J', 116, 160), ('KeyInfo', 33, 33), ('KeyName', 34, 34), ('KeyValue', 35, 35), ('ListOfRootCertificateIDs', 123, 161), ('Manifest', 36, 36), ('MeterID', 124, 162), ('MeterInfo', 125, 163), ('MeterReading', 99, 164), ('MeterStatus', 126, 165), ('MeteringReceiptReq', 37, 37), ('MeteringReceiptRes', 38, 38), ('MgmtData', 39, 39), ('Modulus', 116, 166), ('Multiplier', 127, 167), ('Notification', 128, 168), ('NotificationMaxDelay', 129, 169), ('NumEPriceLevels', 130, 170), ('OEMProvisioningCert', 85, 171), ('Object', 40, 40), ('P', 116, 172), ('PGPData', 41, 41), ('PGPKeyID', 131, 173), ('PGPKeyPacket', 132, 174), ('PMax', 89, 175), ('PMaxSchedule', 133, 176), ('PMaxScheduleEntry', 42, 42), ('PMaxScheduleID', 134, 177), ('Parameter', 135, 178), ('ParameterSet', 136, 179), ('ParameterSetID', 137, 180), ('PaymentDetailsReq', 43, 43), ('PaymentDetailsRes', 44, 44), ('PaymentOption', 138, 181), ('PaymentOptions', 139, 182), ('PgenCounter', 116, 183), ('PowerDeliveryReq', 45, 45), ('PowerDeliveryRes', 46, 46), ('PowerSwitchClosed', 140, 184), ('PreChargeReq', 47, 47), ('PreChargeRes', 48, 48), ('ProfileEntry', 141, 185), ('Q', 116, 186), ('RCD', 142, 187), ('RSAKeyValue', 49, 49), ('ReadyToChargeState', 143, 188), ('ReceiptRequired', 144, 189), ('Reference', 50, 50), ('RelativeTimeInterval', 51, 51), ('RemainingTimeToBulkSoC', 99, 190), ('RemainingTimeToFullSoC', 99, 191), ('ResponseCode', 145, 192), ('RetrievalMethod', 52, 52), ('RetryCounter', 146, 193), ('RootCertificateID', 147, 194), ('SAScheduleList', 53, 53), ('SAScheduleTuple', 148, 195), ('SAScheduleTupleID', 134, 196), ('SAScheduleTupleID', 134, 197), ('SASchedules', 54, 54), ('SPKIData', 55, 55), ('SPKISexp', 149, 198), ('SalesTariff', 150, 199), ('SalesTariffDescription', 151, 200), ('SalesTariffEntry', 56, 56), ('SalesTariffID', 134, 201), ('Seed', 116, 202), ('SelectedPaymentOption', 138, 203), ('SelectedService', 152, 204), ('SelectedServiceList', 153, 205), ('Service', 154, 206), ('ServiceCategory', 155, 207), ('ServiceCategory', 155, 208), ('ServiceCharge', 57, 57), ('ServiceDetailReq', 58, 58), ('ServiceDetailRes', 59, 59), ('ServiceDiscoveryReq', 60, 60), ('ServiceDiscoveryRes', 61, 61), ('ServiceID', 156, 209), ('ServiceID', 156, 210), ('ServiceList', 157, 211), ('ServiceName', 158, 212), ('ServiceParameterList', 159, 213), ('ServicePaymentSelectionReq', 62, 62), ('ServicePaymentSelectionRes', 63, 63), ('ServiceScope', 160, 214), ('ServiceScope', 160, 215), ('ServiceTag', 161, 216), ('SessionID', 162, 217), ('SessionID', 162, 218), ('SessionSetupReq', 64, 64), ('SessionSetupRes', 65, 65), ('SessionStopReq', 66, 66), ('SessionStopRes', 67, 67), ('SigMeterReading', 163, 219), ('Signature', 68, 68), ('SignatureMethod', 69, 69), ('SignatureProperties', 70, 70), ('SignatureProperty', 71, 71), ('SignatureValue', 72, 72), ('SignedInfo', 73, 73), ('SubCertificates', 164, 220), ('TMeter', 165, 221), ('TimeInterval', 74, 74), ('Transform', 75, 75), ('Transforms', 76, 76), ('Unit', 166, 222), ('V2G_Message', 77, 77), ('Value', 167, 223), ('WeldingDetectionReq', 78, 78), ('WeldingDetectionRes', 79, 79), ('X509CRL', 168, 224), ('X509Certificate', 169, 225), ('X509Data', 80, 80), ('X509IssuerName', 170, 226), ('X509IssuerSerial', 171, 227), ('X509SKI', 172, 228), ('X509SerialNumber', 173, 229), ('X509SubjectName', 174, 230), ('XPath', 175, 231), ('Y', 116, 232), ('amount', 176, 233), ('amountMultiplier', 127, 234), ('boolValue', 177, 235), ('byteValue', 178, 236), ('costKind', 179, 237), ('duration', 180, 238), ('intValue', 181, 239), ('physicalValue', 99, 240), ('shortValue', 182, 241), ('start', 183, 242), ('startValue', 184, 243), ('stringValue', 185, 244)))
 GRAMMARS = (
     # 0: AC_EVChargeParameterType
     ('AC_EVChargeParameterType', ('DepartureTime', 'EAmount', 'EVMaxVoltage', 'EVMaxCurrent', 'EVMinCurrent'), (), False, (
-        (1, ((1, 'DepartureTime', (97, 102), 1, 0),)),
-        (1, ((1, 'EAmount', (98, 103), 2, 0),)),
-        (1, ((1, 'EVMaxVoltage', (98, 111), 3, 0),)),
-        (1, ((1, 'EVMaxCurrent', (98, 110), 4, 0),)),
-        (1, ((1, 'EVMinCurrent', (98, 118), 5, 0),)),
+        (1, ((1, 'DepartureTime', (98, 102), 1, 0),)),
+        (1, ((1, 'EAmount', (99, 103), 2, 0),)),
+        (1, ((1, 'EVMaxVoltage', (99, 111), 3, 0),)),
+        (1, ((1, 'EVMaxCurrent', (99, 110), 4, 0),)),
+        (1, ((1, 'EVMinCurrent', (99, 118), 5, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 1: AC_EVSEChargeParameterType
     ('AC_EVSEChargeParameterType', ('AC_EVSEStatus', 'EVSEMaxVoltage', 'EVSEMaxCurrent', 'EVSEMinCurrent'), (), False, (
         (1, ((1, 'AC_EVSEStatus', (2, 2), 1, 0),)),
-        (1, ((1, 'EVSEMaxVoltage', (98, 130), 2, 0),)),
-        (1, ((1, 'EVSEMaxCurrent', (98, 129), 3, 0),)),
-        (1, ((1, 'EVSEMinCurrent', (98, 137), 4, 0),)),
+        (1, ((1, 'EVSEMaxVoltage', (99, 130), 2, 0),)),
+        (1, ((1, 'EVSEMaxCurrent', (99, 129), 3, 0),)),
+        (1, ((1, 'EVSEMinCurrent', (99, 137), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 2: AC_EVSEStatusType
     ('AC_EVSEStatusType', ('PowerSwitchClosed', 'RCD', 'NotificationMaxDelay', 'EVSENotification'), (), False, (
-        (1, ((1, 'PowerSwitchClosed', (136, 184), 1, 0),)),
-        (1, ((1, 'RCD', (138, 187), 2, 0),)),
-        (1, ((1, 'NotificationMaxDelay', (182, 169), 3, 0),)),
-        (1, ((1, 'EVSENotification', (109, 140), 4, 0),)),
+        (1, ((1, 'PowerSwitchClosed', (140, 184), 1, 0),)),
+        (1, ((1, 'RCD', (142, 187), 2, 0),)),
+        (1, ((1, 'NotificationMaxDelay', (186, 169), 3, 0),)),
+        (1, ((1, 'EVSENotification', (110, 140), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 3: BodyBaseType
@@ -82,30 +82,30 @@ GRAMMARS = (
     )),
     # 5: CableCheckResType
     ('CableCheckResType', ('ResponseCode', 'DC_EVSEStatus', 'EVSEProcessing'), (), False, (
-        (1, ((1, 'ResponseCode', (141, 192), 1, 0),)),
+        (1, ((1, 'ResponseCode', (145, 192), 1, 0),)),
         (1, ((1, 'DC_EVSEStatus', (22, 98), 2, 0),)),
-        (1, ((1, 'EVSEProcessing', (111, 145), 3, 0),)),
+        (1, ((1, 'EVSEProcessing', (112, 145), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 6: CanonicalizationMethodType
     ('CanonicalizationMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 245), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 7: CertificateInstallationReqType
     ('CertificateInstallationReqType', ('Id', 'OEMProvisioningCert', 'ListOfRootCertificateIDs', 'DHParams'), (), False, (
-        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'OEMProvisioningCert', (85, 171), 2, 0))),
+        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'OEMProvisioningCert', (85, 171), 2, 0),)),
         (1, ((1, 'OEMProvisioningCert', (85, 171), 2, 0),)),
-        (1, ((1, 'ListOfRootCertificateIDs', (122, 161), 3, 0),)),
+        (1, ((1, 'ListOfRootCertificateIDs', (123, 161), 3, 0),)),
         (1, ((1, 'DHParams', (96, 100), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 8: CertificateInstallationResType
     ('CertificateInstallationResType', ('Id', 'ResponseCode', 'ContractSignatureCertChain', 'ContractSignatureEncryptedPrivateKey', 'DHParams', 'ContractID'), (), False, (
         (1, ((0, 'Id', (0, 246), 1, 0),)),
-        (1, ((1, 'ResponseCode', (141, 192), 2, 0),)),
+        (1, ((1, 'ResponseCode', (145, 192), 2, 0),)),
         (1, ((1, 'ContractSignatureCertChain', (93, 95), 3, 0),)),
         (1, ((1, 'ContractSignatureEncryptedPrivateKey', (94, 96), 4, 0),)),
         (1, ((1, 'DHParams', (96, 100), 5, 0),)),
@@ -114,36 +114,36 @@ GRAMMARS = (
     )),
     # 9: CertificateUpdateReqType
     ('CertificateUpdateReqType', ('Id', 'ContractSignatureCertChain', 'ContractID', 'ListOfRootCertificateIDs', 'DHParams'), (), False, (
-        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'ContractSignatureCertChain', (93, 95), 2, 0))),
+        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'ContractSignatureCertChain', (93, 95), 2, 0),)),
         (1, ((1, 'ContractSignatureCertChain', (93, 95), 2, 0),)),
         (1, ((1, 'ContractID', (92, 94), 3, 0),)),
-        (1, ((1, 'ListOfRootCertificateIDs', (122, 161), 4, 0),)),
+        (1, ((1, 'ListOfRootCertificateIDs', (123, 161), 4, 0),)),
         (1, ((1, 'DHParams', (96, 100), 5, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 10: CertificateUpdateResType
     ('CertificateUpdateResType', ('Id', 'ResponseCode', 'ContractSignatureCertChain', 'ContractSignatureEncryptedPrivateKey', 'DHParams', 'ContractID', 'RetryCounter'), (), False, (
         (1, ((0, 'Id', (0, 246), 1, 0),)),
-        (1, ((1, 'ResponseCode', (141, 192), 2, 0),)),
+        (1, ((1, 'ResponseCode', (145, 192), 2, 0),)),
         (1, ((1, 'ContractSignatureCertChain', (93, 95), 3, 0),)),
         (1, ((1, 'ContractSignatureEncryptedPrivateKey', (94, 96), 4, 0),)),
         (1, ((1, 'DHParams', (96, 100), 5, 0),)),
         (1, ((1, 'ContractID', (92, 94), 6, 0),)),
-        (1, ((1, 'RetryCounter', (142, 193), 7, 0),)),
+        (1, ((1, 'RetryCounter', (146, 193), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 11: ChargeParameterDiscoveryReqType
     ('ChargeParameterDiscoveryReqType', ('EVRequestedEnergyTransferType', 'AC_EVChargeParameter', 'DC_EVChargeParameter', 'EVChargeParameter'), (), False, (
-        (1, ((1, 'EVRequestedEnergyTransferType', (105, 122), 1, 0),)),
-        (2, ((1, 'AC_EVChargeParameter', (0, 0), 2, 0), (1, 'DC_EVChargeParameter', (19, 19), 2, 0), (1, 'EVChargeParameter', (27, 27), 2, 0))),
+        (1, ((1, 'EVRequestedEnergyTransferType', (106, 122), 1, 0),)),
+        (2, ((1, 'AC_EVChargeParameter', (0, 0), 2, 0), (1, 'DC_EVChargeParameter', (19, 19), 2, 0), (1, 'EVChargeParameter', (27, 27), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 12: ChargeParameterDiscoveryResType
     ('ChargeParameterDiscoveryResType', ('ResponseCode', 'EVSEProcessing', 'SAScheduleList', 'SASchedules', 'AC_EVSEChargeParameter', 'DC_EVSEChargeParameter', 'EVSEChargeParameter'), (), False, (
-        (1, ((1, 'ResponseCode', (141, 192), 1, 0),)),
-        (1, ((1, 'EVSEProcessing', (111, 145), 2, 0),)),
-        (2, ((1, 'SAScheduleList', (53, 53), 3, 0), (1, 'SASchedules', (54, 54), 3, 0))),
-        (2, ((1, 'AC_EVSEChargeParameter', (1, 1), 4, 0), (1, 'DC_EVSEChargeParameter', (21, 21), 4, 0), (1, 'EVSEChargeParameter', (29, 29), 4, 0))),
+        (1, ((1, 'ResponseCode', (145, 192), 1, 0),)),
+        (1, ((1, 'EVSEProcessing', (112, 145), 2, 0),)),
+        (2, ((1, 'SAScheduleList', (53, 53), 3, 0), (1, 'SASchedules', (54, 54), 3, 0),)),
+        (2, ((1, 'AC_EVSEChargeParameter', (1, 1), 4, 0), (1, 'DC_EVSEChargeParameter', (21, 21), 4, 0), (1, 'EVSEChargeParameter', (29, 29), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 13: ChargingStatusReqType
@@ -152,120 +152,120 @@ GRAMMARS = (
     )),
     # 14: ChargingStatusResType
     ('ChargingStatusResType', ('ResponseCode', 'EVSEID', 'SAScheduleTupleID', 'EVSEMaxCurrent', 'MeterInfo', 'ReceiptRequired', 'AC_EVSEStatus'), (), False, (
-        (1, ((1, 'ResponseCode', (141, 192), 1, 0),)),
-        (1, ((1, 'EVSEID', (107, 126), 2, 0),)),
-        (1, ((1, 'SAScheduleTupleID', (131, 196), 3, 0),)),
-        (2, ((1, 'EVSEMaxCurrent', (98, 128), 4, 0), (1, 'MeterInfo', (124, 163), 5, 0), (1, 'ReceiptRequired', (140, 189), 6, 0))),
-        (2, ((1, 'MeterInfo', (124, 163), 5, 0), (1, 'ReceiptRequired', (140, 189), 6, 0))),
-        (1, ((1, 'ReceiptRequired', (140, 189), 6, 0),)),
+        (1, ((1, 'ResponseCode', (145, 192), 1, 0),)),
+        (1, ((1, 'EVSEID', (108, 126), 2, 0),)),
+        (1, ((1, 'SAScheduleTupleID', (134, 196), 3, 0),)),
+        (2, ((1, 'EVSEMaxCurrent', (99, 128), 4, 0), (1, 'MeterInfo', (125, 163), 5, 0), (1, 'ReceiptRequired', (144, 189), 6, 0),)),
+        (2, ((1, 'MeterInfo', (125, 163), 5, 0), (1, 'ReceiptRequired', (144, 189), 6, 0),)),
+        (1, ((1, 'ReceiptRequired', (144, 189), 6, 0),)),
         (1, ((1, 'AC_EVSEStatus', (2, 81), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 15: ContractAuthenticationReqType
     ('ContractAuthenticationReqType', ('Id', 'GenChallenge'), (), False, (
-        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'GenChallenge', (119, 157), 2, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'GenChallenge', (119, 157), 2, 0), (2, None, None, -1, 0))),
+        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'GenChallenge', (120, 157), 2, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'GenChallenge', (120, 157), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 16: ContractAuthenticationResType
     ('ContractAuthenticationResType', ('ResponseCode', 'EVSEProcessing'), (), False, (
-        (1, ((1, 'ResponseCode', (141, 192), 1, 0),)),
-        (1, ((1, 'EVSEProcessing', (111, 145), 2, 0),)),
+        (1, ((1, 'ResponseCode', (145, 192), 1, 0),)),
+        (1, ((1, 'EVSEProcessing', (112, 145), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 17: CurrentDemandReqType
     ('CurrentDemandReqType', ('DC_EVStatus', 'EVTargetCurrent', 'EVMaximumVoltageLimit', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'BulkChargingComplete', 'ChargingComplete', 'RemainingTimeToFullSoC', 'RemainingTimeToBulkSoC', 'EVTargetVoltage'), (), False, (
         (1, ((1, 'DC_EVStatus', (23, 99), 1, 0),)),
-        (1, ((1, 'EVTargetCurrent', (98, 148), 2, 0),)),
-        (3, ((1, 'EVMaximumVoltageLimit', (98, 116), 3, 0), (1, 'EVMaximumCurrentLimit', (98, 112), 4, 0), (1, 'EVMaximumPowerLimit', (98, 114), 5, 0), (1, 'BulkChargingComplete', (82, 83), 6, 0), (1, 'ChargingComplete', (86, 88), 7, 0))),
-        (3, ((1, 'EVMaximumCurrentLimit', (98, 112), 4, 0), (1, 'EVMaximumPowerLimit', (98, 114), 5, 0), (1, 'BulkChargingComplete', (82, 83), 6, 0), (1, 'ChargingComplete', (86, 88), 7, 0))),
-        (2, ((1, 'EVMaximumPowerLimit', (98, 114), 5, 0), (1, 'BulkChargingComplete', (82, 83), 6, 0), (1, 'ChargingComplete', (86, 88), 7, 0))),
-        (2, ((1, 'BulkChargingComplete', (82, 83), 6, 0), (1, 'ChargingComplete', (86, 88), 7, 0))),
+        (1, ((1, 'EVTargetCurrent', (99, 148), 2, 0),)),
+        (3, ((1, 'EVMaximumVoltageLimit', (99, 116), 3, 0), (1, 'EVMaximumCurrentLimit', (99, 112), 4, 0), (1, 'EVMaximumPowerLimit', (99, 114), 5, 0), (1, 'BulkChargingComplete', (82, 83), 6, 0), (1, 'ChargingComplete', (86, 88), 7, 0),)),
+        (3, ((1, 'EVMaximumCurrentLimit', (99, 112), 4, 0), (1, 'EVMaximumPowerLimit', (99, 114), 5, 0), (1, 'BulkChargingComplete', (82, 83), 6, 0), (1, 'ChargingComplete', (86, 88), 7, 0),)),
+        (2, ((1, 'EVMaximumPowerLimit', (99, 114), 5, 0), (1, 'BulkChargingComplete', (82, 83), 6, 0), (1, 'ChargingComplete', (86, 88), 7, 0),)),
+        (2, ((1, 'BulkChargingComplete', (82, 83), 6, 0), (1, 'ChargingComplete', (86, 88), 7, 0),)),
         (1, ((1, 'ChargingComplete', (86, 88), 7, 0),)),
-        (2, ((1, 'RemainingTimeToFullSoC', (98, 191), 8, 0), (1, 'RemainingTimeToBulkSoC', (98, 190), 9, 0), (1, 'EVTargetVoltage', (98, 149), 10, 0))),
-        (2, ((1, 'RemainingTimeToBulkSoC', (98, 190), 9, 0), (1, 'EVTargetVoltage', (98, 149), 10, 0))),
-        (1, ((1, 'EVTargetVoltage', (98, 149), 10, 0),)),
+        (2, ((1, 'RemainingTimeToFullSoC', (99, 191), 8, 0), (1, 'RemainingTimeToBulkSoC', (99, 190), 9, 0), (1, 'EVTargetVoltage', (99, 149), 10, 0),)),
+        (2, ((1, 'RemainingTimeToBulkSoC', (99, 190), 9, 0), (1, 'EVTargetVoltage', (99, 149), 10, 0),)),
+        (1, ((1, 'EVTargetVoltage', (99, 149), 10, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 18: CurrentDemandResType
     ('CurrentDemandResType', ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage', 'EVSEPresentCurrent', 'EVSECurrentLimitAchieved', 'EVSEVoltageLimitAchieved', 'EVSEPowerLimitAchieved', 'EVSEMaximumVoltageLimit', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit'), (), False, (
-        (1, ((1, 'ResponseCode', (141, 192), 1, 0),)),
+        (1, ((1, 'ResponseCode', (145, 192), 1, 0),)),
         (1, ((1, 'DC_EVSEStatus', (22, 98), 2, 0),)),
-        (1, ((1, 'EVSEPresentVoltage', (98, 144), 3, 0),)),
-        (1, ((1, 'EVSEPresentCurrent', (98, 143), 4, 0),)),
-        (1, ((1, 'EVSECurrentLimitAchieved', (106, 123), 5, 0),)),
-        (1, ((1, 'EVSEVoltageLimitAchieved', (113, 147), 6, 0),)),
-        (1, ((1, 'EVSEPowerLimitAchieved', (110, 142), 7, 0),)),
-        (3, ((1, 'EVSEMaximumVoltageLimit', (98, 135), 8, 0), (1, 'EVSEMaximumCurrentLimit', (98, 131), 9, 0), (1, 'EVSEMaximumPowerLimit', (98, 133), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEMaximumCurrentLimit', (98, 131), 9, 0), (1, 'EVSEMaximumPowerLimit', (98, 133), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEMaximumPowerLimit', (98, 133), 10, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'EVSEPresentVoltage', (99, 144), 3, 0),)),
+        (1, ((1, 'EVSEPresentCurrent', (99, 143), 4, 0),)),
+        (1, ((1, 'EVSECurrentLimitAchieved', (107, 123), 5, 0),)),
+        (1, ((1, 'EVSEVoltageLimitAchieved', (114, 147), 6, 0),)),
+        (1, ((1, 'EVSEPowerLimitAchieved', (111, 142), 7, 0),)),
+        (3, ((1, 'EVSEMaximumVoltageLimit', (99, 135), 8, 0), (1, 'EVSEMaximumCurrentLimit', (99, 131), 9, 0), (1, 'EVSEMaximumPowerLimit', (99, 133), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEMaximumCurrentLimit', (99, 131), 9, 0), (1, 'EVSEMaximumPowerLimit', (99, 133), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEMaximumPowerLimit', (99, 133), 10, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 19: DC_EVChargeParameterType
     ('DC_EVChargeParameterType', ('DC_EVStatus', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'EVMaximumVoltageLimit', 'EVEnergyCapacity', 'EVEnergyRequest', 'FullSOC', 'BulkSOC'), (), False, (
         (1, ((1, 'DC_EVStatus', (23, 23), 1, 0),)),
-        (1, ((1, 'EVMaximumCurrentLimit', (98, 113), 2, 0),)),
-        (2, ((1, 'EVMaximumPowerLimit', (98, 115), 3, 0), (1, 'EVMaximumVoltageLimit', (98, 117), 4, 0))),
-        (1, ((1, 'EVMaximumVoltageLimit', (98, 117), 4, 0),)),
-        (3, ((1, 'EVEnergyCapacity', (98, 107), 5, 0), (1, 'EVEnergyRequest', (98, 108), 6, 0), (1, 'FullSOC', (84, 155), 7, 0), (1, 'BulkSOC', (84, 85), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVEnergyRequest', (98, 108), 6, 0), (1, 'FullSOC', (84, 155), 7, 0), (1, 'BulkSOC', (84, 85), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'FullSOC', (84, 155), 7, 0), (1, 'BulkSOC', (84, 85), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'BulkSOC', (84, 85), 8, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'EVMaximumCurrentLimit', (99, 113), 2, 0),)),
+        (2, ((1, 'EVMaximumPowerLimit', (99, 115), 3, 0), (1, 'EVMaximumVoltageLimit', (99, 117), 4, 0),)),
+        (1, ((1, 'EVMaximumVoltageLimit', (99, 117), 4, 0),)),
+        (3, ((1, 'EVEnergyCapacity', (99, 107), 5, 0), (1, 'EVEnergyRequest', (99, 108), 6, 0), (1, 'FullSOC', (84, 155), 7, 0), (1, 'BulkSOC', (84, 85), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVEnergyRequest', (99, 108), 6, 0), (1, 'FullSOC', (84, 155), 7, 0), (1, 'BulkSOC', (84, 85), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'FullSOC', (84, 155), 7, 0), (1, 'BulkSOC', (84, 85), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'BulkSOC', (84, 85), 8, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 20: DC_EVPowerDeliveryParameterType
     ('DC_EVPowerDeliveryParameterType', ('DC_EVStatus', 'BulkChargingComplete', 'ChargingComplete'), (), False, (
         (1, ((1, 'DC_EVStatus', (23, 23), 1, 0),)),
-        (2, ((1, 'BulkChargingComplete', (83, 84), 2, 0), (1, 'ChargingComplete', (87, 89), 3, 0))),
+        (2, ((1, 'BulkChargingComplete', (83, 84), 2, 0), (1, 'ChargingComplete', (87, 89), 3, 0),)),
         (1, ((1, 'ChargingComplete', (87, 89), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 21: DC_EVSEChargeParameterType
     ('DC_EVSEChargeParameterType', ('DC_EVSEStatus', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit', 'EVSEMaximumVoltageLimit', 'EVSEMinimumCurrentLimit', 'EVSEMinimumVoltageLimit', 'EVSECurrentRegulationTolerance', 'EVSEPeakCurrentRipple', 'EVSEEnergyToBeDelivered'), (), False, (
         (1, ((1, 'DC_EVSEStatus', (22, 22), 1, 0),)),
-        (1, ((1, 'EVSEMaximumCurrentLimit', (98, 132), 2, 0),)),
-        (2, ((1, 'EVSEMaximumPowerLimit', (98, 134), 3, 0), (1, 'EVSEMaximumVoltageLimit', (98, 136), 4, 0))),
-        (1, ((1, 'EVSEMaximumVoltageLimit', (98, 136), 4, 0),)),
-        (1, ((1, 'EVSEMinimumCurrentLimit', (98, 138), 5, 0),)),
-        (1, ((1, 'EVSEMinimumVoltageLimit', (98, 139), 6, 0),)),
-        (2, ((1, 'EVSECurrentRegulationTolerance', (98, 124), 7, 0), (1, 'EVSEPeakCurrentRipple', (98, 141), 8, 0))),
-        (1, ((1, 'EVSEPeakCurrentRipple', (98, 141), 8, 0),)),
-        (2, ((1, 'EVSEEnergyToBeDelivered', (98, 125), 9, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'EVSEMaximumCurrentLimit', (99, 132), 2, 0),)),
+        (2, ((1, 'EVSEMaximumPowerLimit', (99, 134), 3, 0), (1, 'EVSEMaximumVoltageLimit', (99, 136), 4, 0),)),
+        (1, ((1, 'EVSEMaximumVoltageLimit', (99, 136), 4, 0),)),
+        (1, ((1, 'EVSEMinimumCurrentLimit', (99, 138), 5, 0),)),
+        (1, ((1, 'EVSEMinimumVoltageLimit', (99, 139), 6, 0),)),
+        (2, ((1, 'EVSECurrentRegulationTolerance', (99, 124), 7, 0), (1, 'EVSEPeakCurrentRipple', (99, 141), 8, 0),)),
+        (1, ((1, 'EVSEPeakCurrentRipple', (99, 141), 8, 0),)),
+        (2, ((1, 'EVSEEnergyToBeDelivered', (99, 125), 9, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 22: DC_EVSEStatusType
     ('DC_EVSEStatusType', ('EVSEIsolationStatus', 'EVSEStatusCode', 'NotificationMaxDelay', 'EVSENotification'), (), False, (
-        (2, ((1, 'EVSEIsolationStatus', (108, 127), 1, 0), (1, 'EVSEStatusCode', (112, 146), 2, 0))),
-        (1, ((1, 'EVSEStatusCode', (112, 146), 2, 0),)),
-        (1, ((1, 'NotificationMaxDelay', (183, 169), 3, 0),)),
-        (1, ((1, 'EVSENotification', (109, 140), 4, 0),)),
+        (2, ((1, 'EVSEIsolationStatus', (109, 127), 1, 0), (1, 'EVSEStatusCode', (113, 146), 2, 0),)),
+        (1, ((1, 'EVSEStatusCode', (113, 146), 2, 0),)),
+        (1, ((1, 'NotificationMaxDelay', (187, 169), 3, 0),)),
+        (1, ((1, 'EVSENotification', (110, 140), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 23: DC_EVStatusType
     ('DC_EVStatusType', ('EVReady', 'EVCabinConditioning', 'EVRESSConditioning', 'EVErrorCode', 'EVRESSSOC'), (), False, (
-        (1, ((1, 'EVReady', (104, 121), 1, 0),)),
-        (2, ((1, 'EVCabinConditioning', (101, 106), 2, 0), (1, 'EVRESSConditioning', (103, 119), 3, 0), (1, 'EVErrorCode', (102, 109), 4, 0))),
-        (2, ((1, 'EVRESSConditioning', (103, 119), 3, 0), (1, 'EVErrorCode', (102, 109), 4, 0))),
-        (1, ((1, 'EVErrorCode', (102, 109), 4, 0),)),
+        (1, ((1, 'EVReady', (105, 121), 1, 0),)),
+        (2, ((1, 'EVCabinConditioning', (102, 106), 2, 0), (1, 'EVRESSConditioning', (104, 119), 3, 0), (1, 'EVErrorCode', (103, 109), 4, 0),)),
+        (2, ((1, 'EVRESSConditioning', (104, 119), 3, 0), (1, 'EVErrorCode', (103, 109), 4, 0),)),
+        (1, ((1, 'EVErrorCode', (103, 109), 4, 0),)),
         (1, ((1, 'EVRESSSOC', (84, 120), 5, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 24: DSAKeyValueType
     ('DSAKeyValueType', ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter'), (), False, (
-        (2, ((1, 'P', (115, 172), 1, 0), (1, 'G', (115, 156), 3, 0), (1, 'Y', (115, 232), 4, 0))),
-        (1, ((1, 'Q', (115, 186), 2, 0),)),
-        (2, ((1, 'G', (115, 156), 3, 0), (1, 'Y', (115, 232), 4, 0))),
-        (1, ((1, 'Y', (115, 232), 4, 0),)),
-        (2, ((1, 'J', (115, 160), 5, 0), (1, 'Seed', (115, 202), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Seed', (115, 202), 6, 0), (2, None, None, -1, 0))),
-        (1, ((1, 'PgenCounter', (115, 183), 7, 0),)),
+        (2, ((1, 'P', (116, 172), 1, 0), (1, 'G', (116, 156), 3, 0), (1, 'Y', (116, 232), 4, 0),)),
+        (1, ((1, 'Q', (116, 186), 2, 0),)),
+        (2, ((1, 'G', (116, 156), 3, 0), (1, 'Y', (116, 232), 4, 0),)),
+        (1, ((1, 'Y', (116, 232), 4, 0),)),
+        (2, ((1, 'J', (116, 160), 5, 0), (1, 'Seed', (116, 202), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Seed', (116, 202), 6, 0), (2, None, None, -1, 0),)),
+        (1, ((1, 'PgenCounter', (116, 183), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 25: DigestMethodType
     ('DigestMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 245), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 26: DigestValueType
@@ -295,21 +295,21 @@ GRAMMARS = (
     )),
     # 32: EntryType
     ('EntryType', ('RelativeTimeInterval', 'TimeInterval'), (), False, (
-        (2, ((1, 'RelativeTimeInterval', (51, 51), 1, 0), (1, 'TimeInterval', (74, 74), 1, 0))),
+        (2, ((1, 'RelativeTimeInterval', (51, 51), 1, 0), (1, 'TimeInterval', (74, 74), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 33: KeyInfoType
     ('KeyInfoType', ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData'), ('KeyName', 'KeyValue', 'MgmtData', 'PGPData', 'RetrievalMethod', 'SPKIData', 'X509Data'), False, (
-        (4, ((0, 'Id', (0, 246), 1, 0), (1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (4, ((0, 'Id', (0, 246), 1, 0), (1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (52, 52), 4, 0), (1, 'X509Data', (80, 80), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (55, 55), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 34: string
     ('string', (), (), True, (
@@ -318,29 +318,29 @@ GRAMMARS = (
     )),
     # 35: KeyValueType
     ('KeyValueType', ('DSAKeyValue', 'RSAKeyValue'), (), False, (
-        (3, ((1, 'DSAKeyValue', (24, 24), 1, 0), (1, 'RSAKeyValue', (49, 49), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'DSAKeyValue', (24, 24), 1, 0), (1, 'RSAKeyValue', (49, 49), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 36: ManifestType
     ('ManifestType', ('Id', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'Reference', (50, 50), 3, 0))),
+        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'Reference', (50, 50), 3, 0),)),
         (1, ((1, 'Reference', (50, 50), 3, 0),)),
-        (2, ((1, 'Reference', (50, 50), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (50, 50), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 37: MeteringReceiptReqType
     ('MeteringReceiptReqType', ('Id', 'SessionID', 'SAScheduleTupleID', 'MeterInfo'), (), False, (
-        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'SessionID', (158, 217), 2, 0))),
-        (1, ((1, 'SessionID', (158, 217), 2, 0),)),
-        (2, ((1, 'SAScheduleTupleID', (131, 196), 3, 0), (1, 'MeterInfo', (124, 163), 4, 0))),
-        (1, ((1, 'MeterInfo', (124, 163), 4, 0),)),
+        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'SessionID', (162, 217), 2, 0),)),
+        (1, ((1, 'SessionID', (162, 217), 2, 0),)),
+        (2, ((1, 'SAScheduleTupleID', (134, 196), 3, 0), (1, 'MeterInfo', (125, 163), 4, 0),)),
+        (1, ((1, 'MeterInfo', (125, 163), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 38: MeteringReceiptResType
     ('MeteringReceiptResType', ('ResponseCode', 'AC_EVSEStatus'), (), False, (
-        (1, ((1, 'ResponseCode', (141, 192), 1, 0),)),
+        (1, ((1, 'ResponseCode', (145, 192), 1, 0),)),
         (1, ((1, 'AC_EVSEStatus', (2, 81), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
@@ -351,26 +351,26 @@ GRAMMARS = (
     )),
     # 40: ObjectType
     ('ObjectType', ('Encoding', 'Id', 'MimeType'), (), False, (
-        (3, ((0, 'Encoding', (0, 247), 1, 0), (0, 'Id', (0, 246), 2, 0), (0, 'MimeType', (0, 248), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'Id', (0, 246), 2, 0), (0, 'MimeType', (0, 248), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'MimeType', (0, 248), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((0, 'Encoding', (0, 247), 1, 0), (0, 'Id', (0, 246), 2, 0), (0, 'MimeType', (0, 248), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'Id', (0, 246), 2, 0), (0, 'MimeType', (0, 248), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'MimeType', (0, 248), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 41: PGPDataType
     ('PGPDataType', ('PGPKeyID', 'PGPKeyPacket'), (), False, (
-        (2, ((1, 'PGPKeyID', (129, 173), 1, 0), (1, 'PGPKeyPacket', (184, 174), 5, 0))),
-        (2, ((1, 'PGPKeyPacket', (185, 174), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'PGPKeyID', (131, 173), 1, 0), (1, 'PGPKeyPacket', (188, 174), 5, 0),)),
+        (2, ((1, 'PGPKeyPacket', (189, 174), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 3, None),
-        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0))),
+        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 6, None),
     )),
     # 42: PMaxScheduleEntryType
     ('PMaxScheduleEntryType', ('RelativeTimeInterval', 'TimeInterval', 'PMax'), (), False, (
-        (2, ((1, 'RelativeTimeInterval', (51, 51), 1, 0), (1, 'TimeInterval', (74, 74), 1, 0))),
+        (2, ((1, 'RelativeTimeInterval', (51, 51), 1, 0), (1, 'TimeInterval', (74, 74), 1, 0),)),
         (1, ((1, 'PMax', (89, 175), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
@@ -382,71 +382,71 @@ GRAMMARS = (
     )),
     # 44: PaymentDetailsResType
     ('PaymentDetailsResType', ('ResponseCode', 'GenChallenge', 'DateTimeNow'), (), False, (
-        (1, ((1, 'ResponseCode', (141, 192), 1, 0),)),
-        (1, ((1, 'GenChallenge', (119, 157), 2, 0),)),
-        (1, ((1, 'DateTimeNow', (186, 101), 3, 0),)),
+        (1, ((1, 'ResponseCode', (145, 192), 1, 0),)),
+        (1, ((1, 'GenChallenge', (120, 157), 2, 0),)),
+        (1, ((1, 'DateTimeNow', (190, 101), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 45: PowerDeliveryReqType
     ('PowerDeliveryReqType', ('ReadyToChargeState', 'ChargingProfile', 'DC_EVPowerDeliveryParameter', 'EVPowerDeliveryParameter'), (), False, (
-        (1, ((1, 'ReadyToChargeState', (139, 188), 1, 0),)),
-        (3, ((1, 'ChargingProfile', (88, 90), 2, 0), (1, 'DC_EVPowerDeliveryParameter', (20, 20), 3, 0), (1, 'EVPowerDeliveryParameter', (28, 28), 3, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'DC_EVPowerDeliveryParameter', (20, 20), 3, 0), (1, 'EVPowerDeliveryParameter', (28, 28), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'ReadyToChargeState', (143, 188), 1, 0),)),
+        (3, ((1, 'ChargingProfile', (88, 90), 2, 0), (1, 'DC_EVPowerDeliveryParameter', (20, 20), 3, 0), (1, 'EVPowerDeliveryParameter', (28, 28), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'DC_EVPowerDeliveryParameter', (20, 20), 3, 0), (1, 'EVPowerDeliveryParameter', (28, 28), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 46: PowerDeliveryResType
     ('PowerDeliveryResType', ('ResponseCode', 'AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus'), (), False, (
-        (1, ((1, 'ResponseCode', (141, 192), 1, 0),)),
-        (2, ((1, 'AC_EVSEStatus', (2, 2), 2, 0), (1, 'DC_EVSEStatus', (22, 22), 2, 0), (1, 'EVSEStatus', (30, 30), 2, 0))),
+        (1, ((1, 'ResponseCode', (145, 192), 1, 0),)),
+        (2, ((1, 'AC_EVSEStatus', (2, 2), 2, 0), (1, 'DC_EVSEStatus', (22, 22), 2, 0), (1, 'EVSEStatus', (30, 30), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 47: PreChargeReqType
     ('PreChargeReqType', ('DC_EVStatus', 'EVTargetVoltage', 'EVTargetCurrent'), (), False, (
         (1, ((1, 'DC_EVStatus', (23, 99), 1, 0),)),
-        (1, ((1, 'EVTargetVoltage', (98, 149), 2, 0),)),
-        (1, ((1, 'EVTargetCurrent', (98, 148), 3, 0),)),
+        (1, ((1, 'EVTargetVoltage', (99, 149), 2, 0),)),
+        (1, ((1, 'EVTargetCurrent', (99, 148), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 48: PreChargeResType
     ('PreChargeResType', ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage'), (), False, (
-        (1, ((1, 'ResponseCode', (141, 192), 1, 0),)),
+        (1, ((1, 'ResponseCode', (145, 192), 1, 0),)),
         (1, ((1, 'DC_EVSEStatus', (22, 98), 2, 0),)),
-        (1, ((1, 'EVSEPresentVoltage', (98, 144), 3, 0),)),
+        (1, ((1, 'EVSEPresentVoltage', (99, 144), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 49: RSAKeyValueType
     ('RSAKeyValueType', ('Modulus', 'Exponent'), (), False, (
-        (1, ((1, 'Modulus', (115, 166), 1, 0),)),
-        (1, ((1, 'Exponent', (115, 151), 2, 0),)),
+        (1, ((1, 'Modulus', (116, 166), 1, 0),)),
+        (1, ((1, 'Exponent', (116, 151), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 50: ReferenceType
     ('ReferenceType', ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue'), (), False, (
-        (3, ((0, 'Id', (0, 246), 1, 0), (0, 'Type', (0, 249), 2, 0), (0, 'URI', (0, 250), 3, 0), (1, 'Transforms', (76, 76), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0))),
-        (3, ((0, 'Type', (0, 249), 2, 0), (0, 'URI', (0, 250), 3, 0), (1, 'Transforms', (76, 76), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0))),
-        (2, ((0, 'URI', (0, 250), 3, 0), (1, 'Transforms', (76, 76), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0))),
-        (2, ((1, 'Transforms', (76, 76), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0))),
+        (3, ((0, 'Id', (0, 246), 1, 0), (0, 'Type', (0, 249), 2, 0), (0, 'URI', (0, 250), 3, 0), (1, 'Transforms', (76, 76), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0),)),
+        (3, ((0, 'Type', (0, 249), 2, 0), (0, 'URI', (0, 250), 3, 0), (1, 'Transforms', (76, 76), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0),)),
+        (2, ((0, 'URI', (0, 250), 3, 0), (1, 'Transforms', (76, 76), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0),)),
+        (2, ((1, 'Transforms', (76, 76), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0),)),
         (1, ((1, 'DigestMethod', (25, 25), 5, 0),)),
         (1, ((1, 'DigestValue', (26, 26), 6, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 51: RelativeTimeIntervalType
     ('RelativeTimeIntervalType', ('start', 'duration'), (), False, (
-        (1, ((1, 'start', (179, 242), 1, 0),)),
-        (2, ((1, 'duration', (176, 238), 2, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'start', (183, 242), 1, 0),)),
+        (2, ((1, 'duration', (180, 238), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 52: RetrievalMethodType
     ('RetrievalMethodType', ('Type', 'URI', 'Transforms'), (), False, (
-        (3, ((0, 'Type', (0, 249), 1, 0), (0, 'URI', (0, 250), 2, 0), (1, 'Transforms', (76, 76), 3, 0), (2, None, None, -1, 0))),
-        (2, ((0, 'URI', (0, 250), 2, 0), (1, 'Transforms', (76, 76), 3, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Transforms', (76, 76), 3, 0), (2, None, None, -1, 0))),
+        (3, ((0, 'Type', (0, 249), 1, 0), (0, 'URI', (0, 250), 2, 0), (1, 'Transforms', (76, 76), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((0, 'URI', (0, 250), 2, 0), (1, 'Transforms', (76, 76), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Transforms', (76, 76), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 53: SAScheduleListType
     ('SAScheduleListType', ('SAScheduleTuple',), ('SAScheduleTuple',), False, (
-        (1, ((1, 'SAScheduleTuple', (144, 195), 2, 0),)),
-        (2, ((1, 'SAScheduleTuple', (144, 195), 2, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'SAScheduleTuple', (148, 195), 2, 0),)),
+        (2, ((1, 'SAScheduleTuple', (148, 195), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
     )),
     # 54: SASchedulesType
@@ -455,72 +455,72 @@ GRAMMARS = (
     )),
     # 55: SPKIDataType
     ('SPKIDataType', ('SPKISexp',), ('SPKISexp',), False, (
-        (1, ((1, 'SPKISexp', (145, 198), 1, 0),)),
-        (2, ((1, 'SPKISexp', (145, 198), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'SPKISexp', (145, 198), 1, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SPKISexp', (149, 198), 1, 0),)),
+        (2, ((1, 'SPKISexp', (149, 198), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'SPKISexp', (149, 198), 1, 0), (2, None, None, -1, 0),)),
     )),
     # 56: SalesTariffEntryType
     ('SalesTariffEntryType', ('RelativeTimeInterval', 'TimeInterval', 'EPriceLevel', 'ConsumptionCost'), ('ConsumptionCost',), False, (
-        (2, ((1, 'RelativeTimeInterval', (51, 51), 1, 0), (1, 'TimeInterval', (74, 74), 1, 0))),
-        (1, ((1, 'EPriceLevel', (99, 104), 2, 0),)),
-        (2, ((1, 'ConsumptionCost', (91, 93), 4, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'ConsumptionCost', (91, 93), 4, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'RelativeTimeInterval', (51, 51), 1, 0), (1, 'TimeInterval', (74, 74), 1, 0),)),
+        (1, ((1, 'EPriceLevel', (100, 104), 2, 0),)),
+        (2, ((1, 'ConsumptionCost', (91, 93), 4, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'ConsumptionCost', (91, 93), 4, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 3, None),
     )),
     # 57: ServiceChargeType
     ('ServiceChargeType', ('ServiceTag', 'FreeService', 'EnergyTransferType'), (), False, (
-        (1, ((1, 'ServiceTag', (157, 216), 1, 0),)),
-        (1, ((1, 'FreeService', (118, 154), 2, 0),)),
-        (1, ((1, 'EnergyTransferType', (114, 150), 3, 0),)),
+        (1, ((1, 'ServiceTag', (161, 216), 1, 0),)),
+        (1, ((1, 'FreeService', (119, 154), 2, 0),)),
+        (1, ((1, 'EnergyTransferType', (115, 150), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 58: ServiceDetailReqType
     ('ServiceDetailReqType', ('ServiceID',), (), False, (
-        (1, ((1, 'ServiceID', (152, 209), 1, 0),)),
+        (1, ((1, 'ServiceID', (156, 209), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 59: ServiceDetailResType
     ('ServiceDetailResType', ('ResponseCode', 'ServiceID', 'ServiceParameterList'), (), False, (
-        (1, ((1, 'ResponseCode', (141, 192), 1, 0),)),
-        (1, ((1, 'ServiceID', (152, 209), 2, 0),)),
-        (2, ((1, 'ServiceParameterList', (155, 213), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'ResponseCode', (145, 192), 1, 0),)),
+        (1, ((1, 'ServiceID', (156, 209), 2, 0),)),
+        (2, ((1, 'ServiceParameterList', (159, 213), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 60: ServiceDiscoveryReqType
     ('ServiceDiscoveryReqType', ('ServiceScope', 'ServiceCategory'), (), False, (
-        (2, ((1, 'ServiceScope', (156, 214), 1, 0), (1, 'ServiceCategory', (151, 207), 2, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'ServiceCategory', (151, 207), 2, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'ServiceScope', (160, 214), 1, 0), (1, 'ServiceCategory', (155, 207), 2, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'ServiceCategory', (155, 207), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 61: ServiceDiscoveryResType
     ('ServiceDiscoveryResType', ('ResponseCode', 'PaymentOptions', 'ChargeService', 'ServiceList'), (), False, (
-        (1, ((1, 'ResponseCode', (141, 192), 1, 0),)),
-        (1, ((1, 'PaymentOptions', (135, 182), 2, 0),)),
+        (1, ((1, 'ResponseCode', (145, 192), 1, 0),)),
+        (1, ((1, 'PaymentOptions', (139, 182), 2, 0),)),
         (1, ((1, 'ChargeService', (57, 87), 3, 0),)),
-        (2, ((1, 'ServiceList', (153, 211), 4, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'ServiceList', (157, 211), 4, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 62: ServicePaymentSelectionReqType
     ('ServicePaymentSelectionReqType', ('SelectedPaymentOption', 'SelectedServiceList'), (), False, (
-        (1, ((1, 'SelectedPaymentOption', (134, 203), 1, 0),)),
-        (1, ((1, 'SelectedServiceList', (149, 205), 2, 0),)),
+        (1, ((1, 'SelectedPaymentOption', (138, 203), 1, 0),)),
+        (1, ((1, 'SelectedServiceList', (153, 205), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 63: ServicePaymentSelectionResType
     ('ServicePaymentSelectionResType', ('ResponseCode',), (), False, (
-        (1, ((1, 'ResponseCode', (141, 192), 1, 0),)),
+        (1, ((1, 'ResponseCode', (145, 192), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 64: SessionSetupReqType
     ('SessionSetupReqType', ('EVCCID',), (), False, (
-        (1, ((1, 'EVCCID', (100, 105), 1, 0),)),
+        (1, ((1, 'EVCCID', (101, 105), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 65: SessionSetupResType
     ('SessionSetupResType', ('ResponseCode', 'EVSEID', 'DateTimeNow'), (), False, (
-        (1, ((1, 'ResponseCode', (141, 192), 1, 0),)),
-        (1, ((1, 'EVSEID', (107, 126), 2, 0),)),
-        (2, ((1, 'DateTimeNow', (187, 101), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'ResponseCode', (145, 192), 1, 0),)),
+        (1, ((1, 'EVSEID', (108, 126), 2, 0),)),
+        (2, ((1, 'DateTimeNow', (191, 101), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 66: SessionStopType
@@ -529,54 +529,54 @@ GRAMMARS = (
     )),
     # 67: SessionStopResType
     ('SessionStopResType', ('ResponseCode',), (), False, (
-        (1, ((1, 'ResponseCode', (141, 192), 1, 0),)),
+        (1, ((1, 'ResponseCode', (145, 192), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 68: SignatureType
     ('SignatureType', ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object'), ('Object',), False, (
-        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'SignedInfo', (73, 73), 2, 0))),
+        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'SignedInfo', (73, 73), 2, 0),)),
         (1, ((1, 'SignedInfo', (73, 73), 2, 0),)),
         (1, ((1, 'SignatureValue', (72, 72), 3, 0),)),
-        (2, ((1, 'KeyInfo', (33, 33), 4, 0), (1, 'Object', (40, 40), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (40, 40), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (40, 40), 6, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'KeyInfo', (33, 33), 4, 0), (1, 'Object', (40, 40), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (40, 40), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (40, 40), 6, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 5, None),
     )),
     # 69: SignatureMethodType
     ('SignatureMethodType', ('Algorithm', 'HMACOutputLength'), (), False, (
         (1, ((0, 'Algorithm', (0, 245), 1, 0),)),
-        (3, ((1, 'HMACOutputLength', (120, 158), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'HMACOutputLength', (121, 158), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 3, None),
     )),
     # 70: SignaturePropertiesType
     ('SignaturePropertiesType', ('Id', 'SignatureProperty'), ('SignatureProperty',), False, (
-        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'SignatureProperty', (71, 71), 3, 0))),
+        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'SignatureProperty', (71, 71), 3, 0),)),
         (1, ((1, 'SignatureProperty', (71, 71), 3, 0),)),
-        (2, ((1, 'SignatureProperty', (71, 71), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'SignatureProperty', (71, 71), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 71: SignaturePropertyType
     ('SignaturePropertyType', ('Id', 'Target'), (), False, (
-        (2, ((0, 'Id', (0, 246), 1, 0), (0, 'Target', (0, 251), 2, 0))),
+        (2, ((0, 'Id', (0, 246), 1, 0), (0, 'Target', (0, 251), 2, 0),)),
         (1, ((0, 'Target', (0, 251), 2, 0),)),
-        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 72: SignatureValueType
     ('SignatureValueType', ('Id', 'value'), (), False, (
-        (2, ((0, 'Id', (0, 246), 1, 0), (3, 'value', (1, -1), 2, 0))),
+        (2, ((0, 'Id', (0, 246), 1, 0), (3, 'value', (1, -1), 2, 0),)),
         (1, ((3, 'value', (1, -1), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 73: SignedInfoType
     ('SignedInfoType', ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'CanonicalizationMethod', (6, 6), 2, 0))),
+        (2, ((0, 'Id', (0, 246), 1, 0), (1, 'CanonicalizationMethod', (6, 6), 2, 0),)),
         (1, ((1, 'CanonicalizationMethod', (6, 6), 2, 0),)),
         (1, ((1, 'SignatureMethod', (69, 69), 3, 0),)),
         (1, ((1, 'Reference', (50, 50), 5, 0),)),
-        (2, ((1, 'Reference', (50, 50), 5, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (50, 50), 5, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 4, None),
     )),
     # 74: IntervalType
@@ -586,19 +586,19 @@ GRAMMARS = (
     # 75: TransformType
     ('TransformType', ('Algorithm', 'XPath'), ('XPath',), False, (
         (1, ((0, 'Algorithm', (0, 245), 1, 0),)),
-        (3, ((1, 'XPath', (171, 231), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (171, 231), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (171, 231), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'XPath', (175, 231), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (175, 231), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (175, 231), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 76: TransformsType
     ('TransformsType', ('Transform',), ('Transform',), False, (
         (1, ((1, 'Transform', (75, 75), 2, 0),)),
-        (2, ((1, 'Transform', (75, 75), 2, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Transform', (75, 75), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
     )),
     # 77: anonymous
     ('anonymous', ('Header', 'Body'), (), False, (
-        (1, ((1, 'Header', (121, 159), 1, 0),)),
+        (1, ((1, 'Header', (122, 159), 1, 0),)),
         (1, ((1, 'Body', (81, 82), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
@@ -609,24 +609,24 @@ GRAMMARS = (
     )),
     # 79: WeldingDetectionResType
     ('WeldingDetectionResType', ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage'), (), False, (
-        (1, ((1, 'ResponseCode', (141, 192), 1, 0),)),
+        (1, ((1, 'ResponseCode', (145, 192), 1, 0),)),
         (1, ((1, 'DC_EVSEStatus', (22, 98), 2, 0),)),
-        (1, ((1, 'EVSEPresentVoltage', (98, 144), 3, 0),)),
+        (1, ((1, 'EVSEPresentVoltage', (99, 144), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 80: X509DataType
     ('X509DataType', ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL'), ('X509CRL', 'X509Certificate', 'X509IssuerSerial', 'X509SKI', 'X509SubjectName'), False, (
-        (3, ((1, 'X509IssuerSerial', (167, 227), 1, 0), (1, 'X509SKI', (168, 228), 2, 0), (1, 'X509SubjectName', (170, 230), 3, 0), (1, 'X509Certificate', (165, 225), 4, 0), (1, 'X509CRL', (164, 224), 5, 0), (4, None, None, 6, 0))),
-        (3, ((1, 'X509IssuerSerial', (167, 227), 1, 0), (1, 'X509SKI', (168, 228), 2, 0), (1, 'X509SubjectName', (170, 230), 3, 0), (1, 'X509Certificate', (165, 225), 4, 0), (1, 'X509CRL', (164, 224), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (167, 227), 1, 0), (1, 'X509SKI', (168, 228), 2, 0), (1, 'X509SubjectName', (170, 230), 3, 0), (1, 'X509Certificate', (165, 225), 4, 0), (1, 'X509CRL', (164, 224), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (167, 227), 1, 0), (1, 'X509SKI', (168, 228), 2, 0), (1, 'X509SubjectName', (170, 230), 3, 0), (1, 'X509Certificate', (165, 225), 4, 0), (1, 'X509CRL', (164, 224), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (167, 227), 1, 0), (1, 'X509SKI', (168, 228), 2, 0), (1, 'X509SubjectName', (170, 230), 3, 0), (1, 'X509Certificate', (165, 225), 4, 0), (1, 'X509CRL', (164, 224), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (167, 227), 1, 0), (1, 'X509SKI', (168, 228), 2, 0), (1, 'X509SubjectName', (170, 230), 3, 0), (1, 'X509Certificate', (165, 225), 4, 0), (1, 'X509CRL', (164, 224), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (167, 227), 1, 0), (1, 'X509SKI', (168, 228), 2, 0), (1, 'X509SubjectName', (170, 230), 3, 0), (1, 'X509Certificate', (165, 225), 4, 0), (1, 'X509CRL', (164, 224), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'X509IssuerSerial', (171, 227), 1, 0), (1, 'X509SKI', (172, 228), 2, 0), (1, 'X509SubjectName', (174, 230), 3, 0), (1, 'X509Certificate', (169, 225), 4, 0), (1, 'X509CRL', (168, 224), 5, 0), (4, None, None, 6, 0),)),
+        (3, ((1, 'X509IssuerSerial', (171, 227), 1, 0), (1, 'X509SKI', (172, 228), 2, 0), (1, 'X509SubjectName', (174, 230), 3, 0), (1, 'X509Certificate', (169, 225), 4, 0), (1, 'X509CRL', (168, 224), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (171, 227), 1, 0), (1, 'X509SKI', (172, 228), 2, 0), (1, 'X509SubjectName', (174, 230), 3, 0), (1, 'X509Certificate', (169, 225), 4, 0), (1, 'X509CRL', (168, 224), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (171, 227), 1, 0), (1, 'X509SKI', (172, 228), 2, 0), (1, 'X509SubjectName', (174, 230), 3, 0), (1, 'X509Certificate', (169, 225), 4, 0), (1, 'X509CRL', (168, 224), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (171, 227), 1, 0), (1, 'X509SKI', (172, 228), 2, 0), (1, 'X509SubjectName', (174, 230), 3, 0), (1, 'X509Certificate', (169, 225), 4, 0), (1, 'X509CRL', (168, 224), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (171, 227), 1, 0), (1, 'X509SKI', (172, 228), 2, 0), (1, 'X509SubjectName', (174, 230), 3, 0), (1, 'X509Certificate', (169, 225), 4, 0), (1, 'X509CRL', (168, 224), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (171, 227), 1, 0), (1, 'X509SKI', (172, 228), 2, 0), (1, 'X509SubjectName', (174, 230), 3, 0), (1, 'X509Certificate', (169, 225), 4, 0), (1, 'X509CRL', (168, 224), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
     )),
     # 81: BodyType
     ('BodyType', ('BodyElement', 'CableCheckReq', 'CableCheckRes', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'ContractAuthenticationReq', 'ContractAuthenticationRes', 'CurrentDemandReq', 'CurrentDemandRes', 'MeteringReceiptReq', 'MeteringReceiptRes', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'ServicePaymentSelectionReq', 'ServicePaymentSelectionRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'WeldingDetectionReq', 'WeldingDetectionRes'), (), False, (
-        (6, ((1, 'BodyElement', (3, 3), 1, 0), (1, 'CableCheckReq', (4, 4), 1, 0), (1, 'CableCheckRes', (5, 5), 1, 0), (1, 'CertificateInstallationReq', (7, 7), 1, 0), (1, 'CertificateInstallationRes', (8, 8), 1, 0), (1, 'CertificateUpdateReq', (9, 9), 1, 0), (1, 'CertificateUpdateRes', (10, 10), 1, 0), (1, 'ChargeParameterDiscoveryReq', (11, 11), 1, 0), (1, 'ChargeParameterDiscoveryRes', (12, 12), 1, 0), (1, 'ChargingStatusReq', (13, 13), 1, 0), (1, 'ChargingStatusRes', (14, 14), 1, 0), (1, 'ContractAuthenticationReq', (15, 15), 1, 0), (1, 'ContractAuthenticationRes', (16, 16), 1, 0), (1, 'CurrentDemandReq', (17, 17), 1, 0), (1, 'CurrentDemandRes', (18, 18), 1, 0), (1, 'MeteringReceiptReq', (37, 37), 1, 0), (1, 'MeteringReceiptRes', (38, 38), 1, 0), (1, 'PaymentDetailsReq', (43, 43), 1, 0), (1, 'PaymentDetailsRes', (44, 44), 1, 0), (1, 'PowerDeliveryReq', (45, 45), 1, 0), (1, 'PowerDeliveryRes', (46, 46), 1, 0), (1, 'PreChargeReq', (47, 47), 1, 0), (1, 'PreChargeRes', (48, 48), 1, 0), (1, 'ServiceDetailReq', (58, 58), 1, 0), (1, 'ServiceDetailRes', (59, 59), 1, 0), (1, 'ServiceDiscoveryReq', (60, 60), 1, 0), (1, 'ServiceDiscoveryRes', (61, 61), 1, 0), (1, 'ServicePaymentSelectionReq', (62, 62), 1, 0), (1, 'ServicePaymentSelectionRes', (63, 63), 1, 0), (1, 'SessionSetupReq', (64, 64), 1, 0), (1, 'SessionSetupRes', (65, 65), 1, 0), (1, 'SessionStopReq', (66, 66), 1, 0), (1, 'SessionStopRes', (67, 67), 1, 0), (1, 'WeldingDetectionReq', (78, 78), 1, 0), (1, 'WeldingDetectionRes', (79, 79), 1, 0), (2, None, None, -1, 0))),
+        (6, ((1, 'BodyElement', (3, 3), 1, 0), (1, 'CableCheckReq', (4, 4), 1, 0), (1, 'CableCheckRes', (5, 5), 1, 0), (1, 'CertificateInstallationReq', (7, 7), 1, 0), (1, 'CertificateInstallationRes', (8, 8), 1, 0), (1, 'CertificateUpdateReq', (9, 9), 1, 0), (1, 'CertificateUpdateRes', (10, 10), 1, 0), (1, 'ChargeParameterDiscoveryReq', (11, 11), 1, 0), (1, 'ChargeParameterDiscoveryRes', (12, 12), 1, 0), (1, 'ChargingStatusReq', (13, 13), 1, 0), (1, 'ChargingStatusRes', (14, 14), 1, 0), (1, 'ContractAuthenticationReq', (15, 15), 1, 0), (1, 'ContractAuthenticationRes', (16, 16), 1, 0), (1, 'CurrentDemandReq', (17, 17), 1, 0), (1, 'CurrentDemandRes', (18, 18), 1, 0), (1, 'MeteringReceiptReq', (37, 37), 1, 0), (1, 'MeteringReceiptRes', (38, 38), 1, 0), (1, 'PaymentDetailsReq', (43, 43), 1, 0), (1, 'PaymentDetailsRes', (44, 44), 1, 0), (1, 'PowerDeliveryReq', (45, 45), 1, 0), (1, 'PowerDeliveryRes', (46, 46), 1, 0), (1, 'PreChargeReq', (47, 47), 1, 0), (1, 'PreChargeRes', (48, 48), 1, 0), (1, 'ServiceDetailReq', (58, 58), 1, 0), (1, 'ServiceDetailRes', (59, 59), 1, 0), (1, 'ServiceDiscoveryReq', (60, 60), 1, 0), (1, 'ServiceDiscoveryRes', (61, 61), 1, 0), (1, 'ServicePaymentSelectionReq', (62, 62), 1, 0), (1, 'ServicePaymentSelectionRes', (63, 63), 1, 0), (1, 'SessionSetupReq', (64, 64), 1, 0), (1, 'SessionSetupRes', (65, 65), 1, 0), (1, 'SessionStopReq', (66, 66), 1, 0), (1, 'SessionStopRes', (67, 67), 1, 0), (1, 'WeldingDetectionReq', (78, 78), 1, 0), (1, 'WeldingDetectionRes', (79, 79), 1, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 82: boolean
@@ -661,9 +661,9 @@ GRAMMARS = (
     )),
     # 88: ChargingProfileType
     ('ChargingProfileType', ('SAScheduleTupleID', 'ProfileEntry'), ('ProfileEntry',), False, (
-        (1, ((1, 'SAScheduleTupleID', (131, 197), 1, 0),)),
-        (1, ((1, 'ProfileEntry', (137, 185), 3, 0),)),
-        (2, ((1, 'ProfileEntry', (137, 185), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'SAScheduleTupleID', (134, 197), 1, 0),)),
+        (1, ((1, 'ProfileEntry', (141, 185), 3, 0),)),
+        (2, ((1, 'ProfileEntry', (141, 185), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 89: PMaxType
@@ -678,9 +678,9 @@ GRAMMARS = (
     )),
     # 91: ConsumptionCostType
     ('ConsumptionCostType', ('startValue', 'Cost'), ('Cost',), False, (
-        (1, ((1, 'startValue', (180, 243), 1, 0),)),
-        (2, ((1, 'Cost', (95, 97), 3, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Cost', (95, 97), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'startValue', (184, 243), 1, 0),)),
+        (2, ((1, 'Cost', (95, 97), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Cost', (95, 97), 3, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 92: contractIDType
@@ -691,7 +691,7 @@ GRAMMARS = (
     # 93: CertificateChainType
     ('CertificateChainType', ('Certificate', 'SubCertificates'), (), False, (
         (1, ((1, 'Certificate', (85, 86), 1, 0),)),
-        (2, ((1, 'SubCertificates', (160, 220), 2, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'SubCertificates', (164, 220), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 94: privateKeyType
@@ -701,9 +701,9 @@ GRAMMARS = (
     )),
     # 95: CostType
     ('CostType', ('costKind', 'amount', 'amountMultiplier'), (), False, (
-        (1, ((1, 'costKind', (175, 237), 1, 0),)),
-        (1, ((1, 'amount', (172, 233), 2, 0),)),
-        (2, ((1, 'amountMultiplier', (126, 234), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'costKind', (179, 237), 1, 0),)),
+        (1, ((1, 'amount', (176, 233), 2, 0),)),
+        (2, ((1, 'amountMultiplier', (127, 234), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 96: dHParamsType
@@ -711,41 +711,41 @@ GRAMMARS = (
         (1, ((3, 'value', (9, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 97: unsignedInt
+    # 97: DateTimeNow (relaxed fragment grammar)
+    ('DateTimeNow (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', 'MimeType', 'Name', 'Target', 'Type', 'URI', 'ValueType', 'value'), (), False, (
+        (9, ((0, 'Algorithm', (0, 245), 0, 0), (0, 'Encoding', (0, 247), 0, 0), (0, 'Id', (0, 246), 0, 0), (0, 'MimeType', (0, 248), 0, 0), (0, 'Name', (0, 252), 0, 0), (0, 'Target', (0, 251), 0, 0), (0, 'Type', (0, 249), 0, 0), (0, 'URI', (0, 250), 0, 0), (0, 'ValueType', (10, 253), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 246), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 246), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 98: unsignedInt
     ('unsignedInt', (), (), True, (
         (1, ((3, 'value', (6, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 98: PhysicalValueType
+    # 99: PhysicalValueType
     ('PhysicalValueType', ('Multiplier', 'Unit', 'Value'), (), False, (
-        (1, ((1, 'Multiplier', (126, 167), 1, 0),)),
-        (2, ((1, 'Unit', (162, 222), 2, 0), (1, 'Value', (163, 223), 3, 0))),
-        (1, ((1, 'Value', (163, 223), 3, 0),)),
+        (1, ((1, 'Multiplier', (127, 167), 1, 0),)),
+        (2, ((1, 'Unit', (166, 222), 2, 0), (1, 'Value', (167, 223), 3, 0),)),
+        (1, ((1, 'Value', (167, 223), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 99: unsignedByte
+    # 100: unsignedByte
     ('unsignedByte', (), (), True, (
-        (1, ((3, 'value', (10, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 100: evccIDType
-    ('evccIDType', (), (), True, (
         (1, ((3, 'value', (11, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 101: boolean
-    ('boolean', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 102: DC_EVErrorCodeType
-    ('DC_EVErrorCodeType', (), (), True, (
+    # 101: evccIDType
+    ('evccIDType', (), (), True, (
         (1, ((3, 'value', (12, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 103: boolean
+    # 102: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 103: DC_EVErrorCodeType
+    ('DC_EVErrorCodeType', (), (), True, (
+        (1, ((3, 'value', (13, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 104: boolean
@@ -753,156 +753,171 @@ GRAMMARS = (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 105: EVRequestedEnergyTransferType
-    ('EVRequestedEnergyTransferType', (), (), True, (
-        (1, ((3, 'value', (13, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 106: boolean
+    # 105: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 107: evseIDType
-    ('evseIDType', (), (), True, (
+    # 106: EVRequestedEnergyTransferType
+    ('EVRequestedEnergyTransferType', (), (), True, (
         (1, ((3, 'value', (14, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 108: isolationLevelType
-    ('isolationLevelType', (), (), True, (
+    # 107: boolean
+    ('boolean', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 108: evseIDType
+    ('evseIDType', (), (), True, (
         (1, ((3, 'value', (15, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 109: EVSENotificationType
-    ('EVSENotificationType', (), (), True, (
+    # 109: isolationLevelType
+    ('isolationLevelType', (), (), True, (
         (1, ((3, 'value', (16, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 110: boolean
-    ('boolean', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 111: EVSEProcessingType
-    ('EVSEProcessingType', (), (), True, (
+    # 110: EVSENotificationType
+    ('EVSENotificationType', (), (), True, (
         (1, ((3, 'value', (17, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 112: DC_EVSEStatusCodeType
-    ('DC_EVSEStatusCodeType', (), (), True, (
-        (1, ((3, 'value', (18, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 113: boolean
+    # 111: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 114: EVSESupportedEnergyTransferType
-    ('EVSESupportedEnergyTransferType', (), (), True, (
+    # 112: EVSEProcessingType
+    ('EVSEProcessingType', (), (), True, (
+        (1, ((3, 'value', (18, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 113: DC_EVSEStatusCodeType
+    ('DC_EVSEStatusCodeType', (), (), True, (
         (1, ((3, 'value', (19, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 115: CryptoBinary
+    # 114: boolean
+    ('boolean', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 115: EVSESupportedEnergyTransferType
+    ('EVSESupportedEnergyTransferType', (), (), True, (
+        (1, ((3, 'value', (20, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 116: CryptoBinary
     ('CryptoBinary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 116: faultCodeType
+    # 117: faultCodeType
     ('faultCodeType', (), (), True, (
-        (1, ((3, 'value', (20, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 117: faultMsgType
-    ('faultMsgType', (), (), True, (
         (1, ((3, 'value', (21, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 118: boolean
+    # 118: faultMsgType
+    ('faultMsgType', (), (), True, (
+        (1, ((3, 'value', (22, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 119: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 119: genChallengeType
+    # 120: genChallengeType
     ('genChallengeType', (), (), True, (
         (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 120: HMACOutputLengthType
+    # 121: HMACOutputLengthType
     ('HMACOutputLengthType', (), (), True, (
-        (1, ((3, 'value', (22, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 121: MessageHeaderType
-    ('MessageHeaderType', ('SessionID', 'Notification', 'Signature'), (), False, (
-        (1, ((1, 'SessionID', (158, 218), 1, 0),)),
-        (2, ((1, 'Notification', (127, 168), 2, 0), (1, 'Signature', (68, 68), 3, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Signature', (68, 68), 3, 0), (2, None, None, -1, 0))),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 122: ListOfRootCertificateIDsType
-    ('ListOfRootCertificateIDsType', ('RootCertificateID',), ('RootCertificateID',), False, (
-        (1, ((1, 'RootCertificateID', (143, 194), 2, 0),)),
-        (2, ((1, 'RootCertificateID', (143, 194), 2, 1), (2, None, None, -1, 0))),
-        (None, 1, None, None, 1, None),
-    )),
-    # 123: meterIDType
-    ('meterIDType', (), (), True, (
         (1, ((3, 'value', (23, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 124: MeterInfoType
-    ('MeterInfoType', ('MeterID', 'MeterReading', 'SigMeterReading', 'MeterStatus', 'TMeter'), (), False, (
-        (1, ((1, 'MeterID', (123, 162), 1, 0),)),
-        (3, ((1, 'MeterReading', (98, 164), 2, 0), (1, 'SigMeterReading', (159, 219), 3, 0), (1, 'MeterStatus', (125, 165), 4, 0), (1, 'TMeter', (161, 221), 5, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'SigMeterReading', (159, 219), 3, 0), (1, 'MeterStatus', (125, 165), 4, 0), (1, 'TMeter', (161, 221), 5, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'MeterStatus', (125, 165), 4, 0), (1, 'TMeter', (161, 221), 5, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'TMeter', (161, 221), 5, 0), (2, None, None, -1, 0))),
+    # 122: MessageHeaderType
+    ('MessageHeaderType', ('SessionID', 'Notification', 'Signature'), (), False, (
+        (1, ((1, 'SessionID', (162, 218), 1, 0),)),
+        (2, ((1, 'Notification', (128, 168), 2, 0), (1, 'Signature', (68, 68), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Signature', (68, 68), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 125: meterStatusType
+    # 123: ListOfRootCertificateIDsType
+    ('ListOfRootCertificateIDsType', ('RootCertificateID',), ('RootCertificateID',), False, (
+        (1, ((1, 'RootCertificateID', (147, 194), 2, 0),)),
+        (2, ((1, 'RootCertificateID', (147, 194), 2, 1), (2, None, None, -1, 0),)),
+        (None, 1, None, None, 1, None),
+    )),
+    # 124: meterIDType
+    ('meterIDType', (), (), True, (
+        (1, ((3, 'value', (24, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 125: MeterInfoType
+    ('MeterInfoType', ('MeterID', 'MeterReading', 'SigMeterReading', 'MeterStatus', 'TMeter'), (), False, (
+        (1, ((1, 'MeterID', (124, 162), 1, 0),)),
+        (3, ((1, 'MeterReading', (99, 164), 2, 0), (1, 'SigMeterReading', (163, 219), 3, 0), (1, 'MeterStatus', (126, 165), 4, 0), (1, 'TMeter', (165, 221), 5, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'SigMeterReading', (163, 219), 3, 0), (1, 'MeterStatus', (126, 165), 4, 0), (1, 'TMeter', (165, 221), 5, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'MeterStatus', (126, 165), 4, 0), (1, 'TMeter', (165, 221), 5, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'TMeter', (165, 221), 5, 0), (2, None, None, -1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 126: meterStatusType
     ('meterStatusType', (), (), True, (
         (1, ((3, 'value', (5, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 126: unitMultiplierType
+    # 127: unitMultiplierType
     ('unitMultiplierType', (), (), True, (
-        (1, ((3, 'value', (24, -1), 1, 0),)),
+        (1, ((3, 'value', (25, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 127: NotificationType
+    # 128: NotificationType
     ('NotificationType', ('FaultCode', 'FaultMsg'), (), False, (
-        (1, ((1, 'FaultCode', (116, 152), 1, 0),)),
-        (2, ((1, 'FaultMsg', (117, 153), 2, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'FaultCode', (117, 152), 1, 0),)),
+        (2, ((1, 'FaultMsg', (118, 153), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 128: unsignedByte
+    # 129: NotificationMaxDelay (relaxed fragment grammar)
+    ('NotificationMaxDelay (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', 'MimeType', 'Name', 'Target', 'Type', 'URI', 'ValueType', 'value'), (), False, (
+        (9, ((0, 'Algorithm', (0, 245), 0, 0), (0, 'Encoding', (0, 247), 0, 0), (0, 'Id', (0, 246), 0, 0), (0, 'MimeType', (0, 248), 0, 0), (0, 'Name', (0, 252), 0, 0), (0, 'Target', (0, 251), 0, 0), (0, 'Type', (0, 249), 0, 0), (0, 'URI', (0, 250), 0, 0), (0, 'ValueType', (10, 253), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 246), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 246), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 130: unsignedByte
     ('unsignedByte', (), (), True, (
-        (1, ((3, 'value', (10, -1), 1, 0),)),
+        (1, ((3, 'value', (11, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 129: base64Binary
+    # 131: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 130: PMaxScheduleType
+    # 132: PGPKeyPacket (relaxed fragment grammar)
+    ('PGPKeyPacket (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', 'MimeType', 'Name', 'Target', 'Type', 'URI', 'ValueType', 'value'), (), False, (
+        (9, ((0, 'Algorithm', (0, 245), 0, 0), (0, 'Encoding', (0, 247), 0, 0), (0, 'Id', (0, 246), 0, 0), (0, 'MimeType', (0, 248), 0, 0), (0, 'Name', (0, 252), 0, 0), (0, 'Target', (0, 251), 0, 0), (0, 'Type', (0, 249), 0, 0), (0, 'URI', (0, 250), 0, 0), (0, 'ValueType', (10, 253), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 246), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 246), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 133: PMaxScheduleType
     ('PMaxScheduleType', ('PMaxScheduleID', 'PMaxScheduleEntry'), ('PMaxScheduleEntry',), False, (
-        (1, ((1, 'PMaxScheduleID', (131, 177), 1, 0),)),
+        (1, ((1, 'PMaxScheduleID', (134, 177), 1, 0),)),
         (1, ((1, 'PMaxScheduleEntry', (42, 42), 3, 0),)),
-        (2, ((1, 'PMaxScheduleEntry', (42, 42), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'PMaxScheduleEntry', (42, 42), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
-    # 131: SAIDType
+    # 134: SAIDType
     ('SAIDType', (), (), True, (
         (1, ((3, 'value', (5, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 132: ParameterType
+    # 135: ParameterType
     ('ParameterType', ('Name', 'ValueType', 'boolValue', 'byteValue', 'shortValue', 'intValue', 'physicalValue', 'stringValue'), (), False, (
         (1, ((0, 'Name', (0, 252), 1, 0),)),
-        (1, ((0, 'ValueType', (25, 253), 2, 0),)),
-        (3, ((1, 'boolValue', (173, 235), 3, 0), (1, 'byteValue', (174, 236), 4, 0), (1, 'shortValue', (178, 241), 5, 0), (1, 'intValue', (177, 239), 6, 0), (1, 'physicalValue', (98, 240), 7, 0), (1, 'stringValue', (181, 244), 8, 0))),
+        (1, ((0, 'ValueType', (10, 253), 2, 0),)),
+        (3, ((1, 'boolValue', (177, 235), 3, 0), (1, 'byteValue', (178, 236), 4, 0), (1, 'shortValue', (182, 241), 5, 0), (1, 'intValue', (181, 239), 6, 0), (1, 'physicalValue', (99, 240), 7, 0), (1, 'stringValue', (185, 244), 8, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
@@ -910,200 +925,184 @@ GRAMMARS = (
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 133: ParameterSetType
+    # 136: ParameterSetType
     ('ParameterSetType', ('ParameterSetID', 'Parameter'), ('Parameter',), False, (
-        (1, ((1, 'ParameterSetID', (188, 180), 1, 0),)),
-        (1, ((1, 'Parameter', (132, 178), 3, 0),)),
-        (2, ((1, 'Parameter', (132, 178), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'ParameterSetID', (192, 180), 1, 0),)),
+        (1, ((1, 'Parameter', (135, 178), 3, 0),)),
+        (2, ((1, 'Parameter', (135, 178), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
-    # 134: paymentOptionType
+    # 137: ParameterSetID (relaxed fragment grammar)
+    ('ParameterSetID (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', 'MimeType', 'Name', 'Target', 'Type', 'URI', 'ValueType', 'value'), (), False, (
+        (9, ((0, 'Algorithm', (0, 245), 0, 0), (0, 'Encoding', (0, 247), 0, 0), (0, 'Id', (0, 246), 0, 0), (0, 'MimeType', (0, 248), 0, 0), (0, 'Name', (0, 252), 0, 0), (0, 'Target', (0, 251), 0, 0), (0, 'Type', (0, 249), 0, 0), (0, 'URI', (0, 250), 0, 0), (0, 'ValueType', (10, 253), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 246), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 246), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 138: paymentOptionType
     ('paymentOptionType', (), (), True, (
         (1, ((3, 'value', (26, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 135: PaymentOptionsType
+    # 139: PaymentOptionsType
     ('PaymentOptionsType', ('PaymentOption',), ('PaymentOption',), False, (
-        (1, ((1, 'PaymentOption', (134, 181), 2, 0),)),
-        (2, ((1, 'PaymentOption', (134, 181), 2, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'PaymentOption', (138, 181), 2, 0),)),
+        (2, ((1, 'PaymentOption', (138, 181), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
-    )),
-    # 136: boolean
-    ('boolean', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 137: ProfileEntryType
-    ('ProfileEntryType', ('ChargingProfileEntryStart', 'ChargingProfileEntryMaxPower'), (), False, (
-        (1, ((1, 'ChargingProfileEntryStart', (90, 92), 1, 0),)),
-        (1, ((1, 'ChargingProfileEntryMaxPower', (89, 91), 2, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 138: boolean
-    ('boolean', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 139: boolean
-    ('boolean', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
     )),
     # 140: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 141: responseCodeType
+    # 141: ProfileEntryType
+    ('ProfileEntryType', ('ChargingProfileEntryStart', 'ChargingProfileEntryMaxPower'), (), False, (
+        (1, ((1, 'ChargingProfileEntryStart', (90, 92), 1, 0),)),
+        (1, ((1, 'ChargingProfileEntryMaxPower', (89, 91), 2, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 142: boolean
+    ('boolean', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 143: boolean
+    ('boolean', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 144: boolean
+    ('boolean', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 145: responseCodeType
     ('responseCodeType', (), (), True, (
         (1, ((3, 'value', (27, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 142: short
+    # 146: short
     ('short', (), (), True, (
         (1, ((3, 'value', (5, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 143: rootCertificateIDType
+    # 147: rootCertificateIDType
     ('rootCertificateIDType', (), (), True, (
         (1, ((3, 'value', (28, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 144: SAScheduleTupleType
+    # 148: SAScheduleTupleType
     ('SAScheduleTupleType', ('SAScheduleTupleID', 'PMaxSchedule', 'SalesTariff'), (), False, (
-        (1, ((1, 'SAScheduleTupleID', (131, 197), 1, 0),)),
-        (1, ((1, 'PMaxSchedule', (130, 176), 2, 0),)),
-        (2, ((1, 'SalesTariff', (146, 199), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SAScheduleTupleID', (134, 197), 1, 0),)),
+        (1, ((1, 'PMaxSchedule', (133, 176), 2, 0),)),
+        (2, ((1, 'SalesTariff', (150, 199), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 145: base64Binary
+    # 149: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 146: SalesTariffType
+    # 150: SalesTariffType
     ('SalesTariffType', ('Id', 'SalesTariffID', 'SalesTariffDescription', 'NumEPriceLevels', 'SalesTariffEntry'), ('SalesTariffEntry',), False, (
         (1, ((0, 'Id', (0, 246), 1, 0),)),
-        (1, ((1, 'SalesTariffID', (131, 201), 2, 0),)),
-        (2, ((1, 'SalesTariffDescription', (147, 200), 3, 0), (1, 'NumEPriceLevels', (128, 170), 4, 0))),
-        (1, ((1, 'NumEPriceLevels', (128, 170), 4, 0),)),
+        (1, ((1, 'SalesTariffID', (134, 201), 2, 0),)),
+        (2, ((1, 'SalesTariffDescription', (151, 200), 3, 0), (1, 'NumEPriceLevels', (130, 170), 4, 0),)),
+        (1, ((1, 'NumEPriceLevels', (130, 170), 4, 0),)),
         (1, ((1, 'SalesTariffEntry', (56, 56), 6, 0),)),
-        (2, ((1, 'SalesTariffEntry', (56, 56), 6, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'SalesTariffEntry', (56, 56), 6, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 5, None),
     )),
-    # 147: tariffDescriptionType
+    # 151: tariffDescriptionType
     ('tariffDescriptionType', (), (), True, (
-        (1, ((3, 'value', (23, -1), 1, 0),)),
+        (1, ((3, 'value', (24, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 148: SelectedServiceType
+    # 152: SelectedServiceType
     ('SelectedServiceType', ('ServiceID', 'ParameterSetID'), (), False, (
-        (1, ((1, 'ServiceID', (152, 210), 1, 0),)),
-        (2, ((1, 'ParameterSetID', (189, 180), 2, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'ServiceID', (156, 210), 1, 0),)),
+        (2, ((1, 'ParameterSetID', (193, 180), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 149: SelectedServiceListType
+    # 153: SelectedServiceListType
     ('SelectedServiceListType', ('SelectedService',), ('SelectedService',), False, (
-        (1, ((1, 'SelectedService', (148, 204), 2, 0),)),
-        (2, ((1, 'SelectedService', (148, 204), 2, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'SelectedService', (152, 204), 2, 0),)),
+        (2, ((1, 'SelectedService', (152, 204), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
     )),
-    # 150: ServiceType
+    # 154: ServiceType
     ('ServiceType', ('ServiceTag', 'FreeService'), (), False, (
-        (1, ((1, 'ServiceTag', (157, 216), 1, 0),)),
-        (1, ((1, 'FreeService', (118, 154), 2, 0),)),
+        (1, ((1, 'ServiceTag', (161, 216), 1, 0),)),
+        (1, ((1, 'FreeService', (119, 154), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 151: serviceCategoryType
+    # 155: serviceCategoryType
     ('serviceCategoryType', (), (), True, (
         (1, ((3, 'value', (29, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 152: serviceIDType
+    # 156: serviceIDType
     ('serviceIDType', (), (), True, (
         (1, ((3, 'value', (30, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 153: ServiceTagListType
+    # 157: ServiceTagListType
     ('ServiceTagListType', ('Service',), ('Service',), False, (
-        (1, ((1, 'Service', (150, 206), 2, 0),)),
-        (2, ((1, 'Service', (150, 206), 2, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'Service', (154, 206), 2, 0),)),
+        (2, ((1, 'Service', (154, 206), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
     )),
-    # 154: serviceNameType
+    # 158: serviceNameType
     ('serviceNameType', (), (), True, (
-        (1, ((3, 'value', (23, -1), 1, 0),)),
+        (1, ((3, 'value', (24, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 155: ServiceParameterListType
+    # 159: ServiceParameterListType
     ('ServiceParameterListType', ('ParameterSet',), ('ParameterSet',), False, (
-        (1, ((1, 'ParameterSet', (133, 179), 2, 0),)),
-        (2, ((1, 'ParameterSet', (133, 179), 2, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'ParameterSet', (136, 179), 2, 0),)),
+        (2, ((1, 'ParameterSet', (136, 179), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
     )),
-    # 156: serviceScopeType
+    # 160: serviceScopeType
     ('serviceScopeType', (), (), True, (
-        (1, ((3, 'value', (23, -1), 1, 0),)),
+        (1, ((3, 'value', (24, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 157: ServiceTagType
+    # 161: ServiceTagType
     ('ServiceTagType', ('ServiceID', 'ServiceName', 'ServiceCategory', 'ServiceScope'), (), False, (
-        (1, ((1, 'ServiceID', (152, 210), 1, 0),)),
-        (2, ((1, 'ServiceName', (154, 212), 2, 0), (1, 'ServiceCategory', (151, 208), 3, 0))),
-        (1, ((1, 'ServiceCategory', (151, 208), 3, 0),)),
-        (2, ((1, 'ServiceScope', (156, 215), 4, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'ServiceID', (156, 210), 1, 0),)),
+        (2, ((1, 'ServiceName', (158, 212), 2, 0), (1, 'ServiceCategory', (155, 208), 3, 0),)),
+        (1, ((1, 'ServiceCategory', (155, 208), 3, 0),)),
+        (2, ((1, 'ServiceScope', (160, 215), 4, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 158: sessionIDType
+    # 162: sessionIDType
     ('sessionIDType', (), (), True, (
-        (1, ((3, 'value', (11, -1), 1, 0),)),
+        (1, ((3, 'value', (12, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 159: sigMeterReadingType
+    # 163: sigMeterReadingType
     ('sigMeterReadingType', (), (), True, (
         (1, ((3, 'value', (31, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 160: SubCertificatesType
+    # 164: SubCertificatesType
     ('SubCertificatesType', ('Certificate',), ('Certificate',), False, (
         (1, ((1, 'Certificate', (85, 86), 2, 0),)),
-        (2, ((1, 'Certificate', (85, 86), 2, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Certificate', (85, 86), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
     )),
-    # 161: long
+    # 165: long
     ('long', (), (), True, (
         (1, ((3, 'value', (32, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 162: unitSymbolType
+    # 166: unitSymbolType
     ('unitSymbolType', (), (), True, (
         (1, ((3, 'value', (33, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 163: short
+    # 167: short
     ('short', (), (), True, (
         (1, ((3, 'value', (5, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 164: base64Binary
-    ('base64Binary', (), (), True, (
-        (1, ((3, 'value', (1, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 165: base64Binary
-    ('base64Binary', (), (), True, (
-        (1, ((3, 'value', (1, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 166: string
-    ('string', (), (), True, (
-        (1, ((3, 'value', (0, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 167: X509IssuerSerialType
-    ('X509IssuerSerialType', ('X509IssuerName', 'X509SerialNumber'), (), False, (
-        (1, ((1, 'X509IssuerName', (166, 226), 1, 0),)),
-        (1, ((1, 'X509SerialNumber', (169, 229), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 168: base64Binary
@@ -1111,9 +1110,9 @@ GRAMMARS = (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 169: integer
-    ('integer', (), (), True, (
-        (1, ((3, 'value', (22, -1), 1, 0),)),
+    # 169: base64Binary
+    ('base64Binary', (), (), True, (
+        (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 170: string
@@ -1121,29 +1120,30 @@ GRAMMARS = (
         (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 171: string
+    # 171: X509IssuerSerialType
+    ('X509IssuerSerialType', ('X509IssuerName', 'X509SerialNumber'), (), False, (
+        (1, ((1, 'X509IssuerName', (170, 226), 1, 0),)),
+        (1, ((1, 'X509SerialNumber', (173, 229), 2, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 172: base64Binary
+    ('base64Binary', (), (), True, (
+        (1, ((3, 'value', (1, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 173: integer
+    ('integer', (), (), True, (
+        (1, ((3, 'value', (23, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 174: string
     ('string', (), (), True, (
         (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 172: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (6, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 173: boolean
-    ('boolean', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 174: byte
-    ('byte', (), (), True, (
-        (1, ((3, 'value', (34, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 175: costKindType
-    ('costKindType', (), (), True, (
-        (1, ((3, 'value', (35, -1), 1, 0),)),
+    # 175: string
+    ('string', (), (), True, (
+        (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 176: unsignedInt
@@ -1151,19 +1151,19 @@ GRAMMARS = (
         (1, ((3, 'value', (6, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 177: int
-    ('int', (), (), True, (
-        (1, ((3, 'value', (36, -1), 1, 0),)),
+    # 177: boolean
+    ('boolean', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 178: short
-    ('short', (), (), True, (
-        (1, ((3, 'value', (5, -1), 1, 0),)),
+    # 178: byte
+    ('byte', (), (), True, (
+        (1, ((3, 'value', (34, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 179: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (6, -1), 1, 0),)),
+    # 179: costKindType
+    ('costKindType', (), (), True, (
+        (1, ((3, 'value', (35, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 180: unsignedInt
@@ -1171,14 +1171,14 @@ GRAMMARS = (
         (1, ((3, 'value', (6, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 181: string
-    ('string', (), (), True, (
-        (1, ((3, 'value', (0, -1), 1, 0),)),
+    # 181: int
+    ('int', (), (), True, (
+        (1, ((3, 'value', (36, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 182: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (6, -1), 1, 0),)),
+    # 182: short
+    ('short', (), (), True, (
+        (1, ((3, 'value', (5, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 183: unsignedInt
@@ -1186,32 +1186,52 @@ GRAMMARS = (
         (1, ((3, 'value', (6, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 184: base64Binary
+    # 184: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (6, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 185: string
+    ('string', (), (), True, (
+        (1, ((3, 'value', (0, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 186: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (6, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 187: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (6, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 188: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 185: base64Binary
+    # 189: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 186: long
+    # 190: long
     ('long', (), (), True, (
         (1, ((3, 'value', (32, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 187: long
+    # 191: long
     ('long', (), (), True, (
         (1, ((3, 'value', (32, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 188: short
+    # 192: short
     ('short', (), (), True, (
         (1, ((3, 'value', (5, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 189: short
+    # 193: short
     ('short', (), (), True, (
         (1, ((3, 'value', (5, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),

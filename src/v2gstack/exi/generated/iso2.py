@@ -50,11 +50,11 @@ TYPES = (
     ('string', None, 14, 15),
 )
 DOCUMENT = (7, (('AC_EVChargeParameter', 0, 0), ('AC_EVSEChargeParameter', 1, 1), ('AC_EVSEStatus', 2, 2), ('AuthorizationReq', 3, 3), ('AuthorizationRes', 4, 4), ('BodyElement', 5, 5), ('CableCheckReq', 6, 6), ('CableCheckRes', 7, 7), ('CanonicalizationMethod', 8, 8), ('CertificateInstallationReq', 9, 9), ('CertificateInstallationRes', 10, 10), ('CertificateUpdateReq', 11, 11), ('CertificateUpdateRes', 12, 12), ('ChargeParameterDiscoveryReq', 13, 13), ('ChargeParameterDiscoveryRes', 14, 14), ('ChargingStatusReq', 15, 15), ('ChargingStatusRes', 16, 16), ('CurrentDemandReq', 17, 17), ('CurrentDemandRes', 18, 18), ('DC_EVChargeParameter', 19, 19), ('DC_EVPowerDeliveryParameter', 20, 20), ('DC_EVSEChargeParameter', 21, 21), ('DC_EVSEStatus', 22, 22), ('DC_EVStatus', 23, 23), ('DSAKeyValue', 24, 24), ('DigestMethod', 25, 25), ('DigestValue', 26, 26), ('EVChargeParameter', 27, 27), ('EVPowerDeliveryParameter', 28, 28), ('EVSEChargeParameter', 29, 29), ('EVSEStatus', 30, 30), ('EVStatus', 31, 31), ('Entry', 32, 32), ('KeyInfo', 33, 33), ('KeyName', 34, 34), ('KeyValue', 35, 35), ('Manifest', 36, 36), ('MeteringReceiptReq', 37, 37), ('MeteringReceiptRes', 38, 38), ('MgmtData', 39, 39), ('Object', 40, 40), ('PGPData', 41, 41), ('PMaxScheduleEntry', 42, 42), ('PaymentDetailsReq', 43, 43), ('PaymentDetailsRes', 44, 44), ('PaymentServiceSelectionReq', 45, 45), ('PaymentServiceSelectionRes', 46, 46), ('PowerDeliveryReq', 47, 47), ('PowerDeliveryRes', 48, 48), ('PreChargeReq', 49, 49), ('PreChargeRes', 50, 50), ('RSAKeyValue', 51, 51), ('Reference', 52, 52), ('RelativeTimeInterval', 53, 53), ('RetrievalMethod', 54, 54), ('SAScheduleList', 55, 55), ('SASchedules', 56, 56), ('SPKIData', 57, 57), ('SalesTariffEntry', 58, 58), ('ServiceDetailReq', 59, 59), ('ServiceDetailRes', 60, 60), ('ServiceDiscoveryReq', 61, 61), ('ServiceDiscoveryRes', 62, 62), ('SessionSetupReq', 63, 63), ('SessionSetupRes', 64, 64), ('SessionStopReq', 65, 65), ('SessionStopRes', 66, 66), ('Signature', 67, 67), ('SignatureMethod', 68, 68), ('SignatureProperties', 69, 69), ('SignatureProperty', 70, 70), ('SignatureValue', 71, 71), ('SignedInfo', 72, 72), ('TimeInterval', 73, 73), ('Transform', 74, 74), ('Transforms', 75, 75), ('V2G_Message', 76, 76), ('WeldingDetectionReq', 77, 77), ('WeldingDetectionRes', 78, 78), ('X509Data', 79, 79)))
-FRAGMENT = (8, (('AC_EVChargeParameter', 0, 0), ('AC_EVSEChargeParameter', 1, 1), ('AC_EVSEStatus', 2, 80), ('AC_EVSEStatus', 2, 2), ('AuthorizationReq', 3, 3), ('AuthorizationRes', 4, 4), ('Body', 80, 81), ('BodyElement', 5, 5), ('BulkChargingComplete', 81, 82), ('BulkChargingComplete', 82, 83), ('BulkSOC', 83, 84), ('CableCheckReq', 6, 6), ('CableCheckRes', 7, 7), ('CanonicalizationMethod', 8, 8), ('Certificate', 84, 85), ('CertificateInstallationReq', 9, 9), ('CertificateInstallationRes', 10, 10), ('CertificateUpdateReq', 11, 11), ('CertificateUpdateRes', 12, 12), ('ChargeParameterDiscoveryReq', 13, 13), ('ChargeParameterDiscoveryRes', 14, 14), ('ChargeProgress', 85, 86), ('ChargeService', 86, 87), ('ChargingComplete', 87, 88), ('ChargingComplete', 88, 89), ('ChargingProfile', 89, 90), ('ChargingProfileEntryMaxNumberOfPhasesInUse', 90, 91), ('ChargingProfileEntryMaxPower', 91, 92), ('ChargingProfileEntryStart', 92, 93), ('ChargingSession', 93, 94), ('ChargingStatusReq', 15, 15), ('ChargingStatusRes', 16, 16), ('ConsumptionCost', 94, 95), ('ContractSignatureCertChain', 95, 96), ('ContractSignatureEncryptedPrivateKey', 96, 97), ('Cost', 97, 98), ('CurrentDemandReq', 17, 17), ('CurrentDemandRes', 18, 18), ('DC_EVChargeParameter', 19, 19), ('DC_EVPowerDeliveryParameter', 20, 20), ('DC_EVSEChargeParameter', 21, 21), ('DC_EVSEStatus', 22, 99), ('DC_EVSEStatus', 22, 22), ('DC_EVStatus', 23, 100), ('DC_EVStatus', 23, 23), ('DHpublickey', 98, 101), ('DSAKeyValue', 24, 24), ('DepartureTime', 99, 102), ('DigestMethod', 25, 25), ('DigestValue', 26, 26), ('EAmount', 91, 103), ('EPriceLevel', 100, 104), ('EVCCID', 101, 105), ('EVChargeParameter', 27, 27), ('EVEnergyCapacity', 91, 106), ('EVEnergyRequest', 91, 107), ('EVErrorCode', 102, 108), ('EVMaxCurrent', 91, 109), ('EVMaxVoltage', 91, 110), ('EVMaximumCurrentLimit', 91, 111), ('EVMaximumCurrentLimit', 91, 112), ('EVMaximumPowerLimit', 91, 113), ('EVMaximumPowerLimit', 91, 114), ('EVMaximumVoltageLimit', 91, 115), ('EVMaximumVoltageLimit', 91, 116), ('EVMinCurrent', 91, 117), ('EVPowerDeliveryParameter', 28, 28), ('EVRESSSOC', 83, 118), ('EVReady', 103, 119), ('EVSEChargeParameter', 29, 29), ('EVSECurrentLimitAchieved', 104, 120), ('EVSECurrentRegulationTolerance', 91, 121), ('EVSEEnergyToBeDelivered', 91, 122), ('EVSEID', 105, 123), ('EVSEIsolationStatus', 106, 124), ('EVSEMaxCurrent', 91, 125), ('EVSEMaxCurrent', 91, 126), ('EVSEMaximumCurrentLimit', 91, 127), ('EVSEMaximumCurrentLimit', 91, 128), ('EVSEMaximumPowerLimit', 91, 129), ('EVSEMaximumPowerLimit', 91, 130), ('EVSEMaximumVoltageLimit', 91, 131), ('EVSEMaximumVoltageLimit', 91, 132), ('EVSEMinimumCurrentLimit', 91, 133), ('EVSEMinimumVoltageLimit', 91, 134), ('EVSENominalVoltage', 91, 135), ('EVSENotification', 107, 136), ('EVSEPeakCurrentRipple', 91, 137), ('EVSEPowerLimitAchieved', 108, 138), ('EVSEPresentCurrent', 91, 139), ('EVSEPresentVoltage', 91, 140), ('EVSEProcessing', 109, 141), ('EVSEStatus', 30, 30), ('EVSEStatusCode', 110, 142), ('EVSETimeStamp', -1, 143), ('EVSEVoltageLimitAchieved', 111, 144), ('EVStatus', 31, 31), ('EVTargetCurrent', 91, 145), ('EVTargetVoltage', 91, 146), ('EnergyTransferMode', 112, 147), ('Entry', 32, 32), ('Exponent', 113, 148), ('FaultCode', 114, 149), ('FaultMsg', 115, 150), ('FreeService', 116, 151), ('FullSOC', 83, 152), ('G', 113, 153), ('GenChallenge', 117, 154), ('HMACOutputLength', 118, 155), ('Header', 119, 156), ('J', 113, 157), ('KeyInfo', 33, 33), ('KeyName', 34, 34), ('KeyValue', 35, 35), ('ListOfRootCertificateIDs', 120, 158), ('Manifest', 36, 36), ('MaxEntriesSAScheduleTuple', 121, 159), ('MeterID', 122, 160), ('MeterInfo', 123, 161), ('MeterReading', 124, 162), ('MeterStatus', 125, 163), ('MeteringReceiptReq', 37, 37), ('MeteringReceiptRes', 38, 38), ('MgmtData', 39, 39), ('Modulus', 113, 164), ('Multiplier', 126, 165), ('Notification', 127, 166), ('NotificationMaxDelay', 128, 167), ('NumEPriceLevels', 129, 168), ('OEMProvisioningCert', 84, 169), ('Object', 40, 40), ('P', 113, 170), ('PGPData', 41, 41), ('PGPKeyID', 130, 171), ('PGPKeyPacket', -1, 172), ('PMax', 91, 173), ('PMaxSchedule', 131, 174), ('PMaxScheduleEntry', 42, 42), ('Parameter', 132, 175), ('ParameterSet', 133, 176), ('ParameterSetID', -1, 177), ('PaymentDetailsReq', 43, 43), ('PaymentDetailsRes', 44, 44), ('PaymentOption', 134, 178), ('PaymentOptionList', 135, 179), ('PaymentServiceSelectionReq', 45, 45), ('PaymentServiceSelectionRes', 46, 46), ('PgenCounter', 113, 180), ('PowerDeliveryReq', 47, 47), ('PowerDeliveryRes', 48, 48), ('PreChargeReq', 49, 49), ('PreChargeRes', 50, 50), ('ProfileEntry', 136, 181), ('Q', 113, 182), ('RCD', 137, 183), ('RSAKeyValue', 51, 51), ('ReceiptRequired', -1, 184), ('Reference', 52, 52), ('RelativeTimeInterval', 53, 53), ('RemainingTimeToBulkSoC', 91, 185), ('RemainingTimeToFullSoC', 91, 186), ('RequestedEnergyTransferMode', 112, 187), ('ResponseCode', 138, 188), ('RetrievalMethod', 54, 54), ('RetryCounter', 139, 189), ('RootCertificateID', 140, 190), ('SAProvisioningCertificateChain', 95, 191), ('SAScheduleList', 55, 55), ('SAScheduleTuple', 141, 192), ('SAScheduleTupleID', 142, 193), ('SAScheduleTupleID', 142, 194), ('SASchedules', 56, 56), ('SPKIData', 57, 57), ('SPKISexp', 143, 195), ('SalesTariff', 144, 196), ('SalesTariffDescription', 145, 197), ('SalesTariffEntry', 58, 58), ('SalesTariffID', 142, 198), ('Seed', 113, 199), ('SelectedPaymentOption', 134, 200), ('SelectedService', 146, 201), ('SelectedServiceList', 147, 202), ('Service', 148, 203), ('ServiceCategory', 149, 204), ('ServiceCategory', 149, 205), ('ServiceDetailReq', 59, 59), ('ServiceDetailRes', 60, 60), ('ServiceDiscoveryReq', 61, 61), ('ServiceDiscoveryRes', 62, 62), ('ServiceID', 150, 206), ('ServiceID', 150, 207), ('ServiceList', 151, 208), ('ServiceName', 152, 209), ('ServiceParameterList', 153, 210), ('ServiceScope', 154, 211), ('ServiceScope', 154, 212), ('SessionID', 155, 213), ('SessionID', 155, 214), ('SessionSetupReq', 63, 63), ('SessionSetupRes', 64, 64), ('SessionStopReq', 65, 65), ('SessionStopRes', 66, 66), ('SigMeterReading', 156, 215), ('Signature', 67, 67), ('SignatureMethod', 68, 68), ('SignatureProperties', 69, 69), ('SignatureProperty', 70, 70), ('SignatureValue', 71, 71), ('SignedInfo', 72, 72), ('SubCertificates', 157, 216), ('SupportedEnergyTransferMode', 158, 217), ('TMeter', 159, 218), ('TimeInterval', 73, 73), ('Transform', 74, 74), ('Transforms', 75, 75), ('Unit', 160, 219), ('V2G_Message', 76, 76), ('Value', 161, 220), ('WeldingDetectionReq', 77, 77), ('WeldingDetectionRes', 78, 78), ('X509CRL', 162, 221), ('X509Certificate', 163, 222), ('X509Data', 79, 79), ('X509IssuerName', 164, 223), ('X509IssuerSerial', 140, 224), ('X509SKI', 165, 225), ('X509SerialNumber', 166, 226), ('X509SubjectName', 167, 227), ('XPath', 168, 228), ('Y', 113, 229), ('amount', 169, 230), ('amountMultiplier', 126, 231), ('boolValue', 170, 232), ('byteValue', 171, 233), ('costKind', 172, 234), ('duration', 173, 235), ('eMAID', -1, 236), ('intValue', 174, 237), ('physicalValue', 91, 238), ('shortValue', 175, 239), ('start', 176, 240), ('startValue', 91, 241), ('stringValue', 177, 242)))
+FRAGMENT = (8, (('AC_EVChargeParameter', 0, 0), ('AC_EVSEChargeParameter', 1, 1), ('AC_EVSEStatus', 2, 80), ('AC_EVSEStatus', 2, 2), ('AuthorizationReq', 3, 3), ('AuthorizationRes', 4, 4), ('Body', 80, 81), ('BodyElement', 5, 5), ('BulkChargingComplete', 81, 82), ('BulkChargingComplete', 82, 83), ('BulkSOC', 83, 84), ('CableCheckReq', 6, 6), ('CableCheckRes', 7, 7), ('CanonicalizationMethod', 8, 8), ('Certificate', 84, 85), ('CertificateInstallationReq', 9, 9), ('CertificateInstallationRes', 10, 10), ('CertificateUpdateReq', 11, 11), ('CertificateUpdateRes', 12, 12), ('ChargeParameterDiscoveryReq', 13, 13), ('ChargeParameterDiscoveryRes', 14, 14), ('ChargeProgress', 85, 86), ('ChargeService', 86, 87), ('ChargingComplete', 87, 88), ('ChargingComplete', 88, 89), ('ChargingProfile', 89, 90), ('ChargingProfileEntryMaxNumberOfPhasesInUse', 90, 91), ('ChargingProfileEntryMaxPower', 91, 92), ('ChargingProfileEntryStart', 92, 93), ('ChargingSession', 93, 94), ('ChargingStatusReq', 15, 15), ('ChargingStatusRes', 16, 16), ('ConsumptionCost', 94, 95), ('ContractSignatureCertChain', 95, 96), ('ContractSignatureEncryptedPrivateKey', 96, 97), ('Cost', 97, 98), ('CurrentDemandReq', 17, 17), ('CurrentDemandRes', 18, 18), ('DC_EVChargeParameter', 19, 19), ('DC_EVPowerDeliveryParameter', 20, 20), ('DC_EVSEChargeParameter', 21, 21), ('DC_EVSEStatus', 22, 99), ('DC_EVSEStatus', 22, 22), ('DC_EVStatus', 23, 100), ('DC_EVStatus', 23, 23), ('DHpublickey', 98, 101), ('DSAKeyValue', 24, 24), ('DepartureTime', 99, 102), ('DigestMethod', 25, 25), ('DigestValue', 26, 26), ('EAmount', 91, 103), ('EPriceLevel', 100, 104), ('EVCCID', 101, 105), ('EVChargeParameter', 27, 27), ('EVEnergyCapacity', 91, 106), ('EVEnergyRequest', 91, 107), ('EVErrorCode', 102, 108), ('EVMaxCurrent', 91, 109), ('EVMaxVoltage', 91, 110), ('EVMaximumCurrentLimit', 91, 111), ('EVMaximumCurrentLimit', 91, 112), ('EVMaximumPowerLimit', 91, 113), ('EVMaximumPowerLimit', 91, 114), ('EVMaximumVoltageLimit', 91, 115), ('EVMaximumVoltageLimit', 91, 116), ('EVMinCurrent', 91, 117), ('EVPowerDeliveryParameter', 28, 28), ('EVRESSSOC', 83, 118), ('EVReady', 103, 119), ('EVSEChargeParameter', 29, 29), ('EVSECurrentLimitAchieved', 104, 120), ('EVSECurrentRegulationTolerance', 91, 121), ('EVSEEnergyToBeDelivered', 91, 122), ('EVSEID', 105, 123), ('EVSEIsolationStatus', 106, 124), ('EVSEMaxCurrent', 91, 125), ('EVSEMaxCurrent', 91, 126), ('EVSEMaximumCurrentLimit', 91, 127), ('EVSEMaximumCurrentLimit', 91, 128), ('EVSEMaximumPowerLimit', 91, 129), ('EVSEMaximumPowerLimit', 91, 130), ('EVSEMaximumVoltageLimit', 91, 131), ('EVSEMaximumVoltageLimit', 91, 132), ('EVSEMinimumCurrentLimit', 91, 133), ('EVSEMinimumVoltageLimit', 91, 134), ('EVSENominalVoltage', 91, 135), ('EVSENotification', 107, 136), ('EVSEPeakCurrentRipple', 91, 137), ('EVSEPowerLimitAchieved', 108, 138), ('EVSEPresentCurrent', 91, 139), ('EVSEPresentVoltage', 91, 140), ('EVSEProcessing', 109, 141), ('EVSEStatus', 30, 30), ('EVSEStatusCode', 110, 142), ('EVSETimeStamp', 111, 143), ('EVSEVoltageLimitAchieved', 112, 144), ('EVStatus', 31, 31), ('EVTargetCurrent', 91, 145), ('EVTargetVoltage', 91, 146), ('EnergyTransferMode', 113, 147), ('Entry', 32, 32), ('Exponent', 114, 148), ('FaultCode', 115, 149), ('FaultMsg', 116, 150), ('FreeService', 117, 151), ('FullSOC', 83, 152), ('G', 114, 153), ('GenChallenge', 118, 154), ('HMACOutputLength', 119, 155), ('Header', 120, 156), ('J', 114, 157), ('KeyInfo', 33, 33), ('KeyName', 34, 34), ('KeyValue', 35, 35), ('ListOfRootCertificateIDs', 121, 158), ('Manifest', 36, 36), ('MaxEntriesSAScheduleTuple', 122, 159), ('MeterID', 123, 160), ('MeterInfo', 124, 161), ('MeterReading', 125, 162), ('MeterStatus', 126, 163), ('MeteringReceiptReq', 37, 37), ('MeteringReceiptRes', 38, 38), ('MgmtData', 39, 39), ('Modulus', 114, 164), ('Multiplier', 127, 165), ('Notification', 128, 166), ('NotificationMaxDelay', 129, 167), ('NumEPriceLevels', 130, 168), ('OEMProvisioningCert', 84, 169), ('Object', 40, 40), ('P', 114, 170), ('PGPData', 41, 41), ('PGPKeyID', 131, 171), ('PGPKeyPacket', 132, 172), ('PMax', 91, 173), ('PMaxSchedule', 133, 174), ('PMaxScheduleEntry', 42, 42), ('Parameter', 134, 175), ('ParameterSet', 135, 176), ('ParameterSetID', 136, 177), ('PaymentDetailsReq', 43, 43), ('PaymentDetailsRes', 44, 44), ('PaymentOption', 137, 178), ('PaymentOptionList', 138, 179), ('PaymentServiceSelectionReq', 45, 45), ('PaymentServiceSelectionRes', 46, 46), ('PgenCounter', 114, 180), ('PowerDeliveryReq', 47, 47), ('PowerDeliveryRes', 48, 48), ('PreChargeReq', 49, 49), ('PreChargeRes', 50, 50), ('ProfileEntry', 139, 181), ('Q', 114, 182), ('RCD', 140, 183), ('RSAKeyValue', 51, 51), ('ReceiptRequired', 141, 184), ('Reference', 52, 52), ('RelativeTimeInterval', 53, 53), ('RemainingTimeToBulkSoC', 91, 185), ('RemainingTimeToFullSoC', 91, 186), ('RequestedEnergyTransferMode', 113, 187), ('ResponseCode', 142, 188), ('RetrievalMethod', 54, 54), ('RetryCounter', 143, 189), ('RootCertificateID', 144, 190), ('SAProvisioningCertificateChain', 95, 191), ('SAScheduleList', 55, 55), ('SAScheduleTuple', 145, 192), ('SAScheduleTupleID', 146, 193), ('SAScheduleTupleID', 146, 194), ('SASchedules', 56, 56), ('SPKIData', 57, 57), ('SPKISexp', 147, 195), ('SalesTariff', 148, 196), ('SalesTariffDescription', 149, 197), ('SalesTariffEntry', 58, 58), ('SalesTariffID', 146, 198), ('Seed', 114, 199), ('SelectedPaymentOption', 137, 200), ('SelectedService', 150, 201), ('SelectedServiceList', 151, 202), ('Service', 152, 203), ('ServiceCategory', 153, 204), ('ServiceCategory', 153, 205), ('ServiceDetailReq', 59, 59), ('ServiceDetailRes', 60, 60), ('ServiceDiscoveryReq', 61, 61), ('ServiceDiscoveryRes', 62, 62), ('ServiceID', 154, 206), ('ServiceID', 154, 207), ('ServiceList', 155, 208), ('ServiceName', 156, 209), ('ServiceParameterList', 157, 210), ('ServiceScope', 158, 211), ('ServiceScope', 158, 212), ('SessionID', 159, 213), ('SessionID', 159, 214), ('SessionSetupReq', 63, 63), ('SessionSetupRes', 64, 64), ('SessionStopReq', 65, 65), ('SessionStopRes', 66, 66), ('SigMeterReading', 160, 215), ('Signature', 67, 67), ('SignatureMethod', 68, 68), ('SignatureProperties', 69, 69), ('SignatureProperty', 70, 70), ('SignatureValue', 71, 71), ('SignedInfo', 72, 72), ('SubCertificates', 161, 216), ('SupportedEnergyTransferMode', 162, 217), ('TMeter', 163, 218), ('TimeInterval', 73, 73), ('Transform', 74, 74), ('Transforms', 75, 75), ('Unit', 164, 219), ('V2G_Message', 76, 76), ('Value', 165, 220), ('WeldingDetectionReq', 77, 77), ('WeldingDetectionRes', 78, 78), ('X509CRL', 166, 221), ('X509Certificate', 167, 222), ('X509Data', 79, 79), ('X509IssuerName', 168, 223), ('X509IssuerSerial', 144, 224), ('X509SKI', 169, 225), ('X509SerialNumber', 170, 226), ('X509SubjectName', 171, 227), ('XPath', 172, 228), ('Y', 114, 229), ('amount', 173, 230), ('amountMultiplier', 127, 231), ('boolValue', 174, 232), ('byteValue', 175, 233), ('costKind', 176, 234), ('duration', 177, 235), ('eMAID', 178, 236), ('intValue', 179, 237), ('physicalValue', 91, 238), ('shortValue', 180, 239), ('start', 181, 240), ('startValue', 91, 241), ('stringValue', 182, 242)))
 GRAMMARS = (
     # 0: AC_EVChargeParameterType
     ('AC_EVChargeParameterType', ('DepartureTime', 'EAmount', 'EVMaxVoltage', 'EVMaxCurrent', 'EVMinCurrent'), (), False, (
-        (2, ((1, 'DepartureTime', (99, 102), 1, 0), (1, 'EAmount', (91, 103), 2, 0))),
+        (2, ((1, 'DepartureTime', (99, 102), 1, 0), (1, 'EAmount', (91, 103), 2, 0),)),
         (1, ((1, 'EAmount', (91, 103), 2, 0),)),
         (1, ((1, 'EVMaxVoltage', (91, 110), 3, 0),)),
         (1, ((1, 'EVMaxCurrent', (91, 109), 4, 0),)),
@@ -70,20 +70,20 @@ GRAMMARS = (
     )),
     # 2: AC_EVSEStatusType
     ('AC_EVSEStatusType', ('NotificationMaxDelay', 'EVSENotification', 'RCD'), (), False, (
-        (1, ((1, 'NotificationMaxDelay', (128, 167), 1, 0),)),
+        (1, ((1, 'NotificationMaxDelay', (129, 167), 1, 0),)),
         (1, ((1, 'EVSENotification', (107, 136), 2, 0),)),
-        (1, ((1, 'RCD', (137, 183), 3, 0),)),
+        (1, ((1, 'RCD', (140, 183), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 3: AuthorizationReqType
     ('AuthorizationReqType', ('Id', 'GenChallenge'), (), False, (
-        (2, ((0, 'Id', (0, 243), 1, 0), (1, 'GenChallenge', (117, 154), 2, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'GenChallenge', (117, 154), 2, 0), (2, None, None, -1, 0))),
+        (2, ((0, 'Id', (0, 243), 1, 0), (1, 'GenChallenge', (118, 154), 2, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'GenChallenge', (118, 154), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 4: AuthorizationResType
     ('AuthorizationResType', ('ResponseCode', 'EVSEProcessing'), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
         (1, ((1, 'EVSEProcessing', (109, 141), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
@@ -98,7 +98,7 @@ GRAMMARS = (
     )),
     # 7: CableCheckResType
     ('CableCheckResType', ('ResponseCode', 'DC_EVSEStatus', 'EVSEProcessing'), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
         (1, ((1, 'DC_EVSEStatus', (22, 99), 2, 0),)),
         (1, ((1, 'EVSEProcessing', (109, 141), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
@@ -106,59 +106,59 @@ GRAMMARS = (
     # 8: CanonicalizationMethodType
     ('CanonicalizationMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 244), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 9: CertificateInstallationReqType
     ('CertificateInstallationReqType', ('Id', 'OEMProvisioningCert', 'ListOfRootCertificateIDs'), (), False, (
         (1, ((0, 'Id', (0, 243), 1, 0),)),
         (1, ((1, 'OEMProvisioningCert', (84, 169), 2, 0),)),
-        (1, ((1, 'ListOfRootCertificateIDs', (120, 158), 3, 0),)),
+        (1, ((1, 'ListOfRootCertificateIDs', (121, 158), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 10: CertificateInstallationResType
     ('CertificateInstallationResType', ('ResponseCode', 'SAProvisioningCertificateChain', 'ContractSignatureCertChain', 'ContractSignatureEncryptedPrivateKey', 'DHpublickey', 'eMAID'), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
         (1, ((1, 'SAProvisioningCertificateChain', (95, 191), 2, 0),)),
         (1, ((1, 'ContractSignatureCertChain', (95, 96), 3, 0),)),
         (1, ((1, 'ContractSignatureEncryptedPrivateKey', (96, 97), 4, 0),)),
         (1, ((1, 'DHpublickey', (98, 101), 5, 0),)),
-        (1, ((1, 'eMAID', (178, 236), 6, 0),)),
+        (1, ((1, 'eMAID', (183, 236), 6, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 11: CertificateUpdateReqType
     ('CertificateUpdateReqType', ('Id', 'ContractSignatureCertChain', 'eMAID', 'ListOfRootCertificateIDs'), (), False, (
         (1, ((0, 'Id', (0, 243), 1, 0),)),
         (1, ((1, 'ContractSignatureCertChain', (95, 96), 2, 0),)),
-        (1, ((1, 'eMAID', (179, 236), 3, 0),)),
-        (1, ((1, 'ListOfRootCertificateIDs', (120, 158), 4, 0),)),
+        (1, ((1, 'eMAID', (184, 236), 3, 0),)),
+        (1, ((1, 'ListOfRootCertificateIDs', (121, 158), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 12: CertificateUpdateResType
     ('CertificateUpdateResType', ('ResponseCode', 'SAProvisioningCertificateChain', 'ContractSignatureCertChain', 'ContractSignatureEncryptedPrivateKey', 'DHpublickey', 'eMAID', 'RetryCounter'), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
         (1, ((1, 'SAProvisioningCertificateChain', (95, 191), 2, 0),)),
         (1, ((1, 'ContractSignatureCertChain', (95, 96), 3, 0),)),
         (1, ((1, 'ContractSignatureEncryptedPrivateKey', (96, 97), 4, 0),)),
         (1, ((1, 'DHpublickey', (98, 101), 5, 0),)),
-        (1, ((1, 'eMAID', (178, 236), 6, 0),)),
-        (2, ((1, 'RetryCounter', (139, 189), 7, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'eMAID', (183, 236), 6, 0),)),
+        (2, ((1, 'RetryCounter', (143, 189), 7, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 13: ChargeParameterDiscoveryReqType
     ('ChargeParameterDiscoveryReqType', ('MaxEntriesSAScheduleTuple', 'RequestedEnergyTransferMode', 'AC_EVChargeParameter', 'DC_EVChargeParameter', 'EVChargeParameter'), (), False, (
-        (2, ((1, 'MaxEntriesSAScheduleTuple', (121, 159), 1, 0), (1, 'RequestedEnergyTransferMode', (112, 187), 2, 0))),
-        (1, ((1, 'RequestedEnergyTransferMode', (112, 187), 2, 0),)),
-        (2, ((1, 'AC_EVChargeParameter', (0, 0), 3, 0), (1, 'DC_EVChargeParameter', (19, 19), 3, 0), (1, 'EVChargeParameter', (27, 27), 3, 0))),
+        (2, ((1, 'MaxEntriesSAScheduleTuple', (122, 159), 1, 0), (1, 'RequestedEnergyTransferMode', (113, 187), 2, 0),)),
+        (1, ((1, 'RequestedEnergyTransferMode', (113, 187), 2, 0),)),
+        (2, ((1, 'AC_EVChargeParameter', (0, 0), 3, 0), (1, 'DC_EVChargeParameter', (19, 19), 3, 0), (1, 'EVChargeParameter', (27, 27), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 14: ChargeParameterDiscoveryResType
     ('ChargeParameterDiscoveryResType', ('ResponseCode', 'EVSEProcessing', 'SAScheduleList', 'SASchedules', 'AC_EVSEChargeParameter', 'DC_EVSEChargeParameter', 'EVSEChargeParameter'), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
         (1, ((1, 'EVSEProcessing', (109, 141), 2, 0),)),
-        (3, ((1, 'SAScheduleList', (55, 55), 3, 0), (1, 'SASchedules', (56, 56), 3, 0), (1, 'AC_EVSEChargeParameter', (1, 1), 4, 0), (1, 'DC_EVSEChargeParameter', (21, 21), 4, 0), (1, 'EVSEChargeParameter', (29, 29), 4, 0))),
-        (2, ((1, 'AC_EVSEChargeParameter', (1, 1), 4, 0), (1, 'DC_EVSEChargeParameter', (21, 21), 4, 0), (1, 'EVSEChargeParameter', (29, 29), 4, 0))),
+        (3, ((1, 'SAScheduleList', (55, 55), 3, 0), (1, 'SASchedules', (56, 56), 3, 0), (1, 'AC_EVSEChargeParameter', (1, 1), 4, 0), (1, 'DC_EVSEChargeParameter', (21, 21), 4, 0), (1, 'EVSEChargeParameter', (29, 29), 4, 0),)),
+        (2, ((1, 'AC_EVSEChargeParameter', (1, 1), 4, 0), (1, 'DC_EVSEChargeParameter', (21, 21), 4, 0), (1, 'EVSEChargeParameter', (29, 29), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 15: ChargingStatusReqType
@@ -167,12 +167,12 @@ GRAMMARS = (
     )),
     # 16: ChargingStatusResType
     ('ChargingStatusResType', ('ResponseCode', 'EVSEID', 'SAScheduleTupleID', 'EVSEMaxCurrent', 'MeterInfo', 'ReceiptRequired', 'AC_EVSEStatus'), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
         (1, ((1, 'EVSEID', (105, 123), 2, 0),)),
-        (1, ((1, 'SAScheduleTupleID', (142, 193), 3, 0),)),
-        (3, ((1, 'EVSEMaxCurrent', (91, 125), 4, 0), (1, 'MeterInfo', (123, 161), 5, 0), (1, 'ReceiptRequired', (180, 184), 6, 0), (1, 'AC_EVSEStatus', (2, 80), 7, 0))),
-        (2, ((1, 'MeterInfo', (123, 161), 5, 0), (1, 'ReceiptRequired', (180, 184), 6, 0), (1, 'AC_EVSEStatus', (2, 80), 7, 0))),
-        (2, ((1, 'ReceiptRequired', (180, 184), 6, 0), (1, 'AC_EVSEStatus', (2, 80), 7, 0))),
+        (1, ((1, 'SAScheduleTupleID', (146, 193), 3, 0),)),
+        (3, ((1, 'EVSEMaxCurrent', (91, 125), 4, 0), (1, 'MeterInfo', (124, 161), 5, 0), (1, 'ReceiptRequired', (185, 184), 6, 0), (1, 'AC_EVSEStatus', (2, 80), 7, 0),)),
+        (2, ((1, 'MeterInfo', (124, 161), 5, 0), (1, 'ReceiptRequired', (185, 184), 6, 0), (1, 'AC_EVSEStatus', (2, 80), 7, 0),)),
+        (2, ((1, 'ReceiptRequired', (185, 184), 6, 0), (1, 'AC_EVSEStatus', (2, 80), 7, 0),)),
         (1, ((1, 'AC_EVSEStatus', (2, 80), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
@@ -180,51 +180,51 @@ GRAMMARS = (
     ('CurrentDemandReqType', ('DC_EVStatus', 'EVTargetCurrent', 'EVMaximumVoltageLimit', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'BulkChargingComplete', 'ChargingComplete', 'RemainingTimeToFullSoC', 'RemainingTimeToBulkSoC', 'EVTargetVoltage'), (), False, (
         (1, ((1, 'DC_EVStatus', (23, 100), 1, 0),)),
         (1, ((1, 'EVTargetCurrent', (91, 145), 2, 0),)),
-        (3, ((1, 'EVMaximumVoltageLimit', (91, 115), 3, 0), (1, 'EVMaximumCurrentLimit', (91, 111), 4, 0), (1, 'EVMaximumPowerLimit', (91, 113), 5, 0), (1, 'BulkChargingComplete', (81, 82), 6, 0), (1, 'ChargingComplete', (87, 88), 7, 0))),
-        (3, ((1, 'EVMaximumCurrentLimit', (91, 111), 4, 0), (1, 'EVMaximumPowerLimit', (91, 113), 5, 0), (1, 'BulkChargingComplete', (81, 82), 6, 0), (1, 'ChargingComplete', (87, 88), 7, 0))),
-        (2, ((1, 'EVMaximumPowerLimit', (91, 113), 5, 0), (1, 'BulkChargingComplete', (81, 82), 6, 0), (1, 'ChargingComplete', (87, 88), 7, 0))),
-        (2, ((1, 'BulkChargingComplete', (81, 82), 6, 0), (1, 'ChargingComplete', (87, 88), 7, 0))),
+        (3, ((1, 'EVMaximumVoltageLimit', (91, 115), 3, 0), (1, 'EVMaximumCurrentLimit', (91, 111), 4, 0), (1, 'EVMaximumPowerLimit', (91, 113), 5, 0), (1, 'BulkChargingComplete', (81, 82), 6, 0), (1, 'ChargingComplete', (87, 88), 7, 0),)),
+        (3, ((1, 'EVMaximumCurrentLimit', (91, 111), 4, 0), (1, 'EVMaximumPowerLimit', (91, 113), 5, 0), (1, 'BulkChargingComplete', (81, 82), 6, 0), (1, 'ChargingComplete', (87, 88), 7, 0),)),
+        (2, ((1, 'EVMaximumPowerLimit', (91, 113), 5, 0), (1, 'BulkChargingComplete', (81, 82), 6, 0), (1, 'ChargingComplete', (87, 88), 7, 0),)),
+        (2, ((1, 'BulkChargingComplete', (81, 82), 6, 0), (1, 'ChargingComplete', (87, 88), 7, 0),)),
         (1, ((1, 'ChargingComplete', (87, 88), 7, 0),)),
-        (2, ((1, 'RemainingTimeToFullSoC', (91, 186), 8, 0), (1, 'RemainingTimeToBulkSoC', (91, 185), 9, 0), (1, 'EVTargetVoltage', (91, 146), 10, 0))),
-        (2, ((1, 'RemainingTimeToBulkSoC', (91, 185), 9, 0), (1, 'EVTargetVoltage', (91, 146), 10, 0))),
+        (2, ((1, 'RemainingTimeToFullSoC', (91, 186), 8, 0), (1, 'RemainingTimeToBulkSoC', (91, 185), 9, 0), (1, 'EVTargetVoltage', (91, 146), 10, 0),)),
+        (2, ((1, 'RemainingTimeToBulkSoC', (91, 185), 9, 0), (1, 'EVTargetVoltage', (91, 146), 10, 0),)),
         (1, ((1, 'EVTargetVoltage', (91, 146), 10, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 18: CurrentDemandResType
     ('CurrentDemandResType', ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage', 'EVSEPresentCurrent', 'EVSECurrentLimitAchieved', 'EVSEVoltageLimitAchieved', 'EVSEPowerLimitAchieved', 'EVSEMaximumVoltageLimit', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit', 'EVSEID', 'SAScheduleTupleID', 'MeterInfo', 'ReceiptRequired'), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
         (1, ((1, 'DC_EVSEStatus', (22, 99), 2, 0),)),
         (1, ((1, 'EVSEPresentVoltage', (91, 140), 3, 0),)),
         (1, ((1, 'EVSEPresentCurrent', (91, 139), 4, 0),)),
         (1, ((1, 'EVSECurrentLimitAchieved', (104, 120), 5, 0),)),
-        (1, ((1, 'EVSEVoltageLimitAchieved', (111, 144), 6, 0),)),
+        (1, ((1, 'EVSEVoltageLimitAchieved', (112, 144), 6, 0),)),
         (1, ((1, 'EVSEPowerLimitAchieved', (108, 138), 7, 0),)),
-        (3, ((1, 'EVSEMaximumVoltageLimit', (91, 131), 8, 0), (1, 'EVSEMaximumCurrentLimit', (91, 127), 9, 0), (1, 'EVSEMaximumPowerLimit', (91, 129), 10, 0), (1, 'EVSEID', (105, 123), 11, 0))),
-        (2, ((1, 'EVSEMaximumCurrentLimit', (91, 127), 9, 0), (1, 'EVSEMaximumPowerLimit', (91, 129), 10, 0), (1, 'EVSEID', (105, 123), 11, 0))),
-        (2, ((1, 'EVSEMaximumPowerLimit', (91, 129), 10, 0), (1, 'EVSEID', (105, 123), 11, 0))),
+        (3, ((1, 'EVSEMaximumVoltageLimit', (91, 131), 8, 0), (1, 'EVSEMaximumCurrentLimit', (91, 127), 9, 0), (1, 'EVSEMaximumPowerLimit', (91, 129), 10, 0), (1, 'EVSEID', (105, 123), 11, 0),)),
+        (2, ((1, 'EVSEMaximumCurrentLimit', (91, 127), 9, 0), (1, 'EVSEMaximumPowerLimit', (91, 129), 10, 0), (1, 'EVSEID', (105, 123), 11, 0),)),
+        (2, ((1, 'EVSEMaximumPowerLimit', (91, 129), 10, 0), (1, 'EVSEID', (105, 123), 11, 0),)),
         (1, ((1, 'EVSEID', (105, 123), 11, 0),)),
-        (1, ((1, 'SAScheduleTupleID', (142, 193), 12, 0),)),
-        (2, ((1, 'MeterInfo', (123, 161), 13, 0), (1, 'ReceiptRequired', (181, 184), 14, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'ReceiptRequired', (181, 184), 14, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SAScheduleTupleID', (146, 193), 12, 0),)),
+        (2, ((1, 'MeterInfo', (124, 161), 13, 0), (1, 'ReceiptRequired', (186, 184), 14, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'ReceiptRequired', (186, 184), 14, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 19: DC_EVChargeParameterType
     ('DC_EVChargeParameterType', ('DepartureTime', 'DC_EVStatus', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'EVMaximumVoltageLimit', 'EVEnergyCapacity', 'EVEnergyRequest', 'FullSOC', 'BulkSOC'), (), False, (
-        (2, ((1, 'DepartureTime', (99, 102), 1, 0), (1, 'DC_EVStatus', (23, 23), 2, 0))),
+        (2, ((1, 'DepartureTime', (99, 102), 1, 0), (1, 'DC_EVStatus', (23, 23), 2, 0),)),
         (1, ((1, 'DC_EVStatus', (23, 23), 2, 0),)),
         (1, ((1, 'EVMaximumCurrentLimit', (91, 112), 3, 0),)),
-        (2, ((1, 'EVMaximumPowerLimit', (91, 114), 4, 0), (1, 'EVMaximumVoltageLimit', (91, 116), 5, 0))),
+        (2, ((1, 'EVMaximumPowerLimit', (91, 114), 4, 0), (1, 'EVMaximumVoltageLimit', (91, 116), 5, 0),)),
         (1, ((1, 'EVMaximumVoltageLimit', (91, 116), 5, 0),)),
-        (3, ((1, 'EVEnergyCapacity', (91, 106), 6, 0), (1, 'EVEnergyRequest', (91, 107), 7, 0), (1, 'FullSOC', (83, 152), 8, 0), (1, 'BulkSOC', (83, 84), 9, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVEnergyRequest', (91, 107), 7, 0), (1, 'FullSOC', (83, 152), 8, 0), (1, 'BulkSOC', (83, 84), 9, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'FullSOC', (83, 152), 8, 0), (1, 'BulkSOC', (83, 84), 9, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'BulkSOC', (83, 84), 9, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'EVEnergyCapacity', (91, 106), 6, 0), (1, 'EVEnergyRequest', (91, 107), 7, 0), (1, 'FullSOC', (83, 152), 8, 0), (1, 'BulkSOC', (83, 84), 9, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVEnergyRequest', (91, 107), 7, 0), (1, 'FullSOC', (83, 152), 8, 0), (1, 'BulkSOC', (83, 84), 9, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'FullSOC', (83, 152), 8, 0), (1, 'BulkSOC', (83, 84), 9, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'BulkSOC', (83, 84), 9, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 20: DC_EVPowerDeliveryParameterType
     ('DC_EVPowerDeliveryParameterType', ('DC_EVStatus', 'BulkChargingComplete', 'ChargingComplete'), (), False, (
         (1, ((1, 'DC_EVStatus', (23, 23), 1, 0),)),
-        (2, ((1, 'BulkChargingComplete', (82, 83), 2, 0), (1, 'ChargingComplete', (88, 89), 3, 0))),
+        (2, ((1, 'BulkChargingComplete', (82, 83), 2, 0), (1, 'ChargingComplete', (88, 89), 3, 0),)),
         (1, ((1, 'ChargingComplete', (88, 89), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
@@ -236,16 +236,16 @@ GRAMMARS = (
         (1, ((1, 'EVSEMaximumVoltageLimit', (91, 132), 4, 0),)),
         (1, ((1, 'EVSEMinimumCurrentLimit', (91, 133), 5, 0),)),
         (1, ((1, 'EVSEMinimumVoltageLimit', (91, 134), 6, 0),)),
-        (2, ((1, 'EVSECurrentRegulationTolerance', (91, 121), 7, 0), (1, 'EVSEPeakCurrentRipple', (91, 137), 8, 0))),
+        (2, ((1, 'EVSECurrentRegulationTolerance', (91, 121), 7, 0), (1, 'EVSEPeakCurrentRipple', (91, 137), 8, 0),)),
         (1, ((1, 'EVSEPeakCurrentRipple', (91, 137), 8, 0),)),
-        (2, ((1, 'EVSEEnergyToBeDelivered', (91, 122), 9, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'EVSEEnergyToBeDelivered', (91, 122), 9, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 22: DC_EVSEStatusType
     ('DC_EVSEStatusType', ('NotificationMaxDelay', 'EVSENotification', 'EVSEIsolationStatus', 'EVSEStatusCode'), (), False, (
-        (1, ((1, 'NotificationMaxDelay', (128, 167), 1, 0),)),
+        (1, ((1, 'NotificationMaxDelay', (129, 167), 1, 0),)),
         (1, ((1, 'EVSENotification', (107, 136), 2, 0),)),
-        (2, ((1, 'EVSEIsolationStatus', (106, 124), 3, 0), (1, 'EVSEStatusCode', (110, 142), 4, 0))),
+        (2, ((1, 'EVSEIsolationStatus', (106, 124), 3, 0), (1, 'EVSEStatusCode', (110, 142), 4, 0),)),
         (1, ((1, 'EVSEStatusCode', (110, 142), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
@@ -258,20 +258,20 @@ GRAMMARS = (
     )),
     # 24: DSAKeyValueType
     ('DSAKeyValueType', ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter'), (), False, (
-        (2, ((1, 'P', (113, 170), 1, 0), (1, 'G', (113, 153), 3, 0), (1, 'Y', (113, 229), 4, 0))),
-        (1, ((1, 'Q', (113, 182), 2, 0),)),
-        (2, ((1, 'G', (113, 153), 3, 0), (1, 'Y', (113, 229), 4, 0))),
-        (1, ((1, 'Y', (113, 229), 4, 0),)),
-        (2, ((1, 'J', (113, 157), 5, 0), (1, 'Seed', (113, 199), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Seed', (113, 199), 6, 0), (2, None, None, -1, 0))),
-        (1, ((1, 'PgenCounter', (113, 180), 7, 0),)),
+        (2, ((1, 'P', (114, 170), 1, 0), (1, 'G', (114, 153), 3, 0), (1, 'Y', (114, 229), 4, 0),)),
+        (1, ((1, 'Q', (114, 182), 2, 0),)),
+        (2, ((1, 'G', (114, 153), 3, 0), (1, 'Y', (114, 229), 4, 0),)),
+        (1, ((1, 'Y', (114, 229), 4, 0),)),
+        (2, ((1, 'J', (114, 157), 5, 0), (1, 'Seed', (114, 199), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Seed', (114, 199), 6, 0), (2, None, None, -1, 0),)),
+        (1, ((1, 'PgenCounter', (114, 180), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 25: DigestMethodType
     ('DigestMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 244), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 26: DigestValueType
@@ -281,7 +281,7 @@ GRAMMARS = (
     )),
     # 27: EVChargeParameterType
     ('EVChargeParameterType', ('DepartureTime',), (), False, (
-        (2, ((1, 'DepartureTime', (99, 102), 1, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'DepartureTime', (99, 102), 1, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 28: EVPowerDeliveryParameterType
@@ -294,7 +294,7 @@ GRAMMARS = (
     )),
     # 30: EVSEStatusType
     ('EVSEStatusType', ('NotificationMaxDelay', 'EVSENotification'), (), False, (
-        (1, ((1, 'NotificationMaxDelay', (128, 167), 1, 0),)),
+        (1, ((1, 'NotificationMaxDelay', (129, 167), 1, 0),)),
         (1, ((1, 'EVSENotification', (107, 136), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
@@ -304,21 +304,21 @@ GRAMMARS = (
     )),
     # 32: EntryType
     ('EntryType', ('RelativeTimeInterval', 'TimeInterval'), (), False, (
-        (2, ((1, 'RelativeTimeInterval', (53, 53), 1, 0), (1, 'TimeInterval', (73, 73), 1, 0))),
+        (2, ((1, 'RelativeTimeInterval', (53, 53), 1, 0), (1, 'TimeInterval', (73, 73), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 33: KeyInfoType
     ('KeyInfoType', ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData'), ('KeyName', 'KeyValue', 'MgmtData', 'PGPData', 'RetrievalMethod', 'SPKIData', 'X509Data'), False, (
-        (4, ((0, 'Id', (0, 245), 1, 0), (1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (4, ((0, 'Id', (0, 245), 1, 0), (1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (34, 34), 2, 0), (1, 'KeyValue', (35, 35), 3, 0), (1, 'RetrievalMethod', (54, 54), 4, 0), (1, 'X509Data', (79, 79), 5, 0), (1, 'PGPData', (41, 41), 6, 0), (1, 'SPKIData', (57, 57), 7, 0), (1, 'MgmtData', (39, 39), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 34: string
     ('string', (), (), True, (
@@ -327,30 +327,30 @@ GRAMMARS = (
     )),
     # 35: KeyValueType
     ('KeyValueType', ('DSAKeyValue', 'RSAKeyValue'), (), False, (
-        (3, ((1, 'DSAKeyValue', (24, 24), 1, 0), (1, 'RSAKeyValue', (51, 51), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'DSAKeyValue', (24, 24), 1, 0), (1, 'RSAKeyValue', (51, 51), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 36: ManifestType
     ('ManifestType', ('Id', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 245), 1, 0), (1, 'Reference', (52, 52), 3, 0))),
+        (2, ((0, 'Id', (0, 245), 1, 0), (1, 'Reference', (52, 52), 3, 0),)),
         (1, ((1, 'Reference', (52, 52), 3, 0),)),
-        (2, ((1, 'Reference', (52, 52), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (52, 52), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 37: MeteringReceiptReqType
     ('MeteringReceiptReqType', ('Id', 'SessionID', 'SAScheduleTupleID', 'MeterInfo'), (), False, (
-        (2, ((0, 'Id', (0, 243), 1, 0), (1, 'SessionID', (155, 213), 2, 0))),
-        (1, ((1, 'SessionID', (155, 213), 2, 0),)),
-        (2, ((1, 'SAScheduleTupleID', (142, 193), 3, 0), (1, 'MeterInfo', (123, 161), 4, 0))),
-        (1, ((1, 'MeterInfo', (123, 161), 4, 0),)),
+        (2, ((0, 'Id', (0, 243), 1, 0), (1, 'SessionID', (159, 213), 2, 0),)),
+        (1, ((1, 'SessionID', (159, 213), 2, 0),)),
+        (2, ((1, 'SAScheduleTupleID', (146, 193), 3, 0), (1, 'MeterInfo', (124, 161), 4, 0),)),
+        (1, ((1, 'MeterInfo', (124, 161), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 38: MeteringReceiptResType
     ('MeteringReceiptResType', ('ResponseCode', 'AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus'), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
-        (2, ((1, 'AC_EVSEStatus', (2, 2), 2, 0), (1, 'DC_EVSEStatus', (22, 22), 2, 0), (1, 'EVSEStatus', (30, 30), 2, 0))),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
+        (2, ((1, 'AC_EVSEStatus', (2, 2), 2, 0), (1, 'DC_EVSEStatus', (22, 22), 2, 0), (1, 'EVSEStatus', (30, 30), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 39: string
@@ -360,65 +360,65 @@ GRAMMARS = (
     )),
     # 40: ObjectType
     ('ObjectType', ('Encoding', 'Id', 'MimeType'), (), False, (
-        (3, ((0, 'Encoding', (0, 246), 1, 0), (0, 'Id', (0, 245), 2, 0), (0, 'MimeType', (0, 247), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'Id', (0, 245), 2, 0), (0, 'MimeType', (0, 247), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'MimeType', (0, 247), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((0, 'Encoding', (0, 246), 1, 0), (0, 'Id', (0, 245), 2, 0), (0, 'MimeType', (0, 247), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'Id', (0, 245), 2, 0), (0, 'MimeType', (0, 247), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'MimeType', (0, 247), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 41: PGPDataType
     ('PGPDataType', ('PGPKeyID', 'PGPKeyPacket'), (), False, (
-        (2, ((1, 'PGPKeyID', (130, 171), 1, 0), (1, 'PGPKeyPacket', (182, 172), 5, 0))),
-        (2, ((1, 'PGPKeyPacket', (183, 172), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'PGPKeyID', (131, 171), 1, 0), (1, 'PGPKeyPacket', (187, 172), 5, 0),)),
+        (2, ((1, 'PGPKeyPacket', (188, 172), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 3, None),
-        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0))),
+        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 6, None),
     )),
     # 42: PMaxScheduleEntryType
     ('PMaxScheduleEntryType', ('RelativeTimeInterval', 'TimeInterval', 'PMax'), (), False, (
-        (2, ((1, 'RelativeTimeInterval', (53, 53), 1, 0), (1, 'TimeInterval', (73, 73), 1, 0))),
+        (2, ((1, 'RelativeTimeInterval', (53, 53), 1, 0), (1, 'TimeInterval', (73, 73), 1, 0),)),
         (1, ((1, 'PMax', (91, 173), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 43: PaymentDetailsReqType
     ('PaymentDetailsReqType', ('eMAID', 'ContractSignatureCertChain'), (), False, (
-        (1, ((1, 'eMAID', (179, 236), 1, 0),)),
+        (1, ((1, 'eMAID', (184, 236), 1, 0),)),
         (1, ((1, 'ContractSignatureCertChain', (95, 96), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 44: PaymentDetailsResType
     ('PaymentDetailsResType', ('ResponseCode', 'GenChallenge', 'EVSETimeStamp'), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
-        (1, ((1, 'GenChallenge', (117, 154), 2, 0),)),
-        (1, ((1, 'EVSETimeStamp', (184, 143), 3, 0),)),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
+        (1, ((1, 'GenChallenge', (118, 154), 2, 0),)),
+        (1, ((1, 'EVSETimeStamp', (189, 143), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 45: PaymentServiceSelectionReqType
     ('PaymentServiceSelectionReqType', ('SelectedPaymentOption', 'SelectedServiceList'), (), False, (
-        (1, ((1, 'SelectedPaymentOption', (134, 200), 1, 0),)),
-        (1, ((1, 'SelectedServiceList', (147, 202), 2, 0),)),
+        (1, ((1, 'SelectedPaymentOption', (137, 200), 1, 0),)),
+        (1, ((1, 'SelectedServiceList', (151, 202), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 46: PaymentServiceSelectionResType
     ('PaymentServiceSelectionResType', ('ResponseCode',), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 47: PowerDeliveryReqType
     ('PowerDeliveryReqType', ('ChargeProgress', 'SAScheduleTupleID', 'ChargingProfile', 'DC_EVPowerDeliveryParameter', 'EVPowerDeliveryParameter'), (), False, (
         (1, ((1, 'ChargeProgress', (85, 86), 1, 0),)),
-        (1, ((1, 'SAScheduleTupleID', (142, 193), 2, 0),)),
-        (3, ((1, 'ChargingProfile', (89, 90), 3, 0), (1, 'DC_EVPowerDeliveryParameter', (20, 20), 4, 0), (1, 'EVPowerDeliveryParameter', (28, 28), 4, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'DC_EVPowerDeliveryParameter', (20, 20), 4, 0), (1, 'EVPowerDeliveryParameter', (28, 28), 4, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SAScheduleTupleID', (146, 193), 2, 0),)),
+        (3, ((1, 'ChargingProfile', (89, 90), 3, 0), (1, 'DC_EVPowerDeliveryParameter', (20, 20), 4, 0), (1, 'EVPowerDeliveryParameter', (28, 28), 4, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'DC_EVPowerDeliveryParameter', (20, 20), 4, 0), (1, 'EVPowerDeliveryParameter', (28, 28), 4, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 48: PowerDeliveryResType
     ('PowerDeliveryResType', ('ResponseCode', 'AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus'), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
-        (2, ((1, 'AC_EVSEStatus', (2, 2), 2, 0), (1, 'DC_EVSEStatus', (22, 22), 2, 0), (1, 'EVSEStatus', (30, 30), 2, 0))),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
+        (2, ((1, 'AC_EVSEStatus', (2, 2), 2, 0), (1, 'DC_EVSEStatus', (22, 22), 2, 0), (1, 'EVSEStatus', (30, 30), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 49: PreChargeReqType
@@ -430,44 +430,44 @@ GRAMMARS = (
     )),
     # 50: PreChargeResType
     ('PreChargeResType', ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage'), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
         (1, ((1, 'DC_EVSEStatus', (22, 99), 2, 0),)),
         (1, ((1, 'EVSEPresentVoltage', (91, 140), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 51: RSAKeyValueType
     ('RSAKeyValueType', ('Modulus', 'Exponent'), (), False, (
-        (1, ((1, 'Modulus', (113, 164), 1, 0),)),
-        (1, ((1, 'Exponent', (113, 148), 2, 0),)),
+        (1, ((1, 'Modulus', (114, 164), 1, 0),)),
+        (1, ((1, 'Exponent', (114, 148), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 52: ReferenceType
     ('ReferenceType', ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue'), (), False, (
-        (3, ((0, 'Id', (0, 245), 1, 0), (0, 'Type', (0, 248), 2, 0), (0, 'URI', (0, 249), 3, 0), (1, 'Transforms', (75, 75), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0))),
-        (3, ((0, 'Type', (0, 248), 2, 0), (0, 'URI', (0, 249), 3, 0), (1, 'Transforms', (75, 75), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0))),
-        (2, ((0, 'URI', (0, 249), 3, 0), (1, 'Transforms', (75, 75), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0))),
-        (2, ((1, 'Transforms', (75, 75), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0))),
+        (3, ((0, 'Id', (0, 245), 1, 0), (0, 'Type', (0, 248), 2, 0), (0, 'URI', (0, 249), 3, 0), (1, 'Transforms', (75, 75), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0),)),
+        (3, ((0, 'Type', (0, 248), 2, 0), (0, 'URI', (0, 249), 3, 0), (1, 'Transforms', (75, 75), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0),)),
+        (2, ((0, 'URI', (0, 249), 3, 0), (1, 'Transforms', (75, 75), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0),)),
+        (2, ((1, 'Transforms', (75, 75), 4, 0), (1, 'DigestMethod', (25, 25), 5, 0),)),
         (1, ((1, 'DigestMethod', (25, 25), 5, 0),)),
         (1, ((1, 'DigestValue', (26, 26), 6, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 53: RelativeTimeIntervalType
     ('RelativeTimeIntervalType', ('start', 'duration'), (), False, (
-        (1, ((1, 'start', (176, 240), 1, 0),)),
-        (2, ((1, 'duration', (173, 235), 2, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'start', (181, 240), 1, 0),)),
+        (2, ((1, 'duration', (177, 235), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 54: RetrievalMethodType
     ('RetrievalMethodType', ('Type', 'URI', 'Transforms'), (), False, (
-        (3, ((0, 'Type', (0, 248), 1, 0), (0, 'URI', (0, 249), 2, 0), (1, 'Transforms', (75, 75), 3, 0), (2, None, None, -1, 0))),
-        (2, ((0, 'URI', (0, 249), 2, 0), (1, 'Transforms', (75, 75), 3, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Transforms', (75, 75), 3, 0), (2, None, None, -1, 0))),
+        (3, ((0, 'Type', (0, 248), 1, 0), (0, 'URI', (0, 249), 2, 0), (1, 'Transforms', (75, 75), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((0, 'URI', (0, 249), 2, 0), (1, 'Transforms', (75, 75), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Transforms', (75, 75), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 55: SAScheduleListType
     ('SAScheduleListType', ('SAScheduleTuple',), ('SAScheduleTuple',), False, (
-        (1, ((1, 'SAScheduleTuple', (141, 192), 3, 0),)),
-        (2, ((1, 'SAScheduleTuple', (141, 192), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'SAScheduleTuple', (145, 192), 3, 0),)),
+        (2, ((1, 'SAScheduleTuple', (145, 192), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 3, None, 1, 2),
     )),
@@ -477,43 +477,43 @@ GRAMMARS = (
     )),
     # 57: SPKIDataType
     ('SPKIDataType', ('SPKISexp',), ('SPKISexp',), False, (
-        (1, ((1, 'SPKISexp', (143, 195), 1, 0),)),
-        (2, ((1, 'SPKISexp', (143, 195), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'SPKISexp', (143, 195), 1, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SPKISexp', (147, 195), 1, 0),)),
+        (2, ((1, 'SPKISexp', (147, 195), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'SPKISexp', (147, 195), 1, 0), (2, None, None, -1, 0),)),
     )),
     # 58: SalesTariffEntryType
     ('SalesTariffEntryType', ('RelativeTimeInterval', 'TimeInterval', 'EPriceLevel', 'ConsumptionCost'), ('ConsumptionCost',), False, (
-        (2, ((1, 'RelativeTimeInterval', (53, 53), 1, 0), (1, 'TimeInterval', (73, 73), 1, 0))),
-        (2, ((1, 'EPriceLevel', (100, 104), 2, 0), (1, 'ConsumptionCost', (94, 95), 5, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'ConsumptionCost', (94, 95), 5, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'ConsumptionCost', (94, 95), 5, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'RelativeTimeInterval', (53, 53), 1, 0), (1, 'TimeInterval', (73, 73), 1, 0),)),
+        (2, ((1, 'EPriceLevel', (100, 104), 2, 0), (1, 'ConsumptionCost', (94, 95), 5, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'ConsumptionCost', (94, 95), 5, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'ConsumptionCost', (94, 95), 5, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 0, 3, None, 3, 4),
     )),
     # 59: ServiceDetailReqType
     ('ServiceDetailReqType', ('ServiceID',), (), False, (
-        (1, ((1, 'ServiceID', (150, 206), 1, 0),)),
+        (1, ((1, 'ServiceID', (154, 206), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 60: ServiceDetailResType
     ('ServiceDetailResType', ('ResponseCode', 'ServiceID', 'ServiceParameterList'), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
-        (1, ((1, 'ServiceID', (150, 206), 2, 0),)),
-        (2, ((1, 'ServiceParameterList', (153, 210), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
+        (1, ((1, 'ServiceID', (154, 206), 2, 0),)),
+        (2, ((1, 'ServiceParameterList', (157, 210), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 61: ServiceDiscoveryReqType
     ('ServiceDiscoveryReqType', ('ServiceScope', 'ServiceCategory'), (), False, (
-        (2, ((1, 'ServiceScope', (154, 211), 1, 0), (1, 'ServiceCategory', (149, 204), 2, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'ServiceCategory', (149, 204), 2, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'ServiceScope', (158, 211), 1, 0), (1, 'ServiceCategory', (153, 204), 2, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'ServiceCategory', (153, 204), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 62: ServiceDiscoveryResType
     ('ServiceDiscoveryResType', ('ResponseCode', 'PaymentOptionList', 'ChargeService', 'ServiceList'), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
-        (1, ((1, 'PaymentOptionList', (135, 179), 2, 0),)),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
+        (1, ((1, 'PaymentOptionList', (138, 179), 2, 0),)),
         (1, ((1, 'ChargeService', (86, 87), 3, 0),)),
-        (2, ((1, 'ServiceList', (151, 208), 4, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'ServiceList', (155, 208), 4, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 63: SessionSetupReqType
@@ -523,9 +523,9 @@ GRAMMARS = (
     )),
     # 64: SessionSetupResType
     ('SessionSetupResType', ('ResponseCode', 'EVSEID', 'EVSETimeStamp'), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
         (1, ((1, 'EVSEID', (105, 123), 2, 0),)),
-        (2, ((1, 'EVSETimeStamp', (185, 143), 3, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'EVSETimeStamp', (190, 143), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 65: SessionStopReqType
@@ -535,54 +535,54 @@ GRAMMARS = (
     )),
     # 66: SessionStopResType
     ('SessionStopResType', ('ResponseCode',), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 67: SignatureType
     ('SignatureType', ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object'), ('Object',), False, (
-        (2, ((0, 'Id', (0, 245), 1, 0), (1, 'SignedInfo', (72, 72), 2, 0))),
+        (2, ((0, 'Id', (0, 245), 1, 0), (1, 'SignedInfo', (72, 72), 2, 0),)),
         (1, ((1, 'SignedInfo', (72, 72), 2, 0),)),
         (1, ((1, 'SignatureValue', (71, 71), 3, 0),)),
-        (2, ((1, 'KeyInfo', (33, 33), 4, 0), (1, 'Object', (40, 40), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (40, 40), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (40, 40), 6, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'KeyInfo', (33, 33), 4, 0), (1, 'Object', (40, 40), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (40, 40), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (40, 40), 6, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 5, None),
     )),
     # 68: SignatureMethodType
     ('SignatureMethodType', ('Algorithm', 'HMACOutputLength'), (), False, (
         (1, ((0, 'Algorithm', (0, 244), 1, 0),)),
-        (3, ((1, 'HMACOutputLength', (118, 155), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'HMACOutputLength', (119, 155), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 3, None),
     )),
     # 69: SignaturePropertiesType
     ('SignaturePropertiesType', ('Id', 'SignatureProperty'), ('SignatureProperty',), False, (
-        (2, ((0, 'Id', (0, 245), 1, 0), (1, 'SignatureProperty', (70, 70), 3, 0))),
+        (2, ((0, 'Id', (0, 245), 1, 0), (1, 'SignatureProperty', (70, 70), 3, 0),)),
         (1, ((1, 'SignatureProperty', (70, 70), 3, 0),)),
-        (2, ((1, 'SignatureProperty', (70, 70), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'SignatureProperty', (70, 70), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 70: SignaturePropertyType
     ('SignaturePropertyType', ('Id', 'Target'), (), False, (
-        (2, ((0, 'Id', (0, 245), 1, 0), (0, 'Target', (0, 250), 2, 0))),
+        (2, ((0, 'Id', (0, 245), 1, 0), (0, 'Target', (0, 250), 2, 0),)),
         (1, ((0, 'Target', (0, 250), 2, 0),)),
-        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 71: SignatureValueType
     ('SignatureValueType', ('Id', 'value'), (), False, (
-        (2, ((0, 'Id', (0, 245), 1, 0), (3, 'value', (1, -1), 2, 0))),
+        (2, ((0, 'Id', (0, 245), 1, 0), (3, 'value', (1, -1), 2, 0),)),
         (1, ((3, 'value', (1, -1), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 72: SignedInfoType
     ('SignedInfoType', ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 245), 1, 0), (1, 'CanonicalizationMethod', (8, 8), 2, 0))),
+        (2, ((0, 'Id', (0, 245), 1, 0), (1, 'CanonicalizationMethod', (8, 8), 2, 0),)),
         (1, ((1, 'CanonicalizationMethod', (8, 8), 2, 0),)),
         (1, ((1, 'SignatureMethod', (68, 68), 3, 0),)),
         (1, ((1, 'Reference', (52, 52), 5, 0),)),
-        (2, ((1, 'Reference', (52, 52), 5, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (52, 52), 5, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 4, None),
     )),
     # 73: IntervalType
@@ -592,19 +592,19 @@ GRAMMARS = (
     # 74: TransformType
     ('TransformType', ('Algorithm', 'XPath'), ('XPath',), False, (
         (1, ((0, 'Algorithm', (0, 244), 1, 0),)),
-        (3, ((1, 'XPath', (168, 228), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (168, 228), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (168, 228), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'XPath', (172, 228), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (172, 228), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (172, 228), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 75: TransformsType
     ('TransformsType', ('Transform',), ('Transform',), False, (
         (1, ((1, 'Transform', (74, 74), 2, 0),)),
-        (2, ((1, 'Transform', (74, 74), 2, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Transform', (74, 74), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
     )),
     # 76: anonymous
     ('anonymous', ('Header', 'Body'), (), False, (
-        (1, ((1, 'Header', (119, 156), 1, 0),)),
+        (1, ((1, 'Header', (120, 156), 1, 0),)),
         (1, ((1, 'Body', (80, 81), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
@@ -615,24 +615,24 @@ GRAMMARS = (
     )),
     # 78: WeldingDetectionResType
     ('WeldingDetectionResType', ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage'), (), False, (
-        (1, ((1, 'ResponseCode', (138, 188), 1, 0),)),
+        (1, ((1, 'ResponseCode', (142, 188), 1, 0),)),
         (1, ((1, 'DC_EVSEStatus', (22, 99), 2, 0),)),
         (1, ((1, 'EVSEPresentVoltage', (91, 140), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 79: X509DataType
     ('X509DataType', ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL'), ('X509CRL', 'X509Certificate', 'X509IssuerSerial', 'X509SKI', 'X509SubjectName'), False, (
-        (3, ((1, 'X509IssuerSerial', (140, 224), 1, 0), (1, 'X509SKI', (165, 225), 2, 0), (1, 'X509SubjectName', (167, 227), 3, 0), (1, 'X509Certificate', (163, 222), 4, 0), (1, 'X509CRL', (162, 221), 5, 0), (4, None, None, 6, 0))),
-        (3, ((1, 'X509IssuerSerial', (140, 224), 1, 0), (1, 'X509SKI', (165, 225), 2, 0), (1, 'X509SubjectName', (167, 227), 3, 0), (1, 'X509Certificate', (163, 222), 4, 0), (1, 'X509CRL', (162, 221), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (140, 224), 1, 0), (1, 'X509SKI', (165, 225), 2, 0), (1, 'X509SubjectName', (167, 227), 3, 0), (1, 'X509Certificate', (163, 222), 4, 0), (1, 'X509CRL', (162, 221), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (140, 224), 1, 0), (1, 'X509SKI', (165, 225), 2, 0), (1, 'X509SubjectName', (167, 227), 3, 0), (1, 'X509Certificate', (163, 222), 4, 0), (1, 'X509CRL', (162, 221), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (140, 224), 1, 0), (1, 'X509SKI', (165, 225), 2, 0), (1, 'X509SubjectName', (167, 227), 3, 0), (1, 'X509Certificate', (163, 222), 4, 0), (1, 'X509CRL', (162, 221), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (140, 224), 1, 0), (1, 'X509SKI', (165, 225), 2, 0), (1, 'X509SubjectName', (167, 227), 3, 0), (1, 'X509Certificate', (163, 222), 4, 0), (1, 'X509CRL', (162, 221), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (140, 224), 1, 0), (1, 'X509SKI', (165, 225), 2, 0), (1, 'X509SubjectName', (167, 227), 3, 0), (1, 'X509Certificate', (163, 222), 4, 0), (1, 'X509CRL', (162, 221), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'X509IssuerSerial', (144, 224), 1, 0), (1, 'X509SKI', (169, 225), 2, 0), (1, 'X509SubjectName', (171, 227), 3, 0), (1, 'X509Certificate', (167, 222), 4, 0), (1, 'X509CRL', (166, 221), 5, 0), (4, None, None, 6, 0),)),
+        (3, ((1, 'X509IssuerSerial', (144, 224), 1, 0), (1, 'X509SKI', (169, 225), 2, 0), (1, 'X509SubjectName', (171, 227), 3, 0), (1, 'X509Certificate', (167, 222), 4, 0), (1, 'X509CRL', (166, 221), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (144, 224), 1, 0), (1, 'X509SKI', (169, 225), 2, 0), (1, 'X509SubjectName', (171, 227), 3, 0), (1, 'X509Certificate', (167, 222), 4, 0), (1, 'X509CRL', (166, 221), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (144, 224), 1, 0), (1, 'X509SKI', (169, 225), 2, 0), (1, 'X509SubjectName', (171, 227), 3, 0), (1, 'X509Certificate', (167, 222), 4, 0), (1, 'X509CRL', (166, 221), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (144, 224), 1, 0), (1, 'X509SKI', (169, 225), 2, 0), (1, 'X509SubjectName', (171, 227), 3, 0), (1, 'X509Certificate', (167, 222), 4, 0), (1, 'X509CRL', (166, 221), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (144, 224), 1, 0), (1, 'X509SKI', (169, 225), 2, 0), (1, 'X509SubjectName', (171, 227), 3, 0), (1, 'X509Certificate', (167, 222), 4, 0), (1, 'X509CRL', (166, 221), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (144, 224), 1, 0), (1, 'X509SKI', (169, 225), 2, 0), (1, 'X509SubjectName', (171, 227), 3, 0), (1, 'X509Certificate', (167, 222), 4, 0), (1, 'X509CRL', (166, 221), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
     )),
     # 80: BodyType
     ('BodyType', ('AuthorizationReq', 'AuthorizationRes', 'BodyElement', 'CableCheckReq', 'CableCheckRes', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'CurrentDemandReq', 'CurrentDemandRes', 'MeteringReceiptReq', 'MeteringReceiptRes', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PaymentServiceSelectionReq', 'PaymentServiceSelectionRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'WeldingDetectionReq', 'WeldingDetectionRes'), (), False, (
-        (6, ((1, 'AuthorizationReq', (3, 3), 1, 0), (1, 'AuthorizationRes', (4, 4), 1, 0), (1, 'BodyElement', (5, 5), 1, 0), (1, 'CableCheckReq', (6, 6), 1, 0), (1, 'CableCheckRes', (7, 7), 1, 0), (1, 'CertificateInstallationReq', (9, 9), 1, 0), (1, 'CertificateInstallationRes', (10, 10), 1, 0), (1, 'CertificateUpdateReq', (11, 11), 1, 0), (1, 'CertificateUpdateRes', (12, 12), 1, 0), (1, 'ChargeParameterDiscoveryReq', (13, 13), 1, 0), (1, 'ChargeParameterDiscoveryRes', (14, 14), 1, 0), (1, 'ChargingStatusReq', (15, 15), 1, 0), (1, 'ChargingStatusRes', (16, 16), 1, 0), (1, 'CurrentDemandReq', (17, 17), 1, 0), (1, 'CurrentDemandRes', (18, 18), 1, 0), (1, 'MeteringReceiptReq', (37, 37), 1, 0), (1, 'MeteringReceiptRes', (38, 38), 1, 0), (1, 'PaymentDetailsReq', (43, 43), 1, 0), (1, 'PaymentDetailsRes', (44, 44), 1, 0), (1, 'PaymentServiceSelectionReq', (45, 45), 1, 0), (1, 'PaymentServiceSelectionRes', (46, 46), 1, 0), (1, 'PowerDeliveryReq', (47, 47), 1, 0), (1, 'PowerDeliveryRes', (48, 48), 1, 0), (1, 'PreChargeReq', (49, 49), 1, 0), (1, 'PreChargeRes', (50, 50), 1, 0), (1, 'ServiceDetailReq', (59, 59), 1, 0), (1, 'ServiceDetailRes', (60, 60), 1, 0), (1, 'ServiceDiscoveryReq', (61, 61), 1, 0), (1, 'ServiceDiscoveryRes', (62, 62), 1, 0), (1, 'SessionSetupReq', (63, 63), 1, 0), (1, 'SessionSetupRes', (64, 64), 1, 0), (1, 'SessionStopReq', (65, 65), 1, 0), (1, 'SessionStopRes', (66, 66), 1, 0), (1, 'WeldingDetectionReq', (77, 77), 1, 0), (1, 'WeldingDetectionRes', (78, 78), 1, 0), (2, None, None, -1, 0))),
+        (6, ((1, 'AuthorizationReq', (3, 3), 1, 0), (1, 'AuthorizationRes', (4, 4), 1, 0), (1, 'BodyElement', (5, 5), 1, 0), (1, 'CableCheckReq', (6, 6), 1, 0), (1, 'CableCheckRes', (7, 7), 1, 0), (1, 'CertificateInstallationReq', (9, 9), 1, 0), (1, 'CertificateInstallationRes', (10, 10), 1, 0), (1, 'CertificateUpdateReq', (11, 11), 1, 0), (1, 'CertificateUpdateRes', (12, 12), 1, 0), (1, 'ChargeParameterDiscoveryReq', (13, 13), 1, 0), (1, 'ChargeParameterDiscoveryRes', (14, 14), 1, 0), (1, 'ChargingStatusReq', (15, 15), 1, 0), (1, 'ChargingStatusRes', (16, 16), 1, 0), (1, 'CurrentDemandReq', (17, 17), 1, 0), (1, 'CurrentDemandRes', (18, 18), 1, 0), (1, 'MeteringReceiptReq', (37, 37), 1, 0), (1, 'MeteringReceiptRes', (38, 38), 1, 0), (1, 'PaymentDetailsReq', (43, 43), 1, 0), (1, 'PaymentDetailsRes', (44, 44), 1, 0), (1, 'PaymentServiceSelectionReq', (45, 45), 1, 0), (1, 'PaymentServiceSelectionRes', (46, 46), 1, 0), (1, 'PowerDeliveryReq', (47, 47), 1, 0), (1, 'PowerDeliveryRes', (48, 48), 1, 0), (1, 'PreChargeReq', (49, 49), 1, 0), (1, 'PreChargeRes', (50, 50), 1, 0), (1, 'ServiceDetailReq', (59, 59), 1, 0), (1, 'ServiceDetailRes', (60, 60), 1, 0), (1, 'ServiceDiscoveryReq', (61, 61), 1, 0), (1, 'ServiceDiscoveryRes', (62, 62), 1, 0), (1, 'SessionSetupReq', (63, 63), 1, 0), (1, 'SessionSetupRes', (64, 64), 1, 0), (1, 'SessionStopReq', (65, 65), 1, 0), (1, 'SessionStopRes', (66, 66), 1, 0), (1, 'WeldingDetectionReq', (77, 77), 1, 0), (1, 'WeldingDetectionRes', (78, 78), 1, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 81: boolean
@@ -662,12 +662,12 @@ GRAMMARS = (
     )),
     # 86: ChargeServiceType
     ('ChargeServiceType', ('ServiceID', 'ServiceName', 'ServiceCategory', 'ServiceScope', 'FreeService', 'SupportedEnergyTransferMode'), (), False, (
-        (1, ((1, 'ServiceID', (150, 207), 1, 0),)),
-        (2, ((1, 'ServiceName', (152, 209), 2, 0), (1, 'ServiceCategory', (149, 205), 3, 0))),
-        (1, ((1, 'ServiceCategory', (149, 205), 3, 0),)),
-        (2, ((1, 'ServiceScope', (154, 212), 4, 0), (1, 'FreeService', (116, 151), 5, 0))),
-        (1, ((1, 'FreeService', (116, 151), 5, 0),)),
-        (1, ((1, 'SupportedEnergyTransferMode', (158, 217), 6, 0),)),
+        (1, ((1, 'ServiceID', (154, 207), 1, 0),)),
+        (2, ((1, 'ServiceName', (156, 209), 2, 0), (1, 'ServiceCategory', (153, 205), 3, 0),)),
+        (1, ((1, 'ServiceCategory', (153, 205), 3, 0),)),
+        (2, ((1, 'ServiceScope', (158, 212), 4, 0), (1, 'FreeService', (117, 151), 5, 0),)),
+        (1, ((1, 'FreeService', (117, 151), 5, 0),)),
+        (1, ((1, 'SupportedEnergyTransferMode', (162, 217), 6, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 87: boolean
@@ -682,8 +682,8 @@ GRAMMARS = (
     )),
     # 89: ChargingProfileType
     ('ChargingProfileType', ('ProfileEntry',), ('ProfileEntry',), False, (
-        (1, ((1, 'ProfileEntry', (136, 181), 3, 0),)),
-        (2, ((1, 'ProfileEntry', (136, 181), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'ProfileEntry', (139, 181), 3, 0),)),
+        (2, ((1, 'ProfileEntry', (139, 181), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 24, None, 1, 2),
     )),
@@ -694,9 +694,9 @@ GRAMMARS = (
     )),
     # 91: PhysicalValueType
     ('PhysicalValueType', ('Multiplier', 'Unit', 'Value'), (), False, (
-        (1, ((1, 'Multiplier', (126, 165), 1, 0),)),
-        (1, ((1, 'Unit', (160, 219), 2, 0),)),
-        (1, ((1, 'Value', (161, 220), 3, 0),)),
+        (1, ((1, 'Multiplier', (127, 165), 1, 0),)),
+        (1, ((1, 'Unit', (164, 219), 2, 0),)),
+        (1, ((1, 'Value', (165, 220), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 92: unsignedInt
@@ -713,15 +713,15 @@ GRAMMARS = (
     ('ConsumptionCostType', ('startValue', 'Cost'), ('Cost',), False, (
         (1, ((1, 'startValue', (91, 241), 1, 0),)),
         (1, ((1, 'Cost', (97, 98), 4, 0),)),
-        (2, ((1, 'Cost', (97, 98), 4, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Cost', (97, 98), 4, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 3, None, 2, 3),
     )),
     # 95: CertificateChainType
     ('CertificateChainType', ('Id', 'Certificate', 'SubCertificates'), (), False, (
-        (2, ((0, 'Id', (0, 251), 1, 0), (1, 'Certificate', (84, 85), 2, 0))),
+        (2, ((0, 'Id', (0, 251), 1, 0), (1, 'Certificate', (84, 85), 2, 0),)),
         (1, ((1, 'Certificate', (84, 85), 2, 0),)),
-        (2, ((1, 'SubCertificates', (157, 216), 3, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'SubCertificates', (161, 216), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 96: ContractSignatureEncryptedPrivateKeyType
@@ -732,9 +732,9 @@ GRAMMARS = (
     )),
     # 97: CostType
     ('CostType', ('costKind', 'amount', 'amountMultiplier'), (), False, (
-        (1, ((1, 'costKind', (172, 234), 1, 0),)),
-        (1, ((1, 'amount', (169, 230), 2, 0),)),
-        (2, ((1, 'amountMultiplier', (126, 231), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'costKind', (176, 234), 1, 0),)),
+        (1, ((1, 'amount', (173, 230), 2, 0),)),
+        (2, ((1, 'amountMultiplier', (127, 231), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 98: DiffieHellmanPublickeyType
@@ -803,126 +803,136 @@ GRAMMARS = (
         (1, ((3, 'value', (18, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 111: boolean
+    # 111: EVSETimeStamp (relaxed fragment grammar)
+    ('EVSETimeStamp (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', '{urn:iso:15118:2:2013:MsgBody}Id', '{urn:iso:15118:2:2013:MsgDataTypes}Id', 'MimeType', 'Name', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (9, ((0, 'Algorithm', (0, 244), 0, 0), (0, 'Encoding', (0, 246), 0, 0), (0, 'Id', (0, 245), 0, 0), (0, '{urn:iso:15118:2:2013:MsgBody}Id', (0, 243), 0, 0), (0, '{urn:iso:15118:2:2013:MsgDataTypes}Id', (0, 251), 0, 0), (0, 'MimeType', (0, 247), 0, 0), (0, 'Name', (0, 252), 0, 0), (0, 'Target', (0, 250), 0, 0), (0, 'Type', (0, 248), 0, 0), (0, 'URI', (0, 249), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 244), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 244), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 112: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 112: EnergyTransferModeType
+    # 113: EnergyTransferModeType
     ('EnergyTransferModeType', (), (), True, (
         (1, ((3, 'value', (19, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 113: CryptoBinary
+    # 114: CryptoBinary
     ('CryptoBinary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 114: faultCodeType
+    # 115: faultCodeType
     ('faultCodeType', (), (), True, (
         (1, ((3, 'value', (20, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 115: faultMsgType
+    # 116: faultMsgType
     ('faultMsgType', (), (), True, (
         (1, ((3, 'value', (21, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 116: boolean
+    # 117: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 117: genChallengeType
+    # 118: genChallengeType
     ('genChallengeType', (), (), True, (
         (1, ((3, 'value', (22, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 118: HMACOutputLengthType
+    # 119: HMACOutputLengthType
     ('HMACOutputLengthType', (), (), True, (
         (1, ((3, 'value', (23, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 119: MessageHeaderType
+    # 120: MessageHeaderType
     ('MessageHeaderType', ('SessionID', 'Notification', 'Signature'), (), False, (
-        (1, ((1, 'SessionID', (155, 214), 1, 0),)),
-        (2, ((1, 'Notification', (127, 166), 2, 0), (1, 'Signature', (67, 67), 3, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Signature', (67, 67), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SessionID', (159, 214), 1, 0),)),
+        (2, ((1, 'Notification', (128, 166), 2, 0), (1, 'Signature', (67, 67), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Signature', (67, 67), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 120: ListOfRootCertificateIDsType
+    # 121: ListOfRootCertificateIDsType
     ('ListOfRootCertificateIDsType', ('RootCertificateID',), ('RootCertificateID',), False, (
-        (1, ((1, 'RootCertificateID', (140, 190), 3, 0),)),
-        (2, ((1, 'RootCertificateID', (140, 190), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'RootCertificateID', (144, 190), 3, 0),)),
+        (2, ((1, 'RootCertificateID', (144, 190), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 20, None, 1, 2),
     )),
-    # 121: unsignedShort
+    # 122: unsignedShort
     ('unsignedShort', (), (), True, (
         (1, ((3, 'value', (24, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 122: meterIDType
+    # 123: meterIDType
     ('meterIDType', (), (), True, (
         (1, ((3, 'value', (25, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 123: MeterInfoType
+    # 124: MeterInfoType
     ('MeterInfoType', ('MeterID', 'MeterReading', 'SigMeterReading', 'MeterStatus', 'TMeter'), (), False, (
-        (1, ((1, 'MeterID', (122, 160), 1, 0),)),
-        (3, ((1, 'MeterReading', (124, 162), 2, 0), (1, 'SigMeterReading', (156, 215), 3, 0), (1, 'MeterStatus', (125, 163), 4, 0), (1, 'TMeter', (159, 218), 5, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'SigMeterReading', (156, 215), 3, 0), (1, 'MeterStatus', (125, 163), 4, 0), (1, 'TMeter', (159, 218), 5, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'MeterStatus', (125, 163), 4, 0), (1, 'TMeter', (159, 218), 5, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'TMeter', (159, 218), 5, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'MeterID', (123, 160), 1, 0),)),
+        (3, ((1, 'MeterReading', (125, 162), 2, 0), (1, 'SigMeterReading', (160, 215), 3, 0), (1, 'MeterStatus', (126, 163), 4, 0), (1, 'TMeter', (163, 218), 5, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'SigMeterReading', (160, 215), 3, 0), (1, 'MeterStatus', (126, 163), 4, 0), (1, 'TMeter', (163, 218), 5, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'MeterStatus', (126, 163), 4, 0), (1, 'TMeter', (163, 218), 5, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'TMeter', (163, 218), 5, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 124: unsignedLong
+    # 125: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (26, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 125: meterStatusType
+    # 126: meterStatusType
     ('meterStatusType', (), (), True, (
         (1, ((3, 'value', (27, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 126: unitMultiplierType
+    # 127: unitMultiplierType
     ('unitMultiplierType', (), (), True, (
         (1, ((3, 'value', (28, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 127: NotificationType
+    # 128: NotificationType
     ('NotificationType', ('FaultCode', 'FaultMsg'), (), False, (
-        (1, ((1, 'FaultCode', (114, 149), 1, 0),)),
-        (2, ((1, 'FaultMsg', (115, 150), 2, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'FaultCode', (115, 149), 1, 0),)),
+        (2, ((1, 'FaultMsg', (116, 150), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 128: unsignedShort
+    # 129: unsignedShort
     ('unsignedShort', (), (), True, (
         (1, ((3, 'value', (24, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 129: unsignedByte
+    # 130: unsignedByte
     ('unsignedByte', (), (), True, (
         (1, ((3, 'value', (11, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 130: base64Binary
+    # 131: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 131: PMaxScheduleType
+    # 132: PGPKeyPacket (relaxed fragment grammar)
+    ('PGPKeyPacket (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', '{urn:iso:15118:2:2013:MsgBody}Id', '{urn:iso:15118:2:2013:MsgDataTypes}Id', 'MimeType', 'Name', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (9, ((0, 'Algorithm', (0, 244), 0, 0), (0, 'Encoding', (0, 246), 0, 0), (0, 'Id', (0, 245), 0, 0), (0, '{urn:iso:15118:2:2013:MsgBody}Id', (0, 243), 0, 0), (0, '{urn:iso:15118:2:2013:MsgDataTypes}Id', (0, 251), 0, 0), (0, 'MimeType', (0, 247), 0, 0), (0, 'Name', (0, 252), 0, 0), (0, 'Target', (0, 250), 0, 0), (0, 'Type', (0, 248), 0, 0), (0, 'URI', (0, 249), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 244), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 244), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 133: PMaxScheduleType
     ('PMaxScheduleType', ('PMaxScheduleEntry',), ('PMaxScheduleEntry',), False, (
         (1, ((1, 'PMaxScheduleEntry', (42, 42), 3, 0),)),
-        (2, ((1, 'PMaxScheduleEntry', (42, 42), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'PMaxScheduleEntry', (42, 42), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 1024, None, 1, 2),
     )),
-    # 132: ParameterType
+    # 134: ParameterType
     ('ParameterType', ('Name', 'boolValue', 'byteValue', 'shortValue', 'intValue', 'physicalValue', 'stringValue'), (), False, (
         (1, ((0, 'Name', (0, 252), 1, 0),)),
-        (3, ((1, 'boolValue', (170, 232), 2, 0), (1, 'byteValue', (171, 233), 3, 0), (1, 'shortValue', (175, 239), 4, 0), (1, 'intValue', (174, 237), 5, 0), (1, 'physicalValue', (91, 238), 6, 0), (1, 'stringValue', (177, 242), 7, 0))),
+        (3, ((1, 'boolValue', (174, 232), 2, 0), (1, 'byteValue', (175, 233), 3, 0), (1, 'shortValue', (180, 239), 4, 0), (1, 'intValue', (179, 237), 5, 0), (1, 'physicalValue', (91, 238), 6, 0), (1, 'stringValue', (182, 242), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
@@ -930,210 +940,200 @@ GRAMMARS = (
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 133: ParameterSetType
+    # 135: ParameterSetType
     ('ParameterSetType', ('ParameterSetID', 'Parameter'), ('Parameter',), False, (
-        (1, ((1, 'ParameterSetID', (186, 177), 1, 0),)),
-        (1, ((1, 'Parameter', (132, 175), 4, 0),)),
-        (2, ((1, 'Parameter', (132, 175), 4, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'ParameterSetID', (191, 177), 1, 0),)),
+        (1, ((1, 'Parameter', (134, 175), 4, 0),)),
+        (2, ((1, 'Parameter', (134, 175), 4, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 16, None, 2, 3),
     )),
-    # 134: paymentOptionType
+    # 136: ParameterSetID (relaxed fragment grammar)
+    ('ParameterSetID (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', '{urn:iso:15118:2:2013:MsgBody}Id', '{urn:iso:15118:2:2013:MsgDataTypes}Id', 'MimeType', 'Name', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (9, ((0, 'Algorithm', (0, 244), 0, 0), (0, 'Encoding', (0, 246), 0, 0), (0, 'Id', (0, 245), 0, 0), (0, '{urn:iso:15118:2:2013:MsgBody}Id', (0, 243), 0, 0), (0, '{urn:iso:15118:2:2013:MsgDataTypes}Id', (0, 251), 0, 0), (0, 'MimeType', (0, 247), 0, 0), (0, 'Name', (0, 252), 0, 0), (0, 'Target', (0, 250), 0, 0), (0, 'Type', (0, 248), 0, 0), (0, 'URI', (0, 249), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 244), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 244), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 137: paymentOptionType
     ('paymentOptionType', (), (), True, (
         (1, ((3, 'value', (29, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 135: PaymentOptionListType
+    # 138: PaymentOptionListType
     ('PaymentOptionListType', ('PaymentOption',), ('PaymentOption',), False, (
-        (1, ((1, 'PaymentOption', (134, 178), 3, 0),)),
-        (2, ((1, 'PaymentOption', (134, 178), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'PaymentOption', (137, 178), 3, 0),)),
+        (2, ((1, 'PaymentOption', (137, 178), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 2, None, 1, 2),
     )),
-    # 136: ProfileEntryType
+    # 139: ProfileEntryType
     ('ProfileEntryType', ('ChargingProfileEntryStart', 'ChargingProfileEntryMaxPower', 'ChargingProfileEntryMaxNumberOfPhasesInUse'), (), False, (
         (1, ((1, 'ChargingProfileEntryStart', (92, 93), 1, 0),)),
         (1, ((1, 'ChargingProfileEntryMaxPower', (91, 92), 2, 0),)),
-        (2, ((1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', (90, 91), 3, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', (90, 91), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 137: boolean
+    # 140: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 138: responseCodeType
+    # 141: ReceiptRequired (relaxed fragment grammar)
+    ('ReceiptRequired (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', '{urn:iso:15118:2:2013:MsgBody}Id', '{urn:iso:15118:2:2013:MsgDataTypes}Id', 'MimeType', 'Name', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (9, ((0, 'Algorithm', (0, 244), 0, 0), (0, 'Encoding', (0, 246), 0, 0), (0, 'Id', (0, 245), 0, 0), (0, '{urn:iso:15118:2:2013:MsgBody}Id', (0, 243), 0, 0), (0, '{urn:iso:15118:2:2013:MsgDataTypes}Id', (0, 251), 0, 0), (0, 'MimeType', (0, 247), 0, 0), (0, 'Name', (0, 252), 0, 0), (0, 'Target', (0, 250), 0, 0), (0, 'Type', (0, 248), 0, 0), (0, 'URI', (0, 249), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 244), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 244), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 142: responseCodeType
     ('responseCodeType', (), (), True, (
         (1, ((3, 'value', (30, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 139: short
+    # 143: short
     ('short', (), (), True, (
         (1, ((3, 'value', (27, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 140: X509IssuerSerialType
+    # 144: X509IssuerSerialType
     ('X509IssuerSerialType', ('X509IssuerName', 'X509SerialNumber'), (), False, (
-        (1, ((1, 'X509IssuerName', (164, 223), 1, 0),)),
-        (1, ((1, 'X509SerialNumber', (166, 226), 2, 0),)),
+        (1, ((1, 'X509IssuerName', (168, 223), 1, 0),)),
+        (1, ((1, 'X509SerialNumber', (170, 226), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 141: SAScheduleTupleType
+    # 145: SAScheduleTupleType
     ('SAScheduleTupleType', ('SAScheduleTupleID', 'PMaxSchedule', 'SalesTariff'), (), False, (
-        (1, ((1, 'SAScheduleTupleID', (142, 194), 1, 0),)),
-        (1, ((1, 'PMaxSchedule', (131, 174), 2, 0),)),
-        (2, ((1, 'SalesTariff', (144, 196), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SAScheduleTupleID', (146, 194), 1, 0),)),
+        (1, ((1, 'PMaxSchedule', (133, 174), 2, 0),)),
+        (2, ((1, 'SalesTariff', (148, 196), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 142: SAIDType
+    # 146: SAIDType
     ('SAIDType', (), (), True, (
         (1, ((3, 'value', (31, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 143: base64Binary
+    # 147: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 144: SalesTariffType
+    # 148: SalesTariffType
     ('SalesTariffType', ('Id', 'SalesTariffID', 'SalesTariffDescription', 'NumEPriceLevels', 'SalesTariffEntry'), ('SalesTariffEntry',), False, (
-        (2, ((0, 'Id', (0, 251), 1, 0), (1, 'SalesTariffID', (142, 198), 2, 0))),
-        (1, ((1, 'SalesTariffID', (142, 198), 2, 0),)),
-        (2, ((1, 'SalesTariffDescription', (145, 197), 3, 0), (1, 'NumEPriceLevels', (129, 168), 4, 0), (1, 'SalesTariffEntry', (58, 58), 7, 0))),
-        (2, ((1, 'NumEPriceLevels', (129, 168), 4, 0), (1, 'SalesTariffEntry', (58, 58), 7, 0))),
+        (2, ((0, 'Id', (0, 251), 1, 0), (1, 'SalesTariffID', (146, 198), 2, 0),)),
+        (1, ((1, 'SalesTariffID', (146, 198), 2, 0),)),
+        (2, ((1, 'SalesTariffDescription', (149, 197), 3, 0), (1, 'NumEPriceLevels', (130, 168), 4, 0), (1, 'SalesTariffEntry', (58, 58), 7, 0),)),
+        (2, ((1, 'NumEPriceLevels', (130, 168), 4, 0), (1, 'SalesTariffEntry', (58, 58), 7, 0),)),
         (1, ((1, 'SalesTariffEntry', (58, 58), 7, 0),)),
-        (2, ((1, 'SalesTariffEntry', (58, 58), 7, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'SalesTariffEntry', (58, 58), 7, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 1024, None, 5, 6),
     )),
-    # 145: tariffDescriptionType
+    # 149: tariffDescriptionType
     ('tariffDescriptionType', (), (), True, (
         (1, ((3, 'value', (25, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 146: SelectedServiceType
+    # 150: SelectedServiceType
     ('SelectedServiceType', ('ServiceID', 'ParameterSetID'), (), False, (
-        (1, ((1, 'ServiceID', (150, 207), 1, 0),)),
-        (2, ((1, 'ParameterSetID', (187, 177), 2, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'ServiceID', (154, 207), 1, 0),)),
+        (2, ((1, 'ParameterSetID', (192, 177), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 147: SelectedServiceListType
+    # 151: SelectedServiceListType
     ('SelectedServiceListType', ('SelectedService',), ('SelectedService',), False, (
-        (1, ((1, 'SelectedService', (146, 201), 3, 0),)),
-        (2, ((1, 'SelectedService', (146, 201), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'SelectedService', (150, 201), 3, 0),)),
+        (2, ((1, 'SelectedService', (150, 201), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 16, None, 1, 2),
     )),
-    # 148: ServiceType
+    # 152: ServiceType
     ('ServiceType', ('ServiceID', 'ServiceName', 'ServiceCategory', 'ServiceScope', 'FreeService'), (), False, (
-        (1, ((1, 'ServiceID', (150, 207), 1, 0),)),
-        (2, ((1, 'ServiceName', (152, 209), 2, 0), (1, 'ServiceCategory', (149, 205), 3, 0))),
-        (1, ((1, 'ServiceCategory', (149, 205), 3, 0),)),
-        (2, ((1, 'ServiceScope', (154, 212), 4, 0), (1, 'FreeService', (116, 151), 5, 0))),
-        (1, ((1, 'FreeService', (116, 151), 5, 0),)),
+        (1, ((1, 'ServiceID', (154, 207), 1, 0),)),
+        (2, ((1, 'ServiceName', (156, 209), 2, 0), (1, 'ServiceCategory', (153, 205), 3, 0),)),
+        (1, ((1, 'ServiceCategory', (153, 205), 3, 0),)),
+        (2, ((1, 'ServiceScope', (158, 212), 4, 0), (1, 'FreeService', (117, 151), 5, 0),)),
+        (1, ((1, 'FreeService', (117, 151), 5, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 149: serviceCategoryType
+    # 153: serviceCategoryType
     ('serviceCategoryType', (), (), True, (
         (1, ((3, 'value', (32, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 150: serviceIDType
+    # 154: serviceIDType
     ('serviceIDType', (), (), True, (
         (1, ((3, 'value', (24, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 151: ServiceListType
+    # 155: ServiceListType
     ('ServiceListType', ('Service',), ('Service',), False, (
-        (1, ((1, 'Service', (148, 203), 3, 0),)),
-        (2, ((1, 'Service', (148, 203), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'Service', (152, 203), 3, 0),)),
+        (2, ((1, 'Service', (152, 203), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 8, None, 1, 2),
     )),
-    # 152: serviceNameType
+    # 156: serviceNameType
     ('serviceNameType', (), (), True, (
         (1, ((3, 'value', (25, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 153: ServiceParameterListType
+    # 157: ServiceParameterListType
     ('ServiceParameterListType', ('ParameterSet',), ('ParameterSet',), False, (
-        (1, ((1, 'ParameterSet', (133, 176), 3, 0),)),
-        (2, ((1, 'ParameterSet', (133, 176), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'ParameterSet', (135, 176), 3, 0),)),
+        (2, ((1, 'ParameterSet', (135, 176), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 255, None, 1, 2),
     )),
-    # 154: serviceScopeType
+    # 158: serviceScopeType
     ('serviceScopeType', (), (), True, (
         (1, ((3, 'value', (21, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 155: sessionIDType
+    # 159: sessionIDType
     ('sessionIDType', (), (), True, (
         (1, ((3, 'value', (33, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 156: sigMeterReadingType
+    # 160: sigMeterReadingType
     ('sigMeterReadingType', (), (), True, (
         (1, ((3, 'value', (34, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 157: SubCertificatesType
+    # 161: SubCertificatesType
     ('SubCertificatesType', ('Certificate',), ('Certificate',), False, (
         (1, ((1, 'Certificate', (84, 85), 3, 0),)),
-        (2, ((1, 'Certificate', (84, 85), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Certificate', (84, 85), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 4, None, 1, 2),
     )),
-    # 158: SupportedEnergyTransferModeType
+    # 162: SupportedEnergyTransferModeType
     ('SupportedEnergyTransferModeType', ('EnergyTransferMode',), ('EnergyTransferMode',), False, (
-        (1, ((1, 'EnergyTransferMode', (112, 147), 3, 0),)),
-        (2, ((1, 'EnergyTransferMode', (112, 147), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'EnergyTransferMode', (113, 147), 3, 0),)),
+        (2, ((1, 'EnergyTransferMode', (113, 147), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 6, None, 1, 2),
     )),
-    # 159: long
+    # 163: long
     ('long', (), (), True, (
         (1, ((3, 'value', (35, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 160: unitSymbolType
+    # 164: unitSymbolType
     ('unitSymbolType', (), (), True, (
         (1, ((3, 'value', (36, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 161: short
+    # 165: short
     ('short', (), (), True, (
         (1, ((3, 'value', (27, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 162: base64Binary
+    # 166: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 163: base64Binary
+    # 167: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 164: string
-    ('string', (), (), True, (
-        (1, ((3, 'value', (0, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 165: base64Binary
-    ('base64Binary', (), (), True, (
-        (1, ((3, 'value', (1, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 166: integer
-    ('integer', (), (), True, (
-        (1, ((3, 'value', (23, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 167: string
-    ('string', (), (), True, (
-        (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 168: string
@@ -1141,98 +1141,123 @@ GRAMMARS = (
         (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 169: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (7, -1), 1, 0),)),
+    # 169: base64Binary
+    ('base64Binary', (), (), True, (
+        (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 170: boolean
-    ('boolean', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
+    # 170: integer
+    ('integer', (), (), True, (
+        (1, ((3, 'value', (23, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 171: byte
-    ('byte', (), (), True, (
-        (1, ((3, 'value', (37, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 172: costKindType
-    ('costKindType', (), (), True, (
-        (1, ((3, 'value', (38, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 173: anonymous
-    ('anonymous', (), (), True, (
-        (1, ((3, 'value', (39, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 174: int
-    ('int', (), (), True, (
-        (1, ((3, 'value', (40, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 175: short
-    ('short', (), (), True, (
-        (1, ((3, 'value', (27, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 176: anonymous
-    ('anonymous', (), (), True, (
-        (1, ((3, 'value', (41, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 177: string
+    # 171: string
     ('string', (), (), True, (
         (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 178: EMAIDType
+    # 172: string
+    ('string', (), (), True, (
+        (1, ((3, 'value', (0, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 173: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (7, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 174: boolean
+    ('boolean', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 175: byte
+    ('byte', (), (), True, (
+        (1, ((3, 'value', (37, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 176: costKindType
+    ('costKindType', (), (), True, (
+        (1, ((3, 'value', (38, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 177: anonymous
+    ('anonymous', (), (), True, (
+        (1, ((3, 'value', (39, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 178: eMAID (relaxed fragment grammar)
+    ('eMAID (relaxed fragment grammar)', ('Algorithm', 'Encoding', '{}Id', '{urn:iso:15118:2:2013:MsgBody}Id', 'Id', 'MimeType', 'Name', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (9, ((0, 'Algorithm', (0, 244), 0, 0), (0, 'Encoding', (0, 246), 0, 0), (0, '{}Id', (0, 245), 0, 0), (0, '{urn:iso:15118:2:2013:MsgBody}Id', (0, 243), 0, 0), (0, 'Id', (0, 251), 0, 0), (0, 'MimeType', (0, 247), 0, 0), (0, 'Name', (0, 252), 0, 0), (0, 'Target', (0, 250), 0, 0), (0, 'Type', (0, 248), 0, 0), (0, 'URI', (0, 249), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 244), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 244), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 179: int
+    ('int', (), (), True, (
+        (1, ((3, 'value', (40, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 180: short
+    ('short', (), (), True, (
+        (1, ((3, 'value', (27, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 181: anonymous
+    ('anonymous', (), (), True, (
+        (1, ((3, 'value', (41, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 182: string
+    ('string', (), (), True, (
+        (1, ((3, 'value', (0, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 183: EMAIDType
     ('EMAIDType', ('Id', 'value'), (), False, (
         (1, ((0, 'Id', (0, 251), 1, 0),)),
         (1, ((3, 'value', (42, -1), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 179: eMAIDType
+    # 184: eMAIDType
     ('eMAIDType', (), (), True, (
         (1, ((3, 'value', (42, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 180: boolean
+    # 185: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 181: boolean
+    # 186: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 182: base64Binary
+    # 187: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 183: base64Binary
+    # 188: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 184: long
+    # 189: long
     ('long', (), (), True, (
         (1, ((3, 'value', (35, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 185: long
+    # 190: long
     ('long', (), (), True, (
         (1, ((3, 'value', (35, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 186: short
+    # 191: short
     ('short', (), (), True, (
         (1, ((3, 'value', (27, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 187: short
+    # 192: short
     ('short', (), (), True, (
         (1, ((3, 'value', (27, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),

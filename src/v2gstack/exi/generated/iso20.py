@@ -17,6 +17,7 @@ TYPES = (
     ('enum', ('Pause', 'Terminate', 'ServiceRenegotiation')),
     ('string', None, None, 3),
     ('b64', 133, None, None),
+    ('string', None, None, 80),
     ('int', -32768, 32767),
     ('enum', ('SECP521', 'X448')),
     ('string', None, None, 255),
@@ -25,7 +26,6 @@ TYPES = (
     ('enum', ('Finished', 'Ongoing', 'Ongoing_WaitingForCustomerInteraction')),
     ('enum', ('Scheduled', 'Completed')),
     ('enum', ('Pause', 'ExitStandby', 'Terminate', 'ScheduleRenegotiation', 'ServiceRenegotiation', 'MeteringConfirmation')),
-    ('string', None, None, 80),
     ('string', None, None, 160),
     ('nbit', 8, -128, 127),
     ('b64', 16, None, None),
@@ -47,37 +47,37 @@ TYPES = (
     ('int', -2147483648, 2147483647),
 )
 DOCUMENT = (6, (('AuthorizationReq', 0, 0), ('AuthorizationRes', 1, 1), ('AuthorizationSetupReq', 2, 2), ('AuthorizationSetupRes', 3, 3), ('CLReqControlMode', 4, 4), ('CLResControlMode', 5, 5), ('CanonicalizationMethod', 6, 6), ('CertificateInstallationReq', 7, 7), ('CertificateInstallationRes', 8, 8), ('DSAKeyValue', 9, 9), ('DigestMethod', 10, 10), ('DigestValue', 11, 11), ('KeyInfo', 12, 12), ('KeyName', 13, 13), ('KeyValue', 14, 14), ('Manifest', 15, 15), ('MeteringConfirmationReq', 16, 16), ('MeteringConfirmationRes', 17, 17), ('MgmtData', 18, 18), ('Object', 19, 19), ('PGPData', 20, 20), ('PowerDeliveryReq', 21, 21), ('PowerDeliveryRes', 22, 22), ('RSAKeyValue', 23, 23), ('Reference', 24, 24), ('RetrievalMethod', 25, 25), ('SPKIData', 26, 26), ('ScheduleExchangeReq', 27, 27), ('ScheduleExchangeRes', 28, 28), ('ServiceDetailReq', 29, 29), ('ServiceDetailRes', 30, 30), ('ServiceDiscoveryReq', 31, 31), ('ServiceDiscoveryRes', 32, 32), ('ServiceSelectionReq', 33, 33), ('ServiceSelectionRes', 34, 34), ('SessionSetupReq', 35, 35), ('SessionSetupRes', 36, 36), ('SessionStopReq', 37, 37), ('SessionStopRes', 38, 38), ('Signature', 39, 39), ('SignatureMethod', 40, 40), ('SignatureProperties', 41, 41), ('SignatureProperty', 42, 42), ('SignatureValue', 43, 43), ('SignedInfo', 44, 44), ('SignedInstallationData', 45, 45), ('SignedMeteringData', 46, 46), ('Transform', 47, 47), ('Transforms', 48, 48), ('VehicleCheckInReq', 49, 49), ('VehicleCheckInRes', 50, 50), ('VehicleCheckOutReq', 51, 51), ('VehicleCheckOutRes', 52, 52), ('X509Data', 53, 53)))
-FRAGMENT = (9, (('AbsolutePriceSchedule', 54, 54), ('AckMaxDelay', 55, 55), ('AdditionalSelectedServices', 56, 56), ('AdditionalService', 57, 57), ('AdditionalServicesCosts', 58, 58), ('Amount', 59, 59), ('AppliesMinimumMaximumCost', 60, 60), ('AppliesToEnergyFee', 61, 61), ('AppliesToOverstayFee', 62, 62), ('AppliesToParkingFee', 63, 63), ('AuthorizationReq', 0, 0), ('AuthorizationRes', 1, 1), ('AuthorizationServices', 64, 64), ('AuthorizationSetupReq', 2, 2), ('AuthorizationSetupRes', 3, 3), ('AvailableEnergy', 59, 65), ('BPT_ChannelSelection', 65, 66), ('BPT_DischargedEnergyReadingWh', 66, 67), ('BPT_InductiveEnergyReadingVARh', 67, 68), ('BatteryEnergyCapacity', 59, 69), ('CLReqControlMode', 4, 4), ('CLResControlMode', 5, 5), ('CPSCertificateChain', 68, 70), ('CanonicalizationMethod', 6, 6), ('CapacitiveEnergyReadingVARh', 69, 71), ('CarbonDioxideEmission', 70, 72), ('Certificate', 71, 73), ('CertificateInstallationReq', 7, 7), ('CertificateInstallationRes', 8, 8), ('CertificateInstallationService', 72, 74), ('ChargeProgress', 73, 75), ('ChargedEnergyReadingWh', 74, 76), ('ChargingComplete', 75, 77), ('ChargingSchedule', 76, 78), ('ChargingSession', 77, 79), ('CheckOutTime', 78, 80), ('ContractCertificateChain', 79, 81), ('CostPerUnit', 59, 82), ('Currency', 80, 83), ('DHPublicKey', 81, 84), ('DSAKeyValue', 9, 9), ('DepartureTime', -1, 85), ('DepartureTime', -1, 86), ('DeviceLocation', 82, 87), ('DeviceOffset', 83, 88), ('DigestMethod', 10, 10), ('DigestValue', 11, 11), ('DischargingSchedule', 76, 89), ('DisplayParameters', 84, 90), ('Duration', -1, 91), ('Dynamic_EVPPTControlMode', 85, 92), ('Dynamic_SEReqControlMode', 86, 93), ('Dynamic_SEResControlMode', 87, 94), ('Dynamic_SMDTControlMode', 88, 95), ('ECDHCurve', 89, 96), ('EIM_AReqAuthorizationMode', 90, 97), ('EIM_ASResAuthorizationMode', 91, 98), ('EMAID', 92, 99), ('EVAbsolutePriceSchedule', 93, 100), ('EVCCID', 92, 101), ('EVCheckInStatus', 94, 102), ('EVCheckOutStatus', 95, 103), ('EVEnergyOffer', 96, 104), ('EVMaximumEnergyRequest', 59, 105), ('EVMaximumEnergyRequest', 59, 106), ('EVMaximumV2XEnergyRequest', 59, 107), ('EVMinimumEnergyRequest', 59, 108), ('EVMinimumEnergyRequest', 59, 109), ('EVMinimumV2XEnergyRequest', 59, 110), ('EVPowerProfile', 97, 111), ('EVPowerProfileEntries', 98, 112), ('EVPowerProfileEntry', 99, 113), ('EVPowerSchedule', 100, 114), ('EVPowerScheduleEntries', 101, 115), ('EVPowerScheduleEntry', 102, 116), ('EVPriceRule', 103, 117), ('EVPriceRuleStack', 104, 118), ('EVPriceRuleStacks', 105, 119), ('EVProcessing', 106, 120), ('EVSECheckOutStatus', 107, 121), ('EVSEID', 92, 122), ('EVSENotification', 108, 123), ('EVSEProcessing', 106, 124), ('EVSEStatus', 109, 125), ('EVSEStatus', 109, 126), ('EVTargetEnergyRequest', 59, 127), ('EVTargetEnergyRequest', 59, 128), ('EVTerminationCode', 110, 129), ('EVTerminationExplanation', 111, 130), ('EnergyCosts', 58, 131), ('EnergyFee', 59, 132), ('EnergyTransferServiceList', 112, 133), ('Exponent', 113, 134), ('Exponent', 114, 135), ('FreeService', 115, 136), ('G', 113, 137), ('GenChallenge', 116, 138), ('GoToPause', 117, 139), ('HMACOutputLength', 118, 140), ('Header', 119, 141), ('InletHot', 120, 142), ('J', 113, 143), ('KeyInfo', 12, 12), ('KeyName', 13, 13), ('KeyValue', 14, 14), ('Language', 121, 144), ('ListOfRootCertificateIDs', 122, 145), ('Manifest', 15, 15), ('MaximumContractCertificateChains', 123, 146), ('MaximumCost', 59, 147), ('MaximumSOC', 124, 148), ('MaximumSupportingPoints', 125, 149), ('MeterID', 126, 150), ('MeterInfo', 127, 151), ('MeterInfo', 127, 152), ('MeterInfoRequested', 128, 153), ('MeterSignature', 129, 154), ('MeterStatus', 130, 155), ('MeterTimestamp', 131, 156), ('MeteringConfirmationReq', 16, 16), ('MeteringConfirmationRes', 17, 17), ('MgmtData', 18, 18), ('MinimumCost', 59, 157), ('MinimumSOC', 124, 158), ('MinimumSOC', 124, 159), ('Modulus', 113, 160), ('NotificationMaxDelay', 132, 161), ('NumberOfPriceLevels', 133, 162), ('OEMProvisioningCertificateChain', 134, 163), ('Object', 19, 19), ('OccupancyCosts', 58, 164), ('OverstayCosts', 58, 165), ('OverstayFee', 59, 166), ('OverstayFeePeriod', 135, 167), ('OverstayPowerThreshold', 59, 168), ('OverstayRule', 136, 169), ('OverstayRuleDescription', 111, 170), ('OverstayRules', 137, 171), ('OverstayTimeThreshold', 138, 172), ('P', 113, 173), ('PGPData', 20, 20), ('PGPKeyID', 139, 174), ('PGPKeyPacket', -1, 175), ('Parameter', 140, 176), ('ParameterSet', 141, 177), ('ParameterSetID', 142, 178), ('ParkingFee', 59, 179), ('ParkingFeePeriod', 143, 180), ('ParkingMethod', 144, 181), ('ParkingSpace', 145, 182), ('PgenCounter', 113, 183), ('PnC_AReqAuthorizationMode', 146, 184), ('PnC_ASResAuthorizationMode', 147, 185), ('Power', 59, 186), ('PowerDeliveryReq', 21, 21), ('PowerDeliveryRes', 22, 22), ('PowerRangeStart', 59, 187), ('PowerSchedule', 148, 188), ('PowerScheduleEntries', 149, 189), ('PowerScheduleEntry', 99, 190), ('PowerTolerance', 59, 191), ('PowerToleranceAcceptance', 150, 192), ('Power_L2', 59, 193), ('Power_L3', 59, 194), ('PresentSOC', 124, 195), ('PriceAlgorithm', 92, 196), ('PriceLevel', 151, 197), ('PriceLevelSchedule', 152, 198), ('PriceLevelScheduleEntries', 153, 199), ('PriceLevelScheduleEntry', 154, 200), ('PriceRule', 155, 201), ('PriceRuleStack', 156, 202), ('PriceRuleStacks', 157, 203), ('PriceScheduleDescription', 111, 204), ('PriceScheduleID', 158, 205), ('PrioritizedEMAIDs', 159, 206), ('ProviderID', 110, 207), ('Q', 113, 208), ('RSAKeyValue', 23, 23), ('Receipt', 160, 209), ('Receipt', 160, 210), ('Reference', 24, 24), ('RemainingContractCertificateChains', 161, 211), ('RemainingTimeToMaximumSOC', 162, 212), ('RemainingTimeToMinimumSOC', 163, 213), ('RemainingTimeToTargetSOC', 164, 214), ('RenewableGenerationPercentage', 165, 215), ('ResponseCode', 166, 216), ('RetrievalMethod', 25, 25), ('RootCertificateID', 167, 217), ('SECP521_EncryptedPrivateKey', 168, 218), ('SPKIData', 26, 26), ('SPKISexp', 169, 219), ('ScheduleExchangeReq', 27, 27), ('ScheduleExchangeRes', 28, 28), ('ScheduleTuple', 170, 220), ('ScheduleTupleID', 158, 221), ('Scheduled_EVPPTControlMode', 171, 222), ('Scheduled_SEReqControlMode', 172, 223), ('Scheduled_SEResControlMode', 173, 224), ('Scheduled_SMDTControlMode', 174, 225), ('Seed', 113, 226), ('SelectedAuthorizationService', 64, 227), ('SelectedEnergyTransferService', 175, 228), ('SelectedScheduleTupleID', 158, 229), ('SelectedService', 175, 230), ('SelectedVASList', 176, 231), ('Service', 177, 232), ('ServiceDetailReq', 29, 29), ('ServiceDetailRes', 30, 30), ('ServiceDiscoveryReq', 31, 31), ('ServiceDiscoveryRes', 32, 32), ('ServiceFee', 59, 233), ('ServiceID', 142, 234), ('ServiceName', 110, 235), ('ServiceParameterList', 178, 236), ('ServiceRenegotiationSupported', 179, 237), ('ServiceSelectionReq', 33, 33), ('ServiceSelectionRes', 34, 34), ('SessionID', 180, 238), ('SessionID', 180, 239), ('SessionSetupReq', 35, 35), ('SessionSetupRes', 36, 36), ('SessionStopReq', 37, 37), ('SessionStopRes', 38, 38), ('Signature', 39, 39), ('SignatureMethod', 40, 40), ('SignatureProperties', 41, 41), ('SignatureProperty', 42, 42), ('SignatureValue', 43, 43), ('SignedInfo', 44, 44), ('SignedInstallationData', 45, 45), ('SignedMeteringData', 46, 46), ('StartTime', 181, 240), ('SubCertificates', 182, 241), ('SupportedProviders', 183, 242), ('SupportedServiceIDs', 184, 243), ('TPM_EncryptedPrivateKey', 185, 244), ('TargetDistance', 186, 245), ('TargetOffsetX', 187, 246), ('TargetOffsetY', 188, 247), ('TargetSOC', 124, 248), ('TargetSOC', 124, 249), ('TaxCosts', 189, 250), ('TaxIncludedInPrice', 190, 251), ('TaxRate', 59, 252), ('TaxRule', 191, 253), ('TaxRuleID', 158, 254), ('TaxRuleID', 158, 255), ('TaxRuleName', 110, 256), ('TaxRules', 192, 257), ('TimeAnchor', -1, 258), ('TimeAnchor', 193, 259), ('TimeStamp', 194, 260), ('Transform', 47, 47), ('Transforms', 48, 48), ('VASList', 112, 261), ('Value', 195, 262), ('VehicleCheckInReq', 49, 49), ('VehicleCheckInRes', 50, 50), ('VehicleCheckOutReq', 51, 51), ('VehicleCheckOutRes', 52, 52), ('VehicleFrame', 196, 263), ('VehicleTravel', 197, 264), ('X448_EncryptedPrivateKey', 198, 265), ('X509CRL', 199, 266), ('X509Certificate', 200, 267), ('X509Data', 53, 53), ('X509IssuerName', 201, 268), ('X509IssuerSerial', 167, 269), ('X509SKI', 202, 270), ('X509SerialNumber', 203, 271), ('X509SubjectName', 204, 272), ('XPath', 205, 273), ('Y', 113, 274), ('boolValue', 206, 275), ('byteValue', 207, 276), ('finiteString', 110, 277), ('intValue', 208, 278), ('rationalNumber', 59, 279), ('shortValue', 209, 280)))
+FRAGMENT = (9, (('AbsolutePriceSchedule', 54, 54), ('AckMaxDelay', 55, 55), ('AdditionalSelectedServices', 56, 56), ('AdditionalService', 57, 57), ('AdditionalServicesCosts', 58, 58), ('Amount', 59, 59), ('AppliesMinimumMaximumCost', 60, 60), ('AppliesToEnergyFee', 61, 61), ('AppliesToOverstayFee', 62, 62), ('AppliesToParkingFee', 63, 63), ('AuthorizationReq', 0, 0), ('AuthorizationRes', 1, 1), ('AuthorizationServices', 64, 64), ('AuthorizationSetupReq', 2, 2), ('AuthorizationSetupRes', 3, 3), ('AvailableEnergy', 59, 65), ('BPT_ChannelSelection', 65, 66), ('BPT_DischargedEnergyReadingWh', 66, 67), ('BPT_InductiveEnergyReadingVARh', 67, 68), ('BatteryEnergyCapacity', 59, 69), ('CLReqControlMode', 4, 4), ('CLResControlMode', 5, 5), ('CPSCertificateChain', 68, 70), ('CanonicalizationMethod', 6, 6), ('CapacitiveEnergyReadingVARh', 69, 71), ('CarbonDioxideEmission', 70, 72), ('Certificate', 71, 73), ('CertificateInstallationReq', 7, 7), ('CertificateInstallationRes', 8, 8), ('CertificateInstallationService', 72, 74), ('ChargeProgress', 73, 75), ('ChargedEnergyReadingWh', 74, 76), ('ChargingComplete', 75, 77), ('ChargingSchedule', 76, 78), ('ChargingSession', 77, 79), ('CheckOutTime', 78, 80), ('ContractCertificateChain', 79, 81), ('CostPerUnit', 59, 82), ('Currency', 80, 83), ('DHPublicKey', 81, 84), ('DSAKeyValue', 9, 9), ('DepartureTime', 82, 85), ('DepartureTime', 83, 86), ('DeviceLocation', 84, 87), ('DeviceOffset', 85, 88), ('DigestMethod', 10, 10), ('DigestValue', 11, 11), ('DischargingSchedule', 76, 89), ('DisplayParameters', 86, 90), ('Duration', 87, 91), ('Dynamic_EVPPTControlMode', 88, 92), ('Dynamic_SEReqControlMode', 89, 93), ('Dynamic_SEResControlMode', 90, 94), ('Dynamic_SMDTControlMode', 91, 95), ('ECDHCurve', 92, 96), ('EIM_AReqAuthorizationMode', 93, 97), ('EIM_ASResAuthorizationMode', 94, 98), ('EMAID', 95, 99), ('EVAbsolutePriceSchedule', 96, 100), ('EVCCID', 95, 101), ('EVCheckInStatus', 97, 102), ('EVCheckOutStatus', 98, 103), ('EVEnergyOffer', 99, 104), ('EVMaximumEnergyRequest', 59, 105), ('EVMaximumEnergyRequest', 59, 106), ('EVMaximumV2XEnergyRequest', 59, 107), ('EVMinimumEnergyRequest', 59, 108), ('EVMinimumEnergyRequest', 59, 109), ('EVMinimumV2XEnergyRequest', 59, 110), ('EVPowerProfile', 100, 111), ('EVPowerProfileEntries', 101, 112), ('EVPowerProfileEntry', 102, 113), ('EVPowerSchedule', 103, 114), ('EVPowerScheduleEntries', 104, 115), ('EVPowerScheduleEntry', 105, 116), ('EVPriceRule', 106, 117), ('EVPriceRuleStack', 107, 118), ('EVPriceRuleStacks', 108, 119), ('EVProcessing', 109, 120), ('EVSECheckOutStatus', 110, 121), ('EVSEID', 95, 122), ('EVSENotification', 111, 123), ('EVSEProcessing', 109, 124), ('EVSEStatus', 112, 125), ('EVSEStatus', 112, 126), ('EVTargetEnergyRequest', 59, 127), ('EVTargetEnergyRequest', 59, 128), ('EVTerminationCode', 113, 129), ('EVTerminationExplanation', 114, 130), ('EnergyCosts', 58, 131), ('EnergyFee', 59, 132), ('EnergyTransferServiceList', 115, 133), ('Exponent', 116, 134), ('Exponent', 117, 135), ('FreeService', 118, 136), ('G', 116, 137), ('GenChallenge', 119, 138), ('GoToPause', 120, 139), ('HMACOutputLength', 121, 140), ('Header', 122, 141), ('InletHot', 123, 142), ('J', 116, 143), ('KeyInfo', 12, 12), ('KeyName', 13, 13), ('KeyValue', 14, 14), ('Language', 124, 144), ('ListOfRootCertificateIDs', 125, 145), ('Manifest', 15, 15), ('MaximumContractCertificateChains', 126, 146), ('MaximumCost', 59, 147), ('MaximumSOC', 127, 148), ('MaximumSupportingPoints', 128, 149), ('MeterID', 129, 150), ('MeterInfo', 130, 151), ('MeterInfo', 130, 152), ('MeterInfoRequested', 131, 153), ('MeterSignature', 132, 154), ('MeterStatus', 133, 155), ('MeterTimestamp', 134, 156), ('MeteringConfirmationReq', 16, 16), ('MeteringConfirmationRes', 17, 17), ('MgmtData', 18, 18), ('MinimumCost', 59, 157), ('MinimumSOC', 127, 158), ('MinimumSOC', 127, 159), ('Modulus', 116, 160), ('NotificationMaxDelay', 135, 161), ('NumberOfPriceLevels', 136, 162), ('OEMProvisioningCertificateChain', 137, 163), ('Object', 19, 19), ('OccupancyCosts', 58, 164), ('OverstayCosts', 58, 165), ('OverstayFee', 59, 166), ('OverstayFeePeriod', 138, 167), ('OverstayPowerThreshold', 59, 168), ('OverstayRule', 139, 169), ('OverstayRuleDescription', 114, 170), ('OverstayRules', 140, 171), ('OverstayTimeThreshold', 141, 172), ('P', 116, 173), ('PGPData', 20, 20), ('PGPKeyID', 142, 174), ('PGPKeyPacket', 143, 175), ('Parameter', 144, 176), ('ParameterSet', 145, 177), ('ParameterSetID', 146, 178), ('ParkingFee', 59, 179), ('ParkingFeePeriod', 147, 180), ('ParkingMethod', 148, 181), ('ParkingSpace', 149, 182), ('PgenCounter', 116, 183), ('PnC_AReqAuthorizationMode', 150, 184), ('PnC_ASResAuthorizationMode', 151, 185), ('Power', 59, 186), ('PowerDeliveryReq', 21, 21), ('PowerDeliveryRes', 22, 22), ('PowerRangeStart', 59, 187), ('PowerSchedule', 152, 188), ('PowerScheduleEntries', 153, 189), ('PowerScheduleEntry', 102, 190), ('PowerTolerance', 59, 191), ('PowerToleranceAcceptance', 154, 192), ('Power_L2', 59, 193), ('Power_L3', 59, 194), ('PresentSOC', 127, 195), ('PriceAlgorithm', 95, 196), ('PriceLevel', 155, 197), ('PriceLevelSchedule', 156, 198), ('PriceLevelScheduleEntries', 157, 199), ('PriceLevelScheduleEntry', 158, 200), ('PriceRule', 159, 201), ('PriceRuleStack', 160, 202), ('PriceRuleStacks', 161, 203), ('PriceScheduleDescription', 114, 204), ('PriceScheduleID', 162, 205), ('PrioritizedEMAIDs', 163, 206), ('ProviderID', 113, 207), ('Q', 116, 208), ('RSAKeyValue', 23, 23), ('Receipt', 164, 209), ('Receipt', 164, 210), ('Reference', 24, 24), ('RemainingContractCertificateChains', 165, 211), ('RemainingTimeToMaximumSOC', 166, 212), ('RemainingTimeToMinimumSOC', 167, 213), ('RemainingTimeToTargetSOC', 168, 214), ('RenewableGenerationPercentage', 169, 215), ('ResponseCode', 170, 216), ('RetrievalMethod', 25, 25), ('RootCertificateID', 171, 217), ('SECP521_EncryptedPrivateKey', 172, 218), ('SPKIData', 26, 26), ('SPKISexp', 173, 219), ('ScheduleExchangeReq', 27, 27), ('ScheduleExchangeRes', 28, 28), ('ScheduleTuple', 174, 220), ('ScheduleTupleID', 162, 221), ('Scheduled_EVPPTControlMode', 175, 222), ('Scheduled_SEReqControlMode', 176, 223), ('Scheduled_SEResControlMode', 177, 224), ('Scheduled_SMDTControlMode', 178, 225), ('Seed', 116, 226), ('SelectedAuthorizationService', 64, 227), ('SelectedEnergyTransferService', 179, 228), ('SelectedScheduleTupleID', 162, 229), ('SelectedService', 179, 230), ('SelectedVASList', 180, 231), ('Service', 181, 232), ('ServiceDetailReq', 29, 29), ('ServiceDetailRes', 30, 30), ('ServiceDiscoveryReq', 31, 31), ('ServiceDiscoveryRes', 32, 32), ('ServiceFee', 59, 233), ('ServiceID', 146, 234), ('ServiceName', 113, 235), ('ServiceParameterList', 182, 236), ('ServiceRenegotiationSupported', 183, 237), ('ServiceSelectionReq', 33, 33), ('ServiceSelectionRes', 34, 34), ('SessionID', 184, 238), ('SessionID', 184, 239), ('SessionSetupReq', 35, 35), ('SessionSetupRes', 36, 36), ('SessionStopReq', 37, 37), ('SessionStopRes', 38, 38), ('Signature', 39, 39), ('SignatureMethod', 40, 40), ('SignatureProperties', 41, 41), ('SignatureProperty', 42, 42), ('SignatureValue', 43, 43), ('SignedInfo', 44, 44), ('SignedInstallationData', 45, 45), ('SignedMeteringData', 46, 46), ('StartTime', 185, 240), ('SubCertificates', 186, 241), ('SupportedProviders', 187, 242), ('SupportedServiceIDs', 188, 243), ('TPM_EncryptedPrivateKey', 189, 244), ('TargetDistance', 190, 245), ('TargetOffsetX', 191, 246), ('TargetOffsetY', 192, 247), ('TargetSOC', 127, 248), ('TargetSOC', 127, 249), ('TaxCosts', 193, 250), ('TaxIncludedInPrice', 194, 251), ('TaxRate', 59, 252), ('TaxRule', 195, 253), ('TaxRuleID', 162, 254), ('TaxRuleID', 162, 255), ('TaxRuleName', 113, 256), ('TaxRules', 196, 257), ('TimeAnchor', 197, 258), ('TimeAnchor', 198, 259), ('TimeStamp', 199, 260), ('Transform', 47, 47), ('Transforms', 48, 48), ('VASList', 115, 261), ('Value', 200, 262), ('VehicleCheckInReq', 49, 49), ('VehicleCheckInRes', 50, 50), ('VehicleCheckOutReq', 51, 51), ('VehicleCheckOutRes', 52, 52), ('VehicleFrame', 201, 263), ('VehicleTravel', 202, 264), ('X448_EncryptedPrivateKey', 203, 265), ('X509CRL', 204, 266), ('X509Certificate', 205, 267), ('X509Data', 53, 53), ('X509IssuerName', 206, 268), ('X509IssuerSerial', 171, 269), ('X509SKI', 207, 270), ('X509SerialNumber', 208, 271), ('X509SubjectName', 209, 272), ('XPath', 210, 273), ('Y', 116, 274), ('boolValue', 211, 275), ('byteValue', 212, 276), ('finiteString', 113, 277), ('intValue', 213, 278), ('rationalNumber', 59, 279), ('shortValue', 214, 280)))
 GRAMMARS = (
     # 0: AuthorizationReqType
     ('AuthorizationReqType', ('Header', 'SelectedAuthorizationService', 'EIM_AReqAuthorizationMode', 'PnC_AReqAuthorizationMode'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
         (1, ((1, 'SelectedAuthorizationService', (64, 227), 2, 0),)),
-        (2, ((1, 'EIM_AReqAuthorizationMode', (90, 97), 3, 0), (1, 'PnC_AReqAuthorizationMode', (146, 184), 4, 0))),
+        (2, ((1, 'EIM_AReqAuthorizationMode', (93, 97), 3, 0), (1, 'PnC_AReqAuthorizationMode', (150, 184), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 1: AuthorizationResType
     ('AuthorizationResType', ('Header', 'ResponseCode', 'EVSEProcessing'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'ResponseCode', (166, 216), 2, 0),)),
-        (1, ((1, 'EVSEProcessing', (106, 124), 3, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'ResponseCode', (170, 216), 2, 0),)),
+        (1, ((1, 'EVSEProcessing', (109, 124), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 2: AuthorizationSetupReqType
     ('AuthorizationSetupReqType', ('Header',), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 3: AuthorizationSetupResType
     ('AuthorizationSetupResType', ('Header', 'ResponseCode', 'AuthorizationServices', 'CertificateInstallationService', 'EIM_ASResAuthorizationMode', 'PnC_ASResAuthorizationMode'), ('AuthorizationServices',), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'ResponseCode', (166, 216), 2, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'ResponseCode', (170, 216), 2, 0),)),
         (1, ((1, 'AuthorizationServices', (64, 64), 5, 0),)),
-        (2, ((1, 'AuthorizationServices', (64, 64), 5, 1), (1, 'CertificateInstallationService', (72, 74), 6, 0))),
+        (2, ((1, 'AuthorizationServices', (64, 64), 5, 1), (1, 'CertificateInstallationService', (72, 74), 6, 0),)),
         (1, ((1, 'CertificateInstallationService', (72, 74), 6, 0),)),
         (None, 1, 2, None, 3, 4),
-        (2, ((1, 'EIM_ASResAuthorizationMode', (91, 98), 7, 0), (1, 'PnC_ASResAuthorizationMode', (147, 185), 8, 0))),
+        (2, ((1, 'EIM_ASResAuthorizationMode', (94, 98), 7, 0), (1, 'PnC_ASResAuthorizationMode', (151, 185), 8, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
@@ -92,45 +92,45 @@ GRAMMARS = (
     # 6: CanonicalizationMethodType
     ('CanonicalizationMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 281), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 7: CertificateInstallationReqType
     ('CertificateInstallationReqType', ('Header', 'OEMProvisioningCertificateChain', 'ListOfRootCertificateIDs', 'MaximumContractCertificateChains', 'PrioritizedEMAIDs'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'OEMProvisioningCertificateChain', (134, 163), 2, 0),)),
-        (1, ((1, 'ListOfRootCertificateIDs', (122, 145), 3, 0),)),
-        (1, ((1, 'MaximumContractCertificateChains', (123, 146), 4, 0),)),
-        (2, ((1, 'PrioritizedEMAIDs', (159, 206), 5, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'OEMProvisioningCertificateChain', (137, 163), 2, 0),)),
+        (1, ((1, 'ListOfRootCertificateIDs', (125, 145), 3, 0),)),
+        (1, ((1, 'MaximumContractCertificateChains', (126, 146), 4, 0),)),
+        (2, ((1, 'PrioritizedEMAIDs', (163, 206), 5, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 8: CertificateInstallationResType
     ('CertificateInstallationResType', ('Header', 'ResponseCode', 'EVSEProcessing', 'CPSCertificateChain', 'SignedInstallationData', 'RemainingContractCertificateChains'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'ResponseCode', (166, 216), 2, 0),)),
-        (1, ((1, 'EVSEProcessing', (106, 124), 3, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'ResponseCode', (170, 216), 2, 0),)),
+        (1, ((1, 'EVSEProcessing', (109, 124), 3, 0),)),
         (1, ((1, 'CPSCertificateChain', (68, 70), 4, 0),)),
         (1, ((1, 'SignedInstallationData', (45, 45), 5, 0),)),
-        (1, ((1, 'RemainingContractCertificateChains', (161, 211), 6, 0),)),
+        (1, ((1, 'RemainingContractCertificateChains', (165, 211), 6, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 9: DSAKeyValueType
     ('DSAKeyValueType', ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter'), (), False, (
-        (2, ((1, 'P', (113, 173), 1, 0), (1, 'G', (113, 137), 3, 0), (1, 'Y', (113, 274), 4, 0))),
-        (1, ((1, 'Q', (113, 208), 2, 0),)),
-        (2, ((1, 'G', (113, 137), 3, 0), (1, 'Y', (113, 274), 4, 0))),
-        (1, ((1, 'Y', (113, 274), 4, 0),)),
-        (2, ((1, 'J', (113, 143), 5, 0), (1, 'Seed', (113, 226), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Seed', (113, 226), 6, 0), (2, None, None, -1, 0))),
-        (1, ((1, 'PgenCounter', (113, 183), 7, 0),)),
+        (2, ((1, 'P', (116, 173), 1, 0), (1, 'G', (116, 137), 3, 0), (1, 'Y', (116, 274), 4, 0),)),
+        (1, ((1, 'Q', (116, 208), 2, 0),)),
+        (2, ((1, 'G', (116, 137), 3, 0), (1, 'Y', (116, 274), 4, 0),)),
+        (1, ((1, 'Y', (116, 274), 4, 0),)),
+        (2, ((1, 'J', (116, 143), 5, 0), (1, 'Seed', (116, 226), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Seed', (116, 226), 6, 0), (2, None, None, -1, 0),)),
+        (1, ((1, 'PgenCounter', (116, 183), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 10: DigestMethodType
     ('DigestMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 281), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 11: DigestValueType
@@ -140,16 +140,16 @@ GRAMMARS = (
     )),
     # 12: KeyInfoType
     ('KeyInfoType', ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData'), ('KeyName', 'KeyValue', 'MgmtData', 'PGPData', 'RetrievalMethod', 'SPKIData', 'X509Data'), False, (
-        (4, ((0, 'Id', (0, 282), 1, 0), (1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (4, ((0, 'Id', (0, 282), 1, 0), (1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 13), 2, 0), (1, 'KeyValue', (14, 14), 3, 0), (1, 'RetrievalMethod', (25, 25), 4, 0), (1, 'X509Data', (53, 53), 5, 0), (1, 'PGPData', (20, 20), 6, 0), (1, 'SPKIData', (26, 26), 7, 0), (1, 'MgmtData', (18, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 13: string
     ('string', (), (), True, (
@@ -158,28 +158,28 @@ GRAMMARS = (
     )),
     # 14: KeyValueType
     ('KeyValueType', ('DSAKeyValue', 'RSAKeyValue'), (), False, (
-        (3, ((1, 'DSAKeyValue', (9, 9), 1, 0), (1, 'RSAKeyValue', (23, 23), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'DSAKeyValue', (9, 9), 1, 0), (1, 'RSAKeyValue', (23, 23), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 15: ManifestType
     ('ManifestType', ('Id', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 282), 1, 0), (1, 'Reference', (24, 24), 3, 0))),
+        (2, ((0, 'Id', (0, 282), 1, 0), (1, 'Reference', (24, 24), 3, 0),)),
         (1, ((1, 'Reference', (24, 24), 3, 0),)),
-        (2, ((1, 'Reference', (24, 24), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (24, 24), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 16: MeteringConfirmationReqType
     ('MeteringConfirmationReqType', ('Header', 'SignedMeteringData'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
         (1, ((1, 'SignedMeteringData', (46, 46), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 17: MeteringConfirmationResType
     ('MeteringConfirmationResType', ('Header', 'ResponseCode'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'ResponseCode', (166, 216), 2, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'ResponseCode', (170, 216), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 18: string
@@ -189,209 +189,209 @@ GRAMMARS = (
     )),
     # 19: ObjectType
     ('ObjectType', ('Encoding', 'Id', 'MimeType'), (), False, (
-        (3, ((0, 'Encoding', (0, 283), 1, 0), (0, 'Id', (0, 282), 2, 0), (0, 'MimeType', (0, 284), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'Id', (0, 282), 2, 0), (0, 'MimeType', (0, 284), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'MimeType', (0, 284), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((0, 'Encoding', (0, 283), 1, 0), (0, 'Id', (0, 282), 2, 0), (0, 'MimeType', (0, 284), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'Id', (0, 282), 2, 0), (0, 'MimeType', (0, 284), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'MimeType', (0, 284), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 20: PGPDataType
     ('PGPDataType', ('PGPKeyID', 'PGPKeyPacket'), (), False, (
-        (2, ((1, 'PGPKeyID', (139, 174), 1, 0), (1, 'PGPKeyPacket', (210, 175), 5, 0))),
-        (2, ((1, 'PGPKeyPacket', (211, 175), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'PGPKeyID', (142, 174), 1, 0), (1, 'PGPKeyPacket', (215, 175), 5, 0),)),
+        (2, ((1, 'PGPKeyPacket', (216, 175), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 3, None),
-        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0))),
+        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 6, None),
     )),
     # 21: PowerDeliveryReqType
     ('PowerDeliveryReqType', ('Header', 'EVProcessing', 'ChargeProgress', 'EVPowerProfile', 'BPT_ChannelSelection'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'EVProcessing', (106, 120), 2, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'EVProcessing', (109, 120), 2, 0),)),
         (1, ((1, 'ChargeProgress', (73, 75), 3, 0),)),
-        (2, ((1, 'EVPowerProfile', (97, 111), 4, 0), (1, 'BPT_ChannelSelection', (65, 66), 5, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'BPT_ChannelSelection', (65, 66), 5, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'EVPowerProfile', (100, 111), 4, 0), (1, 'BPT_ChannelSelection', (65, 66), 5, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'BPT_ChannelSelection', (65, 66), 5, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 22: PowerDeliveryResType
     ('PowerDeliveryResType', ('Header', 'ResponseCode', 'EVSEStatus'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'ResponseCode', (166, 216), 2, 0),)),
-        (2, ((1, 'EVSEStatus', (109, 125), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'ResponseCode', (170, 216), 2, 0),)),
+        (2, ((1, 'EVSEStatus', (112, 125), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 23: RSAKeyValueType
     ('RSAKeyValueType', ('Modulus', 'Exponent'), (), False, (
-        (1, ((1, 'Modulus', (113, 160), 1, 0),)),
-        (1, ((1, 'Exponent', (113, 134), 2, 0),)),
+        (1, ((1, 'Modulus', (116, 160), 1, 0),)),
+        (1, ((1, 'Exponent', (116, 134), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 24: ReferenceType
     ('ReferenceType', ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue'), (), False, (
-        (3, ((0, 'Id', (0, 282), 1, 0), (0, 'Type', (0, 285), 2, 0), (0, 'URI', (0, 286), 3, 0), (1, 'Transforms', (48, 48), 4, 0), (1, 'DigestMethod', (10, 10), 5, 0))),
-        (3, ((0, 'Type', (0, 285), 2, 0), (0, 'URI', (0, 286), 3, 0), (1, 'Transforms', (48, 48), 4, 0), (1, 'DigestMethod', (10, 10), 5, 0))),
-        (2, ((0, 'URI', (0, 286), 3, 0), (1, 'Transforms', (48, 48), 4, 0), (1, 'DigestMethod', (10, 10), 5, 0))),
-        (2, ((1, 'Transforms', (48, 48), 4, 0), (1, 'DigestMethod', (10, 10), 5, 0))),
+        (3, ((0, 'Id', (0, 282), 1, 0), (0, 'Type', (0, 285), 2, 0), (0, 'URI', (0, 286), 3, 0), (1, 'Transforms', (48, 48), 4, 0), (1, 'DigestMethod', (10, 10), 5, 0),)),
+        (3, ((0, 'Type', (0, 285), 2, 0), (0, 'URI', (0, 286), 3, 0), (1, 'Transforms', (48, 48), 4, 0), (1, 'DigestMethod', (10, 10), 5, 0),)),
+        (2, ((0, 'URI', (0, 286), 3, 0), (1, 'Transforms', (48, 48), 4, 0), (1, 'DigestMethod', (10, 10), 5, 0),)),
+        (2, ((1, 'Transforms', (48, 48), 4, 0), (1, 'DigestMethod', (10, 10), 5, 0),)),
         (1, ((1, 'DigestMethod', (10, 10), 5, 0),)),
         (1, ((1, 'DigestValue', (11, 11), 6, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 25: RetrievalMethodType
     ('RetrievalMethodType', ('Type', 'URI', 'Transforms'), (), False, (
-        (3, ((0, 'Type', (0, 285), 1, 0), (0, 'URI', (0, 286), 2, 0), (1, 'Transforms', (48, 48), 3, 0), (2, None, None, -1, 0))),
-        (2, ((0, 'URI', (0, 286), 2, 0), (1, 'Transforms', (48, 48), 3, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Transforms', (48, 48), 3, 0), (2, None, None, -1, 0))),
+        (3, ((0, 'Type', (0, 285), 1, 0), (0, 'URI', (0, 286), 2, 0), (1, 'Transforms', (48, 48), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((0, 'URI', (0, 286), 2, 0), (1, 'Transforms', (48, 48), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Transforms', (48, 48), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 26: SPKIDataType
     ('SPKIDataType', ('SPKISexp',), ('SPKISexp',), False, (
-        (1, ((1, 'SPKISexp', (169, 219), 1, 0),)),
-        (2, ((1, 'SPKISexp', (169, 219), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'SPKISexp', (169, 219), 1, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SPKISexp', (173, 219), 1, 0),)),
+        (2, ((1, 'SPKISexp', (173, 219), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'SPKISexp', (173, 219), 1, 0), (2, None, None, -1, 0),)),
     )),
     # 27: ScheduleExchangeReqType
     ('ScheduleExchangeReqType', ('Header', 'MaximumSupportingPoints', 'Dynamic_SEReqControlMode', 'Scheduled_SEReqControlMode'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'MaximumSupportingPoints', (125, 149), 2, 0),)),
-        (2, ((1, 'Dynamic_SEReqControlMode', (86, 93), 3, 0), (1, 'Scheduled_SEReqControlMode', (172, 223), 4, 0))),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'MaximumSupportingPoints', (128, 149), 2, 0),)),
+        (2, ((1, 'Dynamic_SEReqControlMode', (89, 93), 3, 0), (1, 'Scheduled_SEReqControlMode', (176, 223), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 28: ScheduleExchangeResType
     ('ScheduleExchangeResType', ('Header', 'ResponseCode', 'EVSEProcessing', 'GoToPause', 'Dynamic_SEResControlMode', 'Scheduled_SEResControlMode'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'ResponseCode', (166, 216), 2, 0),)),
-        (1, ((1, 'EVSEProcessing', (106, 124), 3, 0),)),
-        (2, ((1, 'GoToPause', (117, 139), 4, 0), (1, 'Dynamic_SEResControlMode', (87, 94), 5, 0), (1, 'Scheduled_SEResControlMode', (173, 224), 6, 0))),
-        (2, ((1, 'Dynamic_SEResControlMode', (87, 94), 5, 0), (1, 'Scheduled_SEResControlMode', (173, 224), 6, 0))),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'ResponseCode', (170, 216), 2, 0),)),
+        (1, ((1, 'EVSEProcessing', (109, 124), 3, 0),)),
+        (2, ((1, 'GoToPause', (120, 139), 4, 0), (1, 'Dynamic_SEResControlMode', (90, 94), 5, 0), (1, 'Scheduled_SEResControlMode', (177, 224), 6, 0),)),
+        (2, ((1, 'Dynamic_SEResControlMode', (90, 94), 5, 0), (1, 'Scheduled_SEResControlMode', (177, 224), 6, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 29: ServiceDetailReqType
     ('ServiceDetailReqType', ('Header', 'ServiceID'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'ServiceID', (142, 234), 2, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'ServiceID', (146, 234), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 30: ServiceDetailResType
     ('ServiceDetailResType', ('Header', 'ResponseCode', 'ServiceID', 'ServiceParameterList'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'ResponseCode', (166, 216), 2, 0),)),
-        (1, ((1, 'ServiceID', (142, 234), 3, 0),)),
-        (1, ((1, 'ServiceParameterList', (178, 236), 4, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'ResponseCode', (170, 216), 2, 0),)),
+        (1, ((1, 'ServiceID', (146, 234), 3, 0),)),
+        (1, ((1, 'ServiceParameterList', (182, 236), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 31: ServiceDiscoveryReqType
     ('ServiceDiscoveryReqType', ('Header', 'SupportedServiceIDs'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (2, ((1, 'SupportedServiceIDs', (184, 243), 2, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (2, ((1, 'SupportedServiceIDs', (188, 243), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 32: ServiceDiscoveryResType
     ('ServiceDiscoveryResType', ('Header', 'ResponseCode', 'ServiceRenegotiationSupported', 'EnergyTransferServiceList', 'VASList'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'ResponseCode', (166, 216), 2, 0),)),
-        (1, ((1, 'ServiceRenegotiationSupported', (179, 237), 3, 0),)),
-        (1, ((1, 'EnergyTransferServiceList', (112, 133), 4, 0),)),
-        (2, ((1, 'VASList', (112, 261), 5, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'ResponseCode', (170, 216), 2, 0),)),
+        (1, ((1, 'ServiceRenegotiationSupported', (183, 237), 3, 0),)),
+        (1, ((1, 'EnergyTransferServiceList', (115, 133), 4, 0),)),
+        (2, ((1, 'VASList', (115, 261), 5, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 33: ServiceSelectionReqType
     ('ServiceSelectionReqType', ('Header', 'SelectedEnergyTransferService', 'SelectedVASList'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'SelectedEnergyTransferService', (175, 228), 2, 0),)),
-        (2, ((1, 'SelectedVASList', (176, 231), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'SelectedEnergyTransferService', (179, 228), 2, 0),)),
+        (2, ((1, 'SelectedVASList', (180, 231), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 34: ServiceSelectionResType
     ('ServiceSelectionResType', ('Header', 'ResponseCode'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'ResponseCode', (166, 216), 2, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'ResponseCode', (170, 216), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 35: SessionSetupReqType
     ('SessionSetupReqType', ('Header', 'EVCCID'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'EVCCID', (92, 101), 2, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'EVCCID', (95, 101), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 36: SessionSetupResType
     ('SessionSetupResType', ('Header', 'ResponseCode', 'EVSEID'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'ResponseCode', (166, 216), 2, 0),)),
-        (1, ((1, 'EVSEID', (92, 122), 3, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'ResponseCode', (170, 216), 2, 0),)),
+        (1, ((1, 'EVSEID', (95, 122), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 37: SessionStopReqType
     ('SessionStopReqType', ('Header', 'ChargingSession', 'EVTerminationCode', 'EVTerminationExplanation'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
         (1, ((1, 'ChargingSession', (77, 79), 2, 0),)),
-        (2, ((1, 'EVTerminationCode', (110, 129), 3, 0), (1, 'EVTerminationExplanation', (111, 130), 4, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVTerminationExplanation', (111, 130), 4, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'EVTerminationCode', (113, 129), 3, 0), (1, 'EVTerminationExplanation', (114, 130), 4, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVTerminationExplanation', (114, 130), 4, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 38: SessionStopResType
     ('SessionStopResType', ('Header', 'ResponseCode'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'ResponseCode', (166, 216), 2, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'ResponseCode', (170, 216), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 39: SignatureType
     ('SignatureType', ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object'), ('Object',), False, (
-        (2, ((0, 'Id', (0, 282), 1, 0), (1, 'SignedInfo', (44, 44), 2, 0))),
+        (2, ((0, 'Id', (0, 282), 1, 0), (1, 'SignedInfo', (44, 44), 2, 0),)),
         (1, ((1, 'SignedInfo', (44, 44), 2, 0),)),
         (1, ((1, 'SignatureValue', (43, 43), 3, 0),)),
-        (2, ((1, 'KeyInfo', (12, 12), 4, 0), (1, 'Object', (19, 19), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (19, 19), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (19, 19), 6, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'KeyInfo', (12, 12), 4, 0), (1, 'Object', (19, 19), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (19, 19), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (19, 19), 6, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 5, None),
     )),
     # 40: SignatureMethodType
     ('SignatureMethodType', ('Algorithm', 'HMACOutputLength'), (), False, (
         (1, ((0, 'Algorithm', (0, 281), 1, 0),)),
-        (3, ((1, 'HMACOutputLength', (118, 140), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'HMACOutputLength', (121, 140), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 3, None),
     )),
     # 41: SignaturePropertiesType
     ('SignaturePropertiesType', ('Id', 'SignatureProperty'), ('SignatureProperty',), False, (
-        (2, ((0, 'Id', (0, 282), 1, 0), (1, 'SignatureProperty', (42, 42), 3, 0))),
+        (2, ((0, 'Id', (0, 282), 1, 0), (1, 'SignatureProperty', (42, 42), 3, 0),)),
         (1, ((1, 'SignatureProperty', (42, 42), 3, 0),)),
-        (2, ((1, 'SignatureProperty', (42, 42), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'SignatureProperty', (42, 42), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 42: SignaturePropertyType
     ('SignaturePropertyType', ('Id', 'Target'), (), False, (
-        (2, ((0, 'Id', (0, 282), 1, 0), (0, 'Target', (0, 287), 2, 0))),
+        (2, ((0, 'Id', (0, 282), 1, 0), (0, 'Target', (0, 287), 2, 0),)),
         (1, ((0, 'Target', (0, 287), 2, 0),)),
-        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 43: SignatureValueType
     ('SignatureValueType', ('Id', 'value'), (), False, (
-        (2, ((0, 'Id', (0, 282), 1, 0), (3, 'value', (1, -1), 2, 0))),
+        (2, ((0, 'Id', (0, 282), 1, 0), (3, 'value', (1, -1), 2, 0),)),
         (1, ((3, 'value', (1, -1), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 44: SignedInfoType
     ('SignedInfoType', ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 282), 1, 0), (1, 'CanonicalizationMethod', (6, 6), 2, 0))),
+        (2, ((0, 'Id', (0, 282), 1, 0), (1, 'CanonicalizationMethod', (6, 6), 2, 0),)),
         (1, ((1, 'CanonicalizationMethod', (6, 6), 2, 0),)),
         (1, ((1, 'SignatureMethod', (40, 40), 3, 0),)),
         (1, ((1, 'Reference', (24, 24), 5, 0),)),
-        (2, ((1, 'Reference', (24, 24), 5, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (24, 24), 5, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 4, None),
     )),
     # 45: SignedInstallationDataType
     ('SignedInstallationDataType', ('Id', 'ContractCertificateChain', 'ECDHCurve', 'DHPublicKey', 'SECP521_EncryptedPrivateKey', 'X448_EncryptedPrivateKey', 'TPM_EncryptedPrivateKey'), (), False, (
         (1, ((0, 'Id', (0, 288), 1, 0),)),
         (1, ((1, 'ContractCertificateChain', (79, 81), 2, 0),)),
-        (1, ((1, 'ECDHCurve', (89, 96), 3, 0),)),
+        (1, ((1, 'ECDHCurve', (92, 96), 3, 0),)),
         (1, ((1, 'DHPublicKey', (81, 84), 4, 0),)),
-        (2, ((1, 'SECP521_EncryptedPrivateKey', (168, 218), 5, 0), (1, 'X448_EncryptedPrivateKey', (198, 265), 6, 0), (1, 'TPM_EncryptedPrivateKey', (185, 244), 7, 0))),
+        (2, ((1, 'SECP521_EncryptedPrivateKey', (172, 218), 5, 0), (1, 'X448_EncryptedPrivateKey', (203, 265), 6, 0), (1, 'TPM_EncryptedPrivateKey', (189, 244), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
@@ -399,84 +399,84 @@ GRAMMARS = (
     # 46: SignedMeteringDataType
     ('SignedMeteringDataType', ('Id', 'SessionID', 'MeterInfo', 'Receipt', 'Dynamic_SMDTControlMode', 'Scheduled_SMDTControlMode'), (), False, (
         (1, ((0, 'Id', (0, 288), 1, 0),)),
-        (1, ((1, 'SessionID', (180, 238), 2, 0),)),
-        (1, ((1, 'MeterInfo', (127, 151), 3, 0),)),
-        (2, ((1, 'Receipt', (160, 209), 4, 0), (1, 'Dynamic_SMDTControlMode', (88, 95), 5, 0), (1, 'Scheduled_SMDTControlMode', (174, 225), 6, 0))),
-        (2, ((1, 'Dynamic_SMDTControlMode', (88, 95), 5, 0), (1, 'Scheduled_SMDTControlMode', (174, 225), 6, 0))),
+        (1, ((1, 'SessionID', (184, 238), 2, 0),)),
+        (1, ((1, 'MeterInfo', (130, 151), 3, 0),)),
+        (2, ((1, 'Receipt', (164, 209), 4, 0), (1, 'Dynamic_SMDTControlMode', (91, 95), 5, 0), (1, 'Scheduled_SMDTControlMode', (178, 225), 6, 0),)),
+        (2, ((1, 'Dynamic_SMDTControlMode', (91, 95), 5, 0), (1, 'Scheduled_SMDTControlMode', (178, 225), 6, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 47: TransformType
     ('TransformType', ('Algorithm', 'XPath'), ('XPath',), False, (
         (1, ((0, 'Algorithm', (0, 281), 1, 0),)),
-        (3, ((1, 'XPath', (205, 273), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (205, 273), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (205, 273), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'XPath', (210, 273), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (210, 273), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (210, 273), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 48: TransformsType
     ('TransformsType', ('Transform',), ('Transform',), False, (
         (1, ((1, 'Transform', (47, 47), 2, 0),)),
-        (2, ((1, 'Transform', (47, 47), 2, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Transform', (47, 47), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
     )),
     # 49: VehicleCheckInReqType
     ('VehicleCheckInReqType', ('Header', 'EVCheckInStatus', 'ParkingMethod', 'VehicleFrame', 'DeviceOffset', 'VehicleTravel'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'EVCheckInStatus', (94, 102), 2, 0),)),
-        (1, ((1, 'ParkingMethod', (144, 181), 3, 0),)),
-        (3, ((1, 'VehicleFrame', (196, 263), 4, 0), (1, 'DeviceOffset', (83, 88), 5, 0), (1, 'VehicleTravel', (197, 264), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'DeviceOffset', (83, 88), 5, 0), (1, 'VehicleTravel', (197, 264), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'VehicleTravel', (197, 264), 6, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'EVCheckInStatus', (97, 102), 2, 0),)),
+        (1, ((1, 'ParkingMethod', (148, 181), 3, 0),)),
+        (3, ((1, 'VehicleFrame', (201, 263), 4, 0), (1, 'DeviceOffset', (85, 88), 5, 0), (1, 'VehicleTravel', (202, 264), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'DeviceOffset', (85, 88), 5, 0), (1, 'VehicleTravel', (202, 264), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'VehicleTravel', (202, 264), 6, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 50: VehicleCheckInResType
     ('VehicleCheckInResType', ('Header', 'ResponseCode', 'ParkingSpace', 'DeviceLocation', 'TargetDistance'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'ResponseCode', (166, 216), 2, 0),)),
-        (3, ((1, 'ParkingSpace', (145, 182), 3, 0), (1, 'DeviceLocation', (82, 87), 4, 0), (1, 'TargetDistance', (186, 245), 5, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'DeviceLocation', (82, 87), 4, 0), (1, 'TargetDistance', (186, 245), 5, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'TargetDistance', (186, 245), 5, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'ResponseCode', (170, 216), 2, 0),)),
+        (3, ((1, 'ParkingSpace', (149, 182), 3, 0), (1, 'DeviceLocation', (84, 87), 4, 0), (1, 'TargetDistance', (190, 245), 5, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'DeviceLocation', (84, 87), 4, 0), (1, 'TargetDistance', (190, 245), 5, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'TargetDistance', (190, 245), 5, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 51: VehicleCheckOutReqType
     ('VehicleCheckOutReqType', ('Header', 'EVCheckOutStatus', 'CheckOutTime'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'EVCheckOutStatus', (95, 103), 2, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'EVCheckOutStatus', (98, 103), 2, 0),)),
         (1, ((1, 'CheckOutTime', (78, 80), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 52: VehicleCheckOutResType
     ('VehicleCheckOutResType', ('Header', 'ResponseCode', 'EVSECheckOutStatus'), (), False, (
-        (1, ((1, 'Header', (119, 141), 1, 0),)),
-        (1, ((1, 'ResponseCode', (166, 216), 2, 0),)),
-        (1, ((1, 'EVSECheckOutStatus', (107, 121), 3, 0),)),
+        (1, ((1, 'Header', (122, 141), 1, 0),)),
+        (1, ((1, 'ResponseCode', (170, 216), 2, 0),)),
+        (1, ((1, 'EVSECheckOutStatus', (110, 121), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 53: X509DataType
     ('X509DataType', ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL'), ('X509CRL', 'X509Certificate', 'X509IssuerSerial', 'X509SKI', 'X509SubjectName'), False, (
-        (3, ((1, 'X509IssuerSerial', (167, 269), 1, 0), (1, 'X509SKI', (202, 270), 2, 0), (1, 'X509SubjectName', (204, 272), 3, 0), (1, 'X509Certificate', (200, 267), 4, 0), (1, 'X509CRL', (199, 266), 5, 0), (4, None, None, 6, 0))),
-        (3, ((1, 'X509IssuerSerial', (167, 269), 1, 0), (1, 'X509SKI', (202, 270), 2, 0), (1, 'X509SubjectName', (204, 272), 3, 0), (1, 'X509Certificate', (200, 267), 4, 0), (1, 'X509CRL', (199, 266), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (167, 269), 1, 0), (1, 'X509SKI', (202, 270), 2, 0), (1, 'X509SubjectName', (204, 272), 3, 0), (1, 'X509Certificate', (200, 267), 4, 0), (1, 'X509CRL', (199, 266), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (167, 269), 1, 0), (1, 'X509SKI', (202, 270), 2, 0), (1, 'X509SubjectName', (204, 272), 3, 0), (1, 'X509Certificate', (200, 267), 4, 0), (1, 'X509CRL', (199, 266), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (167, 269), 1, 0), (1, 'X509SKI', (202, 270), 2, 0), (1, 'X509SubjectName', (204, 272), 3, 0), (1, 'X509Certificate', (200, 267), 4, 0), (1, 'X509CRL', (199, 266), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (167, 269), 1, 0), (1, 'X509SKI', (202, 270), 2, 0), (1, 'X509SubjectName', (204, 272), 3, 0), (1, 'X509Certificate', (200, 267), 4, 0), (1, 'X509CRL', (199, 266), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (167, 269), 1, 0), (1, 'X509SKI', (202, 270), 2, 0), (1, 'X509SubjectName', (204, 272), 3, 0), (1, 'X509Certificate', (200, 267), 4, 0), (1, 'X509CRL', (199, 266), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'X509IssuerSerial', (171, 269), 1, 0), (1, 'X509SKI', (207, 270), 2, 0), (1, 'X509SubjectName', (209, 272), 3, 0), (1, 'X509Certificate', (205, 267), 4, 0), (1, 'X509CRL', (204, 266), 5, 0), (4, None, None, 6, 0),)),
+        (3, ((1, 'X509IssuerSerial', (171, 269), 1, 0), (1, 'X509SKI', (207, 270), 2, 0), (1, 'X509SubjectName', (209, 272), 3, 0), (1, 'X509Certificate', (205, 267), 4, 0), (1, 'X509CRL', (204, 266), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (171, 269), 1, 0), (1, 'X509SKI', (207, 270), 2, 0), (1, 'X509SubjectName', (209, 272), 3, 0), (1, 'X509Certificate', (205, 267), 4, 0), (1, 'X509CRL', (204, 266), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (171, 269), 1, 0), (1, 'X509SKI', (207, 270), 2, 0), (1, 'X509SubjectName', (209, 272), 3, 0), (1, 'X509Certificate', (205, 267), 4, 0), (1, 'X509CRL', (204, 266), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (171, 269), 1, 0), (1, 'X509SKI', (207, 270), 2, 0), (1, 'X509SubjectName', (209, 272), 3, 0), (1, 'X509Certificate', (205, 267), 4, 0), (1, 'X509CRL', (204, 266), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (171, 269), 1, 0), (1, 'X509SKI', (207, 270), 2, 0), (1, 'X509SubjectName', (209, 272), 3, 0), (1, 'X509Certificate', (205, 267), 4, 0), (1, 'X509CRL', (204, 266), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (171, 269), 1, 0), (1, 'X509SKI', (207, 270), 2, 0), (1, 'X509SubjectName', (209, 272), 3, 0), (1, 'X509Certificate', (205, 267), 4, 0), (1, 'X509CRL', (204, 266), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
     )),
     # 54: AbsolutePriceScheduleType
     ('AbsolutePriceScheduleType', ('Id', 'TimeAnchor', 'PriceScheduleID', 'PriceScheduleDescription', 'Currency', 'Language', 'PriceAlgorithm', 'MinimumCost', 'MaximumCost', 'TaxRules', 'PriceRuleStacks', 'OverstayRules', 'AdditionalSelectedServices'), (), False, (
-        (2, ((0, 'Id', (0, 288), 1, 0), (1, 'TimeAnchor', (212, 258), 2, 0))),
-        (1, ((1, 'TimeAnchor', (212, 258), 2, 0),)),
-        (1, ((1, 'PriceScheduleID', (158, 205), 3, 0),)),
-        (2, ((1, 'PriceScheduleDescription', (111, 204), 4, 0), (1, 'Currency', (80, 83), 5, 0))),
+        (2, ((0, 'Id', (0, 288), 1, 0), (1, 'TimeAnchor', (217, 258), 2, 0),)),
+        (1, ((1, 'TimeAnchor', (217, 258), 2, 0),)),
+        (1, ((1, 'PriceScheduleID', (162, 205), 3, 0),)),
+        (2, ((1, 'PriceScheduleDescription', (114, 204), 4, 0), (1, 'Currency', (80, 83), 5, 0),)),
         (1, ((1, 'Currency', (80, 83), 5, 0),)),
-        (1, ((1, 'Language', (121, 144), 6, 0),)),
-        (1, ((1, 'PriceAlgorithm', (92, 196), 7, 0),)),
-        (3, ((1, 'MinimumCost', (59, 157), 8, 0), (1, 'MaximumCost', (59, 147), 9, 0), (1, 'TaxRules', (192, 257), 10, 0), (1, 'PriceRuleStacks', (157, 203), 11, 0))),
-        (2, ((1, 'MaximumCost', (59, 147), 9, 0), (1, 'TaxRules', (192, 257), 10, 0), (1, 'PriceRuleStacks', (157, 203), 11, 0))),
-        (2, ((1, 'TaxRules', (192, 257), 10, 0), (1, 'PriceRuleStacks', (157, 203), 11, 0))),
-        (1, ((1, 'PriceRuleStacks', (157, 203), 11, 0),)),
-        (2, ((1, 'OverstayRules', (137, 171), 12, 0), (1, 'AdditionalSelectedServices', (56, 56), 13, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'AdditionalSelectedServices', (56, 56), 13, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'Language', (124, 144), 6, 0),)),
+        (1, ((1, 'PriceAlgorithm', (95, 196), 7, 0),)),
+        (3, ((1, 'MinimumCost', (59, 157), 8, 0), (1, 'MaximumCost', (59, 147), 9, 0), (1, 'TaxRules', (196, 257), 10, 0), (1, 'PriceRuleStacks', (161, 203), 11, 0),)),
+        (2, ((1, 'MaximumCost', (59, 147), 9, 0), (1, 'TaxRules', (196, 257), 10, 0), (1, 'PriceRuleStacks', (161, 203), 11, 0),)),
+        (2, ((1, 'TaxRules', (196, 257), 10, 0), (1, 'PriceRuleStacks', (161, 203), 11, 0),)),
+        (1, ((1, 'PriceRuleStacks', (161, 203), 11, 0),)),
+        (2, ((1, 'OverstayRules', (140, 171), 12, 0), (1, 'AdditionalSelectedServices', (56, 56), 13, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'AdditionalSelectedServices', (56, 56), 13, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 55: unsignedShort
@@ -487,13 +487,13 @@ GRAMMARS = (
     # 56: AdditionalServiceListType
     ('AdditionalServiceListType', ('AdditionalService',), ('AdditionalService',), False, (
         (1, ((1, 'AdditionalService', (57, 57), 3, 0),)),
-        (2, ((1, 'AdditionalService', (57, 57), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'AdditionalService', (57, 57), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 5, None, 1, 2),
     )),
     # 57: AdditionalServiceType
     ('AdditionalServiceType', ('ServiceName', 'ServiceFee'), (), False, (
-        (1, ((1, 'ServiceName', (110, 235), 1, 0),)),
+        (1, ((1, 'ServiceName', (113, 235), 1, 0),)),
         (1, ((1, 'ServiceFee', (59, 233), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
@@ -505,8 +505,8 @@ GRAMMARS = (
     )),
     # 59: RationalNumberType
     ('RationalNumberType', ('Exponent', 'Value'), (), False, (
-        (1, ((1, 'Exponent', (114, 135), 1, 0),)),
-        (1, ((1, 'Value', (195, 262), 2, 0),)),
+        (1, ((1, 'Exponent', (117, 135), 1, 0),)),
+        (1, ((1, 'Value', (200, 262), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 60: boolean
@@ -552,7 +552,7 @@ GRAMMARS = (
     # 68: CertificateChainType
     ('CertificateChainType', ('Certificate', 'SubCertificates'), (), False, (
         (1, ((1, 'Certificate', (71, 73), 1, 0),)),
-        (2, ((1, 'SubCertificates', (182, 241), 2, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'SubCertificates', (186, 241), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 69: unsignedLong
@@ -592,8 +592,8 @@ GRAMMARS = (
     )),
     # 76: ChargingScheduleType
     ('ChargingScheduleType', ('PowerSchedule', 'AbsolutePriceSchedule', 'PriceLevelSchedule'), (), False, (
-        (1, ((1, 'PowerSchedule', (148, 188), 1, 0),)),
-        (2, ((1, 'AbsolutePriceSchedule', (54, 54), 2, 0), (1, 'PriceLevelSchedule', (152, 198), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'PowerSchedule', (152, 188), 1, 0),)),
+        (2, ((1, 'AbsolutePriceSchedule', (54, 54), 2, 0), (1, 'PriceLevelSchedule', (156, 198), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
@@ -610,7 +610,7 @@ GRAMMARS = (
     # 79: ContractCertificateChainType
     ('ContractCertificateChainType', ('Certificate', 'SubCertificates'), (), False, (
         (1, ((1, 'Certificate', (71, 73), 1, 0),)),
-        (1, ((1, 'SubCertificates', (182, 241), 2, 0),)),
+        (1, ((1, 'SubCertificates', (186, 241), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 80: currencyType
@@ -623,237 +623,235 @@ GRAMMARS = (
         (1, ((3, 'value', (11, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 82: short
+    # 82: DepartureTime (relaxed fragment grammar)
+    ('DepartureTime (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', '{urn:iso:std:iso:15118:-20:CommonMessages}Id', 'MimeType', 'Name', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (9, ((0, 'Algorithm', (0, 281), 0, 0), (0, 'Encoding', (0, 283), 0, 0), (0, 'Id', (0, 282), 0, 0), (0, '{urn:iso:std:iso:15118:-20:CommonMessages}Id', (0, 288), 0, 0), (0, 'MimeType', (0, 284), 0, 0), (0, 'Name', (12, 289), 0, 0), (0, 'Target', (0, 287), 0, 0), (0, 'Type', (0, 285), 0, 0), (0, 'URI', (0, 286), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 282), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (9, (*(((4, None, None, 1, 0),) * 282), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 83: DepartureTime (relaxed fragment grammar)
+    ('DepartureTime (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', '{urn:iso:std:iso:15118:-20:CommonMessages}Id', 'MimeType', 'Name', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (9, ((0, 'Algorithm', (0, 281), 0, 0), (0, 'Encoding', (0, 283), 0, 0), (0, 'Id', (0, 282), 0, 0), (0, '{urn:iso:std:iso:15118:-20:CommonMessages}Id', (0, 288), 0, 0), (0, 'MimeType', (0, 284), 0, 0), (0, 'Name', (12, 289), 0, 0), (0, 'Target', (0, 287), 0, 0), (0, 'Type', (0, 285), 0, 0), (0, 'URI', (0, 286), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 282), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (9, (*(((4, None, None, 1, 0),) * 282), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 84: short
     ('short', (), (), True, (
-        (1, ((3, 'value', (12, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 83: short
-    ('short', (), (), True, (
-        (1, ((3, 'value', (12, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 84: DisplayParametersType
-    ('DisplayParametersType', ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot'), (), False, (
-        (4, ((1, 'PresentSOC', (124, 195), 1, 0), (1, 'MinimumSOC', (124, 159), 2, 0), (1, 'TargetSOC', (124, 249), 3, 0), (1, 'MaximumSOC', (124, 148), 4, 0), (1, 'RemainingTimeToMinimumSOC', (163, 213), 5, 0), (1, 'RemainingTimeToTargetSOC', (164, 214), 6, 0), (1, 'RemainingTimeToMaximumSOC', (162, 212), 7, 0), (1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (120, 142), 10, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'MinimumSOC', (124, 159), 2, 0), (1, 'TargetSOC', (124, 249), 3, 0), (1, 'MaximumSOC', (124, 148), 4, 0), (1, 'RemainingTimeToMinimumSOC', (163, 213), 5, 0), (1, 'RemainingTimeToTargetSOC', (164, 214), 6, 0), (1, 'RemainingTimeToMaximumSOC', (162, 212), 7, 0), (1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (120, 142), 10, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'TargetSOC', (124, 249), 3, 0), (1, 'MaximumSOC', (124, 148), 4, 0), (1, 'RemainingTimeToMinimumSOC', (163, 213), 5, 0), (1, 'RemainingTimeToTargetSOC', (164, 214), 6, 0), (1, 'RemainingTimeToMaximumSOC', (162, 212), 7, 0), (1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (120, 142), 10, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'MaximumSOC', (124, 148), 4, 0), (1, 'RemainingTimeToMinimumSOC', (163, 213), 5, 0), (1, 'RemainingTimeToTargetSOC', (164, 214), 6, 0), (1, 'RemainingTimeToMaximumSOC', (162, 212), 7, 0), (1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (120, 142), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'RemainingTimeToMinimumSOC', (163, 213), 5, 0), (1, 'RemainingTimeToTargetSOC', (164, 214), 6, 0), (1, 'RemainingTimeToMaximumSOC', (162, 212), 7, 0), (1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (120, 142), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'RemainingTimeToTargetSOC', (164, 214), 6, 0), (1, 'RemainingTimeToMaximumSOC', (162, 212), 7, 0), (1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (120, 142), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'RemainingTimeToMaximumSOC', (162, 212), 7, 0), (1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (120, 142), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (120, 142), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (120, 142), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'InletHot', (120, 142), 10, 0), (2, None, None, -1, 0))),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 85: Dynamic_EVPPTControlModeType
-    ('Dynamic_EVPPTControlModeType', (), (), False, (
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 86: Dynamic_SEReqControlModeType
-    ('Dynamic_SEReqControlModeType', ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumV2XEnergyRequest', 'EVMinimumV2XEnergyRequest'), (), False, (
-        (1, ((1, 'DepartureTime', (213, 85), 1, 0),)),
-        (2, ((1, 'MinimumSOC', (124, 158), 2, 0), (1, 'TargetSOC', (124, 248), 3, 0), (1, 'EVTargetEnergyRequest', (59, 127), 4, 0))),
-        (2, ((1, 'TargetSOC', (124, 248), 3, 0), (1, 'EVTargetEnergyRequest', (59, 127), 4, 0))),
-        (1, ((1, 'EVTargetEnergyRequest', (59, 127), 4, 0),)),
-        (1, ((1, 'EVMaximumEnergyRequest', (59, 105), 5, 0),)),
-        (1, ((1, 'EVMinimumEnergyRequest', (59, 108), 6, 0),)),
-        (2, ((1, 'EVMaximumV2XEnergyRequest', (59, 107), 7, 0), (1, 'EVMinimumV2XEnergyRequest', (59, 110), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVMinimumV2XEnergyRequest', (59, 110), 8, 0), (2, None, None, -1, 0))),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 87: Dynamic_SEResControlModeType
-    ('Dynamic_SEResControlModeType', ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AbsolutePriceSchedule', 'PriceLevelSchedule'), (), False, (
-        (3, ((1, 'DepartureTime', (214, 85), 1, 0), (1, 'MinimumSOC', (124, 158), 2, 0), (1, 'TargetSOC', (124, 248), 3, 0), (1, 'AbsolutePriceSchedule', (54, 54), 4, 0), (1, 'PriceLevelSchedule', (152, 198), 5, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'MinimumSOC', (124, 158), 2, 0), (1, 'TargetSOC', (124, 248), 3, 0), (1, 'AbsolutePriceSchedule', (54, 54), 4, 0), (1, 'PriceLevelSchedule', (152, 198), 5, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'TargetSOC', (124, 248), 3, 0), (1, 'AbsolutePriceSchedule', (54, 54), 4, 0), (1, 'PriceLevelSchedule', (152, 198), 5, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'AbsolutePriceSchedule', (54, 54), 4, 0), (1, 'PriceLevelSchedule', (152, 198), 5, 0), (2, None, None, -1, 0))),
-        (1, ((2, None, None, -1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 88: Dynamic_SMDTControlModeType
-    ('Dynamic_SMDTControlModeType', (), (), False, (
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 89: ecdhCurveType
-    ('ecdhCurveType', (), (), True, (
         (1, ((3, 'value', (13, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 90: EIM_AReqAuthorizationModeType
-    ('EIM_AReqAuthorizationModeType', (), (), False, (
+    # 85: short
+    ('short', (), (), True, (
+        (1, ((3, 'value', (13, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 91: EIM_ASResAuthorizationModeType
-    ('EIM_ASResAuthorizationModeType', (), (), False, (
+    # 86: DisplayParametersType
+    ('DisplayParametersType', ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot'), (), False, (
+        (4, ((1, 'PresentSOC', (127, 195), 1, 0), (1, 'MinimumSOC', (127, 159), 2, 0), (1, 'TargetSOC', (127, 249), 3, 0), (1, 'MaximumSOC', (127, 148), 4, 0), (1, 'RemainingTimeToMinimumSOC', (167, 213), 5, 0), (1, 'RemainingTimeToTargetSOC', (168, 214), 6, 0), (1, 'RemainingTimeToMaximumSOC', (166, 212), 7, 0), (1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (123, 142), 10, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'MinimumSOC', (127, 159), 2, 0), (1, 'TargetSOC', (127, 249), 3, 0), (1, 'MaximumSOC', (127, 148), 4, 0), (1, 'RemainingTimeToMinimumSOC', (167, 213), 5, 0), (1, 'RemainingTimeToTargetSOC', (168, 214), 6, 0), (1, 'RemainingTimeToMaximumSOC', (166, 212), 7, 0), (1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (123, 142), 10, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'TargetSOC', (127, 249), 3, 0), (1, 'MaximumSOC', (127, 148), 4, 0), (1, 'RemainingTimeToMinimumSOC', (167, 213), 5, 0), (1, 'RemainingTimeToTargetSOC', (168, 214), 6, 0), (1, 'RemainingTimeToMaximumSOC', (166, 212), 7, 0), (1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (123, 142), 10, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'MaximumSOC', (127, 148), 4, 0), (1, 'RemainingTimeToMinimumSOC', (167, 213), 5, 0), (1, 'RemainingTimeToTargetSOC', (168, 214), 6, 0), (1, 'RemainingTimeToMaximumSOC', (166, 212), 7, 0), (1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (123, 142), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'RemainingTimeToMinimumSOC', (167, 213), 5, 0), (1, 'RemainingTimeToTargetSOC', (168, 214), 6, 0), (1, 'RemainingTimeToMaximumSOC', (166, 212), 7, 0), (1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (123, 142), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'RemainingTimeToTargetSOC', (168, 214), 6, 0), (1, 'RemainingTimeToMaximumSOC', (166, 212), 7, 0), (1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (123, 142), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'RemainingTimeToMaximumSOC', (166, 212), 7, 0), (1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (123, 142), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'ChargingComplete', (75, 77), 8, 0), (1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (123, 142), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'BatteryEnergyCapacity', (59, 69), 9, 0), (1, 'InletHot', (123, 142), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'InletHot', (123, 142), 10, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 92: identifierType
-    ('identifierType', (), (), True, (
+    # 87: Duration (relaxed fragment grammar)
+    ('Duration (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', '{urn:iso:std:iso:15118:-20:CommonMessages}Id', 'MimeType', 'Name', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (9, ((0, 'Algorithm', (0, 281), 0, 0), (0, 'Encoding', (0, 283), 0, 0), (0, 'Id', (0, 282), 0, 0), (0, '{urn:iso:std:iso:15118:-20:CommonMessages}Id', (0, 288), 0, 0), (0, 'MimeType', (0, 284), 0, 0), (0, 'Name', (12, 289), 0, 0), (0, 'Target', (0, 287), 0, 0), (0, 'Type', (0, 285), 0, 0), (0, 'URI', (0, 286), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 282), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (9, (*(((4, None, None, 1, 0),) * 282), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 88: Dynamic_EVPPTControlModeType
+    ('Dynamic_EVPPTControlModeType', (), (), False, (
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 89: Dynamic_SEReqControlModeType
+    ('Dynamic_SEReqControlModeType', ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumV2XEnergyRequest', 'EVMinimumV2XEnergyRequest'), (), False, (
+        (1, ((1, 'DepartureTime', (218, 85), 1, 0),)),
+        (2, ((1, 'MinimumSOC', (127, 158), 2, 0), (1, 'TargetSOC', (127, 248), 3, 0), (1, 'EVTargetEnergyRequest', (59, 127), 4, 0),)),
+        (2, ((1, 'TargetSOC', (127, 248), 3, 0), (1, 'EVTargetEnergyRequest', (59, 127), 4, 0),)),
+        (1, ((1, 'EVTargetEnergyRequest', (59, 127), 4, 0),)),
+        (1, ((1, 'EVMaximumEnergyRequest', (59, 105), 5, 0),)),
+        (1, ((1, 'EVMinimumEnergyRequest', (59, 108), 6, 0),)),
+        (2, ((1, 'EVMaximumV2XEnergyRequest', (59, 107), 7, 0), (1, 'EVMinimumV2XEnergyRequest', (59, 110), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVMinimumV2XEnergyRequest', (59, 110), 8, 0), (2, None, None, -1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 90: Dynamic_SEResControlModeType
+    ('Dynamic_SEResControlModeType', ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AbsolutePriceSchedule', 'PriceLevelSchedule'), (), False, (
+        (3, ((1, 'DepartureTime', (219, 85), 1, 0), (1, 'MinimumSOC', (127, 158), 2, 0), (1, 'TargetSOC', (127, 248), 3, 0), (1, 'AbsolutePriceSchedule', (54, 54), 4, 0), (1, 'PriceLevelSchedule', (156, 198), 5, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'MinimumSOC', (127, 158), 2, 0), (1, 'TargetSOC', (127, 248), 3, 0), (1, 'AbsolutePriceSchedule', (54, 54), 4, 0), (1, 'PriceLevelSchedule', (156, 198), 5, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'TargetSOC', (127, 248), 3, 0), (1, 'AbsolutePriceSchedule', (54, 54), 4, 0), (1, 'PriceLevelSchedule', (156, 198), 5, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'AbsolutePriceSchedule', (54, 54), 4, 0), (1, 'PriceLevelSchedule', (156, 198), 5, 0), (2, None, None, -1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 91: Dynamic_SMDTControlModeType
+    ('Dynamic_SMDTControlModeType', (), (), False, (
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 92: ecdhCurveType
+    ('ecdhCurveType', (), (), True, (
         (1, ((3, 'value', (14, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 93: EVAbsolutePriceScheduleType
-    ('EVAbsolutePriceScheduleType', ('TimeAnchor', 'Currency', 'PriceAlgorithm', 'EVPriceRuleStacks'), (), False, (
-        (1, ((1, 'TimeAnchor', (215, 258), 1, 0),)),
-        (1, ((1, 'Currency', (80, 83), 2, 0),)),
-        (1, ((1, 'PriceAlgorithm', (92, 196), 3, 0),)),
-        (1, ((1, 'EVPriceRuleStacks', (105, 119), 4, 0),)),
+    # 93: EIM_AReqAuthorizationModeType
+    ('EIM_AReqAuthorizationModeType', (), (), False, (
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 94: evCheckInStatusType
-    ('evCheckInStatusType', (), (), True, (
+    # 94: EIM_ASResAuthorizationModeType
+    ('EIM_ASResAuthorizationModeType', (), (), False, (
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 95: identifierType
+    ('identifierType', (), (), True, (
         (1, ((3, 'value', (15, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 95: evCheckOutStatusType
-    ('evCheckOutStatusType', (), (), True, (
+    # 96: EVAbsolutePriceScheduleType
+    ('EVAbsolutePriceScheduleType', ('TimeAnchor', 'Currency', 'PriceAlgorithm', 'EVPriceRuleStacks'), (), False, (
+        (1, ((1, 'TimeAnchor', (220, 258), 1, 0),)),
+        (1, ((1, 'Currency', (80, 83), 2, 0),)),
+        (1, ((1, 'PriceAlgorithm', (95, 196), 3, 0),)),
+        (1, ((1, 'EVPriceRuleStacks', (108, 119), 4, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 97: evCheckInStatusType
+    ('evCheckInStatusType', (), (), True, (
         (1, ((3, 'value', (16, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 96: EVEnergyOfferType
+    # 98: evCheckOutStatusType
+    ('evCheckOutStatusType', (), (), True, (
+        (1, ((3, 'value', (17, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 99: EVEnergyOfferType
     ('EVEnergyOfferType', ('EVPowerSchedule', 'EVAbsolutePriceSchedule'), (), False, (
-        (1, ((1, 'EVPowerSchedule', (100, 114), 1, 0),)),
-        (1, ((1, 'EVAbsolutePriceSchedule', (93, 100), 2, 0),)),
+        (1, ((1, 'EVPowerSchedule', (103, 114), 1, 0),)),
+        (1, ((1, 'EVAbsolutePriceSchedule', (96, 100), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 97: EVPowerProfileType
+    # 100: EVPowerProfileType
     ('EVPowerProfileType', ('TimeAnchor', 'Dynamic_EVPPTControlMode', 'Scheduled_EVPPTControlMode', 'EVPowerProfileEntries'), (), False, (
-        (1, ((1, 'TimeAnchor', (216, 258), 1, 0),)),
-        (2, ((1, 'Dynamic_EVPPTControlMode', (85, 92), 2, 0), (1, 'Scheduled_EVPPTControlMode', (171, 222), 3, 0))),
-        (1, ((1, 'EVPowerProfileEntries', (98, 112), 4, 0),)),
-        (1, ((1, 'EVPowerProfileEntries', (98, 112), 4, 0),)),
+        (1, ((1, 'TimeAnchor', (221, 258), 1, 0),)),
+        (2, ((1, 'Dynamic_EVPPTControlMode', (88, 92), 2, 0), (1, 'Scheduled_EVPPTControlMode', (175, 222), 3, 0),)),
+        (1, ((1, 'EVPowerProfileEntries', (101, 112), 4, 0),)),
+        (1, ((1, 'EVPowerProfileEntries', (101, 112), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 98: EVPowerProfileEntryListType
+    # 101: EVPowerProfileEntryListType
     ('EVPowerProfileEntryListType', ('EVPowerProfileEntry',), ('EVPowerProfileEntry',), False, (
-        (1, ((1, 'EVPowerProfileEntry', (99, 113), 3, 0),)),
-        (2, ((1, 'EVPowerProfileEntry', (99, 113), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'EVPowerProfileEntry', (102, 113), 3, 0),)),
+        (2, ((1, 'EVPowerProfileEntry', (102, 113), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 2048, None, 1, 2),
     )),
-    # 99: PowerScheduleEntryType
+    # 102: PowerScheduleEntryType
     ('PowerScheduleEntryType', ('Duration', 'Power', 'Power_L2', 'Power_L3'), (), False, (
-        (1, ((1, 'Duration', (217, 91), 1, 0),)),
+        (1, ((1, 'Duration', (222, 91), 1, 0),)),
         (1, ((1, 'Power', (59, 186), 2, 0),)),
-        (2, ((1, 'Power_L2', (59, 193), 3, 0), (1, 'Power_L3', (59, 194), 4, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Power_L3', (59, 194), 4, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'Power_L2', (59, 193), 3, 0), (1, 'Power_L3', (59, 194), 4, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Power_L3', (59, 194), 4, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 100: EVPowerScheduleType
+    # 103: EVPowerScheduleType
     ('EVPowerScheduleType', ('TimeAnchor', 'EVPowerScheduleEntries'), (), False, (
-        (1, ((1, 'TimeAnchor', (218, 258), 1, 0),)),
-        (1, ((1, 'EVPowerScheduleEntries', (101, 115), 2, 0),)),
+        (1, ((1, 'TimeAnchor', (223, 258), 1, 0),)),
+        (1, ((1, 'EVPowerScheduleEntries', (104, 115), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 101: EVPowerScheduleEntryListType
+    # 104: EVPowerScheduleEntryListType
     ('EVPowerScheduleEntryListType', ('EVPowerScheduleEntry',), ('EVPowerScheduleEntry',), False, (
-        (1, ((1, 'EVPowerScheduleEntry', (102, 116), 3, 0),)),
-        (2, ((1, 'EVPowerScheduleEntry', (102, 116), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'EVPowerScheduleEntry', (105, 116), 3, 0),)),
+        (2, ((1, 'EVPowerScheduleEntry', (105, 116), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 1024, None, 1, 2),
     )),
-    # 102: EVPowerScheduleEntryType
+    # 105: EVPowerScheduleEntryType
     ('EVPowerScheduleEntryType', ('Duration', 'Power'), (), False, (
-        (1, ((1, 'Duration', (219, 91), 1, 0),)),
+        (1, ((1, 'Duration', (224, 91), 1, 0),)),
         (1, ((1, 'Power', (59, 186), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 103: EVPriceRuleType
+    # 106: EVPriceRuleType
     ('EVPriceRuleType', ('EnergyFee', 'PowerRangeStart'), (), False, (
         (1, ((1, 'EnergyFee', (59, 132), 1, 0),)),
         (1, ((1, 'PowerRangeStart', (59, 187), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 104: EVPriceRuleStackType
+    # 107: EVPriceRuleStackType
     ('EVPriceRuleStackType', ('Duration', 'EVPriceRule'), ('EVPriceRule',), False, (
-        (1, ((1, 'Duration', (220, 91), 1, 0),)),
-        (1, ((1, 'EVPriceRule', (103, 117), 4, 0),)),
-        (2, ((1, 'EVPriceRule', (103, 117), 4, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'Duration', (225, 91), 1, 0),)),
+        (1, ((1, 'EVPriceRule', (106, 117), 4, 0),)),
+        (2, ((1, 'EVPriceRule', (106, 117), 4, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 8, None, 2, 3),
     )),
-    # 105: EVPriceRuleStackListType
+    # 108: EVPriceRuleStackListType
     ('EVPriceRuleStackListType', ('EVPriceRuleStack',), ('EVPriceRuleStack',), False, (
-        (1, ((1, 'EVPriceRuleStack', (104, 118), 3, 0),)),
-        (2, ((1, 'EVPriceRuleStack', (104, 118), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'EVPriceRuleStack', (107, 118), 3, 0),)),
+        (2, ((1, 'EVPriceRuleStack', (107, 118), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 1024, None, 1, 2),
     )),
-    # 106: processingType
+    # 109: processingType
     ('processingType', (), (), True, (
-        (1, ((3, 'value', (17, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 107: evseCheckOutStatusType
-    ('evseCheckOutStatusType', (), (), True, (
         (1, ((3, 'value', (18, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 108: evseNotificationType
-    ('evseNotificationType', (), (), True, (
+    # 110: evseCheckOutStatusType
+    ('evseCheckOutStatusType', (), (), True, (
         (1, ((3, 'value', (19, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 109: EVSEStatusType
-    ('EVSEStatusType', ('NotificationMaxDelay', 'EVSENotification'), (), False, (
-        (1, ((1, 'NotificationMaxDelay', (132, 161), 1, 0),)),
-        (1, ((1, 'EVSENotification', (108, 123), 2, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 110: nameType
-    ('nameType', (), (), True, (
+    # 111: evseNotificationType
+    ('evseNotificationType', (), (), True, (
         (1, ((3, 'value', (20, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 111: descriptionType
+    # 112: EVSEStatusType
+    ('EVSEStatusType', ('NotificationMaxDelay', 'EVSENotification'), (), False, (
+        (1, ((1, 'NotificationMaxDelay', (135, 161), 1, 0),)),
+        (1, ((1, 'EVSENotification', (111, 123), 2, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 113: nameType
+    ('nameType', (), (), True, (
+        (1, ((3, 'value', (12, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 114: descriptionType
     ('descriptionType', (), (), True, (
         (1, ((3, 'value', (21, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 112: ServiceListType
+    # 115: ServiceListType
     ('ServiceListType', ('Service',), ('Service',), False, (
-        (1, ((1, 'Service', (177, 232), 3, 0),)),
-        (2, ((1, 'Service', (177, 232), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'Service', (181, 232), 3, 0),)),
+        (2, ((1, 'Service', (181, 232), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 8, None, 1, 2),
     )),
-    # 113: CryptoBinary
+    # 116: CryptoBinary
     ('CryptoBinary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 114: byte
+    # 117: byte
     ('byte', (), (), True, (
         (1, ((3, 'value', (22, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 115: boolean
+    # 118: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 116: genChallengeType
+    # 119: genChallengeType
     ('genChallengeType', (), (), True, (
         (1, ((3, 'value', (23, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 117: boolean
-    ('boolean', (), (), True, (
-        (1, ((3, 'value', (3, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 118: HMACOutputLengthType
-    ('HMACOutputLengthType', (), (), True, (
-        (1, ((3, 'value', (24, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 119: MessageHeaderType
-    ('MessageHeaderType', ('SessionID', 'TimeStamp', 'Signature'), (), False, (
-        (1, ((1, 'SessionID', (180, 239), 1, 0),)),
-        (1, ((1, 'TimeStamp', (194, 260), 2, 0),)),
-        (2, ((1, 'Signature', (39, 39), 3, 0), (2, None, None, -1, 0))),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 120: boolean
@@ -861,123 +859,145 @@ GRAMMARS = (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 121: languageType
-    ('languageType', (), (), True, (
-        (1, ((3, 'value', (10, -1), 1, 0),)),
+    # 121: HMACOutputLengthType
+    ('HMACOutputLengthType', (), (), True, (
+        (1, ((3, 'value', (24, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 122: ListOfRootCertificateIDsType
-    ('ListOfRootCertificateIDsType', ('RootCertificateID',), ('RootCertificateID',), False, (
-        (1, ((1, 'RootCertificateID', (167, 217), 3, 0),)),
-        (2, ((1, 'RootCertificateID', (167, 217), 3, 1), (2, None, None, -1, 0))),
-        (1, ((2, None, None, -1, 0),)),
-        (None, 1, 20, None, 1, 2),
-    )),
-    # 123: unsignedByte
-    ('unsignedByte', (), (), True, (
-        (1, ((3, 'value', (25, -1), 1, 0),)),
+    # 122: MessageHeaderType
+    ('MessageHeaderType', ('SessionID', 'TimeStamp', 'Signature'), (), False, (
+        (1, ((1, 'SessionID', (184, 239), 1, 0),)),
+        (1, ((1, 'TimeStamp', (199, 260), 2, 0),)),
+        (2, ((1, 'Signature', (39, 39), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 124: percentValueType
-    ('percentValueType', (), (), True, (
-        (1, ((3, 'value', (26, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 125: maxSupportingPointsScheduleTupleType
-    ('maxSupportingPointsScheduleTupleType', (), (), True, (
-        (1, ((3, 'value', (27, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 126: meterIDType
-    ('meterIDType', (), (), True, (
-        (1, ((3, 'value', (28, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 127: MeterInfoType
-    ('MeterInfoType', ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp'), (), False, (
-        (1, ((1, 'MeterID', (126, 150), 1, 0),)),
-        (1, ((1, 'ChargedEnergyReadingWh', (74, 76), 2, 0),)),
-        (3, ((1, 'BPT_DischargedEnergyReadingWh', (66, 67), 3, 0), (1, 'CapacitiveEnergyReadingVARh', (69, 71), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (67, 68), 5, 0), (1, 'MeterSignature', (129, 154), 6, 0), (1, 'MeterStatus', (130, 155), 7, 0), (1, 'MeterTimestamp', (131, 156), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'CapacitiveEnergyReadingVARh', (69, 71), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (67, 68), 5, 0), (1, 'MeterSignature', (129, 154), 6, 0), (1, 'MeterStatus', (130, 155), 7, 0), (1, 'MeterTimestamp', (131, 156), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'BPT_InductiveEnergyReadingVARh', (67, 68), 5, 0), (1, 'MeterSignature', (129, 154), 6, 0), (1, 'MeterStatus', (130, 155), 7, 0), (1, 'MeterTimestamp', (131, 156), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'MeterSignature', (129, 154), 6, 0), (1, 'MeterStatus', (130, 155), 7, 0), (1, 'MeterTimestamp', (131, 156), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'MeterStatus', (130, 155), 7, 0), (1, 'MeterTimestamp', (131, 156), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'MeterTimestamp', (131, 156), 8, 0), (2, None, None, -1, 0))),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 128: boolean
+    # 123: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 129: meterSignatureType
-    ('meterSignatureType', (), (), True, (
-        (1, ((3, 'value', (29, -1), 1, 0),)),
+    # 124: languageType
+    ('languageType', (), (), True, (
+        (1, ((3, 'value', (10, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 130: short
-    ('short', (), (), True, (
-        (1, ((3, 'value', (12, -1), 1, 0),)),
+    # 125: ListOfRootCertificateIDsType
+    ('ListOfRootCertificateIDsType', ('RootCertificateID',), ('RootCertificateID',), False, (
+        (1, ((1, 'RootCertificateID', (171, 217), 3, 0),)),
+        (2, ((1, 'RootCertificateID', (171, 217), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
+        (None, 1, 20, None, 1, 2),
     )),
-    # 131: unsignedLong
-    ('unsignedLong', (), (), True, (
-        (1, ((3, 'value', (6, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 132: unsignedShort
-    ('unsignedShort', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 133: unsignedByte
+    # 126: unsignedByte
     ('unsignedByte', (), (), True, (
         (1, ((3, 'value', (25, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 134: SignedCertificateChainType
+    # 127: percentValueType
+    ('percentValueType', (), (), True, (
+        (1, ((3, 'value', (26, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 128: maxSupportingPointsScheduleTupleType
+    ('maxSupportingPointsScheduleTupleType', (), (), True, (
+        (1, ((3, 'value', (27, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 129: meterIDType
+    ('meterIDType', (), (), True, (
+        (1, ((3, 'value', (28, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 130: MeterInfoType
+    ('MeterInfoType', ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp'), (), False, (
+        (1, ((1, 'MeterID', (129, 150), 1, 0),)),
+        (1, ((1, 'ChargedEnergyReadingWh', (74, 76), 2, 0),)),
+        (3, ((1, 'BPT_DischargedEnergyReadingWh', (66, 67), 3, 0), (1, 'CapacitiveEnergyReadingVARh', (69, 71), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (67, 68), 5, 0), (1, 'MeterSignature', (132, 154), 6, 0), (1, 'MeterStatus', (133, 155), 7, 0), (1, 'MeterTimestamp', (134, 156), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'CapacitiveEnergyReadingVARh', (69, 71), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (67, 68), 5, 0), (1, 'MeterSignature', (132, 154), 6, 0), (1, 'MeterStatus', (133, 155), 7, 0), (1, 'MeterTimestamp', (134, 156), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'BPT_InductiveEnergyReadingVARh', (67, 68), 5, 0), (1, 'MeterSignature', (132, 154), 6, 0), (1, 'MeterStatus', (133, 155), 7, 0), (1, 'MeterTimestamp', (134, 156), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'MeterSignature', (132, 154), 6, 0), (1, 'MeterStatus', (133, 155), 7, 0), (1, 'MeterTimestamp', (134, 156), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'MeterStatus', (133, 155), 7, 0), (1, 'MeterTimestamp', (134, 156), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'MeterTimestamp', (134, 156), 8, 0), (2, None, None, -1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 131: boolean
+    ('boolean', (), (), True, (
+        (1, ((3, 'value', (3, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 132: meterSignatureType
+    ('meterSignatureType', (), (), True, (
+        (1, ((3, 'value', (29, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 133: short
+    ('short', (), (), True, (
+        (1, ((3, 'value', (13, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 134: unsignedLong
+    ('unsignedLong', (), (), True, (
+        (1, ((3, 'value', (6, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 135: unsignedShort
+    ('unsignedShort', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 136: unsignedByte
+    ('unsignedByte', (), (), True, (
+        (1, ((3, 'value', (25, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 137: SignedCertificateChainType
     ('SignedCertificateChainType', ('Id', 'Certificate', 'SubCertificates'), (), False, (
         (1, ((0, 'Id', (0, 288), 1, 0),)),
         (1, ((1, 'Certificate', (71, 73), 2, 0),)),
-        (2, ((1, 'SubCertificates', (182, 241), 3, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'SubCertificates', (186, 241), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
-    )),
-    # 135: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (30, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 136: OverstayRuleType
-    ('OverstayRuleType', ('OverstayRuleDescription', 'StartTime', 'OverstayFee', 'OverstayFeePeriod'), (), False, (
-        (2, ((1, 'OverstayRuleDescription', (111, 170), 1, 0), (1, 'StartTime', (181, 240), 2, 0))),
-        (1, ((1, 'StartTime', (181, 240), 2, 0),)),
-        (1, ((1, 'OverstayFee', (59, 166), 3, 0),)),
-        (1, ((1, 'OverstayFeePeriod', (135, 167), 4, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 137: OverstayRuleListType
-    ('OverstayRuleListType', ('OverstayTimeThreshold', 'OverstayPowerThreshold', 'OverstayRule'), ('OverstayRule',), False, (
-        (2, ((1, 'OverstayTimeThreshold', (138, 172), 1, 0), (1, 'OverstayPowerThreshold', (59, 168), 2, 0), (1, 'OverstayRule', (136, 169), 5, 0))),
-        (2, ((1, 'OverstayPowerThreshold', (59, 168), 2, 0), (1, 'OverstayRule', (136, 169), 5, 0))),
-        (1, ((1, 'OverstayRule', (136, 169), 5, 0),)),
-        (2, ((1, 'OverstayRule', (136, 169), 5, 1), (2, None, None, -1, 0))),
-        (1, ((2, None, None, -1, 0),)),
-        (None, 1, 5, None, 3, 4),
     )),
     # 138: unsignedInt
     ('unsignedInt', (), (), True, (
         (1, ((3, 'value', (30, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 139: base64Binary
+    # 139: OverstayRuleType
+    ('OverstayRuleType', ('OverstayRuleDescription', 'StartTime', 'OverstayFee', 'OverstayFeePeriod'), (), False, (
+        (2, ((1, 'OverstayRuleDescription', (114, 170), 1, 0), (1, 'StartTime', (185, 240), 2, 0),)),
+        (1, ((1, 'StartTime', (185, 240), 2, 0),)),
+        (1, ((1, 'OverstayFee', (59, 166), 3, 0),)),
+        (1, ((1, 'OverstayFeePeriod', (138, 167), 4, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 140: OverstayRuleListType
+    ('OverstayRuleListType', ('OverstayTimeThreshold', 'OverstayPowerThreshold', 'OverstayRule'), ('OverstayRule',), False, (
+        (2, ((1, 'OverstayTimeThreshold', (141, 172), 1, 0), (1, 'OverstayPowerThreshold', (59, 168), 2, 0), (1, 'OverstayRule', (139, 169), 5, 0),)),
+        (2, ((1, 'OverstayPowerThreshold', (59, 168), 2, 0), (1, 'OverstayRule', (139, 169), 5, 0),)),
+        (1, ((1, 'OverstayRule', (139, 169), 5, 0),)),
+        (2, ((1, 'OverstayRule', (139, 169), 5, 1), (2, None, None, -1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+        (None, 1, 5, None, 3, 4),
+    )),
+    # 141: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (30, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 142: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 140: ParameterType
+    # 143: PGPKeyPacket (relaxed fragment grammar)
+    ('PGPKeyPacket (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', '{urn:iso:std:iso:15118:-20:CommonMessages}Id', 'MimeType', 'Name', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (9, ((0, 'Algorithm', (0, 281), 0, 0), (0, 'Encoding', (0, 283), 0, 0), (0, 'Id', (0, 282), 0, 0), (0, '{urn:iso:std:iso:15118:-20:CommonMessages}Id', (0, 288), 0, 0), (0, 'MimeType', (0, 284), 0, 0), (0, 'Name', (12, 289), 0, 0), (0, 'Target', (0, 287), 0, 0), (0, 'Type', (0, 285), 0, 0), (0, 'URI', (0, 286), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 282), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (9, (*(((4, None, None, 1, 0),) * 282), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 144: ParameterType
     ('ParameterType', ('Name', 'boolValue', 'byteValue', 'shortValue', 'intValue', 'rationalNumber', 'finiteString'), (), False, (
-        (1, ((0, 'Name', (20, 289), 1, 0),)),
-        (3, ((1, 'boolValue', (206, 275), 2, 0), (1, 'byteValue', (207, 276), 3, 0), (1, 'shortValue', (209, 280), 4, 0), (1, 'intValue', (208, 278), 5, 0), (1, 'rationalNumber', (59, 279), 6, 0), (1, 'finiteString', (110, 277), 7, 0))),
+        (1, ((0, 'Name', (12, 289), 1, 0),)),
+        (3, ((1, 'boolValue', (211, 275), 2, 0), (1, 'byteValue', (212, 276), 3, 0), (1, 'shortValue', (214, 280), 4, 0), (1, 'intValue', (213, 278), 5, 0), (1, 'rationalNumber', (59, 279), 6, 0), (1, 'finiteString', (113, 277), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
@@ -985,464 +1005,444 @@ GRAMMARS = (
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 141: ParameterSetType
+    # 145: ParameterSetType
     ('ParameterSetType', ('ParameterSetID', 'Parameter'), ('Parameter',), False, (
-        (1, ((1, 'ParameterSetID', (142, 178), 1, 0),)),
-        (1, ((1, 'Parameter', (140, 176), 4, 0),)),
-        (2, ((1, 'Parameter', (140, 176), 4, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'ParameterSetID', (146, 178), 1, 0),)),
+        (1, ((1, 'Parameter', (144, 176), 4, 0),)),
+        (2, ((1, 'Parameter', (144, 176), 4, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 32, None, 2, 3),
     )),
-    # 142: serviceIDType
+    # 146: serviceIDType
     ('serviceIDType', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 143: unsignedInt
+    # 147: unsignedInt
     ('unsignedInt', (), (), True, (
         (1, ((3, 'value', (30, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 144: parkingMethodType
+    # 148: parkingMethodType
     ('parkingMethodType', (), (), True, (
         (1, ((3, 'value', (31, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 145: short
+    # 149: short
     ('short', (), (), True, (
-        (1, ((3, 'value', (12, -1), 1, 0),)),
+        (1, ((3, 'value', (13, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 146: PnC_AReqAuthorizationModeType
+    # 150: PnC_AReqAuthorizationModeType
     ('PnC_AReqAuthorizationModeType', ('Id', 'GenChallenge', 'ContractCertificateChain'), (), False, (
         (1, ((0, 'Id', (0, 288), 1, 0),)),
-        (1, ((1, 'GenChallenge', (116, 138), 2, 0),)),
+        (1, ((1, 'GenChallenge', (119, 138), 2, 0),)),
         (1, ((1, 'ContractCertificateChain', (79, 81), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 147: PnC_ASResAuthorizationModeType
+    # 151: PnC_ASResAuthorizationModeType
     ('PnC_ASResAuthorizationModeType', ('GenChallenge', 'SupportedProviders'), (), False, (
-        (1, ((1, 'GenChallenge', (116, 138), 1, 0),)),
-        (2, ((1, 'SupportedProviders', (183, 242), 2, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'GenChallenge', (119, 138), 1, 0),)),
+        (2, ((1, 'SupportedProviders', (187, 242), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 148: PowerScheduleType
+    # 152: PowerScheduleType
     ('PowerScheduleType', ('TimeAnchor', 'AvailableEnergy', 'PowerTolerance', 'PowerScheduleEntries'), (), False, (
-        (1, ((1, 'TimeAnchor', (221, 258), 1, 0),)),
-        (2, ((1, 'AvailableEnergy', (59, 65), 2, 0), (1, 'PowerTolerance', (59, 191), 3, 0), (1, 'PowerScheduleEntries', (149, 189), 4, 0))),
-        (2, ((1, 'PowerTolerance', (59, 191), 3, 0), (1, 'PowerScheduleEntries', (149, 189), 4, 0))),
-        (1, ((1, 'PowerScheduleEntries', (149, 189), 4, 0),)),
+        (1, ((1, 'TimeAnchor', (226, 258), 1, 0),)),
+        (2, ((1, 'AvailableEnergy', (59, 65), 2, 0), (1, 'PowerTolerance', (59, 191), 3, 0), (1, 'PowerScheduleEntries', (153, 189), 4, 0),)),
+        (2, ((1, 'PowerTolerance', (59, 191), 3, 0), (1, 'PowerScheduleEntries', (153, 189), 4, 0),)),
+        (1, ((1, 'PowerScheduleEntries', (153, 189), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 149: PowerScheduleEntryListType
+    # 153: PowerScheduleEntryListType
     ('PowerScheduleEntryListType', ('PowerScheduleEntry',), ('PowerScheduleEntry',), False, (
-        (1, ((1, 'PowerScheduleEntry', (99, 190), 3, 0),)),
-        (2, ((1, 'PowerScheduleEntry', (99, 190), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'PowerScheduleEntry', (102, 190), 3, 0),)),
+        (2, ((1, 'PowerScheduleEntry', (102, 190), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 1024, None, 1, 2),
     )),
-    # 150: powerToleranceAcceptanceType
+    # 154: powerToleranceAcceptanceType
     ('powerToleranceAcceptanceType', (), (), True, (
         (1, ((3, 'value', (32, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 151: unsignedByte
+    # 155: unsignedByte
     ('unsignedByte', (), (), True, (
         (1, ((3, 'value', (25, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 152: PriceLevelScheduleType
+    # 156: PriceLevelScheduleType
     ('PriceLevelScheduleType', ('Id', 'TimeAnchor', 'PriceScheduleID', 'PriceScheduleDescription', 'NumberOfPriceLevels', 'PriceLevelScheduleEntries'), (), False, (
-        (2, ((0, 'Id', (0, 288), 1, 0), (1, 'TimeAnchor', (212, 258), 2, 0))),
-        (1, ((1, 'TimeAnchor', (212, 258), 2, 0),)),
-        (1, ((1, 'PriceScheduleID', (158, 205), 3, 0),)),
-        (2, ((1, 'PriceScheduleDescription', (111, 204), 4, 0), (1, 'NumberOfPriceLevels', (133, 162), 5, 0))),
-        (1, ((1, 'NumberOfPriceLevels', (133, 162), 5, 0),)),
-        (1, ((1, 'PriceLevelScheduleEntries', (153, 199), 6, 0),)),
+        (2, ((0, 'Id', (0, 288), 1, 0), (1, 'TimeAnchor', (217, 258), 2, 0),)),
+        (1, ((1, 'TimeAnchor', (217, 258), 2, 0),)),
+        (1, ((1, 'PriceScheduleID', (162, 205), 3, 0),)),
+        (2, ((1, 'PriceScheduleDescription', (114, 204), 4, 0), (1, 'NumberOfPriceLevels', (136, 162), 5, 0),)),
+        (1, ((1, 'NumberOfPriceLevels', (136, 162), 5, 0),)),
+        (1, ((1, 'PriceLevelScheduleEntries', (157, 199), 6, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 153: PriceLevelScheduleEntryListType
+    # 157: PriceLevelScheduleEntryListType
     ('PriceLevelScheduleEntryListType', ('PriceLevelScheduleEntry',), ('PriceLevelScheduleEntry',), False, (
-        (1, ((1, 'PriceLevelScheduleEntry', (154, 200), 3, 0),)),
-        (2, ((1, 'PriceLevelScheduleEntry', (154, 200), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'PriceLevelScheduleEntry', (158, 200), 3, 0),)),
+        (2, ((1, 'PriceLevelScheduleEntry', (158, 200), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 1024, None, 1, 2),
     )),
-    # 154: PriceLevelScheduleEntryType
+    # 158: PriceLevelScheduleEntryType
     ('PriceLevelScheduleEntryType', ('Duration', 'PriceLevel'), (), False, (
-        (1, ((1, 'Duration', (222, 91), 1, 0),)),
-        (1, ((1, 'PriceLevel', (151, 197), 2, 0),)),
+        (1, ((1, 'Duration', (227, 91), 1, 0),)),
+        (1, ((1, 'PriceLevel', (155, 197), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 155: PriceRuleType
+    # 159: PriceRuleType
     ('PriceRuleType', ('EnergyFee', 'ParkingFee', 'ParkingFeePeriod', 'CarbonDioxideEmission', 'RenewableGenerationPercentage', 'PowerRangeStart'), (), False, (
         (1, ((1, 'EnergyFee', (59, 132), 1, 0),)),
-        (3, ((1, 'ParkingFee', (59, 179), 2, 0), (1, 'ParkingFeePeriod', (143, 180), 3, 0), (1, 'CarbonDioxideEmission', (70, 72), 4, 0), (1, 'RenewableGenerationPercentage', (165, 215), 5, 0), (1, 'PowerRangeStart', (59, 187), 6, 0))),
-        (3, ((1, 'ParkingFeePeriod', (143, 180), 3, 0), (1, 'CarbonDioxideEmission', (70, 72), 4, 0), (1, 'RenewableGenerationPercentage', (165, 215), 5, 0), (1, 'PowerRangeStart', (59, 187), 6, 0))),
-        (2, ((1, 'CarbonDioxideEmission', (70, 72), 4, 0), (1, 'RenewableGenerationPercentage', (165, 215), 5, 0), (1, 'PowerRangeStart', (59, 187), 6, 0))),
-        (2, ((1, 'RenewableGenerationPercentage', (165, 215), 5, 0), (1, 'PowerRangeStart', (59, 187), 6, 0))),
+        (3, ((1, 'ParkingFee', (59, 179), 2, 0), (1, 'ParkingFeePeriod', (147, 180), 3, 0), (1, 'CarbonDioxideEmission', (70, 72), 4, 0), (1, 'RenewableGenerationPercentage', (169, 215), 5, 0), (1, 'PowerRangeStart', (59, 187), 6, 0),)),
+        (3, ((1, 'ParkingFeePeriod', (147, 180), 3, 0), (1, 'CarbonDioxideEmission', (70, 72), 4, 0), (1, 'RenewableGenerationPercentage', (169, 215), 5, 0), (1, 'PowerRangeStart', (59, 187), 6, 0),)),
+        (2, ((1, 'CarbonDioxideEmission', (70, 72), 4, 0), (1, 'RenewableGenerationPercentage', (169, 215), 5, 0), (1, 'PowerRangeStart', (59, 187), 6, 0),)),
+        (2, ((1, 'RenewableGenerationPercentage', (169, 215), 5, 0), (1, 'PowerRangeStart', (59, 187), 6, 0),)),
         (1, ((1, 'PowerRangeStart', (59, 187), 6, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 156: PriceRuleStackType
+    # 160: PriceRuleStackType
     ('PriceRuleStackType', ('Duration', 'PriceRule'), ('PriceRule',), False, (
-        (1, ((1, 'Duration', (223, 91), 1, 0),)),
-        (1, ((1, 'PriceRule', (155, 201), 4, 0),)),
-        (2, ((1, 'PriceRule', (155, 201), 4, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'Duration', (228, 91), 1, 0),)),
+        (1, ((1, 'PriceRule', (159, 201), 4, 0),)),
+        (2, ((1, 'PriceRule', (159, 201), 4, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 8, None, 2, 3),
     )),
-    # 157: PriceRuleStackListType
+    # 161: PriceRuleStackListType
     ('PriceRuleStackListType', ('PriceRuleStack',), ('PriceRuleStack',), False, (
-        (1, ((1, 'PriceRuleStack', (156, 202), 3, 0),)),
-        (2, ((1, 'PriceRuleStack', (156, 202), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'PriceRuleStack', (160, 202), 3, 0),)),
+        (2, ((1, 'PriceRuleStack', (160, 202), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 1024, None, 1, 2),
     )),
-    # 158: numericIDType
+    # 162: numericIDType
     ('numericIDType', (), (), True, (
         (1, ((3, 'value', (33, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 159: EMAIDListType
+    # 163: EMAIDListType
     ('EMAIDListType', ('EMAID',), ('EMAID',), False, (
-        (1, ((1, 'EMAID', (92, 99), 3, 0),)),
-        (2, ((1, 'EMAID', (92, 99), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'EMAID', (95, 99), 3, 0),)),
+        (2, ((1, 'EMAID', (95, 99), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 8, None, 1, 2),
     )),
-    # 160: ReceiptType
+    # 164: ReceiptType
     ('ReceiptType', ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts'), ('TaxCosts',), False, (
-        (1, ((1, 'TimeAnchor', (193, 259), 1, 0),)),
-        (3, ((1, 'EnergyCosts', (58, 131), 2, 0), (1, 'OccupancyCosts', (58, 164), 3, 0), (1, 'AdditionalServicesCosts', (58, 58), 4, 0), (1, 'OverstayCosts', (58, 165), 5, 0), (1, 'TaxCosts', (189, 250), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'OccupancyCosts', (58, 164), 3, 0), (1, 'AdditionalServicesCosts', (58, 58), 4, 0), (1, 'OverstayCosts', (58, 165), 5, 0), (1, 'TaxCosts', (189, 250), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'AdditionalServicesCosts', (58, 58), 4, 0), (1, 'OverstayCosts', (58, 165), 5, 0), (1, 'TaxCosts', (189, 250), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'OverstayCosts', (58, 165), 5, 0), (1, 'TaxCosts', (189, 250), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'TaxCosts', (189, 250), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'TaxCosts', (189, 250), 8, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'TimeAnchor', (198, 259), 1, 0),)),
+        (3, ((1, 'EnergyCosts', (58, 131), 2, 0), (1, 'OccupancyCosts', (58, 164), 3, 0), (1, 'AdditionalServicesCosts', (58, 58), 4, 0), (1, 'OverstayCosts', (58, 165), 5, 0), (1, 'TaxCosts', (193, 250), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'OccupancyCosts', (58, 164), 3, 0), (1, 'AdditionalServicesCosts', (58, 58), 4, 0), (1, 'OverstayCosts', (58, 165), 5, 0), (1, 'TaxCosts', (193, 250), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'AdditionalServicesCosts', (58, 58), 4, 0), (1, 'OverstayCosts', (58, 165), 5, 0), (1, 'TaxCosts', (193, 250), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'OverstayCosts', (58, 165), 5, 0), (1, 'TaxCosts', (193, 250), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'TaxCosts', (193, 250), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'TaxCosts', (193, 250), 8, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 0, 10, None, 6, 7),
-    )),
-    # 161: unsignedByte
-    ('unsignedByte', (), (), True, (
-        (1, ((3, 'value', (25, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 162: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (30, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 163: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (30, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 164: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (30, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
     )),
     # 165: unsignedByte
     ('unsignedByte', (), (), True, (
         (1, ((3, 'value', (25, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 166: responseCodeType
-    ('responseCodeType', (), (), True, (
-        (1, ((3, 'value', (34, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 167: X509IssuerSerialType
-    ('X509IssuerSerialType', ('X509IssuerName', 'X509SerialNumber'), (), False, (
-        (1, ((1, 'X509IssuerName', (201, 268), 1, 0),)),
-        (1, ((1, 'X509SerialNumber', (203, 271), 2, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 168: secp521_EncryptedPrivateKeyType
-    ('secp521_EncryptedPrivateKeyType', (), (), True, (
-        (1, ((3, 'value', (35, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 169: base64Binary
-    ('base64Binary', (), (), True, (
-        (1, ((3, 'value', (1, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 170: ScheduleTupleType
-    ('ScheduleTupleType', ('ScheduleTupleID', 'ChargingSchedule', 'DischargingSchedule'), (), False, (
-        (1, ((1, 'ScheduleTupleID', (158, 221), 1, 0),)),
-        (1, ((1, 'ChargingSchedule', (76, 78), 2, 0),)),
-        (2, ((1, 'DischargingSchedule', (76, 89), 3, 0), (2, None, None, -1, 0))),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 171: Scheduled_EVPPTControlModeType
-    ('Scheduled_EVPPTControlModeType', ('SelectedScheduleTupleID', 'PowerToleranceAcceptance'), (), False, (
-        (1, ((1, 'SelectedScheduleTupleID', (158, 229), 1, 0),)),
-        (2, ((1, 'PowerToleranceAcceptance', (150, 192), 2, 0), (2, None, None, -1, 0))),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 172: Scheduled_SEReqControlModeType
-    ('Scheduled_SEReqControlModeType', ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVEnergyOffer'), (), False, (
-        (3, ((1, 'DepartureTime', (224, 85), 1, 0), (1, 'EVTargetEnergyRequest', (59, 127), 2, 0), (1, 'EVMaximumEnergyRequest', (59, 105), 3, 0), (1, 'EVMinimumEnergyRequest', (59, 108), 4, 0), (1, 'EVEnergyOffer', (96, 104), 5, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVTargetEnergyRequest', (59, 127), 2, 0), (1, 'EVMaximumEnergyRequest', (59, 105), 3, 0), (1, 'EVMinimumEnergyRequest', (59, 108), 4, 0), (1, 'EVEnergyOffer', (96, 104), 5, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVMaximumEnergyRequest', (59, 105), 3, 0), (1, 'EVMinimumEnergyRequest', (59, 108), 4, 0), (1, 'EVEnergyOffer', (96, 104), 5, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVMinimumEnergyRequest', (59, 108), 4, 0), (1, 'EVEnergyOffer', (96, 104), 5, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVEnergyOffer', (96, 104), 5, 0), (2, None, None, -1, 0))),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 173: Scheduled_SEResControlModeType
-    ('Scheduled_SEResControlModeType', ('ScheduleTuple',), ('ScheduleTuple',), False, (
-        (1, ((1, 'ScheduleTuple', (170, 220), 3, 0),)),
-        (2, ((1, 'ScheduleTuple', (170, 220), 3, 1), (2, None, None, -1, 0))),
-        (1, ((2, None, None, -1, 0),)),
-        (None, 1, 3, None, 1, 2),
-    )),
-    # 174: Scheduled_SMDTControlModeType
-    ('Scheduled_SMDTControlModeType', ('SelectedScheduleTupleID',), (), False, (
-        (1, ((1, 'SelectedScheduleTupleID', (158, 229), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 175: SelectedServiceType
-    ('SelectedServiceType', ('ServiceID', 'ParameterSetID'), (), False, (
-        (1, ((1, 'ServiceID', (142, 234), 1, 0),)),
-        (1, ((1, 'ParameterSetID', (142, 178), 2, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 176: SelectedServiceListType
-    ('SelectedServiceListType', ('SelectedService',), ('SelectedService',), False, (
-        (1, ((1, 'SelectedService', (175, 230), 3, 0),)),
-        (2, ((1, 'SelectedService', (175, 230), 3, 1), (2, None, None, -1, 0))),
-        (1, ((2, None, None, -1, 0),)),
-        (None, 1, 16, None, 1, 2),
-    )),
-    # 177: ServiceType
-    ('ServiceType', ('ServiceID', 'FreeService'), (), False, (
-        (1, ((1, 'ServiceID', (142, 234), 1, 0),)),
-        (1, ((1, 'FreeService', (115, 136), 2, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 178: ServiceParameterListType
-    ('ServiceParameterListType', ('ParameterSet',), ('ParameterSet',), False, (
-        (1, ((1, 'ParameterSet', (141, 177), 3, 0),)),
-        (2, ((1, 'ParameterSet', (141, 177), 3, 1), (2, None, None, -1, 0))),
-        (1, ((2, None, None, -1, 0),)),
-        (None, 1, 32, None, 1, 2),
-    )),
-    # 179: boolean
-    ('boolean', (), (), True, (
-        (1, ((3, 'value', (3, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 180: sessionIDType
-    ('sessionIDType', (), (), True, (
-        (1, ((3, 'value', (36, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 181: unsignedInt
+    # 166: unsignedInt
     ('unsignedInt', (), (), True, (
         (1, ((3, 'value', (30, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 182: SubCertificatesType
-    ('SubCertificatesType', ('Certificate',), ('Certificate',), False, (
-        (1, ((1, 'Certificate', (71, 73), 3, 0),)),
-        (2, ((1, 'Certificate', (71, 73), 3, 1), (2, None, None, -1, 0))),
+    # 167: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (30, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 168: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (30, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 169: unsignedByte
+    ('unsignedByte', (), (), True, (
+        (1, ((3, 'value', (25, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 170: responseCodeType
+    ('responseCodeType', (), (), True, (
+        (1, ((3, 'value', (34, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 171: X509IssuerSerialType
+    ('X509IssuerSerialType', ('X509IssuerName', 'X509SerialNumber'), (), False, (
+        (1, ((1, 'X509IssuerName', (206, 268), 1, 0),)),
+        (1, ((1, 'X509SerialNumber', (208, 271), 2, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 172: secp521_EncryptedPrivateKeyType
+    ('secp521_EncryptedPrivateKeyType', (), (), True, (
+        (1, ((3, 'value', (35, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 173: base64Binary
+    ('base64Binary', (), (), True, (
+        (1, ((3, 'value', (1, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 174: ScheduleTupleType
+    ('ScheduleTupleType', ('ScheduleTupleID', 'ChargingSchedule', 'DischargingSchedule'), (), False, (
+        (1, ((1, 'ScheduleTupleID', (162, 221), 1, 0),)),
+        (1, ((1, 'ChargingSchedule', (76, 78), 2, 0),)),
+        (2, ((1, 'DischargingSchedule', (76, 89), 3, 0), (2, None, None, -1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 175: Scheduled_EVPPTControlModeType
+    ('Scheduled_EVPPTControlModeType', ('SelectedScheduleTupleID', 'PowerToleranceAcceptance'), (), False, (
+        (1, ((1, 'SelectedScheduleTupleID', (162, 229), 1, 0),)),
+        (2, ((1, 'PowerToleranceAcceptance', (154, 192), 2, 0), (2, None, None, -1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 176: Scheduled_SEReqControlModeType
+    ('Scheduled_SEReqControlModeType', ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVEnergyOffer'), (), False, (
+        (3, ((1, 'DepartureTime', (229, 85), 1, 0), (1, 'EVTargetEnergyRequest', (59, 127), 2, 0), (1, 'EVMaximumEnergyRequest', (59, 105), 3, 0), (1, 'EVMinimumEnergyRequest', (59, 108), 4, 0), (1, 'EVEnergyOffer', (99, 104), 5, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVTargetEnergyRequest', (59, 127), 2, 0), (1, 'EVMaximumEnergyRequest', (59, 105), 3, 0), (1, 'EVMinimumEnergyRequest', (59, 108), 4, 0), (1, 'EVEnergyOffer', (99, 104), 5, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVMaximumEnergyRequest', (59, 105), 3, 0), (1, 'EVMinimumEnergyRequest', (59, 108), 4, 0), (1, 'EVEnergyOffer', (99, 104), 5, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVMinimumEnergyRequest', (59, 108), 4, 0), (1, 'EVEnergyOffer', (99, 104), 5, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVEnergyOffer', (99, 104), 5, 0), (2, None, None, -1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 177: Scheduled_SEResControlModeType
+    ('Scheduled_SEResControlModeType', ('ScheduleTuple',), ('ScheduleTuple',), False, (
+        (1, ((1, 'ScheduleTuple', (174, 220), 3, 0),)),
+        (2, ((1, 'ScheduleTuple', (174, 220), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 3, None, 1, 2),
     )),
-    # 183: SupportedProvidersListType
-    ('SupportedProvidersListType', ('ProviderID',), ('ProviderID',), False, (
-        (1, ((1, 'ProviderID', (110, 207), 3, 0),)),
-        (2, ((1, 'ProviderID', (110, 207), 3, 1), (2, None, None, -1, 0))),
+    # 178: Scheduled_SMDTControlModeType
+    ('Scheduled_SMDTControlModeType', ('SelectedScheduleTupleID',), (), False, (
+        (1, ((1, 'SelectedScheduleTupleID', (162, 229), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
-        (None, 1, 128, None, 1, 2),
     )),
-    # 184: ServiceIDListType
-    ('ServiceIDListType', ('ServiceID',), ('ServiceID',), False, (
-        (1, ((1, 'ServiceID', (142, 234), 3, 0),)),
-        (2, ((1, 'ServiceID', (142, 234), 3, 1), (2, None, None, -1, 0))),
+    # 179: SelectedServiceType
+    ('SelectedServiceType', ('ServiceID', 'ParameterSetID'), (), False, (
+        (1, ((1, 'ServiceID', (146, 234), 1, 0),)),
+        (1, ((1, 'ParameterSetID', (146, 178), 2, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 180: SelectedServiceListType
+    ('SelectedServiceListType', ('SelectedService',), ('SelectedService',), False, (
+        (1, ((1, 'SelectedService', (179, 230), 3, 0),)),
+        (2, ((1, 'SelectedService', (179, 230), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 16, None, 1, 2),
     )),
-    # 185: tpm_EncryptedPrivateKeyType
-    ('tpm_EncryptedPrivateKeyType', (), (), True, (
-        (1, ((3, 'value', (37, -1), 1, 0),)),
+    # 181: ServiceType
+    ('ServiceType', ('ServiceID', 'FreeService'), (), False, (
+        (1, ((1, 'ServiceID', (146, 234), 1, 0),)),
+        (1, ((1, 'FreeService', (118, 136), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 186: short
-    ('short', (), (), True, (
-        (1, ((3, 'value', (12, -1), 1, 0),)),
+    # 182: ServiceParameterListType
+    ('ServiceParameterListType', ('ParameterSet',), ('ParameterSet',), False, (
+        (1, ((1, 'ParameterSet', (145, 177), 3, 0),)),
+        (2, ((1, 'ParameterSet', (145, 177), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
+        (None, 1, 32, None, 1, 2),
     )),
-    # 187: unsignedShort
-    ('unsignedShort', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 188: unsignedShort
-    ('unsignedShort', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 189: DetailedTaxType
-    ('DetailedTaxType', ('TaxRuleID', 'Amount'), (), False, (
-        (1, ((1, 'TaxRuleID', (158, 255), 1, 0),)),
-        (1, ((1, 'Amount', (59, 59), 2, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 190: boolean
+    # 183: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 191: TaxRuleType
+    # 184: sessionIDType
+    ('sessionIDType', (), (), True, (
+        (1, ((3, 'value', (36, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 185: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (30, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 186: SubCertificatesType
+    ('SubCertificatesType', ('Certificate',), ('Certificate',), False, (
+        (1, ((1, 'Certificate', (71, 73), 3, 0),)),
+        (2, ((1, 'Certificate', (71, 73), 3, 1), (2, None, None, -1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+        (None, 1, 3, None, 1, 2),
+    )),
+    # 187: SupportedProvidersListType
+    ('SupportedProvidersListType', ('ProviderID',), ('ProviderID',), False, (
+        (1, ((1, 'ProviderID', (113, 207), 3, 0),)),
+        (2, ((1, 'ProviderID', (113, 207), 3, 1), (2, None, None, -1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+        (None, 1, 128, None, 1, 2),
+    )),
+    # 188: ServiceIDListType
+    ('ServiceIDListType', ('ServiceID',), ('ServiceID',), False, (
+        (1, ((1, 'ServiceID', (146, 234), 3, 0),)),
+        (2, ((1, 'ServiceID', (146, 234), 3, 1), (2, None, None, -1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+        (None, 1, 16, None, 1, 2),
+    )),
+    # 189: tpm_EncryptedPrivateKeyType
+    ('tpm_EncryptedPrivateKeyType', (), (), True, (
+        (1, ((3, 'value', (37, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 190: short
+    ('short', (), (), True, (
+        (1, ((3, 'value', (13, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 191: unsignedShort
+    ('unsignedShort', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 192: unsignedShort
+    ('unsignedShort', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 193: DetailedTaxType
+    ('DetailedTaxType', ('TaxRuleID', 'Amount'), (), False, (
+        (1, ((1, 'TaxRuleID', (162, 255), 1, 0),)),
+        (1, ((1, 'Amount', (59, 59), 2, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 194: boolean
+    ('boolean', (), (), True, (
+        (1, ((3, 'value', (3, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 195: TaxRuleType
     ('TaxRuleType', ('TaxRuleID', 'TaxRuleName', 'TaxRate', 'TaxIncludedInPrice', 'AppliesToEnergyFee', 'AppliesToParkingFee', 'AppliesToOverstayFee', 'AppliesMinimumMaximumCost'), (), False, (
-        (1, ((1, 'TaxRuleID', (158, 254), 1, 0),)),
-        (2, ((1, 'TaxRuleName', (110, 256), 2, 0), (1, 'TaxRate', (59, 252), 3, 0))),
+        (1, ((1, 'TaxRuleID', (162, 254), 1, 0),)),
+        (2, ((1, 'TaxRuleName', (113, 256), 2, 0), (1, 'TaxRate', (59, 252), 3, 0),)),
         (1, ((1, 'TaxRate', (59, 252), 3, 0),)),
-        (2, ((1, 'TaxIncludedInPrice', (190, 251), 4, 0), (1, 'AppliesToEnergyFee', (61, 61), 5, 0))),
+        (2, ((1, 'TaxIncludedInPrice', (194, 251), 4, 0), (1, 'AppliesToEnergyFee', (61, 61), 5, 0),)),
         (1, ((1, 'AppliesToEnergyFee', (61, 61), 5, 0),)),
         (1, ((1, 'AppliesToParkingFee', (63, 63), 6, 0),)),
         (1, ((1, 'AppliesToOverstayFee', (62, 62), 7, 0),)),
         (1, ((1, 'AppliesMinimumMaximumCost', (60, 60), 8, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 192: TaxRuleListType
+    # 196: TaxRuleListType
     ('TaxRuleListType', ('TaxRule',), ('TaxRule',), False, (
-        (1, ((1, 'TaxRule', (191, 253), 3, 0),)),
-        (2, ((1, 'TaxRule', (191, 253), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'TaxRule', (195, 253), 3, 0),)),
+        (2, ((1, 'TaxRule', (195, 253), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 10, None, 1, 2),
     )),
-    # 193: unsignedLong
+    # 197: TimeAnchor (relaxed fragment grammar)
+    ('TimeAnchor (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', '{urn:iso:std:iso:15118:-20:CommonMessages}Id', 'MimeType', 'Name', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (9, ((0, 'Algorithm', (0, 281), 0, 0), (0, 'Encoding', (0, 283), 0, 0), (0, 'Id', (0, 282), 0, 0), (0, '{urn:iso:std:iso:15118:-20:CommonMessages}Id', (0, 288), 0, 0), (0, 'MimeType', (0, 284), 0, 0), (0, 'Name', (12, 289), 0, 0), (0, 'Target', (0, 287), 0, 0), (0, 'Type', (0, 285), 0, 0), (0, 'URI', (0, 286), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 282), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (9, (*(((4, None, None, 1, 0),) * 282), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 198: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (6, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 194: unsignedLong
+    # 199: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (6, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 195: short
+    # 200: short
     ('short', (), (), True, (
-        (1, ((3, 'value', (12, -1), 1, 0),)),
+        (1, ((3, 'value', (13, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 196: short
+    # 201: short
     ('short', (), (), True, (
-        (1, ((3, 'value', (12, -1), 1, 0),)),
+        (1, ((3, 'value', (13, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 197: short
+    # 202: short
     ('short', (), (), True, (
-        (1, ((3, 'value', (12, -1), 1, 0),)),
+        (1, ((3, 'value', (13, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 198: x448_EncryptedPrivateKeyType
+    # 203: x448_EncryptedPrivateKeyType
     ('x448_EncryptedPrivateKeyType', (), (), True, (
         (1, ((3, 'value', (38, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 199: base64Binary
+    # 204: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 200: base64Binary
+    # 205: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 201: string
+    # 206: string
     ('string', (), (), True, (
         (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 202: base64Binary
+    # 207: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 203: integer
+    # 208: integer
     ('integer', (), (), True, (
         (1, ((3, 'value', (24, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 204: string
+    # 209: string
     ('string', (), (), True, (
         (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 205: string
+    # 210: string
     ('string', (), (), True, (
         (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 206: boolean
+    # 211: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 207: byte
+    # 212: byte
     ('byte', (), (), True, (
         (1, ((3, 'value', (22, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 208: int
+    # 213: int
     ('int', (), (), True, (
         (1, ((3, 'value', (39, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 209: short
+    # 214: short
     ('short', (), (), True, (
-        (1, ((3, 'value', (12, -1), 1, 0),)),
+        (1, ((3, 'value', (13, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 210: base64Binary
+    # 215: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 211: base64Binary
+    # 216: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 212: unsignedLong
+    # 217: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (6, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 213: unsignedInt
+    # 218: unsignedInt
     ('unsignedInt', (), (), True, (
         (1, ((3, 'value', (30, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 214: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (30, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 215: unsignedLong
-    ('unsignedLong', (), (), True, (
-        (1, ((3, 'value', (6, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 216: unsignedLong
-    ('unsignedLong', (), (), True, (
-        (1, ((3, 'value', (6, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 217: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (30, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 218: unsignedLong
-    ('unsignedLong', (), (), True, (
-        (1, ((3, 'value', (6, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 219: unsignedInt
@@ -1450,9 +1450,9 @@ GRAMMARS = (
         (1, ((3, 'value', (30, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 220: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (30, -1), 1, 0),)),
+    # 220: unsignedLong
+    ('unsignedLong', (), (), True, (
+        (1, ((3, 'value', (6, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 221: unsignedLong
@@ -1465,12 +1465,37 @@ GRAMMARS = (
         (1, ((3, 'value', (30, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 223: unsignedInt
+    # 223: unsignedLong
+    ('unsignedLong', (), (), True, (
+        (1, ((3, 'value', (6, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 224: unsignedInt
     ('unsignedInt', (), (), True, (
         (1, ((3, 'value', (30, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 224: unsignedInt
+    # 225: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (30, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 226: unsignedLong
+    ('unsignedLong', (), (), True, (
+        (1, ((3, 'value', (6, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 227: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (30, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 228: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (30, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 229: unsignedInt
     ('unsignedInt', (), (), True, (
         (1, ((3, 'value', (30, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),

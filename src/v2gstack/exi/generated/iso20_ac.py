@@ -23,185 +23,185 @@ TYPES = (
     ('uint', 1, 4294967295),
 )
 DOCUMENT = (6, (('AC_CPDReqEnergyTransferMode', 0, 0), ('AC_CPDResEnergyTransferMode', 1, 1), ('AC_ChargeLoopReq', 2, 2), ('AC_ChargeLoopRes', 3, 3), ('AC_ChargeParameterDiscoveryReq', 4, 4), ('AC_ChargeParameterDiscoveryRes', 5, 5), ('BPT_AC_CPDReqEnergyTransferMode', 6, 6), ('BPT_AC_CPDResEnergyTransferMode', 7, 7), ('BPT_Dynamic_AC_CLReqControlMode', 8, 8), ('BPT_Dynamic_AC_CLResControlMode', 9, 9), ('BPT_Scheduled_AC_CLReqControlMode', 10, 10), ('BPT_Scheduled_AC_CLResControlMode', 11, 11), ('CLReqControlMode', 12, 12), ('CLResControlMode', 13, 13), ('CanonicalizationMethod', 14, 14), ('DSAKeyValue', 15, 15), ('DigestMethod', 16, 16), ('DigestValue', 17, 17), ('Dynamic_AC_CLReqControlMode', 18, 18), ('Dynamic_AC_CLResControlMode', 19, 19), ('KeyInfo', 20, 20), ('KeyName', 21, 21), ('KeyValue', 22, 22), ('Manifest', 23, 23), ('MgmtData', 24, 24), ('Object', 25, 25), ('PGPData', 26, 26), ('RSAKeyValue', 27, 27), ('Reference', 28, 28), ('RetrievalMethod', 29, 29), ('SPKIData', 30, 30), ('Scheduled_AC_CLReqControlMode', 31, 31), ('Scheduled_AC_CLResControlMode', 32, 32), ('Signature', 33, 33), ('SignatureMethod', 34, 34), ('SignatureProperties', 35, 35), ('SignatureProperty', 36, 36), ('SignatureValue', 37, 37), ('SignedInfo', 38, 38), ('Transform', 39, 39), ('Transforms', 40, 40), ('X509Data', 41, 41)))
-FRAGMENT = (8, (('AC_CPDReqEnergyTransferMode', 0, 0), ('AC_CPDResEnergyTransferMode', 1, 1), ('AC_ChargeLoopReq', 2, 2), ('AC_ChargeLoopRes', 3, 3), ('AC_ChargeParameterDiscoveryReq', 4, 4), ('AC_ChargeParameterDiscoveryRes', 5, 5), ('AckMaxDelay', 42, 42), ('AdditionalServicesCosts', 43, 43), ('Amount', 44, 44), ('BPT_AC_CPDReqEnergyTransferMode', 6, 6), ('BPT_AC_CPDResEnergyTransferMode', 7, 7), ('BPT_DischargedEnergyReadingWh', 45, 45), ('BPT_Dynamic_AC_CLReqControlMode', 8, 8), ('BPT_Dynamic_AC_CLResControlMode', 9, 9), ('BPT_InductiveEnergyReadingVARh', 46, 46), ('BPT_Scheduled_AC_CLReqControlMode', 10, 10), ('BPT_Scheduled_AC_CLResControlMode', 11, 11), ('BatteryEnergyCapacity', 44, 47), ('CLReqControlMode', 12, 12), ('CLResControlMode', 13, 13), ('CanonicalizationMethod', 14, 14), ('CapacitiveEnergyReadingVARh', 47, 48), ('ChargedEnergyReadingWh', 48, 49), ('ChargingComplete', 49, 50), ('CostPerUnit', 44, 51), ('DSAKeyValue', 15, 15), ('DepartureTime', -1, 52), ('DigestMethod', 16, 16), ('DigestValue', 17, 17), ('DisplayParameters', 50, 53), ('Dynamic_AC_CLReqControlMode', 18, 18), ('Dynamic_AC_CLResControlMode', 19, 19), ('EVMaximumChargePower', 44, 54), ('EVMaximumChargePower_L2', 44, 55), ('EVMaximumChargePower_L3', 44, 56), ('EVMaximumDischargePower', 44, 57), ('EVMaximumDischargePower_L2', 44, 58), ('EVMaximumDischargePower_L3', 44, 59), ('EVMaximumEnergyRequest', 44, 60), ('EVMaximumV2XEnergyRequest', 44, 61), ('EVMinimumChargePower', 44, 62), ('EVMinimumChargePower_L2', 44, 63), ('EVMinimumChargePower_L3', 44, 64), ('EVMinimumDischargePower', 44, 65), ('EVMinimumDischargePower_L2', 44, 66), ('EVMinimumDischargePower_L3', 44, 67), ('EVMinimumEnergyRequest', 44, 68), ('EVMinimumV2XEnergyRequest', 44, 69), ('EVPresentActivePower', 44, 70), ('EVPresentActivePower_L2', 44, 71), ('EVPresentActivePower_L3', 44, 72), ('EVPresentReactivePower', 44, 73), ('EVPresentReactivePower_L2', 44, 74), ('EVPresentReactivePower_L3', 44, 75), ('EVSEMaximumChargePower', 44, 76), ('EVSEMaximumChargePower_L2', 44, 77), ('EVSEMaximumChargePower_L3', 44, 78), ('EVSEMaximumDischargePower', 44, 79), ('EVSEMaximumDischargePower_L2', 44, 80), ('EVSEMaximumDischargePower_L3', 44, 81), ('EVSEMinimumChargePower', 44, 82), ('EVSEMinimumChargePower_L2', 44, 83), ('EVSEMinimumChargePower_L3', 44, 84), ('EVSEMinimumDischargePower', 44, 85), ('EVSEMinimumDischargePower_L2', 44, 86), ('EVSEMinimumDischargePower_L3', 44, 87), ('EVSENominalFrequency', 44, 88), ('EVSENotification', 51, 89), ('EVSEPowerRampLimitation', 44, 90), ('EVSEPresentActivePower', 44, 91), ('EVSEPresentActivePower_L2', 44, 92), ('EVSEPresentActivePower_L3', 44, 93), ('EVSEStatus', 52, 94), ('EVSETargetActivePower', 44, 95), ('EVSETargetActivePower_L2', 44, 96), ('EVSETargetActivePower_L3', 44, 97), ('EVSETargetFrequency', 44, 98), ('EVSETargetReactivePower', 44, 99), ('EVSETargetReactivePower_L2', 44, 100), ('EVSETargetReactivePower_L3', 44, 101), ('EVTargetEnergyRequest', 44, 102), ('EnergyCosts', 43, 103), ('Exponent', 53, 104), ('Exponent', 54, 105), ('G', 53, 106), ('HMACOutputLength', 55, 107), ('Header', 56, 108), ('InletHot', 57, 109), ('J', 53, 110), ('KeyInfo', 20, 20), ('KeyName', 21, 21), ('KeyValue', 22, 22), ('Manifest', 23, 23), ('MaximumPowerAsymmetry', 44, 111), ('MaximumSOC', 58, 112), ('MeterID', 59, 113), ('MeterInfo', 60, 114), ('MeterInfoRequested', 61, 115), ('MeterSignature', 62, 116), ('MeterStatus', 63, 117), ('MeterTimestamp', 64, 118), ('MgmtData', 24, 24), ('MinimumSOC', 58, 119), ('Modulus', 53, 120), ('NotificationMaxDelay', 65, 121), ('Object', 25, 25), ('OccupancyCosts', 43, 122), ('OverstayCosts', 43, 123), ('P', 53, 124), ('PGPData', 26, 26), ('PGPKeyID', 66, 125), ('PGPKeyPacket', -1, 126), ('PgenCounter', 53, 127), ('PresentSOC', 58, 128), ('Q', 53, 129), ('RSAKeyValue', 27, 27), ('Receipt', 67, 130), ('Reference', 28, 28), ('RemainingTimeToMaximumSOC', 68, 131), ('RemainingTimeToMinimumSOC', 69, 132), ('RemainingTimeToTargetSOC', 70, 133), ('ResponseCode', 71, 134), ('RetrievalMethod', 29, 29), ('RootCertificateID', 72, 135), ('SPKIData', 30, 30), ('SPKISexp', 73, 136), ('Scheduled_AC_CLReqControlMode', 31, 31), ('Scheduled_AC_CLResControlMode', 32, 32), ('Seed', 53, 137), ('SessionID', 74, 138), ('Signature', 33, 33), ('SignatureMethod', 34, 34), ('SignatureProperties', 35, 35), ('SignatureProperty', 36, 36), ('SignatureValue', 37, 37), ('SignedInfo', 38, 38), ('TargetSOC', 58, 139), ('TaxCosts', 75, 140), ('TaxRuleID', 76, 141), ('TimeAnchor', 77, 142), ('TimeStamp', 78, 143), ('Transform', 39, 39), ('Transforms', 40, 40), ('Value', 79, 144), ('X509CRL', 80, 145), ('X509Certificate', 81, 146), ('X509Data', 41, 41), ('X509IssuerName', 82, 147), ('X509IssuerSerial', 72, 148), ('X509SKI', 83, 149), ('X509SerialNumber', 84, 150), ('X509SubjectName', 85, 151), ('XPath', 86, 152), ('Y', 53, 153)))
+FRAGMENT = (8, (('AC_CPDReqEnergyTransferMode', 0, 0), ('AC_CPDResEnergyTransferMode', 1, 1), ('AC_ChargeLoopReq', 2, 2), ('AC_ChargeLoopRes', 3, 3), ('AC_ChargeParameterDiscoveryReq', 4, 4), ('AC_ChargeParameterDiscoveryRes', 5, 5), ('AckMaxDelay', 42, 42), ('AdditionalServicesCosts', 43, 43), ('Amount', 44, 44), ('BPT_AC_CPDReqEnergyTransferMode', 6, 6), ('BPT_AC_CPDResEnergyTransferMode', 7, 7), ('BPT_DischargedEnergyReadingWh', 45, 45), ('BPT_Dynamic_AC_CLReqControlMode', 8, 8), ('BPT_Dynamic_AC_CLResControlMode', 9, 9), ('BPT_InductiveEnergyReadingVARh', 46, 46), ('BPT_Scheduled_AC_CLReqControlMode', 10, 10), ('BPT_Scheduled_AC_CLResControlMode', 11, 11), ('BatteryEnergyCapacity', 44, 47), ('CLReqControlMode', 12, 12), ('CLResControlMode', 13, 13), ('CanonicalizationMethod', 14, 14), ('CapacitiveEnergyReadingVARh', 47, 48), ('ChargedEnergyReadingWh', 48, 49), ('ChargingComplete', 49, 50), ('CostPerUnit', 44, 51), ('DSAKeyValue', 15, 15), ('DepartureTime', 50, 52), ('DigestMethod', 16, 16), ('DigestValue', 17, 17), ('DisplayParameters', 51, 53), ('Dynamic_AC_CLReqControlMode', 18, 18), ('Dynamic_AC_CLResControlMode', 19, 19), ('EVMaximumChargePower', 44, 54), ('EVMaximumChargePower_L2', 44, 55), ('EVMaximumChargePower_L3', 44, 56), ('EVMaximumDischargePower', 44, 57), ('EVMaximumDischargePower_L2', 44, 58), ('EVMaximumDischargePower_L3', 44, 59), ('EVMaximumEnergyRequest', 44, 60), ('EVMaximumV2XEnergyRequest', 44, 61), ('EVMinimumChargePower', 44, 62), ('EVMinimumChargePower_L2', 44, 63), ('EVMinimumChargePower_L3', 44, 64), ('EVMinimumDischargePower', 44, 65), ('EVMinimumDischargePower_L2', 44, 66), ('EVMinimumDischargePower_L3', 44, 67), ('EVMinimumEnergyRequest', 44, 68), ('EVMinimumV2XEnergyRequest', 44, 69), ('EVPresentActivePower', 44, 70), ('EVPresentActivePower_L2', 44, 71), ('EVPresentActivePower_L3', 44, 72), ('EVPresentReactivePower', 44, 73), ('EVPresentReactivePower_L2', 44, 74), ('EVPresentReactivePower_L3', 44, 75), ('EVSEMaximumChargePower', 44, 76), ('EVSEMaximumChargePower_L2', 44, 77), ('EVSEMaximumChargePower_L3', 44, 78), ('EVSEMaximumDischargePower', 44, 79), ('EVSEMaximumDischargePower_L2', 44, 80), ('EVSEMaximumDischargePower_L3', 44, 81), ('EVSEMinimumChargePower', 44, 82), ('EVSEMinimumChargePower_L2', 44, 83), ('EVSEMinimumChargePower_L3', 44, 84), ('EVSEMinimumDischargePower', 44, 85), ('EVSEMinimumDischargePower_L2', 44, 86), ('EVSEMinimumDischargePower_L3', 44, 87), ('EVSENominalFrequency', 44, 88), ('EVSENotification', 52, 89), ('EVSEPowerRampLimitation', 44, 90), ('EVSEPresentActivePower', 44, 91), ('EVSEPresentActivePower_L2', 44, 92), ('EVSEPresentActivePower_L3', 44, 93), ('EVSEStatus', 53, 94), ('EVSETargetActivePower', 44, 95), ('EVSETargetActivePower_L2', 44, 96), ('EVSETargetActivePower_L3', 44, 97), ('EVSETargetFrequency', 44, 98), ('EVSETargetReactivePower', 44, 99), ('EVSETargetReactivePower_L2', 44, 100), ('EVSETargetReactivePower_L3', 44, 101), ('EVTargetEnergyRequest', 44, 102), ('EnergyCosts', 43, 103), ('Exponent', 54, 104), ('Exponent', 55, 105), ('G', 54, 106), ('HMACOutputLength', 56, 107), ('Header', 57, 108), ('InletHot', 58, 109), ('J', 54, 110), ('KeyInfo', 20, 20), ('KeyName', 21, 21), ('KeyValue', 22, 22), ('Manifest', 23, 23), ('MaximumPowerAsymmetry', 44, 111), ('MaximumSOC', 59, 112), ('MeterID', 60, 113), ('MeterInfo', 61, 114), ('MeterInfoRequested', 62, 115), ('MeterSignature', 63, 116), ('MeterStatus', 64, 117), ('MeterTimestamp', 65, 118), ('MgmtData', 24, 24), ('MinimumSOC', 59, 119), ('Modulus', 54, 120), ('NotificationMaxDelay', 66, 121), ('Object', 25, 25), ('OccupancyCosts', 43, 122), ('OverstayCosts', 43, 123), ('P', 54, 124), ('PGPData', 26, 26), ('PGPKeyID', 67, 125), ('PGPKeyPacket', 68, 126), ('PgenCounter', 54, 127), ('PresentSOC', 59, 128), ('Q', 54, 129), ('RSAKeyValue', 27, 27), ('Receipt', 69, 130), ('Reference', 28, 28), ('RemainingTimeToMaximumSOC', 70, 131), ('RemainingTimeToMinimumSOC', 71, 132), ('RemainingTimeToTargetSOC', 72, 133), ('ResponseCode', 73, 134), ('RetrievalMethod', 29, 29), ('RootCertificateID', 74, 135), ('SPKIData', 30, 30), ('SPKISexp', 75, 136), ('Scheduled_AC_CLReqControlMode', 31, 31), ('Scheduled_AC_CLResControlMode', 32, 32), ('Seed', 54, 137), ('SessionID', 76, 138), ('Signature', 33, 33), ('SignatureMethod', 34, 34), ('SignatureProperties', 35, 35), ('SignatureProperty', 36, 36), ('SignatureValue', 37, 37), ('SignedInfo', 38, 38), ('TargetSOC', 59, 139), ('TaxCosts', 77, 140), ('TaxRuleID', 78, 141), ('TimeAnchor', 79, 142), ('TimeStamp', 80, 143), ('Transform', 39, 39), ('Transforms', 40, 40), ('Value', 81, 144), ('X509CRL', 82, 145), ('X509Certificate', 83, 146), ('X509Data', 41, 41), ('X509IssuerName', 84, 147), ('X509IssuerSerial', 74, 148), ('X509SKI', 85, 149), ('X509SerialNumber', 86, 150), ('X509SubjectName', 87, 151), ('XPath', 88, 152), ('Y', 54, 153)))
 GRAMMARS = (
     # 0: AC_CPDReqEnergyTransferModeType
     ('AC_CPDReqEnergyTransferModeType', ('EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3'), (), False, (
         (1, ((1, 'EVMaximumChargePower', (44, 54), 1, 0),)),
-        (2, ((1, 'EVMaximumChargePower_L2', (44, 55), 2, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 3, 0), (1, 'EVMinimumChargePower', (44, 62), 4, 0))),
-        (2, ((1, 'EVMaximumChargePower_L3', (44, 56), 3, 0), (1, 'EVMinimumChargePower', (44, 62), 4, 0))),
+        (2, ((1, 'EVMaximumChargePower_L2', (44, 55), 2, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 3, 0), (1, 'EVMinimumChargePower', (44, 62), 4, 0),)),
+        (2, ((1, 'EVMaximumChargePower_L3', (44, 56), 3, 0), (1, 'EVMinimumChargePower', (44, 62), 4, 0),)),
         (1, ((1, 'EVMinimumChargePower', (44, 62), 4, 0),)),
-        (2, ((1, 'EVMinimumChargePower_L2', (44, 63), 5, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVMinimumChargePower_L3', (44, 64), 6, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'EVMinimumChargePower_L2', (44, 63), 5, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVMinimumChargePower_L3', (44, 64), 6, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 1: AC_CPDResEnergyTransferModeType
     ('AC_CPDResEnergyTransferModeType', ('EVSEMaximumChargePower', 'EVSEMaximumChargePower_L2', 'EVSEMaximumChargePower_L3', 'EVSEMinimumChargePower', 'EVSEMinimumChargePower_L2', 'EVSEMinimumChargePower_L3', 'EVSENominalFrequency', 'MaximumPowerAsymmetry', 'EVSEPowerRampLimitation', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3'), (), False, (
         (1, ((1, 'EVSEMaximumChargePower', (44, 76), 1, 0),)),
-        (2, ((1, 'EVSEMaximumChargePower_L2', (44, 77), 2, 0), (1, 'EVSEMaximumChargePower_L3', (44, 78), 3, 0), (1, 'EVSEMinimumChargePower', (44, 82), 4, 0))),
-        (2, ((1, 'EVSEMaximumChargePower_L3', (44, 78), 3, 0), (1, 'EVSEMinimumChargePower', (44, 82), 4, 0))),
+        (2, ((1, 'EVSEMaximumChargePower_L2', (44, 77), 2, 0), (1, 'EVSEMaximumChargePower_L3', (44, 78), 3, 0), (1, 'EVSEMinimumChargePower', (44, 82), 4, 0),)),
+        (2, ((1, 'EVSEMaximumChargePower_L3', (44, 78), 3, 0), (1, 'EVSEMinimumChargePower', (44, 82), 4, 0),)),
         (1, ((1, 'EVSEMinimumChargePower', (44, 82), 4, 0),)),
-        (2, ((1, 'EVSEMinimumChargePower_L2', (44, 83), 5, 0), (1, 'EVSEMinimumChargePower_L3', (44, 84), 6, 0), (1, 'EVSENominalFrequency', (44, 88), 7, 0))),
-        (2, ((1, 'EVSEMinimumChargePower_L3', (44, 84), 6, 0), (1, 'EVSENominalFrequency', (44, 88), 7, 0))),
+        (2, ((1, 'EVSEMinimumChargePower_L2', (44, 83), 5, 0), (1, 'EVSEMinimumChargePower_L3', (44, 84), 6, 0), (1, 'EVSENominalFrequency', (44, 88), 7, 0),)),
+        (2, ((1, 'EVSEMinimumChargePower_L3', (44, 84), 6, 0), (1, 'EVSENominalFrequency', (44, 88), 7, 0),)),
         (1, ((1, 'EVSENominalFrequency', (44, 88), 7, 0),)),
-        (3, ((1, 'MaximumPowerAsymmetry', (44, 111), 8, 0), (1, 'EVSEPowerRampLimitation', (44, 90), 9, 0), (1, 'EVSEPresentActivePower', (44, 91), 10, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSEPowerRampLimitation', (44, 90), 9, 0), (1, 'EVSEPresentActivePower', (44, 91), 10, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSEPresentActivePower', (44, 91), 10, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'MaximumPowerAsymmetry', (44, 111), 8, 0), (1, 'EVSEPowerRampLimitation', (44, 90), 9, 0), (1, 'EVSEPresentActivePower', (44, 91), 10, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSEPowerRampLimitation', (44, 90), 9, 0), (1, 'EVSEPresentActivePower', (44, 91), 10, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSEPresentActivePower', (44, 91), 10, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 2: AC_ChargeLoopReqType
     ('AC_ChargeLoopReqType', ('Header', 'DisplayParameters', 'MeterInfoRequested', 'BPT_Dynamic_AC_CLReqControlMode', 'BPT_Scheduled_AC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_AC_CLReqControlMode', 'Scheduled_AC_CLReqControlMode'), (), False, (
-        (1, ((1, 'Header', (56, 108), 1, 0),)),
-        (2, ((1, 'DisplayParameters', (50, 53), 2, 0), (1, 'MeterInfoRequested', (61, 115), 3, 0))),
-        (1, ((1, 'MeterInfoRequested', (61, 115), 3, 0),)),
-        (3, ((1, 'BPT_Dynamic_AC_CLReqControlMode', (8, 8), 4, 0), (1, 'BPT_Scheduled_AC_CLReqControlMode', (10, 10), 4, 0), (1, 'CLReqControlMode', (12, 12), 4, 0), (1, 'Dynamic_AC_CLReqControlMode', (18, 18), 4, 0), (1, 'Scheduled_AC_CLReqControlMode', (31, 31), 4, 0))),
+        (1, ((1, 'Header', (57, 108), 1, 0),)),
+        (2, ((1, 'DisplayParameters', (51, 53), 2, 0), (1, 'MeterInfoRequested', (62, 115), 3, 0),)),
+        (1, ((1, 'MeterInfoRequested', (62, 115), 3, 0),)),
+        (3, ((1, 'BPT_Dynamic_AC_CLReqControlMode', (8, 8), 4, 0), (1, 'BPT_Scheduled_AC_CLReqControlMode', (10, 10), 4, 0), (1, 'CLReqControlMode', (12, 12), 4, 0), (1, 'Dynamic_AC_CLReqControlMode', (18, 18), 4, 0), (1, 'Scheduled_AC_CLReqControlMode', (31, 31), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 3: AC_ChargeLoopResType
     ('AC_ChargeLoopResType', ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', 'EVSETargetFrequency', 'BPT_Dynamic_AC_CLResControlMode', 'BPT_Scheduled_AC_CLResControlMode', 'CLResControlMode', 'Dynamic_AC_CLResControlMode', 'Scheduled_AC_CLResControlMode'), (), False, (
-        (1, ((1, 'Header', (56, 108), 1, 0),)),
-        (1, ((1, 'ResponseCode', (71, 134), 2, 0),)),
-        (4, ((1, 'EVSEStatus', (52, 94), 3, 0), (1, 'MeterInfo', (60, 114), 4, 0), (1, 'Receipt', (67, 130), 5, 0), (1, 'EVSETargetFrequency', (44, 98), 6, 0), (1, 'BPT_Dynamic_AC_CLResControlMode', (9, 9), 7, 0), (1, 'BPT_Scheduled_AC_CLResControlMode', (11, 11), 7, 0), (1, 'CLResControlMode', (13, 13), 7, 0), (1, 'Dynamic_AC_CLResControlMode', (19, 19), 7, 0), (1, 'Scheduled_AC_CLResControlMode', (32, 32), 7, 0))),
-        (4, ((1, 'MeterInfo', (60, 114), 4, 0), (1, 'Receipt', (67, 130), 5, 0), (1, 'EVSETargetFrequency', (44, 98), 6, 0), (1, 'BPT_Dynamic_AC_CLResControlMode', (9, 9), 7, 0), (1, 'BPT_Scheduled_AC_CLResControlMode', (11, 11), 7, 0), (1, 'CLResControlMode', (13, 13), 7, 0), (1, 'Dynamic_AC_CLResControlMode', (19, 19), 7, 0), (1, 'Scheduled_AC_CLResControlMode', (32, 32), 7, 0))),
-        (3, ((1, 'Receipt', (67, 130), 5, 0), (1, 'EVSETargetFrequency', (44, 98), 6, 0), (1, 'BPT_Dynamic_AC_CLResControlMode', (9, 9), 7, 0), (1, 'BPT_Scheduled_AC_CLResControlMode', (11, 11), 7, 0), (1, 'CLResControlMode', (13, 13), 7, 0), (1, 'Dynamic_AC_CLResControlMode', (19, 19), 7, 0), (1, 'Scheduled_AC_CLResControlMode', (32, 32), 7, 0))),
-        (3, ((1, 'EVSETargetFrequency', (44, 98), 6, 0), (1, 'BPT_Dynamic_AC_CLResControlMode', (9, 9), 7, 0), (1, 'BPT_Scheduled_AC_CLResControlMode', (11, 11), 7, 0), (1, 'CLResControlMode', (13, 13), 7, 0), (1, 'Dynamic_AC_CLResControlMode', (19, 19), 7, 0), (1, 'Scheduled_AC_CLResControlMode', (32, 32), 7, 0))),
-        (3, ((1, 'BPT_Dynamic_AC_CLResControlMode', (9, 9), 7, 0), (1, 'BPT_Scheduled_AC_CLResControlMode', (11, 11), 7, 0), (1, 'CLResControlMode', (13, 13), 7, 0), (1, 'Dynamic_AC_CLResControlMode', (19, 19), 7, 0), (1, 'Scheduled_AC_CLResControlMode', (32, 32), 7, 0))),
+        (1, ((1, 'Header', (57, 108), 1, 0),)),
+        (1, ((1, 'ResponseCode', (73, 134), 2, 0),)),
+        (4, ((1, 'EVSEStatus', (53, 94), 3, 0), (1, 'MeterInfo', (61, 114), 4, 0), (1, 'Receipt', (69, 130), 5, 0), (1, 'EVSETargetFrequency', (44, 98), 6, 0), (1, 'BPT_Dynamic_AC_CLResControlMode', (9, 9), 7, 0), (1, 'BPT_Scheduled_AC_CLResControlMode', (11, 11), 7, 0), (1, 'CLResControlMode', (13, 13), 7, 0), (1, 'Dynamic_AC_CLResControlMode', (19, 19), 7, 0), (1, 'Scheduled_AC_CLResControlMode', (32, 32), 7, 0),)),
+        (4, ((1, 'MeterInfo', (61, 114), 4, 0), (1, 'Receipt', (69, 130), 5, 0), (1, 'EVSETargetFrequency', (44, 98), 6, 0), (1, 'BPT_Dynamic_AC_CLResControlMode', (9, 9), 7, 0), (1, 'BPT_Scheduled_AC_CLResControlMode', (11, 11), 7, 0), (1, 'CLResControlMode', (13, 13), 7, 0), (1, 'Dynamic_AC_CLResControlMode', (19, 19), 7, 0), (1, 'Scheduled_AC_CLResControlMode', (32, 32), 7, 0),)),
+        (3, ((1, 'Receipt', (69, 130), 5, 0), (1, 'EVSETargetFrequency', (44, 98), 6, 0), (1, 'BPT_Dynamic_AC_CLResControlMode', (9, 9), 7, 0), (1, 'BPT_Scheduled_AC_CLResControlMode', (11, 11), 7, 0), (1, 'CLResControlMode', (13, 13), 7, 0), (1, 'Dynamic_AC_CLResControlMode', (19, 19), 7, 0), (1, 'Scheduled_AC_CLResControlMode', (32, 32), 7, 0),)),
+        (3, ((1, 'EVSETargetFrequency', (44, 98), 6, 0), (1, 'BPT_Dynamic_AC_CLResControlMode', (9, 9), 7, 0), (1, 'BPT_Scheduled_AC_CLResControlMode', (11, 11), 7, 0), (1, 'CLResControlMode', (13, 13), 7, 0), (1, 'Dynamic_AC_CLResControlMode', (19, 19), 7, 0), (1, 'Scheduled_AC_CLResControlMode', (32, 32), 7, 0),)),
+        (3, ((1, 'BPT_Dynamic_AC_CLResControlMode', (9, 9), 7, 0), (1, 'BPT_Scheduled_AC_CLResControlMode', (11, 11), 7, 0), (1, 'CLResControlMode', (13, 13), 7, 0), (1, 'Dynamic_AC_CLResControlMode', (19, 19), 7, 0), (1, 'Scheduled_AC_CLResControlMode', (32, 32), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 4: AC_ChargeParameterDiscoveryReqType
     ('AC_ChargeParameterDiscoveryReqType', ('Header', 'AC_CPDReqEnergyTransferMode', 'BPT_AC_CPDReqEnergyTransferMode'), (), False, (
-        (1, ((1, 'Header', (56, 108), 1, 0),)),
-        (2, ((1, 'AC_CPDReqEnergyTransferMode', (0, 0), 2, 0), (1, 'BPT_AC_CPDReqEnergyTransferMode', (6, 6), 2, 0))),
+        (1, ((1, 'Header', (57, 108), 1, 0),)),
+        (2, ((1, 'AC_CPDReqEnergyTransferMode', (0, 0), 2, 0), (1, 'BPT_AC_CPDReqEnergyTransferMode', (6, 6), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 5: AC_ChargeParameterDiscoveryResType
     ('AC_ChargeParameterDiscoveryResType', ('Header', 'ResponseCode', 'AC_CPDResEnergyTransferMode', 'BPT_AC_CPDResEnergyTransferMode'), (), False, (
-        (1, ((1, 'Header', (56, 108), 1, 0),)),
-        (1, ((1, 'ResponseCode', (71, 134), 2, 0),)),
-        (2, ((1, 'AC_CPDResEnergyTransferMode', (1, 1), 3, 0), (1, 'BPT_AC_CPDResEnergyTransferMode', (7, 7), 3, 0))),
+        (1, ((1, 'Header', (57, 108), 1, 0),)),
+        (1, ((1, 'ResponseCode', (73, 134), 2, 0),)),
+        (2, ((1, 'AC_CPDResEnergyTransferMode', (1, 1), 3, 0), (1, 'BPT_AC_CPDResEnergyTransferMode', (7, 7), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 6: BPT_AC_CPDReqEnergyTransferModeType
     ('BPT_AC_CPDReqEnergyTransferModeType', ('EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVMaximumDischargePower', 'EVMaximumDischargePower_L2', 'EVMaximumDischargePower_L3', 'EVMinimumDischargePower', 'EVMinimumDischargePower_L2', 'EVMinimumDischargePower_L3'), (), False, (
         (1, ((1, 'EVMaximumChargePower', (44, 54), 1, 0),)),
-        (2, ((1, 'EVMaximumChargePower_L2', (44, 55), 2, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 3, 0), (1, 'EVMinimumChargePower', (44, 62), 4, 0))),
-        (2, ((1, 'EVMaximumChargePower_L3', (44, 56), 3, 0), (1, 'EVMinimumChargePower', (44, 62), 4, 0))),
+        (2, ((1, 'EVMaximumChargePower_L2', (44, 55), 2, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 3, 0), (1, 'EVMinimumChargePower', (44, 62), 4, 0),)),
+        (2, ((1, 'EVMaximumChargePower_L3', (44, 56), 3, 0), (1, 'EVMinimumChargePower', (44, 62), 4, 0),)),
         (1, ((1, 'EVMinimumChargePower', (44, 62), 4, 0),)),
-        (2, ((1, 'EVMinimumChargePower_L2', (44, 63), 5, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 6, 0), (1, 'EVMaximumDischargePower', (44, 57), 7, 0))),
-        (2, ((1, 'EVMinimumChargePower_L3', (44, 64), 6, 0), (1, 'EVMaximumDischargePower', (44, 57), 7, 0))),
+        (2, ((1, 'EVMinimumChargePower_L2', (44, 63), 5, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 6, 0), (1, 'EVMaximumDischargePower', (44, 57), 7, 0),)),
+        (2, ((1, 'EVMinimumChargePower_L3', (44, 64), 6, 0), (1, 'EVMaximumDischargePower', (44, 57), 7, 0),)),
         (1, ((1, 'EVMaximumDischargePower', (44, 57), 7, 0),)),
-        (2, ((1, 'EVMaximumDischargePower_L2', (44, 58), 8, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 9, 0), (1, 'EVMinimumDischargePower', (44, 65), 10, 0))),
-        (2, ((1, 'EVMaximumDischargePower_L3', (44, 59), 9, 0), (1, 'EVMinimumDischargePower', (44, 65), 10, 0))),
+        (2, ((1, 'EVMaximumDischargePower_L2', (44, 58), 8, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 9, 0), (1, 'EVMinimumDischargePower', (44, 65), 10, 0),)),
+        (2, ((1, 'EVMaximumDischargePower_L3', (44, 59), 9, 0), (1, 'EVMinimumDischargePower', (44, 65), 10, 0),)),
         (1, ((1, 'EVMinimumDischargePower', (44, 65), 10, 0),)),
-        (2, ((1, 'EVMinimumDischargePower_L2', (44, 66), 11, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 12, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVMinimumDischargePower_L3', (44, 67), 12, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'EVMinimumDischargePower_L2', (44, 66), 11, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 12, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVMinimumDischargePower_L3', (44, 67), 12, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 7: BPT_AC_CPDResEnergyTransferModeType
     ('BPT_AC_CPDResEnergyTransferModeType', ('EVSEMaximumChargePower', 'EVSEMaximumChargePower_L2', 'EVSEMaximumChargePower_L3', 'EVSEMinimumChargePower', 'EVSEMinimumChargePower_L2', 'EVSEMinimumChargePower_L3', 'EVSENominalFrequency', 'MaximumPowerAsymmetry', 'EVSEPowerRampLimitation', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3', 'EVSEMaximumDischargePower', 'EVSEMaximumDischargePower_L2', 'EVSEMaximumDischargePower_L3', 'EVSEMinimumDischargePower', 'EVSEMinimumDischargePower_L2', 'EVSEMinimumDischargePower_L3'), (), False, (
         (1, ((1, 'EVSEMaximumChargePower', (44, 76), 1, 0),)),
-        (2, ((1, 'EVSEMaximumChargePower_L2', (44, 77), 2, 0), (1, 'EVSEMaximumChargePower_L3', (44, 78), 3, 0), (1, 'EVSEMinimumChargePower', (44, 82), 4, 0))),
-        (2, ((1, 'EVSEMaximumChargePower_L3', (44, 78), 3, 0), (1, 'EVSEMinimumChargePower', (44, 82), 4, 0))),
+        (2, ((1, 'EVSEMaximumChargePower_L2', (44, 77), 2, 0), (1, 'EVSEMaximumChargePower_L3', (44, 78), 3, 0), (1, 'EVSEMinimumChargePower', (44, 82), 4, 0),)),
+        (2, ((1, 'EVSEMaximumChargePower_L3', (44, 78), 3, 0), (1, 'EVSEMinimumChargePower', (44, 82), 4, 0),)),
         (1, ((1, 'EVSEMinimumChargePower', (44, 82), 4, 0),)),
-        (2, ((1, 'EVSEMinimumChargePower_L2', (44, 83), 5, 0), (1, 'EVSEMinimumChargePower_L3', (44, 84), 6, 0), (1, 'EVSENominalFrequency', (44, 88), 7, 0))),
-        (2, ((1, 'EVSEMinimumChargePower_L3', (44, 84), 6, 0), (1, 'EVSENominalFrequency', (44, 88), 7, 0))),
+        (2, ((1, 'EVSEMinimumChargePower_L2', (44, 83), 5, 0), (1, 'EVSEMinimumChargePower_L3', (44, 84), 6, 0), (1, 'EVSENominalFrequency', (44, 88), 7, 0),)),
+        (2, ((1, 'EVSEMinimumChargePower_L3', (44, 84), 6, 0), (1, 'EVSENominalFrequency', (44, 88), 7, 0),)),
         (1, ((1, 'EVSENominalFrequency', (44, 88), 7, 0),)),
-        (3, ((1, 'MaximumPowerAsymmetry', (44, 111), 8, 0), (1, 'EVSEPowerRampLimitation', (44, 90), 9, 0), (1, 'EVSEPresentActivePower', (44, 91), 10, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (1, 'EVSEMaximumDischargePower', (44, 79), 13, 0))),
-        (3, ((1, 'EVSEPowerRampLimitation', (44, 90), 9, 0), (1, 'EVSEPresentActivePower', (44, 91), 10, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (1, 'EVSEMaximumDischargePower', (44, 79), 13, 0))),
-        (3, ((1, 'EVSEPresentActivePower', (44, 91), 10, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (1, 'EVSEMaximumDischargePower', (44, 79), 13, 0))),
-        (2, ((1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (1, 'EVSEMaximumDischargePower', (44, 79), 13, 0))),
-        (2, ((1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (1, 'EVSEMaximumDischargePower', (44, 79), 13, 0))),
+        (3, ((1, 'MaximumPowerAsymmetry', (44, 111), 8, 0), (1, 'EVSEPowerRampLimitation', (44, 90), 9, 0), (1, 'EVSEPresentActivePower', (44, 91), 10, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (1, 'EVSEMaximumDischargePower', (44, 79), 13, 0),)),
+        (3, ((1, 'EVSEPowerRampLimitation', (44, 90), 9, 0), (1, 'EVSEPresentActivePower', (44, 91), 10, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (1, 'EVSEMaximumDischargePower', (44, 79), 13, 0),)),
+        (3, ((1, 'EVSEPresentActivePower', (44, 91), 10, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (1, 'EVSEMaximumDischargePower', (44, 79), 13, 0),)),
+        (2, ((1, 'EVSEPresentActivePower_L2', (44, 92), 11, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (1, 'EVSEMaximumDischargePower', (44, 79), 13, 0),)),
+        (2, ((1, 'EVSEPresentActivePower_L3', (44, 93), 12, 0), (1, 'EVSEMaximumDischargePower', (44, 79), 13, 0),)),
         (1, ((1, 'EVSEMaximumDischargePower', (44, 79), 13, 0),)),
-        (2, ((1, 'EVSEMaximumDischargePower_L2', (44, 80), 14, 0), (1, 'EVSEMaximumDischargePower_L3', (44, 81), 15, 0), (1, 'EVSEMinimumDischargePower', (44, 85), 16, 0))),
-        (2, ((1, 'EVSEMaximumDischargePower_L3', (44, 81), 15, 0), (1, 'EVSEMinimumDischargePower', (44, 85), 16, 0))),
+        (2, ((1, 'EVSEMaximumDischargePower_L2', (44, 80), 14, 0), (1, 'EVSEMaximumDischargePower_L3', (44, 81), 15, 0), (1, 'EVSEMinimumDischargePower', (44, 85), 16, 0),)),
+        (2, ((1, 'EVSEMaximumDischargePower_L3', (44, 81), 15, 0), (1, 'EVSEMinimumDischargePower', (44, 85), 16, 0),)),
         (1, ((1, 'EVSEMinimumDischargePower', (44, 85), 16, 0),)),
-        (2, ((1, 'EVSEMinimumDischargePower_L2', (44, 86), 17, 0), (1, 'EVSEMinimumDischargePower_L3', (44, 87), 18, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEMinimumDischargePower_L3', (44, 87), 18, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'EVSEMinimumDischargePower_L2', (44, 86), 17, 0), (1, 'EVSEMinimumDischargePower_L3', (44, 87), 18, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEMinimumDischargePower_L3', (44, 87), 18, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 8: BPT_Dynamic_AC_CLReqControlModeType
     ('BPT_Dynamic_AC_CLReqControlModeType', ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3', 'EVMaximumDischargePower', 'EVMaximumDischargePower_L2', 'EVMaximumDischargePower_L3', 'EVMinimumDischargePower', 'EVMinimumDischargePower_L2', 'EVMinimumDischargePower_L3', 'EVMaximumV2XEnergyRequest', 'EVMinimumV2XEnergyRequest'), (), False, (
-        (2, ((1, 'DepartureTime', (87, 52), 1, 0), (1, 'EVTargetEnergyRequest', (44, 102), 2, 0))),
+        (2, ((1, 'DepartureTime', (89, 52), 1, 0), (1, 'EVTargetEnergyRequest', (44, 102), 2, 0),)),
         (1, ((1, 'EVTargetEnergyRequest', (44, 102), 2, 0),)),
         (1, ((1, 'EVMaximumEnergyRequest', (44, 60), 3, 0),)),
         (1, ((1, 'EVMinimumEnergyRequest', (44, 68), 4, 0),)),
         (1, ((1, 'EVMaximumChargePower', (44, 54), 5, 0),)),
-        (2, ((1, 'EVMaximumChargePower_L2', (44, 55), 6, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 7, 0), (1, 'EVMinimumChargePower', (44, 62), 8, 0))),
-        (2, ((1, 'EVMaximumChargePower_L3', (44, 56), 7, 0), (1, 'EVMinimumChargePower', (44, 62), 8, 0))),
+        (2, ((1, 'EVMaximumChargePower_L2', (44, 55), 6, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 7, 0), (1, 'EVMinimumChargePower', (44, 62), 8, 0),)),
+        (2, ((1, 'EVMaximumChargePower_L3', (44, 56), 7, 0), (1, 'EVMinimumChargePower', (44, 62), 8, 0),)),
         (1, ((1, 'EVMinimumChargePower', (44, 62), 8, 0),)),
-        (2, ((1, 'EVMinimumChargePower_L2', (44, 63), 9, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 10, 0), (1, 'EVPresentActivePower', (44, 70), 11, 0))),
-        (2, ((1, 'EVMinimumChargePower_L3', (44, 64), 10, 0), (1, 'EVPresentActivePower', (44, 70), 11, 0))),
+        (2, ((1, 'EVMinimumChargePower_L2', (44, 63), 9, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 10, 0), (1, 'EVPresentActivePower', (44, 70), 11, 0),)),
+        (2, ((1, 'EVMinimumChargePower_L3', (44, 64), 10, 0), (1, 'EVPresentActivePower', (44, 70), 11, 0),)),
         (1, ((1, 'EVPresentActivePower', (44, 70), 11, 0),)),
-        (2, ((1, 'EVPresentActivePower_L2', (44, 71), 12, 0), (1, 'EVPresentActivePower_L3', (44, 72), 13, 0), (1, 'EVPresentReactivePower', (44, 73), 14, 0))),
-        (2, ((1, 'EVPresentActivePower_L3', (44, 72), 13, 0), (1, 'EVPresentReactivePower', (44, 73), 14, 0))),
+        (2, ((1, 'EVPresentActivePower_L2', (44, 71), 12, 0), (1, 'EVPresentActivePower_L3', (44, 72), 13, 0), (1, 'EVPresentReactivePower', (44, 73), 14, 0),)),
+        (2, ((1, 'EVPresentActivePower_L3', (44, 72), 13, 0), (1, 'EVPresentReactivePower', (44, 73), 14, 0),)),
         (1, ((1, 'EVPresentReactivePower', (44, 73), 14, 0),)),
-        (2, ((1, 'EVPresentReactivePower_L2', (44, 74), 15, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 16, 0), (1, 'EVMaximumDischargePower', (44, 57), 17, 0))),
-        (2, ((1, 'EVPresentReactivePower_L3', (44, 75), 16, 0), (1, 'EVMaximumDischargePower', (44, 57), 17, 0))),
+        (2, ((1, 'EVPresentReactivePower_L2', (44, 74), 15, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 16, 0), (1, 'EVMaximumDischargePower', (44, 57), 17, 0),)),
+        (2, ((1, 'EVPresentReactivePower_L3', (44, 75), 16, 0), (1, 'EVMaximumDischargePower', (44, 57), 17, 0),)),
         (1, ((1, 'EVMaximumDischargePower', (44, 57), 17, 0),)),
-        (2, ((1, 'EVMaximumDischargePower_L2', (44, 58), 18, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 19, 0), (1, 'EVMinimumDischargePower', (44, 65), 20, 0))),
-        (2, ((1, 'EVMaximumDischargePower_L3', (44, 59), 19, 0), (1, 'EVMinimumDischargePower', (44, 65), 20, 0))),
+        (2, ((1, 'EVMaximumDischargePower_L2', (44, 58), 18, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 19, 0), (1, 'EVMinimumDischargePower', (44, 65), 20, 0),)),
+        (2, ((1, 'EVMaximumDischargePower_L3', (44, 59), 19, 0), (1, 'EVMinimumDischargePower', (44, 65), 20, 0),)),
         (1, ((1, 'EVMinimumDischargePower', (44, 65), 20, 0),)),
-        (3, ((1, 'EVMinimumDischargePower_L2', (44, 66), 21, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 22, 0), (1, 'EVMaximumV2XEnergyRequest', (44, 61), 23, 0), (1, 'EVMinimumV2XEnergyRequest', (44, 69), 24, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVMinimumDischargePower_L3', (44, 67), 22, 0), (1, 'EVMaximumV2XEnergyRequest', (44, 61), 23, 0), (1, 'EVMinimumV2XEnergyRequest', (44, 69), 24, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVMaximumV2XEnergyRequest', (44, 61), 23, 0), (1, 'EVMinimumV2XEnergyRequest', (44, 69), 24, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVMinimumV2XEnergyRequest', (44, 69), 24, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'EVMinimumDischargePower_L2', (44, 66), 21, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 22, 0), (1, 'EVMaximumV2XEnergyRequest', (44, 61), 23, 0), (1, 'EVMinimumV2XEnergyRequest', (44, 69), 24, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVMinimumDischargePower_L3', (44, 67), 22, 0), (1, 'EVMaximumV2XEnergyRequest', (44, 61), 23, 0), (1, 'EVMinimumV2XEnergyRequest', (44, 69), 24, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVMaximumV2XEnergyRequest', (44, 61), 23, 0), (1, 'EVMinimumV2XEnergyRequest', (44, 69), 24, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVMinimumV2XEnergyRequest', (44, 69), 24, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 9: BPT_Dynamic_AC_CLResControlModeType
     ('BPT_Dynamic_AC_CLResControlModeType', ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', 'EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3'), (), False, (
-        (3, ((1, 'DepartureTime', (88, 52), 1, 0), (1, 'MinimumSOC', (58, 119), 2, 0), (1, 'TargetSOC', (58, 139), 3, 0), (1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0))),
-        (3, ((1, 'MinimumSOC', (58, 119), 2, 0), (1, 'TargetSOC', (58, 139), 3, 0), (1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0))),
-        (2, ((1, 'TargetSOC', (58, 139), 3, 0), (1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0))),
-        (2, ((1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0))),
+        (3, ((1, 'DepartureTime', (90, 52), 1, 0), (1, 'MinimumSOC', (59, 119), 2, 0), (1, 'TargetSOC', (59, 139), 3, 0), (1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0),)),
+        (3, ((1, 'MinimumSOC', (59, 119), 2, 0), (1, 'TargetSOC', (59, 139), 3, 0), (1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0),)),
+        (2, ((1, 'TargetSOC', (59, 139), 3, 0), (1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0),)),
+        (2, ((1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0),)),
         (1, ((1, 'EVSETargetActivePower', (44, 95), 5, 0),)),
-        (4, ((1, 'EVSETargetActivePower_L2', (44, 96), 6, 0), (1, 'EVSETargetActivePower_L3', (44, 97), 7, 0), (1, 'EVSETargetReactivePower', (44, 99), 8, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'EVSETargetActivePower_L3', (44, 97), 7, 0), (1, 'EVSETargetReactivePower', (44, 99), 8, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSETargetReactivePower', (44, 99), 8, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
+        (4, ((1, 'EVSETargetActivePower_L2', (44, 96), 6, 0), (1, 'EVSETargetActivePower_L3', (44, 97), 7, 0), (1, 'EVSETargetReactivePower', (44, 99), 8, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'EVSETargetActivePower_L3', (44, 97), 7, 0), (1, 'EVSETargetReactivePower', (44, 99), 8, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSETargetReactivePower', (44, 99), 8, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 10: BPT_Scheduled_AC_CLReqControlModeType
     ('BPT_Scheduled_AC_CLReqControlModeType', ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3', 'EVMaximumDischargePower', 'EVMaximumDischargePower_L2', 'EVMaximumDischargePower_L3', 'EVMinimumDischargePower', 'EVMinimumDischargePower_L2', 'EVMinimumDischargePower_L3'), (), False, (
-        (4, ((1, 'EVTargetEnergyRequest', (44, 102), 1, 0), (1, 'EVMaximumEnergyRequest', (44, 60), 2, 0), (1, 'EVMinimumEnergyRequest', (44, 68), 3, 0), (1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (4, ((1, 'EVMaximumEnergyRequest', (44, 60), 2, 0), (1, 'EVMinimumEnergyRequest', (44, 68), 3, 0), (1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (4, ((1, 'EVMinimumEnergyRequest', (44, 68), 3, 0), (1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (3, ((1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (3, ((1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (3, ((1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (3, ((1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (2, ((1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (2, ((1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
+        (4, ((1, 'EVTargetEnergyRequest', (44, 102), 1, 0), (1, 'EVMaximumEnergyRequest', (44, 60), 2, 0), (1, 'EVMinimumEnergyRequest', (44, 68), 3, 0), (1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (4, ((1, 'EVMaximumEnergyRequest', (44, 60), 2, 0), (1, 'EVMinimumEnergyRequest', (44, 68), 3, 0), (1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (4, ((1, 'EVMinimumEnergyRequest', (44, 68), 3, 0), (1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (3, ((1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (3, ((1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (3, ((1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (3, ((1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (2, ((1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (2, ((1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
         (1, ((1, 'EVPresentActivePower', (44, 70), 10, 0),)),
-        (4, ((1, 'EVPresentActivePower_L2', (44, 71), 11, 0), (1, 'EVPresentActivePower_L3', (44, 72), 12, 0), (1, 'EVPresentReactivePower', (44, 73), 13, 0), (1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (1, 'EVMaximumDischargePower', (44, 57), 16, 0), (1, 'EVMaximumDischargePower_L2', (44, 58), 17, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'EVPresentActivePower_L3', (44, 72), 12, 0), (1, 'EVPresentReactivePower', (44, 73), 13, 0), (1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (1, 'EVMaximumDischargePower', (44, 57), 16, 0), (1, 'EVMaximumDischargePower_L2', (44, 58), 17, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'EVPresentReactivePower', (44, 73), 13, 0), (1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (1, 'EVMaximumDischargePower', (44, 57), 16, 0), (1, 'EVMaximumDischargePower_L2', (44, 58), 17, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (1, 'EVMaximumDischargePower', (44, 57), 16, 0), (1, 'EVMaximumDischargePower_L2', (44, 58), 17, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (1, 'EVMaximumDischargePower', (44, 57), 16, 0), (1, 'EVMaximumDischargePower_L2', (44, 58), 17, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVMaximumDischargePower', (44, 57), 16, 0), (1, 'EVMaximumDischargePower_L2', (44, 58), 17, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVMaximumDischargePower_L2', (44, 58), 17, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0))),
+        (4, ((1, 'EVPresentActivePower_L2', (44, 71), 11, 0), (1, 'EVPresentActivePower_L3', (44, 72), 12, 0), (1, 'EVPresentReactivePower', (44, 73), 13, 0), (1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (1, 'EVMaximumDischargePower', (44, 57), 16, 0), (1, 'EVMaximumDischargePower_L2', (44, 58), 17, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'EVPresentActivePower_L3', (44, 72), 12, 0), (1, 'EVPresentReactivePower', (44, 73), 13, 0), (1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (1, 'EVMaximumDischargePower', (44, 57), 16, 0), (1, 'EVMaximumDischargePower_L2', (44, 58), 17, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'EVPresentReactivePower', (44, 73), 13, 0), (1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (1, 'EVMaximumDischargePower', (44, 57), 16, 0), (1, 'EVMaximumDischargePower_L2', (44, 58), 17, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (1, 'EVMaximumDischargePower', (44, 57), 16, 0), (1, 'EVMaximumDischargePower_L2', (44, 58), 17, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (1, 'EVMaximumDischargePower', (44, 57), 16, 0), (1, 'EVMaximumDischargePower_L2', (44, 58), 17, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVMaximumDischargePower', (44, 57), 16, 0), (1, 'EVMaximumDischargePower_L2', (44, 58), 17, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVMaximumDischargePower_L2', (44, 58), 17, 0), (1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVMaximumDischargePower_L3', (44, 59), 18, 0), (1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVMinimumDischargePower', (44, 65), 19, 0), (1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVMinimumDischargePower_L2', (44, 66), 20, 0), (1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVMinimumDischargePower_L3', (44, 67), 21, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 11: BPT_Scheduled_AC_CLResControlModeType
     ('BPT_Scheduled_AC_CLResControlModeType', ('EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3'), (), False, (
-        (4, ((1, 'EVSETargetActivePower', (44, 95), 1, 0), (1, 'EVSETargetActivePower_L2', (44, 96), 2, 0), (1, 'EVSETargetActivePower_L3', (44, 97), 3, 0), (1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'EVSETargetActivePower_L2', (44, 96), 2, 0), (1, 'EVSETargetActivePower_L3', (44, 97), 3, 0), (1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'EVSETargetActivePower_L3', (44, 97), 3, 0), (1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
+        (4, ((1, 'EVSETargetActivePower', (44, 95), 1, 0), (1, 'EVSETargetActivePower_L2', (44, 96), 2, 0), (1, 'EVSETargetActivePower_L3', (44, 97), 3, 0), (1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'EVSETargetActivePower_L2', (44, 96), 2, 0), (1, 'EVSETargetActivePower_L3', (44, 97), 3, 0), (1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'EVSETargetActivePower_L3', (44, 97), 3, 0), (1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 12: CLReqControlModeType
@@ -215,26 +215,26 @@ GRAMMARS = (
     # 14: CanonicalizationMethodType
     ('CanonicalizationMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 154), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 15: DSAKeyValueType
     ('DSAKeyValueType', ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter'), (), False, (
-        (2, ((1, 'P', (53, 124), 1, 0), (1, 'G', (53, 106), 3, 0), (1, 'Y', (53, 153), 4, 0))),
-        (1, ((1, 'Q', (53, 129), 2, 0),)),
-        (2, ((1, 'G', (53, 106), 3, 0), (1, 'Y', (53, 153), 4, 0))),
-        (1, ((1, 'Y', (53, 153), 4, 0),)),
-        (2, ((1, 'J', (53, 110), 5, 0), (1, 'Seed', (53, 137), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Seed', (53, 137), 6, 0), (2, None, None, -1, 0))),
-        (1, ((1, 'PgenCounter', (53, 127), 7, 0),)),
+        (2, ((1, 'P', (54, 124), 1, 0), (1, 'G', (54, 106), 3, 0), (1, 'Y', (54, 153), 4, 0),)),
+        (1, ((1, 'Q', (54, 129), 2, 0),)),
+        (2, ((1, 'G', (54, 106), 3, 0), (1, 'Y', (54, 153), 4, 0),)),
+        (1, ((1, 'Y', (54, 153), 4, 0),)),
+        (2, ((1, 'J', (54, 110), 5, 0), (1, 'Seed', (54, 137), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Seed', (54, 137), 6, 0), (2, None, None, -1, 0),)),
+        (1, ((1, 'PgenCounter', (54, 127), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 16: DigestMethodType
     ('DigestMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 154), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 17: DigestValueType
@@ -244,53 +244,53 @@ GRAMMARS = (
     )),
     # 18: Dynamic_AC_CLReqControlModeType
     ('Dynamic_AC_CLReqControlModeType', ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3'), (), False, (
-        (2, ((1, 'DepartureTime', (87, 52), 1, 0), (1, 'EVTargetEnergyRequest', (44, 102), 2, 0))),
+        (2, ((1, 'DepartureTime', (89, 52), 1, 0), (1, 'EVTargetEnergyRequest', (44, 102), 2, 0),)),
         (1, ((1, 'EVTargetEnergyRequest', (44, 102), 2, 0),)),
         (1, ((1, 'EVMaximumEnergyRequest', (44, 60), 3, 0),)),
         (1, ((1, 'EVMinimumEnergyRequest', (44, 68), 4, 0),)),
         (1, ((1, 'EVMaximumChargePower', (44, 54), 5, 0),)),
-        (2, ((1, 'EVMaximumChargePower_L2', (44, 55), 6, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 7, 0), (1, 'EVMinimumChargePower', (44, 62), 8, 0))),
-        (2, ((1, 'EVMaximumChargePower_L3', (44, 56), 7, 0), (1, 'EVMinimumChargePower', (44, 62), 8, 0))),
+        (2, ((1, 'EVMaximumChargePower_L2', (44, 55), 6, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 7, 0), (1, 'EVMinimumChargePower', (44, 62), 8, 0),)),
+        (2, ((1, 'EVMaximumChargePower_L3', (44, 56), 7, 0), (1, 'EVMinimumChargePower', (44, 62), 8, 0),)),
         (1, ((1, 'EVMinimumChargePower', (44, 62), 8, 0),)),
-        (2, ((1, 'EVMinimumChargePower_L2', (44, 63), 9, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 10, 0), (1, 'EVPresentActivePower', (44, 70), 11, 0))),
-        (2, ((1, 'EVMinimumChargePower_L3', (44, 64), 10, 0), (1, 'EVPresentActivePower', (44, 70), 11, 0))),
+        (2, ((1, 'EVMinimumChargePower_L2', (44, 63), 9, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 10, 0), (1, 'EVPresentActivePower', (44, 70), 11, 0),)),
+        (2, ((1, 'EVMinimumChargePower_L3', (44, 64), 10, 0), (1, 'EVPresentActivePower', (44, 70), 11, 0),)),
         (1, ((1, 'EVPresentActivePower', (44, 70), 11, 0),)),
-        (2, ((1, 'EVPresentActivePower_L2', (44, 71), 12, 0), (1, 'EVPresentActivePower_L3', (44, 72), 13, 0), (1, 'EVPresentReactivePower', (44, 73), 14, 0))),
-        (2, ((1, 'EVPresentActivePower_L3', (44, 72), 13, 0), (1, 'EVPresentReactivePower', (44, 73), 14, 0))),
+        (2, ((1, 'EVPresentActivePower_L2', (44, 71), 12, 0), (1, 'EVPresentActivePower_L3', (44, 72), 13, 0), (1, 'EVPresentReactivePower', (44, 73), 14, 0),)),
+        (2, ((1, 'EVPresentActivePower_L3', (44, 72), 13, 0), (1, 'EVPresentReactivePower', (44, 73), 14, 0),)),
         (1, ((1, 'EVPresentReactivePower', (44, 73), 14, 0),)),
-        (2, ((1, 'EVPresentReactivePower_L2', (44, 74), 15, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 16, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVPresentReactivePower_L3', (44, 75), 16, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'EVPresentReactivePower_L2', (44, 74), 15, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 16, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVPresentReactivePower_L3', (44, 75), 16, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 19: Dynamic_AC_CLResControlModeType
     ('Dynamic_AC_CLResControlModeType', ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', 'EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3'), (), False, (
-        (3, ((1, 'DepartureTime', (88, 52), 1, 0), (1, 'MinimumSOC', (58, 119), 2, 0), (1, 'TargetSOC', (58, 139), 3, 0), (1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0))),
-        (3, ((1, 'MinimumSOC', (58, 119), 2, 0), (1, 'TargetSOC', (58, 139), 3, 0), (1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0))),
-        (2, ((1, 'TargetSOC', (58, 139), 3, 0), (1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0))),
-        (2, ((1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0))),
+        (3, ((1, 'DepartureTime', (90, 52), 1, 0), (1, 'MinimumSOC', (59, 119), 2, 0), (1, 'TargetSOC', (59, 139), 3, 0), (1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0),)),
+        (3, ((1, 'MinimumSOC', (59, 119), 2, 0), (1, 'TargetSOC', (59, 139), 3, 0), (1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0),)),
+        (2, ((1, 'TargetSOC', (59, 139), 3, 0), (1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0),)),
+        (2, ((1, 'AckMaxDelay', (42, 42), 4, 0), (1, 'EVSETargetActivePower', (44, 95), 5, 0),)),
         (1, ((1, 'EVSETargetActivePower', (44, 95), 5, 0),)),
-        (4, ((1, 'EVSETargetActivePower_L2', (44, 96), 6, 0), (1, 'EVSETargetActivePower_L3', (44, 97), 7, 0), (1, 'EVSETargetReactivePower', (44, 99), 8, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'EVSETargetActivePower_L3', (44, 97), 7, 0), (1, 'EVSETargetReactivePower', (44, 99), 8, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSETargetReactivePower', (44, 99), 8, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0))),
+        (4, ((1, 'EVSETargetActivePower_L2', (44, 96), 6, 0), (1, 'EVSETargetActivePower_L3', (44, 97), 7, 0), (1, 'EVSETargetReactivePower', (44, 99), 8, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'EVSETargetActivePower_L3', (44, 97), 7, 0), (1, 'EVSETargetReactivePower', (44, 99), 8, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSETargetReactivePower', (44, 99), 8, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSETargetReactivePower_L2', (44, 100), 9, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSETargetReactivePower_L3', (44, 101), 10, 0), (1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSEPresentActivePower', (44, 91), 11, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEPresentActivePower_L2', (44, 92), 12, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEPresentActivePower_L3', (44, 93), 13, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 20: KeyInfoType
     ('KeyInfoType', ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData'), ('KeyName', 'KeyValue', 'MgmtData', 'PGPData', 'RetrievalMethod', 'SPKIData', 'X509Data'), False, (
-        (4, ((0, 'Id', (0, 155), 1, 0), (1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (4, ((0, 'Id', (0, 155), 1, 0), (1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (21, 21), 2, 0), (1, 'KeyValue', (22, 22), 3, 0), (1, 'RetrievalMethod', (29, 29), 4, 0), (1, 'X509Data', (41, 41), 5, 0), (1, 'PGPData', (26, 26), 6, 0), (1, 'SPKIData', (30, 30), 7, 0), (1, 'MgmtData', (24, 24), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 21: string
     ('string', (), (), True, (
@@ -299,16 +299,16 @@ GRAMMARS = (
     )),
     # 22: KeyValueType
     ('KeyValueType', ('DSAKeyValue', 'RSAKeyValue'), (), False, (
-        (3, ((1, 'DSAKeyValue', (15, 15), 1, 0), (1, 'RSAKeyValue', (27, 27), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'DSAKeyValue', (15, 15), 1, 0), (1, 'RSAKeyValue', (27, 27), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 23: ManifestType
     ('ManifestType', ('Id', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 155), 1, 0), (1, 'Reference', (28, 28), 3, 0))),
+        (2, ((0, 'Id', (0, 155), 1, 0), (1, 'Reference', (28, 28), 3, 0),)),
         (1, ((1, 'Reference', (28, 28), 3, 0),)),
-        (2, ((1, 'Reference', (28, 28), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (28, 28), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 24: string
@@ -318,153 +318,153 @@ GRAMMARS = (
     )),
     # 25: ObjectType
     ('ObjectType', ('Encoding', 'Id', 'MimeType'), (), False, (
-        (3, ((0, 'Encoding', (0, 156), 1, 0), (0, 'Id', (0, 155), 2, 0), (0, 'MimeType', (0, 157), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'Id', (0, 155), 2, 0), (0, 'MimeType', (0, 157), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'MimeType', (0, 157), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((0, 'Encoding', (0, 156), 1, 0), (0, 'Id', (0, 155), 2, 0), (0, 'MimeType', (0, 157), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'Id', (0, 155), 2, 0), (0, 'MimeType', (0, 157), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'MimeType', (0, 157), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 26: PGPDataType
     ('PGPDataType', ('PGPKeyID', 'PGPKeyPacket'), (), False, (
-        (2, ((1, 'PGPKeyID', (66, 125), 1, 0), (1, 'PGPKeyPacket', (89, 126), 5, 0))),
-        (2, ((1, 'PGPKeyPacket', (90, 126), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'PGPKeyID', (67, 125), 1, 0), (1, 'PGPKeyPacket', (91, 126), 5, 0),)),
+        (2, ((1, 'PGPKeyPacket', (92, 126), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 3, None),
-        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0))),
+        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 6, None),
     )),
     # 27: RSAKeyValueType
     ('RSAKeyValueType', ('Modulus', 'Exponent'), (), False, (
-        (1, ((1, 'Modulus', (53, 120), 1, 0),)),
-        (1, ((1, 'Exponent', (53, 104), 2, 0),)),
+        (1, ((1, 'Modulus', (54, 120), 1, 0),)),
+        (1, ((1, 'Exponent', (54, 104), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 28: ReferenceType
     ('ReferenceType', ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue'), (), False, (
-        (3, ((0, 'Id', (0, 155), 1, 0), (0, 'Type', (0, 158), 2, 0), (0, 'URI', (0, 159), 3, 0), (1, 'Transforms', (40, 40), 4, 0), (1, 'DigestMethod', (16, 16), 5, 0))),
-        (3, ((0, 'Type', (0, 158), 2, 0), (0, 'URI', (0, 159), 3, 0), (1, 'Transforms', (40, 40), 4, 0), (1, 'DigestMethod', (16, 16), 5, 0))),
-        (2, ((0, 'URI', (0, 159), 3, 0), (1, 'Transforms', (40, 40), 4, 0), (1, 'DigestMethod', (16, 16), 5, 0))),
-        (2, ((1, 'Transforms', (40, 40), 4, 0), (1, 'DigestMethod', (16, 16), 5, 0))),
+        (3, ((0, 'Id', (0, 155), 1, 0), (0, 'Type', (0, 158), 2, 0), (0, 'URI', (0, 159), 3, 0), (1, 'Transforms', (40, 40), 4, 0), (1, 'DigestMethod', (16, 16), 5, 0),)),
+        (3, ((0, 'Type', (0, 158), 2, 0), (0, 'URI', (0, 159), 3, 0), (1, 'Transforms', (40, 40), 4, 0), (1, 'DigestMethod', (16, 16), 5, 0),)),
+        (2, ((0, 'URI', (0, 159), 3, 0), (1, 'Transforms', (40, 40), 4, 0), (1, 'DigestMethod', (16, 16), 5, 0),)),
+        (2, ((1, 'Transforms', (40, 40), 4, 0), (1, 'DigestMethod', (16, 16), 5, 0),)),
         (1, ((1, 'DigestMethod', (16, 16), 5, 0),)),
         (1, ((1, 'DigestValue', (17, 17), 6, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 29: RetrievalMethodType
     ('RetrievalMethodType', ('Type', 'URI', 'Transforms'), (), False, (
-        (3, ((0, 'Type', (0, 158), 1, 0), (0, 'URI', (0, 159), 2, 0), (1, 'Transforms', (40, 40), 3, 0), (2, None, None, -1, 0))),
-        (2, ((0, 'URI', (0, 159), 2, 0), (1, 'Transforms', (40, 40), 3, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Transforms', (40, 40), 3, 0), (2, None, None, -1, 0))),
+        (3, ((0, 'Type', (0, 158), 1, 0), (0, 'URI', (0, 159), 2, 0), (1, 'Transforms', (40, 40), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((0, 'URI', (0, 159), 2, 0), (1, 'Transforms', (40, 40), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Transforms', (40, 40), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 30: SPKIDataType
     ('SPKIDataType', ('SPKISexp',), ('SPKISexp',), False, (
-        (1, ((1, 'SPKISexp', (73, 136), 1, 0),)),
-        (2, ((1, 'SPKISexp', (73, 136), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'SPKISexp', (73, 136), 1, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SPKISexp', (75, 136), 1, 0),)),
+        (2, ((1, 'SPKISexp', (75, 136), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'SPKISexp', (75, 136), 1, 0), (2, None, None, -1, 0),)),
     )),
     # 31: Scheduled_AC_CLReqControlModeType
     ('Scheduled_AC_CLReqControlModeType', ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3'), (), False, (
-        (4, ((1, 'EVTargetEnergyRequest', (44, 102), 1, 0), (1, 'EVMaximumEnergyRequest', (44, 60), 2, 0), (1, 'EVMinimumEnergyRequest', (44, 68), 3, 0), (1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (4, ((1, 'EVMaximumEnergyRequest', (44, 60), 2, 0), (1, 'EVMinimumEnergyRequest', (44, 68), 3, 0), (1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (4, ((1, 'EVMinimumEnergyRequest', (44, 68), 3, 0), (1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (3, ((1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (3, ((1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (3, ((1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (3, ((1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (2, ((1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
-        (2, ((1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0))),
+        (4, ((1, 'EVTargetEnergyRequest', (44, 102), 1, 0), (1, 'EVMaximumEnergyRequest', (44, 60), 2, 0), (1, 'EVMinimumEnergyRequest', (44, 68), 3, 0), (1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (4, ((1, 'EVMaximumEnergyRequest', (44, 60), 2, 0), (1, 'EVMinimumEnergyRequest', (44, 68), 3, 0), (1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (4, ((1, 'EVMinimumEnergyRequest', (44, 68), 3, 0), (1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (3, ((1, 'EVMaximumChargePower', (44, 54), 4, 0), (1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (3, ((1, 'EVMaximumChargePower_L2', (44, 55), 5, 0), (1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (3, ((1, 'EVMaximumChargePower_L3', (44, 56), 6, 0), (1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (3, ((1, 'EVMinimumChargePower', (44, 62), 7, 0), (1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (2, ((1, 'EVMinimumChargePower_L2', (44, 63), 8, 0), (1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
+        (2, ((1, 'EVMinimumChargePower_L3', (44, 64), 9, 0), (1, 'EVPresentActivePower', (44, 70), 10, 0),)),
         (1, ((1, 'EVPresentActivePower', (44, 70), 10, 0),)),
-        (3, ((1, 'EVPresentActivePower_L2', (44, 71), 11, 0), (1, 'EVPresentActivePower_L3', (44, 72), 12, 0), (1, 'EVPresentReactivePower', (44, 73), 13, 0), (1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVPresentActivePower_L3', (44, 72), 12, 0), (1, 'EVPresentReactivePower', (44, 73), 13, 0), (1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVPresentReactivePower', (44, 73), 13, 0), (1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'EVPresentActivePower_L2', (44, 71), 11, 0), (1, 'EVPresentActivePower_L3', (44, 72), 12, 0), (1, 'EVPresentReactivePower', (44, 73), 13, 0), (1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVPresentActivePower_L3', (44, 72), 12, 0), (1, 'EVPresentReactivePower', (44, 73), 13, 0), (1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVPresentReactivePower', (44, 73), 13, 0), (1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVPresentReactivePower_L2', (44, 74), 14, 0), (1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVPresentReactivePower_L3', (44, 75), 15, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 32: Scheduled_AC_CLResControlModeType
     ('Scheduled_AC_CLResControlModeType', ('EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3'), (), False, (
-        (4, ((1, 'EVSETargetActivePower', (44, 95), 1, 0), (1, 'EVSETargetActivePower_L2', (44, 96), 2, 0), (1, 'EVSETargetActivePower_L3', (44, 97), 3, 0), (1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'EVSETargetActivePower_L2', (44, 96), 2, 0), (1, 'EVSETargetActivePower_L3', (44, 97), 3, 0), (1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'EVSETargetActivePower_L3', (44, 97), 3, 0), (1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0))),
+        (4, ((1, 'EVSETargetActivePower', (44, 95), 1, 0), (1, 'EVSETargetActivePower_L2', (44, 96), 2, 0), (1, 'EVSETargetActivePower_L3', (44, 97), 3, 0), (1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'EVSETargetActivePower_L2', (44, 96), 2, 0), (1, 'EVSETargetActivePower_L3', (44, 97), 3, 0), (1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'EVSETargetActivePower_L3', (44, 97), 3, 0), (1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSETargetReactivePower', (44, 99), 4, 0), (1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSETargetReactivePower_L2', (44, 100), 5, 0), (1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSETargetReactivePower_L3', (44, 101), 6, 0), (1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSEPresentActivePower', (44, 91), 7, 0), (1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEPresentActivePower_L2', (44, 92), 8, 0), (1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEPresentActivePower_L3', (44, 93), 9, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 33: SignatureType
     ('SignatureType', ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object'), ('Object',), False, (
-        (2, ((0, 'Id', (0, 155), 1, 0), (1, 'SignedInfo', (38, 38), 2, 0))),
+        (2, ((0, 'Id', (0, 155), 1, 0), (1, 'SignedInfo', (38, 38), 2, 0),)),
         (1, ((1, 'SignedInfo', (38, 38), 2, 0),)),
         (1, ((1, 'SignatureValue', (37, 37), 3, 0),)),
-        (2, ((1, 'KeyInfo', (20, 20), 4, 0), (1, 'Object', (25, 25), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (25, 25), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (25, 25), 6, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'KeyInfo', (20, 20), 4, 0), (1, 'Object', (25, 25), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (25, 25), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (25, 25), 6, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 5, None),
     )),
     # 34: SignatureMethodType
     ('SignatureMethodType', ('Algorithm', 'HMACOutputLength'), (), False, (
         (1, ((0, 'Algorithm', (0, 154), 1, 0),)),
-        (3, ((1, 'HMACOutputLength', (55, 107), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'HMACOutputLength', (56, 107), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 3, None),
     )),
     # 35: SignaturePropertiesType
     ('SignaturePropertiesType', ('Id', 'SignatureProperty'), ('SignatureProperty',), False, (
-        (2, ((0, 'Id', (0, 155), 1, 0), (1, 'SignatureProperty', (36, 36), 3, 0))),
+        (2, ((0, 'Id', (0, 155), 1, 0), (1, 'SignatureProperty', (36, 36), 3, 0),)),
         (1, ((1, 'SignatureProperty', (36, 36), 3, 0),)),
-        (2, ((1, 'SignatureProperty', (36, 36), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'SignatureProperty', (36, 36), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 36: SignaturePropertyType
     ('SignaturePropertyType', ('Id', 'Target'), (), False, (
-        (2, ((0, 'Id', (0, 155), 1, 0), (0, 'Target', (0, 160), 2, 0))),
+        (2, ((0, 'Id', (0, 155), 1, 0), (0, 'Target', (0, 160), 2, 0),)),
         (1, ((0, 'Target', (0, 160), 2, 0),)),
-        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 37: SignatureValueType
     ('SignatureValueType', ('Id', 'value'), (), False, (
-        (2, ((0, 'Id', (0, 155), 1, 0), (3, 'value', (1, -1), 2, 0))),
+        (2, ((0, 'Id', (0, 155), 1, 0), (3, 'value', (1, -1), 2, 0),)),
         (1, ((3, 'value', (1, -1), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 38: SignedInfoType
     ('SignedInfoType', ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 155), 1, 0), (1, 'CanonicalizationMethod', (14, 14), 2, 0))),
+        (2, ((0, 'Id', (0, 155), 1, 0), (1, 'CanonicalizationMethod', (14, 14), 2, 0),)),
         (1, ((1, 'CanonicalizationMethod', (14, 14), 2, 0),)),
         (1, ((1, 'SignatureMethod', (34, 34), 3, 0),)),
         (1, ((1, 'Reference', (28, 28), 5, 0),)),
-        (2, ((1, 'Reference', (28, 28), 5, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (28, 28), 5, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 4, None),
     )),
     # 39: TransformType
     ('TransformType', ('Algorithm', 'XPath'), ('XPath',), False, (
         (1, ((0, 'Algorithm', (0, 154), 1, 0),)),
-        (3, ((1, 'XPath', (86, 152), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (86, 152), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (86, 152), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'XPath', (88, 152), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (88, 152), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (88, 152), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 40: TransformsType
     ('TransformsType', ('Transform',), ('Transform',), False, (
         (1, ((1, 'Transform', (39, 39), 2, 0),)),
-        (2, ((1, 'Transform', (39, 39), 2, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Transform', (39, 39), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
     )),
     # 41: X509DataType
     ('X509DataType', ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL'), ('X509CRL', 'X509Certificate', 'X509IssuerSerial', 'X509SKI', 'X509SubjectName'), False, (
-        (3, ((1, 'X509IssuerSerial', (72, 148), 1, 0), (1, 'X509SKI', (83, 149), 2, 0), (1, 'X509SubjectName', (85, 151), 3, 0), (1, 'X509Certificate', (81, 146), 4, 0), (1, 'X509CRL', (80, 145), 5, 0), (4, None, None, 6, 0))),
-        (3, ((1, 'X509IssuerSerial', (72, 148), 1, 0), (1, 'X509SKI', (83, 149), 2, 0), (1, 'X509SubjectName', (85, 151), 3, 0), (1, 'X509Certificate', (81, 146), 4, 0), (1, 'X509CRL', (80, 145), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (72, 148), 1, 0), (1, 'X509SKI', (83, 149), 2, 0), (1, 'X509SubjectName', (85, 151), 3, 0), (1, 'X509Certificate', (81, 146), 4, 0), (1, 'X509CRL', (80, 145), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (72, 148), 1, 0), (1, 'X509SKI', (83, 149), 2, 0), (1, 'X509SubjectName', (85, 151), 3, 0), (1, 'X509Certificate', (81, 146), 4, 0), (1, 'X509CRL', (80, 145), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (72, 148), 1, 0), (1, 'X509SKI', (83, 149), 2, 0), (1, 'X509SubjectName', (85, 151), 3, 0), (1, 'X509Certificate', (81, 146), 4, 0), (1, 'X509CRL', (80, 145), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (72, 148), 1, 0), (1, 'X509SKI', (83, 149), 2, 0), (1, 'X509SubjectName', (85, 151), 3, 0), (1, 'X509Certificate', (81, 146), 4, 0), (1, 'X509CRL', (80, 145), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (72, 148), 1, 0), (1, 'X509SKI', (83, 149), 2, 0), (1, 'X509SubjectName', (85, 151), 3, 0), (1, 'X509Certificate', (81, 146), 4, 0), (1, 'X509CRL', (80, 145), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'X509IssuerSerial', (74, 148), 1, 0), (1, 'X509SKI', (85, 149), 2, 0), (1, 'X509SubjectName', (87, 151), 3, 0), (1, 'X509Certificate', (83, 146), 4, 0), (1, 'X509CRL', (82, 145), 5, 0), (4, None, None, 6, 0),)),
+        (3, ((1, 'X509IssuerSerial', (74, 148), 1, 0), (1, 'X509SKI', (85, 149), 2, 0), (1, 'X509SubjectName', (87, 151), 3, 0), (1, 'X509Certificate', (83, 146), 4, 0), (1, 'X509CRL', (82, 145), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (74, 148), 1, 0), (1, 'X509SKI', (85, 149), 2, 0), (1, 'X509SubjectName', (87, 151), 3, 0), (1, 'X509Certificate', (83, 146), 4, 0), (1, 'X509CRL', (82, 145), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (74, 148), 1, 0), (1, 'X509SKI', (85, 149), 2, 0), (1, 'X509SubjectName', (87, 151), 3, 0), (1, 'X509Certificate', (83, 146), 4, 0), (1, 'X509CRL', (82, 145), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (74, 148), 1, 0), (1, 'X509SKI', (85, 149), 2, 0), (1, 'X509SubjectName', (87, 151), 3, 0), (1, 'X509Certificate', (83, 146), 4, 0), (1, 'X509CRL', (82, 145), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (74, 148), 1, 0), (1, 'X509SKI', (85, 149), 2, 0), (1, 'X509SubjectName', (87, 151), 3, 0), (1, 'X509Certificate', (83, 146), 4, 0), (1, 'X509CRL', (82, 145), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (74, 148), 1, 0), (1, 'X509SKI', (85, 149), 2, 0), (1, 'X509SubjectName', (87, 151), 3, 0), (1, 'X509Certificate', (83, 146), 4, 0), (1, 'X509CRL', (82, 145), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
     )),
     # 42: unsignedShort
     ('unsignedShort', (), (), True, (
@@ -479,8 +479,8 @@ GRAMMARS = (
     )),
     # 44: RationalNumberType
     ('RationalNumberType', ('Exponent', 'Value'), (), False, (
-        (1, ((1, 'Exponent', (54, 105), 1, 0),)),
-        (1, ((1, 'Value', (79, 144), 2, 0),)),
+        (1, ((1, 'Exponent', (55, 105), 1, 0),)),
+        (1, ((1, 'Value', (81, 144), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 45: unsignedLong
@@ -508,197 +508,197 @@ GRAMMARS = (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 50: DisplayParametersType
+    # 50: DepartureTime (relaxed fragment grammar)
+    ('DepartureTime (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (8, ((0, 'Algorithm', (0, 154), 0, 0), (0, 'Encoding', (0, 156), 0, 0), (0, 'Id', (0, 155), 0, 0), (0, 'MimeType', (0, 157), 0, 0), (0, 'Target', (0, 160), 0, 0), (0, 'Type', (0, 158), 0, 0), (0, 'URI', (0, 159), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 155), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 155), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 51: DisplayParametersType
     ('DisplayParametersType', ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot'), (), False, (
-        (4, ((1, 'PresentSOC', (58, 128), 1, 0), (1, 'MinimumSOC', (58, 119), 2, 0), (1, 'TargetSOC', (58, 139), 3, 0), (1, 'MaximumSOC', (58, 112), 4, 0), (1, 'RemainingTimeToMinimumSOC', (69, 132), 5, 0), (1, 'RemainingTimeToTargetSOC', (70, 133), 6, 0), (1, 'RemainingTimeToMaximumSOC', (68, 131), 7, 0), (1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (57, 109), 10, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'MinimumSOC', (58, 119), 2, 0), (1, 'TargetSOC', (58, 139), 3, 0), (1, 'MaximumSOC', (58, 112), 4, 0), (1, 'RemainingTimeToMinimumSOC', (69, 132), 5, 0), (1, 'RemainingTimeToTargetSOC', (70, 133), 6, 0), (1, 'RemainingTimeToMaximumSOC', (68, 131), 7, 0), (1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (57, 109), 10, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'TargetSOC', (58, 139), 3, 0), (1, 'MaximumSOC', (58, 112), 4, 0), (1, 'RemainingTimeToMinimumSOC', (69, 132), 5, 0), (1, 'RemainingTimeToTargetSOC', (70, 133), 6, 0), (1, 'RemainingTimeToMaximumSOC', (68, 131), 7, 0), (1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (57, 109), 10, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'MaximumSOC', (58, 112), 4, 0), (1, 'RemainingTimeToMinimumSOC', (69, 132), 5, 0), (1, 'RemainingTimeToTargetSOC', (70, 133), 6, 0), (1, 'RemainingTimeToMaximumSOC', (68, 131), 7, 0), (1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (57, 109), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'RemainingTimeToMinimumSOC', (69, 132), 5, 0), (1, 'RemainingTimeToTargetSOC', (70, 133), 6, 0), (1, 'RemainingTimeToMaximumSOC', (68, 131), 7, 0), (1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (57, 109), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'RemainingTimeToTargetSOC', (70, 133), 6, 0), (1, 'RemainingTimeToMaximumSOC', (68, 131), 7, 0), (1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (57, 109), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'RemainingTimeToMaximumSOC', (68, 131), 7, 0), (1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (57, 109), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (57, 109), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (57, 109), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'InletHot', (57, 109), 10, 0), (2, None, None, -1, 0))),
+        (4, ((1, 'PresentSOC', (59, 128), 1, 0), (1, 'MinimumSOC', (59, 119), 2, 0), (1, 'TargetSOC', (59, 139), 3, 0), (1, 'MaximumSOC', (59, 112), 4, 0), (1, 'RemainingTimeToMinimumSOC', (71, 132), 5, 0), (1, 'RemainingTimeToTargetSOC', (72, 133), 6, 0), (1, 'RemainingTimeToMaximumSOC', (70, 131), 7, 0), (1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (58, 109), 10, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'MinimumSOC', (59, 119), 2, 0), (1, 'TargetSOC', (59, 139), 3, 0), (1, 'MaximumSOC', (59, 112), 4, 0), (1, 'RemainingTimeToMinimumSOC', (71, 132), 5, 0), (1, 'RemainingTimeToTargetSOC', (72, 133), 6, 0), (1, 'RemainingTimeToMaximumSOC', (70, 131), 7, 0), (1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (58, 109), 10, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'TargetSOC', (59, 139), 3, 0), (1, 'MaximumSOC', (59, 112), 4, 0), (1, 'RemainingTimeToMinimumSOC', (71, 132), 5, 0), (1, 'RemainingTimeToTargetSOC', (72, 133), 6, 0), (1, 'RemainingTimeToMaximumSOC', (70, 131), 7, 0), (1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (58, 109), 10, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'MaximumSOC', (59, 112), 4, 0), (1, 'RemainingTimeToMinimumSOC', (71, 132), 5, 0), (1, 'RemainingTimeToTargetSOC', (72, 133), 6, 0), (1, 'RemainingTimeToMaximumSOC', (70, 131), 7, 0), (1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (58, 109), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'RemainingTimeToMinimumSOC', (71, 132), 5, 0), (1, 'RemainingTimeToTargetSOC', (72, 133), 6, 0), (1, 'RemainingTimeToMaximumSOC', (70, 131), 7, 0), (1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (58, 109), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'RemainingTimeToTargetSOC', (72, 133), 6, 0), (1, 'RemainingTimeToMaximumSOC', (70, 131), 7, 0), (1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (58, 109), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'RemainingTimeToMaximumSOC', (70, 131), 7, 0), (1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (58, 109), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'ChargingComplete', (49, 50), 8, 0), (1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (58, 109), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'BatteryEnergyCapacity', (44, 47), 9, 0), (1, 'InletHot', (58, 109), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'InletHot', (58, 109), 10, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 51: evseNotificationType
+    # 52: evseNotificationType
     ('evseNotificationType', (), (), True, (
         (1, ((3, 'value', (5, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 52: EVSEStatusType
+    # 53: EVSEStatusType
     ('EVSEStatusType', ('NotificationMaxDelay', 'EVSENotification'), (), False, (
-        (1, ((1, 'NotificationMaxDelay', (65, 121), 1, 0),)),
-        (1, ((1, 'EVSENotification', (51, 89), 2, 0),)),
+        (1, ((1, 'NotificationMaxDelay', (66, 121), 1, 0),)),
+        (1, ((1, 'EVSENotification', (52, 89), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 53: CryptoBinary
+    # 54: CryptoBinary
     ('CryptoBinary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 54: byte
+    # 55: byte
     ('byte', (), (), True, (
         (1, ((3, 'value', (6, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 55: HMACOutputLengthType
+    # 56: HMACOutputLengthType
     ('HMACOutputLengthType', (), (), True, (
         (1, ((3, 'value', (7, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 56: MessageHeaderType
+    # 57: MessageHeaderType
     ('MessageHeaderType', ('SessionID', 'TimeStamp', 'Signature'), (), False, (
-        (1, ((1, 'SessionID', (74, 138), 1, 0),)),
-        (1, ((1, 'TimeStamp', (78, 143), 2, 0),)),
-        (2, ((1, 'Signature', (33, 33), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SessionID', (76, 138), 1, 0),)),
+        (1, ((1, 'TimeStamp', (80, 143), 2, 0),)),
+        (2, ((1, 'Signature', (33, 33), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 57: boolean
+    # 58: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 58: percentValueType
+    # 59: percentValueType
     ('percentValueType', (), (), True, (
         (1, ((3, 'value', (8, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 59: meterIDType
+    # 60: meterIDType
     ('meterIDType', (), (), True, (
         (1, ((3, 'value', (9, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 60: MeterInfoType
+    # 61: MeterInfoType
     ('MeterInfoType', ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp'), (), False, (
-        (1, ((1, 'MeterID', (59, 113), 1, 0),)),
+        (1, ((1, 'MeterID', (60, 113), 1, 0),)),
         (1, ((1, 'ChargedEnergyReadingWh', (48, 49), 2, 0),)),
-        (3, ((1, 'BPT_DischargedEnergyReadingWh', (45, 45), 3, 0), (1, 'CapacitiveEnergyReadingVARh', (47, 48), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (46, 46), 5, 0), (1, 'MeterSignature', (62, 116), 6, 0), (1, 'MeterStatus', (63, 117), 7, 0), (1, 'MeterTimestamp', (64, 118), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'CapacitiveEnergyReadingVARh', (47, 48), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (46, 46), 5, 0), (1, 'MeterSignature', (62, 116), 6, 0), (1, 'MeterStatus', (63, 117), 7, 0), (1, 'MeterTimestamp', (64, 118), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'BPT_InductiveEnergyReadingVARh', (46, 46), 5, 0), (1, 'MeterSignature', (62, 116), 6, 0), (1, 'MeterStatus', (63, 117), 7, 0), (1, 'MeterTimestamp', (64, 118), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'MeterSignature', (62, 116), 6, 0), (1, 'MeterStatus', (63, 117), 7, 0), (1, 'MeterTimestamp', (64, 118), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'MeterStatus', (63, 117), 7, 0), (1, 'MeterTimestamp', (64, 118), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'MeterTimestamp', (64, 118), 8, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'BPT_DischargedEnergyReadingWh', (45, 45), 3, 0), (1, 'CapacitiveEnergyReadingVARh', (47, 48), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (46, 46), 5, 0), (1, 'MeterSignature', (63, 116), 6, 0), (1, 'MeterStatus', (64, 117), 7, 0), (1, 'MeterTimestamp', (65, 118), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'CapacitiveEnergyReadingVARh', (47, 48), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (46, 46), 5, 0), (1, 'MeterSignature', (63, 116), 6, 0), (1, 'MeterStatus', (64, 117), 7, 0), (1, 'MeterTimestamp', (65, 118), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'BPT_InductiveEnergyReadingVARh', (46, 46), 5, 0), (1, 'MeterSignature', (63, 116), 6, 0), (1, 'MeterStatus', (64, 117), 7, 0), (1, 'MeterTimestamp', (65, 118), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'MeterSignature', (63, 116), 6, 0), (1, 'MeterStatus', (64, 117), 7, 0), (1, 'MeterTimestamp', (65, 118), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'MeterStatus', (64, 117), 7, 0), (1, 'MeterTimestamp', (65, 118), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'MeterTimestamp', (65, 118), 8, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 61: boolean
+    # 62: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 62: meterSignatureType
+    # 63: meterSignatureType
     ('meterSignatureType', (), (), True, (
         (1, ((3, 'value', (10, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 63: short
+    # 64: short
     ('short', (), (), True, (
         (1, ((3, 'value', (11, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 64: unsignedLong
+    # 65: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 65: unsignedShort
+    # 66: unsignedShort
     ('unsignedShort', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 66: base64Binary
+    # 67: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 67: ReceiptType
+    # 68: PGPKeyPacket (relaxed fragment grammar)
+    ('PGPKeyPacket (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (8, ((0, 'Algorithm', (0, 154), 0, 0), (0, 'Encoding', (0, 156), 0, 0), (0, 'Id', (0, 155), 0, 0), (0, 'MimeType', (0, 157), 0, 0), (0, 'Target', (0, 160), 0, 0), (0, 'Type', (0, 158), 0, 0), (0, 'URI', (0, 159), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 155), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 155), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 69: ReceiptType
     ('ReceiptType', ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts'), ('TaxCosts',), False, (
-        (1, ((1, 'TimeAnchor', (77, 142), 1, 0),)),
-        (3, ((1, 'EnergyCosts', (43, 103), 2, 0), (1, 'OccupancyCosts', (43, 122), 3, 0), (1, 'AdditionalServicesCosts', (43, 43), 4, 0), (1, 'OverstayCosts', (43, 123), 5, 0), (1, 'TaxCosts', (75, 140), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'OccupancyCosts', (43, 122), 3, 0), (1, 'AdditionalServicesCosts', (43, 43), 4, 0), (1, 'OverstayCosts', (43, 123), 5, 0), (1, 'TaxCosts', (75, 140), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'AdditionalServicesCosts', (43, 43), 4, 0), (1, 'OverstayCosts', (43, 123), 5, 0), (1, 'TaxCosts', (75, 140), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'OverstayCosts', (43, 123), 5, 0), (1, 'TaxCosts', (75, 140), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'TaxCosts', (75, 140), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'TaxCosts', (75, 140), 8, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'TimeAnchor', (79, 142), 1, 0),)),
+        (3, ((1, 'EnergyCosts', (43, 103), 2, 0), (1, 'OccupancyCosts', (43, 122), 3, 0), (1, 'AdditionalServicesCosts', (43, 43), 4, 0), (1, 'OverstayCosts', (43, 123), 5, 0), (1, 'TaxCosts', (77, 140), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'OccupancyCosts', (43, 122), 3, 0), (1, 'AdditionalServicesCosts', (43, 43), 4, 0), (1, 'OverstayCosts', (43, 123), 5, 0), (1, 'TaxCosts', (77, 140), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'AdditionalServicesCosts', (43, 43), 4, 0), (1, 'OverstayCosts', (43, 123), 5, 0), (1, 'TaxCosts', (77, 140), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'OverstayCosts', (43, 123), 5, 0), (1, 'TaxCosts', (77, 140), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'TaxCosts', (77, 140), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'TaxCosts', (77, 140), 8, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 0, 10, None, 6, 7),
-    )),
-    # 68: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (12, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 69: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (12, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
     )),
     # 70: unsignedInt
     ('unsignedInt', (), (), True, (
         (1, ((3, 'value', (12, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 71: responseCodeType
+    # 71: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (12, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 72: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (12, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 73: responseCodeType
     ('responseCodeType', (), (), True, (
         (1, ((3, 'value', (13, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 72: X509IssuerSerialType
+    # 74: X509IssuerSerialType
     ('X509IssuerSerialType', ('X509IssuerName', 'X509SerialNumber'), (), False, (
-        (1, ((1, 'X509IssuerName', (82, 147), 1, 0),)),
-        (1, ((1, 'X509SerialNumber', (84, 150), 2, 0),)),
+        (1, ((1, 'X509IssuerName', (84, 147), 1, 0),)),
+        (1, ((1, 'X509SerialNumber', (86, 150), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 73: base64Binary
+    # 75: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 74: sessionIDType
+    # 76: sessionIDType
     ('sessionIDType', (), (), True, (
         (1, ((3, 'value', (14, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 75: DetailedTaxType
+    # 77: DetailedTaxType
     ('DetailedTaxType', ('TaxRuleID', 'Amount'), (), False, (
-        (1, ((1, 'TaxRuleID', (76, 141), 1, 0),)),
+        (1, ((1, 'TaxRuleID', (78, 141), 1, 0),)),
         (1, ((1, 'Amount', (44, 44), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 76: numericIDType
+    # 78: numericIDType
     ('numericIDType', (), (), True, (
         (1, ((3, 'value', (15, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 77: unsignedLong
+    # 79: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 78: unsignedLong
+    # 80: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 79: short
+    # 81: short
     ('short', (), (), True, (
         (1, ((3, 'value', (11, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 80: base64Binary
+    # 82: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 81: base64Binary
-    ('base64Binary', (), (), True, (
-        (1, ((3, 'value', (1, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 82: string
-    ('string', (), (), True, (
-        (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 83: base64Binary
@@ -706,37 +706,47 @@ GRAMMARS = (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 84: integer
-    ('integer', (), (), True, (
-        (1, ((3, 'value', (7, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 85: string
+    # 84: string
     ('string', (), (), True, (
         (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 86: string
-    ('string', (), (), True, (
-        (1, ((3, 'value', (0, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 87: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (12, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 88: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (12, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 89: base64Binary
+    # 85: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 90: base64Binary
+    # 86: integer
+    ('integer', (), (), True, (
+        (1, ((3, 'value', (7, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 87: string
+    ('string', (), (), True, (
+        (1, ((3, 'value', (0, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 88: string
+    ('string', (), (), True, (
+        (1, ((3, 'value', (0, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 89: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (12, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 90: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (12, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 91: base64Binary
+    ('base64Binary', (), (), True, (
+        (1, ((3, 'value', (1, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 92: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),

@@ -29,62 +29,62 @@ TYPES = (
     ('uint', 1, 4294967295),
 )
 DOCUMENT = (6, (('ACDP_ConnectReq', 0, 0), ('ACDP_ConnectRes', 1, 1), ('ACDP_DisconnectReq', 0, 2), ('ACDP_DisconnectRes', 1, 3), ('ACDP_SystemStatusReq', 2, 4), ('ACDP_SystemStatusRes', 3, 5), ('ACDP_VehiclePositioningReq', 4, 6), ('ACDP_VehiclePositioningRes', 5, 7), ('CLReqControlMode', 6, 8), ('CLResControlMode', 7, 9), ('CanonicalizationMethod', 8, 10), ('DSAKeyValue', 9, 11), ('DigestMethod', 10, 12), ('DigestValue', 11, 13), ('KeyInfo', 12, 14), ('KeyName', 13, 15), ('KeyValue', 14, 16), ('Manifest', 15, 17), ('MgmtData', 16, 18), ('Object', 17, 19), ('PGPData', 18, 20), ('RSAKeyValue', 19, 21), ('Reference', 20, 22), ('RetrievalMethod', 21, 23), ('SPKIData', 22, 24), ('Signature', 23, 25), ('SignatureMethod', 24, 26), ('SignatureProperties', 25, 27), ('SignatureProperty', 26, 28), ('SignatureValue', 27, 29), ('SignedInfo', 28, 30), ('Transform', 29, 31), ('Transforms', 30, 32), ('X509Data', 31, 33)))
-FRAGMENT = (8, (('ACDP_ConnectReq', 0, 0), ('ACDP_ConnectRes', 1, 1), ('ACDP_DisconnectReq', 0, 2), ('ACDP_DisconnectRes', 1, 3), ('ACDP_SystemStatusReq', 2, 4), ('ACDP_SystemStatusRes', 3, 5), ('ACDP_VehiclePositioningReq', 4, 6), ('ACDP_VehiclePositioningRes', 5, 7), ('AckMaxDelay', 32, 34), ('AdditionalServicesCosts', 33, 35), ('Amount', 34, 36), ('BPT_DischargedEnergyReadingWh', 35, 37), ('BPT_InductiveEnergyReadingVARh', 36, 38), ('BatteryEnergyCapacity', 34, 39), ('CLReqControlMode', 6, 8), ('CLResControlMode', 7, 9), ('CanonicalizationMethod', 8, 10), ('CapacitiveEnergyReadingVARh', 37, 40), ('ChargedEnergyReadingWh', 38, 41), ('ChargingComplete', 39, 42), ('ContactWindowXc', 40, 43), ('ContactWindowYc', 41, 44), ('CostPerUnit', 34, 45), ('DSAKeyValue', 9, 11), ('DepartureTime', -1, 46), ('DigestMethod', 10, 12), ('DigestValue', 11, 13), ('DisplayParameters', 42, 47), ('EVAssociationStatus', 43, 48), ('EVCPStatus', 44, 49), ('EVElectricalChargingDeviceStatus', 45, 50), ('EVErrorCode', 46, 51), ('EVImmobilizationRequest', 47, 52), ('EVImmobilized', 48, 53), ('EVInChargePosition', -1, 54), ('EVMaximumEnergyRequest', 34, 55), ('EVMinimumEnergyRequest', 34, 56), ('EVMobilityStatus', 49, 57), ('EVPositioningSupport', 50, 58), ('EVReadyToCharge', 51, 59), ('EVRelativeXDeviation', 52, 60), ('EVRelativeYDeviation', 53, 61), ('EVSEDisabled', 54, 62), ('EVSEElectricalChargingDeviceStatus', 45, 63), ('EVSEEmergencyShutdown', 55, 64), ('EVSEIsolationStatus', 56, 65), ('EVSEMalfunction', 57, 66), ('EVSEMechanicalChargingDeviceStatus', 58, 67), ('EVSENotification', 59, 68), ('EVSEPositioningSupport', 60, 69), ('EVSEProcessing', 61, 70), ('EVSEReadyToCharge', 62, 71), ('EVSEStatus', 63, 72), ('EVSEUtilityInterruptEvent', 64, 73), ('EVSOC', 65, 74), ('EVTargetEnergyRequest', 34, 75), ('EVTechnicalStatus', 66, 76), ('EVTimeout', 67, 77), ('EVWLANStrength', 34, 78), ('EnergyCosts', 33, 79), ('Exponent', 68, 80), ('Exponent', 69, 81), ('G', 68, 82), ('HMACOutputLength', 70, 83), ('Header', 71, 84), ('InletHot', 72, 85), ('J', 68, 86), ('KeyInfo', 12, 14), ('KeyName', 13, 15), ('KeyValue', 14, 16), ('Manifest', 15, 17), ('MaximumSOC', 65, 87), ('MeterID', 73, 88), ('MeterInfo', 74, 89), ('MeterInfoRequested', 75, 90), ('MeterSignature', 76, 91), ('MeterStatus', 77, 92), ('MeterTimestamp', 78, 93), ('MgmtData', 16, 18), ('MinimumSOC', 65, 94), ('Modulus', 68, 95), ('NotificationMaxDelay', 79, 96), ('Object', 17, 19), ('OccupancyCosts', 33, 97), ('OverstayCosts', 33, 98), ('P', 68, 99), ('PGPData', 18, 20), ('PGPKeyID', 80, 100), ('PGPKeyPacket', -1, 101), ('PgenCounter', 68, 102), ('PresentSOC', 65, 103), ('Q', 68, 104), ('RSAKeyValue', 19, 21), ('Receipt', 81, 105), ('Reference', 20, 22), ('RemainingTimeToMaximumSOC', 82, 106), ('RemainingTimeToMinimumSOC', 83, 107), ('RemainingTimeToTargetSOC', 84, 108), ('ResponseCode', 85, 109), ('RetrievalMethod', 21, 23), ('RootCertificateID', 86, 110), ('SPKIData', 22, 24), ('SPKISexp', 87, 111), ('Seed', 68, 112), ('SessionID', 88, 113), ('Signature', 23, 25), ('SignatureMethod', 24, 26), ('SignatureProperties', 25, 27), ('SignatureProperty', 26, 28), ('SignatureValue', 27, 29), ('SignedInfo', 28, 30), ('TargetSOC', 65, 114), ('TaxCosts', 89, 115), ('TaxRuleID', 90, 116), ('TimeAnchor', 91, 117), ('TimeStamp', 92, 118), ('Transform', 29, 31), ('Transforms', 30, 32), ('Value', 93, 119), ('X509CRL', 94, 120), ('X509Certificate', 95, 121), ('X509Data', 31, 33), ('X509IssuerName', 96, 122), ('X509IssuerSerial', 86, 123), ('X509SKI', 97, 124), ('X509SerialNumber', 98, 125), ('X509SubjectName', 99, 126), ('XPath', 100, 127), ('Y', 68, 128)))
+FRAGMENT = (8, (('ACDP_ConnectReq', 0, 0), ('ACDP_ConnectRes', 1, 1), ('ACDP_DisconnectReq', 0, 2), ('ACDP_DisconnectRes', 1, 3), ('ACDP_SystemStatusReq', 2, 4), ('ACDP_SystemStatusRes', 3, 5), ('ACDP_VehiclePositioningReq', 4, 6), ('ACDP_VehiclePositioningRes', 5, 7), ('AckMaxDelay', 32, 34), ('AdditionalServicesCosts', 33, 35), ('Amount', 34, 36), ('BPT_DischargedEnergyReadingWh', 35, 37), ('BPT_InductiveEnergyReadingVARh', 36, 38), ('BatteryEnergyCapacity', 34, 39), ('CLReqControlMode', 6, 8), ('CLResControlMode', 7, 9), ('CanonicalizationMethod', 8, 10), ('CapacitiveEnergyReadingVARh', 37, 40), ('ChargedEnergyReadingWh', 38, 41), ('ChargingComplete', 39, 42), ('ContactWindowXc', 40, 43), ('ContactWindowYc', 41, 44), ('CostPerUnit', 34, 45), ('DSAKeyValue', 9, 11), ('DepartureTime', 42, 46), ('DigestMethod', 10, 12), ('DigestValue', 11, 13), ('DisplayParameters', 43, 47), ('EVAssociationStatus', 44, 48), ('EVCPStatus', 45, 49), ('EVElectricalChargingDeviceStatus', 46, 50), ('EVErrorCode', 47, 51), ('EVImmobilizationRequest', 48, 52), ('EVImmobilized', 49, 53), ('EVInChargePosition', 50, 54), ('EVMaximumEnergyRequest', 34, 55), ('EVMinimumEnergyRequest', 34, 56), ('EVMobilityStatus', 51, 57), ('EVPositioningSupport', 52, 58), ('EVReadyToCharge', 53, 59), ('EVRelativeXDeviation', 54, 60), ('EVRelativeYDeviation', 55, 61), ('EVSEDisabled', 56, 62), ('EVSEElectricalChargingDeviceStatus', 46, 63), ('EVSEEmergencyShutdown', 57, 64), ('EVSEIsolationStatus', 58, 65), ('EVSEMalfunction', 59, 66), ('EVSEMechanicalChargingDeviceStatus', 60, 67), ('EVSENotification', 61, 68), ('EVSEPositioningSupport', 62, 69), ('EVSEProcessing', 63, 70), ('EVSEReadyToCharge', 64, 71), ('EVSEStatus', 65, 72), ('EVSEUtilityInterruptEvent', 66, 73), ('EVSOC', 67, 74), ('EVTargetEnergyRequest', 34, 75), ('EVTechnicalStatus', 68, 76), ('EVTimeout', 69, 77), ('EVWLANStrength', 34, 78), ('EnergyCosts', 33, 79), ('Exponent', 70, 80), ('Exponent', 71, 81), ('G', 70, 82), ('HMACOutputLength', 72, 83), ('Header', 73, 84), ('InletHot', 74, 85), ('J', 70, 86), ('KeyInfo', 12, 14), ('KeyName', 13, 15), ('KeyValue', 14, 16), ('Manifest', 15, 17), ('MaximumSOC', 67, 87), ('MeterID', 75, 88), ('MeterInfo', 76, 89), ('MeterInfoRequested', 77, 90), ('MeterSignature', 78, 91), ('MeterStatus', 79, 92), ('MeterTimestamp', 80, 93), ('MgmtData', 16, 18), ('MinimumSOC', 67, 94), ('Modulus', 70, 95), ('NotificationMaxDelay', 81, 96), ('Object', 17, 19), ('OccupancyCosts', 33, 97), ('OverstayCosts', 33, 98), ('P', 70, 99), ('PGPData', 18, 20), ('PGPKeyID', 82, 100), ('PGPKeyPacket', 83, 101), ('PgenCounter', 70, 102), ('PresentSOC', 67, 103), ('Q', 70, 104), ('RSAKeyValue', 19, 21), ('Receipt', 84, 105), ('Reference', 20, 22), ('RemainingTimeToMaximumSOC', 85, 106), ('RemainingTimeToMinimumSOC', 86, 107), ('RemainingTimeToTargetSOC', 87, 108), ('ResponseCode', 88, 109), ('RetrievalMethod', 21, 23), ('RootCertificateID', 89, 110), ('SPKIData', 22, 24), ('SPKISexp', 90, 111), ('Seed', 70, 112), ('SessionID', 91, 113), ('Signature', 23, 25), ('SignatureMethod', 24, 26), ('SignatureProperties', 25, 27), ('SignatureProperty', 26, 28), ('SignatureValue', 27, 29), ('SignedInfo', 28, 30), ('TargetSOC', 67, 114), ('TaxCosts', 92, 115), ('TaxRuleID', 93, 116), ('TimeAnchor', 94, 117), ('TimeStamp', 95, 118), ('Transform', 29, 31), ('Transforms', 30, 32), ('Value', 96, 119), ('X509CRL', 97, 120), ('X509Certificate', 98, 121), ('X509Data', 31, 33), ('X509IssuerName', 99, 122), ('X509IssuerSerial', 89, 123), ('X509SKI', 100, 124), ('X509SerialNumber', 101, 125), ('X509SubjectName', 102, 126), ('XPath', 103, 127), ('Y', 70, 128)))
 GRAMMARS = (
     # 0: ACDP_ConnectReqType
     ('ACDP_ConnectReqType', ('Header', 'EVElectricalChargingDeviceStatus'), (), False, (
-        (1, ((1, 'Header', (71, 84), 1, 0),)),
-        (1, ((1, 'EVElectricalChargingDeviceStatus', (45, 50), 2, 0),)),
+        (1, ((1, 'Header', (73, 84), 1, 0),)),
+        (1, ((1, 'EVElectricalChargingDeviceStatus', (46, 50), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 1: ACDP_ConnectResType
     ('ACDP_ConnectResType', ('Header', 'ResponseCode', 'EVSEProcessing', 'EVSEElectricalChargingDeviceStatus', 'EVSEMechanicalChargingDeviceStatus'), (), False, (
-        (1, ((1, 'Header', (71, 84), 1, 0),)),
-        (1, ((1, 'ResponseCode', (85, 109), 2, 0),)),
-        (1, ((1, 'EVSEProcessing', (61, 70), 3, 0),)),
-        (1, ((1, 'EVSEElectricalChargingDeviceStatus', (45, 63), 4, 0),)),
-        (1, ((1, 'EVSEMechanicalChargingDeviceStatus', (58, 67), 5, 0),)),
+        (1, ((1, 'Header', (73, 84), 1, 0),)),
+        (1, ((1, 'ResponseCode', (88, 109), 2, 0),)),
+        (1, ((1, 'EVSEProcessing', (63, 70), 3, 0),)),
+        (1, ((1, 'EVSEElectricalChargingDeviceStatus', (46, 63), 4, 0),)),
+        (1, ((1, 'EVSEMechanicalChargingDeviceStatus', (60, 67), 5, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 2: ACDP_SystemStatusReqType
     ('ACDP_SystemStatusReqType', ('Header', 'EVTechnicalStatus'), (), False, (
-        (1, ((1, 'Header', (71, 84), 1, 0),)),
-        (1, ((1, 'EVTechnicalStatus', (66, 76), 2, 0),)),
+        (1, ((1, 'Header', (73, 84), 1, 0),)),
+        (1, ((1, 'EVTechnicalStatus', (68, 76), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 3: ACDP_SystemStatusResType
     ('ACDP_SystemStatusResType', ('Header', 'ResponseCode', 'EVSEMechanicalChargingDeviceStatus', 'EVSEReadyToCharge', 'EVSEIsolationStatus', 'EVSEDisabled', 'EVSEUtilityInterruptEvent', 'EVSEEmergencyShutdown', 'EVSEMalfunction', 'EVInChargePosition', 'EVAssociationStatus'), (), False, (
-        (1, ((1, 'Header', (71, 84), 1, 0),)),
-        (1, ((1, 'ResponseCode', (85, 109), 2, 0),)),
-        (1, ((1, 'EVSEMechanicalChargingDeviceStatus', (58, 67), 3, 0),)),
-        (1, ((1, 'EVSEReadyToCharge', (62, 71), 4, 0),)),
-        (1, ((1, 'EVSEIsolationStatus', (56, 65), 5, 0),)),
-        (1, ((1, 'EVSEDisabled', (54, 62), 6, 0),)),
-        (1, ((1, 'EVSEUtilityInterruptEvent', (64, 73), 7, 0),)),
-        (1, ((1, 'EVSEEmergencyShutdown', (55, 64), 8, 0),)),
-        (1, ((1, 'EVSEMalfunction', (57, 66), 9, 0),)),
-        (1, ((1, 'EVInChargePosition', (101, 54), 10, 0),)),
-        (1, ((1, 'EVAssociationStatus', (43, 48), 11, 0),)),
+        (1, ((1, 'Header', (73, 84), 1, 0),)),
+        (1, ((1, 'ResponseCode', (88, 109), 2, 0),)),
+        (1, ((1, 'EVSEMechanicalChargingDeviceStatus', (60, 67), 3, 0),)),
+        (1, ((1, 'EVSEReadyToCharge', (64, 71), 4, 0),)),
+        (1, ((1, 'EVSEIsolationStatus', (58, 65), 5, 0),)),
+        (1, ((1, 'EVSEDisabled', (56, 62), 6, 0),)),
+        (1, ((1, 'EVSEUtilityInterruptEvent', (66, 73), 7, 0),)),
+        (1, ((1, 'EVSEEmergencyShutdown', (57, 64), 8, 0),)),
+        (1, ((1, 'EVSEMalfunction', (59, 66), 9, 0),)),
+        (1, ((1, 'EVInChargePosition', (104, 54), 10, 0),)),
+        (1, ((1, 'EVAssociationStatus', (44, 48), 11, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 4: ACDP_VehiclePositioningReqType
     ('ACDP_VehiclePositioningReqType', ('Header', 'EVMobilityStatus', 'EVPositioningSupport'), (), False, (
-        (1, ((1, 'Header', (71, 84), 1, 0),)),
-        (1, ((1, 'EVMobilityStatus', (49, 57), 2, 0),)),
-        (1, ((1, 'EVPositioningSupport', (50, 58), 3, 0),)),
+        (1, ((1, 'Header', (73, 84), 1, 0),)),
+        (1, ((1, 'EVMobilityStatus', (51, 57), 2, 0),)),
+        (1, ((1, 'EVPositioningSupport', (52, 58), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 5: ACDP_VehiclePositioningResType
     ('ACDP_VehiclePositioningResType', ('Header', 'ResponseCode', 'EVSEProcessing', 'EVSEPositioningSupport', 'EVRelativeXDeviation', 'EVRelativeYDeviation', 'ContactWindowXc', 'ContactWindowYc', 'EVInChargePosition'), (), False, (
-        (1, ((1, 'Header', (71, 84), 1, 0),)),
-        (1, ((1, 'ResponseCode', (85, 109), 2, 0),)),
-        (1, ((1, 'EVSEProcessing', (61, 70), 3, 0),)),
-        (1, ((1, 'EVSEPositioningSupport', (60, 69), 4, 0),)),
-        (1, ((1, 'EVRelativeXDeviation', (52, 60), 5, 0),)),
-        (1, ((1, 'EVRelativeYDeviation', (53, 61), 6, 0),)),
+        (1, ((1, 'Header', (73, 84), 1, 0),)),
+        (1, ((1, 'ResponseCode', (88, 109), 2, 0),)),
+        (1, ((1, 'EVSEProcessing', (63, 70), 3, 0),)),
+        (1, ((1, 'EVSEPositioningSupport', (62, 69), 4, 0),)),
+        (1, ((1, 'EVRelativeXDeviation', (54, 60), 5, 0),)),
+        (1, ((1, 'EVRelativeYDeviation', (55, 61), 6, 0),)),
         (1, ((1, 'ContactWindowXc', (40, 43), 7, 0),)),
         (1, ((1, 'ContactWindowYc', (41, 44), 8, 0),)),
-        (1, ((1, 'EVInChargePosition', (102, 54), 9, 0),)),
+        (1, ((1, 'EVInChargePosition', (105, 54), 9, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 6: CLReqControlModeType
@@ -98,26 +98,26 @@ GRAMMARS = (
     # 8: CanonicalizationMethodType
     ('CanonicalizationMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 129), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 9: DSAKeyValueType
     ('DSAKeyValueType', ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter'), (), False, (
-        (2, ((1, 'P', (68, 99), 1, 0), (1, 'G', (68, 82), 3, 0), (1, 'Y', (68, 128), 4, 0))),
-        (1, ((1, 'Q', (68, 104), 2, 0),)),
-        (2, ((1, 'G', (68, 82), 3, 0), (1, 'Y', (68, 128), 4, 0))),
-        (1, ((1, 'Y', (68, 128), 4, 0),)),
-        (2, ((1, 'J', (68, 86), 5, 0), (1, 'Seed', (68, 112), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Seed', (68, 112), 6, 0), (2, None, None, -1, 0))),
-        (1, ((1, 'PgenCounter', (68, 102), 7, 0),)),
+        (2, ((1, 'P', (70, 99), 1, 0), (1, 'G', (70, 82), 3, 0), (1, 'Y', (70, 128), 4, 0),)),
+        (1, ((1, 'Q', (70, 104), 2, 0),)),
+        (2, ((1, 'G', (70, 82), 3, 0), (1, 'Y', (70, 128), 4, 0),)),
+        (1, ((1, 'Y', (70, 128), 4, 0),)),
+        (2, ((1, 'J', (70, 86), 5, 0), (1, 'Seed', (70, 112), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Seed', (70, 112), 6, 0), (2, None, None, -1, 0),)),
+        (1, ((1, 'PgenCounter', (70, 102), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 10: DigestMethodType
     ('DigestMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 129), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 11: DigestValueType
@@ -127,16 +127,16 @@ GRAMMARS = (
     )),
     # 12: KeyInfoType
     ('KeyInfoType', ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData'), ('KeyName', 'KeyValue', 'MgmtData', 'PGPData', 'RetrievalMethod', 'SPKIData', 'X509Data'), False, (
-        (4, ((0, 'Id', (0, 130), 1, 0), (1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (4, ((0, 'Id', (0, 130), 1, 0), (1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (13, 15), 2, 0), (1, 'KeyValue', (14, 16), 3, 0), (1, 'RetrievalMethod', (21, 23), 4, 0), (1, 'X509Data', (31, 33), 5, 0), (1, 'PGPData', (18, 20), 6, 0), (1, 'SPKIData', (22, 24), 7, 0), (1, 'MgmtData', (16, 18), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 13: string
     ('string', (), (), True, (
@@ -145,16 +145,16 @@ GRAMMARS = (
     )),
     # 14: KeyValueType
     ('KeyValueType', ('DSAKeyValue', 'RSAKeyValue'), (), False, (
-        (3, ((1, 'DSAKeyValue', (9, 11), 1, 0), (1, 'RSAKeyValue', (19, 21), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'DSAKeyValue', (9, 11), 1, 0), (1, 'RSAKeyValue', (19, 21), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 15: ManifestType
     ('ManifestType', ('Id', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 130), 1, 0), (1, 'Reference', (20, 22), 3, 0))),
+        (2, ((0, 'Id', (0, 130), 1, 0), (1, 'Reference', (20, 22), 3, 0),)),
         (1, ((1, 'Reference', (20, 22), 3, 0),)),
-        (2, ((1, 'Reference', (20, 22), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (20, 22), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 16: string
@@ -164,121 +164,121 @@ GRAMMARS = (
     )),
     # 17: ObjectType
     ('ObjectType', ('Encoding', 'Id', 'MimeType'), (), False, (
-        (3, ((0, 'Encoding', (0, 131), 1, 0), (0, 'Id', (0, 130), 2, 0), (0, 'MimeType', (0, 132), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'Id', (0, 130), 2, 0), (0, 'MimeType', (0, 132), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'MimeType', (0, 132), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((0, 'Encoding', (0, 131), 1, 0), (0, 'Id', (0, 130), 2, 0), (0, 'MimeType', (0, 132), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'Id', (0, 130), 2, 0), (0, 'MimeType', (0, 132), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'MimeType', (0, 132), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 18: PGPDataType
     ('PGPDataType', ('PGPKeyID', 'PGPKeyPacket'), (), False, (
-        (2, ((1, 'PGPKeyID', (80, 100), 1, 0), (1, 'PGPKeyPacket', (103, 101), 5, 0))),
-        (2, ((1, 'PGPKeyPacket', (104, 101), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'PGPKeyID', (82, 100), 1, 0), (1, 'PGPKeyPacket', (106, 101), 5, 0),)),
+        (2, ((1, 'PGPKeyPacket', (107, 101), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 3, None),
-        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0))),
+        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 6, None),
     )),
     # 19: RSAKeyValueType
     ('RSAKeyValueType', ('Modulus', 'Exponent'), (), False, (
-        (1, ((1, 'Modulus', (68, 95), 1, 0),)),
-        (1, ((1, 'Exponent', (68, 80), 2, 0),)),
+        (1, ((1, 'Modulus', (70, 95), 1, 0),)),
+        (1, ((1, 'Exponent', (70, 80), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 20: ReferenceType
     ('ReferenceType', ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue'), (), False, (
-        (3, ((0, 'Id', (0, 130), 1, 0), (0, 'Type', (0, 133), 2, 0), (0, 'URI', (0, 134), 3, 0), (1, 'Transforms', (30, 32), 4, 0), (1, 'DigestMethod', (10, 12), 5, 0))),
-        (3, ((0, 'Type', (0, 133), 2, 0), (0, 'URI', (0, 134), 3, 0), (1, 'Transforms', (30, 32), 4, 0), (1, 'DigestMethod', (10, 12), 5, 0))),
-        (2, ((0, 'URI', (0, 134), 3, 0), (1, 'Transforms', (30, 32), 4, 0), (1, 'DigestMethod', (10, 12), 5, 0))),
-        (2, ((1, 'Transforms', (30, 32), 4, 0), (1, 'DigestMethod', (10, 12), 5, 0))),
+        (3, ((0, 'Id', (0, 130), 1, 0), (0, 'Type', (0, 133), 2, 0), (0, 'URI', (0, 134), 3, 0), (1, 'Transforms', (30, 32), 4, 0), (1, 'DigestMethod', (10, 12), 5, 0),)),
+        (3, ((0, 'Type', (0, 133), 2, 0), (0, 'URI', (0, 134), 3, 0), (1, 'Transforms', (30, 32), 4, 0), (1, 'DigestMethod', (10, 12), 5, 0),)),
+        (2, ((0, 'URI', (0, 134), 3, 0), (1, 'Transforms', (30, 32), 4, 0), (1, 'DigestMethod', (10, 12), 5, 0),)),
+        (2, ((1, 'Transforms', (30, 32), 4, 0), (1, 'DigestMethod', (10, 12), 5, 0),)),
         (1, ((1, 'DigestMethod', (10, 12), 5, 0),)),
         (1, ((1, 'DigestValue', (11, 13), 6, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 21: RetrievalMethodType
     ('RetrievalMethodType', ('Type', 'URI', 'Transforms'), (), False, (
-        (3, ((0, 'Type', (0, 133), 1, 0), (0, 'URI', (0, 134), 2, 0), (1, 'Transforms', (30, 32), 3, 0), (2, None, None, -1, 0))),
-        (2, ((0, 'URI', (0, 134), 2, 0), (1, 'Transforms', (30, 32), 3, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Transforms', (30, 32), 3, 0), (2, None, None, -1, 0))),
+        (3, ((0, 'Type', (0, 133), 1, 0), (0, 'URI', (0, 134), 2, 0), (1, 'Transforms', (30, 32), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((0, 'URI', (0, 134), 2, 0), (1, 'Transforms', (30, 32), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Transforms', (30, 32), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 22: SPKIDataType
     ('SPKIDataType', ('SPKISexp',), ('SPKISexp',), False, (
-        (1, ((1, 'SPKISexp', (87, 111), 1, 0),)),
-        (2, ((1, 'SPKISexp', (87, 111), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'SPKISexp', (87, 111), 1, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SPKISexp', (90, 111), 1, 0),)),
+        (2, ((1, 'SPKISexp', (90, 111), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'SPKISexp', (90, 111), 1, 0), (2, None, None, -1, 0),)),
     )),
     # 23: SignatureType
     ('SignatureType', ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object'), ('Object',), False, (
-        (2, ((0, 'Id', (0, 130), 1, 0), (1, 'SignedInfo', (28, 30), 2, 0))),
+        (2, ((0, 'Id', (0, 130), 1, 0), (1, 'SignedInfo', (28, 30), 2, 0),)),
         (1, ((1, 'SignedInfo', (28, 30), 2, 0),)),
         (1, ((1, 'SignatureValue', (27, 29), 3, 0),)),
-        (2, ((1, 'KeyInfo', (12, 14), 4, 0), (1, 'Object', (17, 19), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (17, 19), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (17, 19), 6, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'KeyInfo', (12, 14), 4, 0), (1, 'Object', (17, 19), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (17, 19), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (17, 19), 6, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 5, None),
     )),
     # 24: SignatureMethodType
     ('SignatureMethodType', ('Algorithm', 'HMACOutputLength'), (), False, (
         (1, ((0, 'Algorithm', (0, 129), 1, 0),)),
-        (3, ((1, 'HMACOutputLength', (70, 83), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'HMACOutputLength', (72, 83), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 3, None),
     )),
     # 25: SignaturePropertiesType
     ('SignaturePropertiesType', ('Id', 'SignatureProperty'), ('SignatureProperty',), False, (
-        (2, ((0, 'Id', (0, 130), 1, 0), (1, 'SignatureProperty', (26, 28), 3, 0))),
+        (2, ((0, 'Id', (0, 130), 1, 0), (1, 'SignatureProperty', (26, 28), 3, 0),)),
         (1, ((1, 'SignatureProperty', (26, 28), 3, 0),)),
-        (2, ((1, 'SignatureProperty', (26, 28), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'SignatureProperty', (26, 28), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 26: SignaturePropertyType
     ('SignaturePropertyType', ('Id', 'Target'), (), False, (
-        (2, ((0, 'Id', (0, 130), 1, 0), (0, 'Target', (0, 135), 2, 0))),
+        (2, ((0, 'Id', (0, 130), 1, 0), (0, 'Target', (0, 135), 2, 0),)),
         (1, ((0, 'Target', (0, 135), 2, 0),)),
-        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 27: SignatureValueType
     ('SignatureValueType', ('Id', 'value'), (), False, (
-        (2, ((0, 'Id', (0, 130), 1, 0), (3, 'value', (1, -1), 2, 0))),
+        (2, ((0, 'Id', (0, 130), 1, 0), (3, 'value', (1, -1), 2, 0),)),
         (1, ((3, 'value', (1, -1), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 28: SignedInfoType
     ('SignedInfoType', ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 130), 1, 0), (1, 'CanonicalizationMethod', (8, 10), 2, 0))),
+        (2, ((0, 'Id', (0, 130), 1, 0), (1, 'CanonicalizationMethod', (8, 10), 2, 0),)),
         (1, ((1, 'CanonicalizationMethod', (8, 10), 2, 0),)),
         (1, ((1, 'SignatureMethod', (24, 26), 3, 0),)),
         (1, ((1, 'Reference', (20, 22), 5, 0),)),
-        (2, ((1, 'Reference', (20, 22), 5, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (20, 22), 5, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 4, None),
     )),
     # 29: TransformType
     ('TransformType', ('Algorithm', 'XPath'), ('XPath',), False, (
         (1, ((0, 'Algorithm', (0, 129), 1, 0),)),
-        (3, ((1, 'XPath', (100, 127), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (100, 127), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (100, 127), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'XPath', (103, 127), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (103, 127), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (103, 127), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 30: TransformsType
     ('TransformsType', ('Transform',), ('Transform',), False, (
         (1, ((1, 'Transform', (29, 31), 2, 0),)),
-        (2, ((1, 'Transform', (29, 31), 2, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Transform', (29, 31), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
     )),
     # 31: X509DataType
     ('X509DataType', ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL'), ('X509CRL', 'X509Certificate', 'X509IssuerSerial', 'X509SKI', 'X509SubjectName'), False, (
-        (3, ((1, 'X509IssuerSerial', (86, 123), 1, 0), (1, 'X509SKI', (97, 124), 2, 0), (1, 'X509SubjectName', (99, 126), 3, 0), (1, 'X509Certificate', (95, 121), 4, 0), (1, 'X509CRL', (94, 120), 5, 0), (4, None, None, 6, 0))),
-        (3, ((1, 'X509IssuerSerial', (86, 123), 1, 0), (1, 'X509SKI', (97, 124), 2, 0), (1, 'X509SubjectName', (99, 126), 3, 0), (1, 'X509Certificate', (95, 121), 4, 0), (1, 'X509CRL', (94, 120), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (86, 123), 1, 0), (1, 'X509SKI', (97, 124), 2, 0), (1, 'X509SubjectName', (99, 126), 3, 0), (1, 'X509Certificate', (95, 121), 4, 0), (1, 'X509CRL', (94, 120), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (86, 123), 1, 0), (1, 'X509SKI', (97, 124), 2, 0), (1, 'X509SubjectName', (99, 126), 3, 0), (1, 'X509Certificate', (95, 121), 4, 0), (1, 'X509CRL', (94, 120), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (86, 123), 1, 0), (1, 'X509SKI', (97, 124), 2, 0), (1, 'X509SubjectName', (99, 126), 3, 0), (1, 'X509Certificate', (95, 121), 4, 0), (1, 'X509CRL', (94, 120), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (86, 123), 1, 0), (1, 'X509SKI', (97, 124), 2, 0), (1, 'X509SubjectName', (99, 126), 3, 0), (1, 'X509Certificate', (95, 121), 4, 0), (1, 'X509CRL', (94, 120), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (86, 123), 1, 0), (1, 'X509SKI', (97, 124), 2, 0), (1, 'X509SubjectName', (99, 126), 3, 0), (1, 'X509Certificate', (95, 121), 4, 0), (1, 'X509CRL', (94, 120), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'X509IssuerSerial', (89, 123), 1, 0), (1, 'X509SKI', (100, 124), 2, 0), (1, 'X509SubjectName', (102, 126), 3, 0), (1, 'X509Certificate', (98, 121), 4, 0), (1, 'X509CRL', (97, 120), 5, 0), (4, None, None, 6, 0),)),
+        (3, ((1, 'X509IssuerSerial', (89, 123), 1, 0), (1, 'X509SKI', (100, 124), 2, 0), (1, 'X509SubjectName', (102, 126), 3, 0), (1, 'X509Certificate', (98, 121), 4, 0), (1, 'X509CRL', (97, 120), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (89, 123), 1, 0), (1, 'X509SKI', (100, 124), 2, 0), (1, 'X509SubjectName', (102, 126), 3, 0), (1, 'X509Certificate', (98, 121), 4, 0), (1, 'X509CRL', (97, 120), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (89, 123), 1, 0), (1, 'X509SKI', (100, 124), 2, 0), (1, 'X509SubjectName', (102, 126), 3, 0), (1, 'X509Certificate', (98, 121), 4, 0), (1, 'X509CRL', (97, 120), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (89, 123), 1, 0), (1, 'X509SKI', (100, 124), 2, 0), (1, 'X509SubjectName', (102, 126), 3, 0), (1, 'X509Certificate', (98, 121), 4, 0), (1, 'X509CRL', (97, 120), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (89, 123), 1, 0), (1, 'X509SKI', (100, 124), 2, 0), (1, 'X509SubjectName', (102, 126), 3, 0), (1, 'X509Certificate', (98, 121), 4, 0), (1, 'X509CRL', (97, 120), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (89, 123), 1, 0), (1, 'X509SKI', (100, 124), 2, 0), (1, 'X509SubjectName', (102, 126), 3, 0), (1, 'X509Certificate', (98, 121), 4, 0), (1, 'X509CRL', (97, 120), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
     )),
     # 32: unsignedShort
     ('unsignedShort', (), (), True, (
@@ -293,8 +293,8 @@ GRAMMARS = (
     )),
     # 34: RationalNumberType
     ('RationalNumberType', ('Exponent', 'Value'), (), False, (
-        (1, ((1, 'Exponent', (69, 81), 1, 0),)),
-        (1, ((1, 'Value', (93, 119), 2, 0),)),
+        (1, ((1, 'Exponent', (71, 81), 1, 0),)),
+        (1, ((1, 'Value', (96, 119), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 35: unsignedLong
@@ -332,43 +332,43 @@ GRAMMARS = (
         (1, ((3, 'value', (5, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 42: DisplayParametersType
+    # 42: DepartureTime (relaxed fragment grammar)
+    ('DepartureTime (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (8, ((0, 'Algorithm', (0, 129), 0, 0), (0, 'Encoding', (0, 131), 0, 0), (0, 'Id', (0, 130), 0, 0), (0, 'MimeType', (0, 132), 0, 0), (0, 'Target', (0, 135), 0, 0), (0, 'Type', (0, 133), 0, 0), (0, 'URI', (0, 134), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 130), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 130), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 43: DisplayParametersType
     ('DisplayParametersType', ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot'), (), False, (
-        (4, ((1, 'PresentSOC', (65, 103), 1, 0), (1, 'MinimumSOC', (65, 94), 2, 0), (1, 'TargetSOC', (65, 114), 3, 0), (1, 'MaximumSOC', (65, 87), 4, 0), (1, 'RemainingTimeToMinimumSOC', (83, 107), 5, 0), (1, 'RemainingTimeToTargetSOC', (84, 108), 6, 0), (1, 'RemainingTimeToMaximumSOC', (82, 106), 7, 0), (1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (72, 85), 10, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'MinimumSOC', (65, 94), 2, 0), (1, 'TargetSOC', (65, 114), 3, 0), (1, 'MaximumSOC', (65, 87), 4, 0), (1, 'RemainingTimeToMinimumSOC', (83, 107), 5, 0), (1, 'RemainingTimeToTargetSOC', (84, 108), 6, 0), (1, 'RemainingTimeToMaximumSOC', (82, 106), 7, 0), (1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (72, 85), 10, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'TargetSOC', (65, 114), 3, 0), (1, 'MaximumSOC', (65, 87), 4, 0), (1, 'RemainingTimeToMinimumSOC', (83, 107), 5, 0), (1, 'RemainingTimeToTargetSOC', (84, 108), 6, 0), (1, 'RemainingTimeToMaximumSOC', (82, 106), 7, 0), (1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (72, 85), 10, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'MaximumSOC', (65, 87), 4, 0), (1, 'RemainingTimeToMinimumSOC', (83, 107), 5, 0), (1, 'RemainingTimeToTargetSOC', (84, 108), 6, 0), (1, 'RemainingTimeToMaximumSOC', (82, 106), 7, 0), (1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (72, 85), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'RemainingTimeToMinimumSOC', (83, 107), 5, 0), (1, 'RemainingTimeToTargetSOC', (84, 108), 6, 0), (1, 'RemainingTimeToMaximumSOC', (82, 106), 7, 0), (1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (72, 85), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'RemainingTimeToTargetSOC', (84, 108), 6, 0), (1, 'RemainingTimeToMaximumSOC', (82, 106), 7, 0), (1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (72, 85), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'RemainingTimeToMaximumSOC', (82, 106), 7, 0), (1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (72, 85), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (72, 85), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (72, 85), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'InletHot', (72, 85), 10, 0), (2, None, None, -1, 0))),
+        (4, ((1, 'PresentSOC', (67, 103), 1, 0), (1, 'MinimumSOC', (67, 94), 2, 0), (1, 'TargetSOC', (67, 114), 3, 0), (1, 'MaximumSOC', (67, 87), 4, 0), (1, 'RemainingTimeToMinimumSOC', (86, 107), 5, 0), (1, 'RemainingTimeToTargetSOC', (87, 108), 6, 0), (1, 'RemainingTimeToMaximumSOC', (85, 106), 7, 0), (1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (74, 85), 10, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'MinimumSOC', (67, 94), 2, 0), (1, 'TargetSOC', (67, 114), 3, 0), (1, 'MaximumSOC', (67, 87), 4, 0), (1, 'RemainingTimeToMinimumSOC', (86, 107), 5, 0), (1, 'RemainingTimeToTargetSOC', (87, 108), 6, 0), (1, 'RemainingTimeToMaximumSOC', (85, 106), 7, 0), (1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (74, 85), 10, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'TargetSOC', (67, 114), 3, 0), (1, 'MaximumSOC', (67, 87), 4, 0), (1, 'RemainingTimeToMinimumSOC', (86, 107), 5, 0), (1, 'RemainingTimeToTargetSOC', (87, 108), 6, 0), (1, 'RemainingTimeToMaximumSOC', (85, 106), 7, 0), (1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (74, 85), 10, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'MaximumSOC', (67, 87), 4, 0), (1, 'RemainingTimeToMinimumSOC', (86, 107), 5, 0), (1, 'RemainingTimeToTargetSOC', (87, 108), 6, 0), (1, 'RemainingTimeToMaximumSOC', (85, 106), 7, 0), (1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (74, 85), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'RemainingTimeToMinimumSOC', (86, 107), 5, 0), (1, 'RemainingTimeToTargetSOC', (87, 108), 6, 0), (1, 'RemainingTimeToMaximumSOC', (85, 106), 7, 0), (1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (74, 85), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'RemainingTimeToTargetSOC', (87, 108), 6, 0), (1, 'RemainingTimeToMaximumSOC', (85, 106), 7, 0), (1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (74, 85), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'RemainingTimeToMaximumSOC', (85, 106), 7, 0), (1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (74, 85), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'ChargingComplete', (39, 42), 8, 0), (1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (74, 85), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'BatteryEnergyCapacity', (34, 39), 9, 0), (1, 'InletHot', (74, 85), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'InletHot', (74, 85), 10, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 43: boolean
+    # 44: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 44: cpStatusType
+    # 45: cpStatusType
     ('cpStatusType', (), (), True, (
         (1, ((3, 'value', (6, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 45: electricalChargingDeviceStatusType
+    # 46: electricalChargingDeviceStatusType
     ('electricalChargingDeviceStatusType', (), (), True, (
         (1, ((3, 'value', (7, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 46: errorCodeType
+    # 47: errorCodeType
     ('errorCodeType', (), (), True, (
         (1, ((3, 'value', (8, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 47: boolean
-    ('boolean', (), (), True, (
-        (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 48: boolean
@@ -381,39 +381,39 @@ GRAMMARS = (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 50: boolean
-    ('boolean', (), (), True, (
-        (1, ((3, 'value', (4, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
+    # 50: EVInChargePosition (relaxed fragment grammar)
+    ('EVInChargePosition (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (8, ((0, 'Algorithm', (0, 129), 0, 0), (0, 'Encoding', (0, 131), 0, 0), (0, 'Id', (0, 130), 0, 0), (0, 'MimeType', (0, 132), 0, 0), (0, 'Target', (0, 135), 0, 0), (0, 'Type', (0, 133), 0, 0), (0, 'URI', (0, 134), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 130), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 130), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
     )),
     # 51: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 52: short
-    ('short', (), (), True, (
-        (1, ((3, 'value', (5, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 53: short
-    ('short', (), (), True, (
-        (1, ((3, 'value', (5, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 54: boolean
+    # 52: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 55: boolean
+    # 53: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 56: isolationStatusType
-    ('isolationStatusType', (), (), True, (
-        (1, ((3, 'value', (9, -1), 1, 0),)),
+    # 54: short
+    ('short', (), (), True, (
+        (1, ((3, 'value', (5, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 55: short
+    ('short', (), (), True, (
+        (1, ((3, 'value', (5, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 56: boolean
+    ('boolean', (), (), True, (
+        (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 57: boolean
@@ -421,24 +421,24 @@ GRAMMARS = (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 58: mechanicalChargingDeviceStatusType
-    ('mechanicalChargingDeviceStatusType', (), (), True, (
-        (1, ((3, 'value', (10, -1), 1, 0),)),
+    # 58: isolationStatusType
+    ('isolationStatusType', (), (), True, (
+        (1, ((3, 'value', (9, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 59: evseNotificationType
-    ('evseNotificationType', (), (), True, (
-        (1, ((3, 'value', (11, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 60: boolean
+    # 59: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 61: processingType
-    ('processingType', (), (), True, (
-        (1, ((3, 'value', (12, -1), 1, 0),)),
+    # 60: mechanicalChargingDeviceStatusType
+    ('mechanicalChargingDeviceStatusType', (), (), True, (
+        (1, ((3, 'value', (10, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 61: evseNotificationType
+    ('evseNotificationType', (), (), True, (
+        (1, ((3, 'value', (11, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 62: boolean
@@ -446,10 +446,9 @@ GRAMMARS = (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 63: EVSEStatusType
-    ('EVSEStatusType', ('NotificationMaxDelay', 'EVSENotification'), (), False, (
-        (1, ((1, 'NotificationMaxDelay', (79, 96), 1, 0),)),
-        (1, ((1, 'EVSENotification', (59, 68), 2, 0),)),
+    # 63: processingType
+    ('processingType', (), (), True, (
+        (1, ((3, 'value', (12, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 64: boolean
@@ -457,189 +456,190 @@ GRAMMARS = (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 65: percentValueType
+    # 65: EVSEStatusType
+    ('EVSEStatusType', ('NotificationMaxDelay', 'EVSENotification'), (), False, (
+        (1, ((1, 'NotificationMaxDelay', (81, 96), 1, 0),)),
+        (1, ((1, 'EVSENotification', (61, 68), 2, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 66: boolean
+    ('boolean', (), (), True, (
+        (1, ((3, 'value', (4, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 67: percentValueType
     ('percentValueType', (), (), True, (
         (1, ((3, 'value', (13, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 66: EVTechnicalStatusType
+    # 68: EVTechnicalStatusType
     ('EVTechnicalStatusType', ('EVReadyToCharge', 'EVImmobilizationRequest', 'EVImmobilized', 'EVWLANStrength', 'EVCPStatus', 'EVSOC', 'EVErrorCode', 'EVTimeout'), (), False, (
-        (1, ((1, 'EVReadyToCharge', (51, 59), 1, 0),)),
-        (1, ((1, 'EVImmobilizationRequest', (47, 52), 2, 0),)),
-        (3, ((1, 'EVImmobilized', (48, 53), 3, 0), (1, 'EVWLANStrength', (34, 78), 4, 0), (1, 'EVCPStatus', (44, 49), 5, 0), (1, 'EVSOC', (65, 74), 6, 0), (1, 'EVErrorCode', (46, 51), 7, 0), (1, 'EVTimeout', (67, 77), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVWLANStrength', (34, 78), 4, 0), (1, 'EVCPStatus', (44, 49), 5, 0), (1, 'EVSOC', (65, 74), 6, 0), (1, 'EVErrorCode', (46, 51), 7, 0), (1, 'EVTimeout', (67, 77), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVCPStatus', (44, 49), 5, 0), (1, 'EVSOC', (65, 74), 6, 0), (1, 'EVErrorCode', (46, 51), 7, 0), (1, 'EVTimeout', (67, 77), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSOC', (65, 74), 6, 0), (1, 'EVErrorCode', (46, 51), 7, 0), (1, 'EVTimeout', (67, 77), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVErrorCode', (46, 51), 7, 0), (1, 'EVTimeout', (67, 77), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVTimeout', (67, 77), 8, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'EVReadyToCharge', (53, 59), 1, 0),)),
+        (1, ((1, 'EVImmobilizationRequest', (48, 52), 2, 0),)),
+        (3, ((1, 'EVImmobilized', (49, 53), 3, 0), (1, 'EVWLANStrength', (34, 78), 4, 0), (1, 'EVCPStatus', (45, 49), 5, 0), (1, 'EVSOC', (67, 74), 6, 0), (1, 'EVErrorCode', (47, 51), 7, 0), (1, 'EVTimeout', (69, 77), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVWLANStrength', (34, 78), 4, 0), (1, 'EVCPStatus', (45, 49), 5, 0), (1, 'EVSOC', (67, 74), 6, 0), (1, 'EVErrorCode', (47, 51), 7, 0), (1, 'EVTimeout', (69, 77), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVCPStatus', (45, 49), 5, 0), (1, 'EVSOC', (67, 74), 6, 0), (1, 'EVErrorCode', (47, 51), 7, 0), (1, 'EVTimeout', (69, 77), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSOC', (67, 74), 6, 0), (1, 'EVErrorCode', (47, 51), 7, 0), (1, 'EVTimeout', (69, 77), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVErrorCode', (47, 51), 7, 0), (1, 'EVTimeout', (69, 77), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVTimeout', (69, 77), 8, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 67: boolean
+    # 69: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 68: CryptoBinary
+    # 70: CryptoBinary
     ('CryptoBinary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 69: byte
+    # 71: byte
     ('byte', (), (), True, (
         (1, ((3, 'value', (14, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 70: HMACOutputLengthType
+    # 72: HMACOutputLengthType
     ('HMACOutputLengthType', (), (), True, (
         (1, ((3, 'value', (15, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 71: MessageHeaderType
+    # 73: MessageHeaderType
     ('MessageHeaderType', ('SessionID', 'TimeStamp', 'Signature'), (), False, (
-        (1, ((1, 'SessionID', (88, 113), 1, 0),)),
-        (1, ((1, 'TimeStamp', (92, 118), 2, 0),)),
-        (2, ((1, 'Signature', (23, 25), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SessionID', (91, 113), 1, 0),)),
+        (1, ((1, 'TimeStamp', (95, 118), 2, 0),)),
+        (2, ((1, 'Signature', (23, 25), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 72: boolean
+    # 74: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 73: meterIDType
+    # 75: meterIDType
     ('meterIDType', (), (), True, (
         (1, ((3, 'value', (16, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 74: MeterInfoType
+    # 76: MeterInfoType
     ('MeterInfoType', ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp'), (), False, (
-        (1, ((1, 'MeterID', (73, 88), 1, 0),)),
+        (1, ((1, 'MeterID', (75, 88), 1, 0),)),
         (1, ((1, 'ChargedEnergyReadingWh', (38, 41), 2, 0),)),
-        (3, ((1, 'BPT_DischargedEnergyReadingWh', (35, 37), 3, 0), (1, 'CapacitiveEnergyReadingVARh', (37, 40), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (36, 38), 5, 0), (1, 'MeterSignature', (76, 91), 6, 0), (1, 'MeterStatus', (77, 92), 7, 0), (1, 'MeterTimestamp', (78, 93), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'CapacitiveEnergyReadingVARh', (37, 40), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (36, 38), 5, 0), (1, 'MeterSignature', (76, 91), 6, 0), (1, 'MeterStatus', (77, 92), 7, 0), (1, 'MeterTimestamp', (78, 93), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'BPT_InductiveEnergyReadingVARh', (36, 38), 5, 0), (1, 'MeterSignature', (76, 91), 6, 0), (1, 'MeterStatus', (77, 92), 7, 0), (1, 'MeterTimestamp', (78, 93), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'MeterSignature', (76, 91), 6, 0), (1, 'MeterStatus', (77, 92), 7, 0), (1, 'MeterTimestamp', (78, 93), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'MeterStatus', (77, 92), 7, 0), (1, 'MeterTimestamp', (78, 93), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'MeterTimestamp', (78, 93), 8, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'BPT_DischargedEnergyReadingWh', (35, 37), 3, 0), (1, 'CapacitiveEnergyReadingVARh', (37, 40), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (36, 38), 5, 0), (1, 'MeterSignature', (78, 91), 6, 0), (1, 'MeterStatus', (79, 92), 7, 0), (1, 'MeterTimestamp', (80, 93), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'CapacitiveEnergyReadingVARh', (37, 40), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (36, 38), 5, 0), (1, 'MeterSignature', (78, 91), 6, 0), (1, 'MeterStatus', (79, 92), 7, 0), (1, 'MeterTimestamp', (80, 93), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'BPT_InductiveEnergyReadingVARh', (36, 38), 5, 0), (1, 'MeterSignature', (78, 91), 6, 0), (1, 'MeterStatus', (79, 92), 7, 0), (1, 'MeterTimestamp', (80, 93), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'MeterSignature', (78, 91), 6, 0), (1, 'MeterStatus', (79, 92), 7, 0), (1, 'MeterTimestamp', (80, 93), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'MeterStatus', (79, 92), 7, 0), (1, 'MeterTimestamp', (80, 93), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'MeterTimestamp', (80, 93), 8, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 75: boolean
+    # 77: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 76: meterSignatureType
+    # 78: meterSignatureType
     ('meterSignatureType', (), (), True, (
         (1, ((3, 'value', (17, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 77: short
+    # 79: short
     ('short', (), (), True, (
         (1, ((3, 'value', (5, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 78: unsignedLong
+    # 80: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 79: unsignedShort
+    # 81: unsignedShort
     ('unsignedShort', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 80: base64Binary
+    # 82: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 81: ReceiptType
+    # 83: PGPKeyPacket (relaxed fragment grammar)
+    ('PGPKeyPacket (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (8, ((0, 'Algorithm', (0, 129), 0, 0), (0, 'Encoding', (0, 131), 0, 0), (0, 'Id', (0, 130), 0, 0), (0, 'MimeType', (0, 132), 0, 0), (0, 'Target', (0, 135), 0, 0), (0, 'Type', (0, 133), 0, 0), (0, 'URI', (0, 134), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 130), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 130), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 84: ReceiptType
     ('ReceiptType', ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts'), ('TaxCosts',), False, (
-        (1, ((1, 'TimeAnchor', (91, 117), 1, 0),)),
-        (3, ((1, 'EnergyCosts', (33, 79), 2, 0), (1, 'OccupancyCosts', (33, 97), 3, 0), (1, 'AdditionalServicesCosts', (33, 35), 4, 0), (1, 'OverstayCosts', (33, 98), 5, 0), (1, 'TaxCosts', (89, 115), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'OccupancyCosts', (33, 97), 3, 0), (1, 'AdditionalServicesCosts', (33, 35), 4, 0), (1, 'OverstayCosts', (33, 98), 5, 0), (1, 'TaxCosts', (89, 115), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'AdditionalServicesCosts', (33, 35), 4, 0), (1, 'OverstayCosts', (33, 98), 5, 0), (1, 'TaxCosts', (89, 115), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'OverstayCosts', (33, 98), 5, 0), (1, 'TaxCosts', (89, 115), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'TaxCosts', (89, 115), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'TaxCosts', (89, 115), 8, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'TimeAnchor', (94, 117), 1, 0),)),
+        (3, ((1, 'EnergyCosts', (33, 79), 2, 0), (1, 'OccupancyCosts', (33, 97), 3, 0), (1, 'AdditionalServicesCosts', (33, 35), 4, 0), (1, 'OverstayCosts', (33, 98), 5, 0), (1, 'TaxCosts', (92, 115), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'OccupancyCosts', (33, 97), 3, 0), (1, 'AdditionalServicesCosts', (33, 35), 4, 0), (1, 'OverstayCosts', (33, 98), 5, 0), (1, 'TaxCosts', (92, 115), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'AdditionalServicesCosts', (33, 35), 4, 0), (1, 'OverstayCosts', (33, 98), 5, 0), (1, 'TaxCosts', (92, 115), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'OverstayCosts', (33, 98), 5, 0), (1, 'TaxCosts', (92, 115), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'TaxCosts', (92, 115), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'TaxCosts', (92, 115), 8, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 0, 10, None, 6, 7),
     )),
-    # 82: unsignedInt
+    # 85: unsignedInt
     ('unsignedInt', (), (), True, (
         (1, ((3, 'value', (18, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 83: unsignedInt
+    # 86: unsignedInt
     ('unsignedInt', (), (), True, (
         (1, ((3, 'value', (18, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 84: unsignedInt
+    # 87: unsignedInt
     ('unsignedInt', (), (), True, (
         (1, ((3, 'value', (18, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 85: responseCodeType
+    # 88: responseCodeType
     ('responseCodeType', (), (), True, (
         (1, ((3, 'value', (19, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 86: X509IssuerSerialType
+    # 89: X509IssuerSerialType
     ('X509IssuerSerialType', ('X509IssuerName', 'X509SerialNumber'), (), False, (
-        (1, ((1, 'X509IssuerName', (96, 122), 1, 0),)),
-        (1, ((1, 'X509SerialNumber', (98, 125), 2, 0),)),
+        (1, ((1, 'X509IssuerName', (99, 122), 1, 0),)),
+        (1, ((1, 'X509SerialNumber', (101, 125), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 87: base64Binary
+    # 90: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 88: sessionIDType
+    # 91: sessionIDType
     ('sessionIDType', (), (), True, (
         (1, ((3, 'value', (20, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 89: DetailedTaxType
+    # 92: DetailedTaxType
     ('DetailedTaxType', ('TaxRuleID', 'Amount'), (), False, (
-        (1, ((1, 'TaxRuleID', (90, 116), 1, 0),)),
+        (1, ((1, 'TaxRuleID', (93, 116), 1, 0),)),
         (1, ((1, 'Amount', (34, 36), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 90: numericIDType
+    # 93: numericIDType
     ('numericIDType', (), (), True, (
         (1, ((3, 'value', (21, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 91: unsignedLong
+    # 94: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 92: unsignedLong
+    # 95: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 93: short
+    # 96: short
     ('short', (), (), True, (
         (1, ((3, 'value', (5, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 94: base64Binary
-    ('base64Binary', (), (), True, (
-        (1, ((3, 'value', (1, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 95: base64Binary
-    ('base64Binary', (), (), True, (
-        (1, ((3, 'value', (1, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 96: string
-    ('string', (), (), True, (
-        (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 97: base64Binary
@@ -647,9 +647,9 @@ GRAMMARS = (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 98: integer
-    ('integer', (), (), True, (
-        (1, ((3, 'value', (15, -1), 1, 0),)),
+    # 98: base64Binary
+    ('base64Binary', (), (), True, (
+        (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 99: string
@@ -657,27 +657,42 @@ GRAMMARS = (
         (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 100: string
-    ('string', (), (), True, (
-        (1, ((3, 'value', (0, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 101: boolean
-    ('boolean', (), (), True, (
-        (1, ((3, 'value', (4, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 102: boolean
-    ('boolean', (), (), True, (
-        (1, ((3, 'value', (4, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 103: base64Binary
+    # 100: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 104: base64Binary
+    # 101: integer
+    ('integer', (), (), True, (
+        (1, ((3, 'value', (15, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 102: string
+    ('string', (), (), True, (
+        (1, ((3, 'value', (0, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 103: string
+    ('string', (), (), True, (
+        (1, ((3, 'value', (0, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 104: boolean
+    ('boolean', (), (), True, (
+        (1, ((3, 'value', (4, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 105: boolean
+    ('boolean', (), (), True, (
+        (1, ((3, 'value', (4, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 106: base64Binary
+    ('base64Binary', (), (), True, (
+        (1, ((3, 'value', (1, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 107: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),

@@ -24,7 +24,7 @@ TYPES = (
     ('uint', 1, 4294967295),
 )
 DOCUMENT = (6, (('BPT_DC_CPDReqEnergyTransferMode', 0, 0), ('BPT_DC_CPDResEnergyTransferMode', 1, 1), ('BPT_Dynamic_DC_CLReqControlMode', 2, 2), ('BPT_Dynamic_DC_CLResControlMode', 3, 3), ('BPT_Scheduled_DC_CLReqControlMode', 4, 4), ('BPT_Scheduled_DC_CLResControlMode', 5, 5), ('CLReqControlMode', 6, 6), ('CLResControlMode', 7, 7), ('CanonicalizationMethod', 8, 8), ('DC_CPDReqEnergyTransferMode', 9, 9), ('DC_CPDResEnergyTransferMode', 10, 10), ('DC_CableCheckReq', 11, 11), ('DC_CableCheckRes', 12, 12), ('DC_ChargeLoopReq', 13, 13), ('DC_ChargeLoopRes', 14, 14), ('DC_ChargeParameterDiscoveryReq', 15, 15), ('DC_ChargeParameterDiscoveryRes', 16, 16), ('DC_PreChargeReq', 17, 17), ('DC_PreChargeRes', 18, 18), ('DC_WeldingDetectionReq', 19, 19), ('DC_WeldingDetectionRes', 20, 20), ('DSAKeyValue', 21, 21), ('DigestMethod', 22, 22), ('DigestValue', 23, 23), ('Dynamic_DC_CLReqControlMode', 24, 24), ('Dynamic_DC_CLResControlMode', 25, 25), ('KeyInfo', 26, 26), ('KeyName', 27, 27), ('KeyValue', 28, 28), ('Manifest', 29, 29), ('MgmtData', 30, 30), ('Object', 31, 31), ('PGPData', 32, 32), ('RSAKeyValue', 33, 33), ('Reference', 34, 34), ('RetrievalMethod', 35, 35), ('SPKIData', 36, 36), ('Scheduled_DC_CLReqControlMode', 37, 37), ('Scheduled_DC_CLResControlMode', 38, 38), ('Signature', 39, 39), ('SignatureMethod', 40, 40), ('SignatureProperties', 41, 41), ('SignatureProperty', 42, 42), ('SignatureValue', 43, 43), ('SignedInfo', 44, 44), ('Transform', 45, 45), ('Transforms', 46, 46), ('X509Data', 47, 47)))
-FRAGMENT = (8, (('AckMaxDelay', 48, 48), ('AdditionalServicesCosts', 49, 49), ('Amount', 50, 50), ('BPT_DC_CPDReqEnergyTransferMode', 0, 0), ('BPT_DC_CPDResEnergyTransferMode', 1, 1), ('BPT_DischargedEnergyReadingWh', 51, 51), ('BPT_Dynamic_DC_CLReqControlMode', 2, 2), ('BPT_Dynamic_DC_CLResControlMode', 3, 3), ('BPT_InductiveEnergyReadingVARh', 52, 52), ('BPT_Scheduled_DC_CLReqControlMode', 4, 4), ('BPT_Scheduled_DC_CLResControlMode', 5, 5), ('BatteryEnergyCapacity', 50, 53), ('CLReqControlMode', 6, 6), ('CLResControlMode', 7, 7), ('CanonicalizationMethod', 8, 8), ('CapacitiveEnergyReadingVARh', 53, 54), ('ChargedEnergyReadingWh', 54, 55), ('ChargingComplete', 55, 56), ('CostPerUnit', 50, 57), ('DC_CPDReqEnergyTransferMode', 9, 9), ('DC_CPDResEnergyTransferMode', 10, 10), ('DC_CableCheckReq', 11, 11), ('DC_CableCheckRes', 12, 12), ('DC_ChargeLoopReq', 13, 13), ('DC_ChargeLoopRes', 14, 14), ('DC_ChargeParameterDiscoveryReq', 15, 15), ('DC_ChargeParameterDiscoveryRes', 16, 16), ('DC_PreChargeReq', 17, 17), ('DC_PreChargeRes', 18, 18), ('DC_WeldingDetectionReq', 19, 19), ('DC_WeldingDetectionRes', 20, 20), ('DSAKeyValue', 21, 21), ('DepartureTime', -1, 58), ('DigestMethod', 22, 22), ('DigestValue', 23, 23), ('DisplayParameters', 56, 59), ('Dynamic_DC_CLReqControlMode', 24, 24), ('Dynamic_DC_CLResControlMode', 25, 25), ('EVMaximumChargeCurrent', 50, 60), ('EVMaximumChargePower', 50, 61), ('EVMaximumDischargeCurrent', 50, 62), ('EVMaximumDischargePower', 50, 63), ('EVMaximumEnergyRequest', 50, 64), ('EVMaximumV2XEnergyRequest', 50, 65), ('EVMaximumVoltage', 50, 66), ('EVMinimumChargeCurrent', 50, 67), ('EVMinimumChargePower', 50, 68), ('EVMinimumDischargeCurrent', 50, 69), ('EVMinimumDischargePower', 50, 70), ('EVMinimumEnergyRequest', 50, 71), ('EVMinimumV2XEnergyRequest', 50, 72), ('EVMinimumVoltage', 50, 73), ('EVPresentVoltage', 50, 74), ('EVProcessing', 57, 75), ('EVSECurrentLimitAchieved', 58, 76), ('EVSEMaximumChargeCurrent', 50, 77), ('EVSEMaximumChargePower', 50, 78), ('EVSEMaximumDischargeCurrent', 50, 79), ('EVSEMaximumDischargePower', 50, 80), ('EVSEMaximumVoltage', 50, 81), ('EVSEMinimumChargeCurrent', 50, 82), ('EVSEMinimumChargePower', 50, 83), ('EVSEMinimumDischargeCurrent', 50, 84), ('EVSEMinimumDischargePower', 50, 85), ('EVSEMinimumVoltage', 50, 86), ('EVSENotification', 59, 87), ('EVSEPowerLimitAchieved', 60, 88), ('EVSEPowerRampLimitation', 50, 89), ('EVSEPresentCurrent', 50, 90), ('EVSEPresentVoltage', 50, 91), ('EVSEProcessing', 57, 92), ('EVSEStatus', 61, 93), ('EVSEVoltageLimitAchieved', 62, 94), ('EVTargetCurrent', 50, 95), ('EVTargetEnergyRequest', 50, 96), ('EVTargetVoltage', 50, 97), ('EnergyCosts', 49, 98), ('Exponent', 63, 99), ('Exponent', 64, 100), ('G', 63, 101), ('HMACOutputLength', 65, 102), ('Header', 66, 103), ('InletHot', 67, 104), ('J', 63, 105), ('KeyInfo', 26, 26), ('KeyName', 27, 27), ('KeyValue', 28, 28), ('Manifest', 29, 29), ('MaximumSOC', 68, 106), ('MeterID', 69, 107), ('MeterInfo', 70, 108), ('MeterInfoRequested', 71, 109), ('MeterSignature', 72, 110), ('MeterStatus', 73, 111), ('MeterTimestamp', 74, 112), ('MgmtData', 30, 30), ('MinimumSOC', 68, 113), ('Modulus', 63, 114), ('NotificationMaxDelay', 75, 115), ('Object', 31, 31), ('OccupancyCosts', 49, 116), ('OverstayCosts', 49, 117), ('P', 63, 118), ('PGPData', 32, 32), ('PGPKeyID', 76, 119), ('PGPKeyPacket', -1, 120), ('PgenCounter', 63, 121), ('PresentSOC', 68, 122), ('Q', 63, 123), ('RSAKeyValue', 33, 33), ('Receipt', 77, 124), ('Reference', 34, 34), ('RemainingTimeToMaximumSOC', 78, 125), ('RemainingTimeToMinimumSOC', 79, 126), ('RemainingTimeToTargetSOC', 80, 127), ('ResponseCode', 81, 128), ('RetrievalMethod', 35, 35), ('RootCertificateID', 82, 129), ('SPKIData', 36, 36), ('SPKISexp', 83, 130), ('Scheduled_DC_CLReqControlMode', 37, 37), ('Scheduled_DC_CLResControlMode', 38, 38), ('Seed', 63, 131), ('SessionID', 84, 132), ('Signature', 39, 39), ('SignatureMethod', 40, 40), ('SignatureProperties', 41, 41), ('SignatureProperty', 42, 42), ('SignatureValue', 43, 43), ('SignedInfo', 44, 44), ('TargetSOC', 68, 133), ('TargetSOC', 68, 134), ('TaxCosts', 85, 135), ('TaxRuleID', 86, 136), ('TimeAnchor', 87, 137), ('TimeStamp', 88, 138), ('Transform', 45, 45), ('Transforms', 46, 46), ('Value', 89, 139), ('X509CRL', 90, 140), ('X509Certificate', 91, 141), ('X509Data', 47, 47), ('X509IssuerName', 92, 142), ('X509IssuerSerial', 82, 143), ('X509SKI', 93, 144), ('X509SerialNumber', 94, 145), ('X509SubjectName', 95, 146), ('XPath', 96, 147), ('Y', 63, 148)))
+FRAGMENT = (8, (('AckMaxDelay', 48, 48), ('AdditionalServicesCosts', 49, 49), ('Amount', 50, 50), ('BPT_DC_CPDReqEnergyTransferMode', 0, 0), ('BPT_DC_CPDResEnergyTransferMode', 1, 1), ('BPT_DischargedEnergyReadingWh', 51, 51), ('BPT_Dynamic_DC_CLReqControlMode', 2, 2), ('BPT_Dynamic_DC_CLResControlMode', 3, 3), ('BPT_InductiveEnergyReadingVARh', 52, 52), ('BPT_Scheduled_DC_CLReqControlMode', 4, 4), ('BPT_Scheduled_DC_CLResControlMode', 5, 5), ('BatteryEnergyCapacity', 50, 53), ('CLReqControlMode', 6, 6), ('CLResControlMode', 7, 7), ('CanonicalizationMethod', 8, 8), ('CapacitiveEnergyReadingVARh', 53, 54), ('ChargedEnergyReadingWh', 54, 55), ('ChargingComplete', 55, 56), ('CostPerUnit', 50, 57), ('DC_CPDReqEnergyTransferMode', 9, 9), ('DC_CPDResEnergyTransferMode', 10, 10), ('DC_CableCheckReq', 11, 11), ('DC_CableCheckRes', 12, 12), ('DC_ChargeLoopReq', 13, 13), ('DC_ChargeLoopRes', 14, 14), ('DC_ChargeParameterDiscoveryReq', 15, 15), ('DC_ChargeParameterDiscoveryRes', 16, 16), ('DC_PreChargeReq', 17, 17), ('DC_PreChargeRes', 18, 18), ('DC_WeldingDetectionReq', 19, 19), ('DC_WeldingDetectionRes', 20, 20), ('DSAKeyValue', 21, 21), ('DepartureTime', 56, 58), ('DigestMethod', 22, 22), ('DigestValue', 23, 23), ('DisplayParameters', 57, 59), ('Dynamic_DC_CLReqControlMode', 24, 24), ('Dynamic_DC_CLResControlMode', 25, 25), ('EVMaximumChargeCurrent', 50, 60), ('EVMaximumChargePower', 50, 61), ('EVMaximumDischargeCurrent', 50, 62), ('EVMaximumDischargePower', 50, 63), ('EVMaximumEnergyRequest', 50, 64), ('EVMaximumV2XEnergyRequest', 50, 65), ('EVMaximumVoltage', 50, 66), ('EVMinimumChargeCurrent', 50, 67), ('EVMinimumChargePower', 50, 68), ('EVMinimumDischargeCurrent', 50, 69), ('EVMinimumDischargePower', 50, 70), ('EVMinimumEnergyRequest', 50, 71), ('EVMinimumV2XEnergyRequest', 50, 72), ('EVMinimumVoltage', 50, 73), ('EVPresentVoltage', 50, 74), ('EVProcessing', 58, 75), ('EVSECurrentLimitAchieved', 59, 76), ('EVSEMaximumChargeCurrent', 50, 77), ('EVSEMaximumChargePower', 50, 78), ('EVSEMaximumDischargeCurrent', 50, 79), ('EVSEMaximumDischargePower', 50, 80), ('EVSEMaximumVoltage', 50, 81), ('EVSEMinimumChargeCurrent', 50, 82), ('EVSEMinimumChargePower', 50, 83), ('EVSEMinimumDischargeCurrent', 50, 84), ('EVSEMinimumDischargePower', 50, 85), ('EVSEMinimumVoltage', 50, 86), ('EVSENotification', 60, 87), ('EVSEPowerLimitAchieved', 61, 88), ('EVSEPowerRampLimitation', 50, 89), ('EVSEPresentCurrent', 50, 90), ('EVSEPresentVoltage', 50, 91), ('EVSEProcessing', 58, 92), ('EVSEStatus', 62, 93), ('EVSEVoltageLimitAchieved', 63, 94), ('EVTargetCurrent', 50, 95), ('EVTargetEnergyRequest', 50, 96), ('EVTargetVoltage', 50, 97), ('EnergyCosts', 49, 98), ('Exponent', 64, 99), ('Exponent', 65, 100), ('G', 64, 101), ('HMACOutputLength', 66, 102), ('Header', 67, 103), ('InletHot', 68, 104), ('J', 64, 105), ('KeyInfo', 26, 26), ('KeyName', 27, 27), ('KeyValue', 28, 28), ('Manifest', 29, 29), ('MaximumSOC', 69, 106), ('MeterID', 70, 107), ('MeterInfo', 71, 108), ('MeterInfoRequested', 72, 109), ('MeterSignature', 73, 110), ('MeterStatus', 74, 111), ('MeterTimestamp', 75, 112), ('MgmtData', 30, 30), ('MinimumSOC', 69, 113), ('Modulus', 64, 114), ('NotificationMaxDelay', 76, 115), ('Object', 31, 31), ('OccupancyCosts', 49, 116), ('OverstayCosts', 49, 117), ('P', 64, 118), ('PGPData', 32, 32), ('PGPKeyID', 77, 119), ('PGPKeyPacket', 78, 120), ('PgenCounter', 64, 121), ('PresentSOC', 69, 122), ('Q', 64, 123), ('RSAKeyValue', 33, 33), ('Receipt', 79, 124), ('Reference', 34, 34), ('RemainingTimeToMaximumSOC', 80, 125), ('RemainingTimeToMinimumSOC', 81, 126), ('RemainingTimeToTargetSOC', 82, 127), ('ResponseCode', 83, 128), ('RetrievalMethod', 35, 35), ('RootCertificateID', 84, 129), ('SPKIData', 36, 36), ('SPKISexp', 85, 130), ('Scheduled_DC_CLReqControlMode', 37, 37), ('Scheduled_DC_CLResControlMode', 38, 38), ('Seed', 64, 131), ('SessionID', 86, 132), ('Signature', 39, 39), ('SignatureMethod', 40, 40), ('SignatureProperties', 41, 41), ('SignatureProperty', 42, 42), ('SignatureValue', 43, 43), ('SignedInfo', 44, 44), ('TargetSOC', 69, 133), ('TargetSOC', 69, 134), ('TaxCosts', 87, 135), ('TaxRuleID', 88, 136), ('TimeAnchor', 89, 137), ('TimeStamp', 90, 138), ('Transform', 45, 45), ('Transforms', 46, 46), ('Value', 91, 139), ('X509CRL', 92, 140), ('X509Certificate', 93, 141), ('X509Data', 47, 47), ('X509IssuerName', 94, 142), ('X509IssuerSerial', 84, 143), ('X509SKI', 95, 144), ('X509SerialNumber', 96, 145), ('X509SubjectName', 97, 146), ('XPath', 98, 147), ('Y', 64, 148)))
 GRAMMARS = (
     # 0: BPT_DC_CPDReqEnergyTransferModeType
     ('BPT_DC_CPDReqEnergyTransferModeType', ('EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMinimumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'TargetSOC', 'EVMaximumDischargePower', 'EVMinimumDischargePower', 'EVMaximumDischargeCurrent', 'EVMinimumDischargeCurrent'), (), False, (
@@ -34,7 +34,7 @@ GRAMMARS = (
         (1, ((1, 'EVMinimumChargeCurrent', (50, 67), 4, 0),)),
         (1, ((1, 'EVMaximumVoltage', (50, 66), 5, 0),)),
         (1, ((1, 'EVMinimumVoltage', (50, 73), 6, 0),)),
-        (2, ((1, 'TargetSOC', (68, 134), 7, 0), (1, 'EVMaximumDischargePower', (50, 63), 8, 0))),
+        (2, ((1, 'TargetSOC', (69, 134), 7, 0), (1, 'EVMaximumDischargePower', (50, 63), 8, 0),)),
         (1, ((1, 'EVMaximumDischargePower', (50, 63), 8, 0),)),
         (1, ((1, 'EVMinimumDischargePower', (50, 70), 9, 0),)),
         (1, ((1, 'EVMaximumDischargeCurrent', (50, 62), 10, 0),)),
@@ -49,7 +49,7 @@ GRAMMARS = (
         (1, ((1, 'EVSEMinimumChargeCurrent', (50, 82), 4, 0),)),
         (1, ((1, 'EVSEMaximumVoltage', (50, 81), 5, 0),)),
         (1, ((1, 'EVSEMinimumVoltage', (50, 86), 6, 0),)),
-        (2, ((1, 'EVSEPowerRampLimitation', (50, 89), 7, 0), (1, 'EVSEMaximumDischargePower', (50, 80), 8, 0))),
+        (2, ((1, 'EVSEPowerRampLimitation', (50, 89), 7, 0), (1, 'EVSEMaximumDischargePower', (50, 80), 8, 0),)),
         (1, ((1, 'EVSEMaximumDischargePower', (50, 80), 8, 0),)),
         (1, ((1, 'EVSEMinimumDischargePower', (50, 85), 9, 0),)),
         (1, ((1, 'EVSEMaximumDischargeCurrent', (50, 79), 10, 0),)),
@@ -58,7 +58,7 @@ GRAMMARS = (
     )),
     # 2: BPT_Dynamic_DC_CLReqControlModeType
     ('BPT_Dynamic_DC_CLReqControlModeType', ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'EVMaximumDischargePower', 'EVMinimumDischargePower', 'EVMaximumDischargeCurrent', 'EVMaximumV2XEnergyRequest', 'EVMinimumV2XEnergyRequest'), (), False, (
-        (2, ((1, 'DepartureTime', (97, 58), 1, 0), (1, 'EVTargetEnergyRequest', (50, 96), 2, 0))),
+        (2, ((1, 'DepartureTime', (99, 58), 1, 0), (1, 'EVTargetEnergyRequest', (50, 96), 2, 0),)),
         (1, ((1, 'EVTargetEnergyRequest', (50, 96), 2, 0),)),
         (1, ((1, 'EVMaximumEnergyRequest', (50, 64), 3, 0),)),
         (1, ((1, 'EVMinimumEnergyRequest', (50, 71), 4, 0),)),
@@ -70,16 +70,16 @@ GRAMMARS = (
         (1, ((1, 'EVMaximumDischargePower', (50, 63), 10, 0),)),
         (1, ((1, 'EVMinimumDischargePower', (50, 70), 11, 0),)),
         (1, ((1, 'EVMaximumDischargeCurrent', (50, 62), 12, 0),)),
-        (2, ((1, 'EVMaximumV2XEnergyRequest', (50, 65), 13, 0), (1, 'EVMinimumV2XEnergyRequest', (50, 72), 14, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVMinimumV2XEnergyRequest', (50, 72), 14, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'EVMaximumV2XEnergyRequest', (50, 65), 13, 0), (1, 'EVMinimumV2XEnergyRequest', (50, 72), 14, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVMinimumV2XEnergyRequest', (50, 72), 14, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 3: BPT_Dynamic_DC_CLResControlModeType
     ('BPT_Dynamic_DC_CLResControlModeType', ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', 'EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMaximumVoltage', 'EVSEMaximumDischargePower', 'EVSEMinimumDischargePower', 'EVSEMaximumDischargeCurrent', 'EVSEMinimumVoltage'), (), False, (
-        (3, ((1, 'DepartureTime', (98, 58), 1, 0), (1, 'MinimumSOC', (68, 113), 2, 0), (1, 'TargetSOC', (68, 133), 3, 0), (1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0))),
-        (3, ((1, 'MinimumSOC', (68, 113), 2, 0), (1, 'TargetSOC', (68, 133), 3, 0), (1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0))),
-        (2, ((1, 'TargetSOC', (68, 133), 3, 0), (1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0))),
-        (2, ((1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0))),
+        (3, ((1, 'DepartureTime', (100, 58), 1, 0), (1, 'MinimumSOC', (69, 113), 2, 0), (1, 'TargetSOC', (69, 133), 3, 0), (1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0),)),
+        (3, ((1, 'MinimumSOC', (69, 113), 2, 0), (1, 'TargetSOC', (69, 133), 3, 0), (1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0),)),
+        (2, ((1, 'TargetSOC', (69, 133), 3, 0), (1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0),)),
+        (2, ((1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0),)),
         (1, ((1, 'EVSEMaximumChargePower', (50, 78), 5, 0),)),
         (1, ((1, 'EVSEMinimumChargePower', (50, 83), 6, 0),)),
         (1, ((1, 'EVSEMaximumChargeCurrent', (50, 77), 7, 0),)),
@@ -92,31 +92,31 @@ GRAMMARS = (
     )),
     # 4: BPT_Scheduled_DC_CLReqControlModeType
     ('BPT_Scheduled_DC_CLReqControlModeType', ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVTargetCurrent', 'EVTargetVoltage', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'EVMaximumDischargePower', 'EVMinimumDischargePower', 'EVMaximumDischargeCurrent'), (), False, (
-        (3, ((1, 'EVTargetEnergyRequest', (50, 96), 1, 0), (1, 'EVMaximumEnergyRequest', (50, 64), 2, 0), (1, 'EVMinimumEnergyRequest', (50, 71), 3, 0), (1, 'EVTargetCurrent', (50, 95), 4, 0))),
-        (2, ((1, 'EVMaximumEnergyRequest', (50, 64), 2, 0), (1, 'EVMinimumEnergyRequest', (50, 71), 3, 0), (1, 'EVTargetCurrent', (50, 95), 4, 0))),
-        (2, ((1, 'EVMinimumEnergyRequest', (50, 71), 3, 0), (1, 'EVTargetCurrent', (50, 95), 4, 0))),
+        (3, ((1, 'EVTargetEnergyRequest', (50, 96), 1, 0), (1, 'EVMaximumEnergyRequest', (50, 64), 2, 0), (1, 'EVMinimumEnergyRequest', (50, 71), 3, 0), (1, 'EVTargetCurrent', (50, 95), 4, 0),)),
+        (2, ((1, 'EVMaximumEnergyRequest', (50, 64), 2, 0), (1, 'EVMinimumEnergyRequest', (50, 71), 3, 0), (1, 'EVTargetCurrent', (50, 95), 4, 0),)),
+        (2, ((1, 'EVMinimumEnergyRequest', (50, 71), 3, 0), (1, 'EVTargetCurrent', (50, 95), 4, 0),)),
         (1, ((1, 'EVTargetCurrent', (50, 95), 4, 0),)),
         (1, ((1, 'EVTargetVoltage', (50, 97), 5, 0),)),
-        (4, ((1, 'EVMaximumChargePower', (50, 61), 6, 0), (1, 'EVMinimumChargePower', (50, 68), 7, 0), (1, 'EVMaximumChargeCurrent', (50, 60), 8, 0), (1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (1, 'EVMaximumDischargePower', (50, 63), 11, 0), (1, 'EVMinimumDischargePower', (50, 70), 12, 0), (1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'EVMinimumChargePower', (50, 68), 7, 0), (1, 'EVMaximumChargeCurrent', (50, 60), 8, 0), (1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (1, 'EVMaximumDischargePower', (50, 63), 11, 0), (1, 'EVMinimumDischargePower', (50, 70), 12, 0), (1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVMaximumChargeCurrent', (50, 60), 8, 0), (1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (1, 'EVMaximumDischargePower', (50, 63), 11, 0), (1, 'EVMinimumDischargePower', (50, 70), 12, 0), (1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (1, 'EVMaximumDischargePower', (50, 63), 11, 0), (1, 'EVMinimumDischargePower', (50, 70), 12, 0), (1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVMinimumVoltage', (50, 73), 10, 0), (1, 'EVMaximumDischargePower', (50, 63), 11, 0), (1, 'EVMinimumDischargePower', (50, 70), 12, 0), (1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVMaximumDischargePower', (50, 63), 11, 0), (1, 'EVMinimumDischargePower', (50, 70), 12, 0), (1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVMinimumDischargePower', (50, 70), 12, 0), (1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0))),
+        (4, ((1, 'EVMaximumChargePower', (50, 61), 6, 0), (1, 'EVMinimumChargePower', (50, 68), 7, 0), (1, 'EVMaximumChargeCurrent', (50, 60), 8, 0), (1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (1, 'EVMaximumDischargePower', (50, 63), 11, 0), (1, 'EVMinimumDischargePower', (50, 70), 12, 0), (1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'EVMinimumChargePower', (50, 68), 7, 0), (1, 'EVMaximumChargeCurrent', (50, 60), 8, 0), (1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (1, 'EVMaximumDischargePower', (50, 63), 11, 0), (1, 'EVMinimumDischargePower', (50, 70), 12, 0), (1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVMaximumChargeCurrent', (50, 60), 8, 0), (1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (1, 'EVMaximumDischargePower', (50, 63), 11, 0), (1, 'EVMinimumDischargePower', (50, 70), 12, 0), (1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (1, 'EVMaximumDischargePower', (50, 63), 11, 0), (1, 'EVMinimumDischargePower', (50, 70), 12, 0), (1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVMinimumVoltage', (50, 73), 10, 0), (1, 'EVMaximumDischargePower', (50, 63), 11, 0), (1, 'EVMinimumDischargePower', (50, 70), 12, 0), (1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVMaximumDischargePower', (50, 63), 11, 0), (1, 'EVMinimumDischargePower', (50, 70), 12, 0), (1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVMinimumDischargePower', (50, 70), 12, 0), (1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVMaximumDischargeCurrent', (50, 62), 13, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 5: BPT_Scheduled_DC_CLResControlModeType
     ('BPT_Scheduled_DC_CLResControlModeType', ('EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMaximumVoltage', 'EVSEMaximumDischargePower', 'EVSEMinimumDischargePower', 'EVSEMaximumDischargeCurrent', 'EVSEMinimumVoltage'), (), False, (
-        (4, ((1, 'EVSEMaximumChargePower', (50, 78), 1, 0), (1, 'EVSEMinimumChargePower', (50, 83), 2, 0), (1, 'EVSEMaximumChargeCurrent', (50, 77), 3, 0), (1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (1, 'EVSEMaximumDischargePower', (50, 80), 5, 0), (1, 'EVSEMinimumDischargePower', (50, 85), 6, 0), (1, 'EVSEMaximumDischargeCurrent', (50, 79), 7, 0), (1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'EVSEMinimumChargePower', (50, 83), 2, 0), (1, 'EVSEMaximumChargeCurrent', (50, 77), 3, 0), (1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (1, 'EVSEMaximumDischargePower', (50, 80), 5, 0), (1, 'EVSEMinimumDischargePower', (50, 85), 6, 0), (1, 'EVSEMaximumDischargeCurrent', (50, 79), 7, 0), (1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSEMaximumChargeCurrent', (50, 77), 3, 0), (1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (1, 'EVSEMaximumDischargePower', (50, 80), 5, 0), (1, 'EVSEMinimumDischargePower', (50, 85), 6, 0), (1, 'EVSEMaximumDischargeCurrent', (50, 79), 7, 0), (1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (1, 'EVSEMaximumDischargePower', (50, 80), 5, 0), (1, 'EVSEMinimumDischargePower', (50, 85), 6, 0), (1, 'EVSEMaximumDischargeCurrent', (50, 79), 7, 0), (1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSEMaximumDischargePower', (50, 80), 5, 0), (1, 'EVSEMinimumDischargePower', (50, 85), 6, 0), (1, 'EVSEMaximumDischargeCurrent', (50, 79), 7, 0), (1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSEMinimumDischargePower', (50, 85), 6, 0), (1, 'EVSEMaximumDischargeCurrent', (50, 79), 7, 0), (1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEMaximumDischargeCurrent', (50, 79), 7, 0), (1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0))),
+        (4, ((1, 'EVSEMaximumChargePower', (50, 78), 1, 0), (1, 'EVSEMinimumChargePower', (50, 83), 2, 0), (1, 'EVSEMaximumChargeCurrent', (50, 77), 3, 0), (1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (1, 'EVSEMaximumDischargePower', (50, 80), 5, 0), (1, 'EVSEMinimumDischargePower', (50, 85), 6, 0), (1, 'EVSEMaximumDischargeCurrent', (50, 79), 7, 0), (1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'EVSEMinimumChargePower', (50, 83), 2, 0), (1, 'EVSEMaximumChargeCurrent', (50, 77), 3, 0), (1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (1, 'EVSEMaximumDischargePower', (50, 80), 5, 0), (1, 'EVSEMinimumDischargePower', (50, 85), 6, 0), (1, 'EVSEMaximumDischargeCurrent', (50, 79), 7, 0), (1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSEMaximumChargeCurrent', (50, 77), 3, 0), (1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (1, 'EVSEMaximumDischargePower', (50, 80), 5, 0), (1, 'EVSEMinimumDischargePower', (50, 85), 6, 0), (1, 'EVSEMaximumDischargeCurrent', (50, 79), 7, 0), (1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (1, 'EVSEMaximumDischargePower', (50, 80), 5, 0), (1, 'EVSEMinimumDischargePower', (50, 85), 6, 0), (1, 'EVSEMaximumDischargeCurrent', (50, 79), 7, 0), (1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSEMaximumDischargePower', (50, 80), 5, 0), (1, 'EVSEMinimumDischargePower', (50, 85), 6, 0), (1, 'EVSEMaximumDischargeCurrent', (50, 79), 7, 0), (1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSEMinimumDischargePower', (50, 85), 6, 0), (1, 'EVSEMaximumDischargeCurrent', (50, 79), 7, 0), (1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEMaximumDischargeCurrent', (50, 79), 7, 0), (1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEMinimumVoltage', (50, 86), 8, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 6: CLReqControlModeType
@@ -130,8 +130,8 @@ GRAMMARS = (
     # 8: CanonicalizationMethodType
     ('CanonicalizationMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 149), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 9: DC_CPDReqEnergyTransferModeType
@@ -142,7 +142,7 @@ GRAMMARS = (
         (1, ((1, 'EVMinimumChargeCurrent', (50, 67), 4, 0),)),
         (1, ((1, 'EVMaximumVoltage', (50, 66), 5, 0),)),
         (1, ((1, 'EVMinimumVoltage', (50, 73), 6, 0),)),
-        (2, ((1, 'TargetSOC', (68, 134), 7, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'TargetSOC', (69, 134), 7, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 10: DC_CPDResEnergyTransferModeType
@@ -153,102 +153,102 @@ GRAMMARS = (
         (1, ((1, 'EVSEMinimumChargeCurrent', (50, 82), 4, 0),)),
         (1, ((1, 'EVSEMaximumVoltage', (50, 81), 5, 0),)),
         (1, ((1, 'EVSEMinimumVoltage', (50, 86), 6, 0),)),
-        (2, ((1, 'EVSEPowerRampLimitation', (50, 89), 7, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'EVSEPowerRampLimitation', (50, 89), 7, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 11: DC_CableCheckReqType
     ('DC_CableCheckReqType', ('Header',), (), False, (
-        (1, ((1, 'Header', (66, 103), 1, 0),)),
+        (1, ((1, 'Header', (67, 103), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 12: DC_CableCheckResType
     ('DC_CableCheckResType', ('Header', 'ResponseCode', 'EVSEProcessing'), (), False, (
-        (1, ((1, 'Header', (66, 103), 1, 0),)),
-        (1, ((1, 'ResponseCode', (81, 128), 2, 0),)),
-        (1, ((1, 'EVSEProcessing', (57, 92), 3, 0),)),
+        (1, ((1, 'Header', (67, 103), 1, 0),)),
+        (1, ((1, 'ResponseCode', (83, 128), 2, 0),)),
+        (1, ((1, 'EVSEProcessing', (58, 92), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 13: DC_ChargeLoopReqType
     ('DC_ChargeLoopReqType', ('Header', 'DisplayParameters', 'MeterInfoRequested', 'EVPresentVoltage', 'BPT_Dynamic_DC_CLReqControlMode', 'BPT_Scheduled_DC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_DC_CLReqControlMode', 'Scheduled_DC_CLReqControlMode'), (), False, (
-        (1, ((1, 'Header', (66, 103), 1, 0),)),
-        (2, ((1, 'DisplayParameters', (56, 59), 2, 0), (1, 'MeterInfoRequested', (71, 109), 3, 0))),
-        (1, ((1, 'MeterInfoRequested', (71, 109), 3, 0),)),
+        (1, ((1, 'Header', (67, 103), 1, 0),)),
+        (2, ((1, 'DisplayParameters', (57, 59), 2, 0), (1, 'MeterInfoRequested', (72, 109), 3, 0),)),
+        (1, ((1, 'MeterInfoRequested', (72, 109), 3, 0),)),
         (1, ((1, 'EVPresentVoltage', (50, 74), 4, 0),)),
-        (3, ((1, 'BPT_Dynamic_DC_CLReqControlMode', (2, 2), 5, 0), (1, 'BPT_Scheduled_DC_CLReqControlMode', (4, 4), 5, 0), (1, 'CLReqControlMode', (6, 6), 5, 0), (1, 'Dynamic_DC_CLReqControlMode', (24, 24), 5, 0), (1, 'Scheduled_DC_CLReqControlMode', (37, 37), 5, 0))),
+        (3, ((1, 'BPT_Dynamic_DC_CLReqControlMode', (2, 2), 5, 0), (1, 'BPT_Scheduled_DC_CLReqControlMode', (4, 4), 5, 0), (1, 'CLReqControlMode', (6, 6), 5, 0), (1, 'Dynamic_DC_CLReqControlMode', (24, 24), 5, 0), (1, 'Scheduled_DC_CLReqControlMode', (37, 37), 5, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 14: DC_ChargeLoopResType
     ('DC_ChargeLoopResType', ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', 'EVSEPresentCurrent', 'EVSEPresentVoltage', 'EVSEPowerLimitAchieved', 'EVSECurrentLimitAchieved', 'EVSEVoltageLimitAchieved', 'BPT_Dynamic_DC_CLResControlMode', 'BPT_Scheduled_DC_CLResControlMode', 'CLResControlMode', 'Dynamic_DC_CLResControlMode', 'Scheduled_DC_CLResControlMode'), (), False, (
-        (1, ((1, 'Header', (66, 103), 1, 0),)),
-        (1, ((1, 'ResponseCode', (81, 128), 2, 0),)),
-        (3, ((1, 'EVSEStatus', (61, 93), 3, 0), (1, 'MeterInfo', (70, 108), 4, 0), (1, 'Receipt', (77, 124), 5, 0), (1, 'EVSEPresentCurrent', (50, 90), 6, 0))),
-        (2, ((1, 'MeterInfo', (70, 108), 4, 0), (1, 'Receipt', (77, 124), 5, 0), (1, 'EVSEPresentCurrent', (50, 90), 6, 0))),
-        (2, ((1, 'Receipt', (77, 124), 5, 0), (1, 'EVSEPresentCurrent', (50, 90), 6, 0))),
+        (1, ((1, 'Header', (67, 103), 1, 0),)),
+        (1, ((1, 'ResponseCode', (83, 128), 2, 0),)),
+        (3, ((1, 'EVSEStatus', (62, 93), 3, 0), (1, 'MeterInfo', (71, 108), 4, 0), (1, 'Receipt', (79, 124), 5, 0), (1, 'EVSEPresentCurrent', (50, 90), 6, 0),)),
+        (2, ((1, 'MeterInfo', (71, 108), 4, 0), (1, 'Receipt', (79, 124), 5, 0), (1, 'EVSEPresentCurrent', (50, 90), 6, 0),)),
+        (2, ((1, 'Receipt', (79, 124), 5, 0), (1, 'EVSEPresentCurrent', (50, 90), 6, 0),)),
         (1, ((1, 'EVSEPresentCurrent', (50, 90), 6, 0),)),
         (1, ((1, 'EVSEPresentVoltage', (50, 91), 7, 0),)),
-        (1, ((1, 'EVSEPowerLimitAchieved', (60, 88), 8, 0),)),
-        (1, ((1, 'EVSECurrentLimitAchieved', (58, 76), 9, 0),)),
-        (1, ((1, 'EVSEVoltageLimitAchieved', (62, 94), 10, 0),)),
-        (3, ((1, 'BPT_Dynamic_DC_CLResControlMode', (3, 3), 11, 0), (1, 'BPT_Scheduled_DC_CLResControlMode', (5, 5), 11, 0), (1, 'CLResControlMode', (7, 7), 11, 0), (1, 'Dynamic_DC_CLResControlMode', (25, 25), 11, 0), (1, 'Scheduled_DC_CLResControlMode', (38, 38), 11, 0))),
+        (1, ((1, 'EVSEPowerLimitAchieved', (61, 88), 8, 0),)),
+        (1, ((1, 'EVSECurrentLimitAchieved', (59, 76), 9, 0),)),
+        (1, ((1, 'EVSEVoltageLimitAchieved', (63, 94), 10, 0),)),
+        (3, ((1, 'BPT_Dynamic_DC_CLResControlMode', (3, 3), 11, 0), (1, 'BPT_Scheduled_DC_CLResControlMode', (5, 5), 11, 0), (1, 'CLResControlMode', (7, 7), 11, 0), (1, 'Dynamic_DC_CLResControlMode', (25, 25), 11, 0), (1, 'Scheduled_DC_CLResControlMode', (38, 38), 11, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 15: DC_ChargeParameterDiscoveryReqType
     ('DC_ChargeParameterDiscoveryReqType', ('Header', 'BPT_DC_CPDReqEnergyTransferMode', 'DC_CPDReqEnergyTransferMode'), (), False, (
-        (1, ((1, 'Header', (66, 103), 1, 0),)),
-        (2, ((1, 'BPT_DC_CPDReqEnergyTransferMode', (0, 0), 2, 0), (1, 'DC_CPDReqEnergyTransferMode', (9, 9), 2, 0))),
+        (1, ((1, 'Header', (67, 103), 1, 0),)),
+        (2, ((1, 'BPT_DC_CPDReqEnergyTransferMode', (0, 0), 2, 0), (1, 'DC_CPDReqEnergyTransferMode', (9, 9), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 16: DC_ChargeParameterDiscoveryResType
     ('DC_ChargeParameterDiscoveryResType', ('Header', 'ResponseCode', 'BPT_DC_CPDResEnergyTransferMode', 'DC_CPDResEnergyTransferMode'), (), False, (
-        (1, ((1, 'Header', (66, 103), 1, 0),)),
-        (1, ((1, 'ResponseCode', (81, 128), 2, 0),)),
-        (2, ((1, 'BPT_DC_CPDResEnergyTransferMode', (1, 1), 3, 0), (1, 'DC_CPDResEnergyTransferMode', (10, 10), 3, 0))),
+        (1, ((1, 'Header', (67, 103), 1, 0),)),
+        (1, ((1, 'ResponseCode', (83, 128), 2, 0),)),
+        (2, ((1, 'BPT_DC_CPDResEnergyTransferMode', (1, 1), 3, 0), (1, 'DC_CPDResEnergyTransferMode', (10, 10), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 17: DC_PreChargeReqType
     ('DC_PreChargeReqType', ('Header', 'EVProcessing', 'EVPresentVoltage', 'EVTargetVoltage'), (), False, (
-        (1, ((1, 'Header', (66, 103), 1, 0),)),
-        (1, ((1, 'EVProcessing', (57, 75), 2, 0),)),
+        (1, ((1, 'Header', (67, 103), 1, 0),)),
+        (1, ((1, 'EVProcessing', (58, 75), 2, 0),)),
         (1, ((1, 'EVPresentVoltage', (50, 74), 3, 0),)),
         (1, ((1, 'EVTargetVoltage', (50, 97), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 18: DC_PreChargeResType
     ('DC_PreChargeResType', ('Header', 'ResponseCode', 'EVSEPresentVoltage'), (), False, (
-        (1, ((1, 'Header', (66, 103), 1, 0),)),
-        (1, ((1, 'ResponseCode', (81, 128), 2, 0),)),
+        (1, ((1, 'Header', (67, 103), 1, 0),)),
+        (1, ((1, 'ResponseCode', (83, 128), 2, 0),)),
         (1, ((1, 'EVSEPresentVoltage', (50, 91), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 19: DC_WeldingDetectionReqType
     ('DC_WeldingDetectionReqType', ('Header', 'EVProcessing'), (), False, (
-        (1, ((1, 'Header', (66, 103), 1, 0),)),
-        (1, ((1, 'EVProcessing', (57, 75), 2, 0),)),
+        (1, ((1, 'Header', (67, 103), 1, 0),)),
+        (1, ((1, 'EVProcessing', (58, 75), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 20: DC_WeldingDetectionResType
     ('DC_WeldingDetectionResType', ('Header', 'ResponseCode', 'EVSEPresentVoltage'), (), False, (
-        (1, ((1, 'Header', (66, 103), 1, 0),)),
-        (1, ((1, 'ResponseCode', (81, 128), 2, 0),)),
+        (1, ((1, 'Header', (67, 103), 1, 0),)),
+        (1, ((1, 'ResponseCode', (83, 128), 2, 0),)),
         (1, ((1, 'EVSEPresentVoltage', (50, 91), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 21: DSAKeyValueType
     ('DSAKeyValueType', ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter'), (), False, (
-        (2, ((1, 'P', (63, 118), 1, 0), (1, 'G', (63, 101), 3, 0), (1, 'Y', (63, 148), 4, 0))),
-        (1, ((1, 'Q', (63, 123), 2, 0),)),
-        (2, ((1, 'G', (63, 101), 3, 0), (1, 'Y', (63, 148), 4, 0))),
-        (1, ((1, 'Y', (63, 148), 4, 0),)),
-        (2, ((1, 'J', (63, 105), 5, 0), (1, 'Seed', (63, 131), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Seed', (63, 131), 6, 0), (2, None, None, -1, 0))),
-        (1, ((1, 'PgenCounter', (63, 121), 7, 0),)),
+        (2, ((1, 'P', (64, 118), 1, 0), (1, 'G', (64, 101), 3, 0), (1, 'Y', (64, 148), 4, 0),)),
+        (1, ((1, 'Q', (64, 123), 2, 0),)),
+        (2, ((1, 'G', (64, 101), 3, 0), (1, 'Y', (64, 148), 4, 0),)),
+        (1, ((1, 'Y', (64, 148), 4, 0),)),
+        (2, ((1, 'J', (64, 105), 5, 0), (1, 'Seed', (64, 131), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Seed', (64, 131), 6, 0), (2, None, None, -1, 0),)),
+        (1, ((1, 'PgenCounter', (64, 121), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 22: DigestMethodType
     ('DigestMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 149), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 23: DigestValueType
@@ -258,7 +258,7 @@ GRAMMARS = (
     )),
     # 24: Dynamic_DC_CLReqControlModeType
     ('Dynamic_DC_CLReqControlModeType', ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage'), (), False, (
-        (2, ((1, 'DepartureTime', (97, 58), 1, 0), (1, 'EVTargetEnergyRequest', (50, 96), 2, 0))),
+        (2, ((1, 'DepartureTime', (99, 58), 1, 0), (1, 'EVTargetEnergyRequest', (50, 96), 2, 0),)),
         (1, ((1, 'EVTargetEnergyRequest', (50, 96), 2, 0),)),
         (1, ((1, 'EVMaximumEnergyRequest', (50, 64), 3, 0),)),
         (1, ((1, 'EVMinimumEnergyRequest', (50, 71), 4, 0),)),
@@ -271,10 +271,10 @@ GRAMMARS = (
     )),
     # 25: Dynamic_DC_CLResControlModeType
     ('Dynamic_DC_CLResControlModeType', ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', 'EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMaximumVoltage'), (), False, (
-        (3, ((1, 'DepartureTime', (98, 58), 1, 0), (1, 'MinimumSOC', (68, 113), 2, 0), (1, 'TargetSOC', (68, 133), 3, 0), (1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0))),
-        (3, ((1, 'MinimumSOC', (68, 113), 2, 0), (1, 'TargetSOC', (68, 133), 3, 0), (1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0))),
-        (2, ((1, 'TargetSOC', (68, 133), 3, 0), (1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0))),
-        (2, ((1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0))),
+        (3, ((1, 'DepartureTime', (100, 58), 1, 0), (1, 'MinimumSOC', (69, 113), 2, 0), (1, 'TargetSOC', (69, 133), 3, 0), (1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0),)),
+        (3, ((1, 'MinimumSOC', (69, 113), 2, 0), (1, 'TargetSOC', (69, 133), 3, 0), (1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0),)),
+        (2, ((1, 'TargetSOC', (69, 133), 3, 0), (1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0),)),
+        (2, ((1, 'AckMaxDelay', (48, 48), 4, 0), (1, 'EVSEMaximumChargePower', (50, 78), 5, 0),)),
         (1, ((1, 'EVSEMaximumChargePower', (50, 78), 5, 0),)),
         (1, ((1, 'EVSEMinimumChargePower', (50, 83), 6, 0),)),
         (1, ((1, 'EVSEMaximumChargeCurrent', (50, 77), 7, 0),)),
@@ -283,16 +283,16 @@ GRAMMARS = (
     )),
     # 26: KeyInfoType
     ('KeyInfoType', ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData'), ('KeyName', 'KeyValue', 'MgmtData', 'PGPData', 'RetrievalMethod', 'SPKIData', 'X509Data'), False, (
-        (4, ((0, 'Id', (0, 150), 1, 0), (1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (4, ((0, 'Id', (0, 150), 1, 0), (1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (27, 27), 2, 0), (1, 'KeyValue', (28, 28), 3, 0), (1, 'RetrievalMethod', (35, 35), 4, 0), (1, 'X509Data', (47, 47), 5, 0), (1, 'PGPData', (32, 32), 6, 0), (1, 'SPKIData', (36, 36), 7, 0), (1, 'MgmtData', (30, 30), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 27: string
     ('string', (), (), True, (
@@ -301,16 +301,16 @@ GRAMMARS = (
     )),
     # 28: KeyValueType
     ('KeyValueType', ('DSAKeyValue', 'RSAKeyValue'), (), False, (
-        (3, ((1, 'DSAKeyValue', (21, 21), 1, 0), (1, 'RSAKeyValue', (33, 33), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'DSAKeyValue', (21, 21), 1, 0), (1, 'RSAKeyValue', (33, 33), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 29: ManifestType
     ('ManifestType', ('Id', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 150), 1, 0), (1, 'Reference', (34, 34), 3, 0))),
+        (2, ((0, 'Id', (0, 150), 1, 0), (1, 'Reference', (34, 34), 3, 0),)),
         (1, ((1, 'Reference', (34, 34), 3, 0),)),
-        (2, ((1, 'Reference', (34, 34), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (34, 34), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 30: string
@@ -320,143 +320,143 @@ GRAMMARS = (
     )),
     # 31: ObjectType
     ('ObjectType', ('Encoding', 'Id', 'MimeType'), (), False, (
-        (3, ((0, 'Encoding', (0, 151), 1, 0), (0, 'Id', (0, 150), 2, 0), (0, 'MimeType', (0, 152), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'Id', (0, 150), 2, 0), (0, 'MimeType', (0, 152), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'MimeType', (0, 152), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((0, 'Encoding', (0, 151), 1, 0), (0, 'Id', (0, 150), 2, 0), (0, 'MimeType', (0, 152), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'Id', (0, 150), 2, 0), (0, 'MimeType', (0, 152), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'MimeType', (0, 152), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 32: PGPDataType
     ('PGPDataType', ('PGPKeyID', 'PGPKeyPacket'), (), False, (
-        (2, ((1, 'PGPKeyID', (76, 119), 1, 0), (1, 'PGPKeyPacket', (99, 120), 5, 0))),
-        (2, ((1, 'PGPKeyPacket', (100, 120), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'PGPKeyID', (77, 119), 1, 0), (1, 'PGPKeyPacket', (101, 120), 5, 0),)),
+        (2, ((1, 'PGPKeyPacket', (102, 120), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 3, None),
-        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0))),
+        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 6, None),
     )),
     # 33: RSAKeyValueType
     ('RSAKeyValueType', ('Modulus', 'Exponent'), (), False, (
-        (1, ((1, 'Modulus', (63, 114), 1, 0),)),
-        (1, ((1, 'Exponent', (63, 99), 2, 0),)),
+        (1, ((1, 'Modulus', (64, 114), 1, 0),)),
+        (1, ((1, 'Exponent', (64, 99), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 34: ReferenceType
     ('ReferenceType', ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue'), (), False, (
-        (3, ((0, 'Id', (0, 150), 1, 0), (0, 'Type', (0, 153), 2, 0), (0, 'URI', (0, 154), 3, 0), (1, 'Transforms', (46, 46), 4, 0), (1, 'DigestMethod', (22, 22), 5, 0))),
-        (3, ((0, 'Type', (0, 153), 2, 0), (0, 'URI', (0, 154), 3, 0), (1, 'Transforms', (46, 46), 4, 0), (1, 'DigestMethod', (22, 22), 5, 0))),
-        (2, ((0, 'URI', (0, 154), 3, 0), (1, 'Transforms', (46, 46), 4, 0), (1, 'DigestMethod', (22, 22), 5, 0))),
-        (2, ((1, 'Transforms', (46, 46), 4, 0), (1, 'DigestMethod', (22, 22), 5, 0))),
+        (3, ((0, 'Id', (0, 150), 1, 0), (0, 'Type', (0, 153), 2, 0), (0, 'URI', (0, 154), 3, 0), (1, 'Transforms', (46, 46), 4, 0), (1, 'DigestMethod', (22, 22), 5, 0),)),
+        (3, ((0, 'Type', (0, 153), 2, 0), (0, 'URI', (0, 154), 3, 0), (1, 'Transforms', (46, 46), 4, 0), (1, 'DigestMethod', (22, 22), 5, 0),)),
+        (2, ((0, 'URI', (0, 154), 3, 0), (1, 'Transforms', (46, 46), 4, 0), (1, 'DigestMethod', (22, 22), 5, 0),)),
+        (2, ((1, 'Transforms', (46, 46), 4, 0), (1, 'DigestMethod', (22, 22), 5, 0),)),
         (1, ((1, 'DigestMethod', (22, 22), 5, 0),)),
         (1, ((1, 'DigestValue', (23, 23), 6, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 35: RetrievalMethodType
     ('RetrievalMethodType', ('Type', 'URI', 'Transforms'), (), False, (
-        (3, ((0, 'Type', (0, 153), 1, 0), (0, 'URI', (0, 154), 2, 0), (1, 'Transforms', (46, 46), 3, 0), (2, None, None, -1, 0))),
-        (2, ((0, 'URI', (0, 154), 2, 0), (1, 'Transforms', (46, 46), 3, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Transforms', (46, 46), 3, 0), (2, None, None, -1, 0))),
+        (3, ((0, 'Type', (0, 153), 1, 0), (0, 'URI', (0, 154), 2, 0), (1, 'Transforms', (46, 46), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((0, 'URI', (0, 154), 2, 0), (1, 'Transforms', (46, 46), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Transforms', (46, 46), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 36: SPKIDataType
     ('SPKIDataType', ('SPKISexp',), ('SPKISexp',), False, (
-        (1, ((1, 'SPKISexp', (83, 130), 1, 0),)),
-        (2, ((1, 'SPKISexp', (83, 130), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'SPKISexp', (83, 130), 1, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SPKISexp', (85, 130), 1, 0),)),
+        (2, ((1, 'SPKISexp', (85, 130), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'SPKISexp', (85, 130), 1, 0), (2, None, None, -1, 0),)),
     )),
     # 37: Scheduled_DC_CLReqControlModeType
     ('Scheduled_DC_CLReqControlModeType', ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVTargetCurrent', 'EVTargetVoltage', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage'), (), False, (
-        (3, ((1, 'EVTargetEnergyRequest', (50, 96), 1, 0), (1, 'EVMaximumEnergyRequest', (50, 64), 2, 0), (1, 'EVMinimumEnergyRequest', (50, 71), 3, 0), (1, 'EVTargetCurrent', (50, 95), 4, 0))),
-        (2, ((1, 'EVMaximumEnergyRequest', (50, 64), 2, 0), (1, 'EVMinimumEnergyRequest', (50, 71), 3, 0), (1, 'EVTargetCurrent', (50, 95), 4, 0))),
-        (2, ((1, 'EVMinimumEnergyRequest', (50, 71), 3, 0), (1, 'EVTargetCurrent', (50, 95), 4, 0))),
+        (3, ((1, 'EVTargetEnergyRequest', (50, 96), 1, 0), (1, 'EVMaximumEnergyRequest', (50, 64), 2, 0), (1, 'EVMinimumEnergyRequest', (50, 71), 3, 0), (1, 'EVTargetCurrent', (50, 95), 4, 0),)),
+        (2, ((1, 'EVMaximumEnergyRequest', (50, 64), 2, 0), (1, 'EVMinimumEnergyRequest', (50, 71), 3, 0), (1, 'EVTargetCurrent', (50, 95), 4, 0),)),
+        (2, ((1, 'EVMinimumEnergyRequest', (50, 71), 3, 0), (1, 'EVTargetCurrent', (50, 95), 4, 0),)),
         (1, ((1, 'EVTargetCurrent', (50, 95), 4, 0),)),
         (1, ((1, 'EVTargetVoltage', (50, 97), 5, 0),)),
-        (3, ((1, 'EVMaximumChargePower', (50, 61), 6, 0), (1, 'EVMinimumChargePower', (50, 68), 7, 0), (1, 'EVMaximumChargeCurrent', (50, 60), 8, 0), (1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVMinimumChargePower', (50, 68), 7, 0), (1, 'EVMaximumChargeCurrent', (50, 60), 8, 0), (1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVMaximumChargeCurrent', (50, 60), 8, 0), (1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVMinimumVoltage', (50, 73), 10, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'EVMaximumChargePower', (50, 61), 6, 0), (1, 'EVMinimumChargePower', (50, 68), 7, 0), (1, 'EVMaximumChargeCurrent', (50, 60), 8, 0), (1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVMinimumChargePower', (50, 68), 7, 0), (1, 'EVMaximumChargeCurrent', (50, 60), 8, 0), (1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVMaximumChargeCurrent', (50, 60), 8, 0), (1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVMaximumVoltage', (50, 66), 9, 0), (1, 'EVMinimumVoltage', (50, 73), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVMinimumVoltage', (50, 73), 10, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 38: Scheduled_DC_CLResControlModeType
     ('Scheduled_DC_CLResControlModeType', ('EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMaximumVoltage'), (), False, (
-        (3, ((1, 'EVSEMaximumChargePower', (50, 78), 1, 0), (1, 'EVSEMinimumChargePower', (50, 83), 2, 0), (1, 'EVSEMaximumChargeCurrent', (50, 77), 3, 0), (1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'EVSEMinimumChargePower', (50, 83), 2, 0), (1, 'EVSEMaximumChargeCurrent', (50, 77), 3, 0), (1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEMaximumChargeCurrent', (50, 77), 3, 0), (1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'EVSEMaximumChargePower', (50, 78), 1, 0), (1, 'EVSEMinimumChargePower', (50, 83), 2, 0), (1, 'EVSEMaximumChargeCurrent', (50, 77), 3, 0), (1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'EVSEMinimumChargePower', (50, 83), 2, 0), (1, 'EVSEMaximumChargeCurrent', (50, 77), 3, 0), (1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEMaximumChargeCurrent', (50, 77), 3, 0), (1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVSEMaximumVoltage', (50, 81), 4, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 39: SignatureType
     ('SignatureType', ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object'), ('Object',), False, (
-        (2, ((0, 'Id', (0, 150), 1, 0), (1, 'SignedInfo', (44, 44), 2, 0))),
+        (2, ((0, 'Id', (0, 150), 1, 0), (1, 'SignedInfo', (44, 44), 2, 0),)),
         (1, ((1, 'SignedInfo', (44, 44), 2, 0),)),
         (1, ((1, 'SignatureValue', (43, 43), 3, 0),)),
-        (2, ((1, 'KeyInfo', (26, 26), 4, 0), (1, 'Object', (31, 31), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (31, 31), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (31, 31), 6, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'KeyInfo', (26, 26), 4, 0), (1, 'Object', (31, 31), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (31, 31), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (31, 31), 6, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 5, None),
     )),
     # 40: SignatureMethodType
     ('SignatureMethodType', ('Algorithm', 'HMACOutputLength'), (), False, (
         (1, ((0, 'Algorithm', (0, 149), 1, 0),)),
-        (3, ((1, 'HMACOutputLength', (65, 102), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'HMACOutputLength', (66, 102), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 3, None),
     )),
     # 41: SignaturePropertiesType
     ('SignaturePropertiesType', ('Id', 'SignatureProperty'), ('SignatureProperty',), False, (
-        (2, ((0, 'Id', (0, 150), 1, 0), (1, 'SignatureProperty', (42, 42), 3, 0))),
+        (2, ((0, 'Id', (0, 150), 1, 0), (1, 'SignatureProperty', (42, 42), 3, 0),)),
         (1, ((1, 'SignatureProperty', (42, 42), 3, 0),)),
-        (2, ((1, 'SignatureProperty', (42, 42), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'SignatureProperty', (42, 42), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 42: SignaturePropertyType
     ('SignaturePropertyType', ('Id', 'Target'), (), False, (
-        (2, ((0, 'Id', (0, 150), 1, 0), (0, 'Target', (0, 155), 2, 0))),
+        (2, ((0, 'Id', (0, 150), 1, 0), (0, 'Target', (0, 155), 2, 0),)),
         (1, ((0, 'Target', (0, 155), 2, 0),)),
-        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 43: SignatureValueType
     ('SignatureValueType', ('Id', 'value'), (), False, (
-        (2, ((0, 'Id', (0, 150), 1, 0), (3, 'value', (1, -1), 2, 0))),
+        (2, ((0, 'Id', (0, 150), 1, 0), (3, 'value', (1, -1), 2, 0),)),
         (1, ((3, 'value', (1, -1), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 44: SignedInfoType
     ('SignedInfoType', ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 150), 1, 0), (1, 'CanonicalizationMethod', (8, 8), 2, 0))),
+        (2, ((0, 'Id', (0, 150), 1, 0), (1, 'CanonicalizationMethod', (8, 8), 2, 0),)),
         (1, ((1, 'CanonicalizationMethod', (8, 8), 2, 0),)),
         (1, ((1, 'SignatureMethod', (40, 40), 3, 0),)),
         (1, ((1, 'Reference', (34, 34), 5, 0),)),
-        (2, ((1, 'Reference', (34, 34), 5, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (34, 34), 5, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 4, None),
     )),
     # 45: TransformType
     ('TransformType', ('Algorithm', 'XPath'), ('XPath',), False, (
         (1, ((0, 'Algorithm', (0, 149), 1, 0),)),
-        (3, ((1, 'XPath', (96, 147), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (96, 147), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (96, 147), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'XPath', (98, 147), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (98, 147), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (98, 147), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 46: TransformsType
     ('TransformsType', ('Transform',), ('Transform',), False, (
         (1, ((1, 'Transform', (45, 45), 2, 0),)),
-        (2, ((1, 'Transform', (45, 45), 2, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Transform', (45, 45), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
     )),
     # 47: X509DataType
     ('X509DataType', ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL'), ('X509CRL', 'X509Certificate', 'X509IssuerSerial', 'X509SKI', 'X509SubjectName'), False, (
-        (3, ((1, 'X509IssuerSerial', (82, 143), 1, 0), (1, 'X509SKI', (93, 144), 2, 0), (1, 'X509SubjectName', (95, 146), 3, 0), (1, 'X509Certificate', (91, 141), 4, 0), (1, 'X509CRL', (90, 140), 5, 0), (4, None, None, 6, 0))),
-        (3, ((1, 'X509IssuerSerial', (82, 143), 1, 0), (1, 'X509SKI', (93, 144), 2, 0), (1, 'X509SubjectName', (95, 146), 3, 0), (1, 'X509Certificate', (91, 141), 4, 0), (1, 'X509CRL', (90, 140), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (82, 143), 1, 0), (1, 'X509SKI', (93, 144), 2, 0), (1, 'X509SubjectName', (95, 146), 3, 0), (1, 'X509Certificate', (91, 141), 4, 0), (1, 'X509CRL', (90, 140), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (82, 143), 1, 0), (1, 'X509SKI', (93, 144), 2, 0), (1, 'X509SubjectName', (95, 146), 3, 0), (1, 'X509Certificate', (91, 141), 4, 0), (1, 'X509CRL', (90, 140), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (82, 143), 1, 0), (1, 'X509SKI', (93, 144), 2, 0), (1, 'X509SubjectName', (95, 146), 3, 0), (1, 'X509Certificate', (91, 141), 4, 0), (1, 'X509CRL', (90, 140), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (82, 143), 1, 0), (1, 'X509SKI', (93, 144), 2, 0), (1, 'X509SubjectName', (95, 146), 3, 0), (1, 'X509Certificate', (91, 141), 4, 0), (1, 'X509CRL', (90, 140), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (82, 143), 1, 0), (1, 'X509SKI', (93, 144), 2, 0), (1, 'X509SubjectName', (95, 146), 3, 0), (1, 'X509Certificate', (91, 141), 4, 0), (1, 'X509CRL', (90, 140), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'X509IssuerSerial', (84, 143), 1, 0), (1, 'X509SKI', (95, 144), 2, 0), (1, 'X509SubjectName', (97, 146), 3, 0), (1, 'X509Certificate', (93, 141), 4, 0), (1, 'X509CRL', (92, 140), 5, 0), (4, None, None, 6, 0),)),
+        (3, ((1, 'X509IssuerSerial', (84, 143), 1, 0), (1, 'X509SKI', (95, 144), 2, 0), (1, 'X509SubjectName', (97, 146), 3, 0), (1, 'X509Certificate', (93, 141), 4, 0), (1, 'X509CRL', (92, 140), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (84, 143), 1, 0), (1, 'X509SKI', (95, 144), 2, 0), (1, 'X509SubjectName', (97, 146), 3, 0), (1, 'X509Certificate', (93, 141), 4, 0), (1, 'X509CRL', (92, 140), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (84, 143), 1, 0), (1, 'X509SKI', (95, 144), 2, 0), (1, 'X509SubjectName', (97, 146), 3, 0), (1, 'X509Certificate', (93, 141), 4, 0), (1, 'X509CRL', (92, 140), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (84, 143), 1, 0), (1, 'X509SKI', (95, 144), 2, 0), (1, 'X509SubjectName', (97, 146), 3, 0), (1, 'X509Certificate', (93, 141), 4, 0), (1, 'X509CRL', (92, 140), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (84, 143), 1, 0), (1, 'X509SKI', (95, 144), 2, 0), (1, 'X509SubjectName', (97, 146), 3, 0), (1, 'X509Certificate', (93, 141), 4, 0), (1, 'X509CRL', (92, 140), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (84, 143), 1, 0), (1, 'X509SKI', (95, 144), 2, 0), (1, 'X509SubjectName', (97, 146), 3, 0), (1, 'X509Certificate', (93, 141), 4, 0), (1, 'X509CRL', (92, 140), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
     )),
     # 48: unsignedShort
     ('unsignedShort', (), (), True, (
@@ -471,8 +471,8 @@ GRAMMARS = (
     )),
     # 50: RationalNumberType
     ('RationalNumberType', ('Exponent', 'Value'), (), False, (
-        (1, ((1, 'Exponent', (64, 100), 1, 0),)),
-        (1, ((1, 'Value', (89, 139), 2, 0),)),
+        (1, ((1, 'Exponent', (65, 100), 1, 0),)),
+        (1, ((1, 'Value', (91, 139), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 51: unsignedLong
@@ -500,217 +500,217 @@ GRAMMARS = (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 56: DisplayParametersType
+    # 56: DepartureTime (relaxed fragment grammar)
+    ('DepartureTime (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (8, ((0, 'Algorithm', (0, 149), 0, 0), (0, 'Encoding', (0, 151), 0, 0), (0, 'Id', (0, 150), 0, 0), (0, 'MimeType', (0, 152), 0, 0), (0, 'Target', (0, 155), 0, 0), (0, 'Type', (0, 153), 0, 0), (0, 'URI', (0, 154), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 150), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 150), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 57: DisplayParametersType
     ('DisplayParametersType', ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot'), (), False, (
-        (4, ((1, 'PresentSOC', (68, 122), 1, 0), (1, 'MinimumSOC', (68, 113), 2, 0), (1, 'TargetSOC', (68, 133), 3, 0), (1, 'MaximumSOC', (68, 106), 4, 0), (1, 'RemainingTimeToMinimumSOC', (79, 126), 5, 0), (1, 'RemainingTimeToTargetSOC', (80, 127), 6, 0), (1, 'RemainingTimeToMaximumSOC', (78, 125), 7, 0), (1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (67, 104), 10, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'MinimumSOC', (68, 113), 2, 0), (1, 'TargetSOC', (68, 133), 3, 0), (1, 'MaximumSOC', (68, 106), 4, 0), (1, 'RemainingTimeToMinimumSOC', (79, 126), 5, 0), (1, 'RemainingTimeToTargetSOC', (80, 127), 6, 0), (1, 'RemainingTimeToMaximumSOC', (78, 125), 7, 0), (1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (67, 104), 10, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'TargetSOC', (68, 133), 3, 0), (1, 'MaximumSOC', (68, 106), 4, 0), (1, 'RemainingTimeToMinimumSOC', (79, 126), 5, 0), (1, 'RemainingTimeToTargetSOC', (80, 127), 6, 0), (1, 'RemainingTimeToMaximumSOC', (78, 125), 7, 0), (1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (67, 104), 10, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'MaximumSOC', (68, 106), 4, 0), (1, 'RemainingTimeToMinimumSOC', (79, 126), 5, 0), (1, 'RemainingTimeToTargetSOC', (80, 127), 6, 0), (1, 'RemainingTimeToMaximumSOC', (78, 125), 7, 0), (1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (67, 104), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'RemainingTimeToMinimumSOC', (79, 126), 5, 0), (1, 'RemainingTimeToTargetSOC', (80, 127), 6, 0), (1, 'RemainingTimeToMaximumSOC', (78, 125), 7, 0), (1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (67, 104), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'RemainingTimeToTargetSOC', (80, 127), 6, 0), (1, 'RemainingTimeToMaximumSOC', (78, 125), 7, 0), (1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (67, 104), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'RemainingTimeToMaximumSOC', (78, 125), 7, 0), (1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (67, 104), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (67, 104), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (67, 104), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'InletHot', (67, 104), 10, 0), (2, None, None, -1, 0))),
+        (4, ((1, 'PresentSOC', (69, 122), 1, 0), (1, 'MinimumSOC', (69, 113), 2, 0), (1, 'TargetSOC', (69, 133), 3, 0), (1, 'MaximumSOC', (69, 106), 4, 0), (1, 'RemainingTimeToMinimumSOC', (81, 126), 5, 0), (1, 'RemainingTimeToTargetSOC', (82, 127), 6, 0), (1, 'RemainingTimeToMaximumSOC', (80, 125), 7, 0), (1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (68, 104), 10, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'MinimumSOC', (69, 113), 2, 0), (1, 'TargetSOC', (69, 133), 3, 0), (1, 'MaximumSOC', (69, 106), 4, 0), (1, 'RemainingTimeToMinimumSOC', (81, 126), 5, 0), (1, 'RemainingTimeToTargetSOC', (82, 127), 6, 0), (1, 'RemainingTimeToMaximumSOC', (80, 125), 7, 0), (1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (68, 104), 10, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'TargetSOC', (69, 133), 3, 0), (1, 'MaximumSOC', (69, 106), 4, 0), (1, 'RemainingTimeToMinimumSOC', (81, 126), 5, 0), (1, 'RemainingTimeToTargetSOC', (82, 127), 6, 0), (1, 'RemainingTimeToMaximumSOC', (80, 125), 7, 0), (1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (68, 104), 10, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'MaximumSOC', (69, 106), 4, 0), (1, 'RemainingTimeToMinimumSOC', (81, 126), 5, 0), (1, 'RemainingTimeToTargetSOC', (82, 127), 6, 0), (1, 'RemainingTimeToMaximumSOC', (80, 125), 7, 0), (1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (68, 104), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'RemainingTimeToMinimumSOC', (81, 126), 5, 0), (1, 'RemainingTimeToTargetSOC', (82, 127), 6, 0), (1, 'RemainingTimeToMaximumSOC', (80, 125), 7, 0), (1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (68, 104), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'RemainingTimeToTargetSOC', (82, 127), 6, 0), (1, 'RemainingTimeToMaximumSOC', (80, 125), 7, 0), (1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (68, 104), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'RemainingTimeToMaximumSOC', (80, 125), 7, 0), (1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (68, 104), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'ChargingComplete', (55, 56), 8, 0), (1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (68, 104), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'BatteryEnergyCapacity', (50, 53), 9, 0), (1, 'InletHot', (68, 104), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'InletHot', (68, 104), 10, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 57: processingType
+    # 58: processingType
     ('processingType', (), (), True, (
         (1, ((3, 'value', (5, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 58: boolean
+    # 59: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 59: evseNotificationType
+    # 60: evseNotificationType
     ('evseNotificationType', (), (), True, (
         (1, ((3, 'value', (6, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 60: boolean
+    # 61: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 61: EVSEStatusType
+    # 62: EVSEStatusType
     ('EVSEStatusType', ('NotificationMaxDelay', 'EVSENotification'), (), False, (
-        (1, ((1, 'NotificationMaxDelay', (75, 115), 1, 0),)),
-        (1, ((1, 'EVSENotification', (59, 87), 2, 0),)),
+        (1, ((1, 'NotificationMaxDelay', (76, 115), 1, 0),)),
+        (1, ((1, 'EVSENotification', (60, 87), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 62: boolean
+    # 63: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 63: CryptoBinary
+    # 64: CryptoBinary
     ('CryptoBinary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 64: byte
+    # 65: byte
     ('byte', (), (), True, (
         (1, ((3, 'value', (7, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 65: HMACOutputLengthType
+    # 66: HMACOutputLengthType
     ('HMACOutputLengthType', (), (), True, (
         (1, ((3, 'value', (8, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 66: MessageHeaderType
+    # 67: MessageHeaderType
     ('MessageHeaderType', ('SessionID', 'TimeStamp', 'Signature'), (), False, (
-        (1, ((1, 'SessionID', (84, 132), 1, 0),)),
-        (1, ((1, 'TimeStamp', (88, 138), 2, 0),)),
-        (2, ((1, 'Signature', (39, 39), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SessionID', (86, 132), 1, 0),)),
+        (1, ((1, 'TimeStamp', (90, 138), 2, 0),)),
+        (2, ((1, 'Signature', (39, 39), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 67: boolean
+    # 68: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 68: percentValueType
+    # 69: percentValueType
     ('percentValueType', (), (), True, (
         (1, ((3, 'value', (9, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 69: meterIDType
+    # 70: meterIDType
     ('meterIDType', (), (), True, (
         (1, ((3, 'value', (10, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 70: MeterInfoType
+    # 71: MeterInfoType
     ('MeterInfoType', ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp'), (), False, (
-        (1, ((1, 'MeterID', (69, 107), 1, 0),)),
+        (1, ((1, 'MeterID', (70, 107), 1, 0),)),
         (1, ((1, 'ChargedEnergyReadingWh', (54, 55), 2, 0),)),
-        (3, ((1, 'BPT_DischargedEnergyReadingWh', (51, 51), 3, 0), (1, 'CapacitiveEnergyReadingVARh', (53, 54), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (52, 52), 5, 0), (1, 'MeterSignature', (72, 110), 6, 0), (1, 'MeterStatus', (73, 111), 7, 0), (1, 'MeterTimestamp', (74, 112), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'CapacitiveEnergyReadingVARh', (53, 54), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (52, 52), 5, 0), (1, 'MeterSignature', (72, 110), 6, 0), (1, 'MeterStatus', (73, 111), 7, 0), (1, 'MeterTimestamp', (74, 112), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'BPT_InductiveEnergyReadingVARh', (52, 52), 5, 0), (1, 'MeterSignature', (72, 110), 6, 0), (1, 'MeterStatus', (73, 111), 7, 0), (1, 'MeterTimestamp', (74, 112), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'MeterSignature', (72, 110), 6, 0), (1, 'MeterStatus', (73, 111), 7, 0), (1, 'MeterTimestamp', (74, 112), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'MeterStatus', (73, 111), 7, 0), (1, 'MeterTimestamp', (74, 112), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'MeterTimestamp', (74, 112), 8, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'BPT_DischargedEnergyReadingWh', (51, 51), 3, 0), (1, 'CapacitiveEnergyReadingVARh', (53, 54), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (52, 52), 5, 0), (1, 'MeterSignature', (73, 110), 6, 0), (1, 'MeterStatus', (74, 111), 7, 0), (1, 'MeterTimestamp', (75, 112), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'CapacitiveEnergyReadingVARh', (53, 54), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (52, 52), 5, 0), (1, 'MeterSignature', (73, 110), 6, 0), (1, 'MeterStatus', (74, 111), 7, 0), (1, 'MeterTimestamp', (75, 112), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'BPT_InductiveEnergyReadingVARh', (52, 52), 5, 0), (1, 'MeterSignature', (73, 110), 6, 0), (1, 'MeterStatus', (74, 111), 7, 0), (1, 'MeterTimestamp', (75, 112), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'MeterSignature', (73, 110), 6, 0), (1, 'MeterStatus', (74, 111), 7, 0), (1, 'MeterTimestamp', (75, 112), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'MeterStatus', (74, 111), 7, 0), (1, 'MeterTimestamp', (75, 112), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'MeterTimestamp', (75, 112), 8, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 71: boolean
+    # 72: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (4, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 72: meterSignatureType
+    # 73: meterSignatureType
     ('meterSignatureType', (), (), True, (
         (1, ((3, 'value', (11, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 73: short
+    # 74: short
     ('short', (), (), True, (
         (1, ((3, 'value', (12, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 74: unsignedLong
+    # 75: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 75: unsignedShort
+    # 76: unsignedShort
     ('unsignedShort', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 76: base64Binary
+    # 77: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 77: ReceiptType
+    # 78: PGPKeyPacket (relaxed fragment grammar)
+    ('PGPKeyPacket (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (8, ((0, 'Algorithm', (0, 149), 0, 0), (0, 'Encoding', (0, 151), 0, 0), (0, 'Id', (0, 150), 0, 0), (0, 'MimeType', (0, 152), 0, 0), (0, 'Target', (0, 155), 0, 0), (0, 'Type', (0, 153), 0, 0), (0, 'URI', (0, 154), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 150), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 150), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 79: ReceiptType
     ('ReceiptType', ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts'), ('TaxCosts',), False, (
-        (1, ((1, 'TimeAnchor', (87, 137), 1, 0),)),
-        (3, ((1, 'EnergyCosts', (49, 98), 2, 0), (1, 'OccupancyCosts', (49, 116), 3, 0), (1, 'AdditionalServicesCosts', (49, 49), 4, 0), (1, 'OverstayCosts', (49, 117), 5, 0), (1, 'TaxCosts', (85, 135), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'OccupancyCosts', (49, 116), 3, 0), (1, 'AdditionalServicesCosts', (49, 49), 4, 0), (1, 'OverstayCosts', (49, 117), 5, 0), (1, 'TaxCosts', (85, 135), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'AdditionalServicesCosts', (49, 49), 4, 0), (1, 'OverstayCosts', (49, 117), 5, 0), (1, 'TaxCosts', (85, 135), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'OverstayCosts', (49, 117), 5, 0), (1, 'TaxCosts', (85, 135), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'TaxCosts', (85, 135), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'TaxCosts', (85, 135), 8, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'TimeAnchor', (89, 137), 1, 0),)),
+        (3, ((1, 'EnergyCosts', (49, 98), 2, 0), (1, 'OccupancyCosts', (49, 116), 3, 0), (1, 'AdditionalServicesCosts', (49, 49), 4, 0), (1, 'OverstayCosts', (49, 117), 5, 0), (1, 'TaxCosts', (87, 135), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'OccupancyCosts', (49, 116), 3, 0), (1, 'AdditionalServicesCosts', (49, 49), 4, 0), (1, 'OverstayCosts', (49, 117), 5, 0), (1, 'TaxCosts', (87, 135), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'AdditionalServicesCosts', (49, 49), 4, 0), (1, 'OverstayCosts', (49, 117), 5, 0), (1, 'TaxCosts', (87, 135), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'OverstayCosts', (49, 117), 5, 0), (1, 'TaxCosts', (87, 135), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'TaxCosts', (87, 135), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'TaxCosts', (87, 135), 8, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 0, 10, None, 6, 7),
-    )),
-    # 78: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (13, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 79: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (13, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
     )),
     # 80: unsignedInt
     ('unsignedInt', (), (), True, (
         (1, ((3, 'value', (13, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 81: responseCodeType
+    # 81: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (13, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 82: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (13, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 83: responseCodeType
     ('responseCodeType', (), (), True, (
         (1, ((3, 'value', (14, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 82: X509IssuerSerialType
+    # 84: X509IssuerSerialType
     ('X509IssuerSerialType', ('X509IssuerName', 'X509SerialNumber'), (), False, (
-        (1, ((1, 'X509IssuerName', (92, 142), 1, 0),)),
-        (1, ((1, 'X509SerialNumber', (94, 145), 2, 0),)),
+        (1, ((1, 'X509IssuerName', (94, 142), 1, 0),)),
+        (1, ((1, 'X509SerialNumber', (96, 145), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 83: base64Binary
+    # 85: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 84: sessionIDType
+    # 86: sessionIDType
     ('sessionIDType', (), (), True, (
         (1, ((3, 'value', (15, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 85: DetailedTaxType
+    # 87: DetailedTaxType
     ('DetailedTaxType', ('TaxRuleID', 'Amount'), (), False, (
-        (1, ((1, 'TaxRuleID', (86, 136), 1, 0),)),
+        (1, ((1, 'TaxRuleID', (88, 136), 1, 0),)),
         (1, ((1, 'Amount', (50, 50), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 86: numericIDType
+    # 88: numericIDType
     ('numericIDType', (), (), True, (
         (1, ((3, 'value', (16, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 87: unsignedLong
+    # 89: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 88: unsignedLong
+    # 90: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 89: short
+    # 91: short
     ('short', (), (), True, (
         (1, ((3, 'value', (12, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 90: base64Binary
+    # 92: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 91: base64Binary
-    ('base64Binary', (), (), True, (
-        (1, ((3, 'value', (1, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 92: string
-    ('string', (), (), True, (
-        (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 93: base64Binary
@@ -718,37 +718,47 @@ GRAMMARS = (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 94: integer
-    ('integer', (), (), True, (
-        (1, ((3, 'value', (8, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 95: string
+    # 94: string
     ('string', (), (), True, (
         (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 96: string
-    ('string', (), (), True, (
-        (1, ((3, 'value', (0, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 97: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (13, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 98: unsignedInt
-    ('unsignedInt', (), (), True, (
-        (1, ((3, 'value', (13, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 99: base64Binary
+    # 95: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 100: base64Binary
+    # 96: integer
+    ('integer', (), (), True, (
+        (1, ((3, 'value', (8, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 97: string
+    ('string', (), (), True, (
+        (1, ((3, 'value', (0, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 98: string
+    ('string', (), (), True, (
+        (1, ((3, 'value', (0, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 99: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (13, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 100: unsignedInt
+    ('unsignedInt', (), (), True, (
+        (1, ((3, 'value', (13, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 101: base64Binary
+    ('base64Binary', (), (), True, (
+        (1, ((3, 'value', (1, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 102: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),

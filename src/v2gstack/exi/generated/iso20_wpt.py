@@ -36,7 +36,7 @@ TYPES = (
     ('enum', ('External confirmation', 'LPE', 'LF_TxEV', 'LF_TxPrimaryDevice', 'Optical', 'Proprietary')),
 )
 DOCUMENT = (6, (('CLReqControlMode', 0, 0), ('CLResControlMode', 1, 1), ('CanonicalizationMethod', 2, 2), ('DSAKeyValue', 3, 3), ('DigestMethod', 4, 4), ('DigestValue', 5, 5), ('KeyInfo', 6, 6), ('KeyName', 7, 7), ('KeyValue', 8, 8), ('Manifest', 9, 9), ('MgmtData', 10, 10), ('Object', 11, 11), ('PGPData', 12, 12), ('RSAKeyValue', 13, 13), ('Reference', 14, 14), ('RetrievalMethod', 15, 15), ('SPKIData', 16, 16), ('Signature', 17, 17), ('SignatureMethod', 18, 18), ('SignatureProperties', 19, 19), ('SignatureProperty', 20, 20), ('SignatureValue', 21, 21), ('SignedInfo', 22, 22), ('Transform', 23, 23), ('Transforms', 24, 24), ('WPT_AlignmentCheckReq', 25, 25), ('WPT_AlignmentCheckRes', 26, 26), ('WPT_ChargeLoopReq', 27, 27), ('WPT_ChargeLoopRes', 28, 28), ('WPT_ChargeParameterDiscoveryReq', 29, 29), ('WPT_ChargeParameterDiscoveryRes', 30, 30), ('WPT_FinePositioningReq', 31, 31), ('WPT_FinePositioningRes', 32, 32), ('WPT_FinePositioningSetupReq', 33, 33), ('WPT_FinePositioningSetupRes', 34, 34), ('WPT_PairingReq', 35, 35), ('WPT_PairingRes', 36, 36), ('X509Data', 37, 37)))
-FRAGMENT = (8, (('AckMaxDelay', 38, 38), ('AdditionalServicesCosts', 39, 39), ('AlternativeSECC', 40, 40), ('AlternativeSECCList', 41, 41), ('Amount', 42, 42), ('BPT_DischargedEnergyReadingWh', 43, 43), ('BPT_InductiveEnergyReadingVARh', 44, 44), ('BSSID', 45, 45), ('BatteryEnergyCapacity', 42, 46), ('CLReqControlMode', 0, 0), ('CLResControlMode', 1, 1), ('CanonicalizationMethod', 2, 2), ('CapacitiveEnergyReadingVARh', 46, 47), ('ChargedEnergyReadingWh', 47, 48), ('ChargingComplete', 48, 49), ('Coord_X', 49, 50), ('Coord_Y', 50, 51), ('Coord_Z', 51, 52), ('CostPerUnit', 42, 53), ('DSAKeyValue', 3, 3), ('DepartureTime', -1, 54), ('DigestMethod', 4, 4), ('DigestValue', 5, 5), ('DisplayParameters', 52, 55), ('EIRP', 42, 56), ('EVDeviceAlignmentCheckMethodList', 53, 57), ('EVDeviceFinePositioningMethodList', 54, 58), ('EVDevicePairingMethodList', 55, 59), ('EVMaximumEnergyRequest', 42, 60), ('EVMinimumEnergyRequest', 42, 61), ('EVPCChargeDiagnostics', 56, 62), ('EVPCCoilCurrentInformation', 42, 63), ('EVPCCoilCurrentRequest', 42, 64), ('EVPCCurrentOutputInformation', 42, 65), ('EVPCDeviceLocalControl', 57, 66), ('EVPCMaxReceivablePower', 42, 67), ('EVPCNaturalFrequency', 42, 68), ('EVPCOperatingFrequency', 42, 69), ('EVPCPowerControlParameter', 58, 70), ('EVPCPowerOutput', 42, 71), ('EVPCPowerRequest', 42, 72), ('EVPCVoltageOutputInformation', 42, 73), ('EVProcessing', 59, 74), ('EVResultCode', 60, 75), ('EVSENotification', 61, 76), ('EVSEProcessing', 59, 77), ('EVSEStatus', 62, 78), ('EVTargetEnergyRequest', 42, 79), ('EnergyCosts', 39, 80), ('Exponent', 63, 81), ('Exponent', 64, 82), ('G', 63, 83), ('HMACOutputLength', 65, 84), ('Header', 66, 85), ('IPAddress', 67, 86), ('IndexNumber', 68, 87), ('InletHot', 69, 88), ('J', 63, 89), ('KeyInfo', 6, 6), ('KeyName', 7, 7), ('KeyValue', 8, 8), ('LF_ReceiverSetupData', 70, 90), ('LF_RxData', 71, 91), ('LF_SystemSetupData', 72, 92), ('LF_TransmitterSetupData', 73, 93), ('LF_TxData', 74, 94), ('Manifest', 9, 9), ('ManufacturerSpecificDataContainer', 75, 95), ('MaximumSOC', 76, 96), ('MeterID', 77, 97), ('MeterInfo', 78, 98), ('MeterInfoRequested', 79, 99), ('MeterSignature', 80, 100), ('MeterStatus', 81, 101), ('MeterTimestamp', 82, 102), ('MgmtData', 10, 10), ('MinimumSOC', 76, 103), ('Modulus', 63, 104), ('NaturalOffset', -1, 105), ('NotificationMaxDelay', 83, 106), ('NumPackages', 84, 107), ('NumberOfReceivers', 85, 108), ('NumberOfTransmitters', 86, 109), ('Object', 11, 11), ('ObservedIDCode', 87, 110), ('OccupancyCosts', 39, 111), ('OverstayCosts', 39, 112), ('P', 63, 113), ('PDInputPowerClass', 88, 114), ('PDMaxCoilCurrent', 42, 115), ('PDMinCoilCurrent', 42, 116), ('PGPData', 12, 12), ('PGPKeyID', 89, 117), ('PGPKeyPacket', -1, 118), ('PackageIndex', 90, 119), ('PackageSeparationTime', 91, 120), ('PgenCounter', 63, 121), ('Port', 92, 122), ('PowerTransmitted', 42, 123), ('PresentSOC', 76, 124), ('PrimaryDeviceAlignmentCheckMethodList', 53, 125), ('PrimaryDeviceFinePositioningMethodList', 54, 126), ('PrimaryDevicePairingMethodList', 55, 127), ('PulseDuration', 93, 128), ('PulseSeparationTime', 94, 129), ('PulseSequenceOrder', 95, 130), ('Q', 63, 131), ('RSAKeyValue', 13, 13), ('RSSI', 42, 132), ('RSSIData', 96, 133), ('RSSIDataList', 97, 134), ('Receipt', 98, 135), ('Reference', 14, 14), ('RemainingTimeToMaximumSOC', 99, 136), ('RemainingTimeToMinimumSOC', 100, 137), ('RemainingTimeToTargetSOC', 101, 138), ('ResponseCode', 102, 139), ('RetrievalMethod', 15, 15), ('RootCertificateID', 103, 140), ('RxIdentifier', 87, 141), ('RxSpecData', 104, 142), ('SDManufacturerSpecificDataContainer', 75, 143), ('SDMaxGroundClearanceSupport', 105, 144), ('SDMaxGroundClearence', 106, 145), ('SDMaxOutputPower', 42, 146), ('SDMinGroundClearanceSupport', 107, 147), ('SDMinGroundClearence', 108, 148), ('SDMinOutputPower', 42, 149), ('SDPowerInput', 42, 150), ('SPCChargeDiagnostics', 109, 151), ('SPCMaxOutputPowerLimit', 42, 152), ('SPCMinOutputPowerLimit', 42, 153), ('SPCOperatingFrequency', 42, 154), ('SPCPowerControlParameter', 110, 155), ('SPCPrimaryDeviceCoilCurrentInformation', 42, 156), ('SPKIData', 16, 16), ('SPKISexp', 111, 157), ('SSID', 112, 158), ('Seed', 63, 159), ('SessionID', 113, 160), ('SignalFrequency', 42, 161), ('Signature', 17, 17), ('SignatureMethod', 18, 18), ('SignatureProperties', 19, 19), ('SignatureProperty', 20, 20), ('SignatureValue', 21, 21), ('SignedInfo', 22, 22), ('SupplyDeviceCurrent', 42, 162), ('TargetCoilCurrent', 42, 163), ('TargetSOC', 76, 164), ('TaxCosts', 114, 165), ('TaxRuleID', 87, 166), ('TimeAnchor', 115, 167), ('TimeStamp', 116, 168), ('Transform', 23, 23), ('Transforms', 24, 24), ('TxIdentifier', 87, 169), ('TxPackageSpecData', 117, 170), ('TxRxIdentifier', 87, 171), ('TxRxOrientation', 118, 172), ('TxRxPosition', 118, 173), ('TxSpecData', 104, 174), ('Value', 119, 175), ('VendorSpecificDataContainer', 75, 176), ('WPT_AlignmentCheckMethod', 120, 177), ('WPT_AlignmentCheckReq', 25, 25), ('WPT_AlignmentCheckRes', 26, 26), ('WPT_ChargeLoopReq', 27, 27), ('WPT_ChargeLoopRes', 28, 28), ('WPT_ChargeParameterDiscoveryReq', 29, 29), ('WPT_ChargeParameterDiscoveryRes', 30, 30), ('WPT_FinePositioningMethod', 121, 178), ('WPT_FinePositioningReq', 31, 31), ('WPT_FinePositioningRes', 32, 32), ('WPT_FinePositioningSetupReq', 33, 33), ('WPT_FinePositioningSetupRes', 34, 34), ('WPT_LF_DataPackage', 122, 179), ('WPT_LF_DataPackageList', 123, 180), ('WPT_LF_RxDataList', 124, 181), ('WPT_LF_TxDataList', 125, 182), ('WPT_PairingMethod', 126, 183), ('WPT_PairingReq', 35, 35), ('WPT_PairingRes', 36, 36), ('X509CRL', 127, 184), ('X509Certificate', 128, 185), ('X509Data', 37, 37), ('X509IssuerName', 129, 186), ('X509IssuerSerial', 103, 187), ('X509SKI', 130, 188), ('X509SerialNumber', 131, 189), ('X509SubjectName', 132, 190), ('XPath', 133, 191), ('Y', 63, 192)))
+FRAGMENT = (8, (('AckMaxDelay', 38, 38), ('AdditionalServicesCosts', 39, 39), ('AlternativeSECC', 40, 40), ('AlternativeSECCList', 41, 41), ('Amount', 42, 42), ('BPT_DischargedEnergyReadingWh', 43, 43), ('BPT_InductiveEnergyReadingVARh', 44, 44), ('BSSID', 45, 45), ('BatteryEnergyCapacity', 42, 46), ('CLReqControlMode', 0, 0), ('CLResControlMode', 1, 1), ('CanonicalizationMethod', 2, 2), ('CapacitiveEnergyReadingVARh', 46, 47), ('ChargedEnergyReadingWh', 47, 48), ('ChargingComplete', 48, 49), ('Coord_X', 49, 50), ('Coord_Y', 50, 51), ('Coord_Z', 51, 52), ('CostPerUnit', 42, 53), ('DSAKeyValue', 3, 3), ('DepartureTime', 52, 54), ('DigestMethod', 4, 4), ('DigestValue', 5, 5), ('DisplayParameters', 53, 55), ('EIRP', 42, 56), ('EVDeviceAlignmentCheckMethodList', 54, 57), ('EVDeviceFinePositioningMethodList', 55, 58), ('EVDevicePairingMethodList', 56, 59), ('EVMaximumEnergyRequest', 42, 60), ('EVMinimumEnergyRequest', 42, 61), ('EVPCChargeDiagnostics', 57, 62), ('EVPCCoilCurrentInformation', 42, 63), ('EVPCCoilCurrentRequest', 42, 64), ('EVPCCurrentOutputInformation', 42, 65), ('EVPCDeviceLocalControl', 58, 66), ('EVPCMaxReceivablePower', 42, 67), ('EVPCNaturalFrequency', 42, 68), ('EVPCOperatingFrequency', 42, 69), ('EVPCPowerControlParameter', 59, 70), ('EVPCPowerOutput', 42, 71), ('EVPCPowerRequest', 42, 72), ('EVPCVoltageOutputInformation', 42, 73), ('EVProcessing', 60, 74), ('EVResultCode', 61, 75), ('EVSENotification', 62, 76), ('EVSEProcessing', 60, 77), ('EVSEStatus', 63, 78), ('EVTargetEnergyRequest', 42, 79), ('EnergyCosts', 39, 80), ('Exponent', 64, 81), ('Exponent', 65, 82), ('G', 64, 83), ('HMACOutputLength', 66, 84), ('Header', 67, 85), ('IPAddress', 68, 86), ('IndexNumber', 69, 87), ('InletHot', 70, 88), ('J', 64, 89), ('KeyInfo', 6, 6), ('KeyName', 7, 7), ('KeyValue', 8, 8), ('LF_ReceiverSetupData', 71, 90), ('LF_RxData', 72, 91), ('LF_SystemSetupData', 73, 92), ('LF_TransmitterSetupData', 74, 93), ('LF_TxData', 75, 94), ('Manifest', 9, 9), ('ManufacturerSpecificDataContainer', 76, 95), ('MaximumSOC', 77, 96), ('MeterID', 78, 97), ('MeterInfo', 79, 98), ('MeterInfoRequested', 80, 99), ('MeterSignature', 81, 100), ('MeterStatus', 82, 101), ('MeterTimestamp', 83, 102), ('MgmtData', 10, 10), ('MinimumSOC', 77, 103), ('Modulus', 64, 104), ('NaturalOffset', 84, 105), ('NotificationMaxDelay', 85, 106), ('NumPackages', 86, 107), ('NumberOfReceivers', 87, 108), ('NumberOfTransmitters', 88, 109), ('Object', 11, 11), ('ObservedIDCode', 89, 110), ('OccupancyCosts', 39, 111), ('OverstayCosts', 39, 112), ('P', 64, 113), ('PDInputPowerClass', 90, 114), ('PDMaxCoilCurrent', 42, 115), ('PDMinCoilCurrent', 42, 116), ('PGPData', 12, 12), ('PGPKeyID', 91, 117), ('PGPKeyPacket', 92, 118), ('PackageIndex', 93, 119), ('PackageSeparationTime', 94, 120), ('PgenCounter', 64, 121), ('Port', 95, 122), ('PowerTransmitted', 42, 123), ('PresentSOC', 77, 124), ('PrimaryDeviceAlignmentCheckMethodList', 54, 125), ('PrimaryDeviceFinePositioningMethodList', 55, 126), ('PrimaryDevicePairingMethodList', 56, 127), ('PulseDuration', 96, 128), ('PulseSeparationTime', 97, 129), ('PulseSequenceOrder', 98, 130), ('Q', 64, 131), ('RSAKeyValue', 13, 13), ('RSSI', 42, 132), ('RSSIData', 99, 133), ('RSSIDataList', 100, 134), ('Receipt', 101, 135), ('Reference', 14, 14), ('RemainingTimeToMaximumSOC', 102, 136), ('RemainingTimeToMinimumSOC', 103, 137), ('RemainingTimeToTargetSOC', 104, 138), ('ResponseCode', 105, 139), ('RetrievalMethod', 15, 15), ('RootCertificateID', 106, 140), ('RxIdentifier', 89, 141), ('RxSpecData', 107, 142), ('SDManufacturerSpecificDataContainer', 76, 143), ('SDMaxGroundClearanceSupport', 108, 144), ('SDMaxGroundClearence', 109, 145), ('SDMaxOutputPower', 42, 146), ('SDMinGroundClearanceSupport', 110, 147), ('SDMinGroundClearence', 111, 148), ('SDMinOutputPower', 42, 149), ('SDPowerInput', 42, 150), ('SPCChargeDiagnostics', 112, 151), ('SPCMaxOutputPowerLimit', 42, 152), ('SPCMinOutputPowerLimit', 42, 153), ('SPCOperatingFrequency', 42, 154), ('SPCPowerControlParameter', 113, 155), ('SPCPrimaryDeviceCoilCurrentInformation', 42, 156), ('SPKIData', 16, 16), ('SPKISexp', 114, 157), ('SSID', 115, 158), ('Seed', 64, 159), ('SessionID', 116, 160), ('SignalFrequency', 42, 161), ('Signature', 17, 17), ('SignatureMethod', 18, 18), ('SignatureProperties', 19, 19), ('SignatureProperty', 20, 20), ('SignatureValue', 21, 21), ('SignedInfo', 22, 22), ('SupplyDeviceCurrent', 42, 162), ('TargetCoilCurrent', 42, 163), ('TargetSOC', 77, 164), ('TaxCosts', 117, 165), ('TaxRuleID', 89, 166), ('TimeAnchor', 118, 167), ('TimeStamp', 119, 168), ('Transform', 23, 23), ('Transforms', 24, 24), ('TxIdentifier', 89, 169), ('TxPackageSpecData', 120, 170), ('TxRxIdentifier', 89, 171), ('TxRxOrientation', 121, 172), ('TxRxPosition', 121, 173), ('TxSpecData', 107, 174), ('Value', 122, 175), ('VendorSpecificDataContainer', 76, 176), ('WPT_AlignmentCheckMethod', 123, 177), ('WPT_AlignmentCheckReq', 25, 25), ('WPT_AlignmentCheckRes', 26, 26), ('WPT_ChargeLoopReq', 27, 27), ('WPT_ChargeLoopRes', 28, 28), ('WPT_ChargeParameterDiscoveryReq', 29, 29), ('WPT_ChargeParameterDiscoveryRes', 30, 30), ('WPT_FinePositioningMethod', 124, 178), ('WPT_FinePositioningReq', 31, 31), ('WPT_FinePositioningRes', 32, 32), ('WPT_FinePositioningSetupReq', 33, 33), ('WPT_FinePositioningSetupRes', 34, 34), ('WPT_LF_DataPackage', 125, 179), ('WPT_LF_DataPackageList', 126, 180), ('WPT_LF_RxDataList', 127, 181), ('WPT_LF_TxDataList', 128, 182), ('WPT_PairingMethod', 129, 183), ('WPT_PairingReq', 35, 35), ('WPT_PairingRes', 36, 36), ('X509CRL', 130, 184), ('X509Certificate', 131, 185), ('X509Data', 37, 37), ('X509IssuerName', 132, 186), ('X509IssuerSerial', 106, 187), ('X509SKI', 133, 188), ('X509SerialNumber', 134, 189), ('X509SubjectName', 135, 190), ('XPath', 136, 191), ('Y', 64, 192)))
 GRAMMARS = (
     # 0: CLReqControlModeType
     ('CLReqControlModeType', (), (), False, (
@@ -49,26 +49,26 @@ GRAMMARS = (
     # 2: CanonicalizationMethodType
     ('CanonicalizationMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 193), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 3: DSAKeyValueType
     ('DSAKeyValueType', ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter'), (), False, (
-        (2, ((1, 'P', (63, 113), 1, 0), (1, 'G', (63, 83), 3, 0), (1, 'Y', (63, 192), 4, 0))),
-        (1, ((1, 'Q', (63, 131), 2, 0),)),
-        (2, ((1, 'G', (63, 83), 3, 0), (1, 'Y', (63, 192), 4, 0))),
-        (1, ((1, 'Y', (63, 192), 4, 0),)),
-        (2, ((1, 'J', (63, 89), 5, 0), (1, 'Seed', (63, 159), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Seed', (63, 159), 6, 0), (2, None, None, -1, 0))),
-        (1, ((1, 'PgenCounter', (63, 121), 7, 0),)),
+        (2, ((1, 'P', (64, 113), 1, 0), (1, 'G', (64, 83), 3, 0), (1, 'Y', (64, 192), 4, 0),)),
+        (1, ((1, 'Q', (64, 131), 2, 0),)),
+        (2, ((1, 'G', (64, 83), 3, 0), (1, 'Y', (64, 192), 4, 0),)),
+        (1, ((1, 'Y', (64, 192), 4, 0),)),
+        (2, ((1, 'J', (64, 89), 5, 0), (1, 'Seed', (64, 159), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Seed', (64, 159), 6, 0), (2, None, None, -1, 0),)),
+        (1, ((1, 'PgenCounter', (64, 121), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 4: DigestMethodType
     ('DigestMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 193), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 5: DigestValueType
@@ -78,16 +78,16 @@ GRAMMARS = (
     )),
     # 6: KeyInfoType
     ('KeyInfoType', ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData'), ('KeyName', 'KeyValue', 'MgmtData', 'PGPData', 'RetrievalMethod', 'SPKIData', 'X509Data'), False, (
-        (4, ((0, 'Id', (0, 194), 1, 0), (1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (4, ((0, 'Id', (0, 194), 1, 0), (1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (7, 7), 2, 0), (1, 'KeyValue', (8, 8), 3, 0), (1, 'RetrievalMethod', (15, 15), 4, 0), (1, 'X509Data', (37, 37), 5, 0), (1, 'PGPData', (12, 12), 6, 0), (1, 'SPKIData', (16, 16), 7, 0), (1, 'MgmtData', (10, 10), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 7: string
     ('string', (), (), True, (
@@ -96,16 +96,16 @@ GRAMMARS = (
     )),
     # 8: KeyValueType
     ('KeyValueType', ('DSAKeyValue', 'RSAKeyValue'), (), False, (
-        (3, ((1, 'DSAKeyValue', (3, 3), 1, 0), (1, 'RSAKeyValue', (13, 13), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'DSAKeyValue', (3, 3), 1, 0), (1, 'RSAKeyValue', (13, 13), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 9: ManifestType
     ('ManifestType', ('Id', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 194), 1, 0), (1, 'Reference', (14, 14), 3, 0))),
+        (2, ((0, 'Id', (0, 194), 1, 0), (1, 'Reference', (14, 14), 3, 0),)),
         (1, ((1, 'Reference', (14, 14), 3, 0),)),
-        (2, ((1, 'Reference', (14, 14), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (14, 14), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 10: string
@@ -115,280 +115,280 @@ GRAMMARS = (
     )),
     # 11: ObjectType
     ('ObjectType', ('Encoding', 'Id', 'MimeType'), (), False, (
-        (3, ((0, 'Encoding', (0, 195), 1, 0), (0, 'Id', (0, 194), 2, 0), (0, 'MimeType', (0, 196), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'Id', (0, 194), 2, 0), (0, 'MimeType', (0, 196), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'MimeType', (0, 196), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((0, 'Encoding', (0, 195), 1, 0), (0, 'Id', (0, 194), 2, 0), (0, 'MimeType', (0, 196), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'Id', (0, 194), 2, 0), (0, 'MimeType', (0, 196), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'MimeType', (0, 196), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 12: PGPDataType
     ('PGPDataType', ('PGPKeyID', 'PGPKeyPacket'), (), False, (
-        (2, ((1, 'PGPKeyID', (89, 117), 1, 0), (1, 'PGPKeyPacket', (134, 118), 5, 0))),
-        (2, ((1, 'PGPKeyPacket', (135, 118), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'PGPKeyID', (91, 117), 1, 0), (1, 'PGPKeyPacket', (137, 118), 5, 0),)),
+        (2, ((1, 'PGPKeyPacket', (138, 118), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 3, None),
-        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0))),
+        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 6, None),
     )),
     # 13: RSAKeyValueType
     ('RSAKeyValueType', ('Modulus', 'Exponent'), (), False, (
-        (1, ((1, 'Modulus', (63, 104), 1, 0),)),
-        (1, ((1, 'Exponent', (63, 81), 2, 0),)),
+        (1, ((1, 'Modulus', (64, 104), 1, 0),)),
+        (1, ((1, 'Exponent', (64, 81), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 14: ReferenceType
     ('ReferenceType', ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue'), (), False, (
-        (3, ((0, 'Id', (0, 194), 1, 0), (0, 'Type', (0, 197), 2, 0), (0, 'URI', (0, 198), 3, 0), (1, 'Transforms', (24, 24), 4, 0), (1, 'DigestMethod', (4, 4), 5, 0))),
-        (3, ((0, 'Type', (0, 197), 2, 0), (0, 'URI', (0, 198), 3, 0), (1, 'Transforms', (24, 24), 4, 0), (1, 'DigestMethod', (4, 4), 5, 0))),
-        (2, ((0, 'URI', (0, 198), 3, 0), (1, 'Transforms', (24, 24), 4, 0), (1, 'DigestMethod', (4, 4), 5, 0))),
-        (2, ((1, 'Transforms', (24, 24), 4, 0), (1, 'DigestMethod', (4, 4), 5, 0))),
+        (3, ((0, 'Id', (0, 194), 1, 0), (0, 'Type', (0, 197), 2, 0), (0, 'URI', (0, 198), 3, 0), (1, 'Transforms', (24, 24), 4, 0), (1, 'DigestMethod', (4, 4), 5, 0),)),
+        (3, ((0, 'Type', (0, 197), 2, 0), (0, 'URI', (0, 198), 3, 0), (1, 'Transforms', (24, 24), 4, 0), (1, 'DigestMethod', (4, 4), 5, 0),)),
+        (2, ((0, 'URI', (0, 198), 3, 0), (1, 'Transforms', (24, 24), 4, 0), (1, 'DigestMethod', (4, 4), 5, 0),)),
+        (2, ((1, 'Transforms', (24, 24), 4, 0), (1, 'DigestMethod', (4, 4), 5, 0),)),
         (1, ((1, 'DigestMethod', (4, 4), 5, 0),)),
         (1, ((1, 'DigestValue', (5, 5), 6, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 15: RetrievalMethodType
     ('RetrievalMethodType', ('Type', 'URI', 'Transforms'), (), False, (
-        (3, ((0, 'Type', (0, 197), 1, 0), (0, 'URI', (0, 198), 2, 0), (1, 'Transforms', (24, 24), 3, 0), (2, None, None, -1, 0))),
-        (2, ((0, 'URI', (0, 198), 2, 0), (1, 'Transforms', (24, 24), 3, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Transforms', (24, 24), 3, 0), (2, None, None, -1, 0))),
+        (3, ((0, 'Type', (0, 197), 1, 0), (0, 'URI', (0, 198), 2, 0), (1, 'Transforms', (24, 24), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((0, 'URI', (0, 198), 2, 0), (1, 'Transforms', (24, 24), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Transforms', (24, 24), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 16: SPKIDataType
     ('SPKIDataType', ('SPKISexp',), ('SPKISexp',), False, (
-        (1, ((1, 'SPKISexp', (111, 157), 1, 0),)),
-        (2, ((1, 'SPKISexp', (111, 157), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'SPKISexp', (111, 157), 1, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SPKISexp', (114, 157), 1, 0),)),
+        (2, ((1, 'SPKISexp', (114, 157), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'SPKISexp', (114, 157), 1, 0), (2, None, None, -1, 0),)),
     )),
     # 17: SignatureType
     ('SignatureType', ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object'), ('Object',), False, (
-        (2, ((0, 'Id', (0, 194), 1, 0), (1, 'SignedInfo', (22, 22), 2, 0))),
+        (2, ((0, 'Id', (0, 194), 1, 0), (1, 'SignedInfo', (22, 22), 2, 0),)),
         (1, ((1, 'SignedInfo', (22, 22), 2, 0),)),
         (1, ((1, 'SignatureValue', (21, 21), 3, 0),)),
-        (2, ((1, 'KeyInfo', (6, 6), 4, 0), (1, 'Object', (11, 11), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (11, 11), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (11, 11), 6, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'KeyInfo', (6, 6), 4, 0), (1, 'Object', (11, 11), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (11, 11), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (11, 11), 6, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 5, None),
     )),
     # 18: SignatureMethodType
     ('SignatureMethodType', ('Algorithm', 'HMACOutputLength'), (), False, (
         (1, ((0, 'Algorithm', (0, 193), 1, 0),)),
-        (3, ((1, 'HMACOutputLength', (65, 84), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'HMACOutputLength', (66, 84), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 3, None),
     )),
     # 19: SignaturePropertiesType
     ('SignaturePropertiesType', ('Id', 'SignatureProperty'), ('SignatureProperty',), False, (
-        (2, ((0, 'Id', (0, 194), 1, 0), (1, 'SignatureProperty', (20, 20), 3, 0))),
+        (2, ((0, 'Id', (0, 194), 1, 0), (1, 'SignatureProperty', (20, 20), 3, 0),)),
         (1, ((1, 'SignatureProperty', (20, 20), 3, 0),)),
-        (2, ((1, 'SignatureProperty', (20, 20), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'SignatureProperty', (20, 20), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 20: SignaturePropertyType
     ('SignaturePropertyType', ('Id', 'Target'), (), False, (
-        (2, ((0, 'Id', (0, 194), 1, 0), (0, 'Target', (0, 199), 2, 0))),
+        (2, ((0, 'Id', (0, 194), 1, 0), (0, 'Target', (0, 199), 2, 0),)),
         (1, ((0, 'Target', (0, 199), 2, 0),)),
-        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 21: SignatureValueType
     ('SignatureValueType', ('Id', 'value'), (), False, (
-        (2, ((0, 'Id', (0, 194), 1, 0), (3, 'value', (1, -1), 2, 0))),
+        (2, ((0, 'Id', (0, 194), 1, 0), (3, 'value', (1, -1), 2, 0),)),
         (1, ((3, 'value', (1, -1), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 22: SignedInfoType
     ('SignedInfoType', ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 194), 1, 0), (1, 'CanonicalizationMethod', (2, 2), 2, 0))),
+        (2, ((0, 'Id', (0, 194), 1, 0), (1, 'CanonicalizationMethod', (2, 2), 2, 0),)),
         (1, ((1, 'CanonicalizationMethod', (2, 2), 2, 0),)),
         (1, ((1, 'SignatureMethod', (18, 18), 3, 0),)),
         (1, ((1, 'Reference', (14, 14), 5, 0),)),
-        (2, ((1, 'Reference', (14, 14), 5, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (14, 14), 5, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 4, None),
     )),
     # 23: TransformType
     ('TransformType', ('Algorithm', 'XPath'), ('XPath',), False, (
         (1, ((0, 'Algorithm', (0, 193), 1, 0),)),
-        (3, ((1, 'XPath', (133, 191), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (133, 191), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (133, 191), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'XPath', (136, 191), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (136, 191), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (136, 191), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 24: TransformsType
     ('TransformsType', ('Transform',), ('Transform',), False, (
         (1, ((1, 'Transform', (23, 23), 2, 0),)),
-        (2, ((1, 'Transform', (23, 23), 2, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Transform', (23, 23), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
     )),
     # 25: WPT_AlignmentCheckReqType
     ('WPT_AlignmentCheckReqType', ('Header', 'EVProcessing', 'TargetCoilCurrent', 'EVResultCode', 'VendorSpecificDataContainer'), ('VendorSpecificDataContainer',), False, (
-        (1, ((1, 'Header', (66, 85), 1, 0),)),
-        (1, ((1, 'EVProcessing', (59, 74), 2, 0),)),
-        (2, ((1, 'TargetCoilCurrent', (42, 163), 3, 0), (1, 'EVResultCode', (60, 75), 4, 0))),
-        (1, ((1, 'EVResultCode', (60, 75), 4, 0),)),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 7, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 7, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'Header', (67, 85), 1, 0),)),
+        (1, ((1, 'EVProcessing', (60, 74), 2, 0),)),
+        (2, ((1, 'TargetCoilCurrent', (42, 163), 3, 0), (1, 'EVResultCode', (61, 75), 4, 0),)),
+        (1, ((1, 'EVResultCode', (61, 75), 4, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 7, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 7, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 0, 16, None, 5, 6),
     )),
     # 26: WPT_AlignmentCheckResType
     ('WPT_AlignmentCheckResType', ('Header', 'ResponseCode', 'EVSEProcessing', 'PowerTransmitted', 'SupplyDeviceCurrent', 'VendorSpecificDataContainer'), ('VendorSpecificDataContainer',), False, (
-        (1, ((1, 'Header', (66, 85), 1, 0),)),
-        (1, ((1, 'ResponseCode', (102, 139), 2, 0),)),
-        (1, ((1, 'EVSEProcessing', (59, 77), 3, 0),)),
-        (3, ((1, 'PowerTransmitted', (42, 123), 4, 0), (1, 'SupplyDeviceCurrent', (42, 162), 5, 0), (1, 'VendorSpecificDataContainer', (75, 176), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'SupplyDeviceCurrent', (42, 162), 5, 0), (1, 'VendorSpecificDataContainer', (75, 176), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 8, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'Header', (67, 85), 1, 0),)),
+        (1, ((1, 'ResponseCode', (105, 139), 2, 0),)),
+        (1, ((1, 'EVSEProcessing', (60, 77), 3, 0),)),
+        (3, ((1, 'PowerTransmitted', (42, 123), 4, 0), (1, 'SupplyDeviceCurrent', (42, 162), 5, 0), (1, 'VendorSpecificDataContainer', (76, 176), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'SupplyDeviceCurrent', (42, 162), 5, 0), (1, 'VendorSpecificDataContainer', (76, 176), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 8, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 0, 16, None, 6, 7),
     )),
     # 27: WPT_ChargeLoopReqType
     ('WPT_ChargeLoopReqType', ('Header', 'DisplayParameters', 'MeterInfoRequested', 'EVPCPowerRequest', 'EVPCPowerOutput', 'EVPCChargeDiagnostics', 'EVPCOperatingFrequency', 'EVPCPowerControlParameter', 'ManufacturerSpecificDataContainer'), ('ManufacturerSpecificDataContainer',), False, (
-        (1, ((1, 'Header', (66, 85), 1, 0),)),
-        (2, ((1, 'DisplayParameters', (52, 55), 2, 0), (1, 'MeterInfoRequested', (79, 99), 3, 0))),
-        (1, ((1, 'MeterInfoRequested', (79, 99), 3, 0),)),
+        (1, ((1, 'Header', (67, 85), 1, 0),)),
+        (2, ((1, 'DisplayParameters', (53, 55), 2, 0), (1, 'MeterInfoRequested', (80, 99), 3, 0),)),
+        (1, ((1, 'MeterInfoRequested', (80, 99), 3, 0),)),
         (1, ((1, 'EVPCPowerRequest', (42, 72), 4, 0),)),
         (1, ((1, 'EVPCPowerOutput', (42, 71), 5, 0),)),
-        (1, ((1, 'EVPCChargeDiagnostics', (56, 62), 6, 0),)),
-        (3, ((1, 'EVPCOperatingFrequency', (42, 69), 7, 0), (1, 'EVPCPowerControlParameter', (58, 70), 8, 0), (1, 'ManufacturerSpecificDataContainer', (75, 95), 11, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'EVPCPowerControlParameter', (58, 70), 8, 0), (1, 'ManufacturerSpecificDataContainer', (75, 95), 11, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'ManufacturerSpecificDataContainer', (75, 95), 11, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'ManufacturerSpecificDataContainer', (75, 95), 11, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'EVPCChargeDiagnostics', (57, 62), 6, 0),)),
+        (3, ((1, 'EVPCOperatingFrequency', (42, 69), 7, 0), (1, 'EVPCPowerControlParameter', (59, 70), 8, 0), (1, 'ManufacturerSpecificDataContainer', (76, 95), 11, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'EVPCPowerControlParameter', (59, 70), 8, 0), (1, 'ManufacturerSpecificDataContainer', (76, 95), 11, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'ManufacturerSpecificDataContainer', (76, 95), 11, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'ManufacturerSpecificDataContainer', (76, 95), 11, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 0, 16, None, 9, 10),
     )),
     # 28: WPT_ChargeLoopResType
     ('WPT_ChargeLoopResType', ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', 'EVPCPowerRequest', 'SDPowerInput', 'SPCMaxOutputPowerLimit', 'SPCMinOutputPowerLimit', 'SPCChargeDiagnostics', 'SPCOperatingFrequency', 'SPCPowerControlParameter', 'ManufacturerSpecificDataContainer'), ('ManufacturerSpecificDataContainer',), False, (
-        (1, ((1, 'Header', (66, 85), 1, 0),)),
-        (1, ((1, 'ResponseCode', (102, 139), 2, 0),)),
-        (3, ((1, 'EVSEStatus', (62, 78), 3, 0), (1, 'MeterInfo', (78, 98), 4, 0), (1, 'Receipt', (98, 135), 5, 0), (1, 'EVPCPowerRequest', (42, 72), 6, 0))),
-        (2, ((1, 'MeterInfo', (78, 98), 4, 0), (1, 'Receipt', (98, 135), 5, 0), (1, 'EVPCPowerRequest', (42, 72), 6, 0))),
-        (2, ((1, 'Receipt', (98, 135), 5, 0), (1, 'EVPCPowerRequest', (42, 72), 6, 0))),
+        (1, ((1, 'Header', (67, 85), 1, 0),)),
+        (1, ((1, 'ResponseCode', (105, 139), 2, 0),)),
+        (3, ((1, 'EVSEStatus', (63, 78), 3, 0), (1, 'MeterInfo', (79, 98), 4, 0), (1, 'Receipt', (101, 135), 5, 0), (1, 'EVPCPowerRequest', (42, 72), 6, 0),)),
+        (2, ((1, 'MeterInfo', (79, 98), 4, 0), (1, 'Receipt', (101, 135), 5, 0), (1, 'EVPCPowerRequest', (42, 72), 6, 0),)),
+        (2, ((1, 'Receipt', (101, 135), 5, 0), (1, 'EVPCPowerRequest', (42, 72), 6, 0),)),
         (1, ((1, 'EVPCPowerRequest', (42, 72), 6, 0),)),
-        (2, ((1, 'SDPowerInput', (42, 150), 7, 0), (1, 'SPCMaxOutputPowerLimit', (42, 152), 8, 0))),
+        (2, ((1, 'SDPowerInput', (42, 150), 7, 0), (1, 'SPCMaxOutputPowerLimit', (42, 152), 8, 0),)),
         (1, ((1, 'SPCMaxOutputPowerLimit', (42, 152), 8, 0),)),
         (1, ((1, 'SPCMinOutputPowerLimit', (42, 153), 9, 0),)),
-        (1, ((1, 'SPCChargeDiagnostics', (109, 151), 10, 0),)),
-        (3, ((1, 'SPCOperatingFrequency', (42, 154), 11, 0), (1, 'SPCPowerControlParameter', (110, 155), 12, 0), (1, 'ManufacturerSpecificDataContainer', (75, 95), 15, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'SPCPowerControlParameter', (110, 155), 12, 0), (1, 'ManufacturerSpecificDataContainer', (75, 95), 15, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'ManufacturerSpecificDataContainer', (75, 95), 15, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'ManufacturerSpecificDataContainer', (75, 95), 15, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'SPCChargeDiagnostics', (112, 151), 10, 0),)),
+        (3, ((1, 'SPCOperatingFrequency', (42, 154), 11, 0), (1, 'SPCPowerControlParameter', (113, 155), 12, 0), (1, 'ManufacturerSpecificDataContainer', (76, 95), 15, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'SPCPowerControlParameter', (113, 155), 12, 0), (1, 'ManufacturerSpecificDataContainer', (76, 95), 15, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'ManufacturerSpecificDataContainer', (76, 95), 15, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'ManufacturerSpecificDataContainer', (76, 95), 15, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 0, 16, None, 13, 14),
     )),
     # 29: WPT_ChargeParameterDiscoveryReqType
     ('WPT_ChargeParameterDiscoveryReqType', ('Header', 'EVPCMaxReceivablePower', 'SDMaxGroundClearence', 'SDMinGroundClearence', 'EVPCNaturalFrequency', 'EVPCDeviceLocalControl', 'VendorSpecificDataContainer'), ('VendorSpecificDataContainer',), False, (
-        (1, ((1, 'Header', (66, 85), 1, 0),)),
+        (1, ((1, 'Header', (67, 85), 1, 0),)),
         (1, ((1, 'EVPCMaxReceivablePower', (42, 67), 2, 0),)),
-        (1, ((1, 'SDMaxGroundClearence', (106, 145), 3, 0),)),
-        (1, ((1, 'SDMinGroundClearence', (108, 148), 4, 0),)),
+        (1, ((1, 'SDMaxGroundClearence', (109, 145), 3, 0),)),
+        (1, ((1, 'SDMinGroundClearence', (111, 148), 4, 0),)),
         (1, ((1, 'EVPCNaturalFrequency', (42, 68), 5, 0),)),
-        (1, ((1, 'EVPCDeviceLocalControl', (57, 66), 6, 0),)),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 9, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 9, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'EVPCDeviceLocalControl', (58, 66), 6, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 9, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 9, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 0, 16, None, 7, 8),
     )),
     # 30: WPT_ChargeParameterDiscoveryResType
     ('WPT_ChargeParameterDiscoveryResType', ('Header', 'ResponseCode', 'PDInputPowerClass', 'SDMinOutputPower', 'SDMaxOutputPower', 'SDMaxGroundClearanceSupport', 'SDMinGroundClearanceSupport', 'PDMinCoilCurrent', 'PDMaxCoilCurrent', 'SDManufacturerSpecificDataContainer'), ('SDManufacturerSpecificDataContainer',), False, (
-        (1, ((1, 'Header', (66, 85), 1, 0),)),
-        (1, ((1, 'ResponseCode', (102, 139), 2, 0),)),
-        (1, ((1, 'PDInputPowerClass', (88, 114), 3, 0),)),
+        (1, ((1, 'Header', (67, 85), 1, 0),)),
+        (1, ((1, 'ResponseCode', (105, 139), 2, 0),)),
+        (1, ((1, 'PDInputPowerClass', (90, 114), 3, 0),)),
         (1, ((1, 'SDMinOutputPower', (42, 149), 4, 0),)),
         (1, ((1, 'SDMaxOutputPower', (42, 146), 5, 0),)),
-        (1, ((1, 'SDMaxGroundClearanceSupport', (105, 144), 6, 0),)),
-        (1, ((1, 'SDMinGroundClearanceSupport', (107, 147), 7, 0),)),
+        (1, ((1, 'SDMaxGroundClearanceSupport', (108, 144), 6, 0),)),
+        (1, ((1, 'SDMinGroundClearanceSupport', (110, 147), 7, 0),)),
         (1, ((1, 'PDMinCoilCurrent', (42, 116), 8, 0),)),
         (1, ((1, 'PDMaxCoilCurrent', (42, 115), 9, 0),)),
-        (2, ((1, 'SDManufacturerSpecificDataContainer', (75, 143), 12, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'SDManufacturerSpecificDataContainer', (75, 143), 12, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'SDManufacturerSpecificDataContainer', (76, 143), 12, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'SDManufacturerSpecificDataContainer', (76, 143), 12, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 0, 16, None, 10, 11),
     )),
     # 31: WPT_FinePositioningReqType
     ('WPT_FinePositioningReqType', ('Header', 'EVProcessing', 'EVResultCode', 'VendorSpecificDataContainer', 'WPT_LF_DataPackageList'), ('VendorSpecificDataContainer',), False, (
-        (1, ((1, 'Header', (66, 85), 1, 0),)),
-        (1, ((1, 'EVProcessing', (59, 74), 2, 0),)),
-        (1, ((1, 'EVResultCode', (60, 75), 3, 0),)),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 6, 0), (1, 'WPT_LF_DataPackageList', (123, 180), 7, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 6, 1), (1, 'WPT_LF_DataPackageList', (123, 180), 7, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'WPT_LF_DataPackageList', (123, 180), 7, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'Header', (67, 85), 1, 0),)),
+        (1, ((1, 'EVProcessing', (60, 74), 2, 0),)),
+        (1, ((1, 'EVResultCode', (61, 75), 3, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 6, 0), (1, 'WPT_LF_DataPackageList', (126, 180), 7, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 6, 1), (1, 'WPT_LF_DataPackageList', (126, 180), 7, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'WPT_LF_DataPackageList', (126, 180), 7, 0), (2, None, None, -1, 0),)),
         (None, 0, 16, None, 4, 5),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 32: WPT_FinePositioningResType
     ('WPT_FinePositioningResType', ('Header', 'ResponseCode', 'EVSEProcessing', 'VendorSpecificDataContainer', 'WPT_LF_DataPackageList'), ('VendorSpecificDataContainer',), False, (
-        (1, ((1, 'Header', (66, 85), 1, 0),)),
-        (1, ((1, 'ResponseCode', (102, 139), 2, 0),)),
-        (1, ((1, 'EVSEProcessing', (59, 77), 3, 0),)),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 6, 0), (1, 'WPT_LF_DataPackageList', (123, 180), 7, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 6, 1), (1, 'WPT_LF_DataPackageList', (123, 180), 7, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'WPT_LF_DataPackageList', (123, 180), 7, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'Header', (67, 85), 1, 0),)),
+        (1, ((1, 'ResponseCode', (105, 139), 2, 0),)),
+        (1, ((1, 'EVSEProcessing', (60, 77), 3, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 6, 0), (1, 'WPT_LF_DataPackageList', (126, 180), 7, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 6, 1), (1, 'WPT_LF_DataPackageList', (126, 180), 7, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'WPT_LF_DataPackageList', (126, 180), 7, 0), (2, None, None, -1, 0),)),
         (None, 0, 16, None, 4, 5),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 33: WPT_FinePositioningSetupReqType
     ('WPT_FinePositioningSetupReqType', ('Header', 'EVProcessing', 'EVDeviceFinePositioningMethodList', 'EVDevicePairingMethodList', 'EVDeviceAlignmentCheckMethodList', 'NaturalOffset', 'VendorSpecificDataContainer', 'LF_SystemSetupData'), ('VendorSpecificDataContainer',), False, (
-        (1, ((1, 'Header', (66, 85), 1, 0),)),
-        (1, ((1, 'EVProcessing', (59, 74), 2, 0),)),
-        (1, ((1, 'EVDeviceFinePositioningMethodList', (54, 58), 3, 0),)),
-        (1, ((1, 'EVDevicePairingMethodList', (55, 59), 4, 0),)),
-        (1, ((1, 'EVDeviceAlignmentCheckMethodList', (53, 57), 5, 0),)),
-        (1, ((1, 'NaturalOffset', (136, 105), 6, 0),)),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 9, 0), (1, 'LF_SystemSetupData', (72, 92), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 9, 1), (1, 'LF_SystemSetupData', (72, 92), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'LF_SystemSetupData', (72, 92), 10, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'Header', (67, 85), 1, 0),)),
+        (1, ((1, 'EVProcessing', (60, 74), 2, 0),)),
+        (1, ((1, 'EVDeviceFinePositioningMethodList', (55, 58), 3, 0),)),
+        (1, ((1, 'EVDevicePairingMethodList', (56, 59), 4, 0),)),
+        (1, ((1, 'EVDeviceAlignmentCheckMethodList', (54, 57), 5, 0),)),
+        (1, ((1, 'NaturalOffset', (139, 105), 6, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 9, 0), (1, 'LF_SystemSetupData', (73, 92), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 9, 1), (1, 'LF_SystemSetupData', (73, 92), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'LF_SystemSetupData', (73, 92), 10, 0), (2, None, None, -1, 0),)),
         (None, 0, 16, None, 7, 8),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 34: WPT_FinePositioningSetupResType
     ('WPT_FinePositioningSetupResType', ('Header', 'ResponseCode', 'PrimaryDeviceFinePositioningMethodList', 'PrimaryDevicePairingMethodList', 'PrimaryDeviceAlignmentCheckMethodList', 'NaturalOffset', 'VendorSpecificDataContainer', 'LF_SystemSetupData'), ('VendorSpecificDataContainer',), False, (
-        (1, ((1, 'Header', (66, 85), 1, 0),)),
-        (1, ((1, 'ResponseCode', (102, 139), 2, 0),)),
-        (1, ((1, 'PrimaryDeviceFinePositioningMethodList', (54, 126), 3, 0),)),
-        (1, ((1, 'PrimaryDevicePairingMethodList', (55, 127), 4, 0),)),
-        (1, ((1, 'PrimaryDeviceAlignmentCheckMethodList', (53, 125), 5, 0),)),
-        (1, ((1, 'NaturalOffset', (137, 105), 6, 0),)),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 9, 0), (1, 'LF_SystemSetupData', (72, 92), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 9, 1), (1, 'LF_SystemSetupData', (72, 92), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'LF_SystemSetupData', (72, 92), 10, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'Header', (67, 85), 1, 0),)),
+        (1, ((1, 'ResponseCode', (105, 139), 2, 0),)),
+        (1, ((1, 'PrimaryDeviceFinePositioningMethodList', (55, 126), 3, 0),)),
+        (1, ((1, 'PrimaryDevicePairingMethodList', (56, 127), 4, 0),)),
+        (1, ((1, 'PrimaryDeviceAlignmentCheckMethodList', (54, 125), 5, 0),)),
+        (1, ((1, 'NaturalOffset', (140, 105), 6, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 9, 0), (1, 'LF_SystemSetupData', (73, 92), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 9, 1), (1, 'LF_SystemSetupData', (73, 92), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'LF_SystemSetupData', (73, 92), 10, 0), (2, None, None, -1, 0),)),
         (None, 0, 16, None, 7, 8),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 35: WPT_PairingReqType
     ('WPT_PairingReqType', ('Header', 'EVProcessing', 'ObservedIDCode', 'EVResultCode', 'VendorSpecificDataContainer'), ('VendorSpecificDataContainer',), False, (
-        (1, ((1, 'Header', (66, 85), 1, 0),)),
-        (1, ((1, 'EVProcessing', (59, 74), 2, 0),)),
-        (2, ((1, 'ObservedIDCode', (87, 110), 3, 0), (1, 'EVResultCode', (60, 75), 4, 0))),
-        (1, ((1, 'EVResultCode', (60, 75), 4, 0),)),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 7, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 7, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'Header', (67, 85), 1, 0),)),
+        (1, ((1, 'EVProcessing', (60, 74), 2, 0),)),
+        (2, ((1, 'ObservedIDCode', (89, 110), 3, 0), (1, 'EVResultCode', (61, 75), 4, 0),)),
+        (1, ((1, 'EVResultCode', (61, 75), 4, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 7, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 7, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 0, 16, None, 5, 6),
     )),
     # 36: WPT_PairingResType
     ('WPT_PairingResType', ('Header', 'ResponseCode', 'EVSEProcessing', 'ObservedIDCode', 'AlternativeSECCList', 'VendorSpecificDataContainer'), ('VendorSpecificDataContainer',), False, (
-        (1, ((1, 'Header', (66, 85), 1, 0),)),
-        (1, ((1, 'ResponseCode', (102, 139), 2, 0),)),
-        (1, ((1, 'EVSEProcessing', (59, 77), 3, 0),)),
-        (3, ((1, 'ObservedIDCode', (87, 110), 4, 0), (1, 'AlternativeSECCList', (41, 41), 5, 0), (1, 'VendorSpecificDataContainer', (75, 176), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'AlternativeSECCList', (41, 41), 5, 0), (1, 'VendorSpecificDataContainer', (75, 176), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'VendorSpecificDataContainer', (75, 176), 8, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'Header', (67, 85), 1, 0),)),
+        (1, ((1, 'ResponseCode', (105, 139), 2, 0),)),
+        (1, ((1, 'EVSEProcessing', (60, 77), 3, 0),)),
+        (3, ((1, 'ObservedIDCode', (89, 110), 4, 0), (1, 'AlternativeSECCList', (41, 41), 5, 0), (1, 'VendorSpecificDataContainer', (76, 176), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'AlternativeSECCList', (41, 41), 5, 0), (1, 'VendorSpecificDataContainer', (76, 176), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'VendorSpecificDataContainer', (76, 176), 8, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 0, 16, None, 6, 7),
     )),
     # 37: X509DataType
     ('X509DataType', ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL'), ('X509CRL', 'X509Certificate', 'X509IssuerSerial', 'X509SKI', 'X509SubjectName'), False, (
-        (3, ((1, 'X509IssuerSerial', (103, 187), 1, 0), (1, 'X509SKI', (130, 188), 2, 0), (1, 'X509SubjectName', (132, 190), 3, 0), (1, 'X509Certificate', (128, 185), 4, 0), (1, 'X509CRL', (127, 184), 5, 0), (4, None, None, 6, 0))),
-        (3, ((1, 'X509IssuerSerial', (103, 187), 1, 0), (1, 'X509SKI', (130, 188), 2, 0), (1, 'X509SubjectName', (132, 190), 3, 0), (1, 'X509Certificate', (128, 185), 4, 0), (1, 'X509CRL', (127, 184), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (103, 187), 1, 0), (1, 'X509SKI', (130, 188), 2, 0), (1, 'X509SubjectName', (132, 190), 3, 0), (1, 'X509Certificate', (128, 185), 4, 0), (1, 'X509CRL', (127, 184), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (103, 187), 1, 0), (1, 'X509SKI', (130, 188), 2, 0), (1, 'X509SubjectName', (132, 190), 3, 0), (1, 'X509Certificate', (128, 185), 4, 0), (1, 'X509CRL', (127, 184), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (103, 187), 1, 0), (1, 'X509SKI', (130, 188), 2, 0), (1, 'X509SubjectName', (132, 190), 3, 0), (1, 'X509Certificate', (128, 185), 4, 0), (1, 'X509CRL', (127, 184), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (103, 187), 1, 0), (1, 'X509SKI', (130, 188), 2, 0), (1, 'X509SubjectName', (132, 190), 3, 0), (1, 'X509Certificate', (128, 185), 4, 0), (1, 'X509CRL', (127, 184), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (103, 187), 1, 0), (1, 'X509SKI', (130, 188), 2, 0), (1, 'X509SubjectName', (132, 190), 3, 0), (1, 'X509Certificate', (128, 185), 4, 0), (1, 'X509CRL', (127, 184), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'X509IssuerSerial', (106, 187), 1, 0), (1, 'X509SKI', (133, 188), 2, 0), (1, 'X509SubjectName', (135, 190), 3, 0), (1, 'X509Certificate', (131, 185), 4, 0), (1, 'X509CRL', (130, 184), 5, 0), (4, None, None, 6, 0),)),
+        (3, ((1, 'X509IssuerSerial', (106, 187), 1, 0), (1, 'X509SKI', (133, 188), 2, 0), (1, 'X509SubjectName', (135, 190), 3, 0), (1, 'X509Certificate', (131, 185), 4, 0), (1, 'X509CRL', (130, 184), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (106, 187), 1, 0), (1, 'X509SKI', (133, 188), 2, 0), (1, 'X509SubjectName', (135, 190), 3, 0), (1, 'X509Certificate', (131, 185), 4, 0), (1, 'X509CRL', (130, 184), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (106, 187), 1, 0), (1, 'X509SKI', (133, 188), 2, 0), (1, 'X509SubjectName', (135, 190), 3, 0), (1, 'X509Certificate', (131, 185), 4, 0), (1, 'X509CRL', (130, 184), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (106, 187), 1, 0), (1, 'X509SKI', (133, 188), 2, 0), (1, 'X509SubjectName', (135, 190), 3, 0), (1, 'X509Certificate', (131, 185), 4, 0), (1, 'X509CRL', (130, 184), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (106, 187), 1, 0), (1, 'X509SKI', (133, 188), 2, 0), (1, 'X509SubjectName', (135, 190), 3, 0), (1, 'X509Certificate', (131, 185), 4, 0), (1, 'X509CRL', (130, 184), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (106, 187), 1, 0), (1, 'X509SKI', (133, 188), 2, 0), (1, 'X509SubjectName', (135, 190), 3, 0), (1, 'X509Certificate', (131, 185), 4, 0), (1, 'X509CRL', (130, 184), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
     )),
     # 38: unsignedShort
     ('unsignedShort', (), (), True, (
@@ -403,23 +403,23 @@ GRAMMARS = (
     )),
     # 40: AlternativeSECCType
     ('AlternativeSECCType', ('SSID', 'BSSID', 'IPAddress', 'Port'), (), False, (
-        (3, ((1, 'SSID', (112, 158), 1, 0), (1, 'BSSID', (45, 45), 2, 0), (1, 'IPAddress', (67, 86), 3, 0), (1, 'Port', (92, 122), 4, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'BSSID', (45, 45), 2, 0), (1, 'IPAddress', (67, 86), 3, 0), (1, 'Port', (92, 122), 4, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'IPAddress', (67, 86), 3, 0), (1, 'Port', (92, 122), 4, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Port', (92, 122), 4, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'SSID', (115, 158), 1, 0), (1, 'BSSID', (45, 45), 2, 0), (1, 'IPAddress', (68, 86), 3, 0), (1, 'Port', (95, 122), 4, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'BSSID', (45, 45), 2, 0), (1, 'IPAddress', (68, 86), 3, 0), (1, 'Port', (95, 122), 4, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'IPAddress', (68, 86), 3, 0), (1, 'Port', (95, 122), 4, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Port', (95, 122), 4, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 41: AlternativeSECCListType
     ('AlternativeSECCListType', ('AlternativeSECC',), ('AlternativeSECC',), False, (
         (1, ((1, 'AlternativeSECC', (40, 40), 3, 0),)),
-        (2, ((1, 'AlternativeSECC', (40, 40), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'AlternativeSECC', (40, 40), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 8, None, 1, 2),
     )),
     # 42: RationalNumberType
     ('RationalNumberType', ('Exponent', 'Value'), (), False, (
-        (1, ((1, 'Exponent', (64, 82), 1, 0),)),
-        (1, ((1, 'Value', (119, 175), 2, 0),)),
+        (1, ((1, 'Exponent', (65, 82), 1, 0),)),
+        (1, ((1, 'Value', (122, 175), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 43: unsignedLong
@@ -467,52 +467,57 @@ GRAMMARS = (
         (1, ((3, 'value', (6, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 52: DisplayParametersType
+    # 52: DepartureTime (relaxed fragment grammar)
+    ('DepartureTime (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (8, ((0, 'Algorithm', (0, 193), 0, 0), (0, 'Encoding', (0, 195), 0, 0), (0, 'Id', (0, 194), 0, 0), (0, 'MimeType', (0, 196), 0, 0), (0, 'Target', (0, 199), 0, 0), (0, 'Type', (0, 197), 0, 0), (0, 'URI', (0, 198), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 194), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 194), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 53: DisplayParametersType
     ('DisplayParametersType', ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot'), (), False, (
-        (4, ((1, 'PresentSOC', (76, 124), 1, 0), (1, 'MinimumSOC', (76, 103), 2, 0), (1, 'TargetSOC', (76, 164), 3, 0), (1, 'MaximumSOC', (76, 96), 4, 0), (1, 'RemainingTimeToMinimumSOC', (100, 137), 5, 0), (1, 'RemainingTimeToTargetSOC', (101, 138), 6, 0), (1, 'RemainingTimeToMaximumSOC', (99, 136), 7, 0), (1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (69, 88), 10, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'MinimumSOC', (76, 103), 2, 0), (1, 'TargetSOC', (76, 164), 3, 0), (1, 'MaximumSOC', (76, 96), 4, 0), (1, 'RemainingTimeToMinimumSOC', (100, 137), 5, 0), (1, 'RemainingTimeToTargetSOC', (101, 138), 6, 0), (1, 'RemainingTimeToMaximumSOC', (99, 136), 7, 0), (1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (69, 88), 10, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'TargetSOC', (76, 164), 3, 0), (1, 'MaximumSOC', (76, 96), 4, 0), (1, 'RemainingTimeToMinimumSOC', (100, 137), 5, 0), (1, 'RemainingTimeToTargetSOC', (101, 138), 6, 0), (1, 'RemainingTimeToMaximumSOC', (99, 136), 7, 0), (1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (69, 88), 10, 0), (2, None, None, -1, 0))),
-        (4, ((1, 'MaximumSOC', (76, 96), 4, 0), (1, 'RemainingTimeToMinimumSOC', (100, 137), 5, 0), (1, 'RemainingTimeToTargetSOC', (101, 138), 6, 0), (1, 'RemainingTimeToMaximumSOC', (99, 136), 7, 0), (1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (69, 88), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'RemainingTimeToMinimumSOC', (100, 137), 5, 0), (1, 'RemainingTimeToTargetSOC', (101, 138), 6, 0), (1, 'RemainingTimeToMaximumSOC', (99, 136), 7, 0), (1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (69, 88), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'RemainingTimeToTargetSOC', (101, 138), 6, 0), (1, 'RemainingTimeToMaximumSOC', (99, 136), 7, 0), (1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (69, 88), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'RemainingTimeToMaximumSOC', (99, 136), 7, 0), (1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (69, 88), 10, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (69, 88), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (69, 88), 10, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'InletHot', (69, 88), 10, 0), (2, None, None, -1, 0))),
+        (4, ((1, 'PresentSOC', (77, 124), 1, 0), (1, 'MinimumSOC', (77, 103), 2, 0), (1, 'TargetSOC', (77, 164), 3, 0), (1, 'MaximumSOC', (77, 96), 4, 0), (1, 'RemainingTimeToMinimumSOC', (103, 137), 5, 0), (1, 'RemainingTimeToTargetSOC', (104, 138), 6, 0), (1, 'RemainingTimeToMaximumSOC', (102, 136), 7, 0), (1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (70, 88), 10, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'MinimumSOC', (77, 103), 2, 0), (1, 'TargetSOC', (77, 164), 3, 0), (1, 'MaximumSOC', (77, 96), 4, 0), (1, 'RemainingTimeToMinimumSOC', (103, 137), 5, 0), (1, 'RemainingTimeToTargetSOC', (104, 138), 6, 0), (1, 'RemainingTimeToMaximumSOC', (102, 136), 7, 0), (1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (70, 88), 10, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'TargetSOC', (77, 164), 3, 0), (1, 'MaximumSOC', (77, 96), 4, 0), (1, 'RemainingTimeToMinimumSOC', (103, 137), 5, 0), (1, 'RemainingTimeToTargetSOC', (104, 138), 6, 0), (1, 'RemainingTimeToMaximumSOC', (102, 136), 7, 0), (1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (70, 88), 10, 0), (2, None, None, -1, 0),)),
+        (4, ((1, 'MaximumSOC', (77, 96), 4, 0), (1, 'RemainingTimeToMinimumSOC', (103, 137), 5, 0), (1, 'RemainingTimeToTargetSOC', (104, 138), 6, 0), (1, 'RemainingTimeToMaximumSOC', (102, 136), 7, 0), (1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (70, 88), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'RemainingTimeToMinimumSOC', (103, 137), 5, 0), (1, 'RemainingTimeToTargetSOC', (104, 138), 6, 0), (1, 'RemainingTimeToMaximumSOC', (102, 136), 7, 0), (1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (70, 88), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'RemainingTimeToTargetSOC', (104, 138), 6, 0), (1, 'RemainingTimeToMaximumSOC', (102, 136), 7, 0), (1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (70, 88), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'RemainingTimeToMaximumSOC', (102, 136), 7, 0), (1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (70, 88), 10, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'ChargingComplete', (48, 49), 8, 0), (1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (70, 88), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'BatteryEnergyCapacity', (42, 46), 9, 0), (1, 'InletHot', (70, 88), 10, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'InletHot', (70, 88), 10, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 53: WPT_AlignmentCheckMethodListType
+    # 54: WPT_AlignmentCheckMethodListType
     ('WPT_AlignmentCheckMethodListType', ('WPT_AlignmentCheckMethod',), ('WPT_AlignmentCheckMethod',), False, (
-        (1, ((1, 'WPT_AlignmentCheckMethod', (120, 177), 3, 0),)),
-        (2, ((1, 'WPT_AlignmentCheckMethod', (120, 177), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'WPT_AlignmentCheckMethod', (123, 177), 3, 0),)),
+        (2, ((1, 'WPT_AlignmentCheckMethod', (123, 177), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 8, None, 1, 2),
     )),
-    # 54: WPT_FinePositioningMethodListType
+    # 55: WPT_FinePositioningMethodListType
     ('WPT_FinePositioningMethodListType', ('WPT_FinePositioningMethod',), ('WPT_FinePositioningMethod',), False, (
-        (1, ((1, 'WPT_FinePositioningMethod', (121, 178), 3, 0),)),
-        (2, ((1, 'WPT_FinePositioningMethod', (121, 178), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'WPT_FinePositioningMethod', (124, 178), 3, 0),)),
+        (2, ((1, 'WPT_FinePositioningMethod', (124, 178), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 8, None, 1, 2),
     )),
-    # 55: WPT_PairingMethodListType
+    # 56: WPT_PairingMethodListType
     ('WPT_PairingMethodListType', ('WPT_PairingMethod',), ('WPT_PairingMethod',), False, (
-        (1, ((1, 'WPT_PairingMethod', (126, 183), 3, 0),)),
-        (2, ((1, 'WPT_PairingMethod', (126, 183), 3, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'WPT_PairingMethod', (129, 183), 3, 0),)),
+        (2, ((1, 'WPT_PairingMethod', (129, 183), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 8, None, 1, 2),
     )),
-    # 56: WPT_EVPCChargeDiagnosticsType
+    # 57: WPT_EVPCChargeDiagnosticsType
     ('WPT_EVPCChargeDiagnosticsType', (), (), True, (
         (1, ((3, 'value', (7, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 57: boolean
+    # 58: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (5, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 58: WPT_EVPCPowerControlParameterType
+    # 59: WPT_EVPCPowerControlParameterType
     ('WPT_EVPCPowerControlParameterType', ('EVPCCoilCurrentRequest', 'EVPCCoilCurrentInformation', 'EVPCCurrentOutputInformation', 'EVPCVoltageOutputInformation'), (), False, (
         (1, ((1, 'EVPCCoilCurrentRequest', (42, 64), 1, 0),)),
         (1, ((1, 'EVPCCoilCurrentInformation', (42, 63), 2, 0),)),
@@ -520,160 +525,155 @@ GRAMMARS = (
         (1, ((1, 'EVPCVoltageOutputInformation', (42, 73), 4, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 59: processingType
+    # 60: processingType
     ('processingType', (), (), True, (
         (1, ((3, 'value', (8, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 60: WPT_EVResultType
+    # 61: WPT_EVResultType
     ('WPT_EVResultType', (), (), True, (
         (1, ((3, 'value', (9, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 61: evseNotificationType
+    # 62: evseNotificationType
     ('evseNotificationType', (), (), True, (
         (1, ((3, 'value', (10, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 62: EVSEStatusType
+    # 63: EVSEStatusType
     ('EVSEStatusType', ('NotificationMaxDelay', 'EVSENotification'), (), False, (
-        (1, ((1, 'NotificationMaxDelay', (83, 106), 1, 0),)),
-        (1, ((1, 'EVSENotification', (61, 76), 2, 0),)),
+        (1, ((1, 'NotificationMaxDelay', (85, 106), 1, 0),)),
+        (1, ((1, 'EVSENotification', (62, 76), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 63: CryptoBinary
+    # 64: CryptoBinary
     ('CryptoBinary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 64: byte
+    # 65: byte
     ('byte', (), (), True, (
         (1, ((3, 'value', (11, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 65: HMACOutputLengthType
+    # 66: HMACOutputLengthType
     ('HMACOutputLengthType', (), (), True, (
         (1, ((3, 'value', (12, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 66: MessageHeaderType
+    # 67: MessageHeaderType
     ('MessageHeaderType', ('SessionID', 'TimeStamp', 'Signature'), (), False, (
-        (1, ((1, 'SessionID', (113, 160), 1, 0),)),
-        (1, ((1, 'TimeStamp', (116, 168), 2, 0),)),
-        (2, ((1, 'Signature', (17, 17), 3, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SessionID', (116, 160), 1, 0),)),
+        (1, ((1, 'TimeStamp', (119, 168), 2, 0),)),
+        (2, ((1, 'Signature', (17, 17), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 67: ipaddressType
+    # 68: ipaddressType
     ('ipaddressType', (), (), True, (
         (1, ((3, 'value', (13, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 68: unsignedShort
+    # 69: unsignedShort
     ('unsignedShort', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 69: boolean
+    # 70: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (5, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 70: WPT_LF_ReceiverDataType
+    # 71: WPT_LF_ReceiverDataType
     ('WPT_LF_ReceiverDataType', ('NumberOfReceivers', 'RxSpecData'), ('RxSpecData',), False, (
-        (1, ((1, 'NumberOfReceivers', (85, 108), 1, 0),)),
-        (1, ((1, 'RxSpecData', (104, 142), 5, 0),)),
-        (1, ((1, 'RxSpecData', (104, 142), 5, 1),)),
-        (2, ((1, 'RxSpecData', (104, 142), 5, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'NumberOfReceivers', (87, 108), 1, 0),)),
+        (1, ((1, 'RxSpecData', (107, 142), 5, 0),)),
+        (1, ((1, 'RxSpecData', (107, 142), 5, 1),)),
+        (2, ((1, 'RxSpecData', (107, 142), 5, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 2, 255, 2, 3, 4),
     )),
-    # 71: WPT_LF_RxDataListType
+    # 72: WPT_LF_RxDataListType
     ('WPT_LF_RxDataListType', ('WPT_LF_RxDataList',), (), False, (
-        (1, ((1, 'WPT_LF_RxDataList', (124, 181), 1, 0),)),
+        (1, ((1, 'WPT_LF_RxDataList', (127, 181), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 72: WPT_LF_SystemSetupDataType
+    # 73: WPT_LF_SystemSetupDataType
     ('WPT_LF_SystemSetupDataType', ('LF_TransmitterSetupData', 'LF_ReceiverSetupData'), (), False, (
-        (2, ((1, 'LF_TransmitterSetupData', (73, 93), 1, 0), (1, 'LF_ReceiverSetupData', (70, 90), 2, 0))),
+        (2, ((1, 'LF_TransmitterSetupData', (74, 93), 1, 0), (1, 'LF_ReceiverSetupData', (71, 90), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 73: WPT_LF_TransmitterDataType
+    # 74: WPT_LF_TransmitterDataType
     ('WPT_LF_TransmitterDataType', ('NumberOfTransmitters', 'SignalFrequency', 'TxSpecData', 'TxPackageSpecData'), ('TxSpecData',), False, (
-        (1, ((1, 'NumberOfTransmitters', (86, 109), 1, 0),)),
+        (1, ((1, 'NumberOfTransmitters', (88, 109), 1, 0),)),
         (1, ((1, 'SignalFrequency', (42, 161), 2, 0),)),
-        (1, ((1, 'TxSpecData', (104, 174), 6, 0),)),
-        (1, ((1, 'TxSpecData', (104, 174), 6, 1),)),
-        (2, ((1, 'TxSpecData', (104, 174), 6, 1), (1, 'TxPackageSpecData', (117, 170), 7, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'TxPackageSpecData', (117, 170), 7, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'TxSpecData', (107, 174), 6, 0),)),
+        (1, ((1, 'TxSpecData', (107, 174), 6, 1),)),
+        (2, ((1, 'TxSpecData', (107, 174), 6, 1), (1, 'TxPackageSpecData', (120, 170), 7, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'TxPackageSpecData', (120, 170), 7, 0), (2, None, None, -1, 0),)),
         (None, 2, 255, 3, 4, 5),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 74: WPT_LF_TxDataListType
+    # 75: WPT_LF_TxDataListType
     ('WPT_LF_TxDataListType', ('WPT_LF_TxDataList',), (), False, (
-        (1, ((1, 'WPT_LF_TxDataList', (125, 182), 1, 0),)),
+        (1, ((1, 'WPT_LF_TxDataList', (128, 182), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 75: WPT_DataContainerType
+    # 76: WPT_DataContainerType
     ('WPT_DataContainerType', (), (), True, (
         (1, ((3, 'value', (14, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 76: percentValueType
+    # 77: percentValueType
     ('percentValueType', (), (), True, (
         (1, ((3, 'value', (15, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 77: meterIDType
+    # 78: meterIDType
     ('meterIDType', (), (), True, (
         (1, ((3, 'value', (16, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 78: MeterInfoType
+    # 79: MeterInfoType
     ('MeterInfoType', ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp'), (), False, (
-        (1, ((1, 'MeterID', (77, 97), 1, 0),)),
+        (1, ((1, 'MeterID', (78, 97), 1, 0),)),
         (1, ((1, 'ChargedEnergyReadingWh', (47, 48), 2, 0),)),
-        (3, ((1, 'BPT_DischargedEnergyReadingWh', (43, 43), 3, 0), (1, 'CapacitiveEnergyReadingVARh', (46, 47), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (44, 44), 5, 0), (1, 'MeterSignature', (80, 100), 6, 0), (1, 'MeterStatus', (81, 101), 7, 0), (1, 'MeterTimestamp', (82, 102), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'CapacitiveEnergyReadingVARh', (46, 47), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (44, 44), 5, 0), (1, 'MeterSignature', (80, 100), 6, 0), (1, 'MeterStatus', (81, 101), 7, 0), (1, 'MeterTimestamp', (82, 102), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'BPT_InductiveEnergyReadingVARh', (44, 44), 5, 0), (1, 'MeterSignature', (80, 100), 6, 0), (1, 'MeterStatus', (81, 101), 7, 0), (1, 'MeterTimestamp', (82, 102), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'MeterSignature', (80, 100), 6, 0), (1, 'MeterStatus', (81, 101), 7, 0), (1, 'MeterTimestamp', (82, 102), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'MeterStatus', (81, 101), 7, 0), (1, 'MeterTimestamp', (82, 102), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'MeterTimestamp', (82, 102), 8, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'BPT_DischargedEnergyReadingWh', (43, 43), 3, 0), (1, 'CapacitiveEnergyReadingVARh', (46, 47), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (44, 44), 5, 0), (1, 'MeterSignature', (81, 100), 6, 0), (1, 'MeterStatus', (82, 101), 7, 0), (1, 'MeterTimestamp', (83, 102), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'CapacitiveEnergyReadingVARh', (46, 47), 4, 0), (1, 'BPT_InductiveEnergyReadingVARh', (44, 44), 5, 0), (1, 'MeterSignature', (81, 100), 6, 0), (1, 'MeterStatus', (82, 101), 7, 0), (1, 'MeterTimestamp', (83, 102), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'BPT_InductiveEnergyReadingVARh', (44, 44), 5, 0), (1, 'MeterSignature', (81, 100), 6, 0), (1, 'MeterStatus', (82, 101), 7, 0), (1, 'MeterTimestamp', (83, 102), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'MeterSignature', (81, 100), 6, 0), (1, 'MeterStatus', (82, 101), 7, 0), (1, 'MeterTimestamp', (83, 102), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'MeterStatus', (82, 101), 7, 0), (1, 'MeterTimestamp', (83, 102), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'MeterTimestamp', (83, 102), 8, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 79: boolean
+    # 80: boolean
     ('boolean', (), (), True, (
         (1, ((3, 'value', (5, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 80: meterSignatureType
+    # 81: meterSignatureType
     ('meterSignatureType', (), (), True, (
         (1, ((3, 'value', (17, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 81: short
+    # 82: short
     ('short', (), (), True, (
         (1, ((3, 'value', (6, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 82: unsignedLong
+    # 83: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 83: unsignedShort
+    # 84: NaturalOffset (relaxed fragment grammar)
+    ('NaturalOffset (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (8, ((0, 'Algorithm', (0, 193), 0, 0), (0, 'Encoding', (0, 195), 0, 0), (0, 'Id', (0, 194), 0, 0), (0, 'MimeType', (0, 196), 0, 0), (0, 'Target', (0, 199), 0, 0), (0, 'Type', (0, 197), 0, 0), (0, 'URI', (0, 198), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 194), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 194), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 85: unsignedShort
     ('unsignedShort', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 84: unsignedByte
-    ('unsignedByte', (), (), True, (
-        (1, ((3, 'value', (18, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 85: unsignedByte
-    ('unsignedByte', (), (), True, (
-        (1, ((3, 'value', (18, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 86: unsignedByte
@@ -681,39 +681,39 @@ GRAMMARS = (
         (1, ((3, 'value', (18, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 87: numericIDType
-    ('numericIDType', (), (), True, (
-        (1, ((3, 'value', (19, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 88: WPT_PowerClassType
-    ('WPT_PowerClassType', (), (), True, (
-        (1, ((3, 'value', (20, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 89: base64Binary
-    ('base64Binary', (), (), True, (
-        (1, ((3, 'value', (1, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 90: unsignedByte
+    # 87: unsignedByte
     ('unsignedByte', (), (), True, (
         (1, ((3, 'value', (18, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 91: unsignedShort
-    ('unsignedShort', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
+    # 88: unsignedByte
+    ('unsignedByte', (), (), True, (
+        (1, ((3, 'value', (18, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 92: unsignedShort
-    ('unsignedShort', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
+    # 89: numericIDType
+    ('numericIDType', (), (), True, (
+        (1, ((3, 'value', (19, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 93: unsignedShort
-    ('unsignedShort', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
+    # 90: WPT_PowerClassType
+    ('WPT_PowerClassType', (), (), True, (
+        (1, ((3, 'value', (20, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 91: base64Binary
+    ('base64Binary', (), (), True, (
+        (1, ((3, 'value', (1, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 92: PGPKeyPacket (relaxed fragment grammar)
+    ('PGPKeyPacket (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (8, ((0, 'Algorithm', (0, 193), 0, 0), (0, 'Encoding', (0, 195), 0, 0), (0, 'Id', (0, 194), 0, 0), (0, 'MimeType', (0, 196), 0, 0), (0, 'Target', (0, 199), 0, 0), (0, 'Type', (0, 197), 0, 0), (0, 'URI', (0, 198), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 194), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (8, (*(((4, None, None, 1, 0),) * 194), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+    )),
+    # 93: unsignedByte
+    ('unsignedByte', (), (), True, (
+        (1, ((3, 'value', (18, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 94: unsignedShort
@@ -721,81 +721,81 @@ GRAMMARS = (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 95: WPT_TxRxPulseOrderType
+    # 95: unsignedShort
+    ('unsignedShort', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 96: unsignedShort
+    ('unsignedShort', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 97: unsignedShort
+    ('unsignedShort', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 98: WPT_TxRxPulseOrderType
     ('WPT_TxRxPulseOrderType', ('IndexNumber', 'TxRxIdentifier'), (), False, (
-        (1, ((1, 'IndexNumber', (68, 87), 1, 0),)),
-        (1, ((1, 'TxRxIdentifier', (87, 171), 2, 0),)),
+        (1, ((1, 'IndexNumber', (69, 87), 1, 0),)),
+        (1, ((1, 'TxRxIdentifier', (89, 171), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 96: WPT_LF_RxRSSIListType
+    # 99: WPT_LF_RxRSSIListType
     ('WPT_LF_RxRSSIListType', ('RSSIDataList',), (), False, (
-        (1, ((1, 'RSSIDataList', (97, 134), 1, 0),)),
+        (1, ((1, 'RSSIDataList', (100, 134), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 97: WPT_LF_RxRSSIType
+    # 100: WPT_LF_RxRSSIType
     ('WPT_LF_RxRSSIType', ('TxIdentifier', 'RSSI'), (), False, (
-        (1, ((1, 'TxIdentifier', (87, 169), 1, 0),)),
+        (1, ((1, 'TxIdentifier', (89, 169), 1, 0),)),
         (1, ((1, 'RSSI', (42, 132), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 98: ReceiptType
+    # 101: ReceiptType
     ('ReceiptType', ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts'), ('TaxCosts',), False, (
-        (1, ((1, 'TimeAnchor', (115, 167), 1, 0),)),
-        (3, ((1, 'EnergyCosts', (39, 80), 2, 0), (1, 'OccupancyCosts', (39, 111), 3, 0), (1, 'AdditionalServicesCosts', (39, 39), 4, 0), (1, 'OverstayCosts', (39, 112), 5, 0), (1, 'TaxCosts', (114, 165), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'OccupancyCosts', (39, 111), 3, 0), (1, 'AdditionalServicesCosts', (39, 39), 4, 0), (1, 'OverstayCosts', (39, 112), 5, 0), (1, 'TaxCosts', (114, 165), 8, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'AdditionalServicesCosts', (39, 39), 4, 0), (1, 'OverstayCosts', (39, 112), 5, 0), (1, 'TaxCosts', (114, 165), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'OverstayCosts', (39, 112), 5, 0), (1, 'TaxCosts', (114, 165), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'TaxCosts', (114, 165), 8, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'TaxCosts', (114, 165), 8, 1), (2, None, None, -1, 0))),
+        (1, ((1, 'TimeAnchor', (118, 167), 1, 0),)),
+        (3, ((1, 'EnergyCosts', (39, 80), 2, 0), (1, 'OccupancyCosts', (39, 111), 3, 0), (1, 'AdditionalServicesCosts', (39, 39), 4, 0), (1, 'OverstayCosts', (39, 112), 5, 0), (1, 'TaxCosts', (117, 165), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'OccupancyCosts', (39, 111), 3, 0), (1, 'AdditionalServicesCosts', (39, 39), 4, 0), (1, 'OverstayCosts', (39, 112), 5, 0), (1, 'TaxCosts', (117, 165), 8, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'AdditionalServicesCosts', (39, 39), 4, 0), (1, 'OverstayCosts', (39, 112), 5, 0), (1, 'TaxCosts', (117, 165), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'OverstayCosts', (39, 112), 5, 0), (1, 'TaxCosts', (117, 165), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'TaxCosts', (117, 165), 8, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'TaxCosts', (117, 165), 8, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 0, 10, None, 6, 7),
     )),
-    # 99: unsignedInt
+    # 102: unsignedInt
     ('unsignedInt', (), (), True, (
         (1, ((3, 'value', (21, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 100: unsignedInt
+    # 103: unsignedInt
     ('unsignedInt', (), (), True, (
         (1, ((3, 'value', (21, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 101: unsignedInt
+    # 104: unsignedInt
     ('unsignedInt', (), (), True, (
         (1, ((3, 'value', (21, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 102: responseCodeType
+    # 105: responseCodeType
     ('responseCodeType', (), (), True, (
         (1, ((3, 'value', (22, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 103: X509IssuerSerialType
+    # 106: X509IssuerSerialType
     ('X509IssuerSerialType', ('X509IssuerName', 'X509SerialNumber'), (), False, (
-        (1, ((1, 'X509IssuerName', (129, 186), 1, 0),)),
-        (1, ((1, 'X509SerialNumber', (131, 189), 2, 0),)),
+        (1, ((1, 'X509IssuerName', (132, 186), 1, 0),)),
+        (1, ((1, 'X509SerialNumber', (134, 189), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 104: WPT_TxRxSpecDataType
+    # 107: WPT_TxRxSpecDataType
     ('WPT_TxRxSpecDataType', ('TxRxIdentifier', 'TxRxPosition', 'TxRxOrientation'), (), False, (
-        (1, ((1, 'TxRxIdentifier', (87, 171), 1, 0),)),
-        (1, ((1, 'TxRxPosition', (118, 173), 2, 0),)),
-        (1, ((1, 'TxRxOrientation', (118, 172), 3, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 105: unsignedShort
-    ('unsignedShort', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 106: unsignedShort
-    ('unsignedShort', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 107: unsignedShort
-    ('unsignedShort', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((1, 'TxRxIdentifier', (89, 171), 1, 0),)),
+        (1, ((1, 'TxRxPosition', (121, 173), 2, 0),)),
+        (1, ((1, 'TxRxOrientation', (121, 172), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 108: unsignedShort
@@ -803,123 +803,123 @@ GRAMMARS = (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 109: WPT_SPCChargeDiagnosticsType
+    # 109: unsignedShort
+    ('unsignedShort', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 110: unsignedShort
+    ('unsignedShort', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 111: unsignedShort
+    ('unsignedShort', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 112: WPT_SPCChargeDiagnosticsType
     ('WPT_SPCChargeDiagnosticsType', (), (), True, (
         (1, ((3, 'value', (23, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 110: WPT_SPCPowerControlParameterType
+    # 113: WPT_SPCPowerControlParameterType
     ('WPT_SPCPowerControlParameterType', ('SPCPrimaryDeviceCoilCurrentInformation',), (), False, (
         (1, ((1, 'SPCPrimaryDeviceCoilCurrentInformation', (42, 156), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 111: base64Binary
+    # 114: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 112: identifierType
+    # 115: identifierType
     ('identifierType', (), (), True, (
         (1, ((3, 'value', (24, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 113: sessionIDType
+    # 116: sessionIDType
     ('sessionIDType', (), (), True, (
         (1, ((3, 'value', (25, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 114: DetailedTaxType
+    # 117: DetailedTaxType
     ('DetailedTaxType', ('TaxRuleID', 'Amount'), (), False, (
-        (1, ((1, 'TaxRuleID', (87, 166), 1, 0),)),
+        (1, ((1, 'TaxRuleID', (89, 166), 1, 0),)),
         (1, ((1, 'Amount', (42, 42), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 115: unsignedLong
+    # 118: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 116: unsignedLong
+    # 119: unsignedLong
     ('unsignedLong', (), (), True, (
         (1, ((3, 'value', (3, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 117: WPT_TxRxPackageSpecDataType
+    # 120: WPT_TxRxPackageSpecDataType
     ('WPT_TxRxPackageSpecDataType', ('PulseSequenceOrder', 'PulseSeparationTime', 'PulseDuration', 'PackageSeparationTime'), ('PulseSequenceOrder',), False, (
-        (1, ((1, 'PulseSequenceOrder', (95, 130), 4, 0),)),
-        (1, ((1, 'PulseSequenceOrder', (95, 130), 4, 1),)),
-        (2, ((1, 'PulseSequenceOrder', (95, 130), 4, 1), (1, 'PulseSeparationTime', (94, 129), 5, 0))),
-        (1, ((1, 'PulseSeparationTime', (94, 129), 5, 0),)),
+        (1, ((1, 'PulseSequenceOrder', (98, 130), 4, 0),)),
+        (1, ((1, 'PulseSequenceOrder', (98, 130), 4, 1),)),
+        (2, ((1, 'PulseSequenceOrder', (98, 130), 4, 1), (1, 'PulseSeparationTime', (97, 129), 5, 0),)),
+        (1, ((1, 'PulseSeparationTime', (97, 129), 5, 0),)),
         (None, 2, 255, 1, 2, 3),
-        (1, ((1, 'PulseDuration', (93, 128), 6, 0),)),
-        (1, ((1, 'PackageSeparationTime', (91, 120), 7, 0),)),
+        (1, ((1, 'PulseDuration', (96, 128), 6, 0),)),
+        (1, ((1, 'PackageSeparationTime', (94, 120), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 118: WPT_CoordinateXYZType
+    # 121: WPT_CoordinateXYZType
     ('WPT_CoordinateXYZType', ('Coord_X', 'Coord_Y', 'Coord_Z'), (), False, (
         (1, ((1, 'Coord_X', (49, 50), 1, 0),)),
         (1, ((1, 'Coord_Y', (50, 51), 2, 0),)),
         (1, ((1, 'Coord_Z', (51, 52), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 119: short
+    # 122: short
     ('short', (), (), True, (
         (1, ((3, 'value', (6, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 120: WPT_AlignmentCheckMethodType
+    # 123: WPT_AlignmentCheckMethodType
     ('WPT_AlignmentCheckMethodType', (), (), True, (
         (1, ((3, 'value', (26, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 121: WPT_FinePositioningMethodType
+    # 124: WPT_FinePositioningMethodType
     ('WPT_FinePositioningMethodType', (), (), True, (
         (1, ((3, 'value', (27, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 122: WPT_LF_DataPackageType
+    # 125: WPT_LF_DataPackageType
     ('WPT_LF_DataPackageType', ('PackageIndex', 'LF_TxData', 'LF_RxData'), (), False, (
-        (1, ((1, 'PackageIndex', (90, 119), 1, 0),)),
-        (2, ((1, 'LF_TxData', (74, 94), 2, 0), (1, 'LF_RxData', (71, 91), 3, 0))),
+        (1, ((1, 'PackageIndex', (93, 119), 1, 0),)),
+        (2, ((1, 'LF_TxData', (75, 94), 2, 0), (1, 'LF_RxData', (72, 91), 3, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 123: WPT_LF_DataPackageListType
+    # 126: WPT_LF_DataPackageListType
     ('WPT_LF_DataPackageListType', ('NumPackages', 'WPT_LF_DataPackage'), (), False, (
-        (1, ((1, 'NumPackages', (84, 107), 1, 0),)),
-        (1, ((1, 'WPT_LF_DataPackage', (122, 179), 2, 0),)),
+        (1, ((1, 'NumPackages', (86, 107), 1, 0),)),
+        (1, ((1, 'WPT_LF_DataPackage', (125, 179), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 124: WPT_LF_RxDataType
+    # 127: WPT_LF_RxDataType
     ('WPT_LF_RxDataType', ('RxIdentifier', 'RSSIData'), (), False, (
-        (1, ((1, 'RxIdentifier', (87, 141), 1, 0),)),
-        (1, ((1, 'RSSIData', (96, 133), 2, 0),)),
+        (1, ((1, 'RxIdentifier', (89, 141), 1, 0),)),
+        (1, ((1, 'RSSIData', (99, 133), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 125: WPT_LF_TxDataType
+    # 128: WPT_LF_TxDataType
     ('WPT_LF_TxDataType', ('TxIdentifier', 'EIRP'), (), False, (
-        (1, ((1, 'TxIdentifier', (87, 169), 1, 0),)),
+        (1, ((1, 'TxIdentifier', (89, 169), 1, 0),)),
         (1, ((1, 'EIRP', (42, 56), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 126: WPT_PairingMethodType
+    # 129: WPT_PairingMethodType
     ('WPT_PairingMethodType', (), (), True, (
         (1, ((3, 'value', (28, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 127: base64Binary
-    ('base64Binary', (), (), True, (
-        (1, ((3, 'value', (1, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 128: base64Binary
-    ('base64Binary', (), (), True, (
-        (1, ((3, 'value', (1, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 129: string
-    ('string', (), (), True, (
-        (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 130: base64Binary
@@ -927,9 +927,9 @@ GRAMMARS = (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 131: integer
-    ('integer', (), (), True, (
-        (1, ((3, 'value', (12, -1), 1, 0),)),
+    # 131: base64Binary
+    ('base64Binary', (), (), True, (
+        (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 132: string
@@ -937,27 +937,42 @@ GRAMMARS = (
         (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 133: string
+    # 133: base64Binary
+    ('base64Binary', (), (), True, (
+        (1, ((3, 'value', (1, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 134: integer
+    ('integer', (), (), True, (
+        (1, ((3, 'value', (12, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 135: string
     ('string', (), (), True, (
         (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 134: base64Binary
+    # 136: string
+    ('string', (), (), True, (
+        (1, ((3, 'value', (0, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 137: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 135: base64Binary
+    # 138: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 136: unsignedShort
+    # 139: unsignedShort
     ('unsignedShort', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 137: unsignedShort
+    # 140: unsignedShort
     ('unsignedShort', (), (), True, (
         (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),

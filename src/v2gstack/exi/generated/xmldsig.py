@@ -10,31 +10,31 @@ TYPES = (
     ('int', None, None),
 )
 DOCUMENT = (5, (('CanonicalizationMethod', 0, 0), ('DSAKeyValue', 1, 1), ('DigestMethod', 2, 2), ('DigestValue', 3, 3), ('KeyInfo', 4, 4), ('KeyName', 5, 5), ('KeyValue', 6, 6), ('Manifest', 7, 7), ('MgmtData', 8, 8), ('Object', 9, 9), ('PGPData', 10, 10), ('RSAKeyValue', 11, 11), ('Reference', 12, 12), ('RetrievalMethod', 13, 13), ('SPKIData', 14, 14), ('Signature', 15, 15), ('SignatureMethod', 16, 16), ('SignatureProperties', 17, 17), ('SignatureProperty', 18, 18), ('SignatureValue', 19, 19), ('SignedInfo', 20, 20), ('Transform', 21, 21), ('Transforms', 22, 22), ('X509Data', 23, 23)))
-FRAGMENT = (6, (('CanonicalizationMethod', 0, 0), ('DSAKeyValue', 1, 1), ('DigestMethod', 2, 2), ('DigestValue', 3, 3), ('Exponent', 24, 24), ('G', 24, 25), ('HMACOutputLength', 25, 26), ('J', 24, 27), ('KeyInfo', 4, 4), ('KeyName', 5, 5), ('KeyValue', 6, 6), ('Manifest', 7, 7), ('MgmtData', 8, 8), ('Modulus', 24, 28), ('Object', 9, 9), ('P', 24, 29), ('PGPData', 10, 10), ('PGPKeyID', 26, 30), ('PGPKeyPacket', -1, 31), ('PgenCounter', 24, 32), ('Q', 24, 33), ('RSAKeyValue', 11, 11), ('Reference', 12, 12), ('RetrievalMethod', 13, 13), ('SPKIData', 14, 14), ('SPKISexp', 27, 34), ('Seed', 24, 35), ('Signature', 15, 15), ('SignatureMethod', 16, 16), ('SignatureProperties', 17, 17), ('SignatureProperty', 18, 18), ('SignatureValue', 19, 19), ('SignedInfo', 20, 20), ('Transform', 21, 21), ('Transforms', 22, 22), ('X509CRL', 28, 36), ('X509Certificate', 29, 37), ('X509Data', 23, 23), ('X509IssuerName', 30, 38), ('X509IssuerSerial', 31, 39), ('X509SKI', 32, 40), ('X509SerialNumber', 33, 41), ('X509SubjectName', 34, 42), ('XPath', 35, 43), ('Y', 24, 44)))
+FRAGMENT = (6, (('CanonicalizationMethod', 0, 0), ('DSAKeyValue', 1, 1), ('DigestMethod', 2, 2), ('DigestValue', 3, 3), ('Exponent', 24, 24), ('G', 24, 25), ('HMACOutputLength', 25, 26), ('J', 24, 27), ('KeyInfo', 4, 4), ('KeyName', 5, 5), ('KeyValue', 6, 6), ('Manifest', 7, 7), ('MgmtData', 8, 8), ('Modulus', 24, 28), ('Object', 9, 9), ('P', 24, 29), ('PGPData', 10, 10), ('PGPKeyID', 26, 30), ('PGPKeyPacket', 27, 31), ('PgenCounter', 24, 32), ('Q', 24, 33), ('RSAKeyValue', 11, 11), ('Reference', 12, 12), ('RetrievalMethod', 13, 13), ('SPKIData', 14, 14), ('SPKISexp', 28, 34), ('Seed', 24, 35), ('Signature', 15, 15), ('SignatureMethod', 16, 16), ('SignatureProperties', 17, 17), ('SignatureProperty', 18, 18), ('SignatureValue', 19, 19), ('SignedInfo', 20, 20), ('Transform', 21, 21), ('Transforms', 22, 22), ('X509CRL', 29, 36), ('X509Certificate', 30, 37), ('X509Data', 23, 23), ('X509IssuerName', 31, 38), ('X509IssuerSerial', 32, 39), ('X509SKI', 33, 40), ('X509SerialNumber', 34, 41), ('X509SubjectName', 35, 42), ('XPath', 36, 43), ('Y', 24, 44)))
 GRAMMARS = (
     # 0: CanonicalizationMethodType
     ('CanonicalizationMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 45), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 1: DSAKeyValueType
     ('DSAKeyValueType', ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter'), (), False, (
-        (2, ((1, 'P', (24, 29), 1, 0), (1, 'G', (24, 25), 3, 0), (1, 'Y', (24, 44), 4, 0))),
+        (2, ((1, 'P', (24, 29), 1, 0), (1, 'G', (24, 25), 3, 0), (1, 'Y', (24, 44), 4, 0),)),
         (1, ((1, 'Q', (24, 33), 2, 0),)),
-        (2, ((1, 'G', (24, 25), 3, 0), (1, 'Y', (24, 44), 4, 0))),
+        (2, ((1, 'G', (24, 25), 3, 0), (1, 'Y', (24, 44), 4, 0),)),
         (1, ((1, 'Y', (24, 44), 4, 0),)),
-        (2, ((1, 'J', (24, 27), 5, 0), (1, 'Seed', (24, 35), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Seed', (24, 35), 6, 0), (2, None, None, -1, 0))),
+        (2, ((1, 'J', (24, 27), 5, 0), (1, 'Seed', (24, 35), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Seed', (24, 35), 6, 0), (2, None, None, -1, 0),)),
         (1, ((1, 'PgenCounter', (24, 32), 7, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 2: DigestMethodType
     ('DigestMethodType', ('Algorithm',), (), False, (
         (1, ((0, 'Algorithm', (0, 45), 1, 0),)),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 2, None),
     )),
     # 3: DigestValueType
@@ -44,16 +44,16 @@ GRAMMARS = (
     )),
     # 4: KeyInfoType
     ('KeyInfoType', ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData'), ('KeyName', 'KeyValue', 'MgmtData', 'PGPData', 'RetrievalMethod', 'SPKIData', 'X509Data'), False, (
-        (4, ((0, 'Id', (0, 46), 1, 0), (1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (4, ((0, 'Id', (0, 46), 1, 0), (1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (4, ((1, 'KeyName', (5, 5), 2, 0), (1, 'KeyValue', (6, 6), 3, 0), (1, 'RetrievalMethod', (13, 13), 4, 0), (1, 'X509Data', (23, 23), 5, 0), (1, 'PGPData', (10, 10), 6, 0), (1, 'SPKIData', (14, 14), 7, 0), (1, 'MgmtData', (8, 8), 8, 0), (4, None, None, 9, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 5: string
     ('string', (), (), True, (
@@ -62,16 +62,16 @@ GRAMMARS = (
     )),
     # 6: KeyValueType
     ('KeyValueType', ('DSAKeyValue', 'RSAKeyValue'), (), False, (
-        (3, ((1, 'DSAKeyValue', (1, 1), 1, 0), (1, 'RSAKeyValue', (11, 11), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'DSAKeyValue', (1, 1), 1, 0), (1, 'RSAKeyValue', (11, 11), 2, 0), (4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 7: ManifestType
     ('ManifestType', ('Id', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 46), 1, 0), (1, 'Reference', (12, 12), 3, 0))),
+        (2, ((0, 'Id', (0, 46), 1, 0), (1, 'Reference', (12, 12), 3, 0),)),
         (1, ((1, 'Reference', (12, 12), 3, 0),)),
-        (2, ((1, 'Reference', (12, 12), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (12, 12), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 8: string
@@ -81,21 +81,21 @@ GRAMMARS = (
     )),
     # 9: ObjectType
     ('ObjectType', ('Encoding', 'Id', 'MimeType'), (), False, (
-        (3, ((0, 'Encoding', (0, 47), 1, 0), (0, 'Id', (0, 46), 2, 0), (0, 'MimeType', (0, 48), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'Id', (0, 46), 2, 0), (0, 'MimeType', (0, 48), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((0, 'MimeType', (0, 48), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((0, 'Encoding', (0, 47), 1, 0), (0, 'Id', (0, 46), 2, 0), (0, 'MimeType', (0, 48), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'Id', (0, 46), 2, 0), (0, 'MimeType', (0, 48), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((0, 'MimeType', (0, 48), 3, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 10: PGPDataType
     ('PGPDataType', ('PGPKeyID', 'PGPKeyPacket'), (), False, (
-        (2, ((1, 'PGPKeyID', (26, 30), 1, 0), (1, 'PGPKeyPacket', (36, 31), 5, 0))),
-        (2, ((1, 'PGPKeyPacket', (37, 31), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'PGPKeyID', (26, 30), 1, 0), (1, 'PGPKeyPacket', (37, 31), 5, 0),)),
+        (2, ((1, 'PGPKeyPacket', (38, 31), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 3, None),
-        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0))),
-        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0))),
+        (2, ((4, None, None, 7, 0), (2, None, None, -1, 0),)),
+        (2, ((4, None, None, 7, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 6, None),
     )),
     # 11: RSAKeyValueType
@@ -106,96 +106,96 @@ GRAMMARS = (
     )),
     # 12: ReferenceType
     ('ReferenceType', ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue'), (), False, (
-        (3, ((0, 'Id', (0, 46), 1, 0), (0, 'Type', (0, 49), 2, 0), (0, 'URI', (0, 50), 3, 0), (1, 'Transforms', (22, 22), 4, 0), (1, 'DigestMethod', (2, 2), 5, 0))),
-        (3, ((0, 'Type', (0, 49), 2, 0), (0, 'URI', (0, 50), 3, 0), (1, 'Transforms', (22, 22), 4, 0), (1, 'DigestMethod', (2, 2), 5, 0))),
-        (2, ((0, 'URI', (0, 50), 3, 0), (1, 'Transforms', (22, 22), 4, 0), (1, 'DigestMethod', (2, 2), 5, 0))),
-        (2, ((1, 'Transforms', (22, 22), 4, 0), (1, 'DigestMethod', (2, 2), 5, 0))),
+        (3, ((0, 'Id', (0, 46), 1, 0), (0, 'Type', (0, 49), 2, 0), (0, 'URI', (0, 50), 3, 0), (1, 'Transforms', (22, 22), 4, 0), (1, 'DigestMethod', (2, 2), 5, 0),)),
+        (3, ((0, 'Type', (0, 49), 2, 0), (0, 'URI', (0, 50), 3, 0), (1, 'Transforms', (22, 22), 4, 0), (1, 'DigestMethod', (2, 2), 5, 0),)),
+        (2, ((0, 'URI', (0, 50), 3, 0), (1, 'Transforms', (22, 22), 4, 0), (1, 'DigestMethod', (2, 2), 5, 0),)),
+        (2, ((1, 'Transforms', (22, 22), 4, 0), (1, 'DigestMethod', (2, 2), 5, 0),)),
         (1, ((1, 'DigestMethod', (2, 2), 5, 0),)),
         (1, ((1, 'DigestValue', (3, 3), 6, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 13: RetrievalMethodType
     ('RetrievalMethodType', ('Type', 'URI', 'Transforms'), (), False, (
-        (3, ((0, 'Type', (0, 49), 1, 0), (0, 'URI', (0, 50), 2, 0), (1, 'Transforms', (22, 22), 3, 0), (2, None, None, -1, 0))),
-        (2, ((0, 'URI', (0, 50), 2, 0), (1, 'Transforms', (22, 22), 3, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Transforms', (22, 22), 3, 0), (2, None, None, -1, 0))),
+        (3, ((0, 'Type', (0, 49), 1, 0), (0, 'URI', (0, 50), 2, 0), (1, 'Transforms', (22, 22), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((0, 'URI', (0, 50), 2, 0), (1, 'Transforms', (22, 22), 3, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Transforms', (22, 22), 3, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 14: SPKIDataType
     ('SPKIDataType', ('SPKISexp',), ('SPKISexp',), False, (
-        (1, ((1, 'SPKISexp', (27, 34), 1, 0),)),
-        (2, ((1, 'SPKISexp', (27, 34), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'SPKISexp', (27, 34), 1, 0), (2, None, None, -1, 0))),
+        (1, ((1, 'SPKISexp', (28, 34), 1, 0),)),
+        (2, ((1, 'SPKISexp', (28, 34), 1, 0), (4, None, None, 2, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'SPKISexp', (28, 34), 1, 0), (2, None, None, -1, 0),)),
     )),
     # 15: SignatureType
     ('SignatureType', ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object'), ('Object',), False, (
-        (2, ((0, 'Id', (0, 46), 1, 0), (1, 'SignedInfo', (20, 20), 2, 0))),
+        (2, ((0, 'Id', (0, 46), 1, 0), (1, 'SignedInfo', (20, 20), 2, 0),)),
         (1, ((1, 'SignedInfo', (20, 20), 2, 0),)),
         (1, ((1, 'SignatureValue', (19, 19), 3, 0),)),
-        (2, ((1, 'KeyInfo', (4, 4), 4, 0), (1, 'Object', (9, 9), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (9, 9), 6, 0), (2, None, None, -1, 0))),
-        (2, ((1, 'Object', (9, 9), 6, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'KeyInfo', (4, 4), 4, 0), (1, 'Object', (9, 9), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (9, 9), 6, 0), (2, None, None, -1, 0),)),
+        (2, ((1, 'Object', (9, 9), 6, 1), (2, None, None, -1, 0),)),
         (None, 0, None, None, 5, None),
     )),
     # 16: SignatureMethodType
     ('SignatureMethodType', ('Algorithm', 'HMACOutputLength'), (), False, (
         (1, ((0, 'Algorithm', (0, 45), 1, 0),)),
-        (3, ((1, 'HMACOutputLength', (25, 26), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'HMACOutputLength', (25, 26), 2, 0), (4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 4, 1), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
         (None, 0, None, None, 3, None),
     )),
     # 17: SignaturePropertiesType
     ('SignaturePropertiesType', ('Id', 'SignatureProperty'), ('SignatureProperty',), False, (
-        (2, ((0, 'Id', (0, 46), 1, 0), (1, 'SignatureProperty', (18, 18), 3, 0))),
+        (2, ((0, 'Id', (0, 46), 1, 0), (1, 'SignatureProperty', (18, 18), 3, 0),)),
         (1, ((1, 'SignatureProperty', (18, 18), 3, 0),)),
-        (2, ((1, 'SignatureProperty', (18, 18), 3, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'SignatureProperty', (18, 18), 3, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 2, None),
     )),
     # 18: SignaturePropertyType
     ('SignaturePropertyType', ('Id', 'Target'), (), False, (
-        (2, ((0, 'Id', (0, 46), 1, 0), (0, 'Target', (0, 51), 2, 0))),
+        (2, ((0, 'Id', (0, 46), 1, 0), (0, 'Target', (0, 51), 2, 0),)),
         (1, ((0, 'Target', (0, 51), 2, 0),)),
-        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0))),
-        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (2, ((4, None, None, 3, 0), (5, 'value', None, -1, 0),)),
+        (2, ((4, None, None, 3, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 19: SignatureValueType
     ('SignatureValueType', ('Id', 'value'), (), False, (
-        (2, ((0, 'Id', (0, 46), 1, 0), (3, 'value', (1, -1), 2, 0))),
+        (2, ((0, 'Id', (0, 46), 1, 0), (3, 'value', (1, -1), 2, 0),)),
         (1, ((3, 'value', (1, -1), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 20: SignedInfoType
     ('SignedInfoType', ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference'), ('Reference',), False, (
-        (2, ((0, 'Id', (0, 46), 1, 0), (1, 'CanonicalizationMethod', (0, 0), 2, 0))),
+        (2, ((0, 'Id', (0, 46), 1, 0), (1, 'CanonicalizationMethod', (0, 0), 2, 0),)),
         (1, ((1, 'CanonicalizationMethod', (0, 0), 2, 0),)),
         (1, ((1, 'SignatureMethod', (16, 16), 3, 0),)),
         (1, ((1, 'Reference', (12, 12), 5, 0),)),
-        (2, ((1, 'Reference', (12, 12), 5, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Reference', (12, 12), 5, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 4, None),
     )),
     # 21: TransformType
     ('TransformType', ('Algorithm', 'XPath'), ('XPath',), False, (
         (1, ((0, 'Algorithm', (0, 45), 1, 0),)),
-        (3, ((1, 'XPath', (35, 43), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (35, 43), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
-        (3, ((1, 'XPath', (35, 43), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0))),
+        (3, ((1, 'XPath', (36, 43), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (36, 43), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
+        (3, ((1, 'XPath', (36, 43), 3, 0), (4, None, None, 2, 0), (2, None, None, -1, 0), (5, 'value', None, -1, 0),)),
     )),
     # 22: TransformsType
     ('TransformsType', ('Transform',), ('Transform',), False, (
         (1, ((1, 'Transform', (21, 21), 2, 0),)),
-        (2, ((1, 'Transform', (21, 21), 2, 1), (2, None, None, -1, 0))),
+        (2, ((1, 'Transform', (21, 21), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
     )),
     # 23: X509DataType
     ('X509DataType', ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL'), ('X509CRL', 'X509Certificate', 'X509IssuerSerial', 'X509SKI', 'X509SubjectName'), False, (
-        (3, ((1, 'X509IssuerSerial', (31, 39), 1, 0), (1, 'X509SKI', (32, 40), 2, 0), (1, 'X509SubjectName', (34, 42), 3, 0), (1, 'X509Certificate', (29, 37), 4, 0), (1, 'X509CRL', (28, 36), 5, 0), (4, None, None, 6, 0))),
-        (3, ((1, 'X509IssuerSerial', (31, 39), 1, 0), (1, 'X509SKI', (32, 40), 2, 0), (1, 'X509SubjectName', (34, 42), 3, 0), (1, 'X509Certificate', (29, 37), 4, 0), (1, 'X509CRL', (28, 36), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (31, 39), 1, 0), (1, 'X509SKI', (32, 40), 2, 0), (1, 'X509SubjectName', (34, 42), 3, 0), (1, 'X509Certificate', (29, 37), 4, 0), (1, 'X509CRL', (28, 36), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (31, 39), 1, 0), (1, 'X509SKI', (32, 40), 2, 0), (1, 'X509SubjectName', (34, 42), 3, 0), (1, 'X509Certificate', (29, 37), 4, 0), (1, 'X509CRL', (28, 36), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (31, 39), 1, 0), (1, 'X509SKI', (32, 40), 2, 0), (1, 'X509SubjectName', (34, 42), 3, 0), (1, 'X509Certificate', (29, 37), 4, 0), (1, 'X509CRL', (28, 36), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (31, 39), 1, 0), (1, 'X509SKI', (32, 40), 2, 0), (1, 'X509SubjectName', (34, 42), 3, 0), (1, 'X509Certificate', (29, 37), 4, 0), (1, 'X509CRL', (28, 36), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
-        (3, ((1, 'X509IssuerSerial', (31, 39), 1, 0), (1, 'X509SKI', (32, 40), 2, 0), (1, 'X509SubjectName', (34, 42), 3, 0), (1, 'X509Certificate', (29, 37), 4, 0), (1, 'X509CRL', (28, 36), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0))),
+        (3, ((1, 'X509IssuerSerial', (32, 39), 1, 0), (1, 'X509SKI', (33, 40), 2, 0), (1, 'X509SubjectName', (35, 42), 3, 0), (1, 'X509Certificate', (30, 37), 4, 0), (1, 'X509CRL', (29, 36), 5, 0), (4, None, None, 6, 0),)),
+        (3, ((1, 'X509IssuerSerial', (32, 39), 1, 0), (1, 'X509SKI', (33, 40), 2, 0), (1, 'X509SubjectName', (35, 42), 3, 0), (1, 'X509Certificate', (30, 37), 4, 0), (1, 'X509CRL', (29, 36), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (32, 39), 1, 0), (1, 'X509SKI', (33, 40), 2, 0), (1, 'X509SubjectName', (35, 42), 3, 0), (1, 'X509Certificate', (30, 37), 4, 0), (1, 'X509CRL', (29, 36), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (32, 39), 1, 0), (1, 'X509SKI', (33, 40), 2, 0), (1, 'X509SubjectName', (35, 42), 3, 0), (1, 'X509Certificate', (30, 37), 4, 0), (1, 'X509CRL', (29, 36), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (32, 39), 1, 0), (1, 'X509SKI', (33, 40), 2, 0), (1, 'X509SubjectName', (35, 42), 3, 0), (1, 'X509Certificate', (30, 37), 4, 0), (1, 'X509CRL', (29, 36), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (32, 39), 1, 0), (1, 'X509SKI', (33, 40), 2, 0), (1, 'X509SubjectName', (35, 42), 3, 0), (1, 'X509Certificate', (30, 37), 4, 0), (1, 'X509CRL', (29, 36), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
+        (3, ((1, 'X509IssuerSerial', (32, 39), 1, 0), (1, 'X509SKI', (33, 40), 2, 0), (1, 'X509SubjectName', (35, 42), 3, 0), (1, 'X509Certificate', (30, 37), 4, 0), (1, 'X509CRL', (29, 36), 5, 0), (4, None, None, 6, 0), (2, None, None, -1, 0),)),
     )),
     # 24: CryptoBinary
     ('CryptoBinary', (), (), True, (
@@ -212,10 +212,10 @@ GRAMMARS = (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 27: base64Binary
-    ('base64Binary', (), (), True, (
-        (1, ((3, 'value', (1, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
+    # 27: PGPKeyPacket (relaxed fragment grammar)
+    ('PGPKeyPacket (relaxed fragment grammar)', ('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI', 'value'), (), False, (
+        (6, ((0, 'Algorithm', (0, 45), 0, 0), (0, 'Encoding', (0, 47), 0, 0), (0, 'Id', (0, 46), 0, 0), (0, 'MimeType', (0, 48), 0, 0), (0, 'Target', (0, 51), 0, 0), (0, 'Type', (0, 49), 0, 0), (0, 'URI', (0, 50), 0, 0), (4, None, None, 0, 0), *(((4, None, None, 1, 0),) * 46), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
+        (6, (*(((4, None, None, 1, 0),) * 46), (2, None, None, -1, 0), (5, 'value', (0, -1), 1, 0),)),
     )),
     # 28: base64Binary
     ('base64Binary', (), (), True, (
@@ -227,30 +227,30 @@ GRAMMARS = (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 30: string
-    ('string', (), (), True, (
-        (1, ((3, 'value', (0, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 31: X509IssuerSerialType
-    ('X509IssuerSerialType', ('X509IssuerName', 'X509SerialNumber'), (), False, (
-        (1, ((1, 'X509IssuerName', (30, 38), 1, 0),)),
-        (1, ((1, 'X509SerialNumber', (33, 41), 2, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 32: base64Binary
+    # 30: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 33: integer
-    ('integer', (), (), True, (
-        (1, ((3, 'value', (2, -1), 1, 0),)),
-        (1, ((2, None, None, -1, 0),)),
-    )),
-    # 34: string
+    # 31: string
     ('string', (), (), True, (
         (1, ((3, 'value', (0, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 32: X509IssuerSerialType
+    ('X509IssuerSerialType', ('X509IssuerName', 'X509SerialNumber'), (), False, (
+        (1, ((1, 'X509IssuerName', (31, 38), 1, 0),)),
+        (1, ((1, 'X509SerialNumber', (34, 41), 2, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 33: base64Binary
+    ('base64Binary', (), (), True, (
+        (1, ((3, 'value', (1, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 34: integer
+    ('integer', (), (), True, (
+        (1, ((3, 'value', (2, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
     # 35: string
@@ -258,12 +258,17 @@ GRAMMARS = (
         (1, ((3, 'value', (0, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 36: base64Binary
+    # 36: string
+    ('string', (), (), True, (
+        (1, ((3, 'value', (0, -1), 1, 0),)),
+        (1, ((2, None, None, -1, 0),)),
+    )),
+    # 37: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 37: base64Binary
+    # 38: base64Binary
     ('base64Binary', (), (), True, (
         (1, ((3, 'value', (1, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
