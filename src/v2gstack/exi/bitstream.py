@@ -32,6 +32,12 @@ class BitReader:
         At most MAX_UINT_GROUPS groups: no ISO 15118 value comes near that, and an endless run of
         continuation bytes in a bad stream must not become a giant number.
         """
+        p = self.p + 8
+        if p <= self.n:  # fast path: one group, the common case
+            b = (self.v >> (self.n - p)) & 0xFF
+            if b < 0x80:
+                self.p = p
+                return b
         result = 0
         shift = 0
         for _ in range(MAX_UINT_GROUPS):

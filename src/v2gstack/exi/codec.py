@@ -114,12 +114,11 @@ class Namespace:
 
     # ------------------------------------------------------------------ decoding
     def decode(self, data: bytes, fragment: bool) -> dict[str, Any]:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise ExiDecodeError(f"expected bytes, got {type(data).__name__}")
-        data = bytes(data)
-        start = 0
-        if data[:4] == b"$EXI":
-            start = 4
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise ExiDecodeError(f"expected bytes, got {type(data).__name__}")
+            data = bytes(data)
+        start = 4 if data[:4] == b"$EXI" else 0
         if len(data) <= start:
             raise ExiDecodeError("empty stream")
         header = data[start]
