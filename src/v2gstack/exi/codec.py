@@ -276,11 +276,13 @@ class Namespace:
         s = states[0]
         n = 0
         key = ""
+        index = -1
         try:
             for key in g.keys:
                 if key not in v:
                     continue
                 x = v[key]
+                index = -1
                 if key in g.list_keys:
                     if not isinstance(x, list):
                         raise ExiEncodeError(f"expected a list (the element may occur more than once), "
@@ -288,7 +290,7 @@ class Namespace:
                     items = x
                 else:
                     items = (x,)
-                for item in items:
+                for index, item in enumerate(items):  # noqa: B007 (index names the item in error paths)
                     if s[0] is None:
                         _, lo, hi, below, middle, at_max = s
                         s = states[below if n < lo else middle if hi is None or n < hi else at_max]
@@ -337,7 +339,7 @@ class Namespace:
             w.acc = (w.acc << width) | ee
         except ExiEncodeError as e:
             if key:
-                e.path.insert(0, key)
+                e.path.insert(0, f"{key}[{index}]" if key in g.list_keys and index >= 0 else key)
             raise
 
     @staticmethod
