@@ -170,7 +170,7 @@ def test_unknown_field():
     doc = with_value(iso2(SERVICE_SELECTION), [*MSG, "PaymentServiceSelectionReq", "SelectedServiceList",
                                               "SelectedService"], [{"ServiceID": 1}, {"ServiceID": 2, "X": 1}])
     err = encode_error("iso2", doc)
-    assert err.path[-1] == "SelectedService" and "'X'" in err.rule
+    assert err.path[-1] == "SelectedService[1]" and "'X'" in err.rule  # list items are named by index
 
 
 def test_non_list_where_the_schema_allows_many():
@@ -186,7 +186,7 @@ def test_too_many_occurrences(path, item, max_occurs):
     doc = iso2(SERVICE_SELECTION)
     exi.encode("iso2", with_value(doc, [*MSG, *path], [item] * max_occurs))
     err = encode_error("iso2", with_value(doc, [*MSG, *path], [item] * (max_occurs + 1)))
-    assert err.path == [*MSG, *path] and "too many occurrences" in err.rule
+    assert err.path == [*MSG, *path[:-1], f"{path[-1]}[{max_occurs}]"] and "too many occurrences" in err.rule
 
 
 def test_too_many_payment_options():
@@ -195,7 +195,7 @@ def test_too_many_payment_options():
         "ChargeService": {"ServiceID": 1, "ServiceCategory": "EVCharging", "FreeService": False,
                           "SupportedEnergyTransferMode": {"EnergyTransferMode": ["AC_three_phase_core"]}}}}
     err = encode_error("iso2", iso2(res))
-    assert err.path == [*MSG, "ServiceDiscoveryRes", "PaymentOptionList", "PaymentOption"]
+    assert err.path == [*MSG, "ServiceDiscoveryRes", "PaymentOptionList", "PaymentOption[2]"]
     assert "too many occurrences" in err.rule
 
 
