@@ -1,0 +1,184 @@
+"""Charging-station side websocket client: connects with a subprotocol and credentials, keeps reconnecting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+
+from .auth import basic_auth_header
+from .connection import Connection
+from .router import Router
+from .schemas import SchemaStore
+from .versions import Version
+
+log = logging.getLogger("v2gstack.ocpp.client")
+
+ConnectionHook = Callable[[Connection], Awaitable[None] | None]
+
+
+class HandshakeRefused(ConnectionError):
+    """The CSMS refused the websocket handshake (`status` is the HTTP status; 0 when no version was agreed)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class BackOff:
+    """Reconnect waits as the OCPP 2.x RetryBackOff* variables define them: the minimum wait doubles with every
+    failed attempt (at most `repeat_times` times) and a random 0..`random_range` seconds is added (jitter)."""
+
+    wait_minimum: float = 3.0  # RetryBackOffWaitMinimum
+    random_range: float = 10.0  # RetryBackOffRandomRange
+    repeat_times: int = 5  # RetryBackOffRepeatTimes
+
+    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before reconnection attempt number `attempt` (0 = first after a loss)."""
+        return self.wait_minimum * 2 ** min(attempt, self.repeat_times) + rng() * self.random_range
+
+
+class StationClient:
+    """One charging station's link to its CSMS: connect, serve, and reconnect with back-off when it drops."""
+
+    def __init__(
+        self,
+        csms_url: str,
+        station_id: str,
+        router: Router,
+        *,
+        versions: Sequence[Version | str] = (Version.V201,),
+        password: str | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        call_timeout: float = 30.0,
+        max_message_size: int = 65536,
+        ws_max_size: int | None = None,
+        ping_interval: float | None = 60.0,
+        ping_timeout: float | None = 30.0,
+        open_timeout: float = 10.0,
+        compression: str | None = "deflate",
+        proxy: str | Literal[True] | None = None,
+        backoff: BackOff | None = None,
+        on_connect: ConnectionHook | None = None,
+        schemas: SchemaStore | None = None,
+    ) -> None:
+        self.csms_url = csms_url.rstrip("/")
+        self.station_id = station_id
+        self.router = router
+        self.versions = [Version.parse(v) for v in versions]
+        self.password = password
+        self.ssl = ssl
+        self.call_timeout = call_timeout
+        self.max_message_size = max_message_size
+        self.ws_max_size = ws_max_size if ws_max_size is not None else 4 * max_message_size
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.open_timeout = open_timeout
+        self.compression = compression
+        self.proxy = proxy
+        self.backoff = backoff or BackOff()
+        self.on_connect = on_connect
+        self.schemas = schemas
+        self.connection: Connection | None = None
+        self.connects = 0  # successful connections so far
+        self._connected = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    @property
+    def url(self) -> str:
+        """The connection URL: the CSMS endpoint plus '/' and the percent-encoded station identity."""
+        return f"{self.csms_url}/{quote(self.station_id, safe='')}"
+
+    async def connect(self) -> Connection:
+        """Open one connection (no retry) and start serving it; raises HandshakeRefused, OSError, TimeoutError."""
+        headers = {}
+        if self.password is not None:
+            headers["Authorization"] = basic_auth_header(self.station_id, self.password)
+        kwargs: dict[str, Any] = {"ssl": self.ssl} if self.url.startswith("wss:") else {}
+        try:
+            ws = await connect(
+                self.url,
+                subprotocols=[v.subprotocol for v in self.versions],  # type: ignore[misc]
+                additional_headers=headers,
+                max_size=self.ws_max_size,
+                ping_interval=self.ping_interval,
+                ping_timeout=self.ping_timeout,
+                open_timeout=self.open_timeout,
+                compression=self.compression,
+                proxy=self.proxy,
+                **kwargs,
+            )
+        except InvalidStatus as e:
+            raise HandshakeRefused(e.response.status_code, f"CSMS refused {self.station_id}: {e}") from e
+        except InvalidHandshake as e:
+            raise HandshakeRefused(0, f"handshake with the CSMS failed: {e}") from e
+        if ws.subprotocol is None:
+            await ws.close(1002, "no agreed OCPP version")
+            raise HandshakeRefused(0, f"CSMS agreed to none of {[v.subprotocol for v in self.versions]}")
+        conn = Connection(ws, Version.from_subprotocol(ws.subprotocol), self.router, station_id=self.station_id,
+                          call_timeout=self.call_timeout, max_message_size=self.max_message_size,
+                          schemas=self.schemas)
+        conn.start()
+        return conn
+
+    async def run(self) -> None:
+        """Stay connected until stop(): connect, run on_connect, wait for the drop, back off, reconnect."""
+        attempt = -1  # no wait before the very first attempt
+        while not self._stop.is_set():
+            if attempt >= 0:
+                delay = self.backoff.delay(attempt)
+                log.info("%s: reconnecting in %.1fs", self.station_id, delay)
+                if await self._stopped_within(delay):
+                    break
+            try:
+                conn = await self.connect()
+            except (OSError, TimeoutError, HandshakeRefused) as e:
+                log.warning("%s: cannot connect to %s: %s", self.station_id, self.csms_url, e)
+                attempt += 1
+                continue
+            attempt = 0
+            self.connection = conn
+            self.connects += 1
+            self._connected.set()
+            log.info("%s: connected to %s (ocpp%s)", self.station_id, self.csms_url, conn.version.value)
+            if self.on_connect is not None:
+                try:
+                    r = self.on_connect(conn)
+                    if inspect.isawaitable(r):
+                        await r
+                except Exception:
+                    log.exception("%s: on_connect failed", self.station_id)
+            await conn.wait_closed()
+            self._connected.clear()
+            self.connection = None
+            log.info("%s: connection to the CSMS lost", self.station_id)
+
+    async def wait_connected(self) -> Connection:
+        """Wait until a connection is up and return it."""
+        while True:
+            await self._connected.wait()
+            if self.connection is not None:
+                return self.connection
+
+    async def stop(self) -> None:
+        """Stop reconnecting and close the current connection."""
+        self._stop.set()
+        if self.connection is not None:
+            await self.connection.close(1000, "station stopping")
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True if stop() was called meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        return self._stop.is_set()

@@ -1,0 +1,153 @@
+"""The official OCPP JSON schemas (1.6, 2.0.1, 2.1), compiled lazily per action with fastjsonschema and cached.
+
+The schema files are read where the `ocpp` package installs them (it ships the Open Charge Alliance's files
+unmodified), or from any directory with the same layout (`v16/schemas`, `v201/schemas`, `v21/schemas`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+
+from .errors import ErrorCode, PayloadInvalid
+from .versions import Version
+
+Validator = Callable[[Any], Any]
+
+_DIRS: dict[Version, str] = {Version.V16: "v16", Version.V201: "v201", Version.V21: "v21"}
+
+# JSON-schema keyword that failed -> OCPP-J error code. Definitions (OCPP-J 1.6 table 7, 2.0.1/2.1 part 4):
+# Type = "violates data type constraints", Occurrence = "violates occurrence constraints" (required fields,
+# array cardinality), Property = "contains an invalid value" (enum, length, range, pattern, format).
+_RULE_CODES: dict[str, ErrorCode] = {
+    "type": ErrorCode.TYPE_CONSTRAINT_VIOLATION,
+    "required": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "minItems": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "maxItems": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "additionalItems": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "uniqueItems": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "minProperties": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "maxProperties": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "enum": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "const": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "minLength": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "maxLength": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "minimum": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "maximum": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "exclusiveMinimum": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "exclusiveMaximum": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "multipleOf": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "pattern": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+    "format": ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+}
+# A property the schema does not define ("additionalProperties": false) breaks the message's structure:
+# 2.x calls that ProtocolError ("not conform the PDU structure"), 1.6 puts it under FormationViolation
+# ("syntactically incorrect or not conform the PDU structure").
+_UNKNOWN_PROPERTY_CODE: dict[Version, ErrorCode] = {
+    Version.V16: ErrorCode.FORMAT_VIOLATION,
+    Version.V201: ErrorCode.PROTOCOL_ERROR,
+    Version.V21: ErrorCode.PROTOCOL_ERROR,
+}
+
+
+def ocpp_package_schema_root() -> Path:
+    """Where the installed `ocpp` package keeps its schema directories (found without importing it)."""
+    spec = importlib.util.find_spec("ocpp")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the OCPP JSON schemas come from the `ocpp` package, which is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def schema_error(exc: fastjsonschema.JsonSchemaValueException, version: Version, what: str) -> PayloadInvalid:
+    """Turn a fastjsonschema failure into the PayloadInvalid carrying the OCPP-J code for it."""
+    rule = exc.rule or ""
+    if rule == "additionalProperties":
+        code = _UNKNOWN_PROPERTY_CODE[version]
+    else:
+        code = _RULE_CODES.get(rule, ErrorCode.FORMAT_VIOLATION)
+    path = (exc.name or "data").replace("data", "payload", 1)
+    message = (exc.message or "").replace("data", "payload", 1)
+    return PayloadInvalid(code, f"{what}: {message}", {"path": path, "rule": rule})
+
+
+class _LazyValidators(dict[str, Validator]):
+    """action -> compiled validator; compiles a schema the first time its action is looked up."""
+
+    def __init__(self, directory: Path, names: dict[str, str]) -> None:
+        super().__init__()
+        self._directory = directory
+        self._names = names  # action -> file name
+
+    def __missing__(self, action: str) -> Validator:
+        name = self._names.get(action)
+        if name is None:
+            raise KeyError(action)
+        with open(self._directory / name, encoding="utf-8-sig") as f:  # some published schemas carry a BOM
+            schema = json.load(f)
+        # use_default=False: the schemas carry "default" values, and validation must never change a payload.
+        validator = fastjsonschema.compile(schema, use_default=False)
+        self[action] = validator
+        return validator
+
+
+class VersionSchemas:
+    """All request and response schemas of one OCPP version."""
+
+    def __init__(self, version: Version, directory: Path) -> None:
+        self.version = version
+        self.directory = directory
+        files = sorted(p.name for p in directory.glob("*.json"))
+        requests: dict[str, str] = {}
+        responses: dict[str, str] = {}
+        for name in files:
+            stem = name[:-5]
+            if stem.endswith("Response"):
+                responses[stem[:-8]] = name
+            elif version is not Version.V16 and stem.endswith("Request"):
+                requests[stem[:-7]] = name
+            else:  # 1.6 names requests after the action; 2.1 does the same for SEND-only messages
+                requests.setdefault(stem, name)
+        self.actions: frozenset[str] = frozenset(requests)
+        self.requests = _LazyValidators(directory, requests)
+        self.responses = _LazyValidators(directory, responses)
+
+    def warm(self, actions: list[str] | None = None) -> None:
+        """Compile the schemas of `actions` (default: all) now rather than on first use."""
+        for action in actions if actions is not None else sorted(self.actions):
+            self.requests[action]
+            if action in self.responses._names:
+                self.responses[action]
+
+
+class SchemaStore:
+    """The schemas of every version under one root directory; versions are indexed on first use."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root if root is not None else ocpp_package_schema_root()
+        self._versions: dict[Version, VersionSchemas] = {}
+
+    def __getitem__(self, version: Version) -> VersionSchemas:
+        """The schemas of `version`."""
+        schemas = self._versions.get(version)
+        if schemas is None:
+            directory = self.root / _DIRS[version] / "schemas"
+            if not directory.is_dir():
+                raise FileNotFoundError(f"no OCPP {version.value} schemas under {self.root}")
+            schemas = self._versions[version] = VersionSchemas(version, directory)
+        return schemas
+
+
+_default: SchemaStore | None = None
+
+
+def default_store() -> SchemaStore:
+    """The process-wide store over the installed `ocpp` package's schemas (compiled validators are shared)."""
+    global _default
+    if _default is None:
+        _default = SchemaStore()
+    return _default
