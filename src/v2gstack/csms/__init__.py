@@ -1,0 +1,1 @@
+"""The central system (CSMS): station registry, authorization, transactions and metering, storage, API."""

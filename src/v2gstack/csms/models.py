@@ -1,0 +1,101 @@
+"""SQLAlchemy tables of the CSMS: stations, idTokens, transactions, their events and every meter value."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the CSMS schema."""
+
+
+class Station(Base):
+    """A charging station the CSMS accepts; `password_hash` is scrypt (profiles 1-2), never the password."""
+
+    __tablename__ = "stations"
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    security_profile: Mapped[int] = mapped_column(Integer, default=1)
+    vendor: Mapped[str | None] = mapped_column(String(50))
+    model: Mapped[str | None] = mapped_column(String(50))
+    firmware: Mapped[str | None] = mapped_column(String(50))
+    serial_number: Mapped[str | None] = mapped_column(String(50))
+    boot_status: Mapped[str | None] = mapped_column(String(20))
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    connector_status: Mapped[dict] = mapped_column(JSON, default=dict)  # "evse/connector" -> status
+
+
+class IdToken(Base):
+    """An idToken (RFID, eMAID, ...) and the authorization status the CSMS answers for it."""
+
+    __tablename__ = "id_tokens"
+    id_token: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(20), primary_key=True)
+    status: Mapped[str] = mapped_column(String(30), default="Accepted")
+    group_id: Mapped[str | None] = mapped_column(String(255))
+    account: Mapped[str | None] = mapped_column(String(255))
+
+
+class Transaction(Base):
+    """One charging transaction as the station reports it (OCPP 2.0.1 transactionId is the station's)."""
+
+    __tablename__ = "transactions"
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"), primary_key=True)
+    transaction_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    evse_id: Mapped[int | None] = mapped_column(Integer)
+    connector_id: Mapped[int | None] = mapped_column(Integer)
+    id_token: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(20), default="Started")
+    charging_state: Mapped[str | None] = mapped_column(String(20))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stopped_reason: Mapped[str | None] = mapped_column(String(30))
+    iso15118: Mapped[dict] = mapped_column(JSON, default=dict)  # SessionID, EVCCID, namespace: joins both protocols
+    events: Mapped[list[TransactionEvent]] = relationship(
+        primaryjoin="and_(TransactionEvent.station_id == Transaction.station_id, "
+        "TransactionEvent.transaction_id == Transaction.transaction_id)",
+        foreign_keys="[TransactionEvent.station_id, TransactionEvent.transaction_id]",
+        order_by="TransactionEvent.seq_no", viewonly=True,
+    )
+    meter_values: Mapped[list[MeterValue]] = relationship(
+        primaryjoin="and_(MeterValue.station_id == Transaction.station_id, "
+        "MeterValue.transaction_id == Transaction.transaction_id)",
+        foreign_keys="[MeterValue.station_id, MeterValue.transaction_id]",
+        order_by="MeterValue.id", viewonly=True,
+    )
+
+
+class TransactionEvent(Base):
+    """A TransactionEvent as received; unique per (station, transaction, seqNo): a replay is recorded once."""
+
+    __tablename__ = "transaction_events"
+    __table_args__ = (UniqueConstraint("station_id", "transaction_id", "seq_no", name="uq_event_seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48))
+    transaction_id: Mapped[str] = mapped_column(String(36))
+    seq_no: Mapped[int] = mapped_column(Integer)
+    event_type: Mapped[str] = mapped_column(String(10))
+    trigger_reason: Mapped[str] = mapped_column(String(40))
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    offline: Mapped[bool] = mapped_column(default=False)
+    payload: Mapped[dict] = mapped_column(JSON)
+
+
+class MeterValue(Base):
+    """One sampled value (measurand, phase, unit) of one meter reading, linked to the event that carried it."""
+
+    __tablename__ = "meter_values"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48))
+    transaction_id: Mapped[str | None] = mapped_column(String(36))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("transaction_events.id"))
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    measurand: Mapped[str] = mapped_column(String(50), default="Energy.Active.Import.Register")
+    phase: Mapped[str | None] = mapped_column(String(10))
+    location: Mapped[str | None] = mapped_column(String(10))
+    context: Mapped[str | None] = mapped_column(String(30))
+    value: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str | None] = mapped_column(String(20))
