@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -67,9 +69,10 @@ async def test_ocpp_rpc_strict_station_against_our_server(peers: Path) -> None:
                         authenticator=StaticAuthenticator({"RPC-CS-1": PASSWORD}))
     await server.start("127.0.0.1", 0)
     proc = await asyncio.create_subprocess_exec(
-        "node", str(script("ocpp_rpc_station.js")), f"ws://127.0.0.1:{server.port}/ocpp", "RPC-CS-1", PASSWORD,
+        shutil.which("node") or "node", str(script("ocpp_rpc_station.js")),
+        f"ws://127.0.0.1:{server.port}/ocpp", "RPC-CS-1", PASSWORD,
         cwd=peers, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={"NODE_PATH": str(peers / "node_modules"), "PATH": "/usr/bin:/bin:/usr/local/bin"},
+        env={**os.environ, "NODE_PATH": str(peers / "node_modules")},
     )
     steps: list[dict] = []
     try:
