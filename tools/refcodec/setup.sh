@@ -10,7 +10,7 @@ ISO15118_VERSION=0.31.2
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 venv="$root/.venv-ref"
-stamp="$venv/.installed-iso15118-$ISO15118_VERSION"
+stamp="$venv/.installed-iso15118-$ISO15118_VERSION-2"
 say() { echo "refcodec setup: $*"; }
 
 if ! command -v java >/dev/null 2>&1 || ! java -version >/dev/null 2>&1; then
@@ -32,7 +32,8 @@ fi
 say "creating .venv-ref with $("$python" --version 2>&1)"
 "$python" -m venv "$venv"
 say "installing iso15118==$ISO15118_VERSION (and py4j with it)"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "iso15118==$ISO15118_VERSION"
+# aiofile: the reference EVCC imports it without declaring it as a dependency
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "iso15118==$ISO15118_VERSION" aiofile
 
 say "checking the codec (starts a JVM)"
 answer="$(echo '{"op": "version"}' | "$venv/bin/python" "$here/refserver.py")"

@@ -1,0 +1,55 @@
+"""Run the reference ISO 15118 stack's EVCC and SECC (`iso15118` 0.31.2 from .venv-ref) as processes.
+
+Configured as that stack reads its configuration: environment variables (NETWORK_INTERFACE, PROTOCOLS, AUTH_MODES,
+PKI_PATH, ...) and, for the EVCC, one of its example JSON files (EVCC_CONFIG_PATH).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+PYTHON = ROOT / ".venv-ref" / "bin" / "python"
+EXAMPLES = "iso15118/shared/examples/evcc"
+EVCC_CONFIGS = {  # (protocol, energy) -> the reference's own example configuration
+    ("din", "dc"): "DIN/evcc_config.json",
+    ("iso2", "ac"): "iso15118_2/evcc_config_eim_ac.json",
+    ("iso2", "dc"): "iso15118_2/evcc_config_eim_dc.json",
+}
+PROTOCOLS = {"din": "DIN_SPEC_70121", "iso2": "ISO_15118_2"}
+
+
+def available() -> bool:
+    return PYTHON.exists()
+
+
+def site_packages() -> Path:
+    return next((ROOT / ".venv-ref" / "lib").glob("python3*/site-packages"))
+
+
+def _env(workdir: Path, iface: str, extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    env.update({"NETWORK_INTERFACE": iface, "LOG_LEVEL": "INFO", "PKI_PATH": str(workdir / "pki") + "/"})
+    env.update(extra)
+    return env
+
+
+def secc_command(prefix: list[str], workdir: Path, iface: str, protocols: list[str]) -> tuple[list[str], dict]:
+    """argv and environment of the reference SECC (EIM only, no TLS) on `iface`."""
+    env = _env(workdir, iface, {"PROTOCOLS": ",".join(PROTOCOLS[p] for p in protocols), "AUTH_MODES": "EIM"})
+    return [*prefix, str(PYTHON), "-c", "from iso15118.secc.main import run; run()"], env
+
+
+def evcc_command(prefix: list[str], workdir: Path, iface: str, protocol: str, energy: str) -> tuple[list[str], dict]:
+    """argv and environment of the reference EVCC for one session of `protocol` with `energy` (ac/dc)."""
+    config = site_packages() / EXAMPLES / EVCC_CONFIGS[(protocol, energy)]
+    env = _env(workdir, iface, {"EVCC_CONFIG_PATH": str(config)})
+    return [*prefix, str(PYTHON), "-c", "from iso15118.evcc.main import run; run()"], env
+
+
+def start(argv: list[str], env: dict, workdir: Path, log_name: str) -> subprocess.Popen[bytes]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = (workdir / log_name).open("wb")
+    return subprocess.Popen(argv, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
