@@ -94,12 +94,13 @@ def generate(ns: str, schema_root: Path) -> str:
     schema = SchemaSet(entry, schema_root)
     builder = GrammarBuilder(schema)
     tables = _Tables()
-    docs = [(d.qname[1], builder.grammar_id(d.type), tables.qid(d.qname)) for d in document_elements(schema)]
+    docs = [(d.qname[1], builder.grammar_id(d.type, d.qname[1]), tables.qid(d.qname))
+            for d in document_elements(schema)]
     frags = []
     frag_list = fragment_elements(schema)
     for qname, decl in frag_list:
         if decl is not None:
-            gid = builder.grammar_id(decl.type)
+            gid = builder.grammar_id(decl.type, qname[1])
         else:
             gid = len(builder.grammars)
             builder.grammars.append(relaxed_fragment_grammar(schema, qname, len(frag_list)))
@@ -117,7 +118,7 @@ def generate(ns: str, schema_root: Path) -> str:
             prods = []
             for p in s.prods:
                 if p.kind == SE:
-                    arg: object = (builder.grammar_id(p.decl.type), tables.qid(p.decl.qname))  # type: ignore[union-attr]
+                    arg: object = (builder.grammar_id(p.decl.type, p.decl.qname[1]), tables.qid(p.decl.qname))  # type: ignore[union-attr]
                 elif p.kind == AT:
                     arg = (tables.tid(p.simple), tables.qid(p.decl.qname))  # type: ignore[arg-type,union-attr]
                 elif p.kind == CH:

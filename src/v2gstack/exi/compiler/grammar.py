@@ -163,13 +163,14 @@ class GrammarBuilder:
         self.grammars: list[TypeGrammar] = []
         self._by_type: dict[int, int] = {}
 
-    def grammar_id(self, t: ComplexType | SimpleType | None) -> int:
+    def grammar_id(self, t: ComplexType | SimpleType | None, element: str = "") -> int:
+        """The grammar of type `t` (built once); `element` names an anonymous type after its element."""
         if t is None:
             raise SchemaError("element without type")
         key = id(t)
         if key not in self._by_type:
             self._by_type[key] = len(self.grammars)
-            g = TypeGrammar(name=t.name[1] if t.name else "anonymous")
+            g = TypeGrammar(name=t.name[1] if t.name else f"{element or 'anonymous'} (anonymous type)")
             self.grammars.append(g)
             self._fill(g, t)
         return self._by_type[key]

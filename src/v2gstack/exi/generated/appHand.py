@@ -14,15 +14,15 @@ TYPES = (
 DOCUMENT = (2, (('supportedAppProtocolReq', 0, 0), ('supportedAppProtocolRes', 1, 1)))
 FRAGMENT = (4, (('AppProtocol', 2, 2), ('Priority', 3, 3), ('ProtocolNamespace', 4, 4), ('ResponseCode', 5, 5), ('SchemaID', 6, 6), ('VersionNumberMajor', 7, 7), ('VersionNumberMinor', 8, 8), ('supportedAppProtocolReq', 0, 0), ('supportedAppProtocolRes', 1, 1)))
 GRAMMARS = (
-    # 0: anonymous
-    ('anonymous', ('AppProtocol',), ('AppProtocol',), False, (
+    # 0: supportedAppProtocolReq (anonymous type)
+    ('supportedAppProtocolReq (anonymous type)', ('AppProtocol',), ('AppProtocol',), False, (
         (1, ((1, 'AppProtocol', (2, 2), 3, 0),)),
         (2, ((1, 'AppProtocol', (2, 2), 3, 1), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),
         (None, 1, 20, None, 1, 2),
     )),
-    # 1: anonymous
-    ('anonymous', ('ResponseCode', 'SchemaID'), (), False, (
+    # 1: supportedAppProtocolRes (anonymous type)
+    ('supportedAppProtocolRes (anonymous type)', ('ResponseCode', 'SchemaID'), (), False, (
         (1, ((1, 'ResponseCode', (5, 5), 1, 0),)),
         (2, ((1, 'SchemaID', (6, 6), 2, 0), (2, None, None, -1, 0),)),
         (1, ((2, None, None, -1, 0),)),

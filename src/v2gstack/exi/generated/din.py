@@ -596,8 +596,8 @@ GRAMMARS = (
         (2, ((1, 'Transform', (75, 75), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
     )),
-    # 77: anonymous
-    ('anonymous', ('Header', 'Body'), (), False, (
+    # 77: V2G_Message (anonymous type)
+    ('V2G_Message (anonymous type)', ('Header', 'Body'), (), False, (
         (1, ((1, 'Header', (122, 159), 1, 0),)),
         (1, ((1, 'Body', (81, 82), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),

@@ -602,8 +602,8 @@ GRAMMARS = (
         (2, ((1, 'Transform', (74, 74), 2, 1), (2, None, None, -1, 0),)),
         (None, 1, None, None, 1, None),
     )),
-    # 76: anonymous
-    ('anonymous', ('Header', 'Body'), (), False, (
+    # 76: V2G_Message (anonymous type)
+    ('V2G_Message (anonymous type)', ('Header', 'Body'), (), False, (
         (1, ((1, 'Header', (120, 156), 1, 0),)),
         (1, ((1, 'Body', (80, 81), 2, 0),)),
         (1, ((2, None, None, -1, 0),)),
@@ -1181,8 +1181,8 @@ GRAMMARS = (
         (1, ((3, 'value', (38, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 177: anonymous
-    ('anonymous', (), (), True, (
+    # 177: duration (anonymous type)
+    ('duration (anonymous type)', (), (), True, (
         (1, ((3, 'value', (39, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
@@ -1201,8 +1201,8 @@ GRAMMARS = (
         (1, ((3, 'value', (27, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
-    # 181: anonymous
-    ('anonymous', (), (), True, (
+    # 181: start (anonymous type)
+    ('start (anonymous type)', (), (), True, (
         (1, ((3, 'value', (41, -1), 1, 0),)),
         (1, ((2, None, None, -1, 0),)),
     )),
