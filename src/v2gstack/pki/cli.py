@@ -1,0 +1,119 @@
+"""`v2gstack pki`: create, inspect and verify the ISO 15118 / OCPP certificate hierarchies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import errors
+from .describe import describe
+from .hierarchy import PkiConfig, create_pki
+from .ocsp_data import chain_hash_data
+from .store import load_cert_dir_or_file, load_certs, write_pki
+from .verify import Purpose, verify_chain
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="ISO 15118 / OCPP PKI: create, inspect, verify.")
+DEFAULTS = PkiConfig()
+
+
+@app.command("create")
+def create(
+    out: Annotated[Path, typer.Option("--out", help="Output folder")],
+    emaid: Annotated[str, typer.Option("--emaid", help="eMAID: CN of the contract certificate")] = DEFAULTS.emaid,
+    pcid: Annotated[str, typer.Option("--pcid", help="PCID: CN of the OEM provisioning certificate")] = DEFAULTS.pcid,
+    evse_id: Annotated[str, typer.Option("--evse-id", help="CN of the SECC certificate")] = DEFAULTS.evse_id,
+    station_id: Annotated[str, typer.Option("--station-id", help="CN of the station cert")] = DEFAULTS.station_id,
+    csms_host: Annotated[str, typer.Option("--csms-host", help="CN and DNS name of the CSMS certificate")] = (
+        DEFAULTS.csms_host
+    ),
+    ocsp_url: Annotated[str, typer.Option("--ocsp-url", help="OCSP responder URL put in AIA")] = DEFAULTS.ocsp_url,
+    organization: Annotated[str, typer.Option("--org", help="O attribute of every subject")] = DEFAULTS.organization,
+    country: Annotated[str, typer.Option("--country", help="C attribute of every subject")] = DEFAULTS.country,
+    valid_days: Annotated[int | None, typer.Option("--valid-days", help="Validity of every leaf in days")] = None,
+    ocpp_under_v2g: Annotated[bool, typer.Option("--ocpp-under-v2g", help="OCPP certs under CPO Sub-CA 2")] = False,
+    password: Annotated[
+        str | None,
+        typer.Option("--password", envvar="V2GSTACK_PKI_PASSWORD", help="Encrypt keys and PKCS#12 with this password"),
+    ] = None,
+) -> None:
+    """Create all hierarchies (V2G/CPO/CPS, MO, OEM, OCPP) and write them under --out."""
+    cfg = PkiConfig(
+        organization=organization,
+        country=country,
+        emaid=emaid,
+        pcid=pcid,
+        evse_id=evse_id,
+        station_id=station_id,
+        csms_host=csms_host,
+        ocsp_url=ocsp_url,
+        leaf_validity_days=valid_days,
+        ocpp_under_v2g=ocpp_under_v2g,
+    )
+    pki = create_pki(cfg)
+    manifest = write_pki(pki, out, password.encode() if password else None)
+    table = Table(title=f"PKI written to {out}")
+    table.add_column("certificate")
+    table.add_column("subject")
+    table.add_column("not after")
+    for kind, item in pki.items.items():
+        table.add_row(kind.value, item.cert.subject.rfc4514_string(), item.cert.not_valid_after_utc.date().isoformat())
+    Console().print(table)
+    typer.echo(f"{len(manifest)} files; see {out / 'manifest.json'} and docs/pki.md for the layout")
+
+
+@app.command("inspect")
+def inspect(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="PEM (one or more) or DER file")],
+) -> None:
+    """Print each certificate of a file readably."""
+    console = Console()
+    for i, cert in enumerate(load_certs(file)):
+        table = Table(title=f"{file.name} [{i}]", show_header=False)
+        table.add_column("field", style="bold")
+        table.add_column("value", overflow="fold")
+        for name, value in describe(cert):
+            table.add_row(name, value)
+        console.print(table)
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    """ISO 8601 time; naive values are UTC."""
+    if value is None:
+        return None
+    when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+@app.command("verify")
+def verify(
+    leaf: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Leaf (PEM/DER; further PEMs = sub-CAs)")],
+    roots: Annotated[list[Path], typer.Option("--roots", exists=True, help="Trust anchors (file or folder; repeat)")],
+    chain: Annotated[list[Path] | None, typer.Option("--chain", exists=True, help="Sub-CA certs (repeat)")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Check validity at this ISO 8601 time (default: now)")] = None,
+    purpose: Annotated[Purpose | None, typer.Option("--purpose", help="Required leaf usage")] = None,
+    hash_data: Annotated[bool, typer.Option("--hash-data", help="Print OCPP iso15118CertificateHashData")] = False,
+) -> None:
+    """Verify a leaf against sub-CAs and trust anchors; print OK or the failure and exit non-zero on failure."""
+    try:
+        when = _parse_time(at)
+    except ValueError as exc:
+        typer.echo(f"error: --at: {exc}", err=True)
+        raise typer.Exit(2) from None
+    certs = load_certs(leaf)
+    intermediates = certs[1:] + [c for p in chain or [] for c in load_certs(p)]
+    anchors = [c for p in roots for c in load_cert_dir_or_file(p)]
+    try:
+        result = verify_chain(certs[0] if certs else None, intermediates, anchors, at=when, purpose=purpose)
+    except errors.PkiError as exc:
+        typer.echo(f"FAILED: {type(exc).__name__}: {exc} (ISO {exc.iso_code}, OCPP {exc.ocpp_status})")
+        raise typer.Exit(1) from None
+    names = " -> ".join(c.subject.rfc4514_string() for c in result.path)
+    typer.echo(f"OK: {names} (ISO {errors.ISO_OK}, OCPP {errors.OCPP_OK})")
+    if hash_data:
+        typer.echo(json.dumps(chain_hash_data(result.path), indent=2))
