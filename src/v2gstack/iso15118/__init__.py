@@ -1,0 +1,24 @@
+"""ISO 15118-2 and DIN SPEC 70121: SDP, V2GTP, TCP/TLS transport, timers, and sans-I/O EVCC and SECC machines.
+
+Layout: `v2gtp`, `sdp` (codecs) and `sdp_io`, `stream`, `tls` (asyncio/transport); `apphand` (protocol
+negotiation); `messages` (DIN and -2 message building/reading in the EXI JSON view); `secc`, `evcc` (state machines);
+`evse`, `evse_sim` (the station interface and a simulation); `ev` (EV model); `secc_server`, `evcc_client` (asyncio
+shells); `msglog` (per-message records); `cli` (the `ev` and `secc` commands). See docs/iso15118.md.
+"""
+
+from __future__ import annotations
+
+from .ev import EVModel
+from .evcc import EvccConfig, EvccSession, SessionResult
+from .evcc_client import run_evcc
+from .evse import AuthorizationStatus, EVSEController, SessionInfo
+from .evse_sim import SimulatedEVSE, SimulatedEVSEConfig
+from .secc import SeccConfig, SeccSession
+from .secc_server import SeccServer
+from .timers import EvccTimers, SeccTimers
+
+__all__ = [
+    "AuthorizationStatus", "EVModel", "EVSEController", "EvccConfig", "EvccSession", "EvccTimers", "SeccConfig",
+    "SeccServer", "SeccSession", "SeccTimers", "SessionInfo", "SessionResult", "SimulatedEVSE",
+    "SimulatedEVSEConfig", "run_evcc",
+]

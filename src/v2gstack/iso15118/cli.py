@@ -1,0 +1,200 @@
+"""The `ev` and `secc` commands (a typer sub-app, wired into `v2gstack` by the main CLI).
+
+`ev` runs one charging session as the EV and exits 0 only if it ended with SessionStopRes OK; `secc` runs a
+standalone SECC with a simulated EVSE that authorizes EIM at once. Both print one readable line per message and,
+with --log-json FILE, write one JSON line per message (direction, time, namespace, message name, JSON view, EXI hex).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Annotated
+
+import typer
+
+from .apphand import PROTOCOLS
+from .devcerts import make_secc_chain
+from .ev import EVModel
+from .evcc import EvccConfig
+from .evcc_client import run_evcc
+from .evse_sim import SimulatedEVSE, SimulatedEVSEConfig
+from .msglog import JsonLinesWriter, MessageRecord, MessageSink, fan_out
+from .sdp import SDP_PORT
+from .secc import SeccConfig
+from .secc_server import SeccServer
+from .tls import evcc_context, secc_context
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="ISO 15118-2 / DIN SPEC 70121: run an EV (EVCC) or a charger (SECC).")
+
+
+def _protocols(text: str) -> tuple[str, ...]:
+    """'iso2,din' -> ('iso2', 'din'), checked."""
+    keys = tuple(k.strip() for k in text.split(",") if k.strip())
+    bad = [k for k in keys if k not in PROTOCOLS]
+    if not keys or bad:
+        raise typer.BadParameter(f"choose from {', '.join(PROTOCOLS)} (got {text!r})")
+    return keys
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """'HOST:PORT' or '[V6]:PORT' -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise typer.BadParameter(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+@contextlib.contextmanager
+def _sinks(log_json: Path | None, quiet: bool) -> Iterator[MessageSink | None]:
+    """The message sinks: readable lines unless quiet, JSON lines to a file ('-' = stdout) if asked."""
+    printer: MessageSink | None = None if quiet else (lambda r: typer.echo(r.summary()))
+    if log_json is None:
+        yield printer
+        return
+    stream: IO[str]
+    with contextlib.ExitStack() as stack:
+        stream = sys.stdout if str(log_json) == "-" else stack.enter_context(log_json.open("a", encoding="utf-8"))
+        yield fan_out(printer, JsonLinesWriter(stream))
+
+
+def _logging(verbose: bool) -> None:
+    """Log lines on standard error: INFO with --verbose, warnings otherwise."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command("ev")
+def ev_command(
+    protocol: Annotated[str, typer.Option(
+        "--protocol", help="din, iso2, or several in priority order: iso2,din")] = "iso2",
+    energy: Annotated[str, typer.Option("--energy", help="ac or dc")] = "dc",
+    auth: Annotated[str, typer.Option("--auth", help="eim (Plug & Charge comes with the PKI work)")] = "eim",
+    iface: Annotated[str | None, typer.Option(
+        "--iface", help="Network interface: SDP multicast to ff02::1 on it")] = None,
+    secc: Annotated[str | None, typer.Option("--secc", help="HOST:PORT of the SECC; skips SDP")] = None,
+    sdp_host: Annotated[str, typer.Option("--sdp-host", help="SDP unicast target without --iface (loopback)")] = "::1",
+    sdp_port: Annotated[int, typer.Option("--sdp-port", help="SDP UDP port")] = SDP_PORT,
+    tls: Annotated[bool, typer.Option("--tls", help="Ask for TLS (ISO 15118-2)")] = False,
+    v2g_root: Annotated[Path | None, typer.Option(
+        "--v2g-root", help="V2G root certificate (PEM) to verify the SECC")] = None,
+    loops: Annotated[int, typer.Option("--loops", help="Charge-loop messages before stopping (0: until full)")] = 10,
+    loop_interval: Annotated[float, typer.Option(
+        "--loop-interval", help="Seconds between charge-loop messages")] = 0.25,
+    soc: Annotated[float, typer.Option("--soc", help="Initial state of charge, %")] = 30.0,
+    target_soc: Annotated[float, typer.Option("--target-soc", help="Stop charging at this SoC, %")] = 80.0,
+    capacity: Annotated[float, typer.Option("--capacity", help="Battery capacity, kWh")] = 60.0,
+    speedup: Annotated[float, typer.Option("--speedup", help="Simulated seconds of charging per real second")] = 1.0,
+    evcc_id: Annotated[str, typer.Option("--evcc-id", help="EVCCID (MAC address, hex)")] = "0A1B2C3D4E5F",
+    pause: Annotated[bool, typer.Option(
+        "--pause", help="End with SessionStop Pause instead of Terminate (-2)")] = False,
+    resume: Annotated[str | None, typer.Option("--resume", help="SessionID of a paused session to resume")] = None,
+    log_json: Annotated[Path | None, typer.Option(
+        "--log-json", help="Append one JSON line per message ('-': stdout)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-message lines")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log state changes on standard error")] = False,
+) -> None:
+    """Run one charging session as the EV; exit 0 only if it ended with SessionStopRes OK."""
+    _logging(verbose)
+    if auth != "eim":
+        raise typer.BadParameter("only eim is supported so far", param_hint="--auth")
+    if iface and secc:
+        raise typer.BadParameter("give --iface or --secc, not both")
+    try:
+        config = EvccConfig(protocols=_protocols(protocol), energy=energy, loops=loops, loop_interval=loop_interval,
+                            evcc_id=evcc_id, stop="Pause" if pause else "Terminate", resume_session_id=resume)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    ev = EVModel(capacity_wh=capacity * 1000, soc=soc, target_soc=target_soc, speedup=speedup)
+    context = evcc_context(v2g_root) if tls else None
+    with _sinks(log_json, quiet) as sink:
+        result = asyncio.run(run_evcc(config, ev, secc=_host_port(secc) if secc else None, tls=tls,
+                                      tls_context=context, iface=iface, sdp_host=sdp_host, sdp_port=sdp_port,
+                                      on_message=sink))
+    verdict = "OK" if result.ok else "FAILED"
+    typer.echo(f"session {verdict}: {result.reason} [protocol {result.protocol}, session {result.session_id}, "
+               f"{result.charge_loops} charge loops, SoC {result.soc:g}%, {result.energy_wh:g} Wh]",
+               err=not result.ok)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command("secc")
+def secc_command(
+    iface: Annotated[str | None, typer.Option(
+        "--iface", help="Network interface: listen on its link-local address")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on without --iface")] = "::1",
+    port: Annotated[int, typer.Option("--port", help="TCP (or, with --tls, TLS) port; 0 picks a free one")] = 0,
+    tls: Annotated[bool, typer.Option("--tls", help="Serve TLS 1.2 (ISO 15118-2) instead of plain TCP")] = False,
+    cert: Annotated[Path | None, typer.Option(
+        "--cert", help="SECC certificate chain (PEM: leaf, then sub-CAs)")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="SECC private key (PEM)")] = None,
+    root_out: Annotated[Path | None, typer.Option(
+        "--root-out", help="Without --cert: write the throwaway V2G root")] = None,
+    protocols: Annotated[str, typer.Option("--protocols", help="Supported protocols, e.g. din,iso2")] = "iso2,din",
+    sdp_port: Annotated[int, typer.Option("--sdp-port", help="SDP UDP port")] = SDP_PORT,
+    no_sdp: Annotated[bool, typer.Option("--no-sdp", help="Do not answer SDP")] = False,
+    sessions: Annotated[int, typer.Option(
+        "--sessions", help="Exit after this many sessions (0: run until Ctrl-C)")] = 0,
+    auth_ongoing: Annotated[int, typer.Option(
+        "--auth-ongoing", help="Simulated EVSE: Ongoing answers before Finished")] = 0,
+    stop_after: Annotated[int | None, typer.Option(
+        "--stop-after", help="Simulated EVSE: StopCharging after N loops")] = None,
+    log_json: Annotated[Path | None, typer.Option(
+        "--log-json", help="Append one JSON line per message ('-': stdout)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-message lines")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log sessions on standard error")] = False,
+) -> None:
+    """Run a standalone SECC with a simulated EVSE that authorizes EIM at once."""
+    _logging(verbose)
+    context: ssl.SSLContext | None = None
+    if tls:
+        if cert is not None:
+            context = secc_context(cert, key)
+        else:
+            chain = make_secc_chain()
+            context = chain.server_context()
+            if root_out is not None:
+                root_out.write_bytes(chain.root_pem)
+            typer.echo("TLS with a throwaway test chain" + (f"; V2G root written to {root_out}" if root_out else ""),
+                       err=True)
+    sim = SimulatedEVSEConfig(auth_ongoing_rounds=auth_ongoing, stop_after_loops=stop_after)
+    config = SeccConfig(protocols=_protocols(protocols))
+    with _sinks(log_json, quiet) as sink, contextlib.suppress(KeyboardInterrupt):
+        try:
+            asyncio.run(_serve(config, sim, sink, iface=iface, host=host, port=port, tls=context, sdp=not no_sdp,
+                               sdp_port=sdp_port, sessions=sessions))
+        except (ValueError, OSError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+
+
+async def _serve(config: SeccConfig, sim: SimulatedEVSEConfig, sink: MessageSink | None, *, iface: str | None,
+                 host: str, port: int, tls: ssl.SSLContext | None, sdp: bool, sdp_port: int, sessions: int) -> None:
+    """Run the SECC until `sessions` sessions have ended (or forever)."""
+    done = asyncio.Event()
+    count = 0
+
+    def on_message(record: MessageRecord) -> None:
+        """Forward to the sink; count finished sessions."""
+        nonlocal count
+        if sink is not None:
+            sink(record)
+        if record.direction == "tx" and record.name == "SessionStopRes":
+            count += 1
+            if sessions and count >= sessions:
+                done.set()
+
+    server = SeccServer(lambda: SimulatedEVSE(sim), config, host=host, port=port if tls is None else 0,
+                        tcp=tls is None, tls=tls, tls_port=port, iface=iface, sdp=sdp, sdp_port=sdp_port,
+                        on_message=on_message)
+    async with server:
+        for kind, (h, p) in server.addresses().items():
+            typer.echo(f"SECC {kind} listening on [{h}]:{p}", err=True)
+        await done.wait()
+        await asyncio.sleep(0.05)  # let the last SessionStopRes leave before closing

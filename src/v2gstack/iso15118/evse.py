@@ -1,0 +1,137 @@
+"""What the SECC asks of the charging station: the EVSEController protocol, implemented by the station (or a sim).
+
+Every method is synchronous and must return at once: slow work (an OCPP Authorize, an isolation test, a schedule
+from the CSMS) is started on the first call and reported as Ongoing until done, which maps directly onto the
+standards' EVSEProcessing=Ongoing loops. All values are SI floats; the message modules do the unit coding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from .model import (
+    ACEVSEParameters,
+    CurrentDemand,
+    DCEVSEParameters,
+    DCOutput,
+    EVChargeParameters,
+    EVSEStatus,
+    MeterReading,
+    SASchedule,
+    Service,
+)
+
+
+class AuthorizationStatus(StrEnum):
+    """Result of an authorization check (EIM: the station decides, e.g. RFID or a CSMS Authorize)."""
+
+    ACCEPTED = "Accepted"
+    ONGOING = "Ongoing"
+    ONGOING_CUSTOMER = "OngoingWaitingForCustomer"
+    REJECTED = "Rejected"
+
+
+@dataclass
+class SessionInfo:
+    """What the SECC knows about one communication session; given to every controller call that needs context."""
+
+    session_id: str
+    evcc_id: str
+    protocol: str
+    peer: str = ""
+    tls: bool = False
+    resumed: bool = False
+    payment_option: str | None = None
+    energy_mode: str | None = None
+    ev: EVChargeParameters | None = None
+    schedule_id: int | None = None
+
+
+@dataclass(frozen=True)
+class CableCheckResult:
+    """Isolation test state: done or still running, and the isolation level measured."""
+
+    done: bool
+    isolation: str = "Valid"
+
+
+class EVSEController(Protocol):
+    """The station side of the SECC (one instance per session)."""
+
+    def evse_id(self, protocol: str) -> str:
+        """EVSEID for `protocol` ('iso2': string of 7-37 characters, 'din': hexBinary)."""
+        ...
+
+    def payment_options(self) -> list[str]:
+        """Payment options to offer (EIM: ['ExternalPayment'])."""
+        ...
+
+    def energy_modes(self) -> list[str]:
+        """EnergyTransferMode values this EVSE supports."""
+        ...
+
+    def services(self) -> list[Service]:
+        """Value-added services to list (may be empty)."""
+        ...
+
+    def session_started(self, info: SessionInfo) -> None:
+        """A session was set up (new or resumed)."""
+        ...
+
+    def authorize(self, info: SessionInfo) -> AuthorizationStatus:
+        """EIM authorization; called for every Authorization/ContractAuthentication request."""
+        ...
+
+    def schedules(self, info: SessionInfo, ev: EVChargeParameters) -> list[SASchedule] | None:
+        """The SAScheduleList for the EV's needs, or None while it is still being computed."""
+        ...
+
+    def ac_parameters(self) -> ACEVSEParameters:
+        """AC limits for ChargeParameterDiscoveryRes."""
+        ...
+
+    def dc_parameters(self) -> DCEVSEParameters:
+        """DC limits for ChargeParameterDiscoveryRes."""
+        ...
+
+    def status(self) -> EVSEStatus:
+        """The EVSE status to put in the next response (notification StopCharging / ReNegotiation...)."""
+        ...
+
+    def cable_check(self) -> CableCheckResult:
+        """Start or continue the isolation test."""
+        ...
+
+    def precharge(self, voltage: float, current: float) -> float:
+        """Drive the output toward the EV's target voltage with limited current; return the present voltage."""
+        ...
+
+    def set_contactors(self, closed: bool) -> bool:
+        """Close (start of energy transfer) or open the contactors; False if that failed."""
+        ...
+
+    def ac_max_current(self) -> float | None:
+        """The AC current limit now, reported in ChargingStatusRes."""
+        ...
+
+    def current_demand(self, demand: CurrentDemand) -> DCOutput:
+        """Apply the EV's DC targets; report the present output and limits."""
+        ...
+
+    def welding_detection(self) -> float:
+        """The present output voltage after the contactors opened."""
+        ...
+
+    def meter(self) -> MeterReading | None:
+        """The meter reading to report, None if there is no meter."""
+        ...
+
+    def receipt_required(self) -> bool:
+        """Whether the EV must confirm the meter reading with MeteringReceiptReq."""
+        ...
+
+    def session_stopped(self, info: SessionInfo, reason: str, paused: bool) -> None:
+        """The session ended (normally or not); `paused` when the EV paused it."""
+        ...

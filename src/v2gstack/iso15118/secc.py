@@ -1,0 +1,440 @@
+"""The SECC state machine for DIN SPEC 70121 and ISO 15118-2 (EIM, AC and DC), sans-I/O.
+
+One `SeccSession` per TCP/TLS connection: feed it each decoded request with `handle()`, send the Reply it returns,
+close when the Reply says so. It first negotiates the protocol (supportedAppProtocol), then accepts in each state
+only the requests the standards allow next. Bad input follows the standards: an unknown or out-of-order request gets
+its response with FAILED_SequenceError, a wrong SessionID FAILED_UnknownSession (the sequence is checked first, as
+the reference stack does), and after any FAILED_* response the SECC closes the connection. The shell waits at most
+`timeout` seconds (V2G_SECC_Sequence_Timeout) for each request and calls `on_timeout()` when it expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .apphand import PROTOCOLS, AppProtocol, negotiate
+from .evse import AuthorizationStatus, EVSEController, SessionInfo
+from .messages import Iso2Messages, MessageError, body_name, for_protocol, split
+from .messages.envelope import NEW_SESSION_ID, is_new_session_id, same_session
+from .model import EVSEStatus, Processing, SASchedule, Step, is_dc
+from .timers import SeccTimers
+
+log = logging.getLogger("v2gstack.iso15118.secc")
+
+Body = dict[str, Any]
+_CHARGE_SERVICE_ID = 1
+_AUTH_PROCESSING = {
+    AuthorizationStatus.ACCEPTED: Processing.FINISHED,
+    AuthorizationStatus.ONGOING: Processing.ONGOING,
+    AuthorizationStatus.ONGOING_CUSTOMER: Processing.ONGOING_CUSTOMER,
+    AuthorizationStatus.REJECTED: Processing.FINISHED,
+}
+
+
+@dataclass(frozen=True)
+class SeccConfig:
+    """What the SECC offers and how long it waits."""
+
+    protocols: tuple[str, ...] = ("iso2", "din")
+    timers: SeccTimers = field(default_factory=SeccTimers)
+
+
+class PausedSessions:
+    """Sessions paused with SessionStopReq(Pause), kept so that the EV can resume them by SessionID."""
+
+    def __init__(self, max_sessions: int = 1024) -> None:
+        self.max_sessions = max_sessions
+        self._by_id: dict[str, SessionInfo] = {}
+
+    def pause(self, info: SessionInfo) -> None:
+        """Remember a paused session (the oldest one is forgotten when full)."""
+        if len(self._by_id) >= self.max_sessions:
+            self._by_id.pop(next(iter(self._by_id)))
+        self._by_id[info.session_id.upper()] = info
+
+    def resume(self, session_id: str, evcc_id: str, protocol: str) -> SessionInfo | None:
+        """Take back a paused session if SessionID, EVCCID and protocol match."""
+        info = self._by_id.get(session_id.upper())
+        if info is None or info.evcc_id.upper() != evcc_id.upper() or info.protocol != protocol:
+            return None
+        del self._by_id[session_id.upper()]
+        return info
+
+    def __len__(self) -> int:
+        """Number of paused sessions."""
+        return len(self._by_id)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the shell does next: send `doc` (coded with namespace `ns`) if any, then close if `close`."""
+
+    doc: dict[str, Any] | None
+    ns: str
+    name: str
+    close: bool
+    step: Step | None = None
+
+
+class SeccSession:
+    """The SECC side of one communication session (one connection)."""
+
+    def __init__(self, controller: EVSEController, config: SeccConfig | None = None,
+                 paused: PausedSessions | None = None, *, peer: str = "", tls: bool = False,
+                 new_session_id: Callable[[], str] = lambda: secrets.token_hex(8).upper()) -> None:
+        self.controller = controller
+        self.config = config or SeccConfig()
+        self.paused = paused if paused is not None else PausedSessions()
+        self.peer = peer
+        self.tls = tls
+        self.new_session_id = new_session_id
+        self.supported: list[AppProtocol] = [PROTOCOLS[k] for k in self.config.protocols]
+        self.protocol: AppProtocol | None = None
+        self.msgs: Iso2Messages | None = None
+        self.session_id = NEW_SESSION_ID
+        self.info: SessionInfo | None = None
+        self.expected: frozenset[Step] = frozenset()
+        self.dc = False
+        self.charging = False
+        self.renegotiating = False
+        self.schedules: dict[int, SASchedule] = {}
+        self.offered_modes: list[str] = []
+        self.offered_payment: list[str] = []
+        self.offered_services: dict[int, Any] = {}
+        self.ended = False
+        self.ok = False
+        self.end_reason = ""
+        self.requests = 0
+        self._rx_session_id = NEW_SESSION_ID
+        self._handlers: dict[Step, Callable[[Body], Body]] = {
+            Step.SESSION_SETUP: self._session_setup, Step.SERVICE_DISCOVERY: self._service_discovery,
+            Step.SERVICE_DETAIL: self._service_detail, Step.PAYMENT_SERVICE_SELECTION: self._payment_selection,
+            Step.AUTHORIZATION: self._authorization, Step.CHARGE_PARAMETER_DISCOVERY: self._charge_parameters,
+            Step.CABLE_CHECK: self._cable_check, Step.PRE_CHARGE: self._precharge,
+            Step.POWER_DELIVERY: self._power_delivery, Step.CHARGING_STATUS: self._charging_status,
+            Step.CURRENT_DEMAND: self._current_demand, Step.METERING_RECEIPT: self._metering_receipt,
+            Step.WELDING_DETECTION: self._welding_detection, Step.SESSION_STOP: self._session_stop,
+        }
+
+    # ----- what the shell reads -----
+
+    @property
+    def rx_namespace(self) -> str:
+        """EXI namespace of the next request: appHand until negotiated, then the protocol's."""
+        return self.protocol.key if self.protocol else "appHand"
+
+    @property
+    def timeout(self) -> float:
+        """Seconds to wait for the next request (V2G_SECC_Sequence_Timeout)."""
+        return self.config.timers.sequence
+
+    @property
+    def label(self) -> str:
+        """Session label for log lines."""
+        return f"SECC {self.peer} session {self.session_id}"
+
+    # ----- events from the shell -----
+
+    def handle(self, doc: dict[str, Any]) -> Reply:
+        """Process one decoded request; return what to send and whether to close afterwards."""
+        if self.ended:
+            raise RuntimeError("session already ended")
+        self.requests += 1
+        if self.protocol is None:
+            return self._handshake(doc)
+        assert self.msgs is not None
+        try:
+            sid, name, body = split(doc)
+        except MessageError as e:
+            return self._close(f"unusable message: {e}")
+        found = self.msgs.lookup(name)
+        if found is None or not found[1]:
+            return self._close(f"received {name}, which is not a request")
+        step = found[0]
+        if step not in self.expected or step not in self.msgs.steps_in_use:
+            wanted = ", ".join(sorted(self.msgs.req_name(s) for s in self.expected)) or "nothing"
+            return self._failed(step, sid, "FAILED_SequenceError", f"{name} is out of sequence (expected {wanted})")
+        if step is not Step.SESSION_SETUP and not same_session(sid, self.session_id):
+            return self._failed(step, sid, "FAILED_UnknownSession",
+                                f"{name} carries SessionID {sid}, this session is {self.session_id}")
+        self._rx_session_id = sid
+        try:
+            res = self._handlers[step](body)
+        except (KeyError, TypeError, ValueError) as e:
+            return self._failed(step, sid, "FAILED", f"cannot process {name}: {type(e).__name__} {e}")
+        code = res.get("ResponseCode", "")
+        doc_out = self.msgs.response(self.session_id, step, res)
+        if code.startswith("FAILED"):
+            self._end(f"answered {self.msgs.res_name(step)} with {code}", ok=False)
+            return Reply(doc_out, self.msgs.ns, self.msgs.res_name(step), True, step)
+        close = step is Step.SESSION_STOP
+        return Reply(doc_out, self.msgs.ns, self.msgs.res_name(step), close, step)
+
+    def on_timeout(self) -> str:
+        """The sequence timeout expired: end the session; return the log reason."""
+        wanted = ", ".join(sorted(self.msgs.req_name(s) for s in self.expected)) if self.msgs else \
+            "supportedAppProtocolReq"
+        reason = f"V2G_SECC_Sequence_Timeout ({self.timeout:g} s) expired waiting for {wanted or 'a request'}"
+        self._end(reason, ok=False)
+        return reason
+
+    def on_closed(self, reason: str) -> None:
+        """The connection ended outside the message flow (peer closed, framing or EXI error)."""
+        if not self.ended:
+            self._end(reason, ok=False)
+
+    # ----- helpers -----
+
+    def _end(self, reason: str, *, ok: bool, paused: bool = False) -> None:
+        """Mark the session ended, tell the controller, log one line."""
+        if self.ended:
+            return
+        self.ended, self.ok, self.end_reason = True, ok, reason
+        if self.info is not None:
+            if self.charging:
+                self.controller.set_contactors(False)
+                self.charging = False
+            self.controller.session_stopped(self.info, reason, paused)
+        (log.info if ok else log.warning)("%s ended: %s", self.label, reason)
+
+    def _close(self, reason: str) -> Reply:
+        """End without a response (nothing to answer)."""
+        self._end(reason, ok=False)
+        return Reply(None, self.rx_namespace, "", True)
+
+    def _failed(self, step: Step, received_session_id: str, code: str, reason: str) -> Reply:
+        """Answer `step` with a FAILED_* code (under our SessionID once there is one) and close."""
+        assert self.msgs is not None
+        body = self.msgs.failed_res(step, code, self.dc)
+        doc = self.msgs.response(self.session_id if self.info else received_session_id, step, body)
+        self._end(f"{reason}: answered {code}", ok=False)
+        return Reply(doc, self.msgs.ns, self.msgs.res_name(step), True, step)
+
+    def _status(self) -> EVSEStatus:
+        """The controller's EVSE status."""
+        return self.controller.status()
+
+    def _handshake(self, doc: dict[str, Any]) -> Reply:
+        """supportedAppProtocolReq -> supportedAppProtocolRes; close when nothing matches."""
+        if "supportedAppProtocolReq" not in doc:
+            return self._close(f"expected supportedAppProtocolReq, got {body_name(doc)}")
+        n = negotiate(doc, self.supported)
+        if n.protocol is None:
+            self._end("no common application protocol: answered Failed_NoNegotiation", ok=False)
+            return Reply(n.response, "appHand", "supportedAppProtocolRes", True)
+        self.protocol = n.protocol
+        self.msgs = for_protocol(n.protocol.key)
+        modes = self.controller.energy_modes()
+        self.dc = n.protocol.key == "din" or not any(not is_dc(m) for m in modes)
+        self.expected = frozenset({Step.SESSION_SETUP})
+        log.info("SECC %s negotiated %s (%s)", self.peer, n.protocol.title, n.code)
+        return Reply(n.response, "appHand", "supportedAppProtocolRes", False)
+
+    def _loop_steps(self, receipt: bool = False) -> frozenset[Step]:
+        """Requests allowed during energy transfer (MeteringReceiptReq only right after ReceiptRequired=true)."""
+        loop = {Step.CURRENT_DEMAND if self.dc else Step.CHARGING_STATUS, Step.POWER_DELIVERY}
+        if receipt:
+            loop.add(Step.METERING_RECEIPT)
+        return frozenset(loop)
+
+    # ----- request handlers: each returns the response body and sets the next expected requests -----
+
+    def _session_setup(self, body: Body) -> Body:
+        """SessionSetupReq: new session, or rejoin a paused one with the same SessionID and EVCCID."""
+        assert self.msgs is not None and self.protocol is not None
+        evcc_id = self.msgs.read_session_setup_req(body)
+        resumed = None
+        if not is_new_session_id(self._rx_session_id):
+            resumed = self.paused.resume(self._rx_session_id, evcc_id, self.protocol.key)
+        if resumed is not None:
+            self.info = resumed
+            self.info.peer, self.info.tls, self.info.resumed = self.peer, self.tls, True
+            self.session_id = resumed.session_id
+            code = "OK_OldSessionJoined"
+        else:
+            self.session_id = self.new_session_id()
+            self.info = SessionInfo(self.session_id, evcc_id, self.protocol.key, self.peer, self.tls)
+            code = "OK_NewSessionEstablished"
+        self.controller.session_started(self.info)
+        log.info("%s: %s for EVCCID %s", self.label, code, evcc_id)
+        self.expected = frozenset({Step.SERVICE_DISCOVERY})
+        return self.msgs.session_setup_res(code, self.controller.evse_id(self.protocol.key), int(time.time()))
+
+    def _service_discovery(self, body: Body) -> Body:
+        """ServiceDiscoveryReq: payment options, the charge service and value-added services."""
+        assert self.msgs is not None
+        self.offered_modes = self.controller.energy_modes()
+        self.offered_payment = self.controller.payment_options()
+        services = self.controller.services()
+        category = body.get("ServiceCategory")
+        if category is not None:
+            services = [s for s in services if s.category == category]
+        self.offered_services = {s.service_id: s for s in services}
+        self.expected = frozenset({Step.SERVICE_DETAIL, Step.PAYMENT_SERVICE_SELECTION})
+        return self.msgs.service_discovery_res("OK", self.offered_payment, self.offered_modes, services)
+
+    def _service_detail(self, body: Body) -> Body:
+        """ServiceDetailReq (-2): parameter sets of an offered service."""
+        assert self.msgs is not None
+        sid = self.msgs.read_service_detail_req(body)
+        if sid != _CHARGE_SERVICE_ID and sid not in self.offered_services:
+            return self.msgs.service_detail_res("FAILED_ServiceIDInvalid", sid, None)
+        return self.msgs.service_detail_res("OK", sid, self.offered_services.get(sid))
+
+    def _payment_selection(self, body: Body) -> Body:
+        """PaymentServiceSelectionReq / ServicePaymentSelectionReq."""
+        assert self.msgs is not None and self.info is not None
+        option, ids = self.msgs.read_payment_selection_req(body)
+        if option not in self.offered_payment:
+            return self.msgs.payment_selection_res("FAILED_PaymentSelectionInvalid")
+        if _CHARGE_SERVICE_ID not in ids:
+            return self.msgs.payment_selection_res(self.msgs.no_charge_service_code)
+        if any(i != _CHARGE_SERVICE_ID and i not in self.offered_services for i in ids):
+            return self.msgs.payment_selection_res("FAILED_ServiceSelectionInvalid")
+        self.info.payment_option = option
+        self.expected = frozenset({Step.AUTHORIZATION})
+        return self.msgs.payment_selection_res("OK")
+
+    def _authorization(self, body: Body) -> Body:
+        """AuthorizationReq / ContractAuthenticationReq (EIM): Ongoing until the controller decides."""
+        assert self.msgs is not None and self.info is not None
+        result = self.controller.authorize(self.info)
+        processing = _AUTH_PROCESSING[result]
+        if result is AuthorizationStatus.REJECTED:
+            return self.msgs.authorization_res("FAILED", processing)
+        if processing is Processing.FINISHED:
+            self.expected = frozenset({Step.CHARGE_PARAMETER_DISCOVERY})
+        return self.msgs.authorization_res("OK", processing)
+
+    def _charge_parameters(self, body: Body) -> Body:
+        """ChargeParameterDiscoveryReq: check mode and parameters, answer limits and schedules (or Ongoing)."""
+        assert self.msgs is not None and self.info is not None
+        ev = self.msgs.read_cpd_req(body)
+        dc = is_dc(ev.mode)
+        params = self.controller.dc_parameters() if dc else self.controller.ac_parameters()
+        if ev.mode not in self.offered_modes:
+            return self.msgs.cpd_res(self.msgs.wrong_mode_code, "Finished", None, params, self._status())
+        if (dc and ev.status is None) or (not dc and ev.energy_amount is None) or (self.charging and dc != self.dc):
+            return self.msgs.cpd_res("FAILED_WrongChargeParameter", "Finished", None, params, self._status())
+        self.dc = dc
+        self.info.energy_mode, self.info.ev = ev.mode, ev
+        schedules = self.controller.schedules(self.info, ev)
+        if schedules is None:
+            return self.msgs.cpd_res("OK", "Ongoing", None, params, self._status())
+        max_tuples = body.get("MaxEntriesSAScheduleTuple")
+        if max_tuples:
+            schedules = schedules[:max_tuples]
+        self.schedules = {s.tuple_id: s for s in schedules}
+        if self.renegotiating or not dc:
+            self.expected = frozenset({Step.POWER_DELIVERY, Step.SESSION_STOP})
+        else:
+            self.expected = frozenset({Step.CABLE_CHECK, Step.SESSION_STOP})
+        self.renegotiating = False
+        return self.msgs.cpd_res("OK", "Finished", schedules, params, self._status())
+
+    def _cable_check(self, body: Body) -> Body:
+        """CableCheckReq: Ongoing while the isolation test runs."""
+        assert self.msgs is not None
+        result = self.controller.cable_check()
+        if not result.done:
+            status = EVSEStatus(isolation=result.isolation, status_code="EVSE_IsolationMonitoringActive")
+            return self.msgs.cable_check_res("OK", status, "Ongoing")
+        if result.isolation in ("Invalid", "Fault"):
+            status = EVSEStatus(isolation=result.isolation, status_code="EVSE_Malfunction")
+            return self.msgs.cable_check_res("FAILED", status, "Finished")
+        self.expected = frozenset({Step.PRE_CHARGE})
+        return self.msgs.cable_check_res("OK", self._status(), "Finished")
+
+    def _precharge(self, body: Body) -> Body:
+        """PreChargeReq: drive the output voltage toward the EV's target."""
+        assert self.msgs is not None
+        _, voltage, current = self.msgs.read_precharge_req(body)
+        present = self.controller.precharge(voltage, current)
+        self.expected = frozenset({Step.PRE_CHARGE, Step.POWER_DELIVERY})
+        return self.msgs.precharge_res("OK", self._status(), present)
+
+    def _power_delivery(self, body: Body) -> Body:
+        """PowerDeliveryReq: Start (check schedule and profile, close contactors), Stop, or Renegotiate."""
+        assert self.msgs is not None and self.info is not None
+        progress, tuple_id, profile, _, _ = self.msgs.read_power_delivery_req(body)
+        if progress == "Start":
+            if tuple_id is None:
+                tuple_id = next(iter(self.schedules), 1)
+            schedule = self.schedules.get(tuple_id)
+            if schedule is None:
+                return self.msgs.power_delivery_res("FAILED_TariffSelectionInvalid", self._status(), self.dc)
+            limit = max(e.pmax for e in schedule.entries)
+            if any(p.max_power > limit * 1.001 + 1 for p in profile):
+                return self.msgs.power_delivery_res("FAILED_ChargingProfileInvalid", self._status(), self.dc)
+            if not self.charging:
+                if not self.controller.set_contactors(True):
+                    return self.msgs.power_delivery_res(self.msgs.contactor_error_code, self._status(), self.dc)
+                self.charging = True
+            self.info.schedule_id = tuple_id
+            self.expected = self._loop_steps()
+        elif progress == "Stop":
+            if self.charging:
+                self.controller.set_contactors(False)
+                self.charging = False
+            after = {Step.WELDING_DETECTION, Step.SESSION_STOP} if self.dc else {Step.SESSION_STOP}
+            self.expected = frozenset(after)
+        else:  # Renegotiate
+            if not self.charging:
+                return self.msgs.failed_res(Step.POWER_DELIVERY, "FAILED_SequenceError", self.dc)
+            self.renegotiating = True
+            self.expected = frozenset({Step.CHARGE_PARAMETER_DISCOVERY})
+        return self.msgs.power_delivery_res("OK", self._status(), self.dc)
+
+    def _charging_status(self, body: Body) -> Body:
+        """ChargingStatusReq (AC charge loop)."""
+        assert self.msgs is not None and self.info is not None and self.protocol is not None
+        max_current = self.controller.ac_max_current()
+        receipt = self.controller.receipt_required() and self.protocol.key == "iso2"
+        self.expected = self._loop_steps(receipt)
+        return self.msgs.charging_status_res("OK", self.controller.evse_id(self.protocol.key),
+                                             self.info.schedule_id or 1, max_current, self.controller.meter(),
+                                             receipt, self._status())
+
+    def _current_demand(self, body: Body) -> Body:
+        """CurrentDemandReq (DC charge loop)."""
+        assert self.msgs is not None and self.info is not None and self.protocol is not None
+        demand = self.msgs.read_current_demand_req(body)
+        out = self.controller.current_demand(demand)
+        receipt = self.controller.receipt_required() and self.protocol.key == "iso2"
+        self.expected = self._loop_steps(receipt)
+        return self.msgs.current_demand_res("OK", self._status(), out, self.controller.evse_id(self.protocol.key),
+                                            self.info.schedule_id or 1, self.controller.meter(),
+                                            receipt if receipt else None)
+
+    def _metering_receipt(self, body: Body) -> Body:
+        """MeteringReceiptReq (-2): the EV confirms a meter reading (EIM: unsigned)."""
+        assert self.msgs is not None
+        sid, _, _ = self.msgs.read_metering_receipt_req(body)
+        if not same_session(sid, self.session_id):
+            return self.msgs.metering_receipt_res("FAILED_UnknownSession", self._status(), self.dc)
+        self.expected = self._loop_steps()
+        return self.msgs.metering_receipt_res("OK", self._status(), self.dc)
+
+    def _welding_detection(self, body: Body) -> Body:
+        """WeldingDetectionReq: report the decaying output voltage."""
+        assert self.msgs is not None
+        voltage = self.controller.welding_detection()
+        self.expected = frozenset({Step.WELDING_DETECTION, Step.SESSION_STOP})
+        return self.msgs.welding_detection_res("OK", self._status(), voltage)
+
+    def _session_stop(self, body: Body) -> Body:
+        """SessionStopReq: Terminate, or Pause (-2) keeping the session for a later resume."""
+        assert self.msgs is not None and self.info is not None
+        kind = self.msgs.read_session_stop_req(body)
+        paused = kind == "Pause"
+        if paused:
+            self.paused.pause(self.info)
+        self.expected = frozenset()
+        self._end(f"EV {'paused' if paused else 'terminated'} the session", ok=True, paused=paused)
+        return self.msgs.session_stop_res("OK")
+

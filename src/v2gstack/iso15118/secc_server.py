@@ -1,0 +1,196 @@
+"""The asyncio SECC: TCP and/or TLS listeners, an SDP responder, and one SeccSession per connection.
+
+Each connection runs in its own task; a failure in one (bad framing, undecodable EXI, a timeout, an exception in a
+controller) ends that connection with a log line and leaves the others running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+
+from .. import exi
+from .evse import EVSEController
+from .msglog import MessageRecord, MessageSink
+from .netif import link_local_address
+from .sdp import SDP_PORT, SDPRequest, SDPResponse, Security, Transport
+from .sdp_io import SDPServer, start_sdp_server
+from .secc import PausedSessions, SeccConfig, SeccSession
+from .stream import ConnectionClosedError, V2GTPStream
+from .tls import describe
+from .v2gtp import DEFAULT_MAX_PAYLOAD, V2GTPError
+
+log = logging.getLogger("v2gstack.iso15118.secc")
+
+
+class SeccServer:
+    """Serves many concurrent EVCC sessions."""
+
+    def __init__(self, controller_factory: Callable[[], EVSEController], config: SeccConfig | None = None, *,
+                 host: str = "::1", port: int = 0, tcp: bool = True, tls: ssl.SSLContext | None = None,
+                 tls_port: int = 0, iface: str | None = None, sdp: bool = True, sdp_port: int = SDP_PORT,
+                 on_message: MessageSink | None = None, max_payload: int = DEFAULT_MAX_PAYLOAD,
+                 keep_finished: int = 1000) -> None:
+        if not tcp and tls is None:
+            raise ValueError("enable TCP, TLS or both")
+        self.controller_factory = controller_factory
+        self.config = config or SeccConfig()
+        self.iface = iface
+        self.host = f"{link_local_address(iface)}%{iface}" if iface else host
+        if sdp and not iface and ipaddress.ip_address(host.split("%")[0]).is_unspecified:
+            raise ValueError("SDP needs a concrete address to announce: give --iface or a host such as ::1")
+        self.port, self.tls_port = port, tls_port
+        self.tcp, self.tls = tcp, tls
+        self.sdp, self.sdp_port = sdp, sdp_port
+        self.on_message = on_message
+        self.max_payload = max_payload
+        self.paused = PausedSessions()
+        self.active: set[SeccSession] = set()
+        self.finished: deque[SeccSession] = deque(maxlen=keep_finished)
+        self._servers: list[asyncio.Server] = []
+        self._tcp_server: asyncio.Server | None = None
+        self._tls_server: asyncio.Server | None = None
+        self._sdp: SDPServer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._streams: set[V2GTPStream] = set()
+
+    # ----- lifecycle -----
+
+    async def start(self) -> None:
+        """Open the listeners and the SDP responder."""
+        if self.tcp:
+            self._tcp_server = await asyncio.start_server(lambda r, w: self._accept(r, w, False), self.host,
+                                                          self.port)
+            self._servers.append(self._tcp_server)
+        if self.tls is not None:
+            self._tls_server = await asyncio.start_server(lambda r, w: self._accept(r, w, True), self.host,
+                                                          self.tls_port, ssl=self.tls)
+            self._servers.append(self._tls_server)
+        if self.sdp:
+            self._sdp = await start_sdp_server(self.sdp_answer, host=self.host.split("%")[0], port=self.sdp_port,
+                                               iface=self.iface)
+        log.info("SECC listening: %s", ", ".join(f"{k} [{h}]:{p}" for k, (h, p) in self.addresses().items()))
+
+    async def close(self) -> None:
+        """Stop listening and end every running session."""
+        if self._sdp is not None:
+            self._sdp.close()
+        for server in self._servers:
+            server.close()
+        for stream in list(self._streams):  # aborting lets each connection task end by itself
+            stream.abort()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for server in self._servers:
+            await server.wait_closed()
+
+    async def __aenter__(self) -> SeccServer:
+        """Start; the server is the context value."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Close."""
+        await self.close()
+
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        """Where each listener is: {'tcp': (host, port), 'tls': ..., 'sdp': ...}."""
+        out: dict[str, tuple[str, int]] = {}
+        for key, server in (("tcp", self._tcp_server), ("tls", self._tls_server)):
+            if server is not None and server.sockets:
+                sockname = server.sockets[0].getsockname()
+                out[key] = (self.host, int(sockname[1]))
+        if self._sdp is not None:
+            out["sdp"] = (self.host, self._sdp.port)
+        return out
+
+    # ----- SDP -----
+
+    def sdp_answer(self, request: SDPRequest) -> SDPResponse | None:
+        """Point the EVCC at the listener with the security it asked for, or at the other one."""
+        if request.transport is not Transport.TCP:
+            log.info("SDP: ignoring a request for transport %s", request.transport.name)
+            return None
+        addrs = self.addresses()
+        want_tls = request.security is Security.TLS
+        key = "tls" if (want_tls and "tls" in addrs) or "tcp" not in addrs else "tcp"
+        host, port = addrs[key]
+        return SDPResponse.for_host(host, port, Security.TLS if key == "tls" else Security.NO_TLS)
+
+    # ----- connections -----
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool) -> None:
+        """Run one connection as a tracked task."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        stream = V2GTPStream(reader, writer, max_payload=self.max_payload)
+        self._streams.add(stream)
+        session = SeccSession(self.controller_factory(), self.config, self.paused, peer=stream.peer, tls=tls)
+        self.active.add(session)
+        log.info("SECC: connection from %s over %s", stream.peer, describe(stream.ssl_object))  # type: ignore[arg-type]
+        try:
+            await self._serve(stream, session)
+        except asyncio.CancelledError:
+            session.on_closed("SECC shutting down")
+            raise
+        except Exception as e:
+            log.exception("SECC %s: internal error", stream.peer)
+            session.on_closed(f"internal error: {type(e).__name__}: {e}")
+        finally:
+            self.active.discard(session)
+            self.finished.append(session)
+            self._streams.discard(stream)
+            await stream.close()
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _serve(self, stream: V2GTPStream, session: SeccSession) -> None:
+        """Request/response until the session ends."""
+        while not session.ended:
+            try:
+                frame = await asyncio.wait_for(stream.recv(), session.timeout)
+            except TimeoutError:
+                session.on_timeout()
+                return
+            except V2GTPError as e:
+                session.on_closed(f"V2GTP error ({e.reason}): {e}")
+                return
+            except ConnectionClosedError:
+                session.on_closed("EVCC closed the connection")
+                return
+            except (ConnectionError, OSError) as e:
+                session.on_closed(f"connection error: {e}")
+                return
+            started = time.perf_counter()
+            ns = session.rx_namespace
+            try:
+                doc = exi.decode(ns, frame.payload)
+            except exi.ExiDecodeError as e:
+                session.on_closed(f"undecodable EXI ({ns}, {len(frame.payload)} bytes): {e}")
+                return
+            self._record("rx", ns, doc, frame.payload, stream, session)
+            reply = session.handle(doc)
+            if reply.doc is not None:
+                data = exi.encode(reply.ns, reply.doc)
+                await stream.send(data)
+                elapsed = time.perf_counter() - started
+                limit = self.config.timers.performance_time(session.rx_namespace, reply.step)
+                if elapsed > limit:
+                    log.warning("%s: %s took %.1f ms, over the %.0f ms performance time", session.label, reply.name,
+                                elapsed * 1000, limit * 1000)
+                self._record("tx", reply.ns, reply.doc, data, stream, session)
+            if reply.close:
+                return
+
+    def _record(self, direction: str, ns: str, doc: dict, data: bytes, stream: V2GTPStream,
+                session: SeccSession) -> None:
+        """Hand one message to the sink."""
+        if self.on_message is not None:
+            self.on_message(MessageRecord("SECC", direction, time.time(), ns, doc, data, stream.peer,
+                                          session.session_id))

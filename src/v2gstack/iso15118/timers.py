@@ -1,0 +1,60 @@
+"""Timer values of ISO 15118-2 and DIN SPEC 70121, in seconds; configurable so tests can shrink them.
+
+EVCC: V2G_EVCC_Msg_Timeout per request (2 s; 5 s for ServiceDetail, PaymentDetails, PowerDelivery (-2) and the
+certificate messages; 0.25 s for CurrentDemand), V2G_EVCC_CommunicationSetup_Timeout 20 s (connection to
+SessionSetupRes), V2G_EVCC_Ongoing_Timeout 60 s (EVSEProcessing=Ongoing loops), V2G_EVCC_CableCheck_Timeout 40 s,
+V2G_EVCC_PreCharge_Timeout 7 s. SECC: V2G_SECC_Sequence_Timeout 60 s between requests and
+V2G_SECC_Msg_Performance_Time (message timeout minus 0.5 s; 25 ms for CurrentDemandRes), which we log, not enforce.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+from .model import Step
+
+_LONG_ISO2 = frozenset({Step.SERVICE_DETAIL, Step.PAYMENT_DETAILS, Step.POWER_DELIVERY,
+                        Step.CERTIFICATE_INSTALLATION, Step.CERTIFICATE_UPDATE})
+
+
+@dataclass(frozen=True)
+class EvccTimers:
+    """The EVCC's timeouts."""
+
+    msg: float = 2.0
+    msg_long: float = 5.0
+    current_demand: float = 0.25
+    communication_setup: float = 20.0
+    ongoing: float = 60.0
+    cable_check: float = 40.0
+    precharge: float = 7.0
+
+    def message_timeout(self, protocol: str, step: Step | None) -> float:
+        """V2G_EVCC_Msg_Timeout for the response to `step` (None: supportedAppProtocolReq)."""
+        if step is Step.CURRENT_DEMAND:
+            return self.current_demand
+        if protocol == "iso2" and step in _LONG_ISO2:
+            return self.msg_long
+        return self.msg
+
+    def scaled(self, factor: float) -> EvccTimers:
+        """All values multiplied by `factor` (tests use small ones)."""
+        return replace(self, **{f.name: getattr(self, f.name) * factor for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class SeccTimers:
+    """The SECC's timeout and the performance times it checks itself against."""
+
+    sequence: float = 60.0
+    performance: float = 1.5
+    performance_long: float = 4.5
+    performance_current_demand: float = 0.025
+
+    def performance_time(self, protocol: str, step: Step | None) -> float:
+        """V2G_SECC_Msg_Performance_Time for the response to `step`."""
+        if step is Step.CURRENT_DEMAND:
+            return self.performance_current_demand
+        if protocol == "iso2" and step in _LONG_ISO2:
+            return self.performance_long
+        return self.performance

@@ -1,0 +1,117 @@
+"""The `ev` and `secc` commands of the ISO 15118 sub-app (wired into `v2gstack` by the main CLI)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from v2gstack.iso15118 import SeccServer, SimulatedEVSE
+from v2gstack.iso15118.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def secc_thread() -> Iterator[tuple[str, int]]:
+    """A SECC on ::1 running in its own thread and event loop; yields its TCP address."""
+    ready = threading.Event()
+    stop: dict[str, object] = {}
+
+    def main() -> None:
+        """Thread body: run the SECC until told to stop."""
+        async def serve() -> None:
+            """Serve until the stop event is set."""
+            async with SeccServer(SimulatedEVSE, host="::1", sdp=False) as server:
+                stop["address"] = server.addresses()["tcp"]
+                stop["event"] = asyncio.Event()
+                stop["loop"] = asyncio.get_running_loop()
+                ready.set()
+                await stop["event"].wait()  # type: ignore[attr-defined]
+
+        asyncio.run(serve())
+
+    thread = threading.Thread(target=main, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield stop["address"]  # type: ignore[misc]
+    stop["loop"].call_soon_threadsafe(stop["event"].set)  # type: ignore[attr-defined]
+    thread.join(10)
+
+
+@pytest.mark.parametrize(("protocol", "energy"), [("din", "dc"), ("iso2", "ac"), ("iso2", "dc")])
+def test_ev_command(secc_thread: tuple[str, int], tmp_path: Path, protocol: str, energy: str) -> None:
+    """`ev` runs a session, prints each message and writes JSON lines."""
+    log = tmp_path / "ev.jsonl"
+    host, port = secc_thread
+    result = runner.invoke(app, ["ev", "--protocol", protocol, "--energy", energy, "--secc", f"[{host}]:{port}",
+                                 "--loops", "3", "--loop-interval", "0", "--log-json", str(log)])
+    assert result.exit_code == 0, result.output
+    assert "-> appHand:supportedAppProtocolReq" in result.output
+    assert f"<- {protocol}:SessionStopRes ResponseCode=OK" in result.output
+    assert "session OK: SessionStopRes OK (Terminate)" in result.output
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert lines[0]["message"] == "supportedAppProtocolReq" and lines[-1]["message"] == "SessionStopRes"
+    assert {"time", "direction", "namespace", "message", "json", "exi"} <= set(lines[0])
+
+
+def test_ev_command_fails_with_exit_1() -> None:
+    """`ev` exits 1 when the session fails."""
+    with socket.socket(socket.AF_INET6) as s:
+        s.bind(("::1", 0))
+        port = s.getsockname()[1]
+    result = runner.invoke(app, ["ev", "--secc", f"[::1]:{port}", "-q"])
+    assert result.exit_code == 1
+    assert "session FAILED: cannot connect" in result.output
+
+
+def test_ev_command_checks_options() -> None:
+    """Impossible option combinations are usage errors."""
+    assert runner.invoke(app, ["ev", "--protocol", "din", "--energy", "ac"]).exit_code == 2
+    assert runner.invoke(app, ["ev", "--protocol", "iso20"]).exit_code == 2
+    assert runner.invoke(app, ["ev", "--auth", "pnc"]).exit_code == 2
+
+
+def test_secc_command_with_tls(tmp_path: Path) -> None:
+    """`secc --tls` serves one session to `ev --tls` verifying the written root, then exits 0."""
+    with socket.socket(socket.AF_INET6) as s:
+        s.bind(("::1", 0))
+        port = s.getsockname()[1]
+    root, secc_log = tmp_path / "root.pem", tmp_path / "secc.jsonl"
+    cmd = [sys.executable, "-c", "from v2gstack.iso15118.cli import app; app()", "secc", "--host", "::1",
+           "--port", str(port), "--tls", "--root-out", str(root), "--no-sdp", "--sessions", "1", "-q",
+           "--log-json", str(secc_log)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("::1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        result = runner.invoke(app, ["ev", "--secc", f"[::1]:{port}", "--tls", "--v2g-root", str(root),
+                                     "--loops", "2", "--loop-interval", "0", "-q"])
+        assert result.exit_code == 0, result.output
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert f"SECC tls listening on [::1]:{port}" in err
+    messages = [json.loads(x)["message"] for x in secc_log.read_text().splitlines()]
+    assert messages[0] == "supportedAppProtocolReq" and messages[-1] == "SessionStopRes"
+
+
+def test_secc_command_reports_setup_errors() -> None:
+    """An unannounceable address or a missing interface is a clean usage error."""
+    assert runner.invoke(app, ["secc", "--host", "::"]).exit_code == 2
+    result = runner.invoke(app, ["secc", "--iface", "no-such-if0"])
+    assert result.exit_code == 2 and "no network interface named 'no-such-if0'" in result.output
