@@ -164,6 +164,9 @@ class SeccServer:
             except ConnectionClosedError:
                 session.on_closed("EVCC closed the connection")
                 return
+            except ConnectionResetError:  # the EV closed abruptly (TCP RST), e.g. right after its own timeout
+                session.on_closed("EVCC closed the connection (reset)")
+                return
             except (ConnectionError, OSError) as e:
                 session.on_closed(f"connection error: {e}")
                 return
