@@ -6,6 +6,7 @@ PKI_PATH, ...) and, for the EVCC, one of its example JSON files (EVCC_CONFIG_PAT
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -36,9 +37,26 @@ def _env(workdir: Path, iface: str, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def secc_command(prefix: list[str], workdir: Path, iface: str, protocols: list[str]) -> tuple[list[str], dict]:
-    """argv and environment of the reference SECC (EIM only, no TLS) on `iface`."""
+def make_pki(workdir: Path) -> None:
+    """The reference's own test PKI (its create_certs.sh, ISO 15118-2 layout) under workdir/pki, where PKI_PATH
+    points; needs openssl. Its SECC then serves TLS with seccLeafCert <- CPO sub-CA 2 <- sub-CA 1 <- V2G root."""
+    pki = workdir / "pki"
+    pki.mkdir(parents=True, exist_ok=True)
+    source = site_packages() / "iso15118" / "shared" / "pki"
+    if not (pki / "configs").exists():
+        (pki / "configs").symlink_to(source / "configs")  # the script reads its openssl configs from ./configs
+    subprocess.run(["bash", str(source / "create_certs.sh"), "-v", "iso-2"], cwd=pki, check=True,
+                   capture_output=True, timeout=120)
+    if not (pki / "iso15118_2" / "certs" / "seccLeafCert.pem").exists():
+        raise RuntimeError("the reference's create_certs.sh made no SECC certificate")
+
+
+def secc_command(prefix: list[str], workdir: Path, iface: str, protocols: list[str],
+                 tls: bool = False) -> tuple[list[str], dict]:
+    """argv and environment of the reference SECC (EIM only) on `iface`; with `tls`, TLS enforced (make_pki first)."""
     env = _env(workdir, iface, {"PROTOCOLS": ",".join(PROTOCOLS[p] for p in protocols), "AUTH_MODES": "EIM"})
+    if tls:
+        env["SECC_ENFORCE_TLS"] = "true"
     return [*prefix, str(PYTHON), "-c", "from iso15118.secc.main import run; run()"], env
 
 
@@ -47,6 +65,17 @@ def evcc_command(prefix: list[str], workdir: Path, iface: str, protocol: str, en
     config = site_packages() / EXAMPLES / EVCC_CONFIGS[(protocol, energy)]
     env = _env(workdir, iface, {"EVCC_CONFIG_PATH": str(config)})
     return [*prefix, str(PYTHON), "-c", "from iso15118.evcc.main import run; run()"], env
+
+
+def evcc_config_copy(workdir: Path, protocol: str, energy: str, **changes: object) -> Path:
+    """The reference's example EVCC config for protocol/energy with `changes` (e.g. useTls=True), written to
+    workdir/config.json; point EVCC_CONFIG_PATH at it."""
+    config = json.loads((site_packages() / EXAMPLES / EVCC_CONFIGS[(protocol, energy)]).read_text())
+    config.update(changes)
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "config.json"
+    path.write_text(json.dumps(config))
+    return path
 
 
 def start(argv: list[str], env: dict, workdir: Path, log_name: str) -> subprocess.Popen[bytes]:

@@ -28,6 +28,7 @@ from .msglog import JsonLinesWriter, MessageRecord, MessageSink, fan_out
 from .sdp import SDP_PORT
 from .secc import SeccConfig
 from .secc_server import SeccServer
+from .timers import EvccTimers
 from .tls import evcc_context, secc_context
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -92,6 +93,10 @@ def ev_command(
     capacity: Annotated[float, typer.Option("--capacity", help="Battery capacity, kWh")] = 60.0,
     speedup: Annotated[float, typer.Option("--speedup", help="Simulated seconds of charging per real second")] = 1.0,
     evcc_id: Annotated[str, typer.Option("--evcc-id", help="EVCCID (MAC address, hex)")] = "0A1B2C3D4E5F",
+    precharge_tolerance: Annotated[float, typer.Option(
+        "--precharge-tolerance", help="PreCharge done when the EVSE is this close to the target, V")] = 20.0,
+    timeout_scale: Annotated[float, typer.Option(
+        "--timeout-scale", help="Multiply the standard's EVCC timeouts (slow test chargers)")] = 1.0,
     pause: Annotated[bool, typer.Option(
         "--pause", help="End with SessionStop Pause instead of Terminate (-2)")] = False,
     resume: Annotated[str | None, typer.Option("--resume", help="SessionID of a paused session to resume")] = None,
@@ -108,7 +113,8 @@ def ev_command(
         raise typer.BadParameter("give --iface or --secc, not both")
     try:
         config = EvccConfig(protocols=_protocols(protocol), energy=energy, loops=loops, loop_interval=loop_interval,
-                            evcc_id=evcc_id, stop="Pause" if pause else "Terminate", resume_session_id=resume)
+                            evcc_id=evcc_id, stop="Pause" if pause else "Terminate", resume_session_id=resume,
+                            precharge_tolerance=precharge_tolerance, timers=EvccTimers().scaled(timeout_scale))
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     ev = EVModel(capacity_wh=capacity * 1000, soc=soc, target_soc=target_soc, speedup=speedup)

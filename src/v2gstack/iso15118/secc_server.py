@@ -7,8 +7,10 @@ controller) ends that connection with a log line and leaves the others running.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
+import random
 import ssl
 import time
 from collections import deque
@@ -27,6 +29,28 @@ from .v2gtp import DEFAULT_MAX_PAYLOAD, V2GTPError
 
 log = logging.getLogger("v2gstack.iso15118.secc")
 
+DYNAMIC_PORTS = (49152, 65535)
+"""[V2G2-064]/[DIN 70121]: the SECC's TCP/TLS port, announced by SDP, is in the dynamic range; EVCCs check it."""
+
+
+async def _listen(handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], object], host: str, port: int,
+                  context: ssl.SSLContext | None = None) -> asyncio.Server:
+    """A listener on `port`, or with port 0 on a free port of the dynamic range (the OS's ephemeral range is wider).
+
+    The OS picks ephemeral ports from 32768 up on Linux; an SDP answer with such a port is rejected by EVCCs that
+    check the standard's range, so port 0 means "a random free port in 49152-65535" here.
+    """
+    if port:
+        return await asyncio.start_server(handler, host, port, ssl=context)
+    low, high = DYNAMIC_PORTS
+    for _ in range(64):
+        try:
+            return await asyncio.start_server(handler, host, random.randint(low, high), ssl=context)
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, f"no free port in {low}-{high}")
+
 
 class SeccServer:
     """Serves many concurrent EVCC sessions."""
@@ -35,7 +59,9 @@ class SeccServer:
                  host: str = "::1", port: int = 0, tcp: bool = True, tls: ssl.SSLContext | None = None,
                  tls_port: int = 0, iface: str | None = None, sdp: bool = True, sdp_port: int = SDP_PORT,
                  on_message: MessageSink | None = None, max_payload: int = DEFAULT_MAX_PAYLOAD,
-                 keep_finished: int = 1000) -> None:
+                 keep_finished: int = 1000, on_handled: Callable[[str, float], None] | None = None) -> None:
+        """`on_handled(response name, seconds)` is called after each response is sent, with the time from the
+        request's last byte read to the response written (what V2G_SECC_Msg_Performance_Time limits)."""
         if not tcp and tls is None:
             raise ValueError("enable TCP, TLS or both")
         self.controller_factory = controller_factory
@@ -48,6 +74,7 @@ class SeccServer:
         self.tcp, self.tls = tcp, tls
         self.sdp, self.sdp_port = sdp, sdp_port
         self.on_message = on_message
+        self.on_handled = on_handled
         self.max_payload = max_payload
         self.paused = PausedSessions()
         self.active: set[SeccSession] = set()
@@ -64,12 +91,11 @@ class SeccServer:
     async def start(self) -> None:
         """Open the listeners and the SDP responder."""
         if self.tcp:
-            self._tcp_server = await asyncio.start_server(lambda r, w: self._accept(r, w, False), self.host,
-                                                          self.port)
+            self._tcp_server = await _listen(lambda r, w: self._accept(r, w, False), self.host, self.port)
             self._servers.append(self._tcp_server)
         if self.tls is not None:
-            self._tls_server = await asyncio.start_server(lambda r, w: self._accept(r, w, True), self.host,
-                                                          self.tls_port, ssl=self.tls)
+            self._tls_server = await _listen(lambda r, w: self._accept(r, w, True), self.host, self.tls_port,
+                                             context=self.tls)
             self._servers.append(self._tls_server)
         if self.sdp:
             self._sdp = await start_sdp_server(self.sdp_answer, host=self.host.split("%")[0], port=self.sdp_port,
@@ -187,6 +213,8 @@ class SeccServer:
                 if elapsed > limit:
                     log.warning("%s: %s took %.1f ms, over the %.0f ms performance time", session.label, reply.name,
                                 elapsed * 1000, limit * 1000)
+                if self.on_handled is not None:
+                    self.on_handled(reply.name, elapsed)
                 self._record("tx", reply.ns, reply.doc, data, stream, session)
             if reply.close:
                 return
