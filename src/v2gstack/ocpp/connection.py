@@ -247,7 +247,9 @@ class Connection:
                 except TimeoutError:
                     raise CallTimeoutError(f"{self.station_id}: no answer to {action} {mid} in {wait}s") from None
         finally:
-            self._waiters.pop(mid, None)
+            waiter = self._waiters.pop(mid, None)
+            if waiter is not None and waiter.done() and not waiter.cancelled():
+                waiter.exception()  # retrieved: a close during send() set one we raise our own error for
             self.engine.forget(mid)
 
     async def send(self, action: str, payload: dict[str, Any]) -> None:
@@ -273,9 +275,8 @@ class Connection:
         await self._closed.wait()
 
     def _mark_closed(self) -> None:
-        """Fail outstanding calls once the websocket is gone."""
+        """Fail outstanding calls once the websocket is gone (call() pops and reads its own waiter)."""
         self._closed.set()
         for mid, fut in list(self._waiters.items()):
             if not fut.done():
                 fut.set_exception(ConnectionClosedError(f"{self.station_id}: connection closed awaiting {mid}"))
-        self._waiters.clear()
