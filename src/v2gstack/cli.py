@@ -10,6 +10,7 @@ import typer
 from . import exi
 from .iso15118.cli import ev_command, secc_command
 from .pki.cli import app as pki_app
+from .station.cli import app as station_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="v2gstack: the smart-charging chain in Python.")
 exi_app = typer.Typer(no_args_is_help=True, help="Encode and decode ISO 15118 / DIN 70121 EXI messages.")
@@ -17,6 +18,7 @@ app.add_typer(exi_app, name="exi")
 app.add_typer(pki_app, name="pki")
 app.command("ev")(ev_command)
 app.command("secc")(secc_command)
+app.add_typer(station_app, name="station")
 
 NS_HELP = f"Namespace: {', '.join(exi.NAMESPACES)}"
 

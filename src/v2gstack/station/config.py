@@ -1,0 +1,39 @@
+"""Settings of one simulated charging station (what the CLI and the tests choose)."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..ocpp import BackOff
+
+
+@dataclass
+class StationConfig:
+    """Identity, CSMS endpoint, hardware and timing of a charging station."""
+
+    station_id: str
+    csms_url: str
+    evses: int = 1
+    password: str | None = None
+    version: str = "2.0.1"
+    state_dir: Path | None = None  # offline queue + device model; None keeps them in memory
+    model: str = "v2gstack-sim"
+    vendor: str = "v2gstack"
+    serial_number: str | None = None
+    firmware_version: str = "0.1.0"
+    max_power_w: float = 11000.0
+    time_scale: float = 1.0  # real seconds per simulated second; < 1 runs the simulation faster
+    boot_retry_s: float = 30.0  # wait before re-sending BootNotification when the CSMS gives interval 0
+    backoff: BackOff | None = None  # reconnect waits; default from the RetryBackOff* variables
+    call_timeout: float | None = None  # default OCPPCommCtrlr.MessageTimeout
+    ssl: ssl.SSLContext | None = None
+    ping_interval: float | None = 60.0
+
+    @property
+    def security_profile(self) -> int:
+        """The security profile the URL and credentials make up."""
+        if self.csms_url.startswith("wss:"):
+            return 2 if self.password else 3
+        return 1 if self.password else 0

@@ -1,0 +1,313 @@
+"""The OCPP 2.0.1 device model: components, variables, their Actual attribute, mutability, type checks, reports."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Key = tuple[str, str | None, int | None, str, str | None]  # component, instance, evse id, variable, var instance
+
+
+@dataclass(slots=True)
+class Variable:
+    """One variable of one component, with its Actual value and characteristics."""
+
+    component: str
+    name: str
+    value: str
+    data_type: str = "string"  # string, decimal, integer, dateTime, boolean, OptionList, SequenceList, MemberList
+    mutability: str = "ReadWrite"  # ReadOnly, WriteOnly, ReadWrite
+    values_list: str | None = None  # for OptionList / MemberList / SequenceList
+    unit: str | None = None
+    evse: int | None = None
+    instance: str | None = None
+    persistent: bool = True
+    min_limit: float | None = None
+
+    @property
+    def key(self) -> Key:
+        """The identity of the variable in the model."""
+        return (self.component, None, self.evse, self.name, self.instance)
+
+    def component_json(self) -> dict[str, Any]:
+        """The ComponentType object naming this variable's component."""
+        c: dict[str, Any] = {"name": self.component}
+        if self.evse is not None:
+            c["evse"] = {"id": self.evse}
+        return c
+
+    def variable_json(self) -> dict[str, Any]:
+        """The VariableType object naming this variable."""
+        v: dict[str, Any] = {"name": self.name}
+        if self.instance is not None:
+            v["instance"] = self.instance
+        return v
+
+    def check(self, value: str) -> str | None:
+        """Why `value` is not acceptable for this variable (None if it is)."""
+        try:
+            if self.data_type == "integer":
+                n = int(value)
+                if self.min_limit is not None and n < self.min_limit:
+                    return f"below {self.min_limit:g}"
+            elif self.data_type == "decimal":
+                float(value)
+            elif self.data_type == "boolean" and value not in ("true", "false"):
+                return "not true/false"
+        except ValueError:
+            return f"not {self.data_type}"
+        allowed = [x.strip() for x in (self.values_list or "").split(",") if x.strip()]
+        if allowed:
+            items = [value] if self.data_type == "OptionList" else [x.strip() for x in value.split(",") if x.strip()]
+            bad = [x for x in items if x not in allowed]
+            if bad or (self.data_type == "OptionList" and not items):
+                return f"not in {self.values_list}"
+        return None
+
+
+def _comm(name: str, value: str, dtype: str = "integer", *args: Any, **kw: Any) -> Variable:
+    """An OCPPCommCtrlr variable."""
+    return Variable("OCPPCommCtrlr", name, value, dtype, *args, **kw)
+
+
+TX_POINTS = "ParkingBayOccupancy,EVConnected,Authorized,DataSigned,PowerPathClosed,EnergyTransfer"
+MEASURANDS = ("Energy.Active.Import.Register,Energy.Active.Export.Register,Power.Active.Import,Power.Active.Export,"
+              "Current.Import,Current.Export,Voltage,SoC")
+
+
+def standard_variables(station_id: str, evses: int, *, model: str, vendor: str, security_profile: int,
+                       max_power_w: float) -> list[Variable]:
+    """The components and variables this station implements, with their defaults."""
+    b = "boolean"
+    out = [
+        Variable("ChargingStation", "AvailabilityState", "Available", "OptionList", "ReadOnly",
+                 "Available,Occupied,Reserved,Unavailable,Faulted", persistent=False),
+        Variable("ChargingStation", "Available", "true", b, "ReadOnly", persistent=False),
+        Variable("ChargingStation", "Model", model, mutability="ReadOnly"),
+        Variable("ChargingStation", "VendorName", vendor, mutability="ReadOnly"),
+        Variable("ChargingStation", "SupplyPhases", "3", "integer", "ReadOnly"),
+        _comm("HeartbeatInterval", "300", min_limit=1, unit="s"),
+        _comm("MessageTimeout", "30", instance="Default", min_limit=1, unit="s"),
+        _comm("MessageAttemptInterval", "10", instance="TransactionEvent", min_limit=0, unit="s"),
+        _comm("MessageAttempts", "3", instance="TransactionEvent", min_limit=1),
+        _comm("NetworkConfigurationPriority", "0", "SequenceList", values_list="0"),
+        _comm("NetworkProfileConnectionAttempts", "3", min_limit=1),
+        _comm("OfflineThreshold", "60", min_limit=0, unit="s"),
+        _comm("RetryBackOffRepeatTimes", "5", min_limit=0),
+        _comm("RetryBackOffRandomRange", "10", min_limit=0, unit="s"),
+        _comm("RetryBackOffWaitMinimum", "3", min_limit=0, unit="s"),
+        _comm("ResetRetries", "2", min_limit=0),
+        _comm("UnlockOnEVSideDisconnect", "true", b),
+        _comm("WebSocketPingInterval", "60", min_limit=0, unit="s"),
+        _comm("FileTransferProtocols", "HTTPS", "MemberList", "ReadOnly", "HTTP,HTTPS"),
+        Variable("SampledDataCtrlr", "Enabled", "true", b),
+        Variable("SampledDataCtrlr", "TxUpdatedInterval", "60", "integer", min_limit=0, unit="s"),
+        Variable("SampledDataCtrlr", "TxUpdatedMeasurands", MEASURANDS, "MemberList", values_list=MEASURANDS),
+        Variable("SampledDataCtrlr", "TxStartedMeasurands", MEASURANDS, "MemberList", values_list=MEASURANDS),
+        Variable("SampledDataCtrlr", "TxEndedMeasurands", MEASURANDS, "MemberList", values_list=MEASURANDS),
+        Variable("SampledDataCtrlr", "TxEndedInterval", "0", "integer", min_limit=0, unit="s"),
+        Variable("AlignedDataCtrlr", "Interval", "0", "integer", min_limit=0, unit="s"),
+        Variable("AlignedDataCtrlr", "Measurands", MEASURANDS, "MemberList", values_list=MEASURANDS),
+        Variable("AuthCtrlr", "Enabled", "true", b),
+        Variable("AuthCtrlr", "AuthorizeRemoteStart", "true", b),
+        Variable("AuthCtrlr", "LocalAuthorizeOffline", "true", b),
+        Variable("AuthCtrlr", "LocalPreAuthorize", "false", b),
+        Variable("AuthCtrlr", "OfflineTxForUnknownIdEnabled", "false", b),
+        Variable("AuthCtrlr", "DisableRemoteAuthorization", "false", b),
+        Variable("AuthCacheCtrlr", "Enabled", "true", b),
+        Variable("AuthCacheCtrlr", "Available", "true", b, "ReadOnly"),
+        Variable("AuthCacheCtrlr", "LifeTime", "86400", "integer", min_limit=0, unit="s"),
+        Variable("LocalAuthListCtrlr", "Enabled", "true", b),
+        Variable("LocalAuthListCtrlr", "Available", "true", b, "ReadOnly"),
+        Variable("LocalAuthListCtrlr", "Entries", "0", "integer", "ReadOnly", persistent=False),
+        Variable("LocalAuthListCtrlr", "ItemsPerMessage", "100", "integer", "ReadOnly"),
+        Variable("LocalAuthListCtrlr", "BytesPerMessage", "65536", "integer", "ReadOnly"),
+        Variable("TxCtrlr", "TxStartPoint", "EVConnected,Authorized", "MemberList", values_list=TX_POINTS),
+        Variable("TxCtrlr", "TxStopPoint", "EVConnected,Authorized", "MemberList", values_list=TX_POINTS),
+        Variable("TxCtrlr", "EVConnectionTimeOut", "60", "integer", min_limit=0, unit="s"),
+        Variable("TxCtrlr", "StopTxOnEVSideDisconnect", "true", b),
+        Variable("TxCtrlr", "StopTxOnInvalidId", "true", b),
+        Variable("TxCtrlr", "MaxEnergyOnInvalidId", "0", "integer", min_limit=0, unit="Wh"),
+        Variable("DeviceDataCtrlr", "ItemsPerMessage", "50", "integer", "ReadOnly", instance="GetVariables"),
+        Variable("DeviceDataCtrlr", "ItemsPerMessage", "50", "integer", "ReadOnly", instance="SetVariables"),
+        Variable("DeviceDataCtrlr", "BytesPerMessage", "65536", "integer", "ReadOnly", instance="GetVariables"),
+        Variable("DeviceDataCtrlr", "BytesPerMessage", "65536", "integer", "ReadOnly", instance="SetVariables"),
+        Variable("DeviceDataCtrlr", "ReportItemsPerMessage", "20", "integer", "ReadOnly", persistent=False),
+        Variable("SecurityCtrlr", "SecurityProfile", str(security_profile), "integer", "ReadOnly"),
+        Variable("SecurityCtrlr", "Identity", station_id, mutability="ReadOnly"),
+        Variable("SecurityCtrlr", "BasicAuthPassword", "", mutability="WriteOnly"),
+        Variable("SecurityCtrlr", "OrganizationName", "v2gstack"),
+    ]
+    for e in range(1, evses + 1):
+        out += [
+            Variable("EVSE", "AvailabilityState", "Available", "OptionList", "ReadOnly",
+                     "Available,Occupied,Reserved,Unavailable,Faulted", evse=e, persistent=False),
+            Variable("EVSE", "Available", "true", b, "ReadOnly", evse=e, persistent=False),
+            Variable("EVSE", "Power", f"{max_power_w:g}", "decimal", "ReadOnly", unit="W", evse=e),
+            Variable("EVSE", "SupplyPhases", "3", "integer", "ReadOnly", evse=e),
+        ]
+    return out
+
+
+@dataclass
+class DeviceModel:
+    """All variables of the station, looked up by component/variable names; persisted to a JSON file if given."""
+
+    variables: list[Variable]
+    path: Path | None = None
+    on_change: list[Callable[[Variable], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._by_key: dict[Key, Variable] = {v.key: v for v in self.variables}
+        self._components = {(v.component, v.evse) for v in self.variables}
+        self._load()
+
+    def __iter__(self) -> Iterator[Variable]:
+        """Every variable, in definition order."""
+        return iter(self.variables)
+
+    def find(self, component: str, name: str, *, evse: int | None = None, instance: str | None = None,
+             ) -> Variable | None:
+        """The variable, or None."""
+        return self._by_key.get((component, None, evse, name, instance))
+
+    def value(self, component: str, name: str, *, evse: int | None = None, instance: str | None = None) -> str:
+        """The Actual value of a variable the station itself relies on (KeyError if it is missing)."""
+        v = self.find(component, name, evse=evse, instance=instance)
+        if v is None:
+            raise KeyError(f"{component}.{name}")
+        return v.value
+
+    def int(self, component: str, name: str, **kw: Any) -> int:
+        """An integer variable's value."""
+        return int(self.value(component, name, **kw))
+
+    def bool(self, component: str, name: str, **kw: Any) -> bool:
+        """A boolean variable's value."""
+        return self.value(component, name, **kw) == "true"
+
+    def members(self, component: str, name: str, **kw: Any) -> list[str]:
+        """A MemberList/SequenceList variable's items."""
+        return [x.strip() for x in self.value(component, name, **kw).split(",") if x.strip()]
+
+    def put(self, component: str, name: str, value: str, **kw: Any) -> None:
+        """Set a value from inside the station (no mutability check: e.g. AvailabilityState, HeartbeatInterval)."""
+        v = self.find(component, name, **kw)
+        if v is not None and v.value != value:
+            v.value = value
+            self._changed(v)
+
+    # ----- GetVariables / SetVariables -----
+
+    def _locate(self, component: dict[str, Any], variable: dict[str, Any]) -> tuple[str, Variable | None]:
+        """Resolve a request's component/variable to a status and the variable."""
+        evse = (component.get("evse") or {}).get("id")
+        if component.get("instance") is not None or (component["name"], evse) not in self._components:
+            return "UnknownComponent", None
+        v = self._by_key.get((component["name"], None, evse, variable["name"], variable.get("instance")))
+        return ("Accepted", v) if v is not None else ("UnknownVariable", None)
+
+    def get_variable(self, item: dict[str, Any]) -> dict[str, Any]:
+        """One getVariableResult for one getVariableData item."""
+        status, v = self._locate(item["component"], item["variable"])
+        result: dict[str, Any] = {"component": item["component"], "variable": item["variable"]}
+        attr = item.get("attributeType", "Actual")
+        if attr != "Actual":
+            result["attributeType"] = attr
+        if v is not None and attr != "Actual":
+            status = "NotSupportedAttributeType"
+        elif v is not None and v.mutability == "WriteOnly":
+            status = "Rejected"
+        result["attributeStatus"] = status
+        if status == "Accepted" and v is not None:
+            result["attributeValue"] = v.value
+        return result
+
+    def set_variable(self, item: dict[str, Any]) -> dict[str, Any]:
+        """One setVariableResult for one setVariableData item (applies the value when Accepted)."""
+        status, v = self._locate(item["component"], item["variable"])
+        result: dict[str, Any] = {"component": item["component"], "variable": item["variable"]}
+        attr = item.get("attributeType", "Actual")
+        if attr != "Actual":
+            result["attributeType"] = attr
+        if v is not None:
+            problem = None
+            if attr != "Actual":
+                status = "NotSupportedAttributeType"
+            elif v.mutability == "ReadOnly":
+                status, problem = "Rejected", "ReadOnly"
+            else:
+                problem = v.check(item["attributeValue"])
+                status = "Rejected" if problem else "Accepted"
+            if problem:
+                result["attributeStatusInfo"] = {"reasonCode": "InvalidValue" if problem != "ReadOnly"
+                                                 else "ReadOnly", "additionalInfo": problem[:512]}
+            if status == "Accepted" and v.value != item["attributeValue"]:
+                v.value = item["attributeValue"]
+                self._changed(v)
+        result["attributeStatus"] = status
+        return result
+
+    # ----- reports -----
+
+    def report(self, base: str) -> list[dict[str, Any]]:
+        """The reportData items of a GetBaseReport of kind `base`."""
+        out = []
+        for v in self.variables:
+            if base == "ConfigurationInventory" and v.mutability == "ReadOnly":
+                continue
+            if base == "SummaryInventory" and v.name not in ("AvailabilityState", "Available"):
+                continue
+            attr: dict[str, Any] = {"type": "Actual", "mutability": v.mutability, "persistent": v.persistent}
+            if v.mutability != "WriteOnly":
+                attr["value"] = v.value
+            chars: dict[str, Any] = {"dataType": v.data_type, "supportsMonitoring": False}
+            if v.unit:
+                chars["unit"] = v.unit
+            if v.values_list:
+                chars["valuesList"] = v.values_list
+            if v.min_limit is not None:
+                chars["minLimit"] = v.min_limit
+            out.append({"component": v.component_json(), "variable": v.variable_json(),
+                        "variableAttribute": [attr], "variableCharacteristics": chars})
+        return out
+
+    # ----- persistence -----
+
+    def _changed(self, v: Variable) -> None:
+        """Persist and tell the listeners."""
+        if v.persistent:
+            self._save()
+        for cb in self.on_change:
+            cb(v)
+
+    def _save(self) -> None:
+        """Write persistent values to the JSON file, atomically."""
+        if self.path is None:
+            return
+        data = [[v.component, v.evse, v.name, v.instance, v.value] for v in self.variables if v.persistent]
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def _load(self) -> None:
+        """Read values saved by an earlier run (unknown entries are ignored)."""
+        if self.path is None or not self.path.exists():
+            return
+        for component, evse, name, instance, value in json.loads(self.path.read_text(encoding="utf-8")):
+            v = self.find(component, name, evse=evse, instance=instance)
+            if v is not None and v.persistent and v.mutability != "ReadOnly":
+                v.value = value
+
+
+def chunks(items: Iterable[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    """Split report items into NotifyReport-sized parts (at least one part, possibly empty)."""
+    lst = list(items)
+    return [lst[i:i + size] for i in range(0, len(lst), size)] or [[]]
