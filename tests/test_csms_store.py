@@ -53,11 +53,11 @@ def _event(seq: int, event_type: str, trigger: str, energy: float, **info: str) 
 
 
 def test_passwords_are_hashed_and_checked() -> None:
-    stored = hash_password("s3cret-Passw0rd")
+    stored = hash_password("s3cret-Passw0rd-1")
     assert "s3cret" not in stored and stored.startswith("scrypt$")
-    assert check_password("s3cret-Passw0rd", stored)
+    assert check_password("s3cret-Passw0rd-1", stored)
     assert not check_password("wrong", stored)
-    assert not check_password("s3cret-Passw0rd", None)
+    assert not check_password("s3cret-Passw0rd-1", None)
 
 
 def test_urls() -> None:
@@ -70,12 +70,12 @@ def test_urls() -> None:
 def test_station_registry_and_id_tokens(db_url: str) -> None:
     store = Store(db_url)
     try:
-        store.add_station("CS-1", password="s3cret-Passw0rd", security_profile=2)
+        store.add_station("CS-1", password="s3cret-Passw0rd-1", security_profile=2)
         with pytest.raises(StoreError, match="already registered"):
             store.add_station("CS-1")
-        assert store.check_station_password("CS-1", "s3cret-Passw0rd")
+        assert store.check_station_password("CS-1", "s3cret-Passw0rd-1")
         assert not store.check_station_password("CS-1", "nope")
-        assert not store.check_station_password("CS-404", "s3cret-Passw0rd")
+        assert not store.check_station_password("CS-404", "s3cret-Passw0rd-1")
         store.record_boot("CS-1", {"chargingStation": {"vendorName": "V", "model": "M"}, "reason": "PowerUp"},
                           "Accepted")
         store.record_status("CS-1", 1, 1, "Occupied")

@@ -8,6 +8,7 @@ import sys
 import typer
 
 from . import exi
+from .csms.cli import app as csms_app
 from .iso15118.cli import ev_command, secc_command
 from .pki.cli import app as pki_app
 from .station.cli import app as station_app
@@ -19,6 +20,7 @@ app.add_typer(pki_app, name="pki")
 app.command("ev")(ev_command)
 app.command("secc")(secc_command)
 app.add_typer(station_app, name="station")
+app.add_typer(csms_app, name="csms")
 
 NS_HELP = f"Namespace: {', '.join(exi.NAMESPACES)}"
 

@@ -37,6 +37,7 @@ class IdToken(Base):
     status: Mapped[str] = mapped_column(String(30), default="Accepted")
     group_id: Mapped[str | None] = mapped_column(String(255))
     account: Mapped[str | None] = mapped_column(String(255))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # Expired after this instant
 
 
 class Transaction(Base):
@@ -99,3 +100,21 @@ class MeterValue(Base):
     context: Mapped[str | None] = mapped_column(String(30))
     value: Mapped[float] = mapped_column(Float)
     unit: Mapped[str | None] = mapped_column(String(20))
+
+
+class MessageLog(Base):
+    """An OCPP message the CSMS exchanged that concerns a session (for the cross-protocol timeline).
+
+    `session_id` holds the ISO 15118 SessionID when the message carries or mirrors ISO 15118 facts.
+    """
+
+    __tablename__ = "message_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48), index=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    direction: Mapped[str] = mapped_column(String(2))  # "rx" (from the station) or "tx" (to it)
+    action: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[dict] = mapped_column(JSON)
+    response: Mapped[dict | None] = mapped_column(JSON)
+    transaction_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    session_id: Mapped[str | None] = mapped_column(String(40), index=True)

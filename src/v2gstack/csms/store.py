@@ -9,19 +9,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import Base, IdToken, MeterValue, Station, Transaction, TransactionEvent
+from ..ocpp.auth import valid_station_id
+from .models import Base, IdToken, MessageLog, MeterValue, Station, Transaction, TransactionEvent
 
 DEFAULT_URL = "sqlite:///v2gstack-csms.db"
+T = TypeVar("T")
 
 
 class StoreError(ValueError):
@@ -37,19 +39,24 @@ def engine_url(url: str) -> str:
     raise StoreError(f"unsupported database URL {url.split('://', 1)[0]!r}: use sqlite:///FILE or postgresql://...")
 
 
-def hash_password(password: str) -> str:
-    """scrypt hash with a random salt, as `scrypt$<salt hex>$<hash hex>`."""
+SCRYPT_N = 2**14
+
+
+def hash_password(password: str, n: int = SCRYPT_N) -> str:
+    """scrypt hash with a random salt, as `scrypt$<n>$<salt hex>$<hash hex>`."""
     salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
-    return f"scrypt${salt.hex()}${digest.hex()}"
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=8, p=1)
+    return f"scrypt${n}${salt.hex()}${digest.hex()}"
 
 
 def check_password(password: str, stored: str | None) -> bool:
-    """Constant-time check of a password against `hash_password` output."""
+    """Constant-time check of a password against `hash_password` output (also the older form without n)."""
     if not stored or not stored.startswith("scrypt$"):
         return False
-    _, salt_hex, digest_hex = stored.split("$")
-    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), n=2**14, r=8, p=1)
+    parts = stored.split("$")
+    n, salt_hex, digest_hex = (SCRYPT_N, *parts[1:]) if len(parts) == 3 else (int(parts[1]), *parts[2:])
+    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), n=int(n), r=8, p=1,
+                            maxmem=256 * int(n) * 8 + 2**20)
     return hmac.compare_digest(digest.hex(), digest_hex)
 
 
@@ -60,13 +67,19 @@ def _parse_time(value: str | None) -> datetime:
 
 
 class Store:
-    """The CSMS database: one engine, short sessions per operation."""
+    """The CSMS database: one engine, short sessions per operation.
+
+    Every operation is a function of an open SQLAlchemy session (the `op_*` functions below), so the same code runs
+    alone (`store.record_transaction_event(...)`) or batched with others in one database transaction by the
+    StoreWorker (csms/worker.py), which is how the server writes: one commit for many stations' messages.
+    """
 
     def __init__(self, url: str = DEFAULT_URL) -> None:
         self.url = url
         self.engine: Engine = create_engine(engine_url(url), future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -78,16 +91,37 @@ class Store:
         with self._sessions() as s, s.begin():
             yield s
 
+    def run(self, op: Callable[..., T], *args: Any) -> T:
+        """Run one `op(session, *args)` in its own database transaction."""
+        with self.session() as s:
+            return op(s, *args)
+
     # ------------------------------------------------------------------ stations
     def add_station(self, station_id: str, password: str | None = None, security_profile: int = 1) -> None:
-        if not station_id or len(station_id) > 48:
-            raise StoreError("a station id is 1 to 48 characters")
+        if not valid_station_id(station_id):
+            raise StoreError("a station id is 1 to 48 characters of A-Z a-z 0-9 * - _ = + | @ .")
+        if password is not None and not 16 <= len(password) <= 40:
+            raise StoreError("an OCPP BasicAuthPassword is 16 to 40 characters")
         try:
             with self.session() as s:
                 s.add(Station(id=station_id, security_profile=security_profile,
                               password_hash=hash_password(password) if password else None, connector_status={}))
         except IntegrityError:
             raise StoreError(f"station {station_id!r} is already registered") from None
+
+    def set_station_password(self, station_id: str, password: str | None) -> None:
+        if password is not None and not 16 <= len(password) <= 40:
+            raise StoreError("an OCPP BasicAuthPassword is 16 to 40 characters")
+        with self.session() as s:
+            _station(s, station_id).password_hash = hash_password(password) if password else None
+
+    def delete_station(self, station_id: str) -> bool:
+        with self.session() as s:
+            st = s.get(Station, station_id)
+            if st is None:
+                return False
+            s.delete(st)
+            return True
 
     def station(self, station_id: str) -> Station | None:
         with self.session() as s:
@@ -102,31 +136,18 @@ class Store:
         return st is not None and check_password(password, st.password_hash)
 
     def record_boot(self, station_id: str, payload: dict[str, Any], status: str) -> None:
-        with self.session() as s:
-            st = self._station(s, station_id)
-            cs = payload.get("chargingStation", {})
-            st.vendor, st.model = cs.get("vendorName"), cs.get("model")
-            st.firmware, st.serial_number = cs.get("firmwareVersion"), cs.get("serialNumber")
-            st.boot_status, st.last_seen = status, datetime.now(UTC)
+        self.run(op_record_boot, station_id, payload, status)
 
     def record_status(self, station_id: str, evse_id: int, connector_id: int, status: str) -> None:
-        with self.session() as s:
-            st = self._station(s, station_id)
-            st.connector_status = {**(st.connector_status or {}), f"{evse_id}/{connector_id}": status}
-            st.last_seen = datetime.now(UTC)
-
-    @staticmethod
-    def _station(s: Session, station_id: str) -> Station:
-        st = s.get(Station, station_id)
-        if st is None:
-            raise StoreError(f"unknown station {station_id!r}")
-        return st
+        self.run(op_record_status, station_id, evse_id, connector_id, status)
 
     # ------------------------------------------------------------------ idTokens
     def put_id_token(self, id_token: str, type_: str = "ISO14443", status: str = "Accepted",
-                     group_id: str | None = None, account: str | None = None) -> None:
+                     group_id: str | None = None, account: str | None = None,
+                     expires_at: datetime | None = None) -> None:
         with self.session() as s:
-            s.merge(IdToken(id_token=id_token, type=type_, status=status, group_id=group_id, account=account))
+            s.merge(IdToken(id_token=id_token, type=type_, status=status, group_id=group_id, account=account,
+                            expires_at=expires_at))
 
     def id_token(self, id_token: str, type_: str) -> IdToken | None:
         with self.session() as s:
@@ -134,7 +155,7 @@ class Store:
 
     def id_tokens(self) -> list[IdToken]:
         with self.session() as s:
-            return list(s.scalars(select(IdToken).order_by(IdToken.id_token)))
+            return list(s.scalars(select(IdToken).order_by(IdToken.id_token, IdToken.type)))
 
     def delete_id_token(self, id_token: str, type_: str) -> bool:
         with self.session() as s:
@@ -147,71 +168,196 @@ class Store:
     # ------------------------------------------------------------------ transactions
     def record_transaction_event(self, station_id: str, payload: dict[str, Any]) -> bool:
         """Store a TransactionEventRequest (2.0.1) with its meter values; False if it was already stored."""
-        info = payload["transactionInfo"]
-        tx_id = info["transactionId"]
-        when = _parse_time(payload.get("timestamp"))
-        try:
-            with self.session() as s:
-                self._station(s, station_id)
-                tx = s.get(Transaction, (station_id, tx_id))
-                if tx is None:
-                    tx = Transaction(station_id=station_id, transaction_id=tx_id, started_at=when, iso15118={})
-                    s.add(tx)
-                ev = TransactionEvent(
-                    station_id=station_id, transaction_id=tx_id, seq_no=payload["seqNo"],
-                    event_type=payload["eventType"], trigger_reason=payload["triggerReason"], timestamp=when,
-                    offline=bool(payload.get("offline", False)), payload=payload,
-                )
-                s.add(ev)
-                s.flush()  # the unique (station, transaction, seqNo) key decides here
-                evse = payload.get("evse") or {}
-                tx.evse_id = evse.get("id", tx.evse_id)
-                tx.connector_id = evse.get("connectorId", tx.connector_id)
-                if payload.get("idToken"):
-                    tx.id_token = payload["idToken"].get("idToken")
-                tx.charging_state = info.get("chargingState", tx.charging_state)
-                if payload["eventType"] == "Started":
-                    tx.started_at = when
-                elif payload["eventType"] == "Ended":
-                    tx.state, tx.ended_at = "Ended", when
-                    tx.stopped_reason = info.get("stoppedReason", "Local")
-                if tx.state != "Ended":
-                    tx.state = "Started" if payload["eventType"] == "Started" else "Updated"
-                for mv in payload.get("meterValue", []):
-                    at = _parse_time(mv.get("timestamp"))
-                    for sv in mv.get("sampledValue", []):
-                        s.add(MeterValue(
-                            station_id=station_id, transaction_id=tx_id, event_id=ev.id, timestamp=at,
-                            measurand=sv.get("measurand", "Energy.Active.Import.Register"), phase=sv.get("phase"),
-                            location=sv.get("location"), context=sv.get("context"), value=float(sv["value"]),
-                            unit=(sv.get("unitOfMeasure") or {}).get("unit", _default_unit(sv)),
-                        ))
-        except IntegrityError:
-            return False
-        return True
+        return self.run(op_record_transaction_event, station_id, payload)
+
+    def record_meter_values(self, station_id: str, payload: dict[str, Any]) -> int:
+        """Store a MeterValuesRequest (values outside transactions); returns how many sampled values."""
+        return self.run(op_record_meter_values, station_id, payload)
 
     def link_iso15118(self, station_id: str, transaction_id: str, facts: dict[str, Any]) -> None:
         """Join the ISO 15118 session facts (SessionID, EVCCID, namespace) to an OCPP transaction."""
-        with self.session() as s:
-            tx = s.get(Transaction, (station_id, transaction_id))
-            if tx is None:
-                raise StoreError(f"unknown transaction {transaction_id!r} of station {station_id!r}")
-            tx.iso15118 = {**(tx.iso15118 or {}), **facts}
+        if not self.run(op_link_iso15118, station_id, transaction_id, facts):
+            raise StoreError(f"unknown transaction {transaction_id!r} of station {station_id!r}")
 
-    def transaction(self, station_id: str, transaction_id: str) -> dict[str, Any] | None:
-        """A transaction with its events and meter values, as plain data (for the API and the trace)."""
+    def transaction(self, station_id: str | None, transaction_id: str) -> dict[str, Any] | None:
+        """A transaction with its events and meter values, as plain data (for the API and the trace).
+
+        With station_id None, the transaction is looked up by id over all stations (ids are UUIDs in practice).
+        """
         with self.session() as s:
-            tx = s.get(Transaction, (station_id, transaction_id))
+            if station_id is not None:
+                tx = s.get(Transaction, (station_id, transaction_id))
+            else:
+                tx = s.scalars(select(Transaction).where(Transaction.transaction_id == transaction_id)).first()
             if tx is None:
                 return None
             return _transaction_dict(tx, with_details=True)
 
-    def transactions(self, station_id: str | None = None) -> list[dict[str, Any]]:
+    def transactions(self, station_id: str | None = None, *, state: str | None = None,
+                     limit: int | None = None) -> list[dict[str, Any]]:
         with self.session() as s:
             q = select(Transaction).order_by(Transaction.started_at)
             if station_id is not None:
                 q = q.where(Transaction.station_id == station_id)
+            if state is not None:
+                q = q.where(Transaction.state == state)
+            if limit is not None:
+                q = q.limit(limit)
             return [_transaction_dict(tx, with_details=False) for tx in s.scalars(q)]
+
+    def transaction_by_session(self, session_id: str) -> dict[str, Any] | None:
+        """The transaction linked to an ISO 15118 SessionID (hex), if any."""
+        with self.session() as s:
+            row = s.scalars(select(MessageLog.transaction_id).where(
+                MessageLog.session_id == session_id.upper(), MessageLog.transaction_id.is_not(None))).first()
+            if row is None:
+                for tx in s.scalars(select(Transaction)):
+                    if str((tx.iso15118 or {}).get("sessionId", "")).upper() == session_id.upper():
+                        return _transaction_dict(tx, with_details=True)
+                return None
+            tx = s.scalars(select(Transaction).where(Transaction.transaction_id == row)).first()
+            return None if tx is None else _transaction_dict(tx, with_details=True)
+
+    # ------------------------------------------------------------------ message log
+    def log_message(self, station_id: str, direction: str, action: str, payload: dict[str, Any],
+                    response: dict[str, Any] | None = None, *, transaction_id: str | None = None,
+                    session_id: str | None = None, at: datetime | None = None) -> None:
+        self.run(op_log_message, station_id, direction, action, payload, response, transaction_id, session_id, at)
+
+    def messages(self, *, station_id: str | None = None, transaction_id: str | None = None,
+                 session_id: str | None = None, limit: int = 10000) -> list[dict[str, Any]]:
+        """Logged messages, oldest first, filtered by station, transaction and/or ISO 15118 SessionID."""
+        with self.session() as s:
+            q = select(MessageLog).order_by(MessageLog.id).limit(limit)
+            if station_id is not None:
+                q = q.where(MessageLog.station_id == station_id)
+            if transaction_id is not None and session_id is not None:
+                q = q.where(or_(MessageLog.transaction_id == transaction_id,
+                                MessageLog.session_id == session_id.upper()))
+            elif transaction_id is not None:
+                q = q.where(MessageLog.transaction_id == transaction_id)
+            elif session_id is not None:
+                q = q.where(MessageLog.session_id == session_id.upper())
+            return [{"id": m.id, "stationId": m.station_id, "time": m.time.isoformat(), "direction": m.direction,
+                     "action": m.action, "payload": m.payload, "response": m.response,
+                     "transactionId": m.transaction_id, "sessionId": m.session_id} for m in s.scalars(q)]
+
+
+# ---------------------------------------------------------------------- operations on an open session
+
+
+def _station(s: Session, station_id: str) -> Station:
+    st = s.get(Station, station_id)
+    if st is None:
+        raise StoreError(f"unknown station {station_id!r}")
+    return st
+
+
+def op_record_boot(s: Session, station_id: str, payload: dict[str, Any], status: str) -> None:
+    """A BootNotification and the registration status answered."""
+    st = _station(s, station_id)
+    cs = payload.get("chargingStation", {})
+    st.vendor, st.model = cs.get("vendorName"), cs.get("model")
+    st.firmware, st.serial_number = cs.get("firmwareVersion"), cs.get("serialNumber")
+    st.boot_status, st.last_seen = status, datetime.now(UTC)
+
+
+def op_record_status(s: Session, station_id: str, evse_id: int, connector_id: int, status: str) -> None:
+    """A connector's status from StatusNotification."""
+    st = _station(s, station_id)
+    st.connector_status = {**(st.connector_status or {}), f"{evse_id}/{connector_id}": status}
+    st.last_seen = datetime.now(UTC)
+
+
+def op_seen(s: Session, station_id: str) -> None:
+    """The station sent something (Heartbeat)."""
+    _station(s, station_id).last_seen = datetime.now(UTC)
+
+
+def op_id_token(s: Session, id_token: str, type_: str) -> IdToken | None:
+    """Look an idToken up."""
+    return s.get(IdToken, (id_token, type_))
+
+
+def op_record_transaction_event(s: Session, station_id: str, payload: dict[str, Any]) -> bool:
+    """Store a TransactionEventRequest with its meter values; False (and nothing written) for a replay."""
+    info = payload["transactionInfo"]
+    tx_id = info["transactionId"]
+    when = _parse_time(payload.get("timestamp"))
+    _station(s, station_id)
+    try:
+        with s.begin_nested():
+            ev = TransactionEvent(
+                station_id=station_id, transaction_id=tx_id, seq_no=payload["seqNo"],
+                event_type=payload["eventType"], trigger_reason=payload["triggerReason"], timestamp=when,
+                offline=bool(payload.get("offline", False)), payload=payload,
+            )
+            s.add(ev)
+            s.flush()  # the unique (station, transaction, seqNo) key decides here
+    except IntegrityError:
+        return False
+    tx = s.get(Transaction, (station_id, tx_id))
+    if tx is None:
+        tx = Transaction(station_id=station_id, transaction_id=tx_id, started_at=when, iso15118={}, state="Started")
+        s.add(tx)
+    evse = payload.get("evse") or {}
+    tx.evse_id = evse.get("id", tx.evse_id)
+    tx.connector_id = evse.get("connectorId", tx.connector_id)
+    if payload.get("idToken"):
+        tx.id_token = payload["idToken"].get("idToken")
+    tx.charging_state = info.get("chargingState", tx.charging_state)
+    if payload["eventType"] == "Started":
+        tx.started_at = when
+    elif payload["eventType"] == "Ended":
+        tx.state, tx.ended_at = "Ended", when
+        tx.stopped_reason = info.get("stoppedReason", "Local")
+    if tx.state != "Ended":
+        tx.state = "Started" if payload["eventType"] == "Started" else "Updated"
+    custom = payload.get("customData") or {}
+    if custom.get("vendorId", "").endswith("iso15118"):
+        tx.iso15118 = {**(tx.iso15118 or {}), **{k: v for k, v in custom.items() if k != "vendorId"}}
+    _add_meter_values(s, station_id, tx_id, ev.id, payload.get("meterValue", []))
+    return True
+
+
+def op_record_meter_values(s: Session, station_id: str, payload: dict[str, Any]) -> int:
+    """Store a MeterValuesRequest's sampled values (no transaction)."""
+    _station(s, station_id)
+    return _add_meter_values(s, station_id, None, None, payload.get("meterValue", []))
+
+
+def _add_meter_values(s: Session, station_id: str, tx_id: str | None, event_id: int | None,
+                      meter_values: list[dict[str, Any]]) -> int:
+    count = 0
+    for mv in meter_values:
+        at = _parse_time(mv.get("timestamp"))
+        for sv in mv.get("sampledValue", []):
+            s.add(MeterValue(
+                station_id=station_id, transaction_id=tx_id, event_id=event_id, timestamp=at,
+                measurand=sv.get("measurand", "Energy.Active.Import.Register"), phase=sv.get("phase"),
+                location=sv.get("location"), context=sv.get("context"), value=float(sv["value"]),
+                unit=(sv.get("unitOfMeasure") or {}).get("unit", _default_unit(sv)),
+            ))
+            count += 1
+    return count
+
+
+def op_link_iso15118(s: Session, station_id: str, transaction_id: str, facts: dict[str, Any]) -> bool:
+    """Merge ISO 15118 facts into a transaction; False if the transaction is unknown."""
+    tx = s.get(Transaction, (station_id, transaction_id))
+    if tx is None:
+        return False
+    tx.iso15118 = {**(tx.iso15118 or {}), **facts}
+    return True
+
+
+def op_log_message(s: Session, station_id: str, direction: str, action: str, payload: dict[str, Any],
+                   response: dict[str, Any] | None, transaction_id: str | None, session_id: str | None,
+                   at: datetime | None = None) -> None:
+    """Append one message to the session message log."""
+    s.add(MessageLog(station_id=station_id, time=at or datetime.now(UTC), direction=direction, action=action,
+                     payload=payload, response=response, transaction_id=transaction_id,
+                     session_id=session_id.upper() if session_id else None))
 
 
 def _default_unit(sv: dict[str, Any]) -> str:
@@ -236,9 +382,19 @@ def _transaction_dict(tx: Transaction, with_details: bool) -> dict[str, Any]:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL and full sync: a CSMS killed with SIGKILL loses nothing it acknowledged."""
+    """WAL and full sync: a CSMS killed with SIGKILL loses nothing it acknowledged.
+
+    The driver's own transaction handling is switched off so that SAVEPOINTs (one per batched message) work;
+    `_sqlite_begin` starts each transaction explicitly instead.
+    """
+    dbapi_connection.isolation_level = None
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """BEGIN for SQLite (the driver's implicit BEGIN is off, see _sqlite_pragmas)."""
+    conn.exec_driver_sql("BEGIN")

@@ -1,0 +1,195 @@
+"""The CSMS REST API (FastAPI, OpenAPI docs at /docs): stations, idTokens, transactions, and commands to stations.
+
+Commands take the OCPP request payload exactly as the 2.0.1 schema spells it and return the station's answer;
+the engine validates the payload, so a malformed command is refused with 422 before anything is sent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import Body, FastAPI, HTTPException, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from .service import CommandError, Csms
+from .store import StoreError
+
+# URL command name -> OCPP 2.0.1 action the CSMS may send.
+COMMANDS: dict[str, str] = {
+    "request-start": "RequestStartTransaction",
+    "request-stop": "RequestStopTransaction",
+    "reset": "Reset",
+    "get-variables": "GetVariables",
+    "set-variables": "SetVariables",
+    "trigger-message": "TriggerMessage",
+    "change-availability": "ChangeAvailability",
+    "unlock-connector": "UnlockConnector",
+    "set-charging-profile": "SetChargingProfile",
+    "clear-charging-profile": "ClearChargingProfile",
+    "get-charging-profiles": "GetChargingProfiles",
+    "get-composite-schedule": "GetCompositeSchedule",
+    "get-base-report": "GetBaseReport",
+    "get-transaction-status": "GetTransactionStatus",
+    "data-transfer": "DataTransfer",
+    "clear-cache": "ClearCache",
+    "send-local-list": "SendLocalList",
+    "get-local-list-version": "GetLocalListVersion",
+    "get-installed-certificate-ids": "GetInstalledCertificateIds",
+    "install-certificate": "InstallCertificate",
+    "delete-certificate": "DeleteCertificate",
+    "certificate-signed": "CertificateSigned",
+}
+
+
+class StationIn(BaseModel):
+    """A station to register."""
+
+    id: str = Field(min_length=1, max_length=48, examples=["CS001"])
+    password: str | None = Field(None, min_length=16, max_length=40, description="Basic auth password (profiles 1-2)")
+    securityProfile: int = Field(1, ge=0, le=3)
+
+
+class IdTokenIn(BaseModel):
+    """An idToken and the authorization status the CSMS answers for it."""
+
+    idToken: str = Field(min_length=1, max_length=36, examples=["04A1B2C3"])
+    type: str = Field("ISO14443", examples=["ISO14443", "eMAID", "Central", "KeyCode", "MacAddress"])
+    status: str = Field("Accepted", examples=["Accepted", "Blocked", "Invalid", "Expired"])
+    groupId: str | None = None
+    account: str | None = None
+    expiresAt: datetime | None = None
+
+
+AUTH_STATUSES = {"Accepted", "Blocked", "ConcurrentTx", "Expired", "Invalid", "NoCredit", "NotAllowedTypeEVSE",
+                 "NotAtThisLocation", "NotAtThisTime", "Unknown"}
+TOKEN_TYPES = {"Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress", "NoAuthorization"}
+
+
+def create_app(csms: Csms) -> FastAPI:
+    """The API of one running CSMS."""
+    app = FastAPI(title="v2gstack CSMS", version="0.1",
+                  description="Stations, idTokens, transactions (with meter values and events) and OCPP 2.0.1 "
+                              "commands to connected stations.")
+    store = csms.store
+
+    def station_json(st: Any) -> dict[str, Any]:
+        return {"id": st.id, "online": csms.online(st.id), "securityProfile": st.security_profile,
+                "vendor": st.vendor, "model": st.model, "firmware": st.firmware, "serialNumber": st.serial_number,
+                "bootStatus": st.boot_status, "lastSeen": st.last_seen.isoformat() if st.last_seen else None,
+                "connectorStatus": st.connector_status or {}, "hasPassword": bool(st.password_hash)}
+
+    def token_json(t: Any) -> dict[str, Any]:
+        return {"idToken": t.id_token, "type": t.type, "status": t.status, "groupId": t.group_id,
+                "account": t.account, "expiresAt": t.expires_at.isoformat() if t.expires_at else None}
+
+    @app.get("/api/stations", tags=["stations"])
+    def list_stations() -> list[dict[str, Any]]:
+        """Every registered station, with its connection state and connector statuses."""
+        return [station_json(st) for st in store.stations()]
+
+    @app.post("/api/stations", status_code=201, tags=["stations"])
+    def add_station(body: StationIn) -> dict[str, Any]:
+        """Register a station (it may then connect)."""
+        try:
+            store.add_station(body.id, body.password, body.securityProfile)
+        except StoreError as e:
+            raise HTTPException(409 if "already" in str(e) else 422, str(e)) from None
+        st = store.station(body.id)
+        return station_json(st)
+
+    @app.get("/api/stations/{station_id}", tags=["stations"])
+    def get_station(station_id: str) -> dict[str, Any]:
+        """One station, with its open transactions."""
+        st = store.station(station_id)
+        if st is None:
+            raise HTTPException(404, f"unknown station {station_id!r}")
+        out = station_json(st)
+        out["openTransactions"] = [t for t in store.transactions(station_id) if t["state"] != "Ended"]
+        return out
+
+    @app.delete("/api/stations/{station_id}", status_code=204, tags=["stations"])
+    def delete_station(station_id: str) -> Response:
+        """Remove a station from the registry (its transactions stay)."""
+        try:
+            found = store.delete_station(station_id)
+        except Exception as e:  # transactions reference it
+            raise HTTPException(409, f"station {station_id!r} has recorded data: {type(e).__name__}") from None
+        if not found:
+            raise HTTPException(404, f"unknown station {station_id!r}")
+        return Response(status_code=204)
+
+    @app.get("/api/idtokens", tags=["idtokens"])
+    def list_tokens() -> list[dict[str, Any]]:
+        """Every registered idToken."""
+        return [token_json(t) for t in store.id_tokens()]
+
+    @app.post("/api/idtokens", status_code=201, tags=["idtokens"])
+    def put_token(body: IdTokenIn) -> dict[str, Any]:
+        """Create or replace an idToken."""
+        if body.status not in AUTH_STATUSES:
+            raise HTTPException(422, f"status must be one of {sorted(AUTH_STATUSES)}")
+        if body.type not in TOKEN_TYPES:
+            raise HTTPException(422, f"type must be one of {sorted(TOKEN_TYPES)}")
+        store.put_id_token(body.idToken, body.type, body.status, body.groupId, body.account, body.expiresAt)
+        return token_json(store.id_token(body.idToken, body.type))
+
+    @app.get("/api/idtokens/{token_type}/{id_token}", tags=["idtokens"])
+    def get_token(token_type: str, id_token: str) -> dict[str, Any]:
+        """One idToken."""
+        tok = store.id_token(id_token, token_type)
+        if tok is None:
+            raise HTTPException(404, f"unknown idToken {token_type}:{id_token}")
+        return token_json(tok)
+
+    @app.delete("/api/idtokens/{token_type}/{id_token}", status_code=204, tags=["idtokens"])
+    def delete_token(token_type: str, id_token: str) -> Response:
+        """Remove an idToken (it is then Unknown)."""
+        if not store.delete_id_token(id_token, token_type):
+            raise HTTPException(404, f"unknown idToken {token_type}:{id_token}")
+        return Response(status_code=204)
+
+    @app.get("/api/transactions", tags=["transactions"])
+    def list_transactions(station: str | None = None,
+                          state: str | None = Query(None, pattern="^(Started|Updated|Ended)$"),
+                          limit: int = Query(1000, ge=1, le=100000)) -> list[dict[str, Any]]:
+        """Transactions, oldest first; filter by station and state."""
+        return store.transactions(station, state=state, limit=limit)
+
+    @app.get("/api/transactions/{transaction_id}", tags=["transactions"])
+    def get_transaction(transaction_id: str, station: str | None = None) -> dict[str, Any]:
+        """A transaction with every event, every meter value, and the session messages the CSMS logged."""
+        tx = store.transaction(station, transaction_id)
+        if tx is None:
+            raise HTTPException(404, f"unknown transaction {transaction_id!r}")
+        tx["messages"] = store.messages(station_id=tx["stationId"], transaction_id=transaction_id,
+                                        session_id=(tx["iso15118"] or {}).get("sessionId"))
+        return tx
+
+    @app.post("/api/stations/{station_id}/{command}", tags=["commands"])
+    async def command(station_id: str, command: str,
+                      payload: dict[str, Any] = Body(default_factory=dict,  # noqa: B008 (FastAPI's idiom)
+                                                     examples=[{"idToken": {"idToken": "04A1B2C3",
+                                                                            "type": "ISO14443"}}])) -> Any:
+        """Send an OCPP request to a connected station and return its answer.
+
+        `command` is one of the names in COMMANDS (e.g. `request-start`, `request-stop`, `reset`, `get-variables`,
+        `set-variables`, `trigger-message`, `set-charging-profile`) or `call-<Action>` for any other 2.0.1 action.
+        409: not connected; 422: the payload does not fit the schema; 502: the station refused (CALLERROR);
+        504: no answer in time.
+        """
+        action = COMMANDS.get(command) or (command[5:] if command.startswith("call-") else None)
+        if action is None:
+            raise HTTPException(404, f"unknown command {command!r}; known: {sorted(COMMANDS)} or call-<Action>")
+        if action == "RequestStartTransaction" and "remoteStartId" not in payload:
+            from .service import _remote_start_id
+
+            payload = {**payload, "remoteStartId": _remote_start_id()}
+        try:
+            answer = await csms.call(station_id, action, payload)
+        except CommandError as e:
+            return JSONResponse({"detail": str(e), **e.details}, status_code=e.status)
+        return {"stationId": station_id, "action": action, "request": payload, "response": answer}
+
+    return app

@@ -1,0 +1,162 @@
+"""`v2gstack csms`: run the CSMS (OCPP server + REST API) and manage its station and idToken registry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from collections.abc import Callable
+from typing import TypeVar
+
+import typer
+
+from .store import DEFAULT_URL, Store, StoreError
+
+T = TypeVar("T")
+app = typer.Typer(add_completion=False, help="Run the CSMS, or manage its registry (add-station, add-idtoken, ...).")
+
+DB_HELP = "Database URL: sqlite:///FILE (default, in the working directory) or postgresql://user@host/db"
+
+
+@app.callback(invoke_without_command=True)
+def csms_command(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address for the OCPP server and the API"),
+    port: int = typer.Option(9000, "--port", help="OCPP websocket port (stations connect to ws://HOST:PORT/ocpp/ID)"),
+    api_port: int = typer.Option(8080, "--api-port", help="REST API port (0: no API); OpenAPI docs at /docs"),
+    db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
+    security_profile: int = typer.Option(1, "--security-profile", min=0, max=3,
+                                         help="1: ws + Basic auth; 2: wss + Basic auth; 3: wss + client certificate; "
+                                              "0: no authentication (development only)"),
+    cert: str | None = typer.Option(None, "--cert", help="TLS server certificate chain, PEM (profiles 2, 3)"),
+    key: str | None = typer.Option(None, "--key", help="TLS server private key, PEM (profiles 2, 3)"),
+    client_ca: str | None = typer.Option(None, "--client-ca", help="CA that signs station certificates (profile 3)"),
+    heartbeat: int = typer.Option(300, "--heartbeat-interval", help="Heartbeat interval given at boot, s"),
+    auto_register: bool = typer.Option(False, "--auto-register", help="Profile 0: accept unknown stations at boot"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
+) -> None:
+    """Run the CSMS until Ctrl-C (without a sub-command)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ssl_ctx = None
+    if security_profile >= 2:
+        if not cert:
+            typer.echo(f"error: security profile {security_profile} needs --cert (and --key)", err=True)
+            raise typer.Exit(2)
+        if security_profile == 3 and not client_ca:
+            typer.echo("error: security profile 3 needs --client-ca (the CA of the station certificates)", err=True)
+            raise typer.Exit(2)
+        from ..ocpp import server_context
+
+        ssl_ctx = server_context(cert, key, client_ca=client_ca if security_profile == 3 else None)
+    try:
+        store = Store(db)
+    except StoreError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(store, host, port, api_port, security_profile, ssl_ctx, heartbeat, auto_register))
+
+
+async def _serve(store: Store, host: str, port: int, api_port: int, profile: int, ssl_ctx: object, heartbeat: int,
+                 auto_register: bool) -> None:
+    """The OCPP server and the API in one event loop, until SIGINT/SIGTERM."""
+    import uvicorn
+
+    from .api import create_app
+    from .service import Csms, CsmsConfig
+
+    csms = Csms(store, CsmsConfig(heartbeat_interval=heartbeat, security_profile=profile,
+                                  auto_register=auto_register), ssl=ssl_ctx)  # type: ignore[arg-type]
+    await csms.start(host, port)
+    scheme = "wss" if profile >= 2 else "ws"
+    typer.echo(f"CSMS: OCPP 2.0.1 at {scheme}://{host}:{csms.port}/ocpp/<stationId> "
+               f"(security profile {profile}, database {store.engine.url.render_as_string(hide_password=True)})")
+    api = None
+    if api_port:
+        api = uvicorn.Server(uvicorn.Config(create_app(csms), host=host, port=api_port, log_level="warning",
+                                            lifespan="off"))
+        api.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        api_task = asyncio.create_task(api.serve())
+        typer.echo(f"CSMS: REST API at http://{host}:{api_port}/api (docs at /docs)")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        if api is not None:
+            api.should_exit = True
+            await api_task
+        await csms.close()
+        store.close()
+
+
+@app.command("add-station")
+def add_station(
+    station_id: str = typer.Argument(..., help="Charging station identity"),
+    password: str | None = typer.Option(None, "--password", help="Basic auth password, 16-40 characters"),
+    security_profile: int = typer.Option(1, "--security-profile", min=0, max=3),
+    db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
+) -> None:
+    """Register a charging station."""
+    _with_store(db, lambda s: s.add_station(station_id, password, security_profile))
+    typer.echo(f"station {station_id} registered" + (" (with password)" if password else ""))
+
+
+@app.command("add-idtoken")
+def add_idtoken(
+    id_token: str = typer.Argument(..., help="The idToken value (RFID UID hex, eMAID, ...)"),
+    type_: str = typer.Option("ISO14443", "--type", help="IdTokenEnumType: ISO14443, eMAID, Central, KeyCode, ..."),
+    status: str = typer.Option("Accepted", "--status", help="Accepted, Blocked, Invalid, Expired, ..."),
+    group: str | None = typer.Option(None, "--group", help="Group idToken"),
+    account: str | None = typer.Option(None, "--account", help="Billing account"),
+    db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
+) -> None:
+    """Register (or update) an idToken."""
+    from .api import AUTH_STATUSES, TOKEN_TYPES
+
+    if status not in AUTH_STATUSES or type_ not in TOKEN_TYPES:
+        typer.echo(f"error: --type is one of {sorted(TOKEN_TYPES)}, --status one of {sorted(AUTH_STATUSES)}",
+                   err=True)
+        raise typer.Exit(2)
+    _with_store(db, lambda s: s.put_id_token(id_token, type_, status, group, account))
+    typer.echo(f"idToken {type_}:{id_token} {status}")
+
+
+@app.command("stations")
+def list_stations(db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP)) -> None:
+    """List registered stations."""
+    rows = _with_store(db, lambda s: [(st.id, st.security_profile, st.boot_status, st.last_seen) for st in
+                                      s.stations()])
+    for sid, profile, boot, seen in rows:
+        typer.echo(f"{sid}\tprofile {profile}\t{boot or '-'}\t{seen.isoformat() if seen else 'never seen'}")
+
+
+@app.command("transactions")
+def list_transactions(db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
+                      station: str | None = typer.Option(None, "--station")) -> None:
+    """List recorded transactions as JSON lines."""
+    for tx in _with_store(db, lambda s: s.transactions(station)):
+        typer.echo(json.dumps(tx))
+
+
+def _with_store(db: str, fn: Callable[[Store], T]) -> T:
+    """Run `fn` on the store at `db`, turning store errors into a clear exit."""
+    try:
+        store = Store(db)
+    except StoreError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        return fn(store)
+    except StoreError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        store.close()

@@ -1,0 +1,436 @@
+"""The CSMS: OCPP 2.0.1 handlers over the store, station authentication, and the CSMS-initiated commands.
+
+`Csms` owns an OcppServer, a Store and its StoreWorker. Handlers answer only after what they record has committed,
+so a station that got a CALLRESULT can drop the message from its queue without risk of loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import ssl as ssl_module
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import exi
+from ..ocpp import (
+    AuthDecision,
+    CallContext,
+    Connection,
+    Credentials,
+    OcppServer,
+    Router,
+    SecurityProfile,
+)
+from . import store as ops
+from .store import Store
+from .worker import StoreWorker
+
+log = logging.getLogger("v2gstack.csms")
+
+Payload = dict[str, Any]
+
+# DataTransfer vendorIds under which a station mirrors ISO 15118 messages (issue: seed DataTransfer), and the
+# EXI namespaces to try for each (a -20 message may be in the common, AC or DC schema).
+ISO_MIRROR_NAMESPACES: dict[str, tuple[str, ...]] = {
+    "ISO15118-2": ("iso2",),
+    "DIN70121": ("din",),
+    "DIN": ("din",),
+    "ISO15118-20": ("iso20", "iso20_ac", "iso20_dc", "iso20_wpt", "iso20_acdp"),
+}
+ISO_FACTS_VENDOR = "org.v2gstack.iso15118"
+
+
+def now_rfc3339() -> str:
+    """The current UTC time as OCPP writes it."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class CsmsConfig:
+    """How the CSMS behaves: heartbeat interval, what unknown stations get, how long commands may take."""
+
+    heartbeat_interval: int = 300
+    security_profile: int = 1
+    auto_register: bool = False  # profile 0 only: register a station at its first BootNotification
+    command_timeout: float = 30.0
+    call_timeout: float = 30.0
+    ping_interval: float | None = 60.0
+    allowed_versions: tuple[str, ...] = ("2.0.1",)
+    log_session_messages: bool = True
+
+
+@dataclass
+class StationState:
+    """What the CSMS keeps in memory about a connected station (the database keeps the rest)."""
+
+    station_id: str
+    active: dict[int, str] = field(default_factory=dict)  # evse id -> running transactionId
+    session_ids: dict[str, str] = field(default_factory=dict)  # transactionId -> ISO 15118 SessionID
+
+
+class StoreAuthenticator:
+    """Accepts registered stations: Basic auth checked against the scrypt hash (profiles 1-2), certificate CN = id
+    (profile 3, checked by the TLS layer and the server). Verified passwords are remembered as a keyed digest, so a
+    reconnecting station does not pay the scrypt cost again."""
+
+    def __init__(self, worker: StoreWorker) -> None:
+        self.worker = worker
+        self._key = uuid.uuid4().bytes
+        self._verified: dict[str, tuple[str, bytes]] = {}  # station -> (stored hash, keyed digest of the password)
+
+    async def __call__(self, cred: Credentials) -> AuthDecision:
+        """The verdict for one handshake."""
+        st = await self.worker.run(lambda s: s.get(ops.Station, cred.station_id))
+        if st is None:
+            return AuthDecision.UNKNOWN_STATION
+        if not cred.security_profile.uses_password:
+            return AuthDecision.ACCEPT
+        if cred.password is None or not st.password_hash:
+            return AuthDecision.BAD_CREDENTIALS
+        digest = hmac.new(self._key, cred.password.encode(), hashlib.sha256).digest()
+        known = self._verified.get(cred.station_id)
+        if known is not None and known[0] == st.password_hash:
+            return AuthDecision.ACCEPT if hmac.compare_digest(known[1], digest) else AuthDecision.BAD_CREDENTIALS
+        ok = await asyncio.to_thread(ops.check_password, cred.password, st.password_hash)
+        if not ok:
+            return AuthDecision.BAD_CREDENTIALS
+        self._verified[cred.station_id] = (st.password_hash, digest)
+        return AuthDecision.ACCEPT
+
+
+class CommandError(Exception):
+    """A CSMS-initiated command could not be delivered or was refused; `status` is the HTTP status the API uses."""
+
+    def __init__(self, status: int, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.details = details or {}
+
+
+class Csms:
+    """A CSMS with storage: `await csms.start(host, port)`, then stations connect at ws://host:port/ocpp/<id>."""
+
+    def __init__(self, store: Store, config: CsmsConfig | None = None, *, ssl: ssl_module.SSLContext | None = None,
+                 path: str = "/ocpp") -> None:
+        self.store = store
+        self.config = config or CsmsConfig()
+        self.worker = StoreWorker(store)
+        self.states: dict[str, StationState] = {}
+        self.router = self._build_router()
+        profile = SecurityProfile(self.config.security_profile)
+        self.authenticator = StoreAuthenticator(self.worker) if profile is not SecurityProfile.NONE else None
+        self.server = OcppServer({v: self.router for v in self.config.allowed_versions}, security_profile=profile,
+                                 authenticator=self.authenticator, ssl=ssl, path=path,
+                                 call_timeout=self.config.call_timeout, ping_interval=self.config.ping_interval,
+                                 on_connect=self._connected, on_disconnect=self._disconnected)
+        self.listeners: list[Callable[[str, str, Payload], None]] = []  # (station, action, payload) of each CALL
+
+    # ----- lifecycle -----
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen for stations."""
+        await self.server.start(host, port)
+        log.info("CSMS listening on %s:%d (security profile %d)", host, self.server.port,
+                 self.config.security_profile)
+
+    @property
+    def port(self) -> int:
+        """The OCPP port (after start)."""
+        return self.server.port
+
+    async def close(self) -> None:
+        """Close every station connection, stop listening, finish pending writes."""
+        await self.server.close()
+        await asyncio.to_thread(self.worker.close)
+
+    async def __aenter__(self) -> Csms:
+        """Start on loopback, any free port."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Close."""
+        await self.close()
+
+    def online(self, station_id: str) -> bool:
+        """Whether the station has an open connection."""
+        return station_id in self.server.connections
+
+    def _state(self, station_id: str) -> StationState:
+        st = self.states.get(station_id)
+        if st is None:
+            st = self.states[station_id] = StationState(station_id)
+        return st
+
+    def _connected(self, conn: Connection) -> None:
+        self._state(conn.station_id)
+
+    def _disconnected(self, conn: Connection) -> None:
+        log.info("station %s offline", conn.station_id)
+
+    def _notify(self, station_id: str, action: str, payload: Payload) -> None:
+        for listener in self.listeners:
+            try:
+                listener(station_id, action, payload)
+            except Exception:
+                log.exception("CSMS listener failed")
+
+    # ----- handlers -----
+
+    def _build_router(self) -> Router:
+        r = Router()
+        r.add("BootNotification", self.on_boot)
+        r.add("Heartbeat", self.on_heartbeat)
+        r.add("StatusNotification", self.on_status)
+        r.add("Authorize", self.on_authorize)
+        r.add("TransactionEvent", self.on_transaction_event)
+        r.add("MeterValues", self.on_meter_values)
+        r.add("NotifyEVChargingNeeds", self.on_charging_needs)
+        r.add("NotifyEVChargingSchedule", self.on_charging_schedule)
+        r.add("DataTransfer", self.on_data_transfer)
+        for action in ("NotifyEvent", "SecurityEventNotification", "NotifyReport", "ReportChargingProfiles",
+                       "NotifyMonitoringReport", "NotifyCustomerInformation", "NotifyDisplayMessages",
+                       "NotifyChargingLimit", "ClearedChargingLimit", "FirmwareStatusNotification",
+                       "LogStatusNotification", "PublishFirmwareStatusNotification", "ReservationStatusUpdate"):
+            r.add(action, self._logged_notification(action))
+        return r
+
+    async def on_boot(self, p: Payload, ctx: CallContext) -> Payload:
+        """BootNotification: Accepted for registered stations (profile 0 may register them), Rejected otherwise."""
+        sid = ctx.station_id
+        known = await self.worker.run(lambda s: s.get(ops.Station, sid) is not None)
+        if not known and self.config.auto_register and self.config.security_profile == 0:
+            await asyncio.to_thread(self.store.add_station, sid)
+            known = True
+        status = "Accepted" if known else "Rejected"
+        if known:
+            await self.worker.run(ops.op_record_boot, sid, p, status)
+        self._notify(sid, "BootNotification", p)
+        return {"currentTime": now_rfc3339(), "interval": self.config.heartbeat_interval if known else 60,
+                "status": status}
+
+    async def on_heartbeat(self, p: Payload, ctx: CallContext) -> Payload:
+        """Heartbeat: the time, and the station is marked seen."""
+        await self.worker.run(ops.op_seen, ctx.station_id)
+        return {"currentTime": now_rfc3339()}
+
+    async def on_status(self, p: Payload, ctx: CallContext) -> Payload:
+        """StatusNotification: the connector's status is stored."""
+        await self.worker.run(ops.op_record_status, ctx.station_id, p["evseId"], p["connectorId"],
+                              p["connectorStatus"])
+        self._notify(ctx.station_id, "StatusNotification", p)
+        return {}
+
+    async def on_authorize(self, p: Payload, ctx: CallContext) -> Payload:
+        """Authorize: the idToken's status from the registry (Unknown if not registered)."""
+        info = await self.worker.run(_id_token_info, p["idToken"])
+        self._notify(ctx.station_id, "Authorize", p)
+        await self._log(ctx.station_id, "rx", "Authorize", p, {"idTokenInfo": info})
+        return {"idTokenInfo": info}
+
+    async def on_transaction_event(self, p: Payload, ctx: CallContext) -> Payload:
+        """TransactionEvent: recorded exactly once (a replay is acknowledged again, not stored twice)."""
+        sid = ctx.station_id
+        stored, info = await self.worker.run(_record_event_and_authorize, sid, p)
+        tx_id = p["transactionInfo"]["transactionId"]
+        state = self._state(sid)
+        evse = (p.get("evse") or {}).get("id")
+        if p["eventType"] == "Ended":
+            state.active = {k: v for k, v in state.active.items() if v != tx_id}
+        elif evse is not None:
+            state.active[evse] = tx_id
+        custom = p.get("customData") or {}
+        if custom.get("vendorId") == ISO_FACTS_VENDOR and custom.get("sessionId"):
+            state.session_ids[tx_id] = str(custom["sessionId"]).upper()
+        if not stored:
+            log.info("station %s replayed TransactionEvent %s seqNo %s: already recorded", sid, tx_id, p["seqNo"])
+        self._notify(sid, "TransactionEvent", p)
+        return {} if info is None else {"idTokenInfo": info}
+
+    async def on_meter_values(self, p: Payload, ctx: CallContext) -> Payload:
+        """MeterValues (outside a transaction): every sampled value is stored."""
+        await self.worker.run(ops.op_record_meter_values, ctx.station_id, p)
+        return {}
+
+    async def on_charging_needs(self, p: Payload, ctx: CallContext) -> Payload:
+        """NotifyEVChargingNeeds: kept with the EVSE's transaction (the ISO 15118 facts) and in the message log."""
+        sid = ctx.station_id
+        tx_id = self._state(sid).active.get(p["evseId"])
+        if tx_id is not None:
+            await self.worker.run(ops.op_link_iso15118, sid, tx_id, {"chargingNeeds": p["chargingNeeds"]})
+        await self._log(sid, "rx", "NotifyEVChargingNeeds", p, None, tx_id)
+        self._notify(sid, "NotifyEVChargingNeeds", p)
+        return {"status": "Accepted"}
+
+    async def on_charging_schedule(self, p: Payload, ctx: CallContext) -> Payload:
+        """NotifyEVChargingSchedule: the schedule the EV chose, logged with the EVSE's transaction."""
+        sid = ctx.station_id
+        tx_id = self._state(sid).active.get(p["evseId"])
+        await self._log(sid, "rx", "NotifyEVChargingSchedule", p, None, tx_id)
+        self._notify(sid, "NotifyEVChargingSchedule", p)
+        return {"status": "Accepted"}
+
+    async def on_data_transfer(self, p: Payload, ctx: CallContext) -> Payload:
+        """DataTransfer: ISO 15118 message mirrors (`EXI::<base64>`) are decoded into the log; others are unknown."""
+        namespaces = ISO_MIRROR_NAMESPACES.get(p["vendorId"])
+        if namespaces is None:
+            return {"status": "UnknownVendorId"}
+        data = p.get("data")
+        if not isinstance(data, str) or not data.startswith("EXI::"):
+            return {"status": "Rejected", "statusInfo": {"reasonCode": "InvalidValue",
+                                                         "additionalInfo": "data must be EXI::<base64>"}}
+        try:
+            raw = base64.b64decode(data[5:], validate=True)
+        except (binascii.Error, ValueError):
+            return {"status": "Rejected", "statusInfo": {"reasonCode": "InvalidValue",
+                                                         "additionalInfo": "data is not base64"}}
+        doc, ns = _decode_any(raw, namespaces)
+        if doc is None:
+            return {"status": "Rejected", "statusInfo": {"reasonCode": "InvalidValue",
+                                                         "additionalInfo": "not a valid EXI message"}}
+        session_id = _iso_session_id(doc)
+        tx_id = None
+        if session_id:
+            for t, sess in self._state(ctx.station_id).session_ids.items():
+                if sess == session_id:
+                    tx_id = t
+        await self._log(ctx.station_id, "rx", "DataTransfer",
+                        {**p, "decoded": {"namespace": ns, "messageId": p.get("messageId"), "json": doc,
+                                          "exi": raw.hex().upper()}}, None, tx_id, session_id)
+        return {"status": "Accepted"}
+
+    def _logged_notification(self, action: str) -> Callable[[Payload, CallContext], Any]:
+        async def handler(p: Payload, ctx: CallContext) -> Payload:
+            await self._log(ctx.station_id, "rx", action, p)
+            self._notify(ctx.station_id, action, p)
+            return {}
+
+        handler.__name__ = f"on_{action}"
+        return handler
+
+    async def _log(self, station_id: str, direction: str, action: str, payload: Payload,
+                   response: Payload | None = None, transaction_id: str | None = None,
+                   session_id: str | None = None) -> None:
+        if not self.config.log_session_messages:
+            return
+        if session_id is None and transaction_id is not None:
+            session_id = self._state(station_id).session_ids.get(transaction_id)
+        await self.worker.run(ops.op_log_message, station_id, direction, action, payload, response,
+                              transaction_id, session_id)
+
+    # ----- CSMS-initiated messages -----
+
+    async def call(self, station_id: str, action: str, payload: Payload, *, timeout: float | None = None) -> Payload:
+        """Send a CALL to a connected station and return its answer; CommandError if that is impossible."""
+        from ..ocpp import CallErrorReceived, CallTimeoutError, ConnectionClosedError, PayloadInvalid
+
+        conn = self.server.connections.get(station_id)
+        if conn is None:
+            raise CommandError(409, f"station {station_id} is not connected")
+        try:
+            conn.engine.validate_request(action, payload)
+        except PayloadInvalid as e:
+            raise CommandError(422, f"invalid {action} request: {e.description}", {"code": e.code.value}) from e
+        try:
+            answer = await conn.call(action, payload, timeout=timeout or self.config.command_timeout)
+        except PayloadInvalid as e:
+            raise CommandError(502, f"the station's answer to {action} is invalid: {e.description}") from e
+        except CallErrorReceived as e:
+            raise CommandError(502, f"station answered {action} with CALLERROR {e.wire_code}: {e.description}",
+                               {"code": e.wire_code, "description": e.description, "details": e.details}) from e
+        except CallTimeoutError as e:
+            raise CommandError(504, f"no answer to {action} from {station_id}") from e
+        except ConnectionClosedError as e:
+            raise CommandError(409, f"station {station_id} disconnected during {action}") from e
+        tx_id = _transaction_of(action, payload)
+        if tx_id is not None or action in ("RequestStartTransaction", "SetChargingProfile", "ClearChargingProfile"):
+            await self._log(station_id, "tx", action, payload, answer, tx_id)
+        return answer
+
+    async def request_start(self, station_id: str, id_token: Payload, *, evse_id: int | None = None,
+                            remote_start_id: int | None = None, profile: Payload | None = None) -> Payload:
+        """RequestStartTransaction."""
+        p: Payload = {"idToken": id_token,
+                      "remoteStartId": remote_start_id if remote_start_id is not None else _remote_start_id()}
+        if evse_id is not None:
+            p["evseId"] = evse_id
+        if profile is not None:
+            p["chargingProfile"] = profile
+        return await self.call(station_id, "RequestStartTransaction", p)
+
+    async def request_stop(self, station_id: str, transaction_id: str) -> Payload:
+        """RequestStopTransaction."""
+        return await self.call(station_id, "RequestStopTransaction", {"transactionId": transaction_id})
+
+    def active_transaction(self, station_id: str, evse_id: int) -> str | None:
+        """The transactionId running on an EVSE, as the station reported it."""
+        return self._state(station_id).active.get(evse_id)
+
+
+def _remote_start_id() -> int:
+    return uuid.uuid4().int % 2**31
+
+
+def _transaction_of(action: str, payload: Payload) -> str | None:
+    if "transactionId" in payload:
+        return str(payload["transactionId"])
+    profile = payload.get("chargingProfile") or {}
+    return profile.get("transactionId")
+
+
+def _decode_any(raw: bytes, namespaces: tuple[str, ...]) -> tuple[dict[str, Any] | None, str | None]:
+    for ns in namespaces:
+        try:
+            return exi.decode(ns, raw), ns
+        except Exception:
+            continue
+    return None, None
+
+
+def _iso_session_id(doc: dict[str, Any]) -> str | None:
+    """The SessionID in a DIN/-2 header or a -20 message header, if the message has one."""
+    body = doc.get("V2G_Message")
+    if isinstance(body, dict):
+        sid = (body.get("Header") or {}).get("SessionID")
+        return str(sid).upper() if sid else None
+    for value in doc.values():
+        if isinstance(value, dict):
+            sid = (value.get("Header") or {}).get("SessionID")
+            if sid:
+                return str(sid).upper()
+    return None
+
+
+def _id_token_info(s: Any, id_token: Payload) -> Payload:
+    """IdTokenInfo for an idToken: its registered status, Expired past its expiry, Unknown if not registered."""
+    token, type_ = id_token.get("idToken", ""), id_token.get("type", "")
+    if type_ in ("NoAuthorization",):
+        return {"status": "Accepted"}
+    tok = ops.op_id_token(s, token, type_)
+    if tok is None:
+        return {"status": "Unknown"}
+    status = tok.status
+    if status == "Accepted" and tok.expires_at is not None:
+        expiry = tok.expires_at if tok.expires_at.tzinfo else tok.expires_at.replace(tzinfo=UTC)
+        if expiry <= datetime.now(UTC):
+            status = "Expired"
+    info: Payload = {"status": status}
+    if tok.group_id:
+        info["groupIdToken"] = {"idToken": tok.group_id, "type": "Central"}
+    return info
+
+
+def _record_event_and_authorize(s: Any, station_id: str, p: Payload) -> tuple[bool, Payload | None]:
+    stored = ops.op_record_transaction_event(s, station_id, p)
+    info = _id_token_info(s, p["idToken"]) if p.get("idToken") else None
+    return stored, info
+
+

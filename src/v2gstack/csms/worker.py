@@ -1,0 +1,104 @@
+"""One database thread for the CSMS: operations from many stations are batched into one transaction per round.
+
+The event loop never blocks on the database. Each `await worker.run(op, ...)` returns only after the transaction
+that holds the operation has committed, so a CALLRESULT is sent for a message only once it is durable. Each
+operation runs inside its own SAVEPOINT: one that fails (an unknown station, a bad value) is rolled back alone and
+its caller gets the exception; the others in the batch still commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from .store import Store
+
+log = logging.getLogger("v2gstack.csms.store")
+
+T = TypeVar("T")
+_STOP = object()
+
+
+class StoreWorker:
+    """Runs `op(session, *args)` functions on a dedicated thread, up to `max_batch` per database transaction."""
+
+    def __init__(self, store: Store, max_batch: int = 500) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="csms-store", daemon=True)
+        self._thread.start()
+        self.batches = 0
+        self.operations = 0
+
+    def submit(self, op: Callable[..., T], *args: Any) -> Future[T]:
+        """Queue an operation; the Future completes after its transaction commits."""
+        fut: Future[T] = Future()
+        self._queue.put((op, args, fut))
+        return fut
+
+    async def run(self, op: Callable[..., T], *args: Any) -> T:
+        """Queue an operation and wait (without blocking the loop) until it is committed."""
+        return await asyncio.wrap_future(self.submit(op, *args))
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the thread."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop = True
+                    break
+                batch.append(more)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]]) -> None:
+        """Run a batch in one transaction, each operation in a savepoint, then complete the futures."""
+        outcomes: list[tuple[Future[Any], bool, Any]] = []
+        try:
+            with self.store._sessions() as s, s.begin():
+                for op, args, fut in batch:
+                    outcomes.append((fut, *self._one(s, op, args)))
+        except Exception as e:  # the commit itself failed: nothing of this batch is durable
+            log.error("database commit failed for %d operations: %s", len(batch), e)
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(e)
+            return
+        self.batches += 1
+        self.operations += len(batch)
+        for fut, ok, value in outcomes:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    @staticmethod
+    def _one(s: Session, op: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
+        try:
+            with s.begin_nested():
+                return True, op(s, *args)
+        except Exception as e:
+            return False, e
