@@ -12,6 +12,7 @@ from .csms.cli import app as csms_app
 from .iso15118.cli import ev_command, secc_command
 from .pki.cli import app as pki_app
 from .station.cli import app as station_app
+from .trace.cli import trace_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="v2gstack: the smart-charging chain in Python.")
 exi_app = typer.Typer(no_args_is_help=True, help="Encode and decode ISO 15118 / DIN 70121 EXI messages.")
@@ -21,6 +22,7 @@ app.command("ev")(ev_command)
 app.command("secc")(secc_command)
 app.add_typer(station_app, name="station")
 app.add_typer(csms_app, name="csms")
+app.command("trace")(trace_command)
 
 NS_HELP = f"Namespace: {', '.join(exi.NAMESPACES)}"
 

@@ -83,6 +83,7 @@ class TransactionEvent(Base):
     timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     offline: Mapped[bool] = mapped_column(default=False)
     payload: Mapped[dict] = mapped_column(JSON)
+    received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # CSMS clock
 
 
 class MeterValue(Base):

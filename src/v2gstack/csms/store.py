@@ -290,7 +290,7 @@ def op_record_transaction_event(s: Session, station_id: str, payload: dict[str, 
             ev = TransactionEvent(
                 station_id=station_id, transaction_id=tx_id, seq_no=payload["seqNo"],
                 event_type=payload["eventType"], trigger_reason=payload["triggerReason"], timestamp=when,
-                offline=bool(payload.get("offline", False)), payload=payload,
+                offline=bool(payload.get("offline", False)), payload=payload, received_at=datetime.now(UTC),
             )
             s.add(ev)
             s.flush()  # the unique (station, transaction, seqNo) key decides here
@@ -375,7 +375,9 @@ def _transaction_dict(tx: Transaction, with_details: bool) -> dict[str, Any]:
     }
     if with_details:
         out["events"] = [{"seqNo": e.seq_no, "eventType": e.event_type, "triggerReason": e.trigger_reason,
-                          "timestamp": e.timestamp.isoformat(), "offline": e.offline} for e in tx.events]
+                          "timestamp": e.timestamp.isoformat(), "offline": e.offline,
+                          "receivedAt": e.received_at.isoformat() if e.received_at else None,
+                          "payload": e.payload} for e in tx.events]
         out["meterValues"] = [{"timestamp": m.timestamp.isoformat(), "measurand": m.measurand, "phase": m.phase,
                                "value": m.value, "unit": m.unit, "context": m.context} for m in tx.meter_values]
     return out
