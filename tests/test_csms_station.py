@@ -48,6 +48,10 @@ async def test_boot_statuses_and_a_full_session_are_recorded(db_url: str) -> Non
             got = (await api.get(f"/api/transactions/{tx['transactionId']}")).json()
             assert got["state"] == "Ended" and len(got["meterValues"]) == len(full["meterValues"])
             assert (await api.get("/api/transactions/nope")).status_code == 404
+            timeline = (await api.get(f"/api/timeline/{tx['transactionId']}")).json()
+            assert [e["name"] for e in timeline].count("TransactionEvent") == len(full["events"])
+            assert timeline[0]["source"] == "csms" and "Started" in timeline[0]["details"]
+            assert (await api.get("/api/timeline/nope")).status_code == 404
 
 
 async def test_unknown_and_blocked_tokens_are_refused(db_url: str) -> None:

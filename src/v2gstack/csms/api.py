@@ -7,12 +7,14 @@ the engine validates the payload, so a malformed command is refused with 422 bef
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import Body, FastAPI, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ..trace.merge import merged_timeline
 from .service import CommandError, Csms
 from .store import StoreError
 
@@ -67,8 +69,8 @@ AUTH_STATUSES = {"Accepted", "Blocked", "ConcurrentTx", "Expired", "Invalid", "N
 TOKEN_TYPES = {"Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress", "NoAuthorization"}
 
 
-def create_app(csms: Csms) -> FastAPI:
-    """The API of one running CSMS."""
+def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
+    """The API of one running CSMS; with `trace_dir` (station timelines on this machine) timelines include them."""
     app = FastAPI(title="v2gstack CSMS", version="0.1",
                   description="Stations, idTokens, transactions (with meter values and events) and OCPP 2.0.1 "
                               "commands to connected stations.")
@@ -166,6 +168,15 @@ def create_app(csms: Csms) -> FastAPI:
         tx["messages"] = store.messages(station_id=tx["stationId"], transaction_id=transaction_id,
                                         session_id=(tx["iso15118"] or {}).get("sessionId"))
         return tx
+
+    @app.get("/api/timeline/{key}", tags=["transactions"])
+    def timeline(key: str) -> list[dict[str, Any]]:
+        """The merged cross-protocol timeline of a session: `key` is a transactionId, ISO 15118 SessionID or
+        trace id. CSMS records always; the station's timelines too when this CSMS was given their folder."""
+        entries = merged_timeline(key, trace_dir=trace_dir, store=store)
+        if not entries:
+            raise HTTPException(404, f"no timeline for {key!r}")
+        return [e.to_dict() for e in entries]
 
     @app.post("/api/stations/{station_id}/{command}", tags=["commands"])
     async def command(station_id: str, command: str,
