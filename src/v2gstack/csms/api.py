@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from ..trace.merge import merged_timeline
 from .service import CommandError, Csms
-from .store import StoreError
+from .store import StoreError, _iso
 
 # URL command name -> OCPP 2.0.1 action the CSMS may send.
 COMMANDS: dict[str, str] = {
@@ -79,12 +79,12 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
     def station_json(st: Any) -> dict[str, Any]:
         return {"id": st.id, "online": csms.online(st.id), "securityProfile": st.security_profile,
                 "vendor": st.vendor, "model": st.model, "firmware": st.firmware, "serialNumber": st.serial_number,
-                "bootStatus": st.boot_status, "lastSeen": st.last_seen.isoformat() if st.last_seen else None,
+                "bootStatus": st.boot_status, "lastSeen": _iso(st.last_seen),
                 "connectorStatus": st.connector_status or {}, "hasPassword": bool(st.password_hash)}
 
     def token_json(t: Any) -> dict[str, Any]:
         return {"idToken": t.id_token, "type": t.type, "status": t.status, "groupId": t.group_id,
-                "account": t.account, "expiresAt": t.expires_at.isoformat() if t.expires_at else None}
+                "account": t.account, "expiresAt": _iso(t.expires_at)}
 
     @app.get("/api/stations", tags=["stations"])
     def list_stations() -> list[dict[str, Any]]:

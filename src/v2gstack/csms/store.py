@@ -238,7 +238,7 @@ class Store:
                 q = q.where(MessageLog.transaction_id == transaction_id)
             elif session_id is not None:
                 q = q.where(MessageLog.session_id == session_id.upper())
-            return [{"id": m.id, "stationId": m.station_id, "time": m.time.isoformat(), "direction": m.direction,
+            return [{"id": m.id, "stationId": m.station_id, "time": _iso(m.time), "direction": m.direction,
                      "action": m.action, "payload": m.payload, "response": m.response,
                      "transactionId": m.transaction_id, "sessionId": m.session_id} for m in s.scalars(q)]
 
@@ -360,6 +360,14 @@ def op_log_message(s: Session, station_id: str, direction: str, action: str, pay
                      session_id=session_id.upper() if session_id else None))
 
 
+def _iso(t: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a Z (SQLite returns naive datetimes; they were stored as UTC)."""
+    if t is None:
+        return None
+    t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return t.isoformat().replace("+00:00", "Z")
+
+
 def _default_unit(sv: dict[str, Any]) -> str:
     measurand = sv.get("measurand", "Energy.Active.Import.Register")
     return "Wh" if measurand.startswith("Energy") else "W" if measurand.startswith("Power") else ""
@@ -370,15 +378,15 @@ def _transaction_dict(tx: Transaction, with_details: bool) -> dict[str, Any]:
         "stationId": tx.station_id, "transactionId": tx.transaction_id, "evseId": tx.evse_id,
         "connectorId": tx.connector_id, "idToken": tx.id_token, "state": tx.state,
         "chargingState": tx.charging_state, "stoppedReason": tx.stopped_reason,
-        "startedAt": tx.started_at.isoformat() if tx.started_at else None,
-        "endedAt": tx.ended_at.isoformat() if tx.ended_at else None, "iso15118": tx.iso15118 or {},
+        "startedAt": _iso(tx.started_at),
+        "endedAt": _iso(tx.ended_at), "iso15118": tx.iso15118 or {},
     }
     if with_details:
         out["events"] = [{"seqNo": e.seq_no, "eventType": e.event_type, "triggerReason": e.trigger_reason,
-                          "timestamp": e.timestamp.isoformat(), "offline": e.offline,
-                          "receivedAt": e.received_at.isoformat() if e.received_at else None,
+                          "timestamp": _iso(e.timestamp), "offline": e.offline,
+                          "receivedAt": _iso(e.received_at),
                           "payload": e.payload} for e in tx.events]
-        out["meterValues"] = [{"timestamp": m.timestamp.isoformat(), "measurand": m.measurand, "phase": m.phase,
+        out["meterValues"] = [{"timestamp": _iso(m.timestamp), "measurand": m.measurand, "phase": m.phase,
                                "value": m.value, "unit": m.unit, "context": m.context} for m in tx.meter_values]
     return out
 
