@@ -64,6 +64,13 @@ class IdTokenIn(BaseModel):
     expiresAt: datetime | None = None
 
 
+class RootIn(BaseModel):
+    """A root certificate to trust."""
+
+    kind: str = Field(examples=["MORootCertificate", "V2GRootCertificate", "OEMRootCertificate"])
+    pem: str
+
+
 AUTH_STATUSES = {"Accepted", "Blocked", "ConcurrentTx", "Expired", "Invalid", "NoCredit", "NotAllowedTypeEVSE",
                  "NotAtThisLocation", "NotAtThisTime", "Unknown"}
 TOKEN_TYPES = {"Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress", "NoAuthorization"}
@@ -168,6 +175,27 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
         tx["messages"] = store.messages(station_id=tx["stationId"], transaction_id=transaction_id,
                                         session_id=(tx["iso15118"] or {}).get("sessionId"))
         return tx
+
+    @app.get("/api/roots", tags=["pki"])
+    def list_roots(kind: str | None = None) -> list[dict[str, Any]]:
+        """Installed trust anchors (V2G, MO, OEM, CSMS, manufacturer roots)."""
+        return store.trust_anchors(kind)
+
+    @app.post("/api/roots", status_code=201, tags=["pki"])
+    def add_root(body: RootIn) -> list[dict[str, Any]]:
+        """Install root certificate(s) from PEM under a kind (e.g. MORootCertificate)."""
+        try:
+            fps = store.add_trust_anchor(body.kind, body.pem)
+        except StoreError as e:
+            raise HTTPException(422, str(e)) from None
+        return [r for r in store.trust_anchors(body.kind) if r["fingerprint"] in fps]
+
+    @app.delete("/api/roots/{fingerprint}", status_code=204, tags=["pki"])
+    def remove_root(fingerprint: str) -> Response:
+        """Remove a trust anchor by its SHA-256 fingerprint."""
+        if not store.remove_trust_anchor(fingerprint):
+            raise HTTPException(404, f"no root with fingerprint {fingerprint}")
+        return Response(status_code=204)
 
     @app.get("/api/timeline/{key}", tags=["transactions"])
     def timeline(key: str) -> list[dict[str, Any]]:

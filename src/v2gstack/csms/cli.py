@@ -129,6 +129,46 @@ def add_idtoken(
     typer.echo(f"idToken {type_}:{id_token} {status}")
 
 
+KIND_ALIASES = {"v2g": "V2GRootCertificate", "mo": "MORootCertificate", "csms": "CSMSRootCertificate",
+                "manufacturer": "ManufacturerRootCertificate", "oem": "OEMRootCertificate"}
+
+
+@app.command("add-root")
+def add_root(
+    pem_file: str = typer.Argument(..., help="PEM file with one or more root certificates"),
+    kind: str = typer.Option(..., "--kind", help="v2g, mo, oem, csms, manufacturer (or the OCPP enum name)"),
+    db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
+) -> None:
+    """Trust a root certificate (e.g. an MO root for Plug & Charge contracts)."""
+    from pathlib import Path
+
+    try:
+        data = Path(pem_file).read_bytes()
+    except OSError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    fps = _with_store(db, lambda s: s.add_trust_anchor(KIND_ALIASES.get(kind.lower(), kind), data))
+    for fp in fps:
+        typer.echo(f"trusted {fp} as {KIND_ALIASES.get(kind.lower(), kind)}")
+
+
+@app.command("remove-root")
+def remove_root(fingerprint: str = typer.Argument(..., help="SHA-256 fingerprint (hex)"),
+                db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP)) -> None:
+    """Stop trusting a root certificate."""
+    if not _with_store(db, lambda s: s.remove_trust_anchor(fingerprint)):
+        typer.echo(f"error: no root with fingerprint {fingerprint}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"removed {fingerprint}")
+
+
+@app.command("roots")
+def list_roots(db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP)) -> None:
+    """List trusted root certificates."""
+    for r in _with_store(db, lambda s: s.trust_anchors()):
+        typer.echo(f"{r['fingerprint']}\t{r['kind']}\t{r['subject']}\tvalid until {r['notAfter']}")
+
+
 @app.command("stations")
 def list_stations(db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP)) -> None:
     """List registered stations."""

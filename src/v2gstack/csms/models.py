@@ -119,3 +119,15 @@ class MessageLog(Base):
     response: Mapped[dict | None] = mapped_column(JSON)
     transaction_id: Mapped[str | None] = mapped_column(String(36), index=True)
     session_id: Mapped[str | None] = mapped_column(String(40), index=True)
+
+
+class TrustAnchor(Base):
+    """A root certificate the CSMS trusts for Plug & Charge and OCPP (kind: OCPP InstallCertificateUse names)."""
+
+    __tablename__ = "trust_anchors"
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the DER, hex
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    subject: Mapped[str] = mapped_column(String(500))
+    not_after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    pem: Mapped[str] = mapped_column(String(8000))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -14,16 +14,21 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import create_engine, event, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..ocpp.auth import valid_station_id
-from .models import Base, IdToken, MessageLog, MeterValue, Station, Transaction, TransactionEvent
+from .models import Base, IdToken, MessageLog, MeterValue, Station, Transaction, TransactionEvent, TrustAnchor
 
 DEFAULT_URL = "sqlite:///v2gstack-csms.db"
 T = TypeVar("T")
+# OCPP 2.0.1 InstallCertificateUseEnumType names, plus the OEM root (OCPP 2.1) for certificate installation.
+ANCHOR_KINDS = ("V2GRootCertificate", "MORootCertificate", "CSMSRootCertificate", "ManufacturerRootCertificate",
+                "OEMRootCertificate")
 
 
 class StoreError(ValueError):
@@ -217,6 +222,48 @@ class Store:
                 return None
             tx = s.scalars(select(Transaction).where(Transaction.transaction_id == row)).first()
             return None if tx is None else _transaction_dict(tx, with_details=True)
+
+    # ------------------------------------------------------------------ trust anchors
+    def add_trust_anchor(self, kind: str, pem: bytes | str) -> list[str]:
+        """Install the root certificate(s) of a PEM text under `kind`; returns their SHA-256 fingerprints."""
+        if kind not in ANCHOR_KINDS:
+            raise StoreError(f"kind must be one of {', '.join(ANCHOR_KINDS)}")
+        data = pem.encode() if isinstance(pem, str) else pem
+        try:
+            certs = x509.load_pem_x509_certificates(data)
+        except ValueError as e:
+            raise StoreError(f"not a PEM certificate: {e}") from None
+        out = []
+        with self.session() as s:
+            for cert in certs:
+                fp = cert.fingerprint(hashes.SHA256()).hex()
+                s.merge(TrustAnchor(fingerprint=fp, kind=kind, subject=cert.subject.rfc4514_string()[:500],
+                                    not_after=cert.not_valid_after_utc,
+                                    pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+                                    added_at=datetime.now(UTC)))
+                out.append(fp)
+        return out
+
+    def trust_anchors(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Installed roots (all, or of one kind)."""
+        with self.session() as s:
+            q = select(TrustAnchor).order_by(TrustAnchor.kind, TrustAnchor.subject)
+            if kind is not None:
+                q = q.where(TrustAnchor.kind == kind)
+            return [{"fingerprint": t.fingerprint, "kind": t.kind, "subject": t.subject,
+                     "notAfter": _iso(t.not_after), "pem": t.pem} for t in s.scalars(q)]
+
+    def anchor_certificates(self, kind: str) -> list[x509.Certificate]:
+        """The installed roots of one kind as certificates."""
+        return [x509.load_pem_x509_certificate(t["pem"].encode()) for t in self.trust_anchors(kind)]
+
+    def remove_trust_anchor(self, fingerprint: str) -> bool:
+        with self.session() as s:
+            t = s.get(TrustAnchor, fingerprint.lower().replace(":", ""))
+            if t is None:
+                return False
+            s.delete(t)
+            return True
 
     # ------------------------------------------------------------------ message log
     def log_message(self, station_id: str, direction: str, action: str, payload: dict[str, Any],
