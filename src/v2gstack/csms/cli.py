@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import typer
 
+from .service import CsmsConfig
 from .store import DEFAULT_URL, Store, StoreError
 
 T = TypeVar("T")
@@ -35,6 +36,9 @@ def csms_command(
     client_ca: str | None = typer.Option(None, "--client-ca", help="CA that signs station certificates (profile 3)"),
     heartbeat: int = typer.Option(300, "--heartbeat-interval", help="Heartbeat interval given at boot, s"),
     auto_register: bool = typer.Option(False, "--auto-register", help="Profile 0: accept unknown stations at boot"),
+    pki_dir: str | None = typer.Option(None, "--pki-dir", help="A `v2gstack pki create` folder whose CPO Sub-CA and "
+                                       "CSMS root sign the stations' certificate requests"),
+    ocsp_url: str | None = typer.Option(None, "--ocsp-url", help="OCSP URL put into the certificates it issues"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
 ) -> None:
     """Run the CSMS until Ctrl-C (without a sub-command)."""
@@ -59,19 +63,20 @@ def csms_command(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(store, host, port, api_port, security_profile, ssl_ctx, heartbeat, auto_register))
+        asyncio.run(_serve(store, host, port, api_port, ssl_ctx, CsmsConfig(
+            heartbeat_interval=heartbeat, security_profile=security_profile, auto_register=auto_register,
+            pki_dir=pki_dir, ocsp_url=ocsp_url)))
 
 
-async def _serve(store: Store, host: str, port: int, api_port: int, profile: int, ssl_ctx: object, heartbeat: int,
-                 auto_register: bool) -> None:
+async def _serve(store: Store, host: str, port: int, api_port: int, ssl_ctx: object, config: CsmsConfig) -> None:
     """The OCPP server and the API in one event loop, until SIGINT/SIGTERM."""
     import uvicorn
 
     from .api import create_app
-    from .service import Csms, CsmsConfig
+    from .service import Csms
 
-    csms = Csms(store, CsmsConfig(heartbeat_interval=heartbeat, security_profile=profile,
-                                  auto_register=auto_register), ssl=ssl_ctx)  # type: ignore[arg-type]
+    profile = config.security_profile
+    csms = Csms(store, config, ssl=ssl_ctx)  # type: ignore[arg-type]
     await csms.start(host, port)
     scheme = "wss" if profile >= 2 else "ws"
     typer.echo(f"CSMS: OCPP 2.0.1 at {scheme}://{host}:{csms.port}/ocpp/<stationId> "

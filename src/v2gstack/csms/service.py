@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from .. import exi
@@ -29,7 +30,9 @@ from ..ocpp import (
     Router,
     SecurityProfile,
 )
+from ..pki.csr import CsrError
 from . import store as ops
+from .certificates import CertificateIssuer, chain_pem
 from .store import Store
 from .worker import StoreWorker
 
@@ -65,6 +68,8 @@ class CsmsConfig:
     ping_interval: float | None = 60.0
     allowed_versions: tuple[str, ...] = ("2.0.1",)
     log_session_messages: bool = True
+    pki_dir: str | None = None  # a `v2gstack pki create` folder: CAs that sign stations' CSRs (SignCertificate)
+    ocsp_url: str | None = None  # put into the AIA of the certificates this CSMS issues
 
 
 @dataclass
@@ -132,6 +137,9 @@ class Csms:
                                  call_timeout=self.config.call_timeout, ping_interval=self.config.ping_interval,
                                  on_connect=self._connected, on_disconnect=self._disconnected)
         self.listeners: list[Callable[[str, str, Payload], None]] = []  # (station, action, payload) of each CALL
+        self.issuer = (CertificateIssuer.from_pki_dir(Path(self.config.pki_dir), self.config.ocsp_url)
+                       if self.config.pki_dir else None)
+        self._background: set[asyncio.Task[Any]] = set()
 
     # ----- lifecycle -----
 
@@ -196,6 +204,7 @@ class Csms:
         r.add("NotifyEVChargingNeeds", self.on_charging_needs)
         r.add("NotifyEVChargingSchedule", self.on_charging_schedule)
         r.add("DataTransfer", self.on_data_transfer)
+        r.add("SignCertificate", self.on_sign_certificate)
         for action in ("NotifyEvent", "SecurityEventNotification", "NotifyReport", "ReportChargingProfiles",
                        "NotifyMonitoringReport", "NotifyCustomerInformation", "NotifyDisplayMessages",
                        "NotifyChargingLimit", "ClearedChargingLimit", "FirmwareStatusNotification",
@@ -307,6 +316,38 @@ class Csms:
                                           "exi": raw.hex().upper()}}, None, tx_id, session_id)
         return {"status": "Accepted"}
 
+    async def on_sign_certificate(self, p: Payload, ctx: CallContext) -> Payload:
+        """SignCertificate: check the CSR, answer, then send CertificateSigned with the new chain (A02/A03)."""
+        sid = ctx.station_id
+        kind = p.get("certificateType", "ChargingStationCertificate")
+        if self.issuer is None:
+            return {"status": "Rejected", "statusInfo": {"reasonCode": "NoCA",
+                                                         "additionalInfo": "this CSMS signs no certificates"}}
+        try:
+            signed = await asyncio.to_thread(self.issuer.sign, sid, p["csr"], kind)
+        except CsrError as e:
+            log.warning("station %s: SignCertificate rejected: %s", sid, e)
+            await self._log(sid, "rx", "SignCertificate", p, {"status": "Rejected", "reason": str(e)})
+            return {"status": "Rejected", "statusInfo": {"reasonCode": e.reason, "additionalInfo": str(e)[:512]}}
+        await self._log(sid, "rx", "SignCertificate", p, {"status": "Accepted"})
+        self._spawn(self._send_signed(sid, chain_pem(signed), kind))
+        return {"status": "Accepted"}
+
+    async def _send_signed(self, station_id: str, chain: str, kind: str) -> None:
+        """CertificateSigned, sent right after the SignCertificate answer."""
+        await asyncio.sleep(0.01)  # let the SignCertificateResponse go out first
+        try:
+            answer = await self.call(station_id, "CertificateSigned",
+                                     {"certificateChain": chain, "certificateType": kind})
+            log.info("station %s: CertificateSigned %s -> %s", station_id, kind, answer.get("status"))
+        except CommandError as e:
+            log.warning("station %s: CertificateSigned not delivered: %s", station_id, e)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _logged_notification(self, action: str) -> Callable[[Payload, CallContext], Any]:
         async def handler(p: Payload, ctx: CallContext) -> Payload:
             await self._log(ctx.station_id, "rx", action, p)
@@ -351,7 +392,8 @@ class Csms:
         except ConnectionClosedError as e:
             raise CommandError(409, f"station {station_id} disconnected during {action}") from e
         tx_id = _transaction_of(action, payload)
-        if tx_id is not None or action in ("RequestStartTransaction", "SetChargingProfile", "ClearChargingProfile"):
+        if tx_id is not None or action in ("RequestStartTransaction", "SetChargingProfile", "ClearChargingProfile",
+                                           "CertificateSigned"):
             await self._log(station_id, "tx", action, payload, answer, tx_id)
         return answer
 
