@@ -54,7 +54,8 @@ def make_db_url(kind: str, tmp_path: Path) -> Iterator[str]:
 
 @asynccontextmanager
 async def running_csms(db_url: str, *, stations: dict[str, str | None] | None = None,
-                       tokens: list[dict[str, Any]] | None = None, **config: Any) -> AsyncIterator[Csms]:
+                       tokens: list[dict[str, Any]] | None = None, ssl: Any = None,
+                       **config: Any) -> AsyncIterator[Csms]:
     """Our CSMS on loopback with registered stations (id -> password) and idTokens."""
     store = Store(db_url)
     for sid, password in (stations or {"CS1": PASSWORD}).items():
@@ -63,7 +64,7 @@ async def running_csms(db_url: str, *, stations: dict[str, str | None] | None = 
     for tok in tokens if tokens is not None else [TOKEN]:
         store.put_id_token(tok["idToken"], tok["type"], tok.get("status", "Accepted"))
     config.setdefault("ping_interval", None)
-    csms = Csms(store, CsmsConfig(**config))
+    csms = Csms(store, CsmsConfig(**config), ssl=ssl)
     await csms.start()
     try:
         yield csms
