@@ -1,9 +1,9 @@
 """One database thread for the CSMS: operations from many stations are batched into one transaction per round.
 
 The event loop never blocks on the database. Each `await worker.run(op, ...)` returns only after the transaction
-that holds the operation has committed, so a CALLRESULT is sent for a message only once it is durable. Each
-operation runs inside its own SAVEPOINT: one that fails (an unknown station, a bad value) is rolled back alone and
-its caller gets the exception; the others in the batch still commit.
+that holds the operation has committed, so a CALLRESULT is sent for a message only once it is durable. An operation
+that fails (an unknown station, a bad value) fails alone: the batch is then re-run with a SAVEPOINT around each
+operation, its caller gets the exception, and the others in the batch still commit.
 """
 
 from __future__ import annotations
@@ -75,7 +75,23 @@ class StoreWorker:
                 return
 
     def _commit(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]]) -> None:
-        """Run a batch in one transaction, each operation in a savepoint, then complete the futures."""
+        """Run a batch in one transaction, then complete the futures.
+
+        First optimistically without savepoints (the common case: every operation succeeds); if one fails, the
+        transaction is rolled back and the batch runs again with a savepoint around each operation, so only the
+        failing ones fail.
+        """
+        try:
+            with self.store._sessions() as s, s.begin():
+                results = [op(s, *args) for op, args, _ in batch]
+        except Exception:
+            pass
+        else:
+            self.batches += 1
+            self.operations += len(batch)
+            for (_, _, fut), value in zip(batch, results, strict=True):
+                fut.set_result(value)
+            return
         outcomes: list[tuple[Future[Any], bool, Any]] = []
         try:
             with self.store._sessions() as s, s.begin():
