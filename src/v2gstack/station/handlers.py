@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..ocpp import ErrorCode, OcppError, Router
+from .smart_charging import Rejection
 
 if TYPE_CHECKING:
     from .station import ChargingStation
@@ -164,7 +165,45 @@ def _handlers(st: ChargingStation) -> dict[str, Any]:
         """ClearCache of the authorization cache."""
         return {"status": st.auth.clear_cache()}
 
+    def set_charging_profile(p: Payload) -> Payload:
+        """SetChargingProfile (K01): validate and install; the new limits apply at once."""
+        active = {e.id: e.tx.id for e in st.evses.values() if e.tx is not None}
+        try:
+            st.profiles.set(p["evseId"], p["chargingProfile"], active)
+        except Rejection as e:
+            log.info("%s: SetChargingProfile rejected: %s", st.config.station_id, e.info)
+            return {"status": "Rejected", "statusInfo": {"reasonCode": e.reason, "additionalInfo": e.info[:512]}}
+        st.save_profiles()
+        st.profiles_changed(p["evseId"])
+        return {"status": "Accepted"}
+
+    def clear_charging_profile(p: Payload) -> Payload:
+        """ClearChargingProfile (K10) by id or criteria."""
+        criteria = p.get("chargingProfileCriteria") or {}
+        if not st.profiles.clear(p.get("chargingProfileId"), criteria):
+            return {"status": "Unknown"}
+        st.save_profiles()
+        st.profiles_changed(criteria.get("evseId", 0))
+        return {"status": "Accepted"}
+
+    def get_charging_profiles(p: Payload) -> Payload:
+        """GetChargingProfiles (K09): answer, then ReportChargingProfiles per EVSE with the same requestId."""
+        found = st.profiles.report(p.get("evseId"), p["chargingProfile"])
+        if not found:
+            return {"status": "NoProfiles"}
+        st.spawn(st.report_profiles(p["requestId"], found), "report-profiles")
+        return {"status": "Accepted"}
+
+    def get_composite_schedule(p: Payload) -> Payload:
+        """GetCompositeSchedule (K08) for an EVSE or (evseId 0) the station."""
+        unit = p.get("chargingRateUnit", "W")
+        if p["evseId"] != 0 and p["evseId"] not in st.evses:
+            return {"status": "Rejected", "statusInfo": {"reasonCode": "UnknownEvse"}}
+        return {"status": "Accepted", "schedule": st.composite_schedule(p["evseId"], p["duration"], unit)}
+
     return {
+        "SetChargingProfile": set_charging_profile, "ClearChargingProfile": clear_charging_profile,
+        "GetChargingProfiles": get_charging_profiles, "GetCompositeSchedule": get_composite_schedule,
         "RequestStartTransaction": request_start, "RequestStopTransaction": request_stop, "Reset": reset,
         "ChangeAvailability": change_availability, "UnlockConnector": unlock, "TriggerMessage": trigger,
         "GetVariables": get_variables, "SetVariables": set_variables, "GetBaseReport": get_base_report,

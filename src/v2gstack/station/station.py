@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -31,6 +32,7 @@ from .evse import Evse
 from .meter import Meter
 from .queue import OfflineQueue
 from .sender import QueueSender
+from .smart_charging import ChargingProfiles, Installed
 from .transaction import Transaction
 
 log = logging.getLogger("v2gstack.station")
@@ -63,6 +65,9 @@ class ChargingStation:
         self.registration = "New"  # New, Pending, Rejected, Accepted
         self.boot_reason = "PowerUp"
         self.data_transfer: dict[str, DataTransferHandler] = {}
+        self.profiles = ChargingProfiles(list(self.evses))
+        self.on_profiles_changed: list[Callable[[int], None]] = []  # evse id (0: station-wide) after Set/Clear
+        self._load_profiles()
         self.reboots = 0
         password = self.model.value("SecurityCtrlr", "BasicAuthPassword") or config.password
         self.client = StationClient(
@@ -328,7 +333,8 @@ class ChargingStation:
 
     def _begin(self, evse: Evse, trigger: str, remote_start_id: int | None = None) -> Transaction:
         """Start a transaction on the EVSE and send Started with the begin meter values."""
-        tx = Transaction(evse.id, evse.connector_id, remote_start_id=remote_start_id)
+        tx = Transaction(evse.id, evse.connector_id, remote_start_id=remote_start_id,
+                         started_epoch=self.clock.wall().timestamp())
         tx.charging_state = "EVConnected" if evse.plugged else "Idle"
         if evse.authorized:
             tx.set_token(evse.id_token)
@@ -417,9 +423,76 @@ class ChargingStation:
             evse.meter.battery_wh = battery_wh
         self._energize(evse)
 
+    # ----- smart charging -----
+
+    def limit_w(self, evse_id: int) -> float | None:
+        """The charging-profile limit on the EVSE now, in W (None: no profile limits it)."""
+        evse = self.evses[evse_id]
+        tx = evse.tx
+        return self.profiles.limit_w(evse_id, self.clock.wall().timestamp(), voltage=evse.meter.voltage,
+                                     default_phases=evse.meter.phases,
+                                     tx_start=tx.started_epoch if tx else None, tx_id=tx.id if tx else None)
+
+    def composite_schedule(self, evse_id: int, duration_s: int, unit: str = "W") -> dict[str, Any]:
+        """GetCompositeSchedule for an EVSE (0: the station) from now, within the EVSE's own maximum."""
+        evse = self.evses.get(evse_id)
+        tx = evse.tx if evse else None
+        voltage, phases = (evse.meter.voltage, evse.meter.phases) if evse else (230.0, 3)
+        return self.profiles.composite(evse_id, self.clock.wall().timestamp(), duration_s, unit, voltage=voltage,
+                                       default_phases=phases, tx_start=tx.started_epoch if tx else None,
+                                       tx_id=tx.id if tx else None,
+                                       evse_max=evse.max_power_w if evse else self.config.max_power_w * len(
+                                           self.evses))
+
+    def save_profiles(self) -> None:
+        """Keep the installed profiles in the state folder (they survive a restart, as K01 expects)."""
+        if self.config.state_dir is None:
+            return
+        path = Path(self.config.state_dir) / "charging_profiles.json"
+        data = [{"evseId": i.evse_id, "chargingProfile": i.profile} for i in self.profiles.items.values()]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path)
+
+    def _load_profiles(self) -> None:
+        """Profiles saved by an earlier run (TxProfiles ended with their transactions and are not kept)."""
+        if self.config.state_dir is None:
+            return
+        path = Path(self.config.state_dir) / "charging_profiles.json"
+        if path.exists():
+            for item in json.loads(path.read_text()):
+                if item["chargingProfile"]["chargingProfilePurpose"] != "TxProfile":
+                    self.profiles.items[item["chargingProfile"]["id"]] = Installed(item["evseId"],
+                                                                                   item["chargingProfile"])
+
+    async def report_profiles(self, request_id: int, found: list[Installed]) -> None:
+        """ReportChargingProfiles: one message per EVSE, tbc on all but the last."""
+        by_evse: dict[int, list[dict[str, Any]]] = {}
+        for item in found:
+            by_evse.setdefault(item.evse_id, []).append(item.profile)
+        evse_ids = sorted(by_evse)
+        for n, evse_id in enumerate(evse_ids):
+            await self._call("ReportChargingProfiles", {
+                "requestId": request_id, "chargingLimitSource": "CSO", "evseId": evse_id,
+                "chargingProfile": by_evse[evse_id], "tbc": n < len(evse_ids) - 1})
+
+    def profiles_changed(self, evse_id: int) -> None:
+        """Apply new limits at once and tell the listeners (the ISO 15118 bridge renegotiates)."""
+        for evse in self.evses.values():
+            if evse_id in (0, evse.id):
+                self._energize(evse)
+        for listener in list(self.on_profiles_changed):
+            try:
+                listener(evse_id)
+            except Exception:
+                log.exception("%s: profile listener failed", self.config.station_id)
+
     def _energize(self, evse: Evse) -> None:
         """Apply the power the EVSE may deliver now; tell the CSMS when the charging state changes."""
         power = evse.power_allowed()
+        limit = self.limit_w(evse.id) if self.profiles.items else None
+        if limit is not None and power > limit:
+            power = max(0.0, limit)
         if evse.meter.soc is not None and evse.meter.soc >= 100.0 and power > 0:
             power = 0.0
         evse.meter.set_power(power, self.clock.now())
@@ -461,6 +534,7 @@ class ChargingStation:
         tx.charging_state = "EVConnected" if evse.plugged else "Idle"
         self._emit(tx, "Ended", trigger, context="Transaction.End", stopped_reason=reason)
         evse.tx = None
+        self.profiles.end_transaction(tx.id)
         task = self._tx_tasks.pop(tx.id, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()

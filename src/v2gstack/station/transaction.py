@@ -21,6 +21,7 @@ class Transaction:
     id_token: dict[str, Any] | None = None
     charging_state: str | None = None
     charging_seconds: float = 0.0
+    started_epoch: float | None = None  # station wall clock at the start (Relative charging profiles count from it)
     ended: bool = False
     _state_told: str | None = None
     _token_told: bool = False

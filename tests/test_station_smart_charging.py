@@ -1,0 +1,111 @@
+"""Smart charging in the station: profile validation, stacking and the composite schedule (pure), and the CSMS's
+SetChargingProfile / GetCompositeSchedule / ClearChargingProfile / GetChargingProfiles changing a running session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_csms_support import TOKEN, our_station, running_csms
+from test_station_support import until
+
+from v2gstack.station.smart_charging import ChargingProfiles, Rejection, epoch, rfc3339
+
+T0 = epoch("2026-11-24T10:00:00Z")
+
+
+def _profile(pid: int, purpose: str, level: int, periods: list[tuple[int, float]], *, unit: str = "W",
+             kind: str = "Absolute", start: float = T0, **extra: object) -> dict:
+    sched = {"id": pid, "chargingRateUnit": unit,
+             "chargingSchedulePeriod": [{"startPeriod": s, "limit": v} for s, v in periods]}
+    if kind != "Relative":
+        sched["startSchedule"] = rfc3339(start)
+    return {"id": pid, "stackLevel": level, "chargingProfilePurpose": purpose, "chargingProfileKind": kind,
+            "chargingSchedule": [sched], **extra}
+
+
+def test_validation_rejects_what_k01_forbids() -> None:
+    profiles = ChargingProfiles([1, 2])
+    cases = [
+        (1, _profile(1, "ChargingStationMaxProfile", 0, [(0, 1000)]), "InvalidProfile"),
+        (0, _profile(2, "TxProfile", 0, [(0, 1000)]), "InvalidProfile"),
+        (1, _profile(3, "TxProfile", 0, [(0, 1000)]), "TxNotFound"),
+        (1, _profile(4, "TxDefaultProfile", 0, [(10, 1000)]), "InvalidSchedule"),
+        (1, _profile(5, "TxDefaultProfile", 0, [(0, 1000), (0, 500)]), "InvalidSchedule"),
+        (9, _profile(6, "TxDefaultProfile", 0, [(0, 1000)]), "UnknownEvse"),
+        (1, _profile(7, "TxDefaultProfile", 0, [(0, 1000)], kind="Recurring"), "InvalidProfile"),
+    ]
+    for evse, p, reason in cases:
+        with pytest.raises(Rejection) as info:
+            profiles.set(evse, p, {})
+        assert info.value.reason == reason, p
+    profiles.set(1, _profile(10, "TxDefaultProfile", 0, [(0, 1000)]), {})
+    with pytest.raises(Rejection, match="DuplicateProfile"):
+        profiles.set(1, _profile(11, "TxDefaultProfile", 0, [(0, 2000)]), {})
+    profiles.set(1, _profile(10, "TxDefaultProfile", 0, [(0, 2000)]), {})  # same id replaces
+    assert profiles.limit_w(1, T0 + 5) == 2000
+    profiles.set(1, _profile(12, "TxProfile", 0, [(0, 500)]), {1: "tx-1"})
+    assert profiles.limit_w(1, T0 + 5, tx_id="tx-1") == 500
+
+
+def test_composite_stacks_purposes_levels_units_and_time() -> None:
+    profiles = ChargingProfiles([1, 2])
+    # station maximum 11 kW; default profile 16 A x 3 x 230 V = 11,040 W then 6 A after 1 h
+    profiles.set(0, _profile(1, "ChargingStationMaxProfile", 0, [(0, 11000)]), {})
+    profiles.set(0, _profile(2, "TxDefaultProfile", 0, [(0, 16), (3600, 6)], unit="A"), {})
+    # a higher stack level on EVSE 1 limits to 7 kW for 30 min from T0 + 600
+    profiles.set(1, _profile(3, "TxDefaultProfile", 5, [(0, 7000)], start=T0 + 600,
+                             validTo=rfc3339(T0 + 2400)), {})
+    comp = profiles.composite(1, T0, 7200, "W", tx_id="t", evse_max=22000)
+    assert [(p["startPeriod"], p["limit"]) for p in comp["chargingSchedulePeriod"]] == [
+        (0, 11000.0), (600, 7000.0), (2400, 11000.0), (3600, 4140.0)]
+    comp_a = profiles.composite(2, T0, 7200, "A", tx_id="t", evse_max=22000)
+    assert [(p["startPeriod"], p["limit"]) for p in comp_a["chargingSchedulePeriod"]] == [(0, 15.9), (3600, 6.0)]
+    # a TxProfile overrides the default for its transaction only
+    profiles.set(1, _profile(4, "TxProfile", 0, [(0, 3000)], transactionId="t"), {1: "t"})
+    assert profiles.limit_w(1, T0 + 10, tx_id="t") == 3000
+    assert profiles.limit_w(1, T0 + 10, tx_id="other") == 11000
+    # relative profiles count from the transaction start; recurring ones repeat daily
+    profiles.clear(criteria={"chargingProfilePurpose": "TxDefaultProfile"})
+    profiles.set(2, _profile(5, "TxDefaultProfile", 0, [(0, 2000), (60, 4000)], kind="Relative"), {})
+    assert profiles.limit_w(2, T0 + 30, tx_start=T0) == 2000 and profiles.limit_w(2, T0 + 90, tx_start=T0) == 4000
+    assert profiles.limit_w(2, T0 + 30) == 11000  # no transaction: only the station maximum
+    profiles.set(2, _profile(6, "TxDefaultProfile", 1, [(0, 1000), (3600, 5000)], kind="Recurring",
+                             recurrencyKind="Daily"), {})
+    assert profiles.limit_w(2, T0 + 86400 + 100, tx_start=T0) == 1000
+    assert profiles.limit_w(2, T0 + 86400 + 4000, tx_start=T0) == 5000
+    assert profiles.clear(6) and not profiles.clear(6)
+    assert [i.profile["id"] for i in profiles.report(None, {"chargingProfilePurpose": "TxDefaultProfile"})] == [5]
+
+
+async def test_csms_profiles_change_the_power_of_a_running_session(tmp_path: Path) -> None:
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}") as csms, our_station(csms) as st:
+        await st.wait_accepted()
+        changed: list[int] = []
+        st.on_profiles_changed.append(changed.append)
+        st.set_ev(1, power_w=11000.0)
+        await st.plug_in(1)
+        await st.present_token(1, TOKEN)
+        await until(lambda: st.evses[1].meter.power_w == 11000.0)
+        tx_id = st.evses[1].tx.id
+        profile = {"id": 7, "stackLevel": 0, "chargingProfilePurpose": "TxProfile", "chargingProfileKind": "Relative",
+                   "transactionId": tx_id, "chargingSchedule": [{"id": 1, "chargingRateUnit": "A",
+                                                                 "chargingSchedulePeriod": [
+                                                                     {"startPeriod": 0, "limit": 10}]}]}
+        answer = await csms.call("CS1", "SetChargingProfile", {"evseId": 1, "chargingProfile": profile})
+        assert answer == {"status": "Accepted"} and changed == [1]
+        assert st.evses[1].meter.power_w == pytest.approx(10 * 230 * 3)
+        comp = await csms.call("CS1", "GetCompositeSchedule", {"evseId": 1, "duration": 3600,
+                                                               "chargingRateUnit": "W"})
+        assert comp["status"] == "Accepted"
+        assert comp["schedule"]["chargingSchedulePeriod"][0]["limit"] == 6900.0
+        bad = await csms.call("CS1", "SetChargingProfile", {"evseId": 2, "chargingProfile": {**profile, "id": 8}})
+        assert bad["status"] == "Rejected" and bad["statusInfo"]["reasonCode"] == "UnknownEvse"
+        got = await csms.call("CS1", "GetChargingProfiles", {"requestId": 5, "chargingProfile": {}})
+        assert got == {"status": "Accepted"}
+        await until(lambda: any(m["action"] == "ReportChargingProfiles" for m in csms.store.messages()))
+        assert await csms.call("CS1", "ClearChargingProfile", {"chargingProfileId": 7}) == {"status": "Accepted"}
+        assert st.evses[1].meter.power_w == 11000.0
+        assert await csms.call("CS1", "ClearChargingProfile", {"chargingProfileId": 7}) == {"status": "Unknown"}
+        # the energy register integrated the lower power while it applied: never more than full power allows
+        assert st.evses[1].meter.import_wh > 0
