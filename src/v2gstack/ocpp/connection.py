@@ -59,6 +59,8 @@ class Connection:
         self.max_concurrent_calls = max_concurrent_calls
         self.on_result_error = on_result_error
         self.data: dict[str, Any] = {}  # for the layers above (station state, CSMS session, ...)
+        # (direction "rx"/"tx", frame text) of every message, for traces; empty costs nothing
+        self.frame_listeners: list[Callable[[str, str], None]] = []
         self._call_lock = asyncio.Lock()
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -97,6 +99,8 @@ class Connection:
 
     async def handle_text(self, text: str | bytes) -> None:
         """Process one received websocket message: dispatch, correlate, or answer with a CALLERROR."""
+        if self.frame_listeners:
+            self._tell("rx", text if isinstance(text, str) else text.decode("utf-8", "replace"))
         try:
             ev = self.engine.receive(text)
             if type(ev) is IncomingCall:
@@ -105,6 +109,8 @@ class Connection:
                     out = self._run_sync(handler, ev)
                     if out is not None:
                         try:
+                            if self.frame_listeners:
+                                self._tell("tx", out)
                             await self.ws.send(out)
                         except Exception as e:
                             log.debug("%s: could not send an answer: %s", self.station_id, e)
@@ -210,8 +216,18 @@ class Connection:
         log.exception("%s: %s handler failed", self.station_id, call.action, exc_info=e)
         return self.engine.make_error(call.message_id, ErrorCode.INTERNAL_ERROR, f"{call.action} handler failed")
 
+    def _tell(self, direction: str, text: str) -> None:
+        """Hand a frame to the listeners (a failing listener is logged, never breaks the connection)."""
+        for listener in self.frame_listeners:
+            try:
+                listener(direction, text)
+            except Exception:
+                log.exception("%s: frame listener failed", self.station_id)
+
     async def _send_quietly(self, text: str) -> None:
         """Send an answer; if the websocket is gone there is nobody left to tell."""
+        if self.frame_listeners:
+            self._tell("tx", text)
         try:
             await self.ws.send(text)
         except Exception as e:
@@ -236,6 +252,8 @@ class Connection:
                     raise ConnectionClosedError(f"{self.station_id}: connection closed")
                 fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
                 self._waiters[mid] = fut
+                if self.frame_listeners:
+                    self._tell("tx", text)
                 try:
                     await self.ws.send(text)
                 except Exception as e:
@@ -255,6 +273,8 @@ class Connection:
     async def send(self, action: str, payload: dict[str, Any]) -> None:
         """Send an OCPP 2.1 SEND (unconfirmed; allowed while a CALL is outstanding)."""
         text = self.engine.make_send(action, payload)
+        if self.frame_listeners:
+            self._tell("tx", text)
         try:
             await self.ws.send(text)
         except Exception as e:

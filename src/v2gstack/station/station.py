@@ -68,6 +68,7 @@ class ChargingStation:
         self.profiles = ChargingProfiles(list(self.evses))
         self.on_profiles_changed: list[Callable[[int], None]] = []  # evse id (0: station-wide) after Set/Clear
         self._load_profiles()
+        self.frame_listeners: list[Callable[[str, str], None]] = []  # every OCPP frame (direction, text): traces
         self.reboots = 0
         password = self.model.value("SecurityCtrlr", "BasicAuthPassword") or config.password
         self.client = StationClient(
@@ -162,6 +163,7 @@ class ChargingStation:
 
     def _on_connect(self, conn: Connection) -> None:
         """A new websocket: register (if needed), then run the heartbeat; forget it all when it closes."""
+        conn.frame_listeners = self.frame_listeners
         link = self._spawn(self._link(conn), "link")
         self._spawn(self._watch(conn, link), "watch")
 
@@ -464,6 +466,10 @@ class ChargingStation:
                 if item["chargingProfile"]["chargingProfilePurpose"] != "TxProfile":
                     self.profiles.items[item["chargingProfile"]["id"]] = Installed(item["evseId"],
                                                                                    item["chargingProfile"])
+
+    def spawn_call(self, action: str, payload: dict[str, Any]) -> None:
+        """Send a CALL that is not queued (NotifyEVChargingNeeds, NotifyEvent, ...) in the background."""
+        self._spawn(self._call(action, payload), action)
 
     async def report_profiles(self, request_id: int, found: list[Installed]) -> None:
         """ReportChargingProfiles: one message per EVSE, tbc on all but the last."""

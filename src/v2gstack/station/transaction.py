@@ -21,10 +21,12 @@ class Transaction:
     id_token: dict[str, Any] | None = None
     charging_state: str | None = None
     charging_seconds: float = 0.0
+    custom_data: dict[str, Any] | None = None  # CustomDataType sent with the next event (ISO 15118 facts)
     started_epoch: float | None = None  # station wall clock at the start (Relative charging profiles count from it)
     ended: bool = False
     _state_told: str | None = None
     _token_told: bool = False
+    _custom_told: bool = False
 
     def event(self, event_type: str, trigger: str, timestamp: str, *, meter_value: list[Payload] | None = None,
               stopped_reason: str | None = None, offline: bool = False) -> Payload:
@@ -49,10 +51,18 @@ class Transaction:
             p["evse"] = {"id": self.evse_id, "connectorId": self.connector_id}
         if meter_value:
             p["meterValue"] = meter_value
+        if self.custom_data is not None and not self._custom_told:
+            p["customData"] = self.custom_data
+            self._custom_told = True
         self.seq_no += 1
         if event_type == "Ended":
             self.ended = True
         return p
+
+    def set_custom_data(self, data: dict[str, Any]) -> None:
+        """Facts to send with the next event (as customData; the vendorId names their meaning)."""
+        self.custom_data = data
+        self._custom_told = False
 
     def set_token(self, token: dict[str, Any] | None) -> None:
         """The idToken that authorized the transaction (sent once, in the next event)."""

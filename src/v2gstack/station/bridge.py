@@ -1,0 +1,523 @@
+"""The bridge: an ISO 15118 / DIN 70121 SECC per EVSE whose sessions drive the OCPP 2.0.1 station, and back.
+
+`EvseBridge` is the EVSEController factory of one EVSE's SeccServer. Its sessions turn ISO facts into OCPP
+(SessionSetup -> plug-in and TransactionEvent customData with SessionID/EVCCID/protocol; ChargeParameterDiscovery ->
+NotifyEVChargingNeeds; the EV's chosen schedule -> NotifyEVChargingSchedule; the charge loop -> the EVSE meter the
+TransactionEvents report) and OCPP into ISO (authorization results, the composite charging schedule as the
+SAScheduleList, a changed profile -> ReNegotiation, RequestStopTransaction -> StopCharging). Failures are reported
+through trace/error_map.py. Each session writes one timeline (trace/timeline.py) with both protocols.
+
+The SECC calls controllers synchronously and must answer at once, so slow OCPP work runs in station tasks and the
+controller answers Ongoing until it is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..iso15118.evse import AuthorizationStatus, CableCheckResult, SessionInfo
+from ..iso15118.model import (
+    ACEVSEParameters,
+    CurrentDemand,
+    DCEVSEParameters,
+    DCOutput,
+    EVChargeParameters,
+    EVSEStatus,
+    MeterReading,
+    PMaxEntry,
+    SASchedule,
+    Service,
+    is_dc,
+)
+from ..iso15118.msglog import MessageRecord
+from ..trace.error_map import classify, notify_event
+from ..trace.timeline import Timeline, TimelineFolder
+
+if TYPE_CHECKING:
+    from ..iso15118.secc_server import SeccServer
+    from .station import ChargingStation
+
+log = logging.getLogger("v2gstack.station.bridge")
+
+ISO_FACTS_VENDOR = "org.v2gstack.iso15118"
+MIRROR_VENDOR = {"iso2": "ISO15118-2", "din": "DIN70121"}
+PROTOCOL_NAMES = {"iso2": "ISO15118-2", "din": "DIN70121"}
+
+
+@dataclass
+class BridgeConfig:
+    """What the EVSEs of a bridged station offer the EV, and how EIM authorization happens."""
+
+    evse_ids: dict[int, str] = field(default_factory=dict)  # EVSE -> ISO EVSEID; default DE*V2G*E<station>*<n>
+    din_evse_id: str = "00"
+    energy_modes: tuple[str, ...] = ("AC_three_phase_core", "DC_extended")
+    id_token: dict[str, str] | None = None  # a token presented at the EVSE (RFID); None: wait for the CSMS
+    nominal_voltage: float = 230.0
+    ac_max_current: float = 32.0
+    ac_min_current: float = 6.0
+    dc_max_current: float = 200.0
+    dc_max_power: float = 50_000.0
+    dc_max_voltage: float = 500.0
+    dc_min_voltage: float = 150.0
+    dc_min_current: float = 0.0
+    schedule_duration: int = 86400
+    meter_prefix: str = "V2GSTACK-METER-"
+
+
+class EvseBridge:
+    """Joins one EVSE's SECC to the station; `controller` is the SeccServer's controller factory."""
+
+    def __init__(self, station: ChargingStation, evse_id: int, config: BridgeConfig | None = None,
+                 timelines: TimelineFolder | None = None) -> None:
+        self.station = station
+        self.evse_id = evse_id
+        self.config = config or BridgeConfig()
+        self.timelines = timelines or TimelineFolder(None)
+        self.sessions: dict[str, BridgeSession] = {}  # ISO SessionID -> session (for the message sink)
+        self.active: BridgeSession | None = None
+        self.ending: set[BridgeSession] = set()  # ended ISO sessions whose OCPP transaction is still being closed
+        self.finished: list[BridgeSession] = []
+        self.server: SeccServer | None = None
+        station.on_profiles_changed.append(self._profiles_changed)
+        station.frame_listeners.append(self._ocpp_frame)
+
+    def controller(self) -> BridgeSession:
+        """A controller for one new SECC connection."""
+        return BridgeSession(self)
+
+    def iso_message(self, record: MessageRecord) -> None:
+        """The SECC's message sink: the message goes to its session's timeline (and to the CSMS if mirrored)."""
+        session = self.sessions.get(record.session_id) or self.active
+        if session is None:
+            return
+        session.timeline.iso(record.direction, record.namespace, record.name, record.doc, record.exi,
+                             record.session_id)
+        if self.station.model.bool("BridgeCtrlr", "MirrorISO15118Messages"):
+            self.station.spawn_call("DataTransfer", {
+                "vendorId": MIRROR_VENDOR.get(record.namespace, "ISO15118-20"), "messageId": record.name[:50],
+                "data": "EXI::" + base64.b64encode(record.exi).decode()})
+
+    def _profiles_changed(self, evse_id: int) -> None:
+        if self.active is not None and evse_id in (0, self.evse_id):
+            self.active.profiles_changed()
+
+    def _ocpp_frame(self, direction: str, text: str) -> None:
+        for session in (self.active, *self.ending):
+            if session is not None:
+                session.ocpp_frame(direction, text)
+
+
+class BridgeSession:
+    """The EVSEController of one SECC session on a bridged EVSE."""
+
+    def __init__(self, bridge: EvseBridge) -> None:
+        self.bridge = bridge
+        self.station = bridge.station
+        self.config = bridge.config
+        self.evse_no = bridge.evse_id
+        self.evse = self.station.evses[self.evse_no]
+        self.timeline: Timeline = bridge.timelines.new()
+        self.info: SessionInfo | None = None
+        self.auth_task: asyncio.Task[Any] | None = None
+        self.auth_result: str | None = None
+        self.needs_sent = False
+        self.schedule_sent = False
+        self.renegotiate = False
+        self.contactors = False
+        self.tx_id: str | None = None
+        self.stopped_remotely = False
+        self.stop_reason: str | None = None
+        self.ev: EVChargeParameters | None = None
+        self.ev_max_current: float | None = None
+        self.power_w = 0.0
+        self._mids: dict[str, str] = {}  # message id -> action of the CALLs recorded (to name their answers)
+        self._event_id = int(time.time()) % 1_000_000
+        bridge.active = self  # the EVSE has one EV at a time: its messages are this session's from now on
+
+    # ----- the OCPP side of the timeline -----
+
+    def ocpp_frame(self, direction: str, text: str) -> None:
+        """Record the OCPP frames that concern this EVSE or its transaction (and the answers to them)."""
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            return
+        if not isinstance(frame, list) or len(frame) < 3:
+            return
+        if frame[0] == 2 and len(frame) >= 4:
+            if self._concerns(frame[2], frame[3]):
+                self._mids[frame[1]] = frame[2]
+                self.timeline.ocpp(direction, frame)
+        elif frame[1] in self._mids:
+            action = self._mids.pop(frame[1])
+            self.timeline.ocpp(direction, frame, action=f"{action}{'Response' if frame[0] == 3 else ' CALLERROR'}")
+
+    def _concerns(self, action: str, p: dict[str, Any]) -> bool:
+        tx = (p.get("transactionInfo") or {}).get("transactionId") or p.get("transactionId") or (
+            p.get("chargingProfile") or {}).get("transactionId")
+        if tx is not None:
+            return tx == self.tx_id or (self.evse.tx is not None and tx == self.evse.tx.id)
+        evse = p.get("evseId", (p.get("evse") or {}).get("id"))
+        if evse is not None:
+            return evse == self.evse_no
+        return action in ("Authorize",) and self.auth_task is not None and not self.auth_task.done()
+
+    def _link_tx(self) -> None:
+        tx = self.evse.tx
+        if tx is not None and tx.id != self.tx_id:
+            self.tx_id = tx.id
+            self.timeline.link(transactionId=tx.id)
+
+    # ----- identity and offer -----
+
+    def evse_id(self, protocol: str) -> str:
+        """EVSEID: DIN is hexBinary, -2 the ISO form (country*operator*E id*n)."""
+        if protocol == "din":
+            return self.config.din_evse_id
+        return self.config.evse_ids.get(self.evse_no) or (
+            f"DE*V2G*E{self.station.config.station_id.replace('-', '').replace('_', '')[:20]}*{self.evse_no}")
+
+    def payment_options(self) -> list[str]:
+        """EIM (ExternalPayment); Plug & Charge comes with the PKI work."""
+        return ["ExternalPayment"]
+
+    def energy_modes(self) -> list[str]:
+        """The EVSE's energy transfer modes."""
+        return list(self.config.energy_modes)
+
+    def services(self) -> list[Service]:
+        """No value-added services."""
+        return []
+
+    def session_started(self, info: SessionInfo) -> None:
+        """SessionSetup: the EV is there (plug-in), the ISO facts go to the timeline and the transaction."""
+        self.info = info
+        self.bridge.sessions[info.session_id] = self
+        self.timeline.link(sessionId=info.session_id, evccId=info.evcc_id, evseId=self.evse_no,
+                           isoProtocol=PROTOCOL_NAMES.get(info.protocol, info.protocol),
+                           stationId=self.station.config.station_id)
+        self.timeline.state("SessionStarted", resumed=info.resumed, tls=info.tls, peer=info.peer)
+        self.station.spawn(self._plugged(), f"plug-{self.evse_no}")
+
+    async def _plugged(self) -> None:
+        await self.station.plug_in(self.evse_no)
+        self._facts()
+
+    def _facts(self) -> None:
+        """The ISO facts the CSMS joins to the transaction (TransactionEvent customData)."""
+        tx = self.evse.tx
+        if tx is None or self.info is None:
+            return
+        self._link_tx()
+        facts: dict[str, Any] = {"vendorId": ISO_FACTS_VENDOR, "sessionId": self.info.session_id,
+                                 "evccId": self.info.evcc_id,
+                                 "protocol": PROTOCOL_NAMES.get(self.info.protocol, self.info.protocol),
+                                 "traceId": self.timeline.trace_id}
+        if self.info.energy_mode:
+            facts["energyTransferMode"] = self.info.energy_mode
+        tx.set_custom_data(facts)
+
+    # ----- authorization (EIM) -----
+
+    def authorize(self, info: SessionInfo) -> AuthorizationStatus:
+        """Ongoing while the station authorizes: free vend, a token presented here, or the CSMS's remote start."""
+        self._facts()
+        if self.evse.authorized:
+            return self._authorized()
+        if self.auth_result is not None:
+            return AuthorizationStatus.REJECTED if self.auth_result != "Accepted" else self._authorized()
+        if self.auth_task is None:
+            if not self.station.model.bool("AuthCtrlr", "Enabled"):
+                self.timeline.state("Authorizing", method="FreeVend")
+                self.auth_task = self.station.spawn(self._authorize({"idToken": "", "type": "NoAuthorization"},
+                                                                    check=False), "iso-authorize")
+            elif self.config.id_token is not None:
+                self.timeline.state("Authorizing", method="IdToken", idToken=self.config.id_token["idToken"])
+                self.auth_task = self.station.spawn(self._authorize(self.config.id_token), "iso-authorize")
+            else:
+                self.timeline.state("Authorizing", method="WaitingForRemoteStart")
+                self.auth_task = self.station.spawn(asyncio.sleep(0), "iso-authorize")
+        return AuthorizationStatus.ONGOING
+
+    async def _authorize(self, token: dict[str, str], check: bool = True) -> None:
+        info = await self.station.authorize(self.evse_no, token, check=check)
+        self.auth_result = info.get("status", "Invalid")
+        self.timeline.state("Authorized" if self.auth_result == "Accepted" else "AuthorizationRefused",
+                            status=self.auth_result)
+
+    def _authorized(self) -> AuthorizationStatus:
+        self._link_tx()
+        if self.evse.id_token is not None:
+            self.timeline.link(idToken=self.evse.id_token.get("idToken") or None)
+        return AuthorizationStatus.ACCEPTED
+
+    # ----- charge parameters and schedules -----
+
+    def schedules(self, info: SessionInfo, ev: EVChargeParameters) -> list[SASchedule] | None:
+        """NotifyEVChargingNeeds (once), then the composite schedule as one SAScheduleTuple."""
+        self.ev = ev
+        self.ev_max_current = ev.max_current
+        self.renegotiate = False
+        self._facts()
+        soc = ev.status.soc if ev.status is not None else None
+        battery = ev.energy_capacity
+        self.station.set_ev(self.evse_no, soc=float(soc) if soc is not None else None, battery_wh=battery)
+        if not self.needs_sent:
+            self.needs_sent = True
+            self.station.spawn_call("NotifyEVChargingNeeds", self._charging_needs(ev))
+        composite = self._composite()
+        entries = tuple(PMaxEntry(int(p["startPeriod"]), float(p["limit"])) for p in
+                        composite["chargingSchedulePeriod"])
+        last = entries[-1]
+        entries = (*entries[:-1], PMaxEntry(last.start, last.pmax, self.config.schedule_duration - last.start))
+        self.timeline.state("ScheduleOffered", pmax=[(e.start, e.pmax) for e in entries])
+        return [SASchedule(1, entries)]
+
+    def _composite(self) -> dict[str, Any]:
+        return self.station.composite_schedule(self.evse_no, self.config.schedule_duration, "W")
+
+    def _charging_needs(self, ev: EVChargeParameters) -> dict[str, Any]:
+        """NotifyEVChargingNeedsRequest from ChargeParameterDiscoveryReq (SI units, W/A/V/Wh)."""
+        needs: dict[str, Any] = {"requestedEnergyTransfer": _energy_transfer(ev.mode)}
+        if ev.departure_time is not None:
+            departure = self.station.clock.wall().timestamp() + ev.departure_time
+            needs["departureTime"] = _rfc3339(departure)
+        if is_dc(ev.mode):
+            dc: dict[str, Any] = {"evMaxCurrent": int(ev.max_current or 0), "evMaxVoltage": int(ev.max_voltage or 0)}
+            for key, value in (("energyAmount", ev.energy_request), ("evMaxPower", ev.max_power),
+                               ("evEnergyCapacity", ev.energy_capacity), ("fullSoC", ev.full_soc),
+                               ("bulkSoC", ev.bulk_soc)):
+                if value is not None:
+                    dc[key] = int(value)
+            if ev.status is not None:
+                dc["stateOfCharge"] = int(ev.status.soc)
+            needs["dcChargingParameters"] = dc
+        else:
+            needs["acChargingParameters"] = {"energyAmount": int(ev.energy_amount or 0),
+                                             "evMinCurrent": int(ev.min_current or 0),
+                                             "evMaxCurrent": int(ev.max_current or 0),
+                                             "evMaxVoltage": int(ev.max_voltage or 0)}
+        return {"evseId": self.evse_no, "chargingNeeds": needs}
+
+    def ac_parameters(self) -> ACEVSEParameters:
+        """AC limits (the maximum current within the charging profiles)."""
+        c = self.config
+        return ACEVSEParameters(c.nominal_voltage, self._ac_limit(), c.ac_min_current, c.nominal_voltage)
+
+    def dc_parameters(self) -> DCEVSEParameters:
+        """DC limits (the maximum power within the charging profiles)."""
+        c = self.config
+        return DCEVSEParameters(c.dc_max_current, self._dc_power_limit(), c.dc_max_voltage, c.dc_min_current,
+                                c.dc_min_voltage, 5.0, current_regulation_tolerance=5.0)
+
+    def _phases(self) -> int:
+        return 1 if self.ev is not None and self.ev.mode == "AC_single_phase_core" else 3
+
+    def _ac_limit(self) -> float:
+        limit = self.station.limit_w(self.evse_no)
+        amps = self.config.ac_max_current
+        if limit is not None:
+            amps = min(amps, limit / (self.config.nominal_voltage * self._phases()))
+        return round(max(0.0, amps), 1)
+
+    def _dc_power_limit(self) -> float:
+        limit = self.station.limit_w(self.evse_no)
+        power = min(self.config.dc_max_power, self.evse.max_power_w)
+        return max(0.0, power if limit is None else min(power, limit))
+
+    # ----- status: what the station wants the EV to do -----
+
+    def status(self) -> EVSEStatus:
+        """StopCharging when the transaction was stopped (CSMS or local), ReNegotiation after a profile change."""
+        notification = "None"
+        if self.contactors and (self.evse.tx is None or not self.evse.authorized):
+            if not self.stopped_remotely:
+                self.stopped_remotely = True
+                self.timeline.state("StopRequested", by="CSMS or station")
+            notification = "StopCharging"
+        elif self.renegotiate and self.contactors and self.info is not None and self.info.protocol == "iso2":
+            notification = "ReNegotiation"
+        return EVSEStatus(notification=notification, isolation="Valid" if self.ev and is_dc(self.ev.mode) else None)
+
+    def profiles_changed(self) -> None:
+        """The CSMS changed a profile: -2 EVs renegotiate; every EV gets the new limit in the charge loop."""
+        self.timeline.state("ProfilesChanged", limit_w=self.station.limit_w(self.evse_no))
+        if self.contactors:
+            self.renegotiate = True
+
+    # ----- DC power stage -----
+
+    def cable_check(self) -> CableCheckResult:
+        """The isolation test passes (a simulated IMD)."""
+        return CableCheckResult(True, "Valid")
+
+    def precharge(self, voltage: float, current: float) -> float:
+        """The output reaches the EV's target voltage."""
+        return min(voltage, self.config.dc_max_voltage)
+
+    def set_contactors(self, closed: bool) -> bool:
+        """Energy transfer starts or stops; the EV's chosen schedule is reported once it starts."""
+        self.contactors = closed
+        self.timeline.state("ContactorsClosed" if closed else "ContactorsOpen")
+        if closed and not self.schedule_sent and self.info is not None:
+            self.schedule_sent = True
+            self.station.spawn_call("NotifyEVChargingSchedule", self._chosen_schedule())
+        if not closed:
+            self._draw(0.0)
+        return True
+
+    def _chosen_schedule(self) -> dict[str, Any]:
+        composite = self._composite()
+        return {"timeBase": self.station.clock.timestamp(), "evseId": self.evse_no, "chargingSchedule": {
+            "id": self.info.schedule_id or 1 if self.info else 1, "chargingRateUnit": "W",
+            "duration": self.config.schedule_duration,
+            "chargingSchedulePeriod": [{"startPeriod": p["startPeriod"], "limit": p["limit"]}
+                                       for p in composite["chargingSchedulePeriod"]]}}
+
+    def _draw(self, power_w: float, soc: float | None = None) -> None:
+        """The power the EV takes now: the station's meter integrates it (the same meter both protocols report)."""
+        if power_w != self.power_w or soc is not None:
+            self.power_w = power_w
+            self.station.set_ev(self.evse_no, power_w=power_w, soc=soc)
+
+    def ac_max_current(self) -> float | None:
+        """AC charge loop: the EV draws up to the limit current on its phases."""
+        limit = self._ac_limit()
+        ev_max = self.ev_max_current or self.config.ac_max_current
+        amps = min(limit, ev_max)
+        power = amps * self.config.nominal_voltage * self._phases() if amps >= self.config.ac_min_current else 0.0
+        self._draw(power if self.contactors and self.evse.tx is not None else 0.0)
+        return limit
+
+    def current_demand(self, demand: CurrentDemand) -> DCOutput:
+        """DC charge loop: follow the EV's targets within current, voltage and the profile's power."""
+        c = self.config
+        voltage = min(demand.target_voltage, c.dc_max_voltage)
+        power_limit = self._dc_power_limit()
+        current = min(demand.target_current, c.dc_max_current)
+        limited = voltage > 0 and current * voltage > power_limit
+        if limited:
+            current = power_limit / voltage
+        if self.evse.tx is None:
+            current = 0.0
+        self._draw(voltage * current, soc=float(demand.status.soc) if demand.status else None)
+        return DCOutput(voltage=voltage, current=round(current, 1),
+                        current_limit_achieved=demand.target_current >= c.dc_max_current,
+                        voltage_limit_achieved=demand.target_voltage >= c.dc_max_voltage,
+                        power_limit_achieved=limited, max_voltage=c.dc_max_voltage, max_current=c.dc_max_current,
+                        max_power=power_limit)
+
+    def welding_detection(self) -> float:
+        """The output is off."""
+        return 0.0
+
+    def meter(self) -> MeterReading | None:
+        """The EVSE meter's import register: the same value OCPP reports."""
+        self.evse.meter.advance(self.station.clock.now())
+        return MeterReading(f"{self.config.meter_prefix}{self.station.config.station_id}-{self.evse_no}"[:32],
+                            int(self.evse.meter.import_wh), int(self.station.clock.wall().timestamp()))
+
+    def receipt_required(self) -> bool:
+        """EIM: no metering receipt."""
+        return False
+
+    # ----- the end -----
+
+    def session_stopped(self, info: SessionInfo, reason: str, paused: bool) -> None:
+        """Report the end in OCPP terms (error map), end the transaction, and let the EVSE go."""
+        self._draw(0.0)
+        failure, code = classify(reason)
+        self.stop_reason = reason
+        self.timeline.state("SessionStopped", reason=reason, failure=failure.kind, code=code, paused=paused)
+        if self.bridge.active is self:
+            self.bridge.active = None
+        self.bridge.ending.add(self)
+        self.bridge.finished.append(self)
+        if len(self.bridge.finished) > 100:
+            old = self.bridge.finished.pop(0)
+            if old.info is not None:
+                self.bridge.sessions.pop(old.info.session_id, None)
+        if paused:
+            return
+        if failure.notify:
+            self.timeline.error(failure.kind, code=code, reason=reason, stoppedReason=failure.stopped_reason,
+                                securityEvent=failure.security_event, faulted=failure.faulted)
+        self.station.spawn(self._report_end(failure, code, reason), f"iso-end-{self.evse_no}")
+
+    async def _report_end(self, failure: Any, code: str | None, reason: str) -> None:
+        st, tx = self.station, self.evse.tx
+        if failure.notify:
+            self._event_id += 1
+            st.spawn_call("NotifyEvent", {"generatedAt": st.clock.timestamp(), "seqNo": 0, "eventData": [
+                notify_event(failure, code, reason, self.evse_no, self._event_id, st.clock.timestamp(),
+                             tx.id if tx else None)]})
+        if failure.security_event:
+            st.spawn_call("SecurityEventNotification", {"type": failure.security_event,
+                                                        "timestamp": st.clock.timestamp(),
+                                                        "techInfo": f"EVSE {self.evse_no}: {reason}"[:255]})
+        if failure.kind == "Normal":
+            await st.unplug(self.evse_no)
+        else:
+            await st.stop_transaction(self.evse_no, failure.stopped_reason, failure.trigger_reason)
+            if failure.faulted:
+                await st.set_fault(self.evse_no, True, failure.stopped_reason)
+            await st.unplug(self.evse_no)
+        self.timeline.state("TransactionEnded", transactionId=self.tx_id)
+        try:  # keep recording until the CSMS has the end of the transaction
+            async with asyncio.timeout(60 * st.config.time_scale + 30):
+                await st.wait_queue_empty()
+        except TimeoutError:
+            pass
+        finally:
+            self.bridge.ending.discard(self)
+            self.timeline.close()
+
+
+def _energy_transfer(mode: str) -> str:
+    """ISO EnergyTransferMode -> OCPP EnergyTransferModeEnumType."""
+    return {"AC_single_phase_core": "AC_single_phase", "AC_three_phase_core": "AC_three_phase"}.get(mode, "DC")
+
+
+def _rfc3339(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", port: int | None = None,
+                              ifaces: list[str] | None = None, sdp_port: int | None = None,
+                              config: BridgeConfig | None = None, trace_dir: Path | None = None,
+                              tls: Any = None, protocols: tuple[str, ...] = ("iso2", "din"),
+                              timeout_scale: float = 1.0) -> list[EvseBridge]:
+    """One SECC per EVSE: on `ifaces` (one per EVSE, SDP by multicast) or on loopback `host` with TCP ports
+    `port`, `port`+1, ... (0 or None: free ports) and SDP ports `sdp_port`, `sdp_port`+1, ... Returns the bridges;
+    `bridge.server` is the running SeccServer."""
+    from ..iso15118.sdp import SDP_PORT
+    from ..iso15118.secc import SeccConfig, SeccTimers
+    from ..iso15118.secc_server import SeccServer
+
+    bridges = []
+    folder = TimelineFolder(trace_dir)
+    base_sdp = SDP_PORT if sdp_port is None else sdp_port
+    base = SeccTimers()
+    timers = SeccTimers(sequence=base.sequence * timeout_scale, performance=base.performance,
+                        performance_long=base.performance_long,
+                        performance_current_demand=base.performance_current_demand)
+    for n, evse_id in enumerate(sorted(station.evses)):
+        bridge = EvseBridge(station, evse_id, config, folder)
+        iface = ifaces[n] if ifaces and n < len(ifaces) else None
+        server = SeccServer(bridge.controller, SeccConfig(protocols=protocols, timers=timers), host=host,
+                            port=(port + n) if port else 0, iface=iface, tls=tls, tcp=tls is None,
+                            tls_port=(port + n) if port and tls is not None else 0,
+                            sdp_port=base_sdp if iface else base_sdp + n, on_message=bridge.iso_message)
+        await server.start()
+        bridge.server = server
+        bridges.append(bridge)
+    return bridges

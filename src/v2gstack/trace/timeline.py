@@ -1,0 +1,95 @@
+"""The station's timeline of one charging session: JSON lines with both protocols' messages, states and errors.
+
+Every line has `seq`, `mono` (monotonic seconds), `wall` (RFC 3339 UTC), `trace_id`, `source`, `protocol`
+(`iso15118`, `ocpp` or `bridge`) and `kind` (`message`, `state`, `error`, `link`), then what the kind carries:
+an ISO message in the EXI JSON view with its bytes in hex, an OCPP frame as sent or received, a state change, an
+error, or the link facts (transactionId, sessionId, evccId, evseId) that join the two protocols.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def _wall() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class Timeline:
+    """Appends the records of one session to `<folder>/<trace_id>.jsonl` (line-buffered: a crash loses nothing
+    written before it); without a folder, records are only kept in memory (`records`)."""
+
+    def __init__(self, folder: Path | None, trace_id: str | None = None, source: str = "station",
+                 keep: int = 10000) -> None:
+        self.trace_id = trace_id or uuid.uuid4().hex
+        self.source = source
+        self.path = None if folder is None else Path(folder) / f"{self.trace_id}.jsonl"
+        self.records: list[dict[str, Any]] = []
+        self.keep = keep
+        self.links: dict[str, Any] = {}
+        self._seq = 0
+        self._file: Any = None
+        self._closed = False
+
+    def write(self, protocol: str, kind: str, /, **data: Any) -> dict[str, Any]:
+        """Append one record."""
+        record = {"seq": self._seq, "mono": round(time.monotonic(), 6), "wall": _wall(), "trace_id": self.trace_id,
+                  "source": self.source, "protocol": protocol, "kind": kind, **data}
+        self._seq += 1
+        if len(self.records) < self.keep:
+            self.records.append(record)
+        if self.path is not None and not self._closed:
+            if self._file is None:  # opened at the first record: a connection that never spoke leaves no file
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("a", encoding="utf-8", buffering=1)
+            self._file.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+        return record
+
+    def iso(self, direction: str, namespace: str, name: str, doc: dict[str, Any], exi: bytes,
+            session_id: str = "") -> None:
+        """An ISO 15118 / DIN message as the SECC sent ("tx") or received ("rx") it."""
+        self.write("iso15118", "message", direction=direction, namespace=namespace, message=name,
+                   sessionId=session_id, json=doc, exi=exi.hex().upper())
+
+    def ocpp(self, direction: str, frame: list[Any], action: str | None = None) -> None:
+        """An OCPP frame as the station sent ("tx") or received ("rx") it."""
+        self.write("ocpp", "message", direction=direction, action=action or (frame[2] if frame[0] == 2 else None),
+                   frame=frame)
+
+    def state(self, what: str, **facts: Any) -> None:
+        """A state change of the session (plugged, authorized, charging, renegotiating, stopped...)."""
+        self.write("bridge", "state", what=what, **facts)
+
+    def error(self, kind: str, **facts: Any) -> None:
+        """A failure, with what it maps to in the other protocol."""
+        self.write("bridge", "error", what=kind, **facts)
+
+    def link(self, **facts: Any) -> None:
+        """Facts that join the protocols (transactionId, sessionId, evccId, evseId, idToken)."""
+        new = {k: v for k, v in facts.items() if v is not None and self.links.get(k) != v}
+        if new:
+            self.links.update(new)
+            self.write("bridge", "link", **new)
+
+    def close(self) -> None:
+        """Close the file (later records stay in memory only)."""
+        self._closed = True
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class TimelineFolder:
+    """Where a station keeps its session timelines; creates one Timeline per session."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = None if folder is None else Path(folder)
+
+    def new(self) -> Timeline:
+        """A timeline for a new session."""
+        return Timeline(self.folder)

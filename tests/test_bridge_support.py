@@ -1,0 +1,63 @@
+"""Helpers for the bridge tests: our CSMS, a station with one SECC per EVSE on loopback, and our EVs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from test_csms_support import PASSWORD, our_station, running_csms
+
+from v2gstack.csms.service import Csms
+from v2gstack.iso15118 import EvccConfig, EVModel, run_evcc
+from v2gstack.iso15118.evcc import SessionResult
+from v2gstack.station import ChargingStation
+from v2gstack.station.bridge import BridgeConfig, EvseBridge, start_bridged_seccs
+
+SPEEDUP = 60.0  # the EV's and the station's simulated seconds per real second (the same, so energy matches)
+
+
+@dataclass
+class Rig:
+    """Everything of one bridged setup."""
+
+    csms: Csms
+    station: ChargingStation
+    bridges: list[EvseBridge]
+    trace_dir: Path
+
+    def address(self, evse_id: int) -> tuple[str, int]:
+        """TCP address of an EVSE's SECC."""
+        server = self.bridges[evse_id - 1].server
+        assert server is not None
+        return server.addresses()["tcp"]
+
+    async def ev(self, evse_id: int, protocol: str, energy: str, *, loops: int = 20, interval: float = 0.02,
+                 model: EVModel | None = None, **kw: Any) -> SessionResult:
+        """One EV session at an EVSE (direct address, no SDP)."""
+        config = EvccConfig(protocols=(protocol,), energy=energy, loops=loops, loop_interval=interval,
+                            ongoing_interval=0.02, evcc_id=f"0A0B0C0D0E{evse_id:02X}", **kw)
+        return await run_evcc(config, model or EVModel(speedup=SPEEDUP, soc=30.0),
+                              secc=self.address(evse_id))
+
+
+@asynccontextmanager
+async def bridged(tmp_path: Path, *, evses: int = 3, free: bool = True, config: BridgeConfig | None = None,
+                  **station_kw: Any) -> AsyncIterator[Rig]:
+    """Our CSMS (SQLite), our station with `evses` EVSEs bridged to SECCs on loopback."""
+    trace_dir = tmp_path / "traces"
+    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}") as csms, \
+            our_station(csms, password=PASSWORD, evses=evses, time_scale=1 / SPEEDUP, max_power_w=50_000.0,
+                        tx_interval=30, **station_kw) as st:
+        if free:
+            st.model.put("AuthCtrlr", "Enabled", "false")
+        await st.wait_accepted()
+        bridges = await start_bridged_seccs(st, config=config, trace_dir=trace_dir, port=0)
+        try:
+            yield Rig(csms, st, bridges, trace_dir)
+        finally:
+            for b in bridges:
+                if b.server is not None:
+                    await b.server.close()
