@@ -200,6 +200,10 @@ class SeccSession:
                 self.controller.set_contactors(False)
                 self.charging = False
             self.controller.session_stopped(self.info, reason, paused)
+        else:  # ended before SessionSetup: controllers that want to report it implement connection_failed
+            failed = getattr(self.controller, "connection_failed", None)
+            if failed is not None:
+                failed(reason)
         (log.info if ok else log.warning)("%s ended: %s", self.label, reason)
 
     def _close(self, reason: str) -> Reply:

@@ -451,6 +451,23 @@ class BridgeSession:
                                 securityEvent=failure.security_event, faulted=failure.faulted)
         self.station.spawn(self._report_end(failure, code, reason), f"iso-end-{self.evse_no}")
 
+    def connection_failed(self, reason: str) -> None:
+        """The connection ended before a session existed (handshake, framing or EXI garbage): report, no transaction."""
+        failure, code = classify(reason)
+        if self.bridge.active is self:
+            self.bridge.active = None
+        self.timeline.error(failure.kind, code=code, reason=reason, securityEvent=failure.security_event)
+        st = self.station
+        if failure.notify:
+            self._event_id += 1
+            st.spawn_call("NotifyEvent", {"generatedAt": st.clock.timestamp(), "seqNo": 0, "eventData": [
+                notify_event(failure, code, reason, self.evse_no, self._event_id, st.clock.timestamp())]})
+        if failure.security_event:
+            st.spawn_call("SecurityEventNotification", {"type": failure.security_event,
+                                                        "timestamp": st.clock.timestamp(),
+                                                        "techInfo": f"EVSE {self.evse_no}: {reason}"[:255]})
+        self.timeline.close()
+
     async def _report_end(self, failure: Any, code: str | None, reason: str) -> None:
         st, tx = self.station, self.evse.tx
         if failure.notify:
