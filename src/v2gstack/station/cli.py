@@ -31,6 +31,18 @@ def station_command(
     time_scale: float = typer.Option(1.0, "--time-scale", help="Real seconds per simulated second"),
     meter_interval: int | None = typer.Option(None, "--meter-interval", help="SampledDataCtrlr.TxUpdatedInterval, s"),
     keep_running: bool = typer.Option(False, "--keep-running", help="Stay up after the scripted session"),
+    secc_port: int | None = typer.Option(None, "--secc-port", help="ISO 15118 SECC per EVSE on loopback ::1, TCP "
+                                         "ports P, P+1, ... (SDP on --sdp-port, +1, ...); 0 picks free ports"),
+    secc_iface: str | None = typer.Option(None, "--secc-iface", help="ISO 15118 SECC per EVSE on these network "
+                                          "interfaces, comma-separated (SDP by multicast on each)"),
+    sdp_port: int = typer.Option(15118, "--sdp-port", help="SDP UDP port (loopback: first EVSE's)"),
+    free_charging: bool = typer.Option(False, "--free-charging", help="AuthCtrlr.Enabled=false: ISO 15118 EIM "
+                                       "sessions start without an idToken"),
+    iso_token: str | None = typer.Option(None, "--iso-token", help="idToken presented for each ISO 15118 EIM "
+                                         "session (else the station waits for RequestStartTransaction)"),
+    trace_dir: str | None = typer.Option(None, "--trace-dir", help="Folder for the per-session timelines"),
+    mirror: bool = typer.Option(False, "--mirror-iso", help="Mirror each ISO 15118 message to the CSMS "
+                                "(DataTransfer EXI::<base64>)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
 ) -> None:
     """Connect to the CSMS and run until Ctrl-C (or until the scripted session is delivered)."""
@@ -41,17 +53,39 @@ def station_command(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = StationConfig(station_id, csms, evses=evses, password=password, version=version,
                            state_dir=Path(state_dir) if state_dir else None, time_scale=time_scale)
+    iso = None
+    if secc_port is not None or secc_iface:
+        iso = {"port": secc_port, "ifaces": secc_iface.split(",") if secc_iface else None, "sdp_port": sdp_port,
+               "token": iso_token, "trace_dir": Path(trace_dir) if trace_dir else None}
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(config, meter_interval, simulate, seconds, token, power, keep_running))
+        asyncio.run(_main(config, meter_interval, simulate, seconds, token, power, keep_running, iso, free_charging,
+                          mirror))
 
 
 async def _main(config: StationConfig, meter_interval: int | None, simulate: bool, seconds: float, token: str,
-                power: float, keep_running: bool) -> None:
+                power: float, keep_running: bool, iso: dict | None = None, free_charging: bool = False,
+                mirror: bool = False) -> None:
     """Run the station; with a scripted session, stop once its messages are all delivered (unless keep_running)."""
     station = ChargingStation(config)
     if meter_interval is not None:
         station.model.put("SampledDataCtrlr", "TxUpdatedInterval", str(meter_interval))
+    if free_charging:
+        station.model.put("AuthCtrlr", "Enabled", "false")
+    if mirror:
+        station.model.put("BridgeCtrlr", "MirrorISO15118Messages", "true")
     await station.start()
+    bridges = []
+    if iso is not None:
+        from .bridge import BridgeConfig, start_bridged_seccs
+
+        token_value = {"idToken": iso["token"], "type": "ISO14443"} if iso["token"] else None
+        bridges = await start_bridged_seccs(station, port=iso["port"], ifaces=iso["ifaces"],
+                                            sdp_port=iso["sdp_port"], config=BridgeConfig(id_token=token_value),
+                                            trace_dir=iso["trace_dir"])
+        for b in bridges:
+            assert b.server is not None
+            where = ", ".join(f"{k} [{h}]:{p}" for k, (h, p) in b.server.addresses().items())
+            typer.echo(f"EVSE {b.evse_id}: ISO 15118 / DIN 70121 SECC at {where}")
     try:
         if simulate:
             await station.wait_accepted()
@@ -61,4 +95,7 @@ async def _main(config: StationConfig, meter_interval: int | None, simulate: boo
                 return
         await asyncio.Event().wait()
     finally:
+        for b in bridges:
+            if b.server is not None:
+                await b.server.close()
         await station.stop()
