@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SHARED ?= ../shared
 SCHEMAS := $(SHARED)/schemas/iso15118
 
-.PHONY: venv test lint exi-codegen bench fuzz ref-venv clean
+.PHONY: venv test demo lint exi-codegen bench fuzz ref-venv clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -22,6 +22,10 @@ lint: venv
 test: venv lint
 	-@bash tools/refcodec/setup.sh
 	$(PY) -m pytest -q
+
+# The end-to-end demo: CSMS (SQLite) + station with three bridged EVSEs + three EVs on loopback.
+demo: venv
+	$(PY) -m v2gstack demo
 
 exi-codegen: venv
 	$(PY) tools/exi_codegen.py --schemas $(SCHEMAS) --out src/v2gstack/exi/generated

@@ -9,6 +9,7 @@ import typer
 
 from . import exi
 from .csms.cli import app as csms_app
+from .demo import demo_command
 from .iso15118.cli import ev_command, secc_command
 from .pki.cli import app as pki_app
 from .station.cli import app as station_app
@@ -23,6 +24,7 @@ app.command("secc")(secc_command)
 app.add_typer(station_app, name="station")
 app.add_typer(csms_app, name="csms")
 app.command("trace")(trace_command)
+app.command("demo")(demo_command)
 
 NS_HELP = f"Namespace: {', '.join(exi.NAMESPACES)}"
 

@@ -514,8 +514,8 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
                               tls: Any = None, protocols: tuple[str, ...] = ("iso2", "din"),
                               timeout_scale: float = 1.0) -> list[EvseBridge]:
     """One SECC per EVSE: on `ifaces` (one per EVSE, SDP by multicast) or on loopback `host` with TCP ports
-    `port`, `port`+1, ... (0 or None: free ports) and SDP ports `sdp_port`, `sdp_port`+1, ... Returns the bridges;
-    `bridge.server` is the running SeccServer."""
+    `port`, `port`+1, ... (0 or None: free ports) and SDP ports `sdp_port`, `sdp_port`+1, ... (0: free ports).
+    Returns the bridges; `bridge.server` is the running SeccServer."""
     from ..iso15118.sdp import SDP_PORT
     from ..iso15118.secc import SeccConfig, SeccTimers
     from ..iso15118.secc_server import SeccServer
@@ -533,7 +533,8 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
         server = SeccServer(bridge.controller, SeccConfig(protocols=protocols, timers=timers), host=host,
                             port=(port + n) if port else 0, iface=iface, tls=tls, tcp=tls is None,
                             tls_port=(port + n) if port and tls is not None else 0,
-                            sdp_port=base_sdp if iface else base_sdp + n, on_message=bridge.iso_message)
+                            sdp_port=base_sdp if iface or not base_sdp else base_sdp + n,
+                            on_message=bridge.iso_message)
         await server.start()
         bridge.server = server
         bridges.append(bridge)

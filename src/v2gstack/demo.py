@@ -1,0 +1,243 @@
+"""`v2gstack demo`: the whole chain on one machine. A CSMS (SQLite), a station with three EVSEs bridged to ISO 15118
+SECCs, and three EVs (DIN 70121 DC, ISO 15118-2 AC, ISO 15118-2 DC) charging at once; halfway through, the CSMS lowers
+the -2 DC EV's power with a charging profile and the EV renegotiates. Prints progress, a summary per session and
+where the timelines are; exits 0 when every session ended well and the CSMS's energy matches each EV's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .csms.service import Csms, CsmsConfig
+from .csms.store import Store
+from .iso15118 import EvccConfig, EVModel, run_evcc
+from .iso15118.evcc import SessionResult
+from .ocpp import BackOff
+from .station import ChargingStation, StationConfig
+from .station.bridge import BridgeConfig, EvseBridge, start_bridged_seccs
+
+STATION_ID = "DEMO-CS01"
+PASSWORD = "demo-station-password"
+TOKEN = {"idToken": "04A1B2C3", "type": "ISO14443"}
+
+
+@dataclass(frozen=True)
+class DemoEv:
+    """One EV of the demo."""
+
+    evse: int
+    label: str
+    protocol: str
+    energy: str
+    model: EVModel
+
+
+def _evs(speedup: float) -> list[DemoEv]:
+    return [
+        DemoEv(1, "DIN 70121 DC", "din", "dc", EVModel(capacity_wh=40_000, soc=20, target_soc=90, dc_max_power=50_000,
+                                                       speedup=speedup)),
+        DemoEv(2, "ISO 15118-2 AC", "iso2", "ac", EVModel(capacity_wh=60_000, soc=35, target_soc=90, speedup=speedup)),
+        DemoEv(3, "ISO 15118-2 DC", "iso2", "dc", EVModel(capacity_wh=77_000, soc=10, target_soc=90,
+                                                          dc_max_power=50_000, speedup=speedup)),
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def demo_command(
+    workdir: str = typer.Option("v2gstack-demo", "--workdir", help="Folder for the database, timelines and state"),
+    seconds: float = typer.Option(12.0, "--seconds", help="Real seconds each EV charges"),
+    speedup: float = typer.Option(60.0, "--speedup", help="Simulated seconds per real second (EVs and station)"),
+    api_port: int = typer.Option(0, "--api-port", help="CSMS REST API port (0: a free one)"),
+    keep_running: bool = typer.Option(False, "--keep-running", help="Leave the CSMS and its API up afterwards"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log everything"),
+) -> None:
+    """Run the end-to-end demo: EVs -> ISO 15118 -> station -> OCPP -> CSMS."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        ok = asyncio.run(run_demo(Path(workdir), seconds=seconds, speedup=speedup, api_port=api_port,
+                                  keep_running=keep_running))
+        raise typer.Exit(0 if ok else 1)
+
+
+async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.0, api_port: int = 0,
+                   keep_running: bool = False, console: Console | None = None) -> bool:
+    """The demo; True when every session ended OK and the CSMS recorded each EV's energy."""
+    out = console or Console(width=None if Console().is_terminal else 150)
+    workdir = workdir.resolve()
+    for old in ("csms.db", "csms.db-wal", "csms.db-shm", "traces", "station"):
+        path = workdir / old
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    workdir.mkdir(parents=True, exist_ok=True)
+    db_url = f"sqlite:///{workdir / 'csms.db'}"
+    store = Store(db_url)
+    store.add_station(STATION_ID, PASSWORD)
+    store.put_id_token(TOKEN["idToken"], TOKEN["type"], account="demo-account")
+    csms = Csms(store, CsmsConfig(heartbeat_interval=300, ping_interval=None))
+    await csms.start("127.0.0.1", 0)
+    out.print(f"[bold]CSMS[/] OCPP 2.0.1 at ws://127.0.0.1:{csms.port}/ocpp (SQLite {workdir / 'csms.db'})")
+    api_server, api_task = await _start_api(csms, api_port or _free_port(), workdir / "traces", out)
+    station = ChargingStation(StationConfig(
+        STATION_ID, f"ws://127.0.0.1:{csms.port}/ocpp", evses=3, password=PASSWORD, state_dir=workdir / "station",
+        max_power_w=50_000.0, time_scale=1 / speedup, backoff=BackOff(0.1, 0.1, 3), ping_interval=None))
+    station.model.put("SampledDataCtrlr", "TxUpdatedInterval", "60")
+    await station.start()
+    bridges: list[EvseBridge] = []
+    try:
+        await asyncio.wait_for(station.wait_accepted(), 30)
+        out.print(f"[bold]Station[/] {STATION_ID}: BootNotification Accepted, 3 EVSEs")
+        bridges = await start_bridged_seccs(station, port=0, sdp_port=0, trace_dir=workdir / "traces",
+                                            config=BridgeConfig(id_token=TOKEN))
+        for b in bridges:
+            assert b.server is not None
+            out.print(f"  EVSE {b.evse_id}: SECC tcp [::1]:{b.server.addresses()['tcp'][1]}, "
+                      f"SDP [::1]:{b.server.addresses()['sdp'][1]}")
+        evs = _evs(speedup)
+        started = time.monotonic()
+        loops = max(5, int(seconds / 0.1))
+        tasks = [asyncio.create_task(_run_ev(ev, bridges[ev.evse - 1], loops, out)) for ev in evs]
+        ticker = asyncio.create_task(_progress(station, evs, out))
+        await asyncio.sleep(seconds / 2)
+        await _lower_power(csms, 3, 20_000, out)
+        results = await asyncio.gather(*tasks)
+        ticker.cancel()
+        await asyncio.wait_for(station.wait_queue_empty(), 30)
+        for b in bridges:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    while b.ending:
+                        await asyncio.sleep(0.05)
+        ok = _summary(store, evs, results, time.monotonic() - started, workdir, db_url, out)
+        if keep_running:
+            out.print("[bold]--keep-running[/]: the CSMS and its API stay up; Ctrl-C stops them.")
+            await asyncio.Event().wait()
+        return ok
+    finally:
+        for b in bridges:
+            if b.server is not None:
+                await b.server.close()
+        await station.stop()
+        if api_server is not None:
+            api_server.should_exit = True
+            with contextlib.suppress(Exception):
+                await api_task
+        await csms.close()
+        store.close()
+
+
+async def _start_api(csms: Csms, port: int, trace_dir: Path, out: Console) -> tuple[Any, Any]:
+    """The CSMS REST API in this event loop."""
+    import uvicorn
+
+    from .csms.api import create_app
+
+    server = uvicorn.Server(uvicorn.Config(create_app(csms, trace_dir=trace_dir), host="127.0.0.1", port=port,
+                                           log_level="error", lifespan="off"))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    out.print(f"[bold]CSMS API[/] http://127.0.0.1:{port}/api (OpenAPI docs at /docs)")
+    return server, task
+
+
+async def _run_ev(ev: DemoEv, bridge: EvseBridge, loops: int, out: Console) -> SessionResult:
+    """One EV: SDP on loopback, then the session."""
+    assert bridge.server is not None
+    config = EvccConfig(protocols=(ev.protocol,), energy=ev.energy, loops=loops, loop_interval=0.1,
+                        ongoing_interval=0.05, evcc_id=f"0A0B0C0D0E{ev.evse:02X}")
+    out.print(f"[cyan]EV {ev.evse}[/] ({ev.label}) plugs in at EVSE {ev.evse}")
+    result = await run_evcc(config, ev.model, sdp_port=bridge.server.addresses()["sdp"][1])
+    out.print(f"[cyan]EV {ev.evse}[/] ({ev.label}) {'done' if result.ok else 'FAILED'}: {result.reason}")
+    return result
+
+
+async def _progress(station: ChargingStation, evs: list[DemoEv], out: Console) -> None:
+    """One line per second: each EVSE's power and energy as the station's meter sees them."""
+    while True:
+        await asyncio.sleep(1.0)
+        parts = []
+        for ev in evs:
+            evse = station.evses[ev.evse]
+            evse.meter.advance(station.clock.now())
+            parts.append(f"EVSE {ev.evse}: {evse.meter.power_w / 1000:5.1f} kW {evse.meter.import_wh / 1000:6.2f} kWh")
+        out.print("  " + " | ".join(parts), style="dim")
+
+
+async def _lower_power(csms: Csms, evse_id: int, watts: float, out: Console) -> None:
+    """The mid-session change: a TxProfile from the CSMS for the EVSE's transaction."""
+    tx_id = csms.active_transaction(STATION_ID, evse_id)
+    if tx_id is None:
+        out.print(f"[yellow]no transaction on EVSE {evse_id} yet; no profile sent[/]")
+        return
+    profile = {"id": 100 + evse_id, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
+               "chargingProfileKind": "Relative", "transactionId": tx_id, "chargingSchedule": [{
+                   "id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0,
+                                                                                 "limit": watts}]}]}
+    answer = await csms.call(STATION_ID, "SetChargingProfile", {"evseId": evse_id, "chargingProfile": profile})
+    out.print(f"[magenta]CSMS[/] SetChargingProfile TxProfile {watts / 1000:g} kW on EVSE {evse_id}: "
+              f"{answer['status']} (the EV renegotiates)")
+
+
+def _summary(store: Store, evs: list[DemoEv], results: list[SessionResult], elapsed: float, workdir: Path,
+             db_url: str, out: Console) -> bool:
+    """The table per session; True when all went well."""
+    table = Table(title="v2gstack demo: one row per charging session")
+    for col in ("EVSE", "protocol", "transactionId", "SessionID", "EV energy", "CSMS energy", "profile change",
+                "duration (simulated)", "outcome"):
+        table.add_column(col)
+    ok = True
+    by_session = {}
+    for tx in store.transactions(STATION_ID):
+        by_session[(tx.get("iso15118") or {}).get("sessionId")] = tx
+    first_tx = None
+    for ev, res in zip(evs, results, strict=True):
+        tx = by_session.get(res.session_id)
+        full = store.transaction(STATION_ID, tx["transactionId"]) if tx else None
+        csms_wh = None
+        reneg = "-"
+        duration = "-"
+        if full is not None:
+            first_tx = first_tx or full["transactionId"]
+            values = [m["value"] for m in full["meterValues"] if m["measurand"] == "Energy.Active.Import.Register"]
+            csms_wh = values[-1] if values else None
+            needs = [m for m in store.messages(station_id=STATION_ID, transaction_id=full["transactionId"])
+                     if m["action"] == "SetChargingProfile"]
+            reneg = "yes" if needs else "-"
+            if full["startedAt"] and full["endedAt"]:
+                from .trace.merge import parse_wall
+
+                minutes = (parse_wall(full["endedAt"]) - parse_wall(full["startedAt"])).total_seconds() / 60
+                duration = f"{minutes:.0f} min"
+        matches = csms_wh is not None and abs(csms_wh - res.energy_wh) <= max(5.0, 0.05 * res.energy_wh)
+        good = res.ok and full is not None and full["state"] == "Ended" and matches
+        ok = ok and good
+        table.add_row(str(ev.evse), ev.label, full["transactionId"][:12] + "…" if full else "-",
+                      res.session_id or "-", f"{res.energy_wh / 1000:.2f} kWh",
+                      f"{csms_wh / 1000:.2f} kWh" if csms_wh is not None else "-", reneg,
+                      duration, "[green]OK[/]" if good else f"[red]{res.reason}[/]")
+    out.print(table)
+    out.print(f"All sessions ran at once in {elapsed:.1f} s of real time.")
+    out.print(f"Timelines (one JSON-lines file per session): {workdir / 'traces'}")
+    if first_tx:
+        out.print(f"Show one: v2gstack trace {first_tx} --db {db_url} --trace-dir {workdir / 'traces'}")
+    out.print("[bold green]demo OK[/]" if ok else "[bold red]demo FAILED[/]")
+    return ok

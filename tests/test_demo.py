@@ -1,0 +1,24 @@
+"""`v2gstack demo` runs the whole chain and reports success only when every session matched."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from v2gstack.demo import run_demo
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def test_demo_runs_three_protocols_and_a_profile_change(tmp_path: Path) -> None:
+    buf = io.StringIO()
+    ok = await run_demo(tmp_path / "demo", seconds=3.0, speedup=60.0, console=Console(file=buf, width=200))
+    text = buf.getvalue()
+    assert ok, text
+    assert "DIN 70121 DC" in text and "ISO 15118-2 AC" in text and "ISO 15118-2 DC" in text
+    assert "SetChargingProfile TxProfile 20 kW on EVSE 3: Accepted" in text
+    assert text.count("│ OK") == 3 and "demo OK" in text
+    assert len(list((tmp_path / "demo" / "traces").glob("*.jsonl"))) == 3
