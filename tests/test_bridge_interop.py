@@ -1,0 +1,85 @@
+"""The reference ISO 15118 stack's EVCC (iso15118 0.31.2, its own virtualenv) charges at our bridged station; the
+transaction appears in our CSMS with the session's facts.
+
+Two network namespaces joined by a veth pair: the CSMS and the station (its SECC on the veth, SDP by multicast) run
+in the EVSE namespace as `v2gstack` processes, the reference EVCC in the EV namespace. The CSMS database is a file
+this test reads afterwards.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from v2gstack.csms.store import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "interop"))
+
+import josev
+import netns
+from interop_cases import REFERENCE_EVCC_STOP_OK, _start, _wait, _wait_for_text
+
+PASSWORD = "interop-station-pass"
+
+
+def _skip_reason() -> str | None:
+    return netns.skip_reason() or (None if josev.available() else "no .venv-ref (make ref-venv; needs Java)")
+
+
+pytestmark = [pytest.mark.reference, pytest.mark.timeout(240),
+              pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))]
+
+
+def _ours(link: netns.VethLink, args: list[str]) -> list[str]:
+    return link.command(link.evse_ns, [sys.executable, "-m", "v2gstack", *args])
+
+
+@pytest.mark.parametrize(("protocol", "energy"), [("din", "dc"), ("iso2", "ac")])
+def test_reference_evcc_charges_at_our_station(tmp_path: Path, protocol: str, energy: str) -> None:
+    db = f"sqlite:///{tmp_path / 'csms.db'}"
+    store = Store(db)
+    store.add_station("CS1", PASSWORD)
+    store.close()
+    link = netns.VethLink.create()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        csms = _start(_ours(link, ["csms", "--db", db, "--port", "9000", "--api-port", "0"]), tmp_path / "csms.log")
+        procs.append(csms)
+        _wait_for_text(tmp_path / "csms.log", "CSMS: OCPP 2.0.1", csms, 30)
+        station = _start(_ours(link, ["station", "--csms", "ws://127.0.0.1:9000/ocpp", "--id", "CS1", "--password",
+                                      PASSWORD, "--secc-iface", link.evse_if, "--free-charging", "--trace-dir",
+                                      str(tmp_path / "traces"), "--meter-interval", "1"]), tmp_path / "station.log")
+        procs.append(station)
+        _wait_for_text(tmp_path / "station.log", "SECC at", station, 30)
+        argv, env = josev.evcc_command(link.command(link.ev_ns, []), tmp_path / "evcc", link.ev_if, protocol, energy)
+        evcc = josev.start(argv, env, tmp_path / "evcc", "evcc.log")
+        rc = _wait(evcc, 150)
+        evcc_log = (tmp_path / "evcc" / "evcc.log").read_text(errors="replace")
+        assert rc == 0 and REFERENCE_EVCC_STOP_OK in evcc_log, evcc_log[-3000:]
+        deadline = time.monotonic() + 30
+        tx = None
+        while time.monotonic() < deadline:
+            store = Store(db)
+            txs = store.transactions("CS1")
+            tx = store.transaction("CS1", txs[0]["transactionId"]) if txs else None
+            store.close()
+            if tx is not None and tx["state"] == "Ended":
+                break
+            time.sleep(0.5)
+        logs = (tmp_path / "station.log").read_text(errors="replace")[-3000:]
+        assert tx is not None and tx["state"] == "Ended", logs
+        iso = tx["iso15118"]
+        assert iso["protocol"] == {"din": "DIN70121", "iso2": "ISO15118-2"}[protocol], iso
+        assert len(iso["sessionId"]) == 16 and iso["sessionId"].upper() in evcc_log.upper(), iso
+        assert iso["evccId"]  # the reference EVCC's MAC address
+        assert iso["chargingNeeds"]["requestedEnergyTransfer"] == ("DC" if energy == "dc" else "AC_three_phase")
+        assert tx["stoppedReason"] == "EVDisconnected"
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            _wait(p, 15)
+        link.destroy()
