@@ -142,3 +142,29 @@ def test_nothing_acknowledged_is_lost_when_the_process_is_killed(db_url: str) ->
         assert [m["value"] for m in tx["meterValues"]] == [float(i) for i in range(50)]
     finally:
         store.close()
+
+
+def test_worker_survives_waiters_that_give_up(tmp_path) -> None:
+    """A handler cancelled while its write is queued (its connection dropped) must not stop the database thread."""
+    import asyncio
+
+    from v2gstack.csms.store import op_seen
+    from v2gstack.csms.worker import StoreWorker
+
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    store.add_station("CS-1")
+    worker = StoreWorker(store)
+
+    async def scenario() -> None:
+        waits = [asyncio.ensure_future(worker.run(op_seen, "CS-1")) for _ in range(50)]
+        await asyncio.sleep(0)
+        for w in waits[::2]:
+            w.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+        assert await worker.run(op_seen, "CS-1") is None  # still serving
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        worker.close()
+        store.close()

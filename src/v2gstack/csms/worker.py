@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
@@ -90,7 +90,7 @@ class StoreWorker:
             self.batches += 1
             self.operations += len(batch)
             for (_, _, fut), value in zip(batch, results, strict=True):
-                fut.set_result(value)
+                _settle(fut, True, value)
             return
         outcomes: list[tuple[Future[Any], bool, Any]] = []
         try:
@@ -100,16 +100,12 @@ class StoreWorker:
         except Exception as e:  # the commit itself failed: nothing of this batch is durable
             log.error("database commit failed for %d operations: %s", len(batch), e)
             for _, _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(e)
+                _settle(fut, False, e)
             return
         self.batches += 1
         self.operations += len(batch)
         for fut, ok, value in outcomes:
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
+            _settle(fut, ok, value)
 
     @staticmethod
     def _one(s: Session, op: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
@@ -118,3 +114,14 @@ class StoreWorker:
                 return True, op(s, *args)
         except Exception as e:
             return False, e
+
+
+def _settle(fut: Future[Any], ok: bool, value: Any) -> None:
+    """Complete a future unless its waiter gave up (a cancelled await cancels it): the work is committed anyway."""
+    try:
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+    except InvalidStateError:
+        pass
