@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from . import xmldsig
 from .apphand import NegotiationError, build_request, protocols, read_response
 from .ev import EVModel
 from .messages import Iso2Messages, MessageError, for_protocol, split
@@ -40,6 +43,15 @@ _EVSE_STOP_CODES = frozenset({"EVSE_Shutdown", "EVSE_UtilityInterruptEvent", "EV
 
 
 @dataclass(frozen=True)
+class Contract:
+    """The EV's contract credentials for Plug & Charge: eMAID, contract certificate chain (DER, leaf first), key."""
+
+    emaid: str
+    chain: list[bytes]
+    key: ec.EllipticCurvePrivateKey
+
+
+@dataclass(frozen=True)
 class EvccConfig:
     """How the EV behaves on the wire."""
 
@@ -57,6 +69,7 @@ class EvccConfig:
     max_welding_requests: int = 10
     service_details: bool = False  # ask ServiceDetail for each listed value-added service (-2)
     stop: str = "Terminate"  # or "Pause" (-2 only)
+    contract: Contract | None = None  # Plug & Charge (payment="Contract", -2 over TLS)
     resume_session_id: str | None = None  # SessionID of a paused session to resume
     timers: EvccTimers = field(default_factory=EvccTimers)
 
@@ -110,6 +123,8 @@ class EvccSession:
         self.protocol: str | None = None
         self.msgs: Iso2Messages | None = None
         self.session_id = NEW_SESSION_ID
+        self.payment = self.config.payment
+        self.challenge: bytes | None = None
         self.evse_id: str | None = None
         self.waiting: Step | None = None  # the step whose response we wait for; None = handshake
         self.mode = self.config.dc_mode if self.config.energy == "dc" else self.config.ac_mode
@@ -136,6 +151,7 @@ class EvccSession:
             Step.SESSION_SETUP: self._after_session_setup, Step.SERVICE_DISCOVERY: self._after_service_discovery,
             Step.SERVICE_DETAIL: self._after_service_detail, Step.PAYMENT_SERVICE_SELECTION: self._after_payment,
             Step.AUTHORIZATION: self._after_authorization, Step.CHARGE_PARAMETER_DISCOVERY: self._after_cpd,
+            Step.PAYMENT_DETAILS: self._after_payment_details,
             Step.CABLE_CHECK: self._after_cable_check, Step.PRE_CHARGE: self._after_precharge,
             Step.POWER_DELIVERY: self._after_power_delivery, Step.CHARGING_STATUS: self._after_charging_status,
             Step.CURRENT_DEMAND: self._after_current_demand, Step.METERING_RECEIPT: self._after_metering_receipt,
@@ -228,14 +244,17 @@ class EvccSession:
         self._timeout_label = label
         return Send(doc, ns, name, timeout, delay, step)
 
-    def _send(self, now: float, step: Step, body: Body, delay: float = 0.0) -> Send | SessionResult:
+    def _send(self, now: float, step: Step, body: Body, delay: float = 0.0,
+              signature: dict[str, Any] | None = None) -> Send | SessionResult:
         """Send the request of `step`, unless a sequence timer has already run out."""
         assert self.msgs is not None and self.protocol is not None
         for timer, deadline in self._deadlines.items():
             if deadline <= now + delay:
                 return self._fail(f"{timer} expired")
         self.waiting = step
-        return self._send_doc(now, self.msgs.request(self.session_id, step, body), self.msgs.ns,
+        doc = (self.msgs.request(self.session_id, step, body, signature) if signature is not None
+               else self.msgs.request(self.session_id, step, body))
+        return self._send_doc(now, doc, self.msgs.ns,
                               self.msgs.req_name(step), step, self.timers.message_timeout(self.protocol, step),
                               self.msgs.res_name(step), delay)
 
@@ -284,8 +303,12 @@ class EvccSession:
         """ServiceDiscoveryRes: check payment option and energy mode -> ServiceDetailReq or payment selection."""
         assert self.msgs is not None
         options, modes, self.charge_service_id, services = self.msgs.read_service_discovery_res(body)
-        if self.config.payment not in options:
-            return self._fail(f"SECC does not offer {self.config.payment} (offers {', '.join(options)})")
+        self.payment = self.config.payment
+        if self.payment == "Contract" and "Contract" not in options and "ExternalPayment" in options:
+            log.info("EVCC: the SECC offers no Plug & Charge (%s); falling back to EIM", ", ".join(options))
+            self.payment = "ExternalPayment"
+        if self.payment not in options:
+            return self._fail(f"SECC does not offer {self.payment} (offers {', '.join(options)})")
         if self.mode not in modes:
             same_kind = [m for m in modes if is_dc(m) == (self.config.energy == "dc") and
                          (m in AC_MODES or is_dc(m))]
@@ -303,7 +326,7 @@ class EvccSession:
         """PaymentServiceSelectionReq / ServicePaymentSelectionReq for the charge service."""
         assert self.msgs is not None
         return self._send(now, Step.PAYMENT_SERVICE_SELECTION,
-                          self.msgs.payment_selection_req(self.config.payment, [self.charge_service_id]))
+                          self.msgs.payment_selection_req(self.payment, [self.charge_service_id]))
 
     def _after_service_detail(self, body: Body, now: float) -> Send | SessionResult:
         """ServiceDetailRes -> the next ServiceDetailReq or the payment selection."""
@@ -314,15 +337,36 @@ class EvccSession:
         return self._payment_selection(now)
 
     def _after_payment(self, body: Body, now: float) -> Send | SessionResult:
-        """Payment selected -> AuthorizationReq / ContractAuthenticationReq (the ongoing timer starts)."""
+        """Payment selected -> PaymentDetailsReq (Plug & Charge) or AuthorizationReq / ContractAuthenticationReq."""
         assert self.msgs is not None
+        if self.payment == "Contract":
+            contract = self.config.contract
+            if contract is None:
+                return self._fail("Plug & Charge selected without a contract certificate")
+            return self._send(now, Step.PAYMENT_DETAILS, self.msgs.payment_details_req(contract.emaid, contract.chain))
         self._start_timer("V2G_EVCC_Ongoing_Timeout", self.timers.ongoing, now)
         return self._send(now, Step.AUTHORIZATION, self.msgs.authorization_req())
+
+    def _after_payment_details(self, body: Body, now: float) -> Send | SessionResult:
+        """PaymentDetailsRes: sign the GenChallenge in AuthorizationReq with the contract key."""
+        assert self.msgs is not None
+        _, self.challenge = self.msgs.read_payment_details_res(body)
+        self._start_timer("V2G_EVCC_Ongoing_Timeout", self.timers.ongoing, now)
+        return self._signed_authorization(now)
+
+    def _signed_authorization(self, now: float, delay: float = 0.0) -> Send | SessionResult:
+        """AuthorizationReq with Id and GenChallenge, signed (header Signature) with the contract key."""
+        assert self.msgs is not None and self.config.contract is not None
+        req = self.msgs.authorization_req(self.challenge)
+        signature = xmldsig.sign(self.msgs.ns, [(req["Id"], "AuthorizationReq", req)], self.config.contract.key)
+        return self._send(now, Step.AUTHORIZATION, req, delay, signature)
 
     def _after_authorization(self, body: Body, now: float) -> Send | SessionResult:
         """Repeat while Ongoing; when Finished -> ChargeParameterDiscoveryReq."""
         assert self.msgs is not None
         if body["EVSEProcessing"] != "Finished":
+            if self.payment == "Contract":
+                return self._signed_authorization(now, self.config.ongoing_interval)
             return self._send(now, Step.AUTHORIZATION, self.msgs.authorization_req(), self.config.ongoing_interval)
         self._stop_timer("V2G_EVCC_Ongoing_Timeout")
         return self._charge_parameter_discovery(now)

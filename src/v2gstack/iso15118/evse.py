@@ -47,6 +47,9 @@ class SessionInfo:
     energy_mode: str | None = None
     ev: EVChargeParameters | None = None
     schedule_id: int | None = None
+    emaid: str | None = None  # Plug & Charge: from PaymentDetailsReq
+    contract_chain: list[bytes] | None = None  # Plug & Charge: contract certificate, then sub-CAs (DER)
+    auth_code: str | None = None  # the ResponseCode a controller wants for a refused authorization (FAILED_*)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ the reference stack does), and after any FAILED_* response the SECC closes the c
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 import time
@@ -17,6 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from . import xmldsig
 from .apphand import PROTOCOLS, AppProtocol, negotiate
 from .evse import AuthorizationStatus, EVSEController, SessionInfo
 from .messages import Iso2Messages, MessageError, body_name, for_protocol, split
@@ -34,6 +40,31 @@ _AUTH_PROCESSING = {
     AuthorizationStatus.ONGOING_CUSTOMER: Processing.ONGOING_CUSTOMER,
     AuthorizationStatus.REJECTED: Processing.FINISHED,
 }
+
+
+def contract_precheck(emaid: str, chain: list[bytes]) -> str:
+    """What the SECC checks itself in PaymentDetailsReq: certificates that parse, an EC P-256 contract key, the eMAID
+    as the leaf's CN (ignoring '-' and case), and every certificate within its validity."""
+    try:
+        certs = [x509.load_der_x509_certificate(c) for c in chain]
+    except ValueError:
+        return "FAILED_CertChainError"
+    leaf = certs[0]
+    key = leaf.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        return "FAILED_CertChainError"
+    cns = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not cns or _norm(str(cns[0].value)) != _norm(emaid):
+        return "FAILED_CertChainError"
+    now = dt.datetime.now(dt.UTC)
+    for cert in certs:
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            return "FAILED_CertificateExpired"
+    return "OK"
+
+
+def _norm(emaid: str) -> str:
+    return emaid.replace("-", "").upper()
 
 
 @dataclass(frozen=True)
@@ -111,10 +142,13 @@ class SeccSession:
         self.end_reason = ""
         self.requests = 0
         self._rx_session_id = NEW_SESSION_ID
+        self._rx_header: dict[str, Any] = {}
+        self.challenge: bytes | None = None
         self._handlers: dict[Step, Callable[[Body], Body]] = {
             Step.SESSION_SETUP: self._session_setup, Step.SERVICE_DISCOVERY: self._service_discovery,
             Step.SERVICE_DETAIL: self._service_detail, Step.PAYMENT_SERVICE_SELECTION: self._payment_selection,
             Step.AUTHORIZATION: self._authorization, Step.CHARGE_PARAMETER_DISCOVERY: self._charge_parameters,
+            Step.PAYMENT_DETAILS: self._payment_details,
             Step.CABLE_CHECK: self._cable_check, Step.PRE_CHARGE: self._precharge,
             Step.POWER_DELIVERY: self._power_delivery, Step.CHARGING_STATUS: self._charging_status,
             Step.CURRENT_DEMAND: self._current_demand, Step.METERING_RECEIPT: self._metering_receipt,
@@ -163,6 +197,7 @@ class SeccSession:
             return self._failed(step, sid, "FAILED_UnknownSession",
                                 f"{name} carries SessionID {sid}, this session is {self.session_id}")
         self._rx_session_id = sid
+        self._rx_header = doc["V2G_Message"].get("Header") or {}
         try:
             res = self._handlers[step](body)
         except (KeyError, TypeError, ValueError) as e:
@@ -273,7 +308,8 @@ class SeccSession:
         """ServiceDiscoveryReq: payment options, the charge service and value-added services."""
         assert self.msgs is not None
         self.offered_modes = self.controller.energy_modes()
-        self.offered_payment = self.controller.payment_options()
+        # Plug & Charge needs TLS (ISO 15118-2): without it only EIM is offered
+        self.offered_payment = [o for o in self.controller.payment_options() if o != "Contract" or self.tls]
         services = self.controller.services()
         category = body.get("ServiceCategory")
         if category is not None:
@@ -301,19 +337,57 @@ class SeccSession:
         if any(i != _CHARGE_SERVICE_ID and i not in self.offered_services for i in ids):
             return self.msgs.payment_selection_res("FAILED_ServiceSelectionInvalid")
         self.info.payment_option = option
-        self.expected = frozenset({Step.AUTHORIZATION})
+        self.expected = frozenset({Step.PAYMENT_DETAILS} if option == "Contract" else {Step.AUTHORIZATION})
         return self.msgs.payment_selection_res("OK")
 
-    def _authorization(self, body: Body) -> Body:
-        """AuthorizationReq / ContractAuthenticationReq (EIM): Ongoing until the controller decides."""
+    def _payment_details(self, body: Body) -> Body:
+        """PaymentDetailsReq (Plug & Charge): check the contract chain's form, eMAID and validity; GenChallenge."""
         assert self.msgs is not None and self.info is not None
+        emaid, chain = self.msgs.read_payment_details_req(body)
+        code = contract_precheck(emaid, chain)
+        check = getattr(self.controller, "contract_check", None)
+        if code == "OK" and check is not None:
+            code = check(self.info, emaid, chain)
+        if code != "OK":
+            return self.msgs.payment_details_res(code, bytes(16), int(time.time()))
+        self.info.emaid, self.info.contract_chain = emaid, chain
+        self.challenge = secrets.token_bytes(16)
+        self.expected = frozenset({Step.AUTHORIZATION})
+        return self.msgs.payment_details_res("OK", self.challenge, int(time.time()))
+
+    def _authorization(self, body: Body) -> Body:
+        """AuthorizationReq / ContractAuthenticationReq: Ongoing until the controller decides. With Plug & Charge the
+        request is signed with the contract key over the GenChallenge of PaymentDetailsRes."""
+        assert self.msgs is not None and self.info is not None
+        if self.info.payment_option == "Contract":
+            failed = self._check_signed_authorization(body)
+            if failed is not None:
+                return self.msgs.authorization_res(failed, Processing.FINISHED)
         result = self.controller.authorize(self.info)
         processing = _AUTH_PROCESSING[result]
         if result is AuthorizationStatus.REJECTED:
-            return self.msgs.authorization_res("FAILED", processing)
+            return self.msgs.authorization_res(self.info.auth_code or "FAILED", processing)
         if processing is Processing.FINISHED:
             self.expected = frozenset({Step.CHARGE_PARAMETER_DISCOVERY})
         return self.msgs.authorization_res("OK", processing)
+
+    def _check_signed_authorization(self, body: Body) -> str | None:
+        """FAILED_SignatureError or FAILED_ChallengeInvalid for a Plug & Charge AuthorizationReq, None if it is good."""
+        assert self.msgs is not None and self.info is not None and self.info.contract_chain
+        ref_id, challenge = self.msgs.read_authorization_req(body)
+        leaf = x509.load_der_x509_certificate(self.info.contract_chain[0])
+        try:
+            if ref_id is None:
+                raise xmldsig.SignatureError("AuthorizationReq has no Id to sign")
+            xmldsig.verify(self.msgs.ns, self._rx_header.get("Signature"), {ref_id: ("AuthorizationReq", body)},
+                           leaf.public_key())  # type: ignore[arg-type]
+        except xmldsig.SignatureError as e:
+            log.warning("%s: AuthorizationReq signature: %s", self.label, e)
+            return "FAILED_SignatureError"
+        if challenge != self.challenge:
+            log.warning("%s: AuthorizationReq GenChallenge is not the one sent", self.label)
+            return "FAILED_ChallengeInvalid"
+        return None
 
     def _charge_parameters(self, body: Body) -> Body:
         """ChargeParameterDiscoveryReq: check mode and parameters, answer limits and schedules (or Ongoing)."""

@@ -12,9 +12,13 @@ class MessageError(ValueError):
     """A decoded document that is not a usable V2G message (no body element, wrong root...)."""
 
 
-def v2g_message(session_id: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    """{"V2G_Message": {"Header": {"SessionID": ...}, "Body": {name: body}}}."""
-    return {"V2G_Message": {"Header": {"SessionID": session_id}, "Body": {name: body}}}
+def v2g_message(session_id: str, name: str, body: dict[str, Any],
+                signature: dict[str, Any] | None = None) -> dict[str, Any]:
+    """{"V2G_Message": {"Header": {"SessionID": ..., "Signature"?: ...}, "Body": {name: body}}}."""
+    header: dict[str, Any] = {"SessionID": session_id}
+    if signature is not None:
+        header["Signature"] = signature
+    return {"V2G_Message": {"Header": header, "Body": {name: body}}}
 
 
 def split(doc: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:

@@ -44,7 +44,7 @@ class Iso2Messages:
     no_charge_service_code = "FAILED_NoChargeServiceSelected"
     contactor_error_code = "FAILED_ContactorError"
     placeholder_evse_id = "ZZ00000"
-    steps_in_use = frozenset(Step) - {Step.PAYMENT_DETAILS, Step.CERTIFICATE_INSTALLATION, Step.CERTIFICATE_UPDATE}
+    steps_in_use = frozenset(Step) - {Step.CERTIFICATE_INSTALLATION, Step.CERTIFICATE_UPDATE}
 
     def __init__(self) -> None:
         self._by_name: dict[str, tuple[Step, bool]] = {}
@@ -66,9 +66,10 @@ class Iso2Messages:
         """(step, is_request) for a message element name, None for names that are no message pair of ours."""
         return self._by_name.get(name)
 
-    def request(self, session_id: str, step: Step, body: Body) -> dict[str, Any]:
-        """A whole request document."""
-        return v2g_message(session_id, self.req_name(step), body)
+    def request(self, session_id: str, step: Step, body: Body,
+                signature: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A whole request document (with a header Signature for the signed requests of Plug & Charge)."""
+        return v2g_message(session_id, self.req_name(step), body, signature)
 
     def response(self, session_id: str, step: Step, body: Body) -> dict[str, Any]:
         """A whole response document."""
@@ -231,6 +232,10 @@ class Iso2Messages:
     def payment_selection_res(self, code: str) -> Body:
         """PaymentServiceSelectionRes."""
         return {"ResponseCode": code}
+
+    def payment_details_res(self, code: str, challenge: bytes, timestamp: int) -> Body:
+        """PaymentDetailsRes: the 16-byte GenChallenge the EV signs in AuthorizationReq."""
+        return {"ResponseCode": code, "GenChallenge": base64.b64encode(challenge).decode(), "EVSETimeStamp": timestamp}
 
     def authorization_res(self, code: str, processing: str) -> Body:
         """AuthorizationRes."""
@@ -474,9 +479,33 @@ class Iso2Messages:
         return {"SelectedPaymentOption": option,
                 "SelectedServiceList": {"SelectedService": [{"ServiceID": i} for i in service_ids]}}
 
-    def authorization_req(self) -> Body:
-        """AuthorizationReq for EIM (no GenChallenge, no Id)."""
-        return {}
+    def authorization_req(self, challenge: bytes | None = None, ref_id: str = "ID1") -> Body:
+        """AuthorizationReq: empty for EIM; with Plug & Charge the Id the signature references and the GenChallenge."""
+        if challenge is None:
+            return {}
+        return {"Id": ref_id, "GenChallenge": base64.b64encode(challenge).decode()}
+
+    def payment_details_req(self, emaid: str, chain: list[bytes]) -> Body:
+        """PaymentDetailsReq: the eMAID and the contract certificate chain (leaf first, DER)."""
+        certs: Body = {"Certificate": base64.b64encode(chain[0]).decode()}
+        if len(chain) > 1:
+            certs["SubCertificates"] = {"Certificate": [base64.b64encode(c).decode() for c in chain[1:]]}
+        return {"eMAID": emaid, "ContractSignatureCertChain": certs}
+
+    def read_payment_details_req(self, body: Body) -> tuple[str, list[bytes]]:
+        """(eMAID, contract chain DER leaf first) of a PaymentDetailsReq."""
+        chain = body["ContractSignatureCertChain"]
+        subs = (chain.get("SubCertificates") or {}).get("Certificate", [])
+        return body["eMAID"], [base64.b64decode(chain["Certificate"]), *(base64.b64decode(c) for c in subs)]
+
+    def read_payment_details_res(self, body: Body) -> tuple[str, bytes]:
+        """(ResponseCode, GenChallenge) of a PaymentDetailsRes."""
+        return body["ResponseCode"], base64.b64decode(body.get("GenChallenge", ""))
+
+    def read_authorization_req(self, body: Body) -> tuple[str | None, bytes | None]:
+        """(Id, GenChallenge) of an AuthorizationReq (both None for EIM)."""
+        challenge = body.get("GenChallenge")
+        return body.get("Id"), base64.b64decode(challenge) if challenge else None
 
     def cpd_req(self, p: EVChargeParameters) -> Body:
         """ChargeParameterDiscoveryReq."""

@@ -1,0 +1,113 @@
+"""ISO 15118-2 Plug & Charge with a contract the EV already holds: PaymentDetails, the signed AuthorizationReq and
+every failure the SECC itself detects (eMAID mismatch, expired contract, wrong signer, replayed challenge), over TLS
+on loopback and at the engine level."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import AsyncIterator
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from v2gstack.iso15118 import EvccConfig, EVModel, SeccServer, SimulatedEVSE, SimulatedEVSEConfig, run_evcc
+from v2gstack.iso15118.devcerts import make_secc_chain
+from v2gstack.iso15118.evcc import Contract
+from v2gstack.iso15118.secc import SeccSession, contract_precheck
+from v2gstack.iso15118.tls import evcc_context
+from v2gstack.iso15118.xmldsig import sign
+from v2gstack.pki.hierarchy import create_pki
+from v2gstack.pki.issue import issue, subject_name
+from v2gstack.pki.profiles import PROFILES, Kind
+
+DER = serialization.Encoding.DER
+
+
+def contract_of(pki, kind: Kind = Kind.CONTRACT) -> Contract:  # type: ignore[no-untyped-def]
+    leaf = pki.items[kind]
+    cn = leaf.cert.subject.rfc4514_string().split("CN=")[1].split(",")[0]
+    chain = [leaf.cert.public_bytes(DER), *(c.public_bytes(DER) for c in pki.intermediates(kind))]
+    return Contract(cn.replace("-", ""), chain, leaf.key)  # -2 eMAIDType: 14-15 characters, no separators
+
+
+@pytest.fixture(scope="module")
+def pki():  # type: ignore[no-untyped-def]
+    return create_pki()
+
+
+@pytest.fixture
+async def pnc_secc() -> AsyncIterator[tuple[SeccServer, str]]:
+    chain = make_secc_chain()
+    config = SimulatedEVSEConfig(payment_options=("Contract", "ExternalPayment"))
+    server = SeccServer(lambda: SimulatedEVSE(config), host="::1", tls=chain.server_context(), sdp_port=0)
+    async with server:
+        yield server, chain.root_pem.decode()
+
+
+@pytest.mark.parametrize("energy", ["ac", "dc"])
+async def test_plug_and_charge_over_tls(pnc_secc: tuple[SeccServer, str], pki, energy: str) -> None:  # type: ignore[no-untyped-def]
+    server, root = pnc_secc
+    config = EvccConfig(protocols=("iso2",), energy=energy, loops=3, payment="Contract", contract=contract_of(pki))
+    result = await run_evcc(config, EVModel(), tls=True, tls_context=evcc_context(cadata=root),
+                            sdp_port=server.addresses()["sdp"][1])
+    assert result.ok, result.reason
+    [session] = [s for s in server.finished]
+    assert session.info.payment_option == "Contract" and session.info.emaid == config.contract.emaid
+
+
+async def test_without_tls_the_ev_falls_back_to_eim(pnc_secc: tuple[SeccServer, str], pki) -> None:  # type: ignore[no-untyped-def]
+    server, _ = pnc_secc
+    config = EvccConfig(protocols=("iso2",), energy="ac", loops=1, payment="Contract", contract=contract_of(pki))
+    result = await run_evcc(config, EVModel(), sdp_port=server.addresses()["sdp"][1])
+    assert result.ok, result.reason
+    assert server.finished[0].info.payment_option == "ExternalPayment"
+
+
+def test_contract_precheck(pki) -> None:  # type: ignore[no-untyped-def]
+    good = contract_of(pki)
+    assert contract_precheck(good.emaid, good.chain) == "OK"
+    assert contract_precheck(good.emaid.lower(), good.chain) == "OK"  # case does not matter
+    assert contract_precheck("DE8AA000000000X", good.chain) == "FAILED_CertChainError"
+    assert contract_precheck(good.emaid, [b"not a certificate"]) == "FAILED_CertChainError"
+    old = issue(PROFILES[Kind.CONTRACT], subject_name(good.emaid, "MO", "DE", "MO"), issuer=pki.items[Kind.MO_SUB_CA2],
+                not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=10), validity_days=1)
+    assert contract_precheck(good.emaid, [old.cert.public_bytes(DER), *good.chain[1:]]) == "FAILED_CertificateExpired"
+
+
+def _through_payment_details(session: SeccSession, contract: Contract) -> None:
+    """Drive the SECC engine to the point where it expects AuthorizationReq (TLS session, Contract)."""
+    def req(name: str, body: dict, sid: str) -> dict:
+        return {"V2G_Message": {"Header": {"SessionID": sid}, "Body": {name: body}}}
+
+    hand = {"supportedAppProtocolReq": {"AppProtocol": [{"ProtocolNamespace": "urn:iso:15118:2:2013:MsgDef",
+                                                         "VersionNumberMajor": 2, "VersionNumberMinor": 0,
+                                                         "SchemaID": 1, "Priority": 1}]}}
+    session.handle(hand)
+    session.handle(req("SessionSetupReq", {"EVCCID": "0A0B0C0D0E0F"}, "00"))
+    sid = session.session_id
+    session.handle(req("ServiceDiscoveryReq", {}, sid))
+    session.handle(req("PaymentServiceSelectionReq", {"SelectedPaymentOption": "Contract", "SelectedServiceList": {
+        "SelectedService": [{"ServiceID": 1}]}}, sid))
+    reply = session.handle(req("PaymentDetailsReq", session.msgs.payment_details_req(contract.emaid, contract.chain),
+                               sid))
+    assert reply.doc["V2G_Message"]["Body"]["PaymentDetailsRes"]["ResponseCode"] == "OK"
+
+
+@pytest.mark.parametrize("fault", ["wrong-key", "challenge", "unsigned", "ok"])
+def test_signed_authorization_faults(pki, fault: str) -> None:  # type: ignore[no-untyped-def]
+    contract = contract_of(pki)
+    session = SeccSession(SimulatedEVSE(SimulatedEVSEConfig(payment_options=("Contract",))), tls=True)
+    _through_payment_details(session, contract)
+    challenge = bytes(16) if fault == "challenge" else session.challenge
+    body = {"Id": "ID1", "GenChallenge": base64.b64encode(challenge).decode()}
+    key = ec.generate_private_key(ec.SECP256R1()) if fault == "wrong-key" else contract.key
+    header: dict = {"SessionID": session.session_id}
+    if fault != "unsigned":
+        header["Signature"] = sign("iso2", [("ID1", "AuthorizationReq", body)], key)
+    reply = session.handle({"V2G_Message": {"Header": header, "Body": {"AuthorizationReq": body}}})
+    code = reply.doc["V2G_Message"]["Body"]["AuthorizationRes"]["ResponseCode"]
+    assert code == {"wrong-key": "FAILED_SignatureError", "challenge": "FAILED_ChallengeInvalid",
+                    "unsigned": "FAILED_SignatureError", "ok": "OK"}[fault]
+    assert reply.close == (fault != "ok")
