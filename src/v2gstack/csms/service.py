@@ -68,6 +68,7 @@ class CsmsConfig:
     ping_interval: float | None = 60.0
     allowed_versions: tuple[str, ...] = ("2.0.1",)
     log_session_messages: bool = True
+    accept_valid_contracts: bool = True  # a valid contract of a trusted MO is Accepted even if its eMAID is not listed
     pki_dir: str | None = None  # a `v2gstack pki create` folder: CAs that sign stations' CSRs (SignCertificate)
     ocsp_url: str | None = None  # put into the AIA of the certificates this CSMS issues
 
@@ -239,11 +240,21 @@ class Csms:
         return {}
 
     async def on_authorize(self, p: Payload, ctx: CallContext) -> Payload:
-        """Authorize: the idToken's status from the registry (Unknown if not registered)."""
+        """Authorize: the idToken's status from the registry (Unknown if not registered); a Plug & Charge contract
+        (PEM `certificate`) is verified against the installed MO roots first (C07)."""
         info = await self.worker.run(_id_token_info, p["idToken"])
+        answer: Payload = {"idTokenInfo": info}
+        if "certificate" in p:
+            anchors = await self.worker.run(_mo_roots)
+            status = await asyncio.to_thread(validate_contract, p["certificate"], p["idToken"]["idToken"], anchors)
+            answer["certificateStatus"] = status
+            if status != "Accepted":
+                answer["idTokenInfo"] = {"status": "Expired" if status == "CertificateExpired" else "Invalid"}
+            elif info["status"] == "Unknown" and self.config.accept_valid_contracts:
+                answer["idTokenInfo"] = {"status": "Accepted"}
         self._notify(ctx.station_id, "Authorize", p)
-        await self._log(ctx.station_id, "rx", "Authorize", p, {"idTokenInfo": info})
-        return {"idTokenInfo": info}
+        await self._log(ctx.station_id, "rx", "Authorize", p, answer)
+        return answer
 
     async def on_transaction_event(self, p: Payload, ctx: CallContext) -> Payload:
         """TransactionEvent: recorded exactly once (a replay is acknowledged again, not stored twice)."""
@@ -415,6 +426,41 @@ class Csms:
     def active_transaction(self, station_id: str, evse_id: int) -> str | None:
         """The transactionId running on an EVSE, as the station reported it."""
         return self._state(station_id).active.get(evse_id)
+
+
+def _mo_roots(s: Any) -> list[Any]:
+    """The installed MO roots (read in the database thread)."""
+    from cryptography import x509
+
+    from .models import TrustAnchor
+
+    rows = s.query(TrustAnchor).filter(TrustAnchor.kind == "MORootCertificate").all()
+    return [x509.load_pem_x509_certificate(r.pem.encode()) for r in rows]
+
+
+def validate_contract(pem_chain: str, emaid: str, anchors: list[Any]) -> str:
+    """AuthorizeCertificateStatus of a contract chain (PEM, leaf first): chain to an MO root, validity, usage, and
+    the eMAID as the leaf's CN (separators and case aside)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from ..pki import errors as pki_errors
+    from ..pki.verify import Purpose, verify_chain
+
+    try:
+        certs = x509.load_pem_x509_certificates(pem_chain.encode())
+    except ValueError:
+        return "CertChainError"
+    if not certs:
+        return "NoCertificateAvailable"
+    cn = certs[0].subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not cn or str(cn[0].value).replace("-", "").upper() != emaid.replace("-", "").upper():
+        return "CertChainError"
+    try:
+        verify_chain(certs[0], certs[1:], anchors, purpose=Purpose.CONTRACT)
+    except pki_errors.PkiError as e:
+        return e.ocpp_status
+    return "Accepted"
 
 
 def _remote_start_id() -> int:

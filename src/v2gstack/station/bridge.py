@@ -185,7 +185,10 @@ class BridgeSession:
             f"DE*V2G*E{self.station.config.station_id.replace('-', '').replace('_', '')[:20]}*{self.evse_no}")
 
     def payment_options(self) -> list[str]:
-        """EIM (ExternalPayment); Plug & Charge comes with the PKI work."""
+        """EIM (ExternalPayment), and Plug & Charge (Contract) when ISO15118Ctrlr.PnCEnabled (the SECC offers it
+        only over TLS)."""
+        if self.station.model.bool("ISO15118Ctrlr", "PnCEnabled"):
+            return ["Contract", "ExternalPayment"]
         return ["ExternalPayment"]
 
     def energy_modes(self) -> list[str]:
@@ -232,9 +235,15 @@ class BridgeSession:
         if self.evse.authorized:
             return self._authorized()
         if self.auth_result is not None:
-            return AuthorizationStatus.REJECTED if self.auth_result != "Accepted" else self._authorized()
+            if self.auth_result != "Accepted":
+                info.auth_code = info.auth_code or "FAILED"
+                return AuthorizationStatus.REJECTED
+            return self._authorized()
         if self.auth_task is None:
-            if not self.station.model.bool("AuthCtrlr", "Enabled"):
+            if info.payment_option == "Contract" and info.emaid and info.contract_chain:
+                self.timeline.state("Authorizing", method="PlugAndCharge", eMAID=info.emaid)
+                self.auth_task = self.station.spawn(self._authorize_contract(info), "iso-authorize")
+            elif not self.station.model.bool("AuthCtrlr", "Enabled"):
                 self.timeline.state("Authorizing", method="FreeVend")
                 self.auth_task = self.station.spawn(self._authorize({"idToken": "", "type": "NoAuthorization"},
                                                                     check=False), "iso-authorize")
@@ -251,6 +260,40 @@ class BridgeSession:
         self.auth_result = info.get("status", "Invalid")
         self.timeline.state("Authorized" if self.auth_result == "Accepted" else "AuthorizationRefused",
                             status=self.auth_result)
+
+    async def _authorize_contract(self, info: SessionInfo) -> None:
+        """Plug & Charge: Authorize with the eMAID, the contract chain (PEM) and its OCSP request data; the CSMS's
+        certificateStatus decides the ISO ResponseCode (trace/error_map.py)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        from ..pki.ocsp_data import chain_hash_data
+        from ..trace.error_map import CERTIFICATE_TO_ISO
+
+        assert info.emaid is not None and info.contract_chain is not None
+        certs = [x509.load_der_x509_certificate(c) for c in info.contract_chain]
+        token = {"idToken": info.emaid, "type": "eMAID"}
+        request: dict[str, Any] = {"idToken": token, "certificate": b"".join(
+            c.public_bytes(serialization.Encoding.PEM) for c in certs).decode()}
+        hash_data = chain_hash_data(certs)
+        if hash_data:
+            request["iso15118CertificateHashData"] = hash_data
+        answer = await self.station._call("Authorize", request)
+        if answer is None:
+            self.auth_result, info.auth_code = "Offline", "FAILED"
+            self.timeline.error("AuthorizationUnavailable", reason="the CSMS could not be asked (offline)")
+            return
+        status = answer["idTokenInfo"]["status"]
+        cert_status = answer.get("certificateStatus", "Accepted")
+        if cert_status != "Accepted" or status != "Accepted":
+            self.auth_result = status if status != "Accepted" else cert_status
+            info.auth_code = CERTIFICATE_TO_ISO.get(cert_status, "FAILED") if cert_status != "Accepted" else "FAILED"
+            self.timeline.state("AuthorizationRefused", status=status, certificateStatus=cert_status,
+                                isoCode=info.auth_code)
+            return
+        result = await self.station.authorize(self.evse_no, token, check=False)
+        self.auth_result = result.get("status", "Invalid")
+        self.timeline.state("Authorized", status=self.auth_result, method="PlugAndCharge")
 
     def _authorized(self) -> AuthorizationStatus:
         self._link_tx()

@@ -1,0 +1,87 @@
+"""Plug & Charge end to end with a contract the EV already holds: EV (contract from our PKI) -> SECC over TLS ->
+bridge -> OCPP Authorize with the contract chain -> CSMS verifies it against the installed MO root -> the transaction
+runs under the eMAID. And the failures: an MO root the CSMS does not trust, a blocked eMAID."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from test_csms_support import PASSWORD, our_station, running_csms
+from test_iso15118_pnc import contract_of
+from test_station_support import until
+
+from v2gstack.iso15118 import EvccConfig, EVModel, run_evcc
+from v2gstack.iso15118.devcerts import make_secc_chain
+from v2gstack.iso15118.evcc import SessionResult
+from v2gstack.iso15118.tls import evcc_context
+from v2gstack.pki.hierarchy import create_pki
+from v2gstack.pki.profiles import Kind
+from v2gstack.pki.store import cert_pem
+from v2gstack.station.bridge import start_bridged_seccs
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@asynccontextmanager
+async def pnc_rig(tmp_path: Path, *, trust_mo: bool = True, tokens: list | None = None) -> AsyncIterator:  # type: ignore[type-arg]
+    pki = create_pki()
+    chain = make_secc_chain()
+    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}", tokens=tokens or []) as csms, \
+            our_station(csms, password=PASSWORD, time_scale=1 / 60, max_power_w=50_000.0, tx_interval=30) as st:
+        if trust_mo:
+            csms.store.add_trust_anchor("MORootCertificate", cert_pem(pki.cert(Kind.MO_ROOT)))
+        st.model.put("ISO15118Ctrlr", "PnCEnabled", "true")
+        await st.wait_accepted()
+        [bridge] = await start_bridged_seccs(st, port=0, sdp_port=0, tls=chain.server_context(),
+                                             trace_dir=tmp_path / "traces")
+        try:
+            yield csms, st, bridge, pki, chain
+        finally:
+            assert bridge.server is not None
+            await bridge.server.close()
+
+
+async def _ev(bridge, pki, chain) -> SessionResult:  # type: ignore[no-untyped-def]
+    config = EvccConfig(protocols=("iso2",), energy="dc", loops=5, loop_interval=0.02, payment="Contract",
+                        contract=contract_of(pki), ongoing_interval=0.02)
+    context = evcc_context(cadata=chain.root_pem.decode())
+    return await run_evcc(config, EVModel(speedup=60), tls=True, tls_context=context,
+                          secc=bridge.server.addresses()["tls"])
+
+
+async def test_plug_and_charge_authorizes_through_the_csms(tmp_path: Path) -> None:
+    async with pnc_rig(tmp_path) as (csms, st, bridge, pki, chain):
+        result = await _ev(bridge, pki, chain)
+        assert result.ok, result.reason
+        await until(lambda: st.evses[1].tx is None)
+        await st.wait_queue_empty()
+        [tx] = csms.store.transactions("CS1")
+        emaid = contract_of(pki).emaid
+        assert tx["idToken"] == emaid and tx["state"] == "Ended"
+        [auth] = [m for m in csms.store.messages(station_id="CS1") if m["action"] == "Authorize"]
+        assert auth["payload"]["idToken"] == {"idToken": emaid, "type": "eMAID"}
+        assert auth["payload"]["certificate"].startswith("-----BEGIN CERTIFICATE-----")
+        assert len(auth["payload"]["iso15118CertificateHashData"]) == 2  # contract and MO sub-CA 2
+        assert auth["response"] == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
+
+
+async def test_untrusted_mo_root_fails_with_cert_chain_error(tmp_path: Path) -> None:
+    async with pnc_rig(tmp_path, trust_mo=False) as (csms, _st, bridge, pki, chain):
+        result = await _ev(bridge, pki, chain)
+        assert not result.ok and result.response_code == "FAILED_CertChainError", result.reason
+        await until(lambda: any(m["action"] == "Authorize" for m in csms.store.messages(station_id="CS1")))
+        [auth] = [m for m in csms.store.messages(station_id="CS1") if m["action"] == "Authorize"]
+        assert auth["response"]["certificateStatus"] == "CertChainError"
+        assert auth["response"]["idTokenInfo"]["status"] == "Invalid"
+
+
+async def test_blocked_emaid_is_refused(tmp_path: Path) -> None:
+    pki_probe = create_pki()
+    emaid = contract_of(pki_probe).emaid  # the default PKI configuration names the same eMAID every time
+    tokens = [{"idToken": emaid, "type": "eMAID", "status": "Blocked"}]
+    async with pnc_rig(tmp_path, tokens=tokens) as (_csms, _st, bridge, pki, chain):
+        result = await _ev(bridge, pki, chain)
+        assert not result.ok and result.response_code == "FAILED", result.reason
