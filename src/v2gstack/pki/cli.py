@@ -117,3 +117,65 @@ def verify(
     typer.echo(f"OK: {names} (ISO {errors.ISO_OK}, OCPP {errors.OCPP_OK})")
     if hash_data:
         typer.echo(json.dumps(chain_hash_data(result.path), indent=2))
+
+
+@app.command("ocsp")
+def ocsp_server(
+    folder: Annotated[Path, typer.Option("--dir", help="A folder written by `v2gstack pki create`")],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port (0: a free one)")] = 8080,
+) -> None:
+    """Run an RFC 6960 OCSP responder (HTTP POST and GET) for every CA of the folder, until Ctrl-C."""
+    import asyncio
+    import contextlib
+    import logging
+
+    from .ocsp import OcspResponder, serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    responder = OcspResponder.from_pki_dir(folder)
+    if not responder.cas:
+        typer.echo(f"error: no CA certificate with its key under {folder}", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> None:
+        server = await serve(responder, host, port)
+        bound = server.sockets[0].getsockname()[1]
+        typer.echo(f"OCSP responder for {len(responder.cas)} CAs at http://{host}:{bound}/ocsp "
+                   f"(revocations: {responder.revocations.path})")
+        async with server:
+            await server.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+@app.command("revoke")
+def revoke(
+    cert_file: Annotated[Path, typer.Argument(help="The certificate to revoke (PEM or DER)")],
+    folder: Annotated[Path, typer.Option("--dir", help="The PKI folder whose CA issued it")],
+    reason: Annotated[str, typer.Option("--reason", help="RFC 5280 reason, e.g. key_compromise")] = "unspecified",
+) -> None:
+    """Revoke a certificate issued by one of the folder's CAs (the OCSP responder answers `revoked` at once)."""
+    from .ocsp import REASONS, OcspResponder
+
+    cert = load_certs(cert_file)[0]
+    responder = OcspResponder.from_pki_dir(folder)
+    issuer = next((c.cert for c in responder.cas if c.cert.subject == cert.issuer), None)
+    if issuer is None:
+        typer.echo(f"error: no CA under {folder} issued {cert.subject.rfc4514_string()}", err=True)
+        raise typer.Exit(2)
+    if reason not in REASONS:
+        typer.echo(f"error: --reason is one of {', '.join(REASONS)}", err=True)
+        raise typer.Exit(2)
+    responder.revocations.revoke(cert, issuer, reason)
+    typer.echo(f"revoked {cert.subject.rfc4514_string()} (serial {cert.serial_number:x}): {reason}")
+
+
+@app.command("revoked")
+def revoked(folder: Annotated[Path, typer.Option("--dir", help="The PKI folder")]) -> None:
+    """List the folder's revoked certificates."""
+    from .ocsp import RevocationList
+
+    for key, entry in RevocationList(folder / "revoked.json").entries().items():
+        typer.echo(f"{key.split(':')[1]}\t{entry['time']}\t{entry['reason']}\t{entry['subject']}")

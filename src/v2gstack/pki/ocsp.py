@@ -1,0 +1,285 @@
+"""OCSP (RFC 6960) for the CAs this PKI makes: the responder (sans-I/O `OcspResponder` and a small asyncio HTTP
+shell), the revocation list it answers from, and the client side (requests, response checks, an HTTP fetch).
+
+The responder signs with the issuing CA's own key (no delegated signer), answers SHA-1 and SHA-256 CertIDs, echoes
+the nonce, says `good` for serials of its CAs that are not revoked, and `unauthorized` for CAs it does not serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import logging
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtensionOID
+
+from .issue import Issued
+from .ocsp_data import issuer_key_bytes
+from .store import load_certs, load_key
+
+log = logging.getLogger("v2gstack.pki.ocsp")
+
+REASONS = {r.name: r for r in x509.ReasonFlags}
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha1": hashes.SHA1, "sha256": hashes.SHA256,
+                                                  "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+
+
+class OcspError(Exception):
+    """An OCSP exchange that gave no usable answer (unreachable responder, bad signature, wrong certificate...)."""
+
+
+class RevocationList:
+    """Revoked certificates of a PKI folder, kept in `revoked.json` (issuer SHA-256 fingerprint + serial -> time,
+    reason); re-read when the file changes, so a running responder sees new revocations at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime: float | None = None
+        self._entries: dict[str, dict[str, str]] = {}
+
+    @staticmethod
+    def key(issuer: x509.Certificate, serial: int) -> str:
+        return f"{issuer.fingerprint(hashes.SHA256()).hex()}:{serial:x}"
+
+    def _load(self) -> None:
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            self._entries, self._mtime = {}, None
+            return
+        if mtime != self._mtime:
+            self._entries = json.loads(self.path.read_text() or "{}")
+            self._mtime = mtime
+
+    def revoke(self, cert: x509.Certificate, issuer: x509.Certificate, reason: str = "unspecified",
+               when: dt.datetime | None = None) -> None:
+        """Mark a certificate revoked."""
+        if reason not in REASONS:
+            raise ValueError(f"reason must be one of {', '.join(REASONS)}")
+        self._load()
+        at = (when or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+        self._entries[self.key(issuer, cert.serial_number)] = {
+            "time": at.isoformat(), "reason": reason, "subject": cert.subject.rfc4514_string()}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._entries, indent=2))
+        tmp.replace(self.path)
+
+    def lookup(self, issuer: x509.Certificate, serial: int) -> tuple[dt.datetime, x509.ReasonFlags] | None:
+        """(revocation time, reason) of a revoked certificate, None if it is not revoked."""
+        self._load()
+        entry = self._entries.get(self.key(issuer, serial))
+        if entry is None:
+            return None
+        return dt.datetime.fromisoformat(entry["time"]), REASONS[entry["reason"]]
+
+    def entries(self) -> dict[str, dict[str, str]]:
+        """Everything revoked, for listing."""
+        self._load()
+        return dict(self._entries)
+
+
+def _name_hash(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
+    h = hashes.Hash(algorithm)
+    h.update(cert.subject.public_bytes())
+    return h.finalize()
+
+
+def _key_hash(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
+    h = hashes.Hash(algorithm)
+    h.update(issuer_key_bytes(cert))
+    return h.finalize()
+
+
+@dataclass
+class OcspResponder:
+    """Answers OCSP requests (DER in, DER out) for a set of CAs."""
+
+    cas: list[Issued]
+    revocations: RevocationList
+    validity: dt.timedelta = dt.timedelta(hours=1)
+
+    @classmethod
+    def from_pki_dir(cls, folder: Path) -> OcspResponder:
+        """Every CA (certificate with BasicConstraints CA and its key) of a `v2gstack pki create` folder."""
+        cas = []
+        for cert_path in sorted((folder / "certs").glob("*.pem")):
+            key_path = folder / "keys" / f"{cert_path.stem}.key.pem"
+            cert = load_certs(cert_path)[0]
+            try:
+                bc = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
+            except x509.ExtensionNotFound:
+                continue
+            if bc.ca and key_path.exists():  # type: ignore[attr-defined]
+                cas.append(Issued(cert, load_key(key_path)))
+        return cls(cas, RevocationList(folder / "revoked.json"))
+
+    def respond(self, data: bytes) -> bytes:
+        """The DER OCSPResponse for a DER OCSPRequest."""
+        try:
+            req = ocsp.load_der_ocsp_request(data)
+        except ValueError:
+            return ocsp.OCSPResponseBuilder.build_unsuccessful(
+                ocsp.OCSPResponseStatus.MALFORMED_REQUEST).public_bytes(serialization.Encoding.DER)
+        algorithm = req.hash_algorithm
+        ca = next((c for c in self.cas if _name_hash(c.cert, algorithm) == req.issuer_name_hash
+                   and _key_hash(c.cert, algorithm) == req.issuer_key_hash), None)
+        if ca is None:
+            log.info("OCSP: request for serial %x of an issuer we do not serve", req.serial_number)
+            return ocsp.OCSPResponseBuilder.build_unsuccessful(
+                ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(serialization.Encoding.DER)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        revoked = self.revocations.lookup(ca.cert, req.serial_number)
+        status = ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD
+        builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
+            req.issuer_name_hash, req.issuer_key_hash, req.serial_number, algorithm, status, now,
+            now + self.validity, revoked[0] if revoked else None, revoked[1] if revoked else None,
+        ).responder_id(ocsp.OCSPResponderEncoding.HASH, ca.cert)
+        try:
+            nonce = req.extensions.get_extension_for_class(x509.OCSPNonce).value
+            builder = builder.add_extension(nonce, critical=False)
+        except x509.ExtensionNotFound:
+            pass
+        log.info("OCSP: serial %x of %s: %s", req.serial_number, ca.cert.subject.rfc4514_string(), status.name)
+        return builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+# ----- client side -----
+
+def build_request(cert: x509.Certificate, issuer: x509.Certificate, nonce: bytes | None = None) -> bytes:
+    """A DER OCSPRequest for one certificate (SHA-256 CertID, as ISO 15118's OCSP request data use)."""
+    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA256())
+    if nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def build_request_by_hash(hash_data: dict[str, str]) -> bytes:
+    """A DER OCSPRequest from OCPP OCSPRequestData (hashAlgorithm, issuerNameHash, issuerKeyHash, serialNumber)."""
+    algorithm = _HASHES[hash_data["hashAlgorithm"].lower()]()
+    return ocsp.OCSPRequestBuilder().add_certificate_by_hash(
+        bytes.fromhex(hash_data["issuerNameHash"]), bytes.fromhex(hash_data["issuerKeyHash"]),
+        int(hash_data["serialNumber"], 16), algorithm).build().public_bytes(serialization.Encoding.DER)
+
+
+def check_response(data: bytes, cert: x509.Certificate, issuer: x509.Certificate,
+                   at: dt.datetime | None = None) -> ocsp.OCSPCertStatus:
+    """The status an OCSP response gives `cert`, after checking it: signed by the issuer (or by a responder
+    certificate the issuer made for OCSP signing), about this certificate, and current. OcspError otherwise."""
+    try:
+        resp = ocsp.load_der_ocsp_response(data)
+    except ValueError as e:
+        raise OcspError(f"not an OCSP response: {e}") from None
+    if resp.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+        raise OcspError(f"OCSP responder answered {resp.response_status.name}")
+    if resp.serial_number != cert.serial_number or resp.issuer_key_hash != _key_hash(issuer, resp.hash_algorithm):
+        raise OcspError("the OCSP response is about another certificate")
+    signer = issuer
+    for extra in resp.certificates:  # a delegated responder must be certified by the issuer for OCSP signing
+        if extra.issuer == issuer.subject:
+            try:
+                eku = extra.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+            except x509.ExtensionNotFound:
+                continue
+            if x509.oid.ExtendedKeyUsageOID.OCSP_SIGNING in eku:
+                _verify(issuer.public_key(), extra.signature, extra.tbs_certificate_bytes)
+                signer = extra
+    _verify(signer.public_key(), resp.signature, resp.tbs_response_bytes)
+    now = at or dt.datetime.now(dt.UTC)
+    if resp.this_update_utc > now + dt.timedelta(minutes=5) or (
+            resp.next_update_utc is not None and resp.next_update_utc < now):
+        raise OcspError("the OCSP response is not current")
+    return resp.certificate_status
+
+
+def _verify(key: object, signature: bytes, data: bytes) -> None:
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise OcspError("only ECDSA responders are supported")
+    try:
+        key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise OcspError("the OCSP response's signature does not verify") from None
+
+
+async def fetch(url: str, request: bytes, timeout: float = 5.0) -> bytes:
+    """POST an OCSP request over HTTP and return the response body (OcspError on any failure)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise OcspError(f"unsupported OCSP URL {url!r} (http://host:port/path)")
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
+            try:
+                head = (f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                        f"Content-Type: application/ocsp-request\r\nContent-Length: {len(request)}\r\n"
+                        "Connection: close\r\n\r\n")
+                writer.write(head.encode() + request)
+                await writer.drain()
+                raw = await reader.read()
+            finally:
+                writer.close()
+    except (OSError, TimeoutError) as e:
+        raise OcspError(f"OCSP responder {url} unreachable: {e or type(e).__name__}") from None
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+    parts_line = status_line.split(" ")
+    if not status_line.startswith("HTTP/1.") or len(parts_line) < 2 or parts_line[1] != "200":
+        raise OcspError(f"OCSP responder {url} answered {status_line!r}")
+    return body
+
+
+async def status_of(cert: x509.Certificate, issuer: x509.Certificate, url: str | None = None,
+                    timeout: float = 5.0) -> ocsp.OCSPCertStatus:
+    """Ask the certificate's responder (its AIA URL, or `url`) and check the answer."""
+    from .ocsp_data import responder_url
+
+    target = url or responder_url(cert)
+    if not target:
+        raise OcspError("the certificate names no OCSP responder")
+    return check_response(await fetch(target, build_request(cert, issuer), timeout), cert, issuer)
+
+
+# ----- the HTTP shell -----
+
+async def serve(responder: OcspResponder, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
+    """An HTTP/1.1 server for RFC 6960 requests: POST (DER body) and GET (/<path>/<base64 of the DER>)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(10):
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = ([*lines[0].split(" "), "", ""])[:3]
+                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+                if method == "POST":
+                    length = int(headers.get("content-length", "0"))
+                    if not 0 < length <= 65536:
+                        raise ValueError("bad Content-Length")
+                    body = await reader.readexactly(length)
+                elif method == "GET":
+                    body = base64.b64decode(urllib.parse.unquote(target.rsplit("/", 1)[-1]))
+                else:
+                    writer.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    return
+            answer = responder.respond(body)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\n"
+                         + f"Content-Length: {len(answer)}\r\nConnection: close\r\n\r\n".encode() + answer)
+        except (ValueError, TimeoutError, asyncio.IncompleteReadError, UnicodeDecodeError) as e:
+            log.info("OCSP: bad HTTP request: %s", e)
+            writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        finally:
+            try:
+                await writer.drain()
+            finally:
+                writer.close()
+
+    return await asyncio.start_server(handle, host, port)
