@@ -17,7 +17,8 @@ from v2gstack.iso15118 import EvccConfig, EVModel, run_evcc
 from v2gstack.iso15118.devcerts import make_secc_chain
 from v2gstack.iso15118.evcc import SessionResult
 from v2gstack.iso15118.tls import evcc_context
-from v2gstack.pki.hierarchy import create_pki
+from v2gstack.pki.hierarchy import PkiConfig, create_pki
+from v2gstack.pki.ocsp import RevocationList
 from v2gstack.pki.profiles import Kind
 from v2gstack.pki.store import cert_pem
 from v2gstack.station.bridge import start_bridged_seccs
@@ -26,10 +27,12 @@ pytestmark = pytest.mark.timeout(90)
 
 
 @asynccontextmanager
-async def pnc_rig(tmp_path: Path, *, trust_mo: bool = True, tokens: list | None = None) -> AsyncIterator:  # type: ignore[type-arg]
-    pki = create_pki()
+async def pnc_rig(tmp_path: Path, *, trust_mo: bool = True, tokens: list | None = None, pki=None,  # type: ignore[no-untyped-def]
+                  **csms_config) -> AsyncIterator:  # type: ignore[type-arg]
+    pki = pki or create_pki(PkiConfig(ocsp_url="http://127.0.0.1:9/ocsp"))  # nobody answers there: soft-fail
     chain = make_secc_chain()
-    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}", tokens=tokens or []) as csms, \
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}", tokens=tokens or [], **csms_config) as csms, \
             our_station(csms, password=PASSWORD, time_scale=1 / 60, max_power_w=50_000.0, tx_interval=30) as st:
         if trust_mo:
             csms.store.add_trust_anchor("MORootCertificate", cert_pem(pki.cert(Kind.MO_ROOT)))
@@ -85,3 +88,27 @@ async def test_blocked_emaid_is_refused(tmp_path: Path) -> None:
     async with pnc_rig(tmp_path, tokens=tokens) as (_csms, _st, bridge, pki, chain):
         result = await _ev(bridge, pki, chain)
         assert not result.ok and result.response_code == "FAILED", result.reason
+
+
+async def test_revoked_contract_fails_with_certificate_revoked(tmp_path: Path) -> None:
+    from test_pki_ocsp import start_responder
+
+    pki, _, _, server = await start_responder(tmp_path / "pki")
+    try:
+        RevocationList(tmp_path / "pki" / "revoked.json").revoke(pki.cert(Kind.CONTRACT), pki.cert(Kind.MO_SUB_CA2),
+                                                                 "key_compromise")
+        async with pnc_rig(tmp_path, pki=pki) as (csms, _st, bridge, pki, chain):
+            result = await _ev(bridge, pki, chain)
+            assert not result.ok and result.response_code == "FAILED_CertificateRevoked", result.reason
+            [auth] = [m for m in csms.store.messages(station_id="CS1") if m["action"] == "Authorize"]
+            assert auth["response"]["certificateStatus"] == "CertificateRevoked"
+    finally:
+        server.close()  # type: ignore[attr-defined]
+
+
+async def test_unreachable_ocsp_fails_only_when_required(tmp_path: Path) -> None:
+    async with pnc_rig(tmp_path / "strict", ocsp_required=True) as (_csms, _st, bridge, pki, chain):
+        result = await _ev(bridge, pki, chain)
+        assert not result.ok and result.response_code == "FAILED_CertChainError", result.reason
+    async with pnc_rig(tmp_path / "soft") as (_csms, _st, bridge, pki, chain):
+        assert (await _ev(bridge, pki, chain)).ok

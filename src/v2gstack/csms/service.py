@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import itertools
 import logging
 import ssl as ssl_module
 import uuid
@@ -69,6 +70,9 @@ class CsmsConfig:
     allowed_versions: tuple[str, ...] = ("2.0.1",)
     log_session_messages: bool = True
     accept_valid_contracts: bool = True  # a valid contract of a trusted MO is Accepted even if its eMAID is not listed
+    contract_ocsp: bool = True  # ask the OCSP responders named in a contract chain
+    ocsp_required: bool = False  # an unreachable responder fails the contract (else: soft-fail, logged)
+    ocsp_timeout: float = 3.0
     pki_dir: str | None = None  # a `v2gstack pki create` folder: CAs that sign stations' CSRs (SignCertificate)
     ocsp_url: str | None = None  # put into the AIA of the certificates this CSMS issues
 
@@ -227,6 +231,30 @@ class Csms:
         return {"currentTime": now_rfc3339(), "interval": self.config.heartbeat_interval if known else 60,
                 "status": status}
 
+    async def _contract_status(self, pem_chain: str, emaid: str) -> str:
+        """Chain to an installed MO root, validity, usage, eMAID; then OCSP for every certificate of the path that
+        names a responder (unreachable: soft-fail, or CertChainError when `ocsp_required`)."""
+        from ..pki.ocsp import OcspError, status_of
+        from ..pki.ocsp_data import responder_url
+
+        anchors = await self.worker.run(_mo_roots)
+        status, path = await asyncio.to_thread(validate_contract, pem_chain, emaid, anchors)
+        if status != "Accepted" or not self.config.contract_ocsp:
+            return status
+        for cert, issuer in itertools.pairwise(path):
+            if not responder_url(cert):
+                continue
+            try:
+                answer = await status_of(cert, issuer, timeout=self.config.ocsp_timeout)
+            except OcspError as e:
+                log.warning("contract %s: no revocation status for %s: %s", emaid, cert.subject.rfc4514_string(), e)
+                if self.config.ocsp_required:
+                    return "CertChainError"
+                continue
+            if answer.name == "REVOKED":
+                return "CertificateRevoked"
+        return status
+
     async def on_heartbeat(self, p: Payload, ctx: CallContext) -> Payload:
         """Heartbeat: the time, and the station is marked seen."""
         await self.worker.run(ops.op_seen, ctx.station_id)
@@ -245,8 +273,7 @@ class Csms:
         info = await self.worker.run(_id_token_info, p["idToken"])
         answer: Payload = {"idTokenInfo": info}
         if "certificate" in p:
-            anchors = await self.worker.run(_mo_roots)
-            status = await asyncio.to_thread(validate_contract, p["certificate"], p["idToken"]["idToken"], anchors)
+            status = await self._contract_status(p["certificate"], p["idToken"]["idToken"])
             answer["certificateStatus"] = status
             if status != "Accepted":
                 answer["idTokenInfo"] = {"status": "Expired" if status == "CertificateExpired" else "Invalid"}
@@ -438,9 +465,9 @@ def _mo_roots(s: Any) -> list[Any]:
     return [x509.load_pem_x509_certificate(r.pem.encode()) for r in rows]
 
 
-def validate_contract(pem_chain: str, emaid: str, anchors: list[Any]) -> str:
-    """AuthorizeCertificateStatus of a contract chain (PEM, leaf first): chain to an MO root, validity, usage, and
-    the eMAID as the leaf's CN (separators and case aside)."""
+def validate_contract(pem_chain: str, emaid: str, anchors: list[Any]) -> tuple[str, list[Any]]:
+    """(AuthorizeCertificateStatus, verified path leaf first) of a contract chain (PEM, leaf first): chain to an MO
+    root, validity, usage, and the eMAID as the leaf's CN (separators and case aside)."""
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
@@ -450,17 +477,17 @@ def validate_contract(pem_chain: str, emaid: str, anchors: list[Any]) -> str:
     try:
         certs = x509.load_pem_x509_certificates(pem_chain.encode())
     except ValueError:
-        return "CertChainError"
+        return "CertChainError", []
     if not certs:
-        return "NoCertificateAvailable"
+        return "NoCertificateAvailable", []
     cn = certs[0].subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not cn or str(cn[0].value).replace("-", "").upper() != emaid.replace("-", "").upper():
-        return "CertChainError"
+        return "CertChainError", []
     try:
-        verify_chain(certs[0], certs[1:], anchors, purpose=Purpose.CONTRACT)
+        verified = verify_chain(certs[0], certs[1:], anchors, purpose=Purpose.CONTRACT)
     except pki_errors.PkiError as e:
-        return e.ocpp_status
-    return "Accepted"
+        return e.ocpp_status, []
+    return "Accepted", list(verified.path)
 
 
 def _remote_start_id() -> int:
