@@ -120,3 +120,44 @@ async def test_registry_api(db_url: str) -> None:
         assert (await api.get("/api/stations/CS2")).status_code == 404
         schema = (await api.get("/openapi.json")).json()
         assert "/api/stations/{station_id}/{command}" in schema["paths"]
+
+
+async def test_every_csms_command_reaches_the_station(db_url: str) -> None:
+    """Each CSMS-initiated 2.0.1 message our station implements, sent through the API, gets a valid answer."""
+    if "postgresql" in db_url:
+        pytest.skip("the command path does not touch the database; SQLite covers it")
+    async with running_csms(db_url) as csms, our_station(csms) as st, _api(csms) as api:
+        await st.wait_accepted()
+        cases = [
+            ("change-availability", {"operationalStatus": "Inoperative", "evse": {"id": 1}}, "Accepted"),
+            ("change-availability", {"operationalStatus": "Operative", "evse": {"id": 1}}, "Accepted"),
+            ("unlock-connector", {"evseId": 1, "connectorId": 1}, None),
+            ("get-base-report", {"requestId": 7, "reportBase": "ConfigurationInventory"}, "Accepted"),
+            ("data-transfer", {"vendorId": "com.example", "messageId": "x"}, "UnknownVendorId"),
+            ("clear-cache", {}, "Accepted"),
+            ("send-local-list", {"versionNumber": 3, "updateType": "Full", "localAuthorizationList": [
+                {"idToken": TOKEN, "idTokenInfo": {"status": "Accepted"}}]}, "Accepted"),
+            ("get-local-list-version", {}, None),
+            ("set-charging-profile", {"evseId": 0, "chargingProfile": {
+                "id": 1, "stackLevel": 0, "chargingProfilePurpose": "ChargingStationMaxProfile",
+                "chargingProfileKind": "Relative", "chargingSchedule": [{"id": 1, "chargingRateUnit": "W",
+                                                                          "chargingSchedulePeriod": [
+                                                                              {"startPeriod": 0, "limit": 22000}]}]}},
+             "Accepted"),
+            ("get-composite-schedule", {"evseId": 1, "duration": 600}, "Accepted"),
+            ("clear-charging-profile", {"chargingProfileId": 1}, "Accepted"),
+        ]
+        for command, payload, status in cases:
+            r = await api.post(f"/api/stations/CS1/{command}", json=payload)
+            assert r.status_code == 200, (command, r.text)
+            if status is not None:
+                assert r.json()["response"]["status"] == status, (command, r.json())
+        assert (await api.post("/api/stations/CS1/call-GetLocalListVersion", json={})).json()["response"][
+            "versionNumber"] == 3
+        await until(lambda: any(m["action"] == "NotifyReport" for m in csms.store.messages(station_id="CS1")))
+        # an action the station does not implement comes back as the station's CALLERROR, as 502
+        r = await api.post("/api/stations/CS1/call-CancelReservation", json={"reservationId": 1})
+        assert r.status_code == 502 and r.json()["code"] in ("NotSupported", "NotImplemented")
+        r = await api.post("/api/stations/CS1/reset", json={"type": "OnIdle"})  # idle: it reboots at once
+        assert r.json()["response"]["status"] == "Accepted"
+        await until(lambda: st.reboots >= 1 and st.registration == "Accepted" and csms.online("CS1"))
