@@ -111,3 +111,38 @@ def test_signed_authorization_faults(pki, fault: str) -> None:  # type: ignore[n
     assert code == {"wrong-key": "FAILED_SignatureError", "challenge": "FAILED_ChallengeInvalid",
                     "unsigned": "FAILED_SignatureError", "ok": "OK"}[fault]
     assert reply.close == (fault != "ok")
+
+
+async def test_certificate_installation_then_plug_and_charge(tmp_path, pki) -> None:  # type: ignore[no-untyped-def]
+    """An EV with only its OEM provisioning certificate gets a contract (SECC-local contract service), then charges
+    with it in the same session."""
+    from v2gstack.iso15118.evcc import OemCredentials
+    from v2gstack.iso15118.pnc import ContractService
+    from v2gstack.pki.store import write_pki
+
+    write_pki(pki, tmp_path)
+    service = ContractService.from_pki_dir(tmp_path)
+    chain = make_secc_chain()
+    config = SimulatedEVSEConfig(payment_options=("Contract",), contract_service=service)
+    async with SeccServer(lambda: SimulatedEVSE(config), host="::1", tls=chain.server_context(), sdp_port=0) as srv:
+        oem = OemCredentials(pki.cert(Kind.OEM_PROV), pki.items[Kind.OEM_PROV].key, [pki.cert(Kind.V2G_ROOT)])
+        ev = EvccConfig(protocols=("iso2",), energy="ac", loops=2, payment="Contract", oem=oem)
+        result = await run_evcc(ev, EVModel(), tls=True, tls_context=evcc_context(cadata=chain.root_pem.decode()),
+                                sdp_port=srv.addresses()["sdp"][1])
+        assert result.ok, result.reason
+        installed = result.installed_contract
+        assert installed is not None and installed.emaid.startswith("DEV2G") and len(installed.emaid) == 14
+        assert srv.finished[0].info.emaid == installed.emaid
+        # the next session uses the installed contract directly
+        again = EvccConfig(protocols=("iso2",), energy="dc", loops=2, payment="Contract", contract=installed)
+        second = await run_evcc(again, EVModel(), tls=True, tls_context=evcc_context(cadata=chain.root_pem.decode()),
+                                sdp_port=srv.addresses()["sdp"][1])
+        assert second.ok and second.installed_contract is None
+        # an OEM certificate from another PKI is refused by the contract service
+        other = create_pki()
+        stranger = OemCredentials(other.cert(Kind.OEM_PROV), other.items[Kind.OEM_PROV].key, [pki.cert(Kind.V2G_ROOT)])
+        refused = await run_evcc(EvccConfig(protocols=("iso2",), energy="ac", loops=1, payment="Contract",
+                                            oem=stranger), EVModel(), tls=True,
+                                 tls_context=evcc_context(cadata=chain.root_pem.decode()),
+                                 sdp_port=srv.addresses()["sdp"][1])
+        assert not refused.ok and refused.response_code == "FAILED_CertChainError"

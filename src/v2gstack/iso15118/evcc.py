@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from . import xmldsig
+from . import pnc, xmldsig
 from .apphand import NegotiationError, build_request, protocols, read_response
 from .ev import EVModel
 from .messages import Iso2Messages, MessageError, for_protocol, split
@@ -52,6 +53,15 @@ class Contract:
 
 
 @dataclass(frozen=True)
+class OemCredentials:
+    """The EV's OEM provisioning certificate and key, and the V2G roots it trusts (for the CPS chain)."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+    v2g_roots: list[x509.Certificate]
+
+
+@dataclass(frozen=True)
 class EvccConfig:
     """How the EV behaves on the wire."""
 
@@ -70,6 +80,7 @@ class EvccConfig:
     service_details: bool = False  # ask ServiceDetail for each listed value-added service (-2)
     stop: str = "Terminate"  # or "Pause" (-2 only)
     contract: Contract | None = None  # Plug & Charge (payment="Contract", -2 over TLS)
+    oem: OemCredentials | None = None  # without a contract: install one with the OEM provisioning certificate
     resume_session_id: str | None = None  # SessionID of a paused session to resume
     timers: EvccTimers = field(default_factory=EvccTimers)
 
@@ -111,6 +122,7 @@ class SessionResult:
     soc: float = 0.0
     energy_wh: float = 0.0
     messages: int = 0
+    installed_contract: Contract | None = None  # a contract this session installed (keep it for the next one)
 
 
 class EvccSession:
@@ -125,6 +137,9 @@ class EvccSession:
         self.session_id = NEW_SESSION_ID
         self.payment = self.config.payment
         self.challenge: bytes | None = None
+        self.contract: Contract | None = self.config.contract
+        self.installed: Contract | None = None  # a contract installed in this session (CertificateInstallation)
+        self.rx_header: dict[str, Any] = {}
         self.evse_id: str | None = None
         self.waiting: Step | None = None  # the step whose response we wait for; None = handshake
         self.mode = self.config.dc_mode if self.config.energy == "dc" else self.config.ac_mode
@@ -152,6 +167,7 @@ class EvccSession:
             Step.SERVICE_DETAIL: self._after_service_detail, Step.PAYMENT_SERVICE_SELECTION: self._after_payment,
             Step.AUTHORIZATION: self._after_authorization, Step.CHARGE_PARAMETER_DISCOVERY: self._after_cpd,
             Step.PAYMENT_DETAILS: self._after_payment_details,
+            Step.CERTIFICATE_INSTALLATION: self._after_certificate_installation,
             Step.CABLE_CHECK: self._after_cable_check, Step.PRE_CHARGE: self._after_precharge,
             Step.POWER_DELIVERY: self._after_power_delivery, Step.CHARGING_STATUS: self._after_charging_status,
             Step.CURRENT_DEMAND: self._after_current_demand, Step.METERING_RECEIPT: self._after_metering_receipt,
@@ -203,6 +219,7 @@ class EvccSession:
             self.session_id = sid
         elif not same_session(sid, self.session_id):
             return self._fail(f"{name} carries SessionID {sid}, ours is {self.session_id}")
+        self.rx_header = doc["V2G_Message"].get("Header") or {}
         try:
             return self._handlers[self.waiting](body, now)
         except (KeyError, TypeError, ValueError) as e:
@@ -224,7 +241,8 @@ class EvccSession:
                                     evse_id=self.evse_id, response_code=code,
                                     paused=ok and self.config.stop == "Pause" and self.protocol == "iso2",
                                     charge_loops=self.charge_loops, soc=round(self.ev.soc, 2),
-                                    energy_wh=round(self.ev.energy_wh, 1), messages=self.messages)
+                                    energy_wh=round(self.ev.energy_wh, 1), messages=self.messages,
+                                    installed_contract=self.installed)
         (log.info if ok else log.warning)("%s ended: %s", self.label, reason)
         return self.result
 
@@ -340,12 +358,28 @@ class EvccSession:
         """Payment selected -> PaymentDetailsReq (Plug & Charge) or AuthorizationReq / ContractAuthenticationReq."""
         assert self.msgs is not None
         if self.payment == "Contract":
-            contract = self.config.contract
-            if contract is None:
-                return self._fail("Plug & Charge selected without a contract certificate")
-            return self._send(now, Step.PAYMENT_DETAILS, self.msgs.payment_details_req(contract.emaid, contract.chain))
+            if self.contract is None:
+                oem = self.config.oem
+                if oem is None:
+                    return self._fail("Plug & Charge selected without a contract or an OEM provisioning certificate")
+                body, signature = pnc.installation_request(oem.cert, oem.key, oem.v2g_roots)
+                return self._send(now, Step.CERTIFICATE_INSTALLATION, body, signature=signature)
+            return self._send(now, Step.PAYMENT_DETAILS,
+                              self.msgs.payment_details_req(self.contract.emaid, self.contract.chain))
         self._start_timer("V2G_EVCC_Ongoing_Timeout", self.timers.ongoing, now)
         return self._send(now, Step.AUTHORIZATION, self.msgs.authorization_req())
+
+    def _after_certificate_installation(self, body: Body, now: float) -> Send | SessionResult:
+        """CertificateInstallationRes: check the CPS signature, decrypt the contract key, then PaymentDetails."""
+        assert self.msgs is not None and self.config.oem is not None
+        try:
+            got = pnc.accept_installation(body, self.rx_header.get("Signature"), self.config.oem.key,
+                                          self.config.oem.v2g_roots)
+        except pnc.InstallationError as e:
+            return self._fail(f"certificate installation refused: {e}", e.code)
+        self.contract = self.installed = Contract(got.emaid, got.chain, got.key)
+        log.info("EVCC: contract %s installed", got.emaid)
+        return self._send(now, Step.PAYMENT_DETAILS, self.msgs.payment_details_req(got.emaid, got.chain))
 
     def _after_payment_details(self, body: Body, now: float) -> Send | SessionResult:
         """PaymentDetailsRes: sign the GenChallenge in AuthorizationReq with the contract key."""
@@ -356,9 +390,9 @@ class EvccSession:
 
     def _signed_authorization(self, now: float, delay: float = 0.0) -> Send | SessionResult:
         """AuthorizationReq with Id and GenChallenge, signed (header Signature) with the contract key."""
-        assert self.msgs is not None and self.config.contract is not None
+        assert self.msgs is not None and self.contract is not None
         req = self.msgs.authorization_req(self.challenge)
-        signature = xmldsig.sign(self.msgs.ns, [(req["Id"], "AuthorizationReq", req)], self.config.contract.key)
+        signature = xmldsig.sign(self.msgs.ns, [(req["Id"], "AuthorizationReq", req)], self.contract.key)
         return self._send(now, Step.AUTHORIZATION, req, delay, signature)
 
     def _after_authorization(self, body: Body, now: float) -> Send | SessionResult:

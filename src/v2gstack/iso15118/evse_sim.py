@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .evse import AuthorizationStatus, CableCheckResult, SessionInfo
 from .model import (
@@ -58,6 +59,7 @@ class SimulatedEVSEConfig:
     contactor_fault: bool = False
     receipt_required: bool = False
     meter_id: str = "SIM-METER-0001"
+    contract_service: Any = None  # pnc.ContractService: answers CertificateInstallationReq locally (tests, demos)
 
 
 class SimulatedEVSE:
@@ -223,6 +225,18 @@ class SimulatedEVSE:
     def receipt_required(self) -> bool:
         """As configured."""
         return self.config.receipt_required
+
+    async def certificate_installation(self, info: SessionInfo, request: dict[str, Any]) -> dict[str, Any] | str:
+        """CertificateInstallationReq answered by the configured contract service (FAILED_* code without one)."""
+        from .pnc import InstallationError
+
+        service = self.config.contract_service
+        if service is None:
+            return "FAILED_NoCertificateAvailable"
+        try:
+            return service.install(request)[0]
+        except InstallationError as e:
+            return e.code
 
     def session_stopped(self, info: SessionInfo, reason: str, paused: bool) -> None:
         """Open contactors and record the end."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,3 +170,76 @@ def accept_installation(body: dict[str, Any], signature: dict[str, Any] | None, 
     if key.public_key().public_numbers() != contract[0].public_key().public_numbers():  # type: ignore[union-attr]
         raise InstallationError("FAILED", "the decrypted key does not belong to the contract certificate")
     return InstalledContract(body["eMAID"]["value"], [c.public_bytes(DER) for c in contract], key)
+
+
+EmaidPolicy = Callable[[x509.Certificate], str]
+
+
+def default_emaid(oem_cert: x509.Certificate) -> str:
+    """An eMAID (14 characters: country, provider, instance) derived from the OEM certificate's PCID."""
+    import hashlib
+
+    cn = oem_cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
+    pcid = str(cn[0].value) if cn else oem_cert.serial_number.to_bytes(20, "big").hex()
+    return "DEV2G" + hashlib.sha256(pcid.encode()).hexdigest()[:9].upper()
+
+
+@dataclass
+class ContractService:
+    """The secondary actor of certificate installation: checks the EV's request and OEM chain, issues a contract
+    from the MO Sub-CA 2, and answers with the key encrypted for the EV and the CPS signature."""
+
+    mo_ca: Any  # pki.issue.Issued: MO Sub-CA 2 with its key
+    mo_chain: list[x509.Certificate]  # above the MO Sub-CA 2 (Sub-CA 1), no root
+    issuer: Issuer
+    oem_roots: list[x509.Certificate]
+    oem_intermediates: list[x509.Certificate]
+    emaid_for: EmaidPolicy = default_emaid
+    ocsp_url: str | None = None
+
+    @classmethod
+    def from_pki_dir(cls, folder: Any, ocsp_url: str | None = None) -> ContractService:
+        """The MO, CPS and OEM CAs of a `v2gstack pki create` folder."""
+        from pathlib import Path
+
+        from ..pki.issue import Issued
+        from ..pki.store import load_certs, load_key
+
+        d = Path(folder)
+
+        def cert(name: str) -> x509.Certificate:
+            return load_certs(d / "certs" / f"{name}.pem")[0]
+
+        def issued(name: str) -> Issued:
+            return Issued(cert(name), load_key(d / "keys" / f"{name}.key.pem"))
+
+        cps = issued("cps")
+        return cls(issued("mo_sub_ca2"), [cert("mo_sub_ca1")],
+                   Issuer(cps.key, [cps.cert, cert("cps_sub_ca2"), cert("cps_sub_ca1")]),
+                   [cert("oem_root")], [cert("oem_sub_ca2"), cert("oem_sub_ca1")], ocsp_url=ocsp_url)
+
+    def install(self, request: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """(the signed CertificateInstallationRes document, the new eMAID) for a CertificateInstallationReq
+        document; InstallationError with the ISO ResponseCode when the request must be refused."""
+        from ..pki import errors as pki_errors
+        from ..pki.issue import issue, subject_name
+        from ..pki.profiles import PROFILES, Kind
+        from ..pki.verify import Purpose, verify_chain
+
+        message = request["V2G_Message"]
+        body = message["Body"]["CertificateInstallationReq"]
+        oem = check_installation_request(body, message["Header"].get("Signature"))
+        if self.oem_roots:
+            try:
+                verify_chain(oem, self.oem_intermediates, self.oem_roots, purpose=Purpose.OEM)
+            except pki_errors.PkiError as e:
+                raise InstallationError(e.iso_code, f"OEM provisioning certificate: {e}") from None
+        emaid = self.emaid_for(oem)
+        org = self.mo_ca.cert.subject.get_attributes_for_oid(x509.oid.NameOID.ORGANIZATION_NAME)
+        contract = issue(PROFILES[Kind.CONTRACT], subject_name(emaid, str(org[0].value) if org else "MO", "DE", "MO"),
+                         issuer=self.mo_ca, ocsp_url=self.ocsp_url)
+        res, signature = installation_response(oem, [contract.cert, self.mo_ca.cert, *self.mo_chain], contract.key,
+                                               emaid, self.issuer)
+        doc = {"V2G_Message": {"Header": {"SessionID": message["Header"]["SessionID"], "Signature": signature},
+                               "Body": {"CertificateInstallationRes": res}}}
+        return doc, emaid

@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +110,7 @@ class Reply:
     name: str
     close: bool
     step: Step | None = None
+    pending: Awaitable[dict[str, Any] | str] | None = None  # the shell awaits it, then calls complete()
 
 
 class SeccSession:
@@ -198,6 +199,8 @@ class SeccSession:
                                 f"{name} carries SessionID {sid}, this session is {self.session_id}")
         self._rx_session_id = sid
         self._rx_header = doc["V2G_Message"].get("Header") or {}
+        if step is Step.CERTIFICATE_INSTALLATION:
+            return self._certificate_installation(doc)
         try:
             res = self._handlers[step](body)
         except (KeyError, TypeError, ValueError) as e:
@@ -337,7 +340,8 @@ class SeccSession:
         if any(i != _CHARGE_SERVICE_ID and i not in self.offered_services for i in ids):
             return self.msgs.payment_selection_res("FAILED_ServiceSelectionInvalid")
         self.info.payment_option = option
-        self.expected = frozenset({Step.PAYMENT_DETAILS} if option == "Contract" else {Step.AUTHORIZATION})
+        self.expected = frozenset({Step.PAYMENT_DETAILS, Step.CERTIFICATE_INSTALLATION} if option == "Contract"
+                                  else {Step.AUTHORIZATION})
         return self.msgs.payment_selection_res("OK")
 
     def _payment_details(self, body: Body) -> Body:
@@ -370,6 +374,32 @@ class SeccSession:
         if processing is Processing.FINISHED:
             self.expected = frozenset({Step.CHARGE_PARAMETER_DISCOVERY})
         return self.msgs.authorization_res("OK", processing)
+
+    def _certificate_installation(self, doc: dict[str, Any]) -> Reply:
+        """CertificateInstallationReq: the controller (the station asks its CSMS) produces the whole signed response
+        document, asynchronously; without one, FAILED_NoCertificateAvailable."""
+        assert self.msgs is not None and self.info is not None
+        install = getattr(self.controller, "certificate_installation", None)
+        if install is None:
+            return self._failed(Step.CERTIFICATE_INSTALLATION, self.session_id, "FAILED_NoCertificateAvailable",
+                                "no certificate installation service")
+        return Reply(None, self.msgs.ns, self.msgs.res_name(Step.CERTIFICATE_INSTALLATION), False,
+                     Step.CERTIFICATE_INSTALLATION, pending=install(self.info, doc))
+
+    def complete(self, reply: Reply, result: dict[str, Any] | str) -> Reply:
+        """Finish a pending reply: `result` is the response document, or a FAILED_* code."""
+        assert self.msgs is not None and reply.step is not None
+        if isinstance(result, str):
+            return self._failed(reply.step, self.session_id, result, f"{reply.name}: {result}")
+        message = result["V2G_Message"]
+        message["Header"]["SessionID"] = self.session_id
+        body = next(iter(message["Body"].values()))
+        code = str(body.get("ResponseCode", ""))
+        if code.startswith("FAILED"):
+            self._end(f"answered {reply.name} with {code}", ok=False)
+            return Reply(result, self.msgs.ns, reply.name, True, reply.step)
+        self.expected = frozenset({Step.PAYMENT_DETAILS})
+        return Reply(result, self.msgs.ns, reply.name, False, reply.step)
 
     def _check_signed_authorization(self, body: Body) -> str | None:
         """FAILED_SignatureError or FAILED_ChallengeInvalid for a Plug & Charge AuthorizationReq, None if it is good."""

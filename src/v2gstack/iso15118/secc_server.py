@@ -205,6 +205,17 @@ class SeccServer:
                 return
             self._record("rx", ns, doc, frame.payload, stream, session)
             reply = session.handle(doc)
+            if reply.pending is not None:  # the controller answers asynchronously (certificate installation)
+                limit = self.config.timers.performance_time(session.rx_namespace, reply.step)
+                try:
+                    result = await asyncio.wait_for(reply.pending, limit)
+                except TimeoutError:
+                    result = "FAILED"
+                    log.warning("%s: no answer for %s within %.1f s", session.label, reply.name, limit)
+                except Exception as e:
+                    result = "FAILED"
+                    log.warning("%s: %s failed: %s", session.label, reply.name, e)
+                reply = session.complete(reply, result)
             if reply.doc is not None:
                 data = exi.encode(reply.ns, reply.doc)
                 await stream.send(data)
