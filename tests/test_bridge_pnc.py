@@ -112,3 +112,52 @@ async def test_unreachable_ocsp_fails_only_when_required(tmp_path: Path) -> None
         assert not result.ok and result.response_code == "FAILED_CertChainError", result.reason
     async with pnc_rig(tmp_path / "soft") as (_csms, _st, bridge, pki, chain):
         assert (await _ev(bridge, pki, chain)).ok
+
+
+async def test_contract_installed_through_station_and_csms_then_plug_and_charge(tmp_path: Path) -> None:
+    """The issue's headline: an EV with only an OEM provisioning certificate gets a contract through the station
+    (Get15118EVCertificate) and the CSMS (its issuing service), then charges with Plug & Charge over TLS; the
+    transaction is under the new eMAID, registered to an account."""
+    from v2gstack.iso15118.evcc import OemCredentials
+    from v2gstack.pki.store import write_pki
+
+    pki = create_pki(PkiConfig(ocsp_url="http://127.0.0.1:9/ocsp"))
+    write_pki(pki, tmp_path / "pki")
+    async with pnc_rig(tmp_path, pki=pki, pki_dir=str(tmp_path / "pki")) as (csms, st, bridge, pki, chain):
+        oem = OemCredentials(pki.cert(Kind.OEM_PROV), pki.items[Kind.OEM_PROV].key, [pki.cert(Kind.V2G_ROOT)])
+        config = EvccConfig(protocols=("iso2",), energy="ac", loops=3, loop_interval=0.02, payment="Contract",
+                            oem=oem, ongoing_interval=0.02)
+        context = evcc_context(cadata=chain.root_pem.decode())
+        result = await run_evcc(config, EVModel(speedup=60), tls=True, tls_context=context,
+                                secc=bridge.server.addresses()["tls"])
+        assert result.ok, result.reason
+        emaid = result.installed_contract.emaid
+        await until(lambda: st.evses[1].tx is None)
+        await st.wait_queue_empty()
+        [tx] = csms.store.transactions("CS1")
+        assert tx["idToken"] == emaid
+        log = csms.store.messages(station_id="CS1")
+        [install] = [m for m in log if m["action"] == "Get15118EVCertificate"]
+        assert install["response"]["code"] == "OK" and install["response"]["eMAID"] == emaid
+        [auth] = [m for m in log if m["action"] == "Authorize"]
+        assert auth["response"]["certificateStatus"] == "Accepted"
+        token = csms.store.id_token(emaid, "eMAID")
+        assert token is not None and token.account == "installed-at-CS1"
+
+
+async def test_installation_refused_for_a_foreign_oem(tmp_path: Path) -> None:
+    from v2gstack.iso15118.evcc import OemCredentials
+    from v2gstack.pki.store import write_pki
+
+    pki = create_pki(PkiConfig(ocsp_url="http://127.0.0.1:9/ocsp"))
+    write_pki(pki, tmp_path / "pki")
+    stranger = create_pki()
+    async with pnc_rig(tmp_path, pki=pki, pki_dir=str(tmp_path / "pki")) as (csms, _st, bridge, pki, chain):
+        oem = OemCredentials(stranger.cert(Kind.OEM_PROV), stranger.items[Kind.OEM_PROV].key,
+                             [pki.cert(Kind.V2G_ROOT)])
+        config = EvccConfig(protocols=("iso2",), energy="ac", loops=3, payment="Contract", oem=oem)
+        result = await run_evcc(config, EVModel(), tls=True, tls_context=evcc_context(cadata=chain.root_pem.decode()),
+                                secc=bridge.server.addresses()["tls"])
+        assert not result.ok and result.response_code == "FAILED_CertChainError", result.reason
+        [install] = [m for m in csms.store.messages(station_id="CS1") if m["action"] == "Get15118EVCertificate"]
+        assert install["response"]["status"] == "Failed"

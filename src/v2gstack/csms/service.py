@@ -144,6 +144,14 @@ class Csms:
         self.listeners: list[Callable[[str, str, Payload], None]] = []  # (station, action, payload) of each CALL
         self.issuer = (CertificateIssuer.from_pki_dir(Path(self.config.pki_dir), self.config.ocsp_url)
                        if self.config.pki_dir else None)
+        self.contract_service = None  # issues contracts for ISO 15118-2 certificate installation (pki_dir)
+        if self.config.pki_dir:
+            from ..iso15118.pnc import ContractService
+
+            try:
+                self.contract_service = ContractService.from_pki_dir(Path(self.config.pki_dir), self.config.ocsp_url)
+            except (OSError, ValueError) as e:
+                log.warning("no contract issuing (the PKI folder lacks MO/CPS/OEM CAs): %s", e)
         self._background: set[asyncio.Task[Any]] = set()
 
     # ----- lifecycle -----
@@ -210,6 +218,7 @@ class Csms:
         r.add("NotifyEVChargingSchedule", self.on_charging_schedule)
         r.add("DataTransfer", self.on_data_transfer)
         r.add("SignCertificate", self.on_sign_certificate)
+        r.add("Get15118EVCertificate", self.on_get_15118_certificate)
         for action in ("NotifyEvent", "SecurityEventNotification", "NotifyReport", "ReportChargingProfiles",
                        "NotifyMonitoringReport", "NotifyCustomerInformation", "NotifyDisplayMessages",
                        "NotifyChargingLimit", "ClearedChargingLimit", "FirmwareStatusNotification",
@@ -370,6 +379,49 @@ class Csms:
         await self._log(sid, "rx", "SignCertificate", p, {"status": "Accepted"})
         self._spawn(self._send_signed(sid, chain_pem(signed), kind))
         return {"status": "Accepted"}
+
+    async def on_get_15118_certificate(self, p: Payload, ctx: CallContext) -> Payload:
+        """Get15118EVCertificate (M01): the EV's EXI CertificateInstallationReq is checked (signature, OEM chain),
+        a contract is issued under the MO Sub-CA and the signed EXI response returned; the new eMAID is registered."""
+        from ..iso15118.messages import for_protocol
+        from ..iso15118.model import Step
+        from ..iso15118.pnc import InstallationError
+
+        sid = ctx.station_id
+        if p["action"] != "Install" or "urn:iso:15118:2" not in p["iso15118SchemaVersion"]:
+            return {"status": "Failed", "exiResponse": "", "statusInfo": {
+                "reasonCode": "NotSupported", "additionalInfo": "only ISO 15118-2 installation is supported"}}
+        try:
+            request = exi.decode("iso2", base64.b64decode(p["exiRequest"], validate=True))
+        except Exception as e:
+            return {"status": "Failed", "exiResponse": "", "statusInfo": {"reasonCode": "InvalidExi",
+                                                                          "additionalInfo": str(e)[:512]}}
+        session_id = request.get("V2G_Message", {}).get("Header", {}).get("SessionID", "00")
+        if self.contract_service is None:
+            code, emaid, doc = "FAILED_NoCertificateAvailable", None, None
+        else:
+            try:
+                doc, emaid = await asyncio.to_thread(self.contract_service.install, request)
+                code = "OK"
+            except InstallationError as e:
+                code, emaid, doc = e.code, None, None
+            except KeyError as e:
+                code, emaid, doc = "FAILED", None, None
+                log.warning("station %s: CertificateInstallationReq without %s", sid, e)
+        if doc is None:
+            msgs = for_protocol("iso2")
+            doc = msgs.response(session_id, Step.CERTIFICATE_INSTALLATION,
+                                msgs.failed_res(Step.CERTIFICATE_INSTALLATION, code, False))
+        else:
+            await self.worker.run(lambda s: s.merge(ops.IdToken(id_token=emaid, type="eMAID", status="Accepted",
+                                                                 account=f"installed-at-{sid}")))
+        answer: Payload = {"status": "Accepted" if code == "OK" else "Failed",
+                           "exiResponse": base64.b64encode(exi.encode("iso2", doc)).decode()}
+        if code != "OK":
+            answer["statusInfo"] = {"reasonCode": code[:20], "additionalInfo": code}
+        await self._log(sid, "rx", "Get15118EVCertificate", p, {"status": answer["status"], "code": code,
+                                                                "eMAID": emaid}, session_id=session_id)
+        return answer
 
     async def _send_signed(self, station_id: str, chain: str, kind: str) -> None:
         """CertificateSigned, sent right after the SignCertificate answer."""

@@ -295,6 +295,30 @@ class BridgeSession:
         self.auth_result = result.get("status", "Invalid")
         self.timeline.state("Authorized", status=self.auth_result, method="PlugAndCharge")
 
+    async def certificate_installation(self, info: SessionInfo, request: dict[str, Any]) -> dict[str, Any] | str:
+        """CertificateInstallationReq: forwarded to the CSMS as Get15118EVCertificate (the EXI request as sent by the
+        EV, base64); its exiResponse, decoded, goes back to the EV; a refusal maps to a FAILED_* code."""
+        from .. import exi
+
+        self.timeline.state("CertificateInstallation", via="Get15118EVCertificate")
+        payload = {"iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef", "action": "Install",
+                   "exiRequest": base64.b64encode(exi.encode("iso2", request)).decode()}
+        answer = await self.station._call("Get15118EVCertificate", payload)
+        if answer is None:
+            self.timeline.error("CertificateInstallationFailed", reason="the CSMS could not be asked")
+            return "FAILED_NoCertificateAvailable"
+        try:
+            doc = exi.decode("iso2", base64.b64decode(answer["exiResponse"]))
+            body = doc["V2G_Message"]["Body"]["CertificateInstallationRes"]
+        except Exception as e:  # an unusable answer from the CSMS
+            self.timeline.error("CertificateInstallationFailed", reason=f"unusable exiResponse: {e}")
+            return "FAILED"
+        if answer["status"] != "Accepted" and not str(body.get("ResponseCode", "")).startswith("FAILED"):
+            return "FAILED"
+        self.timeline.state("CertificateInstalled" if answer["status"] == "Accepted" else "CertificateRefused",
+                            code=body.get("ResponseCode"), eMAID=(body.get("eMAID") or {}).get("value"))
+        return doc
+
     def _authorized(self) -> AuthorizationStatus:
         self._link_tx()
         if self.evse.id_token is not None:
