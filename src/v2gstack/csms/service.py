@@ -98,7 +98,8 @@ class StoreAuthenticator:
 
     async def __call__(self, cred: Credentials) -> AuthDecision:
         """The verdict for one handshake."""
-        st = await self.worker.run(lambda s: s.get(ops.Station, cred.station_id))
+        # a read on its own connection (SQLite WAL, PostgreSQL): handshakes do not queue behind the batched writes
+        st = await asyncio.to_thread(self.worker.store.station, cred.station_id)
         if st is None:
             return AuthDecision.UNKNOWN_STATION
         if not cred.security_profile.uses_password:
