@@ -220,6 +220,7 @@ class Csms:
         r.add("DataTransfer", self.on_data_transfer)
         r.add("SignCertificate", self.on_sign_certificate)
         r.add("Get15118EVCertificate", self.on_get_15118_certificate)
+        r.add("GetCertificateStatus", self.on_get_certificate_status)
         for action in ("NotifyEvent", "SecurityEventNotification", "NotifyReport", "ReportChargingProfiles",
                        "NotifyMonitoringReport", "NotifyCustomerInformation", "NotifyDisplayMessages",
                        "NotifyChargingLimit", "ClearedChargingLimit", "FirmwareStatusNotification",
@@ -423,6 +424,20 @@ class Csms:
         await self._log(sid, "rx", "Get15118EVCertificate", p, {"status": answer["status"], "code": code,
                                                                 "eMAID": emaid}, session_id=session_id)
         return answer
+
+    async def on_get_certificate_status(self, p: Payload, ctx: CallContext) -> Payload:
+        """GetCertificateStatus (M06): the CSMS asks the responder named in the request data and returns its DER
+        answer (base64) for the station to keep (and staple for EVs)."""
+        from ..pki.ocsp import OcspError, build_request_by_hash, fetch
+
+        data = p["ocspRequestData"]
+        try:
+            raw = await fetch(data["responderURL"], build_request_by_hash(data), self.config.ocsp_timeout)
+        except (OcspError, ValueError, KeyError) as e:
+            log.warning("station %s: GetCertificateStatus failed: %s", ctx.station_id, e)
+            return {"status": "Failed", "statusInfo": {"reasonCode": "OCSPUnavailable",
+                                                       "additionalInfo": str(e)[:512]}}
+        return {"status": "Accepted", "ocspResult": base64.b64encode(raw).decode()}
 
     async def _send_signed(self, station_id: str, chain: str, kind: str) -> None:
         """CertificateSigned, sent right after the SignCertificate answer."""

@@ -201,7 +201,27 @@ def _handlers(st: ChargingStation) -> dict[str, Any]:
             return {"status": "Rejected", "statusInfo": {"reasonCode": "UnknownEvse"}}
         return {"status": "Accepted", "schedule": st.composite_schedule(p["evseId"], p["duration"], unit)}
 
+    def install_certificate(p: Payload) -> Payload:
+        """InstallCertificate (M05): a root into the station's store."""
+        return {"status": st.certificates.install(p["certificateType"], p["certificate"])}
+
+    def get_installed(p: Payload) -> Payload:
+        """GetInstalledCertificateIds (M03)."""
+        found = st.certificates.installed(p.get("certificateType"))
+        return {"status": "Accepted", "certificateHashDataChain": found} if found else {"status": "NotFound"}
+
+    def delete_certificate(p: Payload) -> Payload:
+        """DeleteCertificate (M04)."""
+        return {"status": st.certificates.delete(p["certificateHashData"])}
+
+    def certificate_signed(p: Payload) -> Payload:
+        """CertificateSigned (A02/A03): only a chain for the key of our open request is taken."""
+        return {"status": st.certificates.signed(p.get("certificateType", "ChargingStationCertificate"),
+                                                 p["certificateChain"])}
+
     return {
+        "InstallCertificate": install_certificate, "GetInstalledCertificateIds": get_installed,
+        "DeleteCertificate": delete_certificate, "CertificateSigned": certificate_signed,
         "SetChargingProfile": set_charging_profile, "ClearChargingProfile": clear_charging_profile,
         "GetChargingProfiles": get_charging_profiles, "GetCompositeSchedule": get_composite_schedule,
         "RequestStartTransaction": request_start, "RequestStopTransaction": request_stop, "Reset": reset,

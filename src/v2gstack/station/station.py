@@ -25,6 +25,7 @@ from ..ocpp import (
     StationClient,
 )
 from .authorization import IdToken, IdTokenInfo, LocalAuthorization
+from .certificates import CertificateStore
 from .clock import Clock
 from .config import StationConfig
 from .device_model import DeviceModel, Variable, chunks, standard_variables
@@ -69,6 +70,7 @@ class ChargingStation:
         self.on_profiles_changed: list[Callable[[int], None]] = []  # evse id (0: station-wide) after Set/Clear
         self._load_profiles()
         self.frame_listeners: list[Callable[[str, str], None]] = []  # every OCPP frame (direction, text): traces
+        self.certificates = CertificateStore(None if state is None else Path(state) / "certificates")
         self.reboots = 0
         password = self.model.value("SecurityCtrlr", "BasicAuthPassword") or config.password
         self.client = StationClient(
@@ -466,6 +468,19 @@ class ChargingStation:
                 if item["chargingProfile"]["chargingProfilePurpose"] != "TxProfile":
                     self.profiles.items[item["chargingProfile"]["id"]] = Installed(item["evseId"],
                                                                                    item["chargingProfile"])
+
+    async def request_certificate(self, cert_type: str = "V2GCertificate") -> str | None:
+        """SignCertificate with a fresh key (A02/A03, M04 for the SECC certificate); the CSMS answers with
+        CertificateSigned later. Returns the CSMS's status (None when offline)."""
+        cn = self.config.station_id if cert_type == "ChargingStationCertificate" else self.model.value(
+            "ISO15118Ctrlr", "SeccId") or self.config.station_id
+        csr = self.certificates.new_csr(cert_type, cn, self.config.vendor)
+        answer = await self._call("SignCertificate", {"csr": csr, "certificateType": cert_type})
+        return None if answer is None else answer["status"]
+
+    async def certificate_status(self, ocsp_request: dict[str, str]) -> dict[str, Any] | None:
+        """GetCertificateStatus (M06): the CSMS fetches the OCSP response for one of our chain's certificates."""
+        return await self._call("GetCertificateStatus", {"ocspRequestData": ocsp_request})
 
     def spawn_call(self, action: str, payload: dict[str, Any]) -> None:
         """Send a CALL that is not queued (NotifyEVChargingNeeds, NotifyEvent, ...) in the background."""
