@@ -161,3 +161,14 @@ async def test_installation_refused_for_a_foreign_oem(tmp_path: Path) -> None:
         assert not result.ok and result.response_code == "FAILED_CertChainError", result.reason
         [install] = [m for m in csms.store.messages(station_id="CS1") if m["action"] == "Get15118EVCertificate"]
         assert install["response"]["status"] == "Failed"
+
+
+async def test_csms_unreachable_during_authorization(tmp_path: Path) -> None:
+    """Offline, a contract cannot be checked centrally: the EV gets FAILED and the timeline says why."""
+    async with pnc_rig(tmp_path) as (csms, st, bridge, pki, chain):
+        await csms.server.close()
+        await until(lambda: not st.connected)
+        result = await _ev(bridge, pki, chain)
+        assert not result.ok and result.response_code == "FAILED", result.reason
+        session = bridge.finished[-1]
+        assert any(r.get("what") == "AuthorizationUnavailable" for r in session.timeline.records)
