@@ -83,3 +83,59 @@ def test_reference_evcc_charges_at_our_station(tmp_path: Path, protocol: str, en
             p.terminate()
             _wait(p, 15)
         link.destroy()
+
+
+def test_reference_evcc_plug_and_charge_at_our_station(tmp_path: Path) -> None:
+    """The reference EVCC in its -2 AC Plug & Charge mode, with its own test PKI and TLS: the operator installs its MO
+    root into our CSMS with our CLI, our SECC serves the reference PKI's SECC chain; its PaymentDetails and signed
+    AuthorizationReq verify with our code, the CSMS validates its contract, and the transaction runs under its
+    eMAID."""
+    evcc_dir = tmp_path / "evcc"
+    josev.make_pki(evcc_dir)
+    certs, keys = evcc_dir / "pki" / "iso15118_2" / "certs", evcc_dir / "pki" / "iso15118_2" / "private_keys"
+    db = f"sqlite:///{tmp_path / 'csms.db'}"
+    store = Store(db)
+    store.add_station("CS1", PASSWORD)
+    store.close()
+    added = subprocess.run([sys.executable, "-m", "v2gstack", "csms", "add-root", str(certs / "moRootCACert.pem"),
+                            "--kind", "mo", "--db", db], capture_output=True, text=True, timeout=60)
+    assert added.returncode == 0, added.stderr
+    link = netns.VethLink.create()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        csms = _start(_ours(link, ["csms", "--db", db, "--port", "9000", "--api-port", "0"]), tmp_path / "csms.log")
+        procs.append(csms)
+        _wait_for_text(tmp_path / "csms.log", "CSMS: OCPP 2.0.1", csms, 30)
+        station = _start(_ours(link, [
+            "station", "--csms", "ws://127.0.0.1:9000/ocpp", "--id", "CS1", "--password", PASSWORD, "--secc-iface",
+            link.evse_if, "--pnc", "--secc-cert", str(certs / "cpoCertChain.pem"), "--secc-key",
+            str(keys / "seccLeaf.key"), "--secc-key-password", (keys / "seccLeafPassword.txt").read_text().strip(),
+            "--trace-dir", str(tmp_path / "traces")]), tmp_path / "station.log")
+        procs.append(station)
+        _wait_for_text(tmp_path / "station.log", "SECC at", station, 30)
+        argv, env = josev.evcc_command(link.command(link.ev_ns, []), evcc_dir, link.ev_if, "iso2", "ac")
+        env["EVCC_CONFIG_PATH"] = str(josev.site_packages() / josev.EXAMPLES / "iso15118_2" / "evcc_config_pnc_ac.json")
+        evcc = josev.start(argv, env, evcc_dir, "evcc.log")
+        rc = _wait(evcc, 150)
+        evcc_log = (evcc_dir / "evcc.log").read_text(errors="replace")
+        assert rc == 0 and REFERENCE_EVCC_STOP_OK in evcc_log, evcc_log[-3000:]
+        assert "PaymentDetailsRes" in evcc_log and "AuthorizationRes" in evcc_log
+        deadline = time.monotonic() + 30
+        tx = None
+        while time.monotonic() < deadline:
+            store = Store(db)
+            txs = store.transactions("CS1")
+            tx = store.transaction("CS1", txs[0]["transactionId"]) if txs else None
+            auth = [m for m in store.messages(station_id="CS1") if m["action"] == "Authorize"]
+            store.close()
+            if tx is not None and tx["state"] == "Ended":
+                break
+            time.sleep(0.5)
+        assert tx is not None and tx["state"] == "Ended", (tmp_path / "station.log").read_text()[-3000:]
+        assert tx["idToken"] == "UKSWI123456791A"
+        assert auth and auth[0]["response"]["certificateStatus"] == "Accepted"
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            _wait(p, 15)
+        link.destroy()

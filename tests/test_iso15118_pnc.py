@@ -146,3 +146,29 @@ async def test_certificate_installation_then_plug_and_charge(tmp_path, pki) -> N
                                  tls_context=evcc_context(cadata=chain.root_pem.decode()),
                                  sdp_port=srv.addresses()["sdp"][1])
         assert not refused.ok and refused.response_code == "FAILED_CertChainError"
+
+
+def test_unsigned_repeat_after_a_verified_authorization(pki) -> None:  # type: ignore[no-untyped-def]
+    """Repeats of AuthorizationReq while Ongoing may drop Id and GenChallenge (the reference EVCC does); before a
+    verified one, an unsigned request is refused."""
+    contract = contract_of(pki)
+    config = SimulatedEVSEConfig(payment_options=("Contract",), auth_ongoing_rounds=2)
+    session = SeccSession(SimulatedEVSE(config), tls=True)
+    _through_payment_details(session, contract)
+    sid = session.session_id
+    unsigned = {"V2G_Message": {"Header": {"SessionID": sid}, "Body": {"AuthorizationReq": {}}}}
+    body = {"Id": "ID1", "GenChallenge": base64.b64encode(session.challenge).decode()}
+    signature = sign("iso2", [("ID1", "AuthorizationReq", body)], contract.key)
+    signed = {"V2G_Message": {"Header": {"SessionID": sid, "Signature": signature}, "Body": {"AuthorizationReq": body}}}
+
+    def res(reply) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+        r = reply.doc["V2G_Message"]["Body"]["AuthorizationRes"]
+        return r["ResponseCode"], r["EVSEProcessing"]
+
+    assert res(session.handle(signed)) == ("OK", "Ongoing")
+    assert res(session.handle(unsigned)) == ("OK", "Ongoing")
+    assert res(session.handle(unsigned)) == ("OK", "Finished")
+    fresh = SeccSession(SimulatedEVSE(config), tls=True)
+    _through_payment_details(fresh, contract)
+    unsigned["V2G_Message"]["Header"]["SessionID"] = fresh.session_id
+    assert res(fresh.handle(unsigned)) == ("FAILED_SignatureError", "Finished")

@@ -145,6 +145,7 @@ class SeccSession:
         self._rx_session_id = NEW_SESSION_ID
         self._rx_header: dict[str, Any] = {}
         self.challenge: bytes | None = None
+        self.contract_verified = False
         self._handlers: dict[Step, Callable[[Body], Body]] = {
             Step.SESSION_SETUP: self._session_setup, Step.SERVICE_DISCOVERY: self._service_discovery,
             Step.SERVICE_DETAIL: self._service_detail, Step.PAYMENT_SERVICE_SELECTION: self._payment_selection,
@@ -364,9 +365,12 @@ class SeccSession:
         request is signed with the contract key over the GenChallenge of PaymentDetailsRes."""
         assert self.msgs is not None and self.info is not None
         if self.info.payment_option == "Contract":
-            failed = self._check_signed_authorization(body)
+            # the first AuthorizationReq is signed; repeats after Ongoing may come without Id and GenChallenge
+            repeat = self.contract_verified and "Id" not in body and "GenChallenge" not in body
+            failed = None if repeat else self._check_signed_authorization(body)
             if failed is not None:
                 return self.msgs.authorization_res(failed, Processing.FINISHED)
+            self.contract_verified = True
         result = self.controller.authorize(self.info)
         processing = _AUTH_PROCESSING[result]
         if result is AuthorizationStatus.REJECTED:

@@ -43,6 +43,12 @@ def station_command(
     trace_dir: str | None = typer.Option(None, "--trace-dir", help="Folder for the per-session timelines"),
     mirror: bool = typer.Option(False, "--mirror-iso", help="Mirror each ISO 15118 message to the CSMS "
                                 "(DataTransfer EXI::<base64>)"),
+    secc_cert: str | None = typer.Option(None, "--secc-cert", help="SECC TLS chain, PEM (leaf first): the SECCs "
+                                         "serve TLS 1.2 (ISO 15118-2) instead of TCP"),
+    secc_key: str | None = typer.Option(None, "--secc-key", help="SECC private key, PEM"),
+    secc_key_password: str | None = typer.Option(None, "--secc-key-password", envvar="V2GSTACK_SECC_KEY_PASSWORD",
+                                                 help="Password of an encrypted SECC key"),
+    pnc: bool = typer.Option(False, "--pnc", help="ISO15118Ctrlr.PnCEnabled=true: offer Plug & Charge (over TLS)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
 ) -> None:
     """Connect to the CSMS and run until Ctrl-C (or until the scripted session is delivered)."""
@@ -56,7 +62,11 @@ def station_command(
     iso = None
     if secc_port is not None or secc_iface:
         iso = {"port": secc_port, "ifaces": secc_iface.split(",") if secc_iface else None, "sdp_port": sdp_port,
-               "token": iso_token, "trace_dir": Path(trace_dir) if trace_dir else None}
+               "token": iso_token, "trace_dir": Path(trace_dir) if trace_dir else None, "tls": None, "pnc": pnc}
+        if secc_cert:
+            from ..iso15118.tls import secc_context
+
+            iso["tls"] = secc_context(secc_cert, secc_key, secc_key_password)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_main(config, meter_interval, simulate, seconds, token, power, keep_running, iso, free_charging,
                           mirror))
@@ -73,6 +83,8 @@ async def _main(config: StationConfig, meter_interval: int | None, simulate: boo
         station.model.put("AuthCtrlr", "Enabled", "false")
     if mirror:
         station.model.put("BridgeCtrlr", "MirrorISO15118Messages", "true")
+    if iso is not None and iso["pnc"]:
+        station.model.put("ISO15118Ctrlr", "PnCEnabled", "true")
     await station.start()
     bridges = []
     if iso is not None:
@@ -81,7 +93,7 @@ async def _main(config: StationConfig, meter_interval: int | None, simulate: boo
         token_value = {"idToken": iso["token"], "type": "ISO14443"} if iso["token"] else None
         bridges = await start_bridged_seccs(station, port=iso["port"], ifaces=iso["ifaces"],
                                             sdp_port=iso["sdp_port"], config=BridgeConfig(id_token=token_value),
-                                            trace_dir=iso["trace_dir"])
+                                            trace_dir=iso["trace_dir"], tls=iso["tls"])
         for b in bridges:
             assert b.server is not None
             where = ", ".join(f"{k} [{h}]:{p}" for k, (h, p) in b.server.addresses().items())
