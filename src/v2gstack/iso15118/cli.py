@@ -14,7 +14,7 @@ import ssl
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, Annotated, Any
 
 import typer
 
@@ -71,12 +71,45 @@ def _logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _pnc_credentials(auth: str, contract_chain: Path | None, contract_key: Path | None, oem_cert: Path | None,
+                     oem_key: Path | None, password: str | None, v2g_root: Path | None) -> tuple[Any, Any]:
+    """(Contract, OemCredentials) for --auth pnc from the files given."""
+    if auth != "pnc":
+        return None, None
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
+
+    from .evcc import Contract, OemCredentials
+
+    def key(path: Path) -> Any:
+        return serialization.load_pem_private_key(path.read_bytes(), password.encode() if password else None)
+
+    if contract_chain is not None and contract_key is not None:
+        certs = x509.load_pem_x509_certificates(contract_chain.read_bytes())
+        cn = str(certs[0].subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value).replace("-", "")
+        return Contract(cn, [c.public_bytes(serialization.Encoding.DER) for c in certs], key(contract_key)), None
+    if oem_cert is not None and oem_key is not None:
+        roots = x509.load_pem_x509_certificates(v2g_root.read_bytes()) if v2g_root else []
+        return None, OemCredentials(x509.load_pem_x509_certificates(oem_cert.read_bytes())[0], key(oem_key), roots)
+    raise typer.BadParameter("--auth pnc needs --contract-chain and --contract-key, or --oem-cert and --oem-key")
+
+
 @app.command("ev")
 def ev_command(
     protocol: Annotated[str, typer.Option(
         "--protocol", help="din, iso2, or several in priority order: iso2,din")] = "iso2",
     energy: Annotated[str, typer.Option("--energy", help="ac or dc")] = "dc",
-    auth: Annotated[str, typer.Option("--auth", help="eim (Plug & Charge comes with the PKI work)")] = "eim",
+    auth: Annotated[str, typer.Option("--auth", help="eim, or pnc (Plug & Charge: -2 over TLS, needs --contract-chain "
+                                                     "and --contract-key, or --oem-cert and --oem-key)")] = "eim",
+    contract_chain: Annotated[Path | None, typer.Option(
+        "--contract-chain", help="PnC: contract certificate then its sub-CAs (PEM)")] = None,
+    contract_key: Annotated[Path | None, typer.Option("--contract-key", help="PnC: the contract's key (PEM)")] = None,
+    oem_cert: Annotated[Path | None, typer.Option(
+        "--oem-cert", help="PnC without a contract: the OEM provisioning certificate (PEM), to install one")] = None,
+    oem_key: Annotated[Path | None, typer.Option("--oem-key", help="PnC: the OEM provisioning key (PEM)")] = None,
+    key_password: Annotated[str | None, typer.Option(
+        "--key-password", envvar="V2GSTACK_EV_KEY_PASSWORD", help="Password of encrypted contract/OEM keys")] = None,
     iface: Annotated[str | None, typer.Option(
         "--iface", help="Network interface: SDP multicast to ff02::1 on it")] = None,
     secc: Annotated[str | None, typer.Option("--secc", help="HOST:PORT of the SECC; skips SDP")] = None,
@@ -107,14 +140,16 @@ def ev_command(
 ) -> None:
     """Run one charging session as the EV; exit 0 only if it ended with SessionStopRes OK."""
     _logging(verbose)
-    if auth != "eim":
-        raise typer.BadParameter("only eim is supported so far", param_hint="--auth")
+    if auth not in ("eim", "pnc"):
+        raise typer.BadParameter("eim or pnc", param_hint="--auth")
     if iface and secc:
         raise typer.BadParameter("give --iface or --secc, not both")
+    contract, oem = _pnc_credentials(auth, contract_chain, contract_key, oem_cert, oem_key, key_password, v2g_root)
     try:
         config = EvccConfig(protocols=_protocols(protocol), energy=energy, loops=loops, loop_interval=loop_interval,
                             evcc_id=evcc_id, stop="Pause" if pause else "Terminate", resume_session_id=resume,
-                            precharge_tolerance=precharge_tolerance, timers=EvccTimers().scaled(timeout_scale))
+                            precharge_tolerance=precharge_tolerance, timers=EvccTimers().scaled(timeout_scale),
+                            payment="Contract" if auth == "pnc" else "ExternalPayment", contract=contract, oem=oem)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     ev = EVModel(capacity_wh=capacity * 1000, soc=soc, target_soc=target_soc, speedup=speedup)
