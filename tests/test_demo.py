@@ -13,12 +13,21 @@ from v2gstack.demo import run_demo
 pytestmark = pytest.mark.timeout(120)
 
 
-async def test_demo_runs_three_protocols_and_a_profile_change(tmp_path: Path) -> None:
+async def test_demo_runs_every_protocol_plug_and_charge_and_a_profile_change(tmp_path: Path) -> None:
     buf = io.StringIO()
     ok = await run_demo(tmp_path / "demo", seconds=3.0, speedup=60.0, console=Console(file=buf, width=200))
     text = buf.getvalue()
     assert ok, text
     assert "DIN 70121 DC" in text and "ISO 15118-2 AC" in text and "ISO 15118-2 DC" in text
     assert "SetChargingProfile TxProfile 20 kW on EVSE 3: Accepted" in text
-    assert text.count("│ OK") == 3 and "demo OK" in text
-    assert len(list((tmp_path / "demo" / "traces").glob("*.jsonl"))) == 3
+    assert text.count("│ OK") == 4 and "demo OK" in text
+    assert "through the station and the CSMS (Get15118EVCertificate)" in text  # the Plug & Charge EV's contract
+    assert len(list((tmp_path / "demo" / "traces").glob("*.jsonl"))) == 4
+
+
+async def test_demo_fault_switch(tmp_path: Path) -> None:
+    buf = io.StringIO()
+    ok = await run_demo(tmp_path / "demo", seconds=2.0, console=Console(file=buf, width=220), pnc_fault="revoked")
+    text = buf.getvalue()
+    assert ok, text  # the injected failure is the expected outcome
+    assert "FAILED_CertificateRevoked as injected" in text

@@ -31,6 +31,22 @@ from .station.bridge import BridgeConfig, EvseBridge, start_bridged_seccs
 STATION_ID = "DEMO-CS01"
 PASSWORD = "demo-station-password"
 TOKEN = {"idToken": "04A1B2C3", "type": "ISO14443"}
+# --pnc-fault -> the ISO ResponseCode the Plug & Charge EV must receive
+PNC_FAULTS = {"none": None, "revoked": "FAILED_CertificateRevoked", "wrong-root": "FAILED_CertChainError",
+              "expired": "FAILED_CertificateExpired", "ocsp-down": "FAILED_CertChainError"}
+
+
+@dataclass
+class PncSetup:
+    """The Plug & Charge part of the demo: the EV's credentials, the SECC's TLS, the fault chosen."""
+
+    secc_tls: Any
+    v2g_root_pem: str
+    oem: Any = None  # OemCredentials: install a contract first
+    contract: Any = None  # a prepared contract (the fault cases)
+    expected: str | None = None  # the ISO code the EV must get (faults)
+    ocsp_url: str | None = None
+    ocsp_server: Any = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,7 @@ class DemoEv:
     protocol: str
     energy: str
     model: EVModel
+    pnc: PncSetup | None = None
 
 
 def _evs(speedup: float) -> list[DemoEv]:
@@ -66,23 +83,31 @@ def demo_command(
     speedup: float = typer.Option(60.0, "--speedup", help="Simulated seconds per real second (EVs and station)"),
     api_port: int = typer.Option(0, "--api-port", help="CSMS REST API port (0: a free one)"),
     keep_running: bool = typer.Option(False, "--keep-running", help="Leave the CSMS and its API up afterwards"),
+    pnc: bool = typer.Option(True, "--pnc/--no-pnc", help="A fourth EV with Plug & Charge over TLS: it has only its "
+                             "OEM provisioning certificate and gets a contract through the station and the CSMS"),
+    pnc_fault: str = typer.Option("none", "--pnc-fault", help="Make the Plug & Charge EV fail on purpose: none, "
+                                  "revoked, wrong-root, expired, ocsp-down (the demo then checks the expected code)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log everything"),
 ) -> None:
     """Run the end-to-end demo: EVs -> ISO 15118 -> station -> OCPP -> CSMS."""
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
+        if pnc_fault not in PNC_FAULTS:
+            typer.echo(f"error: --pnc-fault is one of {', '.join(PNC_FAULTS)}", err=True)
+            raise typer.Exit(2)
         ok = asyncio.run(run_demo(Path(workdir), seconds=seconds, speedup=speedup, api_port=api_port,
-                                  keep_running=keep_running))
+                                  keep_running=keep_running, pnc=pnc, pnc_fault=pnc_fault))
         raise typer.Exit(0 if ok else 1)
 
 
 async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.0, api_port: int = 0,
-                   keep_running: bool = False, console: Console | None = None) -> bool:
+                   keep_running: bool = False, console: Console | None = None, pnc: bool = True,
+                   pnc_fault: str = "none") -> bool:
     """The demo; True when every session ended OK and the CSMS recorded each EV's energy."""
     out = console or Console(width=None if Console().is_terminal else 150)
     workdir = workdir.resolve()
-    for old in ("csms.db", "csms.db-wal", "csms.db-shm", "traces", "station"):
+    for old in ("csms.db", "csms.db-wal", "csms.db-shm", "traces", "station", "pki"):
         path = workdir / old
         if path.is_dir():
             shutil.rmtree(path)
@@ -93,26 +118,36 @@ async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.
     store = Store(db_url)
     store.add_station(STATION_ID, PASSWORD)
     store.put_id_token(TOKEN["idToken"], TOKEN["type"], account="demo-account")
-    csms = Csms(store, CsmsConfig(heartbeat_interval=300, ping_interval=None))
+    plug_and_charge = await _pnc_setup(workdir, store, pnc_fault, out) if pnc else None
+    csms = Csms(store, CsmsConfig(heartbeat_interval=300, ping_interval=None, ocsp_required=pnc_fault == "ocsp-down",
+                                  pki_dir=str(workdir / "pki") if pnc else None,
+                                  ocsp_url=plug_and_charge.ocsp_url if plug_and_charge else None))
     await csms.start("127.0.0.1", 0)
     out.print(f"[bold]CSMS[/] OCPP 2.0.1 at ws://127.0.0.1:{csms.port}/ocpp (SQLite {workdir / 'csms.db'})")
     api_server, api_task = await _start_api(csms, api_port or _free_port(), workdir / "traces", out)
     station = ChargingStation(StationConfig(
-        STATION_ID, f"ws://127.0.0.1:{csms.port}/ocpp", evses=3, password=PASSWORD, state_dir=workdir / "station",
+        STATION_ID, f"ws://127.0.0.1:{csms.port}/ocpp", evses=4 if pnc else 3, password=PASSWORD,
+        state_dir=workdir / "station",
         max_power_w=50_000.0, time_scale=1 / speedup, backoff=BackOff(0.1, 0.1, 3), ping_interval=None))
     station.model.put("SampledDataCtrlr", "TxUpdatedInterval", "60")
+    station.model.put("ISO15118Ctrlr", "PnCEnabled", "true" if pnc else "false")
     await station.start()
     bridges: list[EvseBridge] = []
     try:
         await asyncio.wait_for(station.wait_accepted(), 30)
-        out.print(f"[bold]Station[/] {STATION_ID}: BootNotification Accepted, 3 EVSEs")
+        out.print(f"[bold]Station[/] {STATION_ID}: BootNotification Accepted, {len(station.evses)} EVSEs")
         bridges = await start_bridged_seccs(station, port=0, sdp_port=0, trace_dir=workdir / "traces",
-                                            config=BridgeConfig(id_token=TOKEN))
+                                            config=BridgeConfig(id_token=TOKEN), tcp=True,
+                                            tls=plug_and_charge.secc_tls if plug_and_charge else None)
         for b in bridges:
             assert b.server is not None
-            out.print(f"  EVSE {b.evse_id}: SECC tcp [::1]:{b.server.addresses()['tcp'][1]}, "
-                      f"SDP [::1]:{b.server.addresses()['sdp'][1]}")
+            addresses = b.server.addresses()
+            tls = f", tls [::1]:{addresses['tls'][1]}" if "tls" in addresses else ""
+            out.print(f"  EVSE {b.evse_id}: SECC tcp [::1]:{addresses['tcp'][1]}{tls}, SDP [::1]:{addresses['sdp'][1]}")
         evs = _evs(speedup)
+        if plug_and_charge is not None:
+            evs.append(DemoEv(4, "ISO 15118-2 AC Plug & Charge", "iso2", "ac", EVModel(
+                capacity_wh=50_000, soc=25, target_soc=90, speedup=speedup), pnc=plug_and_charge))
         started = time.monotonic()
         loops = max(5, int(seconds / 0.1))
         tasks = [asyncio.create_task(_run_ev(ev, bridges[ev.evse - 1], loops, out)) for ev in evs]
@@ -143,6 +178,8 @@ async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.
                 await api_task
         await csms.close()
         store.close()
+        if plug_and_charge is not None and plug_and_charge.ocsp_server is not None:
+            plug_and_charge.ocsp_server.close()
 
 
 async def _start_api(csms: Csms, port: int, trace_dir: Path, out: Console) -> tuple[Any, Any]:
@@ -163,9 +200,21 @@ async def _run_ev(ev: DemoEv, bridge: EvseBridge, loops: int, out: Console) -> S
     """One EV: SDP on loopback, then the session."""
     assert bridge.server is not None
     config = EvccConfig(protocols=(ev.protocol,), energy=ev.energy, loops=loops, loop_interval=0.1,
-                        ongoing_interval=0.05, evcc_id=f"0A0B0C0D0E{ev.evse:02X}")
-    out.print(f"[cyan]EV {ev.evse}[/] ({ev.label}) plugs in at EVSE {ev.evse}")
-    result = await run_evcc(config, ev.model, sdp_port=bridge.server.addresses()["sdp"][1])
+                        ongoing_interval=0.05, evcc_id=f"0A0B0C0D0E{ev.evse:02X}",
+                        payment="Contract" if ev.pnc else "ExternalPayment",
+                        contract=ev.pnc.contract if ev.pnc else None, oem=ev.pnc.oem if ev.pnc else None)
+    out.print(f"[cyan]EV {ev.evse}[/] ({ev.label}) plugs in at EVSE {ev.evse}"
+              + (" with only its OEM provisioning certificate" if ev.pnc and ev.pnc.oem else ""))
+    context = None
+    if ev.pnc is not None:
+        from .iso15118.tls import evcc_context
+
+        context = evcc_context(cadata=ev.pnc.v2g_root_pem)
+    result = await run_evcc(config, ev.model, sdp_port=bridge.server.addresses()["sdp"][1], tls=ev.pnc is not None,
+                            tls_context=context)
+    if result.installed_contract is not None:
+        out.print(f"[cyan]EV {ev.evse}[/] got contract {result.installed_contract.emaid} through the station and the "
+                  "CSMS (Get15118EVCertificate)")
     out.print(f"[cyan]EV {ev.evse}[/] ({ev.label}) {'done' if result.ok else 'FAILED'}: {result.reason}")
     return result
 
@@ -205,7 +254,7 @@ def _summary(store: Store, evs: list[DemoEv], results: list[SessionResult], elap
                 "duration (simulated)", "outcome"):
         table.add_column(col)
     ok = True
-    by_session = {}
+    by_session: dict[Any, Any] = {}
     for tx in store.transactions(STATION_ID):
         by_session[(tx.get("iso15118") or {}).get("sessionId")] = tx
     first_tx = None
@@ -229,11 +278,15 @@ def _summary(store: Store, evs: list[DemoEv], results: list[SessionResult], elap
                 duration = f"{minutes:.0f} min"
         matches = csms_wh is not None and abs(csms_wh - res.energy_wh) <= max(5.0, 0.05 * res.energy_wh)
         good = res.ok and full is not None and full["state"] == "Ended" and matches
+        expected = ev.pnc.expected if ev.pnc else None
+        if expected is not None:
+            good = not res.ok and res.response_code == expected
         ok = ok and good
         table.add_row(str(ev.evse), ev.label, full["transactionId"][:12] + "…" if full else "-",
                       res.session_id or "-", f"{res.energy_wh / 1000:.2f} kWh",
                       f"{csms_wh / 1000:.2f} kWh" if csms_wh is not None else "-", reneg,
-                      duration, "[green]OK[/]" if good else f"[red]{res.reason}[/]")
+                      duration, ("[green]OK[/]" if expected is None else f"[green]{expected} as injected[/]") if good
+                      else f"[red]{res.reason}[/]")
     out.print(table)
     out.print(f"All sessions ran at once in {elapsed:.1f} s of real time.")
     out.print(f"Timelines (one JSON-lines file per session): {workdir / 'traces'}")
@@ -241,3 +294,66 @@ def _summary(store: Store, evs: list[DemoEv], results: list[SessionResult], elap
         out.print(f"Show one: v2gstack trace {first_tx} --db {db_url} --trace-dir {workdir / 'traces'}")
     out.print("[bold green]demo OK[/]" if ok else "[bold red]demo FAILED[/]")
     return ok
+
+
+async def _pnc_setup(workdir: Path, store: Store, fault: str, out: Console) -> PncSetup:
+    """A PKI for the demo (with a running OCSP responder), the MO root trusted by the CSMS, the SECC's TLS chain, and
+    the Plug & Charge EV's credentials: only its OEM certificate, or, for a fault, a prepared contract."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from .iso15118.evcc import Contract, OemCredentials
+    from .iso15118.tls import secc_context
+    from .pki.hierarchy import PkiConfig, create_pki
+    from .pki.issue import issue, subject_name
+    from .pki.ocsp import OcspResponder, RevocationList, serve
+    from .pki.profiles import PROFILES, Kind
+    from .pki.store import cert_pem, write_pki
+
+    folder = workdir / "pki"
+    responder = OcspResponder([], RevocationList(folder / "revoked.json"))
+    server = await serve(responder)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/ocsp"
+    pki = create_pki(PkiConfig(ocsp_url=url))
+    write_pki(pki, folder)
+    responder.cas = OcspResponder.from_pki_dir(folder).cas
+    store.add_trust_anchor("MORootCertificate", cert_pem(pki.cert(Kind.MO_ROOT)))
+    setup = PncSetup(secc_context(folder / "chains" / "secc.chain.pem", folder / "keys" / "secc.key.pem"),
+                     cert_pem(pki.cert(Kind.V2G_ROOT)).decode(), ocsp_url=url, ocsp_server=server,
+                     expected=PNC_FAULTS[fault])
+    out.print(f"[bold]PKI[/] V2G/MO/OEM/CPS hierarchies in {folder}, OCSP responder at {url}; the CSMS trusts the MO "
+              "root and issues contracts with the MO and CPS CAs")
+
+    def contract_of(issued: Any, subs: list[Any]) -> Contract:
+        cn = str(issued.cert.subject.get_attributes_for_oid(x509_name_cn())[0].value).replace("-", "")
+        return Contract(cn, [c.public_bytes(Encoding.DER) for c in [issued.cert, *subs]], issued.key)
+
+    subs = pki.intermediates(Kind.CONTRACT)
+    if fault == "none":
+        setup.oem = OemCredentials(pki.cert(Kind.OEM_PROV), pki.items[Kind.OEM_PROV].key, [pki.cert(Kind.V2G_ROOT)])
+    elif fault == "wrong-root":
+        other = create_pki(PkiConfig(ocsp_url=url))
+        setup.contract = contract_of(other.items[Kind.CONTRACT], other.intermediates(Kind.CONTRACT))
+    elif fault == "expired":
+        old = issue(PROFILES[Kind.CONTRACT], subject_name("DEV2GEXPIRED01", "MO", "DE", "MO"),
+                    issuer=pki.items[Kind.MO_SUB_CA2], not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=30),
+                    validity_days=1)
+        setup.contract = contract_of(old, subs)
+    else:
+        setup.contract = contract_of(pki.items[Kind.CONTRACT], subs)
+        if fault == "revoked":
+            RevocationList(folder / "revoked.json").revoke(pki.cert(Kind.CONTRACT), pki.cert(Kind.MO_SUB_CA2),
+                                                           "key_compromise")
+        elif fault == "ocsp-down":
+            server.close()
+    if fault != "none":
+        out.print(f"[yellow]fault injected[/]: {fault} -> the Plug & Charge EV must get {setup.expected}")
+    return setup
+
+
+def x509_name_cn() -> Any:
+    """The CN attribute OID (kept apart to keep the imports of the Plug & Charge setup local)."""
+    from cryptography.x509.oid import NameOID
+
+    return NameOID.COMMON_NAME

@@ -161,6 +161,7 @@ class EvccSession:
         self._deadlines: dict[str, float] = {}  # timer label -> monotonic deadline
         self._timeout_label = ""
         self._last_tick: float | None = None
+        self._power = 0.0  # the power the last charge-loop response set
         self._loop_status = EVSEStatus()
         self._handlers: dict[Step, Callable[[Body, float], Send | SessionResult]] = {
             Step.SESSION_SETUP: self._after_session_setup, Step.SERVICE_DISCOVERY: self._after_service_discovery,
@@ -284,6 +285,12 @@ class EvccSession:
         """Stop a sequence timer."""
         for key in [k for k in self._deadlines if k.startswith(name)]:
             del self._deadlines[key]
+
+    def _take(self, now: float, power_w: float) -> None:
+        """Energy since the previous response at the power that response set, then the new power from now on (the
+        EVSE's meter integrates the same way: each response's power holds until the next)."""
+        self.ev.charge(self._power, self._tick(now))
+        self._power = power_w
 
     def _tick(self, now: float) -> float:
         """Seconds since the previous charge-loop response."""
@@ -475,6 +482,8 @@ class EvccSession:
         """PowerDeliveryReq with ChargeProgress Start / Stop / Renegotiate (DIN: ReadyToChargeState)."""
         assert self.msgs is not None and self.schedule is not None
         self.progress = progress
+        if progress == "Stop" and self._last_tick is not None:
+            self._take(now, 0.0)  # the current flowed until the EV asked to stop
         dc = is_dc(self.mode)
         profile = None
         if progress == "Start" and self.protocol == "iso2":
@@ -490,7 +499,8 @@ class EvccSession:
         """Start -> charge loop; Stop -> WeldingDetection (DC) or SessionStop; Renegotiate -> ChargeParameter..."""
         assert self.msgs is not None
         if self.progress == "Start":
-            self._tick(now)
+            if self._last_tick is None:  # after a renegotiation the energy keeps flowing at the last power
+                self._tick(now)
             return self._charge_loop(now, 0.0)
         if self.progress == "Renegotiate":
             self.renegotiating = True
@@ -533,7 +543,7 @@ class EvccSession:
         if max_current is not None:
             self.ac_limit = max_current
         nominal = self.evse_params.nominal_voltage if isinstance(self.evse_params, ACEVSEParameters) else 230.0
-        self.ev.charge(self.ev.ac_power(self.ac_limit, nominal), self._tick(now))
+        self._take(now, self.ev.ac_power(self.ac_limit, nominal))
         self.charge_loops += 1
         if receipt and meter is not None and self.protocol == "iso2":
             self._loop_status = status
@@ -547,7 +557,7 @@ class EvccSession:
         out, meter, receipt = self.msgs.read_current_demand_res(body)
         status = self.msgs.read_evse_status(body)
         self.dc_limits = (out.max_current or self.dc_limits[0], out.max_power or self.dc_limits[1])
-        self.ev.charge(out.voltage * out.current, self._tick(now))
+        self._take(now, out.voltage * out.current)
         self.charge_loops += 1
         if receipt and meter is not None and self.protocol == "iso2":
             self._loop_status = status

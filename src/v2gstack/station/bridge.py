@@ -579,9 +579,10 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
                               ifaces: list[str] | None = None, sdp_port: int | None = None,
                               config: BridgeConfig | None = None, trace_dir: Path | None = None,
                               tls: Any = None, protocols: tuple[str, ...] = ("iso2", "din"),
-                              timeout_scale: float = 1.0) -> list[EvseBridge]:
+                              timeout_scale: float = 1.0, tcp: bool | None = None) -> list[EvseBridge]:
     """One SECC per EVSE: on `ifaces` (one per EVSE, SDP by multicast) or on loopback `host` with TCP ports
     `port`, `port`+1, ... (0 or None: free ports) and SDP ports `sdp_port`, `sdp_port`+1, ... (0: free ports).
+    With `tls` the SECCs serve TLS (and TCP too when `tcp` is true; by default TLS only).
     Returns the bridges; `bridge.server` is the running SeccServer."""
     from ..iso15118.sdp import SDP_PORT
     from ..iso15118.secc import SeccConfig, SeccTimers
@@ -598,7 +599,8 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
         bridge = EvseBridge(station, evse_id, config, folder)
         iface = ifaces[n] if ifaces and n < len(ifaces) else None
         server = SeccServer(bridge.controller, SeccConfig(protocols=protocols, timers=timers), host=host,
-                            port=(port + n) if port else 0, iface=iface, tls=tls, tcp=tls is None,
+                            port=(port + n) if port else 0, iface=iface, tls=tls,
+                            tcp=(tls is None) if tcp is None else tcp,
                             tls_port=(port + n) if port and tls is not None else 0,
                             sdp_port=base_sdp if iface or not base_sdp else base_sdp + n,
                             on_message=bridge.iso_message)
