@@ -1,7 +1,8 @@
-"""`v2gstack demo`: the whole chain on one machine. A CSMS (SQLite), a station with three EVSEs bridged to ISO 15118
-SECCs, and three EVs (DIN 70121 DC, ISO 15118-2 AC, ISO 15118-2 DC) charging at once; halfway through, the CSMS lowers
-the -2 DC EV's power with a charging profile and the EV renegotiates. Prints progress, a summary per session and
-where the timelines are; exits 0 when every session ended well and the CSMS's energy matches each EV's.
+"""`v2gstack demo`: the whole chain on one machine. A CSMS (SQLite), a station with EVSEs bridged to ISO 15118 SECCs,
+and EVs (DIN 70121 DC, ISO 15118-2 AC, ISO 15118-2 DC, and Plug & Charge over TLS with a contract installed through
+the station and the CSMS) charging at once; halfway through, the CSMS lowers the -2 DC EV's power with a charging
+profile and the EV renegotiates. Prints progress, a summary per session and where the timelines are; exits 0 when
+every session ended as it should (and the CSMS's energy matches each EV's).
 """
 
 from __future__ import annotations
