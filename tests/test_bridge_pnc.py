@@ -102,6 +102,20 @@ async def test_revoked_contract_fails_with_certificate_revoked(tmp_path: Path) -
             assert not result.ok and result.response_code == "FAILED_CertificateRevoked", result.reason
             [auth] = [m for m in csms.store.messages(station_id="CS1") if m["action"] == "Authorize"]
             assert auth["response"]["certificateStatus"] == "CertificateRevoked"
+            assert auth["response"]["idTokenInfo"]["status"] == "Invalid"
+            # the station reports it: NotifyEvent on ConnectedEV with the ISO code, and a security event
+            await until(lambda: {"NotifyEvent", "SecurityEventNotification"} <= {
+                m["action"] for m in csms.store.messages(station_id="CS1")})
+            log = csms.store.messages(station_id="CS1")
+            [event] = [m for m in log if m["action"] == "NotifyEvent"]
+            assert event["payload"]["eventData"][0]["techCode"] == "FAILED_CertificateRevoked"
+            [security] = [m for m in log if m["action"] == "SecurityEventNotification"]
+            assert security["payload"]["type"] == "InvalidContractCertificate"
+            # and the session's timeline shows the refusal and its mapping
+            records = bridge.finished[-1].timeline.records
+            assert any(r.get("what") == "AuthorizationRefused" and r.get("isoCode") == "FAILED_CertificateRevoked"
+                       for r in records)
+            assert any(r.get("kind") == "error" and r.get("code") == "FAILED_CertificateRevoked" for r in records)
     finally:
         server.close()  # type: ignore[attr-defined]
 

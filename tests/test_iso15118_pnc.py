@@ -74,6 +74,11 @@ def test_contract_precheck(pki) -> None:  # type: ignore[no-untyped-def]
     old = issue(PROFILES[Kind.CONTRACT], subject_name(good.emaid, "MO", "DE", "MO"), issuer=pki.items[Kind.MO_SUB_CA2],
                 not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=10), validity_days=1)
     assert contract_precheck(good.emaid, [old.cert.public_bytes(DER), *good.chain[1:]]) == "FAILED_CertificateExpired"
+    future = issue(PROFILES[Kind.CONTRACT], subject_name(good.emaid, "MO", "DE", "MO"),
+                   issuer=pki.items[Kind.MO_SUB_CA2], not_before=dt.datetime.now(dt.UTC) + dt.timedelta(days=2))
+    # not yet valid: ISO 15118-2 has no own code for it; the validity failure is FAILED_CertificateExpired
+    assert contract_precheck(good.emaid, [future.cert.public_bytes(DER), *good.chain[1:]]) == \
+        "FAILED_CertificateExpired"
 
 
 def _through_payment_details(session: SeccSession, contract: Contract) -> None:

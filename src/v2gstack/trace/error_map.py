@@ -48,9 +48,9 @@ FAILURES: dict[str, IsoFailure] = {f.kind: f for f in [
                "AbnormalCondition"),
     IsoFailure("CertificateError", "FAILED_CertChainError, FAILED_CertificateExpired, FAILED_CertificateRevoked, "
                "FAILED_NoCertificateAvailable, FAILED_ContractCanceled", "DeAuthorized", "Deauthorized",
-               security_event="InvalidChargingStationCertificate"),
+               security_event="InvalidContractCertificate"),
     IsoFailure("SignatureError", "FAILED_SignatureError, FAILED_ChallengeInvalid, FAILED_MeteringSignatureNotValid",
-               "DeAuthorized", "Deauthorized", security_event="AttemptedReplayAttacks"),
+               "DeAuthorized", "Deauthorized", security_event="InvalidContractSignature"),
     IsoFailure("OtherFailed", "any other FAILED response code", "Other", "AbnormalCondition"),
     IsoFailure("SequenceTimeout", "V2G_SECC_Sequence_Timeout: the EV sent no request in time", "Timeout",
                "EVCommunicationLost"),
@@ -165,7 +165,9 @@ def markdown() -> str:
         "`Problem`, actualValue `true`, trigger `Alerting`, techCode = the ISO response code or the kind, techInfo = "
         "the SECC's reason) is sent where marked; a SecurityEventNotification of the given type for security "
         "failures; StatusNotification `Faulted` where the EVSE needs attention. Security event types come from the "
-        "OCPP 2.0.1 security events list; it has no ISO 15118 entries, so the closest ones are used.",
+        "OCPP 2.0.1 security events list where it has one (InvalidTLSVersion, InvalidMessages); it has no entries "
+        "for contract certificates, so InvalidContractCertificate and InvalidContractSignature are our own "
+        "(the type is a free string of up to 50 characters).",
         "",
         "| kind | ISO side | stoppedReason | triggerReason | NotifyEvent | SecurityEventNotification | Faulted |",
         "|---|---|---|---|---|---|---|",
