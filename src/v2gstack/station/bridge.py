@@ -273,8 +273,10 @@ class BridgeSession:
         assert info.emaid is not None and info.contract_chain is not None
         certs = [x509.load_der_x509_certificate(c) for c in info.contract_chain]
         token = {"idToken": info.emaid, "type": "eMAID"}
-        request: dict[str, Any] = {"idToken": token, "certificate": b"".join(
-            c.public_bytes(serialization.Encoding.PEM) for c in certs).decode()}
+        pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs).decode()
+        request: dict[str, Any] = {"idToken": token}
+        if len(pem) <= 5500:  # AuthorizeRequest.certificate maxLength; longer chains go as hash data only
+            request["certificate"] = pem
         hash_data = chain_hash_data(certs)
         if hash_data:
             request["iso15118CertificateHashData"] = hash_data
