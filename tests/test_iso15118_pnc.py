@@ -177,3 +177,34 @@ def test_unsigned_repeat_after_a_verified_authorization(pki) -> None:  # type: i
     _through_payment_details(fresh, contract)
     unsigned["V2G_Message"]["Header"]["SessionID"] = fresh.session_id
     assert res(fresh.handle(unsigned)) == ("FAILED_SignatureError", "Finished")
+
+
+async def test_signed_metering_receipt(pki) -> None:  # type: ignore[no-untyped-def]
+    """With Plug & Charge the EV signs MeteringReceiptReq with its contract key and the SECC verifies it."""
+    chain = make_secc_chain()
+    config = SimulatedEVSEConfig(payment_options=("Contract",), receipt_required=True)
+    async with SeccServer(lambda: SimulatedEVSE(config), host="::1", tls=chain.server_context(), sdp_port=0) as srv:
+        ev = EvccConfig(protocols=("iso2",), energy="dc", loops=3, payment="Contract", contract=contract_of(pki))
+        records: list = []
+        result = await run_evcc(ev, EVModel(), tls=True, tls_context=evcc_context(cadata=chain.root_pem.decode()),
+                                sdp_port=srv.addresses()["sdp"][1], on_message=records.append)
+        assert result.ok, result.reason
+        receipts = [r for r in records if r.name == "MeteringReceiptReq"]
+        assert receipts and all("Signature" in r.doc["V2G_Message"]["Header"] for r in receipts)
+        answers = [r for r in records if r.name == "MeteringReceiptRes"]
+        assert {r.doc["V2G_Message"]["Body"]["MeteringReceiptRes"]["ResponseCode"] for r in answers} == {"OK"}
+
+
+def test_metering_receipt_signed_by_another_key_is_refused(pki) -> None:  # type: ignore[no-untyped-def]
+    from v2gstack.iso15118.model import MeterReading, Step
+
+    contract = contract_of(pki)
+    session = SeccSession(SimulatedEVSE(SimulatedEVSEConfig(payment_options=("Contract",))), tls=True)
+    _through_payment_details(session, contract)
+    session.expected = frozenset(session.expected | {Step.METERING_RECEIPT})  # as after a ReceiptRequired answer
+    req = session.msgs.metering_receipt_req(session.session_id, 1, MeterReading("M1", 1000, 0), ref_id="ID2")
+    signature = sign("iso2", [("ID2", "MeteringReceiptReq", req)], ec.generate_private_key(ec.SECP256R1()))
+    reply = session.handle({"V2G_Message": {"Header": {"SessionID": session.session_id, "Signature": signature},
+                                            "Body": {"MeteringReceiptReq": req}}})
+    res = reply.doc["V2G_Message"]["Body"]["MeteringReceiptRes"]
+    assert res["ResponseCode"] == "FAILED_MeteringSignatureNotValid"

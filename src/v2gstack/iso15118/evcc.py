@@ -28,6 +28,7 @@ from .model import (
     DCEVSEParameters,
     EVChargeParameters,
     EVSEStatus,
+    MeterReading,
     ProfileEntry,
     SASchedule,
     Step,
@@ -547,8 +548,7 @@ class EvccSession:
         self.charge_loops += 1
         if receipt and meter is not None and self.protocol == "iso2":
             self._loop_status = status
-            return self._send(now, Step.METERING_RECEIPT, self.msgs.metering_receipt_req(
-                self.session_id, self.schedule.tuple_id if self.schedule else None, meter))
+            return self._metering_receipt(now, meter)
         return self._next_in_loop(now, status)
 
     def _after_current_demand(self, body: Body, now: float) -> Send | SessionResult:
@@ -561,9 +561,18 @@ class EvccSession:
         self.charge_loops += 1
         if receipt and meter is not None and self.protocol == "iso2":
             self._loop_status = status
-            return self._send(now, Step.METERING_RECEIPT, self.msgs.metering_receipt_req(
-                self.session_id, self.schedule.tuple_id if self.schedule else None, meter))
+            return self._metering_receipt(now, meter)
         return self._next_in_loop(now, status)
+
+    def _metering_receipt(self, now: float, meter: MeterReading) -> Send | SessionResult:
+        """MeteringReceiptReq; with Plug & Charge signed with the contract key over the request (Id)."""
+        assert self.msgs is not None
+        tuple_id = self.schedule.tuple_id if self.schedule else None
+        if self.payment == "Contract" and self.contract is not None:
+            req = self.msgs.metering_receipt_req(self.session_id, tuple_id, meter, ref_id="ID2")
+            signature = xmldsig.sign(self.msgs.ns, [("ID2", "MeteringReceiptReq", req)], self.contract.key)
+            return self._send(now, Step.METERING_RECEIPT, req, signature=signature)
+        return self._send(now, Step.METERING_RECEIPT, self.msgs.metering_receipt_req(self.session_id, tuple_id, meter))
 
     def _after_metering_receipt(self, body: Body, now: float) -> Send | SessionResult:
         """MeteringReceiptRes -> back to the charge loop."""

@@ -524,11 +524,20 @@ class SeccSession:
                                             receipt if receipt else None)
 
     def _metering_receipt(self, body: Body) -> Body:
-        """MeteringReceiptReq (-2): the EV confirms a meter reading (EIM: unsigned)."""
+        """MeteringReceiptReq (-2): the EV confirms a meter reading (EIM: unsigned; Plug & Charge: signed)."""
         assert self.msgs is not None
         sid, _, _ = self.msgs.read_metering_receipt_req(body)
         if not same_session(sid, self.session_id):
             return self.msgs.metering_receipt_res("FAILED_UnknownSession", self._status(), self.dc)
+        if self.info is not None and self.info.payment_option == "Contract" and self.info.contract_chain:
+            leaf = x509.load_der_x509_certificate(self.info.contract_chain[0])
+            try:  # Plug & Charge: the EV signs the receipt with its contract key
+                xmldsig.verify(self.msgs.ns, self._rx_header.get("Signature"),
+                               {str(body.get("Id", "")): ("MeteringReceiptReq", body)},
+                               leaf.public_key())  # type: ignore[arg-type]
+            except xmldsig.SignatureError as e:
+                log.warning("%s: MeteringReceiptReq signature: %s", self.label, e)
+                return self.msgs.metering_receipt_res("FAILED_MeteringSignatureNotValid", self._status(), self.dc)
         self.expected = self._loop_steps()
         return self.msgs.metering_receipt_res("OK", self._status(), self.dc)
 

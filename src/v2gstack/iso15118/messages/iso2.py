@@ -559,9 +559,11 @@ class Iso2Messages:
         """ChargingStatusReq."""
         return {}
 
-    def metering_receipt_req(self, session_id: str, tuple_id: int | None, meter: MeterReading) -> Body:
-        """MeteringReceiptReq (unsigned: EIM)."""
-        out: Body = {"SessionID": session_id, "MeterInfo": self.meter_info(meter)}
+    def metering_receipt_req(self, session_id: str, tuple_id: int | None, meter: MeterReading,
+                             ref_id: str | None = None) -> Body:
+        """MeteringReceiptReq: unsigned for EIM; with Plug & Charge it carries the Id the EV's signature names."""
+        out: Body = {"Id": ref_id} if ref_id else {}
+        out.update({"SessionID": session_id, "MeterInfo": self.meter_info(meter)})
         if tuple_id is not None:
             out["SAScheduleTupleID"] = tuple_id
         return out
