@@ -186,3 +186,22 @@ async def test_csms_unreachable_during_authorization(tmp_path: Path) -> None:
         assert not result.ok and result.response_code == "FAILED", result.reason
         session = bridge.finished[-1]
         assert any(r.get("what") == "AuthorizationUnavailable" for r in session.timeline.records)
+
+
+async def test_offline_contract_validation_with_installed_mo_root(tmp_path: Path) -> None:
+    """ContractValidationOffline: with the MO root installed in the station, a valid contract charges while the CSMS
+    is unreachable; without the switch it does not; a contract from another MO is refused locally."""
+    async with pnc_rig(tmp_path) as (csms, st, bridge, pki, chain):
+        assert st.certificates.install("MORootCertificate", cert_pem(pki.cert(Kind.MO_ROOT)).decode()) == "Accepted"
+        await csms.server.close()
+        await until(lambda: not st.connected)
+        st.model.put("ISO15118Ctrlr", "ContractValidationOffline", "false")
+        refused = await _ev(bridge, pki, chain)
+        assert not refused.ok and refused.response_code == "FAILED"
+        st.model.put("ISO15118Ctrlr", "ContractValidationOffline", "true")
+        result = await _ev(bridge, pki, chain)
+        assert result.ok, result.reason
+        assert any(r.get("method") == "PlugAndChargeOffline" for r in bridge.finished[-1].timeline.records)
+        stranger = create_pki()
+        foreign = await _ev(bridge, stranger, chain)
+        assert not foreign.ok and foreign.response_code == "FAILED_CertChainError"

@@ -280,6 +280,28 @@ class BridgeSession:
         hash_data = chain_hash_data(certs)
         if hash_data:
             request["iso15118CertificateHashData"] = hash_data
+        model = self.station.model
+        local = self._local_contract_check(certs)  # None: no installed MO root to check against
+        if local is not None and local != "OK":
+            self.auth_result, info.auth_code = "Invalid", local
+            self.timeline.state("AuthorizationRefused", by="station", isoCode=local)
+            return
+        if not self.station.online:
+            if local == "OK" and model.bool("ISO15118Ctrlr", "ContractValidationOffline"):
+                result = await self.station.authorize(self.evse_no, token, check=False)
+                self.auth_result = result.get("status", "Invalid")
+                self.timeline.state("Authorized", status=self.auth_result, method="PlugAndChargeOffline")
+                return
+            self.auth_result, info.auth_code = "Offline", "FAILED"
+            self.timeline.error("AuthorizationUnavailable", reason="the CSMS could not be asked (offline)")
+            return
+        if local is None and not model.bool("ISO15118Ctrlr", "CentralContractValidationAllowed"):
+            self.auth_result, info.auth_code = "Invalid", "FAILED_CertChainError"
+            self.timeline.state("AuthorizationRefused", by="station", reason="no MO root installed and central "
+                                "contract validation not allowed", isoCode=info.auth_code)
+            return
+        if local == "OK" and not model.bool("ISO15118Ctrlr", "CentralContractValidationAllowed"):
+            request.pop("certificate", None)  # validated here; the CSMS gets the OCSP request data only
         answer = await self.station._call("Authorize", request)
         if answer is None:
             self.auth_result, info.auth_code = "Offline", "FAILED"
@@ -320,6 +342,21 @@ class BridgeSession:
         self.timeline.state("CertificateInstalled" if answer["status"] == "Accepted" else "CertificateRefused",
                             code=body.get("ResponseCode"), eMAID=(body.get("eMAID") or {}).get("value"))
         return doc
+
+    def _local_contract_check(self, certs: list[Any]) -> str | None:
+        """The ISO code of checking the contract chain against the MO roots installed in the station (InstallCertificate
+        MORootCertificate); None when none is installed."""
+        from ..pki import errors as pki_errors
+        from ..pki.verify import Purpose, verify_chain
+
+        roots = self.station.certificates.roots.get("MORootCertificate") or []
+        if not roots:
+            return None
+        try:
+            verify_chain(certs[0], certs[1:], roots, purpose=Purpose.CONTRACT)
+        except pki_errors.PkiError as e:
+            return e.iso_code
+        return "OK"
 
     def _authorized(self) -> AuthorizationStatus:
         self._link_tx()
