@@ -205,3 +205,24 @@ async def test_offline_contract_validation_with_installed_mo_root(tmp_path: Path
         stranger = create_pki()
         foreign = await _ev(bridge, stranger, chain)
         assert not foreign.ok and foreign.response_code == "FAILED_CertChainError"
+
+
+async def test_contract_update_through_station_and_csms(tmp_path: Path) -> None:
+    """CertificateUpdate: the EV renews its contract through Get15118EVCertificate (Update), then charges with it."""
+    from v2gstack.pki.store import write_pki
+
+    pki = create_pki(PkiConfig(ocsp_url="http://127.0.0.1:9/ocsp"))
+    write_pki(pki, tmp_path / "pki")
+    async with pnc_rig(tmp_path, pki=pki, pki_dir=str(tmp_path / "pki")) as (csms, st, bridge, pki, chain):
+        current = contract_of(pki)
+        config = EvccConfig(protocols=("iso2",), energy="ac", loops=2, loop_interval=0.02, payment="Contract",
+                            contract=current, update_contract=True, v2g_roots=(pki.cert(Kind.V2G_ROOT),),
+                            ongoing_interval=0.02)
+        result = await run_evcc(config, EVModel(speedup=60), tls=True,
+                                tls_context=evcc_context(cadata=chain.root_pem.decode()),
+                                secc=bridge.server.addresses()["tls"])
+        assert result.ok, result.reason
+        assert result.installed_contract is not None and result.installed_contract.chain[0] != current.chain[0]
+        await until(lambda: st.evses[1].tx is None)
+        [update] = [m for m in csms.store.messages(station_id="CS1") if m["action"] == "Get15118EVCertificate"]
+        assert update["payload"]["action"] == "Update" and update["response"]["code"] == "OK"

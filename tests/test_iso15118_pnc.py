@@ -208,3 +208,30 @@ def test_metering_receipt_signed_by_another_key_is_refused(pki) -> None:  # type
                                             "Body": {"MeteringReceiptReq": req}}})
     res = reply.doc["V2G_Message"]["Body"]["MeteringReceiptRes"]
     assert res["ResponseCode"] == "FAILED_MeteringSignatureNotValid"
+
+
+async def test_certificate_update_then_plug_and_charge(tmp_path, pki) -> None:  # type: ignore[no-untyped-def]
+    """An EV renews its contract (CertificateUpdate, signed with the current contract key; the new key is encrypted
+    for it) and charges with the new one; a contract of another MO cannot be renewed here."""
+    from v2gstack.iso15118.pnc import ContractService
+    from v2gstack.pki.store import write_pki
+
+    write_pki(pki, tmp_path)
+    chain = make_secc_chain()
+    config = SimulatedEVSEConfig(payment_options=("Contract",), contract_service=ContractService.from_pki_dir(tmp_path))
+    context = evcc_context(cadata=chain.root_pem.decode())
+    async with SeccServer(lambda: SimulatedEVSE(config), host="::1", tls=chain.server_context(), sdp_port=0) as srv:
+        current = contract_of(pki)
+        ev = EvccConfig(protocols=("iso2",), energy="ac", loops=2, payment="Contract", contract=current,
+                        update_contract=True, v2g_roots=(pki.cert(Kind.V2G_ROOT),))
+        result = await run_evcc(ev, EVModel(), tls=True, tls_context=context, sdp_port=srv.addresses()["sdp"][1])
+        assert result.ok, result.reason
+        renewed = result.installed_contract
+        assert renewed is not None and renewed.emaid == current.emaid and renewed.chain[0] != current.chain[0]
+        assert renewed.key.private_numbers().private_value != current.key.private_numbers().private_value
+        other = create_pki()
+        foreign = EvccConfig(protocols=("iso2",), energy="ac", loops=2, payment="Contract",
+                             contract=contract_of(other), update_contract=True, v2g_roots=(pki.cert(Kind.V2G_ROOT),))
+        refused = await run_evcc(foreign, EVModel(), tls=True, tls_context=context,
+                                 sdp_port=srv.addresses()["sdp"][1])
+        assert not refused.ok and refused.response_code == "FAILED_CertChainError", refused.reason

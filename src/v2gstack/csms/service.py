@@ -390,9 +390,11 @@ class Csms:
         from ..iso15118.pnc import InstallationError
 
         sid = ctx.station_id
-        if p["action"] != "Install" or "urn:iso:15118:2" not in p["iso15118SchemaVersion"]:
+        if "urn:iso:15118:2" not in p["iso15118SchemaVersion"]:
             return {"status": "Failed", "exiResponse": "", "statusInfo": {
-                "reasonCode": "NotSupported", "additionalInfo": "only ISO 15118-2 installation is supported"}}
+                "reasonCode": "NotSupported", "additionalInfo": "only ISO 15118-2 is supported"}}
+        update = p["action"] == "Update"
+        step = Step.CERTIFICATE_UPDATE if update else Step.CERTIFICATE_INSTALLATION
         try:
             request = exi.decode("iso2", base64.b64decode(p["exiRequest"], validate=True))
         except Exception as e:
@@ -403,7 +405,8 @@ class Csms:
             code, emaid, doc = "FAILED_NoCertificateAvailable", None, None
         else:
             try:
-                doc, emaid = await asyncio.to_thread(self.contract_service.install, request)
+                service = self.contract_service.update if update else self.contract_service.install
+                doc, emaid = await asyncio.to_thread(service, request)
                 code = "OK"
             except InstallationError as e:
                 code, emaid, doc = e.code, None, None
@@ -412,8 +415,7 @@ class Csms:
                 log.warning("station %s: CertificateInstallationReq without %s", sid, e)
         if doc is None:
             msgs = for_protocol("iso2")
-            doc = msgs.response(session_id, Step.CERTIFICATE_INSTALLATION,
-                                msgs.failed_res(Step.CERTIFICATE_INSTALLATION, code, False))
+            doc = msgs.response(session_id, step, msgs.failed_res(step, code, False))
         else:
             await self.worker.run(lambda s: s.merge(ops.IdToken(id_token=emaid, type="eMAID", status="Accepted",
                                                                  account=f"installed-at-{sid}")))

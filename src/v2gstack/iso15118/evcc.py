@@ -82,6 +82,8 @@ class EvccConfig:
     stop: str = "Terminate"  # or "Pause" (-2 only)
     contract: Contract | None = None  # Plug & Charge (payment="Contract", -2 over TLS)
     oem: OemCredentials | None = None  # without a contract: install one with the OEM provisioning certificate
+    update_contract: bool = False  # with a contract: renew it first (CertificateUpdate), then charge with the new one
+    v2g_roots: tuple[Any, ...] = ()  # V2G roots to check the CPS chain of an update (installation: oem.v2g_roots)
     resume_session_id: str | None = None  # SessionID of a paused session to resume
     timers: EvccTimers = field(default_factory=EvccTimers)
 
@@ -170,6 +172,7 @@ class EvccSession:
             Step.AUTHORIZATION: self._after_authorization, Step.CHARGE_PARAMETER_DISCOVERY: self._after_cpd,
             Step.PAYMENT_DETAILS: self._after_payment_details,
             Step.CERTIFICATE_INSTALLATION: self._after_certificate_installation,
+            Step.CERTIFICATE_UPDATE: self._after_certificate_update,
             Step.CABLE_CHECK: self._after_cable_check, Step.PRE_CHARGE: self._after_precharge,
             Step.POWER_DELIVERY: self._after_power_delivery, Step.CHARGING_STATUS: self._after_charging_status,
             Step.CURRENT_DEMAND: self._after_current_demand, Step.METERING_RECEIPT: self._after_metering_receipt,
@@ -366,6 +369,10 @@ class EvccSession:
         """Payment selected -> PaymentDetailsReq (Plug & Charge) or AuthorizationReq / ContractAuthenticationReq."""
         assert self.msgs is not None
         if self.payment == "Contract":
+            if self.contract is not None and self.config.update_contract and self.installed is None:
+                body, signature = pnc.update_request(self.contract.emaid, self.contract.chain, self.contract.key,
+                                                     list(self.config.v2g_roots))
+                return self._send(now, Step.CERTIFICATE_UPDATE, body, signature=signature)
             if self.contract is None:
                 oem = self.config.oem
                 if oem is None:
@@ -387,6 +394,18 @@ class EvccSession:
             return self._fail(f"certificate installation refused: {e}", e.code)
         self.contract = self.installed = Contract(got.emaid, got.chain, got.key)
         log.info("EVCC: contract %s installed", got.emaid)
+        return self._send(now, Step.PAYMENT_DETAILS, self.msgs.payment_details_req(got.emaid, got.chain))
+
+    def _after_certificate_update(self, body: Body, now: float) -> Send | SessionResult:
+        """CertificateUpdateRes: the new contract's key is encrypted for the current contract's key."""
+        assert self.msgs is not None and self.contract is not None
+        try:
+            got = pnc.accept_installation(body, self.rx_header.get("Signature"), self.contract.key,
+                                          list(self.config.v2g_roots))
+        except pnc.InstallationError as e:
+            return self._fail(f"certificate update refused: {e}", e.code)
+        self.contract = self.installed = Contract(got.emaid, got.chain, got.key)
+        log.info("EVCC: contract %s renewed", got.emaid)
         return self._send(now, Step.PAYMENT_DETAILS, self.msgs.payment_details_req(got.emaid, got.chain))
 
     def _after_payment_details(self, body: Body, now: float) -> Send | SessionResult:

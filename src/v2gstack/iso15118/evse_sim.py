@@ -238,6 +238,18 @@ class SimulatedEVSE:
         except InstallationError as e:
             return e.code
 
+    async def certificate_update(self, info: SessionInfo, request: dict[str, Any]) -> dict[str, Any] | str:
+        """CertificateUpdateReq answered by the configured contract service."""
+        from .pnc import InstallationError
+
+        service = self.config.contract_service
+        if service is None:
+            return "FAILED_NoCertificateAvailable"
+        try:
+            return service.update(request)[0]
+        except InstallationError as e:
+            return e.code
+
     def session_stopped(self, info: SessionInfo, reason: str, paused: bool) -> None:
         """Open contactors and record the end."""
         if self.contactors_closed:

@@ -112,6 +112,31 @@ def check_installation_request(body: dict[str, Any], signature: dict[str, Any] |
     return oem
 
 
+def update_request(emaid: str, chain: list[bytes], key: ec.EllipticCurvePrivateKey,
+                   roots: list[x509.Certificate]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(CertificateUpdateReq body, header Signature) signed with the current contract key."""
+    certs = [x509.load_der_x509_certificate(c) for c in chain]
+    body = {"Id": "ID1", "ContractSignatureCertChain": chain_element(certs), "eMAID": emaid,
+            "ListOfRootCertificateIDs": {"RootCertificateID": [
+                {"X509IssuerName": r.issuer.rfc4514_string(), "X509SerialNumber": r.serial_number}
+                for r in roots[:20]] or [{"X509IssuerName": "CN=none", "X509SerialNumber": 0}]}}
+    return body, xmldsig.sign(NS, [("ID1", "CertificateUpdateReq", body)], key)
+
+
+def check_update_request(body: dict[str, Any], signature: dict[str, Any] | None) -> list[x509.Certificate]:
+    """The current contract chain of a CertificateUpdateReq whose signature verifies with the contract's key."""
+    try:
+        chain = read_chain(body["ContractSignatureCertChain"])
+    except (KeyError, ValueError):
+        raise InstallationError("FAILED_CertChainError", "ContractSignatureCertChain is not a chain") from None
+    try:
+        xmldsig.verify(NS, signature, {body.get("Id", ""): ("CertificateUpdateReq", body)},
+                       chain[0].public_key())  # type: ignore[arg-type]
+    except xmldsig.SignatureError as e:
+        raise InstallationError("FAILED_SignatureError", f"CertificateUpdateReq: {e}") from None
+    return chain
+
+
 @dataclass(frozen=True)
 class Issuer:
     """What signs a CertificateInstallationRes: the CPS leaf key and its chain (leaf first, no root)."""
@@ -217,6 +242,34 @@ class ContractService:
         return cls(issued("mo_sub_ca2"), [cert("mo_sub_ca1")],
                    Issuer(cps.key, [cps.cert, cert("cps_sub_ca2"), cert("cps_sub_ca1")]),
                    [cert("oem_root")], [cert("oem_sub_ca2"), cert("oem_sub_ca1")], ocsp_url=ocsp_url)
+
+    def update(self, request: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """(the signed CertificateUpdateRes document, the eMAID) for a CertificateUpdateReq: the current contract must
+        chain to our MO CA and be signed for; the new contract (same eMAID) is encrypted for the current one's key."""
+        from ..pki import errors as pki_errors
+        from ..pki.issue import issue, subject_name
+        from ..pki.profiles import PROFILES, Kind
+        from ..pki.verify import Purpose, verify_chain
+
+        message = request["V2G_Message"]
+        body = message["Body"]["CertificateUpdateReq"]
+        current = check_update_request(body, message["Header"].get("Signature"))
+        try:
+            verify_chain(current[0], current[1:], [self.mo_ca.cert], purpose=Purpose.CONTRACT)  # issued by our MO CA
+        except pki_errors.PkiError as e:
+            raise InstallationError(e.iso_code, f"current contract: {e}") from None
+        cn = current[0].subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
+        emaid = str(cn[0].value).replace("-", "") if cn else body["eMAID"]
+        if emaid.upper() != str(body["eMAID"]).replace("-", "").upper():
+            raise InstallationError("FAILED_CertChainError", "eMAID does not name the current contract")
+        org = self.mo_ca.cert.subject.get_attributes_for_oid(x509.oid.NameOID.ORGANIZATION_NAME)
+        contract = issue(PROFILES[Kind.CONTRACT], subject_name(emaid, str(org[0].value) if org else "MO", "DE", "MO"),
+                         issuer=self.mo_ca, ocsp_url=self.ocsp_url)
+        res, signature = installation_response(current[0], [contract.cert, self.mo_ca.cert, *self.mo_chain],
+                                               contract.key, emaid, self.issuer)
+        doc = {"V2G_Message": {"Header": {"SessionID": message["Header"]["SessionID"], "Signature": signature},
+                               "Body": {"CertificateUpdateRes": res}}}
+        return doc, emaid
 
     def install(self, request: dict[str, Any]) -> tuple[dict[str, Any], str]:
         """(the signed CertificateInstallationRes document, the new eMAID) for a CertificateInstallationReq

@@ -200,8 +200,8 @@ class SeccSession:
                                 f"{name} carries SessionID {sid}, this session is {self.session_id}")
         self._rx_session_id = sid
         self._rx_header = doc["V2G_Message"].get("Header") or {}
-        if step is Step.CERTIFICATE_INSTALLATION:
-            return self._certificate_installation(doc)
+        if step in (Step.CERTIFICATE_INSTALLATION, Step.CERTIFICATE_UPDATE):
+            return self._certificate_installation(doc, step)
         try:
             res = self._handlers[step](body)
         except (KeyError, TypeError, ValueError) as e:
@@ -341,8 +341,8 @@ class SeccSession:
         if any(i != _CHARGE_SERVICE_ID and i not in self.offered_services for i in ids):
             return self.msgs.payment_selection_res("FAILED_ServiceSelectionInvalid")
         self.info.payment_option = option
-        self.expected = frozenset({Step.PAYMENT_DETAILS, Step.CERTIFICATE_INSTALLATION} if option == "Contract"
-                                  else {Step.AUTHORIZATION})
+        self.expected = frozenset({Step.PAYMENT_DETAILS, Step.CERTIFICATE_INSTALLATION, Step.CERTIFICATE_UPDATE}
+                                  if option == "Contract" else {Step.AUTHORIZATION})
         return self.msgs.payment_selection_res("OK")
 
     def _payment_details(self, body: Body) -> Body:
@@ -379,16 +379,15 @@ class SeccSession:
             self.expected = frozenset({Step.CHARGE_PARAMETER_DISCOVERY})
         return self.msgs.authorization_res("OK", processing)
 
-    def _certificate_installation(self, doc: dict[str, Any]) -> Reply:
-        """CertificateInstallationReq: the controller (the station asks its CSMS) produces the whole signed response
-        document, asynchronously; without one, FAILED_NoCertificateAvailable."""
+    def _certificate_installation(self, doc: dict[str, Any], step: Step) -> Reply:
+        """CertificateInstallationReq / CertificateUpdateReq: the controller (the station asks its CSMS) produces the
+        whole signed response document, asynchronously; without one, FAILED_NoCertificateAvailable."""
         assert self.msgs is not None and self.info is not None
-        install = getattr(self.controller, "certificate_installation", None)
-        if install is None:
-            return self._failed(Step.CERTIFICATE_INSTALLATION, self.session_id, "FAILED_NoCertificateAvailable",
-                                "no certificate installation service")
-        return Reply(None, self.msgs.ns, self.msgs.res_name(Step.CERTIFICATE_INSTALLATION), False,
-                     Step.CERTIFICATE_INSTALLATION, pending=install(self.info, doc))
+        name = "certificate_installation" if step is Step.CERTIFICATE_INSTALLATION else "certificate_update"
+        service = getattr(self.controller, name, None)
+        if service is None:
+            return self._failed(step, self.session_id, "FAILED_NoCertificateAvailable", f"no {name} service")
+        return Reply(None, self.msgs.ns, self.msgs.res_name(step), False, step, pending=service(self.info, doc))
 
     def complete(self, reply: Reply, result: dict[str, Any] | str) -> Reply:
         """Finish a pending reply: `result` is the response document, or a FAILED_* code."""

@@ -29,6 +29,9 @@ from .v2gtp import DEFAULT_MAX_PAYLOAD, V2GTPError
 
 log = logging.getLogger("v2gstack.iso15118.secc")
 
+TLS_HANDSHAKE_TIMEOUT = 10.0
+"""Seconds a TLS client has to complete the handshake (when the SECC reports handshake failures)."""
+
 DYNAMIC_PORTS = (49152, 65535)
 """[V2G2-064]/[DIN 70121]: the SECC's TCP/TLS port, announced by SDP, is in the dynamic range; EVCCs check it."""
 
@@ -59,9 +62,12 @@ class SeccServer:
                  host: str = "::1", port: int = 0, tcp: bool = True, tls: ssl.SSLContext | None = None,
                  tls_port: int = 0, iface: str | None = None, sdp: bool = True, sdp_port: int = SDP_PORT,
                  on_message: MessageSink | None = None, max_payload: int = DEFAULT_MAX_PAYLOAD,
-                 keep_finished: int = 1000, on_handled: Callable[[str, float], None] | None = None) -> None:
+                 keep_finished: int = 1000, on_handled: Callable[[str, float], None] | None = None,
+                 on_tls_failure: Callable[[str, str], None] | None = None) -> None:
         """`on_handled(response name, seconds)` is called after each response is sent, with the time from the
-        request's last byte read to the response written (what V2G_SECC_Msg_Performance_Time limits)."""
+        request's last byte read to the response written (what V2G_SECC_Msg_Performance_Time limits).
+        `on_tls_failure(peer, reason)` is called when a TLS handshake fails (asyncio's TLS listener drops those
+        silently; with the callback the SECC does the handshake itself to see them)."""
         if not tcp and tls is None:
             raise ValueError("enable TCP, TLS or both")
         self.controller_factory = controller_factory
@@ -75,6 +81,8 @@ class SeccServer:
         self.sdp, self.sdp_port = sdp, sdp_port
         self.on_message = on_message
         self.on_handled = on_handled
+        self.on_tls_failure = on_tls_failure
+        self._handshakes: set[asyncio.StreamWriter] = set()
         self.max_payload = max_payload
         self.paused = PausedSessions()
         self.active: set[SeccSession] = set()
@@ -93,7 +101,10 @@ class SeccServer:
         if self.tcp:
             self._tcp_server = await _listen(lambda r, w: self._accept(r, w, False), self.host, self.port)
             self._servers.append(self._tcp_server)
-        if self.tls is not None:
+        if self.tls is not None and self.on_tls_failure is not None:
+            self._tls_server = await _listen(self._accept_tls, self.host, self.tls_port)
+            self._servers.append(self._tls_server)
+        elif self.tls is not None:
             self._tls_server = await _listen(lambda r, w: self._accept(r, w, True), self.host, self.tls_port,
                                              context=self.tls)
             self._servers.append(self._tls_server)
@@ -110,6 +121,8 @@ class SeccServer:
             server.close()
         for stream in list(self._streams):  # aborting lets each connection task end by itself
             stream.abort()
+        for writer in list(self._handshakes):
+            writer.transport.abort()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for server in self._servers:
@@ -149,6 +162,32 @@ class SeccServer:
         return SDPResponse.for_host(host, port, Security.TLS if key == "tls" else Security.NO_TLS)
 
     # ----- connections -----
+
+    def _accept_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A TCP connection on the TLS port: stop reading at once (the ClientHello is for the TLS layer), then
+        hand-shake in a task."""
+        writer.transport.pause_reading()
+        task = asyncio.get_running_loop().create_task(self._handshake(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The TLS handshake; a failure goes to `on_tls_failure` and closes the connection."""
+        assert self.tls is not None and self.on_tls_failure is not None
+        peer = V2GTPStream(reader, writer).peer
+        self._handshakes.add(writer)
+        try:
+            await writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        except (OSError, TimeoutError, EOFError) as e:
+            code = getattr(e, "reason", None) or type(e).__name__
+            reason = f"TLS handshake failed ({code}): {e}"
+            log.warning("SECC %s: %s", peer, reason)
+            writer.transport.abort()
+            self.on_tls_failure(peer, reason)
+            return
+        finally:
+            self._handshakes.discard(writer)
+        await self._accept(reader, writer, True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool) -> None:
         """Run one connection as a tracked task."""

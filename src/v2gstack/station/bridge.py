@@ -319,13 +319,20 @@ class BridgeSession:
         self.auth_result = result.get("status", "Invalid")
         self.timeline.state("Authorized", status=self.auth_result, method="PlugAndCharge")
 
-    async def certificate_installation(self, info: SessionInfo, request: dict[str, Any]) -> dict[str, Any] | str:
+    async def certificate_update(self, info: SessionInfo, request: dict[str, Any]) -> dict[str, Any] | str:
+        """CertificateUpdateReq: Get15118EVCertificate with action Update (as for installation)."""
+        return await self.certificate_installation(info, request, action="Update")
+
+    async def certificate_installation(self, info: SessionInfo, request: dict[str, Any],
+                                       action: str = "Install") -> dict[str, Any] | str:
         """CertificateInstallationReq: forwarded to the CSMS as Get15118EVCertificate (the EXI request as sent by the
         EV, base64); its exiResponse, decoded, goes back to the EV; a refusal maps to a FAILED_* code."""
         from .. import exi
 
-        self.timeline.state("CertificateInstallation", via="Get15118EVCertificate")
-        payload = {"iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef", "action": "Install",
+        res_name = "CertificateInstallationRes" if action == "Install" else "CertificateUpdateRes"
+        self.timeline.state("CertificateInstallation" if action == "Install" else "CertificateUpdate",
+                            via="Get15118EVCertificate")
+        payload = {"iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef", "action": action,
                    "exiRequest": base64.b64encode(exi.encode("iso2", request)).decode()}
         answer = await self.station._call("Get15118EVCertificate", payload)
         if answer is None:
@@ -333,7 +340,7 @@ class BridgeSession:
             return "FAILED_NoCertificateAvailable"
         try:
             doc = exi.decode("iso2", base64.b64decode(answer["exiResponse"]))
-            body = doc["V2G_Message"]["Body"]["CertificateInstallationRes"]
+            body = doc["V2G_Message"]["Body"][res_name]
         except Exception as e:  # an unusable answer from the CSMS
             self.timeline.error("CertificateInstallationFailed", reason=f"unusable exiResponse: {e}")
             return "FAILED"

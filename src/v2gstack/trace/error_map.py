@@ -54,10 +54,20 @@ FAILURES: dict[str, IsoFailure] = {f.kind: f for f in [
     IsoFailure("OtherFailed", "any other FAILED response code", "Other", "AbnormalCondition"),
     IsoFailure("SequenceTimeout", "V2G_SECC_Sequence_Timeout: the EV sent no request in time", "Timeout",
                "EVCommunicationLost"),
-    IsoFailure("CommunicationSetupTimeout", "V2G_SECC_CommunicationSetup_Timeout: no session set up in time",
-               "Timeout", "EVCommunicationLost"),
-    IsoFailure("TlsFailure", "TLS handshake failed (certificate, version or cipher suite)", "Other",
-               "AbnormalCondition", security_event="InvalidTLSVersion"),
+    IsoFailure("CommunicationSetupTimeout", "the EV connected but set up no session (SessionSetup) before the SECC's "
+               "sequence timer expired (the SECC's view of V2G_EVCC_CommunicationSetup_Timeout)", "Timeout",
+               "EVCommunicationLost"),
+    IsoFailure("PerformanceTimeout", "the SECC answered later than V2G_SECC_Msg_Performance_Time and the EV left "
+               "(its V2G_EVCC_Msg_Timeout)", "Timeout", "EVCommunicationLost"),
+    IsoFailure("OngoingTimeout", "the EV left while the SECC answered EVSEProcessing=Ongoing (its "
+               "V2G_EVCC_Ongoing_Timeout: authorization or charging schedule not ready in time)", "Timeout",
+               "EVCommunicationLost"),
+    IsoFailure("TlsVersion", "TLS handshake failed: protocol version not accepted", "Other", "AbnormalCondition",
+               security_event="InvalidTLSVersion"),
+    IsoFailure("TlsCipherSuite", "TLS handshake failed: no common cipher suite", "Other", "AbnormalCondition",
+               security_event="InvalidTLSCipherSuite"),
+    IsoFailure("TlsFailure", "TLS handshake failed otherwise (the EV refused our certificate, or no TLS at all)",
+               "Other", "AbnormalCondition", security_event="TLSHandshakeFailed"),
     IsoFailure("V2gtpError", "V2GTP error: bad header, payload type or length (the SECC closes)", "Other",
                "AbnormalCondition", security_event="InvalidMessages"),
     IsoFailure("ExiError", "undecodable EXI (the SECC closes)", "Other", "AbnormalCondition",
@@ -83,8 +93,24 @@ _CODE_KIND = {
 _CODE = re.compile(r"\b(FAILED(?:_\w+)?)\b")
 
 
-def classify(reason: str) -> tuple[IsoFailure, str | None]:
-    """The failure kind of an SECC session end reason, and the ISO response code it names (if any)."""
+def classify(reason: str, *, session: bool = True, ongoing: bool = False,
+             late: bool = False) -> tuple[IsoFailure, str | None]:
+    """The failure kind of an SECC session end reason, and the ISO response code it names (if any).
+
+    The context refines timeouts the SECC cannot see itself: `session` false (no SessionSetup yet), `ongoing` (the
+    last answer was EVSEProcessing=Ongoing) and `late` (the last answer missed its performance time)."""
+    failure, code = _classify(reason)
+    if failure.kind == "SequenceTimeout" and not session:
+        return FAILURES["CommunicationSetupTimeout"], None
+    if failure.kind == "Disconnected":
+        if ongoing:
+            return FAILURES["OngoingTimeout"], None
+        if late:
+            return FAILURES["PerformanceTimeout"], None
+    return failure, code
+
+
+def _classify(reason: str) -> tuple[IsoFailure, str | None]:
     if reason.startswith("EV terminated"):
         return FAILURES["Normal"], None
     if reason.startswith("EV paused"):
@@ -101,8 +127,15 @@ def classify(reason: str) -> tuple[IsoFailure, str | None]:
         if "CableCheck" in reason:
             return FAILURES["IsolationFault"], code
         return FAILURES["OtherFailed"], code
+    if "TLS" in reason or "SSL" in reason:
+        upper = reason.upper()
+        if "VERSION" in upper or "UNSUPPORTED_PROTOCOL" in upper:
+            return FAILURES["TlsVersion"], None
+        if "CIPHER" in upper:
+            return FAILURES["TlsCipherSuite"], None
+        return FAILURES["TlsFailure"], None
     for needle, kind in (("Sequence_Timeout", "SequenceTimeout"), ("CommunicationSetup", "CommunicationSetupTimeout"),
-                         ("TLS", "TlsFailure"), ("SSL", "TlsFailure"), ("V2GTP", "V2gtpError"),
+                         ("V2GTP", "V2gtpError"),
                          ("undecodable EXI", "ExiError"), ("closed the connection", "Disconnected"),
                          ("connection error", "Disconnected"), ("shutting down", "Shutdown"),
                          ("internal error", "InternalError")):
@@ -165,9 +198,12 @@ def markdown() -> str:
         "`Problem`, actualValue `true`, trigger `Alerting`, techCode = the ISO response code or the kind, techInfo = "
         "the SECC's reason) is sent where marked; a SecurityEventNotification of the given type for security "
         "failures; StatusNotification `Faulted` where the EVSE needs attention. Security event types come from the "
-        "OCPP 2.0.1 security events list where it has one (InvalidTLSVersion, InvalidMessages); it has no entries "
-        "for contract certificates, so InvalidContractCertificate and InvalidContractSignature are our own "
-        "(the type is a free string of up to 50 characters).",
+        "OCPP 2.0.1 security events list where it has one (InvalidTLSVersion, InvalidTLSCipherSuite, "
+        "InvalidMessages); it has no entries for contract certificates or other TLS handshake failures, so "
+        "InvalidContractCertificate, InvalidContractSignature and TLSHandshakeFailed are our own (the type is a free "
+        "string of up to 50 characters). The station is the SECC, so the codes are the ones it sends; an EV that "
+        "gives up (its own timeouts) is seen as a disconnect and told apart by what the SECC last answered: "
+        "`Ongoing` -> OngoingTimeout, an answer later than the performance time -> PerformanceTimeout.",
         "",
         "| kind | ISO side | stoppedReason | triggerReason | NotifyEvent | SecurityEventNotification | Faulted |",
         "|---|---|---|---|---|---|---|",

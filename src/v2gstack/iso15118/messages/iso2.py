@@ -44,7 +44,7 @@ class Iso2Messages:
     no_charge_service_code = "FAILED_NoChargeServiceSelected"
     contactor_error_code = "FAILED_ContactorError"
     placeholder_evse_id = "ZZ00000"
-    steps_in_use = frozenset(Step) - {Step.CERTIFICATE_UPDATE}
+    steps_in_use = frozenset(Step)
 
     def __init__(self) -> None:
         self._by_name: dict[str, tuple[Step, bool]] = {}
