@@ -34,6 +34,15 @@ async def test_session_becomes_a_transaction_with_the_evs_energy(tmp_path: Path,
         needs = [m for m in rig.csms.store.messages(station_id="CS1") if m["action"] == "NotifyEVChargingNeeds"]
         assert needs and needs[0]["payload"]["chargingNeeds"]["requestedEnergyTransfer"] == (
             "DC" if energy == "dc" else "AC_three_phase")
+        [chosen] = [m["payload"] for m in rig.csms.store.messages(station_id="CS1")
+                    if m["action"] == "NotifyEVChargingSchedule"]
+        periods = chosen["chargingSchedule"]["chargingSchedulePeriod"]
+        session = rig.bridges[0].finished[0]
+        [profile] = [r["profile"] for r in session.timeline.records if r.get("what") == "ScheduleChosen"]
+        if protocol == "iso2":  # the EV's ChargingProfile from PowerDeliveryReq
+            assert [(p["startPeriod"], p["limit"]) for p in periods] == [tuple(e) for e in profile]
+        else:  # DIN sends no profile: the SAScheduleTuple it chose
+            assert profile == [] and periods == [{"startPeriod": 0, "limit": 50000.0}]
 
 
 def _tx(rig) -> dict:  # type: ignore[no-untyped-def]
@@ -75,6 +84,10 @@ async def test_profile_change_renegotiates_and_lowers_the_evs_power(tmp_path: Pa
         assert len(offered) == 2 and offered[0][0][1] == 50000.0 and offered[1][0][1] == 11000.0  # renegotiated
         iso_names = [r["message"] for r in session.timeline.records if r["protocol"] == "iso15118"]
         assert iso_names.count("ChargeParameterDiscoveryReq") == 2
+        await rig.station.wait_queue_empty()
+        chosen = [m["payload"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+                  for m in rig.csms.store.messages(station_id="CS1") if m["action"] == "NotifyEVChargingSchedule"]
+        assert chosen[0] > 11000 and chosen[-1] == 11000.0 and len(chosen) == 2  # the EV's new choice is reported
 
 
 async def test_eim_waits_for_the_csms_remote_start(tmp_path: Path) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import copy
+import ssl
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +14,11 @@ from typing import Any
 
 from test_csms_support import PASSWORD, our_station, running_csms
 
+from v2gstack import exi
 from v2gstack.csms.service import Csms
 from v2gstack.iso15118 import EvccConfig, EVModel, run_evcc
-from v2gstack.iso15118.evcc import SessionResult
+from v2gstack.iso15118.evcc import EvccSession, Send, SessionResult
+from v2gstack.iso15118.stream import V2GTPStream
 from v2gstack.station import ChargingStation
 from v2gstack.station.bridge import BridgeConfig, EvseBridge, start_bridged_seccs
 
@@ -45,8 +51,9 @@ class Rig:
 
 @asynccontextmanager
 async def bridged(tmp_path: Path, *, evses: int = 3, free: bool = True, config: BridgeConfig | None = None,
-                  **station_kw: Any) -> AsyncIterator[Rig]:
-    """Our CSMS (SQLite), our station with `evses` EVSEs bridged to SECCs on loopback."""
+                  secc: dict[str, Any] | None = None, **station_kw: Any) -> AsyncIterator[Rig]:
+    """Our CSMS (SQLite), our station with `evses` EVSEs bridged to SECCs on loopback (`secc`: more arguments of
+    start_bridged_seccs)."""
     trace_dir = tmp_path / "traces"
     async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}") as csms, \
             our_station(csms, password=PASSWORD, evses=evses, time_scale=1 / SPEEDUP, max_power_w=50_000.0,
@@ -54,10 +61,61 @@ async def bridged(tmp_path: Path, *, evses: int = 3, free: bool = True, config: 
         if free:
             st.model.put("AuthCtrlr", "Enabled", "false")
         await st.wait_accepted()
-        bridges = await start_bridged_seccs(st, config=config, trace_dir=trace_dir, port=0)
+        bridges = await start_bridged_seccs(st, config=config, trace_dir=trace_dir, port=0, **(secc or {}))
         try:
             yield Rig(csms, st, bridges, trace_dir)
         finally:
             for b in bridges:
                 if b.server is not None:
                     await b.server.close()
+
+
+Edit = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
+
+
+def _answer(doc: dict[str, Any]) -> tuple[str, str | None]:
+    """(message name, ResponseCode) of a response in the EXI JSON view."""
+    if "V2G_Message" in doc:
+        ((name, body),) = doc["V2G_Message"]["Body"].items()
+    else:
+        ((name, body),) = doc.items()
+    return name, body.get("ResponseCode")
+
+
+async def scripted_ev(address: tuple[str, int], protocol: str, energy: str, *, at: str, action: str | Edit,
+                      tls: ssl.SSLContext | None = None, wait: float = 30.0) -> list[tuple[str, str | None]]:
+    """Our EV engine over a real connection until it is about to send the request `at`; then `action`: "close"
+    (close the connection instead), "silent" (send nothing until the SECC closes), or a function (request, requests
+    sent so far) -> the request sent instead (its answer is read, then the connection closed).
+    Returns the (name, ResponseCode) of every answer received."""
+    engine = EvccSession(EvccConfig(protocols=(protocol,), energy=energy, evcc_id="0A0B0C0D0E01", loops=5),
+                         EVModel(speedup=SPEEDUP, soc=30.0))
+    reader, writer = await asyncio.open_connection(*address, ssl=tls, server_hostname="" if tls else None)
+    stream = V2GTPStream(reader, writer)
+    loop = asyncio.get_running_loop()
+    step = engine.start(loop.time())
+    sent: list[dict[str, Any]] = []
+    answers: list[tuple[str, str | None]] = []
+    try:
+        while isinstance(step, Send):
+            doc = step.doc
+            if step.name == at:
+                if action == "close":
+                    return answers
+                if action == "silent":
+                    with contextlib.suppress(ConnectionError):  # until the SECC gives up and closes
+                        await asyncio.wait_for(stream.recv(), wait)
+                    return answers
+                assert callable(action)
+                doc = action(copy.deepcopy(step.doc), sent)
+            await stream.send(exi.encode(step.ns, doc))
+            sent.append(doc)
+            frame = await asyncio.wait_for(stream.recv(), wait)
+            answer = exi.decode(engine.rx_namespace, frame.payload)
+            answers.append(_answer(answer))
+            if doc is not step.doc:
+                return answers
+            step = engine.handle(answer, loop.time())
+        return answers
+    finally:
+        await stream.close()

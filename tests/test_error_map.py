@@ -36,6 +36,24 @@ def test_classify(reason: str, kind: str, code: str | None) -> None:
     assert (failure.kind, got) == (kind, code)
 
 
+@pytest.mark.parametrize(("reason", "context", "kind"), [
+    ("V2G_SECC_Sequence_Timeout (60 s) expired waiting for SessionSetupReq", {"session": False},
+     "CommunicationSetupTimeout"),
+    ("EVCC closed the connection", {"ongoing": True}, "OngoingTimeout"),
+    ("EVCC closed the connection (reset)", {"late": True}, "PerformanceTimeout"),
+    ("EVCC closed the connection", {"ongoing": True, "late": True}, "OngoingTimeout"),
+    ("answered AuthorizationRes with FAILED", {"ongoing": True}, "AuthorizationFailed"),
+    ("TLS handshake failed (UNSUPPORTED_PROTOCOL): [SSL: UNSUPPORTED_PROTOCOL] unsupported protocol", {},
+     "TlsVersion"),
+    ("TLS handshake failed (NO_SHARED_CIPHER): [SSL: NO_SHARED_CIPHER] no shared cipher", {}, "TlsCipherSuite"),
+    ("TLS handshake failed (WRONG_VERSION_NUMBER): [SSL: WRONG_VERSION_NUMBER] wrong version number", {},
+     "TlsFailure"),
+    ("TLS handshake failed (TLSV1_ALERT_UNKNOWN_CA): ...", {}, "TlsFailure"),
+])
+def test_classify_with_context(reason: str, context: dict[str, bool], kind: str) -> None:
+    assert classify(reason, **context)[0].kind == kind
+
+
 def test_every_failure_maps_to_valid_ocpp_values() -> None:
     reasons = {"DeAuthorized", "EmergencyStop", "EnergyLimitReached", "EVDisconnected", "GroundFault", "ImmediateReset",
                "Local", "LocalOutOfCredit", "MasterPass", "Other", "OvercurrentFault", "PowerLoss", "PowerQuality",

@@ -119,6 +119,8 @@ class SeccServer:
             self._sdp.close()
         for server in self._servers:
             server.close()
+        for session in list(self.active):  # ended as a shutdown, not as the EV's disconnect the abort looks like
+            session.on_closed("SECC shutting down")
         for stream in list(self._streams):  # aborting lets each connection task end by itself
             stream.abort()
         for writer in list(self._handshakes):

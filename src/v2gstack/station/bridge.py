@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import logging
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..iso15118.evse import AuthorizationStatus, CableCheckResult, SessionInfo
+from ..iso15118.messages import MessageError, for_protocol, split
 from ..iso15118.model import (
     ACEVSEParameters,
     CurrentDemand,
@@ -32,15 +34,17 @@ from ..iso15118.model import (
     EVSEStatus,
     MeterReading,
     PMaxEntry,
+    ProfileEntry,
     SASchedule,
     Service,
     is_dc,
 )
 from ..iso15118.msglog import MessageRecord
-from ..trace.error_map import classify, notify_event
+from ..trace.error_map import IsoFailure, classify, notify_event
 from ..trace.timeline import Timeline, TimelineFolder
 
 if TYPE_CHECKING:
+    from ..iso15118.secc import SeccTimers
     from ..iso15118.secc_server import SeccServer
     from .station import ChargingStation
 
@@ -69,6 +73,8 @@ class BridgeConfig:
     dc_min_current: float = 0.0
     schedule_duration: int = 86400
     meter_prefix: str = "V2GSTACK-METER-"
+    isolation: str = "Valid"  # what the simulated isolation monitor measures at CableCheck (Invalid/Fault: a fault)
+    contactor_fault: bool = False  # the simulated contactors do not close (PowerDelivery FAILED_ContactorError)
 
 
 class EvseBridge:
@@ -85,6 +91,7 @@ class EvseBridge:
         self.ending: set[BridgeSession] = set()  # ended ISO sessions whose OCPP transaction is still being closed
         self.finished: list[BridgeSession] = []
         self.server: SeccServer | None = None
+        self.event_ids = itertools.count(int(time.time()) % 1_000_000)  # NotifyEvent eventIds of this EVSE
         station.on_profiles_changed.append(self._profiles_changed)
         station.frame_listeners.append(self._ocpp_frame)
 
@@ -99,10 +106,21 @@ class EvseBridge:
             return
         session.timeline.iso(record.direction, record.namespace, record.name, record.doc, record.exi,
                              record.session_id)
+        session.observe(record)
         if self.station.model.bool("BridgeCtrlr", "MirrorISO15118Messages"):
             self.station.spawn_call("DataTransfer", {
                 "vendorId": MIRROR_VENDOR.get(record.namespace, "ISO15118-20"), "messageId": record.name[:50],
                 "data": "EXI::" + base64.b64encode(record.exi).decode()})
+
+    def tls_failed(self, peer: str, reason: str) -> None:
+        """The SECC's `on_tls_failure`: a TLS handshake failed (no ISO session): reported per the error map, with a
+        timeline of its own."""
+        failure, code = classify(reason, session=False)
+        timeline = self.timelines.new()
+        timeline.link(evseId=self.evse_id, stationId=self.station.config.station_id)
+        timeline.error(failure.kind, code=code, reason=reason, peer=peer, securityEvent=failure.security_event)
+        report_failure(self.station, failure, code, reason, self.evse_id, next(self.event_ids))
+        timeline.close()
 
     def _profiles_changed(self, evse_id: int) -> None:
         if self.active is not None and evse_id in (0, self.evse_id):
@@ -128,7 +146,6 @@ class BridgeSession:
         self.auth_task: asyncio.Task[Any] | None = None
         self.auth_result: str | None = None
         self.needs_sent = False
-        self.schedule_sent = False
         self.renegotiate = False
         self.contactors = False
         self.tx_id: str | None = None
@@ -137,8 +154,12 @@ class BridgeSession:
         self.ev: EVChargeParameters | None = None
         self.ev_max_current: float | None = None
         self.power_w = 0.0
+        self.offered: dict[int, SASchedule] = {}  # the SAScheduleTuples of the last ChargeParameterDiscoveryRes
+        self.ongoing = False  # the last answer was EVSEProcessing=Ongoing (an EV leaving now: its Ongoing timeout)
+        self.late = False  # the last answer missed V2G_SECC_Msg_Performance_Time
+        self._rx_at: float | None = None
+        self._start_request: tuple[int | None, list[ProfileEntry]] | None = None  # PowerDeliveryReq Start
         self._mids: dict[str, str] = {}  # message id -> action of the CALLs recorded (to name their answers)
-        self._event_id = int(time.time()) % 1_000_000
         bridge.active = self  # the EVSE has one EV at a time: its messages are this session's from now on
 
     # ----- the OCPP side of the timeline -----
@@ -174,6 +195,38 @@ class BridgeSession:
         if tx is not None and tx.id != self.tx_id:
             self.tx_id = tx.id
             self.timeline.link(transactionId=tx.id)
+
+    def observe(self, record: MessageRecord) -> None:
+        """What the SECC's messages tell beyond the controller calls: the EV's charging profile (NotifyEVCharging
+        Schedule once PowerDelivery Start is answered OK), and whether the last answer was Ongoing or late (to name
+        the EV's timeout if it leaves)."""
+        if record.namespace not in PROTOCOL_NAMES:
+            return  # the handshake
+        msgs = for_protocol(record.namespace)
+        try:
+            _, name, body = split(record.doc)
+        except MessageError:
+            return
+        if record.direction == "rx":
+            self._rx_at = record.time
+            if name == "PowerDeliveryReq":
+                try:
+                    progress, tuple_id, profile, _, _ = msgs.read_power_delivery_req(body)
+                except (KeyError, TypeError, ValueError):
+                    return
+                self._start_request = (tuple_id, profile) if progress == "Start" else None
+            return
+        self.ongoing = body.get("EVSEProcessing") == "Ongoing"
+        found = msgs.lookup(name)
+        if found is not None and self._rx_at is not None and self.bridge.server is not None:
+            limit = self.bridge.server.config.timers.performance_time(record.namespace, found[0])
+            self.late = record.time - self._rx_at > limit
+        if name == "PowerDeliveryRes" and self._start_request is not None and body.get("ResponseCode") == "OK":
+            tuple_id, profile = self._start_request
+            self._start_request = None
+            self.timeline.state("ScheduleChosen", saScheduleTupleId=tuple_id,
+                                profile=[(e.start, e.max_power) for e in profile])
+            self.station.spawn_call("NotifyEVChargingSchedule", self._ev_schedule(tuple_id, profile))
 
     # ----- identity and offer -----
 
@@ -391,7 +444,9 @@ class BridgeSession:
         last = entries[-1]
         entries = (*entries[:-1], PMaxEntry(last.start, last.pmax, self.config.schedule_duration - last.start))
         self.timeline.state("ScheduleOffered", pmax=[(e.start, e.pmax) for e in entries])
-        return [SASchedule(1, entries)]
+        offer = [SASchedule(1, entries)]
+        self.offered = {t.tuple_id: t for t in offer}
+        return offer
 
     def _composite(self) -> dict[str, Any]:
         return self.station.composite_schedule(self.evse_no, self.config.schedule_duration, "W")
@@ -468,31 +523,43 @@ class BridgeSession:
     # ----- DC power stage -----
 
     def cable_check(self) -> CableCheckResult:
-        """The isolation test passes (a simulated IMD)."""
-        return CableCheckResult(True, "Valid")
+        """The isolation test of the simulated IMD: `BridgeConfig.isolation` (Valid unless a fault is simulated)."""
+        if self.config.isolation in ("Invalid", "Fault"):
+            self.timeline.state("IsolationFault", isolation=self.config.isolation)
+        return CableCheckResult(True, self.config.isolation)
 
     def precharge(self, voltage: float, current: float) -> float:
         """The output reaches the EV's target voltage."""
         return min(voltage, self.config.dc_max_voltage)
 
     def set_contactors(self, closed: bool) -> bool:
-        """Energy transfer starts or stops; the EV's chosen schedule is reported once it starts."""
+        """Energy transfer starts or stops (False: the simulated contactors failed to close)."""
+        if closed and self.config.contactor_fault:
+            self.timeline.state("ContactorFault")
+            return False
         self.contactors = closed
         self.timeline.state("ContactorsClosed" if closed else "ContactorsOpen")
-        if closed and not self.schedule_sent and self.info is not None:
-            self.schedule_sent = True
-            self.station.spawn_call("NotifyEVChargingSchedule", self._chosen_schedule())
         if not closed:
             self._draw(0.0)
         return True
 
-    def _chosen_schedule(self) -> dict[str, Any]:
-        composite = self._composite()
+    def _ev_schedule(self, tuple_id: int | None, profile: list[ProfileEntry]) -> dict[str, Any]:
+        """NotifyEVChargingScheduleRequest: the EV's ChargingProfile (-2), or the SAScheduleTuple it chose when it
+        sent none (DIN), from now on."""
+        periods: list[dict[str, Any]]
+        if profile:
+            periods = [{"startPeriod": e.start, "limit": float(e.max_power),
+                        **({"numberPhases": int(e.max_phases)} if e.max_phases else {})} for e in profile]
+        else:
+            chosen = self.offered.get(tuple_id or 1) or next(iter(self.offered.values()), None)
+            if chosen is not None:
+                periods = [{"startPeriod": e.start, "limit": float(e.pmax)} for e in chosen.entries]
+            else:
+                periods = [{"startPeriod": p["startPeriod"], "limit": p["limit"]}
+                           for p in self._composite()["chargingSchedulePeriod"]]
         return {"timeBase": self.station.clock.timestamp(), "evseId": self.evse_no, "chargingSchedule": {
-            "id": self.info.schedule_id or 1 if self.info else 1, "chargingRateUnit": "W",
-            "duration": self.config.schedule_duration,
-            "chargingSchedulePeriod": [{"startPeriod": p["startPeriod"], "limit": p["limit"]}
-                                       for p in composite["chargingSchedulePeriod"]]}}
+            "id": tuple_id or 1, "chargingRateUnit": "W", "duration": self.config.schedule_duration,
+            "chargingSchedulePeriod": periods}}
 
     def _draw(self, power_w: float, soc: float | None = None) -> None:
         """The power the EV takes now: the station's meter integrates it (the same meter both protocols report)."""
@@ -546,7 +613,7 @@ class BridgeSession:
     def session_stopped(self, info: SessionInfo, reason: str, paused: bool) -> None:
         """Report the end in OCPP terms (error map), end the transaction, and let the EVSE go."""
         self._draw(0.0)
-        failure, code = classify(reason)
+        failure, code = classify(reason, ongoing=self.ongoing, late=self.late)
         self.stop_reason = reason
         self.timeline.state("SessionStopped", reason=reason, failure=failure.kind, code=code, paused=paused)
         if self.bridge.active is self:
@@ -566,32 +633,16 @@ class BridgeSession:
 
     def connection_failed(self, reason: str) -> None:
         """The connection ended before a session existed (handshake, framing or EXI garbage): report, no transaction."""
-        failure, code = classify(reason)
+        failure, code = classify(reason, session=False, ongoing=self.ongoing, late=self.late)
         if self.bridge.active is self:
             self.bridge.active = None
         self.timeline.error(failure.kind, code=code, reason=reason, securityEvent=failure.security_event)
-        st = self.station
-        if failure.notify:
-            self._event_id += 1
-            st.spawn_call("NotifyEvent", {"generatedAt": st.clock.timestamp(), "seqNo": 0, "eventData": [
-                notify_event(failure, code, reason, self.evse_no, self._event_id, st.clock.timestamp())]})
-        if failure.security_event:
-            st.spawn_call("SecurityEventNotification", {"type": failure.security_event,
-                                                        "timestamp": st.clock.timestamp(),
-                                                        "techInfo": f"EVSE {self.evse_no}: {reason}"[:255]})
+        report_failure(self.station, failure, code, reason, self.evse_no, next(self.bridge.event_ids))
         self.timeline.close()
 
-    async def _report_end(self, failure: Any, code: str | None, reason: str) -> None:
+    async def _report_end(self, failure: IsoFailure, code: str | None, reason: str) -> None:
         st, tx = self.station, self.evse.tx
-        if failure.notify:
-            self._event_id += 1
-            st.spawn_call("NotifyEvent", {"generatedAt": st.clock.timestamp(), "seqNo": 0, "eventData": [
-                notify_event(failure, code, reason, self.evse_no, self._event_id, st.clock.timestamp(),
-                             tx.id if tx else None)]})
-        if failure.security_event:
-            st.spawn_call("SecurityEventNotification", {"type": failure.security_event,
-                                                        "timestamp": st.clock.timestamp(),
-                                                        "techInfo": f"EVSE {self.evse_no}: {reason}"[:255]})
+        report_failure(st, failure, code, reason, self.evse_no, next(self.bridge.event_ids), tx.id if tx else None)
         if failure.kind == "Normal":
             await st.unplug(self.evse_no)
         else:
@@ -610,6 +661,18 @@ class BridgeSession:
             self.timeline.close()
 
 
+def report_failure(station: ChargingStation, failure: IsoFailure, code: str | None, reason: str, evse_id: int,
+                   event_id: int, transaction_id: str | None = None) -> None:
+    """The OCPP messages of an ISO failure (trace/error_map.py): NotifyEvent and SecurityEventNotification."""
+    now = station.clock.timestamp()
+    if failure.notify:
+        station.spawn_call("NotifyEvent", {"generatedAt": now, "seqNo": 0, "eventData": [
+            notify_event(failure, code, reason, evse_id, event_id, now, transaction_id)]})
+    if failure.security_event:
+        station.spawn_call("SecurityEventNotification", {"type": failure.security_event, "timestamp": now,
+                                                         "techInfo": f"EVSE {evse_id}: {reason}"[:255]})
+
+
 def _energy_transfer(mode: str) -> str:
     """ISO EnergyTransferMode -> OCPP EnergyTransferModeEnumType."""
     return {"AC_single_phase_core": "AC_single_phase", "AC_three_phase_core": "AC_three_phase"}.get(mode, "DC")
@@ -625,10 +688,12 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
                               ifaces: list[str] | None = None, sdp_port: int | None = None,
                               config: BridgeConfig | None = None, trace_dir: Path | None = None,
                               tls: Any = None, protocols: tuple[str, ...] = ("iso2", "din"),
-                              timeout_scale: float = 1.0, tcp: bool | None = None) -> list[EvseBridge]:
+                              timeout_scale: float = 1.0, tcp: bool | None = None,
+                              timers: SeccTimers | None = None) -> list[EvseBridge]:
     """One SECC per EVSE: on `ifaces` (one per EVSE, SDP by multicast) or on loopback `host` with TCP ports
     `port`, `port`+1, ... (0 or None: free ports) and SDP ports `sdp_port`, `sdp_port`+1, ... (0: free ports).
-    With `tls` the SECCs serve TLS (and TCP too when `tcp` is true; by default TLS only).
+    With `tls` the SECCs serve TLS (and TCP too when `tcp` is true; by default TLS only) and report failed TLS
+    handshakes. `timers` replaces the SECC timers (else the defaults with the sequence timeout x `timeout_scale`).
     Returns the bridges; `bridge.server` is the running SeccServer."""
     from ..iso15118.sdp import SDP_PORT
     from ..iso15118.secc import SeccConfig, SeccTimers
@@ -637,10 +702,11 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
     bridges = []
     folder = TimelineFolder(trace_dir)
     base_sdp = SDP_PORT if sdp_port is None else sdp_port
-    base = SeccTimers()
-    timers = SeccTimers(sequence=base.sequence * timeout_scale, performance=base.performance,
-                        performance_long=base.performance_long,
-                        performance_current_demand=base.performance_current_demand)
+    if timers is None:
+        base = SeccTimers()
+        timers = SeccTimers(sequence=base.sequence * timeout_scale, performance=base.performance,
+                            performance_long=base.performance_long,
+                            performance_current_demand=base.performance_current_demand)
     for n, evse_id in enumerate(sorted(station.evses)):
         bridge = EvseBridge(station, evse_id, config, folder)
         iface = ifaces[n] if ifaces and n < len(ifaces) else None
@@ -649,7 +715,8 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
                             tcp=(tls is None) if tcp is None else tcp,
                             tls_port=(port + n) if port and tls is not None else 0,
                             sdp_port=base_sdp if iface or not base_sdp else base_sdp + n,
-                            on_message=bridge.iso_message)
+                            on_message=bridge.iso_message,
+                            on_tls_failure=bridge.tls_failed if tls is not None else None)
         await server.start()
         bridge.server = server
         bridges.append(bridge)

@@ -129,9 +129,10 @@ def _classify(reason: str) -> tuple[IsoFailure, str | None]:
         return FAILURES["OtherFailed"], code
     if "TLS" in reason or "SSL" in reason:
         upper = reason.upper()
-        if "VERSION" in upper or "UNSUPPORTED_PROTOCOL" in upper:
+        if any(k in upper for k in ("UNSUPPORTED_PROTOCOL", "VERSION_TOO_LOW", "VERSION_TOO_HIGH",
+                                    "ALERT_PROTOCOL_VERSION")):
             return FAILURES["TlsVersion"], None
-        if "CIPHER" in upper:
+        if "NO_SHARED_CIPHER" in upper or "NO_CIPHERS" in upper:
             return FAILURES["TlsCipherSuite"], None
         return FAILURES["TlsFailure"], None
     for needle, kind in (("Sequence_Timeout", "SequenceTimeout"), ("CommunicationSetup", "CommunicationSetupTimeout"),

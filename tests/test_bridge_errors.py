@@ -1,0 +1,246 @@
+"""Each row of the ISO 15118 -> OCPP error map, provoked for real (our EV scripted to misbehave, a simulated EVSE
+fault, timers, TLS clients the SECC refuses) and checked where it lands: the CSMS's NotifyEvent, SecurityEvent
+Notification, StatusNotification Faulted and the transaction's stoppedReason/triggerReason, and the timeline.
+Rows covered elsewhere: Normal and AuthorizationFailed, ExiError (test_bridge_sessions.py), CertificateError and
+SignatureError (test_bridge_pnc.py, test_iso15118_pnc.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_bridge_support import Rig, bridged, scripted_ev
+from test_station_support import until
+
+from v2gstack.iso15118.devcerts import make_secc_chain
+from v2gstack.iso15118.evcc import EvccTimers
+from v2gstack.iso15118.secc import SeccTimers
+from v2gstack.iso15118.tls import evcc_context
+from v2gstack.station.bridge import BridgeConfig
+from v2gstack.trace.error_map import FAILURES
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _sent(rig: Rig, action: str) -> list[dict[str, Any]]:
+    return [m["payload"] for m in rig.csms.store.messages(station_id="CS1") if m["action"] == action]
+
+
+def _events(rig: Rig) -> list[dict[str, Any]]:
+    return [d for p in _sent(rig, "NotifyEvent") for d in p["eventData"]]
+
+
+def _connector_status(rig: Rig) -> str | None:
+    station = rig.csms.store.station("CS1")
+    return None if station is None else (station.connector_status or {}).get("1/1")
+
+
+def _timeline_errors(rig: Rig) -> list[str]:
+    out = []
+    for path in rig.trace_dir.glob("*.jsonl"):
+        out += [r["what"] for r in map(json.loads, path.read_text().splitlines()) if r["kind"] == "error"]
+    return out
+
+
+async def _reported(rig: Rig, kind: str, tech_code: str, *, transaction: bool = True) -> None:
+    """The OCPP reports the error map names for `kind` reached the CSMS, and the timeline has the error."""
+    f = FAILURES[kind]
+    if f.notify:
+        await until(lambda: any(d["techCode"] == tech_code for d in _events(rig)))
+        [data] = [d for d in _events(rig) if d["techCode"] == tech_code]
+        assert data["component"] == {"name": "ConnectedEV", "evse": {"id": 1}}
+        assert (data["variable"], data["trigger"], data["actualValue"]) == ({"name": "Problem"}, "Alerting", "true")
+    if f.security_event:
+        await until(lambda: f.security_event in [p["type"] for p in _sent(rig, "SecurityEventNotification")])
+    if transaction:
+        await until(lambda: bool(rig.csms.store.transactions("CS1"))
+                    and rig.csms.store.transactions("CS1")[0]["state"] == "Ended")
+        [tx] = rig.csms.store.transactions("CS1")
+        full = rig.csms.store.transaction("CS1", tx["transactionId"])
+        assert (full["stoppedReason"], full["events"][-1]["triggerReason"]) == (f.stopped_reason, f.trigger_reason)
+        if f.notify:
+            assert data["transactionId"] == tx["transactionId"]
+    else:
+        assert rig.csms.store.transactions("CS1") == []
+    if f.faulted:  # the CSMS keeps each connector's last StatusNotification
+        await until(lambda: _connector_status(rig) == "Faulted")
+    else:
+        assert _connector_status(rig) != "Faulted"
+    if f.notify:
+        assert kind in _timeline_errors(rig)
+
+
+# ----- FAILED_* response codes the SECC sends -----
+
+async def test_no_common_protocol(tmp_path: Path) -> None:
+    async with bridged(tmp_path, evses=1, secc={"protocols": ("iso2",)}) as rig:
+        result = await rig.ev(1, "din", "dc")
+        assert not result.ok
+        await _reported(rig, "NoCommonProtocol", "Failed_NoNegotiation", transaction=False)
+
+
+async def test_sequence_error(tmp_path: Path) -> None:
+    async with bridged(tmp_path, evses=1) as rig:
+        answers = await scripted_ev(rig.address(1), "iso2", "ac", at="ServiceDiscoveryReq",
+                                    action=lambda doc, sent: sent[-1])  # SessionSetupReq again
+        assert answers[-1] == ("SessionSetupRes", "FAILED_SequenceError")
+        await _reported(rig, "SequenceError", "FAILED_SequenceError")
+
+
+def _other_session(doc: dict[str, Any], sent: list[dict[str, Any]]) -> dict[str, Any]:
+    doc["V2G_Message"]["Header"]["SessionID"] = "0102030405060708"
+    return doc
+
+
+async def test_unknown_session(tmp_path: Path) -> None:
+    async with bridged(tmp_path, evses=1) as rig:
+        answers = await scripted_ev(rig.address(1), "din", "dc", at="ServiceDiscoveryReq", action=_other_session)
+        assert answers[-1] == ("ServiceDiscoveryRes", "FAILED_UnknownSession")
+        await _reported(rig, "UnknownSession", "FAILED_UnknownSession")
+
+
+def _single_phase(doc: dict[str, Any], sent: list[dict[str, Any]]) -> dict[str, Any]:
+    doc["V2G_Message"]["Body"]["ChargeParameterDiscoveryReq"]["RequestedEnergyTransferMode"] = "AC_single_phase_core"
+    return doc
+
+
+async def test_wrong_energy_transfer_mode(tmp_path: Path) -> None:
+    async with bridged(tmp_path, evses=1) as rig:  # the EVSE offers AC three-phase and DC
+        answers = await scripted_ev(rig.address(1), "iso2", "ac", at="ChargeParameterDiscoveryReq",
+                                    action=_single_phase)
+        assert answers[-1] == ("ChargeParameterDiscoveryRes", "FAILED_WrongEnergyTransferMode")
+        await _reported(rig, "WrongChargeParameter", "FAILED_WrongEnergyTransferMode")
+
+
+async def test_isolation_fault_faults_the_evse(tmp_path: Path) -> None:
+    async with bridged(tmp_path, evses=1, config=BridgeConfig(isolation="Fault")) as rig:
+        result = await rig.ev(1, "iso2", "dc")
+        assert not result.ok and "CableCheckRes" in result.reason
+        await _reported(rig, "IsolationFault", "FAILED")
+
+
+async def test_contactor_error_faults_the_evse(tmp_path: Path) -> None:
+    async with bridged(tmp_path, evses=1, config=BridgeConfig(contactor_fault=True)) as rig:
+        result = await rig.ev(1, "iso2", "ac")
+        assert not result.ok and result.response_code == "FAILED_ContactorError"
+        await _reported(rig, "ContactorError", "FAILED_ContactorError")
+
+
+def _unknown_tuple(doc: dict[str, Any], sent: list[dict[str, Any]]) -> dict[str, Any]:
+    doc["V2G_Message"]["Body"]["PowerDeliveryReq"]["SAScheduleTupleID"] = 99
+    return doc
+
+
+async def test_schedule_not_offered(tmp_path: Path) -> None:
+    async with bridged(tmp_path, evses=1) as rig:
+        answers = await scripted_ev(rig.address(1), "iso2", "ac", at="PowerDeliveryReq", action=_unknown_tuple)
+        assert answers[-1] == ("PowerDeliveryRes", "FAILED_TariffSelectionInvalid")
+        await _reported(rig, "ProfileInvalid", "FAILED_TariffSelectionInvalid")
+        assert _sent(rig, "NotifyEVChargingSchedule") == []  # the EV's choice was refused
+
+
+def _contract_payment(doc: dict[str, Any], sent: list[dict[str, Any]]) -> dict[str, Any]:
+    doc["V2G_Message"]["Body"]["PaymentServiceSelectionReq"]["SelectedPaymentOption"] = "Contract"
+    return doc
+
+
+async def test_other_failed_code(tmp_path: Path) -> None:
+    async with bridged(tmp_path, evses=1) as rig:  # EIM only: Contract was not offered
+        answers = await scripted_ev(rig.address(1), "iso2", "ac", at="PaymentServiceSelectionReq",
+                                    action=_contract_payment)
+        assert answers[-1] == ("PaymentServiceSelectionRes", "FAILED_PaymentSelectionInvalid")
+        await _reported(rig, "OtherFailed", "FAILED_PaymentSelectionInvalid")
+
+
+# ----- timeouts -----
+
+async def test_sequence_timeout(tmp_path: Path) -> None:
+    async with bridged(tmp_path, evses=1, secc={"timers": SeccTimers(sequence=0.5)}) as rig:
+        await scripted_ev(rig.address(1), "iso2", "ac", at="ChargeParameterDiscoveryReq", action="silent")
+        await _reported(rig, "SequenceTimeout", "SequenceTimeout")
+
+
+async def test_communication_setup_timeout(tmp_path: Path) -> None:
+    async with bridged(tmp_path, evses=1, secc={"timers": SeccTimers(sequence=0.5)}) as rig:
+        answers = await scripted_ev(rig.address(1), "iso2", "ac", at="SessionSetupReq", action="silent")
+        assert answers == [("supportedAppProtocolRes", "OK_SuccessfulNegotiation")]
+        await _reported(rig, "CommunicationSetupTimeout", "CommunicationSetupTimeout", transaction=False)
+
+
+async def test_performance_timeout(tmp_path: Path) -> None:
+    late = SeccTimers(performance=0.0, performance_long=0.0, performance_current_demand=0.0)  # every answer is late
+    async with bridged(tmp_path, evses=1, secc={"timers": late}) as rig:
+        await scripted_ev(rig.address(1), "iso2", "ac", at="AuthorizationReq", action="close")
+        await _reported(rig, "PerformanceTimeout", "PerformanceTimeout")
+
+
+async def test_ongoing_timeout(tmp_path: Path) -> None:
+    async with bridged(tmp_path, evses=1, free=False) as rig:  # no token, no remote start: Ongoing until the EV quits
+        result = await rig.ev(1, "iso2", "ac", timers=EvccTimers(ongoing=0.5))
+        assert not result.ok and "Ongoing" in result.reason
+        await _reported(rig, "OngoingTimeout", "OngoingTimeout")
+
+
+async def test_disconnect(tmp_path: Path) -> None:
+    async with bridged(tmp_path, evses=1) as rig:
+        await scripted_ev(rig.address(1), "iso2", "dc", at="CableCheckReq", action="close")
+        await _reported(rig, "Disconnected", "Disconnected")
+
+
+# ----- transport -----
+
+async def test_v2gtp_error(tmp_path: Path) -> None:
+    async with bridged(tmp_path, evses=1) as rig:
+        reader, writer = await asyncio.open_connection(*rig.address(1))
+        writer.write(bytes.fromhex("02FD800100000004") + b"\x80\x00\x00\x00")  # protocol version 2
+        await asyncio.wait_for(reader.read(), 10)  # the SECC closes
+        writer.close()
+        await _reported(rig, "V2gtpError", "V2gtpError", transaction=False)
+
+
+async def _tls_rig_client(tmp_path: Path, client: ssl.SSLContext, kind: str) -> None:
+    chain = make_secc_chain()
+    async with bridged(tmp_path, evses=1, secc={"tls": chain.server_context(), "tcp": True}) as rig:
+        assert rig.bridges[0].server is not None
+        host, port = rig.bridges[0].server.addresses()["tls"]
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            _, writer = await asyncio.open_connection(host, port, ssl=client, server_hostname="")
+            writer.close()
+        await _reported(rig, kind, kind, transaction=False)
+        result = await rig.ev(1, "iso2", "ac", loops=2)  # a healthy EV right after
+        assert result.ok, result.reason
+
+
+async def test_tls_version(tmp_path: Path) -> None:
+    client = evcc_context()
+    client.minimum_version = client.maximum_version = ssl.TLSVersion.TLSv1_3  # the SECC speaks TLS 1.2 only
+    await _tls_rig_client(tmp_path, client, "TlsVersion")
+
+
+async def test_tls_cipher_suite(tmp_path: Path) -> None:
+    client = evcc_context()
+    client.set_ciphers("ECDHE-RSA-AES256-GCM-SHA384")  # not a V2G suite
+    await _tls_rig_client(tmp_path, client, "TlsCipherSuite")
+
+
+async def test_tls_failure_untrusted_secc_certificate(tmp_path: Path) -> None:
+    other = make_secc_chain()  # the EV trusts another V2G root
+    await _tls_rig_client(tmp_path, evcc_context(cadata=other.root_pem.decode()), "TlsFailure")
+
+
+# ----- station side -----
+
+async def test_secc_shutdown_ends_the_transaction_as_reboot(tmp_path: Path) -> None:
+    async with bridged(tmp_path, evses=1) as rig:
+        ev = asyncio.create_task(rig.ev(1, "iso2", "ac", loops=0, interval=0.05))
+        await until(lambda: rig.station.evses[1].meter.power_w > 0)
+        assert rig.bridges[0].server is not None
+        await rig.bridges[0].server.close()
+        result = await asyncio.wait_for(ev, 30)
+        assert not result.ok
+        await _reported(rig, "Shutdown", "Shutdown")
+        assert _events(rig) == []  # a shutdown is no EV problem

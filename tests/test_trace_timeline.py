@@ -1,0 +1,54 @@
+"""The station's session timeline format: every line carries the common fields, links are recorded once, files are
+found again by any link value (transactionId, SessionID, trace id)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from v2gstack import exi
+from v2gstack.trace.merge import read_lines, station_timelines
+from v2gstack.trace.timeline import Timeline, TimelineFolder
+
+DOC = {"V2G_Message": {"Header": {"SessionID": "0102030405060708"}, "Body": {"SessionStopReq": {}}}}
+
+
+def test_lines_carry_the_common_fields_and_both_protocols(tmp_path: Path) -> None:
+    t = Timeline(tmp_path, "a" * 32)
+    assert t.path is not None and not t.path.exists()  # created at the first record
+    t.link(sessionId="0102030405060708", evccId="0A0B0C0D0E01", evseId=1)
+    t.link(sessionId="0102030405060708", transactionId="tx-1")  # only the new fact is written
+    t.iso("rx", "din", "SessionStopReq", DOC, exi.encode("din", DOC), "0102030405060708")
+    t.ocpp("tx", [2, "m1", "TransactionEvent", {"eventType": "Ended"}])
+    t.ocpp("rx", [3, "m1", {}], action="TransactionEventResponse")
+    t.state("SessionStopped", reason="EV terminated the session")
+    t.error("Disconnected", code=None)
+    t.close()
+    t.state("AfterClose")  # memory only
+    lines = read_lines(t.path)
+    assert [r["seq"] for r in lines] == list(range(7)) and len(t.records) == 8
+    for r in lines:
+        assert r["trace_id"] == "a" * 32 and r["source"] == "station"
+        assert datetime.fromisoformat(r["wall"].replace("Z", "+00:00")).utcoffset().total_seconds() == 0
+    assert [r["mono"] for r in lines] == sorted(r["mono"] for r in lines)
+    assert [(r["protocol"], r["kind"]) for r in lines] == [
+        ("bridge", "link"), ("bridge", "link"), ("iso15118", "message"), ("ocpp", "message"), ("ocpp", "message"),
+        ("bridge", "state"), ("bridge", "error")]
+    assert lines[1] == {**lines[1], "transactionId": "tx-1"} and "sessionId" not in lines[1]
+    iso = lines[2]
+    assert iso["json"] == DOC and exi.decode("din", bytes.fromhex(iso["exi"])) == DOC
+    assert (lines[3]["action"], lines[4]["action"]) == ("TransactionEvent", "TransactionEventResponse")
+
+
+def test_timelines_are_found_by_any_link(tmp_path: Path) -> None:
+    folder = TimelineFolder(tmp_path)
+    first, second = folder.new(), folder.new()
+    assert first.trace_id != second.trace_id
+    first.link(sessionId="1111111111111111", transactionId="tx-A")
+    second.link(sessionId="2222222222222222", transactionId="tx-B")
+    first.close()
+    second.close()
+    for key in ("tx-A", "1111111111111111", first.trace_id):
+        assert [p for p, _ in station_timelines(tmp_path, key)] == [first.path]
+    assert station_timelines(tmp_path, "tx-C") == []
+    assert Timeline(None).path is None  # no folder: memory only
