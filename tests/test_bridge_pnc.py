@@ -85,9 +85,12 @@ async def test_blocked_emaid_is_refused(tmp_path: Path) -> None:
     pki_probe = create_pki()
     emaid = contract_of(pki_probe).emaid  # the default PKI configuration names the same eMAID every time
     tokens = [{"idToken": emaid, "type": "eMAID", "status": "Blocked"}]
-    async with pnc_rig(tmp_path, tokens=tokens) as (_csms, _st, bridge, pki, chain):
+    async with pnc_rig(tmp_path, tokens=tokens) as (csms, _st, bridge, pki, chain):
         result = await _ev(bridge, pki, chain)
-        assert not result.ok and result.response_code == "FAILED", result.reason
+        # C07.FR.13-17: a valid certificate for a blocked contract -> ContractCancelled (ISO FAILED_ContractCanceled)
+        assert not result.ok and result.response_code == "FAILED_ContractCanceled", result.reason
+        [auth] = [m for m in csms.store.messages(station_id="CS1") if m["action"] == "Authorize"]
+        assert auth["response"] == {"idTokenInfo": {"status": "Blocked"}, "certificateStatus": "ContractCancelled"}
 
 
 async def test_revoked_contract_fails_with_certificate_revoked(tmp_path: Path) -> None:
@@ -226,3 +229,31 @@ async def test_contract_update_through_station_and_csms(tmp_path: Path) -> None:
         await until(lambda: st.evses[1].tx is None)
         [update] = [m for m in csms.store.messages(station_id="CS1") if m["action"] == "Get15118EVCertificate"]
         assert update["payload"]["action"] == "Update" and update["response"]["code"] == "OK"
+
+
+async def test_csms_checks_revocation_from_hash_data_alone(tmp_path: Path) -> None:
+    """An Authorize with only iso15118CertificateHashData (C07.FR.05): the CSMS asks the responders named there and
+    answers CertificateRevoked + Invalid for a revoked chain (C07.FR.16); a good one stays Accepted."""
+    from test_csms_support import csms_url
+    from test_ocpp_support import raw_peer
+    from test_pki_ocsp import start_responder
+
+    from v2gstack.pki.ocsp_data import chain_hash_data
+
+    pki, _, _, server = await start_responder(tmp_path / "pki")
+    emaid = contract_of(pki).emaid
+    try:
+        async with running_csms(f"sqlite:///{tmp_path / 'c.db'}",
+                                tokens=[{"idToken": emaid, "type": "eMAID"}]) as csms, \
+                raw_peer(csms_url(csms), "CS1", password=PASSWORD) as peer:
+            data = chain_hash_data([pki.cert(Kind.CONTRACT), *pki.intermediates(Kind.CONTRACT),
+                                    pki.cert(Kind.MO_ROOT)])
+            request = {"idToken": {"idToken": emaid, "type": "eMAID"}, "iso15118CertificateHashData": data}
+            good = await peer.exchange([2, "a1", "Authorize", request])
+            assert good[2] == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
+            RevocationList(tmp_path / "pki" / "revoked.json").revoke(pki.cert(Kind.CONTRACT),
+                                                                     pki.cert(Kind.MO_SUB_CA2), "key_compromise")
+            revoked = await peer.exchange([2, "a2", "Authorize", request])
+            assert revoked[2] == {"idTokenInfo": {"status": "Invalid"}, "certificateStatus": "CertificateRevoked"}
+    finally:
+        server.close()  # type: ignore[attr-defined]

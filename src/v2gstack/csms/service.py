@@ -266,6 +266,28 @@ class Csms:
                 return "CertificateRevoked"
         return status
 
+    async def _hash_data_status(self, items: list[dict[str, str]]) -> str:
+        """Revocation of a chain known only by its OCSP request data (C07.FR.05): each responder is asked; the chain
+        itself cannot be checked without the certificates."""
+        from ..pki.ocsp import OcspError, build_request_by_hash, check_response_by_hash, fetch
+
+        if not self.config.contract_ocsp:
+            return "Accepted"
+        for item in items:
+            if not item.get("responderURL"):
+                continue
+            try:
+                raw = await fetch(item["responderURL"], build_request_by_hash(item), self.config.ocsp_timeout)
+                answer = check_response_by_hash(raw, item)
+            except (OcspError, ValueError) as e:
+                log.warning("contract hash data: no revocation status for serial %s: %s", item.get("serialNumber"), e)
+                if self.config.ocsp_required:
+                    return "CertChainError"
+                continue
+            if answer.name == "REVOKED":
+                return "CertificateRevoked"
+        return "Accepted"
+
     async def on_heartbeat(self, p: Payload, ctx: CallContext) -> Payload:
         """Heartbeat: the time, and the station is marked seen."""
         await self.worker.run(ops.op_seen, ctx.station_id)
@@ -283,13 +305,20 @@ class Csms:
         (PEM `certificate`) is verified against the installed MO roots first (C07)."""
         info = await self.worker.run(_id_token_info, p["idToken"])
         answer: Payload = {"idTokenInfo": info}
+        status = None
         if "certificate" in p:
             status = await self._contract_status(p["certificate"], p["idToken"]["idToken"])
-            answer["certificateStatus"] = status
+        elif p.get("iso15118CertificateHashData"):
+            status = await self._hash_data_status(p["iso15118CertificateHashData"])
+        if status is not None:
+            # C07.FR.13-17: the certificate's verdict and the token's travel together
             if status != "Accepted":
                 answer["idTokenInfo"] = {"status": "Expired" if status == "CertificateExpired" else "Invalid"}
-            elif info["status"] == "Unknown" and self.config.accept_valid_contracts:
+            elif info["status"] == "Unknown" and self.config.accept_valid_contracts and "certificate" in p:
                 answer["idTokenInfo"] = {"status": "Accepted"}
+            elif info["status"] in ("Blocked", "Expired", "Invalid", "Unknown"):
+                status = "ContractCancelled"  # a valid certificate for a contract the MO no longer honours
+            answer["certificateStatus"] = status
         self._notify(ctx.station_id, "Authorize", p)
         await self._log(ctx.station_id, "rx", "Authorize", p, answer)
         return answer

@@ -143,7 +143,8 @@ class OcspResponder:
         builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
             req.issuer_name_hash, req.issuer_key_hash, req.serial_number, algorithm, status, now,
             now + self.validity, revoked[0] if revoked else None, revoked[1] if revoked else None,
-        ).responder_id(ocsp.OCSPResponderEncoding.HASH, ca.cert)
+        ).responder_id(ocsp.OCSPResponderEncoding.HASH, ca.cert).certificates([ca.cert])  # lets hash-only clients
+        # (a CSMS given OCPP's OCSPRequestData) check the signature against the issuer key hash they hold
         try:
             nonce = req.extensions.get_extension_for_class(x509.OCSPNonce).value
             builder = builder.add_extension(nonce, critical=False)
@@ -195,6 +196,31 @@ def check_response(data: bytes, cert: x509.Certificate, issuer: x509.Certificate
                 signer = extra
     _verify(signer.public_key(), resp.signature, resp.tbs_response_bytes)
     now = at or dt.datetime.now(dt.UTC)
+    if resp.this_update_utc > now + dt.timedelta(minutes=5) or (
+            resp.next_update_utc is not None and resp.next_update_utc < now):
+        raise OcspError("the OCSP response is not current")
+    return resp.certificate_status
+
+
+def check_response_by_hash(data: bytes, hash_data: dict[str, str]) -> ocsp.OCSPCertStatus:
+    """The status an OCSP response gives the certificate named by OCPP OCSPRequestData, for a client without the
+    issuer certificate: the response must carry a certificate whose key hash is the request's issuerKeyHash and whose
+    key signed it, and be about that serial and current. OcspError otherwise."""
+    try:
+        resp = ocsp.load_der_ocsp_response(data)
+    except ValueError as e:
+        raise OcspError(f"not an OCSP response: {e}") from None
+    if resp.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+        raise OcspError(f"OCSP responder answered {resp.response_status.name}")
+    if resp.serial_number != int(hash_data["serialNumber"], 16) or \
+            resp.issuer_key_hash.hex() != hash_data["issuerKeyHash"].lower():
+        raise OcspError("the OCSP response is about another certificate")
+    signer = next((c for c in resp.certificates if _key_hash(c, hashes.SHA256()).hex() == hash_data[
+        "issuerKeyHash"].lower() or _key_hash(c, resp.hash_algorithm) == resp.issuer_key_hash), None)
+    if signer is None:
+        raise OcspError("the OCSP response carries no certificate of the issuer to check its signature with")
+    _verify(signer.public_key(), resp.signature, resp.tbs_response_bytes)
+    now = dt.datetime.now(dt.UTC)
     if resp.this_update_utc > now + dt.timedelta(minutes=5) or (
             resp.next_update_utc is not None and resp.next_update_utc < now):
         raise OcspError("the OCSP response is not current")
