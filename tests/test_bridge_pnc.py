@@ -257,3 +257,48 @@ async def test_csms_checks_revocation_from_hash_data_alone(tmp_path: Path) -> No
             assert revoked[2] == {"idTokenInfo": {"status": "Invalid"}, "certificateStatus": "CertificateRevoked"}
     finally:
         server.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("fault", "code"), [
+    ("bad-signature", "FAILED_SignatureError"), ("tampered-challenge", "FAILED_ChallengeInvalid"),
+    ("emaid-mismatch", "FAILED_CertChainError"), ("expired", "FAILED_CertificateExpired"),
+    ("wrong-root", "FAILED_CertChainError")])
+async def test_each_fault_in_both_protocols_and_the_timeline(tmp_path: Path, fault: str, code: str) -> None:
+    """Per fault: the EV's ISO code, the CSMS's Authorize answer where the CSMS is asked (wrong root), the station's
+    NotifyEvent (techCode = the code) and SecurityEventNotification, and the timeline's error record."""
+    import datetime as dt
+
+    from v2gstack.iso15118.evcc import Contract
+    from v2gstack.pki.issue import issue, subject_name
+    from v2gstack.pki.profiles import PROFILES
+
+    async with pnc_rig(tmp_path) as (csms, _st, bridge, pki, chain):
+        contract = contract_of(pki)
+        if fault == "expired":
+            old = issue(PROFILES[Kind.CONTRACT], subject_name(contract.emaid, "MO", "DE", "MO"),
+                        issuer=pki.items[Kind.MO_SUB_CA2], not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=9),
+                        validity_days=1)
+            from cryptography.hazmat.primitives.serialization import Encoding
+
+            contract = Contract(contract.emaid, [old.cert.public_bytes(Encoding.DER), *contract.chain[1:]], old.key)
+        elif fault == "wrong-root":
+            contract = contract_of(create_pki())
+        config = EvccConfig(protocols=("iso2",), energy="ac", loops=2, payment="Contract", contract=contract,
+                            pnc_fault=fault if fault in ("bad-signature", "tampered-challenge", "emaid-mismatch")
+                            else None, ongoing_interval=0.02)
+        result = await run_evcc(config, EVModel(), tls=True, tls_context=evcc_context(cadata=chain.root_pem.decode()),
+                                secc=bridge.server.addresses()["tls"])
+        assert not result.ok and result.response_code == code, result.reason
+        await until(lambda: {"NotifyEvent", "SecurityEventNotification"} <= {
+            m["action"] for m in csms.store.messages(station_id="CS1")})
+        log = csms.store.messages(station_id="CS1")
+        assert [m["payload"]["eventData"][0]["techCode"] for m in log if m["action"] == "NotifyEvent"] == [code]
+        [security] = [m for m in log if m["action"] == "SecurityEventNotification"]
+        assert security["payload"]["type"] in ("InvalidContractCertificate", "InvalidContractSignature")
+        auths = [m for m in log if m["action"] == "Authorize"]
+        if fault == "wrong-root":
+            assert auths[0]["response"] == {"idTokenInfo": {"status": "Invalid"}, "certificateStatus": "CertChainError"}
+        else:
+            assert auths == []  # the SECC refused before asking anybody
+        records = bridge.finished[-1].timeline.records
+        assert any(r.get("kind") == "error" and r.get("code") == code for r in records)

@@ -83,6 +83,7 @@ class EvccConfig:
     contract: Contract | None = None  # Plug & Charge (payment="Contract", -2 over TLS)
     oem: OemCredentials | None = None  # without a contract: install one with the OEM provisioning certificate
     update_contract: bool = False  # with a contract: renew it first (CertificateUpdate), then charge with the new one
+    pnc_fault: str | None = None  # tests and demos: "bad-signature", "tampered-challenge", "emaid-mismatch"
     v2g_roots: tuple[Any, ...] = ()  # V2G roots to check the CPS chain of an update (installation: oem.v2g_roots)
     resume_session_id: str | None = None  # SessionID of a paused session to resume
     timers: EvccTimers = field(default_factory=EvccTimers)
@@ -379,8 +380,10 @@ class EvccSession:
                     return self._fail("Plug & Charge selected without a contract or an OEM provisioning certificate")
                 body, signature = pnc.installation_request(oem.cert, oem.key, oem.v2g_roots)
                 return self._send(now, Step.CERTIFICATE_INSTALLATION, body, signature=signature)
-            return self._send(now, Step.PAYMENT_DETAILS,
-                              self.msgs.payment_details_req(self.contract.emaid, self.contract.chain))
+            emaid = self.contract.emaid
+            if self.config.pnc_fault == "emaid-mismatch":
+                emaid = emaid[:-1] + ("0" if emaid[-1] != "0" else "1")
+            return self._send(now, Step.PAYMENT_DETAILS, self.msgs.payment_details_req(emaid, self.contract.chain))
         self._start_timer("V2G_EVCC_Ongoing_Timeout", self.timers.ongoing, now)
         return self._send(now, Step.AUTHORIZATION, self.msgs.authorization_req())
 
@@ -417,9 +420,14 @@ class EvccSession:
 
     def _signed_authorization(self, now: float, delay: float = 0.0) -> Send | SessionResult:
         """AuthorizationReq with Id and GenChallenge, signed (header Signature) with the contract key."""
-        assert self.msgs is not None and self.contract is not None
-        req = self.msgs.authorization_req(self.challenge)
-        signature = xmldsig.sign(self.msgs.ns, [(req["Id"], "AuthorizationReq", req)], self.contract.key)
+        assert self.msgs is not None and self.contract is not None and self.challenge is not None
+        challenge, key = self.challenge, self.contract.key
+        if self.config.pnc_fault == "tampered-challenge":
+            challenge = bytes(b ^ 0xFF for b in challenge)
+        elif self.config.pnc_fault == "bad-signature":
+            key = ec.generate_private_key(ec.SECP256R1())
+        req = self.msgs.authorization_req(challenge)
+        signature = xmldsig.sign(self.msgs.ns, [(req["Id"], "AuthorizationReq", req)], key)
         return self._send(now, Step.AUTHORIZATION, req, delay, signature)
 
     def _after_authorization(self, body: Body, now: float) -> Send | SessionResult:
