@@ -53,3 +53,22 @@ async def test_roots_by_api(tmp_path: Path) -> None:
         assert (await api.post("/api/roots", json={"kind": "V2GRootCertificate", "pem": "x"})).status_code == 422
         assert (await api.delete(f"/api/roots/{fp}")).status_code == 204
         assert (await api.delete(f"/api/roots/{fp}")).status_code == 404
+
+
+async def test_revoke_through_the_api(tmp_path: Path) -> None:
+    """POST /api/certificates/revoke marks a certificate of the CSMS's own CAs revoked for its OCSP responder."""
+    from v2gstack.pki.ocsp import RevocationList
+    from v2gstack.pki.store import write_pki
+
+    pki = create_pki()
+    write_pki(pki, tmp_path / "pki")
+    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}", pki_dir=str(tmp_path / "pki")) as csms, \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(csms)), base_url="http://csms") as api:
+        contract = cert_pem(pki.cert(Kind.CONTRACT)).decode()
+        r = await api.post("/api/certificates/revoke", json={"pem": contract, "reason": "key_compromise"})
+        assert r.status_code == 200 and r.json()["reason"] == "key_compromise"
+        assert RevocationList(tmp_path / "pki" / "revoked.json").lookup(
+            pki.cert(Kind.MO_SUB_CA2), pki.cert(Kind.CONTRACT).serial_number) is not None
+        assert (await api.post("/api/certificates/revoke", json={"pem": "x"})).status_code == 422
+        stranger = cert_pem(create_pki().cert(Kind.CONTRACT)).decode()
+        assert (await api.post("/api/certificates/revoke", json={"pem": stranger})).status_code == 404

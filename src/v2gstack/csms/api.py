@@ -71,6 +71,13 @@ class RootIn(BaseModel):
     pem: str
 
 
+class RevokeIn(BaseModel):
+    """A certificate to revoke."""
+
+    pem: str
+    reason: str = Field("unspecified", examples=["key_compromise", "superseded", "cessation_of_operation"])
+
+
 AUTH_STATUSES = {"Accepted", "Blocked", "ConcurrentTx", "Expired", "Invalid", "NoCredit", "NotAllowedTypeEVSE",
                  "NotAtThisLocation", "NotAtThisTime", "Unknown"}
 TOKEN_TYPES = {"Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress", "NoAuthorization"}
@@ -196,6 +203,38 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
         if not store.remove_trust_anchor(fingerprint):
             raise HTTPException(404, f"no root with fingerprint {fingerprint}")
         return Response(status_code=204)
+
+    @app.post("/api/certificates/revoke", tags=["pki"])
+    def revoke_certificate(body: RevokeIn) -> dict[str, Any]:
+        """Revoke a certificate issued by one of this CSMS's CAs (--pki-dir): its OCSP responder (`v2gstack pki ocsp
+        --dir` on the same folder) answers `revoked` from now on, and contract checks see it."""
+        from cryptography import x509 as x509_
+        from cryptography.exceptions import InvalidSignature
+
+        from ..pki.ocsp import REASONS, OcspResponder
+
+        if not csms.config.pki_dir:
+            raise HTTPException(409, "this CSMS has no PKI folder (--pki-dir)")
+        if body.reason not in REASONS:
+            raise HTTPException(422, f"reason must be one of {sorted(REASONS)}")
+        try:
+            cert = x509_.load_pem_x509_certificate(body.pem.encode())
+        except ValueError:
+            raise HTTPException(422, "not a PEM certificate") from None
+        responder = OcspResponder.from_pki_dir(Path(csms.config.pki_dir))
+        issuer = None
+        for ca in responder.cas:  # the CA whose key signed it (names alone can repeat across PKIs)
+            try:
+                cert.verify_directly_issued_by(ca.cert)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            issuer = ca.cert
+            break
+        if issuer is None:
+            raise HTTPException(404, "no CA of this CSMS issued that certificate")
+        responder.revocations.revoke(cert, issuer, body.reason)
+        return {"serialNumber": format(cert.serial_number, "x"), "subject": cert.subject.rfc4514_string(),
+                "reason": body.reason}
 
     @app.get("/api/timeline/{key}", tags=["transactions"])
     def timeline(key: str) -> list[dict[str, Any]]:

@@ -157,11 +157,20 @@ def revoke(
     reason: Annotated[str, typer.Option("--reason", help="RFC 5280 reason, e.g. key_compromise")] = "unspecified",
 ) -> None:
     """Revoke a certificate issued by one of the folder's CAs (the OCSP responder answers `revoked` at once)."""
+    from cryptography.exceptions import InvalidSignature
+
     from .ocsp import REASONS, OcspResponder
 
     cert = load_certs(cert_file)[0]
     responder = OcspResponder.from_pki_dir(folder)
-    issuer = next((c.cert for c in responder.cas if c.cert.subject == cert.issuer), None)
+    issuer = None
+    for ca in responder.cas:  # the CA whose key signed it (names alone can repeat across PKIs)
+        try:
+            cert.verify_directly_issued_by(ca.cert)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        issuer = ca.cert
+        break
     if issuer is None:
         typer.echo(f"error: no CA under {folder} issued {cert.subject.rfc4514_string()}", err=True)
         raise typer.Exit(2)
