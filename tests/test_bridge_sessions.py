@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.mark.parametrize(("protocol", "energy"), [("din", "dc"), ("iso2", "ac"), ("iso2", "dc")])
 async def test_session_becomes_a_transaction_with_the_evs_energy(tmp_path: Path, protocol: str, energy: str) -> None:
     async with bridged(tmp_path, evses=1) as rig:
-        result = await rig.ev(1, protocol, energy, loops=30)
+        result = await rig.ev(1, protocol, energy, loops=30, interval=0.05)
         assert result.ok, result.reason
         await until(lambda: rig.station.evses[1].tx is None)
         await rig.station.wait_queue_empty()

@@ -61,7 +61,8 @@ async def bridged(tmp_path: Path, *, evses: int = 3, free: bool = True, config: 
         if free:
             st.model.put("AuthCtrlr", "Enabled", "false")
         await st.wait_accepted()
-        bridges = await start_bridged_seccs(st, config=config, trace_dir=trace_dir, port=0, **(secc or {}))
+        options = {"sdp_port": 0, **(secc or {})}  # free UDP ports: parallel runs never collide on 15118
+        bridges = await start_bridged_seccs(st, config=config, trace_dir=trace_dir, port=0, **options)
         try:
             yield Rig(csms, st, bridges, trace_dir)
         finally:

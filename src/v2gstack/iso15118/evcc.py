@@ -510,8 +510,6 @@ class EvccSession:
         """PowerDeliveryReq with ChargeProgress Start / Stop / Renegotiate (DIN: ReadyToChargeState)."""
         assert self.msgs is not None and self.schedule is not None
         self.progress = progress
-        if progress == "Stop" and self._last_tick is not None:
-            self._take(now, 0.0)  # the current flowed until the EV asked to stop
         dc = is_dc(self.mode)
         profile = None
         if progress == "Start" and self.protocol == "iso2":
@@ -533,6 +531,8 @@ class EvccSession:
         if self.progress == "Renegotiate":
             self.renegotiating = True
             return self._charge_parameter_discovery(now)
+        if self._last_tick is not None:
+            self._take(now, 0.0)  # the current flowed until the EVSE confirmed the stop (contactors open)
         if is_dc(self.mode) and self.config.welding_detection:
             return self._send(now, Step.WELDING_DETECTION, self.msgs.ev_status_req(self.ev.dc_status(ready=False)))
         return self._session_stop(now)
