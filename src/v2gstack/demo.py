@@ -267,8 +267,7 @@ def _summary(store: Store, evs: list[DemoEv], results: list[SessionResult], elap
         duration = "-"
         if full is not None:
             first_tx = first_tx or full["transactionId"]
-            values = [m["value"] for m in full["meterValues"] if m["measurand"] == "Energy.Active.Import.Register"]
-            csms_wh = values[-1] if values else None
+            csms_wh = full["energyImportWh"]  # Wh, from the normalised registers (csms/store.py energy_totals)
             needs = [m for m in store.messages(station_id=STATION_ID, transaction_id=full["transactionId"])
                      if m["action"] == "SetChargingProfile"]
             reneg = "yes" if needs else "-"

@@ -136,6 +136,16 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
             raise HTTPException(404, f"unknown station {station_id!r}")
         return Response(status_code=204)
 
+    @app.get("/api/stations/{station_id}/meter-values", tags=["stations"])
+    def station_meter_values(station_id: str, evse: int | None = Query(None, ge=0, description="0: main meter"),
+                             since: datetime | None = None,
+                             limit: int = Query(1000, ge=1, le=10000)) -> list[dict[str, Any]]:
+        """A station's sampled values, oldest first (MeterValues and those of transactions), per EVSE: `value` and
+        `unit` normalised (Wh, W, ...: multiplier applied, kilo units converted), `sent` as the station sent them."""
+        if store.station(station_id) is None:
+            raise HTTPException(404, f"unknown station {station_id!r}")
+        return store.meter_values(station_id, evse_id=evse, since=since, limit=limit)
+
     @app.get("/api/idtokens", tags=["idtokens"])
     def list_tokens() -> list[dict[str, Any]]:
         """Every registered idToken."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -87,20 +87,31 @@ class TransactionEvent(Base):
 
 
 class MeterValue(Base):
-    """One sampled value (measurand, phase, unit) of one meter reading, linked to the event that carried it."""
+    """One sampled value (measurand, phase, unit) of one meter reading, linked to the event that carried it.
+
+    `value`/`unit` are normalised: value x 10^multiplier, kilo units in their base unit (kWh -> Wh, kW -> W, ...),
+    so sums need no conversion; `sent_value`/`sent_unit`/`multiplier` keep what the station sent (NULL on rows
+    written before they existed). `evse_id`: the EVSE of the MeterValues request (0: the main meter) or of the
+    transaction.
+    """
 
     __tablename__ = "meter_values"
+    __table_args__ = (Index("ix_meter_values_station_evse_time", "station_id", "evse_id", "timestamp"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     station_id: Mapped[str] = mapped_column(String(48))
     transaction_id: Mapped[str | None] = mapped_column(String(36))
+    evse_id: Mapped[int | None] = mapped_column(Integer)
     event_id: Mapped[int | None] = mapped_column(ForeignKey("transaction_events.id"))
     timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     measurand: Mapped[str] = mapped_column(String(50), default="Energy.Active.Import.Register")
     phase: Mapped[str | None] = mapped_column(String(10))
     location: Mapped[str | None] = mapped_column(String(10))
     context: Mapped[str | None] = mapped_column(String(30))
-    value: Mapped[float] = mapped_column(Float)
-    unit: Mapped[str | None] = mapped_column(String(20))
+    value: Mapped[float] = mapped_column(Float)  # normalised (see the class docstring)
+    unit: Mapped[str | None] = mapped_column(String(20))  # normalised: Wh, W, varh, var, VA, A, V, ...
+    sent_value: Mapped[float | None] = mapped_column(Float)
+    sent_unit: Mapped[str | None] = mapped_column(String(20))
+    multiplier: Mapped[int | None] = mapped_column(Integer)
 
 
 class MessageLog(Base):

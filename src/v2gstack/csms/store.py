@@ -2,6 +2,8 @@
 
 Writes that come from stations are idempotent where OCPP allows replays: a TransactionEvent is keyed by
 (station, transactionId, seqNo), so an event the station queued offline and sends again is stored once.
+Sampled values are stored normalised (ocpp/units.py: value x 10^multiplier, kWh as Wh, kW as W) beside what was
+sent, so every energy total is in Wh. A database of an earlier version is upgraded at start (csms/migrate.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..ocpp.auth import valid_station_id
+from ..ocpp.units import DEFAULT_MEASURAND, normalise
+from .migrate import SchemaError, migrate
 from .models import Base, IdToken, MessageLog, MeterValue, Station, Transaction, TrustAnchor
 
 DEFAULT_URL = "sqlite:///v2gstack-csms.db"
@@ -89,6 +93,11 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         Base.metadata.create_all(self.engine)
+        try:
+            migrate(self.engine, Base.metadata)
+        except SchemaError as e:
+            self.engine.dispose()
+            raise StoreError(str(e)) from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:
@@ -212,6 +221,23 @@ class Store:
             if limit is not None:
                 q = q.limit(limit)
             return [_transaction_dict(tx, with_details=False) for tx in s.scalars(q)]
+
+    def meter_values(self, station_id: str, *, evse_id: int | None = None, since: datetime | None = None,
+                     limit: int = 1000) -> list[dict[str, Any]]:
+        """A station's sampled values, oldest first: all, or one EVSE's (0: the main meter), from `since` on.
+
+        Values of transactions are included (with their transactionId); MeterValues requests have none.
+        """
+        with self.session() as s:
+            q = select(MeterValue).where(MeterValue.station_id == station_id)
+            if evse_id is not None:
+                q = q.where(MeterValue.evse_id == evse_id)
+            if since is not None:  # compared in UTC (SQLite keeps UTC text without an offset)
+                since = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
+                q = q.where(MeterValue.timestamp >= (since if self.engine.dialect.name == "postgresql"
+                                                     else since.replace(tzinfo=None)))
+            q = q.order_by(MeterValue.timestamp, MeterValue.id).limit(limit)
+            return [_meter_dict(m) for m in s.scalars(q)]
 
     def transaction_by_session(self, session_id: str) -> dict[str, Any] | None:
         """The transaction linked to an ISO 15118 SessionID (hex), if any."""
@@ -344,19 +370,23 @@ _TRANSACTION_SQL = """INSERT INTO transactions AS t (station_id, transaction_id,
  started_at = CASE WHEN excluded.state = 'Started' THEN excluded.started_at ELSE t.started_at END,
  state = CASE WHEN t.state = 'Ended' OR excluded.state = 'Ended' THEN 'Ended' ELSE excluded.state END,
  ended_at = COALESCE(excluded.ended_at, t.ended_at),
- stopped_reason = COALESCE(excluded.stopped_reason, t.stopped_reason)"""
-_METER_SQL = """INSERT INTO meter_values (station_id, transaction_id, event_id, timestamp, measurand, phase, location,
- context, value, unit) VALUES (%(station_id)s, %(transaction_id)s, %(event_id)s, %(timestamp)s, %(measurand)s,
- %(phase)s, %(location)s, %(context)s, %(value)s, %(unit)s)"""
+ stopped_reason = COALESCE(excluded.stopped_reason, t.stopped_reason)
+ RETURNING evse_id"""
+_METER_SQL = """INSERT INTO meter_values (station_id, transaction_id, evse_id, event_id, timestamp, measurand, phase,
+ location, context, value, unit, sent_value, sent_unit, multiplier) VALUES (%(station_id)s, %(transaction_id)s,
+ %(evse_id)s, %(event_id)s, %(timestamp)s, %(measurand)s, %(phase)s, %(location)s, %(context)s, %(value)s, %(unit)s,
+ %(sent_value)s, %(sent_unit)s, %(multiplier)s)"""
 
 
 # PostgreSQL: the three statements as one (data-modifying CTEs), so an event costs one round trip to the server.
 _PG_EVENT_SQL = ("WITH ev AS (" + _EVENT_SQL + "), tx AS (" + _TRANSACTION_SQL.replace(
     " VALUES (%(station_id)s", " SELECT %(station_id)s").replace(
     "%(stopped_reason)s, '{}')", "%(stopped_reason)s, '{}' WHERE EXISTS (SELECT 1 FROM ev)") + """),
- mv AS (INSERT INTO meter_values (station_id, transaction_id, event_id, timestamp, measurand, phase, location, context,
- value, unit) SELECT %(station_id)s, %(transaction_id)s, ev.id, (m->>'timestamp')::timestamptz, m->>'measurand',
- m->>'phase', m->>'location', m->>'context', (m->>'value')::float8, m->>'unit'
+ mv AS (INSERT INTO meter_values (station_id, transaction_id, evse_id, event_id, timestamp, measurand, phase, location,
+ context, value, unit, sent_value, sent_unit, multiplier) SELECT %(station_id)s, %(transaction_id)s,
+ (SELECT evse_id FROM tx), ev.id, (m->>'timestamp')::timestamptz, m->>'measurand', m->>'phase', m->>'location',
+ m->>'context', (m->>'value')::float8, m->>'unit', (m->>'sent_value')::float8, m->>'sent_unit',
+ (m->>'multiplier')::int
  FROM ev, json_array_elements(%(meter_rows)s::json) AS m)
  SELECT id FROM ev""")
 
@@ -417,11 +447,12 @@ def op_record_transaction_event(s: Session, station_id: str, payload: dict[str, 
                 "id_token": (payload.get("idToken") or {}).get("idToken"), "state": event_type,
                 "charging_state": info.get("chargingState"), "started_at": at, "ended_at": at if ended else None,
                 "stopped_reason": info.get("stoppedReason", "Local") if ended else None})
+            (tx_evse,) = cur.fetchone()  # the transaction's EVSE: later events need not name it
         except Exception as e:  # the foreign key: transactions belong to registered stations
             if "foreign key" in str(e).lower():
                 raise StoreError(f"unknown station {station_id!r}") from None
             raise
-        rows = _meter_rows(dialect, station_id, tx_id, event_id, payload.get("meterValue", []))
+        rows = _meter_rows(dialect, station_id, tx_id, event_id, payload.get("meterValue", []), tx_evse)
         if rows:
             cur.executemany(_sql(dialect, _METER_SQL), rows)
     finally:
@@ -461,32 +492,34 @@ def _pg_record_event(cur: Any, station_id: str, payload: dict[str, Any], when: d
 
 
 def _meter_rows(dialect: str, station_id: str, tx_id: str | None, event_id: int | None,
-                meter_values: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One parameter row per sampled value."""
+                meter_values: list[dict[str, Any]], evse_id: int | None = None) -> list[dict[str, Any]]:
+    """One parameter row per sampled value: normalised value and unit, and the value, unit and multiplier sent
+    (MeterValueError, a PropertyConstraintViolation, for a value that cannot be represented)."""
     rows = []
     for mv in meter_values:
         at = _db_time(dialect, _parse_time(mv.get("timestamp")))
         for sv in mv.get("sampledValue", []):
+            n = normalise(sv)
             rows.append({
-                "station_id": station_id, "transaction_id": tx_id, "event_id": event_id, "timestamp": at,
-                "measurand": sv.get("measurand", "Energy.Active.Import.Register"), "phase": sv.get("phase"),
-                "location": sv.get("location"), "context": sv.get("context"), "value": float(sv["value"]),
-                "unit": (sv.get("unitOfMeasure") or {}).get("unit", _default_unit(sv)),
+                "station_id": station_id, "transaction_id": tx_id, "evse_id": evse_id, "event_id": event_id,
+                "timestamp": at, "measurand": sv.get("measurand", DEFAULT_MEASURAND), "phase": sv.get("phase"),
+                "location": sv.get("location"), "context": sv.get("context"), "value": n.value, "unit": n.unit,
+                "sent_value": n.sent_value, "sent_unit": n.sent_unit, "multiplier": n.multiplier,
             })
     return rows
 
 
 def op_record_meter_values(s: Session, station_id: str, payload: dict[str, Any]) -> int:
-    """Store a MeterValuesRequest's sampled values (no transaction)."""
+    """Store a MeterValuesRequest's sampled values (no transaction) under its evseId (0: the main meter)."""
     _station(s, station_id)
-    return _add_meter_values(s, station_id, None, None, payload.get("meterValue", []))
+    return _add_meter_values(s, station_id, None, None, payload.get("meterValue", []), payload.get("evseId"))
 
 
 def _add_meter_values(s: Session, station_id: str, tx_id: str | None, event_id: int | None,
-                      meter_values: list[dict[str, Any]]) -> int:
-    rows = _meter_rows("sqlalchemy", station_id, tx_id, event_id, meter_values)
-    for r in rows:
-        r["timestamp"] = _parse_time(r["timestamp"]) if isinstance(r["timestamp"], str) else r["timestamp"]
+                      meter_values: list[dict[str, Any]], evse_id: int | None) -> int:
+    rows = _meter_rows("sqlalchemy", station_id, tx_id, event_id, meter_values, evse_id)
+    for r in rows:  # the UTC text of _db_time back to an aware UTC datetime (PostgreSQL would read naive as local)
+        r["timestamp"] = _parse_time(r["timestamp"]).replace(tzinfo=UTC)
     if rows:
         s.execute(insert(MeterValue.__table__), rows)
     return len(rows)
@@ -518,9 +551,35 @@ def _iso(t: datetime | None) -> str | None:
     return t.isoformat().replace("+00:00", "Z")
 
 
-def _default_unit(sv: dict[str, Any]) -> str:
-    measurand = sv.get("measurand", "Energy.Active.Import.Register")
-    return "Wh" if measurand.startswith("Energy") else "W" if measurand.startswith("Power") else ""
+def _meter_dict(m: MeterValue) -> dict[str, Any]:
+    """A stored sampled value as the API serves it: normalised `value`/`unit`, and `sent` as the station sent it."""
+    return {"timestamp": _iso(m.timestamp), "evseId": m.evse_id, "transactionId": m.transaction_id,
+            "measurand": m.measurand, "phase": m.phase, "location": m.location, "context": m.context,
+            "value": m.value, "unit": m.unit,
+            "sent": {"value": m.sent_value, "unit": m.sent_unit, "multiplier": m.multiplier}}
+
+
+def _series(values: list[MeterValue], measurand: str) -> list[MeterValue]:
+    """The whole-meter (no phase) Wh values of one measurand at the outlet, oldest first."""
+    return sorted((m for m in values if m.measurand == measurand and m.unit == "Wh" and m.phase is None
+                   and m.location in (None, "Outlet")), key=lambda m: (m.timestamp, m.id))
+
+
+def energy_totals(values: list[MeterValue]) -> dict[str, float | None]:
+    """Energy of a transaction in Wh (values are stored normalised), imported and exported: the last register
+    reading minus the first, else the sum of the Interval values; None when the station sent neither (one register
+    reading alone tells no energy)."""
+    out: dict[str, float | None] = {}
+    for key, flow in (("energyImportWh", "Import"), ("energyExportWh", "Export")):
+        registers = _series(values, f"Energy.Active.{flow}.Register")
+        intervals = _series(values, f"Energy.Active.{flow}.Interval")
+        if len(registers) >= 2:
+            out[key] = registers[-1].value - registers[0].value
+        elif intervals:
+            out[key] = sum(m.value for m in intervals)
+        else:
+            out[key] = None
+    return out
 
 
 def _transaction_dict(tx: Transaction, with_details: bool) -> dict[str, Any]:
@@ -536,8 +595,8 @@ def _transaction_dict(tx: Transaction, with_details: bool) -> dict[str, Any]:
                           "timestamp": _iso(e.timestamp), "offline": e.offline,
                           "receivedAt": _iso(e.received_at),
                           "payload": e.payload} for e in tx.events]
-        out["meterValues"] = [{"timestamp": _iso(m.timestamp), "measurand": m.measurand, "phase": m.phase,
-                               "value": m.value, "unit": m.unit, "context": m.context} for m in tx.meter_values]
+        out["meterValues"] = [_meter_dict(m) for m in tx.meter_values]
+        out.update(energy_totals(tx.meter_values))
     return out
 
 

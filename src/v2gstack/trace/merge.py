@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..ocpp.units import energy_wh
+
 LINK_KEYS = ("transactionId", "sessionId", "trace_id", "traceId", "evccId")
 
 
@@ -169,10 +171,11 @@ def merged_timeline(key: str, *, trace_dir: Path | None = None, store: Any = Non
 
 
 def _energy(p: dict[str, Any]) -> float | None:
+    """The event's Energy.Active.Import.Register reading in Wh (multiplier applied, kWh converted)."""
     for mv in p.get("meterValue", []):
         for sv in mv.get("sampledValue", []):
-            if sv.get("measurand", "Energy.Active.Import.Register") == "Energy.Active.Import.Register":
-                return float(sv["value"])
+            if sv.get("phase") is None and (wh := energy_wh(sv)) is not None:
+                return wh
     return None
 
 
