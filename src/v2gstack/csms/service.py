@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import hmac
 import itertools
@@ -34,6 +33,7 @@ from ..ocpp import (
 from ..pki.csr import CsrError
 from . import store as ops
 from .certificates import CertificateIssuer, chain_pem
+from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
 from .store import Store
 from .worker import StoreWorker
 
@@ -41,14 +41,6 @@ log = logging.getLogger("v2gstack.csms")
 
 Payload = dict[str, Any]
 
-# DataTransfer vendorIds under which a station mirrors ISO 15118 messages (issue: seed DataTransfer), and the
-# EXI namespaces to try for each (a -20 message may be in the common, AC or DC schema).
-ISO_MIRROR_NAMESPACES: dict[str, tuple[str, ...]] = {
-    "ISO15118-2": ("iso2",),
-    "DIN70121": ("din",),
-    "DIN": ("din",),
-    "ISO15118-20": ("iso20", "iso20_ac", "iso20_dc", "iso20_wpt", "iso20_acdp"),
-}
 ISO_FACTS_VENDOR = "org.v2gstack.iso15118"
 
 
@@ -366,32 +358,28 @@ class Csms:
         return {"status": "Accepted"}
 
     async def on_data_transfer(self, p: Payload, ctx: CallContext) -> Payload:
-        """DataTransfer: ISO 15118 message mirrors (`EXI::<base64>`) are decoded into the log; others are unknown."""
-        namespaces = ISO_MIRROR_NAMESPACES.get(p["vendorId"])
-        if namespaces is None:
+        """DataTransfer: ISO 15118 message mirrors (csms/mirror.py: `EXI::<base64>`, plain or gzip, checked against
+        vendorId and messageId) are decoded into the log; a bad one is Rejected with a reason; others are unknown."""
+        sid = ctx.station_id
+        if not is_mirror_vendor(p["vendorId"]):
             return {"status": "UnknownVendorId"}
-        data = p.get("data")
-        if not isinstance(data, str) or not data.startswith("EXI::"):
-            return {"status": "Rejected", "statusInfo": {"reasonCode": "InvalidValue",
-                                                         "additionalInfo": "data must be EXI::<base64>"}}
         try:
-            raw = base64.b64decode(data[5:], validate=True)
-        except (binascii.Error, ValueError):
-            return {"status": "Rejected", "statusInfo": {"reasonCode": "InvalidValue",
-                                                         "additionalInfo": "data is not base64"}}
-        doc, ns = _decode_any(raw, namespaces)
-        if doc is None:
-            return {"status": "Rejected", "statusInfo": {"reasonCode": "InvalidValue",
-                                                         "additionalInfo": "not a valid EXI message"}}
-        session_id = _iso_session_id(doc)
+            mirror = parse_mirror(p["vendorId"], p.get("messageId"), p.get("data"))
+        except MirrorRejected as e:
+            log.warning("station %s: ISO 15118 mirror %s/%s rejected (SessionID %s): %s", sid, p["vendorId"],
+                        p.get("messageId"), e.session_id or "-", e.info)
+            return {"status": "Rejected", "statusInfo": e.status_info()}
+        log.info("station %s: ISO 15118 mirror %s:%s SessionID %s%s", sid, mirror.namespace, mirror.message,
+                 mirror.session_id or "-", " (gzip)" if mirror.compression else "")
         tx_id = None
-        if session_id:
-            for t, sess in self._state(ctx.station_id).session_ids.items():
-                if sess == session_id:
+        if mirror.session_id:
+            for t, sess in self._state(sid).session_ids.items():
+                if sess == mirror.session_id:
                     tx_id = t
-        await self._log(ctx.station_id, "rx", "DataTransfer",
-                        {**p, "decoded": {"namespace": ns, "messageId": p.get("messageId"), "json": doc,
-                                          "exi": raw.hex().upper()}}, None, tx_id, session_id)
+        await self._log(sid, "rx", "DataTransfer",
+                        {**p, "decoded": {"namespace": mirror.namespace, "messageId": mirror.message,
+                                          "json": mirror.doc, "exi": mirror.exi.hex().upper(),
+                                          "compression": mirror.compression}}, None, tx_id, mirror.session_id)
         return {"status": "Accepted"}
 
     async def on_sign_certificate(self, p: Payload, ctx: CallContext) -> Payload:
@@ -598,29 +586,6 @@ def _transaction_of(action: str, payload: Payload) -> str | None:
         return str(payload["transactionId"])
     profile = payload.get("chargingProfile") or {}
     return profile.get("transactionId")
-
-
-def _decode_any(raw: bytes, namespaces: tuple[str, ...]) -> tuple[dict[str, Any] | None, str | None]:
-    for ns in namespaces:
-        try:
-            return exi.decode(ns, raw), ns
-        except Exception:
-            continue
-    return None, None
-
-
-def _iso_session_id(doc: dict[str, Any]) -> str | None:
-    """The SessionID in a DIN/-2 header or a -20 message header, if the message has one."""
-    body = doc.get("V2G_Message")
-    if isinstance(body, dict):
-        sid = (body.get("Header") or {}).get("SessionID")
-        return str(sid).upper() if sid else None
-    for value in doc.values():
-        if isinstance(value, dict):
-            sid = (value.get("Header") or {}).get("SessionID")
-            if sid:
-                return str(sid).upper()
-    return None
 
 
 def _id_token_info(s: Any, id_token: Payload) -> Payload:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import itertools
 import json
 import logging
@@ -108,9 +109,11 @@ class EvseBridge:
                              record.session_id)
         session.observe(record)
         if self.station.model.bool("BridgeCtrlr", "MirrorISO15118Messages"):
+            gz = self.station.model.value("BridgeCtrlr", "MirrorISO15118Compression") == "Gzip"
+            data = gzip.compress(record.exi, mtime=0) if gz else record.exi
             self.station.spawn_call("DataTransfer", {
                 "vendorId": MIRROR_VENDOR.get(record.namespace, "ISO15118-20"), "messageId": record.name[:50],
-                "data": "EXI::" + base64.b64encode(record.exi).decode()})
+                "data": "EXI::" + base64.b64encode(data).decode()})
 
     def tls_failed(self, peer: str, reason: str) -> None:
         """The SECC's `on_tls_failure`: a TLS handshake failed (no ISO session): reported per the error map, with a

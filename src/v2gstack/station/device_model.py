@@ -129,6 +129,7 @@ def standard_variables(station_id: str, evses: int, *, model: str, vendor: str, 
         Variable("ISO15118Ctrlr", "ContractValidationOffline", "false", b),
         Variable("ISO15118Ctrlr", "SeccId", "", "string", "ReadOnly", persistent=False),
         Variable("BridgeCtrlr", "MirrorISO15118Messages", "false", b),  # vendor: DataTransfer mirror
+        Variable("BridgeCtrlr", "MirrorISO15118Compression", "None", "OptionList", values_list="None,Gzip"),
         Variable("AuthCtrlr", "AuthorizeRemoteStart", "true", b),
         Variable("AuthCtrlr", "LocalAuthorizeOffline", "true", b),
         Variable("AuthCtrlr", "LocalPreAuthorize", "false", b),
