@@ -19,6 +19,7 @@ from v2gstack.csms.migrate import migrate
 from v2gstack.csms.models import Base
 from v2gstack.csms.service import Csms
 from v2gstack.csms.store import Store, StoreError, engine_url
+from v2gstack.ocpp.units import MeterValueError, normalise
 from v2gstack.trace.merge import merged_timeline
 
 NEW_COLUMNS = ("evse_id", "sent_value", "sent_unit", "multiplier")
@@ -38,6 +39,30 @@ def _event(seq: int, event_type: str, trigger: str, values: list[dict[str, Any]]
     return {"eventType": event_type, "timestamp": at, "triggerReason": trigger, "seqNo": seq,
             "transactionInfo": {"transactionId": "tx-mul", "chargingState": "Charging"},
             "meterValue": [{"timestamp": at, "sampledValue": values}], **kw}
+
+
+@pytest.mark.parametrize(("sv", "expected"), [
+    ({"value": 7.4, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W", "multiplier": 3}},
+     (7400.0, "W")),
+    ({"value": 0.1, "unitOfMeasure": {"unit": "kWh", "multiplier": -1}}, (10.0, "Wh")),
+    ({"value": 3, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "kW"}}, (3000.0, "W")),
+    ({"value": 12.5}, (12.5, "Wh")),
+    ({"value": 230, "measurand": "Voltage", "unitOfMeasure": {"unit": "V", "multiplier": -3}}, (0.23, "V")),
+])
+def test_sampled_values_are_normalised(sv: dict[str, Any], expected: tuple[float, str]) -> None:
+    n = normalise(sv)
+    assert (n.value, n.unit) == expected and n.sent_value == sv["value"]
+
+
+@pytest.mark.parametrize("sv", [
+    {"value": 1e308, "unitOfMeasure": {"multiplier": 10}}, {"value": float("nan")}, {"value": 10**400},
+    {"value": 1, "unitOfMeasure": {"multiplier": 31}}, {"value": 1, "unitOfMeasure": {"multiplier": 1.5}},
+    {"value": True}, {"value": "1"},
+])
+def test_unrepresentable_sampled_values_are_typed_errors(sv: dict[str, Any]) -> None:
+    with pytest.raises(MeterValueError) as e:
+        normalise(sv)
+    assert e.value.code.value == "PropertyConstraintViolation" and len(str(e.value)) < 200
 
 
 async def test_multiplier_and_kwh_are_applied_everywhere(db_url: str) -> None:

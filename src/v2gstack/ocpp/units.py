@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from .errors import ErrorCode, OcppError
@@ -46,25 +46,33 @@ def default_unit(measurand: str) -> str:
 
 def normalise(sv: dict[str, Any]) -> Normalised:
     """One SampledValueType as (value x 10^multiplier, x 1000 for a kilo unit) in its base unit."""
-    measurand = sv.get("measurand", DEFAULT_MEASURAND)
-    uom = sv.get("unitOfMeasure") or {}
-    unit = str(uom.get("unit", default_unit(measurand)))
+    uom = sv.get("unitOfMeasure")
+    if uom is None:
+        uom = {}
+    unit = uom.get("unit")
+    if unit is None:
+        unit = default_unit(sv.get("measurand", DEFAULT_MEASURAND))
     multiplier = uom.get("multiplier", 0)
-    if not isinstance(multiplier, int) or isinstance(multiplier, bool) or abs(multiplier) > MAX_MULTIPLIER:
+    value = sv.get("value")
+    if type(value) not in (int, float):  # bool is no number here, as in the JSON schema
+        raise MeterValueError(f"sampledValue.value {value!r} is not a number")
+    try:
+        sent = float(value)
+    except OverflowError:  # an integer beyond any float
+        raise MeterValueError("sampledValue.value is an integer beyond any float") from None
+    base = KILO_UNITS.get(unit)
+    if multiplier == 0 and type(multiplier) is int and base is None and math.isfinite(sent):
+        return Normalised(sent, unit, sent, unit, 0)  # the common case, on the CSMS's hot path
+    if type(multiplier) is not int or abs(multiplier) > MAX_MULTIPLIER:
         raise MeterValueError(f"unitOfMeasure.multiplier {multiplier!r} is not an integer within "
                               f"+-{MAX_MULTIPLIER}")
-    try:
-        sent = Decimal(str(sv["value"]))  # the decimal the station wrote: 7.4 x 10^3 is exactly 7400
-    except (InvalidOperation, KeyError):
-        raise MeterValueError(f"sampledValue.value {sv.get('value')!r} is not a number") from None
-    scaled = sent.scaleb(multiplier)
-    base = KILO_UNITS.get(unit)
+    scaled = Decimal(str(value)).scaleb(multiplier)  # the decimal the station wrote: 7.4 x 10^3 is exactly 7400
     if base is not None:
         scaled *= 1000
-    value = float(scaled)
-    if not math.isfinite(value) or not math.isfinite(float(sent)):
-        raise MeterValueError(f"sampledValue.value {sv['value']!r} x 10^{multiplier} {unit} is not finite")
-    return Normalised(value, base or unit, float(sent), unit, multiplier)
+    result = float(scaled)
+    if not math.isfinite(result) or not math.isfinite(sent):
+        raise MeterValueError(f"sampledValue.value {value!r} x 10^{multiplier} {unit} is not finite")
+    return Normalised(result, base or unit, sent, unit, multiplier)
 
 
 def energy_wh(sv: dict[str, Any]) -> float | None:
