@@ -28,6 +28,7 @@ from .iso15118.evcc import SessionResult
 from .ocpp import BackOff
 from .station import ChargingStation, StationConfig
 from .station.bridge import BridgeConfig, EvseBridge, start_bridged_seccs
+from .times import parse_rfc3339
 
 STATION_ID = "DEMO-CS01"
 PASSWORD = "demo-station-password"
@@ -272,9 +273,7 @@ def _summary(store: Store, evs: list[DemoEv], results: list[SessionResult], elap
                      if m["action"] == "SetChargingProfile"]
             reneg = "yes" if needs else "-"
             if full["startedAt"] and full["endedAt"]:
-                from .trace.merge import parse_wall
-
-                minutes = (parse_wall(full["endedAt"]) - parse_wall(full["startedAt"])).total_seconds() / 60
+                minutes = (parse_rfc3339(full["endedAt"]) - parse_rfc3339(full["startedAt"])).total_seconds() / 60
                 duration = f"{minutes:.0f} min"
         matches = csms_wh is not None and abs(csms_wh - res.energy_wh) <= max(5.0, 0.05 * res.energy_wh)
         good = res.ok and full is not None and full["state"] == "Ended" and matches

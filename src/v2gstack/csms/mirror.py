@@ -16,14 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import exi
+from ..constants import ISO_MIRROR_NAMESPACES
 
 # vendorId -> EXI namespaces of its messages (a -20 message may be in the common, AC, DC, WPT or ACDP schema)
-MIRROR_NAMESPACES: dict[str, tuple[str, ...]] = {
-    "ISO15118-2": ("iso2",),
-    "DIN70121": ("din",),
-    "DIN": ("din",),
-    "ISO15118-20": ("iso20", "iso20_ac", "iso20_dc", "iso20_wpt", "iso20_acdp"),
-}
+MIRROR_NAMESPACES: dict[str, tuple[str, ...]] = ISO_MIRROR_NAMESPACES
 HANDSHAKE = frozenset({"supportedAppProtocolReq", "supportedAppProtocolRes"})  # before any protocol is chosen
 ENVELOPED = frozenset({"iso2", "din"})  # namespaces whose documents are a V2G_Message
 PREFIX = "EXI::"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import exi
+from ..constants import ISO_FACTS_VENDOR
 from ..ocpp import (
     AuthDecision,
     CallContext,
@@ -31,6 +32,7 @@ from ..ocpp import (
     SecurityProfile,
 )
 from ..pki.csr import CsrError
+from ..times import rfc3339
 from . import store as ops
 from .certificates import CertificateIssuer, chain_pem
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
@@ -40,14 +42,6 @@ from .worker import StoreWorker
 log = logging.getLogger("v2gstack.csms")
 
 Payload = dict[str, Any]
-
-ISO_FACTS_VENDOR = "org.v2gstack.iso15118"
-
-
-def now_rfc3339() -> str:
-    """The current UTC time as OCPP writes it."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
 
 @dataclass
 class CsmsConfig:
@@ -231,7 +225,7 @@ class Csms:
         if known:
             await self.worker.run(ops.op_record_boot, sid, p, status)
         self._notify(sid, "BootNotification", p)
-        return {"currentTime": now_rfc3339(), "interval": self.config.heartbeat_interval if known else 60,
+        return {"currentTime": rfc3339(), "interval": self.config.heartbeat_interval if known else 60,
                 "status": status}
 
     async def _contract_status(self, pem_chain: str, emaid: str) -> str:
@@ -283,7 +277,7 @@ class Csms:
     async def on_heartbeat(self, p: Payload, ctx: CallContext) -> Payload:
         """Heartbeat: the time, and the station is marked seen."""
         await self.worker.run(ops.op_seen, ctx.station_id)
-        return {"currentTime": now_rfc3339()}
+        return {"currentTime": rfc3339()}
 
     async def on_status(self, p: Payload, ctx: CallContext) -> Payload:
         """StatusNotification: the connector's status is stored."""

@@ -26,8 +26,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..constants import ISO_FACTS_VENDOR
 from ..ocpp.auth import valid_station_id
 from ..ocpp.units import DEFAULT_MEASURAND, normalise
+from ..times import parse_rfc3339, rfc3339
 from .migrate import SchemaError, migrate
 from .models import Base, IdToken, MessageLog, MeterValue, Station, Transaction, TrustAnchor
 
@@ -73,9 +75,8 @@ def check_password(password: str, stored: str | None) -> bool:
 
 
 def _parse_time(value: str | None) -> datetime:
-    if not value:
-        return datetime.now(UTC)
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    """An OCPP time (now when missing)."""
+    return parse_rfc3339(value) if value else datetime.now(UTC)
 
 
 class Store:
@@ -425,7 +426,7 @@ def op_record_transaction_event(s: Session, station_id: str, payload: dict[str, 
             if event_id is None:
                 return False
             custom = payload.get("customData") or {}
-            if custom.get("vendorId", "").endswith("iso15118"):
+            if custom.get("vendorId") == ISO_FACTS_VENDOR:
                 op_link_iso15118(s, station_id, tx_id, {k: v for k, v in custom.items() if k != "vendorId"})
             return True
         at = _db_time(dialect, when)
@@ -458,7 +459,7 @@ def op_record_transaction_event(s: Session, station_id: str, payload: dict[str, 
     finally:
         cur.close()
     custom = payload.get("customData") or {}
-    if custom.get("vendorId", "").endswith("iso15118"):
+    if custom.get("vendorId") == ISO_FACTS_VENDOR:
         op_link_iso15118(s, station_id, tx_id, {k: v for k, v in custom.items() if k != "vendorId"})
     return True
 
@@ -545,10 +546,7 @@ def op_log_message(s: Session, station_id: str, direction: str, action: str, pay
 
 def _iso(t: datetime | None) -> str | None:
     """RFC 3339 in UTC with a Z (SQLite returns naive datetimes; they were stored as UTC)."""
-    if t is None:
-        return None
-    t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-    return t.isoformat().replace("+00:00", "Z")
+    return None if t is None else rfc3339(t, timespec="auto")
 
 
 def _meter_dict(m: MeterValue) -> dict[str, Any]:

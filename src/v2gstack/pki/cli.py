@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..times import parse_rfc3339
 from . import errors
 from .describe import describe
 from .hierarchy import PkiConfig, create_pki
@@ -84,10 +85,7 @@ def inspect(
 
 def _parse_time(value: str | None) -> dt.datetime | None:
     """ISO 8601 time; naive values are UTC."""
-    if value is None:
-        return None
-    when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    return None if value is None else parse_rfc3339(value)
 
 
 @app.command("verify")

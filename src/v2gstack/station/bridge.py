@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..constants import ISO_FACTS_VENDOR, MIRROR_VENDOR, PROTOCOL_NAMES
 from ..iso15118.evse import AuthorizationStatus, CableCheckResult, SessionInfo
 from ..iso15118.messages import MessageError, for_protocol, split
 from ..iso15118.model import (
@@ -41,6 +42,7 @@ from ..iso15118.model import (
     is_dc,
 )
 from ..iso15118.msglog import MessageRecord
+from ..times import rfc3339
 from ..trace.error_map import IsoFailure, classify, notify_event
 from ..trace.timeline import Timeline, TimelineFolder
 
@@ -50,10 +52,6 @@ if TYPE_CHECKING:
     from .station import ChargingStation
 
 log = logging.getLogger("v2gstack.station.bridge")
-
-ISO_FACTS_VENDOR = "org.v2gstack.iso15118"
-MIRROR_VENDOR = {"iso2": "ISO15118-2", "din": "DIN70121"}
-PROTOCOL_NAMES = {"iso2": "ISO15118-2", "din": "DIN70121"}
 
 
 @dataclass
@@ -459,7 +457,7 @@ class BridgeSession:
         needs: dict[str, Any] = {"requestedEnergyTransfer": _energy_transfer(ev.mode)}
         if ev.departure_time is not None:
             departure = self.station.clock.wall().timestamp() + ev.departure_time
-            needs["departureTime"] = _rfc3339(departure)
+            needs["departureTime"] = rfc3339(departure, timespec="seconds")
         if is_dc(ev.mode):
             dc: dict[str, Any] = {"evMaxCurrent": int(ev.max_current or 0), "evMaxVoltage": int(ev.max_voltage or 0)}
             for key, value in (("energyAmount", ev.energy_request), ("evMaxPower", ev.max_power),
@@ -679,12 +677,6 @@ def report_failure(station: ChargingStation, failure: IsoFailure, code: str | No
 def _energy_transfer(mode: str) -> str:
     """ISO EnergyTransferMode -> OCPP EnergyTransferModeEnumType."""
     return {"AC_single_phase_core": "AC_single_phase", "AC_three_phase_core": "AC_three_phase"}.get(mode, "DC")
-
-
-def _rfc3339(t: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", port: int | None = None,

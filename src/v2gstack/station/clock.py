@@ -6,6 +6,8 @@ import asyncio
 import datetime as dt
 import time
 
+from ..times import rfc3339
+
 
 class Clock:
     """Simulated time: `scale` real seconds per simulated second (1.0 = real time, 0.01 = 100x faster)."""
@@ -27,7 +29,7 @@ class Clock:
 
     def timestamp(self) -> str:
         """Simulated wall-clock time as an RFC 3339 string with milliseconds, as OCPP wants it."""
-        return self.wall().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return rfc3339(self.wall())
 
     async def sleep(self, seconds: float) -> None:
         """Sleep for `seconds` of simulated time."""

@@ -9,10 +9,11 @@ numberPhases (default 3) and the supply voltage.
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 from dataclasses import dataclass
 from typing import Any
+
+from ..times import parse_rfc3339, rfc3339
 
 Profile = dict[str, Any]
 STATION_WIDE = ("ChargingStationMaxProfile", "ChargingStationExternalConstraints")
@@ -37,12 +38,7 @@ class Rejection(Exception):
 
 def epoch(value: str) -> float:
     """An RFC 3339 time in epoch seconds."""
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-def rfc3339(t: float) -> str:
-    """Epoch seconds as OCPP writes times."""
-    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return parse_rfc3339(value).timestamp()
 
 
 class ChargingProfiles:
@@ -163,7 +159,7 @@ class ChargingProfiles:
             periods = [{"startPeriod": 0, "limit": 0.0 if evse_max is None else round(
                 evse_max if unit == "W" else evse_max / (voltage * default_phases), 1),
                 "numberPhases": default_phases}]
-        return {"evseId": evse_id, "duration": duration, "scheduleStart": rfc3339(start),
+        return {"evseId": evse_id, "duration": duration, "scheduleStart": rfc3339(start, timespec="seconds"),
                 "chargingRateUnit": unit, "chargingSchedulePeriod": periods}
 
     def limit_w(self, evse_id: int, at: float, *, voltage: float = 230.0, default_phases: int = 3,
