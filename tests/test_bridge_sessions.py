@@ -9,8 +9,8 @@ import pytest
 from test_bridge_support import bridged
 from test_station_support import until
 
+from v2gstack.csms.timeline import merged_timeline
 from v2gstack.station.bridge import BridgeConfig
-from v2gstack.trace.merge import merged_timeline
 
 pytestmark = pytest.mark.timeout(120)
 

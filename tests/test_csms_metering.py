@@ -19,8 +19,8 @@ from v2gstack.csms.migrate import migrate
 from v2gstack.csms.models import Base
 from v2gstack.csms.service import Csms
 from v2gstack.csms.store import Store, StoreError, engine_url
+from v2gstack.csms.timeline import merged_timeline
 from v2gstack.ocpp.units import MeterValueError, normalise
-from v2gstack.trace.merge import merged_timeline
 
 NEW_COLUMNS = ("evse_id", "sent_value", "sent_unit", "multiplier")
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from v2gstack.cli import app
 from v2gstack.csms.store import Store
-from v2gstack.trace.merge import merged_timeline
+from v2gstack.csms.timeline import merged_timeline
 
 TX = "4f6b0c2e-1111-4a3b-9c1d-000000000001"
 SESSION = "A1B2C3D4E5F60718"

@@ -61,7 +61,9 @@ def test_ev_command(secc_thread: tuple[str, int], tmp_path: Path, protocol: str,
     assert "session OK: SessionStopRes OK (Terminate)" in result.output
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert lines[0]["message"] == "supportedAppProtocolReq" and lines[-1]["message"] == "SessionStopRes"
-    assert {"time", "direction", "namespace", "message", "json", "exi"} <= set(lines[0])
+    assert {"seq", "mono", "wall", "trace_id", "source", "direction", "namespace", "message", "json", "exi"} <= set(
+        lines[0])
+    assert [x["seq"] for x in lines] == list(range(len(lines))) and len({x["trace_id"] for x in lines}) == 1
 
 
 def test_ev_command_fails_with_exit_1() -> None:

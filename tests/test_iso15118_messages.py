@@ -18,6 +18,7 @@ from v2gstack.iso15118.messages.envelope import pv, value
 from v2gstack.iso15118.model import CurrentDemand, Step
 from v2gstack.iso15118.msglog import MessageRecord
 from v2gstack.iso15118.secc import SeccConfig, SeccSession
+from v2gstack.trace.records import ENVELOPE
 
 VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors" / "exi-reference.jsonl"
 NS = {"SAP": "appHand", "DIN_MSG_DEF": "din", "ISO_V2_MSG_DEF": "iso2"}
@@ -142,4 +143,7 @@ def test_message_record_summary_and_json() -> None:
         in r.summary()
     line = json.loads(r.to_json())
     assert line["message"] == "CurrentDemandReq" and line["exi"] == data.hex().upper() and line["json"] == doc
-    assert line["direction"] == "tx" and line["namespace"] == "iso2" and line["time"] == 1_700_000_000.5
+    assert line["direction"] == "tx" and line["namespace"] == "iso2" and line["wall"] == "2023-11-14T22:13:20.500000Z"
+    assert (line["source"], line["protocol"], line["kind"], line["sessionId"]) == (
+        "evcc", "iso15118", "message", "0102030405060708")
+    assert list(line)[:len(ENVELOPE)] == list(ENVELOPE)  # the one trace record schema (trace/records.py)

@@ -14,9 +14,9 @@ from fastapi import Body, FastAPI, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ..trace.merge import merged_timeline
 from .service import CommandError, Csms
 from .store import StoreError, _iso
+from .timeline import merged_timeline
 
 # URL command name -> OCPP 2.0.1 action the CSMS may send.
 COMMANDS: dict[str, str] = {

@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import time
 
 from .. import exi
 from .ev import EVModel
 from .evcc import EvccConfig, EvccSession, SessionResult
-from .msglog import MessageRecord, MessageSink
+from .msglog import ConnectionLog, MessageSink
 from .netif import scoped
 from .sdp import SDP_PORT, SDPRequest, Security
 from .sdp_io import SDP_MAX_REQUESTS, SDP_RETRY_INTERVAL, SDPTimeoutError, discover
@@ -72,6 +71,7 @@ async def run_evcc(config: EvccConfig | None = None, ev: EVModel | None = None, 
 async def _session(engine: EvccSession, stream: V2GTPStream, on_message: MessageSink | None) -> SessionResult:
     """Request/response until the engine returns a result."""
     loop = asyncio.get_running_loop()
+    messages = ConnectionLog("EVCC", stream.peer)
     step = engine.start(loop.time())
     while True:
         if isinstance(step, SessionResult):
@@ -83,7 +83,7 @@ async def _session(engine: EvccSession, stream: V2GTPStream, on_message: Message
             await stream.send(data)
         except (ConnectionError, OSError) as e:
             return engine.on_closed(f"cannot send {step.name}: {e}")
-        _record(on_message, "tx", step.ns, step.doc, data, stream, engine)
+        _record(on_message, messages, "tx", step.ns, step.doc, data, engine)
         try:
             frame = await asyncio.wait_for(stream.recv(), step.timeout)
         except TimeoutError:
@@ -99,12 +99,12 @@ async def _session(engine: EvccSession, stream: V2GTPStream, on_message: Message
             doc = exi.decode(ns, frame.payload)
         except exi.ExiDecodeError as e:
             return engine.on_closed(f"undecodable EXI from SECC ({ns}): {e}")
-        _record(on_message, "rx", ns, doc, frame.payload, stream, engine)
+        _record(on_message, messages, "rx", ns, doc, frame.payload, engine)
         step = engine.handle(doc, loop.time())
 
 
-def _record(sink: MessageSink | None, direction: str, ns: str, doc: dict, data: bytes, stream: V2GTPStream,
+def _record(sink: MessageSink | None, messages: ConnectionLog, direction: str, ns: str, doc: dict, data: bytes,
             engine: EvccSession) -> None:
     """Hand one message to the sink."""
     if sink is not None:
-        sink(MessageRecord("EVCC", direction, time.time(), ns, doc, data, stream.peer, engine.session_id))
+        sink(messages.record(direction, ns, doc, data, engine.session_id))

@@ -1,17 +1,21 @@
 """The per-message log: one record per EXI message sent or received (direction, time, namespace, name, JSON, hex).
 
-Shells call a `MessageSink` with each record; `summary()` is the readable one-liner the CLI prints and
-`to_json()` the JSON line it writes with --log-json.
+Shells call a `MessageSink` with each record (the SECC also hands it to its controller as a MessageExchanged event);
+`summary()` is the readable one-liner the CLI prints and `to_json()` the JSON line it writes with --log-json, in
+the one trace record schema (trace/records.py) that the station's timelines use too.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
+from ..trace import records
 from .apphand import PROTOCOLS
 from .messages import body_name
 
@@ -34,6 +38,9 @@ class MessageRecord:
     exi: bytes
     peer: str = ""
     session_id: str = ""
+    trace_id: str = ""  # one per connection
+    seq: int = 0  # position among the connection's messages
+    mono: float | None = None  # time.monotonic() when the message was sent or received
 
     @property
     def name(self) -> str:
@@ -41,10 +48,11 @@ class MessageRecord:
         return body_name(self.doc)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-line form."""
-        return {"time": round(self.time, 6), "role": self.role, "direction": self.direction, "peer": self.peer,
-                "session_id": self.session_id, "namespace": self.namespace, "message": self.name,
-                "json": self.doc, "exi": self.exi.hex().upper()}
+        """The JSON-line form: a trace record (trace/records.py) with source `evcc` or `secc`."""
+        return records.record(seq=self.seq, mono=self.mono, wall=self.time, trace_id=self.trace_id,
+                              source=self.role.lower(), protocol="iso15118", kind="message",
+                              **records.iso_message(self.direction, self.namespace, self.name, self.session_id,
+                                                    self.doc, self.exi, peer=self.peer))
 
     def to_json(self) -> str:
         """One JSON line."""
@@ -59,6 +67,22 @@ class MessageRecord:
 
 
 MessageSink = Callable[[MessageRecord], None]
+
+
+class ConnectionLog:
+    """Makes the MessageRecords of one connection: the role and peer, one trace id, numbered from 0."""
+
+    def __init__(self, role: str, peer: str) -> None:
+        self.role = role
+        self.peer = peer
+        self.trace_id = uuid.uuid4().hex
+        self._seq = itertools.count()
+
+    def record(self, direction: str, namespace: str, doc: dict[str, Any], exi: bytes,
+               session_id: str) -> MessageRecord:
+        """The record of one message sent ("tx") or received ("rx") now."""
+        return MessageRecord(self.role, direction, time.time(), namespace, doc, exi, self.peer, session_id,
+                             self.trace_id, next(self._seq), time.monotonic())
 
 
 def _details(doc: dict[str, Any]) -> list[tuple[str, str]]:

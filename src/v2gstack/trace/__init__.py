@@ -1,5 +1,7 @@
-"""Cross-protocol debugging: one JSON-lines timeline per charging session, the merge of station and CSMS records
-(`v2gstack trace`), and the one table that maps ISO 15118 failures to their OCPP reports."""
+"""Cross-protocol debugging, low enough for every role to use: the one trace record schema (`records`), the
+timeline writer (`timeline`), the pure merge of record streams (`merge`), and the one table that maps ISO 15118
+failures to their OCPP reports (`error_map`). `cli` (`v2gstack trace`) sits at the top: it reads the CSMS
+database through csms/timeline.py."""
 
 from .timeline import Timeline, TimelineFolder
 

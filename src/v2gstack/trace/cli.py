@@ -1,4 +1,8 @@
-"""`v2gstack trace KEY`: the merged cross-protocol timeline of one session, as a table or JSON lines."""
+"""`v2gstack trace KEY`: the merged cross-protocol timeline of one session, as a table or JSON lines.
+
+A top-level command (it reads the CSMS database through csms/timeline.py), though it lives beside the low trace
+modules it renders.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,11 @@ import json
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-from .merge import merged_timeline
+from ..csms.store import Store, StoreError
+from ..csms.timeline import merged_timeline
 
 
 def trace_command(
@@ -22,8 +29,6 @@ def trace_command(
         raise typer.Exit(2)
     store = None
     if db is not None:
-        from ..csms.store import Store, StoreError
-
         try:
             store = Store(db)
         except StoreError as e:
@@ -41,9 +46,6 @@ def trace_command(
         for e in entries:
             typer.echo(json.dumps(e.to_dict(), separators=(",", ":"), default=str))
         return
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=f"session {key}", show_lines=False)
     for col in ("time (UTC)", "side", "protocol", "dir", "message / event", "details"):
         table.add_column(col, overflow="fold")

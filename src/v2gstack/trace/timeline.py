@@ -1,9 +1,9 @@
 """The station's timeline of one charging session: JSON lines with both protocols' messages, states and errors.
 
-Every line has `seq`, `mono` (monotonic seconds), `wall` (RFC 3339 UTC), `trace_id`, `source`, `protocol`
-(`iso15118`, `ocpp` or `bridge`) and `kind` (`message`, `state`, `error`, `link`), then what the kind carries:
-an ISO message in the EXI JSON view with its bytes in hex, an OCPP frame as sent or received, a state change, an
-error, or the link facts (transactionId, sessionId, evccId, evseId) that join the two protocols.
+Every line is a trace record (trace/records.py: `seq`, `mono`, `wall`, `trace_id`, `source`, `protocol`, `kind`,
+then what the kind carries): an ISO message in the EXI JSON view with its bytes in hex, an OCPP frame as sent or
+received, a state change, an error, or the link facts (transactionId, sessionId, evccId, evseId) that join the two
+protocols.
 """
 
 from __future__ import annotations
@@ -11,13 +11,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-
-def _wall() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+from . import records
 
 
 class Timeline:
@@ -38,8 +35,8 @@ class Timeline:
 
     def write(self, protocol: str, kind: str, /, **data: Any) -> dict[str, Any]:
         """Append one record."""
-        record = {"seq": self._seq, "mono": round(time.monotonic(), 6), "wall": _wall(), "trace_id": self.trace_id,
-                  "source": self.source, "protocol": protocol, "kind": kind, **data}
+        record = records.record(seq=self._seq, mono=time.monotonic(), wall=time.time(), trace_id=self.trace_id,
+                                source=self.source, protocol=protocol, kind=kind, **data)
         self._seq += 1
         if len(self.records) < self.keep:
             self.records.append(record)
@@ -53,13 +50,11 @@ class Timeline:
     def iso(self, direction: str, namespace: str, name: str, doc: dict[str, Any], exi: bytes,
             session_id: str = "") -> None:
         """An ISO 15118 / DIN message as the SECC sent ("tx") or received ("rx") it."""
-        self.write("iso15118", "message", direction=direction, namespace=namespace, message=name,
-                   sessionId=session_id, json=doc, exi=exi.hex().upper())
+        self.write("iso15118", "message", **records.iso_message(direction, namespace, name, session_id, doc, exi))
 
     def ocpp(self, direction: str, frame: list[Any], action: str | None = None) -> None:
         """An OCPP frame as the station sent ("tx") or received ("rx") it."""
-        self.write("ocpp", "message", direction=direction, action=action or (frame[2] if frame[0] == 2 else None),
-                   frame=frame)
+        self.write("ocpp", "message", **records.ocpp_message(direction, frame, action))
 
     def state(self, what: str, **facts: Any) -> None:
         """A state change of the session (plugged, authorized, charging, renegotiating, stopped...)."""
