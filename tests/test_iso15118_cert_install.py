@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from v2gstack import exi
 from v2gstack.iso15118.pnc import (
     InstallationError,
-    Issuer,
     accept_installation,
     check_installation_request,
     decrypt_contract_key,
@@ -21,6 +20,7 @@ from v2gstack.iso15118.pnc import (
     installation_request,
     installation_response,
 )
+from v2gstack.pki.contracts import Issuer
 from v2gstack.pki.hierarchy import create_pki
 from v2gstack.pki.profiles import Kind
 

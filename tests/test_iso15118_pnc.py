@@ -122,7 +122,7 @@ async def test_certificate_installation_then_plug_and_charge(tmp_path, pki) -> N
     """An EV with only its OEM provisioning certificate gets a contract (SECC-local contract service), then charges
     with it in the same session."""
     from v2gstack.iso15118.evcc import OemCredentials
-    from v2gstack.iso15118.pnc import ContractService
+    from v2gstack.pki.contracts import ContractService
     from v2gstack.pki.store import write_pki
 
     write_pki(pki, tmp_path)
@@ -213,7 +213,7 @@ def test_metering_receipt_signed_by_another_key_is_refused(pki) -> None:  # type
 async def test_certificate_update_then_plug_and_charge(tmp_path, pki) -> None:  # type: ignore[no-untyped-def]
     """An EV renews its contract (CertificateUpdate, signed with the current contract key; the new key is encrypted
     for it) and charges with the new one; a contract of another MO cannot be renewed here."""
-    from v2gstack.iso15118.pnc import ContractService
+    from v2gstack.pki.contracts import ContractService
     from v2gstack.pki.store import write_pki
 
     write_pki(pki, tmp_path)

@@ -22,6 +22,9 @@ from typing import Any
 
 from .. import exi
 from ..constants import ISO_FACTS_VENDOR
+from ..iso15118.messages import for_protocol
+from ..iso15118.model import Step
+from ..iso15118.pnc import InstallationError, answer_installation, answer_update
 from ..ocpp import (
     AuthDecision,
     CallContext,
@@ -31,6 +34,7 @@ from ..ocpp import (
     Router,
     SecurityProfile,
 )
+from ..pki.contracts import ContractService
 from ..pki.csr import CsrError
 from ..times import rfc3339
 from . import store as ops
@@ -131,10 +135,8 @@ class Csms:
         self.listeners: list[Callable[[str, str, Payload], None]] = []  # (station, action, payload) of each CALL
         self.issuer = (CertificateIssuer.from_pki_dir(Path(self.config.pki_dir), self.config.ocsp_url)
                        if self.config.pki_dir else None)
-        self.contract_service = None  # issues contracts for ISO 15118-2 certificate installation (pki_dir)
+        self.contract_service: ContractService | None = None  # issues contracts for certificate installation
         if self.config.pki_dir:
-            from ..iso15118.pnc import ContractService
-
             try:
                 self.contract_service = ContractService.from_pki_dir(Path(self.config.pki_dir), self.config.ocsp_url)
             except (OSError, ValueError) as e:
@@ -396,10 +398,6 @@ class Csms:
     async def on_get_15118_certificate(self, p: Payload, ctx: CallContext) -> Payload:
         """Get15118EVCertificate (M01): the EV's EXI CertificateInstallationReq is checked (signature, OEM chain),
         a contract is issued under the MO Sub-CA and the signed EXI response returned; the new eMAID is registered."""
-        from ..iso15118.messages import for_protocol
-        from ..iso15118.model import Step
-        from ..iso15118.pnc import InstallationError
-
         sid = ctx.station_id
         if "urn:iso:15118:2" not in p["iso15118SchemaVersion"]:
             return {"status": "Failed", "exiResponse": "", "statusInfo": {
@@ -416,8 +414,8 @@ class Csms:
             code, emaid, doc = "FAILED_NoCertificateAvailable", None, None
         else:
             try:
-                service = self.contract_service.update if update else self.contract_service.install
-                doc, emaid = await asyncio.to_thread(service, request)
+                answer = answer_update if update else answer_installation
+                doc, emaid = await asyncio.to_thread(answer, self.contract_service, request)
                 code = "OK"
             except InstallationError as e:
                 code, emaid, doc = e.code, None, None

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..pki.contracts import ContractService
+from . import pnc
 from .evse import AuthorizationStatus, CableCheckResult, SessionInfo
 from .model import (
     ACEVSEParameters,
@@ -59,7 +61,7 @@ class SimulatedEVSEConfig:
     contactor_fault: bool = False
     receipt_required: bool = False
     meter_id: str = "SIM-METER-0001"
-    contract_service: Any = None  # pnc.ContractService: answers CertificateInstallationReq locally (tests, demos)
+    contract_service: ContractService | None = None  # answers CertificateInstallationReq locally (tests, demos)
 
 
 class SimulatedEVSE:
@@ -228,26 +230,22 @@ class SimulatedEVSE:
 
     async def certificate_installation(self, info: SessionInfo, request: dict[str, Any]) -> dict[str, Any] | str:
         """CertificateInstallationReq answered by the configured contract service (FAILED_* code without one)."""
-        from .pnc import InstallationError
-
         service = self.config.contract_service
         if service is None:
             return "FAILED_NoCertificateAvailable"
         try:
-            return service.install(request)[0]
-        except InstallationError as e:
+            return pnc.answer_installation(service, request)[0]
+        except pnc.InstallationError as e:
             return e.code
 
     async def certificate_update(self, info: SessionInfo, request: dict[str, Any]) -> dict[str, Any] | str:
         """CertificateUpdateReq answered by the configured contract service."""
-        from .pnc import InstallationError
-
         service = self.config.contract_service
         if service is None:
             return "FAILED_NoCertificateAvailable"
         try:
-            return service.update(request)[0]
-        except InstallationError as e:
+            return pnc.answer_update(service, request)[0]
+        except pnc.InstallationError as e:
             return e.code
 
     def session_stopped(self, info: SessionInfo, reason: str, paused: bool) -> None:

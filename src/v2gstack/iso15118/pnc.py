@@ -1,17 +1,17 @@
 """ISO 15118-2 certificate installation: the contract key's protection and the signed messages around it.
 
-The secondary actor (our CSMS's issuing service, or the simulated EVSE) makes a contract certificate for an EV that
-holds only its OEM provisioning certificate, encrypts the contract's private key for that EV (ECDH on P-256 between
-a fresh ephemeral key and the OEM provisioning key; ConcatKDF with SHA-256 and OtherInfo 01 55 56 [V2G2-818]; 16-byte
-AES-128-CBC key; IV || ciphertext) and signs the response with the CPS leaf. The EV checks the CPS chain and the
-signature, decrypts the key and checks it matches the contract certificate.
+The secondary actor (our CSMS, or the simulated EVSE) answers a CertificateInstallationReq/UpdateReq with
+`answer_installation`/`answer_update`: this module checks the request's signature, a pki ContractService
+(pki/contracts.py) checks the certificates and issues the contract, and this module encrypts the contract's private
+key for the EV (ECDH on P-256 between a fresh ephemeral key and the OEM provisioning key; ConcatKDF with SHA-256 and
+OtherInfo 01 55 56 [V2G2-818]; 16-byte AES-128-CBC key; IV || ciphertext) and signs the response with the CPS leaf.
+The EV checks the CPS chain and the signature, decrypts the key and checks it matches the contract certificate.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
 
+from ..pki.contracts import ContractService, IssuedContract, Issuer
+from ..pki.errors import PkiError
+from ..pki.verify import Purpose, verify_chain
 from . import xmldsig
 
 NS = "iso2"
@@ -137,14 +140,6 @@ def check_update_request(body: dict[str, Any], signature: dict[str, Any] | None)
     return chain
 
 
-@dataclass(frozen=True)
-class Issuer:
-    """What signs a CertificateInstallationRes: the CPS leaf key and its chain (leaf first, no root)."""
-
-    cps_key: ec.EllipticCurvePrivateKey
-    cps_chain: list[x509.Certificate]
-
-
 def installation_response(oem_cert: x509.Certificate, contract_chain: list[x509.Certificate],
                           contract_key: ec.EllipticCurvePrivateKey, emaid: str,
                           issuer: Issuer) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -175,14 +170,11 @@ def accept_installation(body: dict[str, Any], signature: dict[str, Any] | None, 
                         v2g_roots: list[x509.Certificate]) -> InstalledContract:
     """The EV's side: the CPS chain to a V2G root, the signature over the four elements, the decrypted key matching
     the contract certificate. InstallationError with the reason otherwise."""
-    from ..pki import errors as pki_errors
-    from ..pki.verify import Purpose, verify_chain
-
     cps = read_chain(body["SAProvisioningCertificateChain"])
     if v2g_roots:
         try:
             verify_chain(cps[0], cps[1:], v2g_roots, purpose=Purpose.CPS)
-        except pki_errors.PkiError as e:
+        except PkiError as e:
             raise InstallationError(e.iso_code, f"CPS chain: {e}") from None
     try:
         xmldsig.verify(NS, signature, {body[n]["Id"]: (n, body[n]) for n in SIGNED_RES_ELEMENTS},
@@ -197,102 +189,38 @@ def accept_installation(body: dict[str, Any], signature: dict[str, Any] | None, 
     return InstalledContract(body["eMAID"]["value"], [c.public_bytes(DER) for c in contract], key)
 
 
-EmaidPolicy = Callable[[x509.Certificate], str]
+def answer_installation(service: ContractService, request: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """(the signed CertificateInstallationRes document, the new eMAID) for a CertificateInstallationReq document:
+    its signature verifies with the OEM provisioning certificate, `service` checks that certificate and issues the
+    contract. InstallationError with the ISO ResponseCode when the request must be refused."""
+    message = request["V2G_Message"]
+    body = message["Body"]["CertificateInstallationReq"]
+    oem = check_installation_request(body, message["Header"].get("Signature"))
+    try:
+        contract = service.for_vehicle(oem)
+    except PkiError as e:
+        raise InstallationError(e.iso_code, f"OEM provisioning certificate: {e}") from None
+    return _response(message, "CertificateInstallationRes", oem, contract, service.issuer), contract.emaid
 
 
-def default_emaid(oem_cert: x509.Certificate) -> str:
-    """An eMAID (14 characters: country, provider, instance) derived from the OEM certificate's PCID."""
-    import hashlib
+def answer_update(service: ContractService, request: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """(the signed CertificateUpdateRes document, the eMAID) for a CertificateUpdateReq document: signed with the
+    current contract's key, which must chain to `service`'s MO CA; the new contract (same eMAID) is encrypted for the
+    current contract's key."""
+    message = request["V2G_Message"]
+    body = message["Body"]["CertificateUpdateReq"]
+    current = check_update_request(body, message["Header"].get("Signature"))
+    try:
+        contract = service.renewal(current, str(body["eMAID"]))
+    except PkiError as e:
+        raise InstallationError(e.iso_code, f"current contract: {e}") from None
+    return _response(message, "CertificateUpdateRes", current[0], contract, service.issuer), contract.emaid
 
-    cn = oem_cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
-    pcid = str(cn[0].value) if cn else oem_cert.serial_number.to_bytes(20, "big").hex()
-    return "DEV2G" + hashlib.sha256(pcid.encode()).hexdigest()[:9].upper()
 
-
-@dataclass
-class ContractService:
-    """The secondary actor of certificate installation: checks the EV's request and OEM chain, issues a contract
-    from the MO Sub-CA 2, and answers with the key encrypted for the EV and the CPS signature."""
-
-    mo_ca: Any  # pki.issue.Issued: MO Sub-CA 2 with its key
-    mo_chain: list[x509.Certificate]  # above the MO Sub-CA 2 (Sub-CA 1), no root
-    issuer: Issuer
-    oem_roots: list[x509.Certificate]
-    oem_intermediates: list[x509.Certificate]
-    emaid_for: EmaidPolicy = default_emaid
-    ocsp_url: str | None = None
-
-    @classmethod
-    def from_pki_dir(cls, folder: Any, ocsp_url: str | None = None) -> ContractService:
-        """The MO, CPS and OEM CAs of a `v2gstack pki create` folder."""
-        from pathlib import Path
-
-        from ..pki.issue import Issued
-        from ..pki.store import load_certs, load_key
-
-        d = Path(folder)
-
-        def cert(name: str) -> x509.Certificate:
-            return load_certs(d / "certs" / f"{name}.pem")[0]
-
-        def issued(name: str) -> Issued:
-            return Issued(cert(name), load_key(d / "keys" / f"{name}.key.pem"))
-
-        cps = issued("cps")
-        return cls(issued("mo_sub_ca2"), [cert("mo_sub_ca1")],
-                   Issuer(cps.key, [cps.cert, cert("cps_sub_ca2"), cert("cps_sub_ca1")]),
-                   [cert("oem_root")], [cert("oem_sub_ca2"), cert("oem_sub_ca1")], ocsp_url=ocsp_url)
-
-    def update(self, request: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        """(the signed CertificateUpdateRes document, the eMAID) for a CertificateUpdateReq: the current contract must
-        chain to our MO CA and be signed for; the new contract (same eMAID) is encrypted for the current one's key."""
-        from ..pki import errors as pki_errors
-        from ..pki.issue import issue, subject_name
-        from ..pki.profiles import PROFILES, Kind
-        from ..pki.verify import Purpose, verify_chain
-
-        message = request["V2G_Message"]
-        body = message["Body"]["CertificateUpdateReq"]
-        current = check_update_request(body, message["Header"].get("Signature"))
-        try:
-            verify_chain(current[0], current[1:], [self.mo_ca.cert], purpose=Purpose.CONTRACT)  # issued by our MO CA
-        except pki_errors.PkiError as e:
-            raise InstallationError(e.iso_code, f"current contract: {e}") from None
-        cn = current[0].subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
-        emaid = str(cn[0].value).replace("-", "") if cn else body["eMAID"]
-        if emaid.upper() != str(body["eMAID"]).replace("-", "").upper():
-            raise InstallationError("FAILED_CertChainError", "eMAID does not name the current contract")
-        org = self.mo_ca.cert.subject.get_attributes_for_oid(x509.oid.NameOID.ORGANIZATION_NAME)
-        contract = issue(PROFILES[Kind.CONTRACT], subject_name(emaid, str(org[0].value) if org else "MO", "DE", "MO"),
-                         issuer=self.mo_ca, ocsp_url=self.ocsp_url)
-        res, signature = installation_response(current[0], [contract.cert, self.mo_ca.cert, *self.mo_chain],
-                                               contract.key, emaid, self.issuer)
-        doc = {"V2G_Message": {"Header": {"SessionID": message["Header"]["SessionID"], "Signature": signature},
-                               "Body": {"CertificateUpdateRes": res}}}
-        return doc, emaid
-
-    def install(self, request: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        """(the signed CertificateInstallationRes document, the new eMAID) for a CertificateInstallationReq
-        document; InstallationError with the ISO ResponseCode when the request must be refused."""
-        from ..pki import errors as pki_errors
-        from ..pki.issue import issue, subject_name
-        from ..pki.profiles import PROFILES, Kind
-        from ..pki.verify import Purpose, verify_chain
-
-        message = request["V2G_Message"]
-        body = message["Body"]["CertificateInstallationReq"]
-        oem = check_installation_request(body, message["Header"].get("Signature"))
-        if self.oem_roots:
-            try:
-                verify_chain(oem, self.oem_intermediates, self.oem_roots, purpose=Purpose.OEM)
-            except pki_errors.PkiError as e:
-                raise InstallationError(e.iso_code, f"OEM provisioning certificate: {e}") from None
-        emaid = self.emaid_for(oem)
-        org = self.mo_ca.cert.subject.get_attributes_for_oid(x509.oid.NameOID.ORGANIZATION_NAME)
-        contract = issue(PROFILES[Kind.CONTRACT], subject_name(emaid, str(org[0].value) if org else "MO", "DE", "MO"),
-                         issuer=self.mo_ca, ocsp_url=self.ocsp_url)
-        res, signature = installation_response(oem, [contract.cert, self.mo_ca.cert, *self.mo_chain], contract.key,
-                                               emaid, self.issuer)
-        doc = {"V2G_Message": {"Header": {"SessionID": message["Header"]["SessionID"], "Signature": signature},
-                               "Body": {"CertificateInstallationRes": res}}}
-        return doc, emaid
+def _response(request: dict[str, Any], name: str, recipient: x509.Certificate, contract: IssuedContract,
+              issuer: Issuer) -> dict[str, Any]:
+    """The response document carrying `contract` (key encrypted for `recipient`'s key) under the request's
+    SessionID, signed by the CPS."""
+    res, signature = installation_response(recipient, contract.chain, contract.key, contract.emaid, issuer)
+    return {"V2G_Message": {"Header": {"SessionID": request["Header"]["SessionID"], "Signature": signature},
+                            "Body": {name: res}}}
