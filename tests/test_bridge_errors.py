@@ -21,7 +21,7 @@ from v2gstack.iso15118.evcc import EvccTimers
 from v2gstack.iso15118.secc import SeccTimers
 from v2gstack.iso15118.tls import evcc_context
 from v2gstack.station.bridge import BridgeConfig
-from v2gstack.trace.error_map import FAILURES
+from v2gstack.trace.error_map import FAILURES, FailureKind
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,7 +46,7 @@ def _timeline_errors(rig: Rig) -> list[str]:
     return out
 
 
-async def _reported(rig: Rig, kind: str, tech_code: str, *, transaction: bool = True) -> None:
+async def _reported(rig: Rig, kind: FailureKind, tech_code: str, *, transaction: bool = True) -> None:
     """The OCPP reports the error map names for `kind` reached the CSMS, and the timeline has the error."""
     f = FAILURES[kind]
     if f.notify:
@@ -80,7 +80,7 @@ async def test_no_common_protocol(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1, secc={"protocols": ("iso2",)}) as rig:
         result = await rig.ev(1, "din", "dc")
         assert not result.ok
-        await _reported(rig, "NoCommonProtocol", "Failed_NoNegotiation", transaction=False)
+        await _reported(rig, FailureKind.NO_COMMON_PROTOCOL, "Failed_NoNegotiation", transaction=False)
 
 
 async def test_sequence_error(tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ async def test_sequence_error(tmp_path: Path) -> None:
         answers = await scripted_ev(rig.address(1), "iso2", "ac", at="ServiceDiscoveryReq",
                                     action=lambda doc, sent: sent[-1])  # SessionSetupReq again
         assert answers[-1] == ("SessionSetupRes", "FAILED_SequenceError")
-        await _reported(rig, "SequenceError", "FAILED_SequenceError")
+        await _reported(rig, FailureKind.SEQUENCE_ERROR, "FAILED_SequenceError")
 
 
 def _other_session(doc: dict[str, Any], sent: list[dict[str, Any]]) -> dict[str, Any]:
@@ -100,7 +100,7 @@ async def test_unknown_session(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1) as rig:
         answers = await scripted_ev(rig.address(1), "din", "dc", at="ServiceDiscoveryReq", action=_other_session)
         assert answers[-1] == ("ServiceDiscoveryRes", "FAILED_UnknownSession")
-        await _reported(rig, "UnknownSession", "FAILED_UnknownSession")
+        await _reported(rig, FailureKind.UNKNOWN_SESSION, "FAILED_UnknownSession")
 
 
 def _single_phase(doc: dict[str, Any], sent: list[dict[str, Any]]) -> dict[str, Any]:
@@ -113,21 +113,21 @@ async def test_wrong_energy_transfer_mode(tmp_path: Path) -> None:
         answers = await scripted_ev(rig.address(1), "iso2", "ac", at="ChargeParameterDiscoveryReq",
                                     action=_single_phase)
         assert answers[-1] == ("ChargeParameterDiscoveryRes", "FAILED_WrongEnergyTransferMode")
-        await _reported(rig, "WrongChargeParameter", "FAILED_WrongEnergyTransferMode")
+        await _reported(rig, FailureKind.WRONG_CHARGE_PARAMETER, "FAILED_WrongEnergyTransferMode")
 
 
 async def test_isolation_fault_faults_the_evse(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1, config=BridgeConfig(isolation="Fault")) as rig:
         result = await rig.ev(1, "iso2", "dc")
         assert not result.ok and "CableCheckRes" in result.reason
-        await _reported(rig, "IsolationFault", "FAILED")
+        await _reported(rig, FailureKind.ISOLATION_FAULT, "FAILED")
 
 
 async def test_contactor_error_faults_the_evse(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1, config=BridgeConfig(contactor_fault=True)) as rig:
         result = await rig.ev(1, "iso2", "ac")
         assert not result.ok and result.response_code == "FAILED_ContactorError"
-        await _reported(rig, "ContactorError", "FAILED_ContactorError")
+        await _reported(rig, FailureKind.CONTACTOR_ERROR, "FAILED_ContactorError")
 
 
 def _unknown_tuple(doc: dict[str, Any], sent: list[dict[str, Any]]) -> dict[str, Any]:
@@ -139,7 +139,7 @@ async def test_schedule_not_offered(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1) as rig:
         answers = await scripted_ev(rig.address(1), "iso2", "ac", at="PowerDeliveryReq", action=_unknown_tuple)
         assert answers[-1] == ("PowerDeliveryRes", "FAILED_TariffSelectionInvalid")
-        await _reported(rig, "ProfileInvalid", "FAILED_TariffSelectionInvalid")
+        await _reported(rig, FailureKind.PROFILE_INVALID, "FAILED_TariffSelectionInvalid")
         assert _sent(rig, "NotifyEVChargingSchedule") == []  # the EV's choice was refused
 
 
@@ -153,7 +153,7 @@ async def test_other_failed_code(tmp_path: Path) -> None:
         answers = await scripted_ev(rig.address(1), "iso2", "ac", at="PaymentServiceSelectionReq",
                                     action=_contract_payment)
         assert answers[-1] == ("PaymentServiceSelectionRes", "FAILED_PaymentSelectionInvalid")
-        await _reported(rig, "OtherFailed", "FAILED_PaymentSelectionInvalid")
+        await _reported(rig, FailureKind.OTHER_FAILED, "FAILED_PaymentSelectionInvalid")
 
 
 # ----- timeouts -----
@@ -161,34 +161,34 @@ async def test_other_failed_code(tmp_path: Path) -> None:
 async def test_sequence_timeout(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1, secc={"timers": SeccTimers(sequence=0.5)}) as rig:
         await scripted_ev(rig.address(1), "iso2", "ac", at="ChargeParameterDiscoveryReq", action="silent")
-        await _reported(rig, "SequenceTimeout", "SequenceTimeout")
+        await _reported(rig, FailureKind.SEQUENCE_TIMEOUT, "SequenceTimeout")
 
 
 async def test_communication_setup_timeout(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1, secc={"timers": SeccTimers(sequence=0.5)}) as rig:
         answers = await scripted_ev(rig.address(1), "iso2", "ac", at="SessionSetupReq", action="silent")
         assert answers == [("supportedAppProtocolRes", "OK_SuccessfulNegotiation")]
-        await _reported(rig, "CommunicationSetupTimeout", "CommunicationSetupTimeout", transaction=False)
+        await _reported(rig, FailureKind.COMMUNICATION_SETUP_TIMEOUT, "CommunicationSetupTimeout", transaction=False)
 
 
 async def test_performance_timeout(tmp_path: Path) -> None:
     late = SeccTimers(performance=0.0, performance_long=0.0, performance_current_demand=0.0)  # every answer is late
     async with bridged(tmp_path, evses=1, secc={"timers": late}) as rig:
         await scripted_ev(rig.address(1), "iso2", "ac", at="AuthorizationReq", action="close")
-        await _reported(rig, "PerformanceTimeout", "PerformanceTimeout")
+        await _reported(rig, FailureKind.PERFORMANCE_TIMEOUT, "PerformanceTimeout")
 
 
 async def test_ongoing_timeout(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1, free=False) as rig:  # no token, no remote start: Ongoing until the EV quits
         result = await rig.ev(1, "iso2", "ac", timers=EvccTimers(ongoing=0.5))
         assert not result.ok and "Ongoing" in result.reason
-        await _reported(rig, "OngoingTimeout", "OngoingTimeout")
+        await _reported(rig, FailureKind.ONGOING_TIMEOUT, "OngoingTimeout")
 
 
 async def test_disconnect(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1) as rig:
         await scripted_ev(rig.address(1), "iso2", "dc", at="CableCheckReq", action="close")
-        await _reported(rig, "Disconnected", "Disconnected")
+        await _reported(rig, FailureKind.DISCONNECTED, "Disconnected")
 
 
 # ----- transport -----
@@ -199,10 +199,10 @@ async def test_v2gtp_error(tmp_path: Path) -> None:
         writer.write(bytes.fromhex("02FD800100000004") + b"\x80\x00\x00\x00")  # protocol version 2
         await asyncio.wait_for(reader.read(), 10)  # the SECC closes
         writer.close()
-        await _reported(rig, "V2gtpError", "V2gtpError", transaction=False)
+        await _reported(rig, FailureKind.V2GTP_ERROR, "V2gtpError", transaction=False)
 
 
-async def _tls_rig_client(tmp_path: Path, client: ssl.SSLContext, kind: str) -> None:
+async def _tls_rig_client(tmp_path: Path, client: ssl.SSLContext, kind: FailureKind) -> None:
     chain = make_secc_chain()
     async with bridged(tmp_path, evses=1, secc={"tls": chain.server_context(), "tcp": True}) as rig:
         assert rig.bridges[0].server is not None
@@ -218,18 +218,18 @@ async def _tls_rig_client(tmp_path: Path, client: ssl.SSLContext, kind: str) -> 
 async def test_tls_version(tmp_path: Path) -> None:
     client = evcc_context()
     client.minimum_version = client.maximum_version = ssl.TLSVersion.TLSv1_3  # the SECC speaks TLS 1.2 only
-    await _tls_rig_client(tmp_path, client, "TlsVersion")
+    await _tls_rig_client(tmp_path, client, FailureKind.TLS_VERSION)
 
 
 async def test_tls_cipher_suite(tmp_path: Path) -> None:
     client = evcc_context()
     client.set_ciphers("ECDHE-RSA-AES256-GCM-SHA384")  # not a V2G suite
-    await _tls_rig_client(tmp_path, client, "TlsCipherSuite")
+    await _tls_rig_client(tmp_path, client, FailureKind.TLS_CIPHER_SUITE)
 
 
 async def test_tls_failure_untrusted_secc_certificate(tmp_path: Path) -> None:
     other = make_secc_chain()  # the EV trusts another V2G root
-    await _tls_rig_client(tmp_path, evcc_context(cadata=other.root_pem.decode()), "TlsFailure")
+    await _tls_rig_client(tmp_path, evcc_context(cadata=other.root_pem.decode()), FailureKind.TLS_FAILURE)
 
 
 # ----- station side -----
@@ -242,5 +242,5 @@ async def test_secc_shutdown_ends_the_transaction_as_reboot(tmp_path: Path) -> N
         await rig.bridges[0].server.close()
         result = await asyncio.wait_for(ev, 30)
         assert not result.ok
-        await _reported(rig, "Shutdown", "Shutdown")
+        await _reported(rig, FailureKind.SHUTDOWN, "Shutdown")
         assert _events(rig) == []  # a shutdown is no EV problem

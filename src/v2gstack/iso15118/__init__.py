@@ -2,8 +2,9 @@
 
 Layout: `v2gtp`, `sdp` (codecs) and `sdp_io`, `stream`, `tls` (asyncio/transport); `apphand` (protocol
 negotiation); `messages` (DIN and -2 message building/reading in the EXI JSON view); `secc`, `evcc` (state machines);
-`evse`, `evse_sim` (the station interface and a simulation); `ev` (EV model); `secc_server`, `evcc_client` (asyncio
-shells); `msglog` (per-message records); `cli` (the `ev` and `secc` commands). See docs/iso15118.md.
+`evse`, `evse_sim` (the station interface and a simulation); `events` (what the SECC tells the station); `ev` (EV
+model); `secc_server`, `evcc_client` (asyncio shells); `msglog` (per-message records); `pnc` (Plug & Charge
+messages); `cli` (the `ev` and `secc` commands). See docs/iso15118.md.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from .ev import EVModel
 from .evcc import EvccConfig, EvccSession, SessionResult
 from .evcc_client import run_evcc
+from .events import Answered, MessageExchanged, ScheduleChosen, SeccObserver, SessionEnded, SessionEvent, TlsFailed
 from .evse import AuthorizationStatus, EVSEController, SessionInfo
 from .evse_sim import SimulatedEVSE, SimulatedEVSEConfig
 from .secc import SeccConfig, SeccSession
@@ -18,7 +20,8 @@ from .secc_server import SeccServer
 from .timers import EvccTimers, SeccTimers
 
 __all__ = [
-    "AuthorizationStatus", "EVModel", "EVSEController", "EvccConfig", "EvccSession", "EvccTimers", "SeccConfig",
-    "SeccServer", "SeccSession", "SeccTimers", "SessionInfo", "SessionResult", "SimulatedEVSE",
-    "SimulatedEVSEConfig", "run_evcc",
+    "Answered", "AuthorizationStatus", "EVModel", "EVSEController", "EvccConfig", "EvccSession", "EvccTimers",
+    "MessageExchanged", "ScheduleChosen", "SeccConfig", "SeccObserver", "SeccServer", "SeccSession", "SeccTimers",
+    "SessionEnded", "SessionEvent", "SessionInfo", "SessionResult", "SimulatedEVSE", "SimulatedEVSEConfig",
+    "TlsFailed", "run_evcc",
 ]

@@ -2,15 +2,19 @@
 
 Every method is synchronous and must return at once: slow work (an OCPP Authorize, an isolation test, a schedule
 from the CSMS) is started on the first call and reported as Ongoing until done, which maps directly onto the
-standards' EVSEProcessing=Ongoing loops. All values are SI floats; the message modules do the unit coding.
+standards' EVSEProcessing=Ongoing loops (the certificate services are the exception: coroutines the shell awaits
+within the performance time). All values are SI floats; the message modules do the unit coding. Implementers
+subclass EVSEController so that the optional hooks (on_event, contract_check, the certificate services) have their
+declared defaults; the SECC calls every method directly, never looked up by name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
+from .events import SessionEnded, SessionEvent
 from .model import (
     ACEVSEParameters,
     CurrentDemand,
@@ -135,6 +139,27 @@ class EVSEController(Protocol):
         """Whether the EV must confirm the meter reading with MeteringReceiptReq."""
         ...
 
-    def session_stopped(self, info: SessionInfo, reason: str, paused: bool) -> None:
-        """The session ended (normally or not); `paused` when the EV paused it."""
+    def session_ended(self, info: SessionInfo | None, ended: SessionEnded) -> None:
+        """The session ended (once per connection, normally or not): `ended.kind` names how (the error map's row);
+        `info` is None when it ended before SessionSetup."""
         ...
+
+    # ----- optional hooks with defaults (inherited by subclasses) -----
+
+    def on_event(self, event: SessionEvent) -> None:
+        """Every event of the session in order: each message (MessageExchanged), each answer (Answered), the EV's
+        chosen schedule (ScheduleChosen) and the end (SessionEnded, also given to session_ended). Default: ignore."""
+
+    def contract_check(self, info: SessionInfo, emaid: str, chain: list[bytes]) -> str:
+        """Plug & Charge, PaymentDetailsReq: the station's own check of the contract chain (DER, leaf first) after the
+        SECC's form and validity checks; "OK" or the FAILED_* code to answer. Default: "OK"."""
+        return "OK"
+
+    async def certificate_installation(self, info: SessionInfo, request: dict[str, Any]) -> dict[str, Any] | str:
+        """CertificateInstallationReq (the whole request document): the signed response document, or a FAILED_* code.
+        Default: no installation service (FAILED_NoCertificateAvailable)."""
+        return "FAILED_NoCertificateAvailable"
+
+    async def certificate_update(self, info: SessionInfo, request: dict[str, Any]) -> dict[str, Any] | str:
+        """CertificateUpdateReq, as certificate_installation. Default: FAILED_NoCertificateAvailable."""
+        return "FAILED_NoCertificateAvailable"

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..pki.contracts import ContractService
 from . import pnc
-from .evse import AuthorizationStatus, CableCheckResult, SessionInfo
+from .events import SessionEnded
+from .evse import AuthorizationStatus, CableCheckResult, EVSEController, SessionInfo
 from .model import (
     ACEVSEParameters,
     CurrentDemand,
@@ -64,7 +65,7 @@ class SimulatedEVSEConfig:
     contract_service: ContractService | None = None  # answers CertificateInstallationReq locally (tests, demos)
 
 
-class SimulatedEVSE:
+class SimulatedEVSE(EVSEController):
     """EVSEController for tests, demos and the standalone SECC."""
 
     def __init__(self, config: SimulatedEVSEConfig | None = None, clock: Callable[[], float] = time.monotonic) -> None:
@@ -82,6 +83,7 @@ class SimulatedEVSE:
         self._last_tick: float | None = None
         self.ev: EVChargeParameters | None = None
         self.events: list[str] = []
+        self.ended: SessionEnded | None = None
 
     # ----- identity and offer -----
 
@@ -248,8 +250,9 @@ class SimulatedEVSE:
         except pnc.InstallationError as e:
             return e.code
 
-    def session_stopped(self, info: SessionInfo, reason: str, paused: bool) -> None:
+    def session_ended(self, info: SessionInfo | None, ended: SessionEnded) -> None:
         """Open contactors and record the end."""
         if self.contactors_closed:
             self.set_contactors(False)
-        self.events.append(f"{'paused' if paused else 'stopped'}: {reason}")
+        self.ended = ended
+        self.events.append(f"{'paused' if ended.paused else 'stopped'} ({ended.kind}): {ended.detail}")

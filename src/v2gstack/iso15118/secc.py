@@ -6,6 +6,10 @@ only the requests the standards allow next. Bad input follows the standards: an 
 its response with FAILED_SequenceError, a wrong SessionID FAILED_UnknownSession (the sequence is checked first, as
 the reference stack does), and after any FAILED_* response the SECC closes the connection. The shell waits at most
 `timeout` seconds (V2G_SECC_Sequence_Timeout) for each request and calls `on_timeout()` when it expires.
+
+The session tells its controller what happens as typed events (iso15118/events.py): the shell reports each message
+(`exchanged`), each response sent with its elapsed time (`sent`) and a connection that ended outside the message flow
+(`on_closed` with the FailureKind it saw); the session decides how it ended (`SessionEnded.kind`) where it knows why.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ..trace.error_map import FailureKind, kind_of_code
 from . import xmldsig
 from .apphand import PROTOCOLS, AppProtocol, negotiate
+from .events import Answered, MessageExchanged, ScheduleChosen, SessionEnded
 from .evse import AuthorizationStatus, EVSEController, SessionInfo
 from .messages import Iso2Messages, MessageError, body_name, for_protocol, split
 from .messages.envelope import NEW_SESSION_ID, is_new_session_id, same_session
 from .model import EVSEStatus, Processing, SASchedule, Step, is_dc
+from .msglog import MessageRecord
 from .timers import SeccTimers
 
 log = logging.getLogger("v2gstack.iso15118.secc")
@@ -141,6 +148,9 @@ class SeccSession:
         self.ended = False
         self.ok = False
         self.end_reason = ""
+        self.end: SessionEnded | None = None
+        self.last_answer: Answered | None = None
+        self._chosen: ScheduleChosen | None = None  # PowerDeliveryReq Start accepted: told once the answer is sent
         self.requests = 0
         self._rx_session_id = NEW_SESSION_ID
         self._rx_header: dict[str, Any] = {}
@@ -187,10 +197,10 @@ class SeccSession:
         try:
             sid, name, body = split(doc)
         except MessageError as e:
-            return self._close(f"unusable message: {e}")
+            return self._close(FailureKind.EXI_ERROR, f"unusable message: {e}")
         found = self.msgs.lookup(name)
         if found is None or not found[1]:
-            return self._close(f"received {name}, which is not a request")
+            return self._close(FailureKind.SEQUENCE_ERROR, f"received {name}, which is not a request")
         step = found[0]
         if step not in self.expected or step not in self.msgs.steps_in_use:
             wanted = ", ".join(sorted(self.msgs.req_name(s) for s in self.expected)) or "nothing"
@@ -204,58 +214,93 @@ class SeccSession:
             return self._certificate_installation(doc, step)
         try:
             res = self._handlers[step](body)
-        except (KeyError, TypeError, ValueError) as e:
-            return self._failed(step, sid, "FAILED", f"cannot process {name}: {type(e).__name__} {e}")
+        except (KeyError, TypeError, ValueError) as e:  # a request we cannot use: not the EV's authorization failing
+            return self._failed(step, sid, "FAILED", f"cannot process {name}: {type(e).__name__} {e}",
+                                kind=FailureKind.OTHER_FAILED)
         code = res.get("ResponseCode", "")
         doc_out = self.msgs.response(self.session_id, step, res)
         if code.startswith("FAILED"):
-            self._end(f"answered {self.msgs.res_name(step)} with {code}", ok=False)
+            self._end(_failure_kind(step, code), f"answered {self.msgs.res_name(step)} with {code}", code=code)
             return Reply(doc_out, self.msgs.ns, self.msgs.res_name(step), True, step)
         close = step is Step.SESSION_STOP
         return Reply(doc_out, self.msgs.ns, self.msgs.res_name(step), close, step)
 
     def on_timeout(self) -> str:
-        """The sequence timeout expired: end the session; return the log reason."""
+        """The sequence timeout expired: end the session (CommunicationSetupTimeout before SessionSetup); return the
+        log reason."""
         wanted = ", ".join(sorted(self.msgs.req_name(s) for s in self.expected)) if self.msgs else \
             "supportedAppProtocolReq"
         reason = f"V2G_SECC_Sequence_Timeout ({self.timeout:g} s) expired waiting for {wanted or 'a request'}"
-        self._end(reason, ok=False)
+        self._end(FailureKind.SEQUENCE_TIMEOUT if self.info is not None else FailureKind.COMMUNICATION_SETUP_TIMEOUT,
+                  reason)
         return reason
 
-    def on_closed(self, reason: str) -> None:
-        """The connection ended outside the message flow (peer closed, framing or EXI error)."""
-        if not self.ended:
-            self._end(reason, ok=False)
+    def on_closed(self, kind: FailureKind, detail: str) -> None:
+        """The connection ended outside the message flow: the shell names what it saw (Disconnected, V2gtpError,
+        ExiError, Shutdown, InternalError). An EV that left is told apart by our last answer: Ongoing ->
+        OngoingTimeout (its V2G_EVCC_Ongoing_Timeout), late -> PerformanceTimeout (its V2G_EVCC_Msg_Timeout)."""
+        if self.ended:
+            return
+        last = self.last_answer
+        if kind is FailureKind.DISCONNECTED and last is not None:
+            if last.ongoing:
+                kind = FailureKind.ONGOING_TIMEOUT
+            elif last.late:
+                kind = FailureKind.PERFORMANCE_TIMEOUT
+        self._end(kind, detail)
+
+    def exchanged(self, record: MessageRecord) -> None:
+        """The shell received (before handle) or sent (after it left) one message: tell the controller."""
+        self.controller.on_event(MessageExchanged(record))
+
+    def sent(self, reply: Reply, elapsed: float) -> Answered:
+        """The shell wrote `reply`'s response `elapsed` seconds after the request's last byte: remember whether it was
+        Ongoing or late (for the kind of a later disconnect) and tell the controller (and the EV's chosen schedule
+        once PowerDeliveryReq Start is answered OK)."""
+        assert reply.doc is not None
+        content = _content(reply.doc)
+        code = content.get("ResponseCode")
+        limit = self.config.timers.performance_time(self.rx_namespace, reply.step)
+        answered = Answered(reply.name, reply.step, None if code is None else str(code),
+                            str(content.get("EVSEProcessing", "")).startswith("Ongoing"), elapsed > limit, elapsed)
+        if answered.late:
+            log.warning("%s: %s took %.1f ms, over the %.0f ms performance time", self.label, reply.name,
+                        elapsed * 1000, limit * 1000)
+        self.last_answer = answered
+        self.controller.on_event(answered)
+        chosen, self._chosen = self._chosen, None
+        if chosen is not None and reply.step is Step.POWER_DELIVERY and answered.response_code == "OK":
+            self.controller.on_event(chosen)
+        return answered
 
     # ----- helpers -----
 
-    def _end(self, reason: str, *, ok: bool, paused: bool = False) -> None:
-        """Mark the session ended, tell the controller, log one line."""
+    def _end(self, kind: FailureKind, detail: str, *, code: str | None = None, paused: bool = False) -> None:
+        """Mark the session ended, tell the controller how (SessionEnded), log one line."""
         if self.ended:
             return
-        self.ended, self.ok, self.end_reason = True, ok, reason
-        if self.info is not None:
-            if self.charging:
-                self.controller.set_contactors(False)
-                self.charging = False
-            self.controller.session_stopped(self.info, reason, paused)
-        else:  # ended before SessionSetup: controllers that want to report it implement connection_failed
-            failed = getattr(self.controller, "connection_failed", None)
-            if failed is not None:
-                failed(reason)
-        (log.info if ok else log.warning)("%s ended: %s", self.label, reason)
+        ended = SessionEnded(kind, detail, code, paused, self.info is not None)
+        self.ended, self.ok, self.end_reason, self.end = True, ended.ok, detail, ended
+        if self.info is not None and self.charging:
+            self.controller.set_contactors(False)
+            self.charging = False
+        self.controller.on_event(ended)
+        self.controller.session_ended(self.info, ended)
+        (log.info if ended.ok else log.warning)("%s ended (%s): %s", self.label, kind, detail)
 
-    def _close(self, reason: str) -> Reply:
+    def _close(self, kind: FailureKind, detail: str) -> Reply:
         """End without a response (nothing to answer)."""
-        self._end(reason, ok=False)
+        self._end(kind, detail)
         return Reply(None, self.rx_namespace, "", True)
 
-    def _failed(self, step: Step, received_session_id: str, code: str, reason: str) -> Reply:
-        """Answer `step` with a FAILED_* code (under our SessionID once there is one) and close."""
+    def _failed(self, step: Step, received_session_id: str, code: str, reason: str,
+                kind: FailureKind | None = None) -> Reply:
+        """Answer `step` with a FAILED_* code (under our SessionID once there is one) and close; the kind follows
+        from the code and the step unless given."""
         assert self.msgs is not None
         body = self.msgs.failed_res(step, code, self.dc)
         doc = self.msgs.response(self.session_id if self.info else received_session_id, step, body)
-        self._end(f"{reason}: answered {code}", ok=False)
+        self._end(kind or _failure_kind(step, code), f"{reason}: answered {code}", code=code)
         return Reply(doc, self.msgs.ns, self.msgs.res_name(step), True, step)
 
     def _status(self) -> EVSEStatus:
@@ -265,10 +310,11 @@ class SeccSession:
     def _handshake(self, doc: dict[str, Any]) -> Reply:
         """supportedAppProtocolReq -> supportedAppProtocolRes; close when nothing matches."""
         if "supportedAppProtocolReq" not in doc:
-            return self._close(f"expected supportedAppProtocolReq, got {body_name(doc)}")
+            return self._close(FailureKind.SEQUENCE_ERROR, f"expected supportedAppProtocolReq, got {body_name(doc)}")
         n = negotiate(doc, self.supported)
         if n.protocol is None:
-            self._end("no common application protocol: answered Failed_NoNegotiation", ok=False)
+            self._end(FailureKind.NO_COMMON_PROTOCOL, f"no common application protocol: answered {n.code}",
+                      code=n.code)
             return Reply(n.response, "appHand", "supportedAppProtocolRes", True)
         self.protocol = n.protocol
         self.msgs = for_protocol(n.protocol.key)
@@ -350,9 +396,8 @@ class SeccSession:
         assert self.msgs is not None and self.info is not None
         emaid, chain = self.msgs.read_payment_details_req(body)
         code = contract_precheck(emaid, chain)
-        check = getattr(self.controller, "contract_check", None)
-        if code == "OK" and check is not None:
-            code = check(self.info, emaid, chain)
+        if code == "OK":
+            code = self.controller.contract_check(self.info, emaid, chain)
         if code != "OK":
             return self.msgs.payment_details_res(code, bytes(16), int(time.time()))
         self.info.emaid, self.info.contract_chain = emaid, chain
@@ -381,13 +426,13 @@ class SeccSession:
 
     def _certificate_installation(self, doc: dict[str, Any], step: Step) -> Reply:
         """CertificateInstallationReq / CertificateUpdateReq: the controller (the station asks its CSMS) produces the
-        whole signed response document, asynchronously; without one, FAILED_NoCertificateAvailable."""
+        whole signed response document, asynchronously (the default hook answers FAILED_NoCertificateAvailable)."""
         assert self.msgs is not None and self.info is not None
-        name = "certificate_installation" if step is Step.CERTIFICATE_INSTALLATION else "certificate_update"
-        service = getattr(self.controller, name, None)
-        if service is None:
-            return self._failed(step, self.session_id, "FAILED_NoCertificateAvailable", f"no {name} service")
-        return Reply(None, self.msgs.ns, self.msgs.res_name(step), False, step, pending=service(self.info, doc))
+        if step is Step.CERTIFICATE_INSTALLATION:
+            pending = self.controller.certificate_installation(self.info, doc)
+        else:
+            pending = self.controller.certificate_update(self.info, doc)
+        return Reply(None, self.msgs.ns, self.msgs.res_name(step), False, step, pending=pending)
 
     def complete(self, reply: Reply, result: dict[str, Any] | str) -> Reply:
         """Finish a pending reply: `result` is the response document, or a FAILED_* code."""
@@ -399,7 +444,7 @@ class SeccSession:
         body = next(iter(message["Body"].values()))
         code = str(body.get("ResponseCode", ""))
         if code.startswith("FAILED"):
-            self._end(f"answered {reply.name} with {code}", ok=False)
+            self._end(_failure_kind(reply.step, code), f"answered {reply.name} with {code}", code=code)
             return Reply(result, self.msgs.ns, reply.name, True, reply.step)
         self.expected = frozenset({Step.PAYMENT_DETAILS})
         return Reply(result, self.msgs.ns, reply.name, False, reply.step)
@@ -473,6 +518,7 @@ class SeccSession:
         """PowerDeliveryReq: Start (check schedule and profile, close contactors), Stop, or Renegotiate."""
         assert self.msgs is not None and self.info is not None
         progress, tuple_id, profile, _, _ = self.msgs.read_power_delivery_req(body)
+        self._chosen = None
         if progress == "Start":
             if tuple_id is None:
                 tuple_id = next(iter(self.schedules), 1)
@@ -487,6 +533,7 @@ class SeccSession:
                     return self.msgs.power_delivery_res(self.msgs.contactor_error_code, self._status(), self.dc)
                 self.charging = True
             self.info.schedule_id = tuple_id
+            self._chosen = ScheduleChosen(tuple_id, tuple(profile))
             self.expected = self._loop_steps()
         elif progress == "Stop":
             if self.charging:
@@ -555,6 +602,26 @@ class SeccSession:
         if paused:
             self.paused.pause(self.info)
         self.expected = frozenset()
-        self._end(f"EV {'paused' if paused else 'terminated'} the session", ok=True, paused=paused)
+        self._end(FailureKind.PAUSED if paused else FailureKind.NORMAL,
+                  f"EV {'paused' if paused else 'terminated'} the session", paused=paused)
         return self.msgs.session_stop_res("OK")
 
+
+
+def _failure_kind(step: Step | None, code: str) -> FailureKind:
+    """The kind of answering `step` with a FAILED code: the code's own row, else a plain FAILED of Authorization
+    (the EV was refused) or CableCheck (isolation), else OtherFailed."""
+    kind = kind_of_code(code)
+    if kind is FailureKind.OTHER_FAILED:
+        if step is Step.AUTHORIZATION:
+            return FailureKind.AUTHORIZATION_FAILED
+        if step is Step.CABLE_CHECK:
+            return FailureKind.ISOLATION_FAULT
+    return kind
+
+
+def _content(doc: dict[str, Any]) -> dict[str, Any]:
+    """The body element's content of a response document (V2G_Message or the handshake's)."""
+    message = doc.get("V2G_Message")
+    content = next(iter(message["Body"].values()), {}) if message else next(iter(doc.values()), {})
+    return content if isinstance(content, dict) else {}

@@ -1,7 +1,9 @@
 """The asyncio SECC: TCP and/or TLS listeners, an SDP responder, and one SeccSession per connection.
 
 Each connection runs in its own task; a failure in one (bad framing, undecodable EXI, a timeout, an exception in a
-controller) ends that connection with a log line and leaves the others running.
+controller) ends that connection with a log line and leaves the others running. The shell tells each session what
+it saw (messages, the time each answer took, how the connection ended: iso15118/events.py); failed TLS handshakes,
+which happen before any session, go to the server's SeccObserver.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from collections import deque
 from collections.abc import Callable
 
 from .. import exi
+from ..trace.error_map import FailureKind
+from .events import SeccObserver, TlsFailed
 from .evse import EVSEController
-from .msglog import MessageRecord, MessageSink
+from .msglog import ConnectionLog, MessageRecord, MessageSink
 from .netif import link_local_address
 from .sdp import SDP_PORT, SDPRequest, SDPResponse, Security, Transport
 from .sdp_io import SDPServer, start_sdp_server
 from .secc import PausedSessions, SeccConfig, SeccSession
 from .stream import ConnectionClosedError, V2GTPStream
-from .tls import describe
+from .tls import describe, failure_kind
 from .v2gtp import DEFAULT_MAX_PAYLOAD, V2GTPError
 
 log = logging.getLogger("v2gstack.iso15118.secc")
@@ -63,11 +67,12 @@ class SeccServer:
                  tls_port: int = 0, iface: str | None = None, sdp: bool = True, sdp_port: int = SDP_PORT,
                  on_message: MessageSink | None = None, max_payload: int = DEFAULT_MAX_PAYLOAD,
                  keep_finished: int = 1000, on_handled: Callable[[str, float], None] | None = None,
-                 on_tls_failure: Callable[[str, str], None] | None = None) -> None:
-        """`on_handled(response name, seconds)` is called after each response is sent, with the time from the
-        request's last byte read to the response written (what V2G_SECC_Msg_Performance_Time limits).
-        `on_tls_failure(peer, reason)` is called when a TLS handshake fails (asyncio's TLS listener drops those
-        silently; with the callback the SECC does the handshake itself to see them)."""
+                 observer: SeccObserver | None = None) -> None:
+        """`on_message(record)` gets every message of every connection (the CLI's log; controllers get them as
+        MessageExchanged events). `on_handled(response name, seconds)` is called after each response is sent, with
+        the time from the request's last byte read to the response written (what V2G_SECC_Msg_Performance_Time
+        limits). `observer.tls_failed(TlsFailed)` hears each failed TLS handshake (asyncio's TLS listener drops
+        those silently; with an observer the SECC does the handshake itself to see them)."""
         if not tcp and tls is None:
             raise ValueError("enable TCP, TLS or both")
         self.controller_factory = controller_factory
@@ -81,7 +86,7 @@ class SeccServer:
         self.sdp, self.sdp_port = sdp, sdp_port
         self.on_message = on_message
         self.on_handled = on_handled
-        self.on_tls_failure = on_tls_failure
+        self.observer = observer
         self._handshakes: set[asyncio.StreamWriter] = set()
         self.max_payload = max_payload
         self.paused = PausedSessions()
@@ -101,7 +106,7 @@ class SeccServer:
         if self.tcp:
             self._tcp_server = await _listen(lambda r, w: self._accept(r, w, False), self.host, self.port)
             self._servers.append(self._tcp_server)
-        if self.tls is not None and self.on_tls_failure is not None:
+        if self.tls is not None and self.observer is not None:
             self._tls_server = await _listen(self._accept_tls, self.host, self.tls_port)
             self._servers.append(self._tls_server)
         elif self.tls is not None:
@@ -120,7 +125,7 @@ class SeccServer:
         for server in self._servers:
             server.close()
         for session in list(self.active):  # ended as a shutdown, not as the EV's disconnect the abort looks like
-            session.on_closed("SECC shutting down")
+            session.on_closed(FailureKind.SHUTDOWN, "SECC shutting down")
         for stream in list(self._streams):  # aborting lets each connection task end by itself
             stream.abort()
         for writer in list(self._handshakes):
@@ -174,18 +179,18 @@ class SeccServer:
         task.add_done_callback(self._tasks.discard)
 
     async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """The TLS handshake; a failure goes to `on_tls_failure` and closes the connection."""
-        assert self.tls is not None and self.on_tls_failure is not None
+        """The TLS handshake; a failure goes to the observer as TlsFailed and closes the connection."""
+        assert self.tls is not None and self.observer is not None
         peer = V2GTPStream(reader, writer).peer
         self._handshakes.add(writer)
         try:
             await writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
         except (OSError, TimeoutError, EOFError) as e:
-            code = getattr(e, "reason", None) or type(e).__name__
-            reason = f"TLS handshake failed ({code}): {e}"
-            log.warning("SECC %s: %s", peer, reason)
+            code = e.reason if isinstance(e, ssl.SSLError) and e.reason else type(e).__name__
+            event = TlsFailed(peer, failure_kind(e), f"TLS handshake failed ({code}): {e}")
+            log.warning("SECC %s: %s", peer, event.detail)
             writer.transport.abort()
-            self.on_tls_failure(peer, reason)
+            self.observer.tls_failed(event)
             return
         finally:
             self._handshakes.discard(writer)
@@ -204,11 +209,11 @@ class SeccServer:
         try:
             await self._serve(stream, session)
         except asyncio.CancelledError:
-            session.on_closed("SECC shutting down")
+            session.on_closed(FailureKind.SHUTDOWN, "SECC shutting down")
             raise
         except Exception as e:
             log.exception("SECC %s: internal error", stream.peer)
-            session.on_closed(f"internal error: {type(e).__name__}: {e}")
+            session.on_closed(FailureKind.INTERNAL_ERROR, f"internal error: {type(e).__name__}: {e}")
         finally:
             self.active.discard(session)
             self.finished.append(session)
@@ -219,6 +224,7 @@ class SeccServer:
 
     async def _serve(self, stream: V2GTPStream, session: SeccSession) -> None:
         """Request/response until the session ends."""
+        messages = ConnectionLog("SECC", stream.peer)
         while not session.ended:
             try:
                 frame = await asyncio.wait_for(stream.recv(), session.timeout)
@@ -226,25 +232,25 @@ class SeccServer:
                 session.on_timeout()
                 return
             except V2GTPError as e:
-                session.on_closed(f"V2GTP error ({e.reason}): {e}")
+                session.on_closed(FailureKind.V2GTP_ERROR, f"V2GTP error ({e.reason}): {e}")
                 return
             except ConnectionClosedError:
-                session.on_closed("EVCC closed the connection")
+                session.on_closed(FailureKind.DISCONNECTED, "EVCC closed the connection")
                 return
             except ConnectionResetError:  # the EV closed abruptly (TCP RST), e.g. right after its own timeout
-                session.on_closed("EVCC closed the connection (reset)")
+                session.on_closed(FailureKind.DISCONNECTED, "EVCC closed the connection (reset)")
                 return
             except (ConnectionError, OSError) as e:
-                session.on_closed(f"connection error: {e}")
+                session.on_closed(FailureKind.DISCONNECTED, f"connection error: {e}")
                 return
             started = time.perf_counter()
             ns = session.rx_namespace
             try:
                 doc = exi.decode(ns, frame.payload)
             except exi.ExiDecodeError as e:
-                session.on_closed(f"undecodable EXI ({ns}, {len(frame.payload)} bytes): {e}")
+                session.on_closed(FailureKind.EXI_ERROR, f"undecodable EXI ({ns}, {len(frame.payload)} bytes): {e}")
                 return
-            self._record("rx", ns, doc, frame.payload, stream, session)
+            self._record(messages.record("rx", ns, doc, frame.payload, session.session_id), session)
             reply = session.handle(doc)
             if reply.pending is not None:  # the controller answers asynchronously (certificate installation)
                 limit = self.config.timers.performance_time(session.rx_namespace, reply.step)
@@ -261,19 +267,15 @@ class SeccServer:
                 data = exi.encode(reply.ns, reply.doc)
                 await stream.send(data)
                 elapsed = time.perf_counter() - started
-                limit = self.config.timers.performance_time(session.rx_namespace, reply.step)
-                if elapsed > limit:
-                    log.warning("%s: %s took %.1f ms, over the %.0f ms performance time", session.label, reply.name,
-                                elapsed * 1000, limit * 1000)
+                self._record(messages.record("tx", reply.ns, reply.doc, data, session.session_id), session)
+                session.sent(reply, elapsed)
                 if self.on_handled is not None:
                     self.on_handled(reply.name, elapsed)
-                self._record("tx", reply.ns, reply.doc, data, stream, session)
             if reply.close:
                 return
 
-    def _record(self, direction: str, ns: str, doc: dict, data: bytes, stream: V2GTPStream,
-                session: SeccSession) -> None:
-        """Hand one message to the sink."""
+    def _record(self, record: MessageRecord, session: SeccSession) -> None:
+        """Hand one message to the sink and to the session's controller."""
         if self.on_message is not None:
-            self.on_message(MessageRecord("SECC", direction, time.time(), ns, doc, data, stream.peer,
-                                          session.session_id))
+            self.on_message(record)
+        session.exchanged(record)

@@ -11,12 +11,18 @@ import logging
 import ssl
 from pathlib import Path
 
+from ..trace.error_map import FailureKind
+
 log = logging.getLogger("v2gstack.iso15118.tls")
 
 V2G_TLS12_CIPHERS = "ECDHE-ECDSA-AES128-SHA256"
 V2G_CURVE = "prime256v1"
 
 StrPath = str | Path
+
+_VERSION_REASONS = frozenset({"UNSUPPORTED_PROTOCOL", "VERSION_TOO_LOW", "VERSION_TOO_HIGH",
+                              "TLSV1_ALERT_PROTOCOL_VERSION"})
+_CIPHER_REASONS = frozenset({"NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE", "NO_CIPHERS_SPECIFIED", "NO_CIPHERS_PASSED"})
 
 
 def _base(ctx: ssl.SSLContext) -> ssl.SSLContext:
@@ -55,3 +61,14 @@ def describe(ssl_object: ssl.SSLObject | None) -> str:
         return "TCP"
     cipher = ssl_object.cipher()
     return f"{ssl_object.version()} {cipher[0] if cipher else '?'}"
+
+
+def failure_kind(error: BaseException) -> FailureKind:
+    """The error-map kind of a failed handshake, from OpenSSL's reason code (`ssl.SSLError.reason`, e.g.
+    UNSUPPORTED_PROTOCOL or NO_SHARED_CIPHER), never from message text: TlsVersion, TlsCipherSuite or TlsFailure."""
+    reason = error.reason if isinstance(error, ssl.SSLError) else None
+    if reason in _VERSION_REASONS:
+        return FailureKind.TLS_VERSION
+    if reason in _CIPHER_REASONS:
+        return FailureKind.TLS_CIPHER_SUITE
+    return FailureKind.TLS_FAILURE

@@ -4,8 +4,10 @@
 (SessionSetup -> plug-in and TransactionEvent customData with SessionID/EVCCID/protocol; ChargeParameterDiscovery ->
 NotifyEVChargingNeeds; the EV's chosen schedule -> NotifyEVChargingSchedule; the charge loop -> the EVSE meter the
 TransactionEvents report) and OCPP into ISO (authorization results, the composite charging schedule as the
-SAScheduleList, a changed profile -> ReNegotiation, RequestStopTransaction -> StopCharging). Failures are reported
-through trace/error_map.py. Each session writes one timeline (trace/timeline.py) with both protocols.
+SAScheduleList, a changed profile -> ReNegotiation, RequestStopTransaction -> StopCharging). It learns what happened
+from the SECC's typed events (iso15118/events.py: each message, the EV's chosen schedule, how the session ended);
+failures are reported by looking their kind up in trace/error_map.py. Each session writes one timeline
+(trace/timeline.py) with both protocols.
 
 The SECC calls controllers synchronously and must answer at once, so slow OCPP work runs in station tasks and the
 controller answers Ongoing until it is done.
@@ -25,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..constants import ISO_FACTS_VENDOR, MIRROR_VENDOR, PROTOCOL_NAMES
-from ..iso15118.evse import AuthorizationStatus, CableCheckResult, SessionInfo
-from ..iso15118.messages import MessageError, for_protocol, split
+from ..iso15118.events import MessageExchanged, ScheduleChosen, SessionEnded, SessionEvent, TlsFailed
+from ..iso15118.evse import AuthorizationStatus, CableCheckResult, EVSEController, SessionInfo
 from ..iso15118.model import (
     ACEVSEParameters,
     CurrentDemand,
@@ -43,7 +45,7 @@ from ..iso15118.model import (
 )
 from ..iso15118.msglog import MessageRecord
 from ..times import rfc3339
-from ..trace.error_map import IsoFailure, classify, notify_event
+from ..trace.error_map import FAILURES, FailureKind, IsoFailure, notify_event
 from ..trace.timeline import Timeline, TimelineFolder
 
 if TYPE_CHECKING:
@@ -85,7 +87,6 @@ class EvseBridge:
         self.evse_id = evse_id
         self.config = config or BridgeConfig()
         self.timelines = timelines or TimelineFolder(None)
-        self.sessions: dict[str, BridgeSession] = {}  # ISO SessionID -> session (for the message sink)
         self.active: BridgeSession | None = None
         self.ending: set[BridgeSession] = set()  # ended ISO sessions whose OCPP transaction is still being closed
         self.finished: list[BridgeSession] = []
@@ -98,14 +99,10 @@ class EvseBridge:
         """A controller for one new SECC connection."""
         return BridgeSession(self)
 
-    def iso_message(self, record: MessageRecord) -> None:
-        """The SECC's message sink: the message goes to its session's timeline (and to the CSMS if mirrored)."""
-        session = self.sessions.get(record.session_id) or self.active
-        if session is None:
-            return
+    def iso_message(self, session: BridgeSession, record: MessageRecord) -> None:
+        """A message of `session`'s connection: it goes to the session's timeline (and to the CSMS if mirrored)."""
         session.timeline.iso(record.direction, record.namespace, record.name, record.doc, record.exi,
                              record.session_id)
-        session.observe(record)
         if self.station.model.bool("BridgeCtrlr", "MirrorISO15118Messages"):
             gz = self.station.model.value("BridgeCtrlr", "MirrorISO15118Compression") == "Gzip"
             data = gzip.compress(record.exi, mtime=0) if gz else record.exi
@@ -113,14 +110,15 @@ class EvseBridge:
                 "vendorId": MIRROR_VENDOR.get(record.namespace, "ISO15118-20"), "messageId": record.name[:50],
                 "data": "EXI::" + base64.b64encode(data).decode()})
 
-    def tls_failed(self, peer: str, reason: str) -> None:
-        """The SECC's `on_tls_failure`: a TLS handshake failed (no ISO session): reported per the error map, with a
-        timeline of its own."""
-        failure, code = classify(reason, session=False)
+    def tls_failed(self, event: TlsFailed) -> None:
+        """The SECC's observer: a TLS handshake failed (no ISO session): reported per the error map, with a timeline
+        of its own."""
+        failure = FAILURES[event.kind]
         timeline = self.timelines.new()
         timeline.link(evseId=self.evse_id, stationId=self.station.config.station_id)
-        timeline.error(failure.kind, code=code, reason=reason, peer=peer, securityEvent=failure.security_event)
-        report_failure(self.station, failure, code, reason, self.evse_id, next(self.event_ids))
+        timeline.error(failure.kind, code=None, reason=event.detail, peer=event.peer,
+                       securityEvent=failure.security_event)
+        report_failure(self.station, failure, None, event.detail, self.evse_id, next(self.event_ids))
         timeline.close()
 
     def _profiles_changed(self, evse_id: int) -> None:
@@ -133,7 +131,7 @@ class EvseBridge:
                 session.ocpp_frame(direction, text)
 
 
-class BridgeSession:
+class BridgeSession(EVSEController):
     """The EVSEController of one SECC session on a bridged EVSE."""
 
     def __init__(self, bridge: EvseBridge) -> None:
@@ -156,12 +154,8 @@ class BridgeSession:
         self.ev_max_current: float | None = None
         self.power_w = 0.0
         self.offered: dict[int, SASchedule] = {}  # the SAScheduleTuples of the last ChargeParameterDiscoveryRes
-        self.ongoing = False  # the last answer was EVSEProcessing=Ongoing (an EV leaving now: its Ongoing timeout)
-        self.late = False  # the last answer missed V2G_SECC_Msg_Performance_Time
-        self._rx_at: float | None = None
-        self._start_request: tuple[int | None, list[ProfileEntry]] | None = None  # PowerDeliveryReq Start
         self._mids: dict[str, str] = {}  # message id -> action of the CALLs recorded (to name their answers)
-        bridge.active = self  # the EVSE has one EV at a time: its messages are this session's from now on
+        bridge.active = self  # the EVSE has one EV at a time: profile changes and OCPP frames are this session's now
 
     # ----- the OCPP side of the timeline -----
 
@@ -197,37 +191,15 @@ class BridgeSession:
             self.tx_id = tx.id
             self.timeline.link(transactionId=tx.id)
 
-    def observe(self, record: MessageRecord) -> None:
-        """What the SECC's messages tell beyond the controller calls: the EV's charging profile (NotifyEVCharging
-        Schedule once PowerDelivery Start is answered OK), and whether the last answer was Ongoing or late (to name
-        the EV's timeout if it leaves)."""
-        if record.namespace not in PROTOCOL_NAMES:
-            return  # the handshake
-        msgs = for_protocol(record.namespace)
-        try:
-            _, name, body = split(record.doc)
-        except MessageError:
-            return
-        if record.direction == "rx":
-            self._rx_at = record.time
-            if name == "PowerDeliveryReq":
-                try:
-                    progress, tuple_id, profile, _, _ = msgs.read_power_delivery_req(body)
-                except (KeyError, TypeError, ValueError):
-                    return
-                self._start_request = (tuple_id, profile) if progress == "Start" else None
-            return
-        self.ongoing = body.get("EVSEProcessing") == "Ongoing"
-        found = msgs.lookup(name)
-        if found is not None and self._rx_at is not None and self.bridge.server is not None:
-            limit = self.bridge.server.config.timers.performance_time(record.namespace, found[0])
-            self.late = record.time - self._rx_at > limit
-        if name == "PowerDeliveryRes" and self._start_request is not None and body.get("ResponseCode") == "OK":
-            tuple_id, profile = self._start_request
-            self._start_request = None
-            self.timeline.state("ScheduleChosen", saScheduleTupleId=tuple_id,
-                                profile=[(e.start, e.max_power) for e in profile])
-            self.station.spawn_call("NotifyEVChargingSchedule", self._ev_schedule(tuple_id, profile))
+    def on_event(self, event: SessionEvent) -> None:
+        """The SECC's events: each message goes to the timeline (and the mirror); the EV's chosen schedule (once
+        PowerDeliveryReq Start is answered OK) becomes NotifyEVChargingSchedule. The end comes to session_ended."""
+        if isinstance(event, MessageExchanged):
+            self.bridge.iso_message(self, event.record)
+        elif isinstance(event, ScheduleChosen):
+            self.timeline.state("ScheduleChosen", saScheduleTupleId=event.tuple_id,
+                                profile=[(e.start, e.max_power) for e in event.profile])
+            self.station.spawn_call("NotifyEVChargingSchedule", self._ev_schedule(event.tuple_id, list(event.profile)))
 
     # ----- identity and offer -----
 
@@ -256,7 +228,6 @@ class BridgeSession:
     def session_started(self, info: SessionInfo) -> None:
         """SessionSetup: the EV is there (plug-in), the ISO facts go to the timeline and the transaction."""
         self.info = info
-        self.bridge.sessions[info.session_id] = self
         self.timeline.link(sessionId=info.session_id, evccId=info.evcc_id, evseId=self.evse_no,
                            isoProtocol=PROTOCOL_NAMES.get(info.protocol, info.protocol),
                            stationId=self.station.config.station_id)
@@ -611,40 +582,35 @@ class BridgeSession:
 
     # ----- the end -----
 
-    def session_stopped(self, info: SessionInfo, reason: str, paused: bool) -> None:
-        """Report the end in OCPP terms (error map), end the transaction, and let the EVSE go."""
-        self._draw(0.0)
-        failure, code = classify(reason, ongoing=self.ongoing, late=self.late)
-        self.stop_reason = reason
-        self.timeline.state("SessionStopped", reason=reason, failure=failure.kind, code=code, paused=paused)
+    def session_ended(self, info: SessionInfo | None, ended: SessionEnded) -> None:
+        """Report the end in OCPP terms (the error map's row of its kind), end the transaction, and let the EVSE go.
+        Before SessionSetup there is no transaction: only the reports."""
+        failure, code, reason = FAILURES[ended.kind], ended.iso_code, ended.detail
         if self.bridge.active is self:
             self.bridge.active = None
+        if info is None:
+            self.timeline.error(failure.kind, code=code, reason=reason, securityEvent=failure.security_event)
+            report_failure(self.station, failure, code, reason, self.evse_no, next(self.bridge.event_ids))
+            self.timeline.close()
+            return
+        self._draw(0.0)
+        self.stop_reason = reason
+        self.timeline.state("SessionStopped", reason=reason, failure=failure.kind, code=code, paused=ended.paused)
         self.bridge.ending.add(self)
         self.bridge.finished.append(self)
         if len(self.bridge.finished) > 100:
-            old = self.bridge.finished.pop(0)
-            if old.info is not None:
-                self.bridge.sessions.pop(old.info.session_id, None)
-        if paused:
+            self.bridge.finished.pop(0)
+        if ended.paused:
             return
         if failure.notify:
             self.timeline.error(failure.kind, code=code, reason=reason, stoppedReason=failure.stopped_reason,
                                 securityEvent=failure.security_event, faulted=failure.faulted)
         self.station.spawn(self._report_end(failure, code, reason), f"iso-end-{self.evse_no}")
 
-    def connection_failed(self, reason: str) -> None:
-        """The connection ended before a session existed (handshake, framing or EXI garbage): report, no transaction."""
-        failure, code = classify(reason, session=False, ongoing=self.ongoing, late=self.late)
-        if self.bridge.active is self:
-            self.bridge.active = None
-        self.timeline.error(failure.kind, code=code, reason=reason, securityEvent=failure.security_event)
-        report_failure(self.station, failure, code, reason, self.evse_no, next(self.bridge.event_ids))
-        self.timeline.close()
-
     async def _report_end(self, failure: IsoFailure, code: str | None, reason: str) -> None:
         st, tx = self.station, self.evse.tx
         report_failure(st, failure, code, reason, self.evse_no, next(self.bridge.event_ids), tx.id if tx else None)
-        if failure.kind == "Normal":
+        if failure.kind is FailureKind.NORMAL:
             await st.unplug(self.evse_no)
         else:
             await st.stop_transaction(self.evse_no, failure.stopped_reason, failure.trigger_reason)
@@ -710,8 +676,7 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
                             tcp=(tls is None) if tcp is None else tcp,
                             tls_port=(port + n) if port and tls is not None else 0,
                             sdp_port=base_sdp if iface or not base_sdp else base_sdp + n,
-                            on_message=bridge.iso_message,
-                            on_tls_failure=bridge.tls_failed if tls is not None else None)
+                            observer=bridge if tls is not None else None)
         await server.start()
         bridge.server = server
         bridges.append(bridge)

@@ -4,20 +4,52 @@ A failed ISO session (a FAILED_* response code sent or received, a timer that ex
 unexpected disconnect) becomes, on the OCPP side: the TransactionEvent stoppedReason/triggerReason that ends the
 transaction, a NotifyEvent on the EVSE's ConnectedEV component (variable Problem, techCode = the ISO code), a
 SecurityEventNotification for security failures, and StatusNotification Faulted when the EVSE cannot be used.
-docs/error-mapping.md is generated from this module (`markdown()`); a test keeps them equal.
+The SECC decides the `FailureKind` where the failure happens (iso15118/events.py `SessionEnded`); this table is
+looked up by that kind, never by the wording of a reason. docs/error-mapping.md is generated from this module
+(`markdown()`); a test keeps them equal.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class FailureKind(StrEnum):
+    """How an ISO 15118 / DIN 70121 session ended: decided by the SECC where it happens, one row of the table each."""
+
+    NORMAL = "Normal"
+    PAUSED = "Paused"
+    NO_COMMON_PROTOCOL = "NoCommonProtocol"
+    SEQUENCE_ERROR = "SequenceError"
+    UNKNOWN_SESSION = "UnknownSession"
+    AUTHORIZATION_FAILED = "AuthorizationFailed"
+    WRONG_CHARGE_PARAMETER = "WrongChargeParameter"
+    ISOLATION_FAULT = "IsolationFault"
+    CONTACTOR_ERROR = "ContactorError"
+    PROFILE_INVALID = "ProfileInvalid"
+    CERTIFICATE_ERROR = "CertificateError"
+    SIGNATURE_ERROR = "SignatureError"
+    OTHER_FAILED = "OtherFailed"
+    SEQUENCE_TIMEOUT = "SequenceTimeout"
+    COMMUNICATION_SETUP_TIMEOUT = "CommunicationSetupTimeout"
+    PERFORMANCE_TIMEOUT = "PerformanceTimeout"
+    ONGOING_TIMEOUT = "OngoingTimeout"
+    TLS_VERSION = "TlsVersion"
+    TLS_CIPHER_SUITE = "TlsCipherSuite"
+    TLS_FAILURE = "TlsFailure"
+    V2GTP_ERROR = "V2gtpError"
+    EXI_ERROR = "ExiError"
+    DISCONNECTED = "Disconnected"
+    INTERNAL_ERROR = "InternalError"
+    SHUTDOWN = "Shutdown"
 
 
 @dataclass(frozen=True)
 class IsoFailure:
     """How one kind of ISO 15118 failure is reported in OCPP 2.0.1."""
 
-    kind: str
+    kind: FailureKind
     description: str
     stopped_reason: str  # ReasonEnumType
     trigger_reason: str  # TriggerReasonEnumType of the Ended event
@@ -26,123 +58,79 @@ class IsoFailure:
     faulted: bool = False  # StatusNotification Faulted (the EVSE needs attention before the next session)
 
 
-FAILURES: dict[str, IsoFailure] = {f.kind: f for f in [
-    IsoFailure("Normal", "SessionStopReq(Terminate) answered OK: the EV ended the session", "EVDisconnected",
+_K = FailureKind
+FAILURES: dict[FailureKind, IsoFailure] = {f.kind: f for f in [
+    IsoFailure(_K.NORMAL, "SessionStopReq(Terminate) answered OK: the EV ended the session", "EVDisconnected",
                "EVCommunicationLost", notify=False),
-    IsoFailure("Paused", "SessionStopReq(Pause) (-2): the EV pauses and may resume with the same SessionID",
+    IsoFailure(_K.PAUSED, "SessionStopReq(Pause) (-2): the EV pauses and may resume with the same SessionID",
                "StoppedByEV", "ChargingStateChanged", notify=False),
-    IsoFailure("NoCommonProtocol", "supportedAppProtocolRes Failed_NoNegotiation: no common protocol", "Other",
+    IsoFailure(_K.NO_COMMON_PROTOCOL, "supportedAppProtocolRes Failed_NoNegotiation: no common protocol", "Other",
                "AbnormalCondition"),
-    IsoFailure("SequenceError", "FAILED_SequenceError: a request out of order", "Other", "AbnormalCondition"),
-    IsoFailure("UnknownSession", "FAILED_UnknownSession: a SessionID that is not this session's", "Other",
+    IsoFailure(_K.SEQUENCE_ERROR, "FAILED_SequenceError: a request out of order", "Other", "AbnormalCondition"),
+    IsoFailure(_K.UNKNOWN_SESSION, "FAILED_UnknownSession: a SessionID that is not this session's", "Other",
                "AbnormalCondition"),
-    IsoFailure("AuthorizationFailed", "Authorization answered FAILED (EIM: the idToken was refused)", "DeAuthorized",
+    IsoFailure(_K.AUTHORIZATION_FAILED, "Authorization answered FAILED (EIM: the idToken was refused)", "DeAuthorized",
                "Deauthorized"),
-    IsoFailure("WrongChargeParameter", "FAILED_WrongChargeParameter / FAILED_WrongEnergyTransferMode", "Other",
+    IsoFailure(_K.WRONG_CHARGE_PARAMETER, "FAILED_WrongChargeParameter / FAILED_WrongEnergyTransferMode", "Other",
                "AbnormalCondition"),
-    IsoFailure("IsolationFault", "CableCheck FAILED: isolation Invalid or Fault", "GroundFault", "AbnormalCondition",
+    IsoFailure(_K.ISOLATION_FAULT, "CableCheck FAILED: isolation Invalid or Fault", "GroundFault", "AbnormalCondition",
                faulted=True),
-    IsoFailure("ContactorError", "FAILED_ContactorError / FAILED_PowerDeliveryNotApplied", "Other",
+    IsoFailure(_K.CONTACTOR_ERROR, "FAILED_ContactorError / FAILED_PowerDeliveryNotApplied", "Other",
                "AbnormalCondition", faulted=True),
-    IsoFailure("ProfileInvalid", "FAILED_ChargingProfileInvalid / FAILED_TariffSelectionInvalid", "Other",
+    IsoFailure(_K.PROFILE_INVALID, "FAILED_ChargingProfileInvalid / FAILED_TariffSelectionInvalid", "Other",
                "AbnormalCondition"),
-    IsoFailure("CertificateError", "FAILED_CertChainError, FAILED_CertificateExpired, FAILED_CertificateRevoked, "
+    IsoFailure(_K.CERTIFICATE_ERROR, "FAILED_CertChainError, FAILED_CertificateExpired, FAILED_CertificateRevoked, "
                "FAILED_NoCertificateAvailable, FAILED_ContractCanceled", "DeAuthorized", "Deauthorized",
                security_event="InvalidContractCertificate"),
-    IsoFailure("SignatureError", "FAILED_SignatureError, FAILED_ChallengeInvalid, FAILED_MeteringSignatureNotValid",
+    IsoFailure(_K.SIGNATURE_ERROR, "FAILED_SignatureError, FAILED_ChallengeInvalid, FAILED_MeteringSignatureNotValid",
                "DeAuthorized", "Deauthorized", security_event="InvalidContractSignature"),
-    IsoFailure("OtherFailed", "any other FAILED response code", "Other", "AbnormalCondition"),
-    IsoFailure("SequenceTimeout", "V2G_SECC_Sequence_Timeout: the EV sent no request in time", "Timeout",
+    IsoFailure(_K.OTHER_FAILED, "any other FAILED response code", "Other", "AbnormalCondition"),
+    IsoFailure(_K.SEQUENCE_TIMEOUT, "V2G_SECC_Sequence_Timeout: the EV sent no request in time", "Timeout",
                "EVCommunicationLost"),
-    IsoFailure("CommunicationSetupTimeout", "the EV connected but set up no session (SessionSetup) before the SECC's "
-               "sequence timer expired (the SECC's view of V2G_EVCC_CommunicationSetup_Timeout)", "Timeout",
+    IsoFailure(_K.COMMUNICATION_SETUP_TIMEOUT, "the EV connected but set up no session (SessionSetup) before the "
+               "SECC's sequence timer expired (the SECC's view of V2G_EVCC_CommunicationSetup_Timeout)", "Timeout",
                "EVCommunicationLost"),
-    IsoFailure("PerformanceTimeout", "the SECC answered later than V2G_SECC_Msg_Performance_Time and the EV left "
+    IsoFailure(_K.PERFORMANCE_TIMEOUT, "the SECC answered later than V2G_SECC_Msg_Performance_Time and the EV left "
                "(its V2G_EVCC_Msg_Timeout)", "Timeout", "EVCommunicationLost"),
-    IsoFailure("OngoingTimeout", "the EV left while the SECC answered EVSEProcessing=Ongoing (its "
+    IsoFailure(_K.ONGOING_TIMEOUT, "the EV left while the SECC answered EVSEProcessing=Ongoing (its "
                "V2G_EVCC_Ongoing_Timeout: authorization or charging schedule not ready in time)", "Timeout",
                "EVCommunicationLost"),
-    IsoFailure("TlsVersion", "TLS handshake failed: protocol version not accepted", "Other", "AbnormalCondition",
+    IsoFailure(_K.TLS_VERSION, "TLS handshake failed: protocol version not accepted", "Other", "AbnormalCondition",
                security_event="InvalidTLSVersion"),
-    IsoFailure("TlsCipherSuite", "TLS handshake failed: no common cipher suite", "Other", "AbnormalCondition",
+    IsoFailure(_K.TLS_CIPHER_SUITE, "TLS handshake failed: no common cipher suite", "Other", "AbnormalCondition",
                security_event="InvalidTLSCipherSuite"),
-    IsoFailure("TlsFailure", "TLS handshake failed otherwise (the EV refused our certificate, or no TLS at all)",
+    IsoFailure(_K.TLS_FAILURE, "TLS handshake failed otherwise (the EV refused our certificate, or no TLS at all)",
                "Other", "AbnormalCondition", security_event="TLSHandshakeFailed"),
-    IsoFailure("V2gtpError", "V2GTP error: bad header, payload type or length (the SECC closes)", "Other",
+    IsoFailure(_K.V2GTP_ERROR, "V2GTP error: bad header, payload type or length (the SECC closes)", "Other",
                "AbnormalCondition", security_event="InvalidMessages"),
-    IsoFailure("ExiError", "undecodable EXI (the SECC closes)", "Other", "AbnormalCondition",
+    IsoFailure(_K.EXI_ERROR, "undecodable EXI (the SECC closes)", "Other", "AbnormalCondition",
                security_event="InvalidMessages"),
-    IsoFailure("Disconnected", "the EV closed the TCP/TLS connection outside SessionStop", "EVDisconnected",
+    IsoFailure(_K.DISCONNECTED, "the EV closed the TCP/TLS connection outside SessionStop", "EVDisconnected",
                "EVCommunicationLost"),
-    IsoFailure("InternalError", "the SECC or the station failed while handling a request", "Other",
+    IsoFailure(_K.INTERNAL_ERROR, "the SECC or the station failed while handling a request", "Other",
                "AbnormalCondition", faulted=True),
-    IsoFailure("Shutdown", "the SECC was stopped (station reset or shutdown)", "Reboot", "ResetCommand",
+    IsoFailure(_K.SHUTDOWN, "the SECC was stopped (station reset or shutdown)", "Reboot", "ResetCommand",
                notify=False),
 ]}
 
-_CODE_KIND = {
-    "FAILED_SequenceError": "SequenceError", "FAILED_UnknownSession": "UnknownSession",
-    "FAILED_WrongChargeParameter": "WrongChargeParameter", "FAILED_WrongEnergyTransferMode": "WrongChargeParameter",
-    "FAILED_ContactorError": "ContactorError", "FAILED_PowerDeliveryNotApplied": "ContactorError",
-    "FAILED_ChargingProfileInvalid": "ProfileInvalid", "FAILED_TariffSelectionInvalid": "ProfileInvalid",
-    "FAILED_CertChainError": "CertificateError", "FAILED_CertificateExpired": "CertificateError",
-    "FAILED_CertificateRevoked": "CertificateError", "FAILED_NoCertificateAvailable": "CertificateError",
-    "FAILED_ContractCanceled": "CertificateError", "FAILED_SignatureError": "SignatureError",
-    "FAILED_ChallengeInvalid": "SignatureError", "FAILED_MeteringSignatureNotValid": "SignatureError",
+_CODE_KIND: dict[str, FailureKind] = {
+    "FAILED_SequenceError": _K.SEQUENCE_ERROR, "FAILED_UnknownSession": _K.UNKNOWN_SESSION,
+    "FAILED_WrongChargeParameter": _K.WRONG_CHARGE_PARAMETER,
+    "FAILED_WrongEnergyTransferMode": _K.WRONG_CHARGE_PARAMETER,
+    "FAILED_ContactorError": _K.CONTACTOR_ERROR, "FAILED_PowerDeliveryNotApplied": _K.CONTACTOR_ERROR,
+    "FAILED_ChargingProfileInvalid": _K.PROFILE_INVALID, "FAILED_TariffSelectionInvalid": _K.PROFILE_INVALID,
+    "FAILED_CertChainError": _K.CERTIFICATE_ERROR, "FAILED_CertificateExpired": _K.CERTIFICATE_ERROR,
+    "FAILED_CertificateRevoked": _K.CERTIFICATE_ERROR, "FAILED_NoCertificateAvailable": _K.CERTIFICATE_ERROR,
+    "FAILED_ContractCanceled": _K.CERTIFICATE_ERROR, "FAILED_SignatureError": _K.SIGNATURE_ERROR,
+    "FAILED_ChallengeInvalid": _K.SIGNATURE_ERROR, "FAILED_MeteringSignatureNotValid": _K.SIGNATURE_ERROR,
+    "Failed_NoNegotiation": _K.NO_COMMON_PROTOCOL,
 }
-_CODE = re.compile(r"\b(FAILED(?:_\w+)?)\b")
 
 
-def classify(reason: str, *, session: bool = True, ongoing: bool = False,
-             late: bool = False) -> tuple[IsoFailure, str | None]:
-    """The failure kind of an SECC session end reason, and the ISO response code it names (if any).
-
-    The context refines timeouts the SECC cannot see itself: `session` false (no SessionSetup yet), `ongoing` (the
-    last answer was EVSEProcessing=Ongoing) and `late` (the last answer missed its performance time)."""
-    failure, code = _classify(reason)
-    if failure.kind == "SequenceTimeout" and not session:
-        return FAILURES["CommunicationSetupTimeout"], None
-    if failure.kind == "Disconnected":
-        if ongoing:
-            return FAILURES["OngoingTimeout"], None
-        if late:
-            return FAILURES["PerformanceTimeout"], None
-    return failure, code
-
-
-def _classify(reason: str) -> tuple[IsoFailure, str | None]:
-    if reason.startswith("EV terminated"):
-        return FAILURES["Normal"], None
-    if reason.startswith("EV paused"):
-        return FAILURES["Paused"], None
-    if "Failed_NoNegotiation" in reason or "no common application protocol" in reason:
-        return FAILURES["NoCommonProtocol"], "Failed_NoNegotiation"
-    m = _CODE.search(reason)
-    if m is not None:
-        code = m.group(1)
-        if code in _CODE_KIND:
-            return FAILURES[_CODE_KIND[code]], code
-        if "Authorization" in reason or "ContractAuthentication" in reason:
-            return FAILURES["AuthorizationFailed"], code
-        if "CableCheck" in reason:
-            return FAILURES["IsolationFault"], code
-        return FAILURES["OtherFailed"], code
-    if "TLS" in reason or "SSL" in reason:
-        upper = reason.upper()
-        if any(k in upper for k in ("UNSUPPORTED_PROTOCOL", "VERSION_TOO_LOW", "VERSION_TOO_HIGH",
-                                    "ALERT_PROTOCOL_VERSION")):
-            return FAILURES["TlsVersion"], None
-        if "NO_SHARED_CIPHER" in upper or "NO_CIPHERS" in upper:
-            return FAILURES["TlsCipherSuite"], None
-        return FAILURES["TlsFailure"], None
-    for needle, kind in (("Sequence_Timeout", "SequenceTimeout"), ("CommunicationSetup", "CommunicationSetupTimeout"),
-                         ("V2GTP", "V2gtpError"),
-                         ("undecodable EXI", "ExiError"), ("closed the connection", "Disconnected"),
-                         ("connection error", "Disconnected"), ("shutting down", "Shutdown"),
-                         ("internal error", "InternalError")):
-        if needle in reason:
-            return FAILURES[kind], None
-    return FAILURES["InternalError"], None
+def kind_of_code(code: str) -> FailureKind:
+    """The failure kind of a FAILED ISO response code (or the handshake's Failed_NoNegotiation) the SECC answered;
+    codes without a row of their own are OtherFailed (the SECC refines plain FAILED by the step it answered)."""
+    return _CODE_KIND.get(code, _K.OTHER_FAILED)
 
 
 def notify_event(failure: IsoFailure, code: str | None, reason: str, evse_id: int, event_id: int, timestamp: str,
@@ -194,7 +182,9 @@ def markdown() -> str:
         "",
         "## ISO 15118 / DIN 70121 failure -> OCPP",
         "",
-        "When an SECC session ends, the station bridge classifies the end and reports it: the transaction ends with "
+        "When an SECC session ends, the SECC names the kind of the end where it happens (the code it answered, the "
+        "timer that expired, the transport error, or the EV leaving and what the SECC last answered) and the station "
+        "bridge looks the kind up here and reports it: the transaction ends with "
         "the stoppedReason and triggerReason below; a NotifyEvent (component `ConnectedEV` of the EVSE, variable "
         "`Problem`, actualValue `true`, trigger `Alerting`, techCode = the ISO response code or the kind, techInfo = "
         "the SECC's reason) is sent where marked; a SecurityEventNotification of the given type for security "
@@ -212,9 +202,11 @@ def markdown() -> str:
     for f in FAILURES.values():
         lines.append(f"| {f.kind} | {f.description} | {f.stopped_reason} | {f.trigger_reason} | "
                      f"{'yes' if f.notify else 'no'} | {f.security_event or '-'} | {'yes' if f.faulted else 'no'} |")
-    lines += ["", "ISO response codes by kind:", ""]
+    lines += ["", "ISO response codes by kind (a plain `FAILED` is AuthorizationFailed when it answers Authorization"
+              " or ContractAuthentication, IsolationFault when it answers CableCheck, OtherFailed otherwise):", ""]
     for code, kind in _CODE_KIND.items():
-        lines.append(f"- `{code}` -> {kind}")
+        if code.startswith("FAILED"):
+            lines.append(f"- `{code}` -> {kind}")
     lines += ["", "## OCPP -> ISO 15118", "", "EIM: the idTokenInfo status of Authorize (or of the RequestStart"
               "Transaction's authorization) decides the AuthorizationRes:", "",
               "| idTokenInfo.status | ResponseCode | EVSEProcessing |", "|---|---|---|"]
