@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
@@ -124,19 +124,19 @@ class OcspResponder:
         return cls(cas, RevocationList(folder / "revoked.json"))
 
     def respond(self, data: bytes) -> bytes:
-        """The DER OCSPResponse for a DER OCSPRequest."""
+        """The DER OCSPResponse for a DER OCSPRequest; malformedRequest for one that cannot be read or whose CertID
+        uses a hash algorithm we do not know (RFC 6960 2.3)."""
         try:
             req = ocsp.load_der_ocsp_request(data)
-        except ValueError:
-            return ocsp.OCSPResponseBuilder.build_unsuccessful(
-                ocsp.OCSPResponseStatus.MALFORMED_REQUEST).public_bytes(serialization.Encoding.DER)
-        algorithm = req.hash_algorithm
+            algorithm = req.hash_algorithm
+        except (ValueError, UnsupportedAlgorithm) as e:
+            log.info("OCSP: malformed request: %s", e)
+            return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
         ca = next((c for c in self.cas if _name_hash(c.cert, algorithm) == req.issuer_name_hash
                    and _key_hash(c.cert, algorithm) == req.issuer_key_hash), None)
         if ca is None:
             log.info("OCSP: request for serial %x of an issuer we do not serve", req.serial_number)
-            return ocsp.OCSPResponseBuilder.build_unsuccessful(
-                ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(serialization.Encoding.DER)
+            return unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         revoked = self.revocations.lookup(ca.cert, req.serial_number)
         status = ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD
@@ -152,6 +152,11 @@ class OcspResponder:
             pass
         log.info("OCSP: serial %x of %s: %s", req.serial_number, ca.cert.subject.rfc4514_string(), status.name)
         return builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
+    """A DER OCSPResponse that carries only an error status (malformedRequest, unauthorized, internalError...)."""
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(serialization.Encoding.DER)
 
 
 # ----- client side -----
@@ -276,36 +281,75 @@ async def status_of(cert: x509.Certificate, issuer: x509.Certificate, url: str |
 
 # ----- the HTTP shell -----
 
+MAX_HEAD = 8192  # request line and headers; an OCSP GET's base64 request fits many times over
+MAX_BODY = 65536  # a DER OCSPRequest is a few hundred bytes (a signed one with certificates a few KiB)
+_LINGER = 1 << 20  # after an error answer, read at most this much of what the client still sends, then close
+
+
+def _http(status: str, body: bytes = b"", content_type: str = "") -> bytes:
+    """One HTTP/1.1 response that closes the connection."""
+    head = f"HTTP/1.1 {status}\r\n" + (f"Content-Type: {content_type}\r\n" if content_type else "")
+    return (head + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, bytes]:
+    """(method, DER request) of one HTTP request, ValueError for one that is malformed or too large."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.LimitOverrunError:
+        raise ValueError(f"request head larger than {MAX_HEAD} bytes") from None
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = ([*lines[0].split(" "), "", ""])[:3]
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    if method == "POST":
+        length = int(headers.get("content-length", "0"))
+        if not 0 < length <= MAX_BODY:
+            raise ValueError("bad Content-Length")
+        return method, await reader.readexactly(length)
+    if method == "GET":
+        return method, base64.b64decode(urllib.parse.unquote(target.rsplit("/", 1)[-1]))
+    return method, b""
+
+
 async def serve(responder: OcspResponder, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
-    """An HTTP/1.1 server for RFC 6960 requests: POST (DER body) and GET (/<path>/<base64 of the DER>)."""
+    """An HTTP/1.1 server for RFC 6960 requests: POST (DER body) and GET (/<path>/<base64 of the DER>).
+
+    Every request gets an answer: 400 for a malformed or oversized HTTP request (head above MAX_HEAD, body above
+    MAX_BODY), an OCSP malformedRequest for a request it cannot read, internalError if answering fails."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        bad = False
         try:
-            async with asyncio.timeout(10):
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, target, _ = ([*lines[0].split(" "), "", ""])[:3]
-                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-                if method == "POST":
-                    length = int(headers.get("content-length", "0"))
-                    if not 0 < length <= 65536:
-                        raise ValueError("bad Content-Length")
-                    body = await reader.readexactly(length)
-                elif method == "GET":
-                    body = base64.b64decode(urllib.parse.unquote(target.rsplit("/", 1)[-1]))
-                else:
-                    writer.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                    return
-            answer = responder.respond(body)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\n"
-                         + f"Content-Length: {len(answer)}\r\nConnection: close\r\n\r\n".encode() + answer)
-        except (ValueError, TimeoutError, asyncio.IncompleteReadError, UnicodeDecodeError) as e:
-            log.info("OCSP: bad HTTP request: %s", e)
-            writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            try:
+                async with asyncio.timeout(10):
+                    method, body = await _read_request(reader)
+            except (ValueError, TimeoutError, asyncio.IncompleteReadError, UnicodeDecodeError) as e:
+                log.info("OCSP: bad HTTP request: %s", e)
+                writer.write(_http("400 Bad Request"))
+                bad = True
+                return
+            if method not in ("GET", "POST"):
+                writer.write(_http("405 Method Not Allowed"))
+                bad = True
+                return
+            try:
+                answer = responder.respond(body)
+            except Exception:  # a bug of ours: the client still gets an OCSP answer
+                log.exception("OCSP: could not answer a request")
+                answer = unsuccessful(ocsp.OCSPResponseStatus.INTERNAL_ERROR)
+            writer.write(_http("200 OK", answer, "application/ocsp-response"))
         finally:
             try:
                 await writer.drain()
+                if bad:  # read (a bounded amount of) what is left, so that closing does not reset the answer away
+                    writer.write_eof()
+                    async with asyncio.timeout(2):
+                        left = _LINGER
+                        while left > 0 and (chunk := await reader.read(min(left, 65536))):
+                            left -= len(chunk)
+            except (OSError, TimeoutError):
+                pass
             finally:
                 writer.close()
 
-    return await asyncio.start_server(handle, host, port)
+    return await asyncio.start_server(handle, host, port, limit=MAX_HEAD)
