@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from ..trace.merge import merged_timeline
 from .service import CommandError, Csms
 from .store import StoreError, _iso
+from .strict_json import StrictJsonRoute
 
 # URL command name -> OCPP 2.0.1 action the CSMS may send.
 COMMANDS: dict[str, str] = {
@@ -88,6 +89,7 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
     app = FastAPI(title="v2gstack CSMS", version="0.1",
                   description="Stations, idTokens, transactions (with meter values and events) and OCPP 2.0.1 "
                               "commands to connected stations.")
+    app.router.route_class = StrictJsonRoute  # NaN, Infinity and 1e999 in a body: 422 like any invalid JSON
     store = csms.store
 
     def station_json(st: Any) -> dict[str, Any]:
