@@ -16,7 +16,7 @@ import ssl as ssl_module
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,13 @@ from ..ocpp import (
     SecurityProfile,
 )
 from ..pki.csr import CsrError
+from ..pki.fetch_policy import FetchPolicy
+from ..pki.ocsp import OcspError, OcspRefused
+from ..pki.ocsp_cache import OcspCache
 from . import store as ops
 from .certificates import CertificateIssuer, chain_pem
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
+from .revocation import OcspChecker
 from .store import Store
 from .worker import StoreWorker
 
@@ -65,6 +69,14 @@ class CsmsConfig:
     contract_ocsp: bool = True  # ask the OCSP responders named in a contract chain
     ocsp_required: bool = False  # an unreachable responder fails the contract (else: soft-fail, logged)
     ocsp_timeout: float = 3.0
+    # Which responders stations may make the CSMS ask (pki/fetch_policy.py): HOST, HOST:PORT or CIDR entries are
+    # always allowed; others only on a public address and port 80/443, unless private targets are allowed.
+    ocsp_allow: tuple[str, ...] = ()
+    ocsp_allow_private: bool = False
+    ocsp_allow_only: bool = False
+    ocsp_max_response: int = 65536
+    ocsp_cache_size: int = 1024  # checked answers kept until their nextUpdate (0: no cache)
+    ocsp_cache_max_age: float = 3600.0
     pki_dir: str | None = None  # a `v2gstack pki create` folder: CAs that sign stations' CSRs (SignCertificate)
     ocsp_url: str | None = None  # put into the AIA of the certificates this CSMS issues
 
@@ -146,6 +158,11 @@ class Csms:
             except (OSError, ValueError) as e:
                 log.warning("no contract issuing (the PKI folder lacks MO/CPS/OEM CAs): %s", e)
         self._background: set[asyncio.Task[Any]] = set()
+        self.ocsp = OcspChecker(
+            FetchPolicy(allow=tuple(self.config.ocsp_allow), allow_private=self.config.ocsp_allow_private,
+                        allow_only=self.config.ocsp_allow_only, timeout=self.config.ocsp_timeout,
+                        max_response=self.config.ocsp_max_response),
+            OcspCache(self.config.ocsp_cache_size, timedelta(seconds=self.config.ocsp_cache_max_age)))
 
     # ----- lifecycle -----
 
@@ -236,8 +253,8 @@ class Csms:
 
     async def _contract_status(self, pem_chain: str, emaid: str) -> str:
         """Chain to an installed MO root, validity, usage, eMAID; then OCSP for every certificate of the path that
-        names a responder (unreachable: soft-fail, or CertChainError when `ocsp_required`)."""
-        from ..pki.ocsp import OcspError, status_of
+        names a responder (unreachable or refused by the fetch policy: soft-fail, or CertChainError when
+        `ocsp_required`)."""
         from ..pki.ocsp_data import responder_url
 
         anchors = await self.worker.run(_mo_roots)
@@ -248,7 +265,7 @@ class Csms:
             if not responder_url(cert):
                 continue
             try:
-                answer = await status_of(cert, issuer, timeout=self.config.ocsp_timeout)
+                answer = await self.ocsp.status_of(cert, issuer)
             except OcspError as e:
                 log.warning("contract %s: no revocation status for %s: %s", emaid, cert.subject.rfc4514_string(), e)
                 if self.config.ocsp_required:
@@ -261,17 +278,14 @@ class Csms:
     async def _hash_data_status(self, items: list[dict[str, str]]) -> str:
         """Revocation of a chain known only by its OCSP request data (C07.FR.05): each responder is asked; the chain
         itself cannot be checked without the certificates."""
-        from ..pki.ocsp import OcspError, build_request_by_hash, check_response_by_hash, fetch
-
         if not self.config.contract_ocsp:
             return "Accepted"
         for item in items:
             if not item.get("responderURL"):
                 continue
             try:
-                raw = await fetch(item["responderURL"], build_request_by_hash(item), self.config.ocsp_timeout)
-                answer = check_response_by_hash(raw, item)
-            except (OcspError, ValueError) as e:
+                answer = await self.ocsp.status_by_hash(item)
+            except (OcspError, ValueError, KeyError) as e:
                 log.warning("contract hash data: no revocation status for serial %s: %s", item.get("serialNumber"), e)
                 if self.config.ocsp_required:
                     return "CertChainError"
@@ -446,16 +460,19 @@ class Csms:
 
     async def on_get_certificate_status(self, p: Payload, ctx: CallContext) -> Payload:
         """GetCertificateStatus (M06): the CSMS asks the responder named in the request data and returns its DER
-        answer (base64) for the station to keep (and staple for EVs)."""
-        from ..pki.ocsp import OcspError, build_request_by_hash, fetch
-
+        answer (base64) for the station to keep (and staple for EVs). Within the OCSP fetch policy and through the
+        cache; what went wrong stays in our log (the station learns nothing about the responder's network)."""
         data = p["ocspRequestData"]
         try:
-            raw = await fetch(data["responderURL"], build_request_by_hash(data), self.config.ocsp_timeout)
+            raw = await self.ocsp.answer_for(data)
+        except OcspRefused as e:
+            log.warning("station %s: GetCertificateStatus: %s", ctx.station_id, e)
+            return {"status": "Failed", "statusInfo": {"reasonCode": "OCSPUnavailable",
+                                                       "additionalInfo": "responderURL not allowed by the CSMS"}}
         except (OcspError, ValueError, KeyError) as e:
             log.warning("station %s: GetCertificateStatus failed: %s", ctx.station_id, e)
             return {"status": "Failed", "statusInfo": {"reasonCode": "OCSPUnavailable",
-                                                       "additionalInfo": str(e)[:512]}}
+                                                       "additionalInfo": "no usable answer from the OCSP responder"}}
         return {"status": "Accepted", "ocspResult": base64.b64encode(raw).decode()}
 
     async def _send_signed(self, station_id: str, chain: str, kind: str) -> None:

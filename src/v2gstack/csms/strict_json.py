@@ -14,7 +14,7 @@ from ..ocpp.frames import loads
 
 
 class StrictJsonRequest(Request):
-    """A request whose `json()` refuses what JSON cannot carry (raised as JSONDecodeError, which FastAPI answers 422)."""
+    """A request whose `json()` refuses what JSON cannot carry (as a JSONDecodeError, which FastAPI answers 422)."""
 
     async def json(self) -> Any:
         """The parsed body."""
