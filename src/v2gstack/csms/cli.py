@@ -47,6 +47,9 @@ def csms_command(
                                             "private and link-local addresses too"),
     ocsp_allow_only: bool = typer.Option(False, "--ocsp-allow-only", help="Ask no OCSP responder but those of "
                                          "--ocsp-allow"),
+    max_protocol_errors: int = typer.Option(20, "--max-protocol-errors", min=0,
+                                            help="CALLERRORs a station may cause within a minute before it is "
+                                                 "disconnected with 1008 (0: never)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
 ) -> None:
     """Run the CSMS until Ctrl-C (without a sub-command)."""
@@ -79,7 +82,8 @@ def csms_command(
         asyncio.run(_serve(store, host, port, api_port, ssl_ctx, CsmsConfig(
             heartbeat_interval=heartbeat, security_profile=security_profile, auto_register=auto_register,
             pki_dir=pki_dir, ocsp_url=ocsp_url, ocsp_allow=tuple(ocsp_allow or ()),
-            ocsp_allow_private=ocsp_allow_private, ocsp_allow_only=ocsp_allow_only)))
+            ocsp_allow_private=ocsp_allow_private, ocsp_allow_only=ocsp_allow_only,
+            max_protocol_errors=max_protocol_errors)))
 
 
 async def _serve(store: Store, host: str, port: int, api_port: int, ssl_ctx: object, config: CsmsConfig) -> None:

@@ -26,6 +26,7 @@ from ..ocpp import (
     CallContext,
     Connection,
     Credentials,
+    FloodPolicy,
     OcppServer,
     Router,
     SecurityProfile,
@@ -77,6 +78,7 @@ class CsmsConfig:
     ocsp_max_response: int = 65536
     ocsp_cache_size: int = 1024  # checked answers kept until their nextUpdate (0: no cache)
     ocsp_cache_max_age: float = 3600.0
+    max_protocol_errors: int = 20  # CALLERRORs a station causes within a minute before it is disconnected (0: never)
     pki_dir: str | None = None  # a `v2gstack pki create` folder: CAs that sign stations' CSRs (SignCertificate)
     ocsp_url: str | None = None  # put into the AIA of the certificates this CSMS issues
 
@@ -145,7 +147,8 @@ class Csms:
         self.server = OcppServer({v: self.router for v in self.config.allowed_versions}, security_profile=profile,
                                  authenticator=self.authenticator, ssl=ssl, path=path,
                                  call_timeout=self.config.call_timeout, ping_interval=self.config.ping_interval,
-                                 on_connect=self._connected, on_disconnect=self._disconnected)
+                                 on_connect=self._connected, on_disconnect=self._disconnected,
+                                 flood=FloodPolicy(max_violations=self.config.max_protocol_errors))
         self.listeners: list[Callable[[str, str, Payload], None]] = []  # (station, action, payload) of each CALL
         self.issuer = (CertificateIssuer.from_pki_dir(Path(self.config.pki_dir), self.config.ocsp_url)
                        if self.config.pki_dir else None)

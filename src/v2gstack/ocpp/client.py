@@ -18,6 +18,7 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from .auth import basic_auth_header
 from .connection import Connection
+from .flood import FloodPolicy
 from .router import Router
 from .schemas import SchemaStore
 from .versions import Version
@@ -72,6 +73,7 @@ class StationClient:
         backoff: BackOff | None = None,
         on_connect: ConnectionHook | None = None,
         schemas: SchemaStore | None = None,
+        flood: FloodPolicy | None = None,
     ) -> None:
         self.csms_url = csms_url.rstrip("/")
         self.station_id = station_id
@@ -90,6 +92,7 @@ class StationClient:
         self.backoff = backoff or BackOff()
         self.on_connect = on_connect
         self.schemas = schemas
+        self.flood = flood
         self.connection: Connection | None = None
         self.connects = 0  # successful connections so far
         self._connected = asyncio.Event()
@@ -128,7 +131,7 @@ class StationClient:
             raise HandshakeRefused(0, f"CSMS agreed to none of {[v.subprotocol for v in self.versions]}")
         conn = Connection(ws, Version.from_subprotocol(ws.subprotocol), self.router, station_id=self.station_id,
                           call_timeout=self.call_timeout, max_message_size=self.max_message_size,
-                          schemas=self.schemas)
+                          schemas=self.schemas, flood=self.flood)
         conn.start()
         return conn
 

@@ -17,6 +17,7 @@ from websockets.http11 import Request, Response
 
 from .auth import AuthDecision, Authenticator, Credentials, SecurityProfile, parse_basic_auth, valid_station_id
 from .connection import Connection
+from .flood import FloodPolicy
 from .router import Router
 from .schemas import SchemaStore
 from .tls import peer_common_name
@@ -50,6 +51,7 @@ class OcppServer:
         on_connect: ConnectionHook | None = None,
         on_disconnect: ConnectionHook | None = None,
         schemas: SchemaStore | None = None,
+        flood: FloodPolicy | None = None,
     ) -> None:
         self.routers: dict[Version, Router] = {Version.parse(v): r for v, r in routers.items()}
         if not self.routers:
@@ -69,6 +71,7 @@ class OcppServer:
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         self.schemas = schemas
+        self.flood = flood  # log rate limits and when a peer's protocol errors close its connection
         self.connections: dict[str, Connection] = {}
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Credentials] = weakref.WeakKeyDictionary()
         self._server: Server | None = None
@@ -187,7 +190,7 @@ class OcppServer:
         version = Version.from_subprotocol(ws.subprotocol)
         conn = Connection(ws, version, self.routers[version], station_id=cred.station_id,
                           call_timeout=self.call_timeout, max_message_size=self.max_message_size,
-                          schemas=self.schemas)
+                          schemas=self.schemas, flood=self.flood)
         conn.data["credentials"] = cred
         old = self.connections.get(cred.station_id)
         self.connections[cred.station_id] = conn
