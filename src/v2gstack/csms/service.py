@@ -31,6 +31,7 @@ from ..ocpp import (
     Router,
     SecurityProfile,
 )
+from ..ocpp.throttle import AuthThrottle, ThrottlePolicy, source_key
 from ..pki.csr import CsrError
 from ..pki.fetch_policy import FetchPolicy
 from ..pki.ocsp import OcspError, OcspRefused
@@ -79,6 +80,7 @@ class CsmsConfig:
     ocsp_cache_size: int = 1024  # checked answers kept until their nextUpdate (0: no cache)
     ocsp_cache_max_age: float = 3600.0
     max_protocol_errors: int = 20  # CALLERRORs a station causes within a minute before it is disconnected (0: never)
+    auth_throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)  # password guessing: back-off, budget
     pki_dir: str | None = None  # a `v2gstack pki create` folder: CAs that sign stations' CSRs (SignCertificate)
     ocsp_url: str | None = None  # put into the AIA of the certificates this CSMS issues
 
@@ -95,30 +97,49 @@ class StationState:
 class StoreAuthenticator:
     """Accepts registered stations: Basic auth checked against the scrypt hash (profiles 1-2), certificate CN = id
     (profile 3, checked by the TLS layer and the server). Verified passwords are remembered as a keyed digest, so a
-    reconnecting station does not pay the scrypt cost again."""
+    reconnecting station does not pay the scrypt cost again. Guessing is throttled (ocpp/throttle.py): a source or
+    station that failed too often is answered 429 without hashing, scrypt runs one at a time and within a budget
+    per second (beyond it: 429 at once)."""
 
-    def __init__(self, worker: StoreWorker) -> None:
+    def __init__(self, worker: StoreWorker, throttle: AuthThrottle | None = None) -> None:
         self.worker = worker
+        self.throttle = throttle or AuthThrottle()
         self._key = uuid.uuid4().bytes
         self._verified: dict[str, tuple[str, bytes]] = {}  # station -> (stored hash, keyed digest of the password)
+        self._scrypt = asyncio.Semaphore(1)  # one password hash at a time: the others wait, the loop keeps serving
+        self.scrypt_runs = 0
 
     async def __call__(self, cred: Credentials) -> AuthDecision:
         """The verdict for one handshake."""
+        source = source_key(cred.remote_address)
+        if self.throttle.wait(cred.station_id, source) > 0:
+            return AuthDecision.TOO_MANY_REQUESTS
         # a read on its own connection (SQLite WAL, PostgreSQL): handshakes do not queue behind the batched writes
         st = await asyncio.to_thread(self.worker.store.station, cred.station_id)
         if st is None:
+            self.throttle.failed(None, source)
             return AuthDecision.UNKNOWN_STATION
         if not cred.security_profile.uses_password:
             return AuthDecision.ACCEPT
         if cred.password is None or not st.password_hash:
+            self.throttle.failed(cred.station_id, source)
             return AuthDecision.BAD_CREDENTIALS
         digest = hmac.new(self._key, cred.password.encode(), hashlib.sha256).digest()
         known = self._verified.get(cred.station_id)
         if known is not None and known[0] == st.password_hash:
-            return AuthDecision.ACCEPT if hmac.compare_digest(known[1], digest) else AuthDecision.BAD_CREDENTIALS
-        ok = await asyncio.to_thread(ops.check_password, cred.password, st.password_hash)
+            ok = hmac.compare_digest(known[1], digest)
+        else:
+            if not self.throttle.take_verification():
+                return AuthDecision.TOO_MANY_REQUESTS
+            async with self._scrypt:
+                if self.throttle.wait(cred.station_id, source) > 0:  # failures of others while this one waited
+                    return AuthDecision.TOO_MANY_REQUESTS
+                self.scrypt_runs += 1
+                ok = await asyncio.to_thread(ops.check_password, cred.password, st.password_hash)
         if not ok:
+            self.throttle.failed(cred.station_id, source)
             return AuthDecision.BAD_CREDENTIALS
+        self.throttle.succeeded(cred.station_id, source)
         self._verified[cred.station_id] = (st.password_hash, digest)
         return AuthDecision.ACCEPT
 
@@ -143,7 +164,8 @@ class Csms:
         self.states: dict[str, StationState] = {}
         self.router = self._build_router()
         profile = SecurityProfile(self.config.security_profile)
-        self.authenticator = StoreAuthenticator(self.worker) if profile is not SecurityProfile.NONE else None
+        self.authenticator = (StoreAuthenticator(self.worker, AuthThrottle(self.config.auth_throttle))
+                              if profile is not SecurityProfile.NONE else None)
         self.server = OcppServer({v: self.router for v in self.config.allowed_versions}, security_profile=profile,
                                  authenticator=self.authenticator, ssl=ssl, path=path,
                                  call_timeout=self.config.call_timeout, ping_interval=self.config.ping_interval,

@@ -17,7 +17,7 @@ from websockets.http11 import Request, Response
 
 from .auth import AuthDecision, Authenticator, Credentials, SecurityProfile, parse_basic_auth, valid_station_id
 from .connection import Connection
-from .flood import FloodPolicy
+from .flood import FloodGuard, FloodPolicy
 from .router import Router
 from .schemas import SchemaStore
 from .tls import peer_common_name
@@ -76,6 +76,7 @@ class OcppServer:
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Credentials] = weakref.WeakKeyDictionary()
         self._server: Server | None = None
         self._hook_tasks: set[asyncio.Task[Any]] = set()
+        self._refusals = FloodGuard()  # rate limit of the "refused station" lines
 
     @property
     def versions(self) -> list[Version]:
@@ -162,10 +163,18 @@ class OcppServer:
                 log.exception("authenticator failed for %s", station_id)
                 return _refuse(ws, HTTPStatus.SERVICE_UNAVAILABLE, "authentication unavailable")
         if decision is not AuthDecision.ACCEPT:
-            log.warning("refused station %s from %s: %s", station_id, cred.remote_address, decision.name)
+            self._log_refusal(cred, decision)
             return _refuse(ws, HTTPStatus(decision.value), decision.name.replace("_", " ").lower())
         self._handshakes[ws] = cred
         return None
+
+    def _log_refusal(self, cred: Credentials, decision: AuthDecision) -> None:
+        """A refused handshake, logged at most `log_burst` times a minute per kind of refusal (guessing floods)."""
+        ok, ended = self._refusals.should_log(decision.name)
+        if ended:
+            log.warning("%d more handshakes refused %s were not logged", ended, decision.name)
+        if ok:
+            log.warning("refused station %s from %s: %s", cred.station_id, cred.remote_address, decision.name)
 
     def _select_subprotocol(self, ws: ServerConnection, offered: Sequence[str]) -> str | None:
         """The most preferred of our versions the station offers; None completes the handshake without one."""
