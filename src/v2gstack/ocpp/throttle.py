@@ -4,10 +4,10 @@ station, and a budget of password verifications per second.
 Checking a Basic auth password costs a deliberately slow hash (the CSMS's scrypt: tens of ms of CPU). A field
 report: 915 wrong-password handshakes in 20 s cost 38 s of CPU and slowed real handshakes from 3 ms to 420 ms. With
 this policy a source that failed `free_failures` times (a station that failed `station_free_failures` times, from
-whatever sources) must wait `base_delay`, doubling with every further failure up to `max_delay`; attempts during the wait are refused at once (429) without hashing. A source that
-once authenticated as a station is not held up by failures of *other* sources against that station (so an attacker
-elsewhere cannot lock a working station out). Verifications beyond `verify_rate` per second (burst `verify_burst`)
-are refused at once too, whoever asks.
+whatever sources) must wait `base_delay`, doubling with every further failure up to `max_delay`; attempts during
+the wait are refused at once (429) without hashing. A source that once authenticated as a station is not held up by
+failures of *other* sources against that station (so an attacker elsewhere cannot lock a working station out).
+Verifications beyond `verify_rate` per second (burst `verify_burst`) are refused at once too, whoever asks.
 """
 
 from __future__ import annotations
