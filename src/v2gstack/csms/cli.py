@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from ..ocpp.redact import redact_handlers
 from ..pki.fetch_policy import FetchPolicy
 from .service import CsmsConfig
 from .store import DEFAULT_URL, Store, StoreError
@@ -57,6 +58,7 @@ def csms_command(
         return
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact_handlers()  # no secret in any log line, whichever logger wrote it
     try:
         FetchPolicy(allow=tuple(ocsp_allow or ()))
     except ValueError as e:

@@ -19,6 +19,7 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 from .auth import basic_auth_header
 from .connection import Connection
 from .flood import FloodPolicy
+from .redact import redacted_logger
 from .router import Router
 from .schemas import SchemaStore
 from .versions import Version
@@ -120,6 +121,7 @@ class StationClient:
                 open_timeout=self.open_timeout,
                 compression=self.compression,
                 proxy=self.proxy,
+                logger=redacted_logger("v2gstack.ocpp.ws.client"),  # its DEBUG lines show our Authorization header
                 **kwargs,
             )
         except InvalidStatus as e:

@@ -18,6 +18,7 @@ from websockets.http11 import Request, Response
 from .auth import AuthDecision, Authenticator, Credentials, SecurityProfile, parse_basic_auth, valid_station_id
 from .connection import Connection
 from .flood import FloodGuard, FloodPolicy
+from .redact import redacted_logger
 from .router import Router
 from .schemas import SchemaStore
 from .tls import peer_common_name
@@ -103,7 +104,7 @@ class OcppServer:
             ping_interval=self.ping_interval,
             ping_timeout=self.ping_timeout,
             compression=self.compression,
-            logger=logging.getLogger("v2gstack.ocpp.ws"),
+            logger=redacted_logger("v2gstack.ocpp.ws"),  # websockets logs headers (Authorization) at DEBUG
         )
 
     async def close(self) -> None:
