@@ -133,3 +133,12 @@ def test_cache_keeps_checked_answers_until_next_update(tmp_path: Path) -> None:
     assert OcspCache(max_entries=0).put(k1, a1) is None
     assert cache.put(k1, unsuccessful(ocsp.OCSPResponseStatus.TRY_LATER)) is None
 
+
+
+async def test_odd_ports_and_unlisted_names_are_refused_before_any_lookup() -> None:
+    """A name that cannot resolve: had it been looked up, the answer would be OSError (unresolvable), not a refusal."""
+    name = "no-such-host.invalid"
+    with pytest.raises(TargetRefused, match="port 22"):
+        await FetchPolicy().resolve(f"http://{name}:22/")
+    with pytest.raises(TargetRefused, match="allow list"):
+        await FetchPolicy(allow=("ocsp.internal",), allow_only=True).resolve(f"http://{name}/")

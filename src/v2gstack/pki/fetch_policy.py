@@ -127,9 +127,22 @@ class FetchPolicy:
             if not _allowed_address(_unmapped(a), self.allow_private):
                 raise TargetRefused(f"{host} resolves to {a}, which is not a public address")
 
+    def _precheck(self, host: str, port: int) -> None:
+        """Refuse before any DNS lookup what no address could make allowed (a station's URL should not even make
+        us look its name up): an odd port, or anything off the list with allow_only, unless a CIDR entry may match."""
+        if any(e.network is not None and e.port in (None, port) for e in self.entries):
+            return
+        if any(e.matches(host, port, []) for e in self.entries if e.network is None):
+            return
+        if self.allow_only:
+            raise TargetRefused(f"{host}:{port} is not on the OCSP allow list")
+        if port not in self.ports:
+            raise TargetRefused(f"port {port} is not allowed for OCSP (allowed: {self.ports}, or the allow list)")
+
     async def resolve(self, url: str) -> Target:
         """Split, resolve and check a URL: the Target to connect to, or TargetRefused."""
         scheme, host, port, path = self.split(url)
+        self._precheck(host, port)
         addresses = await _resolve(host, port)
         self.check(host, port, addresses)
         return Target(scheme, host, port, path, addresses)
