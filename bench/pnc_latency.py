@@ -59,7 +59,8 @@ async def main(args: argparse.Namespace) -> None:
     store = Store(f"sqlite:///{folder / 'csms.db'}")
     store.add_station("CS1", PASSWORD)
     store.add_trust_anchor("MORootCertificate", cert_pem(pki.cert(Kind.MO_ROOT)))
-    csms = Csms(store, CsmsConfig(ping_interval=None, pki_dir=str(folder / "pki")))
+    csms = Csms(store, CsmsConfig(ping_interval=None, pki_dir=str(folder / "pki"),
+                                  ocsp_allow=(f"127.0.0.1:{ocsp_server.sockets[0].getsockname()[1]}",)))
     await csms.start()
     st = ChargingStation(StationConfig("CS1", f"ws://127.0.0.1:{csms.port}/ocpp", password=PASSWORD,
                                        backoff=BackOff(0.05, 0.05, 1), ping_interval=None))

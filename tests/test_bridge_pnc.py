@@ -30,6 +30,7 @@ pytestmark = pytest.mark.timeout(90)
 async def pnc_rig(tmp_path: Path, *, trust_mo: bool = True, tokens: list | None = None, pki=None,  # type: ignore[no-untyped-def]
                   **csms_config) -> AsyncIterator:  # type: ignore[type-arg]
     pki = pki or create_pki(PkiConfig(ocsp_url="http://127.0.0.1:9/ocsp"))  # nobody answers there: soft-fail
+    csms_config.setdefault("ocsp_allow", ("127.0.0.0/8",))  # our responders run on loopback
     chain = make_secc_chain()
     tmp_path.mkdir(parents=True, exist_ok=True)
     async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}", tokens=tokens or [], **csms_config) as csms, \
@@ -243,8 +244,9 @@ async def test_csms_checks_revocation_from_hash_data_alone(tmp_path: Path) -> No
     pki, _, _, server = await start_responder(tmp_path / "pki")
     emaid = contract_of(pki).emaid
     try:
-        async with running_csms(f"sqlite:///{tmp_path / 'c.db'}",
-                                tokens=[{"idToken": emaid, "type": "eMAID"}]) as csms, \
+        # no OCSP cache: it would keep the good answer until its nextUpdate, and this test revokes in between
+        async with running_csms(f"sqlite:///{tmp_path / 'c.db'}", tokens=[{"idToken": emaid, "type": "eMAID"}],
+                                ocsp_allow=("127.0.0.0/8",), ocsp_cache_size=0) as csms, \
                 raw_peer(csms_url(csms), "CS1", password=PASSWORD) as peer:
             data = chain_hash_data([pki.cert(Kind.CONTRACT), *pki.intermediates(Kind.CONTRACT),
                                     pki.cert(Kind.MO_ROOT)])

@@ -12,6 +12,7 @@ from test_ocpp_support import Pki, make_pki
 
 from v2gstack.csms.service import Csms
 from v2gstack.ocpp import HandshakeRefused, Router, StationClient, client_context, server_context
+from v2gstack.ocpp.throttle import ThrottlePolicy
 
 PASSWORD = "registry-password-01"
 
@@ -35,7 +36,9 @@ async def heartbeat(client: StationClient) -> None:
 
 
 async def test_profile1_registry_passwords(tmp_path: Path) -> None:
-    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}", stations={"CS1": PASSWORD, "NOPW": None}) as csms:
+    # five refusals from one address: more than the guessing throttle lets pass (test_csms_auth_throttle.py)
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}", stations={"CS1": PASSWORD, "NOPW": None},
+                            auth_throttle=ThrottlePolicy(free_failures=10)) as csms:
         url, r = _url(csms, "ws"), Router()
         await heartbeat(StationClient(url, "CS1", r, password=PASSWORD))
         await heartbeat(StationClient(url, "CS1", r, password=PASSWORD))  # the remembered, fast path

@@ -15,6 +15,7 @@ from cryptography.x509 import ocsp
 from typer.testing import CliRunner
 
 from v2gstack.cli import app
+from v2gstack.pki.fetch_policy import FetchPolicy
 from v2gstack.pki.hierarchy import Pki, PkiConfig, create_pki
 from v2gstack.pki.ocsp import (
     OcspError,
@@ -30,6 +31,8 @@ from v2gstack.pki.ocsp import (
 from v2gstack.pki.ocsp_data import ocsp_request_data
 from v2gstack.pki.profiles import Kind
 from v2gstack.pki.store import cert_pem, write_pki
+
+LOOPBACK = FetchPolicy(allow=("127.0.0.0/8",))  # our responders listen on loopback, which is refused by default
 
 
 async def start_responder(folder: Path) -> tuple[Pki, OcspResponder, str, object]:
@@ -55,11 +58,13 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[Pki, OcspResponder, str, 
 async def test_good_then_revoked_live(setup) -> None:  # type: ignore[no-untyped-def]
     pki, _responder, url, folder = setup
     leaf, issuer = pki.cert(Kind.CONTRACT), pki.cert(Kind.MO_SUB_CA2)
-    assert await status_of(leaf, issuer) is ocsp.OCSPCertStatus.GOOD  # the AIA URL points at the responder
-    assert await status_of(pki.cert(Kind.SECC), pki.cert(Kind.CPO_SUB_CA2)) is ocsp.OCSPCertStatus.GOOD
+    # the AIA URL points at the responder
+    assert await status_of(leaf, issuer, policy=LOOPBACK) is ocsp.OCSPCertStatus.GOOD
+    assert await status_of(pki.cert(Kind.SECC), pki.cert(Kind.CPO_SUB_CA2),
+                           policy=LOOPBACK) is ocsp.OCSPCertStatus.GOOD
     RevocationList(folder / "revoked.json").revoke(leaf, issuer, "key_compromise")  # another writer, same file
-    assert await status_of(leaf, issuer) is ocsp.OCSPCertStatus.REVOKED
-    resp = ocsp.load_der_ocsp_response(await fetch(url, build_request(leaf, issuer)))
+    assert await status_of(leaf, issuer, policy=LOOPBACK) is ocsp.OCSPCertStatus.REVOKED
+    resp = ocsp.load_der_ocsp_response(await fetch(url, build_request(leaf, issuer), policy=LOOPBACK))
     assert resp.revocation_reason.name == "key_compromise"
 
 
@@ -67,13 +72,13 @@ async def test_nonce_get_and_hash_requests(setup) -> None:  # type: ignore[no-un
     pki, _, url, _ = setup
     leaf, issuer = pki.cert(Kind.CONTRACT), pki.cert(Kind.MO_SUB_CA2)
     nonce = b"0123456789abcdef"
-    resp = ocsp.load_der_ocsp_response(await fetch(url, build_request(leaf, issuer, nonce)))
+    resp = ocsp.load_der_ocsp_response(await fetch(url, build_request(leaf, issuer, nonce), policy=LOOPBACK))
     from cryptography import x509
 
     assert resp.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == nonce
     # OCPP's OCSPRequestData (SHA-256 hashes) makes the same request
     by_hash = build_request_by_hash(ocsp_request_data(leaf, issuer))
-    assert check_response(await fetch(url, by_hash), leaf, issuer) is ocsp.OCSPCertStatus.GOOD
+    assert check_response(await fetch(url, by_hash, policy=LOOPBACK), leaf, issuer) is ocsp.OCSPCertStatus.GOOD
     # GET with the request in the path
     import asyncio
 
@@ -90,14 +95,15 @@ async def test_nonce_get_and_hash_requests(setup) -> None:  # type: ignore[no-un
 async def test_refusals(setup) -> None:  # type: ignore[no-untyped-def]
     pki, _, url, _ = setup
     leaf, issuer = pki.cert(Kind.CONTRACT), pki.cert(Kind.MO_SUB_CA2)
-    malformed = ocsp.load_der_ocsp_response(await fetch(url, b"not an OCSP request"))
+    malformed = ocsp.load_der_ocsp_response(await fetch(url, b"not an OCSP request", policy=LOOPBACK))
     assert malformed.response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
     other = create_pki()
     foreign = ocsp.load_der_ocsp_response(await fetch(url, build_request(other.cert(Kind.CONTRACT),
-                                                                         other.cert(Kind.MO_SUB_CA2))))
+                                                                         other.cert(Kind.MO_SUB_CA2)), policy=LOOPBACK))
     assert foreign.response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
     with pytest.raises(OcspError, match="UNAUTHORIZED"):
-        check_response(await fetch(url, build_request(other.cert(Kind.CONTRACT), other.cert(Kind.MO_SUB_CA2))),
+        check_response(await fetch(url, build_request(other.cert(Kind.CONTRACT), other.cert(Kind.MO_SUB_CA2)),
+                                   policy=LOOPBACK),
                        other.cert(Kind.CONTRACT), other.cert(Kind.MO_SUB_CA2))
     # a response signed by another CA (another PKI's MO Sub-CA 2) is refused for our certificate's issuer
     req = ocsp.load_der_ocsp_request(build_request(leaf, issuer))
@@ -111,10 +117,11 @@ async def test_refusals(setup) -> None:  # type: ignore[no-untyped-def]
         check_response(forged, leaf, issuer)
     # an answer about another certificate is refused
     with pytest.raises(OcspError, match="another certificate"):
-        check_response(await fetch(url, build_request(pki.cert(Kind.MO_SUB_CA2), pki.cert(Kind.MO_SUB_CA1))),
+        check_response(await fetch(url, build_request(pki.cert(Kind.MO_SUB_CA2), pki.cert(Kind.MO_SUB_CA1)),
+                                   policy=LOOPBACK),
                        leaf, issuer)
     with pytest.raises(OcspError, match="unreachable"):
-        await fetch("http://127.0.0.1:9/ocsp", build_request(leaf, issuer), timeout=2)
+        await fetch("http://127.0.0.1:9/ocsp", build_request(leaf, issuer), timeout=2, policy=LOOPBACK)
 
 
 def test_cli_revoke_and_list(tmp_path: Path) -> None:

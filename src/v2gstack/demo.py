@@ -50,6 +50,11 @@ class PncSetup:
     ocsp_url: str | None = None
     ocsp_server: Any = None
 
+    @property
+    def ocsp_host(self) -> str:
+        """HOST:PORT of the demo's OCSP responder, for the CSMS's OCSP allow list."""
+        return (self.ocsp_url or "").split("//", 1)[-1].split("/", 1)[0]
+
 
 @dataclass(frozen=True)
 class DemoEv:
@@ -123,7 +128,9 @@ async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.
     plug_and_charge = await _pnc_setup(workdir, store, pnc_fault, out) if pnc else None
     csms = Csms(store, CsmsConfig(heartbeat_interval=300, ping_interval=None, ocsp_required=pnc_fault == "ocsp-down",
                                   pki_dir=str(workdir / "pki") if pnc else None,
-                                  ocsp_url=plug_and_charge.ocsp_url if plug_and_charge else None))
+                                  ocsp_url=plug_and_charge.ocsp_url if plug_and_charge else None,
+                                  # the demo's responder runs on loopback, which the CSMS only asks when told to
+                                  ocsp_allow=(plug_and_charge.ocsp_host,) if plug_and_charge else ()))
     await csms.start("127.0.0.1", 0)
     out.print(f"[bold]CSMS[/] OCPP 2.0.1 at ws://127.0.0.1:{csms.port}/ocpp (SQLite {workdir / 'csms.db'})")
     api_server, api_task = await _start_api(csms, api_port or _free_port(), workdir / "traces", out)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from .service import CommandError, Csms
 from .store import StoreError, _iso
+from .strict_json import StrictJsonRoute
 from .timeline import merged_timeline
 
 # URL command name -> OCPP 2.0.1 action the CSMS may send.
@@ -88,6 +89,7 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
     app = FastAPI(title="v2gstack CSMS", version="0.1",
                   description="Stations, idTokens, transactions (with meter values and events) and OCPP 2.0.1 "
                               "commands to connected stations.")
+    app.router.route_class = StrictJsonRoute  # NaN, Infinity and 1e999 in a body: 422 like any invalid JSON
     store = csms.store
 
     def station_json(st: Any) -> dict[str, Any]:

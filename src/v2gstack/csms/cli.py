@@ -8,10 +8,12 @@ import json
 import logging
 import signal
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
+from ..ocpp.redact import redact_handlers
+from ..pki.fetch_policy import FetchPolicy
 from .service import CsmsConfig
 from .store import DEFAULT_URL, Store, StoreError
 
@@ -39,6 +41,16 @@ def csms_command(
     pki_dir: str | None = typer.Option(None, "--pki-dir", help="A `v2gstack pki create` folder whose CPO Sub-CA and "
                                        "CSMS root sign the stations' certificate requests"),
     ocsp_url: str | None = typer.Option(None, "--ocsp-url", help="OCSP URL put into the certificates it issues"),
+    ocsp_allow: Annotated[list[str] | None, typer.Option(
+        "--ocsp-allow", help="HOST, HOST:PORT or CIDR of an OCSP responder the CSMS may ask although it is on a "
+        "loopback/private address or another port than 80/443 (repeatable)")] = None,
+    ocsp_allow_private: bool = typer.Option(False, "--ocsp-allow-private", help="Ask OCSP responders on loopback, "
+                                            "private and link-local addresses too"),
+    ocsp_allow_only: bool = typer.Option(False, "--ocsp-allow-only", help="Ask no OCSP responder but those of "
+                                         "--ocsp-allow"),
+    max_protocol_errors: int = typer.Option(20, "--max-protocol-errors", min=0,
+                                            help="CALLERRORs a station may cause within a minute before it is "
+                                                 "disconnected with 1008 (0: never)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
 ) -> None:
     """Run the CSMS until Ctrl-C (without a sub-command)."""
@@ -46,6 +58,12 @@ def csms_command(
         return
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact_handlers()  # no secret in any log line, whichever logger wrote it
+    try:
+        FetchPolicy(allow=tuple(ocsp_allow or ()))
+    except ValueError as e:
+        typer.echo(f"error: --ocsp-allow: {e}", err=True)
+        raise typer.Exit(2) from None
     ssl_ctx = None
     if security_profile >= 2:
         if not cert:
@@ -65,7 +83,9 @@ def csms_command(
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(store, host, port, api_port, ssl_ctx, CsmsConfig(
             heartbeat_interval=heartbeat, security_profile=security_profile, auto_register=auto_register,
-            pki_dir=pki_dir, ocsp_url=ocsp_url)))
+            pki_dir=pki_dir, ocsp_url=ocsp_url, ocsp_allow=tuple(ocsp_allow or ()),
+            ocsp_allow_private=ocsp_allow_private, ocsp_allow_only=ocsp_allow_only,
+            max_protocol_errors=max_protocol_errors)))
 
 
 async def _serve(store: Store, host: str, port: int, api_port: int, ssl_ctx: object, config: CsmsConfig) -> None:

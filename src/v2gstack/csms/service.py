@@ -16,7 +16,7 @@ import ssl as ssl_module
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +30,22 @@ from ..ocpp import (
     CallContext,
     Connection,
     Credentials,
+    FloodPolicy,
     OcppServer,
     Router,
     SecurityProfile,
 )
+from ..ocpp.throttle import AuthThrottle, ThrottlePolicy, source_key
 from ..pki.contracts import ContractService
 from ..pki.csr import CsrError
+from ..pki.fetch_policy import FetchPolicy
+from ..pki.ocsp import OcspError, OcspRefused
+from ..pki.ocsp_cache import OcspCache
 from ..times import rfc3339
 from . import store as ops
 from .certificates import CertificateIssuer, chain_pem
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
+from .revocation import OcspChecker
 from .store import Store
 from .worker import StoreWorker
 
@@ -63,6 +69,16 @@ class CsmsConfig:
     contract_ocsp: bool = True  # ask the OCSP responders named in a contract chain
     ocsp_required: bool = False  # an unreachable responder fails the contract (else: soft-fail, logged)
     ocsp_timeout: float = 3.0
+    # Which responders stations may make the CSMS ask (pki/fetch_policy.py): HOST, HOST:PORT or CIDR entries are
+    # always allowed; others only on a public address and port 80/443, unless private targets are allowed.
+    ocsp_allow: tuple[str, ...] = ()
+    ocsp_allow_private: bool = False
+    ocsp_allow_only: bool = False
+    ocsp_max_response: int = 65536
+    ocsp_cache_size: int = 1024  # checked answers kept until their nextUpdate (0: no cache)
+    ocsp_cache_max_age: float = 3600.0
+    max_protocol_errors: int = 20  # CALLERRORs a station causes within a minute before it is disconnected (0: never)
+    auth_throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)  # password guessing: back-off, budget
     pki_dir: str | None = None  # a `v2gstack pki create` folder: CAs that sign stations' CSRs (SignCertificate)
     ocsp_url: str | None = None  # put into the AIA of the certificates this CSMS issues
 
@@ -79,30 +95,49 @@ class StationState:
 class StoreAuthenticator:
     """Accepts registered stations: Basic auth checked against the scrypt hash (profiles 1-2), certificate CN = id
     (profile 3, checked by the TLS layer and the server). Verified passwords are remembered as a keyed digest, so a
-    reconnecting station does not pay the scrypt cost again."""
+    reconnecting station does not pay the scrypt cost again. Guessing is throttled (ocpp/throttle.py): a source or
+    station that failed too often is answered 429 without hashing, scrypt runs one at a time and within a budget
+    per second (beyond it: 429 at once)."""
 
-    def __init__(self, worker: StoreWorker) -> None:
+    def __init__(self, worker: StoreWorker, throttle: AuthThrottle | None = None) -> None:
         self.worker = worker
+        self.throttle = throttle or AuthThrottle()
         self._key = uuid.uuid4().bytes
         self._verified: dict[str, tuple[str, bytes]] = {}  # station -> (stored hash, keyed digest of the password)
+        self._scrypt = asyncio.Semaphore(1)  # one password hash at a time: the others wait, the loop keeps serving
+        self.scrypt_runs = 0
 
     async def __call__(self, cred: Credentials) -> AuthDecision:
         """The verdict for one handshake."""
+        source = source_key(cred.remote_address)
+        if self.throttle.wait(cred.station_id, source) > 0:
+            return AuthDecision.TOO_MANY_REQUESTS
         # a read on its own connection (SQLite WAL, PostgreSQL): handshakes do not queue behind the batched writes
         st = await asyncio.to_thread(self.worker.store.station, cred.station_id)
         if st is None:
+            self.throttle.failed(None, source)
             return AuthDecision.UNKNOWN_STATION
         if not cred.security_profile.uses_password:
             return AuthDecision.ACCEPT
         if cred.password is None or not st.password_hash:
+            self.throttle.failed(cred.station_id, source)
             return AuthDecision.BAD_CREDENTIALS
         digest = hmac.new(self._key, cred.password.encode(), hashlib.sha256).digest()
         known = self._verified.get(cred.station_id)
         if known is not None and known[0] == st.password_hash:
-            return AuthDecision.ACCEPT if hmac.compare_digest(known[1], digest) else AuthDecision.BAD_CREDENTIALS
-        ok = await asyncio.to_thread(ops.check_password, cred.password, st.password_hash)
+            ok = hmac.compare_digest(known[1], digest)
+        else:
+            if not self.throttle.take_verification():
+                return AuthDecision.TOO_MANY_REQUESTS
+            async with self._scrypt:
+                if self.throttle.wait(cred.station_id, source) > 0:  # failures of others while this one waited
+                    return AuthDecision.TOO_MANY_REQUESTS
+                self.scrypt_runs += 1
+                ok = await asyncio.to_thread(ops.check_password, cred.password, st.password_hash)
         if not ok:
+            self.throttle.failed(cred.station_id, source)
             return AuthDecision.BAD_CREDENTIALS
+        self.throttle.succeeded(cred.station_id, source)
         self._verified[cred.station_id] = (st.password_hash, digest)
         return AuthDecision.ACCEPT
 
@@ -127,11 +162,13 @@ class Csms:
         self.states: dict[str, StationState] = {}
         self.router = self._build_router()
         profile = SecurityProfile(self.config.security_profile)
-        self.authenticator = StoreAuthenticator(self.worker) if profile is not SecurityProfile.NONE else None
+        self.authenticator = (StoreAuthenticator(self.worker, AuthThrottle(self.config.auth_throttle))
+                              if profile is not SecurityProfile.NONE else None)
         self.server = OcppServer({v: self.router for v in self.config.allowed_versions}, security_profile=profile,
                                  authenticator=self.authenticator, ssl=ssl, path=path,
                                  call_timeout=self.config.call_timeout, ping_interval=self.config.ping_interval,
-                                 on_connect=self._connected, on_disconnect=self._disconnected)
+                                 on_connect=self._connected, on_disconnect=self._disconnected,
+                                 flood=FloodPolicy(max_violations=self.config.max_protocol_errors))
         self.listeners: list[Callable[[str, str, Payload], None]] = []  # (station, action, payload) of each CALL
         self.issuer = (CertificateIssuer.from_pki_dir(Path(self.config.pki_dir), self.config.ocsp_url)
                        if self.config.pki_dir else None)
@@ -142,6 +179,11 @@ class Csms:
             except (OSError, ValueError) as e:
                 log.warning("no contract issuing (the PKI folder lacks MO/CPS/OEM CAs): %s", e)
         self._background: set[asyncio.Task[Any]] = set()
+        self.ocsp = OcspChecker(
+            FetchPolicy(allow=tuple(self.config.ocsp_allow), allow_private=self.config.ocsp_allow_private,
+                        allow_only=self.config.ocsp_allow_only, timeout=self.config.ocsp_timeout,
+                        max_response=self.config.ocsp_max_response),
+            OcspCache(self.config.ocsp_cache_size, timedelta(seconds=self.config.ocsp_cache_max_age)))
 
     # ----- lifecycle -----
 
@@ -232,8 +274,8 @@ class Csms:
 
     async def _contract_status(self, pem_chain: str, emaid: str) -> str:
         """Chain to an installed MO root, validity, usage, eMAID; then OCSP for every certificate of the path that
-        names a responder (unreachable: soft-fail, or CertChainError when `ocsp_required`)."""
-        from ..pki.ocsp import OcspError, status_of
+        names a responder (unreachable or refused by the fetch policy: soft-fail, or CertChainError when
+        `ocsp_required`)."""
         from ..pki.ocsp_data import responder_url
 
         anchors = await self.worker.run(_mo_roots)
@@ -244,7 +286,7 @@ class Csms:
             if not responder_url(cert):
                 continue
             try:
-                answer = await status_of(cert, issuer, timeout=self.config.ocsp_timeout)
+                answer = await self.ocsp.status_of(cert, issuer)
             except OcspError as e:
                 log.warning("contract %s: no revocation status for %s: %s", emaid, cert.subject.rfc4514_string(), e)
                 if self.config.ocsp_required:
@@ -257,17 +299,14 @@ class Csms:
     async def _hash_data_status(self, items: list[dict[str, str]]) -> str:
         """Revocation of a chain known only by its OCSP request data (C07.FR.05): each responder is asked; the chain
         itself cannot be checked without the certificates."""
-        from ..pki.ocsp import OcspError, build_request_by_hash, check_response_by_hash, fetch
-
         if not self.config.contract_ocsp:
             return "Accepted"
         for item in items:
             if not item.get("responderURL"):
                 continue
             try:
-                raw = await fetch(item["responderURL"], build_request_by_hash(item), self.config.ocsp_timeout)
-                answer = check_response_by_hash(raw, item)
-            except (OcspError, ValueError) as e:
+                answer = await self.ocsp.status_by_hash(item)
+            except (OcspError, ValueError, KeyError) as e:
                 log.warning("contract hash data: no revocation status for serial %s: %s", item.get("serialNumber"), e)
                 if self.config.ocsp_required:
                     return "CertChainError"
@@ -438,16 +477,19 @@ class Csms:
 
     async def on_get_certificate_status(self, p: Payload, ctx: CallContext) -> Payload:
         """GetCertificateStatus (M06): the CSMS asks the responder named in the request data and returns its DER
-        answer (base64) for the station to keep (and staple for EVs)."""
-        from ..pki.ocsp import OcspError, build_request_by_hash, fetch
-
+        answer (base64) for the station to keep (and staple for EVs). Within the OCSP fetch policy and through the
+        cache; what went wrong stays in our log (the station learns nothing about the responder's network)."""
         data = p["ocspRequestData"]
         try:
-            raw = await fetch(data["responderURL"], build_request_by_hash(data), self.config.ocsp_timeout)
+            raw = await self.ocsp.answer_for(data)
+        except OcspRefused as e:
+            log.warning("station %s: GetCertificateStatus: %s", ctx.station_id, e)
+            return {"status": "Failed", "statusInfo": {"reasonCode": "OCSPUnavailable",
+                                                       "additionalInfo": "responderURL not allowed by the CSMS"}}
         except (OcspError, ValueError, KeyError) as e:
             log.warning("station %s: GetCertificateStatus failed: %s", ctx.station_id, e)
             return {"status": "Failed", "statusInfo": {"reasonCode": "OCSPUnavailable",
-                                                       "additionalInfo": str(e)[:512]}}
+                                                       "additionalInfo": "no usable answer from the OCSP responder"}}
         return {"status": "Accepted", "ocspResult": base64.b64encode(raw).decode()}
 
     async def _send_signed(self, station_id: str, chain: str, kind: str) -> None:

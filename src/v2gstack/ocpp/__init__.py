@@ -17,6 +17,7 @@ from .errors import (
     OcppError,
     PayloadInvalid,
 )
+from .flood import FloodPolicy
 from .router import CallContext, Router
 from .schemas import SchemaStore, default_store
 from .server import OcppServer
@@ -35,6 +36,7 @@ __all__ = [
     "ConnectionClosedError",
     "Credentials",
     "ErrorCode",
+    "FloodPolicy",
     "HandshakeRefused",
     "IncomingCall",
     "MessageType",

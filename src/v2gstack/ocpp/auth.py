@@ -53,6 +53,7 @@ class AuthDecision(Enum):
     BAD_CREDENTIALS = 401
     FORBIDDEN = 403
     UNKNOWN_STATION = 404
+    TOO_MANY_REQUESTS = 429  # too many failed attempts, or the password-check budget is spent: try again later
 
 
 Authenticator = Callable[[Credentials], AuthDecision | Awaitable[AuthDecision]]

@@ -18,6 +18,8 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from .auth import basic_auth_header
 from .connection import Connection
+from .flood import FloodPolicy
+from .redact import redacted_logger
 from .router import Router
 from .schemas import SchemaStore
 from .versions import Version
@@ -72,6 +74,7 @@ class StationClient:
         backoff: BackOff | None = None,
         on_connect: ConnectionHook | None = None,
         schemas: SchemaStore | None = None,
+        flood: FloodPolicy | None = None,
     ) -> None:
         self.csms_url = csms_url.rstrip("/")
         self.station_id = station_id
@@ -90,6 +93,7 @@ class StationClient:
         self.backoff = backoff or BackOff()
         self.on_connect = on_connect
         self.schemas = schemas
+        self.flood = flood
         self.connection: Connection | None = None
         self.connects = 0  # successful connections so far
         self._connected = asyncio.Event()
@@ -117,6 +121,7 @@ class StationClient:
                 open_timeout=self.open_timeout,
                 compression=self.compression,
                 proxy=self.proxy,
+                logger=redacted_logger("v2gstack.ocpp.ws.client"),  # its DEBUG lines show our Authorization header
                 **kwargs,
             )
         except InvalidStatus as e:
@@ -128,7 +133,7 @@ class StationClient:
             raise HandshakeRefused(0, f"CSMS agreed to none of {[v.subprotocol for v in self.versions]}")
         conn = Connection(ws, Version.from_subprotocol(ws.subprotocol), self.router, station_id=self.station_id,
                           call_timeout=self.call_timeout, max_message_size=self.max_message_size,
-                          schemas=self.schemas)
+                          schemas=self.schemas, flood=self.flood)
         conn.start()
         return conn
 

@@ -2,6 +2,7 @@
 
 Incoming CALLs are served while our own CALL waits (async handlers run as tasks; sync handlers inline), so a
 handler may itself await a CALL to the same peer without deadlock. Outgoing CALLs queue: one outstanding at a time.
+Repeated warnings are rate-limited and a peer that keeps causing CALLERRORs is disconnected (flood.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 
 from .engine import Answer, Event, IncomingCall, Reply, ResultErrorReceived, RpcEngine
 from .errors import CallErrorReceived, CallTimeoutError, ConnectionClosedError, ErrorCode, OcppError
+from .flood import CLOSE_POLICY_VIOLATION, FloodGuard, FloodPolicy
 from .router import CallContext, Handler, Router
 from .schemas import SchemaStore
 from .versions import Version
@@ -49,6 +51,7 @@ class Connection:
         max_concurrent_calls: int = 32,
         schemas: SchemaStore | None = None,
         on_result_error: Callable[[Connection, str, CallErrorReceived], Awaitable[None] | None] | None = None,
+        flood: FloodPolicy | None = None,
     ) -> None:
         self.ws = ws
         self.router = router
@@ -66,6 +69,9 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
         self._serve_task: asyncio.Task[None] | None = None
+        self.guard = FloodGuard(flood)
+        self._closing = False  # we are closing for a policy violation: received messages are dropped
+        self._close_task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         """Station id and version, for logs."""
@@ -81,13 +87,15 @@ class Connection:
     async def serve(self) -> None:
         """Read and process messages until the websocket closes; never stops on bad input."""
         try:
-            while True:
+            while True:  # after a policy close, messages are read and dropped until the close handshake ends
                 try:
                     text = await self.ws.recv()
                 except Exception:  # websockets' ConnectionClosed, or the transport died
                     break
                 await self.handle_text(text)
         finally:
+            for kind, count in self.guard.pending_summaries().items():
+                log.warning("%s: %d more %s messages were not logged", self.station_id, count, kind)
             self._mark_closed()
 
     def start(self) -> asyncio.Task[None]:
@@ -99,6 +107,8 @@ class Connection:
 
     async def handle_text(self, text: str | bytes) -> None:
         """Process one received websocket message: dispatch, correlate, or answer with a CALLERROR."""
+        if self._closing:
+            return
         if self.frame_listeners:
             self._tell("rx", text if isinstance(text, str) else text.decode("utf-8", "replace"))
         try:
@@ -118,8 +128,9 @@ class Connection:
                 await self._dispatch(ev, handler)
             else:
                 await self._other_event(ev)
-        except Exception:  # nothing a peer sends may stop the loop
-            log.exception("%s: error while processing a message", self.station_id)
+        except Exception as e:  # nothing a peer sends may stop the loop
+            self._log("internal error", logging.ERROR, "%s: error while processing a message", self.station_id,
+                      exc_info=e)
 
     async def _other_event(self, ev: Event) -> None:
         """Handle every event but a CALL: answers to our CALLs, refusals, ignored messages."""
@@ -127,16 +138,50 @@ class Connection:
         if t is Answer:
             await self._answer(ev)  # type: ignore[arg-type]
         elif t is Reply:
-            log.warning("%s: refused a message: %s %s", self.station_id, ev.error.code.value, ev.error.description)
+            error = ev.error  # type: ignore[union-attr]
+            if error.code is not ErrorCode.NOT_SUPPORTED and self.guard.violation():
+                await self._close_for_violations()
+                return
+            self._log("refused", logging.WARNING, "%s: refused a message: %s %s", self.station_id, error.code.value,
+                      error.description)
             await self._send_quietly(ev.text)  # type: ignore[union-attr]
         elif t is ResultErrorReceived:
-            log.warning("%s: peer refused our CALLRESULT %s: %s", self.station_id, ev.message_id, ev.error)
+            self._log("refused-result", logging.WARNING, "%s: peer refused our CALLRESULT %s: %s", self.station_id,
+                      ev.message_id, ev.error)  # type: ignore[union-attr]
             if self.on_result_error is not None:
                 r = self.on_result_error(self, ev.message_id, ev.error)  # type: ignore[union-attr]
                 if inspect.isawaitable(r):
                     await r
         else:
-            log.info("%s: ignored a message (%s)", self.station_id, ev.reason)  # type: ignore[union-attr]
+            self._log("ignored", logging.INFO, "%s: ignored a message (%s)", self.station_id,
+                      ev.reason)  # type: ignore[union-attr]
+
+    def _log(self, kind: str, level: int, msg: str, *args: Any, exc_info: BaseException | None = None) -> None:
+        """Log a line about the peer's messages unless this kind floods (then one summary per interval)."""
+        ok, ended = self.guard.should_log(kind)
+        if ended:
+            log.warning("%s: %d more %s messages were not logged in the last %.0f s", self.station_id, ended, kind,
+                        self.guard.policy.log_interval)
+        if ok:
+            log.log(level, msg, *args, exc_info=exc_info)
+
+    async def _close_for_violations(self) -> None:
+        """Close with 1008: the peer caused more CALLERRORs within the window than the policy allows."""
+        if self._closing:
+            return
+        self._closing = True
+        policy = self.guard.policy
+        log.warning("%s: more than %d protocol errors within %.0f s; closing the connection (1008)", self.station_id,
+                    policy.max_violations, policy.violation_window)
+        self._close_task = asyncio.get_running_loop().create_task(
+            self._close_quietly(CLOSE_POLICY_VIOLATION, "too many protocol errors"))
+
+    async def _close_quietly(self, code: int, reason: str) -> None:
+        """Close the websocket in the background (the read loop keeps draining so the peer's close frame arrives)."""
+        try:
+            await self.ws.close(code, reason)
+        except Exception as e:
+            log.debug("%s: close failed: %s", self.station_id, e)
 
     async def _answer(self, ev: Answer) -> None:
         """Hand the peer's answer to the waiting call()."""
@@ -168,8 +213,11 @@ class Connection:
                 await self._send_quietly(self.engine.make_error(call.message_id, ErrorCode.NOT_SUPPORTED))
             return
         if len(self._tasks) >= self.max_concurrent_calls:
-            log.warning("%s: more than %d CALLs in progress; refused %s", self.station_id,
-                        self.max_concurrent_calls, call.action)
+            if not call.send and self.guard.violation():
+                await self._close_for_violations()
+                return
+            self._log("busy", logging.WARNING, "%s: more than %d CALLs in progress; refused %s", self.station_id,
+                      self.max_concurrent_calls, call.action)
             if not call.send:
                 await self._send_quietly(self.engine.make_error(
                     call.message_id, ErrorCode.RPC_FRAMEWORK_ERROR, "too many concurrent CALLs"))
@@ -205,7 +253,8 @@ class Connection:
         """The CALLRESULT for a handler's result, or the CALLERROR if the result is not a valid response."""
         text, err = self.engine.make_result(call, result)
         if err is not None:
-            log.error("%s: %s handler returned an invalid response (%s: %s); answered InternalError",
+            self._log("invalid response", logging.ERROR,
+                      "%s: %s handler returned an invalid response (%s: %s); answered InternalError",
                       self.station_id, call.action, err.code.value, err.description)
         return text
 
@@ -213,7 +262,7 @@ class Connection:
         """The CALLERROR for a handler that raised: its own OcppError, or InternalError."""
         if isinstance(e, OcppError):
             return self.engine.make_error(call.message_id, e.code, e.description, e.details)
-        log.exception("%s: %s handler failed", self.station_id, call.action, exc_info=e)
+        self._log("handler failure", logging.ERROR, "%s: %s handler failed", self.station_id, call.action, exc_info=e)
         return self.engine.make_error(call.message_id, ErrorCode.INTERNAL_ERROR, f"{call.action} handler failed")
 
     def _tell(self, direction: str, text: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import json.encoder
 import json.scanner
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+def _finite_float(text: str) -> float:
+    """A JSON number as a float, refusing one too large for a double (`1e999`): Python would make it inf, which
+    JSON (RFC 8259 section 6) cannot carry and a store or a peer would not take back."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:32]} is out of range")
+    return value
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False)
 _WS = " \t\n\r"
 
@@ -35,7 +45,8 @@ _c_encode = (json.encoder.c_make_encoder(None, _encoder.default, json.encoder.c_
 
 
 def _decode(text: str) -> Any:
-    """Parse one JSON document (whitespace around it allowed); ValueError if it is not JSON."""
+    """Parse one JSON document (whitespace around it allowed); ValueError if it is not JSON (NaN, Infinity and
+    numbers beyond a double included)."""
     if _c_scan is None or not text or text[0] in _WS:
         return _decoder.decode(text)
     try:
@@ -45,6 +56,12 @@ def _decode(text: str) -> Any:
     if end != len(text) and text[end:].strip(_WS):
         raise ValueError("extra data after JSON")
     return obj
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse a JSON document as RFC 8259 defines it (no NaN, Infinity or numbers beyond a double); ValueError if it
+    is not one. For JSON that arrives from elsewhere than an OCPP frame (the CSMS API's bodies)."""
+    return _decode(text if isinstance(text, str) else text.decode("utf-8"))
 
 
 def _encode(obj: Any) -> str:

@@ -17,6 +17,8 @@ from websockets.http11 import Request, Response
 
 from .auth import AuthDecision, Authenticator, Credentials, SecurityProfile, parse_basic_auth, valid_station_id
 from .connection import Connection
+from .flood import FloodGuard, FloodPolicy
+from .redact import redacted_logger
 from .router import Router
 from .schemas import SchemaStore
 from .tls import peer_common_name
@@ -50,6 +52,7 @@ class OcppServer:
         on_connect: ConnectionHook | None = None,
         on_disconnect: ConnectionHook | None = None,
         schemas: SchemaStore | None = None,
+        flood: FloodPolicy | None = None,
     ) -> None:
         self.routers: dict[Version, Router] = {Version.parse(v): r for v, r in routers.items()}
         if not self.routers:
@@ -69,10 +72,12 @@ class OcppServer:
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         self.schemas = schemas
+        self.flood = flood  # log rate limits and when a peer's protocol errors close its connection
         self.connections: dict[str, Connection] = {}
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Credentials] = weakref.WeakKeyDictionary()
         self._server: Server | None = None
         self._hook_tasks: set[asyncio.Task[Any]] = set()
+        self._refusals = FloodGuard()  # rate limit of the "refused station" lines
 
     @property
     def versions(self) -> list[Version]:
@@ -99,7 +104,7 @@ class OcppServer:
             ping_interval=self.ping_interval,
             ping_timeout=self.ping_timeout,
             compression=self.compression,
-            logger=logging.getLogger("v2gstack.ocpp.ws"),
+            logger=redacted_logger("v2gstack.ocpp.ws"),  # websockets logs headers (Authorization) at DEBUG
         )
 
     async def close(self) -> None:
@@ -159,10 +164,18 @@ class OcppServer:
                 log.exception("authenticator failed for %s", station_id)
                 return _refuse(ws, HTTPStatus.SERVICE_UNAVAILABLE, "authentication unavailable")
         if decision is not AuthDecision.ACCEPT:
-            log.warning("refused station %s from %s: %s", station_id, cred.remote_address, decision.name)
+            self._log_refusal(cred, decision)
             return _refuse(ws, HTTPStatus(decision.value), decision.name.replace("_", " ").lower())
         self._handshakes[ws] = cred
         return None
+
+    def _log_refusal(self, cred: Credentials, decision: AuthDecision) -> None:
+        """A refused handshake, logged at most `log_burst` times a minute per kind of refusal (guessing floods)."""
+        ok, ended = self._refusals.should_log(decision.name)
+        if ended:
+            log.warning("%d more handshakes refused %s were not logged", ended, decision.name)
+        if ok:
+            log.warning("refused station %s from %s: %s", cred.station_id, cred.remote_address, decision.name)
 
     def _select_subprotocol(self, ws: ServerConnection, offered: Sequence[str]) -> str | None:
         """The most preferred of our versions the station offers; None completes the handshake without one."""
@@ -187,7 +200,7 @@ class OcppServer:
         version = Version.from_subprotocol(ws.subprotocol)
         conn = Connection(ws, version, self.routers[version], station_id=cred.station_id,
                           call_timeout=self.call_timeout, max_message_size=self.max_message_size,
-                          schemas=self.schemas)
+                          schemas=self.schemas, flood=self.flood)
         conn.data["credentials"] = cred
         old = self.connections.get(cred.station_id)
         self.connections[cred.station_id] = conn

@@ -12,17 +12,19 @@ import base64
 import datetime as dt
 import json
 import logging
+import ssl
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtensionOID
 
+from .fetch_policy import FetchPolicy, Target, TargetRefused
 from .issue import Issued
 from .ocsp_data import issuer_key_bytes
 from .store import load_certs, load_key
@@ -36,6 +38,10 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha1": hashes.SHA1, "sha256":
 
 class OcspError(Exception):
     """An OCSP exchange that gave no usable answer (unreachable responder, bad signature, wrong certificate...)."""
+
+
+class OcspRefused(OcspError):
+    """The fetch policy forbids asking this responder URL (scheme, host, port or address); nothing was sent."""
 
 
 class RevocationList:
@@ -124,19 +130,19 @@ class OcspResponder:
         return cls(cas, RevocationList(folder / "revoked.json"))
 
     def respond(self, data: bytes) -> bytes:
-        """The DER OCSPResponse for a DER OCSPRequest."""
+        """The DER OCSPResponse for a DER OCSPRequest; malformedRequest for one that cannot be read or whose CertID
+        uses a hash algorithm we do not know (RFC 6960 2.3)."""
         try:
             req = ocsp.load_der_ocsp_request(data)
-        except ValueError:
-            return ocsp.OCSPResponseBuilder.build_unsuccessful(
-                ocsp.OCSPResponseStatus.MALFORMED_REQUEST).public_bytes(serialization.Encoding.DER)
-        algorithm = req.hash_algorithm
+            algorithm = req.hash_algorithm
+        except (ValueError, UnsupportedAlgorithm) as e:
+            log.info("OCSP: malformed request: %s", e)
+            return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
         ca = next((c for c in self.cas if _name_hash(c.cert, algorithm) == req.issuer_name_hash
                    and _key_hash(c.cert, algorithm) == req.issuer_key_hash), None)
         if ca is None:
             log.info("OCSP: request for serial %x of an issuer we do not serve", req.serial_number)
-            return ocsp.OCSPResponseBuilder.build_unsuccessful(
-                ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(serialization.Encoding.DER)
+            return unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         revoked = self.revocations.lookup(ca.cert, req.serial_number)
         status = ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD
@@ -152,6 +158,11 @@ class OcspResponder:
             pass
         log.info("OCSP: serial %x of %s: %s", req.serial_number, ca.cert.subject.rfc4514_string(), status.name)
         return builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
+    """A DER OCSPResponse that carries only an error status (malformedRequest, unauthorized, internalError...)."""
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(serialization.Encoding.DER)
 
 
 # ----- client side -----
@@ -236,76 +247,174 @@ def _verify(key: object, signature: bytes, data: bytes) -> None:
         raise OcspError("the OCSP response's signature does not verify") from None
 
 
-async def fetch(url: str, request: bytes, timeout: float = 5.0) -> bytes:
-    """POST an OCSP request over HTTP and return the response body (OcspError on any failure)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise OcspError(f"unsupported OCSP URL {url!r} (http://host:port/path)")
+DEFAULT_POLICY = FetchPolicy()
+
+
+async def fetch(url: str, request: bytes, timeout: float | None = None, *, policy: FetchPolicy | None = None,
+                ssl_context: ssl.SSLContext | None = None) -> bytes:
+    """POST an OCSP request over HTTP(S) and return the response body, under `policy` (default: public responders on
+    ports 80/443 only, answers up to 64 KiB, 3 s): OcspRefused when the policy forbids the URL, OcspError for any
+    other failure. `timeout` overrides the policy's; `ssl_context` verifies https responders (default: system CAs)."""
+    policy = policy or DEFAULT_POLICY
     try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
+        async with asyncio.timeout(policy.timeout if timeout is None else timeout):
+            target = await policy.resolve(url)
+            reader, writer = await _connect(target, policy, ssl_context)
             try:
-                head = (f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                        f"Content-Type: application/ocsp-request\r\nContent-Length: {len(request)}\r\n"
-                        "Connection: close\r\n\r\n")
-                writer.write(head.encode() + request)
+                writer.write(f"POST {target.path} HTTP/1.0\r\nHost: {_host_header(target)}\r\n"
+                             "Content-Type: application/ocsp-request\r\n"
+                             f"Content-Length: {len(request)}\r\n\r\n".encode() + request)
                 await writer.drain()
-                raw = await reader.read()
+                return await _read_answer(reader, policy)
             finally:
                 writer.close()
-    except (OSError, TimeoutError) as e:
+    except TargetRefused as e:
+        raise OcspRefused(f"OCSP URL {url!r} refused: {e}") from None
+    except (OSError, TimeoutError) as e:  # ssl.SSLError is an OSError
         raise OcspError(f"OCSP responder {url} unreachable: {e or type(e).__name__}") from None
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-    parts_line = status_line.split(" ")
-    if not status_line.startswith("HTTP/1.") or len(parts_line) < 2 or parts_line[1] != "200":
-        raise OcspError(f"OCSP responder {url} answered {status_line!r}")
-    return body
+
+
+async def _connect(target: Target, policy: FetchPolicy,
+                   ssl_context: ssl.SSLContext | None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to the first of the target's checked addresses that answers (never to a re-resolved name)."""
+    ctx = (ssl_context or ssl.create_default_context()) if target.scheme == "https" else None
+    error: OSError = OSError(f"no address for {target.host}")
+    for address in target.addresses:
+        try:
+            return await asyncio.open_connection(str(address), target.port, ssl=ctx,
+                                                 server_hostname=target.host if ctx else None,
+                                                 limit=policy.max_head)
+        except OSError as e:
+            error = e
+    raise error
+
+
+def _host_header(target: Target) -> str:
+    """The Host header of a request to `target`."""
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    return host if target.port == {"http": 80, "https": 443}[target.scheme] else f"{host}:{target.port}"
+
+
+async def _read_answer(reader: asyncio.StreamReader, policy: FetchPolicy) -> bytes:
+    """The body of a 200 answer, at most policy.max_response bytes; OcspError otherwise (the peer's status text is
+    not repeated: only its numeric code)."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.LimitOverrunError:
+        raise OcspError(f"OCSP responder's HTTP head is larger than {policy.max_head} bytes") from None
+    except asyncio.IncompleteReadError:
+        raise OcspError("OCSP responder closed the connection without an HTTP answer") from None
+    lines = head.decode("latin-1").split("\r\n")
+    status = lines[0].split(" ")
+    code = status[1] if len(status) > 1 and status[0].startswith("HTTP/1.") else ""
+    if not (len(code) == 3 and code.isdigit()):
+        raise OcspError("OCSP responder did not answer HTTP")
+    if code != "200":
+        raise OcspError(f"OCSP responder answered HTTP status {code}")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    if "transfer-encoding" in headers:
+        raise OcspError("OCSP responder answered with a transfer encoding (HTTP/1.0 was asked)")
+    limit = policy.max_response
+    length = headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise OcspError("OCSP responder sent a bad Content-Length")
+        if int(length) > limit:
+            raise OcspError(f"OCSP answer of {int(length)} bytes is larger than {limit}")
+        try:
+            return await reader.readexactly(int(length))
+        except asyncio.IncompleteReadError:
+            raise OcspError("OCSP answer shorter than its Content-Length") from None
+    body = bytearray()
+    while len(body) <= limit and (chunk := await reader.read(limit + 1 - len(body))):
+        body += chunk
+    if len(body) > limit:
+        raise OcspError(f"OCSP answer is larger than {limit} bytes")
+    return bytes(body)
 
 
 async def status_of(cert: x509.Certificate, issuer: x509.Certificate, url: str | None = None,
-                    timeout: float = 5.0) -> ocsp.OCSPCertStatus:
-    """Ask the certificate's responder (its AIA URL, or `url`) and check the answer."""
+                    timeout: float | None = None, *, policy: FetchPolicy | None = None) -> ocsp.OCSPCertStatus:
+    """Ask the certificate's responder (its AIA URL, or `url`) under `policy` and check the answer."""
     from .ocsp_data import responder_url
 
     target = url or responder_url(cert)
     if not target:
         raise OcspError("the certificate names no OCSP responder")
-    return check_response(await fetch(target, build_request(cert, issuer), timeout), cert, issuer)
+    return check_response(await fetch(target, build_request(cert, issuer), timeout, policy=policy), cert, issuer)
 
 
 # ----- the HTTP shell -----
 
+MAX_HEAD = 8192  # request line and headers; an OCSP GET's base64 request fits many times over
+MAX_BODY = 65536  # a DER OCSPRequest is a few hundred bytes (a signed one with certificates a few KiB)
+_LINGER = 1 << 20  # after an error answer, read at most this much of what the client still sends, then close
+
+
+def _http(status: str, body: bytes = b"", content_type: str = "") -> bytes:
+    """One HTTP/1.1 response that closes the connection."""
+    head = f"HTTP/1.1 {status}\r\n" + (f"Content-Type: {content_type}\r\n" if content_type else "")
+    return (head + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, bytes]:
+    """(method, DER request) of one HTTP request, ValueError for one that is malformed or too large."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.LimitOverrunError:
+        raise ValueError(f"request head larger than {MAX_HEAD} bytes") from None
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = ([*lines[0].split(" "), "", ""])[:3]
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    if method == "POST":
+        length = int(headers.get("content-length", "0"))
+        if not 0 < length <= MAX_BODY:
+            raise ValueError("bad Content-Length")
+        return method, await reader.readexactly(length)
+    if method == "GET":
+        return method, base64.b64decode(urllib.parse.unquote(target.rsplit("/", 1)[-1]))
+    return method, b""
+
+
 async def serve(responder: OcspResponder, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
-    """An HTTP/1.1 server for RFC 6960 requests: POST (DER body) and GET (/<path>/<base64 of the DER>)."""
+    """An HTTP/1.1 server for RFC 6960 requests: POST (DER body) and GET (/<path>/<base64 of the DER>).
+
+    Every request gets an answer: 400 for a malformed or oversized HTTP request (head above MAX_HEAD, body above
+    MAX_BODY), an OCSP malformedRequest for a request it cannot read, internalError if answering fails."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        bad = False
         try:
-            async with asyncio.timeout(10):
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, target, _ = ([*lines[0].split(" "), "", ""])[:3]
-                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-                if method == "POST":
-                    length = int(headers.get("content-length", "0"))
-                    if not 0 < length <= 65536:
-                        raise ValueError("bad Content-Length")
-                    body = await reader.readexactly(length)
-                elif method == "GET":
-                    body = base64.b64decode(urllib.parse.unquote(target.rsplit("/", 1)[-1]))
-                else:
-                    writer.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                    return
-            answer = responder.respond(body)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\n"
-                         + f"Content-Length: {len(answer)}\r\nConnection: close\r\n\r\n".encode() + answer)
-        except (ValueError, TimeoutError, asyncio.IncompleteReadError, UnicodeDecodeError) as e:
-            log.info("OCSP: bad HTTP request: %s", e)
-            writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            try:
+                async with asyncio.timeout(10):
+                    method, body = await _read_request(reader)
+            except (ValueError, TimeoutError, asyncio.IncompleteReadError, UnicodeDecodeError) as e:
+                log.info("OCSP: bad HTTP request: %s", e)
+                writer.write(_http("400 Bad Request"))
+                bad = True
+                return
+            if method not in ("GET", "POST"):
+                writer.write(_http("405 Method Not Allowed"))
+                bad = True
+                return
+            try:
+                answer = responder.respond(body)
+            except Exception:  # a bug of ours: the client still gets an OCSP answer
+                log.exception("OCSP: could not answer a request")
+                answer = unsuccessful(ocsp.OCSPResponseStatus.INTERNAL_ERROR)
+            writer.write(_http("200 OK", answer, "application/ocsp-response"))
         finally:
             try:
                 await writer.drain()
+                if bad:  # read (a bounded amount of) what is left, so that closing does not reset the answer away
+                    writer.write_eof()
+                    async with asyncio.timeout(2):
+                        left = _LINGER
+                        while left > 0 and (chunk := await reader.read(min(left, 65536))):
+                            left -= len(chunk)
+            except (OSError, TimeoutError):
+                pass
             finally:
                 writer.close()
 
-    return await asyncio.start_server(handle, host, port)
+    return await asyncio.start_server(handle, host, port, limit=MAX_HEAD)

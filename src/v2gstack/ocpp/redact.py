@@ -1,0 +1,79 @@
+"""A logging filter that masks secrets: Authorization headers, Basic/Bearer credentials, private keys, password- and
+token-like JSON fields, and the values of OCPP messages that set a password (SetVariables BasicAuthPassword, 1.6
+ChangeConfiguration AuthorizationKey).
+
+websockets logs every handshake header and every frame at DEBUG, so `-v` would print a station's Basic auth
+password. The server and the client hand websockets a logger carrying this filter; the CLIs also put it on their
+log handlers, which covers every logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+MASK = "[redacted]"
+
+_HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization|cookie|set-cookie|x-api-key)(\s*[:=]\s*)([^\r\n]*)")
+_SCHEME = re.compile(r"(?i)\b(basic|bearer|digest|token)(\s+)([A-Za-z0-9+/=._~-]{6,})")
+_PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)", re.S)
+_SECRET_FIELD = re.compile(
+    r"""(?i)(\\?["'](?:password|passwd|basicAuthPassword|secret|clientSecret|apiKey|api_key|apiToken|api_token|"""
+    r"""accessToken|access_token|refreshToken|refresh_token|authorizationKey|token)\\?["']\s*:\s*\\?["'])"""
+    r"""([^"'\\]*)""")
+# messages that carry a password in a generic value field
+_SETS_SECRET = re.compile(r"(?i)SetVariables|BasicAuthPassword|ChangeConfiguration|AuthorizationKey")
+_VALUE_FIELD = re.compile(r"""(?i)(\\?["'](?:attributeValue|value)\\?["']\s*:\s*\\?["'])([^"'\\]*)""")
+
+
+def redact(text: str) -> str:
+    """`text` with every secret it recognizably contains replaced by [redacted]."""
+    if not text:
+        return text
+    text = _PRIVATE_KEY.sub("[redacted private key]", text)
+    text = _HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    text = _SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    text = _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    if _SETS_SECRET.search(text):
+        text = _VALUE_FIELD.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record's message (and exception text) with the secrets masked; never drops a record."""
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Mask secrets in place, so every handler downstream sees the masked text."""
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it to the handler to report
+            return True
+        masked = redact(message)
+        if masked != message or record.args:
+            record.msg, record.args = masked, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def redacted_logger(name: str) -> logging.Logger:
+    """The logger `name` with the redacting filter on it (added once): for websockets' own debug records."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(_FILTER)
+    return logger
+
+
+def redact_handlers(logger: logging.Logger | None = None) -> None:
+    """Put the redacting filter on every handler of `logger` (default: the root logger), so that records of any
+    logger that reach them are masked; for a program's logging set-up (after logging.basicConfig)."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(_FILTER)
