@@ -151,3 +151,37 @@ async def test_trace_shows_both_protocols_for_one_session(tmp_path: Path) -> Non
         mirrored = [e.details.split()[2] for e in entries if e.source == "csms" and "ISO mirror" in e.details]
         assert "din:SessionSetupRes" in mirrored and "din:CurrentDemandReq" in mirrored  # decoded by the CSMS
         assert merged_timeline(tx["transactionId"], trace_dir=rig.trace_dir, store=rig.csms.store)
+
+
+async def test_endless_composite_schedule_does_not_disturb_a_running_session(tmp_path: Path) -> None:
+    """The field finding: GetCompositeSchedule for 2^31-1 s on a station with a recurring profile built 596,524
+    periods on the event loop that also serves the SECC. Now, while our -2 DC EV charges at the bridged station, the
+    CSMS sets a daily recurring profile whose limit changes every hour and asks for that duration: the answer is
+    Rejected with a reason (a few hours of it fit in SmartChargingCtrlr.PeriodsPerSchedule periods), and the EV's
+    session ends normally, with no timeout of any kind, on the same OCPP link."""
+    async with bridged(tmp_path, evses=1) as rig:
+        ev = asyncio.create_task(rig.ev(1, "iso2", "dc", loops=40, interval=0.05))
+        await until(lambda: rig.station.evses[1].meter.power_w > 0)
+        link = rig.station.client.connection
+        hourly = [{"startPeriod": 3600 * h, "limit": 45000.0 - 5000 * (h % 2)} for h in range(24)]
+        profile = {"id": 30, "stackLevel": 0, "chargingProfilePurpose": "ChargingStationMaxProfile",
+                   "chargingProfileKind": "Recurring", "recurrencyKind": "Daily", "chargingSchedule": [{
+                       "id": 1, "chargingRateUnit": "W", "startSchedule": "2026-01-01T00:00:00Z",
+                       "chargingSchedulePeriod": hourly}]}
+        answer = await rig.csms.call("CS1", "SetChargingProfile", {"evseId": 0, "chargingProfile": profile})
+        assert answer == {"status": "Accepted"}
+        endless = await rig.csms.call("CS1", "GetCompositeSchedule", {"evseId": 1, "duration": 2**31 - 1})
+        assert endless["status"] == "Rejected" and "schedule" not in endless
+        assert endless["statusInfo"]["reasonCode"] == "ValueTooHigh"
+        hours = await rig.csms.call("CS1", "GetCompositeSchedule", {"evseId": 1, "duration": 5 * 3600})
+        assert hours["status"] == "Accepted" and 5 <= len(hours["schedule"]["chargingSchedulePeriod"]) <= 6
+        result = await asyncio.wait_for(ev, 60)
+        assert result.ok, result.reason
+        await until(lambda: rig.station.evses[1].tx is None)
+        session = rig.bridges[0].finished[0]
+        [stopped] = [r for r in session.timeline.records if r.get("what") == "SessionStopped"]
+        assert stopped["failure"] == "Normal", stopped
+        assert not [r for r in session.timeline.records if r["kind"] == "error"]
+        assert rig.station.client.connection is link and rig.station.online  # the OCPP link was never dropped
+        await rig.station.wait_queue_empty()
+        assert _tx(rig)["stoppedReason"] == "EVDisconnected"

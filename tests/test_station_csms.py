@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -214,6 +218,40 @@ async def test_set_get_variables_and_base_report() -> None:
             assert needed in names
         pw = next(d for d in items if d["variable"]["name"] == "BasicAuthPassword")
         assert "value" not in pw["variableAttribute"][0] and pw["variableAttribute"][0]["mutability"] == "WriteOnly"
+
+
+async def test_basic_auth_password_is_checked_and_kept_owner_only(tmp_path: Path) -> None:
+    """SecurityCtrlr.BasicAuthPassword takes a passwordString of 16 to 40 printable characters only (A00.FR.205):
+    "abc" (the field finding), 41 characters and a control character are Rejected with reasonCode InvalidValue and
+    change nothing; a good one is Accepted, used for the next connection, and stored in a device model file that is
+    owner-only (0600) although the process umask would make new files world-readable."""
+    pw = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}
+    state = tmp_path / "state"
+    old_umask = os.umask(0o022)
+    try:
+        async with CsmsServer().running() as csms, running_station(csms, state_dir=state) as st:
+            await st.wait_accepted()
+            res = await csms.call("CS1", call.SetVariables(set_variable_data=[
+                pw | {"attribute_value": "abc"},
+                pw | {"attribute_value": "x" * 41},
+                pw | {"attribute_value": "0123456789abcdef\n"},
+            ]))
+            for r in res.set_variable_result:
+                assert r["attribute_status"] == "Rejected"
+                assert r["attribute_status_info"]["reason_code"] == "InvalidValue"
+            assert st.client.password is None and st.model.value("SecurityCtrlr", "BasicAuthPassword") == ""
+            good = "Zq7*v-2Lm:p+Rt|9@x.k_W=3"
+            res = await csms.call("CS1", call.SetVariables(set_variable_data=[pw | {"attribute_value": good}]))
+            assert res.set_variable_result[0]["attribute_status"] == "Accepted"
+            assert st.client.password == good
+    finally:
+        os.umask(old_umask)
+    stored = state / "device_model.json"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700  # the station created the state folder
+    values = {(c, n): v for c, _evse, n, _instance, v in json.loads(stored.read_text())}
+    assert values[("SecurityCtrlr", "BasicAuthPassword")] == good
+    assert not [f for f in state.iterdir() if f.name.endswith(".tmp")]
 
 
 async def test_trigger_availability_unlock_and_data_transfer() -> None:

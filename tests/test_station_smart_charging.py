@@ -3,6 +3,8 @@ SetChargingProfile / GetCompositeSchedule / ClearChargingProfile / GetChargingPr
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,80 @@ async def test_csms_profiles_change_the_power_of_a_running_session(tmp_path: Pat
         assert await csms.call("CS1", "ClearChargingProfile", {"chargingProfileId": 7}) == {"status": "Unknown"}
         # the energy register integrated the lower power while it applied: never more than full power allows
         assert st.evses[1].meter.import_wh > 0
+
+
+def test_limits_must_be_finite_and_sane_whatever_the_input_path() -> None:
+    """inf/nan (what a JSON parser makes of 1e999) and absurd magnitudes are refused by the station itself, as are
+    phases outside 1..3, unreadable times and more profiles than the station keeps."""
+    profiles = ChargingProfiles([1], max_profiles=2)
+    cases = [
+        (_profile(1, "TxDefaultProfile", 0, [(0, math.inf)]), "InvalidValue"),
+        (_profile(2, "TxDefaultProfile", 0, [(0, math.nan)]), "InvalidValue"),
+        (_profile(3, "ChargingStationMaxProfile", 0, [(0, 1e300)]), "ValueTooHigh"),
+        (_profile(4, "TxDefaultProfile", 0, [(0, 20_000)], unit="A"), "ValueTooHigh"),
+        (_profile(5, "TxDefaultProfile", 0, [(0, 1000), (60, -math.inf)]), "InvalidValue"),
+        (_profile(6, "TxDefaultProfile", 0, [(0, 1000)], validTo="yesterday"), "InvalidValue"),
+    ]
+    min_rate = _profile(7, "TxDefaultProfile", 0, [(0, 1000)])
+    min_rate["chargingSchedule"][0]["minChargingRate"] = math.inf
+    no_phases = _profile(8, "TxDefaultProfile", 0, [(0, 1000)])
+    no_phases["chargingSchedule"][0]["chargingSchedulePeriod"][0]["numberPhases"] = 0
+    cases += [(min_rate, "InvalidValue"), (no_phases, "InvalidSchedule")]
+    for p, reason in cases:
+        with pytest.raises(Rejection) as info:
+            profiles.set(0 if p["chargingProfilePurpose"] == "ChargingStationMaxProfile" else 1, p, {})
+        assert info.value.reason == reason, p
+    assert not profiles.items
+    profiles.set(1, _profile(10, "TxDefaultProfile", 0, [(0, 1000)]), {})
+    profiles.set(1, _profile(11, "TxDefaultProfile", 1, [(0, 2000)]), {})
+    with pytest.raises(Rejection, match="TooManyElements"):
+        profiles.set(1, _profile(12, "TxDefaultProfile", 2, [(0, 3000)]), {})
+    profiles.set(1, _profile(11, "TxDefaultProfile", 1, [(0, 2500)]), {})  # replacing one is no new entry
+
+
+def test_composite_work_is_bounded_for_any_duration() -> None:
+    """A recurring profile whose limit changes through the day and a duration of 2^31-1 s (the field finding built
+    596,524 periods): Rejected with ValueTooHigh after at most 4 x max_periods evaluations; the same profile over a
+    day fits; a recurring profile that never changes costs one period for any duration."""
+    profiles = ChargingProfiles([1])
+    hourly = [(3600 * h, 7000.0 + 1000 * (h % 2)) for h in range(24)]
+    profiles.set(1, _profile(1, "TxDefaultProfile", 0, hourly, kind="Recurring", recurrencyKind="Daily"), {})
+    with pytest.raises(Rejection) as info:
+        profiles.composite(1, T0 + 10, 2**31 - 1, "W", max_periods=24)
+    assert info.value.reason == "ValueTooHigh" and "PeriodsPerSchedule" in info.value.info
+    day = profiles.composite(1, T0, 86400, "W", max_periods=24)
+    assert [p["limit"] for p in day["chargingSchedulePeriod"]] == [v for _, v in hourly]
+    profiles.clear(1)
+    profiles.set(1, _profile(2, "TxDefaultProfile", 0, [(0, 5000), (3600, 5000)], kind="Recurring",
+                             recurrencyKind="Weekly"), {})
+    forever = profiles.composite(1, T0 + 10, 2**31 - 1, "W", max_periods=24)
+    assert [(p["startPeriod"], p["limit"]) for p in forever["chargingSchedulePeriod"]] == [(0, 5000.0)]
+
+
+async def test_absurd_limit_and_endless_composite_are_rejected_over_ocpp(tmp_path: Path) -> None:
+    """Over a real OCPP link: a limit of 1e300 W is Rejected (ValueTooHigh) and not installed; GetCompositeSchedule
+    for 2^31-1 s of a recurring profile is Rejected with a reason instead of a schedule of hundreds of thousands of
+    periods, and one day of it is answered within SmartChargingCtrlr.PeriodsPerSchedule periods. Profiles saved with
+    a non-finite limit are dropped when the station starts."""
+    state = tmp_path / "station"
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}") as csms, our_station(csms, state_dir=state) as st:
+        await st.wait_accepted()
+        absurd = _profile(1, "ChargingStationMaxProfile", 0, [(0, 1e300)])
+        answer = await csms.call("CS1", "SetChargingProfile", {"evseId": 0, "chargingProfile": absurd})
+        assert answer["status"] == "Rejected" and answer["statusInfo"]["reasonCode"] == "ValueTooHigh"
+        assert not st.profiles.items
+        periods = [(3600 * h, 11000.0 - 4000 * (h % 2)) for h in range(24)]  # the limit changes every hour
+        daily = _profile(2, "ChargingStationMaxProfile", 0, periods, kind="Recurring", recurrencyKind="Daily")
+        assert await csms.call("CS1", "SetChargingProfile", {"evseId": 0, "chargingProfile": daily}) == {
+            "status": "Accepted"}
+        endless = await csms.call("CS1", "GetCompositeSchedule", {"evseId": 1, "duration": 2**31 - 1})
+        assert endless["status"] == "Rejected" and endless["statusInfo"]["reasonCode"] == "ValueTooHigh"
+        assert "schedule" not in endless
+        day = await csms.call("CS1", "GetCompositeSchedule", {"evseId": 1, "duration": 6 * 3600})
+        assert day["status"] == "Accepted"
+        assert 6 <= len(day["schedule"]["chargingSchedulePeriod"]) <= 7
+    saved = json.loads((state / "charging_profiles.json").read_text())
+    saved[0]["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"][0]["limit"] = math.inf
+    (state / "charging_profiles.json").write_text(json.dumps(saved))  # as an older version could have saved it
+    async with running_csms(f"sqlite:///{tmp_path / 'c2.db'}") as csms, our_station(csms, state_dir=state) as st:
+        assert not st.profiles.items

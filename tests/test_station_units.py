@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -54,6 +57,24 @@ def test_device_model_get_set_and_persistence(tmp_path: Path) -> None:
     got = dm.get_variable({"component": {"name": "EVSE", "evse": {"id": 2}}, "variable": {"name": "Power"}})
     assert got["attributeValue"] == "11000"
     assert model(path).value("TxCtrlr", "TxStartPoint") == "PowerPathClosed"
+
+
+def test_device_model_file_of_an_older_version_is_checked_and_made_owner_only(tmp_path: Path) -> None:
+    """A device_model.json an older version left world-readable, holding a password that is too short: the bad
+    value is ignored (the station falls back to its configured password), the good ones are kept, and the file is
+    written anew owner-only."""
+    path = tmp_path / "dm.json"
+    path.write_text(json.dumps([["SecurityCtrlr", None, "BasicAuthPassword", None, "abc"],
+                                ["OCPPCommCtrlr", None, "HeartbeatInterval", None, "42"]]))
+    os.chmod(path, 0o644)
+    dm = model(path)
+    assert dm.value("SecurityCtrlr", "BasicAuthPassword") == ""
+    assert dm.value("OCPPCommCtrlr", "HeartbeatInterval") == "42"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    report = {(d["component"]["name"], d["variable"]["name"]): d["variableCharacteristics"] for d in dm.report(
+        "FullInventory")}
+    chars = report[("SecurityCtrlr", "BasicAuthPassword")]
+    assert (chars["minLimit"], chars["maxLimit"]) == (16, 40)
 
 
 def test_base_report_items_are_valid_notify_report_payloads() -> None:

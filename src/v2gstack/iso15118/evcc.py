@@ -514,7 +514,7 @@ class EvccSession:
         profile = None
         if progress == "Start" and self.protocol == "iso2":
             ev_max = self.ev.dc_max_power if dc else self.ev.ac_power(self.ev.ac_max_current, 230.0)
-            profile = [ProfileEntry(e.start, min(e.pmax, ev_max)) for e in self.schedule.entries]
+            profile = _fit_profile([ProfileEntry(e.start, min(e.pmax, ev_max)) for e in self.schedule.entries])
         status = self.ev.dc_status() if dc else None
         body = self.msgs.power_delivery_req(progress, self.schedule.tuple_id, profile, status,
                                             complete=progress == "Stop" and self.ev.full,
@@ -625,3 +625,20 @@ class EvccSession:
         """SessionStopRes OK: the session ended as planned."""
         kind = self.config.stop if self.protocol == "iso2" else "Terminate"
         return self._finish(True, f"SessionStopRes {body['ResponseCode']} ({kind})", body["ResponseCode"])
+
+
+MAX_PROFILE_ENTRIES = 24
+"""ISO 15118-2 ChargingProfile: at most 24 ProfileEntry elements (the XSD's maxOccurs)."""
+
+
+def _fit_profile(entries: list[ProfileEntry]) -> list[ProfileEntry]:
+    """The EV's ChargingProfile for a PMaxSchedule of any length: equal neighbours merged, and beyond 24 entries
+    the 24th holds the lowest power of all that follow it (the profile stays within the schedule's limits)."""
+    merged: list[ProfileEntry] = []
+    for e in entries:
+        if not merged or merged[-1].max_power != e.max_power:
+            merged.append(e)
+    if len(merged) <= MAX_PROFILE_ENTRIES:
+        return merged
+    tail = merged[MAX_PROFILE_ENTRIES - 1:]
+    return [*merged[:MAX_PROFILE_ENTRIES - 1], ProfileEntry(tail[0].start, min(e.max_power for e in tail))]

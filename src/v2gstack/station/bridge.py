@@ -47,6 +47,7 @@ from ..iso15118.msglog import MessageRecord
 from ..times import rfc3339
 from ..trace.error_map import FAILURES, FailureKind, IsoFailure, notify_event
 from ..trace.timeline import Timeline, TimelineFolder
+from .smart_charging import Rejection
 
 if TYPE_CHECKING:
     from ..iso15118.secc import SeccTimers
@@ -54,6 +55,9 @@ if TYPE_CHECKING:
     from .station import ChargingStation
 
 log = logging.getLogger("v2gstack.station.bridge")
+
+PMAX_ENTRIES = 1024
+"""The most PMaxScheduleEntry elements an ISO 15118-2 PMaxSchedule holds (its XSD's maxOccurs)."""
 
 
 @dataclass
@@ -421,7 +425,16 @@ class BridgeSession(EVSEController):
         return offer
 
     def _composite(self) -> dict[str, Any]:
-        return self.station.composite_schedule(self.evse_no, self.config.schedule_duration, "W")
+        """The EVSE's composite schedule for the SAScheduleTuple: at most PMAX_ENTRIES periods; should the profiles
+        need more, the limit in force now, for the whole schedule."""
+        try:
+            return self.station.composite_schedule(self.evse_no, self.config.schedule_duration, "W",
+                                                   max_periods=PMAX_ENTRIES)
+        except Rejection as e:
+            log.warning("EVSE %d: %s; offering the limit in force now", self.evse_no, e.info)
+            limit = self.station.limit_w(self.evse_no)
+            return {"chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(
+                self.evse.max_power_w if limit is None else max(0.0, limit), 1)}]}
 
     def _charging_needs(self, ev: EVChargeParameters) -> dict[str, Any]:
         """NotifyEVChargingNeedsRequest from ChargeParameterDiscoveryReq (SI units, W/A/V/Wh)."""

@@ -1,28 +1,90 @@
 """The station's certificate stores (OCPP 2.0.1 blocks A and M): installed roots, its own key pairs and signed chains.
 
-Roots are installed by the CSMS (InstallCertificate), listed by their CertificateHashData (GetInstalledCertificateIds)
-and removed (DeleteCertificate). The station makes its own keys and CSRs (SignCertificate) and takes the chain the
-CSMS sends back (CertificateSigned) only if it belongs to the key it asked for. Everything persists as PEM in the
-state folder (keys with owner-only permissions).
+Roots are installed by the CSMS (InstallCertificate, M05), listed by their CertificateHashData
+(GetInstalledCertificateIds) and removed (DeleteCertificate). Only a root goes in: one parsable, self-signed CA
+certificate that is valid now; anything else is Rejected (InstallCertificateStatusEnumType: "invalid and/or incorrect",
+or more certificates than allowed), and Failed means a valid root that could not be stored. The station makes its
+own keys and CSRs (SignCertificate) and takes the chain the CSMS sends back (CertificateSigned) only if it belongs to
+the key it asked for. Everything persists as PEM in the state folder, each file written atomically and owner-only
+from its creation on (files.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
-import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ..pki.ocsp_data import issuer_key_bytes
+from .files import private_folder, write_private
 
 ROOT_TYPES = ("V2GRootCertificate", "MORootCertificate", "CSMSRootCertificate", "ManufacturerRootCertificate")
 SIGNED_TYPES = ("ChargingStationCertificate", "V2GCertificate")
+MAX_ROOTS = 16
+"""Installed roots per certificate type: more are Rejected (bounded memory and disk for what the CSMS sends)."""
+
+
+@dataclass(frozen=True)
+class InstallRefused(Exception):
+    """An InstallCertificate the station does not carry out: its status (Rejected or Failed) and the statusInfo."""
+
+    status: str
+    reason: str
+    info: str
+
+    def answer(self) -> dict[str, Any]:
+        """The InstallCertificateResponse payload."""
+        return {"status": self.status, "statusInfo": {"reasonCode": self.reason, "additionalInfo": self.info[:512]}}
+
+
+def check_root(pem: str, at: dt.datetime | None = None) -> x509.Certificate:
+    """The one certificate of `pem` if it can be a trust anchor now: a parsable, self-signed CA certificate that may
+    sign certificates and is within its validity period; InstallRefused (Rejected, InvalidCertificate) otherwise."""
+    def refuse(info: str) -> InstallRefused:
+        return InstallRefused("Rejected", "InvalidCertificate", info)
+
+    try:
+        certs = x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        raise refuse("not a PEM X.509 certificate") from None
+    if len(certs) != 1:
+        raise refuse(f"one root certificate expected, got {len(certs)}")
+    cert = certs[0]
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        raise refuse("not a CA certificate (no basicConstraints)") from None
+    except ValueError as e:  # a malformed extension
+        raise refuse(f"unreadable extensions: {e}") from None
+    if not constraints.ca:
+        raise refuse("not a CA certificate (basicConstraints cA is false)")
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not usage.key_cert_sign:
+            raise refuse("the key usage lacks keyCertSign")
+    except x509.ExtensionNotFound:
+        pass
+    if cert.issuer != cert.subject:
+        raise refuse(f"not a root: {cert.subject.rfc4514_string()} is issued by {cert.issuer.rfc4514_string()}")
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (InvalidSignature, ValueError, TypeError):
+        raise refuse("not a root: its signature does not verify with its own key") from None
+    now = at or dt.datetime.now(dt.UTC)
+    if now < cert.not_valid_before_utc:
+        raise refuse(f"not valid before {cert.not_valid_before_utc.isoformat()}")
+    if now > cert.not_valid_after_utc:
+        raise refuse(f"expired at {cert.not_valid_after_utc.isoformat()}")
+    return cert
 
 
 def hash_data(cert: x509.Certificate, issuer: x509.Certificate | None = None) -> dict[str, str]:
@@ -46,22 +108,22 @@ class CertificateStore:
 
     # ----- roots -----
 
-    def install(self, cert_type: str, pem: str) -> str:
-        """InstallCertificate: Accepted, Rejected (not a CA certificate) or Failed (not a certificate)."""
-        try:
-            cert = x509.load_pem_x509_certificate(pem.encode())
-        except ValueError:
-            return "Failed"
-        try:
-            if not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-                return "Rejected"
-        except x509.ExtensionNotFound:
-            return "Rejected"
+    def install(self, cert_type: str, pem: str, at: dt.datetime | None = None) -> None:
+        """InstallCertificate of a root (check_root); InstallRefused says why not. Installing one already there is
+        Accepted again; a root that cannot be stored is Failed and leaves the store as it was."""
+        cert = check_root(pem, at)
         known = self.roots.setdefault(cert_type, [])
-        if cert not in known:
-            known.append(cert)
-        self._save()
-        return "Accepted"
+        if cert in known:
+            return
+        if len(known) >= MAX_ROOTS:
+            raise InstallRefused("Rejected", "TooManyElements", f"at most {MAX_ROOTS} {cert_type} are installed")
+        known.append(cert)
+        try:
+            self._save()
+        except OSError as e:
+            known.remove(cert)
+            raise InstallRefused("Failed", "InternalError", f"the certificate could not be stored: {e.strerror}"
+                                 ) from None
 
     def installed(self, types: list[str] | None = None) -> list[dict[str, Any]]:
         """certificateHashDataChain entries of the installed roots (optionally of some types)."""
@@ -111,19 +173,18 @@ class CertificateStore:
     # ----- persistence -----
 
     def _save(self) -> None:
+        """Write the roots, keys and chains (each file atomically and owner-only: files.write_private)."""
         if self.folder is None:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)
         roots = {t: [c.public_bytes(serialization.Encoding.PEM).decode() for c in certs]
                  for t, certs in self.roots.items()}
-        (self.folder / "roots.json").write_text(json.dumps(roots, indent=1))
+        write_private(self.folder / "roots.json", json.dumps(roots, indent=1).encode())
         for cert_type, (key, chain) in self.own.items():
-            key_path = self.folder / f"{cert_type}.key.pem"
-            key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()))
-            os.chmod(key_path, 0o600)
-            (self.folder / f"{cert_type}.chain.pem").write_bytes(
-                b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
+            write_private(self.folder / f"{cert_type}.key.pem", key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+            write_private(self.folder / f"{cert_type}.chain.pem",
+                          b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
 
     def _load(self) -> None:
         if self.folder is None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .files import is_private, write_private
+
+log = logging.getLogger("v2gstack.station")
 
 Key = tuple[str, str | None, int | None, str, str | None]  # component, instance, evse id, variable, var instance
 
@@ -26,7 +30,9 @@ class Variable:
     evse: int | None = None
     instance: str | None = None
     persistent: bool = True
-    min_limit: float | None = None
+    min_limit: float | None = None  # integer/decimal: the smallest value; string: the shortest length
+    max_limit: float | None = None  # integer/decimal: the largest value; string: the longest length
+    password: bool = False  # a passwordString: printable characters only
 
     @property
     def key(self) -> Key:
@@ -48,18 +54,28 @@ class Variable:
         return v
 
     def check(self, value: str) -> str | None:
-        """Why `value` is not acceptable for this variable (None if it is)."""
+        """Why `value` is not acceptable for this variable (None if it is). The reason never repeats the value
+        (it may be a password)."""
         try:
-            if self.data_type == "integer":
-                n = int(value)
+            if self.data_type in ("integer", "decimal"):
+                n = int(value) if self.data_type == "integer" else float(value)
+                if n != n or n in (float("inf"), float("-inf")):
+                    return "not a finite number"
                 if self.min_limit is not None and n < self.min_limit:
                     return f"below {self.min_limit:g}"
-            elif self.data_type == "decimal":
-                float(value)
+                if self.max_limit is not None and n > self.max_limit:
+                    return f"above {self.max_limit:g}"
             elif self.data_type == "boolean" and value not in ("true", "false"):
                 return "not true/false"
         except ValueError:
             return f"not {self.data_type}"
+        if self.data_type == "string":
+            if self.min_limit is not None and len(value) < self.min_limit:
+                return f"shorter than {self.min_limit:g} characters"
+            if self.max_limit is not None and len(value) > self.max_limit:
+                return f"longer than {self.max_limit:g} characters"
+            if self.password and not value.isprintable():
+                return "a passwordString has printable characters only"
         allowed = [x.strip() for x in (self.values_list or "").split(",") if x.strip()]
         if allowed:
             items = [value] if self.data_type == "OptionList" else [x.strip() for x in value.split(",") if x.strip()]
@@ -119,7 +135,7 @@ def standard_variables(station_id: str, evses: int, *, model: str, vendor: str, 
         Variable("SmartChargingCtrlr", "PeriodsPerSchedule", "24", "integer", "ReadOnly"),
         Variable("SmartChargingCtrlr", "ProfileStackLevel", "99", "integer", "ReadOnly"),
         Variable("SmartChargingCtrlr", "Entries", "0", "integer", "ReadOnly", instance="ChargingProfiles",
-                 persistent=False),
+                 persistent=False, max_limit=32),
         Variable("SmartChargingCtrlr", "LimitChangeSignificance", "1.0", "decimal", min_limit=0, unit="Percent"),
         Variable("SmartChargingCtrlr", "ExternalControlSignalsEnabled", "false", b),
         Variable("SmartChargingCtrlr", "NotifyChargingLimitWithSchedules", "false", b),
@@ -156,7 +172,10 @@ def standard_variables(station_id: str, evses: int, *, model: str, vendor: str, 
         Variable("DeviceDataCtrlr", "ReportItemsPerMessage", "20", "integer", "ReadOnly", persistent=False),
         Variable("SecurityCtrlr", "SecurityProfile", str(security_profile), "integer", "ReadOnly"),
         Variable("SecurityCtrlr", "Identity", station_id, mutability="ReadOnly"),
-        Variable("SecurityCtrlr", "BasicAuthPassword", "", mutability="WriteOnly"),
+        # A00.FR.205: a passwordString of 16 to 40 characters (the 2025-01 errata of OCPP 2.0.1 lifts the old
+        # a-z A-Z 0-9 *-_=:+|@. alphabet: any UTF-8 characters; control characters are refused here)
+        Variable("SecurityCtrlr", "BasicAuthPassword", "", mutability="WriteOnly", min_limit=16, max_limit=40,
+                 password=True),
         Variable("SecurityCtrlr", "OrganizationName", "v2gstack"),
     ]
     for e in range(1, evses + 1):
@@ -289,6 +308,8 @@ class DeviceModel:
                 chars["valuesList"] = v.values_list
             if v.min_limit is not None:
                 chars["minLimit"] = v.min_limit
+            if v.max_limit is not None:
+                chars["maxLimit"] = v.max_limit
             out.append({"component": v.component_json(), "variable": v.variable_json(),
                         "variableAttribute": [attr], "variableCharacteristics": chars})
         return out
@@ -303,25 +324,28 @@ class DeviceModel:
             cb(v)
 
     def _save(self) -> None:
-        """Write persistent values to the JSON file, atomically."""
+        """Write persistent values to the JSON file: atomically, and owner-only from the file's creation on (it may
+        hold the Basic auth password)."""
         if self.path is None:
             return
         data = [[v.component, v.evse, v.name, v.instance, v.value] for v in self.variables if v.persistent]
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps(data).encode())
 
     def _load(self) -> None:
-        """Read values saved by an earlier run (unknown entries are ignored)."""
+        """Read values saved by an earlier run: unknown entries and values that fail today's checks are ignored; a
+        file that others could read (written by an older version) is written anew, owner-only."""
         if self.path is None or not self.path.exists():
             return
         for component, evse, name, instance, value in json.loads(self.path.read_text(encoding="utf-8")):
             v = self.find(component, name, evse=evse, instance=instance)
-            if v is not None and v.persistent and v.mutability != "ReadOnly":
-                v.value = value
+            if v is None or not v.persistent or v.mutability == "ReadOnly":
+                continue
+            if v.check(value) is not None:
+                log.warning("device model: ignoring the saved %s.%s (%s)", component, name, v.check(value))
+                continue
+            v.value = value
+        if not is_private(self.path):
+            self._save()
 
 
 def chunks(items: Iterable[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:

@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..ocpp import ErrorCode, OcppError, Router
+from .certificates import InstallRefused
 from .smart_charging import Rejection
 
 if TYPE_CHECKING:
@@ -195,15 +196,31 @@ def _handlers(st: ChargingStation) -> dict[str, Any]:
         return {"status": "Accepted"}
 
     def get_composite_schedule(p: Payload) -> Payload:
-        """GetCompositeSchedule (K08) for an EVSE or (evseId 0) the station."""
+        """GetCompositeSchedule (K08) for an EVSE or (evseId 0) the station; Rejected (K08.FR.05/07) for an unknown
+        EVSE, an unsupported unit, or a schedule longer than SmartChargingCtrlr.PeriodsPerSchedule periods."""
         unit = p.get("chargingRateUnit", "W")
         if p["evseId"] != 0 and p["evseId"] not in st.evses:
             return {"status": "Rejected", "statusInfo": {"reasonCode": "UnknownEvse"}}
-        return {"status": "Accepted", "schedule": st.composite_schedule(p["evseId"], p["duration"], unit)}
+        if unit not in st.model.members("SmartChargingCtrlr", "RateUnit"):
+            return {"status": "Rejected", "statusInfo": {"reasonCode": "UnsupportedRateUnit"}}
+        if p["duration"] <= 0:
+            return {"status": "Rejected", "statusInfo": {"reasonCode": "ValuePositiveOnly",
+                                                         "additionalInfo": "duration is at least 1 s"}}
+        try:
+            schedule = st.composite_schedule(p["evseId"], p["duration"], unit)
+        except Rejection as e:
+            log.info("%s: GetCompositeSchedule rejected: %s", st.config.station_id, e.info)
+            return {"status": "Rejected", "statusInfo": {"reasonCode": e.reason, "additionalInfo": e.info[:512]}}
+        return {"status": "Accepted", "schedule": schedule}
 
     def install_certificate(p: Payload) -> Payload:
-        """InstallCertificate (M05): a root into the station's store."""
-        return {"status": st.certificates.install(p["certificateType"], p["certificate"])}
+        """InstallCertificate (M05): a root into the station's store; Rejected/Failed with the reason why not."""
+        try:
+            st.certificates.install(p["certificateType"], p["certificate"])
+        except InstallRefused as e:
+            log.info("%s: InstallCertificate %s: %s", st.config.station_id, e.status, e.info)
+            return e.answer()
+        return {"status": "Accepted"}
 
     def get_installed(p: Payload) -> Payload:
         """GetInstalledCertificateIds (M03)."""

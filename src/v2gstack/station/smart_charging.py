@@ -5,11 +5,19 @@ seconds. The composite schedule follows K08: for each purpose the valid profile 
 each instant; a TxProfile overrides the TxDefaultProfile for its transaction; the result is the lowest of that,
 ChargingStationMaxProfile and ChargingStationExternalConstraints. Limits convert between A and W with the profile's
 numberPhases (default 3) and the supply voltage.
+
+Work is bounded for anything the CSMS sends: at most `max_profiles` installed profiles, limits finite and within
+MAX_LIMIT, and a composite schedule of at most `max_periods` periods found from at most EVALUATIONS_PER_PERIOD times
+as many limit changes (a recurring profile's changes are generated lazily, so a huge duration costs nothing more).
 """
 
 from __future__ import annotations
 
+import functools
+import heapq
 import itertools
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +26,11 @@ from ..times import parse_rfc3339, rfc3339
 Profile = dict[str, Any]
 STATION_WIDE = ("ChargingStationMaxProfile", "ChargingStationExternalConstraints")
 WEEK, DAY = 7 * 86400, 86400
+MAX_LIMIT = {"W": 10_000_000.0, "A": 10_000.0}
+"""The largest limit magnitude a schedule may carry (10 MW, 10 kA): beyond it a value is a mistake or an attack."""
+EVALUATIONS_PER_PERIOD = 4
+"""Limit changes looked at per period a composite schedule may have (changes that do not change the result count
+too, so that the work stays bounded when many of them cancel out)."""
 
 
 @dataclass
@@ -30,24 +43,28 @@ class Installed:
 
 @dataclass(frozen=True)
 class Rejection(Exception):
-    """A SetChargingProfile the station refuses: the statusInfo reasonCode (<= 20 chars) and a description."""
+    """A request the station refuses (SetChargingProfile, GetCompositeSchedule): the statusInfo reasonCode
+    (<= 20 chars) and a description."""
 
     reason: str
     info: str
 
 
+@functools.lru_cache(maxsize=4096)
 def epoch(value: str) -> float:
-    """An RFC 3339 time in epoch seconds."""
+    """An RFC 3339 time in epoch seconds (cached: the composite schedule reads the same few times very often)."""
     return parse_rfc3339(value).timestamp()
 
 
 class ChargingProfiles:
     """The installed profiles of one station."""
 
-    def __init__(self, evse_ids: list[int], max_schedules: int = 3, max_periods: int = 24) -> None:
+    def __init__(self, evse_ids: list[int], max_schedules: int = 3, max_periods: int = 24,
+                 max_profiles: int = 32) -> None:
         self.evse_ids = set(evse_ids)
         self.max_schedules = max_schedules
         self.max_periods = max_periods
+        self.max_profiles = max_profiles
         self.items: dict[int, Installed] = {}  # by profile id
 
     # ----- SetChargingProfile -----
@@ -72,9 +89,27 @@ class ChargingProfiles:
                 raise Rejection("TxNotFound", f"transaction {wanted} does not run on EVSE {evse_id}")
         elif "transactionId" in profile:
             raise Rejection("InvalidProfile", "only a TxProfile names a transaction")
+        self.check(profile)
+        if profile["id"] not in self.items and len(self.items) >= self.max_profiles:
+            raise Rejection("TooManyElements", f"at most {self.max_profiles} charging profiles are installed")
+        for other in self.items.values():
+            p = other.profile
+            if (p["id"] != profile["id"] and other.evse_id == evse_id and p["chargingProfilePurpose"] == purpose
+                    and p["stackLevel"] == profile["stackLevel"]):
+                raise Rejection("DuplicateProfile",
+                                f"profile {p['id']} has the same stackLevel and purpose on this EVSE")
+        self.items[profile["id"]] = Installed(evse_id, profile)
+
+    def check(self, profile: Profile) -> None:
+        """The checks of a profile by itself (kind, schedules, periods, limits, times); Rejection if it fails one.
+        Run on every SetChargingProfile and on every profile read back from disk."""
         kind = profile["chargingProfileKind"]
+        purpose = profile["chargingProfilePurpose"]
         if kind == "Recurring" and "recurrencyKind" not in profile:
             raise Rejection("InvalidProfile", "a Recurring profile needs recurrencyKind")
+        for key in ("validFrom", "validTo"):
+            if key in profile:
+                _time(profile[key], key)
         schedules = profile["chargingSchedule"]
         if len(schedules) > self.max_schedules:
             raise Rejection("InvalidSchedule", f"at most {self.max_schedules} schedules")
@@ -83,19 +118,23 @@ class ChargingProfiles:
             if len(periods) > self.max_periods:
                 raise Rejection("InvalidSchedule", f"at most {self.max_periods} periods per schedule")
             starts = [p["startPeriod"] for p in periods]
-            if starts[0] != 0 or any(b <= a for a, b in itertools.pairwise(starts)):
+            if not starts or starts[0] != 0 or any(b <= a for a, b in itertools.pairwise(starts)):
                 raise Rejection("InvalidSchedule", "periods start at 0 and increase")
             if kind in ("Absolute", "Recurring") and "startSchedule" not in sched:
                 raise Rejection("InvalidSchedule", f"an {kind} schedule needs startSchedule")
+            if "startSchedule" in sched:
+                _time(sched["startSchedule"], "startSchedule")
+            if sched.get("duration", 0) < 0:
+                raise Rejection("InvalidSchedule", "a negative schedule duration")
+            unit = sched["chargingRateUnit"]
+            for name, value in [("minChargingRate", sched.get("minChargingRate", 0.0)),
+                                *(("limit", p["limit"]) for p in periods)]:
+                _check_limit(name, value, unit)
             if any(p["limit"] < 0 for p in periods) and purpose != "TxProfile":
                 raise Rejection("InvalidSchedule", "negative limits (discharge) only in a TxProfile")
-        for other in self.items.values():
-            p = other.profile
-            if (p["id"] != profile["id"] and other.evse_id == evse_id and p["chargingProfilePurpose"] == purpose
-                    and p["stackLevel"] == profile["stackLevel"]):
-                raise Rejection("DuplicateProfile",
-                                f"profile {p['id']} has the same stackLevel and purpose on this EVSE")
-        self.items[profile["id"]] = Installed(evse_id, profile)
+            for p in periods:
+                if not 1 <= p.get("numberPhases", 3) <= 3 or not 1 <= p.get("phaseToUse", 1) <= 3:
+                    raise Rejection("InvalidSchedule", "numberPhases and phaseToUse are 1, 2 or 3")
 
     # ----- ClearChargingProfile / GetChargingProfiles -----
 
@@ -135,15 +174,26 @@ class ChargingProfiles:
 
     def composite(self, evse_id: int, start: float, duration: int, unit: str = "W", *, voltage: float = 230.0,
                   default_phases: int = 3, tx_start: float | None = None, tx_id: str | None = None,
-                  evse_max: float | None = None) -> Profile:
-        """The CompositeScheduleType for one EVSE (0: the station's own limits) from `start` for `duration` s."""
-        points = {0}
-        for item in self.items.values():
-            for t in _breakpoints(item.profile, start, duration, tx_start):
-                if 0 < t < duration:
-                    points.add(t)
+                  evse_max: float | None = None, max_periods: int = 1024) -> Profile:
+        """The CompositeScheduleType for one EVSE (0: the station's own limits) from `start` for `duration` s.
+
+        Rejection (ValueTooHigh) when it would need more than `max_periods` periods, or more than
+        EVALUATIONS_PER_PERIOD x `max_periods` limit changes to find them (K08.FR.05: a schedule the station cannot
+        report): the work is bounded whatever the duration."""
+        changes = heapq.merge(*(_breakpoints(item.profile, start, duration, tx_start)
+                                for item in list(self.items.values())))
+        budget = EVALUATIONS_PER_PERIOD * max_periods
         periods: list[dict[str, Any]] = []
-        for t in sorted(points):
+        evaluated = 0
+        last = -1.0
+        for t in itertools.chain((0.0,), changes):
+            if t >= duration:
+                break
+            if t <= last or (evaluated and t <= 0):
+                continue
+            last, evaluated = t, evaluated + 1
+            if evaluated > budget:
+                raise _too_long(duration, max_periods)
             limit, phases = self._limit_at(evse_id, start + t, unit, voltage, default_phases, tx_start, tx_id)
             if evse_max is not None:
                 cap = evse_max if unit == "W" else evse_max / (voltage * (phases or default_phases))
@@ -151,10 +201,14 @@ class ChargingProfiles:
             if limit is None:
                 continue
             period = {"startPeriod": int(t), "limit": round(limit, 1), "numberPhases": phases or default_phases}
+            if periods and periods[-1]["startPeriod"] == period["startPeriod"]:
+                periods.pop()  # two changes within one second: the later one holds
             if periods and periods[-1]["limit"] == period["limit"] and \
                     periods[-1]["numberPhases"] == period["numberPhases"]:
                 continue
             periods.append(period)
+            if len(periods) > max_periods:
+                raise _too_long(duration, max_periods)
         if not periods:  # nothing limits: the EVSE's own maximum, or 0 when unknown
             periods = [{"startPeriod": 0, "limit": 0.0 if evse_max is None else round(
                 evse_max if unit == "W" else evse_max / (voltage * default_phases), 1),
@@ -253,26 +307,60 @@ def _period_at(p: Profile, at: float, tx_start: float | None) -> tuple[dict[str,
     return (sched, current) if current is not None else None
 
 
-def _breakpoints(p: Profile, start: float, duration: int, tx_start: float | None) -> list[float]:
-    """Offsets from `start` where this profile's limit may change within the window."""
-    out: list[float] = []
-    for key in ("validFrom", "validTo"):
-        if key in p:
-            out.append(epoch(p[key]) - start)
+def _breakpoints(p: Profile, start: float, duration: int, tx_start: float | None) -> Iterator[float]:
+    """Offsets from `start`, ascending, where this profile's own limit changes before `duration` (a period with the
+    limit of the one before it, or a recurring schedule that ends where it begins, is no change); lazy, so that a
+    recurring profile costs only as many cycles as the caller reads."""
+    edges = sorted(epoch(p[key]) - start for key in ("validFrom", "validTo") if key in p)
     sched = p["chargingSchedule"][0]
     first = _schedule_start(p, sched, start, tx_start)
     if first is None:
-        return out
+        return iter(edges)
+    periods = sched["chargingSchedulePeriod"]
+    values = [(per["limit"], per.get("numberPhases")) for per in periods]
+    offsets = {0.0} | {float(per["startPeriod"]) for per, before, now in zip(periods[1:], values, values[1:],
+                                                                           strict=False) if now != before}
     cycle = 0.0
     if p["chargingProfileKind"] == "Recurring":
         cycle = DAY if p.get("recurrencyKind") == "Daily" else WEEK
-    base = first
-    while base - start < duration:
-        for per in sched["chargingSchedulePeriod"]:
-            out.append(base + per["startPeriod"] - start)
-        if "duration" in sched:
-            out.append(base + sched["duration"] - start)
-        if not cycle:
-            break
-        base += cycle
-    return out
+    if "duration" in sched and (not cycle or sched["duration"] < cycle):
+        offsets.add(float(sched["duration"]))
+    if cycle:
+        offsets = {o for o in offsets if o < cycle}  # the next cycle starts there anyway
+    ordered = sorted(offsets)
+    seamless = cycle and float(sched.get("duration", cycle)) >= cycle and values[-1] == values[0]
+    later = ordered[1:] if seamless else ordered  # a cycle that begins with the limit the last one ended with
+
+    def points() -> Iterator[float]:
+        """Each cycle's changes, cycle after cycle, until the window ends."""
+        base, this = first, ordered
+        while base - start < duration:
+            for offset in this:
+                yield base + offset - start
+            if not cycle:
+                return
+            base, this = base + cycle, later
+
+    return heapq.merge(edges, points())
+
+
+def _too_long(duration: int, max_periods: int) -> Rejection:
+    """The refusal of a composite schedule that is too long to report."""
+    return Rejection("ValueTooHigh", f"the composite schedule for {duration} s has more than {max_periods} periods "
+                                     "(SmartChargingCtrlr.PeriodsPerSchedule); ask for a shorter duration")
+
+
+def _time(value: Any, name: str) -> float:
+    """A profile's date-time field in epoch seconds; Rejection when it is not one."""
+    try:
+        return epoch(value)
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        raise Rejection("InvalidValue", f"{name} is not a date-time") from None
+
+
+def _check_limit(name: str, value: Any, unit: str) -> None:
+    """A limit must be a finite number of sane size (the JSON parser may hand over inf or nan for 1e999)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise Rejection("InvalidValue", f"{name} is not a finite number")
+    if abs(value) > MAX_LIMIT[unit]:
+        raise Rejection("ValueTooHigh", f"{name} {value:g} {unit} is beyond {MAX_LIMIT[unit]:g} {unit}")

@@ -30,10 +30,11 @@ from .clock import Clock
 from .config import StationConfig
 from .device_model import DeviceModel, Variable, chunks, standard_variables
 from .evse import Evse
+from .files import private_folder
 from .meter import Meter
 from .queue import OfflineQueue
 from .sender import QueueSender
-from .smart_charging import ChargingProfiles, Installed
+from .smart_charging import ChargingProfiles, Installed, Rejection
 from .transaction import Transaction
 
 log = logging.getLogger("v2gstack.station")
@@ -52,7 +53,7 @@ class ChargingStation:
         self.clock = Clock(config.time_scale)
         state = config.state_dir
         if state is not None:
-            Path(state).mkdir(parents=True, exist_ok=True)
+            private_folder(Path(state))  # the device model and the certificates' keys live there
         self.model = DeviceModel(
             standard_variables(config.station_id, config.evses, model=config.model, vendor=config.vendor,
                                security_profile=config.security_profile, max_power_w=config.max_power_w),
@@ -66,7 +67,10 @@ class ChargingStation:
         self.registration = "New"  # New, Pending, Rejected, Accepted
         self.boot_reason = "PowerUp"
         self.data_transfer: dict[str, DataTransferHandler] = {}
-        self.profiles = ChargingProfiles(list(self.evses))
+        entries = self.model.find("SmartChargingCtrlr", "Entries", instance="ChargingProfiles")
+        self.profiles = ChargingProfiles(  # the limits the device model declares
+            list(self.evses), max_periods=self.model.int("SmartChargingCtrlr", "PeriodsPerSchedule"),
+            max_profiles=int(entries.max_limit) if entries is not None and entries.max_limit else 32)
         self.on_profiles_changed: list[Callable[[int], None]] = []  # evse id (0: station-wide) after Set/Clear
         self._load_profiles()
         self.frame_listeners: list[Callable[[str, str], None]] = []  # every OCPP frame (direction, text): traces
@@ -437,16 +441,20 @@ class ChargingStation:
                                      default_phases=evse.meter.phases,
                                      tx_start=tx.started_epoch if tx else None, tx_id=tx.id if tx else None)
 
-    def composite_schedule(self, evse_id: int, duration_s: int, unit: str = "W") -> dict[str, Any]:
-        """GetCompositeSchedule for an EVSE (0: the station) from now, within the EVSE's own maximum."""
+    def composite_schedule(self, evse_id: int, duration_s: int, unit: str = "W", *,
+                           max_periods: int | None = None) -> dict[str, Any]:
+        """GetCompositeSchedule for an EVSE (0: the station) from now, within the EVSE's own maximum; at most
+        `max_periods` periods (default SmartChargingCtrlr.PeriodsPerSchedule), else Rejection."""
         evse = self.evses.get(evse_id)
         tx = evse.tx if evse else None
         voltage, phases = (evse.meter.voltage, evse.meter.phases) if evse else (230.0, 3)
+        if max_periods is None:
+            max_periods = self.model.int("SmartChargingCtrlr", "PeriodsPerSchedule")
         return self.profiles.composite(evse_id, self.clock.wall().timestamp(), duration_s, unit, voltage=voltage,
                                        default_phases=phases, tx_start=tx.started_epoch if tx else None,
                                        tx_id=tx.id if tx else None,
                                        evse_max=evse.max_power_w if evse else self.config.max_power_w * len(
-                                           self.evses))
+                                           self.evses), max_periods=max_periods)
 
     def save_profiles(self) -> None:
         """Keep the installed profiles in the state folder (they survive a restart, as K01 expects)."""
@@ -459,15 +467,24 @@ class ChargingStation:
         tmp.replace(path)
 
     def _load_profiles(self) -> None:
-        """Profiles saved by an earlier run (TxProfiles ended with their transactions and are not kept)."""
+        """Profiles saved by an earlier run (TxProfiles ended with their transactions and are not kept); each is
+        checked again as if the CSMS had just sent it, and one that fails is dropped with a warning."""
         if self.config.state_dir is None:
             return
         path = Path(self.config.state_dir) / "charging_profiles.json"
         if path.exists():
             for item in json.loads(path.read_text()):
-                if item["chargingProfile"]["chargingProfilePurpose"] != "TxProfile":
-                    self.profiles.items[item["chargingProfile"]["id"]] = Installed(item["evseId"],
-                                                                                   item["chargingProfile"])
+                profile = item["chargingProfile"]
+                if profile["chargingProfilePurpose"] == "TxProfile":
+                    continue
+                try:
+                    self.profiles.check(profile)
+                except (Rejection, KeyError, TypeError) as e:
+                    log.warning("%s: dropping saved charging profile %s: %s", self.config.station_id,
+                                profile.get("id"), getattr(e, "info", e))
+                    continue
+                if len(self.profiles.items) < self.profiles.max_profiles:
+                    self.profiles.items[profile["id"]] = Installed(item["evseId"], profile)
 
     async def request_certificate(self, cert_type: str = "V2GCertificate") -> str | None:
         """SignCertificate with a fresh key (A02/A03, M04 for the SECC certificate); the CSMS answers with
