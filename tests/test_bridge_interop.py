@@ -8,6 +8,7 @@ this test reads afterwards.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -85,11 +86,25 @@ def test_reference_evcc_charges_at_our_station(tmp_path: Path, protocol: str, en
         link.destroy()
 
 
-def test_reference_evcc_plug_and_charge_at_our_station(tmp_path: Path) -> None:
-    """The reference EVCC in its -2 AC Plug & Charge mode, with its own test PKI and TLS: the operator installs its MO
-    root into our CSMS with our CLI, our SECC serves the reference PKI's SECC chain; its PaymentDetails and signed
-    AuthorizationReq verify with our code, the CSMS validates its contract, and the transaction runs under its
-    eMAID."""
+def _transactions(db: str, count: int) -> list[dict]:
+    """The station's transactions once `count` of them have ended (or whatever there is after 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        store = Store(db)
+        txs = [store.transaction("CS1", t["transactionId"]) for t in store.transactions("CS1")]
+        store.close()
+        if (len(txs) >= count and all(t["state"] == "Ended" for t in txs)) or time.monotonic() > deadline:
+            return sorted(txs, key=lambda t: t["events"][0]["timestamp"])
+        time.sleep(0.5)
+
+
+def test_reference_evccs_at_one_plug_and_charge_station(tmp_path: Path) -> None:
+    """One `--pnc` station serves TCP and TLS at once: the reference DIN 70121 EVCC and its ISO 15118-2 EIM EVCC ask
+    for TCP (SDP security 0x10) and charge over TCP; its -2 AC Plug & Charge EVCC asks for TLS and charges with its
+    contract: the operator installs its MO root into our CSMS with our CLI, our SECC serves the reference PKI's SECC
+    chain, its PaymentDetails and signed AuthorizationReq verify with our code, the CSMS validates its contract, and
+    the transaction runs under its eMAID. (Before, a Plug & Charge station answered every SDP request with TLS, and
+    the cars that asked for TCP could not charge.)"""
     evcc_dir = tmp_path / "evcc"
     josev.make_pki(evcc_dir)
     certs, keys = evcc_dir / "pki" / "iso15118_2" / "certs", evcc_dir / "pki" / "iso15118_2" / "private_keys"
@@ -110,30 +125,34 @@ def test_reference_evcc_plug_and_charge_at_our_station(tmp_path: Path) -> None:
             "station", "--csms", "ws://127.0.0.1:9000/ocpp", "--id", "CS1", "--password", PASSWORD, "--secc-iface",
             link.evse_if, "--pnc", "--secc-cert", str(certs / "cpoCertChain.pem"), "--secc-key",
             str(keys / "seccLeaf.key"), "--secc-key-password", (keys / "seccLeafPassword.txt").read_text().strip(),
-            "--trace-dir", str(tmp_path / "traces")]), tmp_path / "station.log")
+            "--free-charging", "--trace-dir", str(tmp_path / "traces")]), tmp_path / "station.log")
         procs.append(station)
         _wait_for_text(tmp_path / "station.log", "SECC at", station, 30)
-        argv, env = josev.evcc_command(link.command(link.ev_ns, []), evcc_dir, link.ev_if, "iso2", "ac")
-        env["EVCC_CONFIG_PATH"] = str(josev.site_packages() / josev.EXAMPLES / "iso15118_2" / "evcc_config_pnc_ac.json")
-        evcc = josev.start(argv, env, evcc_dir, "evcc.log")
-        rc = _wait(evcc, 150)
-        evcc_log = (evcc_dir / "evcc.log").read_text(errors="replace")
-        assert rc == 0 and REFERENCE_EVCC_STOP_OK in evcc_log, evcc_log[-3000:]
-        assert "PaymentDetailsRes" in evcc_log and "AuthorizationRes" in evcc_log
-        deadline = time.monotonic() + 30
-        tx = None
-        while time.monotonic() < deadline:
-            store = Store(db)
-            txs = store.transactions("CS1")
-            tx = store.transaction("CS1", txs[0]["transactionId"]) if txs else None
-            auth = [m for m in store.messages(station_id="CS1") if m["action"] == "Authorize"]
-            store.close()
-            if tx is not None and tx["state"] == "Ended":
-                break
-            time.sleep(0.5)
-        assert tx is not None and tx["state"] == "Ended", (tmp_path / "station.log").read_text()[-3000:]
-        assert tx["idToken"] == "UKSWI123456791A"
+        sessions = [("din", "dc", None), ("iso2", "ac", None), ("iso2", "ac", "evcc_config_pnc_ac.json")]
+        for n, (protocol, energy, config) in enumerate(sessions):
+            argv, env = josev.evcc_command(link.command(link.ev_ns, []), evcc_dir, link.ev_if, protocol, energy)
+            if config is not None:
+                env["EVCC_CONFIG_PATH"] = str(josev.site_packages() / josev.EXAMPLES / "iso15118_2" / config)
+            evcc = josev.start(argv, env, evcc_dir, f"evcc{n}.log")
+            rc = _wait(evcc, 150)
+            evcc_log = (evcc_dir / f"evcc{n}.log").read_text(errors="replace")
+            assert rc == 0 and REFERENCE_EVCC_STOP_OK in evcc_log, f"{protocol} {config}: {evcc_log[-3000:]}"
+            if config is not None:
+                assert "PaymentDetailsRes" in evcc_log and "AuthorizationRes" in evcc_log
+        txs = _transactions(db, len(sessions))
+        assert len(txs) == 3 and all(t["state"] == "Ended" for t in txs), (tmp_path / "station.log").read_text()[
+            -3000:]
+        assert [t["iso15118"]["protocol"] for t in txs] == ["DIN70121", "ISO15118-2", "ISO15118-2"]
+        assert txs[2]["idToken"] == "UKSWI123456791A"
+        store = Store(db)
+        auth = [m for m in store.messages(station_id="CS1") if m["action"] == "Authorize"]
+        store.close()
         assert auth and auth[0]["response"]["certificateStatus"] == "Accepted"
+        started = []  # the transport of each session, as the station's timelines recorded it
+        for timeline in sorted((tmp_path / "traces").glob("*.jsonl")):
+            records = [json.loads(line) for line in timeline.read_text().splitlines()]
+            started += [(r["mono"], r["tls"]) for r in records if r.get("what") == "SessionStarted"]
+        assert [tls for _, tls in sorted(started)] == [False, False, True]
     finally:
         for p in reversed(procs):
             p.terminate()

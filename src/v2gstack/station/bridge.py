@@ -662,17 +662,21 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
                               ifaces: list[str] | None = None, sdp_port: int | None = None,
                               config: BridgeConfig | None = None, trace_dir: Path | None = None,
                               tls: Any = None, protocols: tuple[str, ...] = ("iso2", "din"),
-                              timeout_scale: float = 1.0, tcp: bool | None = None,
+                              timeout_scale: float = 1.0, tcp: bool = True,
                               timers: SeccTimers | None = None) -> list[EvseBridge]:
     """One SECC per EVSE: on `ifaces` (one per EVSE, SDP by multicast) or on loopback `host` with TCP ports
     `port`, `port`+1, ... (0 or None: free ports) and SDP ports `sdp_port`, `sdp_port`+1, ... (0: free ports).
-    With `tls` the SECCs serve TLS (and TCP too when `tcp` is true; by default TLS only) and report failed TLS
-    handshakes. `timers` replaces the SECC timers (else the defaults with the sequence timeout x `timeout_scale`).
+    With `tls` the SECCs serve TLS as well, on ports `port`+N, `port`+N+1, ... for N EVSEs (or free ones), and
+    report failed TLS handshakes; SDP then answers each EV with the transport it asks for (DIN 70121 has no TLS;
+    Contract payment is offered over TLS only). `tcp=False` with `tls` serves TLS only.
+    `timers` replaces the SECC timers (else the defaults with the sequence timeout x `timeout_scale`).
     Returns the bridges; `bridge.server` is the running SeccServer."""
     from ..iso15118.sdp import SDP_PORT
     from ..iso15118.secc import SeccConfig, SeccTimers
     from ..iso15118.secc_server import SeccServer
 
+    if not tcp and tls is None:
+        raise ValueError("serve TCP, TLS or both")
     bridges = []
     folder = TimelineFolder(trace_dir)
     base_sdp = SDP_PORT if sdp_port is None else sdp_port
@@ -681,13 +685,14 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
         timers = SeccTimers(sequence=base.sequence * timeout_scale, performance=base.performance,
                             performance_long=base.performance_long,
                             performance_current_demand=base.performance_current_demand)
+    count = len(station.evses)
     for n, evse_id in enumerate(sorted(station.evses)):
         bridge = EvseBridge(station, evse_id, config, folder)
         iface = ifaces[n] if ifaces and n < len(ifaces) else None
+        tcp_port = (port + n) if port and tcp else 0
+        tls_port = (port + (count if tcp else 0) + n) if port and tls is not None else 0
         server = SeccServer(bridge.controller, SeccConfig(protocols=protocols, timers=timers), host=host,
-                            port=(port + n) if port else 0, iface=iface, tls=tls,
-                            tcp=(tls is None) if tcp is None else tcp,
-                            tls_port=(port + n) if port and tls is not None else 0,
+                            port=tcp_port, iface=iface, tls=tls, tcp=tcp, tls_port=tls_port,
                             sdp_port=base_sdp if iface or not base_sdp else base_sdp + n,
                             observer=bridge if tls is not None else None)
         await server.start()

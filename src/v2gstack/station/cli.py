@@ -32,7 +32,8 @@ def station_command(
     meter_interval: int | None = typer.Option(None, "--meter-interval", help="SampledDataCtrlr.TxUpdatedInterval, s"),
     keep_running: bool = typer.Option(False, "--keep-running", help="Stay up after the scripted session"),
     secc_port: int | None = typer.Option(None, "--secc-port", help="ISO 15118 SECC per EVSE on loopback ::1, TCP "
-                                         "ports P, P+1, ... (SDP on --sdp-port, +1, ...); 0 picks free ports"),
+                                         "ports P, P+1, ... (with --secc-cert TLS ports P+N, P+N+1, ... for N "
+                                         "EVSEs; SDP on --sdp-port, +1, ...); 0 picks free ports"),
     secc_iface: str | None = typer.Option(None, "--secc-iface", help="ISO 15118 SECC per EVSE on these network "
                                           "interfaces, comma-separated (SDP by multicast on each)"),
     sdp_port: int = typer.Option(15118, "--sdp-port", help="SDP UDP port (loopback: first EVSE's)"),
@@ -44,11 +45,15 @@ def station_command(
     mirror: bool = typer.Option(False, "--mirror-iso", help="Mirror each ISO 15118 message to the CSMS "
                                 "(DataTransfer EXI::<base64>)"),
     secc_cert: str | None = typer.Option(None, "--secc-cert", help="SECC TLS chain, PEM (leaf first): the SECCs "
-                                         "serve TLS 1.2 (ISO 15118-2) instead of TCP"),
+                                         "serve TLS 1.2 (ISO 15118-2) beside TCP; SDP answers each EV with the "
+                                         "transport it asks for"),
+    secc_tls_only: bool = typer.Option(False, "--secc-tls-only", help="With --secc-cert: serve TLS only (EVs that "
+                                       "ask for TCP, and every DIN 70121 EV, cannot charge)"),
     secc_key: str | None = typer.Option(None, "--secc-key", help="SECC private key, PEM"),
     secc_key_password: str | None = typer.Option(None, "--secc-key-password", envvar="V2GSTACK_SECC_KEY_PASSWORD",
                                                  help="Password of an encrypted SECC key"),
-    pnc: bool = typer.Option(False, "--pnc", help="ISO15118Ctrlr.PnCEnabled=true: offer Plug & Charge (over TLS)"),
+    pnc: bool = typer.Option(False, "--pnc", help="ISO15118Ctrlr.PnCEnabled=true: offer Plug & Charge (over TLS; "
+                             "needs --secc-cert; EIM stays open to EVs over TCP)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
 ) -> None:
     """Connect to the CSMS and run until Ctrl-C (or until the scripted session is delivered)."""
@@ -62,7 +67,8 @@ def station_command(
     iso = None
     if secc_port is not None or secc_iface:
         iso = {"port": secc_port, "ifaces": secc_iface.split(",") if secc_iface else None, "sdp_port": sdp_port,
-               "token": iso_token, "trace_dir": Path(trace_dir) if trace_dir else None, "tls": None, "pnc": pnc}
+               "token": iso_token, "trace_dir": Path(trace_dir) if trace_dir else None, "tls": None, "pnc": pnc,
+               "tcp": not (secc_tls_only and secc_cert)}
         if secc_cert:
             from ..iso15118.tls import secc_context
 
@@ -93,7 +99,7 @@ async def _main(config: StationConfig, meter_interval: int | None, simulate: boo
         token_value = {"idToken": iso["token"], "type": "ISO14443"} if iso["token"] else None
         bridges = await start_bridged_seccs(station, port=iso["port"], ifaces=iso["ifaces"],
                                             sdp_port=iso["sdp_port"], config=BridgeConfig(id_token=token_value),
-                                            trace_dir=iso["trace_dir"], tls=iso["tls"])
+                                            trace_dir=iso["trace_dir"], tls=iso["tls"], tcp=iso["tcp"])
         for b in bridges:
             assert b.server is not None
             where = ", ".join(f"{k} [{h}]:{p}" for k, (h, p) in b.server.addresses().items())
