@@ -18,7 +18,7 @@ def test_help_and_version_check() -> None:
     """The options are documented; an unsupported OCPP version is refused."""
     runner = CliRunner()
     out = runner.invoke(app, ["--help"]).output
-    for option in ("--csms", "--id", "--evses", "--password", "--state-dir", "--simulate-session"):
+    for option in ("--csms", "--id", "--evses", "--password", "--state-dir", "--simulate-session", "--secc-tls-only"):
         assert option in out
     result = runner.invoke(app, ["--csms", "ws://127.0.0.1:1/ocpp", "--id", "X", "--version", "1.6"])
     assert result.exit_code == 2
