@@ -177,6 +177,7 @@ async def test_absurd_limit_and_endless_composite_are_rejected_over_ocpp(tmp_pat
         daily = _profile(2, "ChargingStationMaxProfile", 0, periods, kind="Recurring", recurrencyKind="Daily")
         assert await csms.call("CS1", "SetChargingProfile", {"evseId": 0, "chargingProfile": daily}) == {
             "status": "Accepted"}
+        assert st.model.value("SmartChargingCtrlr", "Entries", instance="ChargingProfiles") == "1"
         endless = await csms.call("CS1", "GetCompositeSchedule", {"evseId": 1, "duration": 2**31 - 1})
         assert endless["status"] == "Rejected" and endless["statusInfo"]["reasonCode"] == "ValueTooHigh"
         assert "schedule" not in endless

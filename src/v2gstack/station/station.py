@@ -73,6 +73,7 @@ class ChargingStation:
             max_profiles=int(entries.max_limit) if entries is not None and entries.max_limit else 32)
         self.on_profiles_changed: list[Callable[[int], None]] = []  # evse id (0: station-wide) after Set/Clear
         self._load_profiles()
+        self.model.put("SmartChargingCtrlr", "Entries", str(len(self.profiles.items)), instance="ChargingProfiles")
         self.frame_listeners: list[Callable[[str, str], None]] = []  # every OCPP frame (direction, text): traces
         self.certificates = CertificateStore(None if state is None else Path(state) / "certificates")
         self.reboots = 0
@@ -457,7 +458,9 @@ class ChargingStation:
                                            self.evses), max_periods=max_periods)
 
     def save_profiles(self) -> None:
-        """Keep the installed profiles in the state folder (they survive a restart, as K01 expects)."""
+        """Keep the installed profiles in the state folder (they survive a restart, as K01 expects), and their
+        number in SmartChargingCtrlr.Entries."""
+        self.model.put("SmartChargingCtrlr", "Entries", str(len(self.profiles.items)), instance="ChargingProfiles")
         if self.config.state_dir is None:
             return
         path = Path(self.config.state_dir) / "charging_profiles.json"
@@ -573,6 +576,7 @@ class ChargingStation:
         self._emit(tx, "Ended", trigger, context="Transaction.End", stopped_reason=reason)
         evse.tx = None
         self.profiles.end_transaction(tx.id)
+        self.model.put("SmartChargingCtrlr", "Entries", str(len(self.profiles.items)), instance="ChargingProfiles")
         task = self._tx_tasks.pop(tx.id, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
