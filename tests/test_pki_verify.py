@@ -138,7 +138,7 @@ def test_not_yet_valid(pki: Pki) -> None:
         pki.intermediates(Kind.SECC),
         at=at,
     )
-    assert isinstance(err, p.CertificateNotYetValidError) and err.iso20_code == "FAILED_CertificateNotYetValid"
+    assert isinstance(err, p.CertificateNotYetValidError) and err.iso20_code == "WARNING_CertificateNotYetValid"
 
 
 def test_naive_time_is_utc(pki: Pki) -> None:

@@ -13,8 +13,9 @@ from rich.table import Table
 
 from ..times import parse_rfc3339
 from . import errors
+from .algorithms import ISO20_ALGORITHMS, KeyAlgorithm
 from .describe import describe
-from .hierarchy import PkiConfig, create_pki
+from .hierarchy import Edition, PkiConfig, create_pki
 from .ocsp_data import chain_hash_data
 from .store import load_cert_dir_or_file, load_certs, write_pki
 from .verify import Purpose, verify_chain
@@ -42,8 +43,22 @@ def create(
         str | None,
         typer.Option("--password", envvar="V2GSTACK_PKI_PASSWORD", help="Encrypt keys and PKCS#12 with this password"),
     ] = None,
+    profile: Annotated[Edition, typer.Option("--profile", help="iso2: ISO 15118-2 Annex F (P-256); iso20: "
+                                             "ISO 15118-20 Annex B")] = Edition.ISO2,
+    algorithm: Annotated[str, typer.Option("--algorithm", help="-20 key set: secp521r1 (ECDSA-SHA-512) or ed448")] = (
+        KeyAlgorithm.SECP521.value
+    ),
+    seccid: Annotated[str, typer.Option("--seccid", help="-20: CN of the SECC certificate (SECCID)")] = DEFAULTS.seccid,
+    evccid: Annotated[str, typer.Option("--evccid", help="-20: CN of the vehicle certificate")] = DEFAULTS.evccid,
 ) -> None:
-    """Create all hierarchies (V2G/CPO/CPS, MO, OEM, OCPP) and write them under --out."""
+    """Create all hierarchies (V2G/CPO/CPS, MO, OEM, -20 also vehicle; OCPP) and write them under --out."""
+    try:
+        key_set = KeyAlgorithm(algorithm)
+    except ValueError:
+        key_set = None
+    if key_set not in ISO20_ALGORITHMS:
+        typer.echo("error: --algorithm is secp521r1 or ed448", err=True)
+        raise typer.Exit(2)
     cfg = PkiConfig(
         organization=organization,
         country=country,
@@ -55,10 +70,15 @@ def create(
         ocsp_url=ocsp_url,
         leaf_validity_days=valid_days,
         ocpp_under_v2g=ocpp_under_v2g,
+        edition=profile,
+        algorithm=key_set,
+        seccid=seccid,
+        evccid=evccid,
     )
     pki = create_pki(cfg)
     manifest = write_pki(pki, out, password.encode() if password else None)
-    table = Table(title=f"PKI written to {out}")
+    keys = f"ISO 15118-20, {key_set.value}" if profile is Edition.ISO20 else "ISO 15118-2, P-256"
+    table = Table(title=f"PKI ({keys}) written to {out}")
     table.add_column("certificate")
     table.add_column("subject")
     table.add_column("not after")
@@ -96,6 +116,8 @@ def verify(
     at: Annotated[str | None, typer.Option("--at", help="Check validity at this ISO 8601 time (default: now)")] = None,
     purpose: Annotated[Purpose | None, typer.Option("--purpose", help="Required leaf usage")] = None,
     hash_data: Annotated[bool, typer.Option("--hash-data", help="Print OCPP iso15118CertificateHashData")] = False,
+    iso20: Annotated[bool, typer.Option("--iso20", help="Accept only ISO 15118-20 algorithms (secp521r1 with "
+                                        "ECDSA-SHA-512, Ed448)")] = False,
 ) -> None:
     """Verify a leaf against sub-CAs and trust anchors; print OK or the failure and exit non-zero on failure."""
     try:
@@ -107,12 +129,14 @@ def verify(
     intermediates = certs[1:] + [c for p in chain or [] for c in load_certs(p)]
     anchors = [c for p in roots for c in load_cert_dir_or_file(p)]
     try:
-        result = verify_chain(certs[0] if certs else None, intermediates, anchors, at=when, purpose=purpose)
+        result = verify_chain(certs[0] if certs else None, intermediates, anchors, at=when, purpose=purpose,
+                              algorithms=ISO20_ALGORITHMS if iso20 else None)
     except errors.PkiError as exc:
-        typer.echo(f"FAILED: {type(exc).__name__}: {exc} (ISO {exc.iso_code}, OCPP {exc.ocpp_status})")
+        iso = f"ISO-20 {exc.iso20_code}" if iso20 else f"ISO {exc.iso_code}"
+        typer.echo(f"FAILED: {type(exc).__name__}: {exc} ({iso}, OCPP {exc.ocpp_status})")
         raise typer.Exit(1) from None
     names = " -> ".join(c.subject.rfc4514_string() for c in result.path)
-    typer.echo(f"OK: {names} (ISO {errors.ISO_OK}, OCPP {errors.OCPP_OK})")
+    typer.echo(f"OK: {names} ({'ISO-20' if iso20 else 'ISO'} {errors.ISO_OK}, OCPP {errors.OCPP_OK})")
     if hash_data:
         typer.echo(json.dumps(chain_hash_data(result.path), indent=2))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from .der import DerError, alt_public_key, validity_time_tags
 from .profiles import KEY_USAGE_FIELDS
 
 X509_NAMES = {
@@ -65,6 +66,25 @@ def _key_id(value: object | None) -> str:
     return "-"
 
 
+def _alt_key(cert: x509.Certificate) -> str:
+    """The key type of subjectAltPublicKeyInfo (ISO 15118-20 Ed448 OEM provisioning certificates carry X448)."""
+    try:
+        key = alt_public_key(cert)
+    except DerError as exc:
+        return f"unreadable: {exc}"
+    return "-" if key is None else "X448"
+
+
+def _time_encoding(cert: x509.Certificate) -> str:
+    """UTCTime or GeneralizedTime, as the validity is encoded (ISO 15118-20 wants GeneralizedTime)."""
+    names = {0x17: "UTCTime", 0x18: "GeneralizedTime"}
+    try:
+        tags = validity_time_tags(cert)
+    except DerError:
+        return "?"
+    return " / ".join(names.get(t, hex(t)) for t in tags)
+
+
 def describe(cert: x509.Certificate) -> list[tuple[str, str]]:
     """Subject, issuer, serial, validity, key, signature, extensions and fingerprints of a certificate."""
     pub = cert.public_key()
@@ -77,6 +97,7 @@ def describe(cert: x509.Certificate) -> list[tuple[str, str]]:
         ("Serial", format(cert.serial_number, "x")),
         ("Not before", cert.not_valid_before_utc.isoformat()),
         ("Not after", cert.not_valid_after_utc.isoformat()),
+        ("Validity encoding", _time_encoding(cert)),
         ("Public key", f"{type(pub).__name__.lstrip('_')} {curve}".strip()),
         ("Signature", f"{cert.signature_algorithm_oid._name} ({sig_hash.name if sig_hash else '-'})"),
         ("Basic constraints", _basic_constraints(_ext(cert, x509.BasicConstraints))),
@@ -85,6 +106,7 @@ def describe(cert: x509.Certificate) -> list[tuple[str, str]]:
         ("Subject key id", _key_id(_ext(cert, x509.SubjectKeyIdentifier))),
         ("Authority key id", _key_id(_ext(cert, x509.AuthorityKeyIdentifier))),
         ("AIA", _aia(_ext(cert, x509.AuthorityInformationAccess))),
+        ("Alt public key", _alt_key(cert)),
         ("SHA-256 fingerprint", cert.fingerprint(hashes.SHA256()).hex(":").upper()),
         ("SHA-1 fingerprint", cert.fingerprint(hashes.SHA1()).hex(":").upper()),
     ]

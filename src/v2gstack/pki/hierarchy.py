@@ -1,14 +1,24 @@
-"""Creation of all ISO 15118-2 and OCPP hierarchies in memory from one configuration."""
+"""Creation of all ISO 15118 (-2 or -20) and OCPP hierarchies in memory from one configuration."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import x448
 
+from .algorithms import KeyAlgorithm
 from .issue import Issued, issue, subject_name
-from .profiles import PROFILES, Kind
+from .profiles import PROFILES, PROFILES_20, Kind, Profile
+
+
+class Edition(StrEnum):
+    """Which ISO 15118 certificate profiles a PKI follows."""
+
+    ISO2 = "iso2"  # ISO 15118-2 Annex F: P-256, ECDSA-SHA-256
+    ISO20 = "iso20"  # ISO 15118-20 Annex B: secp521r1 / ECDSA-SHA-512 or Ed448, vehicle certificates
 
 
 @dataclass
@@ -27,6 +37,24 @@ class PkiConfig:
     validity_days: dict[Kind, int] = field(default_factory=dict)
     ocpp_under_v2g: bool = False
     not_before: dt.datetime | None = None
+    edition: Edition = Edition.ISO2
+    algorithm: KeyAlgorithm = KeyAlgorithm.SECP521  # the -20 set (ignored for -2, which is always P-256)
+    seccid: str = "DEV2GS0000000000000000000000000000000010"  # -20 SECC certificate CN (C.3 SECCID)
+    evccid: str = "WV2GEVCC0000000001"  # -20 vehicle certificate CN
+    operator: str = "v2gstack EVSE Operator"  # -20 SECC certificate O (the EVSE operator)
+    emsp: str = "v2gstack eMSP"  # -20 contract certificate O
+    oem: str = "v2gstack OEM"  # -20 OEM provisioning and vehicle certificate O
+
+    @property
+    def profiles(self) -> dict[Kind, Profile]:
+        """The profile table of the edition."""
+        return PROFILES_20 if self.edition is Edition.ISO20 else PROFILES
+
+    def algorithm_for(self, kind: Kind) -> KeyAlgorithm:
+        """The key algorithm of a kind: OCPP certificates and everything in a -2 PKI are P-256."""
+        if self.edition is Edition.ISO2 or kind in OCPP_KINDS:
+            return KeyAlgorithm.P256
+        return self.algorithm
 
 
 # leaf kind -> the sub-CAs above it (nearest first) and its root
@@ -38,6 +66,11 @@ CHAINS: dict[Kind, tuple[Kind, ...]] = {
     Kind.CSMS: (Kind.CSMS_ROOT,),
     Kind.STATION: (Kind.CSMS_ROOT,),
 }
+CHAINS_20: dict[Kind, tuple[Kind, ...]] = {
+    **CHAINS,
+    Kind.VEHICLE: (Kind.VEHICLE_SUB_CA2, Kind.VEHICLE_SUB_CA1, Kind.OEM_ROOT),
+}
+OCPP_KINDS = frozenset({Kind.CSMS_ROOT, Kind.CSMS, Kind.STATION})
 OCPP_UNDER_V2G = (Kind.CPO_SUB_CA2, Kind.CPO_SUB_CA1, Kind.V2G_ROOT)
 COMMON_NAMES: dict[Kind, str] = {
     Kind.V2G_ROOT: "V2G Root CA",
@@ -53,6 +86,8 @@ COMMON_NAMES: dict[Kind, str] = {
     Kind.OEM_SUB_CA1: "OEM Sub-CA 1",
     Kind.OEM_SUB_CA2: "OEM Sub-CA 2",
     Kind.CSMS_ROOT: "CSMS Root CA",
+    Kind.VEHICLE_SUB_CA1: "Vehicle Sub-CA 1",
+    Kind.VEHICLE_SUB_CA2: "Vehicle Sub-CA 2",
 }
 
 
@@ -78,34 +113,55 @@ class Pki:
     @property
     def roots(self) -> list[Kind]:
         """The root kinds present."""
-        return [k for k in self.items if PROFILES[k].is_root]
+        return [k for k in self.items if self.profiles[k].is_root]
+
+    edition: Edition = Edition.ISO2
+    algorithm: KeyAlgorithm = KeyAlgorithm.P256
+
+    @property
+    def profiles(self) -> dict[Kind, Profile]:
+        """The profile table the PKI was made with."""
+        return PROFILES_20 if self.edition is Edition.ISO20 else PROFILES
 
 
 def common_name(kind: Kind, cfg: PkiConfig) -> str:
-    """CN of a kind: eMAID for the contract, PCID for OEM provisioning, EVSE id for the SECC, station id for OCPP."""
+    """CN of a kind: eMAID for the contract, PCID for OEM provisioning, EVSE id (-2) or SECCID (-20) for the SECC,
+    EVCCID for the vehicle certificate, station id for OCPP."""
     leaf_names = {
         Kind.CONTRACT: cfg.emaid,
         Kind.OEM_PROV: cfg.pcid,
-        Kind.SECC: cfg.evse_id,
+        Kind.SECC: cfg.seccid if cfg.edition is Edition.ISO20 else cfg.evse_id,
+        Kind.VEHICLE: cfg.evccid,
         Kind.STATION: cfg.station_id,
         Kind.CSMS: cfg.csms_host,
     }
     return leaf_names.get(kind) or COMMON_NAMES[kind]
 
 
+def subject(kind: Kind, cfg: PkiConfig) -> x509.Name:
+    """Subject DN of a kind; -20 leaves carry CN and O only, O naming the operator, eMSP or OEM."""
+    prof = cfg.profiles[kind]
+    if prof.cn_and_o_only:
+        org = {Kind.SECC: cfg.operator, Kind.CONTRACT: cfg.emsp}.get(kind, cfg.oem)
+        return subject_name(common_name(kind, cfg), org, None, None)
+    return subject_name(common_name(kind, cfg), cfg.organization, cfg.country, prof.domain_component)
+
+
 def validity(kind: Kind, cfg: PkiConfig) -> int:
     """Validity in days: explicit per-kind override, then the leaf override, then the profile's maximum."""
+    prof = cfg.profiles[kind]
     if kind in cfg.validity_days:
         return cfg.validity_days[kind]
-    if cfg.leaf_validity_days is not None and not PROFILES[kind].ca:
+    if cfg.leaf_validity_days is not None and not prof.ca:
         return cfg.leaf_validity_days
-    return PROFILES[kind].validity_days
+    return prof.validity_days
 
 
 def create_pki(cfg: PkiConfig | None = None) -> Pki:
-    """Create the V2G (CPO, CPS), MO, OEM and OCPP hierarchies."""
+    """Create the V2G (CPO, CPS), MO, OEM (and for -20 vehicle) and OCPP hierarchies."""
     cfg = cfg or PkiConfig()
-    chains = dict(CHAINS)
+    iso20 = cfg.edition is Edition.ISO20
+    chains = dict(CHAINS_20 if iso20 else CHAINS)
     if cfg.ocpp_under_v2g:
         chains[Kind.CSMS] = OCPP_UNDER_V2G
         chains[Kind.STATION] = OCPP_UNDER_V2G
@@ -114,21 +170,23 @@ def create_pki(cfg: PkiConfig | None = None) -> Pki:
     def make(kind: Kind, issuer: Kind | None) -> None:
         if kind in items:
             return
-        prof = PROFILES[kind]
-        subject = subject_name(common_name(kind, cfg), cfg.organization, cfg.country, prof.domain_component)
+        algorithm = cfg.algorithm_for(kind)
         dns = (cfg.csms_host,) if kind is Kind.CSMS else ()
+        alt = x448.X448PrivateKey.generate() if kind is Kind.OEM_PROV and algorithm is KeyAlgorithm.ED448 else None
         items[kind] = issue(
-            prof,
-            subject,
+            cfg.profiles[kind],
+            subject(kind, cfg),
             issuer=items[issuer] if issuer else None,
+            algorithm=algorithm,
             not_before=cfg.not_before,
             validity_days=validity(kind, cfg),
             ocsp_url=cfg.ocsp_url,
             dns_names=dns,
+            alt_key=alt,
         )
 
     for leaf, above in chains.items():
         path = (*reversed(above), leaf)
         for i, kind in enumerate(path):
             make(kind, path[i - 1] if i else None)
-    return Pki(items, chains)
+    return Pki(items, chains, cfg.edition, cfg.algorithm if iso20 else KeyAlgorithm.P256)

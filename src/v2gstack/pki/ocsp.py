@@ -20,7 +20,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtensionOID
 
@@ -157,7 +157,8 @@ class OcspResponder:
         except x509.ExtensionNotFound:
             pass
         log.info("OCSP: serial %x of %s: %s", req.serial_number, ca.cert.subject.rfc4514_string(), status.name)
-        return builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+        algorithm = hashes.SHA256() if isinstance(ca.key, ec.EllipticCurvePrivateKey) else None  # Ed448 CAs (-20)
+        return builder.sign(ca.key, algorithm).public_bytes(serialization.Encoding.DER)
 
 
 def unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
@@ -239,10 +240,13 @@ def check_response_by_hash(data: bytes, hash_data: dict[str, str]) -> ocsp.OCSPC
 
 
 def _verify(key: object, signature: bytes, data: bytes) -> None:
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise OcspError("only ECDSA responders are supported")
+    if not isinstance(key, ec.EllipticCurvePublicKey | ed448.Ed448PublicKey):
+        raise OcspError("only ECDSA and Ed448 responders are supported")
     try:
-        key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        if isinstance(key, ed448.Ed448PublicKey):
+            key.verify(signature, data)
+        else:
+            key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         raise OcspError("the OCSP response's signature does not verify") from None
 

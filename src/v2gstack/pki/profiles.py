@@ -1,8 +1,8 @@
-"""ISO 15118-2 Annex F and OCPP 2.0.1 certificate profiles: what each kind of certificate contains."""
+"""Certificate profiles: ISO 15118-2 Annex F and OCPP 2.0.1 (PROFILES), ISO 15118-20 Annex B (PROFILES_20)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
@@ -29,6 +29,9 @@ class Kind(StrEnum):
     OEM_SUB_CA1 = "oem_sub_ca1"
     OEM_SUB_CA2 = "oem_sub_ca2"
     OEM_PROV = "oem_prov"
+    VEHICLE_SUB_CA1 = "vehicle_sub_ca1"
+    VEHICLE_SUB_CA2 = "vehicle_sub_ca2"
+    VEHICLE = "vehicle"
     CSMS_ROOT = "csms_root"
     CSMS = "csms"
     STATION = "station"
@@ -36,7 +39,8 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True)
 class Profile:
-    """Fields of one certificate kind: CA flag, path length, key usage, EKU, DC attribute, default validity."""
+    """Fields of one certificate kind: CA flag, path length, key usage, EKU, DC attribute, default validity, and the
+    ISO 15118-20 encoding details (SKI method 2, GeneralizedTime, a subject of CN and O only)."""
 
     ca: bool
     path_length: int | None
@@ -44,6 +48,14 @@ class Profile:
     validity_days: int
     domain_component: str | None
     extended_key_usage: tuple[ObjectIdentifier, ...] = field(default_factory=tuple)
+    key_usage_ed448: frozenset[str] | None = None  # -20: the bits for an Ed448 key where they differ
+    ski_method2: bool = False  # -20 [V2G20-1852]: 8-byte key identifiers (RFC 5280 method 2)
+    generalized_time: bool = False  # -20 Annex B: validity as GeneralizedTime
+    cn_and_o_only: bool = False  # -20 leaves [V2G20-2589] etc.: "shall not contain any further values"
+
+    def usage_for(self, ed448_key: bool) -> frozenset[str]:
+        """The key usage bits for a key of the given type."""
+        return self.key_usage_ed448 if ed448_key and self.key_usage_ed448 is not None else self.key_usage
 
     @property
     def is_root(self) -> bool:
@@ -103,3 +115,31 @@ KEY_USAGE_FIELDS = (
     "key_cert_sign",
     "crl_sign",
 )
+
+
+def _20(profile: Profile, **changes: object) -> Profile:
+    """The -20 variant of a profile: method-2 key identifiers and GeneralizedTime, plus the given changes."""
+    return replace(profile, ski_method2=True, generalized_time=True, **changes)  # type: ignore[arg-type]
+
+
+# ISO 15118-20 Annex B. Validity: the V2G root 25 years (Table B.3), the CPS certificates "up to CPS" (Table B.7); the
+# other maxima are the -2 values above, kept as defaults. Leaves: CN and O only (SECCID, EMAID, PCID, EVCCID).
+# keyAgreement: OEM provisioning always [V2G20-822]; SECC and vehicle only with secp521r1 keys (Ed448 cannot agree).
+SIGN_AND_AGREE = frozenset({"digital_signature", "key_agreement"})
+SIGN_ONLY = frozenset({"digital_signature"})
+PROFILES_20: dict[Kind, Profile] = {
+    **{k: _20(p) for k, p in PROFILES.items() if p.ca and k not in (Kind.CSMS_ROOT,)},
+    Kind.V2G_ROOT: _20(_root("V2G", 25 * YEAR + 6)),
+    Kind.VEHICLE_SUB_CA1: _20(_sub1("OEM")),
+    Kind.VEHICLE_SUB_CA2: _20(_sub2("OEM")),
+    Kind.SECC: _20(PROFILES[Kind.SECC], domain_component=None, extended_key_usage=SERVER_AUTH,
+                   key_usage=SIGN_AND_AGREE, key_usage_ed448=SIGN_ONLY, validity_days=YEAR, cn_and_o_only=True),
+    Kind.CPS: _20(PROFILES[Kind.CPS], key_usage=SIGN_ONLY),
+    Kind.CONTRACT: _20(PROFILES[Kind.CONTRACT], domain_component=None, cn_and_o_only=True),
+    Kind.OEM_PROV: _20(PROFILES[Kind.OEM_PROV], domain_component=None, key_usage=SIGN_AND_AGREE, cn_and_o_only=True),
+    Kind.VEHICLE: _20(PROFILES[Kind.OEM_PROV], domain_component=None, extended_key_usage=CLIENT_AUTH,
+                      key_usage=SIGN_AND_AGREE, key_usage_ed448=SIGN_ONLY, cn_and_o_only=True),
+    Kind.CSMS_ROOT: PROFILES[Kind.CSMS_ROOT],  # OCPP keeps its own profile (P-256) in a -20 PKI
+    Kind.CSMS: PROFILES[Kind.CSMS],
+    Kind.STATION: PROFILES[Kind.STATION],
+}

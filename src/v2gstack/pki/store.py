@@ -8,10 +8,11 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, x448
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from .hierarchy import Pki
+from .algorithms import PrivateKey
+from .hierarchy import Edition, Pki
 from .profiles import Kind
 
 # role -> (PKCS#12 / key+chain leaves it holds, trust anchors it loads)
@@ -20,6 +21,13 @@ ROLE_STORES: dict[str, tuple[tuple[Kind, ...], tuple[Kind, ...]]] = {
     "ev": ((Kind.CONTRACT, Kind.OEM_PROV), (Kind.V2G_ROOT,)),
     "csms": ((Kind.CSMS, Kind.CPS), (Kind.CSMS_ROOT, Kind.V2G_ROOT, Kind.MO_ROOT, Kind.OEM_ROOT)),
     "station": ((Kind.STATION, Kind.SECC), (Kind.CSMS_ROOT, Kind.V2G_ROOT, Kind.MO_ROOT)),
+}
+# ISO 15118-20: the EV also holds its vehicle certificate (TLS client authentication), the SECC trusts OEM roots for it
+ROLE_STORES_20: dict[str, tuple[tuple[Kind, ...], tuple[Kind, ...]]] = {
+    **ROLE_STORES,
+    "secc": ((Kind.SECC,), (Kind.V2G_ROOT, Kind.MO_ROOT, Kind.OEM_ROOT)),
+    "ev": ((Kind.CONTRACT, Kind.OEM_PROV, Kind.VEHICLE), (Kind.V2G_ROOT,)),
+    "station": ((Kind.STATION, Kind.SECC), (Kind.CSMS_ROOT, Kind.V2G_ROOT, Kind.MO_ROOT, Kind.OEM_ROOT)),
 }
 
 
@@ -33,7 +41,7 @@ def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def key_pem(key: ec.EllipticCurvePrivateKey, password: bytes | None) -> bytes:
+def key_pem(key: PrivateKey | x448.X448PrivateKey, password: bytes | None) -> bytes:
     """PEM PKCS#8 of a private key, encrypted when a password is given."""
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, _encryption(password))
 
@@ -65,12 +73,16 @@ def write_pki(pki: Pki, out: Path, password: bytes | None = None) -> dict[str, s
         add(out / "certs" / f"{name}.pem", cert_pem(item.cert), f"{name} certificate (PEM)")
         add(out / "certs" / f"{name}.der", item.cert.public_bytes(serialization.Encoding.DER), f"{name} (DER)")
         add(out / "keys" / f"{name}.key.pem", key_pem(item.key, password), f"{name} private key (PKCS#8)", True)
+        if item.alt_key is not None:
+            add(out / "keys" / f"{name}.x448.key.pem", key_pem(item.alt_key, password),
+                f"{name} X448 key of subjectAltPublicKeyInfo (ECDH of -20 certificate installation)", True)
     for kind in pki.roots:
         add(out / "roots" / f"{kind.value}.pem", cert_pem(pki.cert(kind)), f"trust anchor {kind.value}")
     for leaf in pki.chains:
         chain = b"".join(cert_pem(c) for c in [pki.cert(leaf), *pki.intermediates(leaf)])
         add(out / "chains" / f"{leaf.value}.chain.pem", chain, f"{leaf.value} + sub-CAs (leaf first)")
-    for role, (leaves, anchors) in ROLE_STORES.items():
+    stores = ROLE_STORES_20 if pki.edition is Edition.ISO20 else ROLE_STORES
+    for role, (leaves, anchors) in stores.items():
         base = out / "stores" / role
         for leaf in leaves:
             item = pki.items[leaf]
@@ -79,12 +91,16 @@ def write_pki(pki: Pki, out: Path, password: bytes | None = None) -> dict[str, s
             )
             add(base / f"{leaf.value}.p12", p12, f"{role}: {leaf.value} key, certificate and sub-CAs", True)
             add(base / f"{leaf.value}.key.pem", key_pem(item.key, password), f"{role}: {leaf.value} key", True)
+            if item.alt_key is not None:
+                add(base / f"{leaf.value}.x448.key.pem", key_pem(item.alt_key, password),
+                    f"{role}: {leaf.value} X448 key", True)
             chain = b"".join(cert_pem(c) for c in [item.cert, *pki.intermediates(leaf)])
             add(base / f"{leaf.value}.chain.pem", chain, f"{role}: {leaf.value} chain")
         for anchor in (a for a in anchors if a in pki.items):
             add(base / "trust" / f"{anchor.value}.pem", cert_pem(pki.cert(anchor)), f"{role}: trust anchor")
     fps = {k.value: fingerprint(i.cert) for k, i in pki.items.items()}
-    _write(out / "manifest.json", json.dumps({"files": manifest, "sha256": fps}, indent=2).encode())
+    meta = {"edition": pki.edition.value, "algorithm": pki.algorithm.value}
+    _write(out / "manifest.json", json.dumps({**meta, "files": manifest, "sha256": fps}, indent=2).encode())
     return manifest
 
 
@@ -107,9 +123,26 @@ def load_cert_dir_or_file(path: Path) -> list[x509.Certificate]:
     return load_certs(path)
 
 
-def load_key(path: Path, password: bytes | None = None) -> ec.EllipticCurvePrivateKey:
-    """A PEM private key, decrypting with the password when given."""
+def load_key(path: Path, password: bytes | None = None) -> PrivateKey:
+    """A PEM private key (EC or Ed448), decrypting with the password when given."""
     key = serialization.load_pem_private_key(path.read_bytes(), password=password)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise TypeError("not an EC private key")
+    if not isinstance(key, ec.EllipticCurvePrivateKey | ed448.Ed448PrivateKey):
+        raise TypeError("not an EC or Ed448 private key")
     return key
+
+
+def load_x448_key(path: Path, password: bytes | None = None) -> x448.X448PrivateKey:
+    """A PEM X448 private key (the ECDH key of an Ed448 OEM provisioning certificate)."""
+    key = serialization.load_pem_private_key(path.read_bytes(), password=password)
+    if not isinstance(key, x448.X448PrivateKey):
+        raise TypeError("not an X448 private key")
+    return key
+
+
+def pki_edition(folder: Path) -> Edition:
+    """The edition a `pki create` folder was written with (its manifest; -2 when the manifest does not say)."""
+    try:
+        meta = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return Edition.ISO2
+    return Edition(meta.get("edition", "iso2"))

@@ -10,9 +10,11 @@ from enum import StrEnum
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
+from cryptography.hazmat.primitives.asymmetric import ed448
+from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier, SignatureAlgorithmOID
 
 from . import errors as e
+from .algorithms import ISO20_ALGORITHMS, KeyAlgorithm, UnsupportedKeyError, algorithm_of
 
 
 class Purpose(StrEnum):
@@ -24,6 +26,7 @@ class Purpose(StrEnum):
     CPS = "cps"
     CSMS = "csms"
     STATION = "station"
+    VEHICLE = "vehicle"  # ISO 15118-20 vehicle certificate: the EVCC's TLS client certificate
 
 
 PURPOSE_KEY_USAGE: dict[Purpose, frozenset[str]] = {
@@ -33,10 +36,20 @@ PURPOSE_KEY_USAGE: dict[Purpose, frozenset[str]] = {
     Purpose.CPS: frozenset({"digital_signature"}),
     Purpose.CSMS: frozenset({"digital_signature"}),
     Purpose.STATION: frozenset({"digital_signature"}),
+    Purpose.VEHICLE: frozenset({"digital_signature"}),
 }
+NO_KEY_AGREEMENT = frozenset({"key_agreement"})  # an Ed448 key cannot agree keys; its -20 SECC cert lacks the bit
 PURPOSE_EKU: dict[Purpose, ObjectIdentifier] = {
     Purpose.CSMS: ExtendedKeyUsageOID.SERVER_AUTH,
     Purpose.STATION: ExtendedKeyUsageOID.CLIENT_AUTH,
+    Purpose.SECC: ExtendedKeyUsageOID.SERVER_AUTH,  # checked only when the certificate has an EKU (-20 has one)
+    Purpose.VEHICLE: ExtendedKeyUsageOID.CLIENT_AUTH,
+}
+# the signature each -20 key set makes: ECDSA-SHA-512 by secp521r1 keys, Ed448 by Ed448 keys
+SIGNATURE_OIDS: dict[KeyAlgorithm, ObjectIdentifier] = {
+    KeyAlgorithm.P256: SignatureAlgorithmOID.ECDSA_WITH_SHA256,
+    KeyAlgorithm.SECP521: SignatureAlgorithmOID.ECDSA_WITH_SHA512,
+    KeyAlgorithm.ED448: SignatureAlgorithmOID.ED448,
 }
 
 
@@ -177,13 +190,37 @@ def check_purpose(leaf: x509.Certificate, purpose: Purpose) -> None:
     ku = _ext(leaf, x509.KeyUsage)
     if not isinstance(ku, x509.KeyUsage):
         raise e.KeyUsageError(f"{_cn(leaf)} has no key usage extension", leaf)
-    missing = sorted(u for u in PURPOSE_KEY_USAGE[purpose] if not getattr(ku, u))
+    wanted_usage = PURPOSE_KEY_USAGE[purpose]
+    if isinstance(leaf.public_key(), ed448.Ed448PublicKey):
+        wanted_usage = wanted_usage - NO_KEY_AGREEMENT
+    missing = sorted(u for u in wanted_usage if not getattr(ku, u))
     if missing:
         raise e.KeyUsageError(f"{_cn(leaf)} lacks {', '.join(missing)} for {purpose.value}", leaf)
     eku = _ext(leaf, x509.ExtendedKeyUsage)
     wanted = PURPOSE_EKU.get(purpose)
     if wanted is not None and isinstance(eku, x509.ExtendedKeyUsage) and wanted not in eku:
         raise e.KeyUsageError(f"{_cn(leaf)} extended key usage lacks {wanted.dotted_string}", leaf)
+
+
+def check_algorithms(path: Sequence[x509.Certificate], allowed: frozenset[KeyAlgorithm]) -> None:
+    """Every certificate's key must be of an allowed set and be signed as its issuer's set signs (secp521r1 keys sign
+    ECDSA-SHA-512, Ed448 keys Ed448); the anchor's own signature included."""
+    for i, cert in enumerate(path):
+        try:
+            algorithm = algorithm_of(cert.public_key())
+        except UnsupportedKeyError as exc:
+            raise e.AlgorithmError(f"{_cn(cert)}: {exc}", cert) from None
+        if algorithm not in allowed:
+            raise e.AlgorithmError(f"{_cn(cert)} has a {algorithm.value} key, allowed: "
+                                   f"{', '.join(sorted(a.value for a in allowed))}", cert)
+        issuer = path[i + 1] if i + 1 < len(path) else cert
+        try:
+            wanted = SIGNATURE_OIDS[algorithm_of(issuer.public_key())]
+        except UnsupportedKeyError as exc:
+            raise e.AlgorithmError(f"{_cn(issuer)}: {exc}", issuer) from None
+        if cert.signature_algorithm_oid != wanted:
+            raise e.AlgorithmError(f"{_cn(cert)} is signed with {cert.signature_algorithm_oid._name}, "
+                                   f"its issuer's key signs {wanted._name}", cert)
 
 
 def _check_revocation(path: list[x509.Certificate], revocation: RevocationCheck) -> None:
@@ -205,14 +242,18 @@ def verify_chain(
     purpose: Purpose | None = None,
     revocation: RevocationCheck | None = None,
     max_intermediates: int = 4,
+    algorithms: frozenset[KeyAlgorithm] | None = None,
 ) -> VerifiedChain:
-    """Build and check leaf -> intermediates -> anchor; raise a PkiError subclass on the first failure."""
+    """Build and check leaf -> intermediates -> anchor; raise a PkiError subclass on the first failure.
+    `algorithms` restricts every certificate to those key sets (ISO20_ALGORITHMS for an ISO 15118-20 chain)."""
     if leaf is None:
         raise e.NoCertificateAvailableError("no certificate")
     when = at or dt.datetime.now(dt.UTC)
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     path = build_path(leaf, intermediates, anchors, max_intermediates)
+    if algorithms is not None:
+        check_algorithms(path, algorithms)
     _check_signatures(path)
     _check_cas(path)
     _check_validity(path, when)
@@ -221,6 +262,14 @@ def verify_chain(
     if revocation is not None:
         _check_revocation(path, revocation)
     return VerifiedChain(tuple(path))
+
+
+def iso20_result_code(exc: e.PkiError | None) -> str:
+    """The ISO 15118-20 ResponseCode for a verification outcome (None means success)."""
+    return "OK" if exc is None else exc.iso20_code
+
+
+ISO20 = ISO20_ALGORITHMS
 
 
 def result_codes(exc: e.PkiError | None) -> tuple[str, str]:
