@@ -12,6 +12,11 @@ from pathlib import Path
 
 XS = "http://www.w3.org/2001/XMLSchema"
 QName = tuple[str, str]  # (namespace uri, local name)
+# Facets the standard's text overrides. ISO 15118-20 dhPublicKeyType says xs:length 133, but [V2G20-2495] forbids
+# padding a 448-bit key to 133 bytes and NOTE 6/7 to [V2G20-2489] make it "maximum 133", 57 for X448: so maxLength.
+FACET_ERRATA: dict[QName, dict[str, int | None]] = {
+    ("urn:iso:std:iso:15118:-20:CommonMessages", "dhPublicKeyType"): {"length": None, "max_length": 133},
+}
 
 
 class SchemaError(Exception):
@@ -266,6 +271,8 @@ class SchemaSet:
                 raise SchemaError(f"{doc.path.name}: simple type {name}: xs:{kind} is not supported")
             st = self._restrict(doc, child)
             st.name = name
+            for facet, value in FACET_ERRATA.get(name, {}).items() if name is not None else ():
+                setattr(st, facet, value)
             if name is not None:
                 self.simple_types[name] = st
             return st

@@ -16,7 +16,7 @@ TYPES = (
     ('enum', ('Start', 'Stop', 'Standby', 'ScheduleRenegotiation')),
     ('enum', ('Pause', 'Terminate', 'ServiceRenegotiation')),
     ('string', None, None, 3),
-    ('b64', 133, None, None),
+    ('b64', None, None, 133),
     ('string', None, None, 80),
     ('int', -32768, 32767),
     ('enum', ('SECP521', 'X448')),
