@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, x448
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from v2gstack.cli import app
 from v2gstack.pki import errors
-from v2gstack.pki.algorithms import ISO20_ALGORITHMS, KeyAlgorithm, key_identifier_method2
+from v2gstack.pki.algorithms import ISO20_ALGORITHMS, KeyAlgorithm, key_identifier_method2, new_key
+from v2gstack.pki.csr import CsrError, load_csr, sign_csr
 from v2gstack.pki.der import GENERALIZED_TIME, UTC_TIME, alt_public_key, validity_time_tags
 from v2gstack.pki.hierarchy import CHAINS_20, Edition, Pki, PkiConfig, create_pki
 from v2gstack.pki.issue import issue, subject_name
@@ -186,3 +187,19 @@ def test_cli_create_inspect_verify_iso20(tmp_path: Path) -> None:
     res = runner.invoke(app, ["pki", "create", "--out", str(tmp_path / "x"), "--profile", "iso20", "--algorithm",
                               "p256"])
     assert res.exit_code == 2
+
+
+def test_csr_with_iso20_keys_signed_by_an_iso20_ca(pki: Pki) -> None:
+    """A station's SignCertificate (V2GCertificate) with a -20 key, signed the way the -20 CPO sub-CA signs."""
+    key = new_key(pki.algorithm)
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject_name("DEV2GS1", "CPO", None, None)).sign(
+        key, None if pki.algorithm is KeyAlgorithm.ED448 else hashes.SHA512())
+    signed = sign_csr(load_csr(csr.public_bytes(serialization.Encoding.PEM)), Kind.SECC,
+                      pki.items[Kind.CPO_SUB_CA2], (pki.cert(Kind.CPO_SUB_CA1),))
+    verify_chain(signed.cert, signed.chain[1:], [pki.root(Kind.SECC)], algorithms=ISO20_ALGORITHMS)
+    p384 = ec.generate_private_key(ec.SECP384R1())
+    other = x509.CertificateSigningRequestBuilder().subject_name(subject_name("X", "CPO", None, None)).sign(
+        p384, hashes.SHA384())
+    with pytest.raises(CsrError) as err:
+        load_csr(other.public_bytes(serialization.Encoding.PEM))
+    assert err.value.reason == "InvalidKey"

@@ -122,7 +122,7 @@ def pnc_authorization(gen_challenge: bytes, contract_chain: Sequence[x509.Certif
 def check_pnc_authorization(mode: Mapping[str, Any], signature: Mapping[str, Any] | None, gen_challenge: bytes,
                             allowed: tuple[xmldsig20.Suite, ...] = xmldsig20.ISO20_SUITES) -> list[x509.Certificate]:
     """The contract chain of a PnC_AReqAuthorizationMode whose signature verifies with its leaf (FAILED_SignatureError
-    [V2G20-461]) and whose GenChallenge is the one sent (WARNING_ChallengeInvalid [V2G20-2565])."""
+    otherwise) and whose GenChallenge is the one the SECC sent (WARNING_ChallengeInvalid otherwise)."""
     chain = read_chain(mode.get("ContractCertificateChain"), "ContractCertificateChain")
     _signed_by((str(mode.get("Id", "")), "PnC_AReqAuthorizationMode", dict(mode)), signature, chain[0].public_key(),
                allowed, "FAILED_SignatureError")

@@ -128,7 +128,7 @@ def _b64(value: object, what: str) -> bytes:
 
 
 def _check_shape(signature: Mapping[str, Any], info: Mapping[str, Any]) -> None:
-    """The parts [V2G20-771] excludes, the canonicalization and transforms [V2G20-765..767]."""
+    """The parts [V2G20-771] excludes, the canonicalization and transforms [V2G20-766/767]."""
     for part in FORBIDDEN_SIGNATURE_PARTS:
         if part in signature:
             raise SignatureError(f"Signature must not carry {part} [V2G20-771]")

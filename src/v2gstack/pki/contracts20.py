@@ -1,5 +1,5 @@
 """Issuing ISO 15118-20 contract certificates: the eMSP sub-CA 2 signs a contract on the curve of the EV's OEM
-provisioning certificate (secp521r1 or Ed448, [V2G20-2486]); subject CN = EMAID, O = eMSP and nothing else
+provisioning certificate (secp521r1 or Ed448, as the SA must); subject CN = EMAID, O = eMSP and nothing else
 [V2G20-2589]; the Annex B encoding (method-2 key identifiers, GeneralizedTime)."""
 
 from __future__ import annotations

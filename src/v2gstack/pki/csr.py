@@ -1,8 +1,9 @@
 """Signing certificate requests (PKCS#10) for stations: OCPP SignCertificate -> CertificateSigned.
 
 A station asks for a ChargingStationCertificate (its OCPP client certificate, CN = station identity) or a
-V2GCertificate (its SECC certificate for ISO 15118 TLS). The request's own signature, key type (P-256) and subject are
-checked before anything is signed; the certificate gets the profile of its kind, never what the CSR asks for.
+V2GCertificate (its SECC certificate for ISO 15118 TLS). The request's own signature, key type (P-256, or secp521r1 /
+Ed448 for ISO 15118-20) and subject are checked before anything is signed; the certificate gets the profile of its
+kind, never what the CSR asks for, signed the way the issuer's key signs.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
+from .algorithms import signature_hash
 from .issue import Issued, key_usage
 from .profiles import PROFILES, Kind
 
@@ -45,8 +46,9 @@ def load_csr(pem: str | bytes) -> x509.CertificateSigningRequest:
     if not csr.is_signature_valid:
         raise CsrError("InvalidSignature", "the CSR's signature does not verify with its own key")
     key = csr.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-        raise CsrError("InvalidKey", "the CSR's key is not an ECDSA P-256 key")
+    if not isinstance(key, ec.EllipticCurvePublicKey | ed448.Ed448PublicKey) or (
+            isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in ("secp256r1", "secp521r1")):
+        raise CsrError("InvalidKey", "the CSR's key is not P-256, secp521r1 (ISO 15118-20) or Ed448 (ISO 15118-20)")
     return csr
 
 
@@ -86,5 +88,5 @@ def sign_csr(csr: x509.CertificateSigningRequest, kind: Kind, issuer: Issued,
     if ocsp_url:
         aia = x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))
         builder = builder.add_extension(x509.AuthorityInformationAccess([aia]), critical=False)
-    cert = builder.sign(issuer.key, hashes.SHA256())
+    cert = builder.sign(issuer.key, signature_hash(issuer.key))
     return SignedCertificate(cert, (cert, issuer.cert, *chain))
