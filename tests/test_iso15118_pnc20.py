@@ -30,7 +30,8 @@ from v2gstack.iso15118.contract_key20 import (
     session_key,
 )
 from v2gstack.pki.algorithms import KeyAlgorithm
-from v2gstack.pki.contracts20 import issue_contract20
+from v2gstack.pki.contracts import default_emaid
+from v2gstack.pki.contracts20 import ContractService20, issue_contract20
 from v2gstack.pki.hierarchy import Edition, Pki, PkiConfig, create_pki
 from v2gstack.pki.issue import Issued
 from v2gstack.pki.profiles import Kind
@@ -133,19 +134,19 @@ def test_the_evs_checks_of_the_decrypted_secp521_key() -> None:
         decrypt_contract_key(_seal_plaintext(oem.cert, other, contract.cert), key, contract.cert, pcid_of(oem.cert))
 
 
-def _install(pki: Pki, service: pnc20.ContractService20, **kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def _install(pki: Pki, service: ContractService20, **kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     oem = pki.items[Kind.OEM_PROV]
     req = pnc20.installation_request(SID, [oem.cert, *pki.intermediates(Kind.OEM_PROV)], oem.key,
                                      [pki.cert(Kind.V2G_ROOT)], prioritized_emaids=["DEV2GC00000009"])
     wire_req = exi.decode("iso20", exi.encode("iso20", req))
     assert wire_req == req
-    res, _ = service.install(wire_req, **kw)
+    res, _ = pnc20.answer_installation(service, wire_req, **kw)
     return wire_req, exi.decode("iso20", exi.encode("iso20", res))
 
 
 def test_certificate_installation_then_plug_and_charge(pki_dir: tuple[Pki, Path]) -> None:
     pki, folder = pki_dir
-    service = pnc20.ContractService20.from_pki_dir(folder)
+    service = ContractService20.from_pki_dir(folder)
     oem = pki.items[Kind.OEM_PROV]
     _, res = _install(pki, service)
     body = res["CertificateInstallationRes"]
@@ -155,7 +156,7 @@ def test_certificate_installation_then_plug_and_charge(pki_dir: tuple[Pki, Path]
     assert (alt is None) == (pki.algorithm is KeyAlgorithm.SECP521)
     installed = pnc20.accept_installation(res, oem.cert, oem.key, alt, [pki.cert(Kind.V2G_ROOT)])
     chain = [x509.load_der_x509_certificate(c) for c in installed.chain]
-    assert installed.emaid == pnc20.default_emaid(pnc20.check_installation_request(_install(pki, service)[0]))
+    assert installed.emaid == default_emaid(oem.cert)
     # the installed contract authorizes: signed PnC_AReqAuthorizationMode, checked against the GenChallenge
     challenge = os.urandom(16)
     mode, sig = pnc20.pnc_authorization(challenge, chain, installed.key)
@@ -176,7 +177,7 @@ def test_certificate_installation_then_plug_and_charge(pki_dir: tuple[Pki, Path]
 
 def test_the_secondary_actor_refuses(pki_dir: tuple[Pki, Path]) -> None:
     pki, folder = pki_dir
-    service = pnc20.ContractService20.from_pki_dir(folder)
+    service = ContractService20.from_pki_dir(folder)
     with pytest.raises(pnc20.Pnc20Error) as expired:
         _install(pki, service, at=dt.datetime.now(dt.UTC) + dt.timedelta(days=20 * 365))
     assert expired.value.code == "WARNING_CertificateExpired"
@@ -191,19 +192,19 @@ def test_the_secondary_actor_refuses(pki_dir: tuple[Pki, Path]) -> None:
     swapped["CertificateInstallationReq"]["OEMProvisioningCertificateChain"] = pnc20.chain_element(
         [foreign.cert(Kind.OEM_PROV), *foreign.intermediates(Kind.OEM_PROV)], "id1")
     with pytest.raises(pnc20.Pnc20Error) as forged:
-        service.install(swapped)
+        pnc20.answer_installation(service, swapped)
     assert forged.value.code == "FAILED_SignatureError"
     p2 = create_pki()  # an ISO 15118-2 (P-256) OEM certificate signs with the -2 suite: not a -20 signature
     old = pnc20.installation_request(SID, [p2.cert(Kind.OEM_PROV), *p2.intermediates(Kind.OEM_PROV)],
                                      p2.items[Kind.OEM_PROV].key, [p2.cert(Kind.V2G_ROOT)])
     with pytest.raises(pnc20.Pnc20Error) as legacy:
-        service.install(old)
+        pnc20.answer_installation(service, old)
     assert legacy.value.code == "FAILED_SignatureError"
 
 
 def test_the_ev_refuses(pki_dir: tuple[Pki, Path]) -> None:
     pki, folder = pki_dir
-    service = pnc20.ContractService20.from_pki_dir(folder)
+    service = ContractService20.from_pki_dir(folder)
     oem, alt, roots = pki.items[Kind.OEM_PROV], pnc20.load_oem_alt_key(folder), [pki.cert(Kind.V2G_ROOT)]
     _, res = _install(pki, service)
     pnc20.accept_installation(res, oem.cert, oem.key, alt, roots)

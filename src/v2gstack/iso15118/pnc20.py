@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import x448
 
 from ..pki import errors as pki_errors
 from ..pki.algorithms import ISO20_ALGORITHMS, PrivateKey
-from ..pki.contracts20 import contract_algorithm, issue_contract20
-from ..pki.issue import Issued
-from ..pki.store import load_certs, load_key, load_x448_key
+from ..pki.contracts20 import ContractService20
+from ..pki.store import load_x448_key
 from ..pki.verify import Purpose, verify_chain
 from . import xmldsig20
 from .contract_key20 import (
@@ -278,60 +277,24 @@ def accept_installation(doc: Mapping[str, Any], oem_cert: x509.Certificate, oem_
                                int(res.get("RemainingContractCertificateChains", 0)))
 
 
-def default_emaid(request: InstallationRequest) -> str:
-    """An eMAID (country, provider, instance; 14 characters) derived from the PCID, for a test secondary actor."""
-    import hashlib
-
-    return "DEV2G" + hashlib.sha256(request.pcid.encode()).hexdigest()[:9].upper()
-
-
-@dataclass
-class ContractService20:
-    """The -20 secondary actor: checks the request's signature and OEM chain (to OEM roots, -20 algorithms), issues a
-    contract on the OEM certificate's curve from the eMSP sub-CA 2, seals its key and signs with the CPS leaf."""
-
-    mo_ca: Issued  # eMSP sub-CA 2 with its key
-    mo_chain: list[x509.Certificate]  # above the sub-CA 2 (sub-CA 1), no root
-    cps_key: PrivateKey
-    cps_chain: list[x509.Certificate]  # CPS leaf first, no root
-    oem_roots: list[x509.Certificate]
-    oem_intermediates: list[x509.Certificate] = field(default_factory=list)
-    emaid_for: Callable[[InstallationRequest], str] = default_emaid
-    ocsp_url: str | None = None
-
-    @classmethod
-    def from_pki_dir(cls, folder: Path | str, ocsp_url: str | None = None) -> ContractService20:
-        """The eMSP, CPS and OEM CAs of a `v2gstack pki create --profile iso20` folder."""
-        d = Path(folder)
-
-        def cert(name: str) -> x509.Certificate:
-            return load_certs(d / "certs" / f"{name}.pem")[0]
-
-        return cls(Issued(cert("mo_sub_ca2"), load_key(d / "keys" / "mo_sub_ca2.key.pem")), [cert("mo_sub_ca1")],
-                   load_key(d / "keys" / "cps.key.pem"), [cert("cps"), cert("cps_sub_ca2"), cert("cps_sub_ca1")],
-                   [cert("oem_root")], [cert("oem_sub_ca2"), cert("oem_sub_ca1")], ocsp_url=ocsp_url)
-
-    def install(self, doc: Mapping[str, Any], *, at: dt.datetime | None = None,
-                timestamp: int | None = None) -> tuple[dict[str, Any], str]:
-        """(the signed CertificateInstallationRes document, the new eMAID) for a CertificateInstallationReq document;
-        Pnc20Error with the -20 ResponseCode when it must be refused."""
-        req = check_installation_request(doc)
-        oem = req.oem_chain[0]
-        try:
-            verify_chain(oem, [*req.oem_chain[1:], *self.oem_intermediates], self.oem_roots, at=at,
-                         purpose=Purpose.OEM, algorithms=ISO20_ALGORITHMS)
-            algorithm = contract_algorithm(oem)
-        except pki_errors.PkiError as exc:
-            raise Pnc20Error(exc.iso20_code, f"OEM provisioning certificate: {exc}") from None
-        emaid = self.emaid_for(req)
-        contract = issue_contract20(self.mo_ca, emaid, algorithm, ocsp_url=self.ocsp_url)
-        chain = [contract.cert, self.mo_ca.cert, *self.mo_chain]
-        try:
-            sealed = encrypt_contract_key(oem, contract.key, contract.cert, req.pcid)
-        except ContractKeyError as exc:
-            raise Pnc20Error(exc.code, str(exc)) from None
-        data = signed_installation_data(chain, sealed)
-        return installation_response(req.session_id, self.cps_chain, self.cps_key, data, timestamp=timestamp), emaid
+def answer_installation(service: ContractService20, doc: Mapping[str, Any], *, at: dt.datetime | None = None,
+                        timestamp: int | None = None) -> tuple[dict[str, Any], str]:
+    """(the signed CertificateInstallationRes document, the new eMAID) for a CertificateInstallationReq document: the
+    request's signature here, the OEM chain and the contract in `service` (pki.contracts20), the key sealed for the
+    EV, SignedInstallationData signed by the CPS leaf. Pnc20Error with the -20 ResponseCode when it must be refused."""
+    req = check_installation_request(doc)
+    try:
+        contract = service.for_vehicle(req.oem_chain, at=at)
+    except pki_errors.PkiError as exc:
+        raise Pnc20Error(exc.iso20_code, f"OEM provisioning certificate: {exc}") from None
+    try:
+        sealed = encrypt_contract_key(req.oem_chain[0], contract.key, contract.cert, req.pcid)
+    except ContractKeyError as exc:
+        raise Pnc20Error(exc.code, str(exc)) from None
+    data = signed_installation_data(contract.chain, sealed)
+    res = installation_response(req.session_id, service.issuer.cps_chain, service.issuer.cps_key, data,  # type: ignore[arg-type]
+                                timestamp=timestamp)
+    return res, contract.emaid
 
 
 def load_oem_alt_key(folder: Path | str, store: str = "ev") -> x448.X448PrivateKey | None:

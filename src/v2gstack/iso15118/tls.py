@@ -177,10 +177,11 @@ def check_session20(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> None:
     """Raise TlsPolicyError unless the session is TLS 1.3 with a Table 6 suite (Python's ssl cannot take
     TLS_AES_128_GCM_SHA256 off the list, so a peer that offers only that one gets a session this refuses)."""
     if ssl_object is None:
-        raise TlsPolicyError(FailureKind.TLS_VERSION, "ISO 15118-20 requires TLS [V2G20-1235]; the connection is plain TCP")
+        raise TlsPolicyError(FailureKind.TLS_VERSION, "ISO 15118-20 requires TLS [V2G20-1235], this is plain TCP")
     version = ssl_object.version()
     if version != "TLSv1.3":
         raise TlsPolicyError(FailureKind.TLS_VERSION, f"ISO 15118-20 requires TLS 1.3, the session is {version}")
     cipher = ssl_object.cipher()
     if cipher is None or cipher[0] not in TLS13_CIPHER_SUITES:
-        raise TlsPolicyError(FailureKind.TLS_CIPHER_SUITE, f"cipher suite {cipher[0] if cipher else '?'} is not in Table 6")
+        suite = cipher[0] if cipher else "?"
+        raise TlsPolicyError(FailureKind.TLS_CIPHER_SUITE, f"cipher suite {suite} is not in Table 6")
