@@ -221,6 +221,9 @@ def test_the_ev_refuses(pki_dir: tuple[Pki, Path]) -> None:
     dh[-1] ^= 1
     tampered["CertificateInstallationRes"]["SignedInstallationData"]["DHPublicKey"] = base64.b64encode(dh).decode()
     assert refused(tampered) == "FAILED_SignatureError"
+    headless = copy.deepcopy(res)
+    del headless["CertificateInstallationRes"]["Header"]
+    assert refused(headless) == "FAILED_SignatureError"
     failed = copy.deepcopy(res)
     failed["CertificateInstallationRes"]["ResponseCode"] = "WARNING_NoCertificateAvailable"
     assert refused(failed) == "WARNING_NoCertificateAvailable"

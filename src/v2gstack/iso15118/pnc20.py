@@ -261,7 +261,7 @@ def accept_installation(doc: Mapping[str, Any], oem_cert: x509.Certificate, oem_
         verify_chain(cps[0], cps[1:], list(v2g_roots), purpose=Purpose.CPS, at=at, algorithms=ISO20_ALGORITHMS)
     except pki_errors.PkiError as exc:
         raise Pnc20Error(exc.iso20_code, f"CPS certificate chain: {exc}") from None
-    _signed_by((str(data.get("Id", "")), "SignedInstallationData", data), res["Header"].get("Signature"),
+    _signed_by((str(data.get("Id", "")), "SignedInstallationData", data), (res.get("Header") or {}).get("Signature"),
                cps[0].public_key(), allowed, "FAILED_SignatureError")
     contract = read_chain(data.get("ContractCertificateChain"), "ContractCertificateChain")
     sealed = _sealed_key(data)
