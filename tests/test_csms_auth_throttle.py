@@ -65,8 +65,9 @@ async def test_guessing_from_one_source_is_refused_without_hashing(tmp_path: Pat
         assert len(scrypt_calls) == 4
         assert await handshake(csms, "CS1", PASSWORD, "127.0.0.3") == 101  # remembered digest: no scrypt
         assert len(scrypt_calls) == 4
-        # unknown station ids count against the source too
-        assert [await handshake(csms, f"NOPE{i}", PASSWORD, "127.0.0.4") for i in range(5)] == [404] * 3 + [429] * 2
+        # unknown station ids count against the source too (and are answered like wrong passwords, without a hash)
+        assert [await handshake(csms, f"NOPE{i}", PASSWORD, "127.0.0.4") for i in range(5)] == [401] * 3 + [429] * 2
+        assert len(scrypt_calls) == 4
 
 
 async def test_guessing_from_many_sources_locks_the_station_not_its_known_source(tmp_path: Path,

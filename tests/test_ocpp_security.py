@@ -93,7 +93,7 @@ async def refused_with(client: StationClient) -> int:
 
 async def test_profile1_accepts_right_station_and_refuses_the_rest(pki: Pki, recorder: Recorder) -> None:
     """Right id + password connects; wrong password 401, no credentials 401, another station's credentials 401,
-    unknown station 404, wrong path 404, malformed identity 404."""
+    unknown station 401 (as a wrong password: ids are not disclosed), wrong path 404, malformed identity 404."""
     srv = await started(1, pki, recorder)
     try:
         url, r = endpoint(srv), Router()
@@ -102,7 +102,7 @@ async def test_profile1_accepts_right_station_and_refuses_the_rest(pki: Pki, rec
         assert recorder.accepted[0].password == PASSWORD
         assert await refused_with(StationClient(url, "CS1", r, password="wrong-password-123")) == 401
         assert await refused_with(StationClient(url, "CS1", r)) == 401
-        assert await refused_with(StationClient(url, "CS9", r, password=PASSWORD)) == 404
+        assert await refused_with(StationClient(url, "CS9", r, password=PASSWORD)) == 401
         assert await refused_with(StationClient(f"ws://127.0.0.1:{srv.port}/other", "CS1", r, password=PASSWORD)) == 404
         assert await refused_with(StationClient(url, "CS:1", r, password=PASSWORD)) == 404
         # CS2's own valid credentials, presented for CS1's URL
@@ -157,13 +157,13 @@ async def test_version_negotiation_prefers_the_servers_order(pki: Pki, recorder:
 # ----- profile 2: wss + Basic auth -----
 
 async def test_profile2_tls_and_basic_auth(pki: Pki, recorder: Recorder) -> None:
-    """TLS with the CSMS certificate plus Basic auth; wrong password 401, unknown station 404, plain ws fails."""
+    """TLS with the CSMS certificate plus Basic auth; wrong password and unknown station 401, plain ws fails."""
     srv = await started(2, pki, recorder)
     try:
         url, r, ctx = endpoint(srv, "wss"), Router(), client_context(pki.root)
         await heartbeat(StationClient(url, "CS1", r, password=PASSWORD, ssl=ctx))
         assert await refused_with(StationClient(url, "CS1", r, password="wrong-password-123", ssl=ctx)) == 401
-        assert await refused_with(StationClient(url, "CS7", r, password=PASSWORD, ssl=ctx)) == 404
+        assert await refused_with(StationClient(url, "CS7", r, password=PASSWORD, ssl=ctx)) == 401
         with pytest.raises((OSError, HandshakeRefused, TimeoutError)):
             await StationClient(endpoint(srv, "ws"), "CS1", r, password=PASSWORD, open_timeout=5).connect()
         untrusting = client_context(pki.cs1_cert)  # trusts some other certificate, not the CSMS's root

@@ -13,6 +13,7 @@ import hmac
 import itertools
 import logging
 import ssl as ssl_module
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,26 +107,39 @@ class StoreAuthenticator:
         self._verified: dict[str, tuple[str, bytes]] = {}  # station -> (stored hash, keyed digest of the password)
         self._scrypt = asyncio.Semaphore(1)  # one password hash at a time: the others wait, the loop keeps serving
         self.scrypt_runs = 0
+        self.check_seconds = 0.1  # how long the last scrypt check took: fast refusals wait as long
 
     async def __call__(self, cred: Credentials) -> AuthDecision:
-        """The verdict for one handshake."""
+        """The verdict for one handshake.
+
+        With a password profile every refusal takes about as long as a password check: an unknown station, a station
+        without a password and a wrong password the remembered digest already decides wait (asleep: no CPU, no
+        verification budget) as long as the last scrypt check took, so neither the answer (the server sends 401 for
+        all of them) nor its time tells which station ids exist.
+        """
         source = source_key(cred.remote_address)
         if self.throttle.wait(cred.station_id, source) > 0:
             return AuthDecision.TOO_MANY_REQUESTS
         # a read on its own connection (SQLite WAL, PostgreSQL): handshakes do not queue behind the batched writes
         st = await asyncio.to_thread(self.worker.store.station, cred.station_id)
+        uses_password = cred.security_profile.uses_password
         if st is None:
             self.throttle.failed(None, source)
+            if uses_password:
+                await asyncio.sleep(self.check_seconds)
             return AuthDecision.UNKNOWN_STATION
-        if not cred.security_profile.uses_password:
+        if not uses_password:
             return AuthDecision.ACCEPT
         if cred.password is None or not st.password_hash:
             self.throttle.failed(cred.station_id, source)
+            await asyncio.sleep(self.check_seconds)
             return AuthDecision.BAD_CREDENTIALS
         digest = hmac.new(self._key, cred.password.encode(), hashlib.sha256).digest()
         known = self._verified.get(cred.station_id)
         if known is not None and known[0] == st.password_hash:
             ok = hmac.compare_digest(known[1], digest)
+            if not ok:
+                await asyncio.sleep(self.check_seconds)
         else:
             if not self.throttle.take_verification():
                 return AuthDecision.TOO_MANY_REQUESTS
@@ -133,7 +147,9 @@ class StoreAuthenticator:
                 if self.throttle.wait(cred.station_id, source) > 0:  # failures of others while this one waited
                     return AuthDecision.TOO_MANY_REQUESTS
                 self.scrypt_runs += 1
+                started = time.monotonic()
                 ok = await asyncio.to_thread(ops.check_password, cred.password, st.password_hash)
+                self.check_seconds = time.monotonic() - started
         if not ok:
             self.throttle.failed(cred.station_id, source)
             return AuthDecision.BAD_CREDENTIALS

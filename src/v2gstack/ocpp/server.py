@@ -136,7 +136,8 @@ class OcppServer:
         return station_id if valid_station_id(station_id) else None
 
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        """Authenticate the station before the websocket opens; refuse with 401/403/404 otherwise."""
+        """Authenticate the station before the websocket opens; refuse with 401/403/404 otherwise (with a password
+        profile an unknown station gets the 401 of a wrong password)."""
         station_id = self._station_id(request.path)
         if station_id is None:
             return _refuse(ws, HTTPStatus.NOT_FOUND, "no charging station at this path")
@@ -165,6 +166,8 @@ class OcppServer:
                 return _refuse(ws, HTTPStatus.SERVICE_UNAVAILABLE, "authentication unavailable")
         if decision is not AuthDecision.ACCEPT:
             self._log_refusal(cred, decision)
+            if decision is AuthDecision.UNKNOWN_STATION and profile.uses_password:
+                decision = AuthDecision.BAD_CREDENTIALS  # answered as a wrong password: no probing for station ids
             return _refuse(ws, HTTPStatus(decision.value), decision.name.replace("_", " ").lower())
         self._handshakes[ws] = cred
         return None
