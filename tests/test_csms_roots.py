@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-from test_csms_support import running_csms
+from test_csms_support import api_client, running_csms
 from typer.testing import CliRunner
 
 from v2gstack.cli import app
-from v2gstack.csms.api import create_app
 from v2gstack.csms.store import Store
 from v2gstack.pki.hierarchy import create_pki
 from v2gstack.pki.profiles import Kind
@@ -43,8 +41,7 @@ def test_roots_by_cli(tmp_path: Path) -> None:
 
 async def test_roots_by_api(tmp_path: Path) -> None:
     pki = create_pki()
-    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}") as csms, httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(csms)), base_url="http://csms") as api:
+    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}") as csms, api_client(csms) as api:
         pem = cert_pem(pki.cert(Kind.V2G_ROOT)).decode()
         r = await api.post("/api/roots", json={"kind": "V2GRootCertificate", "pem": pem})
         assert r.status_code == 201 and r.json()[0]["subject"].endswith("CN=V2G Root CA")
@@ -63,7 +60,7 @@ async def test_revoke_through_the_api(tmp_path: Path) -> None:
     pki = create_pki()
     write_pki(pki, tmp_path / "pki")
     async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}", pki_dir=str(tmp_path / "pki")) as csms, \
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(csms)), base_url="http://csms") as api:
+            api_client(csms) as api:
         contract = cert_pem(pki.cert(Kind.CONTRACT)).decode()
         r = await api.post("/api/certificates/revoke", json={"pem": contract, "reason": "key_compromise"})
         assert r.status_code == 200 and r.json()["reason"] == "key_compromise"

@@ -6,22 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from test_csms_support import PASSWORD, TOKEN, make_db_url, our_station, running_csms
+from test_csms_support import PASSWORD, TOKEN, api_client, make_db_url, our_station, running_csms
 from test_station_support import until
 
-from v2gstack.csms.api import create_app
 from v2gstack.station import simulate_session
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from make_db_url(request.param, tmp_path)
-
-
-def _api(csms) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(csms)), base_url="http://csms")
 
 
 async def test_boot_statuses_and_a_full_session_are_recorded(db_url: str) -> None:
@@ -42,7 +36,7 @@ async def test_boot_statuses_and_a_full_session_are_recorded(db_url: str) -> Non
         assert energy[-1] == pytest.approx(st.evses[1].meter.import_wh, abs=1.0)
         st_row = csms.store.station("CS1")
         assert st_row.boot_status == "Accepted" and st_row.vendor == "v2gstack"
-        async with _api(csms) as api:
+        async with api_client(csms) as api:
             stations = (await api.get("/api/stations")).json()
             assert stations[0]["id"] == "CS1" and stations[0]["online"] is True
             got = (await api.get(f"/api/transactions/{tx['transactionId']}")).json()
@@ -67,7 +61,7 @@ async def test_unknown_and_blocked_tokens_are_refused(db_url: str) -> None:
 
 
 async def test_remote_start_stop_and_commands_through_the_api(db_url: str) -> None:
-    async with running_csms(db_url) as csms, our_station(csms) as st, _api(csms) as api:
+    async with running_csms(db_url) as csms, our_station(csms) as st, api_client(csms) as api:
         await st.wait_accepted()
         st.set_ev(1, power_w=7000.0)
         await st.plug_in(1)
@@ -103,7 +97,7 @@ async def test_remote_start_stop_and_commands_through_the_api(db_url: str) -> No
 
 
 async def test_registry_api(db_url: str) -> None:
-    async with running_csms(db_url) as csms, _api(csms) as api:
+    async with running_csms(db_url) as csms, api_client(csms) as api:
         r = await api.post("/api/stations", json={"id": "CS2", "password": "short"})
         assert r.status_code == 422
         r = await api.post("/api/stations", json={"id": "CS2", "password": PASSWORD})
@@ -126,7 +120,7 @@ async def test_every_csms_command_reaches_the_station(db_url: str) -> None:
     """Each CSMS-initiated 2.0.1 message our station implements, sent through the API, gets a valid answer."""
     if "postgresql" in db_url:
         pytest.skip("the command path does not touch the database; SQLite covers it")
-    async with running_csms(db_url) as csms, our_station(csms) as st, _api(csms) as api:
+    async with running_csms(db_url) as csms, our_station(csms) as st, api_client(csms) as api:
         await st.wait_accepted()
         cases = [
             ("change-availability", {"operationalStatus": "Inoperative", "evse": {"id": 1}}, "Accepted"),

@@ -1,7 +1,9 @@
-"""Helpers for the CSMS tests: databases (a SQLite file, a throwaway PostgreSQL database) and a running CSMS."""
+"""Helpers for the CSMS tests: databases (a SQLite file, a throwaway PostgreSQL database), a running CSMS, and its
+REST API with a token (in-process, or served by uvicorn on a free port)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -9,8 +11,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 
+from v2gstack.csms.api import create_app
+from v2gstack.csms.auth import Role, create_token
 from v2gstack.csms.service import Csms, CsmsConfig
 from v2gstack.csms.store import Store
 from v2gstack.ocpp import BackOff
@@ -92,3 +98,39 @@ async def our_station(csms: Csms, station_id: str = "CS1", *, password: str | No
         yield st
     finally:
         await st.stop()
+
+
+def api_token(csms: Csms, role: str = "admin", name: str | None = None) -> str:
+    """A new API token of `role` for this CSMS."""
+    return create_token(csms.store, name or f"test-{role}", Role.parse(role))[1]
+
+
+def auth(token: str) -> dict[str, str]:
+    """The request header that carries an API token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def api_client(csms: Csms, role: str = "admin", **app_options: Any) -> httpx.AsyncClient:
+    """An in-process client of the CSMS API with a fresh token of `role` (request handling only, no socket)."""
+    app = create_app(csms, **app_options)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1",
+                             headers=auth(api_token(csms, role)))
+
+
+@asynccontextmanager
+async def served_api(csms: Csms, **app_options: Any) -> AsyncIterator[str]:
+    """The CSMS API served by uvicorn on a free loopback port; yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(create_app(csms, **app_options), host="127.0.0.1", port=0,
+                                           log_level="warning", lifespan="off"))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

@@ -10,18 +10,16 @@ import os
 import stat
 from pathlib import Path
 
-import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
-from test_csms_support import our_station, running_csms
+from test_csms_support import api_client, our_station, running_csms
 from test_pki_ocsp import start_responder
 from test_station_support import until
 
-from v2gstack.csms.api import create_app
 from v2gstack.pki.ocsp import check_response
 from v2gstack.pki.ocsp_data import ocsp_request_data
 from v2gstack.pki.profiles import Kind
@@ -35,7 +33,7 @@ async def test_certificate_management_through_the_csms(tmp_path: Path) -> None:
         async with running_csms(f"sqlite:///{tmp_path / 'c.db'}", pki_dir=str(tmp_path / "pki"),
                                 ocsp_url=url, ocsp_allow=("127.0.0.0/8",)) as csms, \
                 our_station(csms, state_dir=tmp_path / "station") as st, \
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(csms)), base_url="http://c") as api:
+                api_client(csms) as api:
             await st.wait_accepted()
             mo = cert_pem(pki.cert(Kind.MO_ROOT)).decode()
             r = await api.post("/api/stations/CS1/install-certificate",

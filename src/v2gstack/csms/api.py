@@ -2,6 +2,9 @@
 
 Commands take the OCPP request payload exactly as the 2.0.1 schema spells it and return the station's answer;
 the engine validates the payload, so a malformed command is refused with 422 before anything is sent.
+Every endpoint but `GET /api/health` needs an API token (csms/auth.py): viewers read, operators also command
+stations, admins also change the registry and trust; every change and command is audited (csms/audit.py). Bodies are
+capped and must be UTF-8 JSON, and the Host header must name this API (csms/guard.py).
 """
 
 from __future__ import annotations
@@ -10,11 +13,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import Body, FastAPI, HTTPException, Query, Response
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from .service import CommandError, Csms
+from .audit import AuditLog, note
+from .auth import ApiAuth, Principal, Role, forbid_unless
+from .guard import DEFAULT_MAX_BODY, LOOPBACK_HOSTS, BodyGuard
+from .service import CommandError, Csms, _remote_start_id
 from .store import StoreError, _iso
 from .strict_json import StrictJsonRoute
 from .timeline import merged_timeline
@@ -44,6 +51,15 @@ COMMANDS: dict[str, str] = {
     "delete-certificate": "DeleteCertificate",
     "certificate-signed": "CertificateSigned",
 }
+# What an operator may send; every other action (certificates, variables, local lists, firmware, network profiles,
+# vendor DataTransfer, any other `call-<Action>`) changes a station's security or authorization: admin only.
+OPERATOR_ACTIONS = frozenset({
+    "RequestStartTransaction", "RequestStopTransaction", "Reset", "GetVariables", "TriggerMessage",
+    "ChangeAvailability", "UnlockConnector", "SetChargingProfile", "ClearChargingProfile", "GetChargingProfiles",
+    "GetCompositeSchedule", "GetBaseReport", "GetReport", "GetTransactionStatus", "ClearCache", "GetLocalListVersion",
+    "GetInstalledCertificateIds", "ReserveNow", "CancelReservation", "GetDisplayMessages", "SetDisplayMessage",
+    "ClearDisplayMessage", "CostUpdated",
+})
 
 
 class StationIn(BaseModel):
@@ -84,13 +100,25 @@ AUTH_STATUSES = {"Accepted", "Blocked", "ConcurrentTx", "Expired", "Invalid", "N
 TOKEN_TYPES = {"Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress", "NoAuthorization"}
 
 
-def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
-    """The API of one running CSMS; with `trace_dir` (station timelines on this machine) timelines include them."""
-    app = FastAPI(title="v2gstack CSMS", version="0.1",
+def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list[str] | None = None,
+               max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
+    """The API of one running CSMS; with `trace_dir` (station timelines on this machine) timelines include them.
+
+    `allowed_hosts`: the names the Host header may carry (default: the loopback names; see guard.allowed_hosts);
+    `max_body`: the request size cap in bytes. No CORS: browsers on other origins get no access.
+    """
+    app = FastAPI(title="v2gstack CSMS", version="0.2",
                   description="Stations, idTokens, transactions (with meter values and events) and OCPP 2.0.1 "
-                              "commands to connected stations.")
+                              "commands to connected stations. Authenticate with `Authorization: Bearer <token>` "
+                              "(`v2gstack csms create-token`).")
     app.router.route_class = StrictJsonRoute  # NaN, Infinity and 1e999 in a body: 422 like any invalid JSON
     store = csms.store
+    auth = ApiAuth(store)
+    viewer, admin = Depends(auth.require(Role.VIEWER)), Depends(auth.require(Role.ADMIN))  # operator: see command()
+    app.add_middleware(AuditLog, worker=csms.worker)  # innermost of the three: sees the principal and the status
+    app.add_middleware(BodyGuard, max_body=max_body)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOOPBACK_HOSTS),
+                       www_redirect=False)
 
     def station_json(st: Any) -> dict[str, Any]:
         return {"id": st.id, "online": csms.online(st.id), "securityProfile": st.security_profile,
@@ -102,14 +130,27 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
         return {"idToken": t.id_token, "type": t.type, "status": t.status, "groupId": t.group_id,
                 "account": t.account, "expiresAt": _iso(t.expires_at)}
 
-    @app.get("/api/stations", tags=["stations"])
+    @app.get("/api/health", tags=["health"])
+    def health() -> dict[str, str]:
+        """Liveness, without a token (and without any data)."""
+        return {"status": "ok"}
+
+    @app.get("/api/audit", tags=["audit"], dependencies=[admin])
+    def audit(limit: int = Query(100, ge=1, le=10000), station: str | None = None,
+              token: str | None = Query(None, description="a token id")) -> list[dict[str, Any]]:
+        """Commands and administrative changes, newest first: who (token id, name, role), when, method, path,
+        action, station, the status answered, the client's address."""
+        return store.audit(limit=limit, station_id=station, token_id=token)
+
+    @app.get("/api/stations", tags=["stations"], dependencies=[viewer])
     def list_stations() -> list[dict[str, Any]]:
         """Every registered station, with its connection state and connector statuses."""
         return [station_json(st) for st in store.stations()]
 
-    @app.post("/api/stations", status_code=201, tags=["stations"])
-    def add_station(body: StationIn) -> dict[str, Any]:
+    @app.post("/api/stations", status_code=201, tags=["stations"], dependencies=[admin])
+    def add_station(body: StationIn, request: Request) -> dict[str, Any]:
         """Register a station (it may then connect)."""
+        note(request, station=body.id)
         try:
             store.add_station(body.id, body.password, body.securityProfile)
         except StoreError as e:
@@ -117,7 +158,7 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
         st = store.station(body.id)
         return station_json(st)
 
-    @app.get("/api/stations/{station_id}", tags=["stations"])
+    @app.get("/api/stations/{station_id}", tags=["stations"], dependencies=[viewer])
     def get_station(station_id: str) -> dict[str, Any]:
         """One station, with its open transactions."""
         st = store.station(station_id)
@@ -127,7 +168,7 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
         out["openTransactions"] = [t for t in store.transactions(station_id) if t["state"] != "Ended"]
         return out
 
-    @app.delete("/api/stations/{station_id}", status_code=204, tags=["stations"])
+    @app.delete("/api/stations/{station_id}", status_code=204, tags=["stations"], dependencies=[admin])
     def delete_station(station_id: str) -> Response:
         """Remove a station from the registry (its transactions stay)."""
         try:
@@ -138,7 +179,7 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
             raise HTTPException(404, f"unknown station {station_id!r}")
         return Response(status_code=204)
 
-    @app.get("/api/stations/{station_id}/meter-values", tags=["stations"])
+    @app.get("/api/stations/{station_id}/meter-values", tags=["stations"], dependencies=[viewer])
     def station_meter_values(station_id: str, evse: int | None = Query(None, ge=0, description="0: main meter"),
                              since: datetime | None = None,
                              limit: int = Query(1000, ge=1, le=10000)) -> list[dict[str, Any]]:
@@ -148,12 +189,12 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
             raise HTTPException(404, f"unknown station {station_id!r}")
         return store.meter_values(station_id, evse_id=evse, since=since, limit=limit)
 
-    @app.get("/api/idtokens", tags=["idtokens"])
+    @app.get("/api/idtokens", tags=["idtokens"], dependencies=[viewer])
     def list_tokens() -> list[dict[str, Any]]:
         """Every registered idToken."""
         return [token_json(t) for t in store.id_tokens()]
 
-    @app.post("/api/idtokens", status_code=201, tags=["idtokens"])
+    @app.post("/api/idtokens", status_code=201, tags=["idtokens"], dependencies=[admin])
     def put_token(body: IdTokenIn) -> dict[str, Any]:
         """Create or replace an idToken."""
         if body.status not in AUTH_STATUSES:
@@ -163,7 +204,7 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
         store.put_id_token(body.idToken, body.type, body.status, body.groupId, body.account, body.expiresAt)
         return token_json(store.id_token(body.idToken, body.type))
 
-    @app.get("/api/idtokens/{token_type}/{id_token}", tags=["idtokens"])
+    @app.get("/api/idtokens/{token_type}/{id_token}", tags=["idtokens"], dependencies=[viewer])
     def get_token(token_type: str, id_token: str) -> dict[str, Any]:
         """One idToken."""
         tok = store.id_token(id_token, token_type)
@@ -171,21 +212,22 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
             raise HTTPException(404, f"unknown idToken {token_type}:{id_token}")
         return token_json(tok)
 
-    @app.delete("/api/idtokens/{token_type}/{id_token}", status_code=204, tags=["idtokens"])
+    @app.delete("/api/idtokens/{token_type}/{id_token}", status_code=204, tags=["idtokens"],
+                dependencies=[admin])
     def delete_token(token_type: str, id_token: str) -> Response:
         """Remove an idToken (it is then Unknown)."""
         if not store.delete_id_token(id_token, token_type):
             raise HTTPException(404, f"unknown idToken {token_type}:{id_token}")
         return Response(status_code=204)
 
-    @app.get("/api/transactions", tags=["transactions"])
+    @app.get("/api/transactions", tags=["transactions"], dependencies=[viewer])
     def list_transactions(station: str | None = None,
                           state: str | None = Query(None, pattern="^(Started|Updated|Ended)$"),
                           limit: int = Query(1000, ge=1, le=100000)) -> list[dict[str, Any]]:
         """Transactions, oldest first; filter by station and state."""
         return store.transactions(station, state=state, limit=limit)
 
-    @app.get("/api/transactions/{transaction_id}", tags=["transactions"])
+    @app.get("/api/transactions/{transaction_id}", tags=["transactions"], dependencies=[viewer])
     def get_transaction(transaction_id: str, station: str | None = None) -> dict[str, Any]:
         """A transaction with every event, every meter value, and the session messages the CSMS logged."""
         tx = store.transaction(station, transaction_id)
@@ -195,12 +237,12 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
                                         session_id=(tx["iso15118"] or {}).get("sessionId"))
         return tx
 
-    @app.get("/api/roots", tags=["pki"])
+    @app.get("/api/roots", tags=["pki"], dependencies=[viewer])
     def list_roots(kind: str | None = None) -> list[dict[str, Any]]:
         """Installed trust anchors (V2G, MO, OEM, CSMS, manufacturer roots)."""
         return store.trust_anchors(kind)
 
-    @app.post("/api/roots", status_code=201, tags=["pki"])
+    @app.post("/api/roots", status_code=201, tags=["pki"], dependencies=[admin])
     def add_root(body: RootIn) -> list[dict[str, Any]]:
         """Install root certificate(s) from PEM under a kind (e.g. MORootCertificate)."""
         try:
@@ -209,14 +251,14 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
             raise HTTPException(422, str(e)) from None
         return [r for r in store.trust_anchors(body.kind) if r["fingerprint"] in fps]
 
-    @app.delete("/api/roots/{fingerprint}", status_code=204, tags=["pki"])
+    @app.delete("/api/roots/{fingerprint}", status_code=204, tags=["pki"], dependencies=[admin])
     def remove_root(fingerprint: str) -> Response:
         """Remove a trust anchor by its SHA-256 fingerprint."""
         if not store.remove_trust_anchor(fingerprint):
             raise HTTPException(404, f"no root with fingerprint {fingerprint}")
         return Response(status_code=204)
 
-    @app.post("/api/certificates/revoke", tags=["pki"])
+    @app.post("/api/certificates/revoke", tags=["pki"], dependencies=[admin])
     def revoke_certificate(body: RevokeIn) -> dict[str, Any]:
         """Revoke a certificate issued by one of this CSMS's CAs (--pki-dir): its OCSP responder (`v2gstack pki ocsp
         --dir` on the same folder) answers `revoked` from now on, and contract checks see it."""
@@ -248,7 +290,7 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
         return {"serialNumber": format(cert.serial_number, "x"), "subject": cert.subject.rfc4514_string(),
                 "reason": body.reason}
 
-    @app.get("/api/timeline/{key}", tags=["transactions"])
+    @app.get("/api/timeline/{key}", tags=["transactions"], dependencies=[viewer])
     def timeline(key: str) -> list[dict[str, Any]]:
         """The merged cross-protocol timeline of a session: `key` is a transactionId, ISO 15118 SessionID or
         trace id. CSMS records always; the station's timelines too when this CSMS was given their folder."""
@@ -258,23 +300,28 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None) -> FastAPI:
         return [e.to_dict() for e in entries]
 
     @app.post("/api/stations/{station_id}/{command}", tags=["commands"])
-    async def command(station_id: str, command: str,
-                      payload: dict[str, Any] = Body(default_factory=dict,  # noqa: B008 (FastAPI's idiom)
+    async def command(station_id: str, command: str, request: Request,
+                      payload: dict[str, Any] = Body(...,  # noqa: B008 (FastAPI's idiom)
                                                      examples=[{"idToken": {"idToken": "04A1B2C3",
-                                                                            "type": "ISO14443"}}])) -> Any:
+                                                                            "type": "ISO14443"}}]),
+                      principal: Principal = Depends(auth.authenticated)) -> Any:  # noqa: B008
         """Send an OCPP request to a connected station and return its answer.
 
         `command` is one of the names in COMMANDS (e.g. `request-start`, `request-stop`, `reset`, `get-variables`,
         `set-variables`, `trigger-message`, `set-charging-profile`) or `call-<Action>` for any other 2.0.1 action.
-        409: not connected; 422: the payload does not fit the schema; 502: the station refused (CALLERROR);
-        504: no answer in time.
+        The body is required: the request payload, `{}` for a request whose fields are all optional.
+        Operators may send the operational actions (OPERATOR_ACTIONS); the rest needs an admin.
+        403: role too low; 409: not connected; 422: no body or the payload does not fit the schema;
+        502: the station refused (CALLERROR); 504: no answer in time.
         """
         action = COMMANDS.get(command) or (command[5:] if command.startswith("call-") else None)
+        note(request, action=action or command, station=station_id)
+        forbid_unless(principal, Role.OPERATOR, "a command")
         if action is None:
             raise HTTPException(404, f"unknown command {command!r}; known: {sorted(COMMANDS)} or call-<Action>")
+        if action not in OPERATOR_ACTIONS:
+            forbid_unless(principal, Role.ADMIN, action)
         if action == "RequestStartTransaction" and "remoteStartId" not in payload:
-            from .service import _remote_start_id
-
             payload = {**payload, "remoteStartId": _remote_start_id()}
         try:
             answer = await csms.call(station_id, action, payload)

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import logging
 import signal
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from ..ocpp.redact import redact_handlers
 from ..pki.fetch_policy import FetchPolicy
+from .auth import DEFAULT_DAYS, Role, create_token
+from .guard import DEFAULT_MAX_BODY, allowed_hosts
 from .service import CsmsConfig
 from .store import DEFAULT_URL, Store, StoreError
 
 T = TypeVar("T")
-app = typer.Typer(add_completion=False, help="Run the CSMS, or manage its registry (add-station, add-idtoken, ...).")
+app = typer.Typer(add_completion=False, help="Run the CSMS, or manage its registry (add-station, add-idtoken, ...) "
+                  "and its API tokens (create-token, tokens, revoke-token).")
 
 DB_HELP = "Database URL: sqlite:///FILE (default, in the working directory) or postgresql://user@host/db"
 
@@ -26,9 +32,16 @@ DB_HELP = "Database URL: sqlite:///FILE (default, in the working directory) or p
 @app.callback(invoke_without_command=True)
 def csms_command(
     ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", "--host", help="Address for the OCPP server and the API"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address for the OCPP server (the API has --api-host)"),
     port: int = typer.Option(9000, "--port", help="OCPP websocket port (stations connect to ws://HOST:PORT/ocpp/ID)"),
     api_port: int = typer.Option(8080, "--api-port", help="REST API port (0: no API); OpenAPI docs at /docs"),
+    api_host: str = typer.Option("127.0.0.1", "--api-host", help="Address for the REST API; anything but loopback "
+                                 "belongs behind a TLS terminator (the API speaks plain HTTP)"),
+    api_allowed_hosts: str = typer.Option("", "--api-allowed-hosts", help="Host names the API answers besides the "
+                                          "loopback names and --api-host, comma-separated (*.example.com for "
+                                          "sub-domains)"),
+    api_max_body: int = typer.Option(DEFAULT_MAX_BODY, "--api-max-body", min=1024,
+                                     help="Largest API request body, bytes (larger: 413)"),
     db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
     security_profile: int = typer.Option(1, "--security-profile", min=0, max=3,
                                          help="1: ws + Basic auth; 2: wss + Basic auth; 3: wss + client certificate; "
@@ -76,19 +89,36 @@ def csms_command(
 
         ssl_ctx = server_context(cert, key, client_ca=client_ca if security_profile == 3 else None)
     try:
+        hosts = allowed_hosts(api_host, [api_allowed_hosts])
+    except ValueError as e:
+        typer.echo(f"error: --api-allowed-hosts: {e}", err=True)
+        raise typer.Exit(2) from None
+    try:
         store = Store(db)
     except StoreError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
+    api = ApiOptions(api_host, api_port, hosts, api_max_body)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(store, host, port, api_port, ssl_ctx, CsmsConfig(
+        asyncio.run(_serve(store, host, port, api, ssl_ctx, CsmsConfig(
             heartbeat_interval=heartbeat, security_profile=security_profile, auto_register=auto_register,
             pki_dir=pki_dir, ocsp_url=ocsp_url, ocsp_allow=tuple(ocsp_allow or ()),
             ocsp_allow_private=ocsp_allow_private, ocsp_allow_only=ocsp_allow_only,
             max_protocol_errors=max_protocol_errors)))
 
 
-async def _serve(store: Store, host: str, port: int, api_port: int, ssl_ctx: object, config: CsmsConfig) -> None:
+@dataclass(frozen=True)
+class ApiOptions:
+    """Where and how the REST API listens."""
+
+    host: str
+    port: int
+    allowed_hosts: list[str]
+    max_body: int
+
+
+async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ssl_ctx: object,
+                 config: CsmsConfig) -> None:
     """The OCPP server and the API in one event loop, until SIGINT/SIGTERM."""
     import uvicorn
 
@@ -102,12 +132,24 @@ async def _serve(store: Store, host: str, port: int, api_port: int, ssl_ctx: obj
     typer.echo(f"CSMS: OCPP 2.0.1 at {scheme}://{host}:{csms.port}/ocpp/<stationId> "
                f"(security profile {profile}, database {store.engine.url.render_as_string(hide_password=True)})")
     api = None
-    if api_port:
-        api = uvicorn.Server(uvicorn.Config(create_app(csms), host=host, port=api_port, log_level="warning",
-                                            lifespan="off"))
+    if api_options.port:
+        app = create_app(csms, allowed_hosts=api_options.allowed_hosts, max_body=api_options.max_body)
+        api = uvicorn.Server(uvicorn.Config(app, host=api_options.host, port=api_options.port, log_level="warning",
+                                            lifespan="off", server_header=False))
         api.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         api_task = asyncio.create_task(api.serve())
-        typer.echo(f"CSMS: REST API at http://{host}:{api_port}/api (docs at /docs)")
+        while not api.started and not api_task.done():  # announce it only once it listens
+            await asyncio.sleep(0.01)
+        if api_task.done():  # uvicorn could not listen (it logged why)
+            await csms.close()
+            store.close()
+            raise typer.Exit(1)
+        shown = f"[{api_options.host}]" if ":" in api_options.host else api_options.host
+        typer.echo(f"CSMS: REST API at http://{shown}:{api_options.port}/api (docs at /docs; Host names "
+                   f"{', '.join(api_options.allowed_hosts)})")
+        now = datetime.now(UTC)
+        if not any(t["revokedAt"] is None and _after(t["expiresAt"], now) for t in store.api_tokens()):
+            typer.echo("CSMS: no valid API token yet: `v2gstack csms create-token --role admin` makes one", err=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -130,7 +172,8 @@ def add_station(
     db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
 ) -> None:
     """Register a charging station."""
-    _with_store(db, lambda s: s.add_station(station_id, password, security_profile))
+    _with_store(db, lambda s: s.add_station(station_id, password, security_profile),
+                audit=("add-station", station_id, station_id))
     typer.echo(f"station {station_id} registered" + (" (with password)" if password else ""))
 
 
@@ -150,7 +193,8 @@ def add_idtoken(
         typer.echo(f"error: --type is one of {sorted(TOKEN_TYPES)}, --status one of {sorted(AUTH_STATUSES)}",
                    err=True)
         raise typer.Exit(2)
-    _with_store(db, lambda s: s.put_id_token(id_token, type_, status, group, account))
+    _with_store(db, lambda s: s.put_id_token(id_token, type_, status, group, account),
+                audit=("add-idtoken", None, f"{type_}:{id_token} {status}"))
     typer.echo(f"idToken {type_}:{id_token} {status}")
 
 
@@ -172,7 +216,8 @@ def add_root(
     except OSError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    fps = _with_store(db, lambda s: s.add_trust_anchor(KIND_ALIASES.get(kind.lower(), kind), data))
+    fps = _with_store(db, lambda s: s.add_trust_anchor(KIND_ALIASES.get(kind.lower(), kind), data),
+                      audit=("add-root", None, KIND_ALIASES.get(kind.lower(), kind)))
     for fp in fps:
         typer.echo(f"trusted {fp} as {KIND_ALIASES.get(kind.lower(), kind)}")
 
@@ -181,7 +226,7 @@ def add_root(
 def remove_root(fingerprint: str = typer.Argument(..., help="SHA-256 fingerprint (hex)"),
                 db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP)) -> None:
     """Stop trusting a root certificate."""
-    if not _with_store(db, lambda s: s.remove_trust_anchor(fingerprint)):
+    if not _with_store(db, lambda s: s.remove_trust_anchor(fingerprint), audit=("remove-root", None, fingerprint)):
         typer.echo(f"error: no root with fingerprint {fingerprint}", err=True)
         raise typer.Exit(1)
     typer.echo(f"removed {fingerprint}")
@@ -211,16 +256,90 @@ def list_transactions(db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
         typer.echo(json.dumps(tx))
 
 
-def _with_store(db: str, fn: Callable[[Store], T]) -> T:
-    """Run `fn` on the store at `db`, turning store errors into a clear exit."""
+@app.command("create-token")
+def create_token_command(
+    role: str = typer.Option(..., "--role", help="viewer (read), operator (+ commands to stations), admin (+ registry, "
+                             "trust anchors, revocations, security-relevant commands, audit log)"),
+    name: str = typer.Option("api", "--name", help="Who or what uses it (shown in listings and the audit log)"),
+    days: float = typer.Option(DEFAULT_DAYS, "--days", "--expires-in", help="Valid for this many days"),
+    db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
+) -> None:
+    """Make an API token and print it once (only its hash is stored): `Authorization: Bearer <token>`."""
+    try:
+        parsed = Role.parse(role)
+    except ValueError as e:
+        typer.echo(f"error: --role: {e}", err=True)
+        raise typer.Exit(2) from None
+    token_id, token = _with_store(db, lambda s: create_token(s, name, parsed, days=days),
+                                  audit=("create-token", None, f"--role {parsed.label} --name {name}"))
+    typer.echo(f"API token {token_id} ({parsed.label}, {name!r}, valid {days:g} days); it is shown only now:",
+               err=True)
+    typer.echo(token)
+
+
+@app.command("tokens")
+def list_tokens(db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP)) -> None:
+    """List API tokens (never their secrets): id, role, name, expiry, state."""
+    now = datetime.now(UTC)
+    for t in _with_store(db, lambda s: s.api_tokens()):
+        state = "revoked" if t["revokedAt"] else "active" if _after(t["expiresAt"], now) else "expired"
+        typer.echo(f"{t['id']}\t{t['role']}\t{t['name']}\texpires {t['expiresAt']}\t{state}")
+
+
+@app.command("revoke-token")
+def revoke_token(token_id: str = typer.Argument(..., help="The token's id (`tokens` lists them)"),
+                 db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP)) -> None:
+    """Revoke an API token: refused from the next request on."""
+    if not _with_store(db, lambda s: s.revoke_api_token(token_id), audit=("revoke-token", None, token_id)):
+        typer.echo(f"error: no API token {token_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {token_id}")
+
+
+@app.command("audit")
+def list_audit(db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
+               limit: int = typer.Option(100, "--limit", min=1),
+               station: str | None = typer.Option(None, "--station")) -> None:
+    """The audit log (API commands and changes, CLI changes), newest first, as JSON lines."""
+    for entry in _with_store(db, lambda s: s.audit(limit=limit, station_id=station)):
+        typer.echo(json.dumps(entry))
+
+
+def _after(iso: str | None, now: datetime) -> bool:
+    """Whether an RFC 3339 time from the store lies after `now`."""
+    return iso is not None and datetime.fromisoformat(iso.replace("Z", "+00:00")) > now
+
+
+def _cli_user() -> str:
+    """Who runs the CLI, for the audit log."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _with_store(db: str, fn: Callable[[Store], T], audit: tuple[str, str | None, str] | None = None) -> T:
+    """Run `fn` on the store at `db`, turning store errors into a clear exit; `audit` = (sub-command, station,
+    arguments): record the change in the audit log (status 0 done, 1 refused; never a secret in the arguments)."""
     try:
         store = Store(db)
     except StoreError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
+
+    def record(status: int) -> None:
+        if audit is not None:
+            entry: dict[str, Any] = {"token_id": None, "actor": f"cli:{_cli_user()}", "role": "admin",
+                                     "method": "CLI", "path": f"v2gstack csms {audit[0]} {audit[2]}",
+                                     "action": audit[0], "station_id": audit[1], "status": status, "client": None}
+            store.record_audit(entry)
+
     try:
-        return fn(store)
+        result = fn(store)
+        record(1 if result is False else 0)
+        return result
     except StoreError as e:
+        record(1)
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     finally:

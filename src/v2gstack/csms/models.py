@@ -1,4 +1,5 @@
-"""SQLAlchemy tables of the CSMS: stations, idTokens, transactions, their events and every meter value."""
+"""SQLAlchemy tables of the CSMS: stations, idTokens, transactions, their events and every meter value, the REST API's
+access tokens and its audit log."""
 
 from __future__ import annotations
 
@@ -142,3 +143,33 @@ class TrustAnchor(Base):
     not_after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     pem: Mapped[str] = mapped_column(String(8000))
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiToken(Base):
+    """A REST API access token: its public id, a role, an expiry; the secret part only as its SHA-256 (csms/auth.py)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # public: the token's prefix, shown in listings
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(10))  # viewer, operator, admin
+    secret_sha256: Mapped[str] = mapped_column(String(64))  # hex
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRecord(Base):
+    """One command or administrative change made through the API or the CLI: who, when, what, and the outcome."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    token_id: Mapped[str | None] = mapped_column(String(16), index=True)  # None: the CLI on the CSMS's machine
+    actor: Mapped[str] = mapped_column(String(100))  # the token's name, or "cli:<user>"
+    role: Mapped[str] = mapped_column(String(10))
+    method: Mapped[str] = mapped_column(String(10))  # HTTP method, or CLI
+    path: Mapped[str] = mapped_column(String(300))  # request path, or the CLI sub-command
+    action: Mapped[str] = mapped_column(String(60))  # OCPP action of a command, or the administrative operation
+    station_id: Mapped[str | None] = mapped_column(String(48), index=True)
+    status: Mapped[int] = mapped_column(Integer)  # HTTP status answered (CLI: 0 done, 1 refused)
+    client: Mapped[str | None] = mapped_column(String(60))  # remote address of the API client

@@ -31,7 +31,7 @@ from ..ocpp.auth import valid_station_id
 from ..ocpp.units import DEFAULT_MEASURAND, normalise
 from ..times import parse_rfc3339, rfc3339
 from .migrate import SchemaError, migrate
-from .models import Base, IdToken, MessageLog, MeterValue, Station, Transaction, TrustAnchor
+from .models import ApiToken, AuditRecord, Base, IdToken, MessageLog, MeterValue, Station, Transaction, TrustAnchor
 
 DEFAULT_URL = "sqlite:///v2gstack-csms.db"
 T = TypeVar("T")
@@ -320,6 +320,56 @@ class Store:
                      "transactionId": m.transaction_id, "sessionId": m.session_id} for m in s.scalars(q)]
 
 
+    # ------------------------------------------------------------------ API tokens and audit log
+    def add_api_token(self, token_id: str, name: str, role: str, secret_sha256: str, expires_at: datetime) -> None:
+        """Record a new API token (csms/auth.py makes the secret and keeps only its hash)."""
+        try:
+            with self.session() as s:
+                s.add(ApiToken(id=token_id, name=name, role=role, secret_sha256=secret_sha256,
+                               created_at=datetime.now(UTC), expires_at=expires_at))
+        except IntegrityError:
+            raise StoreError(f"API token id {token_id!r} exists already") from None
+
+    def api_token(self, token_id: str) -> ApiToken | None:
+        """One API token record (with the secret's hash: for the check in csms/auth.py only)."""
+        with self.session() as s:
+            return s.get(ApiToken, token_id)
+
+    def api_tokens(self) -> list[dict[str, Any]]:
+        """Every API token without its secret hash, oldest first."""
+        with self.session() as s:
+            return [{"id": t.id, "name": t.name, "role": t.role, "createdAt": _iso(t.created_at),
+                     "expiresAt": _iso(t.expires_at), "revokedAt": _iso(t.revoked_at)}
+                    for t in s.scalars(select(ApiToken).order_by(ApiToken.created_at))]
+
+    def revoke_api_token(self, token_id: str) -> bool:
+        """Revoke a token at once (kept for the audit log's sake); False if there is no such token."""
+        with self.session() as s:
+            t = s.get(ApiToken, token_id)
+            if t is None:
+                return False
+            if t.revoked_at is None:
+                t.revoked_at = datetime.now(UTC)
+            return True
+
+    def record_audit(self, entry: dict[str, Any]) -> None:
+        """Append one audit record (see op_record_audit)."""
+        self.run(op_record_audit, entry)
+
+    def audit(self, *, limit: int = 100, station_id: str | None = None,
+              token_id: str | None = None) -> list[dict[str, Any]]:
+        """Audit records, newest first, filtered by station and/or token."""
+        with self.session() as s:
+            q = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit)
+            if station_id is not None:
+                q = q.where(AuditRecord.station_id == station_id)
+            if token_id is not None:
+                q = q.where(AuditRecord.token_id == token_id)
+            return [{"id": a.id, "time": _iso(a.time), "tokenId": a.token_id, "actor": a.actor, "role": a.role,
+                     "method": a.method, "path": a.path, "action": a.action, "stationId": a.station_id,
+                     "status": a.status, "client": a.client} for a in s.scalars(q)]
+
+
 # ---------------------------------------------------------------------- operations on an open session
 
 
@@ -542,6 +592,18 @@ def op_log_message(s: Session, station_id: str, direction: str, action: str, pay
     s.add(MessageLog(station_id=station_id, time=at or datetime.now(UTC), direction=direction, action=action,
                      payload=payload, response=response, transaction_id=transaction_id,
                      session_id=session_id.upper() if session_id else None))
+
+
+AUDIT_FIELDS = ("token_id", "actor", "role", "method", "path", "action", "station_id", "status", "client")
+
+
+def op_record_audit(s: Session, entry: dict[str, Any]) -> None:
+    """Append one audit record: the keys of AUDIT_FIELDS (strings cut to their column's size), `time` optional."""
+    values = {k: entry.get(k) for k in AUDIT_FIELDS}
+    for k, v in values.items():
+        if isinstance(v, str):
+            values[k] = v[:AuditRecord.__table__.c[k].type.length]  # type: ignore[attr-defined]
+    s.add(AuditRecord(time=entry.get("time") or datetime.now(UTC), **values))
 
 
 def _iso(t: datetime | None) -> str | None:
