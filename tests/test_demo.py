@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from v2gstack.csms.store import Store
 from v2gstack.demo import run_demo
 
 pytestmark = pytest.mark.timeout(120)
@@ -19,10 +20,20 @@ async def test_demo_runs_every_protocol_plug_and_charge_and_a_profile_change(tmp
     text = buf.getvalue()
     assert ok, text
     assert "DIN 70121 DC" in text and "ISO 15118-2 AC" in text and "ISO 15118-2 DC" in text
-    assert "SetChargingProfile TxProfile 20 kW on EVSE 3: Accepted" in text
+    assert "SetChargingProfile TxProfile 20 kW on EVSE 3: Accepted (through the REST API" in text
     assert text.count("│ OK") == 4 and "demo OK" in text
     assert "through the station and the CSMS (Get15118EVCertificate)" in text  # the Plug & Charge EV's contract
     assert len(list((tmp_path / "demo" / "traces").glob("*.jsonl"))) == 4
+    # the profile went through the API with the demo's own token (only for its owner to read), and was audited
+    token_file = tmp_path / "demo" / "api-token"
+    assert token_file.stat().st_mode & 0o777 == 0o600 and "Authorization: Bearer $(cat" in text
+    store = Store(f"sqlite:///{tmp_path / 'demo' / 'csms.db'}")
+    try:
+        [entry] = store.audit()
+        assert (entry["action"], entry["actor"], entry["role"], entry["status"]) == (
+            "SetChargingProfile", "demo", "operator", 200)
+    finally:
+        store.close()
 
 
 async def test_demo_fault_switch(tmp_path: Path) -> None:

@@ -1,18 +1,23 @@
 """`v2gstack demo`: the whole chain on one machine. A CSMS (SQLite), a station with EVSEs bridged to ISO 15118 SECCs,
 and EVs (DIN 70121 DC, ISO 15118-2 AC, ISO 15118-2 DC, and Plug & Charge over TLS with a contract installed through
 the station and the CSMS) charging at once; halfway through, the CSMS lowers the -2 DC EV's power with a charging
-profile and the EV renegotiates. Prints progress, a summary per session and where the timelines are; exits 0 when
-every session ended as it should (and the CSMS's energy matches each EV's).
+profile (sent through the CSMS REST API with the demo's own API token) and the EV renegotiates. Prints progress, a
+summary per session and where the timelines are; exits 0 when every session ended as it should (and the CSMS's energy
+matches each EV's).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import shutil
 import socket
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .csms.auth import Role, create_token
 from .csms.service import Csms, CsmsConfig
 from .csms.store import Store
 from .iso15118 import EvccConfig, EVModel, run_evcc
@@ -114,7 +120,7 @@ async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.
     """The demo; True when every session ended OK and the CSMS recorded each EV's energy."""
     out = console or Console(width=None if Console().is_terminal else 150)
     workdir = workdir.resolve()
-    for old in ("csms.db", "csms.db-wal", "csms.db-shm", "traces", "station", "pki"):
+    for old in ("csms.db", "csms.db-wal", "csms.db-shm", "traces", "station", "pki", "api-token"):
         path = workdir / old
         if path.is_dir():
             shutil.rmtree(path)
@@ -133,7 +139,13 @@ async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.
                                   ocsp_allow=(plug_and_charge.ocsp_host,) if plug_and_charge else ()))
     await csms.start("127.0.0.1", 0)
     out.print(f"[bold]CSMS[/] OCPP 2.0.1 at ws://127.0.0.1:{csms.port}/ocpp (SQLite {workdir / 'csms.db'})")
-    api_server, api_task = await _start_api(csms, api_port or _free_port(), workdir / "traces", out)
+    _, token = create_token(store, "demo", Role.OPERATOR, days=1)
+    token_file = workdir / "api-token"
+    with os.fdopen(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:  # only for us
+        f.write(token + "\n")
+    api_server, api_task, api_url = await _start_api(csms, api_port or _free_port(), workdir / "traces", out)
+    out.print(f"[bold]CSMS API[/] token (operator) in {token_file}: curl -H \"Authorization: Bearer $(cat "
+              f"{token_file})\" {api_url}/api/transactions")
     station = ChargingStation(StationConfig(
         STATION_ID, f"ws://127.0.0.1:{csms.port}/ocpp", evses=4 if pnc else 3, password=PASSWORD,
         state_dir=workdir / "station",
@@ -162,7 +174,7 @@ async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.
         tasks = [asyncio.create_task(_run_ev(ev, bridges[ev.evse - 1], loops, out)) for ev in evs]
         ticker = asyncio.create_task(_progress(station, evs, out))
         await asyncio.sleep(seconds / 2)
-        await _lower_power(csms, 3, 20_000, out)
+        await _lower_power(csms, api_url, token, 3, 20_000, out)
         results = await asyncio.gather(*tasks)
         ticker.cancel()
         await asyncio.wait_for(station.wait_queue_empty(), 30)
@@ -191,8 +203,8 @@ async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.
             plug_and_charge.ocsp_server.close()
 
 
-async def _start_api(csms: Csms, port: int, trace_dir: Path, out: Console) -> tuple[Any, Any]:
-    """The CSMS REST API in this event loop."""
+async def _start_api(csms: Csms, port: int, trace_dir: Path, out: Console) -> tuple[Any, Any, str]:
+    """The CSMS REST API in this event loop, once it listens: (server, its task, its base URL)."""
     import uvicorn
 
     from .csms.api import create_app
@@ -201,8 +213,14 @@ async def _start_api(csms: Csms, port: int, trace_dir: Path, out: Console) -> tu
                                            log_level="error", lifespan="off"))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
-    out.print(f"[bold]CSMS API[/] http://127.0.0.1:{port}/api (OpenAPI docs at /docs)")
-    return server, task
+    while not server.started and not task.done():
+        await asyncio.sleep(0.01)
+    if task.done():
+        task.result()
+        raise RuntimeError(f"the CSMS API could not listen on port {port}")
+    url = f"http://127.0.0.1:{port}"
+    out.print(f"[bold]CSMS API[/] {url}/api (OpenAPI docs at /docs)")
+    return server, task, url
 
 
 async def _run_ev(ev: DemoEv, bridge: EvseBridge, loops: int, out: Console) -> SessionResult:
@@ -240,8 +258,9 @@ async def _progress(station: ChargingStation, evs: list[DemoEv], out: Console) -
         out.print("  " + " | ".join(parts), style="dim")
 
 
-async def _lower_power(csms: Csms, evse_id: int, watts: float, out: Console) -> None:
-    """The mid-session change: a TxProfile from the CSMS for the EVSE's transaction."""
+async def _lower_power(csms: Csms, api_url: str, token: str, evse_id: int, watts: float, out: Console) -> None:
+    """The mid-session change: a TxProfile for the EVSE's transaction, sent as an operator would, through the REST
+    API with a bearer token."""
     tx_id = csms.active_transaction(STATION_ID, evse_id)
     if tx_id is None:
         out.print(f"[yellow]no transaction on EVSE {evse_id} yet; no profile sent[/]")
@@ -250,9 +269,24 @@ async def _lower_power(csms: Csms, evse_id: int, watts: float, out: Console) -> 
                "chargingProfileKind": "Relative", "transactionId": tx_id, "chargingSchedule": [{
                    "id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0,
                                                                                  "limit": watts}]}]}
-    answer = await csms.call(STATION_ID, "SetChargingProfile", {"evseId": evse_id, "chargingProfile": profile})
+    status, body = await asyncio.to_thread(_post_json, f"{api_url}/api/stations/{STATION_ID}/set-charging-profile",
+                                           token, {"evseId": evse_id, "chargingProfile": profile})
+    if status != 200:
+        out.print(f"[red]CSMS API refused SetChargingProfile: {status} {body.get('detail')}[/]")
+        return
     out.print(f"[magenta]CSMS[/] SetChargingProfile TxProfile {watts / 1000:g} kW on EVSE {evse_id}: "
-              f"{answer['status']} (the EV renegotiates)")
+              f"{body['response']['status']} (through the REST API; the EV renegotiates)")
+
+
+def _post_json(url: str, token: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """POST JSON with a bearer token (blocking: run it in a thread); (HTTP status, decoded answer)."""
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST", headers={
+        "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
 
 
 def _summary(store: Store, evs: list[DemoEv], results: list[SessionResult], elapsed: float, workdir: Path,
