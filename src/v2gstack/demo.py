@@ -278,12 +278,15 @@ async def _lower_power(csms: Csms, api_url: str, token: str, evse_id: int, watts
               f"{body['response']['status']} (through the REST API; the EV renegotiates)")
 
 
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a configured proxy
+
+
 def _post_json(url: str, token: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """POST JSON with a bearer token (blocking: run it in a thread); (HTTP status, decoded answer)."""
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST", headers={
         "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with _DIRECT.open(request, timeout=60) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")
