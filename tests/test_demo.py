@@ -20,7 +20,7 @@ async def test_demo_runs_every_protocol_plug_and_charge_and_a_profile_change(tmp
     text = buf.getvalue()
     assert ok, text
     assert "DIN 70121 DC" in text and "ISO 15118-2 AC" in text and "ISO 15118-2 DC" in text
-    assert "SetChargingProfile TxProfile 20 kW on EVSE 3: Accepted (through the REST API" in text
+    assert "SetChargingProfile TxProfile 20 kW on EVSE 3: Accepted (through the REST API" in text, text
     assert text.count("│ OK") == 4 and "demo OK" in text
     assert "through the station and the CSMS (Get15118EVCertificate)" in text  # the Plug & Charge EV's contract
     assert len(list((tmp_path / "demo" / "traces").glob("*.jsonl"))) == 4

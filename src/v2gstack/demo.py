@@ -174,7 +174,7 @@ async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.
         tasks = [asyncio.create_task(_run_ev(ev, bridges[ev.evse - 1], loops, out)) for ev in evs]
         ticker = asyncio.create_task(_progress(station, evs, out))
         await asyncio.sleep(seconds / 2)
-        await _lower_power(csms, api_url, token, 3, 20_000, out)
+        await _lower_power(csms, api_url, token, 3, 20_000, out, ev_session=tasks[2])
         results = await asyncio.gather(*tasks)
         ticker.cancel()
         await asyncio.wait_for(station.wait_queue_empty(), 30)
@@ -258,10 +258,15 @@ async def _progress(station: ChargingStation, evs: list[DemoEv], out: Console) -
         out.print("  " + " | ".join(parts), style="dim")
 
 
-async def _lower_power(csms: Csms, api_url: str, token: str, evse_id: int, watts: float, out: Console) -> None:
+async def _lower_power(csms: Csms, api_url: str, token: str, evse_id: int, watts: float, out: Console, *,
+                       ev_session: asyncio.Task[Any]) -> None:
     """The mid-session change: a TxProfile for the EVSE's transaction, sent as an operator would, through the REST
-    API with a bearer token."""
+    API with a bearer token. On a loaded machine the EV may not have started yet: wait for its transaction as long
+    as its session runs."""
     tx_id = csms.active_transaction(STATION_ID, evse_id)
+    while tx_id is None and not ev_session.done():
+        await asyncio.sleep(0.05)
+        tx_id = csms.active_transaction(STATION_ID, evse_id)
     if tx_id is None:
         out.print(f"[yellow]no transaction on EVSE {evse_id} yet; no profile sent[/]")
         return
