@@ -157,14 +157,15 @@ async def test_api_binds_loopback_and_every_endpoint_but_health_needs_a_token_of
     assert not any(a["method"] == "GET" for a in by_api) and len(by_api) == 8
     assert [a["path"] for a in audit if a["method"] == "CLI"] == [  # the CLI's changes: who made which token
         f"v2gstack csms create-token --role {r} --name {r}-1" for r in ("admin", "operator", "viewer")]
-    code, out, _ = await _cli("csms", "tokens", "--db", db)
-    assert code == 0 and "revoked" in out and "expired" in out and out.count("active") == 2
+    code, listing, _ = await _cli("csms", "tokens", "--db", db)
+    assert code == 0 and "revoked" in listing and "expired" in listing and listing.count("active") == 2
     code, out, _ = await _cli("csms", "audit", "--db", db)
     assert '"action": "revoke-token"' in out and '"action": "create-token"' in out  # the CLI's changes too
     logged = "".join(lines)
     assert "refused GET /api/stations" in logged  # the refusals are logged ...
     for token in [*tokens.values(), expired]:
-        assert token.split(".", 1)[1] not in logged + out  # ... but never a secret
+        secret = token.split(".", 1)[1]
+        assert secret not in logged + out + listing and secret_hash(secret) not in logged + listing  # ... no secret
 
 
 # ----- finding 2: cross-site requests and DNS rebinding -----
