@@ -11,10 +11,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, inspect, text
-from test_csms_support import PASSWORD, make_db_url, our_station, running_csms
+from test_csms_support import PASSWORD, api_client, make_db_url, our_station, running_csms
 from test_ocpp_support import raw_peer
 
-from v2gstack.csms.api import create_app
 from v2gstack.csms.migrate import migrate
 from v2gstack.csms.models import Base
 from v2gstack.csms.service import Csms
@@ -31,7 +30,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def _api(csms: Csms) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(csms)), base_url="http://csms")
+    return api_client(csms, "viewer")
 
 
 def _event(seq: int, event_type: str, trigger: str, values: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:

@@ -13,12 +13,11 @@ from typing import Any
 import httpx
 import pytest
 from test_bridge_support import bridged
-from test_csms_support import PASSWORD, csms_url, running_csms
+from test_csms_support import PASSWORD, api_client, csms_url, running_csms
 from test_ocpp_support import RawPeer, raw_peer
 from test_station_support import until
 
 from v2gstack import exi
-from v2gstack.csms.api import create_app
 from v2gstack.csms.mirror import MAX_EXI_BYTES
 from v2gstack.csms.service import Csms
 
@@ -40,8 +39,7 @@ async def _transfer(peer: RawPeer, mid: str, payload: dict[str, Any]) -> dict[st
 
 
 def _api(csms: Csms, trace_dir: Path | None = None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(csms, trace_dir=trace_dir)),
-                             base_url="http://csms")
+    return api_client(csms, "viewer", trace_dir=trace_dir)
 
 
 async def test_mirror_root_and_message_id_are_checked(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
