@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select
-from test_csms_support import PASSWORD, csms_url, running_csms
+from test_csms_support import PASSWORD, api_client, csms_url, running_csms
 from test_ocpp_support import raw_peer
 from test_station_support import until
 
-from v2gstack.csms.api import create_app
 from v2gstack.csms.models import MeterValue
 from v2gstack.ocpp.engine import Reply, RpcEngine
 from v2gstack.ocpp.router import Router
@@ -58,7 +56,7 @@ async def test_api_bodies_refuse_non_finite_numbers(tmp_path: Path) -> None:
     """The REST API parses bodies as RFC 8259 JSON too: 422 json_invalid, nothing sent to the station."""
     async with running_csms(f"sqlite:///{tmp_path / 'c.db'}") as csms, \
             raw_peer(csms_url(csms), "CS1", password=PASSWORD), \
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(csms)), base_url="http://c") as api:
+            api_client(csms) as api:
         await until(lambda: csms.online("CS1"))
         for literal in ("1e999", "NaN", "-Infinity"):
             r = await api.post("/api/stations/CS1/data-transfer", content=f'{{"vendorId":"v","data":{literal}}}',
