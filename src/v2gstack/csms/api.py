@@ -1,7 +1,8 @@
 """The CSMS REST API (FastAPI, OpenAPI docs at /docs): stations, idTokens, transactions, and commands to stations.
 
-Commands take the OCPP request payload exactly as the 2.0.1 schema spells it and return the station's answer;
-the engine validates the payload, so a malformed command is refused with 422 before anything is sent.
+Commands take the OCPP request payload exactly as the schema of the station's version (2.0.1 or 2.1) spells it and
+return the station's answer; the engine validates the payload, so a malformed command is refused with 422 before
+anything is sent. The OCPP 2.1 V2X commands (csms/api_v2x.py) are also checked by the V2X rules.
 Every endpoint but `GET /api/health` needs an API token (csms/auth.py): viewers read, operators also command
 stations, admins also change the registry and trust; every change and command is audited (csms/audit.py). Bodies are
 capped and must be UTF-8 JSON, and the Host header must name this API (csms/guard.py).
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from .api_v2x import add_v2x_routes
 from .audit import AuditLog, note
 from .auth import ApiAuth, Principal, Role, forbid_unless
 from .guard import DEFAULT_MAX_BODY, LOOPBACK_HOSTS, BodyGuard
@@ -58,7 +60,7 @@ OPERATOR_ACTIONS = frozenset({
     "ChangeAvailability", "UnlockConnector", "SetChargingProfile", "ClearChargingProfile", "GetChargingProfiles",
     "GetCompositeSchedule", "GetBaseReport", "GetReport", "GetTransactionStatus", "ClearCache", "GetLocalListVersion",
     "GetInstalledCertificateIds", "ReserveNow", "CancelReservation", "GetDisplayMessages", "SetDisplayMessage",
-    "ClearDisplayMessage", "CostUpdated",
+    "ClearDisplayMessage", "CostUpdated", "UpdateDynamicSchedule", "NotifyAllowedEnergyTransfer", "AFRRSignal",
 })
 
 
@@ -124,7 +126,8 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list
         return {"id": st.id, "online": csms.online(st.id), "securityProfile": st.security_profile,
                 "vendor": st.vendor, "model": st.model, "firmware": st.firmware, "serialNumber": st.serial_number,
                 "bootStatus": st.boot_status, "lastSeen": _iso(st.last_seen),
-                "connectorStatus": st.connector_status or {}, "hasPassword": bool(st.password_hash)}
+                "connectorStatus": st.connector_status or {}, "hasPassword": bool(st.password_hash),
+                "ocppVersion": csms.version_of(st.id) or st.ocpp_version}
 
     def token_json(t: Any) -> dict[str, Any]:
         return {"idToken": t.id_token, "type": t.type, "status": t.status, "groupId": t.group_id,
@@ -298,6 +301,8 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list
         if not entries:
             raise HTTPException(404, f"no timeline for {key!r}")
         return [e.to_dict() for e in entries]
+
+    add_v2x_routes(app, csms, auth)  # before the generic command route: they take some of its names
 
     @app.post("/api/stations/{station_id}/{command}", tags=["commands"])
     async def command(station_id: str, command: str, request: Request,

@@ -27,6 +27,7 @@ class Station(Base):
     boot_status: Mapped[str | None] = mapped_column(String(20))
     last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     connector_status: Mapped[dict] = mapped_column(JSON, default=dict)  # "evse/connector" -> status
+    ocpp_version: Mapped[str | None] = mapped_column(String(10))  # agreed at its latest connection: 2.0.1 or 2.1
 
 
 class IdToken(Base):
@@ -56,6 +57,7 @@ class Transaction(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stopped_reason: Mapped[str | None] = mapped_column(String(30))
     iso15118: Mapped[dict] = mapped_column(JSON, default=dict)  # SessionID, EVCCID, namespace: joins both protocols
+    v2x: Mapped[dict | None] = mapped_column(JSON)  # OCPP 2.1: allowedEnergyTransfer the station accepted, and when
     events: Mapped[list[TransactionEvent]] = relationship(
         primaryjoin="and_(TransactionEvent.station_id == Transaction.station_id, "
         "TransactionEvent.transaction_id == Transaction.transaction_id)",
@@ -113,6 +115,8 @@ class MeterValue(Base):
     sent_value: Mapped[float | None] = mapped_column(Float)
     sent_unit: Mapped[str | None] = mapped_column(String(20))
     multiplier: Mapped[int | None] = mapped_column(Integer)
+    signed: Mapped[dict | None] = mapped_column(JSON)  # signedMeterValue as sent (OCMF etc.), for re-verification
+    signature: Mapped[str | None] = mapped_column(String(20))  # the CSMS's verdict (csms/signed_meter.py)
 
 
 class MessageLog(Base):
@@ -173,3 +177,50 @@ class AuditRecord(Base):
     station_id: Mapped[str | None] = mapped_column(String(48), index=True)
     status: Mapped[int] = mapped_column(Integer)  # HTTP status answered (CLI: 0 done, 1 refused)
     client: Mapped[str | None] = mapped_column(String(60))  # remote address of the API client
+
+
+class ChargingNeeds(Base):
+    """One NotifyEVChargingNeeds as received, with the 2.1 V2X fields broken out (the whole chargingNeeds kept)."""
+
+    __tablename__ = "charging_needs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48), index=True)
+    evse_id: Mapped[int] = mapped_column(Integer)
+    transaction_id: Mapped[str | None] = mapped_column(String(36), index=True)  # the EVSE's, when one ran
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    requested_energy_transfer: Mapped[str] = mapped_column(String(20))
+    available_energy_transfer: Mapped[list | None] = mapped_column(JSON)
+    control_mode: Mapped[str | None] = mapped_column(String(20))  # ScheduledControl (default) or DynamicControl
+    mobility_needs_mode: Mapped[str | None] = mapped_column(String(20))  # EVCC or EVCC_SECC
+    departure_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    max_schedule_tuples: Mapped[int | None] = mapped_column(Integer)
+    needs: Mapped[dict] = mapped_column(JSON)  # the ChargingNeedsType as sent (v2xChargingParameters, evEnergyOffer)
+
+
+class DynamicSchedule(Base):
+    """The schedule update of a Dynamic charging profile the CSMS set (K28/K29): pushed with UpdateDynamicSchedule,
+    and what the station gets when it sends PullDynamicScheduleUpdate."""
+
+    __tablename__ = "dynamic_schedules"
+    station_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    charging_profile_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    evse_id: Mapped[int | None] = mapped_column(Integer)
+    transaction_id: Mapped[str | None] = mapped_column(String(36))
+    operation_mode: Mapped[str | None] = mapped_column(String(20))
+    charging_rate_unit: Mapped[str | None] = mapped_column(String(1))
+    schedule_update: Mapped[dict] = mapped_column(JSON)  # ChargingScheduleUpdateType
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    pulled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pulls: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MeterKey(Base):
+    """A meter's public key for signed meter values: registered by an operator, or read from the station's device
+    model (FiscalMetering.PublicKey in NotifyReport). evse_id 0: the station's main meter or any EVSE's."""
+
+    __tablename__ = "meter_keys"
+    station_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    evse_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))  # "operator" or "deviceModel"
+    public_key: Mapped[str] = mapped_column(String(2500))  # DER SubjectPublicKeyInfo, hex
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -43,11 +43,13 @@ from ..pki.fetch_policy import FetchPolicy
 from ..pki.ocsp import OcspError, OcspRefused
 from ..pki.ocsp_cache import OcspCache
 from ..times import rfc3339
+from . import signed_meter, v2x_state
 from . import store as ops
 from .certificates import CertificateIssuer, chain_pem
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
 from .revocation import OcspChecker
 from .store import Store
+from .v2x import V2xService
 from .worker import StoreWorker
 
 log = logging.getLogger("v2gstack.csms")
@@ -64,7 +66,7 @@ class CsmsConfig:
     command_timeout: float = 30.0
     call_timeout: float = 30.0
     ping_interval: float | None = 60.0
-    allowed_versions: tuple[str, ...] = ("2.0.1",)
+    allowed_versions: tuple[str, ...] = ("2.1", "2.0.1")  # offered on one endpoint, most preferred first
     log_session_messages: bool = True
     accept_valid_contracts: bool = True  # a valid contract of a trusted MO is Accepted even if its eMAID is not listed
     contract_ocsp: bool = True  # ask the OCSP responders named in a contract chain
@@ -176,6 +178,7 @@ class Csms:
         self.config = config or CsmsConfig()
         self.worker = StoreWorker(store)
         self.states: dict[str, StationState] = {}
+        self.v2x = V2xService(self)
         self.router = self._build_router()
         profile = SecurityProfile(self.config.security_profile)
         self.authenticator = (StoreAuthenticator(self.worker, AuthThrottle(self.config.auth_throttle))
@@ -238,8 +241,15 @@ class Csms:
             st = self.states[station_id] = StationState(station_id)
         return st
 
-    def _connected(self, conn: Connection) -> None:
+    async def _connected(self, conn: Connection) -> None:
+        """A station connected: its state, and the OCPP version it agreed (stored, shown by the API)."""
         self._state(conn.station_id)
+        await self.worker.run(v2x_state.op_record_version, conn.station_id, conn.version.value)
+
+    def version_of(self, station_id: str) -> str | None:
+        """The OCPP version of a station's open connection (None when it is not connected)."""
+        conn = self.server.connections.get(station_id)
+        return None if conn is None else conn.version.value
 
     def _disconnected(self, conn: Connection) -> None:
         log.info("station %s offline", conn.station_id)
@@ -267,12 +277,31 @@ class Csms:
         r.add("SignCertificate", self.on_sign_certificate)
         r.add("Get15118EVCertificate", self.on_get_15118_certificate)
         r.add("GetCertificateStatus", self.on_get_certificate_status)
-        for action in ("NotifyEvent", "SecurityEventNotification", "NotifyReport", "ReportChargingProfiles",
+        r.add("NotifyReport", self.on_notify_report)
+        r.add("PullDynamicScheduleUpdate", self.v2x.on_pull_dynamic)  # 2.1 only (a 2.0.1 engine refuses it)
+        for action in ("NotifyEvent", "SecurityEventNotification", "ReportChargingProfiles",
                        "NotifyMonitoringReport", "NotifyCustomerInformation", "NotifyDisplayMessages",
                        "NotifyChargingLimit", "ClearedChargingLimit", "FirmwareStatusNotification",
-                       "LogStatusNotification", "PublishFirmwareStatusNotification", "ReservationStatusUpdate"):
+                       "LogStatusNotification", "PublishFirmwareStatusNotification", "ReservationStatusUpdate",
+                       # OCPP 2.1 only: V2X priority charging and DER control reports
+                       "NotifyPriorityCharging", "NotifyDERAlarm", "NotifyDERStartStop", "ReportDERControl"):
             r.add(action, self._logged_notification(action))
         return r
+
+    async def on_notify_report(self, p: Payload, ctx: CallContext) -> Payload:
+        """NotifyReport: logged; a meter's public key in it (FiscalMetering.PublicKey) is held for signed meter
+        values unless an operator registered one."""
+        sid = ctx.station_id
+        for evse_id, value in v2x_state.device_model_keys(p):
+            try:
+                key = signed_meter.held_key(value)
+            except ValueError as e:
+                log.warning("station %s: FiscalMetering.PublicKey of EVSE %s is no usable key: %s", sid, evse_id, e)
+                continue
+            await self.worker.run(v2x_state.op_put_meter_key, sid, evse_id, key, "deviceModel")
+        await self._log(sid, "rx", "NotifyReport", p)
+        self._notify(sid, "NotifyReport", p)
+        return {}
 
     async def on_boot(self, p: Payload, ctx: CallContext) -> Payload:
         """BootNotification: Accepted for registered stations (profile 0 may register them), Rejected otherwise."""
@@ -391,9 +420,11 @@ class Csms:
         return {}
 
     async def on_charging_needs(self, p: Payload, ctx: CallContext) -> Payload:
-        """NotifyEVChargingNeeds: kept with the EVSE's transaction (the ISO 15118 facts) and in the message log."""
+        """NotifyEVChargingNeeds: kept with the EVSE's transaction (the ISO 15118 facts; 2.1: the V2X parameters,
+        energy offer, control and mobility-needs modes, available energy transfer) and in the message log."""
         sid = ctx.station_id
         tx_id = self._state(sid).active.get(p["evseId"])
+        await self.worker.run(v2x_state.op_record_charging_needs, sid, tx_id, p)
         if tx_id is not None:
             await self.worker.run(ops.op_link_iso15118, sid, tx_id, {"chargingNeeds": p["chargingNeeds"]})
         await self._log(sid, "rx", "NotifyEVChargingNeeds", p, None, tx_id)
@@ -568,7 +599,7 @@ class Csms:
             raise CommandError(409, f"station {station_id} disconnected during {action}") from e
         tx_id = _transaction_of(action, payload)
         if tx_id is not None or action in ("RequestStartTransaction", "SetChargingProfile", "ClearChargingProfile",
-                                           "CertificateSigned"):
+                                           "CertificateSigned", "AFRRSignal"):
             await self._log(station_id, "tx", action, payload, answer, tx_id)
         return answer
 

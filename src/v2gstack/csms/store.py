@@ -30,8 +30,20 @@ from ..constants import ISO_FACTS_VENDOR
 from ..ocpp.auth import valid_station_id
 from ..ocpp.units import DEFAULT_MEASURAND, normalise
 from ..times import parse_rfc3339, rfc3339
+from . import signed_meter, v2x_state
 from .migrate import SchemaError, migrate
-from .models import ApiToken, AuditRecord, Base, IdToken, MessageLog, MeterValue, Station, Transaction, TrustAnchor
+from .models import (
+    ApiToken,
+    AuditRecord,
+    Base,
+    IdToken,
+    MessageLog,
+    MeterKey,
+    MeterValue,
+    Station,
+    Transaction,
+    TrustAnchor,
+)
 
 DEFAULT_URL = "sqlite:///v2gstack-csms.db"
 T = TypeVar("T")
@@ -209,7 +221,7 @@ class Store:
                 tx = s.scalars(select(Transaction).where(Transaction.transaction_id == transaction_id)).first()
             if tx is None:
                 return None
-            return _transaction_dict(tx, with_details=True)
+            return _transaction_dict(tx, with_details=True, session=s)
 
     def transactions(self, station_id: str | None = None, *, state: str | None = None,
                      limit: int | None = None) -> list[dict[str, Any]]:
@@ -424,9 +436,9 @@ _TRANSACTION_SQL = """INSERT INTO transactions AS t (station_id, transaction_id,
  stopped_reason = COALESCE(excluded.stopped_reason, t.stopped_reason)
  RETURNING evse_id"""
 _METER_SQL = """INSERT INTO meter_values (station_id, transaction_id, evse_id, event_id, timestamp, measurand, phase,
- location, context, value, unit, sent_value, sent_unit, multiplier) VALUES (%(station_id)s, %(transaction_id)s,
- %(evse_id)s, %(event_id)s, %(timestamp)s, %(measurand)s, %(phase)s, %(location)s, %(context)s, %(value)s, %(unit)s,
- %(sent_value)s, %(sent_unit)s, %(multiplier)s)"""
+ location, context, value, unit, sent_value, sent_unit, multiplier, signed, signature) VALUES (%(station_id)s,
+ %(transaction_id)s, %(evse_id)s, %(event_id)s, %(timestamp)s, %(measurand)s, %(phase)s, %(location)s, %(context)s,
+ %(value)s, %(unit)s, %(sent_value)s, %(sent_unit)s, %(multiplier)s, %(signed)s, %(signature)s)"""
 
 
 # PostgreSQL: the three statements as one (data-modifying CTEs), so an event costs one round trip to the server.
@@ -434,10 +446,10 @@ _PG_EVENT_SQL = ("WITH ev AS (" + _EVENT_SQL + "), tx AS (" + _TRANSACTION_SQL.r
     " VALUES (%(station_id)s", " SELECT %(station_id)s").replace(
     "%(stopped_reason)s, '{}')", "%(stopped_reason)s, '{}' WHERE EXISTS (SELECT 1 FROM ev)") + """),
  mv AS (INSERT INTO meter_values (station_id, transaction_id, evse_id, event_id, timestamp, measurand, phase, location,
- context, value, unit, sent_value, sent_unit, multiplier) SELECT %(station_id)s, %(transaction_id)s,
+ context, value, unit, sent_value, sent_unit, multiplier, signed, signature) SELECT %(station_id)s, %(transaction_id)s,
  (SELECT evse_id FROM tx), ev.id, (m->>'timestamp')::timestamptz, m->>'measurand', m->>'phase', m->>'location',
  m->>'context', (m->>'value')::float8, m->>'unit', (m->>'sent_value')::float8, m->>'sent_unit',
- (m->>'multiplier')::int
+ (m->>'multiplier')::int, CASE WHEN json_typeof(m->'signed') = 'object' THEN m->'signed' END, m->>'signature'
  FROM ev, json_array_elements(%(meter_rows)s::json) AS m)
  SELECT id FROM ev""")
 
@@ -472,7 +484,8 @@ def op_record_transaction_event(s: Session, station_id: str, payload: dict[str, 
     cur = s.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if dialect == "postgresql":
-            event_id = _pg_record_event(cur, station_id, payload, when)
+            keys = op_meter_keys(s, station_id) if _signed(payload) else None
+            event_id = _pg_record_event(cur, station_id, payload, when, keys)
             if event_id is None:
                 return False
             custom = payload.get("customData") or {}
@@ -503,7 +516,11 @@ def op_record_transaction_event(s: Session, station_id: str, payload: dict[str, 
             if "foreign key" in str(e).lower():
                 raise StoreError(f"unknown station {station_id!r}") from None
             raise
-        rows = _meter_rows(dialect, station_id, tx_id, event_id, payload.get("meterValue", []), tx_evse)
+        keys = op_meter_keys(s, station_id) if _signed(payload) else None
+        rows = _meter_rows(dialect, station_id, tx_id, event_id, payload.get("meterValue", []), tx_evse, keys)
+        for r in rows:
+            if r["signed"] is not None:
+                r["signed"] = json.dumps(r["signed"], separators=(",", ":"))
         if rows:
             cur.executemany(_sql(dialect, _METER_SQL), rows)
     finally:
@@ -514,14 +531,15 @@ def op_record_transaction_event(s: Session, station_id: str, payload: dict[str, 
     return True
 
 
-def _pg_record_event(cur: Any, station_id: str, payload: dict[str, Any], when: datetime) -> int | None:
+def _pg_record_event(cur: Any, station_id: str, payload: dict[str, Any], when: datetime,
+                     keys: dict[int, str] | None = None) -> int | None:
     """PostgreSQL: event, transaction upsert and sampled values in one statement; the new event id or None."""
     info = payload["transactionInfo"]
     tx_id = info["transactionId"]
     event_type = payload["eventType"]
     ended = event_type == "Ended"
     evse = payload.get("evse") or {}
-    rows = _meter_rows("postgresql", station_id, tx_id, None, payload.get("meterValue", []))
+    rows = _meter_rows("postgresql", station_id, tx_id, None, payload.get("meterValue", []), evse.get("id"), keys)
     for r in rows:
         r["timestamp"] = r["timestamp"].isoformat()
     try:
@@ -543,32 +561,50 @@ def _pg_record_event(cur: Any, station_id: str, payload: dict[str, Any], when: d
 
 
 def _meter_rows(dialect: str, station_id: str, tx_id: str | None, event_id: int | None,
-                meter_values: list[dict[str, Any]], evse_id: int | None = None) -> list[dict[str, Any]]:
-    """One parameter row per sampled value: normalised value and unit, and the value, unit and multiplier sent
-    (MeterValueError, a PropertyConstraintViolation, for a value that cannot be represented)."""
+                meter_values: list[dict[str, Any]], evse_id: int | None = None,
+                keys: dict[int, str] | None = None) -> list[dict[str, Any]]:
+    """One parameter row per sampled value: normalised value and unit, the value, unit and multiplier sent
+    (MeterValueError, a PropertyConstraintViolation, for a value that cannot be represented), and for a signed value
+    what was signed and the verdict of its check with the meter key held for the EVSE (`keys`: evseId -> key)."""
     rows = []
     for mv in meter_values:
         at = _db_time(dialect, _parse_time(mv.get("timestamp")))
         for sv in mv.get("sampledValue", []):
             n = normalise(sv)
+            signed = sv.get("signedMeterValue")
+            held = None if keys is None else keys.get(evse_id or 0, keys.get(0))
             rows.append({
                 "station_id": station_id, "transaction_id": tx_id, "evse_id": evse_id, "event_id": event_id,
                 "timestamp": at, "measurand": sv.get("measurand", DEFAULT_MEASURAND), "phase": sv.get("phase"),
                 "location": sv.get("location"), "context": sv.get("context"), "value": n.value, "unit": n.unit,
                 "sent_value": n.sent_value, "sent_unit": n.sent_unit, "multiplier": n.multiplier,
+                "signed": signed, "signature": signed_meter.verdict(sv, held) if signed else None,
             })
     return rows
+
+
+def _signed(payload: dict[str, Any]) -> bool:
+    """Whether any sampled value of a message is signed (the meter keys are read only then)."""
+    return any(sv.get("signedMeterValue") for mv in payload.get("meterValue", [])
+               for sv in mv.get("sampledValue", []))
+
+
+def op_meter_keys(s: Session, station_id: str) -> dict[int, str]:
+    """The meter keys the CSMS holds for a station: evseId (0: any) -> DER hex."""
+    return {k.evse_id: k.public_key for k in s.scalars(select(MeterKey).where(MeterKey.station_id == station_id))}
 
 
 def op_record_meter_values(s: Session, station_id: str, payload: dict[str, Any]) -> int:
     """Store a MeterValuesRequest's sampled values (no transaction) under its evseId (0: the main meter)."""
     _station(s, station_id)
-    return _add_meter_values(s, station_id, None, None, payload.get("meterValue", []), payload.get("evseId"))
+    keys = op_meter_keys(s, station_id) if _signed(payload) else None
+    return _add_meter_values(s, station_id, None, None, payload.get("meterValue", []), payload.get("evseId"), keys)
 
 
 def _add_meter_values(s: Session, station_id: str, tx_id: str | None, event_id: int | None,
-                      meter_values: list[dict[str, Any]], evse_id: int | None) -> int:
-    rows = _meter_rows("sqlalchemy", station_id, tx_id, event_id, meter_values, evse_id)
+                      meter_values: list[dict[str, Any]], evse_id: int | None,
+                      keys: dict[int, str] | None = None) -> int:
+    rows = _meter_rows("sqlalchemy", station_id, tx_id, event_id, meter_values, evse_id, keys)
     for r in rows:  # the UTC text of _db_time back to an aware UTC datetime (PostgreSQL would read naive as local)
         r["timestamp"] = _parse_time(r["timestamp"]).replace(tzinfo=UTC)
     if rows:
@@ -616,7 +652,9 @@ def _meter_dict(m: MeterValue) -> dict[str, Any]:
     return {"timestamp": _iso(m.timestamp), "evseId": m.evse_id, "transactionId": m.transaction_id,
             "measurand": m.measurand, "phase": m.phase, "location": m.location, "context": m.context,
             "value": m.value, "unit": m.unit,
-            "sent": {"value": m.sent_value, "unit": m.sent_unit, "multiplier": m.multiplier}}
+            "sent": {"value": m.sent_value, "unit": m.sent_unit, "multiplier": m.multiplier},
+            **({"signedMeterValue": m.signed, "signature": m.signature,
+                "signatureBad": m.signature in signed_meter.BAD} if m.signed is not None else {})}
 
 
 def _series(values: list[MeterValue], measurand: str) -> list[MeterValue]:
@@ -642,7 +680,7 @@ def energy_totals(values: list[MeterValue]) -> dict[str, float | None]:
     return out
 
 
-def _transaction_dict(tx: Transaction, with_details: bool) -> dict[str, Any]:
+def _transaction_dict(tx: Transaction, with_details: bool, session: Session | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "stationId": tx.station_id, "transactionId": tx.transaction_id, "evseId": tx.evse_id,
         "connectorId": tx.connector_id, "idToken": tx.id_token, "state": tx.state,
@@ -657,6 +695,8 @@ def _transaction_dict(tx: Transaction, with_details: bool) -> dict[str, Any]:
                           "payload": e.payload} for e in tx.events]
         out["meterValues"] = [_meter_dict(m) for m in tx.meter_values]
         out.update(energy_totals(tx.meter_values))
+        if session is not None:
+            out["v2x"] = v2x_state.transaction_v2x(session, tx)
     return out
 
 

@@ -1,0 +1,170 @@
+"""The CSMS's OCPP 2.1 V2X commands and handlers: SetChargingProfile checked by the V2X rules before it is sent,
+the CentralSetpoint shortcut, UpdateDynamicSchedule, NotifyAllowedEnergyTransfer, AFRRSignal, and the answers to
+PullDynamicScheduleUpdate from the per-profile store (csms/v2x_state.py).
+
+A command is validated twice before anything leaves: the engine checks the payload against the schema of the
+station's OCPP version (422 `invalid ... request`), and for a 2.1 station the V2X rules (ocpp/v2x.py) check the
+profile (422 with the rule, reasonCode and path that failed).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..ocpp import CallContext
+from ..ocpp.v2x import OperationMode, ProfileRejected, check_profile, check_schedule_update, check_transaction
+from ..times import rfc3339
+from . import v2x_state
+
+if TYPE_CHECKING:
+    from .service import Csms
+
+log = logging.getLogger("v2gstack.csms.v2x")
+Payload = dict[str, Any]
+SETPOINT_PROFILE_BASE = 21000
+"""Profile id of the setpoint shortcut on EVSE n: SETPOINT_PROFILE_BASE + n (a new setpoint replaces the last)."""
+UPDATE_FIELDS = ("limit", "limit_L2", "limit_L3", "dischargeLimit", "dischargeLimit_L2", "dischargeLimit_L3",
+                 "setpoint", "setpoint_L2", "setpoint_L3", "setpointReactive", "setpointReactive_L2",
+                 "setpointReactive_L3")
+
+
+class V2xRuleError(Exception):
+    """A command a V2X rule refuses before it is sent (the API answers 422 with `to_dict()`)."""
+
+    def __init__(self, rejected: ProfileRejected) -> None:
+        super().__init__(str(rejected))
+        self.rejected = rejected
+
+    def to_dict(self) -> Payload:
+        """The 422 body: what failed and the answer a 2.1 station would give."""
+        return {"detail": f"refused by OCPP 2.1 rule {self.rejected.rule}: {self.rejected.info}",
+                **self.rejected.to_dict(), "stationWouldAnswer": self.rejected.response()}
+
+
+class V2xService:
+    """V2X on top of a Csms: its handlers are registered in the CSMS router, its commands used by the API."""
+
+    def __init__(self, csms: Csms) -> None:
+        self.csms = csms
+
+    # ----- handlers -----
+
+    async def on_pull_dynamic(self, p: Payload, ctx: CallContext) -> Payload:
+        """PullDynamicScheduleUpdate (K29): the stored update of a Dynamic profile this CSMS set, else Rejected."""
+        sid = ctx.station_id
+        update = await self.csms.worker.run(v2x_state.op_pull_dynamic, sid, p["chargingProfileId"])
+        if update is None:
+            answer: Payload = {"status": "Rejected", "statusInfo": {
+                "reasonCode": "NotFound", "additionalInfo": f"no Dynamic profile {p['chargingProfileId']} was set "
+                                                            "by this CSMS"}}
+        else:
+            answer = {"status": "Accepted", "scheduleUpdate": update}
+        await self.csms._log(sid, "rx", "PullDynamicScheduleUpdate", p, answer)
+        return answer
+
+    # ----- commands -----
+
+    def _version(self, station_id: str) -> str | None:
+        """The OCPP version of the station's open connection (None: not connected)."""
+        conn = self.csms.server.connections.get(station_id)
+        return None if conn is None else conn.version.value
+
+    def check(self, station_id: str, payload: Payload) -> None:
+        """The V2X rules for a SetChargingProfileRequest to a 2.1 station (V2xRuleError when one fails); schema
+        errors are left to the engine, which reports them with their own codes."""
+        if self._version(station_id) != "2.1":
+            return
+        profile, evse = payload.get("chargingProfile"), payload.get("evseId")
+        if not isinstance(profile, dict) or not isinstance(evse, int):
+            return
+        try:
+            self.csms.server.connections[station_id].engine.validate_request("SetChargingProfile", payload)
+        except Exception:
+            return  # the schema error is the engine's to report (CommandError 422)
+        try:
+            check_profile(evse, profile)
+            check_transaction(profile, self.csms._state(station_id).active, evse)
+        except ProfileRejected as e:
+            raise V2xRuleError(e) from None
+
+    async def set_charging_profile(self, station_id: str, payload: Payload) -> Payload:
+        """SetChargingProfile after the checks; an accepted Dynamic profile's period becomes its stored update."""
+        self.check(station_id, payload)
+        answer = await self.csms.call(station_id, "SetChargingProfile", payload)
+        profile = payload["chargingProfile"]
+        if answer.get("status") == "Accepted" and profile.get("chargingProfileKind") == "Dynamic":
+            schedule = profile["chargingSchedule"][0]
+            period = schedule["chargingSchedulePeriod"][0]
+            await self.csms.worker.run(
+                v2x_state.op_put_dynamic, station_id, profile["id"], {k: period[k] for k in UPDATE_FIELDS
+                                                                      if k in period},
+                **{"evse_id": payload["evseId"], "transaction_id": profile.get("transactionId"),
+                   "mode": period.get("operationMode", OperationMode.CHARGING_ONLY.value),
+                   "unit": schedule["chargingRateUnit"]})
+        return answer
+
+    async def update_dynamic_schedule(self, station_id: str, profile_id: int, update: Payload, *,
+                                      push: bool = True) -> Payload | None:
+        """Store a Dynamic profile's new values (checked against its operation mode) and, with `push`, send
+        UpdateDynamicSchedule (K28); without it the station gets them at its next PullDynamicScheduleUpdate (K29)."""
+        known = await self.csms.worker.run(v2x_state.op_get_dynamic, station_id, profile_id)
+        merged = {**(known or {}).get("scheduleUpdate", {}), **update}  # K28: the fields given replace theirs
+        if known is not None and known.get("operationMode"):
+            period = {"startPeriod": 0, "operationMode": known["operationMode"], **known["scheduleUpdate"]}
+            try:
+                check_schedule_update(update, period,
+                                      "TxProfile" if known.get("transactionId") else "TxDefaultProfile",
+                                      known.get("chargingRateUnit") or "W")
+            except ProfileRejected as e:
+                raise V2xRuleError(e) from None
+        answer = None
+        if push:
+            request = {"chargingProfileId": profile_id, "scheduleUpdate": update}
+            answer = await self.csms.call(station_id, "UpdateDynamicSchedule", request)
+            await self.csms._log(station_id, "tx", "UpdateDynamicSchedule", request, answer,
+                                 (known or {}).get("transactionId"))
+            if answer.get("status") != "Accepted":
+                return answer
+        await self.csms.worker.run(v2x_state.op_put_dynamic, station_id, profile_id, merged)
+        return answer
+
+    async def setpoint(self, station_id: str, evse_id: int, body: Payload) -> Payload:
+        """The setpoint shortcut: a CentralSetpoint TxProfile (Dynamic unless `dynamic` is false) for the EVSE's
+        running transaction; once such a Dynamic profile is installed, later setpoints go as UpdateDynamicSchedule."""
+        tx_id = body.get("transactionId") or self.csms.active_transaction(station_id, evse_id)
+        if tx_id is None:
+            raise V2xRuleError(ProfileRejected("K01.FR.09", "TxNotFound", f"no transaction runs on EVSE {evse_id}",
+                                               "transactionId"))
+        values = {k: body[k] for k in ("setpoint", "limit", "dischargeLimit", "setpointReactive") if k in body}
+        profile_id = body.get("chargingProfileId", SETPOINT_PROFILE_BASE + evse_id)
+        dynamic = body.get("dynamic", True)
+        known = await self.csms.worker.run(v2x_state.op_get_dynamic, station_id, profile_id) if dynamic else None
+        if known is not None and known.get("transactionId") == tx_id and known.get("operationMode") == \
+                OperationMode.CENTRAL_SETPOINT.value:
+            answer = await self.update_dynamic_schedule(station_id, profile_id, values)
+            return {"action": "UpdateDynamicSchedule", "chargingProfileId": profile_id, "transactionId": tx_id,
+                    "request": {"chargingProfileId": profile_id, "scheduleUpdate": values}, "response": answer}
+        profile: Payload = {
+            "id": profile_id, "stackLevel": body.get("stackLevel", 0), "chargingProfilePurpose": "TxProfile",
+            "chargingProfileKind": "Dynamic" if dynamic else "Relative", "transactionId": tx_id,
+            "chargingSchedule": [{"id": profile_id, "chargingRateUnit": "W", "chargingSchedulePeriod": [
+                {"startPeriod": 0, "operationMode": OperationMode.CENTRAL_SETPOINT.value, **values}]}]}
+        if dynamic and body.get("dynUpdateInterval"):
+            profile["dynUpdateInterval"] = body["dynUpdateInterval"]
+        request = {"evseId": evse_id, "chargingProfile": profile}
+        answer = await self.set_charging_profile(station_id, request)
+        return {"action": "SetChargingProfile", "chargingProfileId": profile_id, "transactionId": tx_id,
+                "request": request, "response": answer}
+
+    async def notify_allowed_energy_transfer(self, station_id: str, payload: Payload) -> Payload:
+        """NotifyAllowedEnergyTransfer (Q01/Q02); what the station accepted is kept with the transaction."""
+        answer = await self.csms.call(station_id, "NotifyAllowedEnergyTransfer", payload)
+        await self.csms.worker.run(v2x_state.op_allowed_energy_transfer, station_id, payload["transactionId"],
+                                   payload["allowedEnergyTransfer"], answer.get("status", ""))
+        return answer
+
+    async def afrr_signal(self, station_id: str, signal: int, timestamp: str | None = None) -> Payload:
+        """AFRRSignal (Q08 aFRR): the signal the station maps through each period's v2xSignalWattCurve."""
+        return await self.csms.call(station_id, "AFRRSignal", {"timestamp": timestamp or rfc3339(),
+                                                               "signal": signal})
