@@ -97,11 +97,9 @@ class V2xService:
             schedule = profile["chargingSchedule"][0]
             period = schedule["chargingSchedulePeriod"][0]
             await self.csms.worker.run(
-                v2x_state.op_put_dynamic, station_id, profile["id"], {k: period[k] for k in UPDATE_FIELDS
-                                                                      if k in period},
-                **{"evse_id": payload["evseId"], "transaction_id": profile.get("transactionId"),
-                   "mode": period.get("operationMode", OperationMode.CHARGING_ONLY.value),
-                   "unit": schedule["chargingRateUnit"]})
+                v2x_state.op_put_dynamic, station_id, profile["id"],
+                {k: period[k] for k in UPDATE_FIELDS if k in period}, payload["evseId"], profile.get("transactionId"),
+                period.get("operationMode", OperationMode.CHARGING_ONLY.value), schedule["chargingRateUnit"])
         return answer
 
     async def update_dynamic_schedule(self, station_id: str, profile_id: int, update: Payload, *,

@@ -64,7 +64,7 @@ def op_allowed_energy_transfer(s: Session, station_id: str, transaction_id: str,
     return True
 
 
-def op_put_dynamic(s: Session, station_id: str, profile_id: int, update: dict[str, Any], *,
+def op_put_dynamic(s: Session, station_id: str, profile_id: int, update: dict[str, Any],
                    evse_id: int | None = None, transaction_id: str | None = None, mode: str | None = None,
                    unit: str | None = None) -> None:
     """Store (or replace) the schedule update of a Dynamic profile; unset details keep their earlier value."""
