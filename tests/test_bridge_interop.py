@@ -50,7 +50,7 @@ def test_reference_evcc_charges_at_our_station(tmp_path: Path, protocol: str, en
     try:
         csms = _start(_ours(link, ["csms", "--db", db, "--port", "9000", "--api-port", "0"]), tmp_path / "csms.log")
         procs.append(csms)
-        _wait_for_text(tmp_path / "csms.log", "CSMS: OCPP 2.0.1", csms, 30)
+        _wait_for_text(tmp_path / "csms.log", "CSMS: OCPP ", csms, 30)
         station = _start(_ours(link, ["station", "--csms", "ws://127.0.0.1:9000/ocpp", "--id", "CS1", "--password",
                                       PASSWORD, "--secc-iface", link.evse_if, "--free-charging", "--trace-dir",
                                       str(tmp_path / "traces"), "--meter-interval", "1"]), tmp_path / "station.log")
@@ -120,7 +120,7 @@ def test_reference_evccs_at_one_plug_and_charge_station(tmp_path: Path) -> None:
     try:
         csms = _start(_ours(link, ["csms", "--db", db, "--port", "9000", "--api-port", "0"]), tmp_path / "csms.log")
         procs.append(csms)
-        _wait_for_text(tmp_path / "csms.log", "CSMS: OCPP 2.0.1", csms, 30)
+        _wait_for_text(tmp_path / "csms.log", "CSMS: OCPP ", csms, 30)
         station = _start(_ours(link, [
             "station", "--csms", "ws://127.0.0.1:9000/ocpp", "--id", "CS1", "--password", PASSWORD, "--secc-iface",
             link.evse_if, "--pnc", "--secc-cert", str(certs / "cpoCertChain.pem"), "--secc-key",

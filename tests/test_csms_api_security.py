@@ -70,7 +70,7 @@ async def _csms_process(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Pr
                 line = (await proc.stdout.readline()).decode()
                 assert line, "the CSMS exited:\n" + "".join(lines)
                 lines.append(line)
-                if "OCPP 2.0.1 at " in line:
+                if line.startswith("CSMS: OCPP ") and " at " in line:
                     urls["ocpp"] = line.split(" at ")[1].split()[0]
                 if "REST API at " in line:
                     urls["api"] = line.split(" at ")[1].split()[0].removesuffix("/api")

@@ -64,6 +64,9 @@ def csms_command(
     max_protocol_errors: int = typer.Option(20, "--max-protocol-errors", min=0,
                                             help="CALLERRORs a station may cause within a minute before it is "
                                                  "disconnected with 1008 (0: never)"),
+    ocpp_versions: str = typer.Option("2.1,2.0.1", "--ocpp-versions",
+                                      help="OCPP versions offered on the one endpoint, most preferred first "
+                                           "(comma-separated: 2.1, 2.0.1)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
 ) -> None:
     """Run the CSMS until Ctrl-C (without a sub-command)."""
@@ -88,6 +91,10 @@ def csms_command(
         from ..ocpp import server_context
 
         ssl_ctx = server_context(cert, key, client_ca=client_ca if security_profile == 3 else None)
+    versions = tuple(v.strip() for v in ocpp_versions.split(",") if v.strip())
+    if not versions or any(v not in ("2.1", "2.0.1") for v in versions):
+        typer.echo("error: --ocpp-versions takes 2.1 and/or 2.0.1", err=True)
+        raise typer.Exit(2)
     try:
         hosts = allowed_hosts(api_host, [api_allowed_hosts])
     except ValueError as e:
@@ -104,7 +111,7 @@ def csms_command(
             heartbeat_interval=heartbeat, security_profile=security_profile, auto_register=auto_register,
             pki_dir=pki_dir, ocsp_url=ocsp_url, ocsp_allow=tuple(ocsp_allow or ()),
             ocsp_allow_private=ocsp_allow_private, ocsp_allow_only=ocsp_allow_only,
-            max_protocol_errors=max_protocol_errors)))
+            max_protocol_errors=max_protocol_errors, allowed_versions=versions)))
 
 
 @dataclass(frozen=True)
@@ -129,7 +136,7 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
     csms = Csms(store, config, ssl=ssl_ctx)  # type: ignore[arg-type]
     await csms.start(host, port)
     scheme = "wss" if profile >= 2 else "ws"
-    typer.echo(f"CSMS: OCPP 2.0.1 at {scheme}://{host}:{csms.port}/ocpp/<stationId> "
+    typer.echo(f"CSMS: OCPP {' and '.join(config.allowed_versions)} at {scheme}://{host}:{csms.port}/ocpp/<stationId> "
                f"(security profile {profile}, database {store.engine.url.render_as_string(hide_password=True)})")
     api = None
     if api_options.port:
