@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..ocpp import CallContext
+from ..ocpp import CallContext, PayloadInvalid
 from ..ocpp.v2x import OperationMode, ProfileRejected, check_profile, check_schedule_update, check_transaction
 from ..times import rfc3339
 from . import v2x_state
@@ -80,8 +80,8 @@ class V2xService:
             return
         try:
             self.csms.server.connections[station_id].engine.validate_request("SetChargingProfile", payload)
-        except Exception:
-            return  # the schema error is the engine's to report (CommandError 422)
+        except (PayloadInvalid, KeyError):
+            return  # the schema error is the engine's to report (CommandError 422); KeyError: just disconnected
         try:
             check_profile(evse, profile)
             check_transaction(profile, self.csms._state(station_id).active, evse)
