@@ -164,7 +164,7 @@ def test_evcc_config_checks() -> None:
     with pytest.raises(ValueError, match="DC only"):
         EvccConfig(protocols=("din",), energy="ac")
     with pytest.raises(ValueError, match="unknown application protocol"):
-        EvccConfig(protocols=("iso20",))
+        EvccConfig(protocols=("iso21",))
 
 
 # ----- sequence timers in the EVCC machine (time is injected) -----

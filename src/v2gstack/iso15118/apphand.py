@@ -1,9 +1,11 @@
 """supportedAppProtocol handshake: the EVCC's offer and the SECC's choice by the EV's priority, sans-I/O.
 
-Rules (ISO 15118-2 / DIN SPEC 70121): the SECC picks, among the offered protocols whose namespace it supports with
-the same major version, the one with the best (lowest) Priority. Same minor version -> OK_SuccessfulNegotiation,
-another minor version -> OK_SuccessfulNegotiationWithMinorDeviation, nothing usable -> Failed_NoNegotiation without
-SchemaID (the SECC then closes the connection).
+Rules (ISO 15118-2 / DIN SPEC 70121 / ISO 15118-20): the SECC picks, among the offered protocols whose namespace it
+supports with the same major version, the one with the best (lowest) Priority. Same minor version ->
+OK_SuccessfulNegotiation, another minor version -> OK_SuccessfulNegotiationWithMinorDeviation, nothing usable ->
+Failed_NoNegotiation without SchemaID (the SECC then closes the connection). ISO 15118-20 is offered with the
+namespace of its energy type (urn:iso:std:iso:15118:-20:AC or :DC, major version 1); both belong to the family
+"iso20", whose messages start in the CommonMessages namespace.
 """
 
 from __future__ import annotations
@@ -26,24 +28,39 @@ class AppProtocol:
     major: int
     minor: int
     title: str
+    family: str = ""  # "din", "iso2" or "iso20" (what the session runs); the key when empty
+
+    @property
+    def kind(self) -> str:
+        """The protocol family: 'din', 'iso2' or 'iso20'."""
+        return self.family or self.key
 
 
 DIN_70121 = AppProtocol("din", "urn:din:70121:2012:MsgDef", 2, 0, "DIN SPEC 70121")
 ISO_15118_2 = AppProtocol("iso2", "urn:iso:15118:2:2013:MsgDef", 2, 0, "ISO 15118-2")
-PROTOCOLS: dict[str, AppProtocol] = {p.key: p for p in (DIN_70121, ISO_15118_2)}
+ISO_15118_20_AC = AppProtocol("iso20_ac", "urn:iso:std:iso:15118:-20:AC", 1, 0, "ISO 15118-20 AC", "iso20")
+ISO_15118_20_DC = AppProtocol("iso20_dc", "urn:iso:std:iso:15118:-20:DC", 1, 0, "ISO 15118-20 DC", "iso20")
+PROTOCOLS: dict[str, AppProtocol] = {p.key: p for p in (DIN_70121, ISO_15118_2, ISO_15118_20_AC, ISO_15118_20_DC)}
+FAMILIES = ("din", "iso2", "iso20")
+"""What users name: 'iso20' stands for the -20 namespace of the energy type (both for a SECC)."""
 
 
 class NegotiationError(Exception):
     """The handshake failed (EVCC side): nothing in common, or a response that does not fit the offer."""
 
 
-def protocols(keys: Iterable[str]) -> list[AppProtocol]:
-    """AppProtocols for keys such as 'iso2', 'din'; ValueError for an unknown key."""
-    out = []
+def protocols(keys: Iterable[str], dc: bool | None = None) -> list[AppProtocol]:
+    """AppProtocols for keys such as 'iso20', 'iso2', 'din' in that order; 'iso20' is the -20 namespace of the
+    energy type (`dc`), or both (DC first) when it is None. ValueError for an unknown key."""
+    out: list[AppProtocol] = []
     for key in keys:
-        if key not in PROTOCOLS:
-            raise ValueError(f"unknown application protocol {key!r} (known: {', '.join(PROTOCOLS)})")
-        out.append(PROTOCOLS[key])
+        if key == "iso20":
+            pick = [ISO_15118_20_DC, ISO_15118_20_AC] if dc is None else [ISO_15118_20_DC if dc else ISO_15118_20_AC]
+            out += [p for p in pick if p not in out]
+        elif key in PROTOCOLS:
+            out.append(PROTOCOLS[key])
+        else:
+            raise ValueError(f"unknown application protocol {key!r} (known: {', '.join(FAMILIES)})")
     return out
 
 

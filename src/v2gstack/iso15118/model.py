@@ -11,7 +11,9 @@ from enum import StrEnum
 
 
 class Step(StrEnum):
-    """A request/response pair, named as ISO 15118-2 names it (DIN spellings are mapped by the message modules)."""
+    """A request/response pair, named as ISO 15118-2 names it (DIN spellings are mapped by the message modules); the
+    last group exists in ISO 15118-20 only (its AC_/DC_ messages map onto the -2 names: DC_CableCheck ->
+    CableCheck, AC_ChargeLoop and DC_ChargeLoop -> ChargeLoop)."""
 
     SESSION_SETUP = "SessionSetup"
     SERVICE_DISCOVERY = "ServiceDiscovery"
@@ -30,6 +32,21 @@ class Step(StrEnum):
     SESSION_STOP = "SessionStop"
     CERTIFICATE_INSTALLATION = "CertificateInstallation"
     CERTIFICATE_UPDATE = "CertificateUpdate"
+    # ISO 15118-20 only
+    AUTHORIZATION_SETUP = "AuthorizationSetup"
+    SERVICE_SELECTION = "ServiceSelection"
+    SCHEDULE_EXCHANGE = "ScheduleExchange"
+    CHARGE_LOOP = "ChargeLoop"
+    METERING_CONFIRMATION = "MeteringConfirmation"
+    VEHICLE_CHECK_IN = "VehicleCheckIn"
+    VEHICLE_CHECK_OUT = "VehicleCheckOut"
+
+
+STEPS_ISO20_ONLY = frozenset({Step.AUTHORIZATION_SETUP, Step.SERVICE_SELECTION, Step.SCHEDULE_EXCHANGE,
+                              Step.CHARGE_LOOP, Step.METERING_CONFIRMATION, Step.VEHICLE_CHECK_IN,
+                              Step.VEHICLE_CHECK_OUT})
+STEPS_ISO2 = frozenset(Step) - STEPS_ISO20_ONLY
+"""The request/response pairs of ISO 15118-2 (DIN uses a subset)."""
 
 
 class Processing(StrEnum):

@@ -1,4 +1,7 @@
-"""The asyncio side of V2GTP on TCP or TLS: send frames, receive reassembled frames from a StreamReader."""
+"""The asyncio side of V2GTP on TCP or TLS: send frames, receive reassembled frames from a StreamReader.
+
+Every EXI payload type is accepted on the stream (0x8001 and the -20 ones); the session decides which of them its
+protocol allows and how to decode each."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import asyncio
 import contextlib
 from collections import deque
 
-from .v2gtp import DEFAULT_MAX_PAYLOAD, Frame, FrameDecoder, PayloadType, encode_frame
+from .v2gtp import DEFAULT_MAX_PAYLOAD, EXI_PAYLOADS, Frame, FrameDecoder, PayloadType, encode_frame
 
 _READ_CHUNK = 65536
 
@@ -22,7 +25,7 @@ class V2GTPStream:
                  max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
         self.reader = reader
         self.writer = writer
-        self.decoder = FrameDecoder((PayloadType.EXI,), max_payload)
+        self.decoder = FrameDecoder(EXI_PAYLOADS, max_payload)
         self._frames: deque[Frame] = deque()
 
     @property

@@ -1,4 +1,5 @@
-"""V2GTP framing (ISO 15118-2, DIN SPEC 70121): the 8-byte header, payload types and a stream reassembler.
+"""V2GTP framing (ISO 15118-2, DIN SPEC 70121, ISO 15118-20): the 8-byte header, payload types and a stream
+reassembler.
 
 Sans-I/O: `encode_frame` makes bytes, `FrameDecoder.feed` turns a TCP byte stream into frames by the length field,
 `decode_datagram` checks one UDP datagram. Every violation raises a typed `V2GTPError`; the caller closes the
@@ -21,13 +22,41 @@ _HEADER = struct.Struct(">BBHI")
 
 
 class PayloadType(IntEnum):
-    """V2GTP payload types of ISO 15118-2 (the wireless SDP pair of -20 is listed for later use)."""
+    """V2GTP payload types: 0x8001 EXI of DIN/-2 and the supportedAppProtocol handshake of every protocol; the -20
+    message streams (0x8002 common messages, 0x8003 AC, 0x8004 DC, 0x8005 ACDP, 0x8006 WPT) and its side streams
+    (0x8101 schedule renegotiation, 0x8102 metering confirmation, 0x8103 ACDP system status, 0x8104 parking
+    status); SDP on UDP."""
 
-    EXI = 0x8001
+    EXI = 0x8001  # -20 calls it SAP: the handshake (and every DIN/-2 message)
+    ISO20_COMMON = 0x8002
+    ISO20_AC = 0x8003
+    ISO20_DC = 0x8004
+    ISO20_ACDP = 0x8005
+    ISO20_WPT = 0x8006
+    ISO20_SCHEDULE_RENEGOTIATION = 0x8101
+    ISO20_METERING_CONFIRMATION = 0x8102
+    ISO20_ACDP_SYSTEM_STATUS = 0x8103
+    ISO20_PARKING_STATUS = 0x8104
     SDP_REQUEST = 0x9000
     SDP_RESPONSE = 0x9001
     SDP_REQUEST_WIRELESS = 0x9002
     SDP_RESPONSE_WIRELESS = 0x9003
+
+
+SAP = PayloadType.EXI
+ISO20_NAMESPACE: dict[int, str] = {
+    PayloadType.ISO20_COMMON: "iso20", PayloadType.ISO20_AC: "iso20_ac", PayloadType.ISO20_DC: "iso20_dc",
+    PayloadType.ISO20_ACDP: "iso20_acdp", PayloadType.ISO20_WPT: "iso20_wpt",
+    PayloadType.ISO20_SCHEDULE_RENEGOTIATION: "iso20", PayloadType.ISO20_METERING_CONFIRMATION: "iso20",
+    PayloadType.ISO20_ACDP_SYSTEM_STATUS: "iso20_acdp", PayloadType.ISO20_PARKING_STATUS: "iso20",
+}
+"""The EXI namespace a -20 payload is coded with, by its payload type."""
+ISO20_STREAM: dict[str, int] = {"iso20": PayloadType.ISO20_COMMON, "iso20_ac": PayloadType.ISO20_AC,
+                                "iso20_dc": PayloadType.ISO20_DC, "iso20_acdp": PayloadType.ISO20_ACDP,
+                                "iso20_wpt": PayloadType.ISO20_WPT}
+"""The main-stream payload type of each -20 namespace."""
+EXI_PAYLOADS = frozenset({PayloadType.EXI, *ISO20_NAMESPACE})
+"""Every payload type that carries EXI on a TCP/TLS connection."""
 
 
 class V2GTPError(ValueError):

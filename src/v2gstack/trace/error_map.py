@@ -69,16 +69,16 @@ FAILURES: dict[FailureKind, IsoFailure] = {f.kind: f for f in [
     IsoFailure(_K.SEQUENCE_ERROR, "FAILED_SequenceError: a request out of order", "Other", "AbnormalCondition"),
     IsoFailure(_K.UNKNOWN_SESSION, "FAILED_UnknownSession: a SessionID that is not this session's", "Other",
                "AbnormalCondition"),
-    IsoFailure(_K.AUTHORIZATION_FAILED, "Authorization answered FAILED (EIM: the idToken was refused)", "DeAuthorized",
-               "Deauthorized"),
-    IsoFailure(_K.WRONG_CHARGE_PARAMETER, "FAILED_WrongChargeParameter / FAILED_WrongEnergyTransferMode", "Other",
-               "AbnormalCondition"),
+    IsoFailure(_K.AUTHORIZATION_FAILED, "Authorization answered FAILED (EIM: the idToken was refused); -20: a "
+               "WARNING_ authorization code, after which the EV stops", "DeAuthorized", "Deauthorized"),
+    IsoFailure(_K.WRONG_CHARGE_PARAMETER, "FAILED_WrongChargeParameter / FAILED_WrongEnergyTransferMode; a service or "
+               "parameter set that was not offered", "Other", "AbnormalCondition"),
     IsoFailure(_K.ISOLATION_FAULT, "CableCheck FAILED: isolation Invalid or Fault", "GroundFault", "AbnormalCondition",
                faulted=True),
     IsoFailure(_K.CONTACTOR_ERROR, "FAILED_ContactorError / FAILED_PowerDeliveryNotApplied", "Other",
                "AbnormalCondition", faulted=True),
-    IsoFailure(_K.PROFILE_INVALID, "FAILED_ChargingProfileInvalid / FAILED_TariffSelectionInvalid", "Other",
-               "AbnormalCondition"),
+    IsoFailure(_K.PROFILE_INVALID, "FAILED_ChargingProfileInvalid / FAILED_TariffSelectionInvalid; -20: a schedule "
+               "tuple or EV power profile that does not fit", "Other", "AbnormalCondition"),
     IsoFailure(_K.CERTIFICATE_ERROR, "FAILED_CertChainError, FAILED_CertificateExpired, FAILED_CertificateRevoked, "
                "FAILED_NoCertificateAvailable, FAILED_ContractCanceled", "DeAuthorized", "Deauthorized",
                security_event="InvalidContractCertificate"),
@@ -124,13 +124,50 @@ _CODE_KIND: dict[str, FailureKind] = {
     "FAILED_ContractCanceled": _K.CERTIFICATE_ERROR, "FAILED_SignatureError": _K.SIGNATURE_ERROR,
     "FAILED_ChallengeInvalid": _K.SIGNATURE_ERROR, "FAILED_MeteringSignatureNotValid": _K.SIGNATURE_ERROR,
     "Failed_NoNegotiation": _K.NO_COMMON_PROTOCOL,
+    # ISO 15118-20
+    "FAILED_ScheduleSelectionInvalid": _K.PROFILE_INVALID, "FAILED_EVPowerProfileInvalid": _K.PROFILE_INVALID,
+    "FAILED_EVPowerProfileViolation": _K.PROFILE_INVALID, "FAILED_PowerToleranceNotConfirmed": _K.PROFILE_INVALID,
+    "FAILED_ScheduleRenegotiation": _K.PROFILE_INVALID,
+    "FAILED_NoEnergyTransferServiceSelected": _K.WRONG_CHARGE_PARAMETER,
+    "FAILED_ServiceSelectionInvalid": _K.WRONG_CHARGE_PARAMETER, "FAILED_ServiceIDInvalid": _K.WRONG_CHARGE_PARAMETER,
+    "FAILED_NoServiceRenegotiationSupported": _K.WRONG_CHARGE_PARAMETER,
+    "WARNING_EIMAuthorizationFailure": _K.AUTHORIZATION_FAILED,
+    "WARNING_AuthorizationSelectionInvalid": _K.AUTHORIZATION_FAILED, "WARNING_eMSPUnknown": _K.AUTHORIZATION_FAILED,
+    "WARNING_GeneralPnCAuthorizationError": _K.AUTHORIZATION_FAILED,
+    "WARNING_CertificateExpired": _K.CERTIFICATE_ERROR, "WARNING_CertificateNotYetValid": _K.CERTIFICATE_ERROR,
+    "WARNING_CertificateRevoked": _K.CERTIFICATE_ERROR, "WARNING_CertificateValidationError": _K.CERTIFICATE_ERROR,
+    "WARNING_NoCertificateAvailable": _K.CERTIFICATE_ERROR, "WARNING_NoContractMatchingPCIDFound": _K.CERTIFICATE_ERROR,
+    "WARNING_ChallengeInvalid": _K.SIGNATURE_ERROR,
 }
 
 
 def kind_of_code(code: str) -> FailureKind:
-    """The failure kind of a FAILED ISO response code (or the handshake's Failed_NoNegotiation) the SECC answered;
-    codes without a row of their own are OtherFailed (the SECC refines plain FAILED by the step it answered)."""
+    """The failure kind of a FAILED ISO response code (or the handshake's Failed_NoNegotiation, or a -20 WARNING_
+    authorization code) the SECC answered; codes without a row of their own are OtherFailed (the SECC refines plain
+    FAILED by the step it answered)."""
     return _CODE_KIND.get(code, _K.OTHER_FAILED)
+
+
+# ISO 15118-2 authorization codes (what -2 controllers set for a refusal) -> the ISO 15118-20 AuthorizationRes code
+ISO2_TO_ISO20_AUTH: dict[str, str] = {
+    "FAILED_CertificateExpired": "WARNING_CertificateExpired",
+    "FAILED_CertificateRevoked": "WARNING_CertificateRevoked",
+    "FAILED_CertChainError": "WARNING_CertificateValidationError",
+    "FAILED_NoCertificateAvailable": "WARNING_NoCertificateAvailable",
+    "FAILED_ContractCanceled": "WARNING_GeneralPnCAuthorizationError",
+    "FAILED_SignatureError": "FAILED_SignatureError",
+    "FAILED_ChallengeInvalid": "WARNING_ChallengeInvalid",
+}
+
+
+def iso20_auth_code(code: str | None, pnc: bool) -> str:
+    """The -20 AuthorizationRes code of a refusal: a -20 code as it is, a -2 one translated, otherwise the general
+    refusal of the authorization service (WARNING_GeneralPnCAuthorizationError or WARNING_EIMAuthorizationFailure)."""
+    if code and (code.startswith("WARNING_") or code in ("FAILED", "FAILED_SignatureError")):
+        return code
+    if code in ISO2_TO_ISO20_AUTH:
+        return ISO2_TO_ISO20_AUTH[code]
+    return "WARNING_GeneralPnCAuthorizationError" if pnc else "WARNING_EIMAuthorizationFailure"
 
 
 def notify_event(failure: IsoFailure, code: str | None, reason: str, evse_id: int, event_id: int, timestamp: str,
@@ -203,9 +240,10 @@ def markdown() -> str:
         lines.append(f"| {f.kind} | {f.description} | {f.stopped_reason} | {f.trigger_reason} | "
                      f"{'yes' if f.notify else 'no'} | {f.security_event or '-'} | {'yes' if f.faulted else 'no'} |")
     lines += ["", "ISO response codes by kind (a plain `FAILED` is AuthorizationFailed when it answers Authorization"
-              " or ContractAuthentication, IsolationFault when it answers CableCheck, OtherFailed otherwise):", ""]
+              " or ContractAuthentication, IsolationFault when it answers CableCheck, OtherFailed otherwise; the "
+              "ISO 15118-20 WARNING_ codes of AuthorizationRes end the session when the EV stops after them):", ""]
     for code, kind in _CODE_KIND.items():
-        if code.startswith("FAILED"):
+        if code.startswith(("FAILED", "WARNING")):
             lines.append(f"- `{code}` -> {kind}")
     lines += ["", "## OCPP -> ISO 15118", "", "EIM: the idTokenInfo status of Authorize (or of the RequestStart"
               "Transaction's authorization) decides the AuthorizationRes:", "",
@@ -217,6 +255,11 @@ def markdown() -> str:
               "| certificateStatus | ResponseCode |", "|---|---|"]
     for status, code in CERTIFICATE_TO_ISO.items():
         lines.append(f"| {status} | {code} |")
+    lines += ["", "ISO 15118-20 answers a refused authorization with WARNING_ codes (EVSEProcessing `Finished`): a "
+              "-2 code a controller gives is translated, anything else is WARNING_EIMAuthorizationFailure (EIM) or "
+              "WARNING_GeneralPnCAuthorizationError (Plug & Charge):", "", "| -2 code | -20 code |", "|---|---|"]
+    for code2, code20 in ISO2_TO_ISO20_AUTH.items():
+        lines.append(f"| {code2} | {code20} |")
     lines += ["", "A CSMS RequestStopTransaction makes the SECC answer the next charge-loop request with "
               "EVSENotification `StopCharging`; the transaction ends with stoppedReason `Remote`, triggerReason "
               "`RemoteStop`. A charging profile that changes during charging makes it answer `ReNegotiation` (-2) "

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from ..model import (
     AC_MODES,
+    STEPS_ISO2,
     ACEVSEParameters,
     DCEVSEParameters,
     DCEVStatus,
@@ -47,7 +48,7 @@ class DinMessages(Iso2Messages):
     no_charge_service_code = "FAILED_ServiceSelectionInvalid"
     contactor_error_code = "FAILED_PowerDeliveryNotApplied"
     placeholder_evse_id = "00"
-    steps_in_use = frozenset(Step) - {Step.SERVICE_DETAIL, Step.PAYMENT_DETAILS, Step.CERTIFICATE_INSTALLATION,
+    steps_in_use = STEPS_ISO2 - {Step.SERVICE_DETAIL, Step.PAYMENT_DETAILS, Step.CERTIFICATE_INSTALLATION,
                                       Step.CERTIFICATE_UPDATE, Step.CHARGING_STATUS, Step.METERING_RECEIPT}
 
     # ----- shared pieces -----

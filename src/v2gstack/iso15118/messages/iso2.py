@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from ..model import (
+    STEPS_ISO2,
     ACEVSEParameters,
     CurrentDemand,
     DCEVSEParameters,
@@ -39,12 +40,12 @@ class Iso2Messages:
 
     key = "iso2"
     ns = "iso2"
-    names: ClassVar[Mapping[Step, str]] = MappingProxyType({s: s.value for s in Step})
+    names: ClassVar[Mapping[Step, str]] = MappingProxyType({s: s.value for s in STEPS_ISO2})
     wrong_mode_code = "FAILED_WrongEnergyTransferMode"
     no_charge_service_code = "FAILED_NoChargeServiceSelected"
     contactor_error_code = "FAILED_ContactorError"
     placeholder_evse_id = "ZZ00000"
-    steps_in_use = frozenset(Step)
+    steps_in_use = STEPS_ISO2
 
     def __init__(self) -> None:
         self._by_name: dict[str, tuple[Step, bool]] = {}
