@@ -2,7 +2,8 @@
 
 Physics: the pack voltage rises linearly with SoC; DC current is the smallest of the EV's and EVSE's current and
 power limits, tapering linearly above the bulk SoC (a crude CC-CV); energy in = power x time x `speedup`, where
-`speedup` lets demos and tests fill a battery in seconds.
+`speedup` lets demos and tests fill a battery in seconds. For bidirectional power transfer (ISO 15118-20 BPT) the
+battery also discharges, never below `min_soc`, and the energy fed back is counted apart (`discharged_wh`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ class EVModel:
     pack_voltage_full: float = 420.0
     speedup: float = 1.0
     energy_wh: float = 0.0  # charged in this session
+    # ISO 15118-20: the SoC window and the limits of both directions
+    min_soc: float = 20.0  # never discharge below (and the minimum the EV asks for)
+    max_soc: float = 100.0
+    ac_max_power: float = 22_000.0
+    ac_min_power: float = 1_400.0
+    ac_max_discharge_power: float = 11_000.0
+    dc_max_discharge_power: float = 25_000.0
+    dc_max_discharge_current: float = 80.0
+    dc_min_voltage: float = 200.0
+    discharged_wh: float = 0.0  # fed back in this session
 
     @property
     def pack_voltage(self) -> float:
@@ -66,6 +77,30 @@ class EVModel:
         self.energy_wh += wh
         self.soc = min(100.0, self.soc + wh / self.capacity_wh * 100.0)
         return wh
+
+    def discharge(self, power_w: float, dt_s: float) -> float:
+        """Feed back `power_w` (a magnitude) for `dt_s` real seconds (times `speedup`), never below `min_soc`;
+        return the Wh given."""
+        if power_w <= 0 or dt_s <= 0:
+            return 0.0
+        room = max(0.0, (self.soc - self.min_soc) / 100.0 * self.capacity_wh)
+        wh = min(power_w * dt_s * self.speedup / 3600.0, room)
+        self.discharged_wh += wh
+        self.soc = max(self.min_soc, self.soc - wh / self.capacity_wh * 100.0)
+        return wh
+
+    def transfer(self, power_w: float, dt_s: float) -> float:
+        """Signed power: take (positive) or feed back (negative) for `dt_s` seconds; return the Wh moved."""
+        return self.charge(power_w, dt_s) if power_w >= 0 else -self.discharge(-power_w, dt_s)
+
+    @property
+    def can_discharge(self) -> bool:
+        """Whether the SoC is above the minimum."""
+        return self.soc > self.min_soc
+
+    def energy_to(self, soc: float) -> float:
+        """Wh from the present SoC to `soc` (negative when below the present SoC)."""
+        return (soc - self.soc) / 100.0 * self.capacity_wh
 
     def dc_request(self, evse_max_current: float | None, evse_max_power: float | None) -> tuple[float, float]:
         """(EVTargetVoltage, EVTargetCurrent) for the next CurrentDemandReq."""

@@ -1,4 +1,5 @@
-"""The EVCC state machine for DIN SPEC 70121 (DC) and ISO 15118-2 (AC and DC), EIM, sans-I/O.
+"""The EVCC state machine for DIN SPEC 70121 (DC) and ISO 15118-2 (AC and DC), sans-I/O; ISO 15118-20 sessions run
+in Evcc20 (evcc20.py) once the handshake chose it.
 
 `start(now)` gives the first request (supportedAppProtocolReq); each decoded response goes to `handle(doc, now)`,
 which returns the next `Send` (request, how long to wait before sending it, how long to wait for its answer) or the
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from . import pnc, xmldsig
 from .apphand import NegotiationError, build_request, protocols, read_response
 from .ev import EVModel
+from .evcc20 import Evcc20
 from .messages import Iso2Messages, MessageError, for_protocol, split
 from .messages.envelope import NEW_SESSION_ID, same_session
 from .model import (
@@ -35,6 +37,7 @@ from .model import (
     is_dc,
 )
 from .timers import EvccTimers
+from .v2gtp import ISO20_NAMESPACE, PayloadType
 
 log = logging.getLogger("v2gstack.iso15118.evcc")
 
@@ -66,8 +69,9 @@ class OemCredentials:
 class EvccConfig:
     """How the EV behaves on the wire."""
 
-    protocols: tuple[str, ...] = ("iso2",)  # offered in priority order
-    energy: str = "dc"  # "ac" or "dc"
+    protocols: tuple[str, ...] = ("iso2",)  # offered in priority order ("iso20": the -20 namespace of the energy)
+    energy: str = "dc"  # "ac" or "dc"; with -20 also "ac_bpt" or "dc_bpt" (-2/DIN then run "ac"/"dc")
+    control: str = "scheduled"  # -20 control mode: "scheduled" or "dynamic"
     ac_mode: str = "AC_three_phase_core"
     dc_mode: str = "DC_extended"
     evcc_id: str = "0A1B2C3D4E5F"  # the EV's MAC address
@@ -86,17 +90,28 @@ class EvccConfig:
     pnc_fault: str | None = None  # tests and demos: "bad-signature", "tampered-challenge", "emaid-mismatch"
     v2g_roots: tuple[Any, ...] = ()  # V2G roots to check the CPS chain of an update (installation: oem.v2g_roots)
     resume_session_id: str | None = None  # SessionID of a paused session to resume
+    schedule_choice: int | None = None  # -20 scheduled: the ScheduleTupleID to choose (default: the first)
+    meter_info_requested: bool = False  # -20: ask for the meter reading in every charge-loop request
     timers: EvccTimers = field(default_factory=EvccTimers)
 
     def __post_init__(self) -> None:
         """Refuse impossible combinations."""
-        if self.energy not in ("ac", "dc"):
-            raise ValueError("energy must be 'ac' or 'dc'")
-        protocols(self.protocols)
-        if self.energy == "ac" and "din" in self.protocols:
-            raise ValueError("DIN SPEC 70121 is DC only: offer iso2 for AC")
+        if self.energy not in ("ac", "dc", "ac_bpt", "dc_bpt"):
+            raise ValueError("energy must be 'ac', 'dc', 'ac_bpt' or 'dc_bpt'")
+        protocols(self.protocols, self.dc)
+        if self.energy.startswith("ac") and "din" in self.protocols:
+            raise ValueError("DIN SPEC 70121 is DC only: offer iso2 or iso20 for AC")
+        if self.energy.endswith("_bpt") and "iso20" not in self.protocols:
+            raise ValueError("bidirectional power transfer needs ISO 15118-20: offer iso20")
+        if self.control not in ("scheduled", "dynamic"):
+            raise ValueError("control must be 'scheduled' or 'dynamic'")
         if self.stop not in ("Terminate", "Pause"):
             raise ValueError("stop must be 'Terminate' or 'Pause'")
+
+    @property
+    def dc(self) -> bool:
+        """Whether the EV charges DC."""
+        return self.energy.startswith("dc")
 
 
 @dataclass(frozen=True)
@@ -109,6 +124,7 @@ class Send:
     timeout: float
     delay: float = 0.0
     step: Step | None = None
+    payload_type: int = PayloadType.EXI  # the V2GTP payload type (-20: by message stream)
 
 
 @dataclass(frozen=True)
@@ -127,6 +143,11 @@ class SessionResult:
     energy_wh: float = 0.0
     messages: int = 0
     installed_contract: Contract | None = None  # a contract this session installed (keep it for the next one)
+    exported_wh: float = 0.0  # -20 BPT: energy fed back
+    service: str | None = None  # -20: the energy transfer service (AC, DC, AC_BPT, DC_BPT)
+    control_mode: str | None = None  # -20: SCHEDULED or DYNAMIC
+    metering_confirmations: int = 0  # -20: MeteringConfirmationReq sent
+    renegotiations: int = 0  # -20: schedule renegotiations done
 
 
 class EvccSession:
@@ -146,7 +167,8 @@ class EvccSession:
         self.rx_header: dict[str, Any] = {}
         self.evse_id: str | None = None
         self.waiting: Step | None = None  # the step whose response we wait for; None = handshake
-        self.mode = self.config.dc_mode if self.config.energy == "dc" else self.config.ac_mode
+        self.mode = self.config.dc_mode if self.config.dc else self.config.ac_mode
+        self.iso20: Evcc20 | None = None  # the -20 engine, once negotiated
         self.schedule: SASchedule | None = None
         self.evse_params: ACEVSEParameters | DCEVSEParameters | None = None
         self.ac_limit: float | None = None
@@ -184,8 +206,18 @@ class EvccSession:
 
     @property
     def rx_namespace(self) -> str:
-        """EXI namespace of the next response."""
+        """EXI namespace of the next response (-20: its CommonMessages; see rx_namespace_for)."""
+        if self.iso20 is not None:
+            return "iso20"
         return self.protocol or "appHand"
+
+    def rx_namespace_for(self, payload_type: int) -> str | None:
+        """The EXI namespace of a response that came with V2GTP `payload_type`; None if the protocol does not allow
+        it (the shell then ends the session: a V2GTP error)."""
+        if self.iso20 is not None:
+            ns = ISO20_NAMESPACE.get(payload_type)
+            return ns if ns in ("iso20", "iso20_ac", "iso20_dc") else None
+        return self.rx_namespace if payload_type == PayloadType.EXI else None
 
     @property
     def label(self) -> str:
@@ -196,7 +228,7 @@ class EvccSession:
 
     def start(self, now: float) -> Send:
         """The connection is up: the supportedAppProtocolReq, and the communication setup timer starts."""
-        doc, self._schema_ids = build_request(protocols(self.config.protocols))
+        doc, self._schema_ids = build_request(protocols(self.config.protocols, self.config.dc))
         self._start_timer("V2G_EVCC_CommunicationSetup_Timeout", self.timers.communication_setup, now)
         return self._send_doc(now, doc, "appHand", "supportedAppProtocolReq", None,
                               self.timers.message_timeout("", None), "supportedAppProtocolRes")
@@ -208,6 +240,8 @@ class EvccSession:
         self.messages += 1
         if self.waiting is None and self.protocol is None:
             return self._after_handshake(doc, now)
+        if self.iso20 is not None:
+            return self.iso20.handle(doc, now)
         assert self.msgs is not None and self.waiting is not None
         try:
             sid, name, body = split(doc)
@@ -241,14 +275,16 @@ class EvccSession:
 
     # ----- helpers -----
 
-    def _finish(self, ok: bool, reason: str, code: str | None = None) -> SessionResult:
+    def _finish(self, ok: bool, reason: str, code: str | None = None, paused: bool | None = None) -> SessionResult:
         """Build and log the result."""
+        if paused is None:
+            paused = ok and self.config.stop == "Pause" and self.protocol == "iso2"
+        extra: dict[str, Any] = self.iso20.result_fields() if self.iso20 is not None else {}
         self.result = SessionResult(ok=ok, reason=reason, protocol=self.protocol, session_id=self.session_id,
-                                    evse_id=self.evse_id, response_code=code,
-                                    paused=ok and self.config.stop == "Pause" and self.protocol == "iso2",
+                                    evse_id=self.evse_id, response_code=code, paused=paused,
                                     charge_loops=self.charge_loops, soc=round(self.ev.soc, 2),
                                     energy_wh=round(self.ev.energy_wh, 1), messages=self.messages,
-                                    installed_contract=self.installed)
+                                    installed_contract=self.installed, **extra)
         (log.info if ok else log.warning)("%s ended: %s", self.label, reason)
         return self.result
 
@@ -267,6 +303,30 @@ class EvccSession:
                 timeout, label = max(0.0, left), timer
         self._timeout_label = label
         return Send(doc, ns, name, timeout, delay, step)
+
+    def send_document(self, now: float, doc: dict[str, Any], ns: str, step: Step, delay: float = 0.0,
+                      payload_type: int = PayloadType.EXI) -> Send | SessionResult:
+        """Send a whole request document (the -20 engine's), unless a sequence timer has already run out."""
+        for timer, deadline in self._deadlines.items():
+            if deadline <= now + delay:
+                return self._fail(f"{timer} expired")
+        self.waiting = step
+        name = next(iter(doc))
+        send = self._send_doc(now, doc, ns, name, step, self.timers.message_timeout("iso20", step),
+                              name[:-3] + "Res", delay)
+        return Send(send.doc, send.ns, send.name, send.timeout, send.delay, send.step, payload_type)
+
+    # what protocol engines (Evcc20) use of the session
+    fail = _fail
+    finish = _finish
+
+    def start_timer(self, name: str, seconds: float, now: float) -> None:
+        """Start a sequence timer unless it already runs."""
+        self._start_timer(name, seconds, now)
+
+    def stop_timer(self, name: str) -> None:
+        """Stop a sequence timer."""
+        self._stop_timer(name)
 
     def _send(self, now: float, step: Step, body: Body, delay: float = 0.0,
               signature: dict[str, Any] | None = None) -> Send | SessionResult:
@@ -311,9 +371,13 @@ class EvccSession:
             chosen, code = read_response(doc, self._schema_ids)
         except NegotiationError as e:
             return self._fail(f"protocol negotiation failed: {e}")
+        log.info("EVCC negotiated %s (%s)", chosen.title, code)
+        if chosen.kind == "iso20":
+            self.protocol = "iso20"
+            self.iso20 = Evcc20(self)
+            return self.iso20.start(now)
         self.protocol = chosen.key
         self.msgs = for_protocol(chosen.key)
-        log.info("EVCC negotiated %s (%s)", chosen.title, code)
         if self.config.resume_session_id:
             self.session_id = self.config.resume_session_id
         return self._send(now, Step.SESSION_SETUP, self.msgs.session_setup_req(self.config.evcc_id))
@@ -340,7 +404,7 @@ class EvccSession:
         if self.payment not in options:
             return self._fail(f"SECC does not offer {self.payment} (offers {', '.join(options)})")
         if self.mode not in modes:
-            same_kind = [m for m in modes if is_dc(m) == (self.config.energy == "dc") and
+            same_kind = [m for m in modes if is_dc(m) == self.config.dc and
                          (m in AC_MODES or is_dc(m))]
             if not same_kind:
                 return self._fail(f"SECC offers no {self.config.energy.upper()} energy transfer mode "

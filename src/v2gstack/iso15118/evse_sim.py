@@ -1,7 +1,9 @@
-"""A simulated EVSE implementing EVSEController: authorizes EIM, a simple power stage, contactors and a meter.
+"""A simulated EVSE implementing EVSEController: authorizes EIM, a bidirectional power stage, contactors and a meter.
 
 Deterministic by design (rounds count requests, not wall time) except for the meter, which integrates power over the
-injected clock. Knobs let tests provoke Ongoing loops, StopCharging, isolation faults and contactor errors.
+injected clock (imported and exported energy apart). Knobs let tests provoke Ongoing loops, StopCharging, isolation
+faults and contactor errors; for ISO 15118-20 it offers AC, DC, AC_BPT and DC_BPT, discharges first for a number of
+loops (dynamic) or seconds (scheduled) when asked, and can ask for a pause or a schedule renegotiation.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from ..pki.contracts import ContractService
 from . import pnc
+from .defaults20 import phase_voltage, services_from_modes
 from .events import SessionEnded
 from .evse import AuthorizationStatus, CableCheckResult, EVSEController, SessionInfo
 from .model import (
@@ -28,6 +31,24 @@ from .model import (
     Service,
     TariffEntry,
     is_dc,
+)
+from .model20 import (
+    ACLimits20,
+    ACLoopAnswer,
+    ControlMode,
+    DCLimits20,
+    DCLoopAnswer,
+    DynamicSchedule,
+    EVACLimits,
+    EVDCLimits,
+    EVNeeds,
+    LoopRequest,
+    MeterReading20,
+    PowerEntry,
+    PowerSchedule,
+    PriceLevels,
+    ScheduleTuple,
+    ServiceOffer,
 )
 
 
@@ -63,6 +84,16 @@ class SimulatedEVSEConfig:
     receipt_required: bool = False
     meter_id: str = "SIM-METER-0001"
     contract_service: ContractService | None = None  # answers CertificateInstallationReq locally (tests, demos)
+    # ISO 15118-20
+    bpt: bool = True  # offer AC_BPT and DC_BPT besides AC and DC
+    ac_max_discharge_power: float = 11_000.0
+    dc_max_discharge_power: float = 30_000.0
+    dc_max_discharge_current: float = 100.0
+    discharge_loops: int = 0  # dynamic BPT: ask for full discharge in the first N charge loops, then charge
+    discharge_seconds: int = 0  # scheduled BPT: the tuples start with N s of discharging only, then charging
+    schedule_tuples: int = 1  # tuples offered (1-3; tuple n allows 1/n of the power)
+    pause_after_loops: int | None = None  # EVSENotification=Pause after this many charge-loop messages
+    standby: bool = False  # accept PowerDeliveryReq(Standby)
 
 
 class SimulatedEVSE(EVSEController):
@@ -80,6 +111,8 @@ class SimulatedEVSE(EVSEController):
         self.contactors_closed = False
         self.isolation: str | None = None
         self.energy_wh = 0.0
+        self.export_wh = 0.0
+        self.power = 0.0  # W flowing now (-20: negative while discharging)
         self._last_tick: float | None = None
         self.ev: EVChargeParameters | None = None
         self.events: list[str] = []
@@ -150,6 +183,8 @@ class SimulatedEVSE(EVSEController):
         notification = "None"
         if c.stop_after_loops is not None and self.loops >= c.stop_after_loops:
             notification = "StopCharging"
+        elif c.pause_after_loops is not None and self.loops >= c.pause_after_loops:
+            notification = "Pause"
         elif c.renegotiate_after_loops is not None and self.loops >= c.renegotiate_after_loops and \
                 self.schedule_calls - c.schedule_ongoing_rounds < 2:
             notification = "ReNegotiation"
@@ -177,6 +212,8 @@ class SimulatedEVSE(EVSEController):
         """Switch; fails when `contactor_fault` is set."""
         if self.config.contactor_fault:
             return False
+        if not closed and self.power:
+            self._flow(0.0)  # the energy flowed until the contactors opened
         self.contactors_closed = closed
         if not closed:
             self.current = 0.0
@@ -256,3 +293,145 @@ class SimulatedEVSE(EVSEController):
             self.set_contactors(False)
         self.ended = ended
         self.events.append(f"{'paused' if ended.paused else 'stopped'} ({ended.kind}): {ended.detail}")
+
+    # ----- ISO 15118-20 -----
+
+    def services20(self) -> list[ServiceOffer]:
+        """AC and/or DC as the energy modes say, with their BPT twins unless `bpt` is off."""
+        return services_from_modes(list(self.config.energy_modes), self.config.nominal_voltage, self.config.bpt)
+
+    def _ac_phases(self) -> int:
+        """Phases of the AC outlet."""
+        return 3 if "AC_three_phase_core" in self.config.energy_modes else 1
+
+    def _ac_max(self) -> float:
+        """The AC charging power limit (W)."""
+        c = self.config
+        return c.ac_max_current * phase_voltage(c.nominal_voltage) * self._ac_phases()
+
+    def ac_limits20(self, info: SessionInfo, ev: EVACLimits, bpt: bool) -> ACLimits20:
+        """The AC limits; with BPT the discharge limit."""
+        c = self.config
+        low = c.ac_min_current * phase_voltage(c.nominal_voltage) * self._ac_phases()
+        return ACLimits20(self._ac_max(), low, 50.0, c.ac_max_discharge_power if bpt else None, 0.0 if bpt else None,
+                          self.power)
+
+    def _dc_limits(self, bpt: bool) -> DCLimits20:
+        """The DC limits; with BPT the discharge limits."""
+        c = self.config
+        return DCLimits20(c.dc_max_power, 0.0, c.dc_max_current, c.dc_min_current, c.dc_max_voltage, c.dc_min_voltage,
+                          c.dc_max_discharge_power if bpt else None, 0.0 if bpt else None,
+                          c.dc_max_discharge_current if bpt else None, 0.0 if bpt else None)
+
+    def dc_limits20(self, info: SessionInfo, ev: EVDCLimits, bpt: bool) -> DCLimits20:
+        """The DC limits of the session."""
+        return self._dc_limits(bpt)
+
+    def schedule_tuples(self, info: SessionInfo, needs: EVNeeds) -> list[ScheduleTuple] | None:
+        """After the Ongoing rounds: 1-3 tuples for the schedule duration; BPT tuples start with the discharge
+        window and carry a discharging schedule; price levels with `sales_tariff`."""
+        self.schedule_calls += 1
+        c = self.config
+        if self.schedule_calls <= c.schedule_ongoing_rounds:
+            return None
+        service = info.service
+        dc, bpt = (service.dc, service.bpt) if service is not None else (True, False)
+        full = c.dc_max_power if dc else self._ac_max()
+        discharge = c.dc_max_discharge_power if dc else c.ac_max_discharge_power
+        window = min(c.discharge_seconds, c.schedule_duration - 1) if bpt else 0
+        prices = None
+        if c.sales_tariff:
+            half = c.schedule_duration // 2
+            prices = PriceLevels(1, 2, ((half, 0), (c.schedule_duration - half, 1)))
+        out = []
+        for n in range(1, max(1, min(3, c.schedule_tuples)) + 1):
+            rest = c.schedule_duration - window
+            charging = ((PowerEntry(window, 0.0),) if window else ()) + (PowerEntry(rest, full / n),)
+            dis = PowerSchedule((PowerEntry(c.schedule_duration, discharge / n),)) if bpt else None
+            out.append(ScheduleTuple(n, PowerSchedule(charging, prices=prices), dis))
+        return out
+
+    def dynamic_schedule(self, info: SessionInfo, needs: EVNeeds) -> DynamicSchedule | None:
+        """After the Ongoing rounds: the EV's own departure time and SoC targets."""
+        self.schedule_calls += 1
+        if self.schedule_calls <= self.config.schedule_ongoing_rounds:
+            return None
+        return DynamicSchedule(needs.departure_time, needs.min_soc, needs.target_soc)
+
+    def _discharging_now(self, info: SessionInfo) -> bool:
+        """Dynamic BPT: whether this loop asks for discharge."""
+        return bool(info.service and info.service.bpt and info.control_mode is ControlMode.DYNAMIC and
+                    self.loops <= self.config.discharge_loops)
+
+    def _flow(self, power: float) -> None:
+        """Integrate the power that flowed since the last change (import and export apart), then set `power`."""
+        now = self.clock()
+        if self._last_tick is not None:
+            wh = self.power * min(now - self._last_tick, 5.0) / 3600.0
+            if wh >= 0:
+                self.energy_wh += wh
+            else:
+                self.export_wh -= wh
+        self._last_tick = now
+        self.power = power
+
+    def ac_charge_loop20(self, info: SessionInfo, request: LoopRequest) -> ACLoopAnswer:
+        """Dynamic: discharge at the discharge limit in the first `discharge_loops` loops (BPT), else charge at the
+        limit; scheduled: the EV's own power within the limits."""
+        self.loops += 1
+        c = self.config
+        bpt = bool(info.service and info.service.bpt)
+        top = min(self._ac_max(), request.max_charge_power if request.max_charge_power is not None else self._ac_max())
+        bottom = -min(c.ac_max_discharge_power, request.max_discharge_power or c.ac_max_discharge_power) if bpt else 0.0
+        if request.control_mode is ControlMode.DYNAMIC:
+            target = bottom if self._discharging_now(info) else top
+            self._flow(target)
+            return ACLoopAnswer(target, target)
+        power = max(bottom, min(top, request.present_power or 0.0))
+        self._flow(power)
+        return ACLoopAnswer(None, power)
+
+    def dc_charge_loop20(self, info: SessionInfo, request: LoopRequest) -> DCLoopAnswer:
+        """Dynamic: the setpoint as limits (discharge: max charge power 0, a minimum discharge power), the output at
+        the EV's voltage; scheduled: follow the EV's target current within the limits."""
+        self.loops += 1
+        c = self.config
+        bpt = bool(info.service and info.service.bpt)
+        limits = self._dc_limits(bpt)
+        voltage = min(c.dc_max_voltage, request.target_voltage or request.present_voltage or 0.0)
+        ev_dis = request.max_discharge_current if request.max_discharge_current is not None else \
+            c.dc_max_discharge_current
+        low = -min(c.dc_max_discharge_current, ev_dis) if bpt else 0.0
+        high = min(c.dc_max_current, request.max_charge_current or c.dc_max_current)
+        if request.control_mode is ControlMode.DYNAMIC:
+            if self._discharging_now(info):
+                p = min(c.dc_max_discharge_power, request.max_discharge_power or c.dc_max_discharge_power)
+                limits = DCLimits20(0.0, 0.0, limits.max_charge_current, 0.0, limits.max_voltage, limits.min_voltage,
+                                    p, p, limits.max_discharge_current, 0.0)
+                current = -p / voltage if voltage > 0 else 0.0
+            else:
+                p = min(c.dc_max_power, request.max_charge_power or c.dc_max_power)
+                limits = DCLimits20(p, 0.0, limits.max_charge_current, 0.0, limits.max_voltage, limits.min_voltage,
+                                    limits.max_discharge_power, limits.min_discharge_power,
+                                    limits.max_discharge_current, limits.min_discharge_current)
+                current = p / voltage if voltage > 0 else 0.0
+        else:
+            current = request.target_current or 0.0
+        current = max(low, min(high, current))
+        power_cap = c.dc_max_power if current >= 0 else c.dc_max_discharge_power
+        power_limited = voltage > 0 and abs(current * voltage) > power_cap
+        if power_limited:
+            current = (power_cap if current > 0 else -power_cap) / voltage
+        self.voltage, self.current = voltage, current
+        self._flow(voltage * current)
+        return DCLoopAnswer(voltage, current, limits, power_limited, current in (low, high) and current != 0,
+                            voltage >= c.dc_max_voltage)
+
+    def meter20(self) -> MeterReading20 | None:
+        """The meter: imported and exported energy."""
+        return MeterReading20(self.config.meter_id, int(self.energy_wh), int(self.export_wh), int(time.time()))
+
+    def standby_allowed(self) -> bool:
+        """As configured."""
+        return self.config.standby
+

@@ -1,4 +1,5 @@
-"""The SECC state machine for DIN SPEC 70121 and ISO 15118-2 (EIM, AC and DC), sans-I/O.
+"""The SECC state machine for DIN SPEC 70121 and ISO 15118-2 (EIM, AC and DC), sans-I/O; ISO 15118-20 sessions run
+in Secc20 (secc20.py) once the handshake chose it.
 
 One `SeccSession` per TCP/TLS connection: feed it each decoded request with `handle()`, send the Reply it returns,
 close when the Reply says so. It first negotiates the protocol (supportedAppProtocol), then accepts in each state
@@ -18,7 +19,7 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,16 +27,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ..trace.error_map import FailureKind, kind_of_code
+from ..trace.error_map import FailureKind
 from . import xmldsig
-from .apphand import PROTOCOLS, AppProtocol, negotiate
+from .apphand import ISO_15118_20_DC, AppProtocol, negotiate, protocols
 from .events import Answered, MessageExchanged, ScheduleChosen, SessionEnded
 from .evse import AuthorizationStatus, EVSEController, SessionInfo
 from .messages import Iso2Messages, MessageError, body_name, for_protocol, split
 from .messages.envelope import NEW_SESSION_ID, is_new_session_id, same_session
 from .model import EVSEStatus, Processing, SASchedule, Step, is_dc
 from .msglog import MessageRecord
+from .secc20 import Pnc20Hooks, Secc20
+from .secc_base import PausedSessions, Reply, failure_kind
 from .timers import SeccTimers
+from .v2gtp import ISO20_NAMESPACE, PayloadType
 
 log = logging.getLogger("v2gstack.iso15118.secc")
 
@@ -76,48 +80,10 @@ def _norm(emaid: str) -> str:
 
 @dataclass(frozen=True)
 class SeccConfig:
-    """What the SECC offers and how long it waits."""
+    """What the SECC offers and how long it waits ("iso20" stands for the -20 AC and DC namespaces)."""
 
     protocols: tuple[str, ...] = ("iso2", "din")
     timers: SeccTimers = field(default_factory=SeccTimers)
-
-
-class PausedSessions:
-    """Sessions paused with SessionStopReq(Pause), kept so that the EV can resume them by SessionID."""
-
-    def __init__(self, max_sessions: int = 1024) -> None:
-        self.max_sessions = max_sessions
-        self._by_id: dict[str, SessionInfo] = {}
-
-    def pause(self, info: SessionInfo) -> None:
-        """Remember a paused session (the oldest one is forgotten when full)."""
-        if len(self._by_id) >= self.max_sessions:
-            self._by_id.pop(next(iter(self._by_id)))
-        self._by_id[info.session_id.upper()] = info
-
-    def resume(self, session_id: str, evcc_id: str, protocol: str) -> SessionInfo | None:
-        """Take back a paused session if SessionID, EVCCID and protocol match."""
-        info = self._by_id.get(session_id.upper())
-        if info is None or info.evcc_id.upper() != evcc_id.upper() or info.protocol != protocol:
-            return None
-        del self._by_id[session_id.upper()]
-        return info
-
-    def __len__(self) -> int:
-        """Number of paused sessions."""
-        return len(self._by_id)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the shell does next: send `doc` (coded with namespace `ns`) if any, then close if `close`."""
-
-    doc: dict[str, Any] | None
-    ns: str
-    name: str
-    close: bool
-    step: Step | None = None
-    pending: Awaitable[dict[str, Any] | str] | None = None  # the shell awaits it, then calls complete()
 
 
 class SeccSession:
@@ -125,16 +91,19 @@ class SeccSession:
 
     def __init__(self, controller: EVSEController, config: SeccConfig | None = None,
                  paused: PausedSessions | None = None, *, peer: str = "", tls: bool = False,
-                 new_session_id: Callable[[], str] = lambda: secrets.token_hex(8).upper()) -> None:
+                 new_session_id: Callable[[], str] = lambda: secrets.token_hex(8).upper(),
+                 pnc20: Pnc20Hooks | None = None) -> None:
         self.controller = controller
         self.config = config or SeccConfig()
         self.paused = paused if paused is not None else PausedSessions()
         self.peer = peer
         self.tls = tls
         self.new_session_id = new_session_id
-        self.supported: list[AppProtocol] = [PROTOCOLS[k] for k in self.config.protocols]
+        self.supported: list[AppProtocol] = protocols(self.config.protocols)
         self.protocol: AppProtocol | None = None
         self.msgs: Iso2Messages | None = None
+        self.iso20: Secc20 | None = None  # the -20 engine, once negotiated
+        self.pnc20 = pnc20  # ISO 15118-20 Plug & Charge checks (signature, challenge, contract); None: EIM only
         self.session_id = NEW_SESSION_ID
         self.info: SessionInfo | None = None
         self.expected: frozenset[Step] = frozenset()
@@ -171,8 +140,19 @@ class SeccSession:
 
     @property
     def rx_namespace(self) -> str:
-        """EXI namespace of the next request: appHand until negotiated, then the protocol's."""
-        return self.protocol.key if self.protocol else "appHand"
+        """EXI namespace of the next request: appHand until negotiated, then the protocol's ("iso20": the -20
+        CommonMessages; AC and DC messages come on their own payload types, see rx_namespace_for)."""
+        if self.protocol is None:
+            return "appHand"
+        return "iso20" if self.iso20 is not None else self.protocol.key
+
+    def rx_namespace_for(self, payload_type: int) -> str | None:
+        """The EXI namespace of a request that came with V2GTP `payload_type`; None if the protocol does not allow
+        that payload type (the shell then closes: a V2GTP error)."""
+        if self.iso20 is not None:
+            ns = ISO20_NAMESPACE.get(payload_type)
+            return ns if ns in ("iso20", "iso20_ac", "iso20_dc") else None
+        return self.rx_namespace if payload_type == PayloadType.EXI else None
 
     @property
     def timeout(self) -> float:
@@ -186,13 +166,16 @@ class SeccSession:
 
     # ----- events from the shell -----
 
-    def handle(self, doc: dict[str, Any]) -> Reply:
-        """Process one decoded request; return what to send and whether to close afterwards."""
+    def handle(self, doc: dict[str, Any], payload_type: int = PayloadType.EXI) -> Reply:
+        """Process one decoded request (that came with V2GTP `payload_type`); return what to send and whether to
+        close afterwards."""
         if self.ended:
             raise RuntimeError("session already ended")
         self.requests += 1
         if self.protocol is None:
             return self._handshake(doc)
+        if self.iso20 is not None:
+            return self.iso20.handle(doc, payload_type)
         assert self.msgs is not None
         try:
             sid, name, body = split(doc)
@@ -220,7 +203,7 @@ class SeccSession:
         code = res.get("ResponseCode", "")
         doc_out = self.msgs.response(self.session_id, step, res)
         if code.startswith("FAILED"):
-            self._end(_failure_kind(step, code), f"answered {self.msgs.res_name(step)} with {code}", code=code)
+            self._end(failure_kind(step, code), f"answered {self.msgs.res_name(step)} with {code}", code=code)
             return Reply(doc_out, self.msgs.ns, self.msgs.res_name(step), True, step)
         close = step is Step.SESSION_STOP
         return Reply(doc_out, self.msgs.ns, self.msgs.res_name(step), close, step)
@@ -228,8 +211,12 @@ class SeccSession:
     def on_timeout(self) -> str:
         """The sequence timeout expired: end the session (CommunicationSetupTimeout before SessionSetup); return the
         log reason."""
-        wanted = ", ".join(sorted(self.msgs.req_name(s) for s in self.expected)) if self.msgs else \
-            "supportedAppProtocolReq"
+        if self.iso20 is not None:
+            wanted = ", ".join(self.iso20.expected_names())
+        elif self.msgs is not None:
+            wanted = ", ".join(sorted(self.msgs.req_name(s) for s in self.expected))
+        else:
+            wanted = "supportedAppProtocolReq"
         reason = f"V2G_SECC_Sequence_Timeout ({self.timeout:g} s) expired waiting for {wanted or 'a request'}"
         self._end(FailureKind.SEQUENCE_TIMEOUT if self.info is not None else FailureKind.COMMUNICATION_SETUP_TIMEOUT,
                   reason)
@@ -242,6 +229,10 @@ class SeccSession:
         if self.ended:
             return
         last = self.last_answer
+        refused = self.iso20.refused_kind() if self.iso20 is not None else None
+        if kind is FailureKind.DISCONNECTED and refused is not None:  # -20: the EV left after a refusal
+            self._end(refused[0], f"{detail} after the authorization was refused ({refused[1]})", code=refused[1])
+            return
         if kind is FailureKind.DISCONNECTED and last is not None:
             if last.ongoing:
                 kind = FailureKind.ONGOING_TIMEOUT
@@ -293,6 +284,14 @@ class SeccSession:
         self._end(kind, detail)
         return Reply(None, self.rx_namespace, "", True)
 
+    # what protocol engines (Secc20) use of the session
+    finish = _end
+    close_without_answer = _close
+
+    def choose(self, event: ScheduleChosen) -> None:
+        """The EV's chosen schedule, told to the controller once the PowerDelivery answer (OK) has been sent."""
+        self._chosen = event
+
     def _failed(self, step: Step, received_session_id: str, code: str, reason: str,
                 kind: FailureKind | None = None) -> Reply:
         """Answer `step` with a FAILED_* code (under our SessionID once there is one) and close; the kind follows
@@ -300,7 +299,7 @@ class SeccSession:
         assert self.msgs is not None
         body = self.msgs.failed_res(step, code, self.dc)
         doc = self.msgs.response(self.session_id if self.info else received_session_id, step, body)
-        self._end(kind or _failure_kind(step, code), f"{reason}: answered {code}", code=code)
+        self._end(kind or failure_kind(step, code), f"{reason}: answered {code}", code=code)
         return Reply(doc, self.msgs.ns, self.msgs.res_name(step), True, step)
 
     def _status(self) -> EVSEStatus:
@@ -317,11 +316,14 @@ class SeccSession:
                       code=n.code)
             return Reply(n.response, "appHand", "supportedAppProtocolRes", True)
         self.protocol = n.protocol
+        log.info("SECC %s negotiated %s (%s)", self.peer, n.protocol.title, n.code)
+        if n.protocol.kind == "iso20":
+            self.iso20 = Secc20(self, dc=n.protocol is ISO_15118_20_DC)
+            return Reply(n.response, "appHand", "supportedAppProtocolRes", False)
         self.msgs = for_protocol(n.protocol.key)
         modes = self.controller.energy_modes()
         self.dc = n.protocol.key == "din" or not any(not is_dc(m) for m in modes)
         self.expected = frozenset({Step.SESSION_SETUP})
-        log.info("SECC %s negotiated %s (%s)", self.peer, n.protocol.title, n.code)
         return Reply(n.response, "appHand", "supportedAppProtocolRes", False)
 
     def _loop_steps(self, receipt: bool = False) -> frozenset[Step]:
@@ -436,6 +438,8 @@ class SeccSession:
 
     def complete(self, reply: Reply, result: dict[str, Any] | str) -> Reply:
         """Finish a pending reply: `result` is the response document, or a FAILED_* code."""
+        if self.iso20 is not None:
+            return self.iso20.complete(reply, result)
         assert self.msgs is not None and reply.step is not None
         if isinstance(result, str):
             return self._failed(reply.step, self.session_id, result, f"{reply.name}: {result}")
@@ -444,7 +448,7 @@ class SeccSession:
         body = next(iter(message["Body"].values()))
         code = str(body.get("ResponseCode", ""))
         if code.startswith("FAILED"):
-            self._end(_failure_kind(reply.step, code), f"answered {reply.name} with {code}", code=code)
+            self._end(failure_kind(reply.step, code), f"answered {reply.name} with {code}", code=code)
             return Reply(result, self.msgs.ns, reply.name, True, reply.step)
         self.expected = frozenset({Step.PAYMENT_DETAILS})
         return Reply(result, self.msgs.ns, reply.name, False, reply.step)
@@ -606,18 +610,6 @@ class SeccSession:
                   f"EV {'paused' if paused else 'terminated'} the session", paused=paused)
         return self.msgs.session_stop_res("OK")
 
-
-
-def _failure_kind(step: Step | None, code: str) -> FailureKind:
-    """The kind of answering `step` with a FAILED code: the code's own row, else a plain FAILED of Authorization
-    (the EV was refused) or CableCheck (isolation), else OtherFailed."""
-    kind = kind_of_code(code)
-    if kind is FailureKind.OTHER_FAILED:
-        if step is Step.AUTHORIZATION:
-            return FailureKind.AUTHORIZATION_FAILED
-        if step is Step.CABLE_CHECK:
-            return FailureKind.ISOLATION_FAULT
-    return kind
 
 
 def _content(doc: dict[str, Any]) -> dict[str, Any]:

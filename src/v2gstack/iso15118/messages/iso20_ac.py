@@ -153,3 +153,10 @@ def read_ac_loop_res(body: Body) -> tuple[ACLoopAnswer, LoopStatus]:
     answer = ACLoopAnswer(number(m.get("EVSETargetActivePower")), number(m.get("EVSEPresentActivePower")),
                           number(body.get("EVSETargetFrequency")))
     return answer, LoopStatus(notification, delay, meter)
+
+
+def failed_ac(name: str, code: str) -> Body:
+    """A FAILED response of an AC request with neutral placeholders for the mandatory elements."""
+    if name == "AC_ChargeParameterDiscoveryRes":
+        return ac_cpd_res(code, ACLimits20(0.0, 0.0), False)
+    return {"ResponseCode": code, "Scheduled_AC_CLResControlMode": {}}  # AC_ChargeLoopRes

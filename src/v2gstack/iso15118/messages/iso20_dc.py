@@ -224,3 +224,16 @@ def read_dc_loop_res(body: Body) -> tuple[float, float, dict[str, float], tuple[
     flags = (bool(body["EVSEPowerLimitAchieved"]), bool(body["EVSECurrentLimitAchieved"]),
              bool(body["EVSEVoltageLimitAchieved"]))
     return (need(body["EVSEPresentVoltage"]), need(body["EVSEPresentCurrent"]), limits, flags, status)
+
+
+def failed_dc(name: str, code: str) -> Body:
+    """A FAILED response of a DC request with neutral placeholders for the mandatory elements."""
+    if name == "DC_ChargeParameterDiscoveryRes":
+        return dc_cpd_res(code, DCLimits20(0.0, 0.0, 0.0, 0.0, 0.0, 0.0), False)
+    if name == "DC_CableCheckRes":
+        return cable_check_res(code, "Finished")
+    if name == "DC_ChargeLoopRes":
+        return {"ResponseCode": code, "EVSEPresentCurrent": rational(0), "EVSEPresentVoltage": rational(0),
+                "EVSEPowerLimitAchieved": False, "EVSECurrentLimitAchieved": False, "EVSEVoltageLimitAchieved": False,
+                "Scheduled_DC_CLResControlMode": {}}
+    return voltage_res(code, 0.0)  # DC_PreChargeRes, DC_WeldingDetectionRes

@@ -11,12 +11,35 @@ import base64
 import time
 from typing import Any
 
+from ..model import Step
 from ..model20 import MeterReading20, Notification
 
 Body = dict[str, Any]
 NEW_SESSION_ID20 = "0000000000000000"  # sessionIDType is hexBinary of 8 bytes
 _SHORT_MIN, _SHORT_MAX = -32768, 32767
 _MIN_EXPONENT = -3
+
+
+REQUESTS20: dict[str, tuple[Step, str]] = {
+    "SessionSetupReq": (Step.SESSION_SETUP, "iso20"), "AuthorizationSetupReq": (Step.AUTHORIZATION_SETUP, "iso20"),
+    "AuthorizationReq": (Step.AUTHORIZATION, "iso20"), "ServiceDiscoveryReq": (Step.SERVICE_DISCOVERY, "iso20"),
+    "ServiceDetailReq": (Step.SERVICE_DETAIL, "iso20"), "ServiceSelectionReq": (Step.SERVICE_SELECTION, "iso20"),
+    "ScheduleExchangeReq": (Step.SCHEDULE_EXCHANGE, "iso20"), "PowerDeliveryReq": (Step.POWER_DELIVERY, "iso20"),
+    "MeteringConfirmationReq": (Step.METERING_CONFIRMATION, "iso20"), "SessionStopReq": (Step.SESSION_STOP, "iso20"),
+    "CertificateInstallationReq": (Step.CERTIFICATE_INSTALLATION, "iso20"),
+    "VehicleCheckInReq": (Step.VEHICLE_CHECK_IN, "iso20"), "VehicleCheckOutReq": (Step.VEHICLE_CHECK_OUT, "iso20"),
+    "AC_ChargeParameterDiscoveryReq": (Step.CHARGE_PARAMETER_DISCOVERY, "iso20_ac"),
+    "AC_ChargeLoopReq": (Step.CHARGE_LOOP, "iso20_ac"),
+    "DC_ChargeParameterDiscoveryReq": (Step.CHARGE_PARAMETER_DISCOVERY, "iso20_dc"),
+    "DC_CableCheckReq": (Step.CABLE_CHECK, "iso20_dc"), "DC_PreChargeReq": (Step.PRE_CHARGE, "iso20_dc"),
+    "DC_ChargeLoopReq": (Step.CHARGE_LOOP, "iso20_dc"), "DC_WeldingDetectionReq": (Step.WELDING_DETECTION, "iso20_dc"),
+}
+"""Every -20 request of the AC/DC flows: its Step and the namespace it is coded with (its response: ...Res)."""
+
+
+def response_name(request: str) -> str:
+    """SessionSetupReq -> SessionSetupRes."""
+    return request[:-3] + "Res"
 
 
 class Iso20Error(ValueError):
