@@ -80,7 +80,7 @@ async def _session(engine: EvccSession, stream: V2GTPStream, on_message: Message
             await asyncio.sleep(step.delay)
         data = exi.encode(step.ns, step.doc)
         try:
-            await stream.send(data)
+            await stream.send(data, step.payload_type)
         except (ConnectionError, OSError) as e:
             return engine.on_closed(f"cannot send {step.name}: {e}")
         _record(on_message, messages, "tx", step.ns, step.doc, data, engine)
@@ -94,7 +94,10 @@ async def _session(engine: EvccSession, stream: V2GTPStream, on_message: Message
             return engine.on_closed(f"SECC closed the connection while we waited for the answer to {step.name}")
         except (ConnectionError, OSError) as e:
             return engine.on_closed(f"connection error: {e}")
-        ns = engine.rx_namespace
+        ns = engine.rx_namespace_for(frame.payload_type)
+        if ns is None:
+            return engine.on_closed(f"V2GTP payload type 0x{frame.payload_type:04X} from SECC is not allowed in "
+                                    f"{engine.rx_namespace}")
         try:
             doc = exi.decode(ns, frame.payload)
         except exi.ExiDecodeError as e:

@@ -23,7 +23,10 @@ _UNIT = {"h": "h", "m": "min", "s": "s", "A": "A", "V": "V", "W": "W", "Wh": "Wh
 _SHOWN = ("ResponseCode", "EVSEProcessing", "ChargeProgress", "ReadyToChargeState", "ChargingSession",
           "SelectedPaymentOption", "RequestedEnergyTransferMode", "EVRequestedEnergyTransferType", "EVCCID", "EVSEID",
           "ServiceID", "EVTargetVoltage", "EVTargetCurrent", "EVSEPresentVoltage", "EVSEPresentCurrent",
-          "EVSEMaxCurrent", "ChargingComplete", "SchemaID")
+          "EVSEMaxCurrent", "ChargingComplete", "SchemaID",
+          # ISO 15118-20
+          "SelectedAuthorizationService", "EVPresentActivePower", "EVSETargetActivePower", "EVSEPresentActivePower",
+          "EVPresentVoltage", "EVProcessing", "BPT_ChannelSelection")
 
 
 @dataclass(frozen=True)
@@ -94,9 +97,20 @@ def _details(doc: dict[str, Any]) -> list[tuple[str, str]]:
         keys = {p.namespace: p.key for p in PROTOCOLS.values()}
         out.append(("offer", ",".join(keys.get(p["ProtocolNamespace"], p["ProtocolNamespace"])
                                       for p in content["AppProtocol"])))
-    for key in _SHOWN:
-        if key in content:
-            out.append((key, _text(content[key])))
+    scopes = [content] + [v for k, v in content.items() if k.endswith("ControlMode") and isinstance(v, dict)]
+    for scope in scopes:
+        for key in _SHOWN:
+            if key in scope:
+                out.append((key, _text(scope[key])))
+    selected = content.get("SelectedEnergyTransferService")
+    if isinstance(selected, dict):
+        out.append(("service", f"{selected.get('ServiceID')}/{selected.get('ParameterSetID')}"))
+    status20 = content.get("EVSEStatus")
+    if isinstance(status20, dict) and "EVSENotification" in status20:
+        out.append(("EVSENotification", str(status20["EVSENotification"])))
+    display = content.get("DisplayParameters")
+    if isinstance(display, dict) and "PresentSOC" in display:
+        out.append(("SoC", f"{display['PresentSOC']}%"))
     for nested in ("DC_EVStatus", "DC_EVSEStatus", "AC_EVSEStatus"):
         st = content.get(nested)
         if st is None:
@@ -110,6 +124,8 @@ def _details(doc: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _text(v: Any) -> str:
     """A field as short text (PhysicalValues as '400V')."""
+    if isinstance(v, dict) and "Value" in v and "Exponent" in v:  # -20 RationalNumber (no unit)
+        return f"{v['Value'] * 10.0 ** v['Exponent']:g}"
     if isinstance(v, dict) and "Value" in v:
         x = v["Value"] * 10.0 ** v["Multiplier"]
         return f"{x:g}{_UNIT.get(v.get('Unit', ''), '')}"

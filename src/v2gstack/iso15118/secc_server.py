@@ -244,14 +244,18 @@ class SeccServer:
                 session.on_closed(FailureKind.DISCONNECTED, f"connection error: {e}")
                 return
             started = time.perf_counter()
-            ns = session.rx_namespace
+            ns = session.rx_namespace_for(frame.payload_type)
+            if ns is None:
+                session.on_closed(FailureKind.V2GTP_ERROR, f"V2GTP payload type 0x{frame.payload_type:04X} is not "
+                                  f"allowed in {session.rx_namespace}")
+                return
             try:
                 doc = exi.decode(ns, frame.payload)
             except exi.ExiDecodeError as e:
                 session.on_closed(FailureKind.EXI_ERROR, f"undecodable EXI ({ns}, {len(frame.payload)} bytes): {e}")
                 return
             self._record(messages.record("rx", ns, doc, frame.payload, session.session_id), session)
-            reply = session.handle(doc)
+            reply = session.handle(doc, frame.payload_type)
             if reply.pending is not None:  # the controller answers asynchronously (certificate installation)
                 limit = self.config.timers.performance_time(session.rx_namespace, reply.step)
                 try:
@@ -265,7 +269,7 @@ class SeccServer:
                 reply = session.complete(reply, result)
             if reply.doc is not None:
                 data = exi.encode(reply.ns, reply.doc)
-                await stream.send(data)
+                await stream.send(data, reply.payload_type)
                 elapsed = time.perf_counter() - started
                 self._record(messages.record("tx", reply.ns, reply.doc, data, session.session_id), session)
                 session.sent(reply, elapsed)
