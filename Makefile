@@ -35,6 +35,7 @@ bench: venv ref-venv
 
 fuzz: venv
 	$(PY) tools/exi_fuzz.py --count 1000000
+	$(PY) tools/secc20_fuzz.py --count 20000
 
 ref-venv:
 	bash tools/refcodec/setup.sh
