@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from v2gstack.iso15118 import SeccServer, SimulatedEVSE
+from v2gstack.iso15118 import SeccConfig, SeccServer, SimulatedEVSE, SimulatedEVSEConfig
 from v2gstack.iso15118.cli import app
 
 runner = CliRunner()
@@ -31,7 +31,8 @@ def secc_thread() -> Iterator[tuple[str, int]]:
         """Thread body: run the SECC until told to stop."""
         async def serve() -> None:
             """Serve until the stop event is set."""
-            async with SeccServer(SimulatedEVSE, host="::1", sdp=False) as server:
+            async with SeccServer(lambda: SimulatedEVSE(SimulatedEVSEConfig(discharge_loops=1)),
+                                  SeccConfig(protocols=("iso20", "iso2", "din")), host="::1", sdp=False) as server:
                 stop["address"] = server.addresses()["tcp"]
                 stop["event"] = asyncio.Event()
                 stop["loop"] = asyncio.get_running_loop()
@@ -66,6 +67,23 @@ def test_ev_command(secc_thread: tuple[str, int], tmp_path: Path, protocol: str,
     assert [x["seq"] for x in lines] == list(range(len(lines))) and len({x["trace_id"] for x in lines}) == 1
 
 
+@pytest.mark.parametrize(("energy", "control"), [("ac", "scheduled"), ("dc", "dynamic"), ("ac_bpt", "dynamic"),
+                                                 ("dc_bpt", "scheduled")])
+def test_ev_command_iso20(secc_thread: tuple[str, int], energy: str, control: str) -> None:
+    """`ev --protocol iso20 --energy ... --control ...` runs a -20 session in the -20 namespaces."""
+    host, port = secc_thread
+    result = runner.invoke(app, ["ev", "--protocol", "iso20,iso2", "--energy", energy, "--control", control,
+                                 "--secc", f"[{host}]:{port}", "--loops", "3", "--loop-interval", "0.01",
+                                 "--speedup", "10000"])
+    assert result.exit_code == 0, result.output
+    kind = "iso20_dc" if energy.startswith("dc") else "iso20_ac"
+    assert "<- iso20:SessionSetupRes ResponseCode=OK_NewSessionEstablished" in result.output
+    assert f"-> {kind}:{kind[-2:].upper()}_ChargeLoopReq" in result.output
+    assert f"protocol iso20, {energy.upper()} {control}," in result.output
+    if energy == "ac_bpt":  # the SECC asks for discharge in the first dynamic loop
+        assert "Wh fed back" in result.output
+
+
 def test_ev_command_fails_with_exit_1() -> None:
     """`ev` exits 1 when the session fails."""
     with socket.socket(socket.AF_INET6) as s:
@@ -79,7 +97,9 @@ def test_ev_command_fails_with_exit_1() -> None:
 def test_ev_command_checks_options() -> None:
     """Impossible option combinations are usage errors."""
     assert runner.invoke(app, ["ev", "--protocol", "din", "--energy", "ac"]).exit_code == 2
-    assert runner.invoke(app, ["ev", "--protocol", "iso20"]).exit_code == 2
+    assert runner.invoke(app, ["ev", "--protocol", "iso21"]).exit_code == 2
+    assert runner.invoke(app, ["ev", "--protocol", "iso2", "--energy", "dc_bpt"]).exit_code == 2
+    assert runner.invoke(app, ["ev", "--protocol", "iso20", "--control", "manual"]).exit_code == 2
     assert runner.invoke(app, ["ev", "--auth", "pnc"]).exit_code == 2
 
 

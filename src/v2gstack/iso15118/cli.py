@@ -1,8 +1,10 @@
 """The `ev` and `secc` commands (a typer sub-app, wired into `v2gstack` by the main CLI).
 
-`ev` runs one charging session as the EV and exits 0 only if it ended with SessionStopRes OK; `secc` runs a
-standalone SECC with a simulated EVSE that authorizes EIM at once. Both print one readable line per message and,
-with --log-json FILE, write one JSON line per message (direction, time, namespace, message name, JSON view, EXI hex).
+`ev` runs one charging session as the EV and exits 0 only if it ended with SessionStopRes OK (DIN, ISO 15118-2, or
+ISO 15118-20 with AC, DC, AC_BPT, DC_BPT in scheduled or dynamic control); `secc` runs a standalone SECC (offering
+-20, -2 and DIN by default) with a simulated EVSE that authorizes EIM at once and charges and discharges. Both print
+one readable line per message and, with --log-json FILE, write one JSON line per message (direction, time,
+namespace, message name, JSON view, EXI hex).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import IO, Annotated, Any
 
 import typer
 
-from .apphand import PROTOCOLS
+from .apphand import FAMILIES, PROTOCOLS
 from .devcerts import make_secc_chain
 from .ev import EVModel
 from .evcc import EvccConfig
@@ -32,15 +34,15 @@ from .timers import EvccTimers
 from .tls import evcc_context, secc_context
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="ISO 15118-2 / DIN SPEC 70121: run an EV (EVCC) or a charger (SECC).")
+                  help="ISO 15118-20 / -2 / DIN SPEC 70121: run an EV (EVCC) or a charger (SECC).")
 
 
 def _protocols(text: str) -> tuple[str, ...]:
-    """'iso2,din' -> ('iso2', 'din'), checked."""
+    """'iso20,iso2,din' -> ('iso20', 'iso2', 'din'), checked."""
     keys = tuple(k.strip() for k in text.split(",") if k.strip())
-    bad = [k for k in keys if k not in PROTOCOLS]
+    bad = [k for k in keys if k not in PROTOCOLS and k not in FAMILIES]
     if not keys or bad:
-        raise typer.BadParameter(f"choose from {', '.join(PROTOCOLS)} (got {text!r})")
+        raise typer.BadParameter(f"choose from {', '.join(FAMILIES)} (got {text!r})")
     return keys
 
 
@@ -98,8 +100,13 @@ def _pnc_credentials(auth: str, contract_chain: Path | None, contract_key: Path 
 @app.command("ev")
 def ev_command(
     protocol: Annotated[str, typer.Option(
-        "--protocol", help="din, iso2, or several in priority order: iso2,din")] = "iso2",
-    energy: Annotated[str, typer.Option("--energy", help="ac or dc")] = "dc",
+        "--protocol", help="iso20, iso2, din, or several in priority order: iso20,iso2")] = "iso2",
+    energy: Annotated[str, typer.Option(
+        "--energy", help="ac or dc; with iso20 also ac_bpt or dc_bpt (bidirectional)")] = "dc",
+    control: Annotated[str, typer.Option(
+        "--control", help="iso20: scheduled (the EV follows a schedule) or dynamic (the SECC sets the power)")
+    ] = "scheduled",
+    min_soc: Annotated[float, typer.Option("--min-soc", help="BPT: never discharge below this SoC, %")] = 20.0,
     auth: Annotated[str, typer.Option("--auth", help="eim, or pnc (Plug & Charge: -2 over TLS, needs --contract-chain "
                                                      "and --contract-key, or --oem-cert and --oem-key)")] = "eim",
     contract_chain: Annotated[Path | None, typer.Option(
@@ -146,21 +153,24 @@ def ev_command(
         raise typer.BadParameter("give --iface or --secc, not both")
     contract, oem = _pnc_credentials(auth, contract_chain, contract_key, oem_cert, oem_key, key_password, v2g_root)
     try:
-        config = EvccConfig(protocols=_protocols(protocol), energy=energy, loops=loops, loop_interval=loop_interval,
+        config = EvccConfig(protocols=_protocols(protocol), energy=energy, control=control, loops=loops,
+                            loop_interval=loop_interval,
                             evcc_id=evcc_id, stop="Pause" if pause else "Terminate", resume_session_id=resume,
                             precharge_tolerance=precharge_tolerance, timers=EvccTimers().scaled(timeout_scale),
                             payment="Contract" if auth == "pnc" else "ExternalPayment", contract=contract, oem=oem)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
-    ev = EVModel(capacity_wh=capacity * 1000, soc=soc, target_soc=target_soc, speedup=speedup)
+    ev = EVModel(capacity_wh=capacity * 1000, soc=soc, target_soc=target_soc, speedup=speedup, min_soc=min_soc)
     context = evcc_context(v2g_root) if tls else None
     with _sinks(log_json, quiet) as sink:
         result = asyncio.run(run_evcc(config, ev, secc=_host_port(secc) if secc else None, tls=tls,
                                       tls_context=context, iface=iface, sdp_host=sdp_host, sdp_port=sdp_port,
                                       on_message=sink))
     verdict = "OK" if result.ok else "FAILED"
-    typer.echo(f"session {verdict}: {result.reason} [protocol {result.protocol}, session {result.session_id}, "
-               f"{result.charge_loops} charge loops, SoC {result.soc:g}%, {result.energy_wh:g} Wh]",
+    service = f" {result.service} {result.control_mode.lower()}," if result.service and result.control_mode else ""
+    exported = f", {result.exported_wh:g} Wh fed back" if result.exported_wh else ""
+    typer.echo(f"session {verdict}: {result.reason} [protocol {result.protocol},{service} session {result.session_id}, "
+               f"{result.charge_loops} charge loops, SoC {result.soc:g}%, {result.energy_wh:g} Wh{exported}]",
                err=not result.ok)
     raise typer.Exit(0 if result.ok else 1)
 
@@ -177,7 +187,8 @@ def secc_command(
     key: Annotated[Path | None, typer.Option("--key", help="SECC private key (PEM)")] = None,
     root_out: Annotated[Path | None, typer.Option(
         "--root-out", help="Without --cert: write the throwaway V2G root")] = None,
-    protocols: Annotated[str, typer.Option("--protocols", help="Supported protocols, e.g. din,iso2")] = "iso2,din",
+    protocols: Annotated[str, typer.Option(
+        "--protocols", help="Supported protocols, e.g. iso20,iso2,din")] = "iso20,iso2,din",
     sdp_port: Annotated[int, typer.Option("--sdp-port", help="SDP UDP port")] = SDP_PORT,
     no_sdp: Annotated[bool, typer.Option("--no-sdp", help="Do not answer SDP")] = False,
     sessions: Annotated[int, typer.Option(
@@ -186,6 +197,11 @@ def secc_command(
         "--auth-ongoing", help="Simulated EVSE: Ongoing answers before Finished")] = 0,
     stop_after: Annotated[int | None, typer.Option(
         "--stop-after", help="Simulated EVSE: StopCharging after N loops")] = None,
+    no_bpt: Annotated[bool, typer.Option("--no-bpt", help="Simulated EVSE: offer no AC_BPT/DC_BPT (-20)")] = False,
+    discharge_loops: Annotated[int, typer.Option(
+        "--discharge-loops", help="Simulated EVSE, -20 dynamic BPT: ask for discharge in the first N loops")] = 0,
+    discharge_seconds: Annotated[int, typer.Option(
+        "--discharge-seconds", help="Simulated EVSE, -20 scheduled BPT: schedules start with N s of discharge")] = 0,
     log_json: Annotated[Path | None, typer.Option(
         "--log-json", help="Append one JSON line per message ('-': stdout)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-message lines")] = False,
@@ -204,7 +220,8 @@ def secc_command(
                 root_out.write_bytes(chain.root_pem)
             typer.echo("TLS with a throwaway test chain" + (f"; V2G root written to {root_out}" if root_out else ""),
                        err=True)
-    sim = SimulatedEVSEConfig(auth_ongoing_rounds=auth_ongoing, stop_after_loops=stop_after)
+    sim = SimulatedEVSEConfig(auth_ongoing_rounds=auth_ongoing, stop_after_loops=stop_after, bpt=not no_bpt,
+                              discharge_loops=discharge_loops, discharge_seconds=discharge_seconds)
     config = SeccConfig(protocols=_protocols(protocols))
     with _sinks(log_json, quiet) as sink, contextlib.suppress(KeyboardInterrupt):
         try:
