@@ -279,7 +279,7 @@ class Secc20(Power20):
         processing = _PROCESSING[result]
         if processing == "Finished":
             self.refusal = None
-            self.expected = frozenset({"ServiceDiscoveryReq"})
+            self.expected = self._stoppable({"ServiceDiscoveryReq"})
         return iso20.authorization_res("OK", processing)
 
     def _refuse(self, code: str) -> Body:
