@@ -288,3 +288,22 @@ def test_timers_scale_for_slow_peers() -> None:
     t = EvccTimers().scaled(2)
     assert t.message_timeout("iso20", None) == 4.0 and t.charge_loop == 1.0 and t.precharge20 == 20.0
     assert body_name({"SessionSetupReq": {}}) == "SessionSetupReq"
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_standby(allowed: bool) -> None:
+    """PowerDeliveryReq(Standby) during charging: WARNING_StandbyNotAllowed (the session goes on), or OK and no power
+    until the EV starts again."""
+    _, secc, _evse, step, _clock = _run_until("ac", "dynamic", SimulatedEVSEConfig(standby=allowed),
+                                               "AC_ChargeLoopReq", loops=5)
+    sid = secc.session_id
+    standby = {"PowerDeliveryReq": {"Header": {"SessionID": sid, "TimeStamp": 0}, "EVProcessing": "Finished",
+                                    "ChargeProgress": "Standby"}}
+    reply = secc.handle(exi.decode("iso20", exi.encode("iso20", standby)), PayloadType.ISO20_COMMON)
+    assert reply.doc is not None and not reply.close
+    code = content(reply.doc)["ResponseCode"]
+    assert code == ("OK" if allowed else "WARNING_StandbyNotAllowed")
+    reply = secc.handle(exi.decode("iso20_ac", exi.encode(step.ns, step.doc)), step.payload_type)
+    assert reply.doc is not None and not reply.close
+    target = content(reply.doc)["Dynamic_AC_CLResControlMode"]["EVSETargetActivePower"]
+    assert (target["Value"] == 0) is allowed and not secc.ended
