@@ -11,10 +11,12 @@ import pytest
 from v2gstack import exi
 from v2gstack.iso15118 import EvccConfig, EVModel, SeccServer, SimulatedEVSE, SimulatedEVSEConfig, run_evcc
 from v2gstack.iso15118.apphand import ISO_15118_20_DC, build_request
+from v2gstack.iso15118.devcerts import make_secc_chain
 from v2gstack.iso15118.messages.iso20_types import NEW_SESSION_ID20, message
 from v2gstack.iso15118.msglog import MessageRecord
 from v2gstack.iso15118.secc import SeccConfig, SeccSession
 from v2gstack.iso15118.stream import ConnectionClosedError, V2GTPStream
+from v2gstack.iso15118.tls import evcc_context
 from v2gstack.iso15118.v2gtp import PayloadType, encode_frame
 from v2gstack.trace.error_map import FailureKind
 
@@ -108,3 +110,22 @@ async def test_wrong_payload_type_closes_only_that_connection(secc: SeccServer) 
     sessions = await finished(secc, 2)
     broken = [s for s in sessions if not s.ok]
     assert len(broken) == 1 and broken[0].end is not None and broken[0].end.kind is FailureKind.V2GTP_ERROR
+
+
+async def test_iso20_is_never_chosen_over_tls12() -> None:
+    """Over a TLS 1.2 connection the SECC does not offer -20 [V2G20-2356]: an EV offering -20 and -2 gets -2, one
+    offering only -20 gets no protocol."""
+    chain = make_secc_chain()
+    async with SeccServer(SimulatedEVSE, SeccConfig(protocols=("iso20", "iso2")), host="::1", sdp=False, tcp=False,
+                          tls=chain.server_context()) as server:
+        port = server.addresses()["tls"]
+        context = evcc_context(cadata=chain.root_pem.decode())
+        both = await run_evcc(EvccConfig(protocols=("iso20", "iso2"), energy="dc", loops=2), EVModel(), secc=port,
+                              tls=True, tls_context=context)
+        assert both.ok and both.protocol == "iso2"
+        only = await run_evcc(EvccConfig(protocols=("iso20",), energy="dc", loops=2), EVModel(), secc=port,
+                              tls=True, tls_context=context)
+        assert not only.ok and "Failed_NoNegotiation" in only.reason
+        sessions = await finished(server, 2)
+        assert sessions[-1].tls_version == "TLSv1.2" and sessions[-1].end is not None
+        assert sessions[-1].end.kind is FailureKind.NO_COMMON_PROTOCOL

@@ -92,14 +92,17 @@ class SeccSession:
     def __init__(self, controller: EVSEController, config: SeccConfig | None = None,
                  paused: PausedSessions | None = None, *, peer: str = "", tls: bool = False,
                  new_session_id: Callable[[], str] = lambda: secrets.token_hex(8).upper(),
-                 pnc20: Pnc20Hooks | None = None) -> None:
+                 pnc20: Pnc20Hooks | None = None, tls_version: str | None = None) -> None:
         self.controller = controller
         self.config = config or SeccConfig()
         self.paused = paused if paused is not None else PausedSessions()
         self.peer = peer
         self.tls = tls
         self.new_session_id = new_session_id
+        self.tls_version = tls_version  # e.g. "TLSv1.3" (the shell's ssl object), None on TCP
         self.supported: list[AppProtocol] = protocols(self.config.protocols)
+        if tls and tls_version is not None and tls_version != "TLSv1.3":  # -20 never over TLS 1.2 [V2G20-2356]
+            self.supported = [p for p in self.supported if p.kind != "iso20"]
         self.protocol: AppProtocol | None = None
         self.msgs: Iso2Messages | None = None
         self.iso20: Secc20 | None = None  # the -20 engine, once negotiated

@@ -203,7 +203,10 @@ class SeccServer:
             self._tasks.add(task)
         stream = V2GTPStream(reader, writer, max_payload=self.max_payload)
         self._streams.add(stream)
-        session = SeccSession(self.controller_factory(), self.config, self.paused, peer=stream.peer, tls=tls)
+        ssl_object = stream.ssl_object
+        version = ssl_object.version() if tls and hasattr(ssl_object, "version") else None  # type: ignore[union-attr]
+        session = SeccSession(self.controller_factory(), self.config, self.paused, peer=stream.peer, tls=tls,
+                              tls_version=version)
         self.active.add(session)
         log.info("SECC: connection from %s over %s", stream.peer, describe(stream.ssl_object))  # type: ignore[arg-type]
         try:
