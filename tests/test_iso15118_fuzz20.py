@@ -42,7 +42,7 @@ def test_semantically_wrong_requests_never_escape_a_session(corpus, caplog) -> N
     caplog.set_level(logging.ERROR)
     findings = [(i, p) for i in range(300) if (p := fuzz.check(corpus, SEED, i)) is not None]
     assert not findings, findings[:3]
-    assert len(corpus.scripts) == 32 and len(corpus.requests) > 500
+    assert len(corpus.scripts) == 34 and len(corpus.requests) > 500
 
 
 def test_the_fuzzer_reports_an_escaping_exception(corpus, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]

@@ -24,6 +24,7 @@ import itertools
 import logging
 import random
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -35,9 +36,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
+from cryptography import x509  # noqa: E402
+
 from v2gstack import exi  # noqa: E402
 from v2gstack.iso15118.ev import EVModel  # noqa: E402
 from v2gstack.iso15118.evcc import EvccConfig, EvccSession, Send, SessionResult  # noqa: E402
+from v2gstack.iso15118.evcc20 import Contract20, OemCredentials20  # noqa: E402
 from v2gstack.iso15118.events import SessionEnded, SessionEvent  # noqa: E402
 from v2gstack.iso15118.evse_sim import SimulatedEVSE, SimulatedEVSEConfig  # noqa: E402
 from v2gstack.iso15118.messages import body_name  # noqa: E402
@@ -45,6 +49,10 @@ from v2gstack.iso15118.messages.iso20_types import REQUESTS20  # noqa: E402
 from v2gstack.iso15118.secc import PausedSessions, SeccConfig, SeccSession  # noqa: E402
 from v2gstack.iso15118.secc_base import Reply  # noqa: E402
 from v2gstack.iso15118.v2gtp import EXI_PAYLOADS, ISO20_STREAM, PayloadType  # noqa: E402
+from v2gstack.pki.contracts20 import ContractService20  # noqa: E402
+from v2gstack.pki.hierarchy import Edition, PkiConfig, create_pki  # noqa: E402
+from v2gstack.pki.profiles import Kind  # noqa: E402
+from v2gstack.pki.store import write_pki  # noqa: E402
 from v2gstack.trace.error_map import FailureKind  # noqa: E402
 
 SESSION_ID = "0123456789ABCDEF"  # every fuzzed SECC hands out this SessionID, so recorded requests stay valid
@@ -70,15 +78,39 @@ class Recorder(SimulatedEVSE):
         self.seen.append(event)
 
 
-def _scripts() -> list[list[Request]]:
-    """The requests of complete sessions, as the SECC received them."""
+def _pnc_setup() -> tuple[SimulatedEVSEConfig, dict[str, Any]]:
+    """A -20 PKI (secp521r1): a simulated EVSE offering Plug & Charge with a contract service, and the EV's
+    contract and OEM provisioning credentials."""
+    pki = create_pki(PkiConfig(edition=Edition.ISO20))
+    folder = Path(tempfile.mkdtemp(prefix="secc20-fuzz-"))
+    write_pki(pki, folder)
+    item = pki.items[Kind.CONTRACT]
+    cn = str(item.cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value)
+    contract = Contract20(cn, [item.cert, *pki.intermediates(Kind.CONTRACT)], item.key)  # type: ignore[arg-type]
+    prov = pki.items[Kind.OEM_PROV]
+    oem = OemCredentials20([prov.cert, *pki.intermediates(Kind.OEM_PROV)], prov.key,  # type: ignore[arg-type]
+                           prov.alt_key, [pki.cert(Kind.V2G_ROOT)])  # type: ignore[arg-type]
+    sim = SimulatedEVSEConfig(payment_options=("ExternalPayment", "Contract"), receipt_required=True,
+                              contract_service20=ContractService20.from_pki_dir(folder))
+    return sim, {"payment": "Contract", "contract20": contract, "oem20": oem}
+
+
+def _scripts() -> tuple[list[list[Request]], SimulatedEVSEConfig]:
+    """The requests of complete sessions, as the SECC received them (Plug & Charge ones over pretended TLS 1.3)."""
     sims = [SimulatedEVSEConfig(), SimulatedEVSEConfig(discharge_loops=2, discharge_seconds=3),
             SimulatedEVSEConfig(renegotiate_after_loops=1, receipt_required=True),
             SimulatedEVSEConfig(auth_ongoing_rounds=1, schedule_ongoing_rounds=1, pause_after_loops=2)]
+    runs: list[tuple[SimulatedEVSEConfig, str, str, dict[str, Any]]] = [
+        (sim, e, c, {}) for sim, e, c in itertools.product(sims, ("ac", "dc", "ac_bpt", "dc_bpt"),
+                                                            ("scheduled", "dynamic"))]
+    pnc_sim, pnc = _pnc_setup()
+    runs += [(pnc_sim, "dc_bpt", "dynamic", pnc), (pnc_sim, "ac", "scheduled", {**pnc, "contract20": None})]
     out = []
-    for sim, energy, control in itertools.product(sims, ("ac", "dc", "ac_bpt", "dc_bpt"), ("scheduled", "dynamic")):
-        evcc = EvccSession(EvccConfig(protocols=("iso20",), energy=energy, control=control, loops=3), EVModel())
-        secc = SeccSession(Recorder(sim), SeccConfig(protocols=SECC_PROTOCOLS), new_session_id=lambda: SESSION_ID)
+    for sim, energy, control, extra in runs:
+        evcc = EvccSession(EvccConfig(protocols=("iso20",), energy=energy, control=control, loops=3, **extra),
+                           EVModel())
+        secc = SeccSession(Recorder(sim), SeccConfig(protocols=SECC_PROTOCOLS), new_session_id=lambda: SESSION_ID,
+                           tls=bool(extra), tls_version="TLSv1.3" if extra else None)
         script: list[Request] = []
         clock = itertools.count(0.0, 1.0)
         step: Send | SessionResult = evcc.start(next(clock))
@@ -88,13 +120,15 @@ def _scripts() -> list[list[Request]]:
             request = exi.decode(ns, exi.encode(step.ns, step.doc))
             script.append((request, step.payload_type))
             reply = secc.handle(request, step.payload_type)
+            if reply.pending is not None:
+                reply = secc.complete(reply, _await(reply.pending))
             assert reply.doc is not None
             back = evcc.rx_namespace_for(reply.payload_type)
             assert back is not None
             step = evcc.handle(exi.decode(back, exi.encode(reply.ns, reply.doc)), next(clock))
         assert step.ok, step.reason
         out.append(script)
-    return out
+    return out, pnc_sim
 
 
 @dataclass
@@ -104,18 +138,19 @@ class Corpus:
     scripts: list[list[Request]]
     requests: list[Request]
     strings: dict[str, list[str]]
+    pnc_sim: SimulatedEVSEConfig
 
     @classmethod
     def build(cls) -> Corpus:
         """Record the sessions."""
-        scripts = _scripts()
+        scripts, pnc_sim = _scripts()
         requests = [r for s in scripts for r in s]
         strings: dict[str, set[str]] = {}
         for doc, _ in requests:
             for _parent, key, value in _walk(doc):
                 if isinstance(value, str) and isinstance(key, str):
                     strings.setdefault(key, set()).add(value)
-        return cls(scripts, requests, {k: sorted(v) for k, v in strings.items()})
+        return cls(scripts, requests, {k: sorted(v) for k, v in strings.items()}, pnc_sim)
 
 
 def _walk(node: Any) -> Iterator[tuple[Any, Any, Any]]:
@@ -285,9 +320,12 @@ def run_case(corpus: Corpus, seed: int, i: int, log: list[str] | None = None) ->
     """Case i: replay a session prefix, then up to six requests of which some are mutated; raise Finding."""
     rng = random.Random(f"{seed}:{i}")
     paused = PausedSessions()
-    evse = Recorder(rng.choice((SimulatedEVSEConfig(), SimulatedEVSEConfig(discharge_loops=1, standby=True),
-                                SimulatedEVSEConfig(receipt_required=True, renegotiate_after_loops=1))))
-    secc = SeccSession(evse, SeccConfig(protocols=SECC_PROTOCOLS), paused, new_session_id=lambda: SESSION_ID)
+    tls13 = rng.random() < 0.3
+    evse = Recorder(corpus.pnc_sim if tls13 else rng.choice((
+        SimulatedEVSEConfig(), SimulatedEVSEConfig(discharge_loops=1, standby=True),
+        SimulatedEVSEConfig(receipt_required=True, renegotiate_after_loops=1))))
+    secc = SeccSession(evse, SeccConfig(protocols=SECC_PROTOCOLS), paused, new_session_id=lambda: SESSION_ID,
+                       tls=tls13, tls_version="TLSv1.3" if tls13 else None)
     healthy = Healthy(paused, rng)
     script = rng.choice(corpus.scripts)
     cut = rng.randrange(len(script))

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from . import pnc, xmldsig
 from .apphand import NegotiationError, build_request, protocols, read_response
 from .ev import EVModel
-from .evcc20 import Evcc20
+from .evcc20 import Contract20, Evcc20, OemCredentials20
 from .messages import Iso2Messages, MessageError, for_protocol, split
 from .messages.envelope import NEW_SESSION_ID, same_session
 from .model import (
@@ -87,9 +87,12 @@ class EvccConfig:
     contract: Contract | None = None  # Plug & Charge (payment="Contract", -2 over TLS)
     oem: OemCredentials | None = None  # without a contract: install one with the OEM provisioning certificate
     update_contract: bool = False  # with a contract: renew it first (CertificateUpdate), then charge with the new one
-    pnc_fault: str | None = None  # tests and demos: "bad-signature", "tampered-challenge", "emaid-mismatch"
+    pnc_fault: str | None = None  # tests and demos: "bad-signature", "tampered-challenge", "emaid-mismatch" (-2),
+    # "bad-metering-signature" (-20)
     v2g_roots: tuple[Any, ...] = ()  # V2G roots to check the CPS chain of an update (installation: oem.v2g_roots)
     resume_session_id: str | None = None  # SessionID of a paused session to resume
+    contract20: Contract20 | None = None  # -20 Plug & Charge (payment="Contract"): secp521r1 or Ed448 contract
+    oem20: OemCredentials20 | None = None  # -20 without a contract: install one with the OEM provisioning credentials
     schedule_choice: int | None = None  # -20 scheduled: the ScheduleTupleID to choose (default: the first)
     meter_info_requested: bool = False  # -20: ask for the meter reading in every charge-loop request
     timers: EvccTimers = field(default_factory=EvccTimers)
@@ -148,6 +151,7 @@ class SessionResult:
     control_mode: str | None = None  # -20: SCHEDULED or DYNAMIC
     metering_confirmations: int = 0  # -20: MeteringConfirmationReq sent
     renegotiations: int = 0  # -20: schedule renegotiations done
+    installed_contract20: Contract20 | None = None  # -20: a contract this session installed
 
 
 class EvccSession:

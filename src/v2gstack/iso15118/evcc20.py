@@ -7,14 +7,25 @@ BPT), the parameter set of its control mode, follows the schedule tuple it chose
 in every charge-loop answer (dynamic), and reacts to the SECC's notifications: Terminate and Pause end the energy
 transfer (then SessionStop Terminate or Pause), ScheduleRenegotiation renegotiates, MeteringConfirmation gets the
 meter reading confirmed. The charge loops and the power decisions are in evcc20_power.
+
+Plug & Charge: with a -20 contract (`EvccConfig.contract20`) the EV answers the GenChallenge with the signed
+PnC_AReqAuthorizationMode (pnc20) and signs the SignedMeteringData it confirms; without one but with its OEM
+provisioning credentials (`oem20`) it first installs a contract (CertificateInstallation, the sealed key opened with
+its OEM key) and keeps it in the result.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, x448
+
+from ..pki.algorithms import PrivateKey
+from . import pnc20
 from .evcc20_power import EvPower20
 from .messages import iso20
 from .messages.envelope import same_session
@@ -39,6 +50,27 @@ if TYPE_CHECKING:  # the session owns this engine; imported for the types only (
     from .evcc import EvccSession, Send, SessionResult
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Contract20:
+    """The EV's -20 contract: eMAID, the contract certificate and its sub-CAs (leaf first), the key (secp521r1 or
+    Ed448)."""
+
+    emaid: str
+    chain: list[x509.Certificate]
+    key: PrivateKey
+
+
+@dataclass(frozen=True)
+class OemCredentials20:
+    """The EV's OEM provisioning chain (leaf first) and key (with an Ed448 certificate also its X448 key), and the
+    V2G roots it checks the CPS chain against."""
+
+    chain: list[x509.Certificate]
+    key: PrivateKey
+    x448_key: x448.X448PrivateKey | None = None
+    v2g_roots: list[x509.Certificate] = field(default_factory=list)
 
 _SESSION_OK = ("OK_NewSessionEstablished", "OK_OldSessionJoined")
 _PLAIN = {EnergyService.AC_BPT: EnergyService.AC, EnergyService.DC_BPT: EnergyService.DC}
@@ -69,6 +101,10 @@ class Evcc20(EvPower20):
         self.metering_confirmations = 0
         self.renegotiations = 0
         self.head: Body = {}
+        self.challenge: bytes | None = None
+        self.contract: Contract20 | None = self.config.contract20
+        self.installed: Contract20 | None = None
+        self.auth = "EIM"
         self._handlers: dict[str, Step20] = {
             "SessionSetupRes": self._session_setup_res, "AuthorizationSetupRes": self._authorization_setup_res,
             "AuthorizationRes": self._authorization_res, "ServiceDiscoveryRes": self._service_discovery_res,
@@ -79,6 +115,7 @@ class Evcc20(EvPower20):
             "AC_ChargeLoopRes": self._ac_loop_res, "DC_ChargeLoopRes": self._dc_loop_res,
             "MeteringConfirmationRes": self._metering_confirmation_res,
             "DC_WeldingDetectionRes": self._welding_detection_res, "SessionStopRes": self._session_stop_res,
+            "CertificateInstallationRes": self._certificate_installation_res,
         }
         super().__init__()
 
@@ -96,7 +133,7 @@ class Evcc20(EvPower20):
         """The -20 facts of the SessionResult."""
         return {"exported_wh": round(self.ev.discharged_wh, 1), "service": self.service.name,
                 "control_mode": self.mode.name, "metering_confirmations": self.metering_confirmations,
-                "renegotiations": self.renegotiations}
+                "renegotiations": self.renegotiations, "installed_contract20": self.installed}
 
     # ----- sending and receiving -----
 
@@ -149,18 +186,60 @@ class Evcc20(EvPower20):
         return self.send(now, "AuthorizationSetupReq", {})
 
     def _authorization_setup_res(self, body: Body, now: float) -> Send | SessionResult:
-        """AuthorizationSetupRes: EIM, or Plug & Charge when the EV has a contract and the SECC offers it."""
-        services, _installation, _challenge = iso20.read_authorization_setup_res(body)
+        """AuthorizationSetupRes: EIM, or Plug & Charge when the SECC offers it (installing a contract first when
+        the EV has none but its OEM provisioning credentials)."""
+        services, installation, self.challenge = iso20.read_authorization_setup_res(body)
         want = "PnC" if self.config.payment == "Contract" else "EIM"
-        if want == "PnC" and "PnC" not in services and "EIM" in services:
+        if want == "PnC" and ("PnC" not in services or self.challenge is None) and "EIM" in services:
             log.info("EVCC: the SECC offers no Plug & Charge (%s); falling back to EIM", ", ".join(services))
             want = "EIM"
         if want not in services:
             return self.s.fail(f"SECC does not offer {want} (offers {', '.join(services)})")
-        if want == "PnC":
-            return self.s.fail("ISO 15118-20 Plug & Charge needs the -20 contract (secp521r1 or Ed448)")
+        self.auth = want
+        if want == "PnC" and self.contract is None:
+            oem = self.config.oem20
+            if oem is None or not installation:
+                return self.s.fail("Plug & Charge without a -20 contract and no certificate installation to get one")
+            doc = pnc20.installation_request(self.s.session_id, oem.chain, oem.key, oem.v2g_roots)
+            return self.send_whole(now, doc)
+        return self._authorize(now)
+
+    def send_whole(self, now: float, doc: dict[str, Any], delay: float = 0.0) -> Send | SessionResult:
+        """Send a request document built whole (with its own header, e.g. signed by pnc20)."""
+        name = next(iter(doc))
+        step, ns = REQUESTS20[name]
+        self.waiting = response_name(name)
+        return self.s.send_document(now, doc, ns, step, delay, ISO20_STREAM[ns])
+
+    def _certificate_installation_res(self, body: Body, now: float) -> Send | SessionResult:
+        """CertificateInstallationRes: the CPS chain and signature checked, the contract key opened -> PnC."""
+        oem = self.config.oem20
+        assert oem is not None
+        try:
+            got = pnc20.accept_installation({"CertificateInstallationRes": {"Header": self.head, **body}},
+                                            oem.chain[0], oem.key, oem.x448_key, oem.v2g_roots)
+        except pnc20.Pnc20Error as e:
+            return self.s.fail(f"certificate installation refused: {e}", e.code)
+        chain = [x509.load_der_x509_certificate(c) for c in got.chain]
+        self.contract = self.installed = Contract20(got.emaid, chain, got.key)
+        log.info("EVCC: contract %s installed", got.emaid)
+        return self._authorize(now)
+
+    def _authorize(self, now: float, delay: float = 0.0) -> Send | SessionResult:
+        """AuthorizationReq: EIM, or PnC signed with the contract key over the GenChallenge (the ongoing timer runs
+        until Finished)."""
         self.s.start_timer("V2G_EVCC_Ongoing_Timeout", self.timers.ongoing, now)
-        return self.send(now, "AuthorizationReq", iso20.authorization_req())
+        if self.auth == "EIM":
+            return self.send(now, "AuthorizationReq", iso20.authorization_req(), delay)
+        assert self.contract is not None and self.challenge is not None
+        challenge, key = self.challenge, self.contract.key
+        if self.config.pnc_fault == "tampered-challenge":
+            challenge = bytes(b ^ 0xFF for b in challenge)
+        elif self.config.pnc_fault == "bad-signature":
+            key = ec.generate_private_key(ec.SECP521R1()) if isinstance(key, ec.EllipticCurvePrivateKey) else \
+                ed448.Ed448PrivateKey.generate()
+        mode, signature = pnc20.pnc_authorization(challenge, self.contract.chain, key)
+        return self.send(now, "AuthorizationReq", iso20.authorization_req(mode), delay, signature)
 
     def _authorization_res(self, body: Body, now: float) -> Send | SessionResult:
         """AuthorizationRes: repeat while Ongoing; a refusal (WARNING_) ends the session with SessionStop."""
@@ -170,7 +249,7 @@ class Evcc20(EvPower20):
             log.warning("%s: authorization refused (%s)", self.s.label, code)
             return self.send(now, "SessionStopReq", iso20.session_stop_req("Terminate", "AuthorizationRefused"))
         if body["EVSEProcessing"] != "Finished":
-            return self.send(now, "AuthorizationReq", iso20.authorization_req(), self.config.ongoing_interval)
+            return self._authorize(now, self.config.ongoing_interval)
         self.s.stop_timer("V2G_EVCC_Ongoing_Timeout")
         return self.send(now, "ServiceDiscoveryReq", iso20.service_discovery_req())
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
+
+from . import pnc20
 from .messages import iso20
 from .messages.iso20_ac import ac_loop_req, read_ac_loop_res
 from .messages.iso20_dc import dc_loop_req, read_dc_loop_res
@@ -33,6 +36,7 @@ from .v2gtp import PayloadType
 if TYPE_CHECKING:  # the mixin's host and what it holds; imported for the types only
     from .ev import EVModel
     from .evcc import EvccConfig, EvccSession, Send, SessionResult
+    from .evcc20 import Contract20
 
 METER_ID_REF = "id1"  # the Id of the SignedMeteringData the EV confirms
 
@@ -47,6 +51,8 @@ class EvPower20:
     tuple: ScheduleTuple | None
     pausing: bool
     metering_confirmations: int
+    auth: str
+    contract: Contract20 | None
 
     def __init__(self) -> None:
         self.evse_ac: ACLimits20 | None = None
@@ -225,7 +231,15 @@ class EvPower20:
         self.metering_confirmations += 1
         tuple_id = self.tuple.tuple_id if self.mode is ControlMode.SCHEDULED and self.tuple else None
         data = iso20.signed_metering_data(METER_ID_REF, self.s.session_id, meter, tuple_id)
-        return self.send(now, "MeteringConfirmationReq", iso20.metering_confirmation_req(data),
+        contract = self.contract if self.auth == "PnC" else None
+        signature = None
+        if contract is not None:
+            key = contract.key
+            if self.config.pnc_fault == "bad-metering-signature":
+                key = ec.generate_private_key(ec.SECP521R1()) if isinstance(key, ec.EllipticCurvePrivateKey) else \
+                    ed448.Ed448PrivateKey.generate()
+            signature = pnc20.sign_metering(data, key)
+        return self.send(now, "MeteringConfirmationReq", iso20.metering_confirmation_req(data), signature=signature,
                          payload_type=PayloadType.ISO20_METERING_CONFIRMATION)
 
     def _metering_confirmation_res(self, body: Body, now: float) -> Send | SessionResult:

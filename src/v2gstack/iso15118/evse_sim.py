@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..pki.contracts import ContractService
-from . import pnc
+from ..pki.contracts20 import ContractService20
+from . import pnc, pnc20
 from .defaults20 import phase_voltage, services_from_modes
 from .events import SessionEnded
 from .evse import AuthorizationStatus, CableCheckResult, EVSEController, SessionInfo
@@ -94,6 +95,7 @@ class SimulatedEVSEConfig:
     schedule_tuples: int = 1  # tuples offered (1-3; tuple n allows 1/n of the power)
     pause_after_loops: int | None = None  # EVSENotification=Pause after this many charge-loop messages
     standby: bool = False  # accept PowerDeliveryReq(Standby)
+    contract_service20: ContractService20 | None = None  # answers -20 CertificateInstallationReq locally
 
 
 class SimulatedEVSE(EVSEController):
@@ -268,7 +270,15 @@ class SimulatedEVSE(EVSEController):
         return self.config.receipt_required
 
     async def certificate_installation(self, info: SessionInfo, request: dict[str, Any]) -> dict[str, Any] | str:
-        """CertificateInstallationReq answered by the configured contract service (FAILED_* code without one)."""
+        """CertificateInstallationReq answered by the configured contract service (FAILED_* code without one); -20
+        requests by the -20 one."""
+        if info.protocol == "iso20":
+            if self.config.contract_service20 is None:
+                return "FAILED_NoCertificateAvailable"
+            try:
+                return pnc20.answer_installation(self.config.contract_service20, request)[0]
+            except pnc20.Pnc20Error as e:
+                return e.code
         service = self.config.contract_service
         if service is None:
             return "FAILED_NoCertificateAvailable"

@@ -37,6 +37,7 @@ from .messages.envelope import NEW_SESSION_ID, is_new_session_id, same_session
 from .model import EVSEStatus, Processing, SASchedule, Step, is_dc
 from .msglog import MessageRecord
 from .secc20 import Pnc20Hooks, Secc20
+from .secc20_pnc import Pnc20Checks
 from .secc_base import PausedSessions, Reply, failure_kind
 from .timers import SeccTimers
 from .v2gtp import ISO20_NAMESPACE, PayloadType
@@ -106,7 +107,7 @@ class SeccSession:
         self.protocol: AppProtocol | None = None
         self.msgs: Iso2Messages | None = None
         self.iso20: Secc20 | None = None  # the -20 engine, once negotiated
-        self.pnc20 = pnc20  # ISO 15118-20 Plug & Charge checks (signature, challenge, contract); None: EIM only
+        self.pnc20: Pnc20Hooks | None = pnc20 or Pnc20Checks()  # ISO 15118-20 Plug & Charge checks
         self.session_id = NEW_SESSION_ID
         self.info: SessionInfo | None = None
         self.expected: frozenset[Step] = frozenset()

@@ -34,7 +34,7 @@ from .messages.iso20_schedule import (
     schedule_exchange_res_dynamic,
     schedule_exchange_res_scheduled,
 )
-from .messages.iso20_types import REQUESTS20, Body, Iso20Error, message, response_name, split20
+from .messages.iso20_types import REQUESTS20, RESPONSE_CODES20, Body, Iso20Error, message, response_name, split20
 from .model import ProfileEntry, Step
 from .model20 import (
     SUPPORTED_SERVICES,
@@ -297,9 +297,10 @@ class Secc20(Power20):
 
     def complete(self, reply: Reply, result: dict[str, Any] | str) -> Reply:
         """Finish the pending CertificateInstallation: `result` is the response document or a FAILED_* code."""
-        if isinstance(result, str):
-            return self._failed("CertificateInstallationReq", self.session.session_id, result,
-                                f"{reply.name}: {result}")
+        if isinstance(result, str):  # a -2 code of a -2 controller is answered as FAILED with the code's kind
+            code = result if result in RESPONSE_CODES20 and result.startswith("FAILED") else "FAILED"
+            return self._failed("CertificateInstallationReq", self.session.session_id, code,
+                                f"{reply.name}: {result}", kind=failure_kind(reply.step, result))
         content = result.get("CertificateInstallationRes")
         if not isinstance(content, dict):
             return self._failed("CertificateInstallationReq", self.session.session_id, "FAILED",

@@ -28,7 +28,7 @@ from .sdp import SDP_PORT, SDPRequest, SDPResponse, Security, Transport
 from .sdp_io import SDPServer, start_sdp_server
 from .secc import PausedSessions, SeccConfig, SeccSession
 from .stream import ConnectionClosedError, V2GTPStream
-from .tls import describe, failure_kind
+from .tls import TlsPolicyError, check_session20, describe, failure_kind
 from .v2gtp import DEFAULT_MAX_PAYLOAD, V2GTPError
 
 log = logging.getLogger("v2gstack.iso15118.secc")
@@ -203,8 +203,7 @@ class SeccServer:
             self._tasks.add(task)
         stream = V2GTPStream(reader, writer, max_payload=self.max_payload)
         self._streams.add(stream)
-        ssl_object = stream.ssl_object
-        version = ssl_object.version() if tls and hasattr(ssl_object, "version") else None  # type: ignore[union-attr]
+        version = self._tls_version(stream) if tls else None
         session = SeccSession(self.controller_factory(), self.config, self.paused, peer=stream.peer, tls=tls,
                               tls_version=version)
         self.active.add(session)
@@ -224,6 +223,21 @@ class SeccServer:
             await stream.close()
             if task is not None:
                 self._tasks.discard(task)
+
+    @staticmethod
+    def _tls_version(stream: V2GTPStream) -> str | None:
+        """The TLS version of a connection as the session needs it: "TLSv1.3" only when -20 may run on it (Table 6
+        suite, check_session20), else the version with the reason -20 may not."""
+        ssl_object = stream.ssl_object
+        if ssl_object is None:
+            return None
+        version = str(ssl_object.version())  # type: ignore[attr-defined]
+        if version == "TLSv1.3":
+            try:
+                check_session20(ssl_object)  # type: ignore[arg-type]
+            except TlsPolicyError as e:
+                return f"{version} ({e})"
+        return version
 
     async def _serve(self, stream: V2GTPStream, session: SeccSession) -> None:
         """Request/response until the session ends."""

@@ -37,6 +37,22 @@ REQUESTS20: dict[str, tuple[Step, str]] = {
 """Every -20 request of the AC/DC flows: its Step and the namespace it is coded with (its response: ...Res)."""
 
 
+RESPONSE_CODES20 = frozenset({
+    "OK", "OK_CertificateExpiresSoon", "OK_NewSessionEstablished", "OK_OldSessionJoined", "OK_PowerToleranceConfirmed",
+    "WARNING_AuthorizationSelectionInvalid", "WARNING_CertificateExpired", "WARNING_CertificateNotYetValid",
+    "WARNING_CertificateRevoked", "WARNING_CertificateValidationError", "WARNING_ChallengeInvalid",
+    "WARNING_EIMAuthorizationFailure", "WARNING_eMSPUnknown", "WARNING_EVPowerProfileViolation",
+    "WARNING_GeneralPnCAuthorizationError", "WARNING_NoCertificateAvailable", "WARNING_NoContractMatchingPCIDFound",
+    "WARNING_PowerToleranceNotConfirmed", "WARNING_ScheduleRenegotiationFailed", "WARNING_StandbyNotAllowed",
+    "WARNING_WPT", "FAILED", "FAILED_AssociationError", "FAILED_ContactorError", "FAILED_EVPowerProfileInvalid",
+    "FAILED_EVPowerProfileViolation", "FAILED_MeteringSignatureNotValid", "FAILED_NoEnergyTransferServiceSelected",
+    "FAILED_NoServiceRenegotiationSupported", "FAILED_PauseNotAllowed", "FAILED_PowerDeliveryNotApplied",
+    "FAILED_PowerToleranceNotConfirmed", "FAILED_ScheduleRenegotiation", "FAILED_ScheduleSelectionInvalid",
+    "FAILED_SequenceError", "FAILED_ServiceIDInvalid", "FAILED_ServiceSelectionInvalid", "FAILED_SignatureError",
+    "FAILED_UnknownSession", "FAILED_WrongChargeParameter"})
+"""responseCodeType of V2G_CI_CommonTypes.xsd."""
+
+
 def response_name(request: str) -> str:
     """SessionSetupReq -> SessionSetupRes."""
     return request[:-3] + "Res"
