@@ -17,6 +17,9 @@ from typer.testing import CliRunner
 
 from v2gstack.iso15118 import SeccConfig, SeccServer, SimulatedEVSE, SimulatedEVSEConfig
 from v2gstack.iso15118.cli import app
+from v2gstack.pki.algorithms import KeyAlgorithm
+from v2gstack.pki.hierarchy import Edition, PkiConfig, create_pki
+from v2gstack.pki.store import write_pki
 
 runner = CliRunner()
 
@@ -137,3 +140,33 @@ def test_secc_command_reports_setup_errors() -> None:
     assert runner.invoke(app, ["secc", "--host", "::"]).exit_code == 2
     result = runner.invoke(app, ["secc", "--iface", "no-such-if0"])
     assert result.exit_code == 2 and "no network interface named 'no-such-if0'" in result.output
+
+
+@pytest.mark.parametrize("install", [False, True], ids=["contract", "install"])
+def test_iso20_plug_and_charge_over_tls13(tmp_path: Path, install: bool) -> None:
+    """`secc --tls --pki DIR` (TLS 1.3, vehicle certificate required) serves `ev --protocol iso20 --auth pnc --tls
+    --pki DIR` (with --install: a contract installed first); both exit 0."""
+    write_pki(create_pki(PkiConfig(edition=Edition.ISO20, algorithm=KeyAlgorithm.ED448)), tmp_path / "pki")
+    with socket.socket(socket.AF_INET6) as s:
+        s.bind(("::1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-c", "from v2gstack.iso15118.cli import app; app()", "secc", "--host", "::1",
+           "--port", str(port), "--tls", "--pki", str(tmp_path / "pki"), "--no-sdp", "--sessions", "1", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("::1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        args = ["ev", "--protocol", "iso20", "--energy", "dc_bpt", "--control", "dynamic", "--auth", "pnc", "--tls",
+                "--pki", str(tmp_path / "pki"), "--secc", f"[::1]:{port}", "--loops", "2", "--loop-interval", "0"]
+        result = runner.invoke(app, [*args, "--install"] if install else args)
+        assert result.exit_code == 0, result.output
+        assert "-> iso20:AuthorizationReq SelectedAuthorizationService=PnC" in result.output
+        assert ("CertificateInstallationReq" in result.output) is install
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err

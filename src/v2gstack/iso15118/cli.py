@@ -21,6 +21,7 @@ from typing import IO, Annotated, Any
 import typer
 
 from .apphand import FAMILIES, PROTOCOLS
+from .cli20 import ev_from_pki, secc_from_pki
 from .devcerts import make_secc_chain
 from .ev import EVModel
 from .evcc import EvccConfig
@@ -107,8 +108,14 @@ def ev_command(
         "--control", help="iso20: scheduled (the EV follows a schedule) or dynamic (the SECC sets the power)")
     ] = "scheduled",
     min_soc: Annotated[float, typer.Option("--min-soc", help="BPT: never discharge below this SoC, %")] = 20.0,
-    auth: Annotated[str, typer.Option("--auth", help="eim, or pnc (Plug & Charge: -2 over TLS, needs --contract-chain "
-                                                     "and --contract-key, or --oem-cert and --oem-key)")] = "eim",
+    auth: Annotated[str, typer.Option("--auth", help="eim, or pnc (Plug & Charge over TLS: -2 needs --contract-chain "
+                                                     "and --contract-key, or --oem-cert and --oem-key; -20 --pki)")
+                    ] = "eim",
+    pki: Annotated[Path | None, typer.Option(
+        "--pki", help="-20: a `pki create --profile iso20` folder: contract, OEM provisioning and vehicle "
+                      "certificates (TLS 1.3 with --tls)")] = None,
+    install: Annotated[bool, typer.Option(
+        "--install", help="-20 PnC with --pki: install a new contract first (CertificateInstallation)")] = False,
     contract_chain: Annotated[Path | None, typer.Option(
         "--contract-chain", help="PnC: contract certificate then its sub-CAs (PEM)")] = None,
     contract_key: Annotated[Path | None, typer.Option("--contract-key", help="PnC: the contract's key (PEM)")] = None,
@@ -122,7 +129,8 @@ def ev_command(
     secc: Annotated[str | None, typer.Option("--secc", help="HOST:PORT of the SECC; skips SDP")] = None,
     sdp_host: Annotated[str, typer.Option("--sdp-host", help="SDP unicast target without --iface (loopback)")] = "::1",
     sdp_port: Annotated[int, typer.Option("--sdp-port", help="SDP UDP port")] = SDP_PORT,
-    tls: Annotated[bool, typer.Option("--tls", help="Ask for TLS (ISO 15118-2)")] = False,
+    tls: Annotated[bool, typer.Option("--tls", help="Ask for TLS (1.2 for -2; 1.3 with the vehicle certificate of "
+                                                    "--pki for -20)")] = False,
     v2g_root: Annotated[Path | None, typer.Option(
         "--v2g-root", help="V2G root certificate (PEM) to verify the SECC")] = None,
     loops: Annotated[int, typer.Option("--loops", help="Charge-loop messages before stopping (0: until full)")] = 10,
@@ -151,17 +159,23 @@ def ev_command(
         raise typer.BadParameter("eim or pnc", param_hint="--auth")
     if iface and secc:
         raise typer.BadParameter("give --iface or --secc, not both")
-    contract, oem = _pnc_credentials(auth, contract_chain, contract_key, oem_cert, oem_key, key_password, v2g_root)
+    contract, oem = (None, None) if pki is not None else \
+        _pnc_credentials(auth, contract_chain, contract_key, oem_cert, oem_key, key_password, v2g_root)
+    ev20 = ev_from_pki(pki, key_password) if pki is not None else None
+    if tls and "iso20" in protocol and ev20 is None:
+        raise typer.BadParameter("ISO 15118-20 over TLS 1.3 needs the vehicle certificate: give --pki")
     try:
         config = EvccConfig(protocols=_protocols(protocol), energy=energy, control=control, loops=loops,
                             loop_interval=loop_interval,
                             evcc_id=evcc_id, stop="Pause" if pause else "Terminate", resume_session_id=resume,
                             precharge_tolerance=precharge_tolerance, timers=EvccTimers().scaled(timeout_scale),
-                            payment="Contract" if auth == "pnc" else "ExternalPayment", contract=contract, oem=oem)
+                            payment="Contract" if auth == "pnc" else "ExternalPayment", contract=contract, oem=oem,
+                            contract20=ev20.contract if ev20 is not None and not install else None,
+                            oem20=ev20.oem if ev20 is not None else None)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     ev = EVModel(capacity_wh=capacity * 1000, soc=soc, target_soc=target_soc, speedup=speedup, min_soc=min_soc)
-    context = evcc_context(v2g_root) if tls else None
+    context = (ev20.context if ev20 is not None else evcc_context(v2g_root)) if tls else None
     with _sinks(log_json, quiet) as sink:
         result = asyncio.run(run_evcc(config, ev, secc=_host_port(secc) if secc else None, tls=tls,
                                       tls_context=context, iface=iface, sdp_host=sdp_host, sdp_port=sdp_port,
@@ -181,7 +195,14 @@ def secc_command(
         "--iface", help="Network interface: listen on its link-local address")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on without --iface")] = "::1",
     port: Annotated[int, typer.Option("--port", help="TCP (or, with --tls, TLS) port; 0 picks a free one")] = 0,
-    tls: Annotated[bool, typer.Option("--tls", help="Serve TLS 1.2 (ISO 15118-2) instead of plain TCP")] = False,
+    tls: Annotated[bool, typer.Option(
+        "--tls", help="Serve TLS instead of plain TCP: 1.2 for -2, or with --pki 1.3 for -20 (vehicle certificate "
+                      "required, Plug & Charge and certificate installation offered)")] = False,
+    pki: Annotated[Path | None, typer.Option(
+        "--pki", help="-20: a `pki create --profile iso20` folder (SECC certificate, OEM/V2G roots, contract CAs)")
+    ] = None,
+    key_password: Annotated[str | None, typer.Option(
+        "--key-password", envvar="V2GSTACK_SECC_KEY_PASSWORD", help="Password of the --pki keys")] = None,
     cert: Annotated[Path | None, typer.Option(
         "--cert", help="SECC certificate chain (PEM: leaf, then sub-CAs)")] = None,
     key: Annotated[Path | None, typer.Option("--key", help="SECC private key (PEM)")] = None,
@@ -210,7 +231,10 @@ def secc_command(
     """Run a standalone SECC with a simulated EVSE that authorizes EIM at once."""
     _logging(verbose)
     context: ssl.SSLContext | None = None
-    if tls:
+    secc20 = secc_from_pki(pki, key_password) if pki is not None else None
+    if tls and secc20 is not None:
+        context = secc20.context
+    elif tls:
         if cert is not None:
             context = secc_context(cert, key)
         else:
@@ -222,6 +246,9 @@ def secc_command(
                        err=True)
     sim = SimulatedEVSEConfig(auth_ongoing_rounds=auth_ongoing, stop_after_loops=stop_after, bpt=not no_bpt,
                               discharge_loops=discharge_loops, discharge_seconds=discharge_seconds)
+    if secc20 is not None:  # Plug & Charge (over TLS) with certificate installation from the folder's CAs
+        sim.payment_options = ("ExternalPayment", "Contract")
+        sim.contract_service20 = secc20.contracts
     config = SeccConfig(protocols=_protocols(protocols))
     with _sinks(log_json, quiet) as sink, contextlib.suppress(KeyboardInterrupt):
         try:
