@@ -223,3 +223,30 @@ async def test_plug_and_charge_over_tls13_mutual(pki: tuple[Pki, Path], tmp_path
                 break
             await asyncio.sleep(0.01)
         assert observer.failures and observer.failures[-1].kind is FailureKind.TLS_FAILURE
+
+
+async def test_every_service_and_mode_with_eim_and_pnc_over_tls13(pki: tuple[Pki, Path]) -> None:
+    """AC, DC, AC_BPT, DC_BPT x scheduled, dynamic x EIM, Plug & Charge, each over TLS 1.3 with the vehicle
+    certificate, against one SECC."""
+    made, d = pki
+    sim = SimulatedEVSEConfig(payment_options=PNC, contract_service20=ContractService20.from_pki_dir(d),
+                              discharge_loops=1, discharge_seconds=1, receipt_required=True)
+    group = tls.group_for(made.algorithm)
+    server_ctx = tls.secc_context20(_store(d, "secc", "secc.chain.pem"), _store(d, "secc", "secc.key.pem"),
+                                    trust=[_store(d, "secc", "trust/oem_root.pem")], group=group)
+    client = tls.evcc_context20([_store(d, "ev", "trust/v2g_root.pem")],
+                                certfile=_store(d, "ev", "vehicle.chain.pem"),
+                                keyfile=_store(d, "ev", "vehicle.key.pem"), group=group)
+    async with SeccServer(lambda: SimulatedEVSE(sim), SeccConfig(protocols=("iso20", "iso2")), host="::1",
+                          sdp=False, tcp=False, tls=server_ctx) as server:
+        port = server.addresses()["tls"]
+        runs = [(e, c, a) for e in ("ac", "dc", "ac_bpt", "dc_bpt") for c in ("scheduled", "dynamic")
+                for a in ("ExternalPayment", "Contract")]
+        for energy, control, payment in runs:
+            config = EvccConfig(protocols=("iso20",), energy=energy, control=control, payment=payment,
+                                contract20=contract(made), loops=2)
+            result = await run_evcc(config, EVModel(), secc=port, tls=True, tls_context=client)
+            assert result.ok and result.metering_confirmations == 2, (energy, control, payment, result.reason)
+            session = server.finished[-1]
+            assert session.info is not None and session.info.payment_option == payment
+        assert len(server.finished) == len(runs) and all(s.tls_version == "TLSv1.3" for s in server.finished)
