@@ -1,10 +1,13 @@
-"""ISO 15118-2 and DIN SPEC 70121: SDP, V2GTP, TCP/TLS transport, timers, and sans-I/O EVCC and SECC machines.
+"""ISO 15118-20, ISO 15118-2 and DIN SPEC 70121: SDP, V2GTP, TCP/TLS transport, timers, and sans-I/O EVCC and SECC
+machines.
 
 Layout: `v2gtp`, `sdp` (codecs) and `sdp_io`, `stream`, `tls` (asyncio/transport); `apphand` (protocol
 negotiation); `messages` (DIN and -2 message building/reading in the EXI JSON view); `secc`, `evcc` (state machines);
 `evse`, `evse_sim` (the station interface and a simulation); `events` (what the SECC tells the station); `ev` (EV
 model); `secc_server`, `evcc_client` (asyncio shells); `msglog` (per-message records); `pnc` (Plug & Charge
-messages); `cli` (the `ev` and `secc` commands). See docs/iso15118.md.
+messages); `cli` (the `ev` and `secc` commands). ISO 15118-20: `model20`, `messages/iso20*`, `secc20`
+(+`_power`, `_pnc`), `evcc20` (+`_power`), `defaults20`, `pnc20`, `xmldsig20`, `contract_key20`. See
+docs/iso15118.md.
 """
 
 from __future__ import annotations

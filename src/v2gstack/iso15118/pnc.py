@@ -11,6 +11,7 @@ The EV checks the CPS chain and the signature, decrypts the key and checks it ma
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
+from cryptography.x509.oid import NameOID
 
 from ..pki.contracts import ContractService, IssuedContract, Issuer
 from ..pki.errors import PkiError
@@ -224,3 +226,28 @@ def _response(request: dict[str, Any], name: str, recipient: x509.Certificate, c
     res, signature = installation_response(recipient, contract.chain, contract.key, contract.emaid, issuer)
     return {"V2G_Message": {"Header": {"SessionID": request["Header"]["SessionID"], "Signature": signature},
                             "Body": {name: res}}}
+
+
+def contract_precheck(emaid: str, chain: list[bytes]) -> str:
+    """What the SECC checks itself in PaymentDetailsReq: certificates that parse, an EC P-256 contract key, the eMAID
+    as the leaf's CN (ignoring '-' and case), and every certificate within its validity."""
+    try:
+        certs = [x509.load_der_x509_certificate(c) for c in chain]
+    except ValueError:
+        return "FAILED_CertChainError"
+    leaf = certs[0]
+    key = leaf.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        return "FAILED_CertChainError"
+    cns = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not cns or _norm(str(cns[0].value)) != _norm(emaid):
+        return "FAILED_CertChainError"
+    now = dt.datetime.now(dt.UTC)
+    for cert in certs:
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            return "FAILED_CertificateExpired"
+    return "OK"
+
+
+def _norm(emaid: str) -> str:
+    return emaid.replace("-", "").upper()

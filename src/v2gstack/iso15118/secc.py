@@ -15,7 +15,6 @@ The session tells its controller what happens as typed events (iso15118/events.p
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import secrets
 import time
@@ -24,8 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from ..trace.error_map import FailureKind
 from . import xmldsig
@@ -36,11 +33,14 @@ from .messages import Iso2Messages, MessageError, body_name, for_protocol, split
 from .messages.envelope import NEW_SESSION_ID, is_new_session_id, same_session
 from .model import EVSEStatus, Processing, SASchedule, Step, is_dc
 from .msglog import MessageRecord
+from .pnc import contract_precheck
 from .secc20 import Pnc20Hooks, Secc20
 from .secc20_pnc import Pnc20Checks
 from .secc_base import PausedSessions, Reply, failure_kind
 from .timers import SeccTimers
 from .v2gtp import ISO20_NAMESPACE, PayloadType
+
+__all__ = ["PausedSessions", "Reply", "SeccConfig", "SeccSession", "contract_precheck"]
 
 log = logging.getLogger("v2gstack.iso15118.secc")
 
@@ -52,31 +52,6 @@ _AUTH_PROCESSING = {
     AuthorizationStatus.ONGOING_CUSTOMER: Processing.ONGOING_CUSTOMER,
     AuthorizationStatus.REJECTED: Processing.FINISHED,
 }
-
-
-def contract_precheck(emaid: str, chain: list[bytes]) -> str:
-    """What the SECC checks itself in PaymentDetailsReq: certificates that parse, an EC P-256 contract key, the eMAID
-    as the leaf's CN (ignoring '-' and case), and every certificate within its validity."""
-    try:
-        certs = [x509.load_der_x509_certificate(c) for c in chain]
-    except ValueError:
-        return "FAILED_CertChainError"
-    leaf = certs[0]
-    key = leaf.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-        return "FAILED_CertChainError"
-    cns = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if not cns or _norm(str(cns[0].value)) != _norm(emaid):
-        return "FAILED_CertChainError"
-    now = dt.datetime.now(dt.UTC)
-    for cert in certs:
-        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-            return "FAILED_CertificateExpired"
-    return "OK"
-
-
-def _norm(emaid: str) -> str:
-    return emaid.replace("-", "").upper()
 
 
 @dataclass(frozen=True)
