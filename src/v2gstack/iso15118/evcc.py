@@ -35,9 +35,10 @@ from .model import (
     Step,
     is_dc,
 )
+from .timers import EvccTimers
 from .v2gtp import ISO20_NAMESPACE, PayloadType
 
-__all__ = ["Contract", "EvccConfig", "EvccSession", "OemCredentials", "Send", "SessionResult"]
+__all__ = ["Contract", "EvccConfig", "EvccSession", "EvccTimers", "OemCredentials", "Send", "SessionResult"]
 
 log = logging.getLogger("v2gstack.iso15118.evcc")
 

@@ -40,7 +40,7 @@ from .secc_base import PausedSessions, Reply, failure_kind
 from .timers import SeccTimers
 from .v2gtp import ISO20_NAMESPACE, PayloadType
 
-__all__ = ["PausedSessions", "Reply", "SeccConfig", "SeccSession", "contract_precheck"]
+__all__ = ["PausedSessions", "Reply", "SeccConfig", "SeccSession", "SeccTimers", "contract_precheck"]
 
 log = logging.getLogger("v2gstack.iso15118.secc")
 
