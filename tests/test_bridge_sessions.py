@@ -11,6 +11,7 @@ from test_station_support import until
 
 from v2gstack.csms.timeline import merged_timeline
 from v2gstack.station.bridge import BridgeConfig
+from v2gstack.station.device_model import VENDOR_COMPONENT
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -136,7 +137,7 @@ async def test_undecodable_exi_maps_to_notify_and_security_events(tmp_path: Path
 
 async def test_trace_shows_both_protocols_for_one_session(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1) as rig:
-        rig.station.model.put("BridgeCtrlr", "MirrorISO15118Messages", "true")
+        rig.station.model.put(VENDOR_COMPONENT, "MirrorISO15118Messages", "true")
         result = await rig.ev(1, "din", "dc", loops=5)
         assert result.ok
         await until(lambda: rig.station.evses[1].tx is None)

@@ -20,6 +20,7 @@ from test_station_support import until
 from v2gstack import exi
 from v2gstack.csms.mirror import MAX_EXI_BYTES
 from v2gstack.csms.service import Csms
+from v2gstack.station.device_model import VENDOR_COMPONENT
 
 SESSION = "0A0B0C0D0E0F1011"
 SETUP_REQ = {"V2G_Message": {"Header": {"SessionID": SESSION},
@@ -108,12 +109,12 @@ async def test_design_example_gzip_exi_is_accepted_and_a_bomb_refused(tmp_path: 
 
 @pytest.mark.timeout(120)
 async def test_station_mirrors_plain_and_gzip_exi_into_the_timeline(tmp_path: Path) -> None:
-    """Field finding 18, station side: with BridgeCtrlr.MirrorISO15118Compression None and then Gzip, both forms
-    reach the CSMS, are accepted and decoded into the session's merged timeline."""
+    """Field finding 18, station side: with V2GStackISO15118BridgeCtrlr.MirrorISO15118Compression None and then Gzip,
+    both forms reach the CSMS, are accepted and decoded into the session's merged timeline."""
     async with bridged(tmp_path, evses=1) as rig, _api(rig.csms, rig.trace_dir) as api:
-        rig.station.model.put("BridgeCtrlr", "MirrorISO15118Messages", "true")
+        rig.station.model.put(VENDOR_COMPONENT, "MirrorISO15118Messages", "true")
         for compression, magic in (("None", b"\x80"), ("Gzip", b"\x1f\x8b")):  # EXI header byte; gzip magic
-            rig.station.model.put("BridgeCtrlr", "MirrorISO15118Compression", compression)
+            rig.station.model.put(VENDOR_COMPONENT, "MirrorISO15118Compression", compression)
             result = await rig.ev(1, "iso2", "ac", loops=3)
             assert result.ok, result.reason
 

@@ -47,6 +47,7 @@ from ..iso15118.msglog import MessageRecord
 from ..times import rfc3339
 from ..trace.error_map import FAILURES, FailureKind, IsoFailure, notify_event
 from ..trace.timeline import Timeline, TimelineFolder
+from .device_model import VENDOR_COMPONENT
 from .smart_charging import Rejection
 
 if TYPE_CHECKING:
@@ -107,8 +108,8 @@ class EvseBridge:
         """A message of `session`'s connection: it goes to the session's timeline (and to the CSMS if mirrored)."""
         session.timeline.iso(record.direction, record.namespace, record.name, record.doc, record.exi,
                              record.session_id)
-        if self.station.model.bool("BridgeCtrlr", "MirrorISO15118Messages"):
-            gz = self.station.model.value("BridgeCtrlr", "MirrorISO15118Compression") == "Gzip"
+        if self.station.model.bool(VENDOR_COMPONENT, "MirrorISO15118Messages"):
+            gz = self.station.model.value(VENDOR_COMPONENT, "MirrorISO15118Compression") == "Gzip"
             data = gzip.compress(record.exi, mtime=0) if gz else record.exi
             self.station.spawn_call("DataTransfer", {
                 "vendorId": MIRROR_VENDOR.get(record.namespace, "ISO15118-20"), "messageId": record.name[:50],
@@ -663,13 +664,15 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
                               config: BridgeConfig | None = None, trace_dir: Path | None = None,
                               tls: Any = None, protocols: tuple[str, ...] = ("iso2", "din"),
                               timeout_scale: float = 1.0, tcp: bool = True,
-                              timers: SeccTimers | None = None) -> list[EvseBridge]:
+                              timers: SeccTimers | None = None,
+                              configs: dict[int, BridgeConfig] | None = None) -> list[EvseBridge]:
     """One SECC per EVSE: on `ifaces` (one per EVSE, SDP by multicast) or on loopback `host` with TCP ports
     `port`, `port`+1, ... (0 or None: free ports) and SDP ports `sdp_port`, `sdp_port`+1, ... (0: free ports).
     With `tls` the SECCs serve TLS as well, on ports `port`+N, `port`+N+1, ... for N EVSEs (or free ones), and
     report failed TLS handshakes; SDP then answers each EV with the transport it asks for (DIN 70121 has no TLS;
     Contract payment is offered over TLS only). `tcp=False` with `tls` serves TLS only.
-    `timers` replaces the SECC timers (else the defaults with the sequence timeout x `timeout_scale`).
+    `timers` replaces the SECC timers (else the defaults with the sequence timeout x `timeout_scale`). `configs`
+    gives EVSEs their own BridgeConfig (the others get `config`).
     Returns the bridges; `bridge.server` is the running SeccServer."""
     from ..iso15118.sdp import SDP_PORT
     from ..iso15118.secc import SeccConfig, SeccTimers
@@ -687,7 +690,7 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
                             performance_current_demand=base.performance_current_demand)
     count = len(station.evses)
     for n, evse_id in enumerate(sorted(station.evses)):
-        bridge = EvseBridge(station, evse_id, config, folder)
+        bridge = EvseBridge(station, evse_id, (configs or {}).get(evse_id, config), folder)
         iface = ifaces[n] if ifaces and n < len(ifaces) else None
         tcp_port = (port + n) if port and tcp else 0
         tls_port = (port + (count if tcp else 0) + n) if port and tls is not None else 0

@@ -1,25 +1,59 @@
-"""`v2gstack station`: run a simulated OCPP 2.0.1 charging station, optionally with a scripted charging session."""
+"""`v2gstack station`: run a simulated OCPP 2.0.1 charging station, optionally with a scripted charging session.
+
+The station's settings come from `--config station.toml` (station/settings.py) and the flags, a flag given
+explicitly winning over the file; `--print-config` shows the result (secrets masked) and exits.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from pathlib import Path
 
 import typer
 
-from .config import StationConfig
+from ..settings_file import Flags, Loaded, SettingsError, apply_flags, dumps
+from .assemble import assemble
 from .session import simulate_session
-from .station import ChargingStation
+from .settings import StationSettings, load_station_settings, resize_evses
 
 app = typer.Typer(add_completion=False, help="Run a simulated OCPP 2.0.1 charging station.")
+
+FLAGS: Flags = {
+    "csms": (("csms", "url"), None),
+    "station_id": (("station", "id"), None),
+    "password": (("csms", "password"), None),
+    "version": (("csms", "ocpp_version"), None),
+    "state_dir": (("state_dir",), None),
+    "time_scale": (("time_scale",), None),
+    "meter_interval": (("metering", "tx_updated_interval"), None),
+    "secc_port": (("iso15118", "secc_port"), None),
+    "secc_iface": (("iso15118", "interfaces"), lambda v: [x.strip() for x in v.split(",") if x.strip()]),
+    "sdp_port": (("iso15118", "sdp_port"), None),
+    "free_charging": (("authorization", "free_charging"), None),
+    "iso_token": (("iso15118", "eim_token"), None),
+    "trace_dir": (("trace_dir",), None),
+    "mirror": (("iso15118", "mirror", "messages"), None),
+    "secc_cert": (("iso15118", "tls_cert"), None),
+    "secc_tls_only": (("iso15118", "tls_only"), None),
+    "secc_key": (("iso15118", "tls_key"), None),
+    "secc_key_password": (("iso15118", "tls_key_password"), None),
+    "pnc": (("iso15118", "pnc"), None),
+}
+"""Each settings flag -> the key it overrides (`--evses` resizes [[evse]]; --secc-port/--secc-iface also enable
+ISO 15118)."""
 
 
 @app.callback(invoke_without_command=True)
 def station_command(
-    csms: str = typer.Option(..., "--csms", help="CSMS endpoint, e.g. ws://localhost:9000/ocpp (the id is appended)"),
-    station_id: str = typer.Option(..., "--id", help="Charging station identity"),
+    ctx: typer.Context,
+    config_file: str | None = typer.Option(None, "--config", help="Settings file (TOML, see examples/station.toml); "
+                                           "flags given explicitly override its values"),
+    print_config: bool = typer.Option(False, "--print-config", help="Print the effective settings as TOML (secrets "
+                                      "masked) and exit"),
+    csms: str | None = typer.Option(None, "--csms", help="CSMS endpoint, e.g. ws://localhost:9000/ocpp (the id is "
+                                    "appended)"),
+    station_id: str | None = typer.Option(None, "--id", help="Charging station identity"),
     evses: int = typer.Option(1, "--evses", min=1, help="Number of EVSEs (one connector each)"),
     password: str | None = typer.Option(None, "--password", help="Basic auth password (security profile 1/2)"),
     version: str = typer.Option("2.0.1", "--version", help="OCPP version (only 2.0.1 for now)"),
@@ -57,54 +91,48 @@ def station_command(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
 ) -> None:
     """Connect to the CSMS and run until Ctrl-C (or until the scripted session is delivered)."""
-    if version != "2.0.1":
-        typer.echo(f"error: OCPP {version} is not supported by the station yet", err=True)
-        raise typer.Exit(2)
+    try:
+        settings = _settings(ctx, config_file, evses)
+    except SettingsError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    if print_config:
+        typer.echo(dumps(settings.tree), nl=False)
+        raise typer.Exit(0)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = StationConfig(station_id, csms, evses=evses, password=password, version=version,
-                           state_dir=Path(state_dir) if state_dir else None, time_scale=time_scale)
-    iso = None
-    if secc_port is not None or secc_iface:
-        iso = {"port": secc_port, "ifaces": secc_iface.split(",") if secc_iface else None, "sdp_port": sdp_port,
-               "token": iso_token, "trace_dir": Path(trace_dir) if trace_dir else None, "tls": None, "pnc": pnc,
-               "tcp": not (secc_tls_only and secc_cert)}
-        if secc_cert:
-            from ..iso15118.tls import secc_context
-
-            iso["tls"] = secc_context(secc_cert, secc_key, secc_key_password)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(config, meter_interval, simulate, seconds, token, power, keep_running, iso, free_charging,
-                          mirror))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_main(settings.tree, simulate, seconds, token, power, keep_running))
+    except SettingsError as e:  # a file the settings name will not load (raised before the station starts)
+        typer.echo(f"error: {settings.blame(e)}", err=True)
+        raise typer.Exit(2) from None
 
 
-async def _main(config: StationConfig, meter_interval: int | None, simulate: bool, seconds: float, token: str,
-                power: float, keep_running: bool, iso: dict | None = None, free_charging: bool = False,
-                mirror: bool = False) -> None:
+def _settings(ctx: typer.Context, config_file: str | None, evses: int) -> Loaded[StationSettings]:
+    """The file's settings (or the defaults) with the explicitly given flags applied, checked."""
+    settings = load_station_settings(config_file)
+    given = apply_flags(settings, ctx, FLAGS)
+    if "evses" in given:
+        resize_evses(settings.tree, evses)
+        settings.origins[("evse",)] = "--evses"
+    if "secc_port" in given or "secc_iface" in given:
+        settings.override(("iso15118", "enabled"), True, given.get("secc_port", given.get("secc_iface"))[0])
+    settings.check()
+    return settings
+
+
+async def _main(settings: StationSettings, simulate: bool, seconds: float, token: str, power: float,
+                keep_running: bool) -> None:
     """Run the station; with a scripted session, stop once its messages are all delivered (unless keep_running)."""
-    station = ChargingStation(config)
-    if meter_interval is not None:
-        station.model.put("SampledDataCtrlr", "TxUpdatedInterval", str(meter_interval))
-    if free_charging:
-        station.model.put("AuthCtrlr", "Enabled", "false")
-    if mirror:
-        station.model.put("BridgeCtrlr", "MirrorISO15118Messages", "true")
-    if iso is not None and iso["pnc"]:
-        station.model.put("ISO15118Ctrlr", "PnCEnabled", "true")
-    await station.start()
-    bridges = []
-    if iso is not None:
-        from .bridge import BridgeConfig, start_bridged_seccs
-
-        token_value = {"idToken": iso["token"], "type": "ISO14443"} if iso["token"] else None
-        bridges = await start_bridged_seccs(station, port=iso["port"], ifaces=iso["ifaces"],
-                                            sdp_port=iso["sdp_port"], config=BridgeConfig(id_token=token_value),
-                                            trace_dir=iso["trace_dir"], tls=iso["tls"], tcp=iso["tcp"])
-        for b in bridges:
+    assembly = assemble(settings)
+    station = assembly.station
+    try:
+        await assembly.start()
+        for b in assembly.bridges:
             assert b.server is not None
             where = ", ".join(f"{k} [{h}]:{p}" for k, (h, p) in b.server.addresses().items())
             typer.echo(f"EVSE {b.evse_id}: ISO 15118 / DIN 70121 SECC at {where}")
-    try:
         if simulate:
             await station.wait_accepted()
             await simulate_session(station, 1, token=token, seconds=seconds, power_w=power)
@@ -113,7 +141,4 @@ async def _main(config: StationConfig, meter_interval: int | None, simulate: boo
                 return
         await asyncio.Event().wait()
     finally:
-        for b in bridges:
-            if b.server is not None:
-                await b.server.close()
-        await station.stop()
+        await assembly.stop()

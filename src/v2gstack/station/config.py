@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..ocpp import BackOff
@@ -23,13 +23,18 @@ class StationConfig:
     vendor: str = "v2gstack"
     serial_number: str | None = None
     firmware_version: str = "0.1.0"
-    max_power_w: float = 11000.0
+    max_power_w: float = 11000.0  # what each EVSE can deliver, W
+    evse_max_power_w: dict[int, float] = field(default_factory=dict)  # per EVSE where it differs from max_power_w
     time_scale: float = 1.0  # real seconds per simulated second; < 1 runs the simulation faster
     boot_retry_s: float = 30.0  # wait before re-sending BootNotification when the CSMS gives interval 0
     backoff: BackOff | None = None  # reconnect waits; default from the RetryBackOff* variables
     call_timeout: float | None = None  # default OCPPCommCtrlr.MessageTimeout
     ssl: ssl.SSLContext | None = None
     ping_interval: float | None = 60.0
+
+    def evse_power(self, evse_id: int) -> float:
+        """The maximum power of one EVSE, W."""
+        return self.evse_max_power_w.get(evse_id, self.max_power_w)
 
     @property
     def security_profile(self) -> int:

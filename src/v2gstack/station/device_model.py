@@ -15,6 +15,12 @@ log = logging.getLogger("v2gstack.station")
 
 Key = tuple[str, str | None, int | None, str, str | None]  # component, instance, evse id, variable, var instance
 
+VENDOR_COMPONENT = "V2GStackISO15118BridgeCtrlr"
+"""Our vendor-specific component (OCPP 2.0.1 allows custom components): the ISO 15118 bridge's own variables,
+documented in docs/station.md."""
+RENAMED_COMPONENTS = {"BridgeCtrlr": VENDOR_COMPONENT}
+"""Component names of earlier versions -> today's, for device-model files saved by them."""
+
 
 @dataclass(slots=True)
 class Variable:
@@ -96,8 +102,10 @@ MEASURANDS = ("Energy.Active.Import.Register,Energy.Active.Export.Register,Power
 
 
 def standard_variables(station_id: str, evses: int, *, model: str, vendor: str, security_profile: int,
-                       max_power_w: float) -> list[Variable]:
-    """The components and variables this station implements, with their defaults."""
+                       max_power_w: float | Callable[[int], float]) -> list[Variable]:
+    """The components and variables this station implements, with their defaults; `max_power_w` is each EVSE's
+    power (or a function of the EVSE id giving it)."""
+    power = max_power_w if callable(max_power_w) else (lambda _: max_power_w)
     b = "boolean"
     out = [
         Variable("ChargingStation", "AvailabilityState", "Available", "OptionList", "ReadOnly",
@@ -144,8 +152,8 @@ def standard_variables(station_id: str, evses: int, *, model: str, vendor: str, 
         Variable("ISO15118Ctrlr", "CentralContractValidationAllowed", "true", b),
         Variable("ISO15118Ctrlr", "ContractValidationOffline", "false", b),
         Variable("ISO15118Ctrlr", "SeccId", "", "string", "ReadOnly", persistent=False),
-        Variable("BridgeCtrlr", "MirrorISO15118Messages", "false", b),  # vendor: DataTransfer mirror
-        Variable("BridgeCtrlr", "MirrorISO15118Compression", "None", "OptionList", values_list="None,Gzip"),
+        Variable(VENDOR_COMPONENT, "MirrorISO15118Messages", "false", b),  # the DataTransfer mirror
+        Variable(VENDOR_COMPONENT, "MirrorISO15118Compression", "None", "OptionList", values_list="None,Gzip"),
         Variable("AuthCtrlr", "AuthorizeRemoteStart", "true", b),
         Variable("AuthCtrlr", "LocalAuthorizeOffline", "true", b),
         Variable("AuthCtrlr", "LocalPreAuthorize", "false", b),
@@ -183,7 +191,7 @@ def standard_variables(station_id: str, evses: int, *, model: str, vendor: str, 
             Variable("EVSE", "AvailabilityState", "Available", "OptionList", "ReadOnly",
                      "Available,Occupied,Reserved,Unavailable,Faulted", evse=e, persistent=False),
             Variable("EVSE", "Available", "true", b, "ReadOnly", evse=e, persistent=False),
-            Variable("EVSE", "Power", f"{max_power_w:g}", "decimal", "ReadOnly", unit="W", evse=e),
+            Variable("EVSE", "Power", f"{power(e):g}", "decimal", "ReadOnly", unit="W", evse=e),
             Variable("EVSE", "SupplyPhases", "3", "integer", "ReadOnly", evse=e),
         ]
     return out
@@ -333,10 +341,14 @@ class DeviceModel:
 
     def _load(self) -> None:
         """Read values saved by an earlier run: unknown entries and values that fail today's checks are ignored; a
-        file that others could read (written by an older version) is written anew, owner-only."""
+        file that others could read, or that names a component by its old name (both written by an older version),
+        is written anew, owner-only, with today's names."""
         if self.path is None or not self.path.exists():
             return
+        renamed = False
         for component, evse, name, instance, value in json.loads(self.path.read_text(encoding="utf-8")):
+            if component in RENAMED_COMPONENTS:
+                component, renamed = RENAMED_COMPONENTS[component], True
             v = self.find(component, name, evse=evse, instance=instance)
             if v is None or not v.persistent or v.mutability == "ReadOnly":
                 continue
@@ -344,7 +356,7 @@ class DeviceModel:
                 log.warning("device model: ignoring the saved %s.%s (%s)", component, name, v.check(value))
                 continue
             v.value = value
-        if not is_private(self.path):
+        if renamed or not is_private(self.path):
             self._save()
 
 

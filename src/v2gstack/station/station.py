@@ -56,13 +56,13 @@ class ChargingStation:
             private_folder(Path(state))  # the device model and the certificates' keys live there
         self.model = DeviceModel(
             standard_variables(config.station_id, config.evses, model=config.model, vendor=config.vendor,
-                               security_profile=config.security_profile, max_power_w=config.max_power_w),
+                               security_profile=config.security_profile, max_power_w=config.evse_power),
             path=None if state is None else Path(state) / "device_model.json")
         self.model.on_change.append(self._variable_changed)
         self.auth = LocalAuthorization(self.model, clock=self.clock.now)
         self.queue = OfflineQueue(":memory:" if state is None else Path(state) / "queue.sqlite")
         self.evses: dict[int, Evse] = {
-            i: Evse(i, max_power_w=config.max_power_w, meter=Meter()) for i in range(1, config.evses + 1)}
+            i: Evse(i, max_power_w=config.evse_power(i), meter=Meter()) for i in range(1, config.evses + 1)}
         self.operative = True
         self.registration = "New"  # New, Pending, Rejected, Accepted
         self.boot_reason = "PowerUp"
@@ -454,8 +454,8 @@ class ChargingStation:
         return self.profiles.composite(evse_id, self.clock.wall().timestamp(), duration_s, unit, voltage=voltage,
                                        default_phases=phases, tx_start=tx.started_epoch if tx else None,
                                        tx_id=tx.id if tx else None,
-                                       evse_max=evse.max_power_w if evse else self.config.max_power_w * len(
-                                           self.evses), max_periods=max_periods)
+                                       evse_max=evse.max_power_w if evse else sum(
+                                           e.max_power_w for e in self.evses.values()), max_periods=max_periods)
 
     def save_profiles(self) -> None:
         """Keep the installed profiles in the state folder (they survive a restart, as K01 expects), and their
