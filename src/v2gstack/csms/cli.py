@@ -1,4 +1,8 @@
-"""`v2gstack csms`: run the CSMS (OCPP server + REST API) and manage its station and idToken registry."""
+"""`v2gstack csms`: run the CSMS (OCPP server + REST API) and manage its station and idToken registry.
+
+The server's settings come from `--config csms.toml` (csms/settings.py) and the flags, a flag given explicitly
+winning over the file; `--print-config` shows the result (secrets masked) and exits.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,18 @@ import json
 import logging
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from ..ocpp.redact import redact_handlers
-from ..pki.fetch_policy import FetchPolicy
+from ..settings_file import Flags, SettingsError, apply_flags, dumps
+from .assemble import ApiOptions, api_options, csms_config, ocpp_tls
 from .auth import DEFAULT_DAYS, Role, create_token
-from .guard import DEFAULT_MAX_BODY, allowed_hosts
+from .guard import DEFAULT_MAX_BODY
 from .service import CsmsConfig
+from .settings import load_csms_settings
 from .store import DEFAULT_URL, Store, StoreError
 
 T = TypeVar("T")
@@ -29,9 +34,38 @@ app = typer.Typer(add_completion=False, help="Run the CSMS, or manage its regist
 DB_HELP = "Database URL: sqlite:///FILE (default, in the working directory) or postgresql://user@host/db"
 
 
+FLAGS: Flags = {
+    "host": (("ocpp", "host"), None),
+    "port": (("ocpp", "port"), None),
+    "api_port": (("api", "port"), None),
+    "api_host": (("api", "host"), None),
+    "api_allowed_hosts": (("api", "allowed_hosts"), lambda v: [x.strip() for x in v.split(",") if x.strip()]),
+    "api_max_body": (("api", "max_body"), None),
+    "db": (("database", "url"), None),
+    "security_profile": (("ocpp", "security_profile"), None),
+    "cert": (("ocpp", "tls", "cert"), None),
+    "key": (("ocpp", "tls", "key"), None),
+    "client_ca": (("ocpp", "tls", "client_ca"), None),
+    "heartbeat": (("ocpp", "heartbeat_interval"), None),
+    "auto_register": (("ocpp", "auto_register"), None),
+    "pki_dir": (("pki", "dir"), None),
+    "ocsp_url": (("pki", "ocsp_url"), None),
+    "ocsp_allow": (("ocsp", "allow"), list),
+    "ocsp_allow_private": (("ocsp", "allow_private"), None),
+    "ocsp_allow_only": (("ocsp", "allow_only"), None),
+    "max_protocol_errors": (("flood", "max_protocol_errors"), None),
+    "ocpp_versions": (("ocpp", "versions"), lambda v: [x.strip() for x in v.split(",") if x.strip()]),
+}
+"""Each settings flag of the server -> the key of csms/settings.py it overrides."""
+
+
 @app.callback(invoke_without_command=True)
 def csms_command(
     ctx: typer.Context,
+    config_file: str | None = typer.Option(None, "--config", help="Settings file (TOML, see examples/csms.toml); "
+                                           "flags given explicitly override its values"),
+    print_config: bool = typer.Option(False, "--print-config", help="Print the effective settings as TOML (secrets "
+                                      "masked) and exit"),
     host: str = typer.Option("127.0.0.1", "--host", help="Address for the OCPP server (the API has --api-host)"),
     port: int = typer.Option(9000, "--port", help="OCPP websocket port (stations connect to ws://HOST:PORT/ocpp/ID)"),
     api_port: int = typer.Option(8080, "--api-port", help="REST API port (0: no API); OpenAPI docs at /docs"),
@@ -72,56 +106,32 @@ def csms_command(
     """Run the CSMS until Ctrl-C (without a sub-command)."""
     if ctx.invoked_subcommand is not None:
         return
+    try:
+        settings = load_csms_settings(config_file)
+        apply_flags(settings, ctx, FLAGS)
+        settings.check()
+    except SettingsError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    if print_config:
+        typer.echo(dumps(settings.tree), nl=False)
+        raise typer.Exit(0)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     redact_handlers()  # no secret in any log line, whichever logger wrote it
+    tree = settings.tree
     try:
-        FetchPolicy(allow=tuple(ocsp_allow or ()))
-    except ValueError as e:
-        typer.echo(f"error: --ocsp-allow: {e}", err=True)
-        raise typer.Exit(2) from None
-    ssl_ctx = None
-    if security_profile >= 2:
-        if not cert:
-            typer.echo(f"error: security profile {security_profile} needs --cert (and --key)", err=True)
-            raise typer.Exit(2)
-        if security_profile == 3 and not client_ca:
-            typer.echo("error: security profile 3 needs --client-ca (the CA of the station certificates)", err=True)
-            raise typer.Exit(2)
-        from ..ocpp import server_context
-
-        ssl_ctx = server_context(cert, key, client_ca=client_ca if security_profile == 3 else None)
-    versions = tuple(v.strip() for v in ocpp_versions.split(",") if v.strip())
-    if not versions or any(v not in ("2.1", "2.0.1") for v in versions):
-        typer.echo("error: --ocpp-versions takes 2.1 and/or 2.0.1", err=True)
-        raise typer.Exit(2)
-    try:
-        hosts = allowed_hosts(api_host, [api_allowed_hosts])
-    except ValueError as e:
-        typer.echo(f"error: --api-allowed-hosts: {e}", err=True)
+        ssl_ctx, api, config = ocpp_tls(tree), api_options(tree), csms_config(tree)
+    except SettingsError as e:
+        typer.echo(f"error: {settings.blame(e)}", err=True)
         raise typer.Exit(2) from None
     try:
-        store = Store(db)
+        store = Store(tree.database.url)
     except StoreError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    api = ApiOptions(api_host, api_port, hosts, api_max_body)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(store, host, port, api, ssl_ctx, CsmsConfig(
-            heartbeat_interval=heartbeat, security_profile=security_profile, auto_register=auto_register,
-            pki_dir=pki_dir, ocsp_url=ocsp_url, ocsp_allow=tuple(ocsp_allow or ()),
-            ocsp_allow_private=ocsp_allow_private, ocsp_allow_only=ocsp_allow_only,
-            max_protocol_errors=max_protocol_errors, allowed_versions=versions)))
-
-
-@dataclass(frozen=True)
-class ApiOptions:
-    """Where and how the REST API listens."""
-
-    host: str
-    port: int
-    allowed_hosts: list[str]
-    max_body: int
+        asyncio.run(_serve(store, tree.ocpp.host, tree.ocpp.port, api, ssl_ctx, config))
 
 
 async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ssl_ctx: object,

@@ -82,6 +82,7 @@ class CsmsConfig:
     ocsp_cache_max_age: float = 3600.0
     max_protocol_errors: int = 20  # CALLERRORs a station causes within a minute before it is disconnected (0: never)
     auth_throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)  # password guessing: back-off, budget
+    flood: FloodPolicy | None = None  # protocol-error policy; None: the defaults with max_protocol_errors
     pki_dir: str | None = None  # a `v2gstack pki create` folder: CAs that sign stations' CSRs (SignCertificate)
     ocsp_url: str | None = None  # put into the AIA of the certificates this CSMS issues
 
@@ -187,7 +188,8 @@ class Csms:
                                  authenticator=self.authenticator, ssl=ssl, path=path,
                                  call_timeout=self.config.call_timeout, ping_interval=self.config.ping_interval,
                                  on_connect=self._connected, on_disconnect=self._disconnected,
-                                 flood=FloodPolicy(max_violations=self.config.max_protocol_errors))
+                                 flood=self.config.flood or FloodPolicy(
+                                     max_violations=self.config.max_protocol_errors))
         self.listeners: list[Callable[[str, str, Payload], None]] = []  # (station, action, payload) of each CALL
         self.issuer = (CertificateIssuer.from_pki_dir(Path(self.config.pki_dir), self.config.ocsp_url)
                        if self.config.pki_dir else None)

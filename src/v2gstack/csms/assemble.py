@@ -1,0 +1,67 @@
+"""From `CsmsSettings` to the CSMS's running parts, in this one place: the CsmsConfig the service runs on, the
+OCPP server's TLS context and the REST API's options. A file that will not load or a malformed host pattern is a
+SettingsError naming its key (`Loaded.blame` adds the settings file or the flag it came from).
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+from ..ocpp import FloodPolicy, server_context
+from ..ocpp.throttle import ThrottlePolicy
+from ..settings_file import SettingsError
+from .guard import allowed_hosts
+from .service import CsmsConfig
+from .settings import CsmsSettings
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    """Where and how the REST API listens."""
+
+    host: str
+    port: int
+    allowed_hosts: list[str]
+    max_body: int
+
+
+def csms_config(s: CsmsSettings) -> CsmsConfig:
+    """The service's configuration."""
+    o, ocsp, t, f = s.ocpp, s.ocsp, s.auth_throttle, s.flood
+    return CsmsConfig(
+        heartbeat_interval=o.heartbeat_interval, security_profile=o.security_profile, auto_register=o.auto_register,
+        command_timeout=o.command_timeout, call_timeout=o.call_timeout, ping_interval=o.ping_interval or None,
+        allowed_versions=tuple(o.versions),
+        log_session_messages=o.log_messages, accept_valid_contracts=s.contracts.accept_valid_contracts,
+        contract_ocsp=s.contracts.check_ocsp, ocsp_required=s.contracts.ocsp_required, ocsp_timeout=ocsp.timeout,
+        ocsp_allow=tuple(ocsp.allow), ocsp_allow_private=ocsp.allow_private, ocsp_allow_only=ocsp.allow_only,
+        ocsp_max_response=ocsp.max_response, ocsp_cache_size=ocsp.cache_size, ocsp_cache_max_age=ocsp.cache_max_age,
+        max_protocol_errors=f.max_protocol_errors,
+        auth_throttle=ThrottlePolicy(
+            free_failures=t.free_failures, station_free_failures=t.station_free_failures, base_delay=t.base_delay,
+            max_delay=t.max_delay, forget_after=t.forget_after, max_entries=t.max_entries,
+            verify_rate=t.verify_rate, verify_burst=t.verify_burst),
+        flood=FloodPolicy(log_burst=f.log_burst, log_interval=f.log_interval, max_violations=f.max_protocol_errors,
+                          violation_window=f.window),
+        pki_dir=s.pki.dir, ocsp_url=s.pki.ocsp_url)
+
+
+def ocpp_tls(s: CsmsSettings) -> ssl.SSLContext | None:
+    """The OCPP server's TLS context (profiles 2 and 3; profile 3 requires station certificates)."""
+    o = s.ocpp
+    if o.security_profile < 2 or not o.tls.cert:
+        return None
+    try:
+        return server_context(o.tls.cert, o.tls.key, client_ca=o.tls.client_ca if o.security_profile == 3 else None)
+    except (OSError, ssl.SSLError) as e:
+        raise SettingsError.at(("ocpp", "tls", "cert"), f"cannot load the TLS files: {e}") from None
+
+
+def api_options(s: CsmsSettings) -> ApiOptions:
+    """Where the API listens, the Host names it answers and its body cap."""
+    try:
+        hosts = allowed_hosts(s.api.host, s.api.allowed_hosts)
+    except ValueError as e:
+        raise SettingsError.at(("api", "allowed_hosts"), str(e)) from None
+    return ApiOptions(s.api.host, s.api.port, hosts, s.api.max_body)

@@ -1,0 +1,154 @@
+"""`CsmsSettings`: everything the CSMS server is configured with, as one typed tree read from a TOML file
+(`v2gstack csms --config csms.toml`) and overridden by flags. `csms/assemble.py` turns it into the running parts
+(CsmsConfig, the OCPP TLS context, the API options).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..ocpp.flood import FloodPolicy
+from ..ocpp.throttle import ThrottlePolicy
+from ..pki.fetch_policy import FetchPolicy
+from ..settings_file import Loaded, load, mask_url_password, setting
+
+KeyProblem = tuple[tuple[str | int, ...], str]
+DEFAULT_DB_URL = "sqlite:///v2gstack-csms.db"  # as store.DEFAULT_URL (not imported: no SQLAlchemy to read settings)
+DEFAULT_MAX_BODY = 1024 * 1024  # as guard.DEFAULT_MAX_BODY (not imported: no starlette to read settings)
+_THROTTLE, _FLOOD = ThrottlePolicy(), FloodPolicy()  # their defaults are ours
+
+
+@dataclass
+class OcppTls:
+    """The TLS files of security profiles 2 and 3."""
+
+    cert: str | None = setting(None, path=True, flag="--cert")  # server certificate chain, PEM
+    key: str | None = setting(None, path=True, flag="--key")  # its private key, PEM
+    client_ca: str | None = setting(None, path=True, flag="--client-ca")  # profile 3: the CA of station certificates
+
+
+@dataclass
+class OcppListener:
+    """Where stations connect and how they are authenticated."""
+
+    host: str = setting("127.0.0.1", flag="--host")
+    port: int = setting(9000, min=0, max=65535, flag="--port")  # ws(s)://host:port/ocpp/<stationId>
+    security_profile: int = setting(1, min=0, max=3, flag="--security-profile")  # 0: none (development only)
+    heartbeat_interval: int = setting(300, min=1, flag="--heartbeat-interval")  # given at boot, s
+    auto_register: bool = setting(False, flag="--auto-register")  # profile 0: accept unknown stations at boot
+    call_timeout: float = setting(30.0, min=0.1)  # how long a CALL to a station may wait for its answer, s
+    command_timeout: float = setting(30.0, min=0.1)  # the same for API commands, s
+    ping_interval: float = setting(60.0, min=0)  # websocket pings, s (0: none)
+    versions: list[Literal["2.1", "2.0.1"]] = setting(default_factory=lambda: ["2.1", "2.0.1"],
+                                                     flag="--ocpp-versions")  # offered, most preferred first
+    log_messages: bool = True  # keep every OCPP message in the database's message log
+    tls: OcppTls = field(default_factory=OcppTls)
+
+    def check(self) -> Iterator[KeyProblem]:
+        """At least one OCPP version; profiles 2 and 3 need the server certificate, profile 3 the station CA."""
+        if not self.versions or len(set(self.versions)) != len(self.versions):
+            yield ("versions",), "one or more OCPP versions, each once: 2.1 and/or 2.0.1"
+        if self.security_profile >= 2 and not self.tls.cert:
+            yield ("tls", "cert"), f"security profile {self.security_profile} needs a server certificate (--cert, " \
+                                   "and --key)"
+        if self.security_profile == 3 and not self.tls.client_ca:
+            yield ("tls", "client_ca"), "security profile 3 needs the CA of the station certificates (--client-ca)"
+
+
+@dataclass
+class Database:
+    """Where the CSMS stores stations, tokens, transactions and the audit log."""
+
+    url: str = setting(DEFAULT_DB_URL, mask=mask_url_password, flag="--db")  # sqlite:///FILE or postgresql://...
+
+
+@dataclass
+class Api:
+    """The REST API (plain HTTP: anything but loopback belongs behind a TLS terminator)."""
+
+    host: str = setting("127.0.0.1", flag="--api-host")
+    port: int = setting(8080, min=0, max=65535, flag="--api-port")  # 0: no API
+    allowed_hosts: list[str] = setting(default_factory=list, flag="--api-allowed-hosts")  # Host names besides loopback
+    max_body: int = setting(DEFAULT_MAX_BODY, min=1024, flag="--api-max-body")  # bytes; larger: 413
+
+
+@dataclass
+class Pki:
+    """The CAs that sign stations' certificate requests and issue contracts."""
+
+    dir: str | None = setting(None, path=True, flag="--pki-dir")  # a `v2gstack pki create` folder
+    ocsp_url: str | None = setting(None, flag="--ocsp-url")  # written into the certificates it issues
+
+
+@dataclass
+class Contracts:
+    """How Plug & Charge contracts are authorized."""
+
+    accept_valid_contracts: bool = True  # a valid contract of a trusted MO is Accepted even if its eMAID is unlisted
+    check_ocsp: bool = True  # ask the OCSP responders named in a contract chain
+    ocsp_required: bool = False  # an unreachable responder fails the contract (else soft-fail, logged)
+
+
+@dataclass
+class Ocsp:
+    """Which OCSP responders stations may make the CSMS ask, and how (pki/fetch_policy.py)."""
+
+    allow: list[str] = setting(default_factory=list, flag="--ocsp-allow")  # HOST, HOST:PORT or CIDR
+    allow_private: bool = setting(False, flag="--ocsp-allow-private")  # loopback/private/link-local as well
+    allow_only: bool = setting(False, flag="--ocsp-allow-only")  # none but those of `allow`
+    timeout: float = setting(3.0, min=0.1)  # s
+    max_response: int = setting(65536, min=1024)  # bytes
+    cache_size: int = setting(1024, min=0)  # checked answers kept until their nextUpdate (0: no cache)
+    cache_max_age: float = setting(3600.0, min=0)  # s
+
+    def check(self) -> Iterator[KeyProblem]:
+        """Each allow entry is a host, host:port or CIDR."""
+        try:
+            FetchPolicy(allow=tuple(self.allow))
+        except ValueError as e:
+            yield ("allow",), str(e)
+
+
+@dataclass
+class AuthThrottle:
+    """Password guessing at the OCPP handshake: back-off per source and station, a verification budget."""
+
+    free_failures: int = setting(_THROTTLE.free_failures, min=1)  # failures of a source before it waits
+    station_free_failures: int = setting(_THROTTLE.station_free_failures, min=1)  # against one station
+    base_delay: float = setting(_THROTTLE.base_delay, min=0)  # the first wait, doubled per failure, s
+    max_delay: float = setting(_THROTTLE.max_delay, min=0)  # s
+    forget_after: float = setting(_THROTTLE.forget_after, min=0)  # a record without failure is dropped, s
+    max_entries: int = setting(_THROTTLE.max_entries, min=1)  # records per table
+    verify_rate: float = setting(_THROTTLE.verify_rate, min=0.001)  # password checks per second
+    verify_burst: int = setting(_THROTTLE.verify_burst, min=1)
+
+
+@dataclass
+class Flood:
+    """Stations that cause protocol errors: when they are disconnected, how often a kind of warning is logged."""
+
+    max_protocol_errors: int = setting(_FLOOD.max_violations, min=0, flag="--max-protocol-errors")  # 0: never
+    window: float = setting(_FLOOD.violation_window, min=1)  # s
+    log_burst: int = setting(_FLOOD.log_burst, min=0)  # lines of one kind per interval (0: no limit)
+    log_interval: float = setting(_FLOOD.log_interval, min=1)  # s
+
+
+@dataclass
+class CsmsSettings:
+    """The CSMS's settings tree (the TOML file's tables)."""
+
+    ocpp: OcppListener = field(default_factory=OcppListener)
+    database: Database = field(default_factory=Database)
+    api: Api = field(default_factory=Api)
+    pki: Pki = field(default_factory=Pki)
+    contracts: Contracts = field(default_factory=Contracts)
+    ocsp: Ocsp = field(default_factory=Ocsp)
+    auth_throttle: AuthThrottle = field(default_factory=AuthThrottle)
+    flood: Flood = field(default_factory=Flood)
+
+
+def load_csms_settings(file: str | None = None) -> Loaded[CsmsSettings]:
+    """The CSMS settings in a TOML file (or the defaults); SettingsError names the file and the key."""
+    return load(CsmsSettings, file)
