@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import load_reference_vectors  # noqa: E402
-from refcodec import RefCodec  # noqa: E402
+from helpers.refcodec import RefCodec  # noqa: E402
+from helpers.vectors import load_reference_vectors  # noqa: E402
 
 from v2gstack import exi  # noqa: E402
 

@@ -131,9 +131,8 @@ def parse_reference_evcc_log(text: str) -> tuple[float, list[tuple[str, float]]]
 
 def reference_session(energy: str, loops: int, workdir: Path) -> tuple[float, list[tuple[str, float]]]:
     """One reference EVCC vs reference SECC session across a fresh veth pair."""
-    sys.path.insert(0, str(ROOT / "tests" / "interop"))
-    import josev
-    import netns
+    sys.path.insert(0, str(ROOT / "tests"))
+    from helpers import josev, netns
 
     config = json.loads((josev.site_packages() / josev.EXAMPLES / josev.EVCC_CONFIGS[("iso2", energy)]).read_text())
     config["chargeLoopCycle"] = loops
@@ -163,9 +162,8 @@ def reference_session(energy: str, loops: int, workdir: Path) -> tuple[float, li
 
 def bench_reference(sessions: int, loops: int) -> None:
     """The reference pair, if it can run here."""
-    sys.path.insert(0, str(ROOT / "tests" / "interop"))
-    import josev
-    import netns
+    sys.path.insert(0, str(ROOT / "tests"))
+    from helpers import josev, netns
 
     reason = netns.skip_reason() or (None if josev.available() else "no .venv-ref")
     if reason:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_bridge_support import Rig, bridged, scripted_ev
-from test_station_support import until
+from helpers.bridge import Rig, bridged, scripted_ev
+from helpers.wait import until
 
 from v2gstack.iso15118.devcerts import make_secc_chain
 from v2gstack.iso15118.evcc import EvccTimers

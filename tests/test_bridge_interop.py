@@ -15,14 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import josev, netns
+from helpers.interop import REFERENCE_EVCC_STOP_OK, start, wait, wait_for_text
 
 from v2gstack.csms.store import Store
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "interop"))
-
-import josev
-import netns
-from interop_cases import REFERENCE_EVCC_STOP_OK, _start, _wait, _wait_for_text
 
 PASSWORD = "interop-station-pass"
 
@@ -48,17 +44,17 @@ def test_reference_evcc_charges_at_our_station(tmp_path: Path, protocol: str, en
     link = netns.VethLink.create()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        csms = _start(_ours(link, ["csms", "--db", db, "--port", "9000", "--api-port", "0"]), tmp_path / "csms.log")
+        csms = start(_ours(link, ["csms", "--db", db, "--port", "9000", "--api-port", "0"]), tmp_path / "csms.log")
         procs.append(csms)
-        _wait_for_text(tmp_path / "csms.log", "CSMS: OCPP ", csms, 30)
-        station = _start(_ours(link, ["station", "--csms", "ws://127.0.0.1:9000/ocpp", "--id", "CS1", "--password",
+        wait_for_text(tmp_path / "csms.log", "CSMS: OCPP ", csms, 30)
+        station = start(_ours(link, ["station", "--csms", "ws://127.0.0.1:9000/ocpp", "--id", "CS1", "--password",
                                       PASSWORD, "--secc-iface", link.evse_if, "--free-charging", "--trace-dir",
                                       str(tmp_path / "traces"), "--meter-interval", "1"]), tmp_path / "station.log")
         procs.append(station)
-        _wait_for_text(tmp_path / "station.log", "SECC at", station, 30)
+        wait_for_text(tmp_path / "station.log", "SECC at", station, 30)
         argv, env = josev.evcc_command(link.command(link.ev_ns, []), tmp_path / "evcc", link.ev_if, protocol, energy)
         evcc = josev.start(argv, env, tmp_path / "evcc", "evcc.log")
-        rc = _wait(evcc, 150)
+        rc = wait(evcc, 150)
         evcc_log = (tmp_path / "evcc" / "evcc.log").read_text(errors="replace")
         assert rc == 0 and REFERENCE_EVCC_STOP_OK in evcc_log, evcc_log[-3000:]
         deadline = time.monotonic() + 30
@@ -82,7 +78,7 @@ def test_reference_evcc_charges_at_our_station(tmp_path: Path, protocol: str, en
     finally:
         for p in reversed(procs):
             p.terminate()
-            _wait(p, 15)
+            wait(p, 15)
         link.destroy()
 
 
@@ -118,23 +114,23 @@ def test_reference_evccs_at_one_plug_and_charge_station(tmp_path: Path) -> None:
     link = netns.VethLink.create()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        csms = _start(_ours(link, ["csms", "--db", db, "--port", "9000", "--api-port", "0"]), tmp_path / "csms.log")
+        csms = start(_ours(link, ["csms", "--db", db, "--port", "9000", "--api-port", "0"]), tmp_path / "csms.log")
         procs.append(csms)
-        _wait_for_text(tmp_path / "csms.log", "CSMS: OCPP ", csms, 30)
-        station = _start(_ours(link, [
+        wait_for_text(tmp_path / "csms.log", "CSMS: OCPP ", csms, 30)
+        station = start(_ours(link, [
             "station", "--csms", "ws://127.0.0.1:9000/ocpp", "--id", "CS1", "--password", PASSWORD, "--secc-iface",
             link.evse_if, "--pnc", "--secc-cert", str(certs / "cpoCertChain.pem"), "--secc-key",
             str(keys / "seccLeaf.key"), "--secc-key-password", (keys / "seccLeafPassword.txt").read_text().strip(),
             "--free-charging", "--trace-dir", str(tmp_path / "traces")]), tmp_path / "station.log")
         procs.append(station)
-        _wait_for_text(tmp_path / "station.log", "SECC at", station, 30)
+        wait_for_text(tmp_path / "station.log", "SECC at", station, 30)
         sessions = [("din", "dc", None), ("iso2", "ac", None), ("iso2", "ac", "evcc_config_pnc_ac.json")]
         for n, (protocol, energy, config) in enumerate(sessions):
             argv, env = josev.evcc_command(link.command(link.ev_ns, []), evcc_dir, link.ev_if, protocol, energy)
             if config is not None:
                 env["EVCC_CONFIG_PATH"] = str(josev.site_packages() / josev.EXAMPLES / "iso15118_2" / config)
             evcc = josev.start(argv, env, evcc_dir, f"evcc{n}.log")
-            rc = _wait(evcc, 150)
+            rc = wait(evcc, 150)
             evcc_log = (evcc_dir / f"evcc{n}.log").read_text(errors="replace")
             assert rc == 0 and REFERENCE_EVCC_STOP_OK in evcc_log, f"{protocol} {config}: {evcc_log[-3000:]}"
             if config is not None:
@@ -156,5 +152,5 @@ def test_reference_evccs_at_one_plug_and_charge_station(tmp_path: Path) -> None:
     finally:
         for p in reversed(procs):
             p.terminate()
-            _wait(p, 15)
+            wait(p, 15)
         link.destroy()

@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from test_csms_support import PASSWORD, our_station, running_csms
-from test_iso15118_pnc import contract_of
-from test_station_support import until
+from helpers.csms import PASSWORD, our_station, running_csms
+from helpers.pnc import contract_of
+from helpers.wait import until
 
 from v2gstack.iso15118 import EvccConfig, EVModel, run_evcc
 from v2gstack.iso15118.devcerts import make_secc_chain
@@ -95,7 +95,7 @@ async def test_blocked_emaid_is_refused(tmp_path: Path) -> None:
 
 
 async def test_revoked_contract_fails_with_certificate_revoked(tmp_path: Path) -> None:
-    from test_pki_ocsp import start_responder
+    from helpers.ocsp import start_responder
 
     pki, _, _, server = await start_responder(tmp_path / "pki")
     try:
@@ -235,9 +235,9 @@ async def test_contract_update_through_station_and_csms(tmp_path: Path) -> None:
 async def test_csms_checks_revocation_from_hash_data_alone(tmp_path: Path) -> None:
     """An Authorize with only iso15118CertificateHashData (C07.FR.05): the CSMS asks the responders named there and
     answers CertificateRevoked + Invalid for a revoked chain (C07.FR.16); a good one stays Accepted."""
-    from test_csms_support import csms_url
-    from test_ocpp_support import raw_peer
-    from test_pki_ocsp import start_responder
+    from helpers.csms import csms_url
+    from helpers.ocpp import raw_peer
+    from helpers.ocsp import start_responder
 
     from v2gstack.pki.ocsp_data import chain_hash_data
 

@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from test_bridge_support import bridged
-from test_station_support import until
+from helpers.bridge import bridged
+from helpers.wait import until
 
 from v2gstack.csms.timeline import merged_timeline
 from v2gstack.station.bridge import BridgeConfig

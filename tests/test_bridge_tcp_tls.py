@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_csms_support import PASSWORD, csms_url, running_csms
+from helpers.csms import PASSWORD, csms_url, running_csms
 
 from v2gstack.iso15118.devcerts import make_secc_chain
 

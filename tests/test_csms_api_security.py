@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_csms_support import PASSWORD, api_token, auth, our_station, running_csms, served_api
-from test_station_support import until
+from helpers.csms import PASSWORD, api_token, auth, our_station, running_csms, served_api
+from helpers.wait import until
 
 from v2gstack.csms.auth import secret_hash
 from v2gstack.csms.guard import allowed_hosts

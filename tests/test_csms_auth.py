@@ -6,9 +6,8 @@ import ssl
 from pathlib import Path
 
 import pytest
-from test_csms_support import running_csms
-from test_ocpp_security import _tls_handshake, _tls_probe_context, refused_with
-from test_ocpp_support import Pki, make_pki
+from helpers.csms import running_csms
+from helpers.ocpp import Pki, make_pki, refused_with, tls_handshake, tls_probe_context
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -62,7 +61,7 @@ async def test_profile2_tls_and_registry(tmp_path: Path, pki: Pki) -> None:
         await heartbeat(StationClient(url, "CS1", r, password=PASSWORD, ssl=client))
         assert await refused_with(StationClient(url, "CS1", r, password="wrong-password-123", ssl=client)) == 401
         assert await refused_with(StationClient(url, "CS7", r, password=PASSWORD, ssl=client)) == 401
-        assert await _tls_handshake(csms.server, _tls_probe_context(pki, ssl.TLSVersion.TLSv1_1,
+        assert await tls_handshake(csms.server, tls_probe_context(pki, ssl.TLSVersion.TLSv1_1,
                                                                     "ALL:@SECLEVEL=0")) is None
         with pytest.raises((OSError, HandshakeRefused, TimeoutError)):
             await StationClient(_url(csms, "ws"), "CS1", r, password=PASSWORD, open_timeout=5).connect()

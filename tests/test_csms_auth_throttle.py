@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from test_csms_support import PASSWORD, csms_url, running_csms
-from test_ocpp_support import raw_peer
+from helpers.csms import PASSWORD, csms_url, running_csms
+from helpers.ocpp import raw_peer
 from websockets.exceptions import InvalidStatus
 
 from v2gstack.csms import store as ops

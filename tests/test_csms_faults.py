@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_csms_support import PASSWORD, TOKEN, make_db_url, our_station, running_csms
-from test_station_offline import record_emitted
-from test_station_support import until
+from helpers.csms import PASSWORD, TOKEN, make_db_url, our_station, running_csms
+from helpers.station import record_emitted
+from helpers.wait import until
 
 from v2gstack.csms.service import Csms, CsmsConfig
 from v2gstack.csms.store import Store

@@ -9,9 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from test_csms_support import PASSWORD, csms_url, running_csms
-from test_ocpp_rpc import MALFORMED
-from test_ocpp_support import RawPeer, raw_peer
+from helpers.csms import PASSWORD, csms_url, running_csms
+from helpers.ocpp import MALFORMED, RawPeer, raw_peer
 
 from v2gstack import exi
 

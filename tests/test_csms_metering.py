@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers.csms import PASSWORD, api_client, make_db_url, our_station, running_csms
+from helpers.ocpp import raw_peer
 from sqlalchemy import create_engine, inspect, text
-from test_csms_support import PASSWORD, api_client, make_db_url, our_station, running_csms
-from test_ocpp_support import raw_peer
 
 from v2gstack.csms.migrate import migrate
 from v2gstack.csms.models import Base

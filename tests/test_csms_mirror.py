@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from test_bridge_support import bridged
-from test_csms_support import PASSWORD, api_client, csms_url, running_csms
-from test_ocpp_support import RawPeer, raw_peer
-from test_station_support import until
+from helpers.bridge import bridged
+from helpers.csms import PASSWORD, api_client, csms_url, running_csms
+from helpers.ocpp import RawPeer, raw_peer
+from helpers.wait import until
 
 from v2gstack import exi
 from v2gstack.csms.mirror import MAX_EXI_BYTES

@@ -10,14 +10,14 @@ their own: test_pki_fetch_policy.py.)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from test_csms_support import PASSWORD, csms_url, running_csms
-from test_ocpp_support import raw_peer
-from test_pki_ocsp import start_responder
+from helpers.csms import PASSWORD, csms_url, running_csms
+from helpers.ocpp import raw_peer
+from helpers.ocsp import Listener, listener, start_responder, stream
+from helpers.wait import until
 
 from v2gstack.pki.hierarchy import Pki, create_pki
 from v2gstack.pki.ocsp import OcspResponder
@@ -27,58 +27,10 @@ from v2gstack.pki.profiles import Kind
 BANNER = b"HTTP/1.1 302 SSH-2.0-OpenSSH_9.2 internal-db-7\r\nContent-Length: 0\r\n\r\n"
 
 
-@dataclass
-class Listener:
-    """A TCP server on loopback that counts connections and the bytes it managed to send."""
-
-    port: int = 0
-    connections: int = 0
-    sent: int = 0
-    server: asyncio.Server | None = field(default=None, repr=False)
-
-
-@asynccontextmanager
-async def listener(answer: Callable[[asyncio.StreamWriter, Listener], object]) -> AsyncIterator[Listener]:
-    """Run `answer(writer, state)` (a coroutine) for each connection, after reading the request head."""
-    state = Listener()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        state.connections += 1
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            await answer(writer, state)  # type: ignore[misc]
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
-
-    state.server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    state.port = state.server.sockets[0].getsockname()[1]
-    try:
-        yield state
-    finally:
-        state.server.close()
-
-
 async def banner(writer: asyncio.StreamWriter, state: Listener) -> None:
     """What an internal service might say: a status line that names it."""
     writer.write(BANNER)
     await writer.drain()
-
-
-def stream(total: int, content_length: int | None = None) -> Callable[[asyncio.StreamWriter, Listener], object]:
-    """An answer of `total` body bytes sent in 64 KiB pieces, counting what the client took before it hung up."""
-    async def answer(writer: asyncio.StreamWriter, state: Listener) -> None:
-        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\n"
-        if content_length is not None:
-            head += f"Content-Length: {content_length}\r\n".encode()
-        writer.write(head + b"\r\n")
-        chunk = b"\0" * 65536
-        while state.sent < total:
-            writer.write(chunk)
-            await writer.drain()
-            state.sent += len(chunk)
-    return answer
 
 
 def status_request(mid: str, data: dict[str, str]) -> list[object]:
@@ -133,17 +85,8 @@ async def test_allowed_target_answers_are_generic_and_capped(tmp_path: Path) -> 
         assert "SSH" not in str(answer) and "internal-db" not in str(answer)
         answer = await peer.exchange(status_request("s2", some_hash_data(f"http://127.0.0.1:{huge.port}/")))
         assert huge.connections == 1 and answer[2]["status"] == "Failed"
-        await until_true(lambda: huge.sent > 0)
+        await until(lambda: huge.sent > 0)
         assert huge.sent < 32 << 20  # the CSMS hung up after 64 KiB; only socket buffers took more
-
-
-async def until_true(check: Callable[[], bool], tries: int = 200) -> None:
-    """Yield to the loop until `check()` holds (bounded by a number of tries, not by time)."""
-    for _ in range(tries):
-        if check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 @asynccontextmanager

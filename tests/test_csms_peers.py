@@ -8,37 +8,18 @@ import asyncio
 import json
 import os
 import shutil
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ocpp.routing import on
-from ocpp.v201 import ChargePoint, call, call_result
-from test_csms_support import csms_url, running_csms
-from websockets.asyncio.client import connect
-
-from v2gstack.ocpp.auth import basic_auth_header
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "interop"))
-
-from node_peer import node_peers_dir, script
+from helpers.csms import csms_url, running_csms
+from helpers.node_peer import node_peers_dir, script
+from helpers.peers import their_station
+from ocpp.v201 import call
 
 pytestmark = pytest.mark.timeout(90)
 PASSWORD = "their-station-password"
-
-
-class TheirStation(ChargePoint):
-    """A 2.0.1 station made with the `ocpp` package; it records the remote stops it is asked for."""
-
-    stops: list[str]
-
-    @on("RequestStopTransaction")
-    async def on_request_stop(self, transaction_id: str, **kw: Any) -> call_result.RequestStopTransaction:
-        """Accept a remote stop."""
-        self.stops.append(transaction_id)
-        return call_result.RequestStopTransaction(status="Accepted")
 
 
 def _now() -> str:
@@ -55,43 +36,35 @@ async def test_ocpp_package_station_against_our_csms(tmp_path: Path) -> None:
     token = {"idToken": "PKG-TOKEN-1", "type": "ISO14443"}
     async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}", stations={"PKG-CS-1": PASSWORD},
                             tokens=[token]) as csms:
-        async with connect(f"{csms_url(csms)}/PKG-CS-1", subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
-                           additional_headers={"Authorization": basic_auth_header("PKG-CS-1", PASSWORD)},
-                           proxy=None) as ws:
-            cp = TheirStation("PKG-CS-1", ws, response_timeout=10)
-            cp.stops = []
-            reader = asyncio.create_task(cp.start())
-            try:
-                boot = await cp.call(call.BootNotification(
-                    charging_station={"model": "PKG", "vendor_name": "ocpp-package"}, reason="PowerUp"),
-                    suppress=False)
-                assert boot.status == "Accepted" and boot.interval == 300
-                await cp.call(call.StatusNotification(timestamp=_now(), connector_status="Occupied", evse_id=1,
-                                                      connector_id=1), suppress=False)
-                auth = await cp.call(call.Authorize(id_token={"id_token": "PKG-TOKEN-1", "type": "ISO14443"}),
-                                     suppress=False)
-                assert auth.id_token_info["status"] == "Accepted"
-                bad = await cp.call(call.Authorize(id_token={"id_token": "NOPE", "type": "ISO14443"}), suppress=False)
-                assert bad.id_token_info["status"] == "Unknown"
-                tx = {"transaction_id": "pkg-tx-1", "charging_state": "Charging"}
-                started = await cp.call(call.TransactionEvent(
-                    event_type="Started", timestamp=_now(), trigger_reason="Authorized", seq_no=0,
-                    transaction_info=tx, id_token={"id_token": "PKG-TOKEN-1", "type": "ISO14443"},
-                    evse={"id": 1, "connector_id": 1}, meter_value=_meter(0, 7400)), suppress=False)
-                assert started.id_token_info["status"] == "Accepted"
-                for seq, wh in ((1, 600.5), (2, 1200.0)):
-                    await cp.call(call.TransactionEvent(event_type="Updated", timestamp=_now(),
-                                                        trigger_reason="MeterValuePeriodic", seq_no=seq,
-                                                        transaction_info=tx, meter_value=_meter(wh, 7400)),
-                                  suppress=False)
-                assert await csms.request_stop("PKG-CS-1", "pkg-tx-1") == {"status": "Accepted"}
-                assert cp.stops == ["pkg-tx-1"]
-                await cp.call(call.TransactionEvent(
-                    event_type="Ended", timestamp=_now(), trigger_reason="RemoteStop", seq_no=3,
-                    transaction_info={"transaction_id": "pkg-tx-1", "stopped_reason": "Remote",
-                                      "charging_state": "Idle"}, meter_value=_meter(1250.0, 0)), suppress=False)
-            finally:
-                reader.cancel()
+        async with their_station(csms_url(csms), "PKG-CS-1", PASSWORD) as cp:
+            boot = await cp.call(call.BootNotification(
+                charging_station={"model": "PKG", "vendor_name": "ocpp-package"}, reason="PowerUp"),
+                suppress=False)
+            assert boot.status == "Accepted" and boot.interval == 300
+            await cp.call(call.StatusNotification(timestamp=_now(), connector_status="Occupied", evse_id=1,
+                                                  connector_id=1), suppress=False)
+            auth = await cp.call(call.Authorize(id_token={"id_token": "PKG-TOKEN-1", "type": "ISO14443"}),
+                                 suppress=False)
+            assert auth.id_token_info["status"] == "Accepted"
+            bad = await cp.call(call.Authorize(id_token={"id_token": "NOPE", "type": "ISO14443"}), suppress=False)
+            assert bad.id_token_info["status"] == "Unknown"
+            tx = {"transaction_id": "pkg-tx-1", "charging_state": "Charging"}
+            started = await cp.call(call.TransactionEvent(
+                event_type="Started", timestamp=_now(), trigger_reason="Authorized", seq_no=0,
+                transaction_info=tx, id_token={"id_token": "PKG-TOKEN-1", "type": "ISO14443"},
+                evse={"id": 1, "connector_id": 1}, meter_value=_meter(0, 7400)), suppress=False)
+            assert started.id_token_info["status"] == "Accepted"
+            for seq, wh in ((1, 600.5), (2, 1200.0)):
+                await cp.call(call.TransactionEvent(event_type="Updated", timestamp=_now(),
+                                                    trigger_reason="MeterValuePeriodic", seq_no=seq,
+                                                    transaction_info=tx, meter_value=_meter(wh, 7400)),
+                              suppress=False)
+            assert await csms.request_stop("PKG-CS-1", "pkg-tx-1") == {"status": "Accepted"}
+            assert cp.stops == ["pkg-tx-1"]
+            await cp.call(call.TransactionEvent(
+                event_type="Ended", timestamp=_now(), trigger_reason="RemoteStop", seq_no=3,
+                transaction_info={"transaction_id": "pkg-tx-1", "stopped_reason": "Remote",
+                                  "charging_state": "Idle"}, meter_value=_meter(1250.0, 0)), suppress=False)
         got = csms.store.transaction("PKG-CS-1", "pkg-tx-1")
         assert got is not None and got["state"] == "Ended" and got["stoppedReason"] == "Remote"
         assert [e["seqNo"] for e in got["events"]] == [0, 1, 2, 3]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_csms_support import api_client, running_csms
+from helpers.csms import api_client, running_csms
 from typer.testing import CliRunner
 
 from v2gstack.cli import app

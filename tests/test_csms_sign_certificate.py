@@ -8,8 +8,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from test_csms_support import PASSWORD, csms_url, running_csms
-from test_ocpp_support import raw_peer
+from helpers.csms import PASSWORD, csms_url, running_csms
+from helpers.ocpp import raw_peer
 
 from v2gstack.pki.hierarchy import create_pki
 from v2gstack.pki.profiles import Kind

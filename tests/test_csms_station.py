@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_csms_support import PASSWORD, TOKEN, api_client, make_db_url, our_station, running_csms
-from test_station_support import until
+from helpers.csms import PASSWORD, TOKEN, api_client, make_db_url, our_station, running_csms
+from helpers.wait import until
 
 from v2gstack.station import simulate_session
 

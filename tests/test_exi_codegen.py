@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, SCHEMAS
+from helpers.paths import ROOT, SCHEMAS
 
 from v2gstack.exi.compiler.emit import NAMESPACES, generate
 

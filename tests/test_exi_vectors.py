@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import GENERATED_VECTORS, load_reference_vectors
+from helpers.paths import GENERATED_VECTORS
+from helpers.vectors import load_reference_vectors
 
 from v2gstack import exi
 

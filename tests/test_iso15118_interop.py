@@ -1,8 +1,8 @@
 """Interop with the reference ISO 15118 stack across a veth pair: its EVCC against our SECC, our EVCC against its SECC.
 
-Each case runs in two network namespaces joined by a veth pair (tests/interop/netns.py); the peers find each other
+Each case runs in two network namespaces joined by a veth pair (tests/helpers/netns.py); the peers find each other
 by SDP multicast on the link and talk TCP or TLS over link-local IPv6. The reference runs from .venv-ref as its own
-process (tests/interop/josev.py), ours through the `v2gstack` CLI in the other namespace. A case passes when the
+process (tests/helpers/josev.py), ours through the `v2gstack` CLI in the other namespace. A case passes when the
 session ends with SessionStopReq/Res OK on both sides: our process exits 0 (the EVCC only on SessionStopRes OK, the
 SECC after one SessionStopRes) and the reference's log shows the SessionStopRes with ResponseCode OK.
 
@@ -15,11 +15,10 @@ Below them, regression tests for what interop revealed run without the reference
 from __future__ import annotations
 
 import asyncio
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
+from helpers import interop, josev, netns
 
 from v2gstack.iso15118.ev import EVModel
 from v2gstack.iso15118.evcc import EvccConfig
@@ -27,12 +26,6 @@ from v2gstack.iso15118.evcc_client import run_evcc
 from v2gstack.iso15118.evse_sim import SimulatedEVSE
 from v2gstack.iso15118.secc_server import DYNAMIC_PORTS, SeccServer
 from v2gstack.iso15118.timers import EvccTimers
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "interop"))
-
-import interop_cases
-import josev
-import netns
 
 # (protocol, energy, TLS): DIN SPEC 70121 is TCP only; the reference offers TLS for -2 with its own test PKI
 CASES = [("din", "dc", False), ("iso2", "ac", False), ("iso2", "dc", False), ("iso2", "ac", True), ("iso2", "dc", True)]
@@ -45,13 +38,13 @@ def _skip_reason() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def interop_results(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple, interop_cases.Outcome]:
+def interop_results(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple, interop.Outcome]:
     """Every (direction, protocol, energy, tls) case, run three at a time, each in its own pair of namespaces."""
     root = tmp_path_factory.mktemp("interop")
     jobs = {(direction, protocol, energy, tls): root / f"{direction}-{protocol}-{energy}{'-tls' if tls else ''}"
             for direction in DIRECTIONS for protocol, energy, tls in CASES}
-    runners = {DIRECTIONS[0]: interop_cases.reference_evcc_vs_our_secc,
-               DIRECTIONS[1]: interop_cases.our_evcc_vs_reference_secc}
+    runners = {DIRECTIONS[0]: interop.reference_evcc_vs_our_secc,
+               DIRECTIONS[1]: interop.our_evcc_vs_reference_secc}
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = {key: pool.submit(runners[key[0]], key[1], key[2], workdir, tls=key[3])
                    for key, workdir in jobs.items()}
@@ -63,7 +56,7 @@ def interop_results(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple, int
 @pytest.mark.parametrize("direction", DIRECTIONS)
 @pytest.mark.parametrize(("protocol", "energy", "tls"), CASES,
                          ids=[f"{p}-{e}{'-tls' if t else ''}" for p, e, t in CASES])
-def test_session_ends_with_session_stop_ok_on_both_sides(interop_results: dict[tuple, interop_cases.Outcome],
+def test_session_ends_with_session_stop_ok_on_both_sides(interop_results: dict[tuple, interop.Outcome],
                                                          direction: str, protocol: str, energy: str,
                                                          tls: bool) -> None:
     """SDP by multicast on the veth, TCP or TLS over link-local IPv6, full session, SessionStopRes OK on both ends."""

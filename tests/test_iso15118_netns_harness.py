@@ -8,15 +8,10 @@ before anything of ours is in the loop.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "interop"))
-
-import josev
-import netns
+from helpers import josev, netns
 
 pytestmark = [
     pytest.mark.reference,

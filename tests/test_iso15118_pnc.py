@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from helpers.pnc import contract_of
 
 from v2gstack.iso15118 import EvccConfig, EVModel, SeccServer, SimulatedEVSE, SimulatedEVSEConfig, run_evcc
 from v2gstack.iso15118.devcerts import make_secc_chain
@@ -23,13 +24,6 @@ from v2gstack.pki.issue import issue, subject_name
 from v2gstack.pki.profiles import PROFILES, Kind
 
 DER = serialization.Encoding.DER
-
-
-def contract_of(pki, kind: Kind = Kind.CONTRACT) -> Contract:  # type: ignore[no-untyped-def]
-    leaf = pki.items[kind]
-    cn = leaf.cert.subject.rfc4514_string().split("CN=")[1].split(",")[0]
-    chain = [leaf.cert.public_bytes(DER), *(c.public_bytes(DER) for c in pki.intermediates(kind))]
-    return Contract(cn.replace("-", ""), chain, leaf.key)  # -2 eMAIDType: 14-15 characters, no separators
 
 
 @pytest.fixture(scope="module")

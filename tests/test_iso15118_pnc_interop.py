@@ -3,17 +3,12 @@ our PaymentDetails and our signed AuthorizationReq must satisfy its checks."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "interop"))
-
-import josev
-import netns
-from interop_cases import OUR_EV_OPTIONS, REFERENCE_SECC_STOP_OK, _our_command, _start, _wait, _wait_for_text
+from helpers import josev, netns
+from helpers.interop import OUR_EV_OPTIONS, REFERENCE_SECC_STOP_OK, our_command, start, wait, wait_for_text
 
 pytestmark = [pytest.mark.reference, pytest.mark.timeout(240), pytest.mark.skipif(
     (netns.skip_reason() or (None if josev.available() else "no .venv-ref")) is not None,
@@ -33,13 +28,13 @@ def test_our_ev_plug_and_charge_at_the_reference_secc(tmp_path: Path) -> None:
         env["AUTH_MODES"] = "PnC"
         secc = josev.start(argv, env, secc_dir, "secc.log")
         try:
-            _wait_for_text(secc_dir / "secc.log", "UDP server started", secc, 90)
-            ev = _start(_our_command(link, link.ev_ns, [
+            wait_for_text(secc_dir / "secc.log", "UDP server started", secc, 90)
+            ev = start(our_command(link, link.ev_ns, [
                 "ev", "--iface", link.ev_if, "--protocol", "iso2", "--energy", "ac", *OUR_EV_OPTIONS, "--tls",
                 "--v2g-root", str(certs / "v2gRootCACert.pem"), "--auth", "pnc", "--contract-chain", str(chain),
                 "--contract-key", str(keys / "contractLeaf.key"), "--key-password",
                 (keys / "contractLeafPassword.txt").read_text().strip(), "-v"]), tmp_path / "ev.log")
-            rc = _wait(ev, 150)
+            rc = wait(ev, 150)
             time.sleep(0.5)
         finally:
             secc.kill()

@@ -8,8 +8,8 @@ import copy
 import json
 
 import pytest
-from conftest import SHARED
 from cryptography.hazmat.primitives.asymmetric import ec
+from helpers.paths import SHARED
 
 from v2gstack import exi
 from v2gstack.iso15118.xmldsig import SignatureError, digest, sign, verify

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from refcodec import RefCodec
+from helpers.refcodec import RefCodec
 
 from v2gstack import exi
 from v2gstack.iso15118 import xmldsig20 as x

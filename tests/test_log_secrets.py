@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_csms_support import PASSWORD, csms_url, our_station, running_csms
-from test_station_support import until
+from helpers.csms import PASSWORD, csms_url, our_station, running_csms
+from helpers.wait import until
 
 from v2gstack.ocpp import HandshakeRefused, Router, StationClient
 from v2gstack.ocpp.redact import RedactingFilter, redact

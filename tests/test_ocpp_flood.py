@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from test_csms_support import PASSWORD, csms_url, running_csms
-from test_ocpp_support import raw_peer
+from helpers.csms import PASSWORD, csms_url, running_csms
+from helpers.ocpp import raw_peer
 from websockets.exceptions import ConnectionClosed
 
 from v2gstack.ocpp.flood import FloodGuard, FloodPolicy

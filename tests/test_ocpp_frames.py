@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
+from helpers.ocpp import AUTHORIZE, BOOT, NOW, TRANSACTION_EVENT
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_ocpp_support import AUTHORIZE, BOOT, NOW, TRANSACTION_EVENT
 
 from v2gstack.ocpp import ErrorCode, PayloadInvalid, RpcEngine, Version, default_store
 from v2gstack.ocpp import frames as fr

@@ -7,28 +7,15 @@ import contextlib
 from typing import Any
 
 import pytest
+from helpers.ocpp import AUTHORIZE, BOOT, NOW, PASSWORD, TRANSACTION_EVENT, csms_router
+from helpers.peers import their_station
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call, call_result
-from test_ocpp_support import AUTHORIZE, BOOT, NOW, PASSWORD, TRANSACTION_EVENT, csms_router
-from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from v2gstack.ocpp import OcppServer, Router, StaticAuthenticator, StationClient
-from v2gstack.ocpp.auth import basic_auth_header
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class TheirStation(ChargePoint):
-    """A charging station built with the `ocpp` package."""
-
-    stop_requests: list[str]
-
-    @on("RequestStopTransaction")
-    async def on_request_stop(self, transaction_id: str, **kwargs: Any) -> call_result.RequestStopTransaction:
-        """Remote stop: remember it, accept."""
-        self.stop_requests.append(transaction_id)
-        return call_result.RequestStopTransaction(status="Accepted")
 
 
 async def test_ocpp_package_station_against_our_csms() -> None:
@@ -47,41 +34,31 @@ async def test_ocpp_package_station_against_our_csms() -> None:
     srv = OcppServer({"2.0.1": router}, authenticator=StaticAuthenticator({"CS1": PASSWORD}))
     await srv.start()
     try:
-        async with connect(f"ws://127.0.0.1:{srv.port}/ocpp/CS1", subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
-                           additional_headers={"Authorization": basic_auth_header("CS1", PASSWORD)},
-                           proxy=None) as ws:
-            cp = TheirStation("CS1", ws, response_timeout=10)
-            cp.stop_requests = []
-            loop = asyncio.create_task(cp.start())
-            try:
-                boot = await cp.call(call.BootNotification(
-                    charging_station={"model": "M1", "vendor_name": "V2G"}, reason="PowerUp"), suppress=False)
-                assert boot.status == "Accepted" and boot.interval == 300
-                assert (await cp.call(call.Heartbeat(), suppress=False)).current_time == NOW
-                auth = await cp.call(call.Authorize(id_token={"id_token": "04A1B2C3", "type": "ISO14443"}),
-                                     suppress=False)
-                assert auth.id_token_info["status"] == "Accepted"
-                tx = await cp.call(call.TransactionEvent(
-                    event_type="Started", timestamp=NOW, trigger_reason="Authorized", seq_no=0,
-                    transaction_info={"transaction_id": "tx-1", "charging_state": "Charging"},
-                    id_token={"id_token": "04A1B2C3", "type": "ISO14443"}, evse={"id": 1, "connector_id": 1},
-                    meter_value=[{"timestamp": NOW, "sampled_value": [
-                        {"value": 1234.5, "measurand": "Energy.Active.Import.Register",
-                         "unit_of_measure": {"unit": "Wh"}},
-                        {"value": 7200.0, "measurand": "Power.Active.Import", "unit_of_measure": {"unit": "W"}},
-                        {"value": 54, "measurand": "SoC", "unit_of_measure": {"unit": "Percent"}},
-                    ]}]), suppress=False)
-                assert tx.id_token_info["status"] == "Accepted"
-                answer = await srv.connections["CS1"].call("RequestStopTransaction", {"transactionId": "tx-1"})
-                assert answer == {"status": "Accepted"} and cp.stop_requests == ["tx-1"]
-                ended = await cp.call(call.TransactionEvent(
-                    event_type="Ended", timestamp=NOW, trigger_reason="RemoteStop", seq_no=1,
-                    transaction_info={"transaction_id": "tx-1", "stopped_reason": "Remote"}), suppress=False)
-                assert ended is not None
-            finally:
-                loop.cancel()
-                with contextlib.suppress(BaseException):
-                    await loop
+        async with their_station(f"ws://127.0.0.1:{srv.port}/ocpp", "CS1", PASSWORD) as cp:
+            boot = await cp.call(call.BootNotification(
+                charging_station={"model": "M1", "vendor_name": "V2G"}, reason="PowerUp"), suppress=False)
+            assert boot.status == "Accepted" and boot.interval == 300
+            assert (await cp.call(call.Heartbeat(), suppress=False)).current_time == NOW
+            auth = await cp.call(call.Authorize(id_token={"id_token": "04A1B2C3", "type": "ISO14443"}),
+                                 suppress=False)
+            assert auth.id_token_info["status"] == "Accepted"
+            tx = await cp.call(call.TransactionEvent(
+                event_type="Started", timestamp=NOW, trigger_reason="Authorized", seq_no=0,
+                transaction_info={"transaction_id": "tx-1", "charging_state": "Charging"},
+                id_token={"id_token": "04A1B2C3", "type": "ISO14443"}, evse={"id": 1, "connector_id": 1},
+                meter_value=[{"timestamp": NOW, "sampled_value": [
+                    {"value": 1234.5, "measurand": "Energy.Active.Import.Register",
+                     "unit_of_measure": {"unit": "Wh"}},
+                    {"value": 7200.0, "measurand": "Power.Active.Import", "unit_of_measure": {"unit": "W"}},
+                    {"value": 54, "measurand": "SoC", "unit_of_measure": {"unit": "Percent"}},
+                ]}]), suppress=False)
+            assert tx.id_token_info["status"] == "Accepted"
+            answer = await srv.connections["CS1"].call("RequestStopTransaction", {"transactionId": "tx-1"})
+            assert answer == {"status": "Accepted"} and cp.stops == ["tx-1"]
+            ended = await cp.call(call.TransactionEvent(
+                event_type="Ended", timestamp=NOW, trigger_reason="RemoteStop", seq_no=1,
+                transaction_info={"transaction_id": "tx-1", "stopped_reason": "Remote"}), suppress=False)
+            assert ended is not None
     finally:
         await srv.close()
     assert [a for a, _ in seen] == ["BootNotification", "Authorize", "TransactionEvent", "TransactionEvent"]

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers.csms import PASSWORD, api_client, csms_url, running_csms
+from helpers.ocpp import raw_peer
+from helpers.wait import until
 from sqlalchemy import select
-from test_csms_support import PASSWORD, api_client, csms_url, running_csms
-from test_ocpp_support import raw_peer
-from test_station_support import until
 
 from v2gstack.csms.models import MeterValue
 from v2gstack.ocpp.engine import Reply, RpcEngine

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from test_ocpp_support import AUTHORIZE, BOOT, NOW, PASSWORD, TRANSACTION_EVENT, RawPeer, csms_router, raw_peer
+from helpers.ocpp import AUTHORIZE, BOOT, MALFORMED, NOW, PASSWORD, TRANSACTION_EVENT, RawPeer, csms_router, raw_peer
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -56,27 +56,6 @@ def url(server: OcppServer) -> str:
 async def heartbeat_ok(peer: RawPeer, mid: str) -> None:
     """The connection still serves a Heartbeat."""
     assert await peer.exchange([2, mid, "Heartbeat", {}]) == [3, mid, {"currentTime": NOW}]
-
-
-MALFORMED = [
-    ("not json at all", "FormatViolation", "-1"),
-    ('{"a": 1}', "FormatViolation", "-1"),
-    ('[2, "m1"]', "ProtocolError", "m1"),
-    ('[2, "m2", "Heartbeat"]', "ProtocolError", "m2"),
-    ('["two", "m3", "Heartbeat", {}]', "FormatViolation", "m3"),
-    ('[9, "m4", "Heartbeat", {}]', "MessageTypeNotSupported", "m4"),
-    ('[2, 5, "Heartbeat", {}]', "RpcFrameworkError", "-1"),
-    ('[2, "m5", "Heartbeat", "payload"]', "FormatViolation", "m5"),
-    ('[2, "m6", "FlyToTheMoon", {}]', "NotImplemented", "m6"),
-    ('[2, "m7", "Reset", {"type": "Immediate"}]', "NotSupported", "m7"),
-    ('[2, "m8", "Authorize", {}]', "OccurrenceConstraintViolation", "m8"),
-    ('[2, "m9", "Authorize", {"idToken": {"idToken": 1, "type": "ISO14443"}}]', "TypeConstraintViolation", "m9"),
-    ('[2, "m10", "Authorize", {"idToken": {"idToken": "A", "type": "Nope"}}]', "PropertyConstraintViolation", "m10"),
-    ('[2, "m11", "Authorize", {"idToken": {"idToken": "A", "type": "Local"}, "x": 1}]', "ProtocolError", "m11"),
-    ('[2, "m12", "BootNotification", {"chargingStation": {"model": "' + "M" * 21 + '", "vendorName": "V"}, '
-     '"reason": "PowerUp"}]', "PropertyConstraintViolation", "m12"),
-    (json.dumps([2, "m13", "Heartbeat", {"pad": "x" * 5000}]), "FormatViolation", "m13"),  # oversize (> 4096)
-]
 
 
 async def test_every_malformed_case_gets_its_callerror_and_connections_keep_working(server: OcppServer) -> None:

@@ -11,14 +11,10 @@ import asyncio
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "interop"))
-
-from node_peer import node_peers_dir, script
+from helpers.node_peer import node_peers_dir, script
 
 from v2gstack.ocpp import OcppServer, Router, StaticAuthenticator
 

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from test_ocpp_support import NOW, PASSWORD, Pki, csms_router, make_pki
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from helpers.ocpp import (
+    NOW,
+    PASSWORD,
+    Pki,
+    csms_router,
+    make_pki,
+    refused_with,
+    tls_handshake,
+    tls_probe_context,
+)
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -82,11 +92,11 @@ async def heartbeat(client: StationClient) -> None:
         await conn.close()
 
 
-async def refused_with(client: StationClient) -> int:
-    """The HTTP status the server refused the handshake with."""
-    with pytest.raises(HandshakeRefused) as info:
-        await client.connect()
-    return info.value.status
+def test_pki_is_consistent() -> None:
+    """The generated station certificates carry the identities the security tests rely on."""
+    pki = make_pki()
+    cn = x509.load_pem_x509_certificate(pki.cs1_cert.read_bytes()).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    assert cn[0].value == "CS001"
 
 
 # ----- profile 1: ws + Basic auth -----
@@ -174,43 +184,18 @@ async def test_profile2_tls_and_basic_auth(pki: Pki, recorder: Recorder) -> None
         await srv.close()
 
 
-def _tls_probe_context(pki: Pki, maximum: ssl.TLSVersion, ciphers: str) -> ssl.SSLContext:
-    """A deliberately weak client context, to see what the server accepts."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(pki.root)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-        ctx.maximum_version = maximum
-    ctx.set_ciphers(ciphers)
-    return ctx
-
-
-async def _tls_handshake(srv: OcppServer, ctx: ssl.SSLContext) -> tuple[str, str] | None:
-    """(protocol, cipher) if a TLS handshake with the server succeeds, None if the server refuses it."""
-    try:
-        _, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", srv.port, ssl=ctx,
-                                                              server_hostname="localhost"), 10)
-    except (OSError, ssl.SSLError):
-        return None
-    obj = w.get_extra_info("ssl_object")
-    result = (obj.version(), obj.cipher()[0])
-    w.close()
-    return result
-
-
 async def test_tls_below_12_and_other_ciphers_are_refused(pki: Pki, recorder: Recorder) -> None:
     """TLS 1.0/1.1 and TLS 1.2 suites outside the OCPP list fail; TLS 1.2 with an OCPP suite and TLS 1.3 work."""
     srv = await started(2, pki, recorder)
     try:
-        assert await _tls_handshake(srv, _tls_probe_context(pki, ssl.TLSVersion.TLSv1_1, "ALL:@SECLEVEL=0")) is None
-        assert await _tls_handshake(srv, _tls_probe_context(pki, ssl.TLSVersion.TLSv1_2,
+        assert await tls_handshake(srv, tls_probe_context(pki, ssl.TLSVersion.TLSv1_1, "ALL:@SECLEVEL=0")) is None
+        assert await tls_handshake(srv, tls_probe_context(pki, ssl.TLSVersion.TLSv1_2,
                                                             "ECDHE-ECDSA-CHACHA20-POLY1305")) is None
-        cbc = _tls_probe_context(pki, ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA")
-        assert await _tls_handshake(srv, cbc) is None
-        ok12 = await _tls_handshake(srv, _tls_probe_context(pki, ssl.TLSVersion.TLSv1_2, "ALL"))
+        cbc = tls_probe_context(pki, ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA")
+        assert await tls_handshake(srv, cbc) is None
+        ok12 = await tls_handshake(srv, tls_probe_context(pki, ssl.TLSVersion.TLSv1_2, "ALL"))
         assert ok12 is not None and ok12[0] == "TLSv1.2" and ok12[1] in srv_ciphers()
-        ok13 = await _tls_handshake(srv, _tls_probe_context(pki, ssl.TLSVersion.TLSv1_3, "ALL"))
+        ok13 = await tls_handshake(srv, tls_probe_context(pki, ssl.TLSVersion.TLSv1_3, "ALL"))
         assert ok13 is not None and ok13[0] == "TLSv1.3"
     finally:
         await srv.close()

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.x509 import ocsp
-from test_csms_ocsp_policy import listener, stream, until_true
-from test_ocpp_support import make_pki
+from helpers.ocpp import make_pki
+from helpers.ocsp import listener, stream
+from helpers.wait import until
 
 from v2gstack.pki.fetch_policy import AllowEntry, FetchPolicy, TargetRefused
 from v2gstack.pki.hierarchy import create_pki
@@ -28,7 +29,7 @@ async def test_fetch_reads_at_most_the_cap() -> None:
     async with listener(stream(64 << 20)) as endless:
         with pytest.raises(OcspError, match="larger than 65536"):
             await fetch(f"http://127.0.0.1:{endless.port}/", b"x", policy=policy)
-        await until_true(lambda: endless.sent > 0)
+        await until(lambda: endless.sent > 0)
         assert endless.sent < 32 << 20
     async with listener(stream(0, content_length=300 << 20)) as announced:
         with pytest.raises(OcspError, match="larger than"):

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
+from helpers.ocsp import start_responder
 from typer.testing import CliRunner
 
 from v2gstack.cli import app
 from v2gstack.pki.fetch_policy import FetchPolicy
-from v2gstack.pki.hierarchy import Pki, PkiConfig, create_pki
+from v2gstack.pki.hierarchy import Pki, create_pki
 from v2gstack.pki.ocsp import (
     OcspError,
     OcspResponder,
@@ -25,7 +26,6 @@ from v2gstack.pki.ocsp import (
     build_request_by_hash,
     check_response,
     fetch,
-    serve,
     status_of,
 )
 from v2gstack.pki.ocsp_data import ocsp_request_data
@@ -33,17 +33,6 @@ from v2gstack.pki.profiles import Kind
 from v2gstack.pki.store import cert_pem, write_pki
 
 LOOPBACK = FetchPolicy(allow=("127.0.0.0/8",))  # our responders listen on loopback, which is refused by default
-
-
-async def start_responder(folder: Path) -> tuple[Pki, OcspResponder, str, object]:
-    """A responder on a free port, then a PKI whose AIA names it, written to `folder`."""
-    responder = OcspResponder([], RevocationList(folder / "revoked.json"))
-    server = await serve(responder)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/ocsp"
-    pki = create_pki(PkiConfig(ocsp_url=url))
-    write_pki(pki, folder)
-    responder.cas = OcspResponder.from_pki_dir(folder).cas
-    return pki, responder, url, server
 
 
 @pytest.fixture

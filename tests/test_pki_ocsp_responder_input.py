@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.x509 import ocsp
-from test_pki_ocsp import start_responder
+from helpers.ocsp import start_responder
 
 from v2gstack.pki.hierarchy import Pki
 from v2gstack.pki.ocsp import MAX_HEAD, build_request, check_response

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import load_reference_vectors
-from refcodec import RefCodec, RefCodecError
+from helpers.refcodec import RefCodec, RefCodecError
+from helpers.vectors import load_reference_vectors
 
 pytestmark = [
     pytest.mark.reference,

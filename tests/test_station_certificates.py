@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
-from test_csms_support import api_client, our_station, running_csms
-from test_pki_ocsp import start_responder
-from test_station_support import until
+from helpers.csms import api_client, our_station, running_csms
+from helpers.ocsp import start_responder
+from helpers.wait import until
 
 from v2gstack.pki.ocsp import check_response
 from v2gstack.pki.ocsp_data import ocsp_request_data

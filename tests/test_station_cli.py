@@ -6,7 +6,7 @@ import asyncio
 import sys
 
 import pytest
-from test_station_support import CsmsServer
+from helpers.station import CsmsServer
 from typer.testing import CliRunner
 
 from v2gstack.station.cli import app

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.station import BAD_TOKEN, GOOD_TOKEN, CsmsServer, energy_of, running_station
+from helpers.wait import until
 from ocpp.v201 import call
-from test_station_support import BAD_TOKEN, GOOD_TOKEN, CsmsServer, energy_of, running_station, until
 
 pytestmark = pytest.mark.timeout(60)
 

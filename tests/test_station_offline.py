@@ -6,25 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_station_support import GOOD_TOKEN, CsmsServer, running_station, until
-
-from v2gstack.station import ChargingStation
+from helpers.station import GOOD_TOKEN, CsmsServer, record_emitted, running_station
+from helpers.wait import until
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def record_emitted(st: ChargingStation) -> list[dict[str, Any]]:
-    """Every TransactionEvent the station puts in its queue, in order."""
-    emitted: list[dict[str, Any]] = []
-    push = st.queue.push
-
-    def recording(action: str, payload: dict[str, Any]) -> int:
-        """Note the payload, then queue it."""
-        emitted.append(payload)
-        return push(action, payload)
-
-    st.queue.push = recording  # type: ignore[method-assign]
-    return emitted
 
 
 def meter_values(events: list[dict[str, Any]]) -> list[tuple[str, float]]:

@@ -8,8 +8,8 @@ import math
 from pathlib import Path
 
 import pytest
-from test_csms_support import TOKEN, our_station, running_csms
-from test_station_support import until
+from helpers.csms import TOKEN, our_station, running_csms
+from helpers.wait import until
 
 from v2gstack.station.smart_charging import ChargingProfiles, Rejection, epoch, rfc3339
 

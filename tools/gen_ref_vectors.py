@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from refcodec import RefCodec, RefCodecError  # noqa: E402
+from helpers.refcodec import RefCodec, RefCodecError  # noqa: E402
 
 from v2gstack.exi.codec import namespace  # noqa: E402
 from v2gstack.exi.samples import message_roots, random_document, random_element  # noqa: E402

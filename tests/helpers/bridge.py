@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from test_csms_support import PASSWORD, our_station, running_csms
-
+from helpers.csms import PASSWORD, our_station, running_csms
 from v2gstack import exi
 from v2gstack.csms.service import Csms
 from v2gstack.iso15118 import EvccConfig, EVModel, run_evcc

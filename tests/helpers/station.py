@@ -1,8 +1,7 @@
-"""Helpers for the station tests: a CSMS made with the `ocpp` package on a `websockets` server, and a station."""
+"""Helpers for the station tests: a CSMS made with the `ocpp` package on a `websockets` server, and our station."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
@@ -23,13 +22,6 @@ NOW = "2024-05-01T12:00:00Z"
 GOOD_TOKEN = {"idToken": "04A1B2C3", "type": "ISO14443"}
 BAD_TOKEN = {"idToken": "DEADBEEF", "type": "ISO14443"}
 SCALE = 0.02  # real seconds per simulated second in the tests
-
-
-async def until(predicate: Callable[[], bool], limit: float = 15.0) -> None:
-    """Wait until `predicate()` holds (polling); fail only if it never does (a safety net, not a timing check)."""
-    async with asyncio.timeout(limit):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 class TheirCsms(ChargePoint):
@@ -173,3 +165,17 @@ def energy_of(event: dict[str, Any]) -> list[tuple[str, float, float]]:
         values = {v["measurand"]: v["value"] for v in mv["sampledValue"]}
         out.append((mv["timestamp"], values["Energy.Active.Import.Register"], values.get("Power.Active.Import", 0.0)))
     return out
+
+
+def record_emitted(st: ChargingStation) -> list[dict[str, Any]]:
+    """Every TransactionEvent the station puts in its queue, in order."""
+    emitted: list[dict[str, Any]] = []
+    push = st.queue.push
+
+    def recording(action: str, payload: dict[str, Any]) -> int:
+        """Note the payload, then queue it."""
+        emitted.append(payload)
+        return push(action, payload)
+
+    st.queue.push = recording  # type: ignore[method-assign]
+    return emitted

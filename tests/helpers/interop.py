@@ -16,8 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import josev
-import netns
+from helpers import josev, netns
 
 LOOP_MESSAGES = frozenset({"CurrentDemandReq", "ChargingStatusReq"})
 # how the reference logs the SessionStopRes it received (EVCC: its JSON view) or sent (SECC: a Python dict dump)
@@ -52,18 +51,18 @@ class Outcome:
         return "\n".join(parts)
 
 
-def _our_command(link: netns.VethLink, ns: str, args: list[str]) -> list[str]:
+def our_command(link: netns.VethLink, ns: str, args: list[str]) -> list[str]:
     """argv of `v2gstack <args>` inside namespace `ns`, with this interpreter."""
     return link.command(ns, [sys.executable, "-m", "v2gstack.cli", *args])
 
 
-def _start(argv: list[str], log: Path, env: dict | None = None) -> subprocess.Popen[bytes]:
+def start(argv: list[str], log: Path, env: dict | None = None) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
-def _wait_for_text(log: Path, text: str, proc: subprocess.Popen[bytes], limit: float) -> None:
+def wait_for_text(log: Path, text: str, proc: subprocess.Popen[bytes], limit: float) -> None:
     """Block until `text` appears in `log` (the process is listening); give up after `limit` s or if it exits."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and proc.poll() is None:
@@ -72,7 +71,7 @@ def _wait_for_text(log: Path, text: str, proc: subprocess.Popen[bytes], limit: f
         time.sleep(0.1)
 
 
-def _wait(proc: subprocess.Popen[bytes], limit: float) -> int | None:
+def wait(proc: subprocess.Popen[bytes], limit: float) -> int | None:
     """Exit code, or None after killing it at `limit` s."""
     try:
         return proc.wait(timeout=limit)
@@ -120,16 +119,16 @@ def reference_evcc_vs_our_secc(protocol: str, energy: str, workdir: Path, tls: b
     link = netns.VethLink.create()
     try:
         secc_args = ["secc", "--iface", link.evse_if, *secc_args]
-        secc = _start(_our_command(link, link.evse_ns, secc_args), secc_log)
+        secc = start(our_command(link, link.evse_ns, secc_args), secc_log)
         try:
-            _wait_for_text(secc_log, "SECC sdp listening", secc, 30)
+            wait_for_text(secc_log, "SECC sdp listening", secc, 30)
             argv, env = josev.evcc_command(link.command(link.ev_ns, []), workdir / "evcc", link.ev_if, protocol,
                                            energy)
             if evcc_config is not None:
                 env["EVCC_CONFIG_PATH"] = str(evcc_config)
             evcc = josev.start(argv, env, workdir / "evcc", "evcc.log")
-            outcome.reference_rc = _wait(evcc, 120)
-            outcome.ours_rc = _wait(secc, 15)
+            outcome.reference_rc = wait(evcc, 120)
+            outcome.ours_rc = wait(secc, 15)
         finally:
             if secc.poll() is None:
                 secc.kill()
@@ -162,11 +161,11 @@ def our_evcc_vs_reference_secc(protocol: str, energy: str, workdir: Path, tls: b
                                        tls=tls)
         secc = josev.start(argv, env, workdir / "secc", "secc.log")
         try:
-            _wait_for_text(secc_log, "UDP server started", secc, 90)
-            ev = _start(_our_command(link, link.ev_ns, ["ev", "--iface", link.ev_if, "--protocol", protocol,
+            wait_for_text(secc_log, "UDP server started", secc, 90)
+            ev = start(our_command(link, link.ev_ns, ["ev", "--iface", link.ev_if, "--protocol", protocol,
                                                         "--energy", energy, *OUR_EV_OPTIONS, *extra,
                                                         "--log-json", str(ev_jsonl), "-v"]), ev_log)
-            outcome.ours_rc = _wait(ev, 120)
+            outcome.ours_rc = wait(ev, 120)
             time.sleep(0.5)  # let the reference finish logging the SessionStopRes it sent
         finally:
             secc.kill()

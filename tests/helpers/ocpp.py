@@ -1,4 +1,5 @@
-"""Shared helpers for the OCPP tests: a throw-away PKI made with `cryptography`, raw websocket peers, payloads."""
+"""Shared helpers for the OCPP tests: a throw-away PKI made with `cryptography`, raw websocket peers, payloads,
+malformed frames, TLS probes."""
 
 from __future__ import annotations
 
@@ -7,20 +8,23 @@ import datetime as dt
 import functools
 import ipaddress
 import json
+import ssl
 import tempfile
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from websockets.asyncio.client import ClientConnection, connect
 
-from v2gstack.ocpp import Router
+from v2gstack.ocpp import HandshakeRefused, OcppServer, Router, StationClient
 from v2gstack.ocpp.auth import basic_auth_header
 
 PASSWORD = "0123456789abcdef-pass"  # OCPP passwords are 16..40 characters
@@ -151,8 +155,55 @@ class RawPeer:
         return await self.recv()
 
 
-def test_pki_is_consistent() -> None:
-    """The generated station certificates carry the identities the security tests rely on."""
-    pki = make_pki()
-    cn = x509.load_pem_x509_certificate(pki.cs1_cert.read_bytes()).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    assert cn[0].value == "CS001"
+# bad frames: (text sent, CALLERROR code expected, MessageId expected in the CALLERROR)
+MALFORMED = [
+    ("not json at all", "FormatViolation", "-1"),
+    ('{"a": 1}', "FormatViolation", "-1"),
+    ('[2, "m1"]', "ProtocolError", "m1"),
+    ('[2, "m2", "Heartbeat"]', "ProtocolError", "m2"),
+    ('["two", "m3", "Heartbeat", {}]', "FormatViolation", "m3"),
+    ('[9, "m4", "Heartbeat", {}]', "MessageTypeNotSupported", "m4"),
+    ('[2, 5, "Heartbeat", {}]', "RpcFrameworkError", "-1"),
+    ('[2, "m5", "Heartbeat", "payload"]', "FormatViolation", "m5"),
+    ('[2, "m6", "FlyToTheMoon", {}]', "NotImplemented", "m6"),
+    ('[2, "m7", "Reset", {"type": "Immediate"}]', "NotSupported", "m7"),
+    ('[2, "m8", "Authorize", {}]', "OccurrenceConstraintViolation", "m8"),
+    ('[2, "m9", "Authorize", {"idToken": {"idToken": 1, "type": "ISO14443"}}]', "TypeConstraintViolation", "m9"),
+    ('[2, "m10", "Authorize", {"idToken": {"idToken": "A", "type": "Nope"}}]', "PropertyConstraintViolation", "m10"),
+    ('[2, "m11", "Authorize", {"idToken": {"idToken": "A", "type": "Local"}, "x": 1}]', "ProtocolError", "m11"),
+    ('[2, "m12", "BootNotification", {"chargingStation": {"model": "' + "M" * 21 + '", "vendorName": "V"}, '
+     '"reason": "PowerUp"}]', "PropertyConstraintViolation", "m12"),
+    (json.dumps([2, "m13", "Heartbeat", {"pad": "x" * 5000}]), "FormatViolation", "m13"),  # oversize (> 4096)
+]
+
+
+def tls_probe_context(pki: Pki, maximum: ssl.TLSVersion, ciphers: str) -> ssl.SSLContext:
+    """A deliberately weak client context, to see what the server accepts."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(pki.root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        ctx.maximum_version = maximum
+    ctx.set_ciphers(ciphers)
+    return ctx
+
+
+async def tls_handshake(srv: OcppServer, ctx: ssl.SSLContext) -> tuple[str, str] | None:
+    """(protocol, cipher) if a TLS handshake with the server succeeds, None if the server refuses it."""
+    try:
+        _, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", srv.port, ssl=ctx,
+                                                              server_hostname="localhost"), 10)
+    except (OSError, ssl.SSLError):
+        return None
+    obj = w.get_extra_info("ssl_object")
+    result = (obj.version(), obj.cipher()[0])
+    w.close()
+    return result
+
+
+async def refused_with(client: StationClient) -> int:
+    """The HTTP status the server refused the handshake with."""
+    with pytest.raises(HandshakeRefused) as info:
+        await client.connect()
+    return info.value.status

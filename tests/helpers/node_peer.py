@@ -6,8 +6,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-CACHE = HERE.parent.parent / ".cache" / "node-interop"
+from helpers.paths import INTEROP_ASSETS, ROOT
+
+HERE = INTEROP_ASSETS  # package.json and the peers' scripts
+CACHE = ROOT / ".cache" / "node-interop"
 
 
 def node_peers_dir() -> Path | None:
@@ -28,4 +30,5 @@ def node_peers_dir() -> Path | None:
 
 
 def script(name: str) -> Path:
+    """A peer script in tests/interop."""
     return HERE / name
