@@ -1,2 +1,6 @@
-"""pytest configuration for the suite. Shared helpers are not here but in the `helpers` package beside this file
-(`from helpers.csms import running_csms`); `tests/` is put on sys.path by `pythonpath` in pyproject.toml."""
+"""pytest configuration. Shared helpers live in the `helpers` package beside this file, imported as
+`from helpers.csms import running_csms` (pytest puts `tests/` on sys.path: `pythonpath` in pyproject.toml):
+paths and vectors (the shared folder, reference EXI vectors), wait (`until`), ocpp (throw-away PKI, raw peers,
+payloads, TLS probes), peers (`TheirStation`), station (a CSMS made with the `ocpp` package; our station), csms
+(databases, our CSMS and its API), bridge, ocsp, pnc, refcodec, and josev/netns/interop/node_peer for the interop
+tests (their non-Python files stay in tests/interop/)."""
