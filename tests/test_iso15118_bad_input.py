@@ -118,7 +118,7 @@ def body(doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 async def test_broken_frames_close_the_connection(secc: SeccServer, data: bytes, reason: str,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     """Framing and EXI errors close that connection with a logged reason; a parallel session completes."""
-    caplog.set_level(logging.WARNING, "v2gstack.iso15118.secc")
+    caplog.set_level(logging.WARNING, "v2gstack.iso15118")
     bad = await Raw.connect(secc.addresses()["tcp"])
     good = asyncio.create_task(run_evcc(EvccConfig(loops=20), secc=secc.addresses()["tcp"]))
     await bad.send_raw(data)
@@ -242,7 +242,7 @@ async def test_no_common_protocol() -> None:
 
 async def test_secc_sequence_timeout(caplog: pytest.LogCaptureFixture) -> None:
     """V2G_SECC_Sequence_Timeout ends a silent session with a log line."""
-    caplog.set_level(logging.WARNING, "v2gstack.iso15118.secc")
+    caplog.set_level(logging.WARNING, "v2gstack.iso15118")
     config = SeccConfig(timers=SeccTimers(sequence=0.2))
     async with SeccServer(SimulatedEVSE, config, host="::1", sdp=False) as server:
         raw = await Raw.connect(server.addresses()["tcp"])
@@ -286,7 +286,7 @@ async def dropping_secc(drop: str) -> asyncio.Server:
 async def test_evcc_message_timeouts(protocol: str, energy: str, drop: str, expect: str,
                                      caplog: pytest.LogCaptureFixture) -> None:
     """A missing response ends the EVCC session with the message timeout named in the reason and the log."""
-    caplog.set_level(logging.WARNING, "v2gstack.iso15118.evcc")
+    caplog.set_level(logging.WARNING, "v2gstack.iso15118")
     server = await dropping_secc(drop)
     try:
         result = await run_evcc(EvccConfig(protocols=(protocol,), energy=energy, loops=2, timers=FAST),

@@ -20,7 +20,7 @@ from .auth import Principal
 from .store import op_record_audit
 from .worker import StoreWorker
 
-log = logging.getLogger("v2gstack.csms.api")
+log = logging.getLogger(__name__)
 
 AUDITED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

@@ -26,7 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .store import Store, StoreError
 
-log = logging.getLogger("v2gstack.csms.api")
+log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "v2gcsms_"
 _TOKEN = re.compile(r"v2gcsms_([0-9a-f]{12})\.([A-Za-z0-9_-]{43})")

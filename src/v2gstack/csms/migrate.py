@@ -17,7 +17,7 @@ from sqlalchemy.schema import CreateIndex, MetaData
 
 from ..ocpp.units import KILO_UNITS
 
-log = logging.getLogger("v2gstack.csms.migrate")
+log = logging.getLogger(__name__)
 
 
 class SchemaError(RuntimeError):

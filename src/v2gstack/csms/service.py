@@ -52,7 +52,7 @@ from .store import Store
 from .v2x import V2xService
 from .worker import StoreWorker
 
-log = logging.getLogger("v2gstack.csms")
+log = logging.getLogger(__name__)
 
 Payload = dict[str, Any]
 

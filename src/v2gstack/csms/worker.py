@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from .store import Store
 
-log = logging.getLogger("v2gstack.csms.store")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _STOP = object()

@@ -40,7 +40,7 @@ from .v2gtp import ISO20_NAMESPACE, PayloadType
 
 __all__ = ["Contract", "EvccConfig", "EvccSession", "EvccTimers", "OemCredentials", "Send", "SessionResult"]
 
-log = logging.getLogger("v2gstack.iso15118.evcc")
+log = logging.getLogger(__name__)
 
 Body = dict[str, Any]
 _SESSION_OK = ("OK_NewSessionEstablished", "OK_OldSessionJoined")

@@ -20,7 +20,7 @@ from .stream import ConnectionClosedError, V2GTPStream
 from .tls import describe, evcc_context
 from .v2gtp import DEFAULT_MAX_PAYLOAD, V2GTPError
 
-log = logging.getLogger("v2gstack.iso15118.evcc")
+log = logging.getLogger(__name__)
 
 
 async def find_secc(*, tls: bool, iface: str | None = None, sdp_host: str = "::1", sdp_port: int = SDP_PORT,

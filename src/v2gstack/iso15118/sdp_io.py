@@ -18,7 +18,7 @@ from typing import Any
 from .netif import interface_index
 from .sdp import SDP_MULTICAST_GROUP, SDP_PORT, SDPError, SDPRequest, SDPResponse
 
-log = logging.getLogger("v2gstack.iso15118.sdp")
+log = logging.getLogger(__name__)
 
 SDP_RETRY_INTERVAL = 0.25
 SDP_MAX_REQUESTS = 50

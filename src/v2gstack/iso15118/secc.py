@@ -42,7 +42,7 @@ from .v2gtp import ISO20_NAMESPACE, PayloadType
 
 __all__ = ["PausedSessions", "Reply", "SeccConfig", "SeccSession", "SeccTimers", "contract_precheck"]
 
-log = logging.getLogger("v2gstack.iso15118.secc")
+log = logging.getLogger(__name__)
 
 Body = dict[str, Any]
 _CHARGE_SERVICE_ID = 1

@@ -31,7 +31,7 @@ from .stream import ConnectionClosedError, V2GTPStream
 from .tls import TlsPolicyError, check_session20, describe, failure_kind
 from .v2gtp import DEFAULT_MAX_PAYLOAD, V2GTPError
 
-log = logging.getLogger("v2gstack.iso15118.secc")
+log = logging.getLogger(__name__)
 
 TLS_HANDSHAKE_TIMEOUT = 10.0
 """Seconds a TLS client has to complete the handshake (when the SECC reports handshake failures)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..pki.algorithms import KeyAlgorithm
 from ..trace.error_map import FailureKind
 
-log = logging.getLogger("v2gstack.iso15118.tls")
+log = logging.getLogger(__name__)
 
 V2G_TLS12_CIPHERS = "ECDHE-ECDSA-AES128-SHA256"
 V2G_CURVE = "prime256v1"

@@ -24,7 +24,7 @@ from .router import Router
 from .schemas import SchemaStore
 from .versions import Version
 
-log = logging.getLogger("v2gstack.ocpp.client")
+log = logging.getLogger(__name__)
 
 ConnectionHook = Callable[[Connection], Awaitable[None] | None]
 
@@ -121,7 +121,7 @@ class StationClient:
                 open_timeout=self.open_timeout,
                 compression=self.compression,
                 proxy=self.proxy,
-                logger=redacted_logger("v2gstack.ocpp.ws.client"),  # its DEBUG lines show our Authorization header
+                logger=redacted_logger(f"{__name__}.websockets"),  # its DEBUG lines show our Authorization header
                 **kwargs,
             )
         except InvalidStatus as e:

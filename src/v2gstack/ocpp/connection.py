@@ -20,7 +20,7 @@ from .router import CallContext, Handler, Router
 from .schemas import SchemaStore
 from .versions import Version
 
-log = logging.getLogger("v2gstack.ocpp")
+log = logging.getLogger(__name__)
 
 
 class WebSocketLike(Protocol):

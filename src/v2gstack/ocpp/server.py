@@ -24,7 +24,7 @@ from .schemas import SchemaStore
 from .tls import peer_common_name
 from .versions import Version
 
-log = logging.getLogger("v2gstack.ocpp.server")
+log = logging.getLogger(__name__)
 
 ConnectionHook = Callable[[Connection], Awaitable[None] | None]
 
@@ -104,7 +104,7 @@ class OcppServer:
             ping_interval=self.ping_interval,
             ping_timeout=self.ping_timeout,
             compression=self.compression,
-            logger=redacted_logger("v2gstack.ocpp.ws"),  # websockets logs headers (Authorization) at DEBUG
+            logger=redacted_logger(f"{__name__}.websockets"),  # websockets logs headers (Authorization) at DEBUG
         )
 
     async def close(self) -> None:

@@ -29,7 +29,7 @@ from .issue import Issued
 from .ocsp_data import issuer_key_bytes
 from .store import load_certs, load_key
 
-log = logging.getLogger("v2gstack.pki.ocsp")
+log = logging.getLogger(__name__)
 
 REASONS = {r.name: r for r in x509.ReasonFlags}
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha1": hashes.SHA1, "sha256": hashes.SHA256,

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from ..iso15118.secc_server import SeccServer
     from .station import ChargingStation
 
-log = logging.getLogger("v2gstack.station.bridge")
+log = logging.getLogger(__name__)
 
 PMAX_ENTRIES = 1024
 """The most PMaxScheduleEntry elements an ISO 15118-2 PMaxSchedule holds (its XSD's maxOccurs)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from .files import is_private, write_private
 
-log = logging.getLogger("v2gstack.station")
+log = logging.getLogger(__name__)
 
 Key = tuple[str, str | None, int | None, str, str | None]  # component, instance, evse id, variable, var instance
 

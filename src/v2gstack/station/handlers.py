@@ -12,7 +12,7 @@ from .smart_charging import Rejection
 if TYPE_CHECKING:
     from .station import ChargingStation
 
-log = logging.getLogger("v2gstack.station")
+log = logging.getLogger(__name__)
 
 Payload = dict[str, Any]
 

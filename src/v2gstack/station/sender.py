@@ -11,7 +11,7 @@ from ..ocpp import CallErrorReceived, CallTimeoutError, Connection, ConnectionCl
 from .device_model import DeviceModel
 from .queue import OfflineQueue
 
-log = logging.getLogger("v2gstack.station")
+log = logging.getLogger(__name__)
 
 AnswerHook = Callable[[dict[str, Any], dict[str, Any]], None]
 

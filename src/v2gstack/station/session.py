@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from .authorization import IdToken, IdTokenInfo
 from .clock import Clock
 
-log = logging.getLogger("v2gstack.station")
+log = logging.getLogger(__name__)
 
 
 class SessionPort(Protocol):

@@ -37,7 +37,7 @@ from .sender import QueueSender
 from .smart_charging import ChargingProfiles, Installed, Rejection
 from .transaction import Transaction
 
-log = logging.getLogger("v2gstack.station")
+log = logging.getLogger(__name__)
 
 LINK_ERRORS = (ConnectionClosedError, CallTimeoutError)
 DataTransferHandler = Callable[[dict[str, Any]], dict[str, Any]]
