@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 from v2gstack.csms.migrate import migrate
 from v2gstack.csms.models import Base
 from v2gstack.csms.service import Csms
-from v2gstack.csms.store import Store, StoreError, engine_url
+from v2gstack.csms.store import Store, StoreError, engine_url, op_record_meter_values
 from v2gstack.csms.timeline import merged_timeline
 from v2gstack.ocpp.units import MeterValueError, normalise
 
@@ -167,9 +167,8 @@ async def test_database_of_the_previous_version_is_upgraded(db_url: str) -> None
         assert tx["energyImportWh"] == pytest.approx(1500.0)
         [volts] = [m for m in store.meter_values("CS1") if m["measurand"] == "Voltage"]
         assert volts["evseId"] is None and volts["value"] == 230.0
-        store.record_meter_values("CS1", {"evseId": 1, "meterValue": [{"timestamp": "2026-11-21T10:00:00Z",
-                                                                      "sampledValue": [{"value": 3.2, "unitOfMeasure":
-                                                                                        {"unit": "kWh"}}]}]})
+        store.run(op_record_meter_values, "CS1", {"evseId": 1, "meterValue": [{
+            "timestamp": "2026-11-21T10:00:00Z", "sampledValue": [{"value": 3.2, "unitOfMeasure": {"unit": "kWh"}}]}]})
         assert [m["value"] for m in store.meter_values("CS1", evse_id=1)] == [3200.0]
     finally:
         store.close()

@@ -109,7 +109,6 @@ class StoreAuthenticator:
         self._key = uuid.uuid4().bytes
         self._verified: dict[str, tuple[str, bytes]] = {}  # station -> (stored hash, keyed digest of the password)
         self._scrypt = asyncio.Semaphore(1)  # one password hash at a time: the others wait, the loop keeps serving
-        self.scrypt_runs = 0
         self.check_seconds = 0.1  # how long the last scrypt check took: fast refusals wait as long
 
     async def __call__(self, cred: Credentials) -> AuthDecision:
@@ -149,7 +148,6 @@ class StoreAuthenticator:
             async with self._scrypt:
                 if self.throttle.wait(cred.station_id, source) > 0:  # failures of others while this one waited
                     return AuthDecision.TOO_MANY_REQUESTS
-                self.scrypt_runs += 1
                 started = time.monotonic()
                 ok = await asyncio.to_thread(ops.check_password, cred.password, st.password_hash)
                 self.check_seconds = time.monotonic() - started

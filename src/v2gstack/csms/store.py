@@ -200,10 +200,6 @@ class Store:
         """Store a TransactionEventRequest (2.0.1) with its meter values; False if it was already stored."""
         return self.run(op_record_transaction_event, station_id, payload)
 
-    def record_meter_values(self, station_id: str, payload: dict[str, Any]) -> int:
-        """Store a MeterValuesRequest (values outside transactions); returns how many sampled values."""
-        return self.run(op_record_meter_values, station_id, payload)
-
     def link_iso15118(self, station_id: str, transaction_id: str, facts: dict[str, Any]) -> None:
         """Join the ISO 15118 session facts (SessionID, EVCCID, namespace) to an OCPP transaction."""
         if not self.run(op_link_iso15118, station_id, transaction_id, facts):

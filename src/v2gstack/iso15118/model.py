@@ -58,7 +58,6 @@ class Processing(StrEnum):
 
 
 AC_MODES = ("AC_single_phase_core", "AC_three_phase_core")
-DC_MODES = ("DC_core", "DC_extended", "DC_combo_core", "DC_unique")
 
 
 def is_dc(mode: str) -> bool:

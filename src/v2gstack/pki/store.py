@@ -137,12 +137,3 @@ def load_x448_key(path: Path, password: bytes | None = None) -> x448.X448Private
     if not isinstance(key, x448.X448PrivateKey):
         raise TypeError("not an X448 private key")
     return key
-
-
-def pki_edition(folder: Path) -> Edition:
-    """The edition a `pki create` folder was written with (its manifest; -2 when the manifest does not say)."""
-    try:
-        meta = json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return Edition.ISO2
-    return Edition(meta.get("edition", "iso2"))

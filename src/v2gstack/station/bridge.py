@@ -154,7 +154,6 @@ class BridgeSession(EVSEController):
         self.contactors = False
         self.tx_id: str | None = None
         self.stopped_remotely = False
-        self.stop_reason: str | None = None
         self.ev: EVChargeParameters | None = None
         self.ev_max_current: float | None = None
         self.power_w = 0.0
@@ -608,7 +607,6 @@ class BridgeSession(EVSEController):
             self.timeline.close()
             return
         self._draw(0.0)
-        self.stop_reason = reason
         self.timeline.state("SessionStopped", reason=reason, failure=failure.kind, code=code, paused=ended.paused)
         self.bridge.ending.add(self)
         self.bridge.finished.append(self)

@@ -8,8 +8,6 @@ import os
 import tempfile
 from pathlib import Path
 
-PRIVATE_MODE = 0o600
-
 
 def private_folder(path: Path) -> Path:
     """Create the folder (and its parents) if needed; one the station creates is owner-only (0700)."""

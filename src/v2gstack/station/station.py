@@ -655,16 +655,6 @@ class ChargingStation:
             await self.send_status(evse)
         return "Scheduled" if scheduled else "Accepted"
 
-    async def data_transfer_to_csms(self, vendor_id: str, message_id: str | None = None,
-                                    data: Any = None) -> dict[str, Any] | None:
-        """DataTransfer to the CSMS (None when offline)."""
-        payload: dict[str, Any] = {"vendorId": vendor_id}
-        if message_id is not None:
-            payload["messageId"] = message_id
-        if data is not None:
-            payload["data"] = data
-        return await self._call("DataTransfer", payload)
-
     async def send_meter_values(self, evse: Evse) -> None:
         """MeterValues (TriggerMessage) for one EVSE."""
         await self._call("MeterValues", {"evseId": evse.id, "meterValue": [{

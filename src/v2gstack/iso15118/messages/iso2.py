@@ -442,10 +442,6 @@ class Iso2Messages:
         """(SessionID, SAScheduleTupleID, MeterInfo)."""
         return body["SessionID"], body.get("SAScheduleTupleID"), self.read_meter_info(body.get("MeterInfo"))
 
-    def read_ev_status_req(self, body: Body) -> DCEVStatus:
-        """DC_EVStatus of CableCheckReq / WeldingDetectionReq."""
-        return self.read_dc_ev_status(body.get("DC_EVStatus"))
-
     def read_precharge_req(self, body: Body) -> tuple[DCEVStatus, float, float]:
         """(DC_EVStatus, EVTargetVoltage, EVTargetCurrent)."""
         return (self.read_dc_ev_status(body["DC_EVStatus"]), value(body["EVTargetVoltage"]) or 0.0,
