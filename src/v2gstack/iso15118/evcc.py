@@ -1,5 +1,5 @@
-"""The EVCC state machine for DIN SPEC 70121 (DC) and ISO 15118-2 (AC and DC), sans-I/O; ISO 15118-20 sessions run
-in Evcc20 (evcc20.py) once the handshake chose it.
+"""The EVCC state machine for DIN SPEC 70121 (DC) and ISO 15118-2 (AC and DC), EIM and Plug & Charge, sans-I/O;
+ISO 15118-20 sessions run in Evcc20 (evcc20.py) once the handshake chose it.
 
 `start(now)` gives the first request (supportedAppProtocolReq); each decoded response goes to `handle(doc, now)`,
 which returns the next `Send` (request, how long to wait before sending it, how long to wait for its answer) or the

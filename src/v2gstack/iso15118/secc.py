@@ -1,5 +1,5 @@
-"""The SECC state machine for DIN SPEC 70121 and ISO 15118-2 (EIM, AC and DC), sans-I/O; ISO 15118-20 sessions run
-in Secc20 (secc20.py) once the handshake chose it.
+"""The SECC state machine for DIN SPEC 70121 and ISO 15118-2 (AC and DC; EIM and Plug & Charge), sans-I/O;
+ISO 15118-20 sessions run in Secc20 (secc20.py) once the handshake chose it.
 
 One `SeccSession` per TCP/TLS connection: feed it each decoded request with `handle()`, send the Reply it returns,
 close when the Reply says so. It first negotiates the protocol (supportedAppProtocol), then accepts in each state

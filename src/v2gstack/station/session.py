@@ -1,4 +1,4 @@
-"""The session port (what drives an EVSE: a simulated EV now, an ISO 15118 SECC session later) and a scripted EV."""
+"""The session port (what drives an EVSE: the ISO 15118 bridge, or a scripted EV) and the scripted EV."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The charging station: EVSEs, device model, authorization, transactions and the offline queue on an OCPP link.
 
 The OCPP link is the engine's StationClient; this module is the station's logic around it. The public coroutines
-`plug_in`, `present_token`, `authorize`, `set_ev`, `unplug` and `stop_transaction` are the SessionPort that a
-simulated EV (session.py) or, later, the ISO 15118 bridge drives.
+`plug_in`, `present_token`, `authorize`, `set_ev`, `unplug` and `stop_transaction` are the SessionPort that the
+ISO 15118 bridge (bridge.py) or a scripted EV (session.py) drives.
 """
 
 from __future__ import annotations
