@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import sys
 import tracemalloc
-from pathlib import Path
 
 import pytest
+from helpers.tools import exi_fuzz as fuzz  # reference vectors and bit-level stream surgery
 
 from v2gstack import exi
 from v2gstack.exi import ExiDecodeError, ExiEncodeError
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-import exi_fuzz as fuzz  # reference vectors and bit-level stream surgery
 
 VECTORS = fuzz.load_vectors()
 needs_vectors = pytest.mark.skipif(not VECTORS, reason="reference vectors not available")

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing as mp
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers.tools import exi_fuzz as fuzz
 
 from v2gstack import exi
 
-TOOL = Path(__file__).resolve().parent.parent / "tools" / "exi_fuzz.py"
-
-
-def _load_tool():
-    if "exi_fuzz" in sys.modules:
-        return sys.modules["exi_fuzz"]
-    spec = importlib.util.spec_from_file_location("exi_fuzz", TOOL)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["exi_fuzz"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fuzz = _load_tool()
 needs_fork = pytest.mark.skipif("fork" not in mp.get_all_start_methods(),
                                 reason="the injected check functions reach the workers through fork")
 SEED = 20240611

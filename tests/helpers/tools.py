@@ -1,0 +1,24 @@
+"""The project's tools (tools/*.py are scripts, not a package) loaded as modules for the tests that exercise them."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from types import ModuleType
+
+from helpers.paths import ROOT
+
+
+def load_tool(name: str) -> ModuleType:
+    """tools/<name>.py as the module `name` (once; its worker processes find it in sys.modules under that name)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+exi_fuzz = load_tool("exi_fuzz")  # the EXI decoder fuzzer: reference vectors and bit-level stream surgery
