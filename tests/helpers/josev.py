@@ -11,7 +11,8 @@ import os
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+from helpers.paths import ROOT
+
 PYTHON = ROOT / ".venv-ref" / "bin" / "python"
 EXAMPLES = "iso15118/shared/examples/evcc"
 EVCC_CONFIGS = {  # (protocol, energy) -> the reference's own example configuration

@@ -22,9 +22,9 @@ import selectors
 import shutil
 import subprocess
 import tempfile
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers.paths import ROOT
+
 VENV_PYTHON = ROOT / ".venv-ref" / "bin" / "python"
 SERVER = ROOT / "tools" / "refcodec" / "refserver.py"
 
