@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from test_csms_support import PASSWORD, api_client, make_db_url, running_csms
+from helpers.csms import PASSWORD, api_client, make_db_url, running_csms
 from websockets.asyncio.client import ClientConnection, connect
 
 from v2gstack.csms.service import Csms

@@ -20,7 +20,7 @@ from . import v2x_state
 if TYPE_CHECKING:
     from .service import Csms
 
-log = logging.getLogger("v2gstack.csms.v2x")
+log = logging.getLogger(__name__)
 Payload = dict[str, Any]
 SETPOINT_PROFILE_BASE = 21000
 """Profile id of the setpoint shortcut on EVSE n: SETPOINT_PROFILE_BASE + n (a new setpoint replaces the last)."""
