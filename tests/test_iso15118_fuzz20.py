@@ -3,31 +3,14 @@ meant to catch (an exception out of a session, a healthy session that fails)."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
-from pathlib import Path
 
 import pytest
+from helpers.tools import secc20_fuzz as fuzz
 
 from v2gstack.iso15118.secc20 import Secc20
 
-TOOL = Path(__file__).resolve().parent.parent / "tools" / "secc20_fuzz.py"
 SEED = 20240611
-
-
-def _load_tool():  # type: ignore[no-untyped-def]
-    if "secc20_fuzz" in sys.modules:
-        return sys.modules["secc20_fuzz"]
-    spec = importlib.util.spec_from_file_location("secc20_fuzz", TOOL)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["secc20_fuzz"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fuzz = _load_tool()
 
 
 @pytest.fixture(scope="module")
