@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from test_ocpp_support import make_pki
+from helpers.ocpp import make_pki
 from typer.testing import CliRunner
 
 from v2gstack.csms.assemble import csms_config
