@@ -196,7 +196,8 @@ async def test_offline_contract_validation_with_installed_mo_root(tmp_path: Path
     """ContractValidationOffline: with the MO root installed in the station, a valid contract charges while the CSMS
     is unreachable; without the switch it does not; a contract from another MO is refused locally."""
     async with pnc_rig(tmp_path) as (csms, st, bridge, pki, chain):
-        st.certificates.install("MORootCertificate", cert_pem(pki.cert(Kind.MO_ROOT)).decode())  # InstallRefused if not
+        # InstallRefused if not
+        st.certificates.store.install("MORootCertificate", cert_pem(pki.cert(Kind.MO_ROOT)).decode())
         await csms.server.close()
         await until(lambda: not st.connected)
         st.model.put("ISO15118Ctrlr", "ContractValidationOffline", "false")

@@ -163,7 +163,7 @@ async def test_endless_composite_schedule_does_not_disturb_a_running_session(tmp
     async with bridged(tmp_path, evses=1) as rig:
         ev = asyncio.create_task(rig.ev(1, "iso2", "dc", loops=40, interval=0.05))
         await until(lambda: rig.station.evses[1].meter.power_w > 0)
-        link = rig.station.client.connection
+        link = rig.station.link.client.connection
         hourly = [{"startPeriod": 3600 * h, "limit": 45000.0 - 5000 * (h % 2)} for h in range(24)]
         profile = {"id": 30, "stackLevel": 0, "chargingProfilePurpose": "ChargingStationMaxProfile",
                    "chargingProfileKind": "Recurring", "recurrencyKind": "Daily", "chargingSchedule": [{
@@ -183,6 +183,6 @@ async def test_endless_composite_schedule_does_not_disturb_a_running_session(tmp
         [stopped] = [r for r in session.timeline.records if r.get("what") == "SessionStopped"]
         assert stopped["failure"] == "Normal", stopped
         assert not [r for r in session.timeline.records if r["kind"] == "error"]
-        assert rig.station.client.connection is link and rig.station.online  # the OCPP link was never dropped
+        assert rig.station.link.client.connection is link and rig.station.online  # the OCPP link was never dropped
         await rig.station.wait_queue_empty()
         assert _tx(rig)["stoppedReason"] == "EVDisconnected"

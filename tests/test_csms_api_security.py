@@ -177,7 +177,7 @@ async def test_cross_site_posts_and_foreign_hosts_cannot_clear_a_stations_limits
             served_api(csms) as base, httpx.AsyncClient(base_url=base) as api:
         await st.wait_accepted()
         await csms.call("CS1", "SetChargingProfile", {"evseId": 0, "chargingProfile": MAX_PROFILE})
-        assert 7 in st.profiles.items
+        assert 7 in st.smart_charging.profiles.items
         token = api_token(csms, "operator")
         url = "/api/stations/CS1/clear-charging-profile"
         origin = {"Origin": "http://evil.example"}
@@ -203,7 +203,7 @@ async def test_cross_site_posts_and_foreign_hosts_cannot_clear_a_stations_limits
         r = await api.options(url, headers={**origin, "Access-Control-Request-Method": "POST",
                                             "Access-Control-Request-Headers": "authorization,content-type"})
         assert r.status_code >= 400 and "access-control-allow-origin" not in r.headers
-        assert 7 in st.profiles.items  # nothing of the above reached the station
+        assert 7 in st.smart_charging.profiles.items  # nothing of the above reached the station
         assert not [m for m in csms.store.messages(station_id="CS1") if m["action"] == "ClearChargingProfile"]
         # the API's own client, with a token, JSON and its Host, can
         for host in ("localhost", f"127.0.0.1:{base.rsplit(':', 1)[1]}"):
@@ -211,7 +211,7 @@ async def test_cross_site_posts_and_foreign_hosts_cannot_clear_a_stations_limits
             assert r.status_code == 200
         r = await api.post(url, json={"chargingProfileId": 7}, headers=auth(token))
         assert r.status_code == 200 and r.json()["response"]["status"] == "Accepted"
-        await until(lambda: 7 not in st.profiles.items)
+        await until(lambda: 7 not in st.smart_charging.profiles.items)
 
 
 async def test_allowed_hosts_are_configured_names_and_the_bind_address(tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ async def test_csms_killed_and_restarted_loses_nothing(db_url: str, tmp_path: Pa
     try:
         async with our_station(fake, tx_interval=1) as st:  # type: ignore[arg-type]
             emitted = record_emitted(st)
-            await until(lambda: st.registration == "Accepted", 30)
+            await until(lambda: st.link.registration == "Accepted", 30)
             st.set_ev(1, power_w=22000.0, soc=10.0, battery_wh=80000.0)
             await st.plug_in(1)
             await st.present_token(1, TOKEN)

@@ -111,7 +111,7 @@ async def test_meter_values_outside_transactions_are_served_per_evse(db_url: str
     async with running_csms(db_url) as csms, our_station(csms, evses=2) as st, _api(csms) as api:
         await st.wait_accepted()
         for evse in (1, 2, 2):  # MeterValues as TriggerMessage sends them; answered once stored
-            await st.send_meter_values(st.evses[evse])
+            await st.transactions.send_meter_values(st.evses[evse])
         r1 = await api.get("/api/stations/CS1/meter-values", params={"evse": 1})
         r2 = await api.get("/api/stations/CS1/meter-values", params={"evse": 2})
         assert r1.status_code == r2.status_code == 200, r1.text

@@ -52,9 +52,10 @@ async def test_unknown_and_blocked_tokens_are_refused(db_url: str) -> None:
     tokens = [TOKEN, {"idToken": "BLOCKED1", "type": "ISO14443", "status": "Blocked"}]
     async with running_csms(db_url, tokens=tokens) as csms, our_station(csms) as st:
         await st.wait_accepted()
-        assert (await st.authorize_token({"idToken": "BLOCKED1", "type": "ISO14443"}))["status"] == "Blocked"
-        assert (await st.authorize_token({"idToken": "NOSUCH", "type": "ISO14443"}))["status"] == "Unknown"
-        assert (await st.authorize_token(TOKEN))["status"] == "Accepted"
+        authorize = st.authorization.authorize_token
+        assert (await authorize({"idToken": "BLOCKED1", "type": "ISO14443"}))["status"] == "Blocked"
+        assert (await authorize({"idToken": "NOSUCH", "type": "ISO14443"}))["status"] == "Unknown"
+        assert (await authorize(TOKEN))["status"] == "Accepted"
         logged = csms.store.messages(station_id="CS1")
         assert [m["response"]["idTokenInfo"]["status"] for m in logged if m["action"] == "Authorize"] == [
             "Blocked", "Unknown", "Accepted"]
@@ -154,4 +155,4 @@ async def test_every_csms_command_reaches_the_station(db_url: str) -> None:
         assert r.status_code == 502 and r.json()["code"] in ("NotSupported", "NotImplemented")
         r = await api.post("/api/stations/CS1/reset", json={"type": "OnIdle"})  # idle: it reboots at once
         assert r.json()["response"]["status"] == "Accepted"
-        await until(lambda: st.reboots >= 1 and st.registration == "Accepted" and csms.online("CS1"))
+        await until(lambda: st.availability.reboots >= 1 and st.link.registration == "Accepted" and csms.online("CS1"))

@@ -67,9 +67,9 @@ async def test_no_password_in_any_log_line_at_debug(tmp_path: Path, all_logs: Ev
             "variable": {"name": "BasicAuthPassword"}}]})
         assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted"
         csms.store.set_station_password("CS1", NEW_PASSWORD)
-        connects = st.client.connects
+        connects = st.link.client.connects
         await csms.server.connections["CS1"].close(1000, "reconnect with the new password")
-        await until(lambda: st.client.connects > connects and csms.online("CS1"))
+        await until(lambda: st.link.client.connects > connects and csms.online("CS1"))
         await st.wait_accepted()
     text = "\n".join(all_logs.lines)
     # the handshakes were logged at DEBUG, with the header masked (else this test would prove nothing)

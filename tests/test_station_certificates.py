@@ -54,9 +54,9 @@ async def test_certificate_management_through_the_csms(tmp_path: Path) -> None:
             r = await api.post("/api/stations/CS1/get-installed-certificate-ids", json={})
             assert r.json()["response"] == {"status": "NotFound"}
             # the station asks for its SECC certificate; the CSMS's CPO Sub-CA signs it
-            assert await st.request_certificate("V2GCertificate") == "Accepted"
-            await until(lambda: "V2GCertificate" in st.certificates.own)
-            _key, chain = st.certificates.own["V2GCertificate"]
+            assert await st.certificates.request("V2GCertificate") == "Accepted"
+            await until(lambda: "V2GCertificate" in st.certificates.store.own)
+            _key, chain = st.certificates.store.own["V2GCertificate"]
             assert chain[1] == pki.cert(Kind.CPO_SUB_CA2)
             assert (tmp_path / "station" / "certificates" / "V2GCertificate.chain.pem").exists()
             # a chain for a key the station never asked for is refused
@@ -64,15 +64,15 @@ async def test_certificate_management_through_the_csms(tmp_path: Path) -> None:
                 "certificateChain": cert_pem(pki.cert(Kind.SECC)).decode(), "certificateType": "V2GCertificate"})
             assert r.json()["response"] == {"status": "Rejected"}
             # GetCertificateStatus: the CSMS fetches the OCSP answer for the station
-            status = await st.certificate_status(ocsp_request_data(chain[0], chain[1]))
+            status = await st.certificates.status(ocsp_request_data(chain[0], chain[1]))
             assert status is not None and status["status"] == "Accepted"
             raw = base64.b64decode(status["ocspResult"])
             assert check_response(raw, chain[0], chain[1]) is ocsp.OCSPCertStatus.GOOD
             # the CSMS keeps the checked answer until its nextUpdate: the same CertID needs no responder
-            cached = await st.certificate_status({**ocsp_request_data(chain[0], chain[1]),
+            cached = await st.certificates.status({**ocsp_request_data(chain[0], chain[1]),
                                                   "responderURL": "http://127.0.0.1:9/ocsp"})
             assert cached is not None and cached["ocspResult"] == status["ocspResult"]
-            down = await st.certificate_status({**ocsp_request_data(chain[1], pki.cert(Kind.CPO_SUB_CA1)),
+            down = await st.certificates.status({**ocsp_request_data(chain[1], pki.cert(Kind.CPO_SUB_CA1)),
                                                 "responderURL": "http://127.0.0.1:9/ocsp"})
             assert down is not None and down["status"] == "Failed"
     finally:
@@ -153,8 +153,8 @@ async def test_private_key_file_is_created_owner_only_and_never_through_a_link(t
                                 ocsp_url=url) as csms, \
                 our_station(csms, state_dir=tmp_path / "station") as st:
             await st.wait_accepted()
-            assert await st.request_certificate("V2GCertificate") == "Accepted"
-            await until(lambda: "V2GCertificate" in st.certificates.own)
+            assert await st.certificates.request("V2GCertificate") == "Accepted"
+            await until(lambda: "V2GCertificate" in st.certificates.store.own)
     finally:
         os.umask(old_umask)
         ocsp_server.close()  # type: ignore[attr-defined]

@@ -46,7 +46,7 @@ async def test_boot_pending_then_accepted() -> None:
     """Pending: configuration requests are served, others refused; BootNotification again until Accepted."""
     async with CsmsServer(boot_statuses=["Pending", "Pending", "Accepted"]).running() as csms, \
             running_station(csms, boot_retry_s=10_000) as st:
-        await until(lambda: st.registration == "Pending" and "CS1" in csms.points)
+        await until(lambda: st.link.registration == "Pending" and "CS1" in csms.points)
         got = await csms.call("CS1", call.GetVariables(get_variable_data=[
             {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]))
         assert got.get_variable_result[0]["attribute_status"] == "Accepted"
@@ -67,7 +67,7 @@ async def test_boot_rejected_retries_later() -> None:
     """Rejected: the station refuses CSMS requests and sends BootNotification again after the wait."""
     async with CsmsServer(boot_statuses=["Rejected", "Accepted"]).running() as csms, \
             running_station(csms, boot_retry_s=25) as st:
-        await until(lambda: st.registration == "Rejected" and "CS1" in csms.points)
+        await until(lambda: st.link.registration == "Rejected" and "CS1" in csms.points)
         with pytest.raises(Exception, match="SecurityError"):
             await csms.call("CS1", call.GetVariables(get_variable_data=[
                 {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]))
@@ -123,9 +123,9 @@ async def test_local_list_and_cache_offline_authorization() -> None:
     """The cache remembers the CSMS's answer; LocalPreAuthorize then skips Authorize; the local list decides too."""
     async with CsmsServer().running() as csms, running_station(csms) as st:
         await st.wait_accepted()
-        assert (await st.authorize_token(GOOD_TOKEN))["status"] == "Accepted"
+        assert (await st.authorization.authorize_token(GOOD_TOKEN))["status"] == "Accepted"
         st.model.put("AuthCtrlr", "LocalPreAuthorize", "true")
-        assert (await st.authorize_token(GOOD_TOKEN))["status"] == "Accepted"
+        assert (await st.authorization.authorize_token(GOOD_TOKEN))["status"] == "Accepted"
         assert len(csms.messages("Authorize")) == 1
         answer = await csms.call("CS1", call.SendLocalList(version_number=3, update_type="Full",
                                                            local_authorization_list=[
@@ -133,9 +133,9 @@ async def test_local_list_and_cache_offline_authorization() -> None:
                                                                 "id_token_info": {"status": "Accepted"}}]))
         assert answer.status == "Accepted"
         assert (await csms.call("CS1", call.GetLocalListVersion())).version_number == 3
-        assert (await st.authorize_token({"idToken": "LOCAL1", "type": "Local"}))["status"] == "Accepted"
+        assert (await st.authorization.authorize_token({"idToken": "LOCAL1", "type": "Local"}))["status"] == "Accepted"
         assert (await csms.call("CS1", call.ClearCache())).status == "Accepted"
-        assert (await st.authorize_token(GOOD_TOKEN))["status"] == "Accepted"
+        assert (await st.authorization.authorize_token(GOOD_TOKEN))["status"] == "Accepted"
         assert len(csms.messages("Authorize")) == 2
 
 
@@ -197,7 +197,7 @@ async def test_set_get_variables_and_base_report() -> None:
         assert [r["attribute_status"] for r in res.set_variable_result] == [
             "Accepted", "Rejected", "Rejected", "Accepted", "UnknownComponent", "UnknownVariable",
             "NotSupportedAttributeType"]
-        assert st.client.password == "0123456789abcdef-new"
+        assert st.link.client.password == "0123456789abcdef-new"
         got = await csms.call("CS1", call.GetVariables(get_variable_data=[
             hb, {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}},
             {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "AvailabilityState"}},
@@ -240,11 +240,11 @@ async def test_basic_auth_password_is_checked_and_kept_owner_only(tmp_path: Path
             for r in res.set_variable_result:
                 assert r["attribute_status"] == "Rejected"
                 assert r["attribute_status_info"]["reason_code"] == "InvalidValue"
-            assert st.client.password is None and st.model.value("SecurityCtrlr", "BasicAuthPassword") == ""
+            assert st.link.client.password is None and st.model.value("SecurityCtrlr", "BasicAuthPassword") == ""
             good = "Zq7*v-2Lm:p+Rt|9@x.k_W=3"
             res = await csms.call("CS1", call.SetVariables(set_variable_data=[pw | {"attribute_value": good}]))
             assert res.set_variable_result[0]["attribute_status"] == "Accepted"
-            assert st.client.password == good
+            assert st.link.client.password == good
     finally:
         os.umask(old_umask)
     stored = state / "device_model.json"
@@ -279,7 +279,7 @@ async def test_trigger_availability_unlock_and_data_transfer() -> None:
         await until(lambda: csms.messages("StatusNotification")[-1]["connectorStatus"] == "Unavailable")
         assert (await csms.call("CS1", call.UnlockConnector(evse_id=1, connector_id=1))).status == "Unlocked"
         assert (await csms.call("CS1", call.UnlockConnector(evse_id=5, connector_id=1))).status == "UnknownConnector"
-        st.data_transfer["acme"] = lambda p: {"status": "Accepted", "data": p.get("data")}
+        st.link.data_transfer["acme"] = lambda p: {"status": "Accepted", "data": p.get("data")}
         dt_ = await csms.call("CS1", call.DataTransfer(vendor_id="acme", data="ping"))
         assert (dt_.status, dt_.data) == ("Accepted", "ping")
         assert (await csms.call("CS1", call.DataTransfer(vendor_id="other"))).status == "UnknownVendorId"

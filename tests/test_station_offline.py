@@ -98,7 +98,7 @@ async def test_offline_authorization_uses_the_cache() -> None:
     """Offline, a token the CSMS accepted before starts a transaction (LocalAuthorizeOffline); an unknown one not."""
     async with CsmsServer().running() as csms, running_station(csms, evses=2) as st:
         await st.wait_accepted()
-        assert (await st.authorize_token(GOOD_TOKEN))["status"] == "Accepted"
+        assert (await st.authorization.authorize_token(GOOD_TOKEN))["status"] == "Accepted"
         csms.accepting = False
         await csms.points["CS1"]._connection.close()
         await until(lambda: not st.connected)

@@ -11,7 +11,8 @@ import pytest
 from helpers.csms import TOKEN, our_station, running_csms
 from helpers.wait import until
 
-from v2gstack.station.smart_charging import ChargingProfiles, Rejection, epoch, rfc3339
+from v2gstack.station.profiles import ChargingProfiles, Rejection, epoch
+from v2gstack.times import rfc3339
 
 T0 = epoch("2026-11-24T10:00:00Z")
 
@@ -84,7 +85,7 @@ async def test_csms_profiles_change_the_power_of_a_running_session(tmp_path: Pat
     async with running_csms(f"sqlite:///{tmp_path / 'c.db'}") as csms, our_station(csms) as st:
         await st.wait_accepted()
         changed: list[int] = []
-        st.on_profiles_changed.append(changed.append)
+        st.on_profiles_changed(changed.append)
         st.set_ev(1, power_w=11000.0)
         await st.plug_in(1)
         await st.present_token(1, TOKEN)
@@ -172,7 +173,7 @@ async def test_absurd_limit_and_endless_composite_are_rejected_over_ocpp(tmp_pat
         absurd = _profile(1, "ChargingStationMaxProfile", 0, [(0, 1e300)])
         answer = await csms.call("CS1", "SetChargingProfile", {"evseId": 0, "chargingProfile": absurd})
         assert answer["status"] == "Rejected" and answer["statusInfo"]["reasonCode"] == "ValueTooHigh"
-        assert not st.profiles.items
+        assert not st.smart_charging.profiles.items
         periods = [(3600 * h, 11000.0 - 4000 * (h % 2)) for h in range(24)]  # the limit changes every hour
         daily = _profile(2, "ChargingStationMaxProfile", 0, periods, kind="Recurring", recurrencyKind="Daily")
         assert await csms.call("CS1", "SetChargingProfile", {"evseId": 0, "chargingProfile": daily}) == {
@@ -188,4 +189,4 @@ async def test_absurd_limit_and_endless_composite_are_rejected_over_ocpp(tmp_pat
     saved[0]["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"][0]["limit"] = math.inf
     (state / "charging_profiles.json").write_text(json.dumps(saved))  # as an older version could have saved it
     async with running_csms(f"sqlite:///{tmp_path / 'c2.db'}") as csms, our_station(csms, state_dir=state) as st:
-        assert not st.profiles.items
+        assert not st.smart_charging.profiles.items

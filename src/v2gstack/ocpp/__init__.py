@@ -6,8 +6,8 @@ Payloads are plain dicts with the field names exactly as the OCPP JSON schemas s
 from __future__ import annotations
 
 from .auth import AuthDecision, Authenticator, Credentials, SecurityProfile, StaticAuthenticator
-from .client import BackOff, HandshakeRefused, StationClient
-from .connection import Connection
+from .client import BackOff, Dialer, HandshakeRefused, StationClient
+from .connection import Connection, WebSocketLike
 from .engine import Answer, IncomingCall, Reply, RpcEngine
 from .errors import (
     CallErrorReceived,
@@ -35,6 +35,7 @@ __all__ = [
     "Connection",
     "ConnectionClosedError",
     "Credentials",
+    "Dialer",
     "ErrorCode",
     "FloodPolicy",
     "HandshakeRefused",
@@ -51,6 +52,7 @@ __all__ = [
     "StaticAuthenticator",
     "StationClient",
     "Version",
+    "WebSocketLike",
     "client_context",
     "default_store",
     "server_context",

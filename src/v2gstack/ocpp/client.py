@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from .auth import basic_auth_header
-from .connection import Connection
+from .connection import Connection, WebSocketLike
 from .flood import FloodPolicy
 from .redact import redacted_logger
 from .router import Router
@@ -27,6 +27,9 @@ from .versions import Version
 log = logging.getLogger(__name__)
 
 ConnectionHook = Callable[[Connection], Awaitable[None] | None]
+Dialer = Callable[[str, list[str], dict[str, str]], Awaitable[tuple[WebSocketLike, str | None]]]
+"""Opens the websocket instead of `websockets`: (url, subprotocols offered, headers) -> (the websocket, the agreed
+subprotocol or None); raises HandshakeRefused, OSError or TimeoutError like connect() (tests: an in-memory pair)."""
 
 
 class HandshakeRefused(ConnectionError):
@@ -75,6 +78,7 @@ class StationClient:
         on_connect: ConnectionHook | None = None,
         schemas: SchemaStore | None = None,
         flood: FloodPolicy | None = None,
+        dial: Dialer | None = None,
     ) -> None:
         self.csms_url = csms_url.rstrip("/")
         self.station_id = station_id
@@ -94,6 +98,7 @@ class StationClient:
         self.on_connect = on_connect
         self.schemas = schemas
         self.flood = flood
+        self.dial = dial
         self.connection: Connection | None = None
         self.connects = 0  # successful connections so far
         self._connected = asyncio.Event()
@@ -109,6 +114,12 @@ class StationClient:
         headers = {}
         if self.password is not None:
             headers["Authorization"] = basic_auth_header(self.station_id, self.password)
+        if self.dial is not None:
+            ws, subprotocol = await self.dial(self.url, [v.subprotocol for v in self.versions], headers)
+            if subprotocol is None:
+                await ws.close(1002, "no agreed OCPP version")
+                raise HandshakeRefused(0, f"CSMS agreed to none of {[v.subprotocol for v in self.versions]}")
+            return self._serve(ws, subprotocol)
         kwargs: dict[str, Any] = {"ssl": self.ssl} if self.url.startswith("wss:") else {}
         try:
             ws = await connect(
@@ -131,7 +142,11 @@ class StationClient:
         if ws.subprotocol is None:
             await ws.close(1002, "no agreed OCPP version")
             raise HandshakeRefused(0, f"CSMS agreed to none of {[v.subprotocol for v in self.versions]}")
-        conn = Connection(ws, Version.from_subprotocol(ws.subprotocol), self.router, station_id=self.station_id,
+        return self._serve(ws, ws.subprotocol)
+
+    def _serve(self, ws: WebSocketLike, subprotocol: str) -> Connection:
+        """The Connection over an opened websocket, serving in the background."""
+        conn = Connection(ws, Version.from_subprotocol(subprotocol), self.router, station_id=self.station_id,
                           call_timeout=self.call_timeout, max_message_size=self.max_message_size,
                           schemas=self.schemas, flood=self.flood)
         conn.start()

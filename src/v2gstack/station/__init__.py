@@ -10,6 +10,7 @@ from .config import StationConfig
 from .device_model import DeviceModel, Variable
 from .evse import Evse
 from .meter import Meter
+from .ports import StationPort
 from .queue import OfflineQueue
 from .session import SessionPort, simulate_session
 from .station import ChargingStation
@@ -24,6 +25,7 @@ __all__ = [
     "OfflineQueue",
     "SessionPort",
     "StationConfig",
+    "StationPort",
     "Transaction",
     "Variable",
     "simulate_session",

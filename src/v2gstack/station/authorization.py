@@ -1,4 +1,5 @@
-"""Local authorization (sans-I/O): the local authorization list and the authorization cache, per the device model."""
+"""Authorization: the local authorization list and the authorization cache per the device model (sans-I/O:
+`LocalAuthorization`), and the service that asks the CSMS or decides offline (`Authorization`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .context import StationContext
 from .device_model import DeviceModel
+from .link import Link
 
 IdToken = dict[str, Any]
 IdTokenInfo = dict[str, Any]
@@ -95,3 +98,31 @@ class LocalAuthorization:
         self.list_version = version
         self.model.put("LocalAuthListCtrlr", "Entries", str(len(self.local_list)))
         return "Accepted"
+
+
+class Authorization:
+    """The station's authorization service: local decisions, the CSMS's Authorize, and the offline rules; and the
+    CSMS-initiated messages of the local list and the cache."""
+
+    def __init__(self, ctx: StationContext, link: Link) -> None:
+        self.ctx = ctx
+        self.link = link
+        self.local = LocalAuthorization(ctx.model, clock=ctx.clock.now)
+
+    async def authorize_token(self, token: IdToken) -> IdTokenInfo:
+        """Authorize an idToken: local pre-authorization, the CSMS (caching its answer), or the offline rules."""
+        info = self.local.decide_online_locally(token)
+        if info is not None:
+            return info
+        if self.link.online and not self.ctx.model.bool("AuthCtrlr", "DisableRemoteAuthorization"):
+            answer = await self.link.try_call("Authorize", {"idToken": token})
+            if answer is not None:
+                self.local.remember(token, answer["idTokenInfo"])
+                return answer["idTokenInfo"]
+        return self.local.decide_offline(token)
+
+    def handlers(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        """SendLocalList, GetLocalListVersion, ClearCache."""
+        return {"SendLocalList": lambda p: {"status": self.local.send_local_list(p)},
+                "GetLocalListVersion": lambda p: {"versionNumber": self.local.list_version},
+                "ClearCache": lambda p: {"status": self.local.clear_cache()}}

@@ -48,7 +48,9 @@ from ..times import rfc3339
 from ..trace.error_map import FAILURES, FailureKind, IsoFailure, notify_event
 from ..trace.timeline import Timeline, TimelineFolder
 from .device_model import VENDOR_COMPONENT
-from .smart_charging import Rejection
+from .meter import Meter
+from .ports import CallFailed, EvseFacts, Offline, StationPort
+from .profiles import Rejection
 
 if TYPE_CHECKING:
     from ..iso15118.secc import SeccTimers
@@ -86,9 +88,10 @@ class BridgeConfig:
 class EvseBridge:
     """Joins one EVSE's SECC to the station; `controller` is the SeccServer's controller factory."""
 
-    def __init__(self, station: ChargingStation, evse_id: int, config: BridgeConfig | None = None,
-                 timelines: TimelineFolder | None = None) -> None:
+    def __init__(self, station: StationPort, evse_id: int, config: BridgeConfig | None = None,
+                 timelines: TimelineFolder | None = None, meter: Meter | None = None) -> None:
         self.station = station
+        self.meter = meter or Meter()  # the EVSE's meter (the one OCPP reports)
         self.evse_id = evse_id
         self.config = config or BridgeConfig()
         self.timelines = timelines or TimelineFolder(None)
@@ -97,8 +100,8 @@ class EvseBridge:
         self.finished: list[BridgeSession] = []
         self.server: SeccServer | None = None
         self.event_ids = itertools.count(int(time.time()) % 1_000_000)  # NotifyEvent eventIds of this EVSE
-        station.on_profiles_changed.append(self._profiles_changed)
-        station.frame_listeners.append(self._ocpp_frame)
+        station.on_profiles_changed(self._profiles_changed)
+        station.on_frame(self._ocpp_frame)
 
     def controller(self) -> BridgeSession:
         """A controller for one new SECC connection."""
@@ -108,10 +111,10 @@ class EvseBridge:
         """A message of `session`'s connection: it goes to the session's timeline (and to the CSMS if mirrored)."""
         session.timeline.iso(record.direction, record.namespace, record.name, record.doc, record.exi,
                              record.session_id)
-        if self.station.model.bool(VENDOR_COMPONENT, "MirrorISO15118Messages"):
-            gz = self.station.model.value(VENDOR_COMPONENT, "MirrorISO15118Compression") == "Gzip"
+        if self.station.settings.bool(VENDOR_COMPONENT, "MirrorISO15118Messages"):
+            gz = self.station.settings.value(VENDOR_COMPONENT, "MirrorISO15118Compression") == "Gzip"
             data = gzip.compress(record.exi, mtime=0) if gz else record.exi
-            self.station.spawn_call("DataTransfer", {
+            self.station.notify("DataTransfer", {
                 "vendorId": MIRROR_VENDOR.get(record.namespace, "ISO15118-20"), "messageId": record.name[:50],
                 "data": "EXI::" + base64.b64encode(data).decode()})
 
@@ -120,7 +123,7 @@ class EvseBridge:
         of its own."""
         failure = FAILURES[event.kind]
         timeline = self.timelines.new()
-        timeline.link(evseId=self.evse_id, stationId=self.station.config.station_id)
+        timeline.link(evseId=self.evse_id, stationId=self.station.station_id)
         timeline.error(failure.kind, code=None, reason=event.detail, peer=event.peer,
                        securityEvent=failure.security_event)
         report_failure(self.station, failure, None, event.detail, self.evse_id, next(self.event_ids))
@@ -144,7 +147,6 @@ class BridgeSession(EVSEController):
         self.station = bridge.station
         self.config = bridge.config
         self.evse_no = bridge.evse_id
-        self.evse = self.station.evses[self.evse_no]
         self.timeline: Timeline = bridge.timelines.new()
         self.info: SessionInfo | None = None
         self.auth_task: asyncio.Task[Any] | None = None
@@ -160,6 +162,11 @@ class BridgeSession(EVSEController):
         self.offered: dict[int, SASchedule] = {}  # the SAScheduleTuples of the last ChargeParameterDiscoveryRes
         self._mids: dict[str, str] = {}  # message id -> action of the CALLs recorded (to name their answers)
         bridge.active = self  # the EVSE has one EV at a time: profile changes and OCPP frames are this session's now
+
+    @property
+    def evse(self) -> EvseFacts:
+        """What the station knows of this EVSE now."""
+        return self.station.evse(self.evse_no)
 
     # ----- the OCPP side of the timeline -----
 
@@ -183,17 +190,17 @@ class BridgeSession(EVSEController):
         tx = (p.get("transactionInfo") or {}).get("transactionId") or p.get("transactionId") or (
             p.get("chargingProfile") or {}).get("transactionId")
         if tx is not None:
-            return tx == self.tx_id or (self.evse.tx is not None and tx == self.evse.tx.id)
+            return tx in (self.tx_id, self.evse.transaction_id)
         evse = p.get("evseId", (p.get("evse") or {}).get("id"))
         if evse is not None:
             return evse == self.evse_no
         return action in ("Authorize",) and self.auth_task is not None and not self.auth_task.done()
 
     def _link_tx(self) -> None:
-        tx = self.evse.tx
-        if tx is not None and tx.id != self.tx_id:
-            self.tx_id = tx.id
-            self.timeline.link(transactionId=tx.id)
+        tx_id = self.evse.transaction_id
+        if tx_id is not None and tx_id != self.tx_id:
+            self.tx_id = tx_id
+            self.timeline.link(transactionId=tx_id)
 
     def on_event(self, event: SessionEvent) -> None:
         """The SECC's events: each message goes to the timeline (and the mirror); the EV's chosen schedule (once
@@ -203,7 +210,7 @@ class BridgeSession(EVSEController):
         elif isinstance(event, ScheduleChosen):
             self.timeline.state("ScheduleChosen", saScheduleTupleId=event.tuple_id,
                                 profile=[(e.start, e.max_power) for e in event.profile])
-            self.station.spawn_call("NotifyEVChargingSchedule", self._ev_schedule(event.tuple_id, list(event.profile)))
+            self.station.notify("NotifyEVChargingSchedule", self._ev_schedule(event.tuple_id, list(event.profile)))
 
     # ----- identity and offer -----
 
@@ -212,12 +219,12 @@ class BridgeSession(EVSEController):
         if protocol == "din":
             return self.config.din_evse_id
         return self.config.evse_ids.get(self.evse_no) or (
-            f"DE*V2G*E{self.station.config.station_id.replace('-', '').replace('_', '')[:20]}*{self.evse_no}")
+            f"DE*V2G*E{self.station.station_id.replace('-', '').replace('_', '')[:20]}*{self.evse_no}")
 
     def payment_options(self) -> list[str]:
         """EIM (ExternalPayment), and Plug & Charge (Contract) when ISO15118Ctrlr.PnCEnabled (the SECC offers it
         only over TLS)."""
-        if self.station.model.bool("ISO15118Ctrlr", "PnCEnabled"):
+        if self.station.settings.bool("ISO15118Ctrlr", "PnCEnabled"):
             return ["Contract", "ExternalPayment"]
         return ["ExternalPayment"]
 
@@ -234,7 +241,7 @@ class BridgeSession(EVSEController):
         self.info = info
         self.timeline.link(sessionId=info.session_id, evccId=info.evcc_id, evseId=self.evse_no,
                            isoProtocol=PROTOCOL_NAMES.get(info.protocol, info.protocol),
-                           stationId=self.station.config.station_id)
+                           stationId=self.station.station_id)
         self.timeline.state("SessionStarted", resumed=info.resumed, tls=info.tls, peer=info.peer)
         self.station.spawn(self._plugged(), f"plug-{self.evse_no}")
 
@@ -244,8 +251,7 @@ class BridgeSession(EVSEController):
 
     def _facts(self) -> None:
         """The ISO facts the CSMS joins to the transaction (TransactionEvent customData)."""
-        tx = self.evse.tx
-        if tx is None or self.info is None:
+        if self.info is None or self.station.evse(self.evse_no).transaction_id is None:
             return
         self._link_tx()
         facts: dict[str, Any] = {"vendorId": ISO_FACTS_VENDOR, "sessionId": self.info.session_id,
@@ -254,7 +260,7 @@ class BridgeSession(EVSEController):
                                  "traceId": self.timeline.trace_id}
         if self.info.energy_mode:
             facts["energyTransferMode"] = self.info.energy_mode
-        tx.set_custom_data(facts)
+        self.station.set_transaction_data(self.evse_no, facts)
 
     # ----- authorization (EIM) -----
 
@@ -272,7 +278,7 @@ class BridgeSession(EVSEController):
             if info.payment_option == "Contract" and info.emaid and info.contract_chain:
                 self.timeline.state("Authorizing", method="PlugAndCharge", eMAID=info.emaid)
                 self.auth_task = self.station.spawn(self._authorize_contract(info), "iso-authorize")
-            elif not self.station.model.bool("AuthCtrlr", "Enabled"):
+            elif not self.station.settings.bool("AuthCtrlr", "Enabled"):
                 self.timeline.state("Authorizing", method="FreeVend")
                 self.auth_task = self.station.spawn(self._authorize({"idToken": "", "type": "NoAuthorization"},
                                                                     check=False), "iso-authorize")
@@ -309,7 +315,7 @@ class BridgeSession(EVSEController):
         hash_data = chain_hash_data(certs)
         if hash_data:
             request["iso15118CertificateHashData"] = hash_data
-        model = self.station.model
+        model = self.station.settings
         local = self._local_contract_check(certs)  # None: no installed MO root to check against
         if local is not None and local != "OK":
             self.auth_result, info.auth_code = "Invalid", local
@@ -331,10 +337,17 @@ class BridgeSession(EVSEController):
             return
         if local == "OK" and not model.bool("ISO15118Ctrlr", "CentralContractValidationAllowed"):
             request.pop("certificate", None)  # validated here; the CSMS gets the OCSP request data only
-        answer = await self.station._call("Authorize", request)
-        if answer is None:
+        try:
+            answer = await self.station.call("Authorize", request)
+        except Offline as e:
             self.auth_result, info.auth_code = "Offline", "FAILED"
-            self.timeline.error("AuthorizationUnavailable", reason="the CSMS could not be asked (offline)")
+            self.timeline.error("AuthorizationUnavailable", reason=f"the CSMS could not be asked (offline: "
+                                f"{e.description})")
+            return
+        except CallFailed as e:  # refused, our own bug (logged as such), or an unusable answer
+            self.auth_result, info.auth_code = "Invalid", "FAILED"
+            self.timeline.error("AuthorizationUnavailable", reason=f"no usable answer from the CSMS "
+                                f"({type(e).__name__}: {e.description})")
             return
         status = answer["idTokenInfo"]["status"]
         cert_status = answer.get("certificateStatus", "Accepted")
@@ -363,9 +376,11 @@ class BridgeSession(EVSEController):
                             via="Get15118EVCertificate")
         payload = {"iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef", "action": action,
                    "exiRequest": base64.b64encode(exi.encode("iso2", request)).decode()}
-        answer = await self.station._call("Get15118EVCertificate", payload)
-        if answer is None:
-            self.timeline.error("CertificateInstallationFailed", reason="the CSMS could not be asked")
+        try:
+            answer = await self.station.call("Get15118EVCertificate", payload)
+        except CallFailed as e:
+            self.timeline.error("CertificateInstallationFailed",
+                                reason=f"the CSMS could not be asked ({type(e).__name__}: {e.description})")
             return "FAILED_NoCertificateAvailable"
         try:
             doc = exi.decode("iso2", base64.b64decode(answer["exiResponse"]))
@@ -385,7 +400,7 @@ class BridgeSession(EVSEController):
         from ..pki import errors as pki_errors
         from ..pki.verify import Purpose, verify_chain
 
-        roots = self.station.certificates.roots.get("MORootCertificate") or []
+        roots = self.station.installed_roots("MORootCertificate")
         if not roots:
             return None
         try:
@@ -396,8 +411,9 @@ class BridgeSession(EVSEController):
 
     def _authorized(self) -> AuthorizationStatus:
         self._link_tx()
-        if self.evse.id_token is not None:
-            self.timeline.link(idToken=self.evse.id_token.get("idToken") or None)
+        token = self.evse.id_token
+        if token is not None:
+            self.timeline.link(idToken=token.get("idToken") or None)
         return AuthorizationStatus.ACCEPTED
 
     # ----- charge parameters and schedules -----
@@ -413,7 +429,7 @@ class BridgeSession(EVSEController):
         self.station.set_ev(self.evse_no, soc=float(soc) if soc is not None else None, battery_wh=battery)
         if not self.needs_sent:
             self.needs_sent = True
-            self.station.spawn_call("NotifyEVChargingNeeds", self._charging_needs(ev))
+            self.station.notify("NotifyEVChargingNeeds", self._charging_needs(ev))
         composite = self._composite()
         entries = tuple(PMaxEntry(int(p["startPeriod"]), float(p["limit"])) for p in
                         composite["chargingSchedulePeriod"])
@@ -490,7 +506,8 @@ class BridgeSession(EVSEController):
     def status(self) -> EVSEStatus:
         """StopCharging when the transaction was stopped (CSMS or local), ReNegotiation after a profile change."""
         notification = "None"
-        if self.contactors and (self.evse.tx is None or not self.evse.authorized):
+        evse = self.evse
+        if self.contactors and (evse.transaction_id is None or not evse.authorized):
             if not self.stopped_remotely:
                 self.stopped_remotely = True
                 self.timeline.state("StopRequested", by="CSMS or station")
@@ -558,7 +575,7 @@ class BridgeSession(EVSEController):
         ev_max = self.ev_max_current or self.config.ac_max_current
         amps = min(limit, ev_max)
         power = amps * self.config.nominal_voltage * self._phases() if amps >= self.config.ac_min_current else 0.0
-        self._draw(power if self.contactors and self.evse.tx is not None else 0.0)
+        self._draw(power if self.contactors and self.evse.transaction_id is not None else 0.0)
         return limit
 
     def current_demand(self, demand: CurrentDemand) -> DCOutput:
@@ -570,7 +587,7 @@ class BridgeSession(EVSEController):
         limited = voltage > 0 and current * voltage > power_limit
         if limited:
             current = power_limit / voltage
-        if self.evse.tx is None:
+        if self.evse.transaction_id is None:
             current = 0.0
         self._draw(voltage * current, soc=float(demand.status.soc) if demand.status else None)
         return DCOutput(voltage=voltage, current=round(current, 1),
@@ -585,9 +602,10 @@ class BridgeSession(EVSEController):
 
     def meter(self) -> MeterReading | None:
         """The EVSE meter's import register: the same value OCPP reports."""
-        self.evse.meter.advance(self.station.clock.now())
-        return MeterReading(f"{self.config.meter_prefix}{self.station.config.station_id}-{self.evse_no}"[:32],
-                            int(self.evse.meter.import_wh), int(self.station.clock.wall().timestamp()))
+        meter = self.bridge.meter
+        meter.advance(self.station.clock.now())
+        return MeterReading(f"{self.config.meter_prefix}{self.station.station_id}-{self.evse_no}"[:32],
+                            int(meter.import_wh), int(self.station.clock.wall().timestamp()))
 
     def receipt_required(self) -> bool:
         """EIM: no metering receipt."""
@@ -620,8 +638,9 @@ class BridgeSession(EVSEController):
         self.station.spawn(self._report_end(failure, code, reason), f"iso-end-{self.evse_no}")
 
     async def _report_end(self, failure: IsoFailure, code: str | None, reason: str) -> None:
-        st, tx = self.station, self.evse.tx
-        report_failure(st, failure, code, reason, self.evse_no, next(self.bridge.event_ids), tx.id if tx else None)
+        st = self.station
+        report_failure(st, failure, code, reason, self.evse_no, next(self.bridge.event_ids),
+                       self.evse.transaction_id)
         if failure.kind is FailureKind.NORMAL:
             await st.unplug(self.evse_no)
         else:
@@ -631,7 +650,7 @@ class BridgeSession(EVSEController):
             await st.unplug(self.evse_no)
         self.timeline.state("TransactionEnded", transactionId=self.tx_id)
         try:  # keep recording until the CSMS has the end of the transaction
-            async with asyncio.timeout(60 * st.config.time_scale + 30):
+            async with asyncio.timeout(60 * st.clock.scale + 30):
                 await st.wait_queue_empty()
         except TimeoutError:
             pass
@@ -640,15 +659,15 @@ class BridgeSession(EVSEController):
             self.timeline.close()
 
 
-def report_failure(station: ChargingStation, failure: IsoFailure, code: str | None, reason: str, evse_id: int,
+def report_failure(station: StationPort, failure: IsoFailure, code: str | None, reason: str, evse_id: int,
                    event_id: int, transaction_id: str | None = None) -> None:
     """The OCPP messages of an ISO failure (trace/error_map.py): NotifyEvent and SecurityEventNotification."""
     now = station.clock.timestamp()
     if failure.notify:
-        station.spawn_call("NotifyEvent", {"generatedAt": now, "seqNo": 0, "eventData": [
+        station.notify("NotifyEvent", {"generatedAt": now, "seqNo": 0, "eventData": [
             notify_event(failure, code, reason, evse_id, event_id, now, transaction_id)]})
     if failure.security_event:
-        station.spawn_call("SecurityEventNotification", {"type": failure.security_event, "timestamp": now,
+        station.notify("SecurityEventNotification", {"type": failure.security_event, "timestamp": now,
                                                          "techInfo": f"EVSE {evse_id}: {reason}"[:255]})
 
 
@@ -688,7 +707,8 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
                             performance_current_demand=base.performance_current_demand)
     count = len(station.evses)
     for n, evse_id in enumerate(sorted(station.evses)):
-        bridge = EvseBridge(station, evse_id, (configs or {}).get(evse_id, config), folder)
+        bridge = EvseBridge(station, evse_id, (configs or {}).get(evse_id, config), folder,
+                            station.evses[evse_id].meter)
         iface = ifaces[n] if ifaces and n < len(ifaces) else None
         tcp_port = (port + n) if port and tcp else 0
         tls_port = (port + (count if tcp else 0) + n) if port and tls is not None else 0

@@ -6,7 +6,8 @@ certificate that is valid now; anything else is Rejected (InstallCertificateStat
 or more certificates than allowed), and Failed means a valid root that could not be stored. The station makes its
 own keys and CSRs (SignCertificate) and takes the chain the CSMS sends back (CertificateSigned) only if it belongs to
 the key it asked for. Everything persists as PEM in the state folder, each file written atomically and owner-only
-from its creation on (files.py).
+from its creation on (files.py). `Certificates` is the service around the store: SignCertificate and
+GetCertificateStatus to the CSMS, and the handlers of the CSMS's certificate messages.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ..pki.ocsp_data import issuer_key_bytes
+from .context import StationContext
 from .files import private_folder, write_private
+from .link import Link
+
+log = logging.getLogger(__name__)
 
 ROOT_TYPES = ("V2GRootCertificate", "MORootCertificate", "CSMSRootCertificate", "ManufacturerRootCertificate")
 SIGNED_TYPES = ("ChargingStationCertificate", "V2GCertificate")
@@ -199,3 +206,53 @@ class CertificateStore:
                 key = serialization.load_pem_private_key(key_path.read_bytes(), None)
                 if isinstance(key, ec.EllipticCurvePrivateKey):
                     self.own[cert_type] = (key, x509.load_pem_x509_certificates(chain_path.read_bytes()))
+
+
+class Certificates:
+    """The station's certificate service: the store, SignCertificate and GetCertificateStatus to the CSMS, and the
+    CSMS-initiated messages of blocks A and M."""
+
+    def __init__(self, ctx: StationContext, link: Link) -> None:
+        self.ctx = ctx
+        self.link = link
+        state = ctx.config.state_dir
+        self.store = CertificateStore(None if state is None else Path(state) / "certificates")
+
+    def roots(self, cert_type: str) -> list[x509.Certificate]:
+        """The installed roots of one type (e.g. MORootCertificate)."""
+        return list(self.store.roots.get(cert_type) or [])
+
+    async def request(self, cert_type: str = "V2GCertificate") -> str | None:
+        """SignCertificate with a fresh key (A02/A03, M04 for the SECC certificate); the CSMS answers with
+        CertificateSigned later. Returns the CSMS's status (None when it could not be asked)."""
+        model = self.ctx.model
+        cn = self.ctx.station_id if cert_type == "ChargingStationCertificate" else model.value(
+            "ISO15118Ctrlr", "SeccId") or self.ctx.station_id
+        csr = self.store.new_csr(cert_type, cn, self.ctx.config.vendor)
+        answer = await self.link.try_call("SignCertificate", {"csr": csr, "certificateType": cert_type})
+        return None if answer is None else answer["status"]
+
+    async def status(self, ocsp_request: dict[str, str]) -> dict[str, Any] | None:
+        """GetCertificateStatus (M06): the CSMS fetches the OCSP response for one of our chain's certificates."""
+        return await self.link.try_call("GetCertificateStatus", {"ocspRequestData": ocsp_request})
+
+    def handlers(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        """InstallCertificate, GetInstalledCertificateIds, DeleteCertificate, CertificateSigned."""
+        return {"InstallCertificate": self._install, "GetInstalledCertificateIds": self._installed,
+                "DeleteCertificate": lambda p: {"status": self.store.delete(p["certificateHashData"])},
+                "CertificateSigned": lambda p: {"status": self.store.signed(
+                    p.get("certificateType", "ChargingStationCertificate"), p["certificateChain"])}}
+
+    def _install(self, p: dict[str, Any]) -> dict[str, Any]:
+        """InstallCertificate (M05): a root into the station's store; Rejected/Failed with the reason why not."""
+        try:
+            self.store.install(p["certificateType"], p["certificate"])
+        except InstallRefused as e:
+            log.info("%s: InstallCertificate %s: %s", self.ctx.station_id, e.status, e.info)
+            return e.answer()
+        return {"status": "Accepted"}
+
+    def _installed(self, p: dict[str, Any]) -> dict[str, Any]:
+        """GetInstalledCertificateIds (M03)."""
+        found = self.store.installed(p.get("certificateType"))
+        return {"status": "Accepted", "certificateHashDataChain": found} if found else {"status": "NotFound"}

@@ -1,4 +1,5 @@
-"""The session port (what drives an EVSE: the ISO 15118 bridge, or a scripted EV) and the scripted EV."""
+"""The session port (what drives an EVSE: a scripted EV here; the ISO 15118 bridge uses the wider StationPort of
+ports.py) and `simulate_session`, a scripted EV."""
 
 from __future__ import annotations
 
@@ -12,12 +13,7 @@ log = logging.getLogger(__name__)
 
 
 class SessionPort(Protocol):
-    """The EVSE-side events of a charging session; ChargingStation implements it.
-
-    An ISO 15118 bridge maps: SessionSetup -> plug_in; Authorization (EIM token or contract) -> authorize;
-    ChargeParameterDiscovery / charging needs and CurrentDemand / ChargingStatus -> set_ev;
-    SessionStop -> stop_transaction or unplug.
-    """
+    """The EVSE-side events of a charging session; ChargingStation implements it."""
 
     clock: Clock
 

@@ -1,366 +1,186 @@
-"""Charging profiles of an OCPP 2.0.1 station (functional block K), sans-I/O: validation, storage, composite schedule.
-
-Profiles are kept as the CSMS sent them (the schema's camelCase dicts). Time is the station's wall clock in epoch
-seconds. The composite schedule follows K08: for each purpose the valid profile with the highest stackLevel rules at
-each instant; a TxProfile overrides the TxDefaultProfile for its transaction; the result is the lowest of that,
-ChargingStationMaxProfile and ChargingStationExternalConstraints. Limits convert between A and W with the profile's
-numberPhases (default 3) and the supply voltage.
-
-Work is bounded for anything the CSMS sends: at most `max_profiles` installed profiles, limits finite and within
-MAX_LIMIT, and a composite schedule of at most `max_periods` periods found from at most EVALUATIONS_PER_PERIOD times
-as many limit changes (a recurring profile's changes are generated lazily, so a huge duration costs nothing more).
-"""
+"""The smart charging service (OCPP 2.0.1 block K): the installed profiles (profiles.py does the sans-I/O work), the
+limit in force on each EVSE, composite schedules, persistence across restarts, and the listeners told of each change
+(the transactions apply the new limit at once; the ISO 15118 bridge renegotiates)."""
 
 from __future__ import annotations
 
-import functools
-import heapq
-import itertools
-import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from ..times import parse_rfc3339, rfc3339
+from .context import StationContext
+from .link import Link
+from .profiles import ChargingProfiles, Installed, Rejection
 
-Profile = dict[str, Any]
-STATION_WIDE = ("ChargingStationMaxProfile", "ChargingStationExternalConstraints")
-WEEK, DAY = 7 * 86400, 86400
-MAX_LIMIT = {"W": 10_000_000.0, "A": 10_000.0}
-"""The largest limit magnitude a schedule may carry (10 MW, 10 kA): beyond it a value is a mistake or an attack."""
-EVALUATIONS_PER_PERIOD = 4
-"""Limit changes looked at per period a composite schedule may have (changes that do not change the result count
-too, so that the work stays bounded when many of them cancel out)."""
+log = logging.getLogger(__name__)
+
+Payload = dict[str, Any]
+ProfileListener = Callable[[int], None]  # evse id (0: station-wide) after SetChargingProfile/ClearChargingProfile
 
 
-@dataclass
-class Installed:
-    """A profile and the EVSE it was set for (0 = the whole station)."""
+class SmartCharging:
+    """Charging profiles, limits and composite schedules of the station's EVSEs."""
 
-    evse_id: int
-    profile: Profile
+    def __init__(self, ctx: StationContext, link: Link) -> None:
+        self.ctx = ctx
+        self.link = link
+        model = ctx.model
+        entries = model.find("SmartChargingCtrlr", "Entries", instance="ChargingProfiles")
+        self.profiles = ChargingProfiles(  # the limits the device model declares
+            list(ctx.evses), max_periods=model.int("SmartChargingCtrlr", "PeriodsPerSchedule"),
+            max_profiles=int(entries.max_limit) if entries is not None and entries.max_limit else 32)
+        self.listeners: list[ProfileListener] = []
+        self._load()
+        self._count()
 
+    # ----- limits and schedules -----
 
-@dataclass(frozen=True)
-class Rejection(Exception):
-    """A request the station refuses (SetChargingProfile, GetCompositeSchedule): the statusInfo reasonCode
-    (<= 20 chars) and a description."""
+    def limit_w(self, evse_id: int) -> float | None:
+        """The charging-profile limit on the EVSE now, in W (None: no profile limits it)."""
+        if not self.profiles.items:
+            return None
+        evse = self.ctx.evses[evse_id]
+        tx = evse.tx
+        return self.profiles.limit_w(evse_id, self.ctx.clock.wall().timestamp(), voltage=evse.meter.voltage,
+                                     default_phases=evse.meter.phases,
+                                     tx_start=tx.started_epoch if tx else None, tx_id=tx.id if tx else None)
 
-    reason: str
-    info: str
+    def composite_schedule(self, evse_id: int, duration_s: int, unit: str = "W", *,
+                           max_periods: int | None = None) -> Payload:
+        """GetCompositeSchedule for an EVSE (0: the station) from now, within the EVSE's own maximum; at most
+        `max_periods` periods (default SmartChargingCtrlr.PeriodsPerSchedule), else Rejection."""
+        ctx = self.ctx
+        evse = ctx.evses.get(evse_id)
+        tx = evse.tx if evse else None
+        voltage, phases = (evse.meter.voltage, evse.meter.phases) if evse else (230.0, 3)
+        if max_periods is None:
+            max_periods = ctx.model.int("SmartChargingCtrlr", "PeriodsPerSchedule")
+        return self.profiles.composite(evse_id, ctx.clock.wall().timestamp(), duration_s, unit, voltage=voltage,
+                                       default_phases=phases, tx_start=tx.started_epoch if tx else None,
+                                       tx_id=tx.id if tx else None,
+                                       evse_max=evse.max_power_w if evse else sum(
+                                           e.max_power_w for e in ctx.evses.values()), max_periods=max_periods)
 
+    def subscribe(self, listener: ProfileListener) -> Callable[[], None]:
+        """Call `listener(evse_id)` after each change of the profiles; returns the unsubscribe function."""
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener) if listener in self.listeners else None
 
-@functools.lru_cache(maxsize=4096)
-def epoch(value: str) -> float:
-    """An RFC 3339 time in epoch seconds (cached: the composite schedule reads the same few times very often)."""
-    return parse_rfc3339(value).timestamp()
-
-
-class ChargingProfiles:
-    """The installed profiles of one station."""
-
-    def __init__(self, evse_ids: list[int], max_schedules: int = 3, max_periods: int = 24,
-                 max_profiles: int = 32) -> None:
-        self.evse_ids = set(evse_ids)
-        self.max_schedules = max_schedules
-        self.max_periods = max_periods
-        self.max_profiles = max_profiles
-        self.items: dict[int, Installed] = {}  # by profile id
-
-    # ----- SetChargingProfile -----
-
-    def set(self, evse_id: int, profile: Profile, active_tx: dict[int, str]) -> None:
-        """Install (or replace, same id) a profile; raise Rejection with the reason the station refuses it.
-
-        `active_tx` maps EVSE id -> running transactionId (a TxProfile needs one)."""
-        purpose = profile["chargingProfilePurpose"]
-        if evse_id != 0 and evse_id not in self.evse_ids:
-            raise Rejection("UnknownEvse", f"no EVSE {evse_id}")
-        if purpose in STATION_WIDE and evse_id != 0:
-            raise Rejection("InvalidProfile", f"a {purpose} is set on evseId 0")
-        if purpose == "TxProfile":
-            if evse_id == 0:
-                raise Rejection("InvalidProfile", "a TxProfile is set on one EVSE")
-            running = active_tx.get(evse_id)
-            if running is None:
-                raise Rejection("TxNotFound", f"no transaction on EVSE {evse_id}")
-            wanted = profile.get("transactionId")
-            if wanted is not None and wanted != running:
-                raise Rejection("TxNotFound", f"transaction {wanted} does not run on EVSE {evse_id}")
-        elif "transactionId" in profile:
-            raise Rejection("InvalidProfile", "only a TxProfile names a transaction")
-        self.check(profile)
-        if profile["id"] not in self.items and len(self.items) >= self.max_profiles:
-            raise Rejection("TooManyElements", f"at most {self.max_profiles} charging profiles are installed")
-        for other in self.items.values():
-            p = other.profile
-            if (p["id"] != profile["id"] and other.evse_id == evse_id and p["chargingProfilePurpose"] == purpose
-                    and p["stackLevel"] == profile["stackLevel"]):
-                raise Rejection("DuplicateProfile",
-                                f"profile {p['id']} has the same stackLevel and purpose on this EVSE")
-        self.items[profile["id"]] = Installed(evse_id, profile)
-
-    def check(self, profile: Profile) -> None:
-        """The checks of a profile by itself (kind, schedules, periods, limits, times); Rejection if it fails one.
-        Run on every SetChargingProfile and on every profile read back from disk."""
-        kind = profile["chargingProfileKind"]
-        purpose = profile["chargingProfilePurpose"]
-        if kind == "Recurring" and "recurrencyKind" not in profile:
-            raise Rejection("InvalidProfile", "a Recurring profile needs recurrencyKind")
-        for key in ("validFrom", "validTo"):
-            if key in profile:
-                _time(profile[key], key)
-        schedules = profile["chargingSchedule"]
-        if len(schedules) > self.max_schedules:
-            raise Rejection("InvalidSchedule", f"at most {self.max_schedules} schedules")
-        for sched in schedules:
-            periods = sched["chargingSchedulePeriod"]
-            if len(periods) > self.max_periods:
-                raise Rejection("InvalidSchedule", f"at most {self.max_periods} periods per schedule")
-            starts = [p["startPeriod"] for p in periods]
-            if not starts or starts[0] != 0 or any(b <= a for a, b in itertools.pairwise(starts)):
-                raise Rejection("InvalidSchedule", "periods start at 0 and increase")
-            if kind in ("Absolute", "Recurring") and "startSchedule" not in sched:
-                raise Rejection("InvalidSchedule", f"an {kind} schedule needs startSchedule")
-            if "startSchedule" in sched:
-                _time(sched["startSchedule"], "startSchedule")
-            if sched.get("duration", 0) < 0:
-                raise Rejection("InvalidSchedule", "a negative schedule duration")
-            unit = sched["chargingRateUnit"]
-            for name, value in [("minChargingRate", sched.get("minChargingRate", 0.0)),
-                                *(("limit", p["limit"]) for p in periods)]:
-                _check_limit(name, value, unit)
-            if any(p["limit"] < 0 for p in periods) and purpose != "TxProfile":
-                raise Rejection("InvalidSchedule", "negative limits (discharge) only in a TxProfile")
-            for p in periods:
-                if not 1 <= p.get("numberPhases", 3) <= 3 or not 1 <= p.get("phaseToUse", 1) <= 3:
-                    raise Rejection("InvalidSchedule", "numberPhases and phaseToUse are 1, 2 or 3")
-
-    # ----- ClearChargingProfile / GetChargingProfiles -----
-
-    def clear(self, profile_id: int | None = None, criteria: dict[str, Any] | None = None) -> bool:
-        """Remove the profiles matching the id or the criteria (evseId, chargingProfilePurpose, stackLevel)."""
-        criteria = criteria or {}
-        gone = [pid for pid, item in self.items.items() if _matches(item, profile_id, criteria)]
-        for pid in gone:
-            del self.items[pid]
-        return bool(gone)
+    def changed(self, evse_id: int) -> None:
+        """Tell the listeners that the profiles of an EVSE (0: the station) changed."""
+        for listener in list(self.listeners):
+            try:
+                listener(evse_id)
+            except Exception:
+                log.exception("%s: profile listener failed", self.ctx.station_id)
 
     def end_transaction(self, transaction_id: str) -> None:
-        """A transaction ended: its TxProfiles go (a TxProfile lives as long as its transaction)."""
-        for pid in [pid for pid, i in self.items.items() if i.profile["chargingProfilePurpose"] == "TxProfile"
-                    and i.profile.get("transactionId") in (None, transaction_id)]:
-            del self.items[pid]
+        """A transaction ended: its TxProfiles go."""
+        self.profiles.end_transaction(transaction_id)
+        self._count()
 
-    def report(self, evse_id: int | None, criterion: dict[str, Any]) -> list[Installed]:
-        """The installed profiles GetChargingProfiles selects."""
-        ids = set(criterion.get("chargingProfileId") or [])
-        out = []
-        for item in self.items.values():
-            p = item.profile
-            if evse_id is not None and item.evse_id != evse_id:
+    # ----- persistence -----
+
+    def _count(self) -> None:
+        """SmartChargingCtrlr.Entries is the number of installed profiles."""
+        self.ctx.model.put("SmartChargingCtrlr", "Entries", str(len(self.profiles.items)), instance="ChargingProfiles")
+
+    def save(self) -> None:
+        """Keep the installed profiles in the state folder (they survive a restart, as K01 expects), and their
+        number in SmartChargingCtrlr.Entries."""
+        self._count()
+        if self.ctx.config.state_dir is None:
+            return
+        path = Path(self.ctx.config.state_dir) / "charging_profiles.json"
+        data = [{"evseId": i.evse_id, "chargingProfile": i.profile} for i in self.profiles.items.values()]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path)
+
+    def _load(self) -> None:
+        """Profiles saved by an earlier run (TxProfiles ended with their transactions and are not kept); each is
+        checked again as if the CSMS had just sent it, and one that fails is dropped with a warning."""
+        if self.ctx.config.state_dir is None:
+            return
+        path = Path(self.ctx.config.state_dir) / "charging_profiles.json"
+        if not path.exists():
+            return
+        for item in json.loads(path.read_text()):
+            profile = item["chargingProfile"]
+            if profile["chargingProfilePurpose"] == "TxProfile":
                 continue
-            if ids and p["id"] not in ids:
+            try:
+                self.profiles.check(profile)
+            except (Rejection, KeyError, TypeError) as e:
+                log.warning("%s: dropping saved charging profile %s: %s", self.ctx.station_id,
+                            profile.get("id"), getattr(e, "info", e))
                 continue
-            if "chargingProfilePurpose" in criterion and p["chargingProfilePurpose"] != criterion[
-                    "chargingProfilePurpose"]:
-                continue
-            if "stackLevel" in criterion and p["stackLevel"] != criterion["stackLevel"]:
-                continue
-            out.append(item)
-        return out
+            if len(self.profiles.items) < self.profiles.max_profiles:
+                self.profiles.items[profile["id"]] = Installed(item["evseId"], profile)
 
-    # ----- composite schedule -----
+    # ----- CSMS-initiated messages -----
 
-    def composite(self, evse_id: int, start: float, duration: int, unit: str = "W", *, voltage: float = 230.0,
-                  default_phases: int = 3, tx_start: float | None = None, tx_id: str | None = None,
-                  evse_max: float | None = None, max_periods: int = 1024) -> Profile:
-        """The CompositeScheduleType for one EVSE (0: the station's own limits) from `start` for `duration` s.
+    def handlers(self) -> dict[str, Callable[[Payload], Payload]]:
+        """SetChargingProfile, ClearChargingProfile, GetChargingProfiles, GetCompositeSchedule."""
+        return {"SetChargingProfile": self._set, "ClearChargingProfile": self._clear,
+                "GetChargingProfiles": self._get, "GetCompositeSchedule": self._composite}
 
-        Rejection (ValueTooHigh) when it would need more than `max_periods` periods, or more than
-        EVALUATIONS_PER_PERIOD x `max_periods` limit changes to find them (K08.FR.05: a schedule the station cannot
-        report): the work is bounded whatever the duration."""
-        changes = heapq.merge(*(_breakpoints(item.profile, start, duration, tx_start)
-                                for item in list(self.items.values())))
-        budget = EVALUATIONS_PER_PERIOD * max_periods
-        periods: list[dict[str, Any]] = []
-        evaluated = 0
-        last = -1.0
-        for t in itertools.chain((0.0,), changes):
-            if t >= duration:
-                break
-            if t <= last or (evaluated and t <= 0):
-                continue
-            last, evaluated = t, evaluated + 1
-            if evaluated > budget:
-                raise _too_long(duration, max_periods)
-            limit, phases = self._limit_at(evse_id, start + t, unit, voltage, default_phases, tx_start, tx_id)
-            if evse_max is not None:
-                cap = evse_max if unit == "W" else evse_max / (voltage * (phases or default_phases))
-                limit = cap if limit is None else min(limit, cap)
-            if limit is None:
-                continue
-            period = {"startPeriod": int(t), "limit": round(limit, 1), "numberPhases": phases or default_phases}
-            if periods and periods[-1]["startPeriod"] == period["startPeriod"]:
-                periods.pop()  # two changes within one second: the later one holds
-            if periods and periods[-1]["limit"] == period["limit"] and \
-                    periods[-1]["numberPhases"] == period["numberPhases"]:
-                continue
-            periods.append(period)
-            if len(periods) > max_periods:
-                raise _too_long(duration, max_periods)
-        if not periods:  # nothing limits: the EVSE's own maximum, or 0 when unknown
-            periods = [{"startPeriod": 0, "limit": 0.0 if evse_max is None else round(
-                evse_max if unit == "W" else evse_max / (voltage * default_phases), 1),
-                "numberPhases": default_phases}]
-        return {"evseId": evse_id, "duration": duration, "scheduleStart": rfc3339(start, timespec="seconds"),
-                "chargingRateUnit": unit, "chargingSchedulePeriod": periods}
+    def _set(self, p: Payload) -> Payload:
+        """SetChargingProfile (K01): validate and install; the new limits apply at once."""
+        active = {e.id: e.tx.id for e in self.ctx.evses.values() if e.tx is not None}
+        try:
+            self.profiles.set(p["evseId"], p["chargingProfile"], active)
+        except Rejection as e:
+            log.info("%s: SetChargingProfile rejected: %s", self.ctx.station_id, e.info)
+            return {"status": "Rejected", "statusInfo": {"reasonCode": e.reason, "additionalInfo": e.info[:512]}}
+        self.save()
+        self.changed(p["evseId"])
+        return {"status": "Accepted"}
 
-    def limit_w(self, evse_id: int, at: float, *, voltage: float = 230.0, default_phases: int = 3,
-                tx_start: float | None = None, tx_id: str | None = None) -> float | None:
-        """The composite limit in W at one instant (None: no profile limits this EVSE)."""
-        return self._limit_at(evse_id, at, "W", voltage, default_phases, tx_start, tx_id)[0]
+    def _clear(self, p: Payload) -> Payload:
+        """ClearChargingProfile (K10) by id or criteria."""
+        criteria = p.get("chargingProfileCriteria") or {}
+        if not self.profiles.clear(p.get("chargingProfileId"), criteria):
+            return {"status": "Unknown"}
+        self.save()
+        self.changed(criteria.get("evseId", 0))
+        return {"status": "Accepted"}
 
-    def _limit_at(self, evse_id: int, at: float, unit: str, voltage: float, default_phases: int,
-                  tx_start: float | None, tx_id: str | None) -> tuple[float | None, int | None]:
-        """(limit in `unit`, phases) from the profiles that apply to the EVSE at `at`."""
-        by_purpose: dict[str, tuple[int, float, int | None]] = {}  # purpose -> (stackLevel, limit W, phases)
-        for item in self.items.values():
-            p = item.profile
-            purpose = p["chargingProfilePurpose"]
-            if purpose in STATION_WIDE:
-                if item.evse_id != 0:
-                    continue
-            elif item.evse_id not in (0, evse_id) or evse_id == 0:
-                continue
-            if purpose == "TxProfile" and (tx_id is None or p.get("transactionId") not in (None, tx_id)):
-                continue
-            if purpose in ("TxDefaultProfile", "TxProfile") and p["chargingProfileKind"] == "Relative" \
-                    and tx_start is None:
-                continue
-            period = _period_at(p, at, tx_start)
-            if period is None:
-                continue
-            sched, per = period
-            phases = per.get("numberPhases")
-            watts = _to_watts(per["limit"], sched["chargingRateUnit"], voltage, phases or default_phases)
-            level = p["stackLevel"] + (1000 if item.evse_id == evse_id and purpose == "TxDefaultProfile" else 0)
-            best = by_purpose.get(purpose)
-            if best is None or level > best[0]:
-                by_purpose[purpose] = (level, watts, phases)
-        tx_limit = by_purpose.get("TxProfile") or by_purpose.get("TxDefaultProfile")
-        candidates = [v for v in (tx_limit, by_purpose.get("ChargingStationMaxProfile"),
-                                  by_purpose.get("ChargingStationExternalConstraints")) if v is not None]
-        if not candidates:
-            return None, None
-        _, watts, phases = min(candidates, key=lambda v: v[1])
-        if unit == "W":
-            return watts, phases
-        return watts / (voltage * (phases or default_phases)), phases
+    def _get(self, p: Payload) -> Payload:
+        """GetChargingProfiles (K09): answer, then ReportChargingProfiles per EVSE with the same requestId."""
+        found = self.profiles.report(p.get("evseId"), p["chargingProfile"])
+        if not found:
+            return {"status": "NoProfiles"}
+        self.ctx.spawn(self._report(p["requestId"], found), "report-profiles")
+        return {"status": "Accepted"}
 
+    async def _report(self, request_id: int, found: list[Installed]) -> None:
+        """ReportChargingProfiles: one message per EVSE, tbc on all but the last."""
+        by_evse: dict[int, list[Payload]] = {}
+        for item in found:
+            by_evse.setdefault(item.evse_id, []).append(item.profile)
+        evse_ids = sorted(by_evse)
+        for n, evse_id in enumerate(evse_ids):
+            await self.link.try_call("ReportChargingProfiles", {
+                "requestId": request_id, "chargingLimitSource": "CSO", "evseId": evse_id,
+                "chargingProfile": by_evse[evse_id], "tbc": n < len(evse_ids) - 1})
 
-def _to_watts(limit: float, unit: str, voltage: float, phases: int) -> float:
-    return float(limit) if unit == "W" else float(limit) * voltage * phases
-
-
-def _matches(item: Installed, profile_id: int | None, criteria: dict[str, Any]) -> bool:
-    p = item.profile
-    if profile_id is not None:
-        return p["id"] == profile_id
-    if "evseId" in criteria and item.evse_id != criteria["evseId"]:
-        return False
-    if "chargingProfilePurpose" in criteria and p["chargingProfilePurpose"] != criteria["chargingProfilePurpose"]:
-        return False
-    return not ("stackLevel" in criteria and p["stackLevel"] != criteria["stackLevel"])
-
-
-def _schedule_start(p: Profile, sched: dict[str, Any], at: float, tx_start: float | None) -> float | None:
-    """When the schedule's period 0 starts for the instant `at` (recurring profiles repeat)."""
-    kind = p["chargingProfileKind"]
-    if kind == "Relative":
-        return tx_start
-    start = epoch(sched["startSchedule"])
-    if kind == "Recurring":
-        cycle = DAY if p.get("recurrencyKind") == "Daily" else WEEK
-        if at >= start:
-            start += ((at - start) // cycle) * cycle
-    return start
-
-
-def _period_at(p: Profile, at: float, tx_start: float | None) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """(schedule, period) of a profile in force at `at`, or None."""
-    if "validFrom" in p and at < epoch(p["validFrom"]):
-        return None
-    if "validTo" in p and at >= epoch(p["validTo"]):
-        return None
-    sched = p["chargingSchedule"][0]
-    start = _schedule_start(p, sched, at, tx_start)
-    if start is None or at < start:
-        return None
-    offset = at - start
-    if "duration" in sched and offset >= sched["duration"]:
-        return None
-    current = None
-    for per in sched["chargingSchedulePeriod"]:
-        if per["startPeriod"] <= offset:
-            current = per
-    return (sched, current) if current is not None else None
-
-
-def _breakpoints(p: Profile, start: float, duration: int, tx_start: float | None) -> Iterator[float]:
-    """Offsets from `start`, ascending, where this profile's own limit changes before `duration` (a period with the
-    limit of the one before it, or a recurring schedule that ends where it begins, is no change); lazy, so that a
-    recurring profile costs only as many cycles as the caller reads."""
-    edges = sorted(epoch(p[key]) - start for key in ("validFrom", "validTo") if key in p)
-    sched = p["chargingSchedule"][0]
-    first = _schedule_start(p, sched, start, tx_start)
-    if first is None:
-        return iter(edges)
-    periods = sched["chargingSchedulePeriod"]
-    values = [(per["limit"], per.get("numberPhases")) for per in periods]
-    offsets = {0.0} | {float(per["startPeriod"]) for per, before, now in zip(periods[1:], values, values[1:],
-                                                                           strict=False) if now != before}
-    cycle = 0.0
-    if p["chargingProfileKind"] == "Recurring":
-        cycle = DAY if p.get("recurrencyKind") == "Daily" else WEEK
-    if "duration" in sched and (not cycle or sched["duration"] < cycle):
-        offsets.add(float(sched["duration"]))
-    if cycle:
-        offsets = {o for o in offsets if o < cycle}  # the next cycle starts there anyway
-    ordered = sorted(offsets)
-    seamless = cycle and float(sched.get("duration", cycle)) >= cycle and values[-1] == values[0]
-    later = ordered[1:] if seamless else ordered  # a cycle that begins with the limit the last one ended with
-
-    def points() -> Iterator[float]:
-        """Each cycle's changes, cycle after cycle, until the window ends."""
-        base, this = first, ordered
-        while base - start < duration:
-            for offset in this:
-                yield base + offset - start
-            if not cycle:
-                return
-            base, this = base + cycle, later
-
-    return heapq.merge(edges, points())
-
-
-def _too_long(duration: int, max_periods: int) -> Rejection:
-    """The refusal of a composite schedule that is too long to report."""
-    return Rejection("ValueTooHigh", f"the composite schedule for {duration} s has more than {max_periods} periods "
-                                     "(SmartChargingCtrlr.PeriodsPerSchedule); ask for a shorter duration")
-
-
-def _time(value: Any, name: str) -> float:
-    """A profile's date-time field in epoch seconds; Rejection when it is not one."""
-    try:
-        return epoch(value)
-    except (TypeError, ValueError, OverflowError, AttributeError):
-        raise Rejection("InvalidValue", f"{name} is not a date-time") from None
-
-
-def _check_limit(name: str, value: Any, unit: str) -> None:
-    """A limit must be a finite number of sane size (the JSON parser may hand over inf or nan for 1e999)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise Rejection("InvalidValue", f"{name} is not a finite number")
-    if abs(value) > MAX_LIMIT[unit]:
-        raise Rejection("ValueTooHigh", f"{name} {value:g} {unit} is beyond {MAX_LIMIT[unit]:g} {unit}")
+    def _composite(self, p: Payload) -> Payload:
+        """GetCompositeSchedule (K08) for an EVSE or (evseId 0) the station; Rejected (K08.FR.05/07) for an unknown
+        EVSE, an unsupported unit, or a schedule longer than SmartChargingCtrlr.PeriodsPerSchedule periods."""
+        unit = p.get("chargingRateUnit", "W")
+        if p["evseId"] != 0 and p["evseId"] not in self.ctx.evses:
+            return {"status": "Rejected", "statusInfo": {"reasonCode": "UnknownEvse"}}
+        if unit not in self.ctx.model.members("SmartChargingCtrlr", "RateUnit"):
+            return {"status": "Rejected", "statusInfo": {"reasonCode": "UnsupportedRateUnit"}}
+        if p["duration"] <= 0:
+            return {"status": "Rejected", "statusInfo": {"reasonCode": "ValuePositiveOnly",
+                                                         "additionalInfo": "duration is at least 1 s"}}
+        try:
+            schedule = self.composite_schedule(p["evseId"], p["duration"], unit)
+        except Rejection as e:
+            log.info("%s: GetCompositeSchedule rejected: %s", self.ctx.station_id, e.info)
+            return {"status": "Rejected", "statusInfo": {"reasonCode": e.reason, "additionalInfo": e.info[:512]}}
+        return {"status": "Accepted", "schedule": schedule}
