@@ -16,11 +16,11 @@ import pytest
 from helpers.bridge import Rig, bridged, scripted_ev
 from helpers.wait import until
 
+from v2gstack.hardware import SimulatedHardwareConfig
 from v2gstack.iso15118.devcerts import make_secc_chain
 from v2gstack.iso15118.evcc import EvccTimers
 from v2gstack.iso15118.secc import SeccTimers
 from v2gstack.iso15118.tls import evcc_context
-from v2gstack.station.bridge import BridgeConfig
 from v2gstack.trace.error_map import FAILURES, FailureKind
 
 pytestmark = pytest.mark.timeout(120)
@@ -117,14 +117,14 @@ async def test_wrong_energy_transfer_mode(tmp_path: Path) -> None:
 
 
 async def test_isolation_fault_faults_the_evse(tmp_path: Path) -> None:
-    async with bridged(tmp_path, evses=1, config=BridgeConfig(isolation="Fault")) as rig:
+    async with bridged(tmp_path, evses=1, hardware=SimulatedHardwareConfig(isolation="Fault")) as rig:
         result = await rig.ev(1, "iso2", "dc")
         assert not result.ok and "CableCheckRes" in result.reason
         await _reported(rig, FailureKind.ISOLATION_FAULT, "FAILED")
 
 
 async def test_contactor_error_faults_the_evse(tmp_path: Path) -> None:
-    async with bridged(tmp_path, evses=1, config=BridgeConfig(contactor_fault=True)) as rig:
+    async with bridged(tmp_path, evses=1, hardware=SimulatedHardwareConfig(contactor_fault=True)) as rig:
         result = await rig.ev(1, "iso2", "ac")
         assert not result.ok and result.response_code == "FAILED_ContactorError"
         await _reported(rig, FailureKind.CONTACTOR_ERROR, "FAILED_ContactorError")
@@ -237,7 +237,7 @@ async def test_tls_failure_untrusted_secc_certificate(tmp_path: Path) -> None:
 async def test_secc_shutdown_ends_the_transaction_as_reboot(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1) as rig:
         ev = asyncio.create_task(rig.ev(1, "iso2", "ac", loops=0, interval=0.05))
-        await until(lambda: rig.station.evses[1].meter.power_w > 0)
+        await until(lambda: rig.station.hardware(1).meter().power_w > 0)
         assert rig.bridges[0].server is not None
         await rig.bridges[0].server.close()
         result = await asyncio.wait_for(ev, 30)

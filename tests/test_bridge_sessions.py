@@ -54,7 +54,8 @@ def _tx(rig) -> dict:  # type: ignore[no-untyped-def]
 async def test_csms_remote_stop_ends_the_iso_session(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1) as rig:
         ev = asyncio.create_task(rig.ev(1, "iso2", "dc", loops=0, interval=0.05))  # until the EVSE says stop
-        await until(lambda: rig.csms.active_transaction("CS1", 1) is not None and rig.station.evses[1].meter.power_w)
+        await until(lambda: rig.csms.active_transaction("CS1", 1) is not None
+                    and rig.station.hardware(1).meter().power_w)
         tx_id = rig.csms.active_transaction("CS1", 1)
         assert await rig.csms.request_stop("CS1", tx_id) == {"status": "Accepted"}
         result = await asyncio.wait_for(ev, 30)
@@ -69,7 +70,7 @@ async def test_csms_remote_stop_ends_the_iso_session(tmp_path: Path) -> None:
 async def test_profile_change_renegotiates_and_lowers_the_evs_power(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1) as rig:
         ev = asyncio.create_task(rig.ev(1, "iso2", "dc", loops=60, interval=0.05))
-        await until(lambda: rig.station.evses[1].meter.power_w > 40_000)
+        await until(lambda: rig.station.hardware(1).meter().power_w > 40_000)
         tx_id = rig.csms.active_transaction("CS1", 1)
         profile = {"id": 1, "stackLevel": 0, "chargingProfilePurpose": "TxProfile", "transactionId": tx_id,
                    "chargingProfileKind": "Relative", "chargingSchedule": [{
@@ -77,7 +78,7 @@ async def test_profile_change_renegotiates_and_lowers_the_evs_power(tmp_path: Pa
                                                                                      "limit": 11000}]}]}
         answer = await rig.csms.call("CS1", "SetChargingProfile", {"evseId": 1, "chargingProfile": profile})
         assert answer == {"status": "Accepted"}
-        await until(lambda: 0 < rig.station.evses[1].meter.power_w <= 11000)
+        await until(lambda: 0 < rig.station.hardware(1).meter().power_w <= 11000)
         result = await asyncio.wait_for(ev, 60)
         assert result.ok, result.reason
         session = rig.bridges[0].finished[0]
@@ -162,7 +163,7 @@ async def test_endless_composite_schedule_does_not_disturb_a_running_session(tmp
     session ends normally, with no timeout of any kind, on the same OCPP link."""
     async with bridged(tmp_path, evses=1) as rig:
         ev = asyncio.create_task(rig.ev(1, "iso2", "dc", loops=40, interval=0.05))
-        await until(lambda: rig.station.evses[1].meter.power_w > 0)
+        await until(lambda: rig.station.hardware(1).meter().power_w > 0)
         link = rig.station.link.client.connection
         hourly = [{"startPeriod": 3600 * h, "limit": 45000.0 - 5000 * (h % 2)} for h in range(24)]
         profile = {"id": 30, "stackLevel": 0, "chargingProfilePurpose": "ChargingStationMaxProfile",

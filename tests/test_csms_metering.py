@@ -120,7 +120,7 @@ async def test_meter_values_outside_transactions_are_served_per_evse(db_url: str
         assert all(m["transactionId"] is None and m["context"] == "Trigger" for m in one + two)
         assert sum(m["measurand"] == "Voltage" for m in two) == 2
         assert [(m["value"], m["unit"]) for m in one if m["measurand"] == "Voltage"] == [
-            (st.evses[1].meter.voltage, "V")]
+            (st.hardware(1).meter().voltage, "V")]
         later = two[-1]["timestamp"]
         since = (await api.get("/api/stations/CS1/meter-values", params={"evse": 2, "since": later})).json()
         assert since and all(m["timestamp"] >= later for m in since) and len(since) < len(two)

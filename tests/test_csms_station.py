@@ -33,7 +33,7 @@ async def test_boot_statuses_and_a_full_session_are_recorded(db_url: str) -> Non
         energy = [m["value"] for m in full["meterValues"] if m["measurand"] == "Energy.Active.Import.Register"]
         assert energy == sorted(energy) and energy[-1] > 0
         # the last recorded register is what the station's meter says
-        assert energy[-1] == pytest.approx(st.evses[1].meter.import_wh, abs=1.0)
+        assert energy[-1] == pytest.approx(st.hardware(1).meter().import_wh, abs=1.0)
         st_row = csms.store.station("CS1")
         assert st_row.boot_status == "Accepted" and st_row.vendor == "v2gstack"
         async with api_client(csms) as api:

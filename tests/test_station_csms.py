@@ -324,7 +324,7 @@ async def test_tx_stop_point_ev_connected_only() -> None:
         await st.plug_in(1)
         await st.present_token(1, GOOD_TOKEN)
         await st.present_token(1, GOOD_TOKEN)
-        assert st.evses[1].tx is not None and st.evses[1].meter.power_w == 0
+        assert st.evses[1].tx is not None and st.hardware(1).meter().power_w == 0
         await st.unplug(1)
         await st.wait_queue_empty()
     events = tx_events(csms)

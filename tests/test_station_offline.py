@@ -71,7 +71,7 @@ async def test_restart_with_non_empty_queue_delivers_it(tmp_path: Path) -> None:
         async with running_station(csms, state_dir=tmp_path) as second:
             await second.wait_accepted()
             await second.wait_queue_empty()
-            register = second.evses[1].meter.import_wh  # the meter does not reset with the process
+            register = second.hardware(1).meter().import_wh  # the meter does not reset with the process
     events = csms.messages("TransactionEvent")
     assert [e["seqNo"] for e in events] == list(range(len(events)))
     assert events[:-1] == emitted  # what the first process made, once each, then the second's Ended

@@ -141,8 +141,9 @@ async def test_settings_map_once_onto_the_device_model() -> None:
     assert {(c, v) for c, v, _ in device_model_values(settings)} == set(expected)
     assert [m.value("EVSE", "Power", evse=e) for e in (1, 2)] == ["7400", "150000"]
     assert [station.evses[e].max_power_w for e in (1, 2)] == [7400.0, 150000.0]
+    limits = [station.hardware(e).limits for e in (1, 2)]  # each EVSE's power electronics
+    assert (limits[0].ac_max_current, limits[1].dc_max_current) == (16.0, 350.0)
     configs = bridge_configs(settings)
-    assert (configs[1].ac_max_current, configs[2].dc_max_current) == (16.0, 350.0)
     assert configs[2].id_token == {"idToken": "04AA", "type": "KeyCode"}
     # nothing set: the device model keeps its standard values
     plain = assemble(from_dict(StationSettings, {"station": {"id": "CS9"}, "csms": {"url": "ws://h/o"}}, "t"))

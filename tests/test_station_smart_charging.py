@@ -89,7 +89,7 @@ async def test_csms_profiles_change_the_power_of_a_running_session(tmp_path: Pat
         st.set_ev(1, power_w=11000.0)
         await st.plug_in(1)
         await st.present_token(1, TOKEN)
-        await until(lambda: st.evses[1].meter.power_w == 11000.0)
+        await until(lambda: st.hardware(1).meter().power_w == 11000.0)
         tx_id = st.evses[1].tx.id
         profile = {"id": 7, "stackLevel": 0, "chargingProfilePurpose": "TxProfile", "chargingProfileKind": "Relative",
                    "transactionId": tx_id, "chargingSchedule": [{"id": 1, "chargingRateUnit": "A",
@@ -97,7 +97,7 @@ async def test_csms_profiles_change_the_power_of_a_running_session(tmp_path: Pat
                                                                      {"startPeriod": 0, "limit": 10}]}]}
         answer = await csms.call("CS1", "SetChargingProfile", {"evseId": 1, "chargingProfile": profile})
         assert answer == {"status": "Accepted"} and changed == [1]
-        assert st.evses[1].meter.power_w == pytest.approx(10 * 230 * 3)
+        assert st.hardware(1).meter().power_w == pytest.approx(10 * 230 * 3)
         comp = await csms.call("CS1", "GetCompositeSchedule", {"evseId": 1, "duration": 3600,
                                                                "chargingRateUnit": "W"})
         assert comp["status"] == "Accepted"
@@ -108,10 +108,10 @@ async def test_csms_profiles_change_the_power_of_a_running_session(tmp_path: Pat
         assert got == {"status": "Accepted"}
         await until(lambda: any(m["action"] == "ReportChargingProfiles" for m in csms.store.messages()))
         assert await csms.call("CS1", "ClearChargingProfile", {"chargingProfileId": 7}) == {"status": "Accepted"}
-        assert st.evses[1].meter.power_w == 11000.0
+        assert st.hardware(1).meter().power_w == 11000.0
         assert await csms.call("CS1", "ClearChargingProfile", {"chargingProfileId": 7}) == {"status": "Unknown"}
         # the energy register integrated the lower power while it applied: never more than full power allows
-        assert st.evses[1].meter.import_wh > 0
+        assert st.hardware(1).meter().import_wh > 0
 
 
 def test_limits_must_be_finite_and_sane_whatever_the_input_path() -> None:

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from v2gstack.hardware import SimulatedHardware
 from v2gstack.ocpp import Version, default_store
-from v2gstack.station import DeviceModel, Meter, OfflineQueue, Transaction
+from v2gstack.station import DeviceModel, Evse, OfflineQueue, Transaction
 from v2gstack.station.authorization import LocalAuthorization
 from v2gstack.station.device_model import standard_variables
+from v2gstack.station.metering import sampled_values
 
 
 def model(path: Path | None = None) -> DeviceModel:
@@ -23,20 +25,30 @@ def model(path: Path | None = None) -> DeviceModel:
 
 def test_meter_integrates_power_over_time() -> None:
     """Energy = power x time, import and export apart; SoC follows the energy; values keep OCPP's shape."""
-    m = Meter(soc=50.0, battery_wh=10000.0)
-    m.set_power(3600.0, 0.0)
-    m.advance(10.0)  # 3600 W for 10 s = 10 Wh
-    assert m.import_wh == pytest.approx(10.0) and m.soc == pytest.approx(50.1)
-    m.set_power(-7200.0, 20.0)  # 10 more s of import first, then export
-    m.advance(25.0)
-    assert m.import_wh == pytest.approx(20.0) and m.export_wh == pytest.approx(10.0)
-    values = {v["measurand"]: v for v in m.sample(25.0, "Sample.Periodic")}
+    now = [0.0]
+    hw = SimulatedHardware(clock=lambda: now[0])
+    evse = Evse(1, hardware=hw, soc=50.0, battery_wh=10000.0)
+    hw.set_power_limit(11000.0, 11000.0)
+    evse.reading()
+    assert hw.ac_draw(3600.0 / 690, 3) == pytest.approx(3600.0)
+    now[0] = 10.0  # 3600 W for 10 s = 10 Wh
+    r = evse.reading()
+    assert r.import_wh == pytest.approx(10.0) and evse.soc == pytest.approx(50.1)
+    now[0] = 20.0
+    hw.ac_draw(-7200.0 / 690, 3)  # 10 more s of import first, then export
+    now[0] = 25.0
+    r = evse.reading()
+    assert r.import_wh == pytest.approx(20.0) and r.export_wh == pytest.approx(10.0)
+    values = {v["measurand"]: v for v in sampled_values(r, "Sample.Periodic", evse.soc)}
     assert values["Power.Active.Export"]["value"] == 7200.0 and values["Power.Active.Import"]["value"] == 0.0
     assert values["Current.Export"]["value"] == pytest.approx(7200 / 690, abs=1e-3)
     assert values["SoC"]["location"] == "EV" and values["Energy.Active.Import.Register"]["unitOfMeasure"] == {
         "unit": "Wh"}
-    m.advance(24.0)  # time never goes back
-    assert m.export_wh == pytest.approx(10.0)
+    now[0] = 24.0  # time never goes back
+    assert hw.meter().export_wh == pytest.approx(10.0)
+    hw.set_power_limit(0.0, 0.0)  # the station stops the energy: the draw is held at 0
+    now[0] = 30.0
+    assert hw.meter().power_w == 0.0 and hw.meter().export_wh == pytest.approx(10.0)
 
 
 def test_device_model_get_set_and_persistence(tmp_path: Path) -> None:

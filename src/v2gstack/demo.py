@@ -252,9 +252,8 @@ async def _progress(station: ChargingStation, evs: list[DemoEv], out: Console) -
         await asyncio.sleep(1.0)
         parts = []
         for ev in evs:
-            evse = station.evses[ev.evse]
-            evse.meter.advance(station.clock.now())
-            parts.append(f"EVSE {ev.evse}: {evse.meter.power_w / 1000:5.1f} kW {evse.meter.import_wh / 1000:6.2f} kWh")
+            meter = station.hardware(ev.evse).meter()
+            parts.append(f"EVSE {ev.evse}: {meter.power_w / 1000:5.1f} kW {meter.import_wh / 1000:6.2f} kWh")
         out.print("  " + " | ".join(parts), style="dim")
 
 

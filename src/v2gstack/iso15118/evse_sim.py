@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..hardware import SimulatedHardwareConfig
 from ..pki.contracts import ContractService
 from ..pki.contracts20 import ContractService20
 from . import pnc, pnc20
@@ -54,8 +55,9 @@ from .model20 import (
 
 
 @dataclass
-class SimulatedEVSEConfig:
-    """Limits and behaviour of the simulated EVSE."""
+class SimulatedEVSEConfig(SimulatedHardwareConfig):
+    """Behaviour of the simulated EVSE; its power figures and fault knobs (isolation, contactor_fault) are those of
+    the simulated hardware (v2gstack.hardware), inherited."""
 
     evse_id: str = "DE*V2G*E00001*1"
     din_evse_id: str = "00"
@@ -66,30 +68,16 @@ class SimulatedEVSEConfig:
     auth_ongoing_rounds: int = 0
     schedule_ongoing_rounds: int = 0
     cable_check_rounds: int = 1
-    isolation: str = "Valid"
-    nominal_voltage: float = 230.0
-    ac_max_current: float = 32.0
-    ac_min_current: float = 6.0
-    dc_max_current: float = 200.0
-    dc_max_power: float = 50_000.0
-    dc_max_voltage: float = 500.0
-    dc_min_current: float = 0.0
-    dc_min_voltage: float = 150.0
-    dc_peak_current_ripple: float = 5.0
     precharge_step: float = 200.0  # volts per PreChargeReq
     schedule_duration: int = 86400
     sales_tariff: bool = False  # add an unsigned two-level SalesTariff (-2) to the schedule
     stop_after_loops: int | None = None  # send EVSENotification=StopCharging after this many charge-loop messages
     renegotiate_after_loops: int | None = None  # ask once for ReNegotiation (-2) after this many loop messages
-    contactor_fault: bool = False
     receipt_required: bool = False
     meter_id: str = "SIM-METER-0001"
     contract_service: ContractService | None = None  # answers CertificateInstallationReq locally (tests, demos)
-    # ISO 15118-20
+    # ISO 15118-20 (the discharge figures are the hardware's too)
     bpt: bool = True  # offer AC_BPT and DC_BPT besides AC and DC
-    ac_max_discharge_power: float = 11_000.0
-    dc_max_discharge_power: float = 30_000.0
-    dc_max_discharge_current: float = 100.0
     discharge_loops: int = 0  # dynamic BPT: ask for full discharge in the first N charge loops, then charge
     discharge_seconds: int = 0  # scheduled BPT: the tuples start with N s of discharging only, then charging
     schedule_tuples: int = 1  # tuples offered (1-3; tuple n allows 1/n of the power)

@@ -1,4 +1,4 @@
-"""The OCPP 2.0.1 charging station: EVSEs, meters, device model, authorization, transactions, offline queue.
+"""The OCPP 2.0.1 charging station: EVSEs, device model, authorization, transactions, metering, offline queue.
 
 See docs/station.md.
 """
@@ -9,7 +9,6 @@ from .clock import Clock
 from .config import StationConfig
 from .device_model import DeviceModel, Variable
 from .evse import Evse
-from .meter import Meter
 from .ports import StationPort
 from .queue import OfflineQueue
 from .session import SessionPort, simulate_session
@@ -21,7 +20,6 @@ __all__ = [
     "Clock",
     "DeviceModel",
     "Evse",
-    "Meter",
     "OfflineQueue",
     "SessionPort",
     "StationConfig",

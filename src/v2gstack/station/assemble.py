@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..hardware import SimulatedHardwareConfig
 from ..iso15118.tls import secc_context
 from ..ocpp import client_context
 from ..settings_file import SettingsError
@@ -76,14 +77,19 @@ def apply_device_model(s: StationSettings, model: DeviceModel) -> None:
 
 
 def station_config(s: StationSettings) -> StationConfig:
-    """The station's runtime input (identity, link, EVSE power, folders, time scale)."""
+    """The station's runtime input (identity, link, EVSE power and hardware figures, folders, time scale)."""
     link = s.csms
     powers = {n: e.max_power_w for n, e in enumerate(s.evse, start=1)}
+    hardware = {n: SimulatedHardwareConfig(
+        nominal_voltage=e.nominal_voltage, ac_max_current=e.ac_max_current, ac_min_current=e.ac_min_current,
+        dc_max_current=e.dc_max_current, dc_max_power=e.dc_max_power, dc_max_voltage=e.dc_max_voltage,
+        dc_min_voltage=e.dc_min_voltage, dc_min_current=e.dc_min_current) for n, e in enumerate(s.evse, start=1)}
     return StationConfig(
         s.station.id, link.url, evses=len(s.evse), password=link.password, version=link.ocpp_version,
         state_dir=Path(s.state_dir) if s.state_dir else None, model=s.station.model, vendor=s.station.vendor,
         serial_number=s.station.serial_number, firmware_version=s.station.firmware_version,
-        max_power_w=powers[1], evse_max_power_w=powers, time_scale=s.time_scale, ssl=csms_tls(s),
+        max_power_w=powers[1], evse_max_power_w=powers, hardware=hardware[1], evse_hardware=hardware,
+        time_scale=s.time_scale, ssl=csms_tls(s),
         ping_interval=link.ping_interval or None)
 
 
@@ -105,16 +111,15 @@ def csms_tls(s: StationSettings) -> ssl.SSLContext | None:
 
 
 def bridge_configs(s: StationSettings) -> dict[int, BridgeConfig]:
-    """Each EVSE's bridge config: its power electronics' figures, its EVSEID, the EIM token."""
+    """Each EVSE's bridge config: its EVSEID, energy modes, the EIM token (its power figures are its hardware's:
+    station_config)."""
     iso = s.iso15118
     token = {"idToken": iso.eim_token, "type": iso.eim_token_type} if iso.eim_token else None
     out = {}
     for n, e in enumerate(s.evse, start=1):
         out[n] = BridgeConfig(
             evse_ids={n: e.iso_evse_id} if e.iso_evse_id else {}, energy_modes=tuple(e.energy_modes),
-            id_token=token, nominal_voltage=e.nominal_voltage, ac_max_current=e.ac_max_current,
-            ac_min_current=e.ac_min_current, dc_max_current=e.dc_max_current, dc_max_power=e.dc_max_power,
-            dc_max_voltage=e.dc_max_voltage, dc_min_voltage=e.dc_min_voltage, dc_min_current=e.dc_min_current)
+            id_token=token)
     return out
 
 

@@ -48,7 +48,6 @@ from ..times import rfc3339
 from ..trace.error_map import FAILURES, FailureKind, IsoFailure, notify_event
 from ..trace.timeline import Timeline, TimelineFolder
 from .device_model import VENDOR_COMPONENT
-from .meter import Meter
 from .ports import CallFailed, EvseFacts, Offline, StationPort
 from .profiles import Rejection
 
@@ -65,33 +64,23 @@ PMAX_ENTRIES = 1024
 
 @dataclass
 class BridgeConfig:
-    """What the EVSEs of a bridged station offer the EV, and how EIM authorization happens."""
+    """What the EVSEs of a bridged station offer the EV, and how EIM authorization happens (their power figures are
+    the hardware's: StationConfig.hardware)."""
 
     evse_ids: dict[int, str] = field(default_factory=dict)  # EVSE -> ISO EVSEID; default DE*V2G*E<station>*<n>
     din_evse_id: str = "00"
     energy_modes: tuple[str, ...] = ("AC_three_phase_core", "DC_extended")
     id_token: dict[str, str] | None = None  # a token presented at the EVSE (RFID); None: wait for the CSMS
-    nominal_voltage: float = 230.0
-    ac_max_current: float = 32.0
-    ac_min_current: float = 6.0
-    dc_max_current: float = 200.0
-    dc_max_power: float = 50_000.0
-    dc_max_voltage: float = 500.0
-    dc_min_voltage: float = 150.0
-    dc_min_current: float = 0.0
     schedule_duration: int = 86400
-    meter_prefix: str = "V2GSTACK-METER-"
-    isolation: str = "Valid"  # what the simulated isolation monitor measures at CableCheck (Invalid/Fault: a fault)
-    contactor_fault: bool = False  # the simulated contactors do not close (PowerDelivery FAILED_ContactorError)
 
 
 class EvseBridge:
     """Joins one EVSE's SECC to the station; `controller` is the SeccServer's controller factory."""
 
     def __init__(self, station: StationPort, evse_id: int, config: BridgeConfig | None = None,
-                 timelines: TimelineFolder | None = None, meter: Meter | None = None) -> None:
+                 timelines: TimelineFolder | None = None) -> None:
         self.station = station
-        self.meter = meter or Meter()  # the EVSE's meter (the one OCPP reports)
+        self.hardware = station.hardware(evse_id)  # the EVSE's power stage and meter (the one OCPP reports)
         self.evse_id = evse_id
         self.config = config or BridgeConfig()
         self.timelines = timelines or TimelineFolder(None)
@@ -147,6 +136,7 @@ class BridgeSession(EVSEController):
         self.station = bridge.station
         self.config = bridge.config
         self.evse_no = bridge.evse_id
+        self.hw = bridge.hardware
         self.timeline: Timeline = bridge.timelines.new()
         self.info: SessionInfo | None = None
         self.auth_task: asyncio.Task[Any] | None = None
@@ -477,28 +467,28 @@ class BridgeSession(EVSEController):
 
     def ac_parameters(self) -> ACEVSEParameters:
         """AC limits (the maximum current within the charging profiles)."""
-        c = self.config
-        return ACEVSEParameters(c.nominal_voltage, self._ac_limit(), c.ac_min_current, c.nominal_voltage)
+        lim = self.hw.limits
+        return ACEVSEParameters(lim.nominal_voltage, self._ac_limit(), lim.ac_min_current, lim.nominal_voltage)
 
     def dc_parameters(self) -> DCEVSEParameters:
         """DC limits (the maximum power within the charging profiles)."""
-        c = self.config
-        return DCEVSEParameters(c.dc_max_current, self._dc_power_limit(), c.dc_max_voltage, c.dc_min_current,
-                                c.dc_min_voltage, 5.0, current_regulation_tolerance=5.0)
+        lim = self.hw.limits
+        return DCEVSEParameters(lim.dc_max_current, self._dc_power_limit(), lim.dc_max_voltage, lim.dc_min_current,
+                                lim.dc_min_voltage, lim.dc_peak_current_ripple, current_regulation_tolerance=5.0)
 
     def _phases(self) -> int:
         return 1 if self.ev is not None and self.ev.mode == "AC_single_phase_core" else 3
 
     def _ac_limit(self) -> float:
         limit = self.station.limit_w(self.evse_no)
-        amps = self.config.ac_max_current
+        amps = self.hw.limits.ac_max_current
         if limit is not None:
-            amps = min(amps, limit / (self.config.nominal_voltage * self._phases()))
+            amps = min(amps, limit / (self.hw.limits.nominal_voltage * self._phases()))
         return round(max(0.0, amps), 1)
 
     def _dc_power_limit(self) -> float:
         limit = self.station.limit_w(self.evse_no)
-        power = min(self.config.dc_max_power, self.evse.max_power_w)
+        power = min(self.hw.limits.dc_max_power, self.evse.max_power_w)
         return max(0.0, power if limit is None else min(power, limit))
 
     # ----- status: what the station wants the EV to do -----
@@ -525,18 +515,19 @@ class BridgeSession(EVSEController):
     # ----- DC power stage -----
 
     def cable_check(self) -> CableCheckResult:
-        """The isolation test of the simulated IMD: `BridgeConfig.isolation` (Valid unless a fault is simulated)."""
-        if self.config.isolation in ("Invalid", "Fault"):
-            self.timeline.state("IsolationFault", isolation=self.config.isolation)
-        return CableCheckResult(True, self.config.isolation)
+        """The hardware's isolation test."""
+        result = self.hw.isolation_test()
+        if result.fault:
+            self.timeline.state("IsolationFault", isolation=result.level)
+        return CableCheckResult(result.done, result.level)
 
     def precharge(self, voltage: float, current: float) -> float:
-        """The output reaches the EV's target voltage."""
-        return min(voltage, self.config.dc_max_voltage)
+        """The hardware drives the output toward the EV's target voltage."""
+        return self.hw.precharge(voltage, current)
 
     def set_contactors(self, closed: bool) -> bool:
-        """Energy transfer starts or stops (False: the simulated contactors failed to close)."""
-        if closed and self.config.contactor_fault:
+        """Energy transfer starts or stops (False: the contactors failed)."""
+        if not self.hw.set_contactors(closed):
             self.timeline.state("ContactorFault")
             return False
         self.contactors = closed
@@ -564,48 +555,41 @@ class BridgeSession(EVSEController):
             "chargingSchedulePeriod": periods}}
 
     def _draw(self, power_w: float, soc: float | None = None) -> None:
-        """The power the EV takes now: the station's meter integrates it (the same meter both protocols report)."""
+        """Tell the station what the EV takes now (it draws through the hardware, whose meter both protocols
+        report) and its SoC."""
         if power_w != self.power_w or soc is not None:
             self.power_w = power_w
-            self.station.set_ev(self.evse_no, power_w=power_w, soc=soc)
+            self.station.ev_update(self.evse_no, demand_w=power_w, soc=soc)
 
     def ac_max_current(self) -> float | None:
         """AC charge loop: the EV draws up to the limit current on its phases."""
+        lim = self.hw.limits
         limit = self._ac_limit()
-        ev_max = self.ev_max_current or self.config.ac_max_current
-        amps = min(limit, ev_max)
-        power = amps * self.config.nominal_voltage * self._phases() if amps >= self.config.ac_min_current else 0.0
-        self._draw(power if self.contactors and self.evse.transaction_id is not None else 0.0)
+        amps = min(limit, self.ev_max_current or lim.ac_max_current)
+        if not (self.contactors and self.evse.transaction_id is not None and amps >= lim.ac_min_current):
+            amps = 0.0
+        self.hw.ac_draw(amps, self._phases())
+        self._draw(amps * lim.nominal_voltage * self._phases())
         return limit
 
     def current_demand(self, demand: CurrentDemand) -> DCOutput:
-        """DC charge loop: follow the EV's targets within current, voltage and the profile's power."""
-        c = self.config
-        voltage = min(demand.target_voltage, c.dc_max_voltage)
-        power_limit = self._dc_power_limit()
-        current = min(demand.target_current, c.dc_max_current)
-        limited = voltage > 0 and current * voltage > power_limit
-        if limited:
-            current = power_limit / voltage
-        if self.evse.transaction_id is None:
-            current = 0.0
-        self._draw(voltage * current, soc=float(demand.status.soc) if demand.status else None)
-        return DCOutput(voltage=voltage, current=round(current, 1),
-                        current_limit_achieved=demand.target_current >= c.dc_max_current,
-                        voltage_limit_achieved=demand.target_voltage >= c.dc_max_voltage,
-                        power_limit_achieved=limited, max_voltage=c.dc_max_voltage, max_current=c.dc_max_current,
-                        max_power=power_limit)
+        """DC charge loop: the hardware follows the EV's targets within its limits and the station's power limit."""
+        lim = self.hw.limits
+        out = self.hw.deliver_dc(demand.target_voltage, demand.target_current)
+        self._draw(out.power, soc=float(demand.status.soc) if demand.status else None)
+        return DCOutput(voltage=out.voltage, current=round(out.current, 1), current_limit_achieved=out.current_limited,
+                        voltage_limit_achieved=out.voltage_limited, power_limit_achieved=out.power_limited,
+                        max_voltage=lim.dc_max_voltage, max_current=lim.dc_max_current,
+                        max_power=self._dc_power_limit())
 
     def welding_detection(self) -> float:
-        """The output is off."""
-        return 0.0
+        """The output voltage the hardware measures."""
+        return self.hw.output_voltage()
 
     def meter(self) -> MeterReading | None:
         """The EVSE meter's import register: the same value OCPP reports."""
-        meter = self.bridge.meter
-        meter.advance(self.station.clock.now())
-        return MeterReading(f"{self.config.meter_prefix}{self.station.station_id}-{self.evse_no}"[:32],
-                            int(meter.import_wh), int(self.station.clock.wall().timestamp()))
+        reading = self.hw.meter()
+        return MeterReading(reading.meter_id[:32], int(reading.import_wh), int(self.station.clock.wall().timestamp()))
 
     def receipt_required(self) -> bool:
         """EIM: no metering receipt."""
@@ -707,8 +691,7 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
                             performance_current_demand=base.performance_current_demand)
     count = len(station.evses)
     for n, evse_id in enumerate(sorted(station.evses)):
-        bridge = EvseBridge(station, evse_id, (configs or {}).get(evse_id, config), folder,
-                            station.evses[evse_id].meter)
+        bridge = EvseBridge(station, evse_id, (configs or {}).get(evse_id, config), folder)
         iface = ifaces[n] if ifaces and n < len(ifaces) else None
         tcp_port = (port + n) if port and tcp else 0
         tls_port = (port + (count if tcp else 0) + n) if port and tls is not None else 0

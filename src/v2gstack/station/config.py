@@ -6,12 +6,13 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..hardware import SimulatedHardwareConfig
 from ..ocpp import BackOff
 
 
 @dataclass
 class StationConfig:
-    """Identity, CSMS endpoint, hardware and timing of a charging station."""
+    """Identity, CSMS endpoint, hardware figures and timing of a charging station."""
 
     station_id: str
     csms_url: str
@@ -23,8 +24,10 @@ class StationConfig:
     vendor: str = "v2gstack"
     serial_number: str | None = None
     firmware_version: str = "0.1.0"
-    max_power_w: float = 11000.0  # what each EVSE can deliver, W
+    max_power_w: float = 11000.0  # what each EVSE can deliver (its rating), W
     evse_max_power_w: dict[int, float] = field(default_factory=dict)  # per EVSE where it differs from max_power_w
+    hardware: SimulatedHardwareConfig = field(default_factory=SimulatedHardwareConfig)  # the simulated power stage
+    evse_hardware: dict[int, SimulatedHardwareConfig] = field(default_factory=dict)  # per EVSE where it differs
     time_scale: float = 1.0  # real seconds per simulated second; < 1 runs the simulation faster
     boot_retry_s: float = 30.0  # wait before re-sending BootNotification when the CSMS gives interval 0
     backoff: BackOff | None = None  # reconnect waits; default from the RetryBackOff* variables
@@ -35,6 +38,10 @@ class StationConfig:
     def evse_power(self, evse_id: int) -> float:
         """The maximum power of one EVSE, W."""
         return self.evse_max_power_w.get(evse_id, self.max_power_w)
+
+    def evse_hardware_config(self, evse_id: int) -> SimulatedHardwareConfig:
+        """The simulated power stage's figures of one EVSE."""
+        return self.evse_hardware.get(evse_id, self.hardware)
 
     @property
     def security_profile(self) -> int:

@@ -1,11 +1,13 @@
-"""One EVSE with its connector (sans-I/O state): plug, authorization, availability, meter and transaction."""
+"""One EVSE with its connector (sans-I/O state): plug, authorization, availability, the EV's demand and state of
+charge, the power the station allows, and its transaction; the power electronics and the meter are its hardware
+(v2gstack.hardware)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from .meter import Meter
+from ..hardware import EvseHardware, MeterReading, SimulatedHardware
 from .transaction import Transaction
 
 
@@ -16,7 +18,7 @@ class Evse:
     id: int
     connector_id: int = 1
     max_power_w: float = 11000.0
-    meter: Meter = field(default_factory=Meter)
+    hardware: EvseHardware = field(default_factory=SimulatedHardware)
     operative: bool = True
     scheduled_operative: bool | None = None  # ChangeAvailability waiting for the transaction to end
     faulted: bool = False
@@ -25,7 +27,10 @@ class Evse:
     id_token: dict[str, Any] | None = None
     tx: Transaction | None = None
     ev_power_w: float = 0.0  # what the EV would draw (or, negative, give) if allowed
+    soc: float | None = None  # percent, when the EV tells it (ISO 15118) or the simulation knows it
+    battery_wh: float | None = None  # the EV's battery capacity, for a simulated SoC
     reported_status: str | None = None  # last status the CSMS was told
+    _soc_mark: float | None = None  # net energy (Wh) when the SoC was last brought up to date
 
     def status(self, station_operative: bool = True) -> str:
         """ConnectorStatus: Faulted, Occupied (cable in or transaction), Unavailable, or Available."""
@@ -37,8 +42,21 @@ class Evse:
             return "Unavailable"
         return "Available"
 
-    def power_allowed(self) -> float:
-        """Power flowing now: the EV's demand within the EVSE's limit, only when plugged, authorized and usable."""
+    def allowance(self, profile_limit_w: float | None) -> tuple[float, float]:
+        """(import W, export W) the EVSE may deliver now: nothing unless plugged, authorized, in a transaction and
+        usable; within the EVSE's rating and the charging-profile limit; no charging of a full battery."""
         if not (self.plugged and self.authorized and self.tx is not None and self.operative and not self.faulted):
-            return 0.0
-        return max(-self.max_power_w, min(self.max_power_w, self.ev_power_w))
+            return 0.0, 0.0
+        charge = self.max_power_w if profile_limit_w is None else max(0.0, min(self.max_power_w, profile_limit_w))
+        if self.soc is not None and self.soc >= 100.0:
+            charge = 0.0
+        return charge, self.max_power_w
+
+    def reading(self) -> MeterReading:
+        """The meter now; the simulated SoC follows the energy that flowed since it was last looked at."""
+        reading = self.hardware.meter()
+        net = reading.import_wh - reading.export_wh
+        if self.soc is not None and self.battery_wh and self._soc_mark is not None:
+            self.soc = min(100.0, max(0.0, self.soc + 100.0 * (net - self._soc_mark) / self.battery_wh))
+        self._soc_mark = net
+        return reading

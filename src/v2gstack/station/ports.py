@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
+from ..hardware import EvseHardware
 from .authorization import IdToken, IdTokenInfo
 from .clock import Clock
 from .errors import AnswerInvalid, CallFailed, CallRefused, Offline, OwnPayloadInvalid
@@ -76,6 +77,10 @@ class StationPort(Protocol):
         """The facts of one EVSE now."""
         ...
 
+    def hardware(self, evse_id: int) -> EvseHardware:
+        """The EVSE's power electronics and meter."""
+        ...
+
     # ----- what happens at an EVSE -----
 
     async def plug_in(self, evse_id: int) -> None:
@@ -100,9 +105,10 @@ class StationPort(Protocol):
         """The EVSE is faulted (or no longer)."""
         ...
 
-    def set_ev(self, evse_id: int, *, power_w: float | None = None, soc: float | None = None,
-               battery_wh: float | None = None) -> None:
-        """What the EV draws (W, negative: gives back) and reports (SoC %, battery size Wh)."""
+    def ev_update(self, evse_id: int, *, demand_w: float | None = None, soc: float | None = None,
+                  battery_wh: float | None = None) -> None:
+        """What the EV asks for (W, negative: gives back; it draws through the hardware) and reports (SoC %, battery
+        size Wh): the station's power limit on the hardware and the transaction's charging state follow."""
         ...
 
     def set_transaction_data(self, evse_id: int, custom_data: Payload) -> str | None:

@@ -43,8 +43,9 @@ class SmartCharging:
             return None
         evse = self.ctx.evses[evse_id]
         tx = evse.tx
-        return self.profiles.limit_w(evse_id, self.ctx.clock.wall().timestamp(), voltage=evse.meter.voltage,
-                                     default_phases=evse.meter.phases,
+        limits = evse.hardware.limits
+        return self.profiles.limit_w(evse_id, self.ctx.clock.wall().timestamp(), voltage=limits.nominal_voltage,
+                                     default_phases=limits.phases,
                                      tx_start=tx.started_epoch if tx else None, tx_id=tx.id if tx else None)
 
     def composite_schedule(self, evse_id: int, duration_s: int, unit: str = "W", *,
@@ -54,7 +55,7 @@ class SmartCharging:
         ctx = self.ctx
         evse = ctx.evses.get(evse_id)
         tx = evse.tx if evse else None
-        voltage, phases = (evse.meter.voltage, evse.meter.phases) if evse else (230.0, 3)
+        voltage, phases = (evse.hardware.limits.nominal_voltage, evse.hardware.limits.phases) if evse else (230.0, 3)
         if max_periods is None:
             max_periods = ctx.model.int("SmartChargingCtrlr", "PeriodsPerSchedule")
         return self.profiles.composite(evse_id, ctx.clock.wall().timestamp(), duration_s, unit, voltage=voltage,

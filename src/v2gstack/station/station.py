@@ -23,6 +23,7 @@ from typing import Any
 
 from cryptography import x509
 
+from ..hardware import EvseHardware, SimulatedHardware
 from ..ocpp import Dialer, Router
 from .authorization import Authorization, IdToken, IdTokenInfo
 from .availability import Availability
@@ -35,7 +36,6 @@ from .evse import Evse
 from .files import private_folder
 from .handlers import register
 from .link import Link
-from .meter import Meter
 from .ports import EvseFacts, FrameListener, SettingsView
 from .queue import OfflineQueue
 from .reports import Reports
@@ -48,8 +48,11 @@ Payload = dict[str, Any]
 class ChargingStation:
     """A simulated OCPP 2.0.1 charging station with N EVSEs (one connector each)."""
 
-    def __init__(self, config: StationConfig, *, dial: Dialer | None = None) -> None:
-        """`dial` opens the websocket instead of `websockets` (tests run the link in memory)."""
+    def __init__(self, config: StationConfig, *, hardware: Callable[[int], EvseHardware] | None = None,
+                 dial: Dialer | None = None) -> None:
+        """`hardware(evse_id)` makes each EVSE's power electronics (default: SimulatedHardware with
+        `config.evse_hardware_config(evse_id)`); `dial` opens the websocket instead of `websockets` (tests run the
+        link in memory)."""
         self.config = config
         self.clock = Clock(config.time_scale)
         state = config.state_dir
@@ -60,8 +63,9 @@ class ChargingStation:
                                security_profile=config.security_profile, max_power_w=config.evse_power),
             path=None if state is None else Path(state) / "device_model.json")
         self.queue = OfflineQueue(":memory:" if state is None else Path(state) / "queue.sqlite")
+        make = hardware or self._simulated_hardware
         self.evses: dict[int, Evse] = {
-            i: Evse(i, max_power_w=config.evse_power(i), meter=Meter()) for i in range(1, config.evses + 1)}
+            i: Evse(i, max_power_w=config.evse_power(i), hardware=make(i)) for i in range(1, config.evses + 1)}
         self.context = ctx = StationContext(config, self.clock, self.model, self.evses, self.queue,
                                             Tasks(config.station_id))
         router = Router()
@@ -76,6 +80,11 @@ class ChargingStation:
                  self.authorization.handlers(), self.smart_charging.handlers(), self.transactions.handlers(),
                  self.availability.handlers(), self.certificates.handlers(), self.reports.handlers())
 
+    def _simulated_hardware(self, evse_id: int) -> EvseHardware:
+        """The default power stage of an EVSE: simulated, on the station's clock."""
+        meter_id = f"V2GSTACK-METER-{self.config.station_id}-{evse_id}"[:32]
+        return SimulatedHardware(self.config.evse_hardware_config(evse_id), self.clock.now, meter_id=meter_id)
+
     # ----- life cycle -----
 
     async def start(self) -> None:
@@ -87,14 +96,6 @@ class ChargingStation:
         """Disconnect and stop every task (open transactions stay in the journal, as after a power loss)."""
         await self.context.tasks.cancel_all(*await self.link.stop())
         self.queue.close()
-
-    async def run(self) -> None:
-        """start(), then run until cancelled (Ctrl-C), then stop()."""
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()
 
     async def wait_accepted(self) -> None:
         """Wait until the CSMS has accepted the BootNotification."""
@@ -151,8 +152,17 @@ class ChargingStation:
 
     def set_ev(self, evse_id: int, *, power_w: float | None = None, soc: float | None = None,
                battery_wh: float | None = None) -> None:
-        """What the EV asks for and reports (charging needs, SoC)."""
+        """A scripted EV draws `power_w` from the EVSE's outlet and reports its SoC and battery size."""
         self.transactions.set_ev(evse_id, power_w=power_w, soc=soc, battery_wh=battery_wh)
+
+    def ev_update(self, evse_id: int, *, demand_w: float | None = None, soc: float | None = None,
+                  battery_wh: float | None = None) -> None:
+        """What the EV asks for and reports over ISO 15118 (it draws through the hardware itself)."""
+        self.transactions.ev_update(evse_id, demand_w=demand_w, soc=soc, battery_wh=battery_wh)
+
+    def hardware(self, evse_id: int) -> EvseHardware:
+        """The EVSE's power electronics and meter."""
+        return self.evses[evse_id].hardware
 
     async def stop_transaction(self, evse_id: int, reason: str = "Local", trigger: str = "StopAuthorized") -> None:
         """End the EVSE's transaction."""

@@ -12,11 +12,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..hardware import MeterReading, RestorableMeter
 from .authorization import Authorization, IdToken, IdTokenInfo
 from .context import StationContext
 from .evse import Evse
 from .link import Link
-from .meter import Meter
+from .metering import sampled_values
 from .smart_charging import SmartCharging
 from .transaction import Transaction
 
@@ -47,16 +48,18 @@ class Transactions:
              stopped_reason: str | None = None) -> Payload:
         """Make the transaction's next TransactionEvent and put it in the durable queue (sent in order)."""
         ctx = self.ctx
+        evse = ctx.evses.get(tx.evse_id)
+        reading = evse.reading() if evse is not None else None  # one reading: the values sent are those kept
         meter_value = None
-        if context is not None:
-            evse = ctx.evses[tx.evse_id]
+        if context is not None and evse is not None and reading is not None:
             meter_value = [{"timestamp": ctx.clock.timestamp(),
-                            "sampledValue": self._measurands(evse.meter, context, event_type)}]
+                            "sampledValue": self._measurands(reading, evse.soc, context, event_type)}]
         payload = tx.event(event_type, trigger, ctx.clock.timestamp(), meter_value=meter_value,
                            stopped_reason=stopped_reason, offline=not self.link.connected)
         ctx.queue.push("TransactionEvent", payload)
-        ctx.queue.save_state(f"meter/{tx.evse_id}", ctx.evses[tx.evse_id].meter.registers()
-                             if tx.evse_id in ctx.evses else {})
+        if reading is not None:  # the registers survive a restart (a real meter does not reset)
+            ctx.queue.save_state(f"meter/{tx.evse_id}", {"import_wh": reading.import_wh,
+                                                         "export_wh": reading.export_wh})
         if tx.ended:
             ctx.queue.forget_transaction(tx.id)
         else:
@@ -66,13 +69,12 @@ class Transactions:
         self.link.sender.wake()
         return payload
 
-    def _measurands(self, meter: Meter, context: str, event_type: str) -> list[Payload]:
+    def _measurands(self, reading: MeterReading, soc: float | None, context: str, event_type: str) -> list[Payload]:
         """The meter's sampled values, restricted to the Tx*Measurands variable for this kind of event."""
         var = {"Started": "TxStartedMeasurands", "Ended": "TxEndedMeasurands"}.get(event_type, "TxUpdatedMeasurands")
         wanted = set(self.ctx.model.members("SampledDataCtrlr", var))
-        now = self.ctx.clock.now()
-        values = [v for v in meter.sample(now, context) if v["measurand"] in wanted]
-        return values or meter.sample(now, context)[:1]
+        every = sampled_values(reading, context, soc)
+        return [v for v in every if v["measurand"] in wanted] or every[:1]
 
     def _answered(self, request: Payload, answer: Payload) -> None:
         """Cache the idTokenInfo of a TransactionEvent answer; stop the transaction if the token is not valid."""
@@ -91,8 +93,8 @@ class Transactions:
         ctx = self.ctx
         for evse in ctx.evses.values():
             registers = ctx.queue.load_state(f"meter/{evse.id}")
-            if registers:
-                evse.meter.restore(registers)
+            if registers and isinstance(evse.hardware, RestorableMeter):
+                evse.hardware.restore_registers(registers.get("import_wh", 0.0), registers.get("export_wh", 0.0))
         for state in ctx.queue.open_transactions():
             tx = Transaction.restore(state)
             tx.charging_state = "Idle"
@@ -120,7 +122,6 @@ class Transactions:
         if evse.authorized:
             tx.set_token(evse.id_token)
         evse.tx = tx
-        evse.meter.advance(clock.now())
         self.emit(tx, "Started", trigger, context="Transaction.Begin")
         self._samplers[tx.id] = self.ctx.spawn(self._sample(evse, tx), f"sample-{tx.id}")
         return tx
@@ -181,15 +182,26 @@ class Transactions:
 
     def set_ev(self, evse_id: int, *, power_w: float | None = None, soc: float | None = None,
                battery_wh: float | None = None) -> None:
-        """What the EV asks for and reports (charging needs, SoC): the meter follows from now on."""
+        """A scripted EV (session.py): it draws `power_w` from the EVSE's AC outlet (negative: gives back) as far as
+        the station allows, and reports its SoC and battery size."""
         evse = self.ctx.evses[evse_id]
-        evse.meter.advance(self.ctx.clock.now())
         if power_w is not None:
-            evse.ev_power_w = power_w
+            limits = evse.hardware.limits
+            evse.hardware.ac_draw(power_w / (limits.nominal_voltage * limits.phases), limits.phases)
+        self.ev_update(evse_id, demand_w=power_w, soc=soc, battery_wh=battery_wh)
+
+    def ev_update(self, evse_id: int, *, demand_w: float | None = None, soc: float | None = None,
+                  battery_wh: float | None = None) -> None:
+        """What the EV asks for (W) and reports (SoC %, battery Wh), as the ISO 15118 session tells it: the power
+        allowed and the charging state follow."""
+        evse = self.ctx.evses[evse_id]
+        evse.reading()  # the simulated SoC up to now, before the EV's own figure replaces it
+        if demand_w is not None:
+            evse.ev_power_w = demand_w
         if soc is not None:
-            evse.meter.soc = soc
+            evse.soc = soc
         if battery_wh is not None:
-            evse.meter.battery_wh = battery_wh
+            evse.battery_wh = battery_wh
         self.apply_power(evse)
 
     def _profiles_changed(self, evse_id: int) -> None:
@@ -199,21 +211,18 @@ class Transactions:
                 self.apply_power(evse)
 
     def apply_power(self, evse: Evse) -> None:
-        """Apply the power the EVSE may deliver now; tell the CSMS when the charging state changes."""
-        power = evse.power_allowed()
-        limit = self.smart_charging.limit_w(evse.id)
-        if limit is not None and power > limit:
-            power = max(0.0, limit)
-        if evse.meter.soc is not None and evse.meter.soc >= 100.0 and power > 0:
-            power = 0.0
-        evse.meter.set_power(power, self.ctx.clock.now())
+        """Tell the EVSE's hardware what it may deliver now; tell the CSMS when the charging state changes."""
+        evse.reading()  # the SoC up to now
+        charge, discharge = evse.allowance(self.smart_charging.limit_w(evse.id))
+        evse.hardware.set_power_limit(charge, discharge)
+        power = max(-discharge, min(charge, evse.ev_power_w))
         tx = evse.tx
         if tx is None or tx.ended:
             return
         if power != 0:
             state = "Charging"
         elif evse.plugged and evse.authorized:
-            state = "SuspendedEV" if evse.ev_power_w == 0 or (evse.meter.soc or 0) >= 100 else "SuspendedEVSE"
+            state = "SuspendedEV" if evse.ev_power_w == 0 or (evse.soc or 0) >= 100 else "SuspendedEVSE"
         else:
             state = "EVConnected" if evse.plugged else "Idle"
         if state != tx.charging_state:
@@ -242,7 +251,7 @@ class Transactions:
         if tx is None or tx.ended:
             return
         evse.authorized = False
-        evse.meter.set_power(0.0, self.ctx.clock.now())
+        evse.hardware.set_power_limit(0.0, 0.0)
         tx.charging_state = "EVConnected" if evse.plugged else "Idle"
         self.emit(tx, "Ended", trigger, context="Transaction.End", stopped_reason=reason)
         evse.tx = None
@@ -273,7 +282,7 @@ class Transactions:
             await self.ctx.clock.sleep(interval if interval > 0 else 1)
             if tx.ended or interval <= 0 or not model.bool("SampledDataCtrlr", "Enabled"):
                 continue
-            if evse.meter.power_w:
+            if evse.reading().power_w:
                 tx.charging_seconds += interval
             self.apply_power(evse)  # e.g. the battery became full
             if not tx.ended:
@@ -294,7 +303,7 @@ class Transactions:
         """MeterValues (TriggerMessage) for one EVSE."""
         clock = self.ctx.clock
         await self.link.try_call("MeterValues", {"evseId": evse.id, "meterValue": [{
-            "timestamp": clock.timestamp(), "sampledValue": evse.meter.sample(clock.now(), "Trigger")}]})
+            "timestamp": clock.timestamp(), "sampledValue": sampled_values(evse.reading(), "Trigger", evse.soc)}]})
 
     def _trigger_meter_values(self, evses: list[Evse]) -> bool:
         """TriggerMessage(MeterValues): one MeterValues per EVSE, after the answer."""
