@@ -1,0 +1,431 @@
+"""The OCPP policy of a bridged EVSE, talking to the station through `StationPort` only.
+
+`EvsePolicy` is the EVSE's (its sessions, profile changes, NotifyEvent ids, failures outside any session);
+`SessionPolicy` is one ISO session's: SessionSetup -> plug-in and the ISO facts in the transaction's customData;
+EIM authorization (free vend, a token presented at the EVSE, or the CSMS's remote start) and Plug & Charge
+(plug_and_charge.py); ChargeParameterDiscovery -> NotifyEVChargingNeeds and the composite schedule as the
+SAScheduleTuple; the EV's chosen schedule -> NotifyEVChargingSchedule; a profile change -> ReNegotiation; a
+transaction stopped by the CSMS or the station -> StopCharging; the end -> the error map's reports (NotifyEvent,
+SecurityEventNotification, stoppedReason, Faulted) and the transaction's end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import itertools
+import time
+from typing import Any
+
+from ...constants import ISO_FACTS_VENDOR, MIRROR_VENDOR, PROTOCOL_NAMES
+from ...iso15118.events import MessageExchanged, ScheduleChosen, SessionEnded, SessionEvent, TlsFailed
+from ...iso15118.evse import AuthorizationStatus, SessionInfo
+from ...iso15118.model import EVChargeParameters, PMaxEntry, ProfileEntry, SASchedule, is_dc
+from ...times import rfc3339
+from ...trace.error_map import FAILURES, FailureKind, IsoFailure, notify_event
+from ..device_model import VENDOR_COMPONENT
+from ..ports import EvseFacts, StationPort
+from ..profiles import Rejection
+from .config import BridgeConfig
+from .plug_and_charge import authorize_contract, install_certificate
+from .tracing import SessionLog, SessionTrace
+
+Payload = dict[str, Any]
+
+PMAX_ENTRIES = 1024
+"""The most PMaxScheduleEntry elements an ISO 15118-2 PMaxSchedule holds (its XSD's maxOccurs)."""
+KEEP_FINISHED = 100
+"""Finished sessions an EVSE keeps (their timelines, for tests and the demo)."""
+
+
+class EvsePolicy:
+    """The OCPP side of one bridged EVSE: one active session at a time, the ones still closing their transaction,
+    and the last finished ones."""
+
+    def __init__(self, station: StationPort, evse_id: int, config: BridgeConfig) -> None:
+        self.station = station
+        self.evse_id = evse_id
+        self.config = config
+        self.active: SessionPolicy | None = None
+        self.ending: set[SessionPolicy] = set()  # ended ISO sessions whose OCPP transaction is still being closed
+        self.finished: list[SessionPolicy] = []
+        self.event_ids = itertools.count(int(time.time()) % 1_000_000)  # NotifyEvent eventIds of this EVSE
+        station.on_profiles_changed(self._profiles_changed)
+
+    def session(self, trace: SessionTrace, log: SessionLog) -> SessionPolicy:
+        """The policy of a new SECC connection; the EVSE has one EV at a time, so profile changes are its now."""
+        self.active = SessionPolicy(self, trace, log)
+        return self.active
+
+    def tracing(self) -> list[SessionTrace]:
+        """The timelines that record OCPP frames now: the active session's and those still closing."""
+        return [s.trace for s in (self.active, *self.ending) if s is not None]
+
+    def _profiles_changed(self, evse_id: int) -> None:
+        if self.active is not None and evse_id in (0, self.evse_id):
+            self.active.profiles_changed()
+
+    def tls_failed(self, event: TlsFailed, trace: SessionTrace) -> None:
+        """A TLS handshake failed (no ISO session): reported per the error map, with a timeline of its own."""
+        failure = FAILURES[event.kind]
+        trace.link(evseId=self.evse_id, stationId=self.station.station_id)
+        trace.error(failure.kind, code=None, reason=event.detail, peer=event.peer,
+                    securityEvent=failure.security_event)
+        self.report_failure(failure, None, event.detail)
+        trace.close()
+
+    def report_failure(self, failure: IsoFailure, code: str | None, reason: str,
+                       transaction_id: str | None = None) -> None:
+        """The OCPP messages of an ISO failure (trace/error_map.py): NotifyEvent and SecurityEventNotification."""
+        now = self.station.clock.timestamp()
+        if failure.notify:
+            self.station.notify("NotifyEvent", {"generatedAt": now, "seqNo": 0, "eventData": [
+                notify_event(failure, code, reason, self.evse_id, next(self.event_ids), now, transaction_id)]})
+        if failure.security_event:
+            self.station.notify("SecurityEventNotification", {
+                "type": failure.security_event, "timestamp": now, "techInfo": f"EVSE {self.evse_id}: {reason}"[:255]})
+
+    def closing(self, session: SessionPolicy, *, closing_transaction: bool = True) -> None:
+        """The session's ISO side ended; its OCPP side (the transaction) closes in the background."""
+        if self.active is session:
+            self.active = None
+        if closing_transaction:
+            self.ending.add(session)
+        self.finished.append(session)
+        if len(self.finished) > KEEP_FINISHED:
+            self.finished.pop(0)
+
+
+class SessionPolicy:
+    """The OCPP policy of one ISO session (controller.Policy)."""
+
+    def __init__(self, evse: EvsePolicy, trace: SessionTrace, log: SessionLog) -> None:
+        self.evse_policy = evse
+        self.station = evse.station
+        self.config = evse.config
+        self.evse_no = evse.evse_id
+        self.trace = trace
+        self.log = log
+        self.info: SessionInfo | None = None
+        self.auth_task: asyncio.Task[Any] | None = None
+        self.auth_result: str | None = None
+        self.needs_sent = False
+        self.renegotiate = False
+        self.contactors = False
+        self.tx_id: str | None = None
+        self.stopped_remotely = False
+        self.offered: dict[int, SASchedule] = {}  # the SAScheduleTuples of the last ChargeParameterDiscoveryRes
+        trace.concerns = self._concerns
+
+    @property
+    def evse(self) -> EvseFacts:
+        """What the station knows of this EVSE now."""
+        return self.station.evse(self.evse_no)
+
+    @property
+    def timeline(self) -> Any:
+        """The session's timeline."""
+        return self.trace.timeline
+
+    def _concerns(self, action: str, p: Payload) -> bool:
+        """Whether an OCPP CALL belongs on this session's timeline: its transaction, its EVSE, or its Authorize."""
+        tx = (p.get("transactionInfo") or {}).get("transactionId") or p.get("transactionId") or (
+            p.get("chargingProfile") or {}).get("transactionId")
+        if tx is not None:
+            return tx in (self.tx_id, self.evse.transaction_id)
+        evse = p.get("evseId", (p.get("evse") or {}).get("id"))
+        if evse is not None:
+            return bool(evse == self.evse_no)
+        return action == "Authorize" and self.auth_task is not None and not self.auth_task.done()
+
+    def _link_tx(self) -> None:
+        tx_id = self.evse.transaction_id
+        if tx_id is not None and tx_id != self.tx_id:
+            self.tx_id = tx_id
+            self.trace.link(transactionId=tx_id)
+
+    # ----- identity, plug-in and the ISO facts -----
+
+    def evse_id(self, protocol: str) -> str:
+        """EVSEID: DIN is hexBinary, -2 the ISO form (country*operator*E id*n)."""
+        if protocol == "din":
+            return self.config.din_evse_id
+        return self.config.evse_ids.get(self.evse_no) or (
+            f"DE*V2G*E{self.station.station_id.replace('-', '').replace('_', '')[:20]}*{self.evse_no}")
+
+    def payment_options(self) -> list[str]:
+        """EIM (ExternalPayment), and Plug & Charge (Contract) when ISO15118Ctrlr.PnCEnabled (the SECC offers it
+        only over TLS)."""
+        if self.station.settings.bool("ISO15118Ctrlr", "PnCEnabled"):
+            return ["Contract", "ExternalPayment"]
+        return ["ExternalPayment"]
+
+    def energy_modes(self) -> list[str]:
+        """The EVSE's energy transfer modes."""
+        return list(self.config.energy_modes)
+
+    def session_started(self, info: SessionInfo) -> None:
+        """SessionSetup: the EV is there (plug-in), the ISO facts go to the timeline and the transaction."""
+        self.info = info
+        self.trace.link(sessionId=info.session_id, evccId=info.evcc_id, evseId=self.evse_no,
+                        isoProtocol=PROTOCOL_NAMES.get(info.protocol, info.protocol),
+                        stationId=self.station.station_id)
+        self.trace.state("SessionStarted", resumed=info.resumed, tls=info.tls, peer=info.peer)
+        self.station.spawn(self._plugged(), f"plug-{self.evse_no}")
+
+    async def _plugged(self) -> None:
+        await self.station.plug_in(self.evse_no)
+        self._facts()
+
+    def _facts(self) -> None:
+        """The ISO facts the CSMS joins to the transaction (TransactionEvent customData)."""
+        if self.info is None or self.evse.transaction_id is None:
+            return
+        self._link_tx()
+        facts: Payload = {"vendorId": ISO_FACTS_VENDOR, "sessionId": self.info.session_id,
+                          "evccId": self.info.evcc_id,
+                          "protocol": PROTOCOL_NAMES.get(self.info.protocol, self.info.protocol),
+                          "traceId": self.timeline.trace_id}
+        if self.info.energy_mode:
+            facts["energyTransferMode"] = self.info.energy_mode
+        self.station.set_transaction_data(self.evse_no, facts)
+
+    def on_event(self, event: SessionEvent) -> None:
+        """Each message goes to the CSMS when mirrored; the EV's chosen schedule (PowerDeliveryReq Start answered
+        OK) becomes NotifyEVChargingSchedule. The end comes to session_ended."""
+        if isinstance(event, MessageExchanged):
+            self._mirror(event)
+        elif isinstance(event, ScheduleChosen):
+            self.station.notify("NotifyEVChargingSchedule", self._ev_schedule(event.tuple_id, list(event.profile)))
+
+    def _mirror(self, event: MessageExchanged) -> None:
+        """DataTransfer of the message's EXI (our vendor component's MirrorISO15118Messages; gzip per
+        MirrorISO15118Compression)."""
+        settings = self.station.settings
+        if not settings.bool(VENDOR_COMPONENT, "MirrorISO15118Messages"):
+            return
+        record = event.record
+        gz = settings.value(VENDOR_COMPONENT, "MirrorISO15118Compression") == "Gzip"
+        data = gzip.compress(record.exi, mtime=0) if gz else record.exi
+        self.station.notify("DataTransfer", {
+            "vendorId": MIRROR_VENDOR.get(record.namespace, "ISO15118-20"), "messageId": record.name[:50],
+            "data": "EXI::" + base64.b64encode(data).decode()})
+
+    # ----- authorization -----
+
+    def authorize(self, info: SessionInfo) -> AuthorizationStatus:
+        """Ongoing while the station authorizes: Plug & Charge, free vend, a token presented here, or the CSMS's
+        remote start."""
+        self._facts()
+        if self.evse.authorized:
+            return self._authorized()
+        if self.auth_result is not None:
+            if self.auth_result != "Accepted":
+                info.auth_code = info.auth_code or "FAILED"
+                return AuthorizationStatus.REJECTED
+            return self._authorized()
+        if self.auth_task is None:
+            if info.payment_option == "Contract" and info.emaid and info.contract_chain:
+                self.trace.state("Authorizing", method="PlugAndCharge", eMAID=info.emaid)
+                self.auth_task = self.station.spawn(self._authorize_contract(info), "iso-authorize")
+            elif not self.station.settings.bool("AuthCtrlr", "Enabled"):
+                self.trace.state("Authorizing", method="FreeVend")
+                self.auth_task = self.station.spawn(self._authorize({"idToken": "", "type": "NoAuthorization"},
+                                                                    check=False), "iso-authorize")
+            elif self.config.id_token is not None:
+                self.trace.state("Authorizing", method="IdToken", idToken=self.config.id_token["idToken"])
+                self.auth_task = self.station.spawn(self._authorize(self.config.id_token), "iso-authorize")
+            else:
+                self.trace.state("Authorizing", method="WaitingForRemoteStart")
+                self.auth_task = self.station.spawn(asyncio.sleep(0), "iso-authorize")
+        return AuthorizationStatus.ONGOING
+
+    async def _authorize(self, token: dict[str, str], check: bool = True) -> None:
+        info = await self.station.authorize(self.evse_no, token, check=check)
+        self.auth_result = info.get("status", "Invalid")
+        self.trace.state("Authorized" if self.auth_result == "Accepted" else "AuthorizationRefused",
+                         status=self.auth_result)
+
+    async def _authorize_contract(self, info: SessionInfo) -> None:
+        assert info.emaid is not None and info.contract_chain is not None
+        decision = await authorize_contract(self.station, self.evse_no, info.emaid, info.contract_chain, self.trace)
+        self.auth_result = decision.status
+        if decision.iso_code is not None:
+            info.auth_code = decision.iso_code
+
+    def _authorized(self) -> AuthorizationStatus:
+        self._link_tx()
+        token = self.evse.id_token
+        if token is not None:
+            self.trace.link(idToken=token.get("idToken") or None)
+        return AuthorizationStatus.ACCEPTED
+
+    async def certificate_installation(self, info: SessionInfo, request: dict[str, Any],
+                                       action: str = "Install") -> dict[str, Any] | str:
+        """Certificate installation or update through the CSMS (Get15118EVCertificate)."""
+        return await install_certificate(self.station, request, action, self.trace)
+
+    # ----- charge parameters, schedules, limits -----
+
+    def schedules(self, info: SessionInfo, ev: EVChargeParameters) -> list[SASchedule] | None:
+        """NotifyEVChargingNeeds (once), then the composite schedule as one SAScheduleTuple."""
+        self.renegotiate = False
+        self._facts()
+        soc = ev.status.soc if ev.status is not None else None
+        self.station.ev_update(self.evse_no, soc=float(soc) if soc is not None else None,
+                               battery_wh=ev.energy_capacity)
+        if not self.needs_sent:
+            self.needs_sent = True
+            self.station.notify("NotifyEVChargingNeeds", charging_needs(self.evse_no, ev,
+                                                                        self.station.clock.wall().timestamp()))
+        composite = self._composite()
+        entries = tuple(PMaxEntry(int(p["startPeriod"]), float(p["limit"])) for p in
+                        composite["chargingSchedulePeriod"])
+        last = entries[-1]
+        entries = (*entries[:-1], PMaxEntry(last.start, last.pmax, self.config.schedule_duration - last.start))
+        self.trace.state("ScheduleOffered", pmax=[(e.start, e.pmax) for e in entries])
+        offer = [SASchedule(1, entries)]
+        self.offered = {t.tuple_id: t for t in offer}
+        return offer
+
+    def _composite(self) -> Payload:
+        """The EVSE's composite schedule for the SAScheduleTuple: at most PMAX_ENTRIES periods; should the profiles
+        need more, the limit in force now, for the whole schedule."""
+        try:
+            return self.station.composite_schedule(self.evse_no, self.config.schedule_duration, "W",
+                                                   max_periods=PMAX_ENTRIES)
+        except Rejection as e:
+            self.log.warning("%s; offering the limit in force now", e.info)
+            limit = self.station.limit_w(self.evse_no)
+            return {"chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(
+                self.evse.max_power_w if limit is None else max(0.0, limit), 1)}]}
+
+    def _ev_schedule(self, tuple_id: int | None, profile: list[ProfileEntry]) -> Payload:
+        """NotifyEVChargingScheduleRequest: the EV's ChargingProfile (-2), or the SAScheduleTuple it chose when it
+        sent none (DIN), from now on."""
+        periods: list[Payload]
+        if profile:
+            periods = [{"startPeriod": e.start, "limit": float(e.max_power),
+                        **({"numberPhases": int(e.max_phases)} if e.max_phases else {})} for e in profile]
+        else:
+            chosen = self.offered.get(tuple_id or 1) or next(iter(self.offered.values()), None)
+            if chosen is not None:
+                periods = [{"startPeriod": e.start, "limit": float(e.pmax)} for e in chosen.entries]
+            else:
+                periods = [{"startPeriod": p["startPeriod"], "limit": p["limit"]}
+                           for p in self._composite()["chargingSchedulePeriod"]]
+        return {"timeBase": self.station.clock.timestamp(), "evseId": self.evse_no, "chargingSchedule": {
+            "id": tuple_id or 1, "chargingRateUnit": "W", "duration": self.config.schedule_duration,
+            "chargingSchedulePeriod": periods}}
+
+    def limit_w(self) -> float | None:
+        """The charging-profile limit on the EVSE now."""
+        return self.station.limit_w(self.evse_no)
+
+    def max_power_w(self) -> float:
+        """The EVSE's rating."""
+        return self.evse.max_power_w
+
+    def delivering(self) -> bool:
+        """A transaction runs on the EVSE."""
+        return self.evse.transaction_id is not None
+
+    def ev_drawing(self, power_w: float, soc: float | None) -> None:
+        """What the EV takes now: the station's power limit and the charging state follow."""
+        self.station.ev_update(self.evse_no, demand_w=power_w, soc=soc)
+
+    # ----- what the station wants the EV to do -----
+
+    def contactors_changed(self, closed: bool) -> None:
+        """The contactors closed (energy transfer) or opened."""
+        self.contactors = closed
+
+    def notification(self) -> str:
+        """StopCharging when the transaction was stopped (CSMS or local), ReNegotiation after a profile change."""
+        evse = self.evse
+        if self.contactors and (evse.transaction_id is None or not evse.authorized):
+            if not self.stopped_remotely:
+                self.stopped_remotely = True
+                self.trace.state("StopRequested", by="CSMS or station")
+            return "StopCharging"
+        if self.renegotiate and self.contactors and self.info is not None and self.info.protocol == "iso2":
+            return "ReNegotiation"
+        return "None"
+
+    def profiles_changed(self) -> None:
+        """The CSMS changed a profile: -2 EVs renegotiate; every EV gets the new limit in the charge loop."""
+        self.trace.state("ProfilesChanged", limit_w=self.station.limit_w(self.evse_no))
+        if self.contactors:
+            self.renegotiate = True
+
+    # ----- the end -----
+
+    def session_ended(self, info: SessionInfo | None, ended: SessionEnded) -> None:
+        """Report the end in OCPP terms (the error map's row of its kind), end the transaction, and let the EVSE go.
+        Before SessionSetup there is no transaction: only the reports."""
+        failure, code, reason = FAILURES[ended.kind], ended.iso_code, ended.detail
+        if info is None:
+            if self.evse_policy.active is self:
+                self.evse_policy.active = None
+            self.trace.error(failure.kind, code=code, reason=reason, securityEvent=failure.security_event)
+            self.evse_policy.report_failure(failure, code, reason)
+            self.trace.close()
+            return
+        self.trace.state("SessionStopped", reason=reason, failure=failure.kind, code=code, paused=ended.paused)
+        self.evse_policy.closing(self, closing_transaction=not ended.paused)
+        if ended.paused:  # the EV may resume with the same SessionID: the transaction stays
+            return
+        if failure.notify:
+            self.trace.error(failure.kind, code=code, reason=reason, stoppedReason=failure.stopped_reason,
+                             securityEvent=failure.security_event, faulted=failure.faulted)
+        self.station.spawn(self._report_end(failure, code, reason), f"iso-end-{self.evse_no}")
+
+    async def _report_end(self, failure: IsoFailure, code: str | None, reason: str) -> None:
+        st = self.station
+        self.evse_policy.report_failure(failure, code, reason, self.evse.transaction_id)
+        if failure.kind is FailureKind.NORMAL:
+            await st.unplug(self.evse_no)
+        else:
+            await st.stop_transaction(self.evse_no, failure.stopped_reason, failure.trigger_reason)
+            if failure.faulted:
+                await st.set_fault(self.evse_no, True, failure.stopped_reason)
+            await st.unplug(self.evse_no)
+        self.trace.state("TransactionEnded", transactionId=self.tx_id)
+        try:  # keep recording until the CSMS has the end of the transaction
+            async with asyncio.timeout(60 * st.clock.scale + 30):
+                await st.wait_queue_empty()
+        except TimeoutError:
+            pass
+        finally:
+            self.evse_policy.ending.discard(self)
+            self.trace.close()
+
+
+def _energy_transfer(mode: str) -> str:
+    """ISO EnergyTransferMode -> OCPP EnergyTransferModeEnumType."""
+    return {"AC_single_phase_core": "AC_single_phase", "AC_three_phase_core": "AC_three_phase"}.get(mode, "DC")
+
+
+def charging_needs(evse_id: int, ev: EVChargeParameters, now: float) -> Payload:
+    """NotifyEVChargingNeedsRequest from ChargeParameterDiscoveryReq (SI units, W/A/V/Wh); `now` in epoch s."""
+    needs: Payload = {"requestedEnergyTransfer": _energy_transfer(ev.mode)}
+    if ev.departure_time is not None:
+        departure = now + ev.departure_time
+        needs["departureTime"] = rfc3339(departure, timespec="seconds")
+    if is_dc(ev.mode):
+        dc: Payload = {"evMaxCurrent": int(ev.max_current or 0), "evMaxVoltage": int(ev.max_voltage or 0)}
+        for key, value in (("energyAmount", ev.energy_request), ("evMaxPower", ev.max_power),
+                           ("evEnergyCapacity", ev.energy_capacity), ("fullSoC", ev.full_soc),
+                           ("bulkSoC", ev.bulk_soc)):
+            if value is not None:
+                dc[key] = int(value)
+        if ev.status is not None:
+            dc["stateOfCharge"] = int(ev.status.soc)
+        needs["dcChargingParameters"] = dc
+    else:
+        needs["acChargingParameters"] = {"energyAmount": int(ev.energy_amount or 0),
+                                         "evMinCurrent": int(ev.min_current or 0),
+                                         "evMaxCurrent": int(ev.max_current or 0),
+                                         "evMaxVoltage": int(ev.max_voltage or 0)}
+    return {"evseId": evse_id, "chargingNeeds": needs}

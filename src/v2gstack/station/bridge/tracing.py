@@ -1,0 +1,124 @@
+"""The timeline of each bridged session: the ISO 15118 messages as the SECC parsed them (typed events), the OCPP
+frames that concern its EVSE or transaction (the station's frame stream, parsed once for all sessions), and the
+bridge's own states and errors, in one file (trace/timeline.py). And the per-session logger."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from ...iso15118.events import MessageExchanged, ScheduleChosen, SessionEvent
+from ...trace.timeline import Timeline
+from ..ports import StationPort
+
+Payload = dict[str, Any]
+
+
+class SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The logger of one bridged session: every line starts with the station, the EVSE and (once known) the
+    SessionID."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        """Prefix the session's label."""
+        extra = self.extra or {}
+        session = f" session {extra['session']}" if extra.get("session") else ""
+        return f"{extra.get('station')} EVSE {extra.get('evse')}{session}: {msg}", kwargs
+
+
+@dataclass(frozen=True)
+class OcppFrame:
+    """One OCPP-J frame as the station sent or received it, parsed once: a CALL (`action`, `payload`), or the answer
+    to one (`action` names the CALL; `error` for a CALLERROR)."""
+
+    direction: str  # "rx" or "tx"
+    message: list[Any]  # the frame itself
+    message_id: str
+    action: str
+    payload: Payload
+    call: bool
+    error: bool = False
+
+
+class OcppFrames:
+    """The station's OCPP frames, parsed once and handed to every subscriber (each EVSE's sessions)."""
+
+    MAX_PENDING = 4096
+    """CALLs remembered to name their answers (bounded: answers that never come are forgotten oldest first)."""
+
+    def __init__(self, station: StationPort) -> None:
+        self.subscribers: list[Callable[[OcppFrame], None]] = []
+        self._calls: dict[str, str] = {}  # message id -> action
+        station.on_frame(self._frame)
+
+    def _frame(self, direction: str, text: str) -> None:
+        """Parse a frame once; skip what is not an OCPP-J frame."""
+        if not self.subscribers:
+            return
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return
+        if not isinstance(message, list) or len(message) < 3 or not isinstance(message[1], str):
+            return
+        if message[0] == 2 and len(message) >= 4 and isinstance(message[3], dict):
+            if len(self._calls) >= self.MAX_PENDING:
+                self._calls.pop(next(iter(self._calls)))
+            self._calls[message[1]] = str(message[2])
+            frame = OcppFrame(direction, message, message[1], str(message[2]), message[3], True)
+        elif message[0] in (3, 4) and message[1] in self._calls:
+            action = self._calls.pop(message[1])
+            payload = message[2] if message[0] == 3 and isinstance(message[2], dict) else {}
+            frame = OcppFrame(direction, message, message[1], action, payload, False, message[0] == 4)
+        else:
+            return
+        for subscriber in list(self.subscribers):
+            subscriber(frame)
+
+
+class SessionTrace:
+    """The timeline of one session. `concerns(action, payload)` (the OCPP policy's) says which CALLs are its; the
+    answers to those CALLs are recorded with them."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        self.timeline = timeline
+        self.concerns: Callable[[str, Payload], bool] = lambda action, payload: False
+        self._mids: set[str] = set()  # the CALLs recorded, whose answers are recorded too
+
+    def event(self, event: SessionEvent) -> None:
+        """A typed event of the SECC: messages as parsed, the EV's chosen schedule."""
+        if isinstance(event, MessageExchanged):
+            r = event.record
+            self.timeline.iso(r.direction, r.namespace, r.name, r.doc, r.exi, r.session_id)
+        elif isinstance(event, ScheduleChosen):
+            self.timeline.state("ScheduleChosen", saScheduleTupleId=event.tuple_id,
+                                profile=[(e.start, e.max_power) for e in event.profile])
+
+    def frame(self, frame: OcppFrame) -> None:
+        """An OCPP frame: recorded when it concerns this session (or answers a CALL that did)."""
+        if frame.call:
+            if self.concerns(frame.action, frame.payload):
+                self._mids.add(frame.message_id)
+                self.timeline.ocpp(frame.direction, frame.message)
+        elif frame.message_id in self._mids:
+            self._mids.discard(frame.message_id)
+            self.timeline.ocpp(frame.direction, frame.message,
+                               action=f"{frame.action}{' CALLERROR' if frame.error else 'Response'}")
+
+    def link(self, **ids: Any) -> None:
+        """Identifiers that join this timeline to others (SessionID, transactionId, idToken...)."""
+        self.timeline.link(**ids)
+
+    def state(self, what: str, **facts: Any) -> None:
+        """A state of the bridge."""
+        self.timeline.state(what, **facts)
+
+    def error(self, kind: str, **facts: Any) -> None:
+        """An error (a FailureKind or the bridge's own)."""
+        self.timeline.error(kind, **facts)
+
+    def close(self) -> None:
+        """The session is over for good."""
+        self.timeline.close()
