@@ -90,7 +90,7 @@ class SimulatedHardware(EvseHardware):
     def _flow(self) -> float:
         """What flows from now on: the draw within the station's limits (energy so far at the old power first)."""
         self._advance()
-        self.power_w = max(-self.export_limit, min(self.import_limit, self.draw_w))
+        self.power_w = max(-self.export_limit, min(self.import_limit, self.draw_w)) or 0.0  # never -0.0
         return self.power_w
 
     # ----- EvseHardware -----
