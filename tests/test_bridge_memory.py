@@ -14,7 +14,10 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from helpers.memory_bridge import TOKEN, MemoryOcsp, MemoryRig, contract_of, drive, memory_bridge, until
+from helpers.csms import TOKEN
+from helpers.memory_bridge import MemoryOcsp, MemoryRig, drive, memory_bridge
+from helpers.pnc import contract_of
+from helpers.wait import until
 
 from v2gstack.iso15118.evcc import Contract
 from v2gstack.pki.hierarchy import PkiConfig, create_pki

@@ -6,7 +6,7 @@ websocket pair. No sockets: a session runs in a fraction of a second of real tim
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,19 +14,20 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from helpers.csms import TOKEN
 from helpers.memory_link import MemoryCsms
+from helpers.wait import until
 from v2gstack import exi
 from v2gstack.csms.revocation import OcspChecker
 from v2gstack.csms.service import Csms, CsmsConfig
 from v2gstack.csms.store import Store
 from v2gstack.hardware import SimulatedHardwareConfig
 from v2gstack.iso15118.ev import EVModel
-from v2gstack.iso15118.evcc import Contract, EvccConfig, EvccSession, Send, SessionResult
+from v2gstack.iso15118.evcc import EvccConfig, EvccSession, Send, SessionResult
 from v2gstack.iso15118.msglog import ConnectionLog
 from v2gstack.iso15118.secc import SeccConfig, SeccSession
 from v2gstack.ocpp import BackOff
 from v2gstack.pki.ocsp import OcspResponder
-from v2gstack.pki.profiles import Kind
 from v2gstack.station import ChargingStation, StationConfig
 from v2gstack.station.bridge import BridgeConfig, EvseBridge
 from v2gstack.station.bridge.tracing import OcppFrames
@@ -34,16 +35,6 @@ from v2gstack.trace.error_map import FailureKind
 from v2gstack.trace.timeline import TimelineFolder
 
 SPEEDUP = 60.0  # the EV's and the station's simulated seconds per real second (the same, so energy matches)
-TOKEN = {"idToken": "04A1B2C3", "type": "ISO14443"}
-
-
-def contract_of(pki: Any) -> Contract:
-    """The EV's contract from a PKI (the -2 eMAID has no separators)."""
-    leaf = pki.items[Kind.CONTRACT]
-    cn = leaf.cert.subject.rfc4514_string().split("CN=")[1].split(",")[0]
-    chain = [leaf.cert.public_bytes(Encoding.DER), *(c.public_bytes(Encoding.DER)
-                                                     for c in pki.intermediates(Kind.CONTRACT))]
-    return Contract(cn.replace("-", ""), chain, leaf.key)
 
 
 class MemoryOcsp(OcspChecker):
@@ -120,13 +111,6 @@ class MemoryRig:
         """The EV's session is closed on the OCPP side too: the transaction ended and the CSMS has every message."""
         await until(lambda: not self.bridge.ending and self.station.evse(1).transaction_id is None)
         await self.station.wait_queue_empty()
-
-
-async def until(predicate: Callable[[], bool], limit: float = 20.0) -> None:
-    """Wait until `predicate()` holds (a safety net, not a timing check)."""
-    async with asyncio.timeout(limit):
-        while not predicate():
-            await asyncio.sleep(0.005)
 
 
 @asynccontextmanager
