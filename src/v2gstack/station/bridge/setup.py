@@ -53,8 +53,7 @@ class EvseBridge:
 
     def controller(self) -> BridgeController:
         """The controller of one new SECC connection."""
-        session_log = SessionLog(logging.getLogger("v2gstack.station.bridge"),
-                                 {"station": self.station.station_id, "evse": self.evse_id})
+        session_log = SessionLog(log, {"station": self.station.station_id, "evse": self.evse_id})
         trace = SessionTrace(self.timelines.new())
         policy = self.policy.session(trace, session_log)
         return BridgeController(self.hardware, policy, trace, session_log,
