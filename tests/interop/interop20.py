@@ -37,6 +37,10 @@ _REFERENCE_EVCC_GAVE_UP = ("maximum number of SDP retry cycles", "when trying to
 # is slow under load, as for -2 (interop_cases.OUR_EV_OPTIONS)
 OUR_EV_OPTIONS20 = ["--loops", "5", "--loop-interval", "0.05", "--precharge-tolerance", "1000",
                     "--timeout-scale", "3"]
+# the reference EV takes about 0.5 s from its last DC_ChargeLoopRes to PowerDeliveryReq(Stop) on an idle machine
+# (its JVM codec, its stop logic), right at the -20 charge-loop sequence timeout of our SECC: stretch it as our EV's
+# timeouts are stretched against its SECC
+OUR_SECC_OPTIONS20 = ["--timeout-scale", "3"]
 DISCHARGE_LOOPS = 3  # our SECC asks the EV for discharge in the first loops of a dynamic BPT session
 
 
@@ -162,7 +166,7 @@ def reference_evcc_vs_our_secc20(case: Case20, workdir: Path) -> Outcome20:
     outcome.logs = {"our SECC": secc_log, "reference EVCC": evcc_log}
     other = "dynamic" if case.control == "scheduled" else "scheduled"
     secc_args = ["--protocols", "iso20", "--sessions", "1", "--log-json", str(secc_jsonl), "-v", "--tariff",
-                 "--control", f"{case.control},{other}"]
+                 "--control", f"{case.control},{other}", *OUR_SECC_OPTIONS20]
     if case.bpt and case.control == "dynamic":
         secc_args += ["--discharge-loops", str(DISCHARGE_LOOPS)]
     config = josev.evcc_config_copy(evcc_dir, "iso20", case.energy, useTls=case.tls)

@@ -33,7 +33,7 @@ from .msglog import JsonLinesWriter, MessageRecord, MessageSink, fan_out
 from .sdp import SDP_PORT
 from .secc import SeccConfig
 from .secc_server import SeccServer
-from .timers import EvccTimers
+from .timers import EvccTimers, SeccTimers
 from .tls import evcc_context, secc_context
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -228,6 +228,8 @@ def secc_command(
         "--discharge-loops", help="Simulated EVSE, -20 dynamic BPT: ask for discharge in the first N loops")] = 0,
     discharge_seconds: Annotated[int, typer.Option(
         "--discharge-seconds", help="Simulated EVSE, -20 scheduled BPT: schedules start with N s of discharge")] = 0,
+    timeout_scale: Annotated[float, typer.Option(
+        "--timeout-scale", help="Multiply the standard's SECC timeouts (slow test EVs)")] = 1.0,
     tariff: Annotated[bool, typer.Option(
         "--tariff", help="Simulated EVSE: a two-level tariff with every schedule (-2 SalesTariff, -20 "
                          "PriceLevelSchedule; the reference EVCC rejects a -20 schedule without prices)")] = False,
@@ -265,7 +267,7 @@ def secc_command(
     if secc20 is not None:  # Plug & Charge (over TLS) with certificate installation from the folder's CAs
         sim.payment_options = ("ExternalPayment", "Contract")
         sim.contract_service20 = secc20.contracts
-    config = SeccConfig(protocols=_protocols(protocols))
+    config = SeccConfig(protocols=_protocols(protocols), timers=SeccTimers().scaled(timeout_scale))
     with _sinks(log_json, quiet) as sink, contextlib.suppress(KeyboardInterrupt):
         try:
             asyncio.run(_serve(config, sim, sink, iface=iface, host=host, port=port, tls=context, sdp=not no_sdp,
