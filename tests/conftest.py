@@ -2,5 +2,5 @@
 `from helpers.csms import running_csms` (pytest puts `tests/` on sys.path: `pythonpath` in pyproject.toml):
 paths and vectors (the shared folder, reference EXI vectors), wait (`until`), ocpp (throw-away PKI, raw peers,
 payloads, TLS probes), peers (`TheirStation`), station (a CSMS made with the `ocpp` package; our station), csms
-(databases, our CSMS and its API), bridge, ocsp, pnc, refcodec, and josev/netns/interop/node_peer for the interop
-tests (their non-Python files stay in tests/interop/), tools (scripts of tools/ loaded as modules)."""
+(databases, our CSMS and its API), bridge, ocsp, pnc, refcodec, and josev/netns/interop/interop20/node_peer for the
+interop tests (their non-Python files stay in tests/interop/), tools (scripts of tools/ loaded as modules)."""

@@ -29,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from helpers import interop20, josev, netns
+from helpers.interop20 import Case20
 from typer.testing import CliRunner
 
 from v2gstack.iso15118 import tls
@@ -44,13 +46,6 @@ from v2gstack.iso15118.secc_server import SeccServer
 from v2gstack.pki.hierarchy import Edition, PkiConfig, create_pki
 from v2gstack.pki.store import write_pki
 from v2gstack.trace.error_map import FailureKind
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "interop"))
-
-import interop20
-import josev
-import netns
-from interop20 import Case20
 
 ENERGIES = ("ac", "dc", "ac_bpt", "dc_bpt")
 ALL_TCP = [Case20(energy, control) for energy in ENERGIES for control in ("scheduled", "dynamic")]

@@ -23,9 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import josev
-import netns
-from interop_cases import Outcome, _our_command, _start, _transport, _wait, _wait_for_text
+from helpers import josev, netns
+from helpers.interop import Outcome, our_command, start, transport_of, wait, wait_for_text
 
 LOOP_RESPONSES = frozenset({"AC_ChargeLoopRes", "DC_ChargeLoopRes"})
 # how the reference logs a -20 SessionStopRes OK: its EVCC as JSON received, its SECC as the dict it encodes
@@ -34,7 +33,7 @@ _REFERENCE_STOP_OK = re.compile(r'"SessionStopRes": ?\{"Header": ?\{"SessionID":
 # the reference EVCC does not exit after a failed session or connection: it logs one of these and waits for ever
 _REFERENCE_EVCC_GAVE_UP = ("maximum number of SDP retry cycles", "when trying to connect to host")
 # our EV against the reference SECC: its simulated EVSE never raises the PreCharge voltage (1 V) and its JVM codec
-# is slow under load, as for -2 (interop_cases.OUR_EV_OPTIONS)
+# is slow under load, as for -2 (helpers.interop.OUR_EV_OPTIONS)
 OUR_EV_OPTIONS20 = ["--loops", "5", "--loop-interval", "0.05", "--precharge-tolerance", "1000",
                     "--timeout-scale", "3"]
 # the reference EV takes about 0.5 s from its last DC_ChargeLoopRes to PowerDeliveryReq(Stop) on an idle machine
@@ -181,14 +180,14 @@ def reference_evcc_vs_our_secc20(case: Case20, workdir: Path) -> Outcome20:
         extra_env["ENABLE_TLS_1_3"] = "true"
     link = netns.VethLink.create()
     try:
-        secc = _start(_our_command(link, link.evse_ns, ["secc", "--iface", link.evse_if, *secc_args]), secc_log)
+        secc = start(our_command(link, link.evse_ns, ["secc", "--iface", link.evse_if, *secc_args]), secc_log)
         try:
-            _wait_for_text(secc_log, "SECC sdp listening", secc, 30)
+            wait_for_text(secc_log, "SECC sdp listening", secc, 30)
             argv, env = josev.evcc_command(link.command(link.ev_ns, []), evcc_dir, link.ev_if, "iso20", case.energy)
             env.update(extra_env, EVCC_CONFIG_PATH=str(config))
             evcc = josev.start(argv, env, evcc_dir, "evcc.log")
             outcome.reference_rc = _wait_reference_evcc(evcc, evcc_log, 120)
-            outcome.ours_rc = _wait(secc, 15 if outcome.reference_rc is not None else 1)
+            outcome.ours_rc = wait(secc, 15 if outcome.reference_rc is not None else 1)
         finally:
             if secc.poll() is None:
                 secc.kill()
@@ -203,7 +202,7 @@ def reference_evcc_vs_our_secc20(case: Case20, workdir: Path) -> Outcome20:
                                  "")
     outcome.powers = loop_powers(secc_jsonl, "tx")
     outcome.charge_loops = len(outcome.powers)
-    outcome.our_transport = _transport(secc_log)
+    outcome.our_transport = transport_of(secc_log)
     return outcome
 
 
@@ -231,7 +230,7 @@ def our_evccs_vs_reference_secc20(cases: list[Case20], workdir: Path) -> dict[Ca
                                        tls13=tls)
         secc = josev.start(argv, env, secc_dir, "secc.log")
         try:
-            _wait_for_text(secc_log, "UDP server started", secc, 90)
+            wait_for_text(secc_log, "UDP server started", secc, 90)
             # AC sessions first: the reference SECC keeps its session limits from one session to the next, and after
             # a DC session its AC_ChargeLoop fails (TypeError in interface.py get_ac_charge_loop_params_v20, the
             # AC max_charge_power left None)
@@ -256,17 +255,17 @@ def _our_ev_session(link: netns.VethLink, case: Case20, workdir: Path, extra: li
     outcome = Outcome20(f"our EVCC vs reference SECC, iso20 {case.name}")
     ev_log, ev_jsonl = workdir / "our-ev.log", workdir / "our-ev.jsonl"
     outcome.logs = {"our EVCC": ev_log, "reference SECC": secc_log}
-    ev = _start(_our_command(link, link.ev_ns, ["ev", "--iface", link.ev_if, "--protocol", "iso20", "--energy",
+    ev = start(our_command(link, link.ev_ns, ["ev", "--iface", link.ev_if, "--protocol", "iso20", "--energy",
                                                 case.energy, "--control", case.control, *OUR_EV_OPTIONS20, *extra,
                                                 "--log-json", str(ev_jsonl), "-v"]), ev_log)
-    outcome.ours_rc = _wait(ev, 120)
+    outcome.ours_rc = wait(ev, 120)
     time.sleep(0.5)  # let the reference finish logging the SessionStopRes it sent
     text = ev_log.read_text(errors="replace") if ev_log.exists() else ""
     found = re.search(r"session (?:OK|FAILED): .*session ([0-9A-F]{2,16})\b", text)
     outcome.session_id = found.group(1) if found else ""
     outcome.powers = loop_powers(ev_jsonl, "rx")
     outcome.charge_loops = len(outcome.powers)
-    outcome.our_transport = _transport(ev_log)
+    outcome.our_transport = transport_of(ev_log)
     outcome.our_tls_error = next((line for line in text.splitlines() if "TLS" in line and
                                   ("fail" in line.lower() or "error" in line.lower())), "")
     return outcome
