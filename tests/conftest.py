@@ -3,5 +3,5 @@
 paths and vectors (the shared folder, reference EXI vectors), wait (`until`), ocpp (throw-away PKI, raw peers,
 payloads, TLS probes), peers (`TheirStation`), station (a CSMS made with the `ocpp` package; our station), csms
 (databases, our CSMS and its API), bridge, memory_link and memory_bridge (the OCPP link and the bridge in memory),
-ocsp, pnc, refcodec, and josev/netns/interop/node_peer for the interop tests (their non-Python files stay in
-tests/interop/), tools (scripts of tools/ loaded as modules)."""
+ocsp, pnc, refcodec, and josev/netns/interop/interop20/node_peer for the interop tests (their non-Python files stay
+in tests/interop/), tools (scripts of tools/ loaded as modules)."""

@@ -81,7 +81,7 @@ def wait(proc: subprocess.Popen[bytes], limit: float) -> int | None:
         return None
 
 
-def _transport(log: Path) -> str:
+def transport_of(log: Path) -> str:
     """How our side says the connection ran: 'TLSv1.2 ECDHE-...' or 'TCP' ('' if it never connected)."""
     text = log.read_text(errors="replace") if log.exists() else ""
     found = re.search(r"(?:connected to|connection from) \S+ over (.+)$", text, re.MULTILINE)
@@ -137,7 +137,7 @@ def reference_evcc_vs_our_secc(protocol: str, energy: str, workdir: Path, tls: b
         link.destroy()
     outcome.reference_ok = outcome.reference_rc == 0 and REFERENCE_EVCC_STOP_OK in evcc_log.read_text(errors="replace")
     outcome.charge_loops = _charge_loops(secc_jsonl, "rx")
-    outcome.our_transport = _transport(secc_log)
+    outcome.our_transport = transport_of(secc_log)
     return outcome
 
 
@@ -175,5 +175,5 @@ def our_evcc_vs_reference_secc(protocol: str, energy: str, workdir: Path, tls: b
     text = secc_log.read_text(errors="replace")
     outcome.reference_ok = REFERENCE_SECC_STOP_OK in text and "Sent SessionStopRes" in text
     outcome.charge_loops = _charge_loops(ev_jsonl, "tx")
-    outcome.our_transport = _transport(ev_log)
+    outcome.our_transport = transport_of(ev_log)
     return outcome

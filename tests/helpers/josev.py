@@ -19,8 +19,12 @@ EVCC_CONFIGS = {  # (protocol, energy) -> the reference's own example configurat
     ("din", "dc"): "DIN/evcc_config.json",
     ("iso2", "ac"): "iso15118_2/evcc_config_eim_ac.json",
     ("iso2", "dc"): "iso15118_2/evcc_config_eim_dc.json",
+    ("iso20", "ac"): "iso15118_20/evcc_config_ac.json",
+    ("iso20", "dc"): "iso15118_20/evcc_config_dc.json",
+    ("iso20", "ac_bpt"): "iso15118_20/evcc_config_ac_bpt.json",
+    ("iso20", "dc_bpt"): "iso15118_20/evcc_config_dc_bpt.json",
 }
-PROTOCOLS = {"din": "DIN_SPEC_70121", "iso2": "ISO_15118_2"}
+PROTOCOLS = {"din": "DIN_SPEC_70121", "iso2": "ISO_15118_2", "iso20": "ISO_15118_20_AC,ISO_15118_20_DC"}
 
 
 def available() -> bool:
@@ -53,16 +57,20 @@ def make_pki(workdir: Path) -> None:
 
 
 def secc_command(prefix: list[str], workdir: Path, iface: str, protocols: list[str],
-                 tls: bool = False) -> tuple[list[str], dict]:
-    """argv and environment of the reference SECC (EIM only) on `iface`; with `tls`, TLS enforced (make_pki first)."""
+                 tls: bool = False, tls13: bool = False) -> tuple[list[str], dict]:
+    """argv and environment of the reference SECC (EIM only) on `iface`; with `tls`, TLS enforced (make_pki first);
+    with `tls13` its ENABLE_TLS_1_3 (TLS 1.3 allowed, the client's OEM certificate required)."""
     env = _env(workdir, iface, {"PROTOCOLS": ",".join(PROTOCOLS[p] for p in protocols), "AUTH_MODES": "EIM"})
     if tls:
         env["SECC_ENFORCE_TLS"] = "true"
+    if tls13:
+        env["ENABLE_TLS_1_3"] = "true"
     return [*prefix, str(PYTHON), "-c", "from iso15118.secc.main import run; run()"], env
 
 
 def evcc_command(prefix: list[str], workdir: Path, iface: str, protocol: str, energy: str) -> tuple[list[str], dict]:
-    """argv and environment of the reference EVCC for one session of `protocol` with `energy` (ac/dc)."""
+    """argv and environment of the reference EVCC for one session of `protocol` with `energy` (ac/dc; -20 also
+    ac_bpt/dc_bpt)."""
     config = site_packages() / EXAMPLES / EVCC_CONFIGS[(protocol, energy)]
     env = _env(workdir, iface, {"EVCC_CONFIG_PATH": str(config)})
     return [*prefix, str(PYTHON), "-c", "from iso15118.evcc.main import run; run()"], env

@@ -26,12 +26,14 @@ from .devcerts import make_secc_chain
 from .ev import EVModel
 from .evcc import EvccConfig
 from .evcc_client import run_evcc
+from .events import TlsFailed
 from .evse_sim import SimulatedEVSE, SimulatedEVSEConfig
+from .model20 import ControlMode
 from .msglog import JsonLinesWriter, MessageRecord, MessageSink, fan_out
 from .sdp import SDP_PORT
 from .secc import SeccConfig
 from .secc_server import SeccServer
-from .timers import EvccTimers
+from .timers import EvccTimers, SeccTimers
 from .tls import evcc_context, secc_context
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -219,10 +221,18 @@ def secc_command(
     stop_after: Annotated[int | None, typer.Option(
         "--stop-after", help="Simulated EVSE: StopCharging after N loops")] = None,
     no_bpt: Annotated[bool, typer.Option("--no-bpt", help="Simulated EVSE: offer no AC_BPT/DC_BPT (-20)")] = False,
+    control: Annotated[str, typer.Option(
+        "--control", help="-20 control modes offered, in order: scheduled,dynamic (the parameter sets of each "
+                          "service; an EV taking the first set gets the first mode)")] = "scheduled,dynamic",
     discharge_loops: Annotated[int, typer.Option(
         "--discharge-loops", help="Simulated EVSE, -20 dynamic BPT: ask for discharge in the first N loops")] = 0,
     discharge_seconds: Annotated[int, typer.Option(
         "--discharge-seconds", help="Simulated EVSE, -20 scheduled BPT: schedules start with N s of discharge")] = 0,
+    timeout_scale: Annotated[float, typer.Option(
+        "--timeout-scale", help="Multiply the standard's SECC timeouts (slow test EVs)")] = 1.0,
+    tariff: Annotated[bool, typer.Option(
+        "--tariff", help="Simulated EVSE: a two-level tariff with every schedule (-2 SalesTariff, -20 "
+                         "PriceLevelSchedule; the reference EVCC rejects a -20 schedule without prices)")] = False,
     log_json: Annotated[Path | None, typer.Option(
         "--log-json", help="Append one JSON line per message ('-': stdout)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-message lines")] = False,
@@ -244,12 +254,20 @@ def secc_command(
                 root_out.write_bytes(chain.root_pem)
             typer.echo("TLS with a throwaway test chain" + (f"; V2G root written to {root_out}" if root_out else ""),
                        err=True)
+    try:
+        modes = tuple(ControlMode.named(m.strip()) for m in control.split(",") if m.strip())
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--control") from None
+    if not modes or len(set(modes)) != len(modes):
+        raise typer.BadParameter("scheduled, dynamic or both, each once", param_hint="--control")
     sim = SimulatedEVSEConfig(auth_ongoing_rounds=auth_ongoing, stop_after_loops=stop_after, bpt=not no_bpt,
-                              discharge_loops=discharge_loops, discharge_seconds=discharge_seconds)
+                              control_modes=modes,
+                              discharge_loops=discharge_loops, discharge_seconds=discharge_seconds,
+                              sales_tariff=tariff)
     if secc20 is not None:  # Plug & Charge (over TLS) with certificate installation from the folder's CAs
         sim.payment_options = ("ExternalPayment", "Contract")
         sim.contract_service20 = secc20.contracts
-    config = SeccConfig(protocols=_protocols(protocols))
+    config = SeccConfig(protocols=_protocols(protocols), timers=SeccTimers().scaled(timeout_scale))
     with _sinks(log_json, quiet) as sink, contextlib.suppress(KeyboardInterrupt):
         try:
             asyncio.run(_serve(config, sim, sink, iface=iface, host=host, port=port, tls=context, sdp=not no_sdp,
@@ -257,6 +275,15 @@ def secc_command(
         except (ValueError, OSError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
+
+
+class TlsFailurePrinter:
+    """The standalone SECC's SeccObserver: one line on standard error per failed TLS handshake (without an observer
+    the server's TLS listener drops them silently, and an EV that cannot connect leaves no trace at the SECC)."""
+
+    def tls_failed(self, event: TlsFailed) -> None:
+        """Print it."""
+        typer.echo(f"SECC: TLS handshake from {event.peer} failed [{event.kind.value}]: {event.detail}", err=True)
 
 
 async def _serve(config: SeccConfig, sim: SimulatedEVSEConfig, sink: MessageSink | None, *, iface: str | None,
@@ -277,7 +304,7 @@ async def _serve(config: SeccConfig, sim: SimulatedEVSEConfig, sink: MessageSink
 
     server = SeccServer(lambda: SimulatedEVSE(sim), config, host=host, port=port if tls is None else 0,
                         tcp=tls is None, tls=tls, tls_port=port, iface=iface, sdp=sdp, sdp_port=sdp_port,
-                        on_message=on_message)
+                        on_message=on_message, observer=TlsFailurePrinter() if tls is not None else None)
     async with server:
         for kind, (h, p) in server.addresses().items():
             typer.echo(f"SECC {kind} listening on [{h}]:{p}", err=True)

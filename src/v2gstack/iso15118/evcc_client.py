@@ -18,6 +18,7 @@ from .sdp import SDP_PORT, SDPRequest, Security
 from .sdp_io import SDP_MAX_REQUESTS, SDP_RETRY_INTERVAL, SDPTimeoutError, discover
 from .stream import ConnectionClosedError, V2GTPStream
 from .tls import describe, evcc_context
+from .tls_stream import tls_connect
 from .v2gtp import DEFAULT_MAX_PAYLOAD, V2GTPError
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,12 @@ async def run_evcc(config: EvccConfig | None = None, ev: EVModel | None = None, 
         (host, port), use_tls = secc, tls
     context = (tls_context or evcc_context()) if use_tls else None
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=context, server_hostname="" if context else None),
-            config.timers.communication_setup)
+        if context is None:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
+                                                    config.timers.communication_setup)
+        else:  # tls_stream: a SECC the EV refuses gets the alert (asyncio's own TLS drops it)
+            conn = await asyncio.wait_for(tls_connect(host, port, context), config.timers.communication_setup)
+            reader, writer = conn.reader, conn.writer  # type: ignore[assignment]
     except (OSError, TimeoutError) as e:
         return engine.on_closed(f"cannot connect to [{host}]:{port} over {'TLS' if use_tls else 'TCP'}: "
                                 f"{type(e).__name__} {e}")

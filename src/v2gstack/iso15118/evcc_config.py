@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from .apphand import protocols
 from .evcc20 import Contract20, OemCredentials20
 from .model import Step
-from .timers import EvccTimers
+from .timers import EvccTimers, SeccTimers
 from .v2gtp import PayloadType
 
 
@@ -79,6 +79,9 @@ class EvccConfig:
             raise ValueError("control must be 'scheduled' or 'dynamic'")
         if self.stop not in ("Terminate", "Pause"):
             raise ValueError("stop must be 'Terminate' or 'Pause'")
+        if "iso20" in self.protocols and self.loop_interval >= SeccTimers().sequence_charge_loop:
+            raise ValueError("ISO 15118-20: the SECC waits at most 0.5 s for the next charge-loop request "
+                             "(V2G_SECC_Sequence_Timeout, Tables 216/217): keep the loop interval below that")
 
     @property
     def dc(self) -> bool:

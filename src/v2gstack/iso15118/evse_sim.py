@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..hardware import SimulatedHardwareConfig
@@ -78,6 +78,7 @@ class SimulatedEVSEConfig(SimulatedHardwareConfig):
     contract_service: ContractService | None = None  # answers CertificateInstallationReq locally (tests, demos)
     # ISO 15118-20 (the discharge figures are the hardware's too)
     bpt: bool = True  # offer AC_BPT and DC_BPT besides AC and DC
+    control_modes: tuple[ControlMode, ...] = (ControlMode.SCHEDULED, ControlMode.DYNAMIC)  # parameter sets, in order
     discharge_loops: int = 0  # dynamic BPT: ask for full discharge in the first N charge loops, then charge
     discharge_seconds: int = 0  # scheduled BPT: the tuples start with N s of discharging only, then charging
     schedule_tuples: int = 1  # tuples offered (1-3; tuple n allows 1/n of the power)
@@ -295,8 +296,13 @@ class SimulatedEVSE(EVSEController):
     # ----- ISO 15118-20 -----
 
     def services20(self) -> list[ServiceOffer]:
-        """AC and/or DC as the energy modes say, with their BPT twins unless `bpt` is off."""
-        return services_from_modes(list(self.config.energy_modes), self.config.nominal_voltage, self.config.bpt)
+        """AC and/or DC as the energy modes say, with their BPT twins unless `bpt` is off; the parameter sets of the
+        configured control modes in their order (an EV that takes the first set gets the first mode)."""
+        offers = services_from_modes(list(self.config.energy_modes), self.config.nominal_voltage, self.config.bpt)
+        order = {mode: i for i, mode in enumerate(self.config.control_modes)}
+        return [replace(o, parameter_sets=tuple(sorted((p for p in o.parameter_sets if p.control_mode in order),
+                                                       key=lambda p: order[p.control_mode])))  # type: ignore[index]
+                for o in offers]
 
     def _ac_phases(self) -> int:
         """Phases of the AC outlet."""
@@ -327,7 +333,7 @@ class SimulatedEVSE(EVSEController):
 
     def schedule_tuples(self, info: SessionInfo, needs: EVNeeds) -> list[ScheduleTuple] | None:
         """After the Ongoing rounds: 1-3 tuples for the schedule duration; BPT tuples start with the discharge
-        window and carry a discharging schedule; price levels with `sales_tariff`."""
+        window and carry a discharging schedule; price levels on both schedules with `sales_tariff`."""
         self.schedule_calls += 1
         c = self.config
         if self.schedule_calls <= c.schedule_ongoing_rounds:
@@ -337,15 +343,16 @@ class SimulatedEVSE(EVSEController):
         full = c.dc_max_power if dc else self._ac_max()
         discharge = c.dc_max_discharge_power if dc else c.ac_max_discharge_power
         window = min(c.discharge_seconds, c.schedule_duration - 1) if bpt else 0
-        prices = None
-        if c.sales_tariff:
-            half = c.schedule_duration // 2
-            prices = PriceLevels(1, 2, ((half, 0), (c.schedule_duration - half, 1)))
+        prices = dis_prices = None
+        if c.sales_tariff:  # the discharging schedule is priced too (its own PriceScheduleID): a ChargingSchedule
+            half = c.schedule_duration // 2  # of a tuple may carry one, and some EVs refuse one without
+            levels = ((half, 0), (c.schedule_duration - half, 1))
+            prices, dis_prices = PriceLevels(1, 2, levels), PriceLevels(2, 2, levels)
         out = []
         for n in range(1, max(1, min(3, c.schedule_tuples)) + 1):
             rest = c.schedule_duration - window
             charging = ((PowerEntry(window, 0.0),) if window else ()) + (PowerEntry(rest, full / n),)
-            dis = PowerSchedule((PowerEntry(c.schedule_duration, discharge / n),)) if bpt else None
+            dis = PowerSchedule((PowerEntry(c.schedule_duration, discharge / n),), prices=dis_prices) if bpt else None
             out.append(ScheduleTuple(n, PowerSchedule(charging, prices=prices), dis))
         return out
 

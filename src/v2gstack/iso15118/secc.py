@@ -135,8 +135,10 @@ class SeccSession:
 
     @property
     def timeout(self) -> float:
-        """Seconds to wait for the next request (V2G_SECC_Sequence_Timeout)."""
-        return self.config.timers.sequence
+        """Seconds to wait for the next request (V2G_SECC_Sequence_Timeout): -20 after a charge-loop answer 0.5 s
+        (Tables 216/217), else 60 s."""
+        last = self.last_answer
+        return self.config.timers.sequence_timeout(self.rx_namespace, last.step if last is not None else None)
 
     @property
     def label(self) -> str:

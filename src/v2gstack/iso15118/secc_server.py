@@ -29,6 +29,7 @@ from .sdp_io import SDPServer, start_sdp_server
 from .secc import PausedSessions, SeccConfig, SeccSession
 from .stream import ConnectionClosedError, V2GTPStream
 from .tls import TlsPolicyError, check_session20, describe, failure_kind
+from .tls_stream import tls_accept
 from .v2gtp import DEFAULT_MAX_PAYLOAD, V2GTPError
 
 log = logging.getLogger(__name__)
@@ -40,19 +41,19 @@ DYNAMIC_PORTS = (49152, 65535)
 """[V2G2-064]/[DIN 70121]: the SECC's TCP/TLS port, announced by SDP, is in the dynamic range; EVCCs check it."""
 
 
-async def _listen(handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], object], host: str, port: int,
-                  context: ssl.SSLContext | None = None) -> asyncio.Server:
+async def _listen(handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], object], host: str,
+                  port: int) -> asyncio.Server:
     """A listener on `port`, or with port 0 on a free port of the dynamic range (the OS's ephemeral range is wider).
 
     The OS picks ephemeral ports from 32768 up on Linux; an SDP answer with such a port is rejected by EVCCs that
     check the standard's range, so port 0 means "a random free port in 49152-65535" here.
     """
     if port:
-        return await asyncio.start_server(handler, host, port, ssl=context)
+        return await asyncio.start_server(handler, host, port)
     low, high = DYNAMIC_PORTS
     for _ in range(64):
         try:
-            return await asyncio.start_server(handler, host, random.randint(low, high), ssl=context)
+            return await asyncio.start_server(handler, host, random.randint(low, high))
         except OSError as e:
             if e.errno != errno.EADDRINUSE:
                 raise
@@ -71,8 +72,8 @@ class SeccServer:
         """`on_message(record)` gets every message of every connection (the CLI's log; controllers get them as
         MessageExchanged events). `on_handled(response name, seconds)` is called after each response is sent, with
         the time from the request's last byte read to the response written (what V2G_SECC_Msg_Performance_Time
-        limits). `observer.tls_failed(TlsFailed)` hears each failed TLS handshake (asyncio's TLS listener drops
-        those silently; with an observer the SECC does the handshake itself to see them)."""
+        limits). `observer.tls_failed(TlsFailed)` hears each failed TLS handshake (the SECC runs TLS itself,
+        tls_stream, so that a refused EV gets the alert)."""
         if not tcp and tls is None:
             raise ValueError("enable TCP, TLS or both")
         self.controller_factory = controller_factory
@@ -106,12 +107,8 @@ class SeccServer:
         if self.tcp:
             self._tcp_server = await _listen(lambda r, w: self._accept(r, w, False), self.host, self.port)
             self._servers.append(self._tcp_server)
-        if self.tls is not None and self.observer is not None:
+        if self.tls is not None:
             self._tls_server = await _listen(self._accept_tls, self.host, self.tls_port)
-            self._servers.append(self._tls_server)
-        elif self.tls is not None:
-            self._tls_server = await _listen(lambda r, w: self._accept(r, w, True), self.host, self.tls_port,
-                                             context=self.tls)
             self._servers.append(self._tls_server)
         if self.sdp:
             self._sdp = await start_sdp_server(self.sdp_answer, host=self.host.split("%")[0], port=self.sdp_port,
@@ -171,30 +168,30 @@ class SeccServer:
     # ----- connections -----
 
     def _accept_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """A TCP connection on the TLS port: stop reading at once (the ClientHello is for the TLS layer), then
-        hand-shake in a task."""
-        writer.transport.pause_reading()
+        """A TCP connection on the TLS port: the handshake (and then the session) in a tracked task."""
         task = asyncio.get_running_loop().create_task(self._handshake(reader, writer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """The TLS handshake; a failure goes to the observer as TlsFailed and closes the connection."""
-        assert self.tls is not None and self.observer is not None
+        """The TLS handshake, run by tls_stream so that a refusal reaches the EV as a TLS alert (asyncio's own TLS
+        drops it); a failure is logged, goes to the observer as TlsFailed and closes the connection."""
+        assert self.tls is not None
         peer = V2GTPStream(reader, writer).peer
         self._handshakes.add(writer)
         try:
-            await writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+            conn = await asyncio.wait_for(tls_accept(reader, writer, self.tls), TLS_HANDSHAKE_TIMEOUT)
         except (OSError, TimeoutError, EOFError) as e:
             code = e.reason if isinstance(e, ssl.SSLError) and e.reason else type(e).__name__
             event = TlsFailed(peer, failure_kind(e), f"TLS handshake failed ({code}): {e}")
             log.warning("SECC %s: %s", peer, event.detail)
-            writer.transport.abort()
-            self.observer.tls_failed(event)
+            writer.close()  # the alert is queued: close (not abort) lets it leave
+            if self.observer is not None:
+                self.observer.tls_failed(event)
             return
         finally:
             self._handshakes.discard(writer)
-        await self._accept(reader, writer, True)
+        await self._accept(conn.reader, conn.writer, True)  # type: ignore[arg-type]
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool) -> None:
         """Run one connection as a tracked task."""
