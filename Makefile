@@ -15,8 +15,10 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# ruff, then the layer rules of ARCHITECTURE.md (the import-linter contracts in pyproject.toml).
 lint: venv
 	$(VENV)/bin/ruff check src tests tools bench
+	$(VENV)/bin/lint-imports
 
 # The reference stack (for the tests that compare with it) is installed when possible; without Java those tests skip.
 test: venv lint
