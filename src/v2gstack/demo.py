@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -23,15 +24,25 @@ from pathlib import Path
 from typing import Any
 
 import typer
+import uvicorn
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 from rich.console import Console
 from rich.table import Table
 
+from .csms.api import create_app
 from .csms.auth import Role, create_token
 from .csms.service import Csms, CsmsConfig
 from .csms.store import Store
 from .iso15118 import EvccConfig, EVModel, run_evcc
-from .iso15118.evcc import SessionResult
+from .iso15118.evcc import Contract, OemCredentials, SessionResult
+from .iso15118.tls import evcc_context, secc_context
 from .ocpp import BackOff
+from .pki.hierarchy import PkiConfig, create_pki
+from .pki.issue import issue, subject_name
+from .pki.ocsp import OcspResponder, RevocationList, serve
+from .pki.profiles import PROFILES, Kind
+from .pki.store import cert_pem, write_pki
 from .station import ChargingStation, StationConfig
 from .station.bridge import BridgeConfig, EvseBridge, start_bridged_seccs
 from .times import parse_rfc3339
@@ -205,10 +216,6 @@ async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.
 
 async def _start_api(csms: Csms, port: int, trace_dir: Path, out: Console) -> tuple[Any, Any, str]:
     """The CSMS REST API in this event loop, once it listens: (server, its task, its base URL)."""
-    import uvicorn
-
-    from .csms.api import create_app
-
     server = uvicorn.Server(uvicorn.Config(create_app(csms, trace_dir=trace_dir), host="127.0.0.1", port=port,
                                            log_level="error", lifespan="off"))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -234,8 +241,6 @@ async def _run_ev(ev: DemoEv, bridge: EvseBridge, loops: int, out: Console) -> S
               + (" with only its OEM provisioning certificate" if ev.pnc and ev.pnc.oem else ""))
     context = None
     if ev.pnc is not None:
-        from .iso15118.tls import evcc_context
-
         context = evcc_context(cadata=ev.pnc.v2g_root_pem)
     result = await run_evcc(config, ev.model, sdp_port=bridge.server.addresses()["sdp"][1], tls=ev.pnc is not None,
                             tls_context=context)
@@ -346,18 +351,6 @@ def _summary(store: Store, evs: list[DemoEv], results: list[SessionResult], elap
 async def _pnc_setup(workdir: Path, store: Store, fault: str, out: Console) -> PncSetup:
     """A PKI for the demo (with a running OCSP responder), the MO root trusted by the CSMS, the SECC's TLS chain, and
     the Plug & Charge EV's credentials: only its OEM certificate, or, for a fault, a prepared contract."""
-    import datetime as dt
-
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    from .iso15118.evcc import Contract, OemCredentials
-    from .iso15118.tls import secc_context
-    from .pki.hierarchy import PkiConfig, create_pki
-    from .pki.issue import issue, subject_name
-    from .pki.ocsp import OcspResponder, RevocationList, serve
-    from .pki.profiles import PROFILES, Kind
-    from .pki.store import cert_pem, write_pki
-
     folder = workdir / "pki"
     responder = OcspResponder([], RevocationList(folder / "revoked.json"))
     server = await serve(responder)
@@ -373,7 +366,7 @@ async def _pnc_setup(workdir: Path, store: Store, fault: str, out: Console) -> P
               "root and issues contracts with the MO and CPS CAs")
 
     def contract_of(issued: Any, subs: list[Any]) -> Contract:
-        cn = str(issued.cert.subject.get_attributes_for_oid(x509_name_cn())[0].value).replace("-", "")
+        cn = str(issued.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value).replace("-", "")
         return Contract(cn, [c.public_bytes(Encoding.DER) for c in [issued.cert, *subs]], issued.key)
 
     subs = pki.intermediates(Kind.CONTRACT)
@@ -397,10 +390,3 @@ async def _pnc_setup(workdir: Path, store: Store, fault: str, out: Console) -> P
     if fault != "none":
         out.print(f"[yellow]fault injected[/]: {fault} -> the Plug & Charge EV must get {setup.expected}")
     return setup
-
-
-def x509_name_cn() -> Any:
-    """The CN attribute OID (kept apart to keep the imports of the Plug & Charge setup local)."""
-    from cryptography.x509.oid import NameOID
-
-    return NameOID.COMMON_NAME

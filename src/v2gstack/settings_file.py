@@ -20,7 +20,7 @@ import typing
 from collections.abc import Callable, Iterator
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 S = TypeVar("S")
 KeyPath = tuple[str | int, ...]  # field names, and the 0-based index of an array-of-tables item
@@ -334,11 +334,19 @@ def _meta_at(cls: type, path: KeyPath) -> Any:
     return meta
 
 
+@runtime_checkable
+class CrossChecked(Protocol):
+    """The optional hook of a settings table whose fields constrain each other."""
+
+    def check(self) -> Iterator[tuple[KeyPath, str]]:
+        """(key path inside the table, problem) for each rule broken."""
+        ...
+
+
 def _problems(tree: Any, where: KeyPath) -> Iterator[tuple[KeyPath, str]]:
     """Cross-field problems of a tree and its sub-tables, with their full key paths."""
-    check = getattr(tree, "check", None)
-    if check is not None:
-        for key, problem in check():
+    if isinstance(tree, CrossChecked):
+        for key, problem in tree.check():
             yield (*where, *key), problem
     for f in dataclasses.fields(tree):
         value = getattr(tree, f.name)

@@ -14,11 +14,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from ..pki.ocsp import REASONS, OcspResponder
 from .api_v2x import add_v2x_routes
 from .audit import AuditLog, note
 from .auth import ApiAuth, Principal, Role, forbid_unless
@@ -265,17 +268,12 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list
     def revoke_certificate(body: RevokeIn) -> dict[str, Any]:
         """Revoke a certificate issued by one of this CSMS's CAs (--pki-dir): its OCSP responder (`v2gstack pki ocsp
         --dir` on the same folder) answers `revoked` from now on, and contract checks see it."""
-        from cryptography import x509 as x509_
-        from cryptography.exceptions import InvalidSignature
-
-        from ..pki.ocsp import REASONS, OcspResponder
-
         if not csms.config.pki_dir:
             raise HTTPException(409, "this CSMS has no PKI folder (--pki-dir)")
         if body.reason not in REASONS:
             raise HTTPException(422, f"reason must be one of {sorted(REASONS)}")
         try:
-            cert = x509_.load_pem_x509_certificate(body.pem.encode())
+            cert = x509.load_pem_x509_certificate(body.pem.encode())
         except ValueError:
             raise HTTPException(422, "not a PEM certificate") from None
         responder = OcspResponder.from_pki_dir(Path(csms.config.pki_dir))

@@ -14,16 +14,19 @@ import logging
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import uvicorn
 
 from ..ocpp.redact import redact_handlers
 from ..settings_file import Flags, SettingsError, apply_flags, dumps
+from .api import AUTH_STATUSES, TOKEN_TYPES, create_app
 from .assemble import ApiOptions, api_options, csms_config, ocpp_tls
 from .auth import DEFAULT_DAYS, Role, create_token
 from .guard import DEFAULT_MAX_BODY
-from .service import CsmsConfig
+from .service import Csms, CsmsConfig
 from .settings import load_csms_settings
 from .store import DEFAULT_URL, Store, StoreError
 
@@ -137,11 +140,6 @@ def csms_command(
 async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ssl_ctx: object,
                  config: CsmsConfig) -> None:
     """The OCPP server and the API in one event loop, until SIGINT/SIGTERM."""
-    import uvicorn
-
-    from .api import create_app
-    from .service import Csms
-
     profile = config.security_profile
     csms = Csms(store, config, ssl=ssl_ctx)  # type: ignore[arg-type]
     await csms.start(host, port)
@@ -204,8 +202,6 @@ def add_idtoken(
     db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
 ) -> None:
     """Register (or update) an idToken."""
-    from .api import AUTH_STATUSES, TOKEN_TYPES
-
     if status not in AUTH_STATUSES or type_ not in TOKEN_TYPES:
         typer.echo(f"error: --type is one of {sorted(TOKEN_TYPES)}, --status one of {sorted(AUTH_STATUSES)}",
                    err=True)
@@ -226,8 +222,6 @@ def add_root(
     db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
 ) -> None:
     """Trust a root certificate (e.g. an MO root for Plug & Charge contracts)."""
-    from pathlib import Path
-
     try:
         data = Path(pem_file).read_bytes()
     except OSError as e:

@@ -21,6 +21,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
 from .. import exi
 from ..constants import ISO_FACTS_VENDOR
 from ..iso15118.messages import for_protocol
@@ -29,24 +32,32 @@ from ..iso15118.pnc import InstallationError, answer_installation, answer_update
 from ..ocpp import (
     AuthDecision,
     CallContext,
+    CallErrorReceived,
+    CallTimeoutError,
     Connection,
+    ConnectionClosedError,
     Credentials,
     FloodPolicy,
     OcppServer,
+    PayloadInvalid,
     Router,
     SecurityProfile,
 )
 from ..ocpp.throttle import AuthThrottle, ThrottlePolicy, source_key
+from ..pki import errors as pki_errors
 from ..pki.contracts import ContractService
 from ..pki.csr import CsrError
 from ..pki.fetch_policy import FetchPolicy
 from ..pki.ocsp import OcspError, OcspRefused
 from ..pki.ocsp_cache import OcspCache
+from ..pki.ocsp_data import responder_url
+from ..pki.verify import Purpose, verify_chain
 from ..times import rfc3339
 from . import signed_meter, v2x_state
 from . import store as ops
 from .certificates import CertificateIssuer, chain_pem
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
+from .models import TrustAnchor
 from .revocation import OcspChecker
 from .store import Store
 from .v2x import V2xService
@@ -321,8 +332,6 @@ class Csms:
         """Chain to an installed MO root, validity, usage, eMAID; then OCSP for every certificate of the path that
         names a responder (unreachable or refused by the fetch policy: soft-fail, or CertChainError when
         `ocsp_required`)."""
-        from ..pki.ocsp_data import responder_url
-
         anchors = await self.worker.run(_mo_roots)
         status, path = await asyncio.to_thread(validate_contract, pem_chain, emaid, anchors)
         if status != "Accepted" or not self.config.contract_ocsp:
@@ -577,8 +586,6 @@ class Csms:
 
     async def call(self, station_id: str, action: str, payload: Payload, *, timeout: float | None = None) -> Payload:
         """Send a CALL to a connected station and return its answer; CommandError if that is impossible."""
-        from ..ocpp import CallErrorReceived, CallTimeoutError, ConnectionClosedError, PayloadInvalid
-
         conn = self.server.connections.get(station_id)
         if conn is None:
             raise CommandError(409, f"station {station_id} is not connected")
@@ -625,10 +632,6 @@ class Csms:
 
 def _mo_roots(s: Any) -> list[Any]:
     """The installed MO roots (read in the database thread)."""
-    from cryptography import x509
-
-    from .models import TrustAnchor
-
     rows = s.query(TrustAnchor).filter(TrustAnchor.kind == "MORootCertificate").all()
     return [x509.load_pem_x509_certificate(r.pem.encode()) for r in rows]
 
@@ -636,12 +639,6 @@ def _mo_roots(s: Any) -> list[Any]:
 def validate_contract(pem_chain: str, emaid: str, anchors: list[Any]) -> tuple[str, list[Any]]:
     """(AuthorizeCertificateStatus, verified path leaf first) of a contract chain (PEM, leaf first): chain to an MO
     root, validity, usage, and the eMAID as the leaf's CN (separators and case aside)."""
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-
-    from ..pki import errors as pki_errors
-    from ..pki.verify import Purpose, verify_chain
-
     try:
         certs = x509.load_pem_x509_certificates(pem_chain.encode())
     except ValueError:

@@ -8,6 +8,7 @@ JSON view.
 from __future__ import annotations
 
 import base64
+import importlib
 import random
 import string
 from typing import Any
@@ -54,8 +55,7 @@ def random_value(ns: Namespace, tid: int, rng: random.Random, max_len: int = 24)
 
 
 def _types(ns: Namespace) -> tuple:
-    import importlib
-
+    """The generated type table of `ns`."""
     return importlib.import_module(f"v2gstack.exi.generated.{ns.key}").TYPES
 
 

@@ -19,12 +19,15 @@ from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 
 from .apphand import FAMILIES, PROTOCOLS
 from .cli20 import ev_from_pki, secc_from_pki
 from .devcerts import make_secc_chain
 from .ev import EVModel
-from .evcc import EvccConfig
+from .evcc import Contract, EvccConfig, OemCredentials
 from .evcc_client import run_evcc
 from .events import TlsFailed
 from .evse_sim import SimulatedEVSE, SimulatedEVSEConfig
@@ -81,12 +84,6 @@ def _pnc_credentials(auth: str, contract_chain: Path | None, contract_key: Path 
     """(Contract, OemCredentials) for --auth pnc from the files given."""
     if auth != "pnc":
         return None, None
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.x509.oid import NameOID
-
-    from .evcc import Contract, OemCredentials
-
     def key(path: Path) -> Any:
         return serialization.load_pem_private_key(path.read_bytes(), password.encode() if password else None)
 

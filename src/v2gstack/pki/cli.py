@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography.exceptions import InvalidSignature
 from rich.console import Console
 from rich.table import Table
 
@@ -16,6 +20,7 @@ from . import errors
 from .algorithms import ISO20_ALGORITHMS, KeyAlgorithm
 from .describe import describe
 from .hierarchy import Edition, PkiConfig, create_pki
+from .ocsp import REASONS, OcspResponder, RevocationList, serve
 from .ocsp_data import chain_hash_data
 from .store import load_cert_dir_or_file, load_certs, write_pki
 from .verify import Purpose, verify_chain
@@ -148,12 +153,6 @@ def ocsp_server(
     port: Annotated[int, typer.Option("--port", help="TCP port (0: a free one)")] = 8080,
 ) -> None:
     """Run an RFC 6960 OCSP responder (HTTP POST and GET) for every CA of the folder, until Ctrl-C."""
-    import asyncio
-    import contextlib
-    import logging
-
-    from .ocsp import OcspResponder, serve
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     responder = OcspResponder.from_pki_dir(folder)
     if not responder.cas:
@@ -179,10 +178,6 @@ def revoke(
     reason: Annotated[str, typer.Option("--reason", help="RFC 5280 reason, e.g. key_compromise")] = "unspecified",
 ) -> None:
     """Revoke a certificate issued by one of the folder's CAs (the OCSP responder answers `revoked` at once)."""
-    from cryptography.exceptions import InvalidSignature
-
-    from .ocsp import REASONS, OcspResponder
-
     cert = load_certs(cert_file)[0]
     responder = OcspResponder.from_pki_dir(folder)
     issuer = None
@@ -206,7 +201,5 @@ def revoke(
 @app.command("revoked")
 def revoked(folder: Annotated[Path, typer.Option("--dir", help="The PKI folder")]) -> None:
     """List the folder's revoked certificates."""
-    from .ocsp import RevocationList
-
     for key, entry in RevocationList(folder / "revoked.json").entries().items():
         typer.echo(f"{key.split(':')[1]}\t{entry['time']}\t{entry['reason']}\t{entry['subject']}")

@@ -26,7 +26,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from .fetch_policy import FetchPolicy, Target, TargetRefused
 from .issue import Issued
-from .ocsp_data import issuer_key_bytes
+from .ocsp_data import issuer_key_bytes, responder_url
 from .store import load_certs, load_key
 
 log = logging.getLogger(__name__)
@@ -340,8 +340,6 @@ async def _read_answer(reader: asyncio.StreamReader, policy: FetchPolicy) -> byt
 async def status_of(cert: x509.Certificate, issuer: x509.Certificate, url: str | None = None,
                     timeout: float | None = None, *, policy: FetchPolicy | None = None) -> ocsp.OCSPCertStatus:
     """Ask the certificate's responder (its AIA URL, or `url`) under `policy` and check the answer."""
-    from .ocsp_data import responder_url
-
     target = url or responder_url(cert)
     if not target:
         raise OcspError("the certificate names no OCSP responder")

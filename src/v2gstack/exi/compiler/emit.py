@@ -14,6 +14,7 @@ from .grammar import (
     Selector,
     State,
     bits_for,
+    datatype,
     document_elements,
     fragment_elements,
     relaxed_fragment_grammar,
@@ -32,26 +33,6 @@ NAMESPACES: dict[str, str] = {
     "iso20_acdp": "iso15118_20/V2G_CI_ACDP.xsd",
     "xmldsig": "xmldsig-core-schema.xsd",
 }
-
-
-def datatype(st: SimpleType) -> tuple:
-    """The EXI datatype representation (EXI 1.0 section 7.1) of a simple type, with its facets."""
-    if st.enumeration is not None:
-        return ("enum", tuple(st.enumeration))
-    b = st.builtin
-    if b == "boolean":
-        return ("bool",)
-    if b in ("hexBinary", "base64Binary"):
-        return ("hex" if b == "hexBinary" else "b64", st.length, st.min_length, st.max_length)
-    if st.min_value is not None or st.max_value is not None or b in ("integer",) or b.endswith(
-            ("Integer", "Long", "Int", "Short", "Byte", "long", "int", "short", "byte")):
-        lo, hi = st.min_value, st.max_value
-        if lo is not None and hi is not None and hi - lo < 4096:
-            return ("nbit", bits_for(hi - lo + 1), lo, hi)
-        if lo is not None and lo >= 0:
-            return ("uint", lo, hi)
-        return ("int", lo, hi)
-    return ("string", st.length, st.min_length, st.max_length)
 
 
 def _tuple_literal(items: list[tuple]) -> str:

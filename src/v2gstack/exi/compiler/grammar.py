@@ -32,6 +32,26 @@ def bits_for(n: int) -> int:
     return max(0, (n - 1).bit_length())
 
 
+def datatype(st: SimpleType) -> tuple:
+    """The EXI datatype representation (EXI 1.0 section 7.1) of a simple type, with its facets."""
+    if st.enumeration is not None:
+        return ("enum", tuple(st.enumeration))
+    b = st.builtin
+    if b == "boolean":
+        return ("bool",)
+    if b in ("hexBinary", "base64Binary"):
+        return ("hex" if b == "hexBinary" else "b64", st.length, st.min_length, st.max_length)
+    if st.min_value is not None or st.max_value is not None or b in ("integer",) or b.endswith(
+            ("Integer", "Long", "Int", "Short", "Byte", "long", "int", "short", "byte")):
+        lo, hi = st.min_value, st.max_value
+        if lo is not None and hi is not None and hi - lo < 4096:
+            return ("nbit", bits_for(hi - lo + 1), lo, hi)
+        if lo is not None and lo >= 0:
+            return ("uint", lo, hi)
+        return ("int", lo, hi)
+    return ("string", st.length, st.min_length, st.max_length)
+
+
 @dataclass
 class Prod:
     kind: int
@@ -347,8 +367,6 @@ def relaxed_fragment_grammar(schema: SchemaSet, qname: QName, fragment_count: in
             for a in t.attributes:
                 uses.setdefault(a.qname, []).append(a.type)
     string = SimpleType(None, "string")
-    from .emit import datatype  # datatype equality decides "typed"; emit owns the mapping
-
     attrs = sorted(uses, key=lambda q: (q[1], q[0]))
     g = TypeGrammar(name=f"{qname[1]} (relaxed fragment grammar)")
     at_prods: list[Prod] = []
