@@ -10,7 +10,7 @@ SCHEMAS := $(SHARED)/schemas/iso15118
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[all,test]'
 	@touch $@
 
 venv: $(VENV)/.installed

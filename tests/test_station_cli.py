@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 
 import pytest
@@ -39,3 +40,25 @@ async def test_simulated_session_from_the_command_line(tmp_path: object) -> None
     assert [e["seqNo"] for e in events] == list(range(len(events)))
     assert sum(e["triggerReason"] == "MeterValuePeriodic" for e in events) >= 2
     assert b"TransactionEvent Ended" in out
+
+
+@pytest.mark.parametrize("command", ["station", "ev", "secc"])
+def test_the_station_and_ev_commands_do_not_load_the_csms(command: str) -> None:
+    """`v2gstack station|ev|secc --help` imports neither the CSMS package nor its extra's dependencies (nor the
+    `ocpp` package), even where everything is installed; `csms --help` does load them (the check can fail)."""
+    script = (
+        "import sys\n"
+        "from v2gstack.cli import main\n"
+        "sys.argv = ['v2gstack', sys.argv[1], '--help']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = {'fastapi', 'uvicorn', 'sqlalchemy', 'starlette', 'psycopg', 'ocpp'}\n"
+        "print(sorted({m for m in sys.modules if m.split('.')[0] in heavy or m.startswith('v2gstack.csms')}))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script, command], capture_output=True, text=True, timeout=60)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip().splitlines()[-1] == "[]"
+    csms = subprocess.run([sys.executable, "-c", script, "csms"], capture_output=True, text=True, timeout=60)
+    assert "v2gstack.csms.cli" in csms.stdout.strip().splitlines()[-1]

@@ -1,30 +1,96 @@
-"""The `v2gstack` command. Each role adds its sub-command here; `exi` is the codec's."""
+"""The `v2gstack` command. Each role adds its sub-command here; `exi` is the codec's.
+
+`csms`, `trace` and `demo` need the optional `csms` extra (SQLAlchemy, FastAPI, uvicorn): they are listed with a
+short help and imported only when they run, so `v2gstack station`/`ev`/`secc`/`pki`/`exi` work on a core install
+and start without loading the CSMS.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from . import exi
-from .csms.cli import app as csms_app
-from .demo import demo_command
 from .iso15118.cli import ev_command, secc_command
 from .pki.cli import app as pki_app
 from .station.cli import app as station_app
-from .trace.cli import trace_command
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="v2gstack: the smart-charging chain in Python.")
+# name -> (module, attribute, short help): the commands that need the `csms` extra
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "csms": ("v2gstack.csms.cli", "app", "Run the CSMS, or manage its registry (add-station, add-idtoken, ...) and "
+             "its API tokens (create-token, tokens, revoke-token)."),
+    "trace": ("v2gstack.trace.cli", "trace_command",
+              "Print one session's timeline across ISO 15118 and OCPP, station and CSMS."),
+    "demo": ("v2gstack.demo", "demo_command",
+             "Run the end-to-end demo: EVs -> ISO 15118 -> station -> OCPP -> CSMS."),
+}
+EXTRA_PACKAGES = frozenset({"sqlalchemy", "fastapi", "starlette", "pydantic", "uvicorn", "psycopg"})
+ORDER = ("exi", "pki", "ev", "secc", "station", "csms", "trace", "demo")
+
+
+class _Placeholder(TyperCommand):
+    """A lazy command as `v2gstack --help` lists it; replaced by the real one when it runs."""
+
+
+def _load(name: str) -> Any:
+    """The real (click) command of a lazy sub-command; a command explaining the missing extra if it is absent."""
+    module_name, attribute, short_help = LAZY_COMMANDS[name]
+    try:
+        # lazy on purpose: the module needs the optional `csms` extra (SQLAlchemy, FastAPI, uvicorn)
+        target: Any = getattr(importlib.import_module(module_name), attribute)
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in EXTRA_PACKAGES:
+            raise
+        missing = e.name
+
+        def explain() -> None:
+            typer.echo(f"error: `v2gstack {name}` needs the csms extra (missing: {missing}); "
+                       "install it with: pip install 'v2gstack[csms]'", err=True)
+            raise typer.Exit(2)
+
+        return TyperCommand(name, callback=explain, help=short_help, context_settings={
+            "ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_command(target)
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """The top-level group: the lazy commands are placeholders until invoked."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for name, (_, _, short_help) in LAZY_COMMANDS.items():
+            self.commands.setdefault(name, _Placeholder(name, help=short_help))
+        rank: Callable[[str], int] = lambda n: ORDER.index(n) if n in ORDER else len(ORDER)  # noqa: E731
+        self.commands = dict(sorted(self.commands.items(), key=lambda item: rank(item[0])))
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        """Load a lazy command the moment it is the one to run."""
+        if args and isinstance(self.commands.get(args[0]), _Placeholder):
+            self.commands[args[0]] = _load(args[0])
+        return super().resolve_command(ctx, args)
+
+
+app = typer.Typer(cls=LazyGroup, no_args_is_help=True, add_completion=False,
+                  help="v2gstack: the smart-charging chain in Python.")
 exi_app = typer.Typer(no_args_is_help=True, help="Encode and decode ISO 15118 / DIN 70121 EXI messages.")
 app.add_typer(exi_app, name="exi")
 app.add_typer(pki_app, name="pki")
 app.command("ev")(ev_command)
 app.command("secc")(secc_command)
 app.add_typer(station_app, name="station")
-app.add_typer(csms_app, name="csms")
-app.command("trace")(trace_command)
-app.command("demo")(demo_command)
 
 NS_HELP = f"Namespace: {', '.join(exi.NAMESPACES)}"
 

@@ -1,7 +1,9 @@
 """The official OCPP JSON schemas (1.6, 2.0.1, 2.1), compiled lazily per action with fastjsonschema and cached.
 
-The schema files are read where the `ocpp` package installs them (it ships the Open Charge Alliance's files
-unmodified), or from any directory with the same layout (`v16/schemas`, `v201/schemas`, `v21/schemas`).
+The schema files are the Open Charge Alliance's, vendored byte for byte in `schema_files/` from the `ocpp` package
+(which ships them unmodified; `tools/ocpp_schemas.py` copies them and `--check` compares), so validation needs no
+third-party OCPP package at run time. Any directory with the same layout (`v16/schemas`, `v201/schemas`,
+`v21/schemas`) can be used instead.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .versions import Version
 
 Validator = Callable[[Any], Any]
 
+SCHEMA_ROOT = Path(__file__).resolve().parent / "schema_files"  # the vendored official schemas
 _DIRS: dict[Version, str] = {Version.V16: "v16", Version.V201: "v201", Version.V21: "v21"}
 
 # JSON-schema keyword that failed -> OCPP-J error code. Definitions (OCPP-J 1.6 table 7, 2.0.1/2.1 part 4):
@@ -56,7 +59,8 @@ _UNKNOWN_PROPERTY_CODE: dict[Version, ErrorCode] = {
 
 
 def ocpp_package_schema_root() -> Path:
-    """Where the installed `ocpp` package keeps its schema directories (found without importing it)."""
+    """Where the installed `ocpp` package keeps its schema directories (found without importing it): the source
+    of the vendored copy, for the tool and the tests that compare with it."""
     spec = importlib.util.find_spec("ocpp")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the OCPP JSON schemas come from the `ocpp` package, which is not installed")
@@ -128,7 +132,7 @@ class SchemaStore:
     """The schemas of every version under one root directory; versions are indexed on first use."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = root if root is not None else ocpp_package_schema_root()
+        self.root = root if root is not None else SCHEMA_ROOT
         self._versions: dict[Version, VersionSchemas] = {}
 
     def __getitem__(self, version: Version) -> VersionSchemas:
@@ -146,7 +150,7 @@ _default: SchemaStore | None = None
 
 
 def default_store() -> SchemaStore:
-    """The process-wide store over the installed `ocpp` package's schemas (compiled validators are shared)."""
+    """The process-wide store over the vendored schemas (compiled validators are shared)."""
     global _default
     if _default is None:
         _default = SchemaStore()
