@@ -8,7 +8,7 @@ from pathlib import Path
 
 from v2gstack import exi
 from v2gstack.trace.merge import read_lines, station_timelines
-from v2gstack.trace.timeline import Timeline, TimelineFolder
+from v2gstack.trace.timeline import MESSAGES_IN_MEMORY, Timeline, TimelineFolder
 
 DOC = {"V2G_Message": {"Header": {"SessionID": "0102030405060708"}, "Body": {"SessionStopReq": {}}}}
 
@@ -52,3 +52,21 @@ def test_timelines_are_found_by_any_link(tmp_path: Path) -> None:
         assert [p for p, _ in station_timelines(tmp_path, key)] == [first.path]
     assert station_timelines(tmp_path, "tx-C") == []
     assert Timeline(None).path is None  # no folder: memory only
+
+
+
+def test_memory_keeps_the_first_messages_and_every_state_the_file_everything(tmp_path: Path) -> None:
+    """An hours-long session does not grow the station's memory: the file has every record, memory the first
+    MESSAGES_IN_MEMORY messages and every state record."""
+    frame = [2, "m1", "Heartbeat", {}]
+    for t in (Timeline(tmp_path, "b" * 32), Timeline(None)):
+        for i in range(MESSAGES_IN_MEMORY + 50):
+            t.ocpp("tx", frame)
+            if i % 100 == 0:
+                t.state("Tick", i=i)
+        t.close()
+        states = (MESSAGES_IN_MEMORY + 50 + 99) // 100
+        if t.path is not None:
+            assert len(read_lines(t.path)) == MESSAGES_IN_MEMORY + 50 + states
+        assert len([r for r in t.records if r["kind"] == "message"]) == MESSAGES_IN_MEMORY
+        assert len([r for r in t.records if r["kind"] == "state"]) == states

@@ -16,10 +16,16 @@ from typing import Any
 
 from . import records
 
+# Memory keeps every state, error and link record (up to `keep`) but only the first messages, so that an
+# hours-long session (a charge-loop pair every ~0.25 s) does not grow the station's memory; the file, when there is
+# one, has every record. Nothing in the station reads the memory copy back (tests and debuggers do).
+MESSAGES_IN_MEMORY = 500
+
 
 class Timeline:
     """Appends the records of one session to `<folder>/<trace_id>.jsonl` (line-buffered: a crash loses nothing
-    written before it); without a folder, records are only kept in memory (`records`)."""
+    written before it) and keeps them in memory (`records`: only the first MESSAGES_IN_MEMORY messages); without
+    a folder, records are only kept in memory."""
 
     def __init__(self, folder: Path | None, trace_id: str | None = None, source: str = "station",
                  keep: int = 10000) -> None:
@@ -30,6 +36,7 @@ class Timeline:
         self.keep = keep
         self.links: dict[str, Any] = {}
         self._seq = 0
+        self._messages = 0  # message records kept in memory
         self._file: Any = None
         self._closed = False
 
@@ -38,8 +45,10 @@ class Timeline:
         record = records.record(seq=self._seq, mono=time.monotonic(), wall=time.time(), trace_id=self.trace_id,
                                 source=self.source, protocol=protocol, kind=kind, **data)
         self._seq += 1
-        if len(self.records) < self.keep:
+        wanted = kind != "message" or self._messages < MESSAGES_IN_MEMORY
+        if wanted and len(self.records) < self.keep:
             self.records.append(record)
+            self._messages += kind == "message"
         if self.path is not None and not self._closed:
             if self._file is None:  # opened at the first record: a connection that never spoke leaves no file
                 self.path.parent.mkdir(parents=True, exist_ok=True)
