@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
 import uuid
 
 import pytest
+from helpers.paths import ROOT
 
 from v2gstack.csms.store import Store, StoreError, check_password, engine_url, hash_password
 
@@ -168,3 +170,19 @@ def test_worker_survives_waiters_that_give_up(tmp_path) -> None:
     finally:
         worker.close()
         store.close()
+
+
+def test_the_csms_reaches_the_database_only_through_op_functions() -> None:
+    """Every `worker.run(...)` / `store.run(...)` in the CSMS runs a named `op_*` function (no lambdas, no private
+    helpers), so each database operation is one documented function that runs alone or batched."""
+    package = ROOT / "src" / "v2gstack" / "csms"
+    runs = []
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run"
+                    and isinstance(node.func.value, ast.Attribute) and node.func.value.attr in ("worker", "store")):
+                target = node.args[0] if node.args else None
+                name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+                runs.append((path.name, node.lineno, name))
+    assert len(runs) > 20
+    assert [r for r in runs if not (r[2] or "").startswith("op_")] == []

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,6 @@ from . import signed_meter, v2x_state
 from . import store as ops
 from .certificates import CertificateIssuer, chain_pem
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
-from .models import TrustAnchor
 from .revocation import OcspChecker
 from .store import Store
 from .v2x import V2xService
@@ -134,7 +133,7 @@ class StoreAuthenticator:
         if self.throttle.wait(cred.station_id, source) > 0:
             return AuthDecision.TOO_MANY_REQUESTS
         # a read on its own connection (SQLite WAL, PostgreSQL): handshakes do not queue behind the batched writes
-        st = await asyncio.to_thread(self.worker.store.station, cred.station_id)
+        st = await asyncio.to_thread(self.worker.store.run, ops.op_station, cred.station_id)
         uses_password = cred.security_profile.uses_password
         if st is None:
             self.throttle.failed(None, source)
@@ -317,9 +316,9 @@ class Csms:
     async def on_boot(self, p: Payload, ctx: CallContext) -> Payload:
         """BootNotification: Accepted for registered stations (profile 0 may register them), Rejected otherwise."""
         sid = ctx.station_id
-        known = await self.worker.run(lambda s: s.get(ops.Station, sid) is not None)
+        known = await self.worker.run(ops.op_station, sid) is not None
         if not known and self.config.auto_register and self.config.security_profile == 0:
-            await asyncio.to_thread(self.store.add_station, sid)
+            await self.worker.run(ops.op_add_station, sid, None, 1)
             known = True
         status = "Accepted" if known else "Rejected"
         if known:
@@ -332,7 +331,7 @@ class Csms:
         """Chain to an installed MO root, validity, usage, eMAID; then OCSP for every certificate of the path that
         names a responder (unreachable or refused by the fetch policy: soft-fail, or CertChainError when
         `ocsp_required`)."""
-        anchors = await self.worker.run(_mo_roots)
+        anchors = await self.worker.run(ops.op_anchor_certificates, "MORootCertificate")
         status, path = await asyncio.to_thread(validate_contract, pem_chain, emaid, anchors)
         if status != "Accepted" or not self.config.contract_ocsp:
             return status
@@ -384,7 +383,7 @@ class Csms:
     async def on_authorize(self, p: Payload, ctx: CallContext) -> Payload:
         """Authorize: the idToken's status from the registry (Unknown if not registered); a Plug & Charge contract
         (PEM `certificate`) is verified against the installed MO roots first (C07)."""
-        info = await self.worker.run(_id_token_info, p["idToken"])
+        info = await self.worker.run(ops.op_id_token_info, p["idToken"])
         answer: Payload = {"idTokenInfo": info}
         status = None
         if "certificate" in p:
@@ -407,7 +406,7 @@ class Csms:
     async def on_transaction_event(self, p: Payload, ctx: CallContext) -> Payload:
         """TransactionEvent: recorded exactly once (a replay is acknowledged again, not stored twice)."""
         sid = ctx.station_id
-        stored, info = await self.worker.run(_record_event_and_authorize, sid, p)
+        stored, info = await self.worker.run(ops.op_record_event_and_authorize, sid, p)
         tx_id = p["transactionInfo"]["transactionId"]
         state = self._state(sid)
         evse = (p.get("evse") or {}).get("id")
@@ -521,8 +520,7 @@ class Csms:
             msgs = for_protocol("iso2")
             doc = msgs.response(session_id, step, msgs.failed_res(step, code, False))
         else:
-            await self.worker.run(lambda s: s.merge(ops.IdToken(id_token=emaid, type="eMAID", status="Accepted",
-                                                                 account=f"installed-at-{sid}")))
+            await self.worker.run(ops.op_put_id_token, emaid, "eMAID", "Accepted", None, f"installed-at-{sid}")
         answer: Payload = {"status": "Accepted" if code == "OK" else "Failed",
                            "exiResponse": base64.b64encode(exi.encode("iso2", doc)).decode()}
         if code != "OK":
@@ -630,12 +628,6 @@ class Csms:
         return self._state(station_id).active.get(evse_id)
 
 
-def _mo_roots(s: Any) -> list[Any]:
-    """The installed MO roots (read in the database thread)."""
-    rows = s.query(TrustAnchor).filter(TrustAnchor.kind == "MORootCertificate").all()
-    return [x509.load_pem_x509_certificate(r.pem.encode()) for r in rows]
-
-
 def validate_contract(pem_chain: str, emaid: str, anchors: list[Any]) -> tuple[str, list[Any]]:
     """(AuthorizeCertificateStatus, verified path leaf first) of a contract chain (PEM, leaf first): chain to an MO
     root, validity, usage, and the eMAID as the leaf's CN (separators and case aside)."""
@@ -664,30 +656,3 @@ def _transaction_of(action: str, payload: Payload) -> str | None:
         return str(payload["transactionId"])
     profile = payload.get("chargingProfile") or {}
     return profile.get("transactionId")
-
-
-def _id_token_info(s: Any, id_token: Payload) -> Payload:
-    """IdTokenInfo for an idToken: its registered status, Expired past its expiry, Unknown if not registered."""
-    token, type_ = id_token.get("idToken", ""), id_token.get("type", "")
-    if type_ in ("NoAuthorization",):
-        return {"status": "Accepted"}
-    tok = ops.op_id_token(s, token, type_)
-    if tok is None:
-        return {"status": "Unknown"}
-    status = tok.status
-    if status == "Accepted" and tok.expires_at is not None:
-        expiry = tok.expires_at if tok.expires_at.tzinfo else tok.expires_at.replace(tzinfo=UTC)
-        if expiry <= datetime.now(UTC):
-            status = "Expired"
-    info: Payload = {"status": status}
-    if tok.group_id:
-        info["groupIdToken"] = {"idToken": tok.group_id, "type": "Central"}
-    return info
-
-
-def _record_event_and_authorize(s: Any, station_id: str, p: Payload) -> tuple[bool, Payload | None]:
-    stored = ops.op_record_transaction_event(s, station_id, p)
-    info = _id_token_info(s, p["idToken"]) if p.get("idToken") else None
-    return stored, info
-
-

@@ -133,9 +133,7 @@ class Store:
         if password is not None and not 16 <= len(password) <= 40:
             raise StoreError("an OCPP BasicAuthPassword is 16 to 40 characters")
         try:
-            with self.session() as s:
-                s.add(Station(id=station_id, security_profile=security_profile,
-                              password_hash=hash_password(password) if password else None, connector_status={}))
+            self.run(op_add_station, station_id, hash_password(password) if password else None, security_profile)
         except IntegrityError:
             raise StoreError(f"station {station_id!r} is already registered") from None
 
@@ -154,8 +152,7 @@ class Store:
             return True
 
     def station(self, station_id: str) -> Station | None:
-        with self.session() as s:
-            return s.get(Station, station_id)
+        return self.run(op_station, station_id)
 
     def stations(self) -> list[Station]:
         with self.session() as s:
@@ -175,13 +172,10 @@ class Store:
     def put_id_token(self, id_token: str, type_: str = "ISO14443", status: str = "Accepted",
                      group_id: str | None = None, account: str | None = None,
                      expires_at: datetime | None = None) -> None:
-        with self.session() as s:
-            s.merge(IdToken(id_token=id_token, type=type_, status=status, group_id=group_id, account=account,
-                            expires_at=expires_at))
+        self.run(op_put_id_token, id_token, type_, status, group_id, account, expires_at)
 
     def id_token(self, id_token: str, type_: str) -> IdToken | None:
-        with self.session() as s:
-            return s.get(IdToken, (id_token, type_))
+        return self.run(op_id_token, id_token, type_)
 
     def id_tokens(self) -> list[IdToken]:
         with self.session() as s:
@@ -293,7 +287,7 @@ class Store:
 
     def anchor_certificates(self, kind: str) -> list[x509.Certificate]:
         """The installed roots of one kind as certificates."""
-        return [x509.load_pem_x509_certificate(t["pem"].encode()) for t in self.trust_anchors(kind)]
+        return self.run(op_anchor_certificates, kind)
 
     def remove_trust_anchor(self, fingerprint: str) -> bool:
         with self.session() as s:
@@ -388,6 +382,18 @@ def _station(s: Session, station_id: str) -> Station:
     return st
 
 
+def op_station(s: Session, station_id: str) -> Station | None:
+    """A registered station (None if unknown)."""
+    return s.get(Station, station_id)
+
+
+def op_add_station(s: Session, station_id: str, password_hash: str | None, security_profile: int) -> None:
+    """Register a station (IntegrityError if it is registered already)."""
+    s.add(Station(id=station_id, security_profile=security_profile, password_hash=password_hash,
+                  connector_status={}))
+    s.flush()
+
+
 def op_record_boot(s: Session, station_id: str, payload: dict[str, Any], status: str) -> None:
     """A BootNotification and the registration status answered."""
     st = _station(s, station_id)
@@ -412,6 +418,39 @@ def op_seen(s: Session, station_id: str) -> None:
 def op_id_token(s: Session, id_token: str, type_: str) -> IdToken | None:
     """Look an idToken up."""
     return s.get(IdToken, (id_token, type_))
+
+
+def op_put_id_token(s: Session, id_token: str, type_: str = "ISO14443", status: str = "Accepted",
+                    group_id: str | None = None, account: str | None = None,
+                    expires_at: datetime | None = None) -> None:
+    """Register or update an idToken."""
+    s.merge(IdToken(id_token=id_token, type=type_, status=status, group_id=group_id, account=account,
+                    expires_at=expires_at))
+
+
+def op_id_token_info(s: Session, id_token: dict[str, Any]) -> dict[str, Any]:
+    """IdTokenInfo for an idToken: its registered status, Expired past its expiry, Unknown if not registered."""
+    token, type_ = id_token.get("idToken", ""), id_token.get("type", "")
+    if type_ in ("NoAuthorization",):
+        return {"status": "Accepted"}
+    tok = op_id_token(s, token, type_)
+    if tok is None:
+        return {"status": "Unknown"}
+    status = tok.status
+    if status == "Accepted" and tok.expires_at is not None:
+        expiry = tok.expires_at if tok.expires_at.tzinfo else tok.expires_at.replace(tzinfo=UTC)
+        if expiry <= datetime.now(UTC):
+            status = "Expired"
+    info: dict[str, Any] = {"status": status}
+    if tok.group_id:
+        info["groupIdToken"] = {"idToken": tok.group_id, "type": "Central"}
+    return info
+
+
+def op_anchor_certificates(s: Session, kind: str) -> list[x509.Certificate]:
+    """The installed roots of one kind (e.g. MORootCertificate) as certificates."""
+    rows = s.scalars(select(TrustAnchor).where(TrustAnchor.kind == kind).order_by(TrustAnchor.subject))
+    return [x509.load_pem_x509_certificate(t.pem.encode()) for t in rows]
 
 
 _EVENT_SQL = """INSERT INTO transaction_events (station_id, transaction_id, seq_no, event_type, trigger_reason,
@@ -606,6 +645,14 @@ def _add_meter_values(s: Session, station_id: str, tx_id: str | None, event_id: 
     if rows:
         s.execute(insert(MeterValue.__table__), rows)
     return len(rows)
+
+
+def op_record_event_and_authorize(s: Session, station_id: str,
+                                  payload: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+    """A TransactionEvent stored once (False: a replay) and the IdTokenInfo of the idToken it carries, if any."""
+    stored = op_record_transaction_event(s, station_id, payload)
+    info = op_id_token_info(s, payload["idToken"]) if payload.get("idToken") else None
+    return stored, info
 
 
 def op_link_iso15118(s: Session, station_id: str, transaction_id: str, facts: dict[str, Any]) -> bool:
