@@ -135,9 +135,9 @@ async def test_every_csms_command_reaches_the_station(db_url: str) -> None:
             ("get-local-list-version", {}, None),
             ("set-charging-profile", {"evseId": 0, "chargingProfile": {
                 "id": 1, "stackLevel": 0, "chargingProfilePurpose": "ChargingStationMaxProfile",
-                "chargingProfileKind": "Relative", "chargingSchedule": [{"id": 1, "chargingRateUnit": "W",
-                                                                          "chargingSchedulePeriod": [
-                                                                              {"startPeriod": 0, "limit": 22000}]}]}},
+                "chargingProfileKind": "Absolute", "chargingSchedule": [{  # OCPP 2.1: never Relative (K01.FR.38)
+                    "id": 1, "chargingRateUnit": "W", "startSchedule": "2024-01-01T00:00:00Z",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 22000}]}]}},
              "Accepted"),
             ("get-composite-schedule", {"evseId": 1, "duration": 600}, "Accepted"),
             ("clear-charging-profile", {"chargingProfileId": 1}, "Accepted"),

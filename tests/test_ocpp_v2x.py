@@ -199,7 +199,7 @@ BAD: list[tuple[str, int, dict[str, Any], Capabilities | None, str, str]] = [
      _mutate(tx_profile({"setpoint": -1000.0, "dischargeLimit": -2000.0, "dischargeLimit_L2": -2000.0},
                         chargingProfilePurpose="TxDefaultProfile"), "transactionId", None), None, "V2X.10",
      "InvalidSchedule"),
-    ("huge setpoint", 1, tx_profile({"setpoint": -1e9}), None, "v2gstack:FiniteValue", "InvalidValue"),
+    ("huge setpoint", 1, tx_profile({"setpoint": -1e9}), None, "v2gstack:FiniteValue", "ValueTooHigh"),
 ]
 
 

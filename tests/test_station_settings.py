@@ -84,7 +84,7 @@ def test_bad_files_and_values_are_refused_with_the_file_and_key(tmp_path: Path) 
         ('[station]\nid = "CS1"\n[csms]\nurl = "ws://h/o"\n[[evse]]\nmax_power_w = nan\n',
          "station.toml: [[evse]] #1 max_power_w: expected a finite number, got nan"),
         ('[station]\nid = "CS1"\n[csms]\nurl = "ws://h/o"\npasword = "x"\n',
-         "station.toml: [csms] pasword: unknown key (known here: ca, client_cert, client_key, ocpp_version, "
+         "station.toml: [csms] pasword: unknown key (known here: ca, client_cert, client_key, ocpp_versions, "
          "password, ping_interval, url)"),
         ('[station]\nid = "CS1"\n[csms]\nurl = "ws://h/o"\npassword = 1234567890123456\n',
          "station.toml: [csms] password: expected a string, got an integer"),
@@ -104,7 +104,7 @@ def test_bad_files_and_values_are_refused_with_the_file_and_key(tmp_path: Path) 
         assert err.startswith(f"error: {message}"), err
         assert "1234567890123456" not in err
     code, _, err = run("--config", str(EXAMPLE), "--version", "1.6")
-    assert code == 2 and err == "error: --version: OCPP 1.6 is not supported by the station yet (only 2.0.1)\n"
+    assert code == 2 and err == "error: --version: OCPP 1.6 is not supported by the station (it speaks 2.1, 2.0.1)\n"
     code, _, err = run("--config", str(EXAMPLE), "--secc-cert", str(tmp_path / "none.pem"), "--secc-key",
                        str(tmp_path / "none.key"), "--secc-key-password", SECRETS[0])
     assert code == 2 and err.startswith("error: --secc-cert: cannot load the SECC certificate and key: No such file")

@@ -4,16 +4,30 @@ docs/hardware.md."""
 
 from __future__ import annotations
 
-from .protocol import DcOutput, EvseHardware, HardwareLimits, IsolationResult, MeterReading, RestorableMeter
+from .grid import GridFrequency, SimulatedGridFrequency
+from .protocol import (
+    DcOutput,
+    EvseHardware,
+    HardwareLimits,
+    IsolationResult,
+    MeterReading,
+    RestorableMeter,
+    SignedReading,
+    SigningMeter,
+)
 from .simulated import SimulatedHardware, SimulatedHardwareConfig
 
 __all__ = [
     "DcOutput",
     "EvseHardware",
+    "GridFrequency",
     "HardwareLimits",
     "IsolationResult",
     "MeterReading",
     "RestorableMeter",
+    "SignedReading",
+    "SigningMeter",
+    "SimulatedGridFrequency",
     "SimulatedHardware",
     "SimulatedHardwareConfig",
 ]

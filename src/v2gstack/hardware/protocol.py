@@ -132,6 +132,32 @@ class EvseHardware(Protocol):
         matching needs it; hardware that drives the pilot itself ignores this. Default: ignore."""
 
 
+@dataclass(frozen=True)
+class SignedReading:
+    """A meter's signed record of its registers: the record text, its format (`encoding`, e.g. OCMF), the signature
+    algorithm, and the meter's public key (DER SubjectPublicKeyInfo, hex)."""
+
+    record: str
+    encoding: str
+    method: str
+    public_key: str
+
+
+@runtime_checkable
+class SigningMeter(Protocol):
+    """A meter that signs its readings with its own key (a calibration-law meter); the station publishes the key
+    (device model) and passes the records on untouched."""
+
+    def public_key(self) -> str:
+        """The meter's public key, DER SubjectPublicKeyInfo in hex."""
+        ...
+
+    def signed_reading(self, reading: MeterReading, timestamp: str, transaction_stage: str) -> SignedReading:
+        """The signed record of `reading` (both registers) at `timestamp` (RFC 3339); `transaction_stage` is "B"
+        (begin), "T" (during) or "E" (end) of a transaction, "-" outside one."""
+        ...
+
+
 @runtime_checkable
 class RestorableMeter(Protocol):
     """A meter that the station restores after a restart (a simulated one; real meters keep their registers)."""

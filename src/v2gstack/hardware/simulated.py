@@ -15,7 +15,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .protocol import DcOutput, EvseHardware, HardwareLimits, IsolationResult, MeterReading
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ..ocpp import ocmf
+from ..times import parse_rfc3339
+from .protocol import DcOutput, EvseHardware, HardwareLimits, IsolationResult, MeterReading, SignedReading
 
 
 @dataclass
@@ -67,6 +71,8 @@ class SimulatedHardware(EvseHardware):
         self.import_wh = 0.0
         self.export_wh = 0.0
         self._last_t: float | None = None
+        self._key = ec.generate_private_key(ec.SECP256R1())  # the meter's own signing key (made with the meter)
+        self._pagination = 0
 
     @property
     def limits(self) -> HardwareLimits:
@@ -151,6 +157,26 @@ class SimulatedHardware(EvseHardware):
         lim = self._limits
         return MeterReading(self.meter_id, self.import_wh, self.export_wh, self.power_w, lim.nominal_voltage,
                             abs(self.power_w) / (lim.nominal_voltage * lim.phases), lim.phases)
+
+    # ----- SigningMeter: OCMF records of both registers -----
+
+    def public_key(self) -> str:
+        """The meter's public key (DER SubjectPublicKeyInfo, hex), as the device model publishes it."""
+        return ocmf.public_key_hex(self._key)
+
+    def signed_reading(self, reading: MeterReading, timestamp: str, transaction_stage: str) -> SignedReading:
+        """An OCMF record of the import (OBIS 1-b:1.8.0) and export (1-b:2.8.0) registers in Wh, as the station
+        reports them (3 decimals), signed with ECDSA-secp256r1-SHA256."""
+        self._pagination += 1
+        at = parse_rfc3339(timestamp)
+        tm = at.strftime("%Y-%m-%dT%H:%M:%S,") + f"{at.microsecond // 1000:03d}+0000 S"
+        payload = {"FV": "1.0", "GI": "v2gstack simulated meter", "GS": reading.meter_id, "GV": "1",
+                   "PG": f"T{self._pagination}", "MS": reading.meter_id, "IS": True, "RD": [
+                       {"TM": tm, "TX": transaction_stage, "RV": round(reading.import_wh, 3), "RI": "1-b:1.8.0",
+                        "RU": "Wh", "RT": "AC", "ST": "G"},
+                       {"TM": tm, "TX": transaction_stage, "RV": round(reading.export_wh, 3), "RI": "1-b:2.8.0",
+                        "RU": "Wh", "RT": "AC", "ST": "G"}]}
+        return SignedReading(ocmf.sign(payload, self._key), "OCMF", ocmf.DEFAULT_METHOD, self.public_key())
 
     def restore_registers(self, import_wh: float, export_wh: float) -> None:
         """Continue from registers saved by an earlier run (RestorableMeter)."""

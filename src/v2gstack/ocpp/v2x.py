@@ -343,7 +343,7 @@ def _finite(value: Any, unit: str, path: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ProfileRejected("v2gstack:FiniteValue", "InvalidValue", f"{value!r} is not a finite number", path)
     if abs(value) > MAX_VALUE.get(unit, MAX_VALUE["W"]):
-        raise ProfileRejected("v2gstack:FiniteValue", "InvalidValue",
+        raise ProfileRejected("v2gstack:FiniteValue", "ValueTooHigh",
                               f"{value:g} {unit} is beyond {MAX_VALUE[unit]:g} {unit}", path)
 
 
@@ -423,7 +423,7 @@ RULES: tuple[Rule, ...] = (
     Rule("SupportedOperationModes", "InvalidSchedule", "operationMode among V2XChargingCtrlr.SupportedOperationModes"),
     Rule("Q08.FR.05", "UnsupportedRateUnit", "LocalFrequency periods are in W"),
     Rule("K01.FR.126", "InvalidSchedule", "evseSleep only if SupportsEvseSleep"),
-    Rule("v2gstack:FiniteValue", "InvalidValue", "values are finite and within 10 MW / 10 kA"),
+    Rule("v2gstack:FiniteValue", "InvalidValue", "values are finite (ValueTooHigh: within 10 MW / 10 kA)"),
     Rule("LimitsSetpointsPerMode", "InvalidSchedule", "limits and setpoints per operationMode (MODE_FIELDS): "
                                                       "required ones "
                                          "present, forbidden ones absent"),

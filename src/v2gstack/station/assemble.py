@@ -55,6 +55,8 @@ def device_model_values(s: StationSettings) -> list[tuple[str, str, str]]:
         ("AuthCtrlr", "OfflineTxForUnknownIdEnabled", auth.offline_tx_for_unknown_id),
         ("SampledDataCtrlr", "TxUpdatedInterval", meter.tx_updated_interval),
         ("SampledDataCtrlr", "TxEndedInterval", meter.tx_ended_interval),
+        ("SampledDataCtrlr", "SignReadings", meter.sign_readings),
+        ("OCPPCommCtrlr", "PublicKeyWithSignedMeterValue", meter.public_key_with_signed_meter_value),
         ("ISO15118Ctrlr", "Enabled", iso.enabled),
         ("ISO15118Ctrlr", "PnCEnabled", iso.pnc),
         ("ISO15118Ctrlr", "CentralContractValidationAllowed", iso.central_contract_validation_allowed),
@@ -63,7 +65,10 @@ def device_model_values(s: StationSettings) -> list[tuple[str, str, str]]:
         (VENDOR_COMPONENT, "MirrorISO15118Messages", iso.mirror.messages),
         (VENDOR_COMPONENT, "MirrorISO15118Compression", iso.mirror.compression),
     ]
-    return [(c, v, _bool(x) if isinstance(x, bool) else str(x)) for c, v, x in optional if x is not None]
+    out = [(c, v, _bool(x) if isinstance(x, bool) else str(x)) for c, v, x in optional if x is not None]
+    if s.v2x.enabled is not None:
+        out += [("V2XChargingCtrlr", "Enabled", _bool(s.v2x.enabled))]
+    return out
 
 
 def apply_device_model(s: StationSettings, model: DeviceModel) -> None:
@@ -71,6 +76,10 @@ def apply_device_model(s: StationSettings, model: DeviceModel) -> None:
     vendor, model, security profile and each EVSE's power are read-only variables the station makes from its
     StationConfig."""
     for component, variable, value in device_model_values(s):
+        if component == "V2XChargingCtrlr":  # one per EVSE
+            for n in range(1, len(s.evse) + 1):
+                model.put(component, variable, value, evse=n)
+            continue
         if model.find(component, variable) is None:
             raise KeyError(f"{component}.{variable}")  # a mapping without its variable: a bug of ours
         model.put(component, variable, value)
@@ -85,12 +94,13 @@ def station_config(s: StationSettings) -> StationConfig:
         dc_max_current=e.dc_max_current, dc_max_power=e.dc_max_power, dc_max_voltage=e.dc_max_voltage,
         dc_min_voltage=e.dc_min_voltage, dc_min_current=e.dc_min_current) for n, e in enumerate(s.evse, start=1)}
     return StationConfig(
-        s.station.id, link.url, evses=len(s.evse), password=link.password, version=link.ocpp_version,
+        s.station.id, link.url, evses=len(s.evse), password=link.password, versions=tuple(link.ocpp_versions),
         state_dir=Path(s.state_dir) if s.state_dir else None, model=s.station.model, vendor=s.station.vendor,
         serial_number=s.station.serial_number, firmware_version=s.station.firmware_version,
         max_power_w=powers[1], evse_max_power_w=powers, hardware=hardware[1], evse_hardware=hardware,
         time_scale=s.time_scale, ssl=csms_tls(s),
-        ping_interval=link.ping_interval or None)
+        ping_interval=link.ping_interval or None, control_period_s=s.v2x.control_period,
+        nominal_frequency=s.v2x.nominal_frequency)
 
 
 def csms_tls(s: StationSettings) -> ssl.SSLContext | None:

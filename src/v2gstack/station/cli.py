@@ -1,4 +1,4 @@
-"""`v2gstack station`: run a simulated OCPP 2.0.1 charging station, optionally with a scripted charging session.
+"""`v2gstack station`: run a simulated OCPP 2.1 / 2.0.1 charging station, optionally with a scripted charging session.
 
 The station's settings come from `--config station.toml` (station/settings.py) and the flags, a flag given
 explicitly winning over the file; `--print-config` shows the result (secrets masked) and exits.
@@ -17,13 +17,15 @@ from .assemble import assemble
 from .session import simulate_session
 from .settings import StationSettings, load_station_settings, resize_evses
 
-app = typer.Typer(add_completion=False, help="Run a simulated OCPP 2.0.1 charging station.")
+app = typer.Typer(add_completion=False, help="Run a simulated OCPP 2.1 / 2.0.1 charging station.")
 
 FLAGS: Flags = {
     "csms": (("csms", "url"), None),
     "station_id": (("station", "id"), None),
     "password": (("csms", "password"), None),
-    "version": (("csms", "ocpp_version"), None),
+    "version": (("csms", "ocpp_versions"), lambda v: [v]),
+    "ocpp_versions": (("csms", "ocpp_versions"), lambda v: [x.strip() for x in v.split(",") if x.strip()]),
+    "sign_meter_values": (("metering", "sign_readings"), None),
     "state_dir": (("state_dir",), None),
     "time_scale": (("time_scale",), None),
     "meter_interval": (("metering", "tx_updated_interval"), None),
@@ -56,7 +58,11 @@ def station_command(
     station_id: str | None = typer.Option(None, "--id", help="Charging station identity"),
     evses: int = typer.Option(1, "--evses", min=1, help="Number of EVSEs (one connector each)"),
     password: str | None = typer.Option(None, "--password", help="Basic auth password (security profile 1/2)"),
-    version: str = typer.Option("2.0.1", "--version", help="OCPP version (only 2.0.1 for now)"),
+    version: str = typer.Option("2.1", "--version", help="Offer only this OCPP version (2.1 or 2.0.1)"),
+    ocpp_versions: str = typer.Option("2.1,2.0.1", "--ocpp-versions", help="OCPP versions offered, most preferred "
+                                      "first (the CSMS picks one)"),
+    sign_meter_values: bool = typer.Option(False, "--sign-meter-values", help="SampledDataCtrlr.SignReadings=true: "
+                                           "energy registers signed by the simulated meter (OCMF)"),
     state_dir: str | None = typer.Option(None, "--state-dir", help="Folder for the offline queue and device model"),
     simulate: bool = typer.Option(False, "--simulate-session", help="Run one scripted charging session on EVSE 1"),
     seconds: float = typer.Option(30.0, "--session-seconds", help="Charging time of the scripted session"),

@@ -18,7 +18,7 @@ class StationConfig:
     csms_url: str
     evses: int = 1
     password: str | None = None
-    version: str = "2.0.1"
+    versions: tuple[str, ...] = ("2.1", "2.0.1")  # OCPP versions offered, most preferred first
     state_dir: Path | None = None  # offline queue + device model; None keeps them in memory
     model: str = "v2gstack-sim"
     vendor: str = "v2gstack"
@@ -34,6 +34,8 @@ class StationConfig:
     call_timeout: float | None = None  # default OCPPCommCtrlr.MessageTimeout
     ssl: ssl.SSLContext | None = None
     ping_interval: float | None = 60.0
+    control_period_s: float = 1.0  # simulated s between two runs of the V2X control loop (LocalFrequency, schedules)
+    nominal_frequency: float = 50.0  # Hz the simulated grid-frequency source starts at
 
     def evse_power(self, evse_id: int) -> float:
         """The maximum power of one EVSE, W."""

@@ -98,7 +98,11 @@ def _comm(name: str, value: str, dtype: str = "integer", *args: Any, **kw: Any) 
 
 TX_POINTS = "ParkingBayOccupancy,EVConnected,Authorized,DataSigned,PowerPathClosed,EnergyTransfer"
 MEASURANDS = ("Energy.Active.Import.Register,Energy.Active.Export.Register,Power.Active.Import,Power.Active.Export,"
-              "Current.Import,Current.Export,Voltage,SoC")
+              "Current.Import,Current.Export,Voltage,SoC,Energy.Active.Net,Power.Active.Setpoint")
+OPERATION_MODES = ("ChargingOnly,CentralSetpoint,ExternalSetpoint,ExternalLimits,CentralFrequency,LocalFrequency,"
+                   "LocalLoadBalancing,Idle")
+"""OCPP 2.1 OperationModeEnumType: every mode the station executes (V2XChargingCtrlr.SupportedOperationModes)."""
+ENERGY_TRANSFER_MODES = "AC_single_phase,AC_two_phase,AC_three_phase,DC,AC_BPT,DC_BPT"
 
 
 def standard_variables(station_id: str, evses: int, *, model: str, vendor: str, security_profile: int,
@@ -129,6 +133,9 @@ def standard_variables(station_id: str, evses: int, *, model: str, vendor: str, 
         _comm("WebSocketPingInterval", "60", min_limit=0, unit="s"),
         _comm("FileTransferProtocols", "HTTPS", "MemberList", "ReadOnly", "HTTP,HTTPS"),
         Variable("SampledDataCtrlr", "Enabled", "true", b),
+        Variable("SampledDataCtrlr", "SignReadings", "false", b),
+        _comm("PublicKeyWithSignedMeterValue", "Never", "OptionList",
+              values_list="Never,OncePerTransaction,EveryMeterValue"),
         Variable("SampledDataCtrlr", "TxUpdatedInterval", "60", "integer", min_limit=0, unit="s"),
         Variable("SampledDataCtrlr", "TxUpdatedMeasurands", MEASURANDS, "MemberList", values_list=MEASURANDS),
         Variable("SampledDataCtrlr", "TxStartedMeasurands", MEASURANDS, "MemberList", values_list=MEASURANDS),
@@ -147,6 +154,15 @@ def standard_variables(station_id: str, evses: int, *, model: str, vendor: str, 
         Variable("SmartChargingCtrlr", "LimitChangeSignificance", "1.0", "decimal", min_limit=0, unit="Percent"),
         Variable("SmartChargingCtrlr", "ExternalControlSignalsEnabled", "false", b),
         Variable("SmartChargingCtrlr", "NotifyChargingLimitWithSchedules", "false", b),
+        # OCPP 2.1: the optional smart-charging features (what the V2X rules of ocpp/v2x.py are told)
+        Variable("SmartChargingCtrlr", "SupportsDynamicProfiles", "true", b, "ReadOnly"),
+        Variable("SmartChargingCtrlr", "SupportedAdditionalPurposes", "", "MemberList", "ReadOnly",
+                 "PriorityCharging,LocalGeneration"),
+        Variable("SmartChargingCtrlr", "SupportsEvseSleep", "false", b, "ReadOnly"),
+        Variable("SmartChargingCtrlr", "SupportsUseLocalTime", "false", b, "ReadOnly"),
+        Variable("SmartChargingCtrlr", "SupportsRandomizedDelay", "false", b, "ReadOnly"),
+        Variable("SmartChargingCtrlr", "SupportsLimitAtSoC", "false", b, "ReadOnly"),
+        Variable("SmartChargingCtrlr", "ACPhaseSwitchingSupported", "true", b, "ReadOnly"),
         Variable("ISO15118Ctrlr", "Enabled", "true", b),
         Variable("ISO15118Ctrlr", "PnCEnabled", "false", b),
         Variable("ISO15118Ctrlr", "CentralContractValidationAllowed", "true", b),
@@ -193,6 +209,13 @@ def standard_variables(station_id: str, evses: int, *, model: str, vendor: str, 
             Variable("EVSE", "Available", "true", b, "ReadOnly", evse=e, persistent=False),
             Variable("EVSE", "Power", f"{power(e):g}", "decimal", "ReadOnly", unit="W", evse=e),
             Variable("EVSE", "SupplyPhases", "3", "integer", "ReadOnly", evse=e),
+            Variable("V2XChargingCtrlr", "Enabled", "true", b, evse=e),
+            Variable("V2XChargingCtrlr", "Available", "true", b, "ReadOnly", evse=e),
+            Variable("V2XChargingCtrlr", "SupportedOperationModes", OPERATION_MODES, "MemberList", "ReadOnly",
+                     OPERATION_MODES, evse=e),
+            Variable("V2XChargingCtrlr", "SupportedEnergyTransferModes", ENERGY_TRANSFER_MODES, "MemberList",
+                     "ReadOnly", ENERGY_TRANSFER_MODES, evse=e),
+            Variable("FiscalMetering", "PublicKey", "", "string", "ReadOnly", evse=e, persistent=False),
         ]
     return out
 

@@ -30,6 +30,7 @@ class Evse:
     soc: float | None = None  # percent, when the EV tells it (ISO 15118) or the simulation knows it
     battery_wh: float | None = None  # the EV's battery capacity, for a simulated SoC
     reported_status: str | None = None  # last status the CSMS was told
+    scripted: bool = False  # a scripted EV (session.py): the station draws for it, following the target
     _soc_mark: float | None = None  # net energy (Wh) when the SoC was last brought up to date
 
     def status(self, station_operative: bool = True) -> str:
@@ -41,16 +42,6 @@ class Evse:
         if not self.operative or not station_operative:
             return "Unavailable"
         return "Available"
-
-    def allowance(self, profile_limit_w: float | None) -> tuple[float, float]:
-        """(import W, export W) the EVSE may deliver now: nothing unless plugged, authorized, in a transaction and
-        usable; within the EVSE's rating and the charging-profile limit; no charging of a full battery."""
-        if not (self.plugged and self.authorized and self.tx is not None and self.operative and not self.faulted):
-            return 0.0, 0.0
-        charge = self.max_power_w if profile_limit_w is None else max(0.0, min(self.max_power_w, profile_limit_w))
-        if self.soc is not None and self.soc >= 100.0:
-            charge = 0.0
-        return charge, self.max_power_w
 
     def reading(self) -> MeterReading:
         """The meter now; the simulated SoC follows the energy that flowed since it was last looked at."""

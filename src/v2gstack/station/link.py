@@ -24,6 +24,7 @@ from ..ocpp import (
     Router,
     RpcEngine,
     StationClient,
+    Version,
 )
 from .context import StationContext
 from .device_model import Variable
@@ -53,12 +54,13 @@ class Link:
         self.on_queue_answer: AnswerHook | None = None  # the transactions' look at each queued message's answer
         password = model.value("SecurityCtrlr", "BasicAuthPassword") or config.password
         self.client = StationClient(
-            config.csms_url, config.station_id, router, versions=[config.version], password=password,
+            config.csms_url, config.station_id, router, versions=list(config.versions), password=password,
             ssl=config.ssl, call_timeout=config.call_timeout or model.int(
                 "OCPPCommCtrlr", "MessageTimeout", instance="Default") * config.time_scale,
             backoff=config.backoff or self._backoff(), on_connect=self._on_connect,
             ping_interval=config.ping_interval, dial=dial)
-        self._validator = RpcEngine(config.version)  # checks our own payloads while no connection exists
+        self._agreed = Version.parse(config.versions[0])  # the version of the last connection (else the preferred)
+        self._validators = {v: RpcEngine(v) for v in self.client.versions}  # our payloads while no connection exists
         self._online = asyncio.Event()
         self.sender = QueueSender(ctx.queue, self._online, lambda: self.client.connection, model,
                                   ctx.clock.sleep, self._queue_answer, config.station_id)
@@ -94,6 +96,17 @@ class Link:
         return self._online.is_set() and conn is not None and not conn.closed
 
     @property
+    def version(self) -> str:
+        """The OCPP version agreed with the CSMS ("2.1" or "2.0.1"): the open connection's, else the last one's, else
+        the most preferred one offered (what payloads made while offline are built for)."""
+        return self._agreed.value
+
+    @property
+    def v21(self) -> bool:
+        """The link speaks (or last spoke) OCPP 2.1."""
+        return self._agreed is Version.V21
+
+    @property
     def connected(self) -> bool:
         """A websocket to the CSMS is open (whether or not the boot was accepted)."""
         conn = self.client.connection
@@ -121,6 +134,7 @@ class Link:
     def _on_connect(self, conn: Connection) -> None:
         """A new websocket: register (if needed), then run the heartbeat; forget it all when it closes."""
         conn.frame_listeners = self.frame_listeners
+        self._agreed = conn.version
         self.ctx.spawn(self._link(conn), "link")
         self.ctx.spawn(self._watch(conn), "watch")
 
@@ -225,7 +239,7 @@ class Link:
         OwnPayloadInvalid (logged here as the bug of ours it is) or AnswerInvalid."""
         conn = self.client.connection
         if not self.online or conn is None:
-            self._check_own(action, payload, self._validator)
+            self._check_own(action, payload, self._validators[self._agreed])
             raise Offline(action, "not connected to the CSMS" if not self.connected else "not accepted by the CSMS")
         try:
             return await conn.call(action, payload)

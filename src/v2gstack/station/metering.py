@@ -1,18 +1,26 @@
-"""OCPP 2.0.1 meter values from an EVSE's meter reading (sans-I/O): the SampledValue list of a MeterValue."""
+"""OCPP meter values from an EVSE's meter reading (sans-I/O): the SampledValue list of a MeterValue, per version."""
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Any
 
-from ..hardware import MeterReading
+from ..hardware import MeterReading, SignedReading
 
 SampledValue = dict[str, Any]
+ONLY_21 = frozenset({"Power.Active.Setpoint"})
+"""Measurands OCPP 2.0.1 does not have (a 2.0.1 CSMS never gets them)."""
+SIGNED = frozenset({"Energy.Active.Import.Register", "Energy.Active.Export.Register"})
+"""The registers a signing meter's record covers."""
 
 
-def sampled_values(reading: MeterReading, context: str, soc: float | None = None) -> list[SampledValue]:
-    """The sampled values of one MeterValue: both energy registers, import and export power, the current per phase,
-    the voltage, and the EV's SoC when known."""
+def sampled_values(reading: MeterReading, context: str, soc: float | None = None, *, version: str = "2.0.1",
+                   setpoint_w: float | None = None, signed: SignedReading | None = None,
+                   public_key: bool = False) -> list[SampledValue]:
+    """The sampled values of one MeterValue: both energy registers (each with the meter's signed record when
+    `signed`, its public key too when `public_key`), import and export power, Energy.Active.Net (import minus export),
+    the current per phase, the voltage, the EV's SoC when known, and (2.1) the power setpoint in force."""
     power = reading.power_w
     values: list[SampledValue] = [
         _value(reading.import_wh, context, "Energy.Active.Import.Register", "Wh"),
@@ -21,10 +29,31 @@ def sampled_values(reading: MeterReading, context: str, soc: float | None = None
         _value(max(-power, 0.0), context, "Power.Active.Export", "W"),
         _value(reading.current, context, "Current.Import" if power >= 0 else "Current.Export", "A"),
         _value(reading.voltage, context, "Voltage", "V"),
+        _value(reading.import_wh - reading.export_wh, context, "Energy.Active.Net", "Wh"),
     ]
     if soc is not None:
         values.append(_value(soc, context, "SoC", "Percent", location="EV"))
+    if setpoint_w is not None:
+        values.append(_value(setpoint_w, context, "Power.Active.Setpoint", "W"))
+    if version != "2.1":
+        values = [v for v in values if v["measurand"] not in ONLY_21]
+    if signed is not None:
+        for v in values:
+            if v["measurand"] in SIGNED:
+                v["signedMeterValue"] = signed_meter_value(signed, version, public_key)
     return values
+
+
+def signed_meter_value(signed: SignedReading, version: str, public_key: bool) -> dict[str, Any]:
+    """SignedMeterValueType: the record base64 (as OCPP says), its format and algorithm, and the meter's key when
+    asked (base64 DER; 2.0.1 requires the field, empty when the key is not sent)."""
+    out: dict[str, Any] = {"signedMeterData": base64.b64encode(signed.record.encode()).decode(),
+                           "encodingMethod": signed.encoding, "signingMethod": signed.method}
+    if public_key:
+        out["publicKey"] = base64.b64encode(bytes.fromhex(signed.public_key)).decode()
+    elif version != "2.1":
+        out["publicKey"] = ""
+    return out
 
 
 def _value(v: float, context: str, measurand: str, unit: str, location: str = "Outlet") -> SampledValue:

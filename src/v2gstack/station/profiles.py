@@ -128,9 +128,9 @@ class ChargingProfiles:
                 raise Rejection("InvalidSchedule", "a negative schedule duration")
             unit = sched["chargingRateUnit"]
             for name, value in [("minChargingRate", sched.get("minChargingRate", 0.0)),
-                                *(("limit", p["limit"]) for p in periods)]:
+                                *(("limit", p["limit"]) for p in periods if "limit" in p)]:
                 _check_limit(name, value, unit)
-            if any(p["limit"] < 0 for p in periods) and purpose != "TxProfile":
+            if any(p.get("limit", 0) < 0 for p in periods) and purpose != "TxProfile":
                 raise Rejection("InvalidSchedule", "negative limits (discharge) only in a TxProfile")
             for p in periods:
                 if not 1 <= p.get("numberPhases", 3) <= 3 or not 1 <= p.get("phaseToUse", 1) <= 3:
@@ -242,6 +242,8 @@ class ChargingProfiles:
             if period is None:
                 continue
             sched, per = period
+            if "limit" not in per:  # an OCPP 2.1 period without a charging limit (e.g. a setpoint's)
+                continue
             phases = per.get("numberPhases")
             watts = _to_watts(per["limit"], sched["chargingRateUnit"], voltage, phases or default_phases)
             level = p["stackLevel"] + (1000 if item.evse_id == evse_id and purpose == "TxDefaultProfile" else 0)
@@ -317,7 +319,7 @@ def _breakpoints(p: Profile, start: float, duration: int, tx_start: float | None
     if first is None:
         return iter(edges)
     periods = sched["chargingSchedulePeriod"]
-    values = [(per["limit"], per.get("numberPhases")) for per in periods]
+    values = [(per.get("limit"), per.get("numberPhases")) for per in periods]
     offsets = {0.0} | {float(per["startPeriod"]) for per, before, now in zip(periods[1:], values, values[1:],
                                                                            strict=False) if now != before}
     cycle = 0.0

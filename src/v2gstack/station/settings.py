@@ -20,7 +20,7 @@ KeyProblem = tuple[tuple[str | int, ...], str]
 ID_TOKEN_TYPES = Literal["Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress"]
 ENERGY_MODES = Literal["AC_single_phase_core", "AC_three_phase_core", "DC_core", "DC_extended", "DC_combo_core",
                        "DC_unique"]
-SUPPORTED_OCPP = ("2.0.1",)
+SUPPORTED_OCPP = ("2.1", "2.0.1")
 
 
 @dataclass
@@ -47,7 +47,8 @@ class CsmsLink:
     """Where the CSMS is and how the station proves who it is (OCPP security profiles 1-3)."""
 
     url: str = setting("", flag="--csms")  # ws://host:port/path or wss://...; the station id is appended
-    ocpp_version: str = setting("2.0.1", flag="--version")
+    ocpp_versions: list[str] = setting(default_factory=lambda: ["2.1", "2.0.1"],
+                                       flag="--ocpp-versions")  # offered, most preferred first
     password: str | None = setting(None, secret=True, flag="--password")  # Basic auth (profiles 1 and 2)
     ca: str | None = setting(None, path=True)  # wss://: the CSMS root certificate(s), PEM (else the system's)
     client_cert: str | None = setting(None, path=True)  # wss:// profile 3: the station certificate chain, PEM
@@ -60,8 +61,12 @@ class CsmsLink:
             yield ("url",), "the station needs the CSMS endpoint (--csms, or url in [csms])"
         elif not self.url.startswith(("ws://", "wss://")):
             yield ("url",), "expected a ws:// or wss:// URL"
-        if self.ocpp_version not in SUPPORTED_OCPP:
-            yield ("ocpp_version",), f"OCPP {self.ocpp_version} is not supported by the station yet (only 2.0.1)"
+        for v in self.ocpp_versions:
+            if v not in SUPPORTED_OCPP:
+                speaks = ", ".join(SUPPORTED_OCPP)
+                yield ("ocpp_versions",), f"OCPP {v} is not supported by the station (it speaks {speaks})"
+        if not self.ocpp_versions or len(set(self.ocpp_versions)) != len(self.ocpp_versions):
+            yield ("ocpp_versions",), "one or more OCPP versions, each once: 2.1 and/or 2.0.1"
         tls = self.url.startswith("wss://")
         for name in ("ca", "client_cert", "client_key"):
             if getattr(self, name) and not tls:
@@ -89,6 +94,9 @@ class Metering:
 
     tx_updated_interval: int | None = setting(None, min=0, flag="--meter-interval")  # TxUpdatedInterval, s
     tx_ended_interval: int | None = setting(None, min=0)  # TxEndedInterval, s
+    sign_readings: bool | None = setting(None, flag="--sign-meter-values")  # SampledDataCtrlr.SignReadings (OCMF)
+    public_key_with_signed_meter_value: Literal["Never", "OncePerTransaction", "EveryMeterValue"] | None = None
+    # OCPPCommCtrlr.PublicKeyWithSignedMeterValue
 
 
 @dataclass
@@ -163,6 +171,15 @@ class Iso15118:
 
 
 @dataclass
+class V2x:
+    """OCPP 2.1 V2X at the station (docs/v2x.md, station side): the control loop and the simulated grid frequency."""
+
+    control_period: float = setting(1.0, min=0.001)  # s between two runs of the control loop (LocalFrequency)
+    nominal_frequency: float = setting(50.0, min=1)  # Hz the simulated grid starts at
+    enabled: bool | None = None  # V2XChargingCtrlr.Enabled of every EVSE
+
+
+@dataclass
 class StationSettings:
     """The station's settings tree (the TOML file's tables)."""
 
@@ -172,6 +189,7 @@ class StationSettings:
     authorization: Authorization = field(default_factory=Authorization)
     metering: Metering = field(default_factory=Metering)
     iso15118: Iso15118 = field(default_factory=Iso15118)
+    v2x: V2x = field(default_factory=V2x)
     state_dir: str | None = setting(None, path=True, flag="--state-dir")  # offline queue, device model, certificates
     trace_dir: str | None = setting(None, path=True, flag="--trace-dir")  # per-session timelines
     time_scale: float = setting(1.0, min=0.0001, flag="--time-scale")  # real s per simulated s (< 1: faster)

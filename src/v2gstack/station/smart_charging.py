@@ -1,6 +1,11 @@
-"""The smart charging service (OCPP 2.0.1 block K): the installed profiles (profiles.py does the sans-I/O work), the
-limit in force on each EVSE, composite schedules, persistence across restarts, and the listeners told of each change
-(the transactions apply the new limit at once; the ISO 15118 bridge renegotiates)."""
+"""The smart charging service (OCPP 2.0.1 and 2.1 block K): the installed profiles (profiles.py does the sans-I/O
+work), the limit in force on each EVSE, composite schedules, persistence across restarts, and the listeners told of
+each change (the transactions apply the new limit at once; the ISO 15118 bridge renegotiates).
+
+Over OCPP 2.1 a SetChargingProfile is first checked by the V2X rules (ocpp/v2x.py) with the capabilities the device
+model declares (SmartChargingCtrlr, V2XChargingCtrlr), and by `pre_check` (the V2X service: what the EV can do); the
+composite schedule and the period in force come from ocpp/v2x_composite.py (discharge limits, setpoints, modes),
+with the external actor's constraints (`set_external`) beside the installed profiles."""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..ocpp.v2x import Capabilities, OperationMode, ProfileRejected, check_profile
+from ..ocpp.v2x_composite import CompositeTooLong, Electrical, compose_at, composite_schedule
 from .context import StationContext
 from .link import Link
 from .profiles import ChargingProfiles, Installed, Rejection
@@ -18,6 +25,10 @@ log = logging.getLogger(__name__)
 
 Payload = dict[str, Any]
 ProfileListener = Callable[[int], None]  # evse id (0: station-wide) after SetChargingProfile/ClearChargingProfile
+PreCheck = Callable[[int, Payload], None]  # (evseId, profile) -> raises ProfileRejected (2.1: what the EV can do)
+EXTERNAL_PROFILE_ID = -1
+"""Id of the station-local ChargingStationExternalConstraints profile that holds an external actor's values (never
+sent: negative ids are the station's own)."""
 
 
 class SmartCharging:
@@ -32,6 +43,8 @@ class SmartCharging:
             list(ctx.evses), max_periods=model.int("SmartChargingCtrlr", "PeriodsPerSchedule"),
             max_profiles=int(entries.max_limit) if entries is not None and entries.max_limit else 32)
         self.listeners: list[ProfileListener] = []
+        self.pre_check: PreCheck | None = None
+        self.external: dict[int, Payload] = {}  # evse id -> the external actor's constraints as a profile
         self._load()
         self._count()
 
@@ -39,6 +52,15 @@ class SmartCharging:
 
     def limit_w(self, evse_id: int) -> float | None:
         """The charging-profile limit on the EVSE now, in W (None: no profile limits it)."""
+        if self.link.v21:
+            period = self.period_now(evse_id)
+            if period is None:
+                return None
+            if period.get("operationMode") == OperationMode.IDLE.value:
+                return 0.0
+            return None if "limit" not in period else sum(
+                float(period.get(k, period["limit"])) for k in ("limit", "limit_L2", "limit_L3")) if (
+                "limit_L2" in period or "limit_L3" in period) else float(period["limit"])
         if not self.profiles.items:
             return None
         evse = self.ctx.evses[evse_id]
@@ -48,10 +70,70 @@ class SmartCharging:
                                      default_phases=limits.phases,
                                      tx_start=tx.started_epoch if tx else None, tx_id=tx.id if tx else None)
 
+    def items(self) -> list[tuple[int, Payload]]:
+        """(evseId, profile) of every installed profile and the external actor's constraints."""
+        return [(i.evse_id, i.profile) for i in self.profiles.items.values()] + [
+            (e, p) for e, p in self.external.items()]
+
+    def electrical(self, evse_id: int) -> Electrical:
+        """How A and W convert on the EVSE (its supply voltage and phases; the station's defaults for 0)."""
+        evse = self.ctx.evses.get(evse_id)
+        if evse is None:
+            return Electrical()
+        return Electrical(evse.hardware.limits.nominal_voltage, evse.hardware.limits.phases)
+
+    def period_now(self, evse_id: int) -> Payload | None:
+        """The OCPP 2.1 composite period in force on the EVSE now, in W (None: no profile applies)."""
+        if not self.profiles.items and not self.external:
+            return None
+        evse = self.ctx.evses[evse_id]
+        tx = evse.tx
+        items = [(e, p) for e, p in self.items() if _applies(e, p, evse_id, tx.id if tx else None)]
+        period = compose_at(items, evse_id, self.ctx.clock.wall().timestamp(), "W", self.electrical(evse_id),
+                            tx.started_epoch if tx else None)
+        return period or None
+
+    def capabilities(self, evse_id: int) -> Capabilities:
+        """What the device model declares of the optional 2.1 features (the V2X rules check profiles against it)."""
+        model = self.ctx.model
+        modes: frozenset[OperationMode] = frozenset({OperationMode.CHARGING_ONLY})
+        evses = [evse_id] if evse_id in self.ctx.evses else list(self.ctx.evses)
+        enabled = [e for e in evses if model.bool("V2XChargingCtrlr", "Enabled", evse=e)]
+        if enabled:  # the modes every EVSE concerned supports (station-wide profiles: all of them)
+            modes = frozenset.intersection(*(frozenset(OperationMode(m) for m in model.members(
+                "V2XChargingCtrlr", "SupportedOperationModes", evse=e)) for e in enabled))
+            if len(enabled) < len(evses):
+                modes = frozenset({OperationMode.CHARGING_ONLY})
+        return Capabilities(
+            rate_units=frozenset(model.members("SmartChargingCtrlr", "RateUnit")),
+            supports_dynamic_profiles=model.bool("SmartChargingCtrlr", "SupportsDynamicProfiles"),
+            supports_evse_sleep=model.bool("SmartChargingCtrlr", "SupportsEvseSleep"),
+            supports_use_local_time=model.bool("SmartChargingCtrlr", "SupportsUseLocalTime"),
+            supports_randomized_delay=model.bool("SmartChargingCtrlr", "SupportsRandomizedDelay"),
+            supports_limit_at_soc=model.bool("SmartChargingCtrlr", "SupportsLimitAtSoC"),
+            additional_purposes=frozenset(model.members("SmartChargingCtrlr", "SupportedAdditionalPurposes")),
+            operation_modes=modes, ac_phase_switching=model.bool("SmartChargingCtrlr", "ACPhaseSwitchingSupported"),
+            supply_phases=model.int("ChargingStation", "SupplyPhases"))
+
+    def set_external(self, evse_id: int, period: Payload | None) -> None:
+        """An external actor's constraints on the EVSE (`period`: limit, dischargeLimit in W), or their end (None);
+        the limits apply at once."""
+        if period is None:
+            self.external.pop(evse_id, None)
+        else:
+            self.external[evse_id] = {
+                "id": EXTERNAL_PROFILE_ID, "stackLevel": 0, "chargingProfilePurpose":
+                    "ChargingStationExternalConstraints", "chargingProfileKind": "Dynamic", "chargingSchedule": [
+                        {"id": EXTERNAL_PROFILE_ID, "chargingRateUnit": "W",
+                         "chargingSchedulePeriod": [{"startPeriod": 0, **period}]}]}
+        self.changed(evse_id)
+
     def composite_schedule(self, evse_id: int, duration_s: int, unit: str = "W", *,
                            max_periods: int | None = None) -> Payload:
         """GetCompositeSchedule for an EVSE (0: the station) from now, within the EVSE's own maximum; at most
         `max_periods` periods (default SmartChargingCtrlr.PeriodsPerSchedule), else Rejection."""
+        if self.link.v21:
+            return self._composite21(evse_id, duration_s, unit, max_periods=max_periods)
         ctx = self.ctx
         evse = ctx.evses.get(evse_id)
         tx = evse.tx if evse else None
@@ -63,6 +145,29 @@ class SmartCharging:
                                        tx_id=tx.id if tx else None,
                                        evse_max=evse.max_power_w if evse else sum(
                                            e.max_power_w for e in ctx.evses.values()), max_periods=max_periods)
+
+    def _composite21(self, evse_id: int, duration_s: int, unit: str, *, max_periods: int | None) -> Payload:
+        """The OCPP 2.1 composite schedule (v2x_composite: discharge limits, setpoints, operation modes); every period
+        states the charging `limit`, at most the EVSE's rating (the station's: the sum of its EVSEs')."""
+        ctx = self.ctx
+        evse = ctx.evses.get(evse_id)
+        tx = evse.tx if evse else None
+        electrical = self.electrical(evse_id)
+        rating = evse.max_power_w if evse else sum(e.max_power_w for e in ctx.evses.values())
+        cap = rating if unit == "W" else rating / (electrical.voltage * electrical.default_phases)
+        if max_periods is None:
+            max_periods = ctx.model.int("SmartChargingCtrlr", "PeriodsPerSchedule")
+        try:
+            schedule = composite_schedule(self.items(), evse_id, ctx.clock.wall().timestamp(), duration_s, unit,
+                                          tx_id=tx.id if tx else None, tx_start=tx.started_epoch if tx else None,
+                                          electrical=electrical, default_limit=cap, max_periods=max_periods)
+        except CompositeTooLong as e:
+            raise Rejection("ValueTooHigh", str(e)) from None
+        periods = schedule["chargingSchedulePeriod"] or [{"startPeriod": 0}]
+        for period in periods:
+            _cap_limit(period, cap, electrical.default_phases if unit == "W" else 1)
+        schedule["chargingSchedulePeriod"] = periods
+        return schedule
 
     def subscribe(self, listener: ProfileListener) -> Callable[[], None]:
         """Call `listener(evse_id)` after each change of the profiles; returns the unsubscribe function."""
@@ -129,8 +234,17 @@ class SmartCharging:
                 "GetChargingProfiles": self._get, "GetCompositeSchedule": self._composite}
 
     def _set(self, p: Payload) -> Payload:
-        """SetChargingProfile (K01): validate and install; the new limits apply at once."""
+        """SetChargingProfile (K01): validate (2.1: the V2X rules and what the EV can do first) and install; the new
+        limits apply at once."""
         active = {e.id: e.tx.id for e in self.ctx.evses.values() if e.tx is not None}
+        if self.link.v21:
+            try:
+                check_profile(p["evseId"], p["chargingProfile"], self.capabilities(p["evseId"]))
+                if self.pre_check is not None:
+                    self.pre_check(p["evseId"], p["chargingProfile"])
+            except ProfileRejected as e:
+                log.info("%s: SetChargingProfile rejected by %s: %s", self.ctx.station_id, e.rule, e.info)
+                return e.response()
         try:
             self.profiles.set(p["evseId"], p["chargingProfile"], active)
         except Rejection as e:
@@ -185,3 +299,25 @@ class SmartCharging:
             log.info("%s: GetCompositeSchedule rejected: %s", self.ctx.station_id, e.info)
             return {"status": "Rejected", "statusInfo": {"reasonCode": e.reason, "additionalInfo": e.info[:512]}}
         return {"status": "Accepted", "schedule": schedule}
+
+
+def _applies(item_evse: int, profile: Payload, evse_id: int, tx_id: str | None) -> bool:
+    """Whether an installed profile can rule the EVSE (a TxProfile only for its own transaction)."""
+    purpose = profile["chargingProfilePurpose"]
+    if item_evse not in (0, evse_id):
+        return False
+    if purpose in ("TxProfile", "PriorityCharging"):
+        return tx_id is not None and profile.get("transactionId") in (None, tx_id)
+    return True
+
+
+def _cap_limit(period: Payload, cap: float, phases: int) -> None:
+    """A composite period's charging limit at most `cap` (per phase: cap / phases), the cap where none is given;
+    setpoints stay within it."""
+    if "limit_L2" in period or "limit_L3" in period:
+        for name in ("limit", "limit_L2", "limit_L3"):
+            period[name] = round(min(period.get(name, cap / phases), cap / phases), 3) + 0.0
+        return
+    period["limit"] = round(cap if "limit" not in period else min(period["limit"], cap), 3) + 0.0
+    if period.get("setpoint", 0.0) > period["limit"]:
+        period["setpoint"] = period["limit"]

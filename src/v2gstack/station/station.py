@@ -7,7 +7,9 @@
 - `transactions` (transactions.py): transactions, TransactionEvents and meter values, the power each EVSE may give;
 - `availability` (availability.py): ChangeAvailability, Reset, UnlockConnector;
 - `certificates` (certificates.py): the certificate store, SignCertificate, GetCertificateStatus;
-- `reports` (reports.py): GetVariables, SetVariables, GetBaseReport.
+- `reports` (reports.py): GetVariables, SetVariables, GetBaseReport;
+- `v2x` (v2x.py): OCPP 2.1 V2X: each EVSE's target (charge or discharge power), the control loop, the grid frequency,
+  NotifyAllowedEnergyTransfer, Dynamic profiles, AFRRSignal, the external actor's limits.
 
 Each service declares its CSMS-initiated handlers (handlers.py puts them behind the registration check).
 `ChargingStation` itself is what drives the station: the SessionPort of a scripted EV (session.py) and the
@@ -23,7 +25,7 @@ from typing import Any
 
 from cryptography import x509
 
-from ..hardware import EvseHardware, SimulatedHardware
+from ..hardware import EvseHardware, GridFrequency, SigningMeter, SimulatedHardware
 from ..ocpp import Dialer, Router
 from .authorization import Authorization, IdToken, IdTokenInfo
 from .availability import Availability
@@ -41,18 +43,20 @@ from .queue import OfflineQueue
 from .reports import Reports
 from .smart_charging import SmartCharging
 from .transactions import Transactions
+from .v2x import V2x, charging_needs_for
+from .v2x_target import EvseTarget
 
 Payload = dict[str, Any]
 
 
 class ChargingStation:
-    """A simulated OCPP 2.0.1 charging station with N EVSEs (one connector each)."""
+    """A simulated OCPP 2.1 / 2.0.1 charging station with N EVSEs (one connector each)."""
 
     def __init__(self, config: StationConfig, *, hardware: Callable[[int], EvseHardware] | None = None,
-                 dial: Dialer | None = None) -> None:
+                 dial: Dialer | None = None, frequency: GridFrequency | None = None) -> None:
         """`hardware(evse_id)` makes each EVSE's power electronics (default: SimulatedHardware with
         `config.evse_hardware_config(evse_id)`); `dial` opens the websocket instead of `websockets` (tests run the
-        link in memory)."""
+        link in memory); `frequency` is the grid-frequency input (default: a simulated one, `step_frequency`)."""
         self.config = config
         self.clock = Clock(config.time_scale)
         state = config.state_dir
@@ -72,13 +76,18 @@ class ChargingStation:
         self.link = Link(ctx, router, dial)
         self.authorization = Authorization(ctx, self.link)
         self.smart_charging = SmartCharging(ctx, self.link)
-        self.transactions = Transactions(ctx, self.link, self.authorization, self.smart_charging)
+        self.v2x = V2x(ctx, self.link, self.smart_charging, frequency)
+        self.transactions = Transactions(ctx, self.link, self.authorization, self.smart_charging, self.v2x)
         self.availability = Availability(ctx, self.link, self.transactions)
         self.certificates = Certificates(ctx, self.link)
         self.reports = Reports(ctx, self.link)
         register(router, lambda: self.link.registration, config.station_id, self.link.handlers(),
                  self.authorization.handlers(), self.smart_charging.handlers(), self.transactions.handlers(),
-                 self.availability.handlers(), self.certificates.handlers(), self.reports.handlers())
+                 self.availability.handlers(), self.certificates.handlers(), self.reports.handlers(),
+                 self.v2x.handlers())
+        for evse in self.evses.values():  # the meter's key, for the CSMS to check signed meter values
+            if isinstance(evse.hardware, SigningMeter):
+                self.model.put("FiscalMetering", "PublicKey", evse.hardware.public_key(), evse=evse.id)
 
     def _simulated_hardware(self, evse_id: int) -> EvseHardware:
         """The default power stage of an EVSE: simulated, on the station's clock."""
@@ -91,6 +100,7 @@ class ChargingStation:
         """Recover what a previous run left, then connect (in the background) and start sending the queue."""
         self.transactions.recover()
         self.link.start()
+        self.context.spawn(self.v2x.run(), "v2x-control")
 
     async def stop(self) -> None:
         """Disconnect and stop every task (open transactions stay in the journal, as after a power loss)."""
@@ -178,6 +188,7 @@ class ChargingStation:
         if tx is None:
             return None
         tx.set_custom_data(custom_data)
+        self.v2x.ev_facts(evse_id, custom_data)
         return tx.id
 
     async def call(self, action: str, payload: Payload) -> Payload:
@@ -185,7 +196,11 @@ class ChargingStation:
         return await self.link.call(action, payload)
 
     def notify(self, action: str, payload: Payload) -> None:
-        """A CALL in the background; failures are logged by kind."""
+        """A CALL in the background; failures are logged by kind. NotifyEVChargingNeeds may carry OCPP 2.1's fields:
+        the station notes what the EV can do and drops them for a 2.0.1 CSMS."""
+        if action == "NotifyEVChargingNeeds":
+            self.v2x.ev_charging_needs(payload["evseId"], payload["chargingNeeds"])
+            payload = charging_needs_for(self.link.version, payload)
         self.link.notify(action, payload)
 
     def on_frame(self, listener: FrameListener) -> Callable[[], None]:
@@ -206,6 +221,25 @@ class ChargingStation:
     def on_profiles_changed(self, listener: Callable[[int], None]) -> Callable[[], None]:
         """Hear each change of the charging profiles; returns the unsubscribe function."""
         return self.smart_charging.subscribe(listener)
+
+    # ----- V2X (OCPP 2.1) -----
+
+    def target(self, evse_id: int) -> EvseTarget:
+        """What the EVSE's EV should do now: its power target (W, negative: discharge; None: its own choice within
+        the limits) and the import/export limits (the bridge passes them to a -20 EV's charge loop)."""
+        return self.v2x.target(evse_id)
+
+    def on_target(self, listener: Callable[[int, EvseTarget], None]) -> Callable[[], None]:
+        """Hear each change of an EVSE's target (evse id, target); returns the unsubscribe function."""
+        return self.v2x.on_target(listener)
+
+    def step_frequency(self, hz: float) -> None:
+        """Move the simulated grid frequency (LocalFrequency EVSEs follow at once, without asking the CSMS)."""
+        self.v2x.step_frequency(hz)
+
+    def set_external_limit(self, evse_id: int, **values: Any) -> bool:
+        """An external actor's setpoint/limits for the EVSE (V2x.set_external: NotifyChargingLimit)."""
+        return self.v2x.set_external(evse_id, **values)
 
     def installed_roots(self, cert_type: str) -> list[x509.Certificate]:
         """The installed root certificates of a type."""

@@ -23,15 +23,20 @@ class Transaction:
     charging_seconds: float = 0.0
     custom_data: dict[str, Any] | None = None  # CustomDataType sent with the next event (ISO 15118 facts)
     started_epoch: float | None = None  # station wall clock at the start (Relative charging profiles count from it)
+    operation_mode: str | None = None  # OCPP 2.1 operationMode in force (told in the next event when it changed)
     ended: bool = False
     _state_told: str | None = None
     _token_told: bool = False
     _custom_told: bool = False
+    _mode_told: str | None = None
 
     def event(self, event_type: str, trigger: str, timestamp: str, *, meter_value: list[Payload] | None = None,
-              stopped_reason: str | None = None, offline: bool = False) -> Payload:
-        """The next TransactionEvent request of this transaction (consumes one seqNo)."""
+              stopped_reason: str | None = None, offline: bool = False, v21: bool = False) -> Payload:
+        """The next TransactionEvent request of this transaction (consumes one seqNo); `v21`: with OCPP 2.1's
+        operationMode when it changed."""
         info: Payload = {"transactionId": self.id}
+        if v21 and self.operation_mode is not None and self.operation_mode != self._mode_told:
+            info["operationMode"] = self._mode_told = self.operation_mode
         if self.charging_state is not None and (self.charging_state != self._state_told or event_type == "Started"):
             info["chargingState"] = self._state_told = self.charging_state
         if self.charging_seconds:

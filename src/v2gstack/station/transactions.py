@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..hardware import MeterReading, RestorableMeter
+from ..hardware import MeterReading, RestorableMeter, SigningMeter
 from .authorization import Authorization, IdToken, IdTokenInfo
 from .context import StationContext
 from .evse import Evse
@@ -20,6 +20,7 @@ from .link import Link
 from .metering import sampled_values
 from .smart_charging import SmartCharging
 from .transaction import Transaction
+from .v2x import V2x
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,13 @@ class Transactions:
     """The transactions of the station's EVSEs and the meter values they carry."""
 
     def __init__(self, ctx: StationContext, link: Link, authorization: Authorization,
-                 smart_charging: SmartCharging) -> None:
+                 smart_charging: SmartCharging, v2x: V2x) -> None:
         self.ctx = ctx
         self.link = link
         self.authorization = authorization
         self.smart_charging = smart_charging
+        self.v2x = v2x
+        v2x.apply = lambda evse_id: self.apply_power(self.ctx.evses[evse_id])
         self.ended_hooks: list[Callable[[], None]] = []  # after each transaction's end (Reset OnIdle waits for it)
         self._samplers: dict[str, asyncio.Task[Any]] = {}
         link.on_queue_answer = self._answered
@@ -52,10 +55,12 @@ class Transactions:
         reading = evse.reading() if evse is not None else None  # one reading: the values sent are those kept
         meter_value = None
         if context is not None and evse is not None and reading is not None:
-            meter_value = [{"timestamp": ctx.clock.timestamp(),
-                            "sampledValue": self._measurands(reading, evse.soc, context, event_type)}]
+            now = ctx.clock.timestamp()
+            stage = {"Started": "B", "Ended": "E"}.get(event_type, "T")
+            meter_value = [{"timestamp": now, "sampledValue": self._measurands(
+                evse, reading, context, event_type, now, stage, first=event_type == "Started")}]
         payload = tx.event(event_type, trigger, ctx.clock.timestamp(), meter_value=meter_value,
-                           stopped_reason=stopped_reason, offline=not self.link.connected)
+                           stopped_reason=stopped_reason, offline=not self.link.connected, v21=self.link.v21)
         ctx.queue.push("TransactionEvent", payload)
         if reading is not None:  # the registers survive a restart (a real meter does not reset)
             ctx.queue.save_state(f"meter/{tx.evse_id}", {"import_wh": reading.import_wh,
@@ -69,12 +74,28 @@ class Transactions:
         self.link.sender.wake()
         return payload
 
-    def _measurands(self, reading: MeterReading, soc: float | None, context: str, event_type: str) -> list[Payload]:
-        """The meter's sampled values, restricted to the Tx*Measurands variable for this kind of event."""
+    def _measurands(self, evse: Evse, reading: MeterReading, context: str, event_type: str, timestamp: str,
+                    stage: str = "-", *, first: bool = False) -> list[Payload]:
+        """The meter's sampled values, restricted to the Tx*Measurands variable for this kind of event (those the
+        agreed version knows); the energy registers signed by the meter when SampledDataCtrlr.SignReadings."""
         var = {"Started": "TxStartedMeasurands", "Ended": "TxEndedMeasurands"}.get(event_type, "TxUpdatedMeasurands")
         wanted = set(self.ctx.model.members("SampledDataCtrlr", var))
-        every = sampled_values(reading, context, soc)
+        every = self.sampled(evse, reading, context, timestamp, stage, first=first)
         return [v for v in every if v["measurand"] in wanted] or every[:1]
+
+    def sampled(self, evse: Evse, reading: MeterReading, context: str, timestamp: str, stage: str = "-", *,
+                first: bool = False) -> list[Payload]:
+        """Every sampled value of one reading for the agreed version: registers, powers, Energy.Active.Net, SoC,
+        Power.Active.Setpoint (2.1, while a setpoint is in force), signed when the device model says so."""
+        model = self.ctx.model
+        signed = None
+        if model.bool("SampledDataCtrlr", "SignReadings") and isinstance(evse.hardware, SigningMeter):
+            signed = evse.hardware.signed_reading(reading, timestamp, stage)
+        with_key = model.value("OCPPCommCtrlr", "PublicKeyWithSignedMeterValue")
+        target = self.v2x.targets.get(evse.id)
+        return sampled_values(reading, context, evse.soc, version=self.link.version,
+                              setpoint_w=target.setpoint_w if target is not None else None, signed=signed,
+                              public_key=with_key == "EveryMeterValue" or (with_key == "OncePerTransaction" and first))
 
     def _answered(self, request: Payload, answer: Payload) -> None:
         """Cache the idTokenInfo of a TransactionEvent answer; stop the transaction if the token is not valid."""
@@ -185,9 +206,7 @@ class Transactions:
         """A scripted EV (session.py): it draws `power_w` from the EVSE's AC outlet (negative: gives back) as far as
         the station allows, and reports its SoC and battery size."""
         evse = self.ctx.evses[evse_id]
-        if power_w is not None:
-            limits = evse.hardware.limits
-            evse.hardware.ac_draw(power_w / (limits.nominal_voltage * limits.phases), limits.phases)
+        evse.scripted = True  # the station draws for it: its demand, or the setpoint when one is in force
         self.ev_update(evse_id, demand_w=power_w, soc=soc, battery_wh=battery_wh)
 
     def ev_update(self, evse_id: int, *, demand_w: float | None = None, soc: float | None = None,
@@ -211,14 +230,24 @@ class Transactions:
                 self.apply_power(evse)
 
     def apply_power(self, evse: Evse) -> None:
-        """Tell the EVSE's hardware what it may deliver now; tell the CSMS when the charging state changes."""
+        """Put the EVSE's target (v2x.py) on its hardware: the import and export limits, and for a scripted EV its
+        draw (the setpoint when one is in force, else its demand); tell the CSMS when the charging state or the
+        operation mode changes."""
         evse.reading()  # the SoC up to now
-        charge, discharge = evse.allowance(self.smart_charging.limit_w(evse.id))
-        evse.hardware.set_power_limit(charge, discharge)
-        power = max(-discharge, min(charge, evse.ev_power_w))
+        target = self.v2x.target(evse.id)
+        evse.hardware.set_power_limit(target.import_limit_w, target.export_limit_w)
+        power = target.power_for(evse.ev_power_w)
+        if evse.scripted:
+            limits = evse.hardware.limits
+            evse.hardware.ac_draw(power / (limits.nominal_voltage * limits.phases), limits.phases)
+        self.v2x.told(evse.id, target)
         tx = evse.tx
         if tx is None or tx.ended:
             return
+        if self.link.v21 and target.mode != tx.operation_mode and (tx.operation_mode is not None or target.mode
+                                                                   != "ChargingOnly"):
+            tx.operation_mode = target.mode
+            self.emit(tx, "Updated", "OperationModeChanged", context="Sample.Periodic")
         if power != 0:
             state = "Charging"
         elif evse.plugged and evse.authorized:
@@ -301,9 +330,9 @@ class Transactions:
 
     async def send_meter_values(self, evse: Evse) -> None:
         """MeterValues (TriggerMessage) for one EVSE."""
-        clock = self.ctx.clock
+        now = self.ctx.clock.timestamp()
         await self.link.try_call("MeterValues", {"evseId": evse.id, "meterValue": [{
-            "timestamp": clock.timestamp(), "sampledValue": sampled_values(evse.reading(), "Trigger", evse.soc)}]})
+            "timestamp": now, "sampledValue": self.sampled(evse, evse.reading(), "Trigger", now)}]})
 
     def _trigger_meter_values(self, evses: list[Evse]) -> bool:
         """TriggerMessage(MeterValues): one MeterValues per EVSE, after the answer."""
