@@ -17,6 +17,7 @@ from ..hardware import EvseHardware
 from .authorization import IdToken, IdTokenInfo
 from .clock import Clock
 from .errors import AnswerInvalid, CallFailed, CallRefused, Offline, OwnPayloadInvalid
+from .v2x_target import EvseTarget
 
 Payload = dict[str, Any]
 FrameListener = Callable[[str, str], None]  # (direction "rx"/"tx", OCPP-J frame text)
@@ -149,6 +150,15 @@ class StationPort(Protocol):
         """Hear each change of the charging profiles (the EVSE id, 0: the station); returns the unsubscribe."""
         ...
 
+    def target(self, evse_id: int) -> EvseTarget:
+        """OCPP 2.1 V2X: what the EVSE's EV should do now: its power target (W, negative: discharge; None: its own
+        choice within the limits), the import and export limits, the operation mode (station/v2x.py)."""
+        ...
+
+    def on_target(self, listener: Callable[[int, EvseTarget], None]) -> Callable[[], None]:
+        """Hear each change of an EVSE's target (evse id, target); returns the unsubscribe function."""
+        ...
+
     def installed_roots(self, cert_type: str) -> list[x509.Certificate]:
         """The root certificates of a type the CSMS installed (e.g. MORootCertificate)."""
         ...
@@ -158,5 +168,5 @@ class StationPort(Protocol):
         ...
 
 
-__all__ = ["AnswerInvalid", "CallFailed", "CallRefused", "EvseFacts", "FrameListener", "Offline",
+__all__ = ["AnswerInvalid", "CallFailed", "CallRefused", "EvseFacts", "EvseTarget", "FrameListener", "Offline",
            "OwnPayloadInvalid", "SettingsView", "StationPort"]
