@@ -15,11 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..ocpp.v2x import Capabilities, OperationMode, ProfileRejected, check_profile
+from ..ocpp.v2x import Capabilities, OperationMode, ProfileRejected, Quantity, check_profile
 from ..ocpp.v2x_composite import CompositeTooLong, Electrical, compose_at, composite_schedule
 from .context import StationContext
 from .link import Link
 from .profiles import ChargingProfiles, Installed, Rejection
+from .v2x_target import total
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,7 @@ class SmartCharging:
                 return None
             if period.get("operationMode") == OperationMode.IDLE.value:
                 return 0.0
-            return None if "limit" not in period else sum(
-                float(period.get(k, period["limit"])) for k in ("limit", "limit_L2", "limit_L3")) if (
-                "limit_L2" in period or "limit_L3" in period) else float(period["limit"])
+            return total(period, Quantity.LIMIT)  # the per-phase limits summed
         if not self.profiles.items:
             return None
         evse = self.ctx.evses[evse_id]

@@ -264,6 +264,7 @@ class Transactions:
         if not evse.plugged:
             return
         evse.plugged = False
+        self.v2x.ev_gone(evse_id)
         model = self.ctx.model
         if evse.tx is not None and ("EVConnected" in model.members("TxCtrlr", "TxStopPoint")
                                     or model.bool("TxCtrlr", "StopTxOnEVSideDisconnect")):

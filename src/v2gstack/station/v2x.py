@@ -79,13 +79,17 @@ class V2x:
     # ----- what the EV can do -----
 
     def ev_facts(self, evse_id: int, custom_data: Payload) -> None:
-        """The ISO facts of the EVSE's session (the bridge's TransactionEvent customData): protocol and mode."""
+        """The ISO facts of the EVSE's session (the bridge's TransactionEvent customData): its protocol."""
         if custom_data.get("vendorId") == ISO_FACTS_VENDOR:
-            self.ev_modes[evse_id] = (custom_data.get("protocol"), custom_data.get("energyTransferMode"))
+            self.ev_modes[evse_id] = (custom_data.get("protocol"), self.ev_modes.get(evse_id, (None, None))[1])
+
+    def ev_gone(self, evse_id: int) -> None:
+        """The EV left: what it could do no longer counts."""
+        self.ev_modes.pop(evse_id, None)
 
     def ev_charging_needs(self, evse_id: int, needs: Payload) -> None:
-        """The EV's charging needs (a NotifyEVChargingNeeds' chargingNeeds): its requested mode counts like the
-        facts' (a -20 EV asking DC_BPT can discharge)."""
+        """The EV's charging needs (a NotifyEVChargingNeeds' chargingNeeds): its requested energy transfer mode (a
+        -20 EV asking DC_BPT can discharge, one asking DC cannot)."""
         protocol = self.ev_modes.get(evse_id, (None, None))[0]
         self.ev_modes[evse_id] = (protocol, needs.get("requestedEnergyTransfer"))
 
