@@ -446,3 +446,50 @@ async def test_export_energy_and_signed_meter_values(tmp_path: Path) -> None:
     assert verdicts == {"valid"} and tx["v2x"]["badSignatures"] == 0
     loose = {(m["measurand"], m["signature"]) for m in values if m["transactionId"] is None and m.get("signature")}
     assert loose == {("Energy.Active.Export.Register", "valid"), ("Energy.Active.Import.Register", "invalid")}
+
+
+async def test_per_phase_values_reach_the_station_and_its_composite(tmp_path: Path) -> None:
+    """A per-phase CentralSetpoint TxProfile through the CSMS API (our engine spells `setpoint_L2` as the schema
+    does): the station follows the sum, -2000 - 2000 - 1000 = -5000 W, within the summed discharge limits
+    (7000 W); its composite is per phase, each phase's limit the rating's third (11000 / 3 = 3666.667 W). A phase
+    beyond its own discharge limit (L3 -1500 below -1000) is refused (V2X.05) by the CSMS before it is sent, and by
+    the station when sent past the CSMS's checks."""
+    async with running_csms(db(tmp_path)) as csms, station21(csms) as st:
+        tx_id = await start_transaction(st)
+        phased = profile(95, [{"operationMode": "CentralSetpoint", "setpoint": -2000.0, "setpoint_L2": -2000.0,
+                               "setpoint_L3": -1500.0, "dischargeLimit": -3000.0, "dischargeLimit_L2": -3000.0,
+                               "dischargeLimit_L3": -1000.0}], tx_id=tx_id)
+        async with api_client(csms, "operator") as api:
+            r = await api.post("/api/stations/CS1/set-charging-profile", json={"evseId": 1, "chargingProfile": phased})
+            assert r.status_code == 422 and r.json()["rule"] == "V2X.05"
+            answer = await csms.call("CS1", "SetChargingProfile", {"evseId": 1, "chargingProfile": phased})
+            assert answer["status"] == "Rejected" and "V2X.05" in answer["statusInfo"]["additionalInfo"]
+            phased["chargingSchedule"][0]["chargingSchedulePeriod"][0]["setpoint_L3"] = -1000.0
+            r = await api.post("/api/stations/CS1/set-charging-profile", json={"evseId": 1, "chargingProfile": phased})
+        assert r.json()["response"] == {"status": "Accepted"}, r.json()
+        target = st.target(1)
+        assert (target.setpoint_w, target.export_limit_w) == (-5000.0, 7000.0)
+        assert st.hardware(1).meter().power_w == pytest.approx(-5000.0)
+        answer = await csms.call("CS1", "GetCompositeSchedule", {"evseId": 1, "duration": 60})
+    period = answer["schedule"]["chargingSchedulePeriod"][0]
+    assert period == {"startPeriod": 0, "operationMode": "CentralSetpoint", "limit": 3666.667,
+                      "limit_L2": 3666.667, "limit_L3": 3666.667, "dischargeLimit": -3000.0,
+                      "dischargeLimit_L2": -3000.0, "dischargeLimit_L3": -1000.0, "setpoint": -2000.0,
+                      "setpoint_L2": -2000.0, "setpoint_L3": -1000.0}
+
+
+async def test_the_grid_frequency_knob_through_the_csms(tmp_path: Path) -> None:
+    """The simulated grid frequency stepped from afar: DataTransfer org.v2gstack.grid SetGridFrequency (the CSMS
+    API's data-transfer command); a value that is no frequency is Rejected."""
+    async with running_csms(db(tmp_path)) as csms, station21(csms, nominal_frequency=50.0) as st:
+        async with api_client(csms, "admin") as api:  # DataTransfer is an admin's command
+            r = await api.post("/api/stations/CS1/data-transfer", json={
+                "vendorId": "org.v2gstack.grid", "messageId": "SetGridFrequency", "data": "49.9"})
+            assert r.json()["response"]["status"] == "Accepted"
+            r = await api.post("/api/stations/CS1/data-transfer", json={
+                "vendorId": "org.v2gstack.grid", "messageId": "GetGridFrequency"})
+            assert r.json()["response"] == {"status": "Accepted", "data": "49.9"}
+            r = await api.post("/api/stations/CS1/data-transfer", json={
+                "vendorId": "org.v2gstack.grid", "messageId": "SetGridFrequency", "data": "nan"})
+            assert r.json()["response"]["status"] == "Rejected"
+        assert st.v2x.frequency.frequency() == 49.9

@@ -23,3 +23,6 @@ ISO_MIRROR_NAMESPACES: dict[str, tuple[str, ...]] = {
 }
 """Mirror vendorId -> the EXI namespaces the CSMS tries to decode its data with (a -20 message may be in the common,
 AC or DC schema)."""
+
+GRID_SIM_VENDOR = "org.v2gstack.grid"
+"""DataTransfer vendorId of the simulated grid frequency's knob (messageId SetGridFrequency / GetGridFrequency)."""

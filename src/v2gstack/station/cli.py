@@ -26,6 +26,7 @@ FLAGS: Flags = {
     "version": (("csms", "ocpp_versions"), lambda v: [v]),
     "ocpp_versions": (("csms", "ocpp_versions"), lambda v: [x.strip() for x in v.split(",") if x.strip()]),
     "sign_meter_values": (("metering", "sign_readings"), None),
+    "grid_frequency": (("v2x", "nominal_frequency"), None),
     "state_dir": (("state_dir",), None),
     "time_scale": (("time_scale",), None),
     "meter_interval": (("metering", "tx_updated_interval"), None),
@@ -63,6 +64,8 @@ def station_command(
                                       "first (the CSMS picks one)"),
     sign_meter_values: bool = typer.Option(False, "--sign-meter-values", help="SampledDataCtrlr.SignReadings=true: "
                                            "energy registers signed by the simulated meter (OCMF)"),
+    grid_frequency: float = typer.Option(50.0, "--grid-frequency", help="Hz the simulated grid frequency starts at "
+                                         "(step it with DataTransfer org.v2gstack.grid SetGridFrequency)"),
     state_dir: str | None = typer.Option(None, "--state-dir", help="Folder for the offline queue and device model"),
     simulate: bool = typer.Option(False, "--simulate-session", help="Run one scripted charging session on EVSE 1"),
     seconds: float = typer.Option(30.0, "--session-seconds", help="Charging time of the scripted session"),

@@ -19,7 +19,8 @@ def sampled_values(reading: MeterReading, context: str, soc: float | None = None
                    setpoint_w: float | None = None, signed: SignedReading | None = None,
                    public_key: bool = False) -> list[SampledValue]:
     """The sampled values of one MeterValue: both energy registers (each with the meter's signed record when
-    `signed`, its public key too when `public_key`), import and export power, Energy.Active.Net (import minus export),
+    `signed`, its public key too when `public_key`), import and export power, Energy.Active.Net (the reported import
+    register minus the reported export register),
     the current per phase, the voltage, the EV's SoC when known, and (2.1) the power setpoint in force."""
     power = reading.power_w
     values: list[SampledValue] = [
@@ -29,7 +30,7 @@ def sampled_values(reading: MeterReading, context: str, soc: float | None = None
         _value(max(-power, 0.0), context, "Power.Active.Export", "W"),
         _value(reading.current, context, "Current.Import" if power >= 0 else "Current.Export", "A"),
         _value(reading.voltage, context, "Voltage", "V"),
-        _value(reading.import_wh - reading.export_wh, context, "Energy.Active.Net", "Wh"),
+        _value(round(reading.import_wh, 3) - round(reading.export_wh, 3), context, "Energy.Active.Net", "Wh"),
     ]
     if soc is not None:
         values.append(_value(soc, context, "SoC", "Percent", location="EV"))

@@ -175,7 +175,7 @@ class V2x:
     """OCPP 2.1 V2X at the station (docs/v2x.md, station side): the control loop and the simulated grid frequency."""
 
     control_period: float = setting(1.0, min=0.001)  # s between two runs of the control loop (LocalFrequency)
-    nominal_frequency: float = setting(50.0, min=1)  # Hz the simulated grid starts at
+    nominal_frequency: float = setting(50.0, min=1, flag="--grid-frequency")  # Hz the simulated grid starts at
     enabled: bool | None = None  # V2XChargingCtrlr.Enabled of every EVSE
 
 

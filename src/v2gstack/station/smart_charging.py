@@ -312,8 +312,8 @@ def _applies(item_evse: int, profile: Payload, evse_id: int, tx_id: str | None) 
 
 def _cap_limit(period: Payload, cap: float, phases: int) -> None:
     """A composite period's charging limit at most `cap` (per phase: cap / phases), the cap where none is given;
-    setpoints stay within it."""
-    if "limit_L2" in period or "limit_L3" in period:
+    setpoints stay within it. A period with any `_L2`/`_L3` value is per phase: its `limit` is L1's."""
+    if any(k.endswith(("_L2", "_L3")) for k in period):
         for name in ("limit", "limit_L2", "limit_L3"):
             period[name] = round(min(period.get(name, cap / phases), cap / phases), 3) + 0.0
         return

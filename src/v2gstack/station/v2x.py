@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..constants import ISO_FACTS_VENDOR
+from ..constants import GRID_SIM_VENDOR, ISO_FACTS_VENDOR
 from ..hardware import GridFrequency, SimulatedGridFrequency
 from ..ocpp.v2x import OperationMode, ProfileRejected, Quantity, check_schedule_update, phase_fields
 from ..times import parse_rfc3339
@@ -73,6 +73,7 @@ class V2x:
         self._tick = asyncio.Condition()
         self._pulled: dict[int, float] = {}  # Dynamic profile id -> when it was last pulled (wall epoch)
         smart_charging.pre_check = self.check_profile
+        link.data_transfer[GRID_SIM_VENDOR] = self._grid_data_transfer
         if isinstance(self.frequency, SimulatedGridFrequency):
             self.frequency.listeners.append(lambda _hz: self._react())
 
@@ -183,6 +184,20 @@ class V2x:
         if not isinstance(self.frequency, SimulatedGridFrequency):
             raise ValueError("the grid frequency comes from a measurement here, it cannot be stepped")
         self.frequency.step(hz)
+
+    def _grid_data_transfer(self, p: Payload) -> Payload:
+        """DataTransfer(GRID_SIM_VENDOR, "SetGridFrequency", "<Hz>"): a simulation knob to step the simulated grid
+        frequency from afar (the CSMS API's data-transfer command); "GetGridFrequency" reads it."""
+        message = p.get("messageId")
+        if message == "GetGridFrequency":
+            return {"status": "Accepted", "data": f"{self.frequency.frequency():g}"}
+        if message != "SetGridFrequency":
+            return {"status": "UnknownMessageId"}
+        try:
+            self.step_frequency(float(p.get("data", "")))
+        except (TypeError, ValueError) as e:
+            return {"status": "Rejected", "statusInfo": {"reasonCode": "InvalidValue", "additionalInfo": str(e)[:512]}}
+        return {"status": "Accepted"}
 
     # ----- the control loop -----
 
