@@ -72,6 +72,7 @@ async def test_q01_q02_v2x_authorization_and_charging_only_before_v2x(tmp_path: 
                 needs = (await api.get("/api/stations/CS1/charging-needs")).json()
                 if needs:
                     break
+                await st.clock.sleep(1)
             assert needs[0]["controlMode"] == "DynamicControl" and needs[0]["transactionId"] == tx_id
             assert needs[0]["v2xChargingParameters"]["maxDischargePower"] == 11000.0
             assert needs[0]["evEnergyOffer"]["evPowerSchedule"]["evPowerScheduleEntries"][0]["power"] == -7000.0
