@@ -5,12 +5,14 @@ meter's OCMF records as the CSMS verifies them, and the 2.1 charging needs a 2.0
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
 from v2gstack.csms import signed_meter
 from v2gstack.hardware import SimulatedGridFrequency, SimulatedHardware
 from v2gstack.ocpp import RpcEngine, ocmf
+from v2gstack.station import ChargingStation, StationConfig
 from v2gstack.station.metering import sampled_values
 from v2gstack.station.v2x import charging_needs_for
 from v2gstack.station.v2x_target import compute_target, curve_power
@@ -118,3 +120,18 @@ def test_a_201_csms_gets_the_charging_needs_without_21_fields() -> None:
     assert old == {"evseId": 1, "maxScheduleTuples": 3, "chargingNeeds": {
         "requestedEnergyTransfer": "DC", "dcChargingParameters": {"evMaxCurrent": 100, "evMaxVoltage": 400}}}
 
+
+
+def test_the_simulated_meter_keeps_its_key_in_the_state_folder(tmp_path: Path) -> None:
+    """A meter keeps its key: the station's state folder holds it (owner-only), the device model publishes it, a
+    restarted station signs with the same key; without a state folder every start makes a new one."""
+    def key_of(state: Path | None) -> str:
+        st = ChargingStation(StationConfig("CS1", "ws://127.0.0.1:1/ocpp", state_dir=state))
+        key = st.model.value("FiscalMetering", "PublicKey", evse=1)
+        assert key == st.hardware(1).public_key()  # type: ignore[attr-defined]
+        st.queue.close()
+        return key
+
+    first = key_of(tmp_path)
+    assert key_of(tmp_path) == first and (tmp_path / "meter-key-1.pem").stat().st_mode & 0o077 == 0
+    assert key_of(None) != key_of(None)

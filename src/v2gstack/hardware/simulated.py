@@ -57,7 +57,8 @@ class SimulatedHardware(EvseHardware):
     """A simulated EVSE power stage with contactors, an isolation monitor and a bidirectional meter."""
 
     def __init__(self, config: SimulatedHardwareConfig | None = None, clock: Callable[[], float] = time.monotonic,
-                 *, meter_id: str = "SIM-METER") -> None:
+                 *, meter_id: str = "SIM-METER", signing_key: ec.EllipticCurvePrivateKey | None = None) -> None:
+        """`signing_key`: the meter's P-256 key (default: a new one, made with the meter)."""
         self.config = config or SimulatedHardwareConfig()
         self._limits = self.config.limits()
         self.clock = clock
@@ -71,7 +72,7 @@ class SimulatedHardware(EvseHardware):
         self.import_wh = 0.0
         self.export_wh = 0.0
         self._last_t: float | None = None
-        self._key = ec.generate_private_key(ec.SECP256R1())  # the meter's own signing key (made with the meter)
+        self._key = signing_key or ec.generate_private_key(ec.SECP256R1())  # the meter's own signing key
         self._pagination = 0
 
     @property

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..hardware import EvseHardware, GridFrequency, SigningMeter, SimulatedHardware
 from ..ocpp import Dialer, Router
@@ -35,7 +37,7 @@ from .config import StationConfig
 from .context import StationContext, Tasks
 from .device_model import DeviceModel, standard_variables
 from .evse import Evse
-from .files import private_folder
+from .files import private_folder, write_private
 from .handlers import register
 from .link import Link
 from .ports import EvseFacts, FrameListener, SettingsView
@@ -90,9 +92,25 @@ class ChargingStation:
                 self.model.put("FiscalMetering", "PublicKey", evse.hardware.public_key(), evse=evse.id)
 
     def _simulated_hardware(self, evse_id: int) -> EvseHardware:
-        """The default power stage of an EVSE: simulated, on the station's clock."""
+        """The default power stage of an EVSE: simulated, on the station's clock, its meter's signing key kept in
+        the state folder (a meter keeps its key: the CSMS's copy stays good across restarts)."""
         meter_id = f"V2GSTACK-METER-{self.config.station_id}-{evse_id}"[:32]
-        return SimulatedHardware(self.config.evse_hardware_config(evse_id), self.clock.now, meter_id=meter_id)
+        return SimulatedHardware(self.config.evse_hardware_config(evse_id), self.clock.now, meter_id=meter_id,
+                                 signing_key=self._meter_key(evse_id))
+
+    def _meter_key(self, evse_id: int) -> ec.EllipticCurvePrivateKey | None:
+        """The simulated meter's key from the state folder (made and kept there on first use); None without one."""
+        if self.config.state_dir is None:
+            return None
+        path = Path(self.config.state_dir) / f"meter-key-{evse_id}.pem"
+        if path.exists():
+            key = serialization.load_pem_private_key(path.read_bytes(), None)
+            if isinstance(key, ec.EllipticCurvePrivateKey):
+                return key
+        key = ec.generate_private_key(ec.SECP256R1())
+        write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
+        return key
 
     # ----- life cycle -----
 
