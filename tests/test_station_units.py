@@ -160,6 +160,7 @@ class ScriptedConnection:
         self.outcomes = outcomes
         self.closed = False
         self.sent: list[int] = []
+        self.version = Version.V21  # the agreed version (the queue sender sends each message as it carries it)
 
     async def call(self, action: str, payload: dict[str, object]) -> dict[str, object]:
         """Record the call, then answer or raise as scripted."""

@@ -13,7 +13,7 @@ from v2gstack.csms import signed_meter
 from v2gstack.hardware import SimulatedGridFrequency, SimulatedHardware
 from v2gstack.ocpp import RpcEngine, ocmf
 from v2gstack.station import ChargingStation, StationConfig
-from v2gstack.station.metering import sampled_values
+from v2gstack.station.metering import queued_for, sampled_values
 from v2gstack.station.v2x import charging_needs_for
 from v2gstack.station.v2x_target import compute_target, curve_power
 
@@ -135,3 +135,23 @@ def test_the_simulated_meter_keeps_its_key_in_the_state_folder(tmp_path: Path) -
     first = key_of(tmp_path)
     assert key_of(tmp_path) == first and (tmp_path / "meter-key-1.pem").stat().st_mode & 0o077 == 0
     assert key_of(None) != key_of(None)
+
+
+def test_a_queued_21_event_goes_over_a_201_connection_without_21_fields() -> None:
+    """A TransactionEvent queued while the link spoke 2.1 (operationMode, Power.Active.Setpoint, a signed value without
+    the key), sent after the CSMS came back speaking 2.0.1: valid under 2.0.1's schema, 2.1's fields gone."""
+    hw = SimulatedHardware(meter_id="M-1")
+    reading = hw.meter()
+    values = sampled_values(reading, "Sample.Periodic", version="2.1", setpoint_w=-7000.0,
+                            signed=hw.signed_reading(reading, NOW, "T"))
+    event = {"eventType": "Updated", "timestamp": NOW, "triggerReason": "OperationModeChanged", "seqNo": 3,
+             "transactionInfo": {"transactionId": "tx-1", "operationMode": "CentralSetpoint"},
+             "meterValue": [{"timestamp": NOW, "sampledValue": values},
+                            {"timestamp": NOW, "sampledValue": [v for v in values
+                                                                if v["measurand"] == "Power.Active.Setpoint"]}]}
+    RpcEngine("2.1").validate_request("TransactionEvent", event)
+    assert queued_for("TransactionEvent", event, "2.1") is event
+    old = queued_for("TransactionEvent", event, "2.0.1")
+    RpcEngine("2.0.1").validate_request("TransactionEvent", old)
+    assert old["triggerReason"] == "ChargingStateChanged" and "operationMode" not in old["transactionInfo"]
+    assert len(old["meterValue"]) == 1 and event["meterValue"][1]["sampledValue"]  # the original is untouched

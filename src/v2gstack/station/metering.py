@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import math
 from typing import Any
 
@@ -63,3 +64,30 @@ def _value(v: float, context: str, measurand: str, unit: str, location: str = "O
         v = 0.0
     return {"value": round(v, 3), "context": context, "measurand": measurand, "location": location,
             "unitOfMeasure": {"unit": unit}}
+
+
+def queued_for(action: str, payload: dict[str, Any], version: str) -> dict[str, Any]:
+    """A queued message made for OCPP 2.1, as a 2.0.1 connection may carry it (the CSMS came back speaking 2.0.1):
+    without operationMode and the 2.1-only measurands, OperationModeChanged told as ChargingStateChanged, a signed
+    value with the fields 2.0.1 requires. Unchanged for 2.1 and for anything but a TransactionEvent."""
+    if version == "2.1" or action != "TransactionEvent":
+        return payload
+    p = copy.deepcopy(payload)
+    p["transactionInfo"].pop("operationMode", None)
+    if p.get("triggerReason") == "OperationModeChanged":
+        p["triggerReason"] = "ChargingStateChanged"
+    meter = []
+    for mv in p.get("meterValue", []):
+        mv["sampledValue"] = [sv for sv in mv["sampledValue"] if sv.get("measurand") not in ONLY_21]
+        for sv in mv["sampledValue"]:
+            signed = sv.get("signedMeterValue")
+            if signed is not None:
+                signed.setdefault("signingMethod", "")
+                signed.setdefault("publicKey", "")
+        if mv["sampledValue"]:
+            meter.append(mv)
+    if meter:
+        p["meterValue"] = meter
+    else:
+        p.pop("meterValue", None)
+    return p

@@ -281,6 +281,8 @@ def _schedule_start(p: Profile, sched: dict[str, Any], at: float, tx_start: floa
     kind = p["chargingProfileKind"]
     if kind == "Relative":
         return tx_start
+    if "startSchedule" not in sched:  # an OCPP 2.1 Dynamic profile: in force since it was set
+        return -math.inf if kind == "Dynamic" else None
     start = epoch(sched["startSchedule"])
     if kind == "Recurring":
         cycle = DAY if p.get("recurrencyKind") == "Daily" else WEEK

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..ocpp import CallErrorReceived, CallTimeoutError, Connection, ConnectionClosedError, PayloadInvalid
 from .device_model import DeviceModel
+from .metering import queued_for
 from .queue import OfflineQueue
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,8 @@ AnswerHook = Callable[[dict[str, Any], dict[str, Any]], None]
 
 
 class QueueSender:
-    """One task that sends queued messages oldest first whenever the station is online (connected and accepted).
+    """One task that sends queued messages oldest first whenever the station is online (connected and accepted),
+    each as the connection's OCPP version carries it (metering.queued_for).
 
     A drop or a timeout keeps the message for the next attempt (at least once); a CallError is retried
     OCPPCommCtrlr.MessageAttempts[TransactionEvent] times, MessageAttemptInterval apart (growing), then dropped.
@@ -59,7 +61,7 @@ class QueueSender:
                 await asyncio.sleep(0.01)
                 continue
             try:
-                answer = await conn.call(item.action, item.payload)
+                answer = await conn.call(item.action, queued_for(item.action, item.payload, conn.version.value))
             except ConnectionClosedError:
                 continue  # sent again after reconnecting
             except (CallTimeoutError, CallErrorReceived, PayloadInvalid) as e:
