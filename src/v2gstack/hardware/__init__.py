@@ -4,6 +4,7 @@ docs/hardware.md."""
 
 from __future__ import annotations
 
+from .pilot import PilotHook, PilotListener
 from .protocol import DcOutput, EvseHardware, HardwareLimits, IsolationResult, MeterReading, RestorableMeter
 from .simulated import SimulatedHardware, SimulatedHardwareConfig
 
@@ -13,6 +14,8 @@ __all__ = [
     "HardwareLimits",
     "IsolationResult",
     "MeterReading",
+    "PilotHook",
+    "PilotListener",
     "RestorableMeter",
     "SimulatedHardware",
     "SimulatedHardwareConfig",

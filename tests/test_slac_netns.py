@@ -1,0 +1,60 @@
+"""SLAC over raw sockets across network namespaces: our EV and our EVSE match through the simulated Green PHY
+medium and then run an ISO 15118-2 session over the matched link; among three EVSEs the car picks the one with the
+lowest attenuation, and only that one hears its SDP. Runs the real CLI processes (`v2gstack slac ...`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import plc
+
+pytestmark = [pytest.mark.skipif(plc.skip_reason() is not None, reason=str(plc.skip_reason()))]
+
+PY = [sys.executable, "-m", "v2gstack", "slac"]
+
+
+def _evses(seg: plc.PlcSegment, tmp_path: Path) -> list[tuple[subprocess.Popen, Path]]:
+    out = []
+    for host in seg.evses:
+        log = tmp_path / f"{host.iface}.log"
+        proc = seg.start(host.ns, [*PY, "evse", "--iface", host.iface, "--sim-link", "--sessions", "1",
+                                   "--evse-id", f"DE*V2G*E{host.iface}"], log)
+        out.append((proc, log))
+    for proc, log in out:
+        plc.wait_for_text(log, "waiting for a car", proc)
+    return out
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("attenuation, best", [([20], 0), ([35, 12, 50], 1)], ids=["one-evse", "three-evses"])
+def test_ev_matches_the_closest_evse_and_charges_over_the_link(tmp_path: Path, attenuation: list[int],
+                                                               best: int) -> None:
+    seg = plc.PlcSegment.create(len(attenuation))
+    try:
+        medium = seg.start_medium(attenuation, tmp_path / "medium.log")
+        plc.wait_for_text(tmp_path / "medium.log", "medium:", medium)
+        evses = _evses(seg, tmp_path)
+        ev = seg.evs[0]
+        ev_log = tmp_path / "ev.log"
+        proc = seg.start(ev.ns, [*PY, "ev", "--iface", ev.iface, "--sim-link", "--protocol", "iso2",
+                                 "--energy", "ac", "--loops", "3"], ev_log)
+        rc = proc.wait(90)
+        text = ev_log.read_text()
+        assert rc == 0, text[-4000:] + "\n--- medium\n" + (tmp_path / "medium.log").read_text()[-2000:]
+        chosen = seg.mac(seg.evses[best])
+        assert f"with EVSE {chosen}" in text
+        assert f"attenuation {attenuation[best]}" in text.split("with EVSE")[1].split("\n")[0].replace(".0 dB", "")
+        assert "session OK" in text and "SessionStopRes" in text
+        winner_proc, winner_log = evses[best]
+        assert winner_proc.wait(30) == 0, winner_log.read_text()[-3000:]
+        winner = winner_log.read_text()
+        assert "SLAC: matched EV" in winner and "SessionStopRes" in winner
+        for i, (other, log) in enumerate(evses):
+            if i != best:  # matched nobody, heard no SDP: the car's network is not theirs
+                assert other.poll() is None
+                assert "SLAC: matched" not in log.read_text() and "SessionSetup" not in log.read_text()
+    finally:
+        seg.destroy()
