@@ -40,3 +40,10 @@ def disable_offloads(iface: str) -> None:
     """Transmit checksumming, scatter-gather and TSO off, so captured frames carry final checksums (needs root)."""
     for cmd in (ETHTOOL_STSO, ETHTOOL_SSG, ETHTOOL_STXCSUM):
         _ethtool_set(iface, cmd, 0)
+
+
+if __name__ == "__main__":  # `python -m v2gstack.slac.netdev IFACE...`: offloads off (a veth to the sim medium)
+    import sys
+
+    for name in sys.argv[1:]:
+        disable_offloads(name)
