@@ -3,7 +3,6 @@ virtualenv .venv-slac: `make slac-venv`) matches our EV, and a scapy-built EV fr
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -43,7 +42,7 @@ def test_pyslac_evse_matches_our_ev(seg: plc.PlcSegment, tmp_path: Path) -> None
     assert rc == 0, ev_log.read_text()[-3000:] + "\n--- pyslac\n" + py_log.read_text()[-3000:]
     assert pyslac.wait(30) == 0, py_log.read_text()[-3000:]
     ours = ev_log.read_text()
-    theirs = [line for line in py_log.read_text().splitlines() if line.startswith("PYSLAC MATCHED")][0]
+    theirs = next(line for line in py_log.read_text().splitlines() if line.startswith("PYSLAC MATCHED"))
     fields = dict(item.split("=") for item in theirs.split()[2:])
     assert fields["pev"] == seg.mac(ev).replace(":", "")
     assert f"with EVSE {seg.mac(evse)}" in ours and f"NID {fields['nid']}" in ours
@@ -61,7 +60,7 @@ def test_scapy_ev_matches_our_evse(seg: plc.PlcSegment, tmp_path: Path) -> None:
     rc = seg.start(ev.ns, [str(SLAC_PY), str(INTEROP / "scapy_ev.py"), ev.iface], scapy_log).wait(60)
     assert rc == 0, scapy_log.read_text()[-3000:] + "\n--- evse\n" + evse_log.read_text()[-3000:]
     assert ours.wait(30) == 0, evse_log.read_text()[-3000:]
-    matched = [line for line in scapy_log.read_text().splitlines() if line.startswith("SCAPY MATCHED")][0]
+    matched = next(line for line in scapy_log.read_text().splitlines() if line.startswith("SCAPY MATCHED"))
     assert f"evse={seg.mac(evse).replace(':', '')}" in matched
     assert f"SLAC: matched EV {seg.mac(ev)} with EVSE {seg.mac(evse)}" in evse_log.read_text()
     nid = matched.split("nid=")[1].split()[0]

@@ -8,6 +8,7 @@ CM_START_ATTEN_CHAR.IND and the sounds, answers CM_ATTEN_CHAR.IND, sends CM_SLAC
 'SCAPY MATCHED evse=<mac> nid=<hex> nmk=<hex>' on the CNF (exit 0), or exits 1.
 """
 
+# ruff: noqa: RUF012  (scapy declares a layer's fields as a class-level list)
 from __future__ import annotations
 
 import os

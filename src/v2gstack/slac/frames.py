@@ -35,8 +35,6 @@ MATCH_CNF_MVF_LEN = 0x56  # PEV ID .. NMK of CM_SLAC_MATCH.CNF: 86 bytes
 class MMType(IntEnum):
     """MMTYPE values: the message base plus 0 REQ, 1 CNF, 2 IND, 3 RSP."""
 
-    CM_AMP_MAP_REQ = 0x601C
-    CM_AMP_MAP_CNF = 0x601D
     CM_SET_KEY_REQ = 0x6008
     CM_SET_KEY_CNF = 0x6009
     CM_SLAC_PARM_REQ = 0x6064
@@ -167,7 +165,7 @@ class AttenProfileInd:
     MMTYPE = MMType.CM_ATTEN_PROFILE_IND
 
     def pack(self) -> bytes:
-        return self.pev_mac + bytes([len(self.aag), 0]) + bytes(self.aag)
+        return self.pev_mac + bytes([len(self.aag), 0]) + bytes(self.aag).ljust(NUM_GROUPS, b"\x00")
 
     @classmethod
     def unpack(cls, body: bytes) -> AttenProfileInd:
