@@ -238,3 +238,47 @@ def test_ev_ignores_evses_that_answer_for_another_run() -> None:
     wrong = f.encode(EV_MAC, evse_mac(1), f.SlacParmCnf(EV_MAC, b"\x00" * 8))
     assert ev.receive(wrong, 0.01) == []
     assert ev.drops.counts == {"wrong_run_id": 1} and not ev.candidates
+
+
+def test_ev_silent_after_atten_char_makes_the_evse_repeat_it_then_give_up() -> None:
+    net = _net([20])
+    ev = EvSlac(EV_MAC, rng=seeded(9))
+    node = net.add("ev", "ev", ev)
+    net.feed(node, ev.start(net.now))
+    evse_node = net.nodes["evse1"]
+    net.run(net.now + 2, stop=lambda: ev.state is EvState.WAIT_ATTEN_CHAR)
+    node.mute = True  # the car hears CM_ATTEN_CHAR.IND but never answers
+    net.run(net.now + 3)
+    sent = [f.parse(fr).mmtype for port, fr in net.tap if port == "evse1"]
+    assert sent.count(f.MMType.CM_ATTEN_CHAR_IND) == 1 + EvseSlacSettings().atten_char_retries
+    fails = [o for o in evse_node.outputs if isinstance(o, Failed)]
+    assert fails[0].step == "CM_ATTEN_CHAR.RSP" and "TT_match_response" in fails[0].reason
+    assert evse_node.machine.state is EvseState.WAIT_PARM  # ready for the next try
+
+
+def test_evse_silent_after_the_sounds_makes_the_ev_start_again() -> None:
+    net = _net([20])
+    ev = _add_ev(net)
+    evse_node = net.nodes["evse1"]
+    net.run(net.now + 0.01)
+    evse_node.mute = True  # answered CM_SLAC_PARM.REQ, then nothing more
+    net.run(net.now + 1.5)  # TT_match_response for the answers, then TT_EV_atten_results
+    fails = [o for o in net.nodes["ev"].outputs if isinstance(o, Failed)]
+    assert fails and fails[0].step == "CM_ATTEN_CHAR.IND" and not fails[0].final
+    evse_node.mute = False  # the EVSE recovers: the next try (after TT_matching_rate) matches
+    net.run(net.now + 12, stop=lambda: ev.state is EvState.MATCHED)
+    assert ev.state is EvState.MATCHED
+
+
+def test_a_flood_of_slac_parm_requests_does_not_lock_a_real_car_out() -> None:
+    net = _net([20])
+    net.medium.add_port("flood", "ev")
+    for i in range(50):  # fifty fake cars that never go on
+        net.send_raw("flood", f.encode(f.BROADCAST, bytes.fromhex(f"0600000000{i:02x}"), f.SlacParmReq(b"\x05" * 8)))
+    net.run(net.now + 0.05)
+    evse = net.nodes["evse1"].machine
+    assert len(evse.sessions) == evse.settings.max_matching_sessions
+    ev = _add_ev(net)
+    net.run(net.now + 5, stop=lambda: ev.state is EvState.MATCHED)
+    assert ev.state is EvState.MATCHED
+    assert evse.drops.counts["evicted_idle_session"] >= 46

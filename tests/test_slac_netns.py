@@ -58,3 +58,31 @@ def test_ev_matches_the_closest_evse_and_charges_over_the_link(tmp_path: Path, a
                 assert "SLAC: matched" not in log.read_text() and "SessionSetup" not in log.read_text()
     finally:
         seg.destroy()
+
+
+@pytest.mark.timeout(120)
+def test_hostile_frames_on_the_segment_do_not_stop_the_match_or_the_chargers(tmp_path: Path) -> None:
+    """A second port floods the medium with fuzzed MMEs while the car matches: the car still gets the closest
+    charger and charges, and every charger process is still running."""
+    seg = plc.PlcSegment.create(3, n_ev=2)
+    try:
+        medium = seg.start_medium([35, 12, 50], tmp_path / "medium.log")
+        plc.wait_for_text(tmp_path / "medium.log", "medium:", medium)
+        evses = _evses(seg, tmp_path)
+        noise = seg.evs[1]
+        flood = seg.start(noise.ns, [sys.executable, str(Path(__file__).parents[1] / "tools" / "slac_fuzz.py"),
+                                     "--iface", noise.iface, "--count", "1500", "--rate", "300", "--seed", "7"],
+                          tmp_path / "flood.log")
+        ev = seg.evs[0]
+        ev_log = tmp_path / "ev.log"
+        rc = seg.start(ev.ns, [*PY, "ev", "--iface", ev.iface, "--sim-link", "--loops", "3"], ev_log).wait(90)
+        assert rc == 0, ev_log.read_text()[-4000:]
+        assert f"with EVSE {seg.mac(seg.evses[1])}" in ev_log.read_text() and "session OK" in ev_log.read_text()
+        assert flood.wait(60) == 0 and "sent 1500 frames" in (tmp_path / "flood.log").read_text()
+        assert evses[1][0].wait(30) == 0
+        assert evses[0][0].poll() is None and evses[2][0].poll() is None
+        assert medium.poll() is None
+        drops = evses[1][1].read_text().split("SLAC drops: ")[1].split("\n")[0]
+        assert "no_session=" in drops or "wrong_run_id=" in drops, drops  # the flood reached the chargers
+    finally:
+        seg.destroy()

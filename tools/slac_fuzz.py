@@ -7,12 +7,18 @@ and every input is fed to an EVSE and an EV state machine that are mid-match (se
 `poll` is run too. Any exception is a finding. Input i is a pure function of (--seed, i): `--replay I` rechecks it.
 
     python tools/slac_fuzz.py --count 1000000 [--seed N] [--replay I]
+    python tools/slac_fuzz.py --iface IFACE --count 3000 --rate 300   # put the inputs on a link (root)
+
+With --iface the inputs are sent as Ethernet frames (Ethertype forced to 0x88E1, padded to 60 bytes) on a raw
+socket instead: hostile traffic on a PLC segment (the simulated medium, or a real modem's host link) while a
+real match runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import socket
 import sys
 import time
 import traceback
@@ -150,12 +156,35 @@ def run(count: int, seed: int = 1, out: Callable[[str], None] = print, progress:
     return summary
 
 
+def blast(iface: str, count: int, seed: int, rate: float) -> int:
+    """Send the inputs on `iface` at `rate` frames per second; the number sent."""
+    seeds = corpus()
+    sent = 0
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(f.ETHERTYPE_HOMEPLUG)) as sock:
+        sock.bind((iface, f.ETHERTYPE_HOMEPLUG))
+        start = time.monotonic()
+        for i in range(count):
+            data = bytearray(make_input(seed, i, seeds).ljust(f.ETH_HEADER_LEN, b"\xff")[:1500])
+            data[12:14] = b"\x88\xe1"
+            sock.send(bytes(data).ljust(f.MIN_ETH_FRAME, b"\x00"))
+            sent += 1
+            pause = start + sent / rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+    return sent
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--replay", type=int, help="re-check input number I and print it")
+    ap.add_argument("--iface", help="send the inputs on this interface instead of checking them")
+    ap.add_argument("--rate", type=float, default=300.0, help="with --iface: frames per second")
     args = ap.parse_args()
+    if args.iface:
+        print(f"sent {blast(args.iface, args.count, args.seed, args.rate)} frames on {args.iface}", flush=True)
+        return 0
     if args.replay is not None:
         data = make_input(args.seed, args.replay, corpus())
         print(data.hex())

@@ -18,10 +18,11 @@ from ..iso15118.evse_sim import SimulatedEVSE, SimulatedEVSEConfig
 from ..iso15118.msglog import MessageRecord
 from ..iso15118.secc import SeccConfig
 from ..iso15118.secc_server import SeccServer
+from .ev import EvSlac
 from .frames import mac_text
 from .io import EvseSlacService, run_ev_slac, run_medium
 from .medium import Medium
-from .netdev import disable_offloads
+from .netdev import disable_offloads, mac_address
 from .outputs import Failed, Matched, Output, PilotRequest
 from .timers import EvseSlacSettings, EvSlacSettings, SlacTimers
 
@@ -93,6 +94,7 @@ async def _evse(iface: str, settings: EvseSlacSettings, timers: SlacTimers, secc
                 return 1
         matched = match.result()
         typer.echo(f"SLAC: {matched.describe()}")
+        typer.echo(f"SLAC drops: {slac.machine.drops.summary()}", err=True)
         if not secc:
             return 0
         return await _serve_secc(iface, sessions)
@@ -151,7 +153,9 @@ async def _ev(iface: str, session: bool, protocol: str, energy: str, loops: int,
         if isinstance(out, Failed):
             typer.echo(out.describe(), err=True)
 
-    result = await run_ev_slac(iface, EvSlacSettings(), timers, on_output)
+    machine = EvSlac(mac_address(iface), EvSlacSettings(), timers)
+    result = await run_ev_slac(iface, on_output=on_output, machine=machine)
+    typer.echo(f"SLAC drops: {machine.drops.summary()}", err=True)
     if not isinstance(result, Matched):
         return 1
     typer.echo(f"SLAC: {result.describe()}")

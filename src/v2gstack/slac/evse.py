@@ -207,12 +207,14 @@ class EvseSlac:
                 self.drops.add(f"slac_parm_in_{self.state.value.lower()}")
                 return []
             self.matched = None  # the matched EV starts again (its link failed): let it
-        known = self.sessions.get(frame.src)
-        if known is None and len(self.sessions) >= self.settings.max_matching_sessions:
-            self.drops.add("too_many_matching_sessions")
-            return []
-        if known is not None and known.run_id == p.run_id and known.step is Step.WAIT_START_ATTEN:
-            pass  # a repeated request of the same run: answer again
+        if frame.src not in self.sessions and len(self.sessions) >= self.settings.max_matching_sessions:
+            idle = [s for s in self.sessions.values() if s.step is Step.WAIT_START_ATTEN]
+            if not idle:
+                self.drops.add("too_many_matching_sessions")
+                return []
+            # a flood of requests must not lock real cars out: the oldest session that never went on gives way
+            self.sessions.pop(min(idle, key=lambda s: s.deadline).ev_mac)
+            self.drops.add("evicted_idle_session")
         self.sessions[frame.src] = _Session(frame.src, p.run_id, Step.WAIT_START_ATTEN,
                                             now + self.timers.tt_match_sequence)
         self.state = EvseState.MATCHING

@@ -175,9 +175,11 @@ class EvseSlacService:
 
 
 async def run_ev_slac(iface: str, settings: EvSlacSettings | None = None, timers: SlacTimers | None = None,
-                      on_output: Callable[[Output], None] | None = None) -> Matched | Failed:
-    """Match this car over `iface`: the `Matched`, or the final `Failed` when every try failed."""
-    machine = EvSlac(mac_address(iface), settings, timers)
+                      on_output: Callable[[Output], None] | None = None,
+                      machine: EvSlac | None = None) -> Matched | Failed:
+    """Match this car over `iface`: the `Matched`, or the final `Failed` when every try failed (`machine`: a
+    ready-made one, to read its counters afterwards)."""
+    machine = machine or EvSlac(mac_address(iface), settings, timers)
     link = RawLink(iface)
     result: list[Matched | Failed] = []
 
@@ -191,7 +193,10 @@ async def run_ev_slac(iface: str, settings: EvSlacSettings | None = None, timers
 
     try:
         for out in machine.start(asyncio.get_running_loop().time()):
-            link.send(out.frame) if isinstance(out, Send) else output(out)
+            if isinstance(out, Send):
+                link.send(out.frame)
+            else:
+                output(out)
         await drive(machine, link, output, done=lambda: bool(result) or machine.state is EvState.FAILED)
     finally:
         link.close()
