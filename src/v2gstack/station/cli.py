@@ -39,6 +39,7 @@ FLAGS: Flags = {
     "secc_key": (("iso15118", "tls_key"), None),
     "secc_key_password": (("iso15118", "tls_key_password"), None),
     "pnc": (("iso15118", "pnc"), None),
+    "slac": (("iso15118", "slac"), None),
 }
 """Each settings flag -> the key it overrides (`--evses` resizes [[evse]]; --secc-port/--secc-iface also enable
 ISO 15118)."""
@@ -70,6 +71,8 @@ def station_command(
                                          "EVSEs; SDP on --sdp-port, +1, ...); 0 picks free ports"),
     secc_iface: str | None = typer.Option(None, "--secc-iface", help="ISO 15118 SECC per EVSE on these network "
                                           "interfaces, comma-separated (SDP by multicast on each)"),
+    slac: bool = typer.Option(False, "--slac", help="With --secc-iface: SLAC (ISO 15118-3) on each interface first "
+                              "(the PLC modem's host link); each SECC starts after its EVSE's match"),
     sdp_port: int = typer.Option(15118, "--sdp-port", help="SDP UDP port (loopback: first EVSE's)"),
     free_charging: bool = typer.Option(False, "--free-charging", help="AuthCtrlr.Enabled=false: ISO 15118 EIM "
                                        "sessions start without an idToken"),
