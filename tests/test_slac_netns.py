@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from helpers import plc
+
+from v2gstack.csms.store import Store
 
 pytestmark = [pytest.mark.skipif(plc.skip_reason() is not None, reason=str(plc.skip_reason()))]
 
@@ -89,5 +92,48 @@ def test_hostile_frames_on_the_segment_do_not_stop_the_match_or_the_chargers(tmp
         assert medium.poll() is None
         drops = evses[1][1].read_text().split("SLAC drops: ")[1].split("\n")[0]
         assert "no_session=" in drops or "wrong_run_id=" in drops, drops  # the flood reached the chargers
+    finally:
+        seg.destroy()
+
+
+@pytest.mark.timeout(180)
+def test_our_ev_charges_at_our_station_after_slac(tmp_path: Path) -> None:
+    """`v2gstack station --slac --secc-iface`: the station's EVSE matches the car, starts its SECC, and the
+    transaction reaches the CSMS with the car's MAC as EVCCID (CSMS and station in the charger's namespace)."""
+    db = f"sqlite:///{tmp_path / 'csms.db'}"
+    store = Store(db)
+    store.add_station("CS1", "slac-station-pass")
+    store.close()
+    seg = plc.PlcSegment.create(1)
+    try:
+        medium = seg.start_medium([20], tmp_path / "medium.log")
+        plc.wait_for_text(tmp_path / "medium.log", "medium:", medium)
+        evse = seg.evses[0]
+        seg.start(evse.ns, [sys.executable, "-m", "v2gstack.slac.netdev", evse.iface], tmp_path / "o.log").wait(20)
+        csms = seg.start(evse.ns, [sys.executable, "-m", "v2gstack", "csms", "--db", db, "--port", "9000",
+                                   "--api-port", "0"], tmp_path / "csms.log")
+        plc.wait_for_text(tmp_path / "csms.log", "CSMS: OCPP ", csms)
+        station = seg.start(evse.ns, [sys.executable, "-m", "v2gstack", "station", "--csms",
+                                      "ws://127.0.0.1:9000/ocpp", "--id", "CS1", "--password", "slac-station-pass",
+                                      "--secc-iface", evse.iface, "--slac", "--free-charging"],
+                            tmp_path / "station.log")
+        plc.wait_for_text(tmp_path / "station.log", "SECC starts after the match", station)
+        ev = seg.evs[0]
+        ev_log = tmp_path / "ev.log"
+        rc = seg.start(ev.ns, [*PY, "ev", "--iface", ev.iface, "--sim-link", "--loops", "3"], ev_log).wait(90)
+        assert rc == 0, ev_log.read_text()[-3000:] + "\n--- station\n" + (tmp_path / "station.log").read_text()[-3000:]
+        mac = seg.mac(ev).replace(":", "").upper()
+        tx = None
+        for _ in range(120):
+            store = Store(db)
+            txs = store.transactions("CS1")
+            tx = store.transaction("CS1", txs[0]["transactionId"]) if txs else None
+            store.close()
+            if tx is not None and tx["state"] == "Ended":
+                break
+            time.sleep(0.25)
+        assert tx is not None and tx["state"] == "Ended", (tmp_path / "station.log").read_text()[-3000:]
+        assert tx["iso15118"]["evccId"].replace(":", "").upper() == mac
+        assert "starting the SECC" in (tmp_path / "station.log").read_text()
     finally:
         seg.destroy()

@@ -133,6 +133,9 @@ async def _main(settings: StationSettings, simulate: bool, seconds: float, token
     try:
         await assembly.start()
         for b in assembly.bridges:
+            if b.server is None and b.slac is not None:
+                typer.echo(f"EVSE {b.evse_id}: SLAC on {b.slac.iface}; the SECC starts after the match")
+                continue
             assert b.server is not None
             where = ", ".join(f"{k} [{h}]:{p}" for k, (h, p) in b.server.addresses().items())
             typer.echo(f"EVSE {b.evse_id}: ISO 15118 / DIN 70121 SECC at {where}")
