@@ -282,3 +282,29 @@ def test_a_flood_of_slac_parm_requests_does_not_lock_a_real_car_out() -> None:
     net.run(net.now + 5, stop=lambda: ev.state is EvState.MATCHED)
     assert ev.state is EvState.MATCHED
     assert evse.drops.counts["evicted_idle_session"] >= 46
+
+
+def test_no_sounds_after_start_atten_char_ends_the_session_after_tt_evse_match_mnbc() -> None:
+    net = _net([20])
+    ev = EvSlac(EV_MAC, rng=seeded(11))
+    node = net.add("ev", "ev", ev)
+    net.feed(node, ev.start(net.now))
+    net.run(net.now + 1, stop=lambda: ev.state is EvState.SOUNDING)
+    node.mute = True  # the first CM_START_ATTEN_CHAR.IND went out; no sound follows
+    net.run(net.now + 0.7)
+    evse_node = net.nodes["evse1"]
+    fails = [o for o in evse_node.outputs if isinstance(o, Failed)]
+    assert [x.step for x in fails] == ["CM_MNBC_SOUND.IND"] and "TT_EVSE_match_MNBC" in fails[0].reason
+    assert fails[0].ev_mac == EV_MAC and evse_node.machine.state is EvseState.WAIT_PARM
+
+
+def test_ev_modem_that_never_confirms_the_key_still_joins_and_says_so() -> None:
+    net = _net([20])
+    ev = _add_ev(net)
+    net.run(5, stop=lambda: ev.state is EvState.SET_KEY)
+    net.nodes["ev"].machine.receive = lambda data, now: []  # the modem's CM_SET_KEY.CNF never arrives
+    net.run(net.now + 1.1)
+    assert ev.state is EvState.MATCHED
+    outs = net.nodes["ev"].outputs
+    assert KeyResult(False, "no CM_SET_KEY.CNF from the EV's modem") in outs
+    assert ev.failures.counts == {"set_key:timeout": 1}
