@@ -38,9 +38,6 @@ class EvseSlacSettings:
     set_key_timeout_ms: int = 1000  # CM_SET_KEY.REQ -> .CNF on the local modem ("works for QCA7000/7005/CG5317")
     ac_mode_five_percent: bool = False  # AC with 5 % PWM: on TT_EVSE_SLAC_init, E/F for T_step_EF and retry
     sounding_attenuation_adjustment: int = 0  # dB added to every group of the reported profile (EvseSlac)
-    publish_mac_on_match_cnf: bool = True  # report the EV's MAC with the match (EVCCID cross-check)
-    do_chip_reset: bool = False  # not done here: the QCA vendor reset is not sent (see docs/slac.md)
-    link_status_detection: bool = False  # not done here: no vendor LINK_STATUS; the match is the link
     max_matching_sessions: int = 4  # EVs answered at once (a car on a shared bundle hears its neighbours)
     retries_on_timeout: int = 2  # C_sequ_retry: E/F restarts after TT_EVSE_SLAC_init in 5 % mode
     atten_char_retries: int = 2  # CM_ATTEN_CHAR.IND repeats when no .RSP within TT_match_response
