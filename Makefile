@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SHARED ?= ../shared
 SCHEMAS := $(SHARED)/schemas/iso15118
 
-.PHONY: venv test demo lint exi-codegen bench fuzz ref-venv clean
+.PHONY: venv test demo lint exi-codegen bench fuzz ref-venv slac-venv clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -23,6 +23,7 @@ lint: venv
 # The reference stack (for the tests that compare with it) is installed when possible; without Java those tests skip.
 test: venv lint
 	-@bash tools/refcodec/setup.sh
+	-@$(MAKE) --no-print-directory slac-venv
 	$(PY) -m pytest -q
 
 # The end-to-end demo: CSMS (SQLite) + station with three bridged EVSEs + three EVs on loopback.
@@ -38,9 +39,20 @@ bench: venv ref-venv
 fuzz: venv
 	$(PY) tools/exi_fuzz.py --count 1000000
 	$(PY) tools/secc20_fuzz.py --count 20000
+	$(PY) tools/slac_fuzz.py --count 1000000
 
 ref-venv:
 	bash tools/refcodec/setup.sh
 
+# pyslac (EVSE-side SLAC) and scapy for the SLAC interop tests, in their own virtualenv: never imported by v2gstack.
+# environs (a pyslac dependency) breaks with marshmallow 4, hence the pin.
+SLAC_VENV := .venv-slac
+$(SLAC_VENV)/.installed:
+	@test -x $(SLAC_VENV)/bin/python || $(PYTHON) -m venv $(SLAC_VENV) || python3 -m venv $(SLAC_VENV)
+	$(SLAC_VENV)/bin/python -m pip install -q 'pyslac==0.8.3' 'scapy>=2.5' 'marshmallow<4'
+	@touch $@
+
+slac-venv: $(SLAC_VENV)/.installed
+
 clean:
-	rm -rf $(VENV) .venv-ref build dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-ref .venv-slac build dist .pytest_cache .ruff_cache

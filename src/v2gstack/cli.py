@@ -19,6 +19,7 @@ from typer.core import TyperCommand, TyperGroup
 from . import exi
 from .iso15118.cli import ev_command, secc_command
 from .pki.cli import app as pki_app
+from .slac.cli import app as slac_app
 from .station.cli import app as station_app
 
 # name -> (module, attribute, short help): the commands that need the `csms` extra
@@ -31,7 +32,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
              "Run the end-to-end demo: EVs -> ISO 15118 -> station -> OCPP -> CSMS."),
 }
 EXTRA_PACKAGES = frozenset({"sqlalchemy", "fastapi", "starlette", "pydantic", "uvicorn", "psycopg"})
-ORDER = ("exi", "pki", "ev", "secc", "station", "csms", "trace", "demo")
+ORDER = ("exi", "pki", "ev", "secc", "slac", "station", "csms", "trace", "demo")
 
 
 class _Placeholder(TyperCommand):
@@ -91,6 +92,7 @@ app.add_typer(pki_app, name="pki")
 app.command("ev")(ev_command)
 app.command("secc")(secc_command)
 app.add_typer(station_app, name="station")
+app.add_typer(slac_app, name="slac")
 
 NS_HELP = f"Namespace: {', '.join(exi.NAMESPACES)}"
 

@@ -24,3 +24,4 @@ def load_tool(name: str) -> ModuleType:
 exi_fuzz = load_tool("exi_fuzz")  # the EXI decoder fuzzer: reference vectors and bit-level stream surgery
 secc20_fuzz = load_tool("secc20_fuzz")  # the ISO 15118-20 SECC fuzzer: recorded sessions, semantic mutations
 ocpp_schemas = load_tool("ocpp_schemas")  # vendors the official OCPP JSON schemas from the `ocpp` package
+slac_fuzz = load_tool("slac_fuzz")  # the SLAC frame parser and state machine fuzzer

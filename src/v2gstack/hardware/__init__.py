@@ -5,6 +5,7 @@ docs/hardware.md."""
 from __future__ import annotations
 
 from .grid import GridFrequency, SimulatedGridFrequency
+from .pilot import PilotHook, PilotListener
 from .protocol import (
     DcOutput,
     EvseHardware,
@@ -24,6 +25,8 @@ __all__ = [
     "HardwareLimits",
     "IsolationResult",
     "MeterReading",
+    "PilotHook",
+    "PilotListener",
     "RestorableMeter",
     "SignedReading",
     "SigningMeter",

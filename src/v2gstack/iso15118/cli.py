@@ -23,6 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from ..slac.io import run_ev_slac
+from ..slac.outputs import Matched
 from .apphand import FAMILIES, PROTOCOLS
 from .cli20 import ev_from_pki, secc_from_pki
 from .devcerts import make_secc_chain
@@ -125,6 +127,8 @@ def ev_command(
         "--key-password", envvar="V2GSTACK_EV_KEY_PASSWORD", help="Password of encrypted contract/OEM keys")] = None,
     iface: Annotated[str | None, typer.Option(
         "--iface", help="Network interface: SDP multicast to ff02::1 on it")] = None,
+    slac: Annotated[bool, typer.Option(
+        "--slac", help="Match with SLAC (ISO 15118-3) on --iface first: the PLC modem's host interface")] = False,
     secc: Annotated[str | None, typer.Option("--secc", help="HOST:PORT of the SECC; skips SDP")] = None,
     sdp_host: Annotated[str, typer.Option("--sdp-host", help="SDP unicast target without --iface (loopback)")] = "::1",
     sdp_port: Annotated[int, typer.Option("--sdp-port", help="SDP UDP port")] = SDP_PORT,
@@ -158,6 +162,8 @@ def ev_command(
         raise typer.BadParameter("eim or pnc", param_hint="--auth")
     if iface and secc:
         raise typer.BadParameter("give --iface or --secc, not both")
+    if slac and not iface:
+        raise typer.BadParameter("--slac needs --iface")
     contract, oem = (None, None) if pki is not None else \
         _pnc_credentials(auth, contract_chain, contract_key, oem_cert, oem_key, key_password, v2g_root)
     ev20 = ev_from_pki(pki, key_password) if pki is not None else None
@@ -176,6 +182,8 @@ def ev_command(
     ev = EVModel(capacity_wh=capacity * 1000, soc=soc, target_soc=target_soc, speedup=speedup, min_soc=min_soc)
     context = (ev20.context if ev20 is not None else evcc_context(v2g_root)) if tls else None
     with _sinks(log_json, quiet) as sink:
+        if slac and iface:
+            _slac_match(iface)
         result = asyncio.run(run_evcc(config, ev, secc=_host_port(secc) if secc else None, tls=tls,
                                       tls_context=context, iface=iface, sdp_host=sdp_host, sdp_port=sdp_port,
                                       on_message=sink))
@@ -186,6 +194,19 @@ def ev_command(
                f"{result.charge_loops} charge loops, SoC {result.soc:g}%, {result.energy_wh:g} Wh{exported}]",
                err=not result.ok)
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _slac_match(iface: str) -> None:
+    """SLAC on `iface` before the session; exit 1 when no charger matched."""
+    try:
+        result = asyncio.run(run_ev_slac(iface))
+    except OSError as e:
+        typer.echo(f"SLAC: {e}", err=True)
+        raise typer.Exit(2) from None
+    if not isinstance(result, Matched):
+        typer.echo(result.describe(), err=True)
+        raise typer.Exit(1)
+    typer.echo(f"SLAC: {result.describe()}", err=True)
 
 
 @app.command("secc")

@@ -37,6 +37,7 @@ class SeccPlan:
     protocols: tuple[str, ...]
     timeout_scale: float
     trace_dir: Path | None
+    slac: bool = False
 
 
 def _bool(value: bool) -> str:
@@ -147,7 +148,7 @@ def secc_plan(s: StationSettings) -> SeccPlan | None:
                                    f"{getattr(e, 'strerror', None) or e}") from None
     return SeccPlan(host=iso.host, port=iso.secc_port, ifaces=list(iso.interfaces) or None, sdp_port=iso.sdp_port,
                     tls=tls, tcp=not iso.tls_only, protocols=tuple(iso.protocols), timeout_scale=iso.timers_scale,
-                    trace_dir=Path(s.trace_dir) if s.trace_dir else None)
+                    trace_dir=Path(s.trace_dir) if s.trace_dir else None, slac=iso.slac)
 
 
 @dataclass
@@ -167,13 +168,12 @@ class Assembly:
             self.bridges = await start_bridged_seccs(
                 self.station, host=plan.host, port=plan.port, ifaces=plan.ifaces, sdp_port=plan.sdp_port,
                 configs=bridge_configs(self.settings), trace_dir=plan.trace_dir, tls=plan.tls,
-                protocols=plan.protocols, timeout_scale=plan.timeout_scale, tcp=plan.tcp)
+                protocols=plan.protocols, timeout_scale=plan.timeout_scale, tcp=plan.tcp, slac=plan.slac)
 
     async def stop(self) -> None:
         """Close the SECCs, then the station."""
         for b in self.bridges:
-            if b.server is not None:
-                await b.server.close()
+            await b.close()
         await self.station.stop()
 
 

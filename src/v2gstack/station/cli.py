@@ -42,6 +42,7 @@ FLAGS: Flags = {
     "secc_key": (("iso15118", "tls_key"), None),
     "secc_key_password": (("iso15118", "tls_key_password"), None),
     "pnc": (("iso15118", "pnc"), None),
+    "slac": (("iso15118", "slac"), None),
 }
 """Each settings flag -> the key it overrides (`--evses` resizes [[evse]]; --secc-port/--secc-iface also enable
 ISO 15118)."""
@@ -79,6 +80,8 @@ def station_command(
                                          "EVSEs; SDP on --sdp-port, +1, ...); 0 picks free ports"),
     secc_iface: str | None = typer.Option(None, "--secc-iface", help="ISO 15118 SECC per EVSE on these network "
                                           "interfaces, comma-separated (SDP by multicast on each)"),
+    slac: bool = typer.Option(False, "--slac", help="With --secc-iface: SLAC (ISO 15118-3) on each interface first "
+                              "(the PLC modem's host link); each SECC starts after its EVSE's match"),
     sdp_port: int = typer.Option(15118, "--sdp-port", help="SDP UDP port (loopback: first EVSE's)"),
     free_charging: bool = typer.Option(False, "--free-charging", help="AuthCtrlr.Enabled=false: ISO 15118 EIM "
                                        "sessions start without an idToken"),
@@ -139,6 +142,9 @@ async def _main(settings: StationSettings, simulate: bool, seconds: float, token
     try:
         await assembly.start()
         for b in assembly.bridges:
+            if b.server is None and b.slac is not None:
+                typer.echo(f"EVSE {b.evse_id}: SLAC on {b.slac.iface}; the SECC starts after the match")
+                continue
             assert b.server is not None
             where = ", ".join(f"{k} [{h}]:{p}" for k, (h, p) in b.server.addresses().items())
             typer.echo(f"EVSE {b.evse_id}: ISO 15118 / DIN 70121 SECC at {where}")

@@ -141,6 +141,7 @@ class Iso15118:
     host: str = "::1"  # loopback address of the SECCs without interfaces
     secc_port: int | None = setting(None, min=0, max=65535, flag="--secc-port")  # TCP ports P, P+1, ... (0: free)
     interfaces: list[str] = setting(default_factory=list, flag="--secc-iface")  # one per EVSE, SDP by multicast
+    slac: bool = setting(False, flag="--slac")  # SLAC (ISO 15118-3) on each interface first; the SECC after the match
     sdp_port: int = setting(15118, min=0, max=65535, flag="--sdp-port")  # loopback: EVSE n at sdp_port + n - 1
     protocols: list[str] = field(default_factory=lambda: ["iso2", "din"])  # offered in the handshake
     timers_scale: float = setting(1.0, min=0.001)  # the SECC's sequence timeout x this (tests, slow links)
@@ -162,6 +163,8 @@ class Iso15118:
                 yield ("protocols",), f"unknown protocol {p!r} (known: {', '.join(PROTOCOLS)})"
         if not self.protocols:
             yield ("protocols",), "at least one protocol"
+        if self.slac and not self.interfaces:
+            yield ("slac",), "SLAC needs the modems' interfaces (--secc-iface)"
         if self.tls_only and not self.tls_cert:
             yield ("tls_only",), "TLS only needs tls_cert (--secc-cert)"
         if self.pnc and not self.tls_cert:

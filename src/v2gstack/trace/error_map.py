@@ -43,6 +43,7 @@ class FailureKind(StrEnum):
     DISCONNECTED = "Disconnected"
     INTERNAL_ERROR = "InternalError"
     SHUTDOWN = "Shutdown"
+    SLAC_FAILED = "SlacFailed"
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,10 @@ FAILURES: dict[FailureKind, IsoFailure] = {f.kind: f for f in [
                "AbnormalCondition", faulted=True),
     IsoFailure(_K.SHUTDOWN, "the SECC was stopped (station reset or shutdown)", "Reboot", "ResetCommand",
                notify=False),
+    IsoFailure(_K.SLAC_FAILED, "SLAC (ISO 15118-3) matching failed before any ISO session: techCode is the step "
+               "(the message that did not come), techInfo names the car's MAC and the timer (TT_EVSE_SLAC_init, "
+               "TT_match_sequence, TT_match_response, TT_EVSE_match_MNBC, TT_EVSE_match_session)", "Other",
+               "AbnormalCondition"),
 ]}
 
 _CODE_KIND: dict[str, FailureKind] = {

@@ -16,6 +16,7 @@ import base64
 import gzip
 import itertools
 import time
+from collections import Counter
 from typing import Any
 
 from ...constants import ISO_FACTS_VENDOR, MIRROR_VENDOR, PROTOCOL_NAMES
@@ -51,6 +52,7 @@ class EvsePolicy:
         self.ending: set[SessionPolicy] = set()  # ended ISO sessions whose OCPP transaction is still being closed
         self.finished: list[SessionPolicy] = []
         self.event_ids = itertools.count(int(time.time()) % 1_000_000)  # NotifyEvent eventIds of this EVSE
+        self.slac_failures: Counter[str] = Counter()  # failed SLAC steps of this EVSE, by step
         station.on_profiles_changed(self._profiles_changed)
 
     def session(self, trace: SessionTrace, log: SessionLog) -> SessionPolicy:
@@ -73,6 +75,17 @@ class EvsePolicy:
         trace.error(failure.kind, code=None, reason=event.detail, peer=event.peer,
                     securityEvent=failure.security_event)
         self.report_failure(failure, None, event.detail)
+        trace.close()
+
+    def slac_failed(self, step: str, reason: str, ev_mac: str | None, trace: SessionTrace) -> None:
+        """A SLAC matching step failed (no ISO session yet): reported per the error map, counted by step, with a
+        timeline of its own."""
+        failure = FAILURES[FailureKind.SLAC_FAILED]
+        self.slac_failures[step] += 1
+        detail = f"EV {ev_mac or 'unknown'}: {reason}"
+        trace.link(evseId=self.evse_id, stationId=self.station.station_id)
+        trace.error(failure.kind, code=step, reason=detail, peer=ev_mac)
+        self.report_failure(failure, step, detail)
         trace.close()
 
     def report_failure(self, failure: IsoFailure, code: str | None, reason: str,
