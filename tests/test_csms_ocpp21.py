@@ -22,7 +22,7 @@ from helpers.csms import PASSWORD, api_client, make_db_url, running_csms
 from websockets.asyncio.client import ClientConnection, connect
 
 from v2gstack.csms.service import Csms
-from v2gstack.ocpp import ocmf
+from v2gstack.hardware import ocmf
 from v2gstack.ocpp.auth import basic_auth_header
 from v2gstack.ocpp.schemas import ocpp_package_schema_root
 

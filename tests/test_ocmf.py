@@ -1,4 +1,4 @@
-"""OCMF signing and verification (ocpp/ocmf.py) with real keys on the curves OCMF allows, a tampered record, a wrong
+"""OCMF signing and verification (hardware/ocmf.py) with real keys on the curves OCMF allows, a tampered record, a wrong
 key, a key on another curve, and the key formats meters and OCPP use."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from v2gstack.ocpp import ocmf
+from v2gstack.hardware import ocmf
 
 PAYLOAD = {"FV": "1.0", "GI": "v2gstack sim meter", "GS": "SIM-0001", "PG": "T1", "MV": "v2gstack", "MS": "SIM-0001",
            "IS": True, "IT": "ISO14443", "ID": "04A1B2C3", "TT": "station CS1 | EVSE 1",

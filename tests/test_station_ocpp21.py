@@ -15,7 +15,7 @@ from helpers.csms import api_client, running_csms
 from helpers.v2x import MeasuredFrequency, profile, start_transaction, station21
 
 from v2gstack.constants import ISO_FACTS_VENDOR
-from v2gstack.ocpp import ocmf
+from v2gstack.hardware import ocmf
 from v2gstack.times import rfc3339
 
 pytestmark = pytest.mark.timeout(120)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from v2gstack.csms import signed_meter
-from v2gstack.hardware import SimulatedGridFrequency, SimulatedHardware
-from v2gstack.ocpp import RpcEngine, ocmf
+from v2gstack.hardware import SimulatedGridFrequency, SimulatedHardware, ocmf
+from v2gstack.ocpp import RpcEngine
 from v2gstack.station import ChargingStation, StationConfig
 from v2gstack.station.metering import queued_for, sampled_values
 from v2gstack.station.v2x import charging_needs_for

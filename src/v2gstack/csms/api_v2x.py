@@ -15,7 +15,7 @@ from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ..ocpp.ocmf import OcmfError
+from ..hardware.ocmf import OcmfError
 from . import signed_meter, v2x_state
 from .audit import note
 from .auth import ApiAuth, Principal, Role, forbid_unless

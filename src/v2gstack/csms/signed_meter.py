@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..ocpp import ocmf
+from ..hardware import ocmf
 from ..ocpp.units import MeterValueError, normalise
 
 VALID = "valid"  # verifies with the key the CSMS holds, and holds the reported value

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..ocpp import ocmf
 from ..times import parse_rfc3339
+from . import ocmf
 from .protocol import DcOutput, EvseHardware, HardwareLimits, IsolationResult, MeterReading, SignedReading
 
 
