@@ -1,0 +1,99 @@
+"""The scheduler on cases small enough to check by hand: needs, price, limits, the priority rule when needs cannot
+all be met, V2X setpoint tracking within the export limit and the energy bounds, and the fallback heuristic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from v2gstack.grid.scheduler import Car, Problem, Scope, heuristic, solve
+
+HOUR = 3600.0
+
+
+def site(n: int, *, imp: float = np.nan, exp: float = np.nan, setpoint: list[float] | None = None) -> Scope:
+    return Scope(None, np.full(n, imp), np.full(n, exp), np.array(setpoint if setpoint else [np.nan] * n, float))
+
+
+def car(key: str, need: float, dep: int, **kw: float) -> Car:
+    values = {"energy_wh": 0.0, "capacity_wh": 60_000.0, "max_charge_w": 11_000.0, "efficiency": 1.0, **kw}
+    return Car(key, need_wh=need, departure_step=dep, **values)  # type: ignore[arg-type]
+
+
+def test_one_car_charges_its_need_early() -> None:
+    plan = solve(Problem([car("a", 10_000, 2)], HOUR, 3))
+    assert plan.method == "lp" and plan.feasible
+    assert plan.of("a").tolist() == pytest.approx([10_000, 0, 0], abs=1)
+
+
+def test_the_price_moves_charging_to_the_cheap_hour() -> None:
+    plan = solve(Problem([car("a", 10_000, 2)], HOUR, 2, price=np.array([0.5, 0.1])))
+    assert plan.of("a").tolist() == pytest.approx([0, 10_000], abs=1)
+
+
+def test_efficiency_costs_grid_energy() -> None:
+    plan = solve(Problem([car("a", 9_000, 1, efficiency=0.9)], HOUR, 1))
+    assert plan.of("a")[0] == pytest.approx(10_000, abs=1)
+
+
+def test_import_limit_and_the_priority_rule() -> None:
+    """6 kW for the site over two hours (12 kWh) for needs of 6 + 10 kWh: the car leaving first (after hour one)
+    gets its 6 kWh; the other is reported 4 kWh short."""
+    problem = Problem([car("late", 10_000, 2), car("early", 6_000, 1)], HOUR, 2, scopes=[site(2, imp=6_000)])
+    for plan in (solve(problem), solve(problem, time_budget_s=0)):
+        assert not plan.feasible
+        assert plan.of("early").tolist() == pytest.approx([6_000, 0], abs=1)
+        assert plan.of("late").tolist() == pytest.approx([0, 6_000], abs=1)
+        assert [(s.key, round(s.need_wh - s.planned_wh)) for s in plan.shortfalls] == [("late", 4_000)]
+        assert plan.site_w.max() <= 6_000 + 1
+
+
+def test_v2x_follows_a_setpoint_and_still_makes_its_departure() -> None:
+    """-10 kW asked for hour one: a car at 40 kWh that must leave at 40 kWh after four hours discharges 10 kWh, then
+    recovers it (10 kW at most) before it leaves."""
+    problem = Problem([car("v", 40_000, 4, energy_wh=40_000, max_discharge_w=10_000, max_charge_w=10_000)], HOUR, 4,
+                      scopes=[site(4, setpoint=[-10_000, np.nan, np.nan, np.nan])])
+    for plan in (solve(problem), solve(problem, time_budget_s=0)):
+        p = plan.of("v")
+        assert p[0] == pytest.approx(-10_000, abs=1), plan.method
+        assert p.sum() == pytest.approx(0, abs=1) and plan.feasible
+
+
+def test_export_limit_and_energy_bound_cap_the_discharge() -> None:
+    """-20 kW asked; the site may export 5 kW: 5 kW. Another car may only go down 2 kWh: 2 kW more at most."""
+    a = car("a", 0, 2, energy_wh=30_000, max_discharge_w=10_000)
+    plan = solve(Problem([a], HOUR, 2, scopes=[site(2, exp=5_000, setpoint=[-20_000, np.nan])]))
+    assert plan.of("a")[0] == pytest.approx(-5_000, abs=1)
+    b = car("b", 0, 2, energy_wh=12_000, min_energy_wh=10_000, max_discharge_w=10_000)
+    plan = solve(Problem([b], HOUR, 2, scopes=[site(2, setpoint=[-20_000, np.nan])]))
+    assert plan.of("b")[0] == pytest.approx(-2_000, abs=1)
+
+
+def test_no_needless_cycling() -> None:
+    """Without a setpoint or a price spread nothing is discharged, even by a car that could."""
+    plan = solve(Problem([car("v", 5_000, 3, energy_wh=20_000, max_discharge_w=10_000)], HOUR, 3))
+    assert (plan.of("v") >= 0).all() and plan.of("v").sum() == pytest.approx(0, abs=1)
+
+
+def test_a_group_limit_binds_only_its_stations() -> None:
+    group = Scope(frozenset({"CS1"}), np.array([3_000.0]), np.array([np.nan]), np.array([np.nan]))
+    cars = [Car("CS1/1", 0, 60_000, 11_000, 1, 11_000, station="CS1"),
+            Car("CS2/1", 0, 60_000, 11_000, 1, 11_000, station="CS2")]
+    for plan in (solve(Problem(cars, HOUR, 1, scopes=[group])), solve(Problem(cars, HOUR, 1, scopes=[group]),
+                                                                      time_budget_s=0)):
+        assert plan.of("CS1/1")[0] == pytest.approx(3_000, abs=1)
+        assert plan.of("CS2/1")[0] == pytest.approx(11_000, abs=1)
+
+
+def test_the_heuristic_alone_respects_limits() -> None:
+    rng = np.random.default_rng(7)
+    cars = [car(f"c{i}", float(rng.uniform(5_000, 40_000)), int(rng.integers(4, 24)), efficiency=0.93)
+            for i in range(50)]
+    problem = Problem(cars, 900.0, 24, scopes=[site(24, imp=150_000)])
+    power = heuristic(problem)
+    assert power.sum(axis=0).max() <= 150_000 + 1e-6 and (power >= 0).all() and (power <= 11_000 + 1e-6).all()
+    for i, c in enumerate(cars):
+        assert not power[i, c.departure_step:].any()
+    lp = solve(problem)
+    assert lp.method == "lp" and lp.site_w.max() <= 150_000 + 1
+    assert len(lp.shortfalls) <= len(solve(problem, time_budget_s=0).shortfalls)
