@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..pki.ocsp import REASONS, OcspResponder
+from .api_grid import add_grid_routes
 from .api_v2x import add_v2x_routes
 from .audit import AuditLog, note
 from .auth import ApiAuth, Principal, Role, forbid_unless
@@ -300,6 +301,7 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list
             raise HTTPException(404, f"no timeline for {key!r}")
         return [e.to_dict() for e in entries]
 
+    add_grid_routes(app, csms, auth)
     add_v2x_routes(app, csms, auth)  # before the generic command route: they take some of its names
 
     @app.post("/api/stations/{station_id}/{command}", tags=["commands"])

@@ -199,6 +199,7 @@ class Csms:
                                  flood=self.config.flood or FloodPolicy(
                                      max_violations=self.config.max_protocol_errors))
         self.listeners: list[Callable[[str, str, Payload], None]] = []  # (station, action, payload) of each CALL
+        self.grid: Any = None  # the grid control (csms/grid_control.py) when one is attached
         self.issuer = (CertificateIssuer.from_pki_dir(Path(self.config.pki_dir), self.config.ocsp_url)
                        if self.config.pki_dir else None)
         self.contract_service: ContractService | None = None  # issues contracts for certificate installation
@@ -229,6 +230,8 @@ class Csms:
 
     async def close(self) -> None:
         """Close every station connection, stop listening, finish pending writes."""
+        if self.grid is not None:
+            await self.grid.close()
         await self.server.close()
         await asyncio.to_thread(self.worker.close)
 

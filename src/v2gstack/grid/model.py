@@ -346,7 +346,7 @@ class SignalBook:
         """Per step of the horizon: the price (the highest-priority signal's, None where none) and, per target
         scope, the tightest limits and the setpoint of the highest-priority, then latest-starting, signal.
 
-        An interval applies to a step when it covers the step's start (signals are sampled at step starts)."""
+        An interval applies to a step when it covers the step's start or at least half of the step."""
         prices: list[float | None] = [None] * n
         price_rank: list[tuple[int, datetime] | None] = [None] * n
         scopes: dict[Target, StepSignals] = {}
@@ -360,10 +360,8 @@ class SignalBook:
                                                        [None] * n)
                 sp_rank[s.target] = [None] * n
             for iv in s.intervals:
-                first = max(0, math.ceil((iv.start - start) / step))
-                last = min(n, math.ceil((iv.end - start) / step))
                 rank = (s.priority, iv.start)
-                for t in range(first, last):
+                for t in _steps_covered(iv, start, step, n):
                     if iv.import_limit_w is not None:
                         old = scope.import_limit_w[t]
                         scope.import_limit_w[t] = iv.import_limit_w if old is None else min(old, iv.import_limit_w)
@@ -381,3 +379,16 @@ class SignalBook:
                             prices[t] = iv.price
                             price_rank[t] = rank
         return prices, list(scopes.values())
+
+
+def _steps_covered(iv: Interval, start: datetime, step: timedelta, n: int) -> list[int]:
+    """The steps an interval applies to: those whose start it covers or of which it covers at least half."""
+    first = max(0, math.floor((iv.start - start) / step))
+    last = min(n, math.ceil((iv.end - start) / step))
+    out = []
+    for t in range(first, last):
+        s0 = start + t * step
+        covered = min(iv.end, s0 + step) - max(iv.start, s0)
+        if iv.start <= s0 < iv.end or covered * 2 >= step:
+            out.append(t)
+    return out

@@ -258,29 +258,38 @@ def _solve_lp(problem: Problem, budget: float) -> np.ndarray:
     for scope in problem.scopes:
         members = _members(problem, scope)
         imp, exp, setp = (_nan(scope.import_limit_w, T), _nan(scope.export_limit_w, T), _nan(scope.setpoint_w, T))
-        for t in range(T):
-            if np.isnan(imp[t]) and np.isnan(exp[t]) and np.isnan(setp[t]):
-                continue
-            cols_l, vals_l = [], []
-            for i in members:
-                if t < len(c_idx[i]):
-                    cols_l.append(c_idx[i][t])
-                    vals_l.append(1.0)
-                    d = d_idx[i]
-                    if d is not None:
-                        cols_l.append(d[t])
-                        vals_l.append(-1.0)
-            if not cols_l:
-                continue
-            cols_a, vals_a = np.array(cols_l), np.array(vals_l)
-            if not np.isnan(imp[t]):
-                add(rows_ub, b_ub, cols_a, vals_a, imp[t] / 1000)
-            if not np.isnan(exp[t]):
-                add(rows_ub, b_ub, cols_a, -vals_a, exp[t] / 1000)
-            if not np.isnan(setp[t]):
-                u = new(1, 0.0, np.inf, TRACKING_COST * dt)[0]
-                add(rows_ub, b_ub, np.append(cols_a, u), np.append(vals_a, -1.0), setp[t] / 1000)
-                add(rows_ub, b_ub, np.append(cols_a, u), np.append(-vals_a, -1.0), -setp[t] / 1000)
+        parts_t, parts_c, parts_v = [np.zeros(0, int)], [np.zeros(0, int)], [np.zeros(0)]
+        for i in members:  # the scope's net power per step: sum of c - d over its cars still plugged in
+            D = len(c_idx[i])
+            parts_t.append(np.arange(D))
+            parts_c.append(c_idx[i])
+            parts_v.append(np.ones(D))
+            d = d_idx[i]
+            if d is not None:
+                parts_t.append(np.arange(D))
+                parts_c.append(d)
+                parts_v.append(-np.ones(D))
+        ts, cols, vals = np.concatenate(parts_t), np.concatenate(parts_c), np.concatenate(parts_v)
+        present = np.zeros(T, bool)
+        present[ts] = True
+        for values, sign in ((imp, 1.0), (exp, -1.0)):  # sign * P_t <= limit_t
+            steps = np.flatnonzero(~np.isnan(values) & present)
+            if len(steps):
+                row_of = np.full(T, -1)
+                row_of[steps] = np.arange(len(b_ub), len(b_ub) + len(steps))
+                keep = row_of[ts] >= 0
+                rows_ub.append((row_of[ts[keep]], cols[keep], sign * vals[keep]))
+                b_ub.extend((values[steps] / 1000).tolist())
+        steps = np.flatnonzero(~np.isnan(setp) & present)
+        if len(steps):  # |P_t - setpoint_t| <= u_t, u_t costs TRACKING_COST per kWh
+            u = new(len(steps), 0.0, np.inf, TRACKING_COST * dt)
+            for sign in (1.0, -1.0):  # sign * (P_t - sp_t) - u_t <= 0
+                row_of = np.full(T, -1)
+                row_of[steps] = np.arange(len(b_ub), len(b_ub) + len(steps))
+                keep = row_of[ts] >= 0
+                rows_ub.append((row_of[ts[keep]], cols[keep], sign * vals[keep]))
+                rows_ub.append((row_of[steps], u, -np.ones(len(steps))))
+                b_ub.extend((sign * setp[steps] / 1000).tolist())
 
     def matrix(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_rows: int) -> sp.csr_array | None:
         if not n_rows:

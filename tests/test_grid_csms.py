@@ -1,0 +1,91 @@
+"""Grid control in the CSMS over real sockets: operator signals through the API (operator role, audited, refused
+whole when bad), the plan sent to our 2.0.1 station as a TxProfile charge limit and to a 2.1 station with a V2X car
+as CentralSetpoint periods; cancellation returns to the plan before the signal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.csms import TOKEN, api_client, our_station, running_csms
+from helpers.grid import bpt_needs, raw_station, signal, started
+from helpers.wait import until
+
+from v2gstack.csms.grid_control import GRID_PROFILE_BASE, GridConfig, GridControl
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def first_limit(profile: dict) -> float:
+    return profile["chargingSchedule"][0]["chargingSchedulePeriod"][0]["limit"]
+
+
+async def test_operator_signals_limit_our_station(tmp_path: Path) -> None:
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}") as csms, our_station(csms) as st:
+        grid = GridControl(csms, GridConfig(dispatch=True))
+        grid.start()
+        await st.wait_accepted()
+        st.set_ev(1, power_w=11_000.0)
+        await st.plug_in(1)
+        assert (await st.present_token(1, TOKEN))["status"] == "Accepted"
+        items = st.smart_charging.profiles.items
+        await until(lambda: GRID_PROFILE_BASE + 1 in items)
+        installed = items[GRID_PROFILE_BASE + 1].profile
+        assert installed["chargingProfilePurpose"] == "TxProfile" and first_limit(installed) == 11_000.0
+        before = installed["chargingSchedule"][0]["chargingSchedulePeriod"]
+
+        async with api_client(csms, "operator") as api, api_client(csms, "viewer") as viewer, \
+                api_client(csms, "admin") as admin:
+            assert (await viewer.post("/api/grid/signals", json=signal("x", importLimitW=1))).status_code == 403
+            bad = signal("bad", importLimitW=4_000)
+            bad["intervals"].append({**bad["intervals"][0], "price": 0.2})  # overlaps the first
+            r = await api.post("/api/grid/signals", json=bad)
+            assert r.status_code == 422 and r.json()["code"] == "overlapping-intervals"
+            r = await api.post("/api/grid/signals", json={"signals": [
+                signal("ok", importLimitW=4_000), signal("nope", target={"kind": "station", "id": "CS9"},
+                                                          importLimitW=1)]})
+            assert r.status_code == 422 and r.json()["code"] == "unknown-target"
+            assert (await viewer.get("/api/grid/signals")).json()["signals"] == []  # nothing half-applied
+
+            r = await api.post("/api/grid/signals", json=signal("cap", importLimitW=4_000))
+            assert r.status_code == 201 and r.json()["applied"] == ["cap"], r.text
+            assert r.json()["plan"]["siteW"][0] == pytest.approx(4_000, abs=1)
+            await until(lambda: st.smart_charging.limit_w(1) == 4_000.0)
+            got = (await viewer.get("/api/grid/signals")).json()
+            assert got["signals"][0]["id"] == "cap" and got["plan"]["method"] == "lp"
+            audit = (await admin.get("/api/audit")).json()
+            assert any(a["action"] == "GridSignal" and a["status"] == 201 for a in audit)
+
+            r = await api.delete("/api/grid/signals/cap")
+            assert r.status_code == 200
+            await until(lambda: st.smart_charging.limit_w(1) == 11_000.0)
+            after = items[GRID_PROFILE_BASE + 1].profile
+            periods = after["chargingSchedule"][0]["chargingSchedulePeriod"]
+            # the plan before the signal (the tail moves with the energy delivered meanwhile)
+            assert periods[0] == before[0] and [p["startPeriod"] for p in periods] == [p["startPeriod"] for p in before]
+            assert (await api.delete("/api/grid/signals/cap")).status_code == 404
+
+
+async def test_a_setpoint_reaches_a_21_station_as_central_setpoint(tmp_path: Path) -> None:
+    """A V2X car (DC_BPT, may give 20 kWh) on a 2.1 station: -7 kW for 15 min from the site goes out as a
+    CentralSetpoint TxProfile whose first period discharges 7 kW; opting out returns it to charging."""
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}") as csms, raw_station(csms) as st:
+        grid = GridControl(csms, GridConfig(dispatch=True))
+        grid.start()
+        await st.call("BootNotification", {"chargingStation": {"model": "M", "vendorName": "V"}, "reason": "PowerUp"})
+        await st.call("TransactionEvent", started("tx-v2x", 1))
+        await st.call("NotifyEVChargingNeeds", bpt_needs(1))
+        await until(lambda: bool(st.profiles()))
+        async with api_client(csms, "operator") as api:
+            r = await api.post("/api/grid/signals", json=signal("dr", minutes=15, setpointW=-7_000))
+            assert r.status_code == 201
+            await until(lambda: st.profiles()[-1]["chargingProfile"]["chargingSchedule"][0][
+                "chargingSchedulePeriod"][0].get("setpoint") == -7_000.0)
+            profile = st.profiles()[-1]["chargingProfile"]
+            period = profile["chargingSchedule"][0]["chargingSchedulePeriod"][0]
+            assert period["operationMode"] == "CentralSetpoint" and period["dischargeLimit"] == -11_000.0
+            assert profile["transactionId"] == "tx-v2x" and profile["chargingProfilePurpose"] == "TxProfile"
+            r = await api.post("/api/grid/signals/dr/opt", json={"opt": "optOut"})
+            assert r.status_code == 200 and r.json()["plan"]["evses"]["CS1/1"][0] > 0
+            await until(lambda: st.profiles()[-1]["chargingProfile"]["chargingSchedule"][0][
+                "chargingSchedulePeriod"][0]["setpoint"] > 0)
