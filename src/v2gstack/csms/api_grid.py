@@ -83,7 +83,10 @@ def add_grid_routes(app: FastAPI, csms: Csms, auth: ApiAuth) -> None:
         g = grid()
         before = g.solves
         try:
-            g.set_opt(signal_id, body.opt)
+            s = g.set_opt(signal_id, body.opt)
         except UnknownSignal as e:
             return JSONResponse(e.to_dict(), status_code=404)
-        return await planned(g, before)
+        out = await planned(g, before)
+        if s.source == "openadr" and g.ven is not None:  # tell the VTN (EiOpt); whether it acknowledged
+            out["vtnAcknowledged"] = await g.ven.opt(signal_id.removeprefix("oadr:"), body.opt)
+        return out

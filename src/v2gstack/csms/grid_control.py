@@ -101,12 +101,13 @@ class GridControl:
         self.plan: Plan | None = None
         self.plan_start: datetime | None = None
         self.plan_keys: list[tuple[str, int]] = []
-        self.sent: dict[tuple[str, int], tuple[str, list[float], float]] = {}  # evse -> (tx, values, when)
+        self.sent: dict[tuple[str, int], tuple[str, list[Any], float]] = {}  # evse -> (tx, periods, when)
         self.dispatches: list[Payload] = []  # the last dispatch's outcome per EVSE
         self.solves = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._planned = asyncio.Condition()
+        self.ven: Any = None  # the OpenADR VEN (start_ven)
         csms.listeners.append(self._on_message)
         csms.grid = self
 
@@ -117,8 +118,19 @@ class GridControl:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
+    async def start_ven(self, cfg: Any) -> Any:
+        """Run an OpenADR 2.0b VEN (grid/openadr.py, a VenConfig) feeding this control; the VEN."""
+        from ..grid.openadr import GridVen  # optional dependency: openleadr (the `grid` extra)
+
+        self.ven = GridVen(cfg, self, self.telemetry)
+        await self.ven.start()
+        return self.ven
+
     async def close(self) -> None:
-        """Stop the planning loop."""
+        """Stop the VEN and the planning loop."""
+        if self.ven is not None:
+            await self.ven.stop()
+            self.ven = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -338,7 +350,7 @@ class GridControl:
             if request is None:
                 continue
             periods = request["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"]
-            values = [p.get("setpoint", p.get("limit")) for p in periods]
+            values = [(p.get("setpoint"), p.get("limit"), p.get("startPeriod")) for p in periods]
             last = self.sent.get(key)
             tx = request["chargingProfile"]["transactionId"]
             if last is not None and last[0] == tx and last[1] == values and \
@@ -348,7 +360,7 @@ class GridControl:
         self.dispatches = list(await asyncio.gather(*jobs))
         return self.dispatches
 
-    async def _send(self, key: tuple[str, int], request: Payload, tx: str, values: list[float]) -> Payload:
+    async def _send(self, key: tuple[str, int], request: Payload, tx: str, values: list[Any]) -> Payload:
         station = key[0]
         try:
             if self.csms.version_of(station) == "2.1":
@@ -362,18 +374,30 @@ class GridControl:
             self.sent[key] = (tx, values, time.monotonic())
         else:
             log.warning("grid: %s/%d refused the profile: %s", station, key[1], answer)
-        return {"station": station, "evse": key[1], "status": answer.get("status"), "values": values}
+        return {"station": station, "evse": key[1], "status": answer.get("status"),
+                "firstW": request["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"][0].get(
+                    "setpoint", values[0][1])}
 
     # ----- reports back -----
 
     def site_power(self) -> tuple[float, float, bool]:
-        """The site's import and export power now (W, both >= 0) and whether it was measured (else planned)."""
-        measured = [s.power_w for s in self.sessions.values() if s.power_w is not None]
-        if measured:
-            net = float(sum(measured))
-            return max(net, 0.0), max(-net, 0.0), True
-        net = float(self.plan.site_w[0]) if self.plan is not None and self.plan.site_w.size else 0.0
-        return max(net, 0.0), max(-net, 0.0), False
+        """The site's import and export power now (W, both >= 0) and whether all of it was measured: each EVSE's
+        last measured power, else what the plan gives it now."""
+        planned = {}
+        if self.plan is not None and self.plan.power_w.shape[1]:
+            planned = {k: float(self.plan.power_w[n, 0]) for n, k in enumerate(self.plan_keys)}
+        net, measured = 0.0, True
+        for key, s in self.sessions.items():
+            if s.power_w is not None:
+                net += s.power_w
+            else:
+                net += planned.get(key, 0.0)
+                measured = False
+        return max(net, 0.0), max(-net, 0.0), measured
+
+    def telemetry(self) -> tuple[float, float]:
+        """The site's import and export power now, W (the VEN's TELEMETRY_USAGE)."""
+        return self.site_power()[:2]
 
     def report(self) -> Payload:
         """The signals in force, the last plan (how it was made, who falls short, the site's power per step) and the
