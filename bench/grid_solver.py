@@ -70,6 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cars", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--budget", type=float, default=600.0, help="the LP's time budget, seconds")
+    ap.add_argument("--methods", nargs="+", default=["lp", "heuristic"], choices=["lp", "heuristic"])
     ap.add_argument("--one", nargs=2, metavar=("CARS", "METHOD"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -79,15 +80,16 @@ def main() -> None:
                            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"],
                           capture_output=True, text=True, check=True)
     print(f"baseline RSS of a process with numpy+scipy loaded: {float(base.stdout):.1f} MiB")
-    print(f"{'cars':>6} {'method':>10} {'status':>12} {'seconds':>8} {'RSS MiB':>8} {'short':>6} {'missing kWh':>11} "
-          f"{'track MAE kW':>12} {'cost':>9}")
+    print(f"{'cars':>6} {'asked':>9} {'method':>9} {'status':>12} {'seconds':>8} {'RSS MiB':>8} {'short':>6} "
+          f"{'missing kWh':>11} {'track MAE kW':>12} {'cost':>9}")
     for n in args.cars:
-        for method in ("lp", "heuristic"):
+        for method in args.methods:
             out = subprocess.run([sys.executable, __file__, "--one", str(n), method, "--budget", str(args.budget)],
                                  capture_output=True, text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{r['cars']:>6} {r['method']:>10} {r['status']:>12} {r['seconds']:>8} {r['peak_rss_mib']:>8} "
-                  f"{r['short']:>6} {r['missing_kwh']:>11} {r['tracking_mae_kw']:>12} {r['cost']:>9}", flush=True)
+            print(f"{r['cars']:>6} {r['asked']:>9} {r['method']:>9} {r['status']:>12} {r['seconds']:>8} "
+                  f"{r['peak_rss_mib']:>8} {r['short']:>6} {r['missing_kwh']:>11} {r['tracking_mae_kw']:>12} "
+                  f"{r['cost']:>9}", flush=True)
 
 
 if __name__ == "__main__":
