@@ -22,7 +22,7 @@ from openleadr import OpenADRServer, enums, utils
 
 from v2gstack.csms.grid_control import GRID_PROFILE_BASE, GridConfig, GridControl
 from v2gstack.grid.model import Opt, SignalError
-from v2gstack.grid.openadr import VenConfig, event_signal
+from v2gstack.grid.openadr_map import VenConfig, event_signal
 
 pytestmark = pytest.mark.timeout(120)
 

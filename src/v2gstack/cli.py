@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from . import exi
+from .grid.cli import app as grid_app
 from .iso15118.cli import ev_command, secc_command
 from .pki.cli import app as pki_app
 from .slac.cli import app as slac_app
@@ -32,7 +33,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
              "Run the end-to-end demo: EVs -> ISO 15118 -> station -> OCPP -> CSMS."),
 }
 EXTRA_PACKAGES = frozenset({"sqlalchemy", "fastapi", "starlette", "pydantic", "uvicorn", "psycopg"})
-ORDER = ("exi", "pki", "ev", "secc", "slac", "station", "csms", "trace", "demo")
+ORDER = ("exi", "pki", "ev", "secc", "slac", "station", "csms", "grid", "trace", "demo")
 
 
 class _Placeholder(TyperCommand):
@@ -93,6 +94,7 @@ app.command("ev")(ev_command)
 app.command("secc")(secc_command)
 app.add_typer(station_app, name="station")
 app.add_typer(slac_app, name="slac")
+app.add_typer(grid_app, name="grid")
 
 NS_HELP = f"Namespace: {', '.join(exi.NAMESPACES)}"
 

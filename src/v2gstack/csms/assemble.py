@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ..ocpp import FloodPolicy, server_context
 from ..ocpp.throttle import ThrottlePolicy
 from ..settings_file import SettingsError
+from .grid_control import GridConfig
 from .guard import allowed_hosts
 from .service import CsmsConfig
 from .settings import CsmsSettings
@@ -65,3 +66,17 @@ def api_options(s: CsmsSettings) -> ApiOptions:
     except ValueError as e:
         raise SettingsError.at(("api", "allowed_hosts"), str(e)) from None
     return ApiOptions(s.api.host, s.api.port, hosts, s.api.max_body)
+
+
+def grid_config(s: CsmsSettings) -> GridConfig | None:
+    """The grid control's configuration (None: no grid control)."""
+    g = s.grid
+    if not g.enabled:
+        return None
+    groups = {}
+    for entry in g.groups:
+        name, _, members = entry.partition("=")
+        groups[name.strip()] = frozenset(m.strip() for m in members.split(",") if m.strip())
+    return GridConfig(dispatch=g.dispatch, site_id=g.site_id, groups=groups, step_s=g.step_s,
+                      horizon_steps=g.horizon_steps, time_budget_s=g.time_budget_s, resolve_s=g.resolve_s,
+                      stack_level=g.stack_level, max_periods=g.max_periods)

@@ -20,14 +20,16 @@ from typing import Annotated, Any, TypeVar
 import typer
 import uvicorn
 
+from ..grid.model import SignalError, load_signal_file
 from ..ocpp.redact import redact_handlers
 from ..settings_file import Flags, SettingsError, apply_flags, dumps
 from .api import AUTH_STATUSES, TOKEN_TYPES, create_app
-from .assemble import ApiOptions, api_options, csms_config, ocpp_tls
+from .assemble import ApiOptions, api_options, csms_config, grid_config, ocpp_tls
 from .auth import DEFAULT_DAYS, Role, create_token
+from .grid_control import GridConfig, GridControl
 from .guard import DEFAULT_MAX_BODY
 from .service import Csms, CsmsConfig
-from .settings import load_csms_settings
+from .settings import Grid, load_csms_settings
 from .store import DEFAULT_URL, Store, StoreError
 
 T = TypeVar("T")
@@ -58,6 +60,10 @@ FLAGS: Flags = {
     "ocsp_allow_only": (("ocsp", "allow_only"), None),
     "max_protocol_errors": (("flood", "max_protocol_errors"), None),
     "ocpp_versions": (("ocpp", "versions"), lambda v: [x.strip() for x in v.split(",") if x.strip()]),
+    "grid": (("grid", "enabled"), None),
+    "grid_dispatch": (("grid", "dispatch"), None),
+    "grid_signals": (("grid", "signals_file"), None),
+    "openadr_vtn": (("grid", "openadr", "vtn_url"), None),
 }
 """Each settings flag of the server -> the key of csms/settings.py it overrides."""
 
@@ -104,6 +110,13 @@ def csms_command(
     ocpp_versions: str = typer.Option("2.1,2.0.1", "--ocpp-versions",
                                       help="OCPP versions offered on the one endpoint, most preferred first "
                                            "(comma-separated: 2.1, 2.0.1)"),
+    grid: bool = typer.Option(False, "--grid", help="Run the grid control: signals API, scheduler (docs/grid.md)"),
+    grid_dispatch: bool = typer.Option(False, "--grid-dispatch", help="Send the grid plan to stations as charging "
+                                                                      "profiles (with --grid)"),
+    grid_signals: str | None = typer.Option(None, "--grid-signals", help="A file of grid signals (JSON or TOML) "
+                                                                         "applied at start (with --grid)"),
+    openadr_vtn: str | None = typer.Option(None, "--openadr-vtn", help="OpenADR 2.0b VTN URL: run a VEN (with "
+                                                                       "--grid; needs the `grid` extra)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
 ) -> None:
     """Run the CSMS until Ctrl-C (without a sub-command)."""
@@ -124,7 +137,7 @@ def csms_command(
     redact_handlers()  # no secret in any log line, whichever logger wrote it
     tree = settings.tree
     try:
-        ssl_ctx, api, config = ocpp_tls(tree), api_options(tree), csms_config(tree)
+        ssl_ctx, api, config, grid_cfg = ocpp_tls(tree), api_options(tree), csms_config(tree), grid_config(tree)
     except SettingsError as e:
         typer.echo(f"error: {settings.blame(e)}", err=True)
         raise typer.Exit(2) from None
@@ -134,15 +147,17 @@ def csms_command(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(store, tree.ocpp.host, tree.ocpp.port, api, ssl_ctx, config))
+        asyncio.run(_serve(store, tree.ocpp.host, tree.ocpp.port, api, ssl_ctx, config, grid_cfg, tree.grid))
 
 
 async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ssl_ctx: object,
-                 config: CsmsConfig) -> None:
-    """The OCPP server and the API in one event loop, until SIGINT/SIGTERM."""
+                 config: CsmsConfig, grid_cfg: GridConfig | None = None, grid_settings: Grid | None = None) -> None:
+    """The OCPP server, the API and the grid control in one event loop, until SIGINT/SIGTERM."""
     profile = config.security_profile
     csms = Csms(store, config, ssl=ssl_ctx)  # type: ignore[arg-type]
     await csms.start(host, port)
+    if grid_cfg is not None and grid_settings is not None:
+        await _start_grid(csms, grid_cfg, grid_settings)
     scheme = "wss" if profile >= 2 else "ws"
     typer.echo(f"CSMS: OCPP {' and '.join(config.allowed_versions)} at {scheme}://{host}:{csms.port}/ocpp/<stationId> "
                f"(security profile {profile}, database {store.engine.url.render_as_string(hide_password=True)})")
@@ -177,6 +192,32 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
             await api_task
         await csms.close()
         store.close()
+
+
+async def _start_grid(csms: Csms, cfg: GridConfig, settings: Grid) -> None:
+    """The grid control, its signals file and its OpenADR VEN (a bad file or a VTN that cannot be reached: exit 2)."""
+    grid = GridControl(csms, cfg)
+    grid.start()
+    if settings.signals_file:
+        try:
+            applied = grid.apply(load_signal_file(settings.signals_file, datetime.now(UTC)), source="file")
+        except SignalError as e:
+            await csms.close()
+            typer.echo(f"error: grid signals file {settings.signals_file}: {e}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"CSMS: grid signals applied from {settings.signals_file}: {', '.join(s.id for s in applied)}")
+    o = settings.openadr
+    if o.vtn_url:
+        from ..grid.openadr_map import VenConfig
+
+        try:
+            ven = await grid.start_ven(VenConfig(o.vtn_url, o.ven_name, cfg.site_id, o.site_import_w, o.telemetry_s))
+        except ImportError:
+            await csms.close()
+            typer.echo("error: the OpenADR VEN needs openleadr: pip install 'v2gstack[grid]'", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"CSMS: OpenADR VEN {o.ven_name} registered at {o.vtn_url} (venID {ven.ven_id})")
+    typer.echo(f"CSMS: grid control on (dispatch {'on' if cfg.dispatch else 'off'}; signals at /api/grid/signals)")
 
 
 @app.command("add-station")

@@ -136,6 +136,41 @@ class Flood:
 
 
 @dataclass
+class OpenAdr:
+    """The OpenADR 2.0b VEN (needs the `grid` extra: openleadr)."""
+
+    vtn_url: str | None = setting(None, flag="--openadr-vtn")  # e.g. http://vtn:8080/OpenADR2/Simple/2.0b
+    ven_name: str = "v2gstack-csms"
+    site_import_w: float | None = setting(None, min=0)  # the site's import capacity: SIMPLE levels scale it
+    telemetry_s: float = setting(10.0, min=0.1)  # sampling rate offered for TELEMETRY_USAGE, s
+
+
+@dataclass
+class Grid:
+    """Grid signals and the scheduler (csms/grid_control.py, docs/grid.md)."""
+
+    enabled: bool = setting(False, flag="--grid")  # run the grid control (signals API, planning)
+    dispatch: bool = setting(False, flag="--grid-dispatch")  # send the plan to stations as charging profiles
+    site_id: str = "site"  # the id signals name the whole site by
+    groups: list[str] = setting(default_factory=list)  # "name=CS1,CS2": station groups signals may target
+    step_s: float = setting(900.0, min=1)  # the scheduler's time step, s
+    horizon_steps: int = setting(96, min=1, max=2000)
+    time_budget_s: float = setting(2.0, min=0)  # the LP's budget; then the heuristic answers (0: heuristic only)
+    resolve_s: float = setting(60.0, min=1)  # re-plan at least this often, s
+    stack_level: int = setting(1, min=0)
+    max_periods: int = setting(24, min=1, max=1024)  # periods per profile (stations' PeriodsPerSchedule)
+    signals_file: str | None = setting(None, path=True, flag="--grid-signals")  # signals applied at start
+    openadr: OpenAdr = field(default_factory=OpenAdr)
+
+    def check(self) -> Iterator[KeyProblem]:
+        """Each group reads name=STATION[,STATION...]."""
+        for n, g in enumerate(self.groups):
+            name, _, members = g.partition("=")
+            if not name.strip() or not [m for m in members.split(",") if m.strip()]:
+                yield ("groups", n), f"a group reads name=CS1,CS2, not {g!r}"
+
+
+@dataclass
 class CsmsSettings:
     """The CSMS's settings tree (the TOML file's tables)."""
 
@@ -147,6 +182,7 @@ class CsmsSettings:
     ocsp: Ocsp = field(default_factory=Ocsp)
     auth_throttle: AuthThrottle = field(default_factory=AuthThrottle)
     flood: Flood = field(default_factory=Flood)
+    grid: Grid = field(default_factory=Grid)
 
 
 def load_csms_settings(file: str | None = None) -> Loaded[CsmsSettings]:

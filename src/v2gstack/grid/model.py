@@ -9,11 +9,14 @@ price in currency per kWh. A signal is all or nothing: `parse_signal` and `Signa
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from ..times import parse_rfc3339, rfc3339
@@ -392,3 +395,54 @@ def _steps_covered(iv: Interval, start: datetime, step: timedelta, n: int) -> li
         if iv.start <= s0 < iv.end or covered * 2 >= step:
             out.append(t)
     return out
+
+
+# ----- signal files (scenarios) and relative times -----
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def resolve_times(raw: Any, now: datetime) -> Any:
+    """A signal's JSON form with relative times resolved: a `start` or `end` of "now", "now+90s", "now+15m" or
+    "now-1h" becomes that RFC 3339 time (scenario files and the CLI use them); other values are left as they are."""
+    if isinstance(raw, list):
+        return [resolve_times(r, now) for r in raw]
+    if not isinstance(raw, dict):
+        return raw
+    out = {}
+    for key, value in raw.items():
+        if key in ("start", "end") and isinstance(value, str) and value.startswith("now"):
+            rest = value[3:]
+            seconds = 0.0
+            if rest:
+                unit = _UNITS.get(rest[-1])
+                try:
+                    if rest[0] not in "+-" or unit is None:
+                        raise ValueError
+                    seconds = float(rest[:-1]) * unit
+                except ValueError:
+                    raise SignalError("bad-time", f"{value!r}: relative times read now, now+15m, now-90s or now+1h",
+                                      key) from None
+            out[key] = rfc3339(now + timedelta(seconds=seconds))
+        else:
+            out[key] = resolve_times(value, now)
+    return out
+
+
+def load_signal_file(path: str | Path, now: datetime) -> list[Any]:
+    """The signals of a file (JSON: a list or {"signals": [...]}; TOML: [[signal]] tables with [[signal.intervals]]),
+    relative times resolved against `now`; the JSON forms, for `parse_signal` (SignalError if the file is no such)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SignalError("bad-file", f"cannot read {p.name}: {e}") from None
+    try:
+        data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise SignalError("bad-file", f"{p.name} is not valid {p.suffix.lstrip('.') or 'JSON'}: {e}") from None
+    if isinstance(data, dict):
+        data = data.get("signals", data.get("signal"))
+    if not isinstance(data, list) or not data:
+        raise SignalError("bad-file", f"{p.name} holds no list of signals (a JSON list, \"signals\", or [[signal]])")
+    return resolve_times(data, now)
