@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 # openleadr is an optional dependency (the `grid` extra): imported here only, and this module only when a VEN runs
 from openleadr import OpenADRClient
+from openleadr.objects import SamplingRate
 
 from .model import GridSignal, Opt, SignalError, UnknownSignal
 from .openadr_map import VenConfig, event_signal, signal_id
@@ -46,11 +47,14 @@ class GridVen:
         self.client = OpenADRClient(ven_name=cfg.ven_name, vtn_url=cfg.vtn_url)
         self.client.add_handler("on_event", self.on_event)
         self.client.add_handler("on_update_event", self.on_event)
-        rate = timedelta(seconds=cfg.telemetry_s)
+        # offered: from telemetry_s up to an hour; the VTN picks the granularity within
+        rate = SamplingRate(min_period=timedelta(seconds=cfg.telemetry_s), max_period=max(
+            timedelta(hours=1), timedelta(seconds=cfg.telemetry_s)), on_change=False)
         for resource, pick in (("site-import", 0), ("site-export", 1)):
             self.client.add_report(callback=self._reader(pick), resource_id=resource, measurement="power_real",
                                    report_specifier_id="v2gstack-site-power", sampling_rate=rate, unit="W",
-                                   report_name="TELEMETRY_USAGE", data_collection_mode="incremental")
+                                   report_name="TELEMETRY_USAGE", data_collection_mode="incremental",
+                                   report_duration=timedelta(hours=1))
 
     def _reader(self, pick: int) -> Callable[[], float]:
         def read() -> float:
