@@ -21,6 +21,7 @@ import typer
 import uvicorn
 
 from ..grid.model import SignalError, load_signal_file
+from ..grid.openadr_map import VenConfig
 from ..ocpp.redact import redact_handlers
 from ..settings_file import Flags, SettingsError, apply_flags, dumps
 from .api import AUTH_STATUSES, TOKEN_TYPES, create_app
@@ -208,8 +209,6 @@ async def _start_grid(csms: Csms, cfg: GridConfig, settings: Grid) -> None:
         typer.echo(f"CSMS: grid signals applied from {settings.signals_file}: {', '.join(s.id for s in applied)}")
     o = settings.openadr
     if o.vtn_url:
-        from ..grid.openadr_map import VenConfig
-
         try:
             ven = await grid.start_ven(VenConfig(o.vtn_url, o.ven_name, cfg.site_id, o.site_import_w, o.telemetry_s))
         except ImportError:
