@@ -89,3 +89,25 @@ async def test_a_setpoint_reaches_a_21_station_as_central_setpoint(tmp_path: Pat
             assert r.status_code == 200 and r.json()["plan"]["evses"]["CS1/1"][0] > 0
             await until(lambda: st.profiles()[-1]["chargingProfile"]["chargingSchedule"][0][
                 "chargingSchedulePeriod"][0]["setpoint"] > 0)
+
+
+async def test_the_heuristic_answers_first_and_the_lp_replaces_it(tmp_path: Path) -> None:
+    """With no time for the LP the heuristic plans at once; the LP goes on in a worker process and its plan is
+    adopted (and sent) when it finishes, nothing having changed meanwhile."""
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}") as csms, raw_station(csms) as st:
+        grid = GridControl(csms, GridConfig(dispatch=True, time_budget_s=0.0, improve_budget_s=60.0))
+        methods: list[str] = []
+        adopt = grid._adopt
+
+        async def spy(plan, now, keys):  # type: ignore[no-untyped-def]
+            methods.append(plan.method)
+            await adopt(plan, now, keys)
+
+        grid._adopt = spy  # type: ignore[method-assign]
+        grid.start()
+        await st.call("BootNotification", {"chargingStation": {"model": "M", "vendorName": "V"}, "reason": "PowerUp"})
+        await st.call("TransactionEvent", started("tx-1", 1))
+        await st.call("NotifyEVChargingNeeds", bpt_needs(1))
+        await until(lambda: "lp" in methods, 60)
+        assert methods[0] == "heuristic" and grid.plan is not None and grid.plan.method == "lp"
+        assert st.profiles()[-1]["chargingProfile"]["transactionId"] == "tx-1"

@@ -78,5 +78,6 @@ def grid_config(s: CsmsSettings) -> GridConfig | None:
         name, _, members = entry.partition("=")
         groups[name.strip()] = frozenset(m.strip() for m in members.split(",") if m.strip())
     return GridConfig(dispatch=g.dispatch, site_id=g.site_id, groups=groups, step_s=g.step_s,
-                      horizon_steps=g.horizon_steps, time_budget_s=g.time_budget_s, resolve_s=g.resolve_s,
+                      horizon_steps=g.horizon_steps, time_budget_s=g.time_budget_s,
+                      improve_budget_s=g.improve_budget_s, solver_process=g.solver_process, resolve_s=g.resolve_s,
                       stack_level=g.stack_level, max_periods=g.max_periods)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,6 +46,8 @@ class GridConfig:
     step_s: float = 900.0
     horizon_steps: int = 96
     time_budget_s: float = 2.0
+    improve_budget_s: float = 60.0  # when the heuristic answered, the LP goes on in the background this long
+    solver_process: bool = True  # solve in worker processes (the event loop keeps serving stations meanwhile)
     resolve_s: float = 60.0  # re-plan at least this often
     stack_level: int = 1
     max_periods: int = 24  # periods per schedule (the station's SmartChargingCtrlr.PeriodsPerSchedule)
@@ -108,6 +113,9 @@ class GridControl:
         self._task: asyncio.Task[None] | None = None
         self._planned = asyncio.Condition()
         self.ven: Any = None  # the OpenADR VEN (start_ven)
+        self.generation = 0  # plans made; a background LP is adopted only if none was made since it started
+        self._improving: asyncio.Task[None] | None = None
+        self._pools: dict[str, ProcessPoolExecutor] = {}
         csms.listeners.append(self._on_message)
         csms.grid = self
 
@@ -131,11 +139,15 @@ class GridControl:
         if self.ven is not None:
             await self.ven.stop()
             self.ven = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._improving):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._improving = None
+        for pool in self._pools.values():  # a solve still running ends with its time budget
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._pools.clear()
 
     def request(self) -> None:
         """Ask for a new plan (coalesced: one solve runs at a time)."""
@@ -266,12 +278,55 @@ class GridControl:
         scopes = [Scope(s.stations, arr(s.import_limit_w), arr(s.export_limit_w), arr(s.setpoint_w)) for s in steps]
         return Problem(cars, cfg.step_s, cfg.horizon_steps, price=arr(prices), scopes=scopes), keys
 
+    async def _solve(self, pool: str, problem: Problem, budget: float) -> Plan:
+        """The scheduler in a worker process of `pool` ("now" or "improve"), or in a thread without processes."""
+        if not self.config.solver_process:
+            return await asyncio.to_thread(solve, problem, time_budget_s=budget)
+        executor = self._pools.get(pool)
+        if executor is None:  # spawned: a fork would copy the event loop's threads and sockets
+            executor = self._pools[pool] = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+        return await asyncio.get_running_loop().run_in_executor(executor, functools.partial(
+            solve, problem, time_budget_s=budget))
+
     async def replan(self) -> Plan:
-        """Solve now (in a thread) and, with dispatch on, send the plan; the plan."""
+        """Solve now within the time budget and, with dispatch on, send the plan; the plan. When the heuristic had
+        to answer, the LP goes on in the background and its plan replaces this one if nothing changed meanwhile."""
         now = datetime.now(UTC)
         self.book.expire(now)
         problem, keys = self.problem(now)
-        plan = await asyncio.to_thread(solve, problem, time_budget_s=self.config.time_budget_s)
+        plan = await self._solve("now", problem, self.config.time_budget_s)
+        self.generation += 1
+        if plan.method == "heuristic" and plan.status == "time-budget" and \
+                self.config.improve_budget_s > self.config.time_budget_s and self._improving is None:
+            self._improving = asyncio.get_running_loop().create_task(
+                self._improve(problem, now, keys, self.generation))  # a stale one starts over by itself
+        await self._adopt(plan, now, keys)
+        return plan
+
+    async def _improve(self, problem: Problem, start: datetime, keys: list[tuple[str, int]], generation: int) -> None:
+        """The LP with the longer budget; adopted only if no plan was made since (else it starts over on the state
+        now, as long as the plan in force is the heuristic's)."""
+        try:
+            plan = await self._solve("improve", problem, self.config.improve_budget_s)
+            if plan.method == "lp" and generation == self.generation:
+                log.info("grid: the LP finished in %.1f s; its plan replaces the heuristic's", plan.solve_s)
+                await self._adopt(plan, start, keys)
+                return
+        except Exception:
+            log.exception("grid: the background LP failed")
+            return
+        finally:
+            self._improving = None
+        if generation != self.generation and self.plan is not None and self.plan.method == "heuristic":
+            self._start_improving()
+
+    def _start_improving(self) -> None:
+        now = datetime.now(UTC)
+        problem, keys = self.problem(now)
+        self._improving = asyncio.get_running_loop().create_task(self._improve(problem, now, keys, self.generation))
+
+    async def _adopt(self, plan: Plan, now: datetime, keys: list[tuple[str, int]]) -> None:
+        """Make a plan the current one, send it, tell the waiters."""
         self.plan, self.plan_start, self.plan_keys = plan, now, keys
         self.solves += 1
         if plan.shortfalls:
@@ -281,7 +336,6 @@ class GridControl:
             await self.dispatch(plan, now, keys)
         async with self._planned:
             self._planned.notify_all()
-        return plan
 
     async def wait_plan(self, after: int) -> None:
         """Wait until more than `after` plans were made (tests and benchmarks)."""

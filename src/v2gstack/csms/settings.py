@@ -155,7 +155,9 @@ class Grid:
     groups: list[str] = setting(default_factory=list)  # "name=CS1,CS2": station groups signals may target
     step_s: float = setting(900.0, min=1)  # the scheduler's time step, s
     horizon_steps: int = setting(96, min=1, max=2000)
-    time_budget_s: float = setting(2.0, min=0)  # the LP's budget; then the heuristic answers (0: heuristic only)
+    time_budget_s: float = setting(2.0, min=0)  # the LP's budget; then the heuristic answers (0: heuristic first)
+    improve_budget_s: float = setting(60.0, min=0)  # then the LP goes on in the background this long, s
+    solver_process: bool = True  # solve in worker processes (the event loop keeps serving stations)
     resolve_s: float = setting(60.0, min=1)  # re-plan at least this often, s
     stack_level: int = setting(1, min=0)
     max_periods: int = setting(24, min=1, max=1024)  # periods per profile (stations' PeriodsPerSchedule)
