@@ -111,3 +111,25 @@ async def test_the_heuristic_answers_first_and_the_lp_replaces_it(tmp_path: Path
         await until(lambda: "lp" in methods, 60)
         assert methods[0] == "heuristic" and grid.plan is not None and grid.plan.method == "lp"
         assert st.profiles()[-1]["chargingProfile"]["transactionId"] == "tx-1"
+
+
+async def test_needs_that_cannot_be_met_are_reported_in_priority_order(tmp_path: Path) -> None:
+    """Under a 12 kW site limit a car leaving in 0.8 h (3 steps of 15 min) needs 6 kWh and one leaving in 1.3 h
+    (5 steps) 10 kWh, both at 11 kW and 95 %: 12 kW for 3 steps and then the second car's 11 kW for 2 steps fit
+    13.775 kWh. The one leaving first gets all it needs; the report says the plan is not feasible and names the
+    other with the 2.225 kWh it lacks."""
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}") as csms, raw_station(csms) as st:
+        grid = GridControl(csms, GridConfig(dispatch=True))
+        grid.start()
+        await st.call("BootNotification", {"chargingStation": {"model": "M", "vendorName": "V"}, "reason": "PowerUp"})
+        for evse, hours, need in ((1, 1.3, 10_000.0), (2, 0.8, 6_000.0)):
+            await st.call("TransactionEvent", started(f"tx-{evse}", evse, seq=evse))
+            await st.call("NotifyEVChargingNeeds", bpt_needs(evse, departure_h=hours, target_wh=need, min_wh=0.0))
+        async with api_client(csms, "operator") as api:
+            r = await api.post("/api/grid/signals", json=signal("cap", minutes=120, importLimitW=12_000))
+            plan = r.json()["plan"]
+            assert r.status_code == 201 and plan["feasible"] is False
+            assert [(s["key"], s["departureStep"]) for s in plan["shortfalls"]] == [("CS1/1", 5)]
+            assert plan["shortfalls"][0]["missingWh"] == pytest.approx(2_225, abs=5)
+            assert sum(plan["evses"]["CS1/2"]) * 0.25 * 0.95 == pytest.approx(6_000, abs=5)
+            assert max(plan["siteW"]) <= 12_000 + 1

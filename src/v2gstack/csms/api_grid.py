@@ -37,9 +37,10 @@ def add_grid_routes(app: FastAPI, csms: Csms, auth: ApiAuth) -> None:
             raise HTTPException(409, "this CSMS runs no grid control")
         return csms.grid
 
-    async def planned(g: Any, before: int) -> dict[str, Any]:
+    async def planned(g: Any) -> dict[str, Any]:
+        """The report once a plan made after this request is in force (or after the budget and 10 s)."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(g.wait_plan(before), g.config.time_budget_s + 10.0)
+            await asyncio.wait_for(g.wait_covered(g.requests), g.config.time_budget_s + 10.0)
         return g.report()
 
     @app.post("/api/grid/signals", status_code=201, tags=["grid"], dependencies=[operator])
@@ -52,12 +53,11 @@ def add_grid_routes(app: FastAPI, csms: Csms, auth: ApiAuth) -> None:
         if not isinstance(raws, list) or not raws:
             return JSONResponse({"code": "bad-signal", "path": "signals", "detail": "a non-empty list of signals"},
                                 status_code=422)
-        before = g.solves
         try:
             applied = g.apply(raws, source="operator")
         except SignalError as e:
             return JSONResponse(e.to_dict(), status_code=422)
-        return {"applied": [s.id for s in applied], **await planned(g, before)}
+        return {"applied": [s.id for s in applied], **await planned(g)}
 
     @app.get("/api/grid/signals", tags=["grid"], dependencies=[viewer])
     def get_signals() -> Any:
@@ -69,24 +69,22 @@ def add_grid_routes(app: FastAPI, csms: Csms, auth: ApiAuth) -> None:
         """Cancel a signal: it is dropped and the site re-planned without it."""
         note(request, action="GridSignalCancel")
         g = grid()
-        before = g.solves
         try:
             g.cancel(signal_id)
         except UnknownSignal as e:
             return JSONResponse(e.to_dict(), status_code=404)
-        return {"cancelled": signal_id, **await planned(g, before)}
+        return {"cancelled": signal_id, **await planned(g)}
 
     @app.post("/api/grid/signals/{signal_id}/opt", tags=["grid"], dependencies=[operator])
     async def opt_signal(signal_id: str, body: OptIn, request: Request) -> Any:
         """Opt in or out of a signal (an opted-out signal is kept and reported, not planned for)."""
         note(request, action="GridSignalOpt")
         g = grid()
-        before = g.solves
         try:
             s = g.set_opt(signal_id, body.opt)
         except UnknownSignal as e:
             return JSONResponse(e.to_dict(), status_code=404)
-        out = await planned(g, before)
+        out = await planned(g)
         if s.source == "openadr" and g.ven is not None:  # tell the VTN (EiOpt); whether it acknowledged
             out["vtnAcknowledged"] = await g.ven.opt(signal_id.removeprefix("oadr:"), body.opt)
         return out

@@ -113,6 +113,8 @@ class GridControl:
         self._task: asyncio.Task[None] | None = None
         self._planned = asyncio.Condition()
         self.ven: Any = None  # the OpenADR VEN (start_ven)
+        self.requests = 0  # plan requests so far
+        self.covered = 0  # the last request the plan in force answers
         self.generation = 0  # plans made; a background LP is adopted only if none was made since it started
         self._improving: asyncio.Task[None] | None = None
         self._pools: dict[str, ProcessPoolExecutor] = {}
@@ -149,9 +151,11 @@ class GridControl:
             pool.shutdown(wait=False, cancel_futures=True)
         self._pools.clear()
 
-    def request(self) -> None:
-        """Ask for a new plan (coalesced: one solve runs at a time)."""
+    def request(self) -> int:
+        """Ask for a new plan (coalesced: one solve runs at a time); the request's number (see wait_covered)."""
+        self.requests += 1
         self._wake.set()
+        return self.requests
 
     # ----- signals -----
 
@@ -291,11 +295,13 @@ class GridControl:
     async def replan(self) -> Plan:
         """Solve now within the time budget and, with dispatch on, send the plan; the plan. When the heuristic had
         to answer, the LP goes on in the background and its plan replaces this one if nothing changed meanwhile."""
+        seen = self.requests  # the requests this plan answers
         now = datetime.now(UTC)
         self.book.expire(now)
         problem, keys = self.problem(now)
         plan = await self._solve("now", problem, self.config.time_budget_s)
         self.generation += 1
+        self.covered = max(self.covered, seen)
         if plan.method == "heuristic" and plan.status == "time-budget" and \
                 self.config.improve_budget_s > self.config.time_budget_s and self._improving is None:
             self._improving = asyncio.get_running_loop().create_task(
@@ -341,6 +347,11 @@ class GridControl:
         """Wait until more than `after` plans were made (tests and benchmarks)."""
         async with self._planned:
             await self._planned.wait_for(lambda: self.solves > after)
+
+    async def wait_covered(self, request: int) -> None:
+        """Wait until a plan made after request number `request` is in force."""
+        async with self._planned:
+            await self._planned.wait_for(lambda: self.covered >= request)
 
     def _next_boundary(self, now: datetime) -> float:
         """Seconds to the next start or end of a signal interval (re-plan there), capped by resolve_s."""
