@@ -9,11 +9,14 @@ import json
 from pathlib import Path
 
 import pytest
+import typer
 from helpers.csms import api_token, running_csms, served_api
 from typer.testing import CliRunner
 
 from v2gstack.cli import app
+from v2gstack.csms.cli import _start_grid
 from v2gstack.csms.grid_control import GridConfig, GridControl
+from v2gstack.csms.settings import Grid
 
 pytestmark = pytest.mark.timeout(60)
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "grid-signals.toml"
@@ -75,3 +78,18 @@ def test_grid_settings_and_flags(tmp_path: Path) -> None:
     conf.write_text('[grid]\ngroups = ["depot"]\n')
     r = CliRunner().invoke(app, ["csms", "--config", str(conf), "--print-config"])
     assert r.exit_code == 2 and "groups" in r.output
+
+
+async def test_the_csms_applies_a_signals_file_at_start(tmp_path: Path) -> None:
+    """`v2gstack csms --grid --grid-signals FILE`: the file's signals are in force once the CSMS runs; a bad file
+    stops the start (exit 2) with the rule that failed."""
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}") as csms:
+        await _start_grid(csms, GridConfig(), Grid(enabled=True, signals_file=str(EXAMPLE)))
+        assert sorted(csms.grid.book.signals) == ["evening-cap", "fcr-test"]
+        assert csms.grid.book.signals["fcr-test"].source == "file"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[signal]]\nid = "x"\n[[signal.intervals]]\nstart = "now"\ndurationS = 60\nsetpointW = 1e12\n')
+    async with running_csms(f"sqlite:///{tmp_path / 'd.db'}") as csms:
+        with pytest.raises(typer.Exit) as e:
+            await _start_grid(csms, GridConfig(), Grid(enabled=True, signals_file=str(bad)))
+        assert e.value.exit_code == 2
