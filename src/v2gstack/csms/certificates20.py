@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import exi
 from ..iso15118.messages.iso20 import failed_common
-from ..iso15118.messages.iso20_types import message
+from ..iso15118.messages.iso20_types import RESPONSE_CODES20, message
 from ..iso15118.pnc20 import Pnc20Error, answer_installation
 from ..pki.contracts20 import ContractService20
 
@@ -53,7 +53,7 @@ def answer_get_certificate20(service: ContractService20 | None, exi_request: str
         except (KeyError, TypeError, ValueError) as e:
             log.warning("-20 certificate installation: unusable request: %s", e)
             code, res = "FAILED", None
-    if res is None:
-        res = message("CertificateInstallationRes", session_id,
-                      failed_common("CertificateInstallationRes", code if code.startswith("FAILED") else "FAILED"))
+    if res is None:  # the refusal's -20 code where the schema has it (FAILED_SignatureError), else FAILED
+        answered = code if code.startswith("FAILED") and code in RESPONSE_CODES20 else "FAILED"
+        res = message("CertificateInstallationRes", session_id, failed_common("CertificateInstallationRes", answered))
     return Answer20(code, emaid, base64.b64encode(exi.encode("iso20", res)).decode(), session_id)

@@ -133,6 +133,10 @@ async def install_certificate(station: StationPort, request: dict[str, Any], act
         return "FAILED"
     if answer["status"] != "Accepted" and not str(body.get("ResponseCode", "")).startswith("FAILED"):
         return "FAILED"
+    if answer["status"] != "Accepted" and ns == "iso20":  # -20 answers a plain FAILED: the CSMS's reason gives the
+        why = str((answer.get("statusInfo") or {}).get("additionalInfo", ""))  # failure its kind (error map)
+        trace.state("CertificateRefused", code=body.get("ResponseCode"), reason=why)
+        return why if why.startswith("FAILED_") else "FAILED_NoCertificateAvailable"
     trace.state("CertificateInstalled" if answer["status"] == "Accepted" else "CertificateRefused",
                 code=body.get("ResponseCode"), eMAID=_emaid(body))
     return doc
