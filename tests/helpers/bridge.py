@@ -86,13 +86,15 @@ def _answer(doc: dict[str, Any]) -> tuple[str, str | None]:
 
 
 async def scripted_ev(address: tuple[str, int], protocol: str, energy: str, *, at: str, action: str | Edit,
-                      tls: ssl.SSLContext | None = None, wait: float = 30.0) -> list[tuple[str, str | None]]:
+                      tls: ssl.SSLContext | None = None, wait: float = 30.0,
+                      control: str = "scheduled") -> list[tuple[str, str | None]]:
     """Our EV engine over a real connection until it is about to send the request `at`; then `action`: "close"
     (close the connection instead), "silent" (send nothing until the SECC closes), or a function (request, requests
     sent so far) -> the request sent instead (its answer is read, then the connection closed).
-    Returns the (name, ResponseCode) of every answer received."""
-    engine = EvccSession(EvccConfig(protocols=(protocol,), energy=energy, evcc_id="0A0B0C0D0E01", loops=5),
-                         EVModel(speedup=SPEEDUP, soc=30.0))
+    Returns the (name, ResponseCode) of every answer received. ISO 15118-20 messages travel with their V2GTP
+    payload types (an edited request with its original one)."""
+    engine = EvccSession(EvccConfig(protocols=(protocol,), energy=energy, evcc_id="0A0B0C0D0E01", loops=5,
+                                    control=control), EVModel(speedup=SPEEDUP, soc=30.0))
     reader, writer = await asyncio.open_connection(*address, ssl=tls, server_hostname="" if tls else None)
     stream = V2GTPStream(reader, writer)
     loop = asyncio.get_running_loop()
@@ -111,10 +113,10 @@ async def scripted_ev(address: tuple[str, int], protocol: str, energy: str, *, a
                     return answers
                 assert callable(action)
                 doc = action(copy.deepcopy(step.doc), sent)
-            await stream.send(exi.encode(step.ns, doc))
+            await stream.send(exi.encode(step.ns, doc), step.payload_type)
             sent.append(doc)
             frame = await asyncio.wait_for(stream.recv(), wait)
-            answer = exi.decode(engine.rx_namespace, frame.payload)
+            answer = exi.decode(engine.rx_namespace_for(frame.payload_type) or engine.rx_namespace, frame.payload)
             answers.append(_answer(answer))
             if doc is not step.doc:
                 return answers
