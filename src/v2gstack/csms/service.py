@@ -557,8 +557,7 @@ class Csms:
                                                                           "additionalInfo": str(e)[:512]}}
         emaid = answer.emaid
         if emaid is not None:
-            await self.worker.run(lambda s: s.merge(ops.IdToken(id_token=emaid, type="eMAID", status="Accepted",
-                                                                 account=f"installed-at-{sid}")))
+            await self.worker.run(ops.op_put_id_token, emaid, "eMAID", "Accepted", None, f"installed-at-{sid}")
         result: Payload = {"status": "Accepted" if answer.code == "OK" else "Failed",
                            "exiResponse": answer.exi_response}
         if answer.code != "OK":
