@@ -25,7 +25,7 @@ from v2gstack.hardware import SimulatedHardwareConfig
 from v2gstack.iso15118.ev import EVModel
 from v2gstack.iso15118.evcc import EvccConfig, EvccSession, Send, SessionResult
 from v2gstack.iso15118.msglog import ConnectionLog
-from v2gstack.iso15118.secc import SeccConfig, SeccSession
+from v2gstack.iso15118.secc import PausedSessions, SeccConfig, SeccSession
 from v2gstack.ocpp import BackOff
 from v2gstack.pki.ocsp import OcspResponder
 from v2gstack.station import ChargingStation, StationConfig
@@ -105,13 +105,14 @@ class MemoryRig:
 
     def session(self, protocol: str = "iso2", energy: str = "ac", *, tls: bool = False, loops: int = 10,
                 offer: tuple[str, ...] = ("iso2", "din"), model: EVModel | None = None,
-                **evcc: Any) -> tuple[EvccSession, SeccSession]:
+                paused: PausedSessions | None = None, **evcc: Any) -> tuple[EvccSession, SeccSession]:
         """An EV and the SECC session it talks to (the bridge's controller behind it; `offer`: the SECC's protocols;
-        `tls`: the session counts as TLS 1.3, as the shell would tell it)."""
+        `tls`: the session counts as TLS 1.3, as the shell would tell it; `paused`: the SECC server's store of
+        paused sessions, shared by the sessions that resume them)."""
         config = EvccConfig(protocols=(protocol,), energy=energy, loops=loops, loop_interval=0.02,
                             ongoing_interval=0.02, evcc_id="0A0B0C0D0E01", **evcc)
         return (EvccSession(config, model or EVModel(speedup=SPEEDUP, soc=30.0)),
-                SeccSession(self.bridge.controller(), SeccConfig(protocols=offer), tls=tls,
+                SeccSession(self.bridge.controller(), SeccConfig(protocols=offer), paused, tls=tls,
                             tls_version="TLSv1.3" if tls else None))
 
     async def ev(self, protocol: str = "iso2", energy: str = "ac", **kw: Any) -> SessionResult:
