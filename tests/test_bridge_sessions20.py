@@ -60,7 +60,8 @@ async def test_iso20_session_becomes_a_transaction(tmp_path: Path, energy: str, 
     async with bridged(tmp_path, evses=1, config=config, secc={"protocols": OFFER}) as rig:
         ev = asyncio.create_task(rig.ev(1, "iso20", energy, control=control, loops=40, interval=0.05))
         if energy == "dc_bpt":
-            await until(lambda: rig.station.hardware(1).meter().power_w > 0)
+            await until(lambda: rig.csms.active_transaction("CS1", 1) is not None
+                        and rig.station.hardware(1).meter().power_w > 0)
             tx_id = rig.csms.active_transaction("CS1", 1)
             profile = {"id": 3, "stackLevel": 0, "chargingProfilePurpose": "TxProfile", "transactionId": tx_id,
                        "chargingProfileKind": "Relative", "chargingSchedule": [{
