@@ -209,12 +209,14 @@ async def test_no_discharge_unless_configured(tmp_path: Path) -> None:
         assert _register(tx, "Energy.Active.Export.Register") == 0
 
 
-async def test_discharge_under_a_negative_limit(tmp_path: Path) -> None:
-    """allow_discharge_w 10 kW and a TxProfile of -20 kW: the dynamic DC_BPT EV is asked to discharge at the
-    allowed 10 kW; the hardware's export register, reported to the CSMS, holds what the EV fed back."""
+@pytest.mark.parametrize("energy", ["dc_bpt", "ac_bpt"])
+async def test_discharge_under_a_negative_limit(tmp_path: Path, energy: str) -> None:
+    """allow_discharge_w 10 kW and a TxProfile of -20 kW: the dynamic BPT EV is asked to discharge at the allowed
+    10 kW (AC: a negative EVSETargetActivePower; DC: discharge limits); the hardware's export register, reported to
+    the CSMS, holds what the EV fed back."""
     config = BridgeConfig(allow_discharge_w=10_000.0)
     async with memory_bridge(tmp_path, config=config) as rig:
-        evcc, secc = rig.session("iso20", "dc_bpt", control="dynamic", offer=OFFER, loops=60)
+        evcc, secc = rig.session("iso20", energy, control="dynamic", offer=OFFER, loops=60)
         ev = asyncio.create_task(drive(evcc, secc))
         await until(lambda: rig.station.hardware(1).meter().power_w > 0)
         tx_id = rig.station.evse(1).transaction_id
@@ -227,13 +229,13 @@ async def test_discharge_under_a_negative_limit(tmp_path: Path) -> None:
         await until(lambda: rig.station.hardware(1).meter().power_w < 0)
         assert rig.station.hardware(1).meter().power_w >= -10_000.0 - 1e-6
         result = await ev
-        assert result.ok and result.service == "DC_BPT", result.reason
+        assert result.ok and result.service == energy.upper(), result.reason
         assert result.exported_wh > 1
         await rig.settled()
         [tx] = rig.transactions()
         assert _register(tx, "Energy.Active.Export.Register") == pytest.approx(result.exported_wh, rel=0.1,
                                                                                abs=ONE_LOOP_WH)
-        assert _needs(rig)["customData"]["energyService"] == "DC_BPT"
+        assert _needs(rig)["customData"]["energyService"] == energy.upper()
         assert _needs(rig)["customData"]["evMaxDischargePower"] > 0
 
 
