@@ -138,8 +138,8 @@ async def test_plug_and_charge_accepted(tmp_path: Path, pki20: tuple[Pki, Path])
         assert auth["payload"]["idToken"] == {"idToken": contract.emaid, "type": "eMAID"}
         assert "BEGIN CERTIFICATE" in auth["payload"]["certificate"]
         assert auth["response"] == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
-        [tx] = rig.transactions()
-        assert tx["idToken"] == contract.emaid and tx["state"] == "Ended"
+        [tx] = rig.transactions()  # the eMAID was not registered: the TransactionEvents agree with Authorize
+        assert tx["idToken"] == contract.emaid and tx["stoppedReason"] == "EVDisconnected"
         assert _states(rig, "Authorized")[0]["method"] == "PlugAndCharge"
 
 

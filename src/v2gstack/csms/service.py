@@ -409,6 +409,10 @@ class Csms:
                 answer["idTokenInfo"] = {"status": "Expired" if status == "CertificateExpired" else "Invalid"}
             elif info["status"] == "Unknown" and self.config.accept_valid_contracts and "certificate" in p:
                 answer["idTokenInfo"] = {"status": "Accepted"}
+                # registered, so that the transaction's TransactionEvents get the same answer (else the station
+                # would deauthorize the EV at its first TransactionEvent with this idToken)
+                await self.worker.run(ops.op_put_id_token, p["idToken"]["idToken"], "eMAID", "Accepted", None,
+                                      f"contract-validated-at-{ctx.station_id}")
             elif info["status"] in ("Blocked", "Expired", "Invalid", "Unknown"):
                 status = "ContractCancelled"  # a valid certificate for a contract the MO no longer honours
             answer["certificateStatus"] = status
