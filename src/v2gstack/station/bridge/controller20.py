@@ -2,11 +2,13 @@
 when the station allows discharge), the AC/DC limits with discharge, the schedule tuples and the dynamic plan from
 the session's policy, and every charge loop through the hardware seam in both directions.
 
-Power follows one rule in both control modes: the station's charging-profile limit caps charging (0 when the limit
-is negative); discharge is capped by `BridgeConfig.allow_discharge_w` within the hardware's discharge figures and
-the EVSE's rating. Dynamic mode: a negative limit asks the EV to discharge that much (within the cap), otherwise the
-target is the charging limit. Scheduled mode: the EV follows its chosen tuple; the hardware holds it within the caps.
-Nothing flows outside a running transaction.
+Power follows the station's target for the EVSE (`StationPort.target`, station/v2x.py: the import and export limits
+the hardware holds, and under OCPP 2.1 V2X a setpoint), within the EV's limits; discharge is further capped by
+`BridgeConfig.allow_discharge_w` within the hardware's discharge figures and the EVSE's rating. Dynamic mode: the
+target's setpoint when there is one; else a target that allows only export (OCPP 2.0.1's negative TxProfile limit)
+asks the EV to discharge up to the export limit; else the EV is asked to charge at the import limit. Scheduled mode:
+the EV follows its chosen tuple; the hardware holds it within the caps. Nothing flows outside a running transaction
+(the target is then zero both ways).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ...iso15118.model20 import (
     ScheduleTuple,
     ServiceOffer,
 )
+from ..v2x_target import EvseTarget
 
 _INF = float("inf")
 
@@ -66,6 +69,10 @@ class Policy20(Protocol):
 
     def dynamic_schedule(self, info: SessionInfo, needs: EVNeeds) -> DynamicSchedule:
         """Dynamic mode: the plan (NotifyEVChargingNeeds first)."""
+        ...
+
+    def target(self) -> EvseTarget:
+        """What the station wants of the EVSE now (limits both ways, an OCPP 2.1 setpoint)."""
         ...
 
 
@@ -109,10 +116,14 @@ class Controller20:
         limit = self.policy.limit_w()
         return max(0.0, power if limit is None else min(power, limit))
 
-    def _asked_discharge_w(self) -> float:
-        """What a negative profile limit asks the EV to feed back (W, a magnitude; 0: none)."""
-        limit = self.policy.limit_w()
-        return -limit if limit is not None and limit < 0 else 0.0
+    def _wanted_w(self, target: EvseTarget, charge: float, discharge: float) -> float:
+        """Dynamic mode's target (W, negative: discharge) within `charge` and `discharge` (magnitudes): the
+        station's setpoint; else a discharge when only export is allowed; else charging at the limit."""
+        if target.setpoint_w is not None:
+            return max(-discharge, min(charge, target.setpoint_w))
+        if charge <= 0 and discharge > 0:
+            return -discharge
+        return max(0.0, charge)
 
     # ----- services and limits -----
 
@@ -163,14 +174,15 @@ class Controller20:
         """Dynamic: the target (a discharge under a negative limit, else the charging limit) within the EV's
         limits; scheduled: the EV's own power within the caps. What flows is the hardware's."""
         bpt = info.service is not None and info.service.bpt
-        charge = min(self._ac_charge_w(), _INF if request.max_charge_power is None else request.max_charge_power)
-        discharge = self.discharge_w(False) if bpt else 0.0
+        station = self.policy.target()
+        charge = min(self._ac_charge_w(), station.import_limit_w,
+                     _INF if request.max_charge_power is None else request.max_charge_power)
+        discharge = min(self.discharge_w(False), station.export_limit_w) if bpt else 0.0
         if request.max_discharge_power is not None:
             discharge = min(discharge, abs(request.max_discharge_power))
         target: float | None
         if request.control_mode is ControlMode.DYNAMIC:
-            asked = self._asked_discharge_w()
-            target = -min(discharge, asked) if asked > 0 and discharge > 0 else max(0.0, charge)
+            target = self._wanted_w(station, charge, discharge)
             power = target
         else:
             target = None
@@ -190,20 +202,22 @@ class Controller20:
         bpt = info.service is not None and info.service.bpt
         limits = self._dc_limits(bpt)
         voltage = min(lim.dc_max_voltage, request.target_voltage or request.present_voltage or 0.0)
-        discharge = self.discharge_w(True) if bpt else 0.0
+        station = self.policy.target()
+        discharge = min(self.discharge_w(True), station.export_limit_w) if bpt else 0.0
         if request.max_discharge_power is not None:
             discharge = min(discharge, abs(request.max_discharge_power))
-        charge = min(limits.max_charge_power, _INF if request.max_charge_power is None else request.max_charge_power)
+        charge = min(limits.max_charge_power, station.import_limit_w,
+                     _INF if request.max_charge_power is None else request.max_charge_power)
         if request.control_mode is ControlMode.DYNAMIC:
-            asked = self._asked_discharge_w()
-            if asked > 0 and discharge > 0:
-                p = min(discharge, asked)
+            wanted = self._wanted_w(station, charge, discharge)
+            if wanted < 0:
+                p = -wanted
                 limits = replace(limits, max_charge_power=0.0, min_charge_power=0.0, max_discharge_power=p,
                                  min_discharge_power=p)
-                current = -p / voltage if voltage > 0 else 0.0
+                current = wanted / voltage if voltage > 0 else 0.0
             else:
-                limits = replace(limits, max_charge_power=charge)
-                current = charge / voltage if voltage > 0 else 0.0
+                limits = replace(limits, max_charge_power=wanted)
+                current = wanted / voltage if voltage > 0 else 0.0
                 if request.max_charge_current is not None:
                     current = min(current, request.max_charge_current)
         else:

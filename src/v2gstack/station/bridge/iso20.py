@@ -1,10 +1,12 @@
-"""ISO 15118-20 in OCPP 2.0.1 terms (sans-I/O): what an EV's -20 needs become in NotifyEVChargingNeeds, and the
-EVSE's composite schedule as -20 ScheduleTuples.
+"""ISO 15118-20 in OCPP terms (sans-I/O): what an EV's -20 needs become in NotifyEVChargingNeeds, and the EVSE's
+composite schedule as -20 ScheduleTuples.
 
-OCPP 2.0.1 knows AC and DC charging only: the -20 facts it has no field for (the energy service and control mode,
-the SoC window, the energy requests, the EV's discharge limits) travel in `chargingNeeds.customData` under our ISO
-facts vendor id, so the CSMS keeps them with the transaction. A negative composite limit (a TxProfile may carry one)
-is a discharge: the charging schedule says 0 there; the discharging schedule offers what the station allows.
+The request is made in OCPP 2.1's terms, which carry -20 natively (requestedEnergyTransfer AC_BPT / DC_BPT,
+controlMode, mobilityNeedsMode, v2xChargingParameters); the station drops what 2.0.1 lacks for a 2.0.1 CSMS
+(station/v2x.py charging_needs_for: DC_BPT becomes DC). So that a 2.0.1 CSMS keeps the -20 facts too (the energy
+service and control mode, the SoC window, the energy requests, the EV's discharge limits), they also travel in
+`chargingNeeds.customData` under our ISO facts vendor id. A negative composite limit (a TxProfile may carry one) is a
+discharge: the charging schedule says 0 there; the discharging schedule offers what the station allows.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 from ...constants import ISO_FACTS_VENDOR
 from ...iso15118.evse import SessionInfo
 from ...iso15118.model20 import (
+    ControlMode,
     EVACLimits,
     EVDCLimits,
     EVNeeds,
+    Parameter,
     PowerEntry,
     PowerSchedule,
     PriceLevels,
@@ -31,7 +35,8 @@ Payload = dict[str, Any]
 def _put(target: Payload, key: str, value: float | int | str | None, integer: bool = True) -> None:
     """Set `key` unless the value is unknown (ints where the OCPP schema wants integers)."""
     if value is not None:
-        target[key] = round(value) if integer and not isinstance(value, str) else value
+        target[key] = round(value) if integer and not isinstance(value, str) else (
+            float(value) if not isinstance(value, str) else value)
 
 
 def charging_needs20(evse_id: int, info: SessionInfo, needs: EVNeeds, now: float, phase_voltage: float,
@@ -41,8 +46,15 @@ def charging_needs20(evse_id: int, info: SessionInfo, needs: EVNeeds, now: float
     customData what 2.0.1 has no field for (`now` in epoch s; AC currents from the EV's power over `phases`)."""
     service = info.service
     dc = service.dc if service is not None else isinstance(info.ev_limits, EVDCLimits)
-    chargeable: Payload = {"requestedEnergyTransfer": "DC" if dc else
-                           ("AC_three_phase" if phases == 3 else "AC_single_phase")}
+    mode = "DC" if dc else ("AC_three_phase" if phases == 3 else "AC_single_phase")
+    if service is not None and service.bpt:
+        mode = "DC_BPT" if dc else "AC_BPT"  # OCPP 2.1 (a 2.0.1 CSMS gets DC / AC_three_phase)
+    chargeable: Payload = {"requestedEnergyTransfer": mode,
+                           "controlMode": "DynamicControl" if needs.control_mode is ControlMode.DYNAMIC
+                           else "ScheduledControl"}
+    mobility = info.parameter_set.values.get(Parameter.MOBILITY_NEEDS_MODE) if info.parameter_set else None
+    if mobility in (1, 2):
+        chargeable["mobilityNeedsMode"] = "EVCC" if mobility == 1 else "EVCC_SECC"
     if needs.departure_time is not None:
         chargeable["departureTime"] = rfc3339(now + needs.departure_time, timespec="seconds")
     energy = needs.target_energy if needs.target_energy is not None else needs.max_energy
@@ -65,8 +77,32 @@ def charging_needs20(evse_id: int, info: SessionInfo, needs: EVNeeds, now: float
             params["evMinCurrent"] = round(ev.min_charge_power / per_amp)
             params["evMaxCurrent"] = round(ev.max_charge_power / per_amp)
         chargeable["acChargingParameters"] = params
+    chargeable["v2xChargingParameters"] = v2x_parameters(info, needs)
     chargeable["customData"] = iso20_needs_facts(info, needs)
     return {"evseId": evse_id, "chargingNeeds": chargeable}
+
+
+def v2x_parameters(info: SessionInfo, needs: EVNeeds) -> Payload:
+    """OCPP 2.1 V2XChargingParametersType from the EV's -20 limits and needs (W, A, V, Wh, %)."""
+    out: Payload = {}
+    ev = info.ev_limits
+    if ev is not None:
+        for key, value in (("minChargePower", ev.min_charge_power), ("maxChargePower", ev.max_charge_power),
+                           ("minDischargePower", ev.min_discharge_power),
+                           ("maxDischargePower", ev.max_discharge_power)):
+            _put(out, key, value if value is None else abs(value), integer=False)
+    if isinstance(ev, EVDCLimits):
+        for key, value in (("minChargeCurrent", ev.min_charge_current), ("maxChargeCurrent", ev.max_charge_current),
+                           ("minDischargeCurrent", ev.min_discharge_current),
+                           ("maxDischargeCurrent", ev.max_discharge_current), ("minVoltage", ev.min_voltage),
+                           ("maxVoltage", ev.max_voltage)):
+            _put(out, key, value if value is None else abs(value), integer=False)
+    for key, value in (("evTargetEnergyRequest", needs.target_energy), ("evMinEnergyRequest", needs.min_energy),
+                       ("evMaxEnergyRequest", needs.max_energy), ("evMinV2XEnergyRequest", needs.min_v2x_energy),
+                       ("evMaxV2XEnergyRequest", needs.max_v2x_energy)):
+        _put(out, key, value, integer=False)
+    _put(out, "targetSoC", needs.target_soc)
+    return out
 
 
 def iso20_needs_facts(info: SessionInfo, needs: EVNeeds) -> Payload:
