@@ -53,11 +53,13 @@ async def _settled(rig: Rig) -> None:
 
 @pytest.mark.parametrize(("energy", "control"), [("ac", "scheduled"), ("dc", "dynamic"), ("dc_bpt", "dynamic")])
 async def test_iso20_session_becomes_a_transaction(tmp_path: Path, energy: str, control: str) -> None:
-    """Each -20 service at the bridged station: the CSMS's transaction has the EV's energy (DC_BPT: it is asked to
-    discharge by a negative TxProfile, the export register holds what it fed back), stoppedReason EVDisconnected,
-    the ISO facts; the merged timeline joins the ISO messages and both sides' OCPP."""
+    """Each -20 service at the bridged station on OCPP 2.0.1: the CSMS's transaction has the EV's energy (DC_BPT: it
+    is asked to discharge by a negative TxProfile within allow_discharge_w, the export register holds what it fed
+    back), stoppedReason EVDisconnected, the ISO facts; the merged timeline joins the ISO messages and both sides'
+    OCPP."""
     config = BridgeConfig(allow_discharge_w=8_000.0)
-    async with bridged(tmp_path, evses=1, config=config, secc={"protocols": OFFER}) as rig:
+    async with bridged(tmp_path, evses=1, config=config, secc={"protocols": OFFER}, versions=("2.0.1",)) as rig:
+        assert rig.station.link.version == "2.0.1"
         ev = asyncio.create_task(rig.ev(1, "iso20", energy, control=control, loops=40, interval=0.05))
         if energy == "dc_bpt":
             await until(lambda: rig.csms.active_transaction("CS1", 1) is not None
@@ -95,6 +97,44 @@ async def test_iso20_session_becomes_a_transaction(tmp_path: Path, energy: str, 
         assert {"SessionSetupReq", "ScheduleExchangeReq", "SessionStopRes", "TransactionEvent",
                 "NotifyEVChargingNeeds"} <= names
         assert ("AC_ChargeLoopReq" if energy == "ac" else "DC_ChargeLoopReq") in names
+        [needs] = [m["payload"]["chargingNeeds"] for m in rig.csms.store.messages(station_id="CS1")
+                   if m["action"] == "NotifyEVChargingNeeds"]
+        assert needs["requestedEnergyTransfer"] == ("AC_three_phase" if energy == "ac" else "DC")  # 2.0.1's enum
+        assert "v2xChargingParameters" not in needs and needs["customData"]["energyService"] == energy.upper()
+
+
+async def test_iso20_ev_follows_an_ocpp21_central_setpoint(tmp_path: Path) -> None:
+    """OCPP 2.1 V2X: the station tells the CSMS the -20 needs natively (DC_BPT, DynamicControl,
+    v2xChargingParameters); a CentralSetpoint TxProfile of -10 kW becomes the dynamic EV's discharge target in its
+    next charge loop, held at the station's allow_discharge_w (8 kW); the CSMS's export register has what the EV
+    fed back."""
+    config = BridgeConfig(allow_discharge_w=8_000.0)
+    async with bridged(tmp_path, evses=1, config=config, secc={"protocols": OFFER}) as rig:
+        assert rig.station.link.version == "2.1"
+        ev = asyncio.create_task(rig.ev(1, "iso20", "dc_bpt", control="dynamic", loops=40, interval=0.05))
+        await until(lambda: rig.csms.active_transaction("CS1", 1) is not None
+                    and rig.station.hardware(1).meter().power_w > 0)
+        tx_id = rig.csms.active_transaction("CS1", 1)
+        profile = {"id": 30, "stackLevel": 0, "chargingProfilePurpose": "TxProfile", "transactionId": tx_id,
+                   "chargingProfileKind": "Relative", "chargingSchedule": [{
+                       "id": 30, "chargingRateUnit": "W", "chargingSchedulePeriod": [{
+                           "startPeriod": 0, "operationMode": "CentralSetpoint", "setpoint": -10000.0,
+                           "dischargeLimit": -11000.0}]}]}
+        answer = await rig.csms.call("CS1", "SetChargingProfile", {"evseId": 1, "chargingProfile": profile})
+        assert answer == {"status": "Accepted"}
+        assert rig.station.target(1).setpoint_w == -10000.0
+        await until(lambda: rig.station.hardware(1).meter().power_w < 0)
+        assert rig.station.hardware(1).meter().power_w == pytest.approx(-8000.0, abs=1.0)  # the bridge's cap
+        result = await asyncio.wait_for(ev, 60)
+        assert result.ok and result.service == "DC_BPT" and result.exported_wh > 1, result.reason
+        await _settled(rig)
+        tx = _tx(rig)
+        assert _register(tx, "Energy.Active.Export.Register") == pytest.approx(result.exported_wh, rel=0.1, abs=3.0)
+        [needs] = [m["payload"]["chargingNeeds"] for m in rig.csms.store.messages(station_id="CS1")
+                   if m["action"] == "NotifyEVChargingNeeds"]
+        assert needs["requestedEnergyTransfer"] == "DC_BPT" and needs["controlMode"] == "DynamicControl"
+        v2x = needs["v2xChargingParameters"]
+        assert v2x["maxDischargePower"] > 0 and v2x["maxChargePower"] > 0 and v2x["evTargetEnergyRequest"] > 0
 
 
 async def test_plug_and_charge_over_tls13(tmp_path: Path, pki20: tuple[Pki, Path]) -> None:
