@@ -99,7 +99,8 @@ def test_reference_iso20_evccs_charge_at_our_station(tmp_path: Path) -> None:
             assert iso["energyTransferMode"] == energy.upper(), (energy, iso)
             assert tx["energyImportWh"] > 0, (energy, tx["energyImportWh"])
         assert [n["customData"]["energyService"] for n in needs] == [c.upper() for c in CASES]
-        assert [n["requestedEnergyTransfer"] for n in needs] == ["AC_three_phase", "DC", "AC_three_phase", "DC"]
+        # our station and CSMS agree on OCPP 2.1, whose enumeration has the bidirectional modes
+        assert [n["requestedEnergyTransfer"] for n in needs] == ["AC_three_phase", "DC", "AC_BPT", "DC_BPT"]
     finally:
         for p in reversed(procs):
             p.terminate()

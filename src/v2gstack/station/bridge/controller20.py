@@ -5,8 +5,8 @@ the session's policy, and every charge loop through the hardware seam in both di
 Power follows the station's target for the EVSE (`StationPort.target`, station/v2x.py: the import and export limits
 the hardware holds, and under OCPP 2.1 V2X a setpoint), within the EV's limits; discharge is further capped by
 `BridgeConfig.allow_discharge_w` within the hardware's discharge figures and the EVSE's rating. Dynamic mode: the
-target's setpoint when there is one; else a target that allows only export (OCPP 2.0.1's negative TxProfile limit)
-asks the EV to discharge up to the export limit; else the EV is asked to charge at the import limit. Scheduled mode:
+target's setpoint when there is one; else a negative charging-profile limit (OCPP 2.0.1's way, a TxProfile) asks
+the EV to discharge that much; else the EV is asked to charge at the import limit. Scheduled mode:
 the EV follows its chosen tuple; the hardware holds it within the caps. Nothing flows outside a running transaction
 (the target is then zero both ways).
 """
@@ -118,11 +118,14 @@ class Controller20:
 
     def _wanted_w(self, target: EvseTarget, charge: float, discharge: float) -> float:
         """Dynamic mode's target (W, negative: discharge) within `charge` and `discharge` (magnitudes): the
-        station's setpoint; else a discharge when only export is allowed; else charging at the limit."""
+        station's setpoint; else a negative charging-profile limit (OCPP 2.0.1's way of asking for discharge) as
+        a discharge of that much; else charging at the limit (an export the station merely allows, e.g. for a full
+        battery, is no request to discharge)."""
         if target.setpoint_w is not None:
             return max(-discharge, min(charge, target.setpoint_w))
-        if charge <= 0 and discharge > 0:
-            return -discharge
+        limit = self.policy.limit_w()
+        if limit is not None and limit < 0 and discharge > 0:
+            return -min(discharge, -limit)
         return max(0.0, charge)
 
     # ----- services and limits -----
@@ -171,8 +174,9 @@ class Controller20:
         return self.contactors and self.policy.delivering()
 
     def ac_charge_loop20(self, info: SessionInfo, request: LoopRequest) -> ACLoopAnswer:
-        """Dynamic: the target (a discharge under a negative limit, else the charging limit) within the EV's
-        limits; scheduled: the EV's own power within the caps. What flows is the hardware's."""
+        """Dynamic: the target (the station's setpoint, a discharge under a negative limit, else the charging
+        limit) within the EV's limits; scheduled: the EV's own power within the caps. What flows is the
+        hardware's."""
         bpt = info.service is not None and info.service.bpt
         station = self.policy.target()
         charge = min(self._ac_charge_w(), station.import_limit_w,

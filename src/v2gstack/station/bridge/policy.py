@@ -63,7 +63,6 @@ class EvsePolicy:
         self.event_ids = itertools.count(int(time.time()) % 1_000_000)  # NotifyEvent eventIds of this EVSE
         self.slac_failures: Counter[str] = Counter()  # failed SLAC steps of this EVSE, by step
         station.on_profiles_changed(self._profiles_changed)
-        station.on_target(self._target_changed)
 
     def session(self, trace: SessionTrace, log: SessionLog) -> SessionPolicy:
         """The policy of a new SECC connection; the EVSE has one EV at a time, so profile changes are its now."""
@@ -73,10 +72,6 @@ class EvsePolicy:
     def tracing(self) -> list[SessionTrace]:
         """The timelines that record OCPP frames now: the active session's and those still closing."""
         return [s.trace for s in (self.active, *self.ending) if s is not None]
-
-    def _target_changed(self, evse_id: int, target: EvseTarget) -> None:
-        if self.active is not None and evse_id == self.evse_id:
-            self.active.target_changed(target)
 
     def _profiles_changed(self, evse_id: int) -> None:
         if self.active is not None and evse_id in (0, self.evse_id):
@@ -143,7 +138,6 @@ class SessionPolicy:
         self.tx_id: str | None = None
         self.stopped_remotely = False
         self.offered: dict[int, SASchedule] = {}  # the SAScheduleTuples of the last ChargeParameterDiscoveryRes
-        self.last_limits: tuple[float, float] | None = None  # the station's (import, export) limits last seen
         trace.concerns = self._concerns
 
     @property
@@ -403,17 +397,6 @@ class SessionPolicy:
     def target(self) -> EvseTarget:
         """The station's target for the EVSE now (import/export limits; an OCPP 2.1 setpoint)."""
         return self.station.target(self.evse_no)
-
-    def target_changed(self, target: EvseTarget) -> None:
-        """The station's limits for the EVSE moved (OCPP 2.1 V2X: a schedule update, the CSMS's allowed energy
-        transfer, an external actor): a -20 scheduled EV renegotiates its tuple; a dynamic one gets the new target
-        in its next charge loop."""
-        bpt = self.info is not None and self.info.service is not None and self.info.service.bpt
-        limits = (target.import_limit_w, target.export_limit_w if bpt else 0.0)  # what the tuple offers
-        if self.last_limits is not None and limits != self.last_limits and self.contactors and self._iso20 and \
-                self.info is not None and self.info.control_mode is ControlMode.SCHEDULED:
-            self.renegotiate = True
-        self.last_limits = limits
 
     def delivering(self) -> bool:
         """A transaction runs on the EVSE."""
