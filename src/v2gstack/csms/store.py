@@ -647,10 +647,15 @@ def _add_meter_values(s: Session, station_id: str, tx_id: str | None, event_id: 
     return len(rows)
 
 
-def op_record_event_and_authorize(s: Session, station_id: str,
-                                  payload: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
-    """A TransactionEvent stored once (False: a replay) and the IdTokenInfo of the idToken it carries, if any."""
+def op_record_event_and_authorize(s: Session, station_id: str, payload: dict[str, Any],
+                                  version: str | None = None) -> tuple[bool, dict[str, Any] | None]:
+    """A TransactionEvent stored once (False: a replay) and the IdTokenInfo of the idToken it carries, if any; a
+    new transaction is marked with the OCPP `version` it runs on (shown by the API)."""
     stored = op_record_transaction_event(s, station_id, payload)
+    if stored and version is not None and payload["eventType"] == "Started":
+        tx = s.get(Transaction, (station_id, payload["transactionInfo"]["transactionId"]))
+        if tx is not None:
+            tx.ocpp_version = version
     info = op_id_token_info(s, payload["idToken"]) if payload.get("idToken") else None
     return stored, info
 
@@ -729,7 +734,7 @@ def _transaction_dict(tx: Transaction, with_details: bool, session: Session | No
         "connectorId": tx.connector_id, "idToken": tx.id_token, "state": tx.state,
         "chargingState": tx.charging_state, "stoppedReason": tx.stopped_reason,
         "startedAt": _iso(tx.started_at),
-        "endedAt": _iso(tx.ended_at), "iso15118": tx.iso15118 or {},
+        "endedAt": _iso(tx.ended_at), "iso15118": tx.iso15118 or {}, "ocppVersion": tx.ocpp_version,
     }
     if with_details:
         out["events"] = [{"seqNo": e.seq_no, "eventType": e.event_type, "triggerReason": e.trigger_reason,

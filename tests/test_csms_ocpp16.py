@@ -1,0 +1,254 @@
+"""Our CSMS serving OCPP 1.6J on the endpoint that serves 2.0.1 and 2.1: the `ocpp` package's 1.6 ChargePoint as the
+station (Core, the status notifications, the security whitepaper's messages), every CSMS-initiated 1.6 command the
+API offers, three versions connected at once, and malformed 1.6 input answered with 1.6's CallError spellings."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers.csms import api_client, csms_url, running_csms
+from helpers.peers import ANSWERS_16, their_station, their_station16
+from ocpp.v16 import call
+from ocpp.v21 import call as call21
+from ocpp.v201 import call as call201
+from websockets.asyncio.client import connect
+
+from v2gstack.csms.ocpp16 import COMMANDS_16
+from v2gstack.ocpp.auth import basic_auth_header
+
+pytestmark = pytest.mark.timeout(90)
+PASSWORD = "their-station-password"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _mv(*values: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"timestamp": _now(), "sampled_value": list(values)}]
+
+
+# A request payload for every CSMS-initiated 1.6 command of the API (camelCase, as an operator sends it).
+COMMAND_PAYLOADS: dict[str, dict[str, Any]] = {
+    "request-start": {"idTag": "PKG-TAG-1", "connectorId": 1},
+    "request-stop": {"transactionId": 1},
+    "reset": {"type": "Soft"},
+    "get-configuration": {"key": ["HeartbeatInterval"]},
+    "change-configuration": {"key": "HeartbeatInterval", "value": "120"},
+    "trigger-message": {"requestedMessage": "StatusNotification", "connectorId": 1},
+    "extended-trigger-message": {"requestedMessage": "SignChargePointCertificate"},
+    "change-availability": {"connectorId": 1, "type": "Inoperative"},
+    "unlock-connector": {"connectorId": 1},
+    "set-charging-profile": {"connectorId": 0, "csChargingProfiles": {
+        "chargingProfileId": 7, "stackLevel": 0, "chargingProfilePurpose": "ChargePointMaxProfile",
+        "chargingProfileKind": "Absolute", "chargingSchedule": {
+            "chargingRateUnit": "A", "startSchedule": "2026-12-07T00:00:00Z",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}]}}},
+    "clear-charging-profile": {"id": 7},
+    "get-composite-schedule": {"connectorId": 1, "duration": 3600, "chargingRateUnit": "W"},
+    "data-transfer": {"vendorId": "com.example", "messageId": "Ping", "data": "x"},
+    "clear-cache": {},
+    "send-local-list": {"listVersion": 3, "updateType": "Full",
+                        "localAuthorizationList": [{"idTag": "LOCAL-1", "idTagInfo": {"status": "Accepted"}}]},
+    "get-local-list-version": {},
+    "reserve-now": {"connectorId": 1, "expiryDate": "2026-12-08T00:00:00Z", "idTag": "PKG-TAG-1",
+                    "reservationId": 11},
+    "cancel-reservation": {"reservationId": 11},
+    "update-firmware": {"location": "https://fw.example/fw.bin", "retrieveDate": "2026-12-07T01:00:00Z"},
+    "signed-update-firmware": {"requestId": 5, "firmware": {
+        "location": "https://fw.example/fw.bin", "retrieveDateTime": "2026-12-07T01:00:00Z",
+        "signingCertificate": "-----BEGIN CERTIFICATE-----x", "signature": "c2ln"}},
+    "get-diagnostics": {"location": "ftp://diag.example/"},
+    "get-log": {"logType": "SecurityLog", "requestId": 6, "log": {"remoteLocation": "https://logs.example/"}},
+    "get-installed-certificate-ids": {"certificateType": "CentralSystemRootCertificate"},
+    "install-certificate": {"certificateType": "CentralSystemRootCertificate",
+                            "certificate": "-----BEGIN CERTIFICATE-----x"},
+    "delete-certificate": {"certificateHashData": {"hashAlgorithm": "SHA256", "issuerNameHash": "aa",
+                                                   "issuerKeyHash": "bb", "serialNumber": "01"}},
+    "certificate-signed": {"certificateChain": "-----BEGIN CERTIFICATE-----x"},
+}
+
+
+async def test_ocpp_package_16_station_against_our_csms(tmp_path: Path) -> None:
+    """Boot, heartbeat, status per connector with 1.6 error codes, authorize, a transaction with CSMS-assigned integer
+    id and 1.6 meter values (kWh, kW, phases, SoC, temperature), the notifications and security messages; the API
+    shows it all as one transaction of version 1.6."""
+    tag = {"idToken": "PKG-TAG-1", "type": "ISO14443"}
+    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}", stations={"CS16": PASSWORD},
+                            tokens=[tag, {"idToken": "BLOCKED-1", "type": "ISO14443", "status": "Blocked"}]) as csms, \
+            their_station16(csms_url(csms), "CS16", PASSWORD) as cp:
+        assert cp._connection.subprotocol == "ocpp1.6"
+        boot = await cp.call(call.BootNotification(charge_point_vendor="pkg", charge_point_model="m16",
+                                                   charge_point_serial_number="SN-16", firmware_version="1.2.3"),
+                             suppress=False)
+        assert boot.status == "Accepted" and boot.interval == 300
+        assert (await cp.call(call.Heartbeat(), suppress=False)).current_time
+        await cp.call(call.StatusNotification(connector_id=0, error_code="NoError", status="Available"))
+        await cp.call(call.StatusNotification(connector_id=1, error_code="GroundFailure", status="Faulted",
+                                              info="RCD tripped", vendor_error_code="E42", timestamp=_now()))
+        await cp.call(call.StatusNotification(connector_id=2, error_code="NoError", status="Preparing"))
+        assert (await cp.call(call.Authorize(id_tag="PKG-TAG-1"), suppress=False)).id_tag_info["status"] == "Accepted"
+        assert (await cp.call(call.Authorize(id_tag="NOPE"), suppress=False)).id_tag_info["status"] == "Invalid"
+        assert (await cp.call(call.Authorize(id_tag="BLOCKED-1"), suppress=False)).id_tag_info["status"] == "Blocked"
+        start = call.StartTransaction(connector_id=2, id_tag="PKG-TAG-1", meter_start=1000, timestamp=_now())
+        started = await cp.call(start, suppress=False)
+        assert started.id_tag_info["status"] == "Accepted" and isinstance(started.transaction_id, int)
+        tx = started.transaction_id
+        again = await cp.call(start, suppress=False)  # a replay from the station's queue: the same id, stored once
+        assert again.transaction_id == tx
+        second = await cp.call(call.StartTransaction(connector_id=1, id_tag="PKG-TAG-1", meter_start=0,
+                                                     timestamp=_now()), suppress=False)
+        assert second.transaction_id != tx
+        await cp.call(call.MeterValues(connector_id=2, transaction_id=tx, meter_value=_mv(
+            {"value": "1.5", "measurand": "Energy.Active.Import.Register", "unit": "kWh",
+             "context": "Sample.Periodic", "location": "Outlet"},
+            {"value": "7.4", "measurand": "Power.Active.Import", "unit": "kW"},
+            {"value": "16.1", "measurand": "Current.Import", "unit": "A", "phase": "L1"},
+            {"value": "55", "measurand": "SoC", "unit": "Percent", "location": "EV"},
+            {"value": "31.5", "measurand": "Temperature", "unit": "Celsius", "location": "Body"})), suppress=False)
+        await cp.call(call.MeterValues(connector_id=0, meter_value=_mv(
+            {"value": "230.1", "measurand": "Voltage", "unit": "V", "phase": "L1-N"})), suppress=False)
+        for note in (call.FirmwareStatusNotification(status="Downloaded"),
+                     call.DiagnosticsStatusNotification(status="Uploaded"),
+                     call.SecurityEventNotification(type="StartupOfTheDevice", timestamp=_now(), tech_info="boot"),
+                     call.LogStatusNotification(status="Uploaded", request_id=6),
+                     call.SignedFirmwareStatusNotification(status="SignatureVerified", request_id=5)):
+            await cp.call(note, suppress=False)
+        stop = call.StopTransaction(meter_stop=4000, timestamp=_now(), transaction_id=tx, reason="EVDisconnected",
+                                    id_tag="PKG-TAG-1", transaction_data=_mv(
+                                        {"value": "4.0", "measurand": "Energy.Active.Import.Register",
+                                         "unit": "kWh", "context": "Transaction.End"}))
+        stopped = await cp.call(stop, suppress=False)
+        assert stopped.id_tag_info["status"] == "Accepted"
+        assert (await cp.call(stop, suppress=False)).id_tag_info["status"] == "Accepted"  # replay: acknowledged
+
+        st = csms.store.station("CS16")
+        assert (st.vendor, st.model, st.serial_number, st.firmware, st.ocpp_version) == (
+            "pkg", "m16", "SN-16", "1.2.3", "1.6")
+        assert st.connector_status == {"0/0": "Available", "1/1": "Faulted", "2/1": "Preparing"}
+        fault = dict(st.connector_errors["1"])
+        assert fault.pop("timestamp") and fault == {"errorCode": "GroundFailure", "info": "RCD tripped",
+                                                    "vendorErrorCode": "E42"}
+        record = csms.store.transaction("CS16", str(tx))
+        assert record["ocppVersion"] == "1.6" and record["state"] == "Ended"
+        assert record["stoppedReason"] == "EVDisconnected" and record["evseId"] == 2
+        assert [e["eventType"] for e in record["events"]] == ["Started", "Updated", "Ended"]
+        values = {(m["measurand"], m["context"]): (m["value"], m["unit"]) for m in record["meterValues"]}
+        assert values[("Energy.Active.Import.Register", "Sample.Periodic")] == (1500.0, "Wh")
+        assert values[("Power.Active.Import", None)] == (7400.0, "W")
+        assert values[("SoC", None)] == (55.0, "Percent")
+        assert values[("Temperature", None)] == (31.5, "Celsius")
+        ends = sorted(m["value"] for m in record["meterValues"] if m["context"] == "Transaction.End")
+        assert ends == [4000.0, 4000.0]  # transactionData in kWh, and meterStop in Wh
+        assert record["energyImportWh"] == 3000.0  # meterStop 4000 - meterStart 1000
+        main = csms.store.meter_values("CS16", evse_id=0)
+        assert [(m["measurand"], m["phase"], m["value"]) for m in main] == [("Voltage", "L1-N", 230.1)]
+        logged = {m["action"] for m in csms.store.messages(station_id="CS16")}
+        assert {"SecurityEventNotification", "LogStatusNotification", "SignedFirmwareStatusNotification",
+                "FirmwareStatusNotification", "DiagnosticsStatusNotification"} <= logged
+
+        async with api_client(csms) as api:
+            r = await api.get("/api/stations/CS16/commands")
+            assert r.status_code == 200 and r.json()["ocppVersion"] == "1.6"
+            assert r.json()["commands"] == COMMANDS_16 and "pnc-InstallCertificate" in r.json()["pnc"]
+            r = await api.get(f"/api/transactions/{tx}", params={"station": "CS16"})
+            assert r.json()["ocppVersion"] == "1.6" and r.json()["transactionId"] == str(tx)
+            # every CSMS-initiated 1.6 command the API offers, validated by the station's own schemas
+            for command, payload in COMMAND_PAYLOADS.items():
+                r = await api.post(f"/api/stations/CS16/{command}", json=payload)
+                assert r.status_code == 200, (command, r.text)
+                assert r.json()["action"] == COMMANDS_16[command]
+            # a 2.x payload for a 1.6 command is refused before anything is sent
+            r = await api.post("/api/stations/CS16/request-start",
+                               json={"idToken": {"idToken": "X", "type": "ISO14443"}, "remoteStartId": 1})
+            assert r.status_code == 422
+        assert {a for a, _ in cp.seen} == set(COMMANDS_16.values()) == set(ANSWERS_16)
+
+
+async def test_one_csms_serves_16_201_and_21_at_once(tmp_path: Path) -> None:
+    """Three stations, one per version, on the one endpoint; the API sends each a reset in its version's form and
+    shows each version."""
+    stations = {"S16": PASSWORD, "S201": PASSWORD, "S21": PASSWORD}
+    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}", stations=stations) as csms, \
+            their_station16(csms_url(csms), "S16", PASSWORD) as cp16, \
+            their_station(csms_url(csms), "S201", PASSWORD, version="2.0.1") as cp201, \
+            their_station(csms_url(csms), "S21", PASSWORD, version="2.1") as cp21:
+        assert (cp16._connection.subprotocol, cp201.subprotocol, cp21.subprotocol) == (
+            "ocpp1.6", "ocpp2.0.1", "ocpp2.1")
+        await cp16.call(call.BootNotification(charge_point_vendor="v", charge_point_model="m"), suppress=False)
+        for cp, module in ((cp201, call201), (cp21, call21)):
+            await cp.call(module.BootNotification(charging_station={"model": "m", "vendor_name": "v"},
+                                                  reason="PowerUp"), suppress=False)
+        started = await cp16.call(call.StartTransaction(connector_id=1, id_tag="04A1B2C3", meter_start=0,
+                                                        timestamp=_now()), suppress=False)
+        async with api_client(csms) as api:
+            listed = {s["id"]: s["ocppVersion"] for s in (await api.get("/api/stations")).json()}
+            assert listed == {"S16": "1.6", "S201": "2.0.1", "S21": "2.1"}
+            r16 = await api.post("/api/stations/S16/request-stop", json={"transactionId": started.transaction_id})
+            r201 = await api.post("/api/stations/S201/request-stop", json={"transactionId": "tx-201"})
+            r21 = await api.post("/api/stations/S21/request-stop", json={"transactionId": "tx-21"})
+            assert (r16.json()["action"], r201.json()["action"], r21.json()["action"]) == (
+                "RemoteStopTransaction", "RequestStopTransaction", "RequestStopTransaction")
+            assert all(r.json()["response"]["status"] == "Accepted" for r in (r16, r201, r21))
+        assert cp16.seen == [("RemoteStopTransaction", {"transaction_id": started.transaction_id})]
+        assert cp201.stops == ["tx-201"] and cp21.stops == ["tx-21"]
+
+
+async def _raw(url: str, station_id: str) -> Any:
+    return connect(f"{url}/{station_id}", subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                   additional_headers={"Authorization": basic_auth_header(station_id, PASSWORD)}, proxy=None)
+
+
+async def test_bad_16_input_gets_16_answers(tmp_path: Path) -> None:
+    """Malformed 1.6 frames get 1.6's CallError spellings; DataTransfer with an unknown vendor or messageId and PnC
+    payloads that do not fit the 2.0.1 schemas get their DataTransfer statuses; the connection keeps serving."""
+    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}", stations={"CS16": PASSWORD}) as csms, \
+            await _raw(csms_url(csms), "CS16") as ws:
+        async def exchange(text: str) -> list[Any]:
+            await ws.send(text)
+            return json.loads(await ws.recv())
+
+        assert (await exchange("[2, \"a\", \"Heartbeat\""))[2] == "FormationViolation"
+        missing = await exchange(json.dumps([2, "b", "BootNotification", {"chargePointVendor": "v"}]))
+        assert missing[:3] == [4, "b", "OccurenceConstraintViolation"]
+        extra = await exchange(json.dumps([2, "c", "Heartbeat", {"surprise": 1}]))
+        assert extra[:3] == [4, "c", "FormationViolation"]
+        wrong_type = await exchange(json.dumps([2, "d", "Authorize", {"idTag": 5}]))
+        assert wrong_type[:3] == [4, "d", "TypeConstraintViolation"]
+        too_long = await exchange(json.dumps([2, "e", "Authorize", {"idTag": "x" * 21}]))
+        assert too_long[:3] == [4, "e", "PropertyConstraintViolation"]
+        two_x = await exchange(json.dumps([2, "f", "TransactionEvent", {}]))  # a 2.x action on a 1.6 connection
+        assert two_x[:3] == [4, "f", "NotImplemented"]
+        not_a_number = await exchange(json.dumps([2, "g", "MeterValues", {"connectorId": 1, "meterValue": [
+            {"timestamp": _now(), "sampledValue": [{"value": "lots"}]}]}]))
+        assert not_a_number[:3] == [4, "g", "PropertyConstraintViolation"]
+
+        async def transfer(mid: str, vendor: str, message: str | None, data: str | None) -> dict[str, Any]:
+            p: dict[str, Any] = {"vendorId": vendor}
+            if message is not None:
+                p["messageId"] = message
+            if data is not None:
+                p["data"] = data
+            answer = await exchange(json.dumps([2, mid, "DataTransfer", p]))
+            assert answer[0] == 3, answer
+            return answer[2]
+
+        assert (await transfer("h", "com.unknown", "X", "y"))["status"] == "UnknownVendorId"
+        pnc = "org.openchargealliance.iso15118pnc"
+        assert (await transfer("i", pnc, "Nonsense", "{}"))["status"] == "UnknownMessageId"
+        not_json = await transfer("j", pnc, "Authorize", "{idToken")
+        assert not_json["status"] == "Rejected"
+        assert json.loads(not_json["data"])["statusInfo"]["reasonCode"] == "FormatViolation"
+        bad_schema = await transfer("k", pnc, "Authorize", json.dumps({"idToken": {"idToken": "E1"}}))
+        assert bad_schema["status"] == "Rejected"
+        info = json.loads(bad_schema["data"])["statusInfo"]
+        assert info["reasonCode"] == "OccurrenceViolation" and "type" in info["additionalInfo"]
+        bad_enum = await transfer("l", pnc, "Get15118EVCertificate", json.dumps(
+            {"iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef", "action": "Renew", "exiRequest": "AA=="}))
+        assert bad_enum["status"] == "Rejected"
+        assert json.loads(bad_enum["data"])["statusInfo"]["reasonCode"] == "PropertyViolation"
+        assert (await exchange(json.dumps([2, "m", "Heartbeat", {}])))[0] == 3
