@@ -4,21 +4,35 @@ API offers, three versions connected at once, and malformed 1.6 input answered w
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from helpers.csms import api_client, csms_url, running_csms
+from helpers.ocsp import start_responder
 from helpers.peers import ANSWERS_16, their_station, their_station16
 from ocpp.v16 import call
 from ocpp.v21 import call as call21
 from ocpp.v201 import call as call201
 from websockets.asyncio.client import connect
 
+from v2gstack import exi
 from v2gstack.csms.ocpp16 import COMMANDS_16
+from v2gstack.csms.store import Store
+from v2gstack.iso15118.messages import for_protocol
+from v2gstack.iso15118.model import Step
+from v2gstack.iso15118.pnc import installation_request
 from v2gstack.ocpp.auth import basic_auth_header
+from v2gstack.pki.ocsp_data import ocsp_request_data
+from v2gstack.pki.profiles import Kind
 
 pytestmark = pytest.mark.timeout(90)
 PASSWORD = "their-station-password"
@@ -252,3 +266,102 @@ async def test_bad_16_input_gets_16_answers(tmp_path: Path) -> None:
         assert bad_enum["status"] == "Rejected"
         assert json.loads(bad_enum["data"])["statusInfo"]["reasonCode"] == "PropertyViolation"
         assert (await exchange(json.dumps([2, "m", "Heartbeat", {}])))[0] == 3
+
+
+async def test_plug_and_charge_over_data_transfer_matches_201(tmp_path: Path) -> None:
+    """The application note's station messages (Authorize with the contract chain and OCSP, Get15118EVCertificate,
+    GetCertificateStatus, SignCertificate -> CertificateSigned wrapped) get the answers a 2.0.1 station gets from the
+    same CSMS; a revoked contract is CertificateRevoked on both; CSMS -> station PnC messages go through the API."""
+    pki, responder, _url, server = await start_responder(tmp_path / "pki")
+    contract = pki.cert(Kind.CONTRACT)
+    emaid = contract.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    chain = "".join(c.public_bytes(serialization.Encoding.PEM).decode()
+                    for c in [contract, *pki.intermediates(Kind.CONTRACT)])
+    pnc = "org.openchargealliance.iso15118pnc"
+    store = Store(f"sqlite:///{tmp_path / 'csms.db'}")
+    store.add_trust_anchor("MORootCertificate", pki.cert(Kind.MO_ROOT).public_bytes(serialization.Encoding.PEM))
+    store.close()
+    try:
+        async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}", stations={"P16": PASSWORD, "P201": PASSWORD},
+                                pki_dir=str(tmp_path / "pki"), ocsp_allow=("127.0.0.1",),
+                                ocsp_cache_size=0) as csms, \
+                their_station16(csms_url(csms), "P16", PASSWORD) as cp16, \
+                their_station(csms_url(csms), "P201", PASSWORD) as cp201:
+            signed: list[dict[str, Any]] = []
+
+            async def station_side(vendor: str, message: str | None, data: str | None) -> tuple[str, str]:
+                assert vendor == pnc
+                signed.append({"messageId": message, **json.loads(data or "{}")})
+                return "Accepted", json.dumps({"status": "Accepted"})
+
+            cp16.data_transfer = station_side
+
+            async def wrapped(message: str, payload: dict[str, Any]) -> dict[str, Any]:
+                answer = await cp16.call(call.DataTransfer(vendor_id=pnc, message_id=message,
+                                                           data=json.dumps(payload)), suppress=False)
+                assert answer.status == "Accepted", answer
+                return json.loads(answer.data)
+
+            async def direct(payload: dict[str, Any]) -> dict[str, Any]:
+                answer = await cp201.call(call201.Authorize(**snake(payload)), suppress=False)
+                return {"idTokenInfo": answer.id_token_info, "certificateStatus": answer.certificate_status}
+
+            authorize = {"idToken": {"idToken": emaid, "type": "eMAID"}, "certificate": chain}
+            good16 = await wrapped("Authorize", authorize)
+            assert good16 == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
+            assert good16 == await direct(authorize)
+            responder.revocations.revoke(contract, pki.cert(Kind.MO_SUB_CA2), "key_compromise")
+            revoked16 = await wrapped("Authorize", authorize)
+            assert revoked16 == {"idTokenInfo": {"status": "Invalid"}, "certificateStatus": "CertificateRevoked"}
+            assert revoked16 == await direct(authorize)
+
+            status = await wrapped("GetCertificateStatus", {"ocspRequestData": dict(ocsp_request_data(
+                pki.cert(Kind.SECC), pki.cert(Kind.CPO_SUB_CA2)))})
+            assert status["status"] == "Accepted" and base64.b64decode(status["ocspResult"])
+
+            body, sig = installation_request(pki.cert(Kind.OEM_PROV), pki.items[Kind.OEM_PROV].key,
+                                             [pki.cert(Kind.V2G_ROOT)])
+            exi_request = exi.encode("iso2", for_protocol("iso2").request(
+                "0011223344556677", Step.CERTIFICATE_INSTALLATION, body, sig))
+            installed = await wrapped("Get15118EVCertificate", {
+                "iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef", "action": "Install",
+                "exiRequest": base64.b64encode(exi_request).decode()})
+            assert installed["status"] == "Accepted"
+            res = exi.decode("iso2", base64.b64decode(installed["exiResponse"]))
+            assert res["V2G_Message"]["Body"]["CertificateInstallationRes"]["ResponseCode"] == "OK"
+
+            key = ec.generate_private_key(ec.SECP256R1())
+            csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([
+                x509.NameAttribute(NameOID.COMMON_NAME, "DE*V2G*E0016*1"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Station maker")])).sign(key, hashes.SHA256()))
+            assert await wrapped("SignCertificate", {
+                "csr": csr.public_bytes(serialization.Encoding.PEM).decode(),
+                "certificateType": "V2GCertificate"}) == {"status": "Accepted"}
+            for _ in range(200):
+                if signed:
+                    break
+                await asyncio.sleep(0.02)
+            [certificate_signed] = signed
+            assert certificate_signed["messageId"] == "CertificateSigned"
+            assert certificate_signed["certificateType"] == "V2GCertificate"
+            leaf = x509.load_pem_x509_certificates(certificate_signed["certificateChain"].encode())[0]
+            assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "DE*V2G*E0016*1"
+
+            async with api_client(csms) as api:
+                root = pki.cert(Kind.V2G_ROOT).public_bytes(serialization.Encoding.PEM).decode()
+                r = await api.post("/api/stations/P16/pnc-InstallCertificate",
+                                   json={"certificateType": "V2GRootCertificate", "certificate": root})
+                assert r.status_code == 200 and r.json()["response"] == {"status": "Accepted"}
+                r = await api.post("/api/stations/P16/pnc-InstallCertificate",
+                                   json={"certificateType": "NoSuchRoot", "certificate": root})
+                assert r.status_code == 422  # checked against the 2.0.1 schema before it is sent
+                r = await api.post("/api/stations/P16/pnc-Authorize", json=authorize)
+                assert r.status_code == 404  # a station -> CSMS message
+            assert signed[-1]["messageId"] == "InstallCertificate" and len(signed) == 2
+    finally:
+        server.close()  # type: ignore[attr-defined]
+
+
+def snake(payload: dict[str, Any]) -> dict[str, Any]:
+    """A 2.0.1 payload's top-level keys in the `ocpp` package's snake_case."""
+    return {"id_token": payload["idToken"], "certificate": payload["certificate"]}
