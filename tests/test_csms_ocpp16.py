@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from helpers.csms import api_client, csms_url, running_csms
+from helpers.node_peer import node_peers_dir, script
 from helpers.ocsp import start_responder
 from helpers.peers import ANSWERS_16, their_station, their_station16
 from ocpp.v16 import call
@@ -365,3 +368,52 @@ async def test_plug_and_charge_over_data_transfer_matches_201(tmp_path: Path) ->
 def snake(payload: dict[str, Any]) -> dict[str, Any]:
     """A 2.0.1 payload's top-level keys in the `ocpp` package's snake_case."""
     return {"id_token": payload["idToken"], "certificate": payload["certificate"]}
+
+
+async def test_ocpp_rpc_strict_16_station_against_our_csms(tmp_path: Path) -> None:
+    """ocpp-rpc (npm) in strict mode as a 1.6 charge point: its run, then every CSMS-initiated 1.6 command of the API
+    (request-stop last, which makes it stop the transaction); each message passes its schema checks both ways."""
+    peers = node_peers_dir()
+    if peers is None:
+        pytest.skip("node/npm not available or the npm registry is unreachable: cannot install ocpp-rpc")
+    password = "rpc-station-password-16"
+    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}", stations={"RPC16": password},
+                            tokens=[{"idToken": "RPC-TAG-1", "type": "ISO14443"}]) as csms, \
+            api_client(csms) as api:
+        proc = await asyncio.create_subprocess_exec(
+            shutil.which("node") or "node", str(script("ocpp_rpc_station16.js")), csms_url(csms), "RPC16", password,
+            cwd=peers, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "NODE_PATH": str(peers / "node_modules")})
+        steps: list[dict[str, Any]] = []
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            while True:
+                line = await asyncio.wait_for(proc.stdout.readline(), 30)
+                assert line, f"ocpp-rpc station ended early: {steps} {(await proc.stderr.read()).decode()}"
+                step = json.loads(line)
+                steps.append(step)
+                assert step["step"] != "error", step
+                if step["step"] == "ready":
+                    tx = step["data"]["transactionId"]
+                    for command, payload in [*((c, p) for c, p in COMMAND_PAYLOADS.items() if c != "request-stop"),
+                                             ("request-stop", {"transactionId": tx})]:
+                        r = await api.post(f"/api/stations/RPC16/{command}", json=payload)
+                        assert r.status_code == 200, (command, r.text)
+                if step["step"] == "done":
+                    break
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+    by_step = {s["step"]: s["data"] for s in steps}
+    assert by_step["BootNotification"]["status"] == "Accepted"
+    assert by_step["Authorize"]["idTagInfo"]["status"] == "Accepted"
+    assert set(COMMANDS_16.values()) <= set(by_step)  # every command reached it and passed its strict checks
+    store = Store(f"sqlite:///{tmp_path / 'csms.db'}")
+    try:
+        got = store.transaction("RPC16", str(tx))
+        assert got is not None and got["ocppVersion"] == "1.6" and got["stoppedReason"] == "Remote"
+        assert [e["eventType"] for e in got["events"]] == ["Started", "Updated", "Ended"]
+        assert got["energyImportWh"] == 2000.0  # meterStop 2100 - meterStart 100
+    finally:
+        store.close()
