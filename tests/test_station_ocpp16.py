@@ -1,0 +1,98 @@
+"""Our station speaking OCPP 1.6J (station/ocpp16.py maps its 2.0.1 services onto 1.6 at the connection): against
+our CSMS, and against the `ocpp` package's 1.6 central system."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.central16 import CentralSystem16
+from helpers.csms import api_client, our_station, running_csms
+from helpers.station import GOOD_TOKEN, running_station
+from helpers.wait import until
+from ocpp.v16 import call
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_our_16_station_against_our_csms(tmp_path: Path) -> None:
+    """Boot, statuses, authorize, a transaction with the CSMS's integer id and meter values, the ISO facts over
+    DataTransfer, a 1.6 charging profile limiting the EVSE, configuration keys, and a remote stop."""
+    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}") as csms, \
+            our_station(csms, versions=("1.6",), evses=2) as st, api_client(csms) as api:
+        await st.wait_accepted()
+        await until(lambda: (csms.store.station("CS1").connector_status or {}).get("2/1") == "Available")
+        assert csms.store.station("CS1").ocpp_version == "1.6"
+        st.set_ev(1, power_w=7000.0, soc=30.0, battery_wh=50000.0)
+        await st.plug_in(1)
+        assert (await st.present_token(1, GOOD_TOKEN))["status"] == "Accepted"
+        await until(lambda: csms.active_transaction("CS1", 1) is not None)
+        tx16 = csms.active_transaction("CS1", 1)
+        assert tx16 is not None and tx16.isdigit()
+        st.set_transaction_data(1, {"vendorId": "org.v2gstack.iso15118", "sessionId": "0A0B0C0D0E0F0102",
+                                    "evccId": "00:11:22:33:44:55", "protocol": "urn:iso:15118:2:2013:MsgDef"})
+        await until(lambda: len(csms.store.transaction("CS1", tx16)["meterValues"]) >= 4)
+        await until(lambda: csms.store.transaction("CS1", tx16)["iso15118"].get("sessionId") is not None)
+        r = await api.post("/api/stations/CS1/set-charging-profile", json={"connectorId": 1, "csChargingProfiles": {
+            "chargingProfileId": 9, "stackLevel": 1, "chargingProfilePurpose": "TxProfile",
+            "chargingProfileKind": "Relative", "transactionId": int(tx16), "chargingSchedule": {
+                "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 3680.0}]}}})
+        assert r.json()["response"] == {"status": "Accepted"}
+        assert st.limit_w(1) == 3680.0
+        r = await api.post("/api/stations/CS1/get-composite-schedule",
+                           json={"connectorId": 1, "duration": 600, "chargingRateUnit": "W"})
+        composite = r.json()["response"]
+        assert composite["status"] == "Accepted"
+        assert composite["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 3680.0
+        r = await api.post("/api/stations/CS1/get-configuration", json={"key": ["HeartbeatInterval",
+                                                                                "ISO15118PnCEnabled", "Nope"]})
+        conf = r.json()["response"]
+        assert {k["key"] for k in conf["configurationKey"]} == {"HeartbeatInterval", "ISO15118PnCEnabled"}
+        assert conf["unknownKey"] == ["Nope"]
+        r = await api.post("/api/stations/CS1/change-configuration", json={"key": "ISO15118PnCEnabled",
+                                                                           "value": "true"})
+        assert r.json()["response"] == {"status": "Accepted"} and st.model.bool("ISO15118Ctrlr", "PnCEnabled")
+        r = await api.post("/api/stations/CS1/request-stop", json={"transactionId": int(tx16)})
+        assert r.json()["response"] == {"status": "Accepted"}
+        await until(lambda: csms.store.transaction("CS1", tx16)["state"] == "Ended")
+        await st.unplug(1)
+        await st.wait_queue_empty()
+    record = csms.store.transaction("CS1", tx16)
+    assert record["ocppVersion"] == "1.6" and record["stoppedReason"] == "Remote"
+    assert record["idToken"] == GOOD_TOKEN["idToken"]
+    assert record["iso15118"]["evccId"] == "00:11:22:33:44:55"
+    assert record["energyImportWh"] is not None and record["energyImportWh"] > 0
+
+
+async def test_our_16_station_against_the_ocpp_package_central_system() -> None:
+    """The `ocpp` package's 1.6 central system: boot, statuses, Authorize, Start/Stop with its transaction id,
+    MeterValues of that id; its RemoteStartTransaction starts charging and RemoteStopTransaction ends it."""
+    central = CentralSystem16()
+    async with central.running(), running_station(central, versions=("1.6",), password=None) as st:
+        await st.wait_accepted()
+        st.set_ev(1, power_w=7000.0, soc=30.0, battery_wh=50000.0)
+        await st.plug_in(1)
+        started = await central.call("CS1", call.RemoteStartTransaction(id_tag="04A1B2C3", connector_id=1))
+        assert started.status == "Accepted"
+        await until(lambda: len(central.messages("StartTransaction")) == 1)
+        await until(lambda: len(central.messages("MeterValues")) >= 2)
+        [start] = central.messages("StartTransaction")
+        assert start["idTag"] == "04A1B2C3" and start["connectorId"] == 1
+        assert {m["transactionId"] for m in central.messages("MeterValues")} == {100}
+        profile = await central.call("CS1", call.SetChargingProfile(connector_id=0, cs_charging_profiles={
+            "charging_profile_id": 1, "stack_level": 0, "charging_profile_purpose": "ChargePointMaxProfile",
+            "charging_profile_kind": "Absolute", "charging_schedule": {
+                "charging_rate_unit": "A", "start_schedule": "2026-01-01T00:00:00Z",
+                "charging_schedule_period": [{"start_period": 0, "limit": 10.0}]}}))
+        assert profile.status == "Accepted"
+        assert st.limit_w(1) is not None and st.limit_w(1) < 7000.0
+        stopped = await central.call("CS1", call.RemoteStopTransaction(transaction_id=100))
+        assert stopped.status == "Accepted"
+        assert (await central.call("CS1", call.RemoteStopTransaction(transaction_id=7))).status == "Rejected"
+        await until(lambda: len(central.messages("StopTransaction")) == 1)
+        unknown = await central.call("CS1", call.GetConfiguration(key=["NoSuchKey"]))
+        assert unknown.unknown_key == ["NoSuchKey"]
+    [stop] = central.messages("StopTransaction")
+    assert stop["transactionId"] == 100 and stop["reason"] == "Remote" and stop["meterStop"] >= start["meterStart"]
+    statuses = [(s["connectorId"], s["status"]) for s in central.messages("StatusNotification")]
+    assert statuses == [(1, "Available"), (1, "Preparing"), (1, "Charging"), (1, "Finishing")]
