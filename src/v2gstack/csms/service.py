@@ -660,5 +660,6 @@ def _remote_start_id() -> int:
 def _transaction_of(action: str, payload: Payload) -> str | None:
     if "transactionId" in payload:
         return str(payload["transactionId"])
-    profile = payload.get("chargingProfile") or {}
-    return profile.get("transactionId")
+    profile = payload.get("chargingProfile") or payload.get("csChargingProfiles") or {}  # 2.x, 1.6
+    tx_id = profile.get("transactionId")
+    return None if tx_id is None else str(tx_id)
