@@ -3,11 +3,17 @@ our CSMS, and against the `ocpp` package's 1.6 central system."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers.central16 import CentralSystem16
 from helpers.csms import api_client, our_station, running_csms
+from helpers.node_peer import node_peers_dir, script
 from helpers.station import GOOD_TOKEN, running_station
 from helpers.wait import until
 from ocpp.v16 import call
@@ -96,3 +102,52 @@ async def test_our_16_station_against_the_ocpp_package_central_system() -> None:
     assert stop["transactionId"] == 100 and stop["reason"] == "Remote" and stop["meterStop"] >= start["meterStart"]
     statuses = [(s["connectorId"], s["status"]) for s in central.messages("StatusNotification")]
     assert statuses == [(1, "Available"), (1, "Preparing"), (1, "Charging"), (1, "Finishing")]
+
+
+async def test_our_16_station_against_ocpp_rpc_central_system() -> None:
+    """ocpp-rpc (npm) in its server role, strict mode, ocpp1.6: our station boots, charges under its transaction id,
+    and answers every CSMS-initiated command it serves; each message passes ocpp-rpc's own schema checks."""
+    peers = node_peers_dir()
+    if peers is None:
+        pytest.skip("node/npm not available or the npm registry is unreachable: cannot install ocpp-rpc")
+    proc = await asyncio.create_subprocess_exec(
+        shutil.which("node") or "node", str(script("ocpp_rpc_central16.js")), cwd=peers,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "NODE_PATH": str(peers / "node_modules")})
+    steps: list[dict[str, Any]] = []
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+
+        async def step() -> dict[str, Any]:
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)  # type: ignore[union-attr]
+            assert line, f"ocpp-rpc ended early: {steps} {(await proc.stderr.read()).decode()}"  # type: ignore[union-attr]
+            steps.append(json.loads(line))
+            assert steps[-1]["step"] != "error", steps[-1]
+            return steps[-1]
+
+        listening = await step()
+        central = type("Central", (), {"url": f"ws://127.0.0.1:{listening['data']['port']}/ocpp"})()
+        async with running_station(central, version="1.6", password=None, evses=2) as st:
+            await st.wait_accepted()
+            st.set_ev(1, power_w=7000.0, soc=30.0, battery_wh=50000.0)
+            await st.plug_in(1)
+            assert (await st.present_token(1, GOOD_TOKEN))["status"] == "Accepted"
+            while (await step())["step"] != "done":
+                pass
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    sent = {s["step"][5:]: s["data"] for s in steps if s["step"].startswith("sent:")}
+    assert sent["GetConfiguration"]["response"]["unknownKey"] == ["NoSuchKey"]
+    assert sent["ChangeConfiguration"]["response"] == {"status": "Accepted"}
+    assert sent["SetChargingProfile"]["response"] == {"status": "Accepted"}
+    assert sent["GetCompositeSchedule"]["response"]["status"] == "Accepted"
+    assert sent["DataTransfer"]["response"]["status"] == "UnknownVendorId"
+    assert sent["RemoteStopTransaction"]["response"] == {"status": "Accepted"}  # the last: the real transaction
+    [start] = [s["data"] for s in steps if s["step"] == "StartTransaction"]
+    [stop] = [s["data"] for s in steps if s["step"] == "StopTransaction"]
+    assert stop["transactionId"] == 500 and stop["reason"] == "Remote" and start["idTag"] == GOOD_TOKEN["idToken"]
+    assert sum(s["step"].startswith("sent:") for s in steps) == 20  # every command answered
+    assert sent["GetLocalListVersion"]["response"] == {"listVersion": 2}  # the list SendLocalList installed
+    assert sent["InstallCertificate"]["response"] == {"status": "Rejected"}  # not a certificate
+    assert sent["UnlockConnector"]["response"] == {"status": "Unlocked"}
