@@ -136,7 +136,8 @@ async def test_our_16_station_against_ocpp_rpc_central_system() -> None:
                 pass
     finally:
         if proc.returncode is None:
-            proc.kill()
+            proc.kill()  # the server runs until stopped
+        await proc.wait()
     sent = {s["step"][5:]: s["data"] for s in steps if s["step"].startswith("sent:")}
     assert sent["GetConfiguration"]["response"]["unknownKey"] == ["NoSuchKey"]
     assert sent["ChangeConfiguration"]["response"] == {"status": "Accepted"}
