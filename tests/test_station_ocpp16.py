@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,52 @@ async def test_our_16_station_against_ocpp_rpc_central_system() -> None:
     assert sent["GetLocalListVersion"]["response"] == {"listVersion": 2}  # the list SendLocalList installed
     assert sent["InstallCertificate"]["response"] == {"status": "Rejected"}  # not a certificate
     assert sent["UnlockConnector"]["response"] == {"status": "Unlocked"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_offline_transaction_reaches_a_16_central_system_later(tmp_path: Path) -> None:
+    """A transaction authorized and ended while the central system is unreachable is queued as 2.0.1 events and
+    delivered in order once it is up: StartTransaction, MeterValues with the id it assigns, StopTransaction."""
+    central = CentralSystem16(port=_free_port())
+    async with running_station(central, version="1.6", password=None, state_dir=tmp_path / "st") as st:
+        st.model.put("AuthCtrlr", "OfflineTxForUnknownIdEnabled", "true")
+        st.set_ev(1, power_w=7000.0, soc=30.0, battery_wh=50000.0)
+        await st.plug_in(1)
+        assert (await st.present_token(1, GOOD_TOKEN))["status"] == "Accepted"
+        await until(lambda: len(st.queue) >= 4)
+        await st.present_token(1, GOOD_TOKEN)
+        await st.unplug(1)
+        async with central.running():
+            await st.wait_accepted()
+            await st.wait_queue_empty()
+    actions = [a for a, _ in central.received if a in ("StartTransaction", "MeterValues", "StopTransaction")]
+    assert actions[0] == "StartTransaction" and actions[-1] == "StopTransaction" and "MeterValues" in actions
+    assert {m["transactionId"] for m in central.messages("MeterValues")} == {100}
+    [start], [stop] = central.messages("StartTransaction"), central.messages("StopTransaction")
+    assert stop["transactionId"] == 100 and stop["meterStop"] > start["meterStart"]
+
+
+async def test_transaction_ids_survive_a_restart(tmp_path: Path) -> None:
+    """The station stops during a 1.6 transaction (as after a power loss); the next run ends it with PowerLoss under
+    the transaction id the central system gave before the restart."""
+    central = CentralSystem16()
+    async with central.running():
+        async with running_station(central, version="1.6", password=None, state_dir=tmp_path / "st",
+                                   tx_interval=30) as st:
+            await st.wait_accepted()
+            st.set_ev(1, power_w=7000.0, soc=30.0, battery_wh=50000.0)
+            await st.plug_in(1)
+            assert (await st.present_token(1, GOOD_TOKEN))["status"] == "Accepted"
+            await until(lambda: len(central.messages("StartTransaction")) == 1)
+            await st.wait_queue_empty()
+        async with running_station(central, version="1.6", password=None, state_dir=tmp_path / "st",
+                                   tx_interval=30) as st:
+            await st.wait_accepted()
+            await st.wait_queue_empty()
+    [stop] = central.messages("StopTransaction")
+    assert stop["transactionId"] == 100 and stop["reason"] == "PowerLoss"

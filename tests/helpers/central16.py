@@ -109,6 +109,6 @@ class CentralSystem16:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[CentralSystem16]:
         """Serve on a free 127.0.0.1 port while the context lasts."""
-        async with serve(self._handler, "127.0.0.1", 0, subprotocols=["ocpp1.6"]) as srv:  # type: ignore[list-item]
+        async with serve(self._handler, "127.0.0.1", self.port, subprotocols=["ocpp1.6"]) as srv:  # type: ignore[list-item]
             self.port = srv.sockets[0].getsockname()[1]
             yield self

@@ -17,7 +17,8 @@ import inspect
 import json
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..constants import ISO_FACTS_VENDOR
@@ -233,10 +234,29 @@ class Ocpp16Mapping:
         self.ctx = ctx
         self.inner = inner  # the services' 2.0.1 handlers
         self.engine201 = RpcEngine("2.0.1")
-        self.txs: dict[str, Tx16] = {}  # 2.0.1 transactionId -> its 1.6 side
+        self.txs: dict[str, Tx16] = {}  # 2.0.1 transactionId -> its 1.6 side (kept in the state folder)
+        self._path = None if ctx.config.state_dir is None else Path(ctx.config.state_dir) / "ocpp16_transactions.json"
+        self._load()
         self._wrapped: tuple[Connection, Translated] | None = None
         self.reported: dict[int, str] = {}  # connectorId -> the 1.6 status last sent
         self.router = self._build_router()
+
+    def _load(self) -> None:
+        """The map of an earlier run: queued TransactionEvents of its transactions still need their 1.6 ids."""
+        if self._path is None or not self._path.exists():
+            return
+        try:
+            self.txs = {t: Tx16(**v) for t, v in json.loads(self._path.read_text()).items()}
+        except (ValueError, TypeError) as e:
+            log.warning("%s: %s unreadable, starting without it: %s", self.ctx.station_id, self._path.name, e)
+
+    def _save(self) -> None:
+        """Keep the map (written after each change, replaced atomically)."""
+        if self._path is None:
+            return
+        tmp = self._path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({t: asdict(tx) for t, tx in self.txs.items()}))
+        tmp.replace(self._path)
 
     def wrap(self, conn: Connection) -> Translated:
         """The translating view of a connection (one per connection)."""
@@ -344,6 +364,7 @@ class Ocpp16Mapping:
             if evse is None:
                 evse = next((e.id for e in self.ctx.evses.values() if e.tx is not None and e.tx.id == tid), 1)
             tx = self.txs[tid] = Tx16(evse)
+            self._save()
         values = p.get("meterValue", [])
         wh = energy_wh(values)
         custom = p.get("customData") or {}
@@ -357,6 +378,7 @@ class Ocpp16Mapping:
                 "connectorId": tx.evse_id, "idTag": tx.id_tag, "meterStart": tx.meter_start,
                 "timestamp": p["timestamp"]}, timeout=timeout)
             tx.id16 = started["transactionId"]
+            self._save()
             answer["idTokenInfo"] = id_token_info(started["idTagInfo"])
             if started["idTagInfo"]["status"] == "Accepted":
                 await self._sync_status(conn, tx.evse_id, "Charging", timeout)
@@ -365,6 +387,7 @@ class Ocpp16Mapping:
                 tx.meter_start = wh  # the reading when the 1.6 transaction will start
             if p["eventType"] == "Ended":
                 self.txs.pop(tid, None)  # never authorized: never a 1.6 transaction
+                self._save()
             return answer
         if tx.facts and tx.id16 is not None:
             await conn.call("DataTransfer", {"vendorId": ISO_FACTS_VENDOR, "messageId": "SessionFacts", "data":
@@ -381,6 +404,7 @@ class Ocpp16Mapping:
                 stop["transactionData"] = data
             stopped = await conn.call("StopTransaction", stop, timeout=timeout)
             self.txs.pop(tid, None)
+            self._save()
             evse = self.ctx.evses.get(tx.evse_id)
             if evse is not None and evse.plugged:
                 await self._sync_status(conn, tx.evse_id, "Finishing", timeout)
