@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from helpers.csms import api_client, csms_url, running_csms
 from helpers.node_peer import node_peers_dir, script
+from helpers.ocpp import make_pki, refused_with
 from helpers.ocsp import start_responder
 from helpers.peers import ANSWERS_16, their_station, their_station16
 from ocpp.v16 import call
@@ -33,6 +34,7 @@ from v2gstack.csms.store import Store
 from v2gstack.iso15118.messages import for_protocol
 from v2gstack.iso15118.model import Step
 from v2gstack.iso15118.pnc import installation_request
+from v2gstack.ocpp import Router, StationClient, client_context, server_context
 from v2gstack.ocpp.auth import basic_auth_header
 from v2gstack.pki.ocsp_data import ocsp_request_data
 from v2gstack.pki.profiles import Kind
@@ -417,3 +419,30 @@ async def test_ocpp_rpc_strict_16_station_against_our_csms(tmp_path: Path) -> No
         assert got["energyImportWh"] == 2000.0  # meterStop 2100 - meterStart 100
     finally:
         store.close()
+
+
+async def test_security_profiles_2_and_3_for_16_stations(tmp_path: Path) -> None:
+    """A 1.6 station is authenticated like a 2.x one: TLS + Basic auth (profile 2), TLS client certificate whose CN
+    is the station id (profile 3); wrong credentials are refused the same way."""
+    pki = make_pki()
+
+    async def heartbeat(client: StationClient) -> None:
+        conn = await client.connect()
+        try:
+            assert conn.version.value == "1.6" and "currentTime" in await conn.call("Heartbeat", {})
+        finally:
+            await conn.close()
+
+    async with running_csms(f"sqlite:///{tmp_path / 'p2.db'}", stations={"CS1": PASSWORD}, security_profile=2,
+                            ssl=server_context(pki.server_cert, pki.server_key)) as csms:
+        url, tls = f"wss://127.0.0.1:{csms.port}/ocpp", client_context(pki.root)
+        await heartbeat(StationClient(url, "CS1", Router(), password=PASSWORD, ssl=tls, versions=["1.6"]))
+        assert await refused_with(StationClient(url, "CS1", Router(), password="wrong-password-123", ssl=tls,
+                                                versions=["1.6"])) == 401
+    async with running_csms(f"sqlite:///{tmp_path / 'p3.db'}", stations={"CS001": None}, security_profile=3,
+                            ssl=server_context(pki.server_cert, pki.server_key, client_ca=pki.root)) as csms:
+        url = f"wss://127.0.0.1:{csms.port}/ocpp"
+        await heartbeat(StationClient(url, "CS001", Router(), versions=["1.6"], ssl=client_context(
+            pki.root, certfile=pki.cs1_cert, keyfile=pki.cs1_key)))
+        cs2 = client_context(pki.root, certfile=pki.cs2_cert, keyfile=pki.cs2_key)
+        assert await refused_with(StationClient(url, "CS001", Router(), ssl=cs2, versions=["1.6"])) == 403
