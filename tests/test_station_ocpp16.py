@@ -51,10 +51,12 @@ async def test_our_16_station_against_our_csms(tmp_path: Path) -> None:
         composite = r.json()["response"]
         assert composite["status"] == "Accepted"
         assert composite["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 3680.0
-        r = await api.post("/api/stations/CS1/get-configuration", json={"key": ["HeartbeatInterval",
-                                                                                "ISO15118PnCEnabled", "Nope"]})
+        note_keys = ["ISO15118PnCEnabled", "CentralContractValidationAllowed", "ContractValidationOffline",
+                     "CertSigningWaitMinimum", "CertSigningRepeatTimes"]  # the PnC application note's keys
+        r = await api.post("/api/stations/CS1/get-configuration", json={"key": ["HeartbeatInterval", *note_keys,
+                                                                                "Nope"]})
         conf = r.json()["response"]
-        assert {k["key"] for k in conf["configurationKey"]} == {"HeartbeatInterval", "ISO15118PnCEnabled"}
+        assert [k["key"] for k in conf["configurationKey"]] == ["HeartbeatInterval", *note_keys]
         assert conf["unknownKey"] == ["Nope"]
         r = await api.post("/api/stations/CS1/change-configuration", json={"key": "ISO15118PnCEnabled",
                                                                            "value": "true"})
