@@ -37,7 +37,7 @@ async def rig16(tmp_path: Path, *, pki: Any = None, trust_mo: bool = True, token
     csms_config.setdefault("ocsp_allow", ("127.0.0.0/8",))
     chain = make_secc_chain()
     async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}", tokens=tokens or [], **csms_config) as csms, \
-            our_station(csms, password=PASSWORD, version="1.6", time_scale=1 / 60, max_power_w=50_000.0,
+            our_station(csms, password=PASSWORD, versions=("1.6",), time_scale=1 / 60, max_power_w=50_000.0,
                         tx_interval=30) as st:
         if trust_mo:
             csms.store.add_trust_anchor("MORootCertificate", cert_pem(pki.cert(Kind.MO_ROOT)))

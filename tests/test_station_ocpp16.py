@@ -130,7 +130,7 @@ async def test_our_16_station_against_ocpp_rpc_central_system() -> None:
 
         listening = await step()
         central = type("Central", (), {"url": f"ws://127.0.0.1:{listening['data']['port']}/ocpp"})()
-        async with running_station(central, version="1.6", password=None, evses=2) as st:
+        async with running_station(central, versions=("1.6",), password=None, evses=2) as st:
             await st.wait_accepted()
             st.set_ev(1, power_w=7000.0, soc=30.0, battery_wh=50000.0)
             await st.plug_in(1)
@@ -167,7 +167,7 @@ async def test_offline_transaction_reaches_a_16_central_system_later(tmp_path: P
     """A transaction authorized and ended while the central system is unreachable is queued as 2.0.1 events and
     delivered in order once it is up: StartTransaction, MeterValues with the id it assigns, StopTransaction."""
     central = CentralSystem16(port=_free_port())
-    async with running_station(central, version="1.6", password=None, state_dir=tmp_path / "st") as st:
+    async with running_station(central, versions=("1.6",), password=None, state_dir=tmp_path / "st") as st:
         st.model.put("AuthCtrlr", "OfflineTxForUnknownIdEnabled", "true")
         st.set_ev(1, power_w=7000.0, soc=30.0, battery_wh=50000.0)
         await st.plug_in(1)
@@ -190,7 +190,7 @@ async def test_transaction_ids_survive_a_restart(tmp_path: Path) -> None:
     the transaction id the central system gave before the restart."""
     central = CentralSystem16()
     async with central.running():
-        async with running_station(central, version="1.6", password=None, state_dir=tmp_path / "st",
+        async with running_station(central, versions=("1.6",), password=None, state_dir=tmp_path / "st",
                                    tx_interval=30) as st:
             await st.wait_accepted()
             st.set_ev(1, power_w=7000.0, soc=30.0, battery_wh=50000.0)
@@ -198,7 +198,7 @@ async def test_transaction_ids_survive_a_restart(tmp_path: Path) -> None:
             assert (await st.present_token(1, GOOD_TOKEN))["status"] == "Accepted"
             await until(lambda: len(central.messages("StartTransaction")) == 1)
             await st.wait_queue_empty()
-        async with running_station(central, version="1.6", password=None, state_dir=tmp_path / "st",
+        async with running_station(central, versions=("1.6",), password=None, state_dir=tmp_path / "st",
                                    tx_interval=30) as st:
             await st.wait_accepted()
             await st.wait_queue_empty()
