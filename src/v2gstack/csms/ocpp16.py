@@ -308,7 +308,7 @@ class Ocpp16Service:
     async def on_boot(self, p: Payload, ctx: CallContext) -> Payload:
         """BootNotification: Accepted for registered stations (profile 0 may register them), Rejected otherwise."""
         csms, sid = self.csms, ctx.station_id
-        known = await csms.worker.run(lambda s: s.get(Station, sid) is not None)
+        known = await csms.worker.run(ops.op_station, sid) is not None
         if not known and csms.config.auto_register and csms.config.security_profile == 0:
             await asyncio.to_thread(csms.store.add_station, sid)
             known = True
