@@ -24,6 +24,23 @@ SKIP = ("exi/generated/",)
 ALLOWED: dict[str, str] = {
     "iso15118/messages/iso2.py": "the ISO 15118-2 message builders: one small function per message and data type "
                                  "of the standard, nothing else; splitting by message group only scatters one table",
+    "iso15118/messages/iso2.py:Iso2Messages": "one builder and one reader per ISO 15118-2 / DIN message (DIN "
+                                              "overrides a few): the message set is the standard's",
+    "iso15118/evcc.py:EvccSession": "one request and one answer method per step of the DIN / -2 sequence (17 "
+                                    "steps); -20 (evcc20.py) and Plug & Charge (evcc_pnc.py) are apart already",
+    "iso15118/secc.py:SeccSession": "one handler per DIN / -2 request (17 steps) plus the shell's events; -20 "
+                                    "(secc20.py) and Plug & Charge (secc_pnc.py) are apart already",
+    "iso15118/evse.py:EVSEController": "the SECC's controller protocol: one method per decision the standards leave "
+                                       "to the EVSE (DIN, -2 and -20), most with defaults",
+    "iso15118/evse_sim.py:SimulatedEVSE": "implements every method of EVSEController (the standalone SECC's "
+                                          "simulated EVSE)",
+    "csms/service.py": "Csms's OCPP handlers; the OCPP functional-blocks work in flight moves handlers into services "
+                       "of their own (split after it lands, not beside it)",
+    "csms/service.py:Csms": "as csms/service.py",
+    "csms/store.py": "Store and the op_* operations; two branches in flight add operations here: split the op_* "
+                     "functions into modules per subject after they merge",
+    "csms/store.py:Store": "the synchronous API of the database for the CLI and the REST API, one method per "
+                           "operation; as csms/store.py",
 }
 
 
