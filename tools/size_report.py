@@ -37,10 +37,10 @@ ALLOWED: dict[str, str] = {
     "csms/service.py": "Csms's OCPP handlers; the OCPP functional-blocks work in flight moves handlers into services "
                        "of their own (split after it lands, not beside it)",
     "csms/service.py:Csms": "as csms/service.py",
-    "csms/store.py": "Store and the op_* operations; two branches in flight add operations here: split the op_* "
-                     "functions into modules per subject after they merge",
-    "csms/store.py:Store": "the synchronous API of the database for the CLI and the REST API, one method per "
-                           "operation; as csms/store.py",
+    "csms/store.py": "the Store facade and every op_* operation of the CSMS database (the one way to it); two "
+                     "branches in flight edit it: split the op_* functions into modules per subject after they land",
+    "csms/store.py:Store": "the synchronous facade for the CLI and the REST API: one thin wrapper per op_* "
+                           "operation",
 }
 
 
