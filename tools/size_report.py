@@ -34,6 +34,9 @@ ALLOWED: dict[str, str] = {
                                        "to the EVSE (DIN, -2 and -20), most with defaults",
     "iso15118/evse_sim.py:SimulatedEVSE": "implements every method of EVSEController (the standalone SECC's "
                                           "simulated EVSE)",
+    "station/station.py:ChargingStation": "the thin assembly of the station's services: lifecycle, then one "
+                                          "delegating method per member of the StationPort / SessionPort it "
+                                          "implements (ports.py, session.py)",
     "csms/service.py": "Csms's OCPP handlers; the OCPP functional-blocks work in flight moves handlers into services "
                        "of their own (split after it lands, not beside it)",
     "csms/service.py:Csms": "as csms/service.py",
