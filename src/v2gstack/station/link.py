@@ -26,6 +26,7 @@ from ..ocpp import (
     StationClient,
     Version,
 )
+from ..ocpp.schemas import default_store
 from .context import StationContext
 from .device_model import Variable
 from .errors import AnswerInvalid, CallRefused, Offline, OwnPayloadInvalid
@@ -36,6 +37,12 @@ from .sender import AnswerHook, QueueSender
 log = logging.getLogger(__name__)
 
 LINK_ERRORS = (ConnectionClosedError, CallTimeoutError)
+# What a charging session makes the station send (and check the answers of): their validators are compiled in a
+# thread as soon as the boot is accepted, not on the event loop in the middle of the first session (a 2.1
+# TransactionEvent schema takes ~0.2 s to compile, longer than an ISO 15118 charge-loop answer may take).
+SESSION_ACTIONS = ["TransactionEvent", "MeterValues", "Authorize", "NotifyEVChargingNeeds", "NotifyEVChargingSchedule",
+                   "NotifyEvent", "SecurityEventNotification", "Get15118EVCertificate", "GetCertificateStatus",
+                   "DataTransfer"]
 Payload = dict[str, Any]
 DataTransferHandler = Callable[[Payload], Payload]
 Trigger = Callable[[list[Evse]], bool]  # TriggerMessage for these EVSEs: False to answer Rejected
@@ -170,6 +177,9 @@ class Link:
                 return
             self._online.set()
             self.sender.wake()
+            schemas = default_store()[conn.version]
+            self.ctx.spawn(asyncio.to_thread(schemas.warm, [a for a in SESSION_ACTIONS if a in schemas.actions]),
+                           "schema-warm")
             for evse in self.ctx.evses.values():
                 await self.send_status(evse, force=True)
             while True:
