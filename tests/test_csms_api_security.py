@@ -28,8 +28,9 @@ from v2gstack.csms.store import Store, StoreError
 pytestmark = pytest.mark.timeout(120)
 
 MAX_PROFILE = {"id": 7, "stackLevel": 0, "chargingProfilePurpose": "ChargingStationMaxProfile",
-               "chargingProfileKind": "Relative", "chargingSchedule": [{
-                   "id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 11000}]}]}
+               "chargingProfileKind": "Absolute", "chargingSchedule": [{  # OCPP 2.1: never Relative (K01.FR.38)
+                   "id": 1, "chargingRateUnit": "W", "startSchedule": "2024-01-01T00:00:00Z",
+                   "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 11000}]}]}
 
 
 def _free_port() -> int:

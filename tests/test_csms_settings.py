@@ -83,8 +83,8 @@ def test_bad_files_and_values_are_refused_with_the_file_and_key(tmp_path: Path) 
         ('[ocsp]\nallow = ["10.0.0.0/99"]\n', "csms.toml: [ocsp] allow: '10.0.0.0/99' does not appear to be an"),
         ("[api]\nmax_body = 10\n", "csms.toml: [api] max_body: must be at least 1024, got 10"),
         ("[database]\nurl = 5\n", "csms.toml: [database] url: expected a string, got an integer"),
-        ('[ocpp]\nversions = ["2.0.1", "1.6"]\n', 'csms.toml: [ocpp] versions[1]: expected one of "2.1", "2.0.1", '
-         'got "1.6"'),
+        ('[ocpp]\nversions = ["2.0.1", "1.5"]\n', 'csms.toml: [ocpp] versions[1]: expected one of "2.1", "2.0.1", '
+         '"1.6", got "1.5"'),
         ("[ocpp]\nversions = []\n", "csms.toml: [ocpp] versions: one or more OCPP versions, each once"),
         ("[apis]\nport = 1\n", "csms.toml: apis: unknown key (known here: api, auth_throttle, contracts, "
          "database, flood, grid, ocpp, ocsp, pki)"),
@@ -94,8 +94,8 @@ def test_bad_files_and_values_are_refused_with_the_file_and_key(tmp_path: Path) 
         code, out, err = run("--config", str(bad), "--print-config")
         assert (code, out) == (2, ""), text
         assert err.startswith(f"error: {message}"), err
-    code, _, err = run("--config", str(EXAMPLE), "--ocpp-versions", "2.0.1,1.6")
-    assert code == 2 and err == 'error: --ocpp-versions: [1]: expected one of "2.1", "2.0.1", got "1.6"\n'
+    code, _, err = run("--config", str(EXAMPLE), "--ocpp-versions", "2.0.1,1.5")
+    assert code == 2 and err == 'error: --ocpp-versions: [1]: expected one of "2.1", "2.0.1", "1.6", got "1.5"\n'
     code, _, err = run("--config", str(EXAMPLE), "--ocsp-allow", "10.0.0.0/99")
     assert code == 2 and err.startswith("error: --ocsp-allow: '10.0.0.0/99' does not appear")
     code, _, err = run("--config", str(EXAMPLE), "--api-allowed-hosts", "a*b", "--db",

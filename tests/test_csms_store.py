@@ -186,3 +186,7 @@ def test_the_csms_reaches_the_database_only_through_op_functions() -> None:
                 runs.append((path.name, node.lineno, name))
     assert len(runs) > 20
     assert [r for r in runs if not (r[2] or "").startswith("op_")] == []
+    # the Store's synchronous methods (CLI, API) are wrappers over op_* too: only Store.run opens a session
+    store_source = (package / "store.py").read_text()
+    assert store_source.count("with self.session() as s") == 1
+    assert "self.run(op_" in store_source

@@ -46,3 +46,22 @@ async def test_demo_fault_switch(tmp_path: Path) -> None:
     text = buf.getvalue()
     assert ok, text  # the injected failure is the expected outcome
     assert "FAILED_CertificateRevoked as injected" in text
+
+
+async def test_demo_on_ocpp16(tmp_path: Path) -> None:
+    """`v2gstack demo --ocpp 1.6`: the same sessions, Plug & Charge and profile change with the station on 1.6J,
+    and the same summary (the CSMS's energy matches each EV's, on 1.6 transactions)."""
+    buf = io.StringIO()
+    ok = await run_demo(tmp_path / "demo", seconds=3.0, speedup=60.0, console=Console(file=buf, width=200),
+                        ocpp="1.6")
+    text = buf.getvalue()
+    assert ok, text
+    assert "OCPP 1.6, BootNotification Accepted" in text
+    assert "SetChargingProfile TxProfile 20 kW on EVSE 3: Accepted (through the REST API" in text, text
+    assert text.count("│ OK") == 4 and "demo OK" in text
+    store = Store(f"sqlite:///{tmp_path / 'demo' / 'csms.db'}")
+    try:
+        txs = store.transactions("DEMO-CS01")
+        assert len(txs) == 4 and {t["ocppVersion"] for t in txs} == {"1.6"}
+    finally:
+        store.close()

@@ -21,7 +21,7 @@ def test_help_and_version_check() -> None:
     out = runner.invoke(app, ["--help"]).output
     for option in ("--csms", "--id", "--evses", "--password", "--state-dir", "--simulate-session", "--secc-tls-only"):
         assert option in out
-    result = runner.invoke(app, ["--csms", "ws://127.0.0.1:1/ocpp", "--id", "X", "--version", "1.6"])
+    result = runner.invoke(app, ["--csms", "ws://127.0.0.1:1/ocpp", "--id", "X", "--ocpp", "1.5"])
     assert result.exit_code == 2
 
 

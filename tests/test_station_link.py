@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from helpers.memory_link import RawCsms
 
-from v2gstack.ocpp import BackOff
+from v2gstack.ocpp import BackOff, Version, schemas
+from v2gstack.ocpp.schemas import SchemaStore
 from v2gstack.station import ChargingStation, StationConfig
 from v2gstack.station.errors import AnswerInvalid, CallRefused, Offline, OwnPayloadInvalid
+from v2gstack.station.link import SESSION_ACTIONS
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -93,3 +95,22 @@ async def test_notify_logs_each_kind_distinctly(caplog: pytest.LogCaptureFixture
                          ("ERROR", "CS1: BUG: our Heartbeat request breaks the OCPP schema"),
                          ("INFO", "CS1: NotifyEvent not sent: not connected")]:
         assert any(lv == level and text.startswith(start) for lv, text in lines), "\n".join(map(str, lines))
+
+
+async def test_session_validators_are_compiled_off_the_loop_once_booted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the CSMS accepts the boot, the validators of what a charging session sends are compiled in a thread (a
+    2.1 TransactionEvent schema takes ~0.2 s: on the event loop, in the first session, it would hold up every SECC's
+    answers); the process-wide store is a fresh one here, so nothing else compiled them."""
+    fresh = SchemaStore()
+    monkeypatch.setattr(schemas, "_default", fresh)
+    st = _station(RawCsms())
+    await st.start()
+    try:
+        await st.wait_accepted()
+        compiled = fresh[Version.parse(st.link.version)]
+        wanted = {a for a in SESSION_ACTIONS if a in compiled.actions}
+        assert "TransactionEvent" in wanted
+        await asyncio.wait_for(_until(lambda: wanted <= set(compiled.requests) and "TransactionEvent" in
+                                      compiled.responses), 20)
+    finally:
+        await st.stop()

@@ -109,8 +109,11 @@ def test_bad_files_and_values_are_refused_with_the_file_and_key(tmp_path: Path) 
         assert (code, out) == (2, ""), text
         assert err.startswith(f"error: {message}"), err
         assert "1234567890123456" not in err
-    code, _, err = run("--config", str(EXAMPLE), "--version", "1.6")
-    assert code == 2 and err == "error: --version: OCPP 1.6 is not supported by the station (it speaks 2.1, 2.0.1)\n"
+    code, _, err = run("--config", str(EXAMPLE), "--version", "1.5")
+    assert code == 2 and err == ("error: --version: OCPP 1.5 is not supported by the station (it speaks 2.1, 2.0.1, "
+                                 "1.6)\n")
+    code, _, err = run("--config", str(EXAMPLE), "--ocpp-versions", "2.0.1,1.6")
+    assert code == 2 and err == "error: --ocpp-versions: OCPP 1.6 is offered alone (not beside 2.x)\n"
     code, _, err = run("--config", str(EXAMPLE), "--secc-cert", str(tmp_path / "none.pem"), "--secc-key",
                        str(tmp_path / "none.key"), "--secc-key-password", SECRETS[0])
     assert code == 2 and err.startswith("error: --secc-cert: cannot load the SECC certificate and key: No such file")

@@ -121,6 +121,9 @@ def demo_command(
                                   "revoked, wrong-root, expired, ocsp-down (the demo then checks the expected code)"),
     iso20: bool = typer.Option(True, "--iso20/--no-iso20", help="An ISO 15118-20 DC_BPT EV (dynamic control) at an "
                                "EVSE that allows 10 kW of discharge; the CSMS asks it to feed back halfway through"),
+    ocpp: str | None = typer.Option(None, "--ocpp", help="The one OCPP version the station offers: 2.1, 2.0.1 or 1.6 "
+                                    "(default: the station's 2.1 then 2.0.1; 1.6: 1.6J, Plug & Charge over "
+                                    "DataTransfer per the OCA application note)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log everything"),
 ) -> None:
     """Run the end-to-end demo: EVs -> ISO 15118 -> station -> OCPP -> CSMS."""
@@ -130,14 +133,18 @@ def demo_command(
         if pnc_fault not in PNC_FAULTS:
             typer.echo(f"error: --pnc-fault is one of {', '.join(PNC_FAULTS)}", err=True)
             raise typer.Exit(2)
+        if ocpp not in (None, "2.1", "2.0.1", "1.6"):
+            typer.echo("error: --ocpp is 2.1, 2.0.1 or 1.6", err=True)
+            raise typer.Exit(2)
         ok = asyncio.run(run_demo(Path(workdir), seconds=seconds, speedup=speedup, api_port=api_port,
-                                  keep_running=keep_running, pnc=pnc, pnc_fault=pnc_fault, iso20=iso20))
+                                  keep_running=keep_running, pnc=pnc, pnc_fault=pnc_fault, iso20=iso20,
+                                  ocpp=ocpp))
         raise typer.Exit(0 if ok else 1)
 
 
 async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.0, api_port: int = 0,
                    keep_running: bool = False, console: Console | None = None, pnc: bool = True,
-                   pnc_fault: str = "none", iso20: bool = True) -> bool:
+                   pnc_fault: str = "none", iso20: bool = True, ocpp: str | None = None) -> bool:
     """The demo; True when every session ended OK and the CSMS recorded each EV's energy."""
     out = console or Console(width=None if Console().is_terminal else 150)
     workdir = workdir.resolve()
@@ -159,7 +166,8 @@ async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.
                                   # the demo's responder runs on loopback, which the CSMS only asks when told to
                                   ocsp_allow=(plug_and_charge.ocsp_host,) if plug_and_charge else ()))
     await csms.start("127.0.0.1", 0)
-    out.print(f"[bold]CSMS[/] OCPP 2.0.1 at ws://127.0.0.1:{csms.port}/ocpp (SQLite {workdir / 'csms.db'})")
+    out.print(f"[bold]CSMS[/] OCPP {'/'.join(csms.config.allowed_versions)} at ws://127.0.0.1:{csms.port}/ocpp "
+              f"(SQLite {workdir / 'csms.db'})")
     _, token = create_token(store, "demo", Role.OPERATOR, days=1)
     token_file = workdir / "api-token"
     with os.fdopen(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:  # only for us
@@ -171,6 +179,7 @@ async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.
     iso20_evse = evse_count if iso20 else None
     station = ChargingStation(StationConfig(
         STATION_ID, f"ws://127.0.0.1:{csms.port}/ocpp", evses=evse_count, password=PASSWORD,
+        **({"versions": (ocpp,)} if ocpp else {}),
         state_dir=workdir / "station",
         max_power_w=50_000.0, time_scale=1 / speedup, backoff=BackOff(0.1, 0.1, 3), ping_interval=None))
     station.model.put("SampledDataCtrlr", "TxUpdatedInterval", "60")
@@ -179,7 +188,8 @@ async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.
     bridges: list[EvseBridge] = []
     try:
         await asyncio.wait_for(station.wait_accepted(), 30)
-        out.print(f"[bold]Station[/] {STATION_ID}: BootNotification Accepted, {len(station.evses)} EVSEs")
+        out.print(f"[bold]Station[/] {STATION_ID}: OCPP {station.link.version}, BootNotification Accepted, "
+                  f"{len(station.evses)} EVSEs")
         configs = {iso20_evse: BridgeConfig(id_token=TOKEN, allow_discharge_w=DISCHARGE_W)} if iso20_evse else {}
         bridges = await start_bridged_seccs(station, port=0, sdp_port=0, trace_dir=workdir / "traces",
                                             config=BridgeConfig(id_token=TOKEN), tcp=True,
@@ -297,12 +307,18 @@ async def _lower_power(csms: Csms, api_url: str, token: str, evse_id: int, watts
     if tx_id is None:
         out.print(f"[yellow]no transaction on EVSE {evse_id} yet; no profile sent[/]")
         return
-    profile = {"id": 100 + evse_id, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
-               "chargingProfileKind": "Relative", "transactionId": tx_id, "chargingSchedule": [{
-                   "id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0,
-                                                                                 "limit": watts}]}]}
+    if csms.version_of(STATION_ID) == "1.6":  # the 1.6 form: csChargingProfiles, one schedule, the CSMS's integer id
+        request: dict[str, Any] = {"connectorId": evse_id, "csChargingProfiles": {
+            "chargingProfileId": 100 + evse_id, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
+            "chargingProfileKind": "Relative", "transactionId": int(tx_id), "chargingSchedule": {
+                "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": watts}]}}}
+    else:
+        request = {"evseId": evse_id, "chargingProfile": {
+            "id": 100 + evse_id, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
+            "chargingProfileKind": "Relative", "transactionId": tx_id, "chargingSchedule": [{
+                "id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": watts}]}]}}
     status, body = await asyncio.to_thread(_post_json, f"{api_url}/api/stations/{STATION_ID}/set-charging-profile",
-                                           token, {"evseId": evse_id, "chargingProfile": profile})
+                                           token, request)
     if status != 200:
         out.print(f"[red]CSMS API refused SetChargingProfile: {status} {body.get('detail')}[/]")
         return
@@ -323,6 +339,11 @@ def _post_json(url: str, token: str, payload: dict[str, Any]) -> tuple[int, dict
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")
+
+
+def _short(text: str, width: int = 12) -> str:
+    """A long id cut to `width` characters with an ellipsis (a 1.6 integer id stays whole)."""
+    return text if len(text) <= width else text[:width] + "…"
 
 
 def _summary(store: Store, evs: list[DemoEv], results: list[SessionResult], elapsed: float, workdir: Path,
@@ -370,7 +391,7 @@ def _summary(store: Store, evs: list[DemoEv], results: list[SessionResult], elap
         if res.exported_wh or csms_out:  # bidirectional: what went back, with a minus sign
             ev_energy += f" / -{res.exported_wh / 1000:.2f}"
             csms_energy += f" / -{csms_out / 1000:.2f}"
-        table.add_row(str(ev.evse), ev.label, full["transactionId"][:12] + "…" if full else "-",
+        table.add_row(str(ev.evse), ev.label, _short(full["transactionId"]) if full else "-",
                       res.session_id or "-", ev_energy, csms_energy, reneg,
                       duration, ("[green]OK[/]" if expected is None else f"[green]{expected} as injected[/]") if good
                       else f"[red]{res.reason}[/]")

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ocpp import v21, v201
+from ocpp import v16, v21, v201
 from ocpp.charge_point import ChargePoint
 from ocpp.routing import on
 from websockets.asyncio.client import ClientConnection, connect
@@ -79,6 +79,80 @@ async def their_station(url: str, station_id: str, password: str, *, version: st
                        additional_headers={"Authorization": basic_auth_header(station_id, password)},
                        proxy=None) as ws:
         cp = TheirStation(station_id, ws, version=version, **options)
+        reader = asyncio.create_task(cp.start())
+        try:
+            yield cp
+        finally:
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+
+
+# The answers TheirStation16 gives to each CSMS-initiated OCPP 1.6 action (snake_case, the package's result classes).
+ANSWERS_16: dict[str, dict[str, Any]] = {
+    "RemoteStartTransaction": {"status": "Accepted"},
+    "RemoteStopTransaction": {"status": "Accepted"},
+    "Reset": {"status": "Accepted"},
+    "GetConfiguration": {"configuration_key": [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}],
+                         "unknown_key": []},
+    "ChangeConfiguration": {"status": "Accepted"},
+    "TriggerMessage": {"status": "Accepted"},
+    "ExtendedTriggerMessage": {"status": "Accepted"},
+    "ChangeAvailability": {"status": "Accepted"},
+    "UnlockConnector": {"status": "Unlocked"},
+    "SetChargingProfile": {"status": "Accepted"},
+    "ClearChargingProfile": {"status": "Accepted"},
+    "GetCompositeSchedule": {"status": "Accepted", "connector_id": 1},
+    "DataTransfer": {"status": "Accepted"},
+    "ClearCache": {"status": "Accepted"},
+    "SendLocalList": {"status": "Accepted"},
+    "GetLocalListVersion": {"list_version": 3},
+    "ReserveNow": {"status": "Accepted"},
+    "CancelReservation": {"status": "Accepted"},
+    "UpdateFirmware": {},
+    "SignedUpdateFirmware": {"status": "Accepted"},
+    "GetDiagnostics": {"file_name": "diagnostics.tar.gz"},
+    "GetLog": {"status": "Accepted", "filename": "security.log"},
+    "GetInstalledCertificateIds": {"status": "NotFound"},
+    "InstallCertificate": {"status": "Accepted"},
+    "DeleteCertificate": {"status": "NotFound"},
+    "CertificateSigned": {"status": "Accepted"},
+}
+
+
+class TheirStation16(ChargePoint):
+    """A station made with the `ocpp` package's OCPP 1.6 ChargePoint: it records every CALL our CSMS sends it in
+    `seen` (action, snake_case payload) and answers each CSMS-initiated 1.6 action with ANSWERS_16 (its
+    DataTransfer answers can be replaced through `data_transfer`)."""
+
+    def __init__(self, station_id: str, ws: ClientConnection, *, response_timeout: float = 10) -> None:
+        super().__init__(station_id, ws, response_timeout)
+        self._call, self._call_result, self._ocpp_version = v16.call, v16.call_result, "1.6"
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+        self.data_transfer: Any = None  # async (vendor_id, message_id, data) -> (status, data) for DataTransfer
+        for action in ANSWERS_16:
+            self.route_map[action] = {"_on_action": self._answer_for(action), "_skip_schema_validation": False}
+
+    def _answer_for(self, action: str) -> Any:
+        async def handler(**kw: Any) -> Any:
+            self.seen.append((action, kw))
+            if action == "DataTransfer" and self.data_transfer is not None:
+                status, data = await self.data_transfer(kw["vendor_id"], kw.get("message_id"), kw.get("data"))
+                return v16.call_result.DataTransfer(status=status, data=data)
+            return getattr(v16.call_result, action)(**ANSWERS_16[action])
+
+        handler.__name__ = f"on_{action}"
+        return handler
+
+
+@asynccontextmanager
+async def their_station16(url: str, station_id: str, password: str | None, **options: Any
+                          ) -> AsyncIterator[TheirStation16]:
+    """`TheirStation16` connected to `url`/`station_id` (Basic auth unless password is None) offering `ocpp1.6`."""
+    headers = {"Authorization": basic_auth_header(station_id, password)} if password else {}
+    async with connect(f"{url}/{station_id}", subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                       additional_headers=headers, proxy=None) as ws:
+        cp = TheirStation16(station_id, ws, **options)
         reader = asyncio.create_task(cp.start())
         try:
             yield cp

@@ -27,6 +27,8 @@ from .api_v2x import add_v2x_routes
 from .audit import AuditLog, note
 from .auth import ApiAuth, Principal, Role, forbid_unless
 from .guard import DEFAULT_MAX_BODY, LOOPBACK_HOSTS, BodyGuard
+from .ocpp16 import COMMANDS_16, OPERATOR_ACTIONS_16
+from .pnc16 import CSMS_MESSAGES
 from .service import CommandError, Csms, _remote_start_id
 from .store import StoreError, _iso
 from .strict_json import StrictJsonRoute
@@ -131,7 +133,8 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list
                 "vendor": st.vendor, "model": st.model, "firmware": st.firmware, "serialNumber": st.serial_number,
                 "bootStatus": st.boot_status, "lastSeen": _iso(st.last_seen),
                 "connectorStatus": st.connector_status or {}, "hasPassword": bool(st.password_hash),
-                "ocppVersion": csms.version_of(st.id) or st.ocpp_version}
+                "ocppVersion": csms.version_of(st.id) or st.ocpp_version,
+                **({"connectorErrors": st.connector_errors} if st.connector_errors else {})}
 
     def token_json(t: Any) -> dict[str, Any]:
         return {"idToken": t.id_token, "type": t.type, "status": t.status, "groupId": t.group_id,
@@ -304,6 +307,20 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list
     add_grid_routes(app, csms, auth)
     add_v2x_routes(app, csms, auth)  # before the generic command route: they take some of its names
 
+    @app.get("/api/stations/{station_id}/commands", tags=["commands"], dependencies=[viewer])
+    def station_commands(station_id: str) -> dict[str, Any]:
+        """The commands a station's OCPP version has (its open connection's, else the last one agreed): command name
+        -> OCPP action, and for 1.6 the Plug & Charge DataTransfer messages (`pnc-<Action>`)."""
+        st = store.station(station_id)
+        if st is None:
+            raise HTTPException(404, f"unknown station {station_id!r}")
+        version = csms.version_of(station_id) or st.ocpp_version
+        out: dict[str, Any] = {"stationId": station_id, "ocppVersion": version,
+                               "commands": COMMANDS_16 if version == "1.6" else COMMANDS}
+        if version == "1.6":
+            out["pnc"] = [f"pnc-{a}" for a in CSMS_MESSAGES]
+        return out
+
     @app.post("/api/stations/{station_id}/{command}", tags=["commands"])
     async def command(station_id: str, command: str, request: Request,
                       payload: dict[str, Any] = Body(...,  # noqa: B008 (FastAPI's idiom)
@@ -319,12 +336,23 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list
         403: role too low; 409: not connected; 422: no body or the payload does not fit the schema;
         502: the station refused (CALLERROR); 504: no answer in time.
         """
-        action = COMMANDS.get(command) or (command[5:] if command.startswith("call-") else None)
+        v16 = csms.version_of(station_id) == "1.6"
+        table = COMMANDS_16 if v16 else COMMANDS
+        action = table.get(command) or (command[5:] if command.startswith("call-") else None)
+        if v16 and command.startswith("pnc-"):  # 1.6 Plug & Charge per the application note: admin only
+            note(request, action=f"DataTransfer:{command[4:]}", station=station_id)
+            forbid_unless(principal, Role.ADMIN, command)
+            try:
+                answer = await csms.ocpp16.pnc.call(station_id, command[4:], payload)
+            except CommandError as e:
+                return JSONResponse({"detail": str(e), **e.details}, status_code=e.status)
+            return {"stationId": station_id, "action": f"DataTransfer:{command[4:]}", "request": payload,
+                    "response": answer}
         note(request, action=action or command, station=station_id)
         forbid_unless(principal, Role.OPERATOR, "a command")
         if action is None:
-            raise HTTPException(404, f"unknown command {command!r}; known: {sorted(COMMANDS)} or call-<Action>")
-        if action not in OPERATOR_ACTIONS:
+            raise HTTPException(404, f"unknown command {command!r}; known: {sorted(table)} or call-<Action>")
+        if action not in (OPERATOR_ACTIONS_16 if v16 else OPERATOR_ACTIONS):
             forbid_unless(principal, Role.ADMIN, action)
         if action == "RequestStartTransaction" and "remoteStartId" not in payload:
             payload = {**payload, "remoteStartId": _remote_start_id()}

@@ -111,9 +111,9 @@ def csms_command(
     max_protocol_errors: int = typer.Option(20, "--max-protocol-errors", min=0,
                                             help="CALLERRORs a station may cause within a minute before it is "
                                                  "disconnected with 1008 (0: never)"),
-    ocpp_versions: str = typer.Option("2.1,2.0.1", "--ocpp-versions",
+    ocpp_versions: str = typer.Option("2.1,2.0.1,1.6", "--ocpp-versions",
                                       help="OCPP versions offered on the one endpoint, most preferred first "
-                                           "(comma-separated: 2.1, 2.0.1)"),
+                                           "(comma-separated: 2.1, 2.0.1, 1.6)"),
     grid: bool = typer.Option(False, "--grid", help="Run the grid control: signals API, scheduler (docs/grid.md)"),
     grid_dispatch: bool = typer.Option(False, "--grid-dispatch", help="Send the grid plan to stations as charging "
                                                                       "profiles (with --grid)"),

@@ -27,7 +27,8 @@ class Station(Base):
     boot_status: Mapped[str | None] = mapped_column(String(20))
     last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     connector_status: Mapped[dict] = mapped_column(JSON, default=dict)  # "evse/connector" -> status
-    ocpp_version: Mapped[str | None] = mapped_column(String(10))  # agreed at its latest connection: 2.0.1 or 2.1
+    ocpp_version: Mapped[str | None] = mapped_column(String(10))  # agreed at its latest connection: 1.6, 2.0.1, 2.1
+    connector_errors: Mapped[dict | None] = mapped_column(JSON)  # OCPP 1.6: connectorId -> errorCode, info, ...
 
 
 class IdToken(Base):
@@ -58,6 +59,7 @@ class Transaction(Base):
     stopped_reason: Mapped[str | None] = mapped_column(String(30))
     iso15118: Mapped[dict] = mapped_column(JSON, default=dict)  # SessionID, EVCCID, namespace: joins both protocols
     v2x: Mapped[dict | None] = mapped_column(JSON)  # OCPP 2.1: allowedEnergyTransfer the station accepted, and when
+    ocpp_version: Mapped[str | None] = mapped_column(String(10))  # the version the transaction ran on (None: older)
     events: Mapped[list[TransactionEvent]] = relationship(
         primaryjoin="and_(TransactionEvent.station_id == Transaction.station_id, "
         "TransactionEvent.transaction_id == Transaction.transaction_id)",
@@ -70,6 +72,21 @@ class Transaction(Base):
         foreign_keys="[MeterValue.station_id, MeterValue.transaction_id]",
         order_by="MeterValue.id", viewonly=True,
     )
+
+
+class Ocpp16Transaction(Base):
+    """The integer transactionId the CSMS assigned to an OCPP 1.6 StartTransaction (the `transactions` row has it as
+    text), what identifies a replayed StartTransaction (station, connector, timestamp), and the next event seqNo."""
+
+    __tablename__ = "ocpp16_transactions"
+    __table_args__ = (UniqueConstraint("station_id", "connector_id", "started", name="uq_ocpp16_start"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48), index=True)
+    connector_id: Mapped[int] = mapped_column(Integer)
+    started: Mapped[str] = mapped_column(String(40))  # the StartTransaction timestamp as the station sent it
+    id_tag: Mapped[str | None] = mapped_column(String(20))
+    next_seq: Mapped[int] = mapped_column(Integer, default=1)
+    stopped: Mapped[bool] = mapped_column(default=False)
 
 
 class TransactionEvent(Base):

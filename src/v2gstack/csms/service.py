@@ -59,6 +59,7 @@ from . import store as ops
 from .certificates import CertificateIssuer, chain_pem
 from .certificates20 import SCHEMA20, answer_get_certificate20
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
+from .ocpp16 import Ocpp16Service
 from .revocation import OcspChecker
 from .store import Store
 from .v2x import V2xService
@@ -78,7 +79,7 @@ class CsmsConfig:
     command_timeout: float = 30.0
     call_timeout: float = 30.0
     ping_interval: float | None = 60.0
-    allowed_versions: tuple[str, ...] = ("2.1", "2.0.1")  # offered on one endpoint, most preferred first
+    allowed_versions: tuple[str, ...] = ("2.1", "2.0.1", "1.6")  # offered on one endpoint, most preferred first
     log_session_messages: bool = True
     accept_valid_contracts: bool = True  # a valid contract of a trusted MO is Accepted even if its eMAID is not listed
     contract_ocsp: bool = True  # ask the OCSP responders named in a contract chain
@@ -192,10 +193,12 @@ class Csms:
         self.states: dict[str, StationState] = {}
         self.v2x = V2xService(self)
         self.router = self._build_router()
+        self.ocpp16 = Ocpp16Service(self)  # the 1.6 router, on the same endpoint
         profile = SecurityProfile(self.config.security_profile)
         self.authenticator = (StoreAuthenticator(self.worker, AuthThrottle(self.config.auth_throttle))
                               if profile is not SecurityProfile.NONE else None)
-        self.server = OcppServer({v: self.router for v in self.config.allowed_versions}, security_profile=profile,
+        self.server = OcppServer({v: self.ocpp16.router if v == "1.6" else self.router
+                                  for v in self.config.allowed_versions}, security_profile=profile,
                                  authenticator=self.authenticator, ssl=ssl, path=path,
                                  call_timeout=self.config.call_timeout, ping_interval=self.config.ping_interval,
                                  on_connect=self._connected, on_disconnect=self._disconnected,
@@ -423,7 +426,7 @@ class Csms:
     async def on_transaction_event(self, p: Payload, ctx: CallContext) -> Payload:
         """TransactionEvent: recorded exactly once (a replay is acknowledged again, not stored twice)."""
         sid = ctx.station_id
-        stored, info = await self.worker.run(ops.op_record_event_and_authorize, sid, p)
+        stored, info = await self.worker.run(ops.op_record_event_and_authorize, sid, p, ctx.connection.version.value)
         tx_id = p["transactionInfo"]["transactionId"]
         state = self._state(sid)
         evse = (p.get("evse") or {}).get("id")
@@ -695,5 +698,6 @@ def _remote_start_id() -> int:
 def _transaction_of(action: str, payload: Payload) -> str | None:
     if "transactionId" in payload:
         return str(payload["transactionId"])
-    profile = payload.get("chargingProfile") or {}
-    return profile.get("transactionId")
+    profile = payload.get("chargingProfile") or payload.get("csChargingProfiles") or {}  # 2.x, 1.6
+    tx_id = profile.get("transactionId")
+    return None if tx_id is None else str(tx_id)

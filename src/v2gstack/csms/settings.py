@@ -41,15 +41,15 @@ class OcppListener:
     call_timeout: float = setting(30.0, min=0.1)  # how long a CALL to a station may wait for its answer, s
     command_timeout: float = setting(30.0, min=0.1)  # the same for API commands, s
     ping_interval: float = setting(60.0, min=0)  # websocket pings, s (0: none)
-    versions: list[Literal["2.1", "2.0.1"]] = setting(default_factory=lambda: ["2.1", "2.0.1"],
-                                                     flag="--ocpp-versions")  # offered, most preferred first
+    versions: list[Literal["2.1", "2.0.1", "1.6"]] = setting(default_factory=lambda: ["2.1", "2.0.1", "1.6"],
+                                                            flag="--ocpp-versions")  # offered, most preferred first
     log_messages: bool = True  # keep every OCPP message in the database's message log
     tls: OcppTls = field(default_factory=OcppTls)
 
     def check(self) -> Iterator[KeyProblem]:
         """At least one OCPP version; profiles 2 and 3 need the server certificate, profile 3 the station CA."""
         if not self.versions or len(set(self.versions)) != len(self.versions):
-            yield ("versions",), "one or more OCPP versions, each once: 2.1 and/or 2.0.1"
+            yield ("versions",), "one or more OCPP versions, each once: 2.1, 2.0.1 and/or 1.6"
         if self.security_profile >= 2 and not self.tls.cert:
             yield ("tls", "cert"), f"security profile {self.security_profile} needs a server certificate (--cert, " \
                                    "and --key)"

@@ -140,23 +140,16 @@ class Store:
     def set_station_password(self, station_id: str, password: str | None) -> None:
         if password is not None and not 16 <= len(password) <= 40:
             raise StoreError("an OCPP BasicAuthPassword is 16 to 40 characters")
-        with self.session() as s:
-            _station(s, station_id).password_hash = hash_password(password) if password else None
+        self.run(op_set_station_password, station_id, hash_password(password) if password else None)
 
     def delete_station(self, station_id: str) -> bool:
-        with self.session() as s:
-            st = s.get(Station, station_id)
-            if st is None:
-                return False
-            s.delete(st)
-            return True
+        return self.run(op_delete_station, station_id)
 
     def station(self, station_id: str) -> Station | None:
         return self.run(op_station, station_id)
 
     def stations(self) -> list[Station]:
-        with self.session() as s:
-            return list(s.scalars(select(Station).order_by(Station.id)))
+        return self.run(op_stations)
 
     def check_station_password(self, station_id: str, password: str) -> bool:
         st = self.station(station_id)
@@ -178,16 +171,10 @@ class Store:
         return self.run(op_id_token, id_token, type_)
 
     def id_tokens(self) -> list[IdToken]:
-        with self.session() as s:
-            return list(s.scalars(select(IdToken).order_by(IdToken.id_token, IdToken.type)))
+        return self.run(op_id_tokens)
 
     def delete_id_token(self, id_token: str, type_: str) -> bool:
-        with self.session() as s:
-            tok = s.get(IdToken, (id_token, type_))
-            if tok is None:
-                return False
-            s.delete(tok)
-            return True
+        return self.run(op_delete_id_token, id_token, type_)
 
     # ------------------------------------------------------------------ transactions
     def record_transaction_event(self, station_id: str, payload: dict[str, Any]) -> bool:
@@ -204,26 +191,11 @@ class Store:
 
         With station_id None, the transaction is looked up by id over all stations (ids are UUIDs in practice).
         """
-        with self.session() as s:
-            if station_id is not None:
-                tx = s.get(Transaction, (station_id, transaction_id))
-            else:
-                tx = s.scalars(select(Transaction).where(Transaction.transaction_id == transaction_id)).first()
-            if tx is None:
-                return None
-            return _transaction_dict(tx, with_details=True, session=s)
+        return self.run(op_transaction, station_id, transaction_id)
 
     def transactions(self, station_id: str | None = None, *, state: str | None = None,
                      limit: int | None = None) -> list[dict[str, Any]]:
-        with self.session() as s:
-            q = select(Transaction).order_by(Transaction.started_at)
-            if station_id is not None:
-                q = q.where(Transaction.station_id == station_id)
-            if state is not None:
-                q = q.where(Transaction.state == state)
-            if limit is not None:
-                q = q.limit(limit)
-            return [_transaction_dict(tx, with_details=False) for tx in s.scalars(q)]
+        return self.run(op_transactions, station_id, state, limit)
 
     def meter_values(self, station_id: str, *, evse_id: int | None = None, since: datetime | None = None,
                      limit: int = 1000) -> list[dict[str, Any]]:
@@ -231,29 +203,11 @@ class Store:
 
         Values of transactions are included (with their transactionId); MeterValues requests have none.
         """
-        with self.session() as s:
-            q = select(MeterValue).where(MeterValue.station_id == station_id)
-            if evse_id is not None:
-                q = q.where(MeterValue.evse_id == evse_id)
-            if since is not None:  # compared in UTC (SQLite keeps UTC text without an offset)
-                since = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
-                q = q.where(MeterValue.timestamp >= (since if self.engine.dialect.name == "postgresql"
-                                                     else since.replace(tzinfo=None)))
-            q = q.order_by(MeterValue.timestamp, MeterValue.id).limit(limit)
-            return [_meter_dict(m) for m in s.scalars(q)]
+        return self.run(op_meter_values, station_id, evse_id, since, limit)
 
     def transaction_by_session(self, session_id: str) -> dict[str, Any] | None:
         """The transaction linked to an ISO 15118 SessionID (hex), if any."""
-        with self.session() as s:
-            row = s.scalars(select(MessageLog.transaction_id).where(
-                MessageLog.session_id == session_id.upper(), MessageLog.transaction_id.is_not(None))).first()
-            if row is None:
-                for tx in s.scalars(select(Transaction)):
-                    if str((tx.iso15118 or {}).get("sessionId", "")).upper() == session_id.upper():
-                        return _transaction_dict(tx, with_details=True)
-                return None
-            tx = s.scalars(select(Transaction).where(Transaction.transaction_id == row)).first()
-            return None if tx is None else _transaction_dict(tx, with_details=True)
+        return self.run(op_transaction_by_session, session_id)
 
     # ------------------------------------------------------------------ trust anchors
     def add_trust_anchor(self, kind: str, pem: bytes | str) -> list[str]:
@@ -265,37 +219,18 @@ class Store:
             certs = x509.load_pem_x509_certificates(data)
         except ValueError as e:
             raise StoreError(f"not a PEM certificate: {e}") from None
-        out = []
-        with self.session() as s:
-            for cert in certs:
-                fp = cert.fingerprint(hashes.SHA256()).hex()
-                s.merge(TrustAnchor(fingerprint=fp, kind=kind, subject=cert.subject.rfc4514_string()[:500],
-                                    not_after=cert.not_valid_after_utc,
-                                    pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
-                                    added_at=datetime.now(UTC)))
-                out.append(fp)
-        return out
+        return self.run(op_add_trust_anchors, kind, certs)
 
     def trust_anchors(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Installed roots (all, or of one kind)."""
-        with self.session() as s:
-            q = select(TrustAnchor).order_by(TrustAnchor.kind, TrustAnchor.subject)
-            if kind is not None:
-                q = q.where(TrustAnchor.kind == kind)
-            return [{"fingerprint": t.fingerprint, "kind": t.kind, "subject": t.subject,
-                     "notAfter": _iso(t.not_after), "pem": t.pem} for t in s.scalars(q)]
+        return self.run(op_trust_anchors, kind)
 
     def anchor_certificates(self, kind: str) -> list[x509.Certificate]:
         """The installed roots of one kind as certificates."""
         return self.run(op_anchor_certificates, kind)
 
     def remove_trust_anchor(self, fingerprint: str) -> bool:
-        with self.session() as s:
-            t = s.get(TrustAnchor, fingerprint.lower().replace(":", ""))
-            if t is None:
-                return False
-            s.delete(t)
-            return True
+        return self.run(op_remove_trust_anchor, fingerprint.lower().replace(":", ""))
 
     # ------------------------------------------------------------------ message log
     def log_message(self, station_id: str, direction: str, action: str, payload: dict[str, Any],
@@ -306,53 +241,28 @@ class Store:
     def messages(self, *, station_id: str | None = None, transaction_id: str | None = None,
                  session_id: str | None = None, limit: int = 10000) -> list[dict[str, Any]]:
         """Logged messages, oldest first, filtered by station, transaction and/or ISO 15118 SessionID."""
-        with self.session() as s:
-            q = select(MessageLog).order_by(MessageLog.id).limit(limit)
-            if station_id is not None:
-                q = q.where(MessageLog.station_id == station_id)
-            if transaction_id is not None and session_id is not None:
-                q = q.where(or_(MessageLog.transaction_id == transaction_id,
-                                MessageLog.session_id == session_id.upper()))
-            elif transaction_id is not None:
-                q = q.where(MessageLog.transaction_id == transaction_id)
-            elif session_id is not None:
-                q = q.where(MessageLog.session_id == session_id.upper())
-            return [{"id": m.id, "stationId": m.station_id, "time": _iso(m.time), "direction": m.direction,
-                     "action": m.action, "payload": m.payload, "response": m.response,
-                     "transactionId": m.transaction_id, "sessionId": m.session_id} for m in s.scalars(q)]
+        return self.run(op_messages, station_id, transaction_id, session_id, limit)
 
 
     # ------------------------------------------------------------------ API tokens and audit log
     def add_api_token(self, token_id: str, name: str, role: str, secret_sha256: str, expires_at: datetime) -> None:
         """Record a new API token (csms/auth.py makes the secret and keeps only its hash)."""
         try:
-            with self.session() as s:
-                s.add(ApiToken(id=token_id, name=name, role=role, secret_sha256=secret_sha256,
-                               created_at=datetime.now(UTC), expires_at=expires_at))
+            self.run(op_add_api_token, token_id, name, role, secret_sha256, expires_at)
         except IntegrityError:
             raise StoreError(f"API token id {token_id!r} exists already") from None
 
     def api_token(self, token_id: str) -> ApiToken | None:
         """One API token record (with the secret's hash: for the check in csms/auth.py only)."""
-        with self.session() as s:
-            return s.get(ApiToken, token_id)
+        return self.run(op_api_token, token_id)
 
     def api_tokens(self) -> list[dict[str, Any]]:
         """Every API token without its secret hash, oldest first."""
-        with self.session() as s:
-            return [{"id": t.id, "name": t.name, "role": t.role, "createdAt": _iso(t.created_at),
-                     "expiresAt": _iso(t.expires_at), "revokedAt": _iso(t.revoked_at)}
-                    for t in s.scalars(select(ApiToken).order_by(ApiToken.created_at))]
+        return self.run(op_api_tokens)
 
     def revoke_api_token(self, token_id: str) -> bool:
         """Revoke a token at once (kept for the audit log's sake); False if there is no such token."""
-        with self.session() as s:
-            t = s.get(ApiToken, token_id)
-            if t is None:
-                return False
-            if t.revoked_at is None:
-                t.revoked_at = datetime.now(UTC)
-            return True
+        return self.run(op_revoke_api_token, token_id)
 
     def record_audit(self, entry: dict[str, Any]) -> None:
         """Append one audit record (see op_record_audit)."""
@@ -361,15 +271,7 @@ class Store:
     def audit(self, *, limit: int = 100, station_id: str | None = None,
               token_id: str | None = None) -> list[dict[str, Any]]:
         """Audit records, newest first, filtered by station and/or token."""
-        with self.session() as s:
-            q = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit)
-            if station_id is not None:
-                q = q.where(AuditRecord.station_id == station_id)
-            if token_id is not None:
-                q = q.where(AuditRecord.token_id == token_id)
-            return [{"id": a.id, "time": _iso(a.time), "tokenId": a.token_id, "actor": a.actor, "role": a.role,
-                     "method": a.method, "path": a.path, "action": a.action, "stationId": a.station_id,
-                     "status": a.status, "client": a.client} for a in s.scalars(q)]
+        return self.run(op_audit, limit, station_id, token_id)
 
 
 # ---------------------------------------------------------------------- operations on an open session
@@ -647,10 +549,15 @@ def _add_meter_values(s: Session, station_id: str, tx_id: str | None, event_id: 
     return len(rows)
 
 
-def op_record_event_and_authorize(s: Session, station_id: str,
-                                  payload: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
-    """A TransactionEvent stored once (False: a replay) and the IdTokenInfo of the idToken it carries, if any."""
+def op_record_event_and_authorize(s: Session, station_id: str, payload: dict[str, Any],
+                                  version: str | None = None) -> tuple[bool, dict[str, Any] | None]:
+    """A TransactionEvent stored once (False: a replay) and the IdTokenInfo of the idToken it carries, if any; a
+    new transaction is marked with the OCPP `version` it runs on (shown by the API)."""
     stored = op_record_transaction_event(s, station_id, payload)
+    if stored and version is not None and payload["eventType"] == "Started":
+        tx = s.get(Transaction, (station_id, payload["transactionInfo"]["transactionId"]))
+        if tx is not None:
+            tx.ocpp_version = version
     info = op_id_token_info(s, payload["idToken"]) if payload.get("idToken") else None
     return stored, info
 
@@ -683,6 +590,182 @@ def op_record_audit(s: Session, entry: dict[str, Any]) -> None:
         if isinstance(v, str):
             values[k] = v[:AuditRecord.__table__.c[k].type.length]  # type: ignore[attr-defined]
     s.add(AuditRecord(time=entry.get("time") or datetime.now(UTC), **values))
+
+
+# ---------------------------------------------------------------------- the registry and the reads of the CLI and API
+
+
+def op_set_station_password(s: Session, station_id: str, password_hash: str | None) -> None:
+    """Set (or clear) a station's Basic auth password hash."""
+    _station(s, station_id).password_hash = password_hash
+
+
+def op_delete_station(s: Session, station_id: str) -> bool:
+    """Remove a station; False if there is none."""
+    st = s.get(Station, station_id)
+    if st is None:
+        return False
+    s.delete(st)
+    return True
+
+
+def op_stations(s: Session) -> list[Station]:
+    """Every registered station, by id."""
+    return list(s.scalars(select(Station).order_by(Station.id)))
+
+
+def op_id_tokens(s: Session) -> list[IdToken]:
+    """Every registered idToken."""
+    return list(s.scalars(select(IdToken).order_by(IdToken.id_token, IdToken.type)))
+
+
+def op_delete_id_token(s: Session, id_token: str, type_: str) -> bool:
+    """Remove an idToken; False if there is none."""
+    tok = s.get(IdToken, (id_token, type_))
+    if tok is None:
+        return False
+    s.delete(tok)
+    return True
+
+
+def op_transaction(s: Session, station_id: str | None, transaction_id: str) -> dict[str, Any] | None:
+    """A transaction with its events and meter values as plain data (station_id None: any station's)."""
+    if station_id is not None:
+        tx = s.get(Transaction, (station_id, transaction_id))
+    else:
+        tx = s.scalars(select(Transaction).where(Transaction.transaction_id == transaction_id)).first()
+    if tx is None:
+        return None
+    return _transaction_dict(tx, with_details=True, session=s)
+
+
+def op_transactions(s: Session, station_id: str | None, state: str | None,
+                    limit: int | None) -> list[dict[str, Any]]:
+    """Transactions as plain data, oldest first: all, a station's, and/or in one state."""
+    q = select(Transaction).order_by(Transaction.started_at)
+    if station_id is not None:
+        q = q.where(Transaction.station_id == station_id)
+    if state is not None:
+        q = q.where(Transaction.state == state)
+    if limit is not None:
+        q = q.limit(limit)
+    return [_transaction_dict(tx, with_details=False) for tx in s.scalars(q)]
+
+
+def op_meter_values(s: Session, station_id: str, evse_id: int | None, since: datetime | None,
+                    limit: int) -> list[dict[str, Any]]:
+    """A station's sampled values as plain data, oldest first (see Store.meter_values)."""
+    q = select(MeterValue).where(MeterValue.station_id == station_id)
+    if evse_id is not None:
+        q = q.where(MeterValue.evse_id == evse_id)
+    if since is not None:  # compared in UTC (SQLite keeps UTC text without an offset)
+        since = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
+        q = q.where(MeterValue.timestamp >= (since if s.get_bind().dialect.name == "postgresql"
+                                             else since.replace(tzinfo=None)))
+    q = q.order_by(MeterValue.timestamp, MeterValue.id).limit(limit)
+    return [_meter_dict(m) for m in s.scalars(q)]
+
+
+def op_transaction_by_session(s: Session, session_id: str) -> dict[str, Any] | None:
+    """The transaction linked to an ISO 15118 SessionID (hex), by the message log or the ISO facts, if any."""
+    row = s.scalars(select(MessageLog.transaction_id).where(
+        MessageLog.session_id == session_id.upper(), MessageLog.transaction_id.is_not(None))).first()
+    if row is None:
+        for tx in s.scalars(select(Transaction)):
+            if str((tx.iso15118 or {}).get("sessionId", "")).upper() == session_id.upper():
+                return _transaction_dict(tx, with_details=True)
+        return None
+    tx = s.scalars(select(Transaction).where(Transaction.transaction_id == row)).first()
+    return None if tx is None else _transaction_dict(tx, with_details=True)
+
+
+def op_add_trust_anchors(s: Session, kind: str, certs: list[x509.Certificate]) -> list[str]:
+    """Install root certificates under `kind`; their SHA-256 fingerprints."""
+    out = []
+    for cert in certs:
+        fp = cert.fingerprint(hashes.SHA256()).hex()
+        s.merge(TrustAnchor(fingerprint=fp, kind=kind, subject=cert.subject.rfc4514_string()[:500],
+                            not_after=cert.not_valid_after_utc,
+                            pem=cert.public_bytes(serialization.Encoding.PEM).decode(), added_at=datetime.now(UTC)))
+        out.append(fp)
+    return out
+
+
+def op_trust_anchors(s: Session, kind: str | None) -> list[dict[str, Any]]:
+    """Installed roots as plain data (all, or of one kind)."""
+    q = select(TrustAnchor).order_by(TrustAnchor.kind, TrustAnchor.subject)
+    if kind is not None:
+        q = q.where(TrustAnchor.kind == kind)
+    return [{"fingerprint": t.fingerprint, "kind": t.kind, "subject": t.subject,
+             "notAfter": _iso(t.not_after), "pem": t.pem} for t in s.scalars(q)]
+
+
+def op_remove_trust_anchor(s: Session, fingerprint: str) -> bool:
+    """Remove an installed root by its SHA-256 fingerprint (lower-case hex); False if there is none."""
+    t = s.get(TrustAnchor, fingerprint)
+    if t is None:
+        return False
+    s.delete(t)
+    return True
+
+
+def op_messages(s: Session, station_id: str | None, transaction_id: str | None, session_id: str | None,
+                limit: int) -> list[dict[str, Any]]:
+    """Logged messages as plain data, oldest first (see Store.messages)."""
+    q = select(MessageLog).order_by(MessageLog.id).limit(limit)
+    if station_id is not None:
+        q = q.where(MessageLog.station_id == station_id)
+    if transaction_id is not None and session_id is not None:
+        q = q.where(or_(MessageLog.transaction_id == transaction_id, MessageLog.session_id == session_id.upper()))
+    elif transaction_id is not None:
+        q = q.where(MessageLog.transaction_id == transaction_id)
+    elif session_id is not None:
+        q = q.where(MessageLog.session_id == session_id.upper())
+    return [{"id": m.id, "stationId": m.station_id, "time": _iso(m.time), "direction": m.direction,
+             "action": m.action, "payload": m.payload, "response": m.response,
+             "transactionId": m.transaction_id, "sessionId": m.session_id} for m in s.scalars(q)]
+
+
+def op_add_api_token(s: Session, token_id: str, name: str, role: str, secret_sha256: str,
+                     expires_at: datetime) -> None:
+    """Record a new API token (IntegrityError if the id exists)."""
+    s.add(ApiToken(id=token_id, name=name, role=role, secret_sha256=secret_sha256, created_at=datetime.now(UTC),
+                   expires_at=expires_at))
+    s.flush()
+
+
+def op_api_token(s: Session, token_id: str) -> ApiToken | None:
+    """One API token record, with its secret's hash."""
+    return s.get(ApiToken, token_id)
+
+
+def op_api_tokens(s: Session) -> list[dict[str, Any]]:
+    """Every API token as plain data without its secret hash, oldest first."""
+    return [{"id": t.id, "name": t.name, "role": t.role, "createdAt": _iso(t.created_at),
+             "expiresAt": _iso(t.expires_at), "revokedAt": _iso(t.revoked_at)}
+            for t in s.scalars(select(ApiToken).order_by(ApiToken.created_at))]
+
+
+def op_revoke_api_token(s: Session, token_id: str) -> bool:
+    """Revoke an API token (once); False if there is none."""
+    t = s.get(ApiToken, token_id)
+    if t is None:
+        return False
+    if t.revoked_at is None:
+        t.revoked_at = datetime.now(UTC)
+    return True
+
+
+def op_audit(s: Session, limit: int, station_id: str | None, token_id: str | None) -> list[dict[str, Any]]:
+    """Audit records as plain data, newest first (see Store.audit)."""
+    q = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit)
+    if station_id is not None:
+        q = q.where(AuditRecord.station_id == station_id)
+    if token_id is not None:
+        q = q.where(AuditRecord.token_id == token_id)
+    return [{"id": a.id, "time": _iso(a.time), "tokenId": a.token_id, "actor": a.actor, "role": a.role,
+             "method": a.method, "path": a.path, "action": a.action, "stationId": a.station_id,
+             "status": a.status, "client": a.client} for a in s.scalars(q)]
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -729,7 +812,7 @@ def _transaction_dict(tx: Transaction, with_details: bool, session: Session | No
         "connectorId": tx.connector_id, "idToken": tx.id_token, "state": tx.state,
         "chargingState": tx.charging_state, "stoppedReason": tx.stopped_reason,
         "startedAt": _iso(tx.started_at),
-        "endedAt": _iso(tx.ended_at), "iso15118": tx.iso15118 or {},
+        "endedAt": _iso(tx.ended_at), "iso15118": tx.iso15118 or {}, "ocppVersion": tx.ocpp_version,
     }
     if with_details:
         out["events"] = [{"seqNo": e.seq_no, "eventType": e.event_type, "triggerReason": e.trigger_reason,

@@ -92,7 +92,7 @@ class V2xService:
         """SetChargingProfile after the checks; an accepted Dynamic profile's period becomes its stored update."""
         self.check(station_id, payload)
         answer = await self.csms.call(station_id, "SetChargingProfile", payload)
-        profile = payload["chargingProfile"]
+        profile = payload.get("chargingProfile") or {}  # 1.6: csChargingProfiles, never Dynamic
         if answer.get("status") == "Accepted" and profile.get("chargingProfileKind") == "Dynamic":
             schedule = profile["chargingSchedule"][0]
             period = schedule["chargingSchedulePeriod"][0]

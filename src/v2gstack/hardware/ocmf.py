@@ -1,5 +1,6 @@
 """OCMF (Open Charge Metering Format, S.A.F.E. e.V.) signed meter data, pure: a meter signs its readings, a CSMS
-checks them.
+checks them. It is the meter's format (OCPP only carries it), so it sits with the hardware seam, low enough for the
+simulated meter to sign and the CSMS to verify.
 
 A record is the text `OCMF|<payload JSON>|<signature JSON>`. The signature covers the payload section exactly as
 written (its UTF-8 bytes), hashed with SHA-256 and signed with ECDSA on the curve the signature algorithm `SA` names

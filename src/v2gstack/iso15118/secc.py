@@ -37,6 +37,7 @@ from .pnc import contract_precheck
 from .secc20 import Pnc20Hooks, Secc20
 from .secc20_pnc import Pnc20Checks
 from .secc_base import PausedSessions, Reply, failure_kind
+from .secc_pnc import SeccPnc
 from .timers import SeccTimers
 from .v2gtp import ISO20_NAMESPACE, PayloadType
 
@@ -62,7 +63,7 @@ class SeccConfig:
     timers: SeccTimers = field(default_factory=SeccTimers)
 
 
-class SeccSession:
+class SeccSession(SeccPnc):
     """The SECC side of one communication session (one connection)."""
 
     def __init__(self, controller: EVSEController, config: SeccConfig | None = None,
@@ -374,20 +375,6 @@ class SeccSession:
                                   if option == "Contract" else {Step.AUTHORIZATION})
         return self.msgs.payment_selection_res("OK")
 
-    def _payment_details(self, body: Body) -> Body:
-        """PaymentDetailsReq (Plug & Charge): check the contract chain's form, eMAID and validity; GenChallenge."""
-        assert self.msgs is not None and self.info is not None
-        emaid, chain = self.msgs.read_payment_details_req(body)
-        code = contract_precheck(emaid, chain)
-        if code == "OK":
-            code = self.controller.contract_check(self.info, emaid, chain)
-        if code != "OK":
-            return self.msgs.payment_details_res(code, bytes(16), int(time.time()))
-        self.info.emaid, self.info.contract_chain = emaid, chain
-        self.challenge = secrets.token_bytes(16)
-        self.expected = frozenset({Step.AUTHORIZATION})
-        return self.msgs.payment_details_res("OK", self.challenge, int(time.time()))
-
     def _authorization(self, body: Body) -> Body:
         """AuthorizationReq / ContractAuthenticationReq: Ongoing until the controller decides. With Plug & Charge the
         request is signed with the contract key over the GenChallenge of PaymentDetailsRes."""
@@ -407,16 +394,6 @@ class SeccSession:
             self.expected = frozenset({Step.CHARGE_PARAMETER_DISCOVERY})
         return self.msgs.authorization_res("OK", processing)
 
-    def _certificate_installation(self, doc: dict[str, Any], step: Step) -> Reply:
-        """CertificateInstallationReq / CertificateUpdateReq: the controller (the station asks its CSMS) produces the
-        whole signed response document, asynchronously (the default hook answers FAILED_NoCertificateAvailable)."""
-        assert self.msgs is not None and self.info is not None
-        if step is Step.CERTIFICATE_INSTALLATION:
-            pending = self.controller.certificate_installation(self.info, doc)
-        else:
-            pending = self.controller.certificate_update(self.info, doc)
-        return Reply(None, self.msgs.ns, self.msgs.res_name(step), False, step, pending=pending)
-
     def complete(self, reply: Reply, result: dict[str, Any] | str) -> Reply:
         """Finish a pending reply: `result` is the response document, or a FAILED_* code."""
         if self.iso20 is not None:
@@ -433,24 +410,6 @@ class SeccSession:
             return Reply(result, self.msgs.ns, reply.name, True, reply.step)
         self.expected = frozenset({Step.PAYMENT_DETAILS})
         return Reply(result, self.msgs.ns, reply.name, False, reply.step)
-
-    def _check_signed_authorization(self, body: Body) -> str | None:
-        """FAILED_SignatureError or FAILED_ChallengeInvalid for a Plug & Charge AuthorizationReq, None if it is good."""
-        assert self.msgs is not None and self.info is not None and self.info.contract_chain
-        ref_id, challenge = self.msgs.read_authorization_req(body)
-        leaf = x509.load_der_x509_certificate(self.info.contract_chain[0])
-        try:
-            if ref_id is None:
-                raise xmldsig.SignatureError("AuthorizationReq has no Id to sign")
-            xmldsig.verify(self.msgs.ns, self._rx_header.get("Signature"), {ref_id: ("AuthorizationReq", body)},
-                           leaf.public_key())  # type: ignore[arg-type]
-        except xmldsig.SignatureError as e:
-            log.warning("%s: AuthorizationReq signature: %s", self.label, e)
-            return "FAILED_SignatureError"
-        if challenge != self.challenge:
-            log.warning("%s: AuthorizationReq GenChallenge is not the one sent", self.label)
-            return "FAILED_ChallengeInvalid"
-        return None
 
     def _charge_parameters(self, body: Body) -> Body:
         """ChargeParameterDiscoveryReq: check mode and parameters, answer limits and schedules (or Ongoing)."""

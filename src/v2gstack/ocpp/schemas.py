@@ -8,6 +8,7 @@ third-party OCPP package at run time. Any directory with the same layout (`v16/s
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import json
 from collections.abc import Callable
@@ -20,6 +21,11 @@ from .errors import ErrorCode, PayloadInvalid
 from .versions import Version
 
 Validator = Callable[[Any], Any]
+
+# Compiling one validator builds and compiles a large generated source (several MB for the 2.1 schemas, whose
+# definitions are inlined); the interpreter frees it at once, but the C heap keeps the pages, so a station's RSS grows
+# by the sum of those transients. glibc's malloc_trim gives them back to the OS after each compile (elsewhere: None).
+_MALLOC_TRIM: Callable[[int], int] | None = getattr(ctypes.CDLL(None), "malloc_trim", None)
 
 SCHEMA_ROOT = Path(__file__).resolve().parent / "schema_files"  # the vendored official schemas
 _DIRS: dict[Version, str] = {Version.V16: "v16", Version.V201: "v201", Version.V21: "v21"}
@@ -96,6 +102,8 @@ class _LazyValidators(dict[str, Validator]):
         # use_default=False: the schemas carry "default" values, and validation must never change a payload.
         validator = fastjsonschema.compile(schema, use_default=False)
         self[action] = validator
+        if _MALLOC_TRIM is not None:
+            _MALLOC_TRIM(0)
         return validator
 
 

@@ -63,7 +63,8 @@ def station_command(
     station_id: str | None = typer.Option(None, "--id", help="Charging station identity"),
     evses: int = typer.Option(1, "--evses", min=1, help="Number of EVSEs (one connector each)"),
     password: str | None = typer.Option(None, "--password", help="Basic auth password (security profile 1/2)"),
-    version: str = typer.Option("2.1", "--version", help="Offer only this OCPP version (2.1 or 2.0.1)"),
+    version: str = typer.Option("2.1", "--version", "--ocpp", help="Offer only this OCPP version (2.1, 2.0.1, or "
+                                "1.6: 1.6J with the security extensions and Plug & Charge over DataTransfer)"),
     ocpp_versions: str = typer.Option("2.1,2.0.1", "--ocpp-versions", help="OCPP versions offered, most preferred "
                                       "first (the CSMS picks one)"),
     sign_meter_values: bool = typer.Option(False, "--sign-meter-values", help="SampledDataCtrlr.SignReadings=true: "

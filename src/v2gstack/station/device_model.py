@@ -201,6 +201,10 @@ def standard_variables(station_id: str, evses: int, *, model: str, vendor: str, 
         Variable("SecurityCtrlr", "BasicAuthPassword", "", mutability="WriteOnly", min_limit=16, max_limit=40,
                  password=True),
         Variable("SecurityCtrlr", "OrganizationName", "v2gstack"),
+        # A02/A03 (and the 1.6 PnC note's keys of the same names): how long to wait for CertificateSigned, how often
+        # to ask again; kept and reported (the station does not retry its SignCertificate by them yet)
+        Variable("SecurityCtrlr", "CertSigningWaitMinimum", "60", "integer", min_limit=0, unit="s"),
+        Variable("SecurityCtrlr", "CertSigningRepeatTimes", "3", "integer", min_limit=0),
     ]
     for e in range(1, evses + 1):
         out += [

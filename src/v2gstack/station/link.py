@@ -26,15 +26,23 @@ from ..ocpp import (
     StationClient,
     Version,
 )
+from ..ocpp.schemas import default_store
 from .context import StationContext
 from .device_model import Variable
 from .errors import AnswerInvalid, CallRefused, Offline, OwnPayloadInvalid
 from .evse import Evse
+from .ocpp16 import Ocpp16Mapping
 from .sender import AnswerHook, QueueSender
 
 log = logging.getLogger(__name__)
 
 LINK_ERRORS = (ConnectionClosedError, CallTimeoutError)
+# What a charging session makes the station send (and check the answers of): their validators are compiled in a
+# thread as soon as the boot is accepted, not on the event loop in the middle of the first session (a 2.1
+# TransactionEvent schema takes ~0.2 s to compile, longer than an ISO 15118 charge-loop answer may take).
+SESSION_ACTIONS = ["TransactionEvent", "MeterValues", "Authorize", "NotifyEVChargingNeeds", "NotifyEVChargingSchedule",
+                   "NotifyEvent", "SecurityEventNotification", "Get15118EVCertificate", "GetCertificateStatus",
+                   "DataTransfer"]
 Payload = dict[str, Any]
 DataTransferHandler = Callable[[Payload], Payload]
 Trigger = Callable[[list[Evse]], bool]  # TriggerMessage for these EVSEs: False to answer Rejected
@@ -53,16 +61,20 @@ class Link:
         self.frame_listeners: list[Callable[[str, str], None]] = []  # every OCPP frame (direction, text): traces
         self.on_queue_answer: AnswerHook | None = None  # the transactions' look at each queued message's answer
         password = model.value("SecurityCtrlr", "BasicAuthPassword") or config.password
+        # OCPP 1.6: the services keep speaking 2.0.1; the mapping translates at the connection (station/ocpp16.py)
+        self.v16 = Ocpp16Mapping(ctx, router) if tuple(config.versions) == ("1.6",) else None
         self.client = StationClient(
-            config.csms_url, config.station_id, router, versions=list(config.versions), password=password,
+            config.csms_url, config.station_id, router if self.v16 is None else self.v16.router,
+            versions=list(config.versions), password=password,
             ssl=config.ssl, call_timeout=config.call_timeout or model.int(
                 "OCPPCommCtrlr", "MessageTimeout", instance="Default") * config.time_scale,
             backoff=config.backoff or self._backoff(), on_connect=self._on_connect,
             ping_interval=config.ping_interval, dial=dial)
         self._agreed = Version.parse(config.versions[0])  # the version of the last connection (else the preferred)
-        self._validators = {v: RpcEngine(v) for v in self.client.versions}  # our payloads while no connection exists
+        # our payloads while no connection exists (1.6: the services' 2.0.1 payloads, translated at the connection)
+        self._validators = {v: RpcEngine(Version.V201 if v is Version.V16 else v) for v in self.client.versions}
         self._online = asyncio.Event()
-        self.sender = QueueSender(ctx.queue, self._online, lambda: self.client.connection, model,
+        self.sender = QueueSender(ctx.queue, self._online, self.connection, model,
                                   ctx.clock.sleep, self._queue_answer, config.station_id)
         self._boot_wake = asyncio.Event()
         self._accepted = asyncio.Event()
@@ -135,6 +147,8 @@ class Link:
         """A new websocket: register (if needed), then run the heartbeat; forget it all when it closes."""
         conn.frame_listeners = self.frame_listeners
         self._agreed = conn.version
+        if self.v16 is not None:
+            conn = self.v16.wrap(conn)
         self.ctx.spawn(self._link(conn), "link")
         self.ctx.spawn(self._watch(conn), "watch")
 
@@ -163,6 +177,9 @@ class Link:
                 return
             self._online.set()
             self.sender.wake()
+            schemas = default_store()[conn.version]
+            self.ctx.spawn(asyncio.to_thread(schemas.warm, [a for a in SESSION_ACTIONS if a in schemas.actions]),
+                           "schema-warm")
             for evse in self.ctx.evses.values():
                 await self.send_status(evse, force=True)
             while True:
@@ -203,6 +220,11 @@ class Link:
             info["serialNumber"] = c.serial_number
         return info
 
+    def connection(self) -> Any:
+        """The open connection as the services use it (for 1.6: its translating view), or None."""
+        conn = self.client.connection
+        return conn if conn is None or self.v16 is None else self.v16.wrap(conn)
+
     async def restart(self, reason: str) -> None:
         """A (simulated) reboot of the link: register again with `reason` (e.g. RemoteReset) after reconnecting."""
         self.registration = "New"
@@ -237,7 +259,7 @@ class Link:
     async def call(self, action: str, payload: Payload) -> Payload:
         """Send a CALL that is not queued and return the CSMS's answer; raise Offline, CallRefused,
         OwnPayloadInvalid (logged here as the bug of ours it is) or AnswerInvalid."""
-        conn = self.client.connection
+        conn = self.connection()
         if not self.online or conn is None:
             self._check_own(action, payload, self._validators[self._agreed])
             raise Offline(action, "not connected to the CSMS" if not self.connected else "not accepted by the CSMS")

@@ -20,7 +20,7 @@ KeyProblem = tuple[tuple[str | int, ...], str]
 ID_TOKEN_TYPES = Literal["Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress"]
 ENERGY_MODES = Literal["AC_single_phase_core", "AC_three_phase_core", "DC_core", "DC_extended", "DC_combo_core",
                        "DC_unique"]
-SUPPORTED_OCPP = ("2.1", "2.0.1")
+SUPPORTED_OCPP = ("2.1", "2.0.1", "1.6")
 
 
 @dataclass
@@ -66,7 +66,10 @@ class CsmsLink:
                 speaks = ", ".join(SUPPORTED_OCPP)
                 yield ("ocpp_versions",), f"OCPP {v} is not supported by the station (it speaks {speaks})"
         if not self.ocpp_versions or len(set(self.ocpp_versions)) != len(self.ocpp_versions):
-            yield ("ocpp_versions",), "one or more OCPP versions, each once: 2.1 and/or 2.0.1"
+            yield ("ocpp_versions",), "one or more OCPP versions, each once: 2.1 and/or 2.0.1, or 1.6 alone"
+        elif "1.6" in self.ocpp_versions and len(self.ocpp_versions) > 1:
+            # the 1.6 mapping (station/ocpp16.py) runs the whole connection: 1.6 is offered alone
+            yield ("ocpp_versions",), "OCPP 1.6 is offered alone (not beside 2.x)"
         tls = self.url.startswith("wss://")
         for name in ("ca", "client_cert", "client_key"):
             if getattr(self, name) and not tls:
