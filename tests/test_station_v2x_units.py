@@ -39,7 +39,9 @@ def test_the_target_per_operation_mode() -> None:
     assert target({"operationMode": "CentralFrequency", "setpoint": 20000.0}) == (
         "CentralFrequency", 11000.0, 11000.0, 11000.0, "CSMS")  # within the rating
     assert target({"operationMode": "CentralSetpoint", "setpoint": -7000.0}, can=False) == (
-        "CentralSetpoint", 0.0, 11000.0, 0.0, "CSMS")  # an EV that cannot discharge
+        "CentralSetpoint", 0.0, 0.0, 0.0, "CSMS")  # an EV that cannot discharge: limited to the nearest, 0 W
+    assert target({"operationMode": "CentralSetpoint", "setpoint": 6000.0}, can=False) == (
+        "CentralSetpoint", 6000.0, 6000.0, 0.0, "CSMS")  # an EV that only charges is held by the limit
     assert target({"operationMode": "CentralSetpoint", "setpoint": -2000.0, "setpoint_L2": -2000.0,
                    "setpoint_L3": -1000.0}) == ("CentralSetpoint", -5000.0, 11000.0, 11000.0, "CSMS")  # phases add
     assert target({"operationMode": "ExternalSetpoint", "limit": 3000.0}, external=6000.0) == (

@@ -11,7 +11,8 @@ Per operation mode (absent: ChargingOnly):
 - LocalFrequency: the EV follows `v2xBaseline` + the frequency-watt curve at the measured frequency (+ the
   signal-watt curve at the last AFRRSignal, when the period has one), within the limits;
 - Idle: nothing flows.
-An EV that cannot discharge (ISO 15118-2, DIN 70121, or no bidirectional mode allowed) gets no export.
+An EV that cannot discharge (ISO 15118-2, DIN 70121, or no bidirectional mode allowed) gets no export, and under a
+setpoint its import limit is the setpoint (such an EV cannot be told a target, only limited).
 """
 
 from __future__ import annotations
@@ -113,4 +114,6 @@ def compute_target(period: Payload | None, *, rating_w: float, discharge_rating_
         source = "LocalFrequency"
     if setpoint is not None:
         setpoint = max(-exp, min(imp, setpoint)) + 0.0
+        if not can_discharge:  # an EV that only charges (ISO 15118-2, DIN) is held to the setpoint by the limit
+            imp = max(0.0, setpoint)
     return EvseTarget(mode.value, setpoint, imp, exp, source)

@@ -178,9 +178,20 @@ def iso20_auth_code(code: str | None, pnc: bool) -> str:
 def notify_event(failure: IsoFailure, code: str | None, reason: str, evse_id: int, event_id: int, timestamp: str,
                  transaction_id: str | None = None) -> dict[str, object]:
     """The NotifyEvent EventData for a failure: ConnectedEV/Problem on the EVSE, techCode = the ISO code."""
+    return ev_problem_event(code or failure.kind, reason, evse_id, event_id, timestamp, transaction_id)
+
+
+EV_CANNOT_DISCHARGE = "EVCannotDischarge"
+"""techCode of the NotifyEvent when the station asks an EV to discharge (an OCPP 2.1 setpoint) and the EV cannot or
+will not (no BPT service, no discharge power left, its minimum SoC)."""
+
+
+def ev_problem_event(tech_code: str, reason: str, evse_id: int, event_id: int, timestamp: str,
+                     transaction_id: str | None = None) -> dict[str, object]:
+    """NotifyEvent EventData: ConnectedEV/Problem on the EVSE alerting, with `tech_code` and `reason`."""
     data: dict[str, object] = {
         "eventId": event_id, "timestamp": timestamp, "trigger": "Alerting", "actualValue": "true",
-        "techCode": (code or failure.kind)[:50], "techInfo": reason[:500],
+        "techCode": tech_code[:50], "techInfo": reason[:500],
         "eventNotificationType": "HardWiredNotification",
         "component": {"name": "ConnectedEV", "evse": {"id": evse_id}}, "variable": {"name": "Problem"},
     }

@@ -75,6 +75,10 @@ class Policy20(Protocol):
         """What the station wants of the EVSE now (limits both ways, an OCPP 2.1 setpoint)."""
         ...
 
+    def discharge_refused(self, reason: str) -> None:
+        """The station asks the EV to discharge and the EV cannot or will not (reported once per session)."""
+        ...
+
 
 class Controller20:
     """-20 methods of BridgeController; the host provides the hardware, the policy, the contactor state, `_draw`
@@ -128,6 +132,20 @@ class Controller20:
             return -min(discharge, -limit)
         return max(0.0, charge)
 
+    def _check_discharge(self, info: SessionInfo, request: LoopRequest, station: EvseTarget) -> None:
+        """A setpoint asks for discharge while energy flows: the EV must be able to give it; when the EV is the
+        reason it cannot (no BPT service, no discharge power in its request), the policy reports it."""
+        if station.setpoint_w is None or station.setpoint_w >= 0 or not self._flowing():
+            return
+        service = info.service
+        if service is None or not service.bpt:
+            name = service.name if service is not None else "no"
+            self.policy.discharge_refused(f"asked for {station.setpoint_w:.0f} W, the EV chose the {name} service "
+                                          "(no bidirectional power transfer)")
+        elif request.max_discharge_power is not None and request.max_discharge_power == 0:
+            self.policy.discharge_refused(f"asked for {station.setpoint_w:.0f} W, the EV's maximum discharge power "
+                                          "is 0 W (its minimum SoC, or it will not)")
+
     # ----- services and limits -----
 
     def services20(self) -> list[ServiceOffer]:
@@ -179,6 +197,7 @@ class Controller20:
         hardware's."""
         bpt = info.service is not None and info.service.bpt
         station = self.policy.target()
+        self._check_discharge(info, request, station)
         charge = min(self._ac_charge_w(), station.import_limit_w,
                      _INF if request.max_charge_power is None else request.max_charge_power)
         discharge = min(self.discharge_w(False), station.export_limit_w) if bpt else 0.0
@@ -207,6 +226,7 @@ class Controller20:
         limits = self._dc_limits(bpt)
         voltage = min(lim.dc_max_voltage, request.target_voltage or request.present_voltage or 0.0)
         station = self.policy.target()
+        self._check_discharge(info, request, station)
         discharge = min(self.discharge_w(True), station.export_limit_w) if bpt else 0.0
         if request.max_discharge_power is not None:
             discharge = min(discharge, abs(request.max_discharge_power))

@@ -127,25 +127,55 @@ def iso20_needs_facts(info: SessionInfo, needs: EVNeeds) -> Payload:
     return facts
 
 
-def tuples_from_composite(periods: Sequence[Payload], duration: int, discharge_w: float | None) -> list[ScheduleTuple]:
-    """One ScheduleTuple (id 1) of the composite schedule's periods (W; startPeriod s from now) for `duration` s:
-    the charging schedule holds each period's limit (0 where it is negative: a discharge); with `discharge_w` (BPT)
-    a discharging schedule allows that much for the whole time. Both carry a one-level PriceLevelSchedule (the
-    station has no tariff of its own; some EVs refuse a schedule without prices)."""
+FOLLOWED = frozenset({"CentralSetpoint", "CentralFrequency", "ExternalSetpoint", "LocalFrequency"})
+"""OCPP 2.1 operation modes whose periods carry a setpoint the EV is to follow."""
+
+
+def _period_powers(p: Payload, discharge_w: float | None, rating_w: float,
+                   setpoint: float | None) -> tuple[float, float]:
+    """(charging, discharging) power of one composite period for a ScheduleTuple (W, both >= 0): a setpoint (OCPP
+    2.1) is the power in its direction and 0 in the other; without one, the limit (0 where negative: 2.0.1's
+    discharge) and the discharge the station allows within the period's dischargeLimit; Idle: nothing."""
+    down = max(0.0, discharge_w or 0.0)
+    if p.get("operationMode") == "Idle":
+        return 0.0, 0.0
+    limit = float(p["limit"]) if "limit" in p else rating_w
+    if "dischargeLimit" in p:
+        down = min(down, max(0.0, -float(p["dischargeLimit"])))
+    if setpoint is not None:
+        return min(max(0.0, limit), max(0.0, setpoint)), min(down, max(0.0, -setpoint))
+    return max(0.0, limit), down
+
+
+def tuples_from_composite(periods: Sequence[Payload], duration: int, discharge_w: float | None,
+                          rating_w: float = 0.0, setpoint_now: float | None = None) -> list[ScheduleTuple]:
+    """One ScheduleTuple (id 1) of the composite schedule's periods (W; startPeriod s from now) for `duration` s.
+    The charging schedule holds each period's charging power, the discharging schedule (BPT, with `discharge_w` the
+    most the station allows) its discharging power: under a setpoint (OCPP 2.1 CentralSetpoint, CentralFrequency;
+    the period in force takes `setpoint_now`, the station's target, which also covers LocalFrequency and
+    ExternalSetpoint) the setpoint in its direction and 0 in the other; otherwise the limit (0 where negative: a
+    discharge) and what the station allows back. A period without a limit (2.1) charges up to `rating_w`. Both
+    carry a one-level PriceLevelSchedule (the station has no tariff of its own; some EVs refuse a schedule without
+    prices)."""
     items = sorted(periods, key=lambda p: int(p["startPeriod"]))
-    entries = []
+    charging_entries, discharging_entries = [], []
     for i, p in enumerate(items):
         start = int(p["startPeriod"])
         if start >= duration:
             break
         end = min(duration, int(items[i + 1]["startPeriod"])) if i + 1 < len(items) else duration
         if end > start:
-            entries.append(PowerEntry(end - start, max(0.0, float(p["limit"]))))
-    if not entries:
-        entries.append(PowerEntry(duration, 0.0))
-    charging = PowerSchedule(tuple(entries), prices=PriceLevels(1, 1, ((duration, 0),)))
+            setpoint = p.get("setpoint") if p.get("operationMode") in FOLLOWED else None
+            if start == 0 and setpoint_now is not None:
+                setpoint = setpoint_now
+            up, down = _period_powers(p, discharge_w, rating_w, None if setpoint is None else float(setpoint))
+            charging_entries.append(PowerEntry(end - start, up))
+            discharging_entries.append(PowerEntry(end - start, down))
+    if not charging_entries:
+        charging_entries.append(PowerEntry(duration, 0.0))
+        discharging_entries.append(PowerEntry(duration, max(0.0, discharge_w or 0.0)))
+    charging = PowerSchedule(tuple(charging_entries), prices=PriceLevels(1, 1, ((duration, 0),)))
     discharging = None
     if discharge_w is not None:
-        discharging = PowerSchedule((PowerEntry(duration, max(0.0, discharge_w)),),
-                                    prices=PriceLevels(2, 1, ((duration, 0),)))
+        discharging = PowerSchedule(tuple(discharging_entries), prices=PriceLevels(2, 1, ((duration, 0),)))
     return [ScheduleTuple(1, charging, discharging)]

@@ -31,7 +31,7 @@ from ...iso15118.evse import AuthorizationStatus, SessionInfo
 from ...iso15118.model import EVChargeParameters, PMaxEntry, ProfileEntry, SASchedule, is_dc
 from ...iso15118.model20 import ControlMode, DynamicSchedule, EVNeeds, ScheduleTuple
 from ...times import rfc3339
-from ...trace.error_map import FAILURES, FailureKind, IsoFailure, notify_event
+from ...trace.error_map import EV_CANNOT_DISCHARGE, FAILURES, FailureKind, IsoFailure, ev_problem_event, notify_event
 from ..device_model import VENDOR_COMPONENT
 from ..ports import EvseFacts, StationPort
 from ..profiles import Rejection
@@ -63,6 +63,7 @@ class EvsePolicy:
         self.event_ids = itertools.count(int(time.time()) % 1_000_000)  # NotifyEvent eventIds of this EVSE
         self.slac_failures: Counter[str] = Counter()  # failed SLAC steps of this EVSE, by step
         station.on_profiles_changed(self._profiles_changed)
+        station.on_target(self._target_changed)
 
     def session(self, trace: SessionTrace, log: SessionLog) -> SessionPolicy:
         """The policy of a new SECC connection; the EVSE has one EV at a time, so profile changes are its now."""
@@ -76,6 +77,10 @@ class EvsePolicy:
     def _profiles_changed(self, evse_id: int) -> None:
         if self.active is not None and evse_id in (0, self.evse_id):
             self.active.profiles_changed()
+
+    def _target_changed(self, evse_id: int, target: EvseTarget) -> None:
+        if self.active is not None and evse_id == self.evse_id:
+            self.active.target_changed(target)
 
     def tls_failed(self, event: TlsFailed, trace: SessionTrace) -> None:
         """A TLS handshake failed (no ISO session): reported per the error map, with a timeline of its own."""
@@ -138,6 +143,8 @@ class SessionPolicy:
         self.tx_id: str | None = None
         self.stopped_remotely = False
         self.offered: dict[int, SASchedule] = {}  # the SAScheduleTuples of the last ChargeParameterDiscoveryRes
+        self.refused_discharge = False  # the EV was asked to discharge and could not: reported once
+        self.scheduled_setpoint: float | None = None  # -20 scheduled: the setpoint the offered tuple carries
         trace.concerns = self._concerns
 
     @property
@@ -327,9 +334,14 @@ class SessionPolicy:
         a discharging schedule of `discharge_w`)."""
         self._needs20(info, needs)
         periods = self._composite()["chargingSchedulePeriod"]
-        tuples = tuples_from_composite(periods, self.config.schedule_duration, discharge_w)
+        target = self.station.target(self.evse_no)
+        self.scheduled_setpoint = target.setpoint_w
+        tuples = tuples_from_composite(periods, self.config.schedule_duration, discharge_w, self.evse.max_power_w,
+                                       target.setpoint_w)
+        dis = tuples[0].discharging
         self.trace.state("ScheduleOffered", charging=[(e.duration, e.power) for e in tuples[0].charging.entries],
-                         discharging=discharge_w)
+                         discharging=None if dis is None else [(e.duration, e.power) for e in dis.entries],
+                         setpoint_w=target.setpoint_w)
         return tuples
 
     def dynamic_schedule(self, info: SessionInfo, needs: EVNeeds) -> DynamicSchedule:
@@ -424,6 +436,30 @@ class SessionPolicy:
                 self.info.protocol == "iso2" or self.info.control_mode is ControlMode.SCHEDULED):
             return "ReNegotiation"  # -20: ScheduleRenegotiation (scheduled mode only)
         return "None"
+
+    def target_changed(self, target: EvseTarget) -> None:
+        """The station's target for the EVSE changed (a setpoint, the grid frequency under LocalFrequency, limits):
+        on the timeline, so that the next charge loop can be seen carrying it; a -20 scheduled EV renegotiates when
+        the setpoint its tuple carries is no longer the one in force."""
+        self.trace.state("TargetChanged", mode=target.mode, setpoint_w=target.setpoint_w,
+                         import_limit_w=target.import_limit_w, export_limit_w=target.export_limit_w,
+                         by=target.source)
+        if (self.contactors and self.info is not None and self.info.control_mode is ControlMode.SCHEDULED
+                and self._iso20() and target.setpoint_w != self.scheduled_setpoint):
+            self.renegotiate = True
+
+    def discharge_refused(self, reason: str) -> None:
+        """The station asks the EV to discharge and it cannot or will not: on the timeline and to the CSMS
+        (NotifyEvent ConnectedEV/Problem, techCode EVCannotDischarge), once per session."""
+        if self.refused_discharge:
+            return
+        self.refused_discharge = True
+        self.trace.state("DischargeRefused", reason=reason)
+        self.log.warning("EV cannot discharge: %s", reason)
+        now = self.station.clock.timestamp()
+        self.station.notify("NotifyEvent", {"generatedAt": now, "seqNo": 0, "eventData": [ev_problem_event(
+            EV_CANNOT_DISCHARGE, reason, self.evse_no, next(self.evse_policy.event_ids), now,
+            self.evse.transaction_id)]})
 
     def profiles_changed(self) -> None:
         """The CSMS changed a profile: -2 and -20 scheduled EVs renegotiate; every EV gets the new limit in the
