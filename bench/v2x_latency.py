@@ -88,7 +88,8 @@ async def measure(csms: Csms, st: ChargingStation, evses: list[int], period: flo
         sys.executable, __file__, "--cars-only", json.dumps(addresses), "--period", str(period), "--loops",
         str(loops), "--out", str(out))
     deadline = time.monotonic() + 120
-    while not all(st.evses[e].tx is not None and st.hardware(e).meter().power_w > 0 for e in evses):
+    while not all(csms.active_transaction(STATION, e) is not None and st.hardware(e).meter().power_w > 0
+                  for e in evses):
         if time.monotonic() > deadline or proc.returncode is not None:
             raise RuntimeError(f"{tag}: the cars did not all start charging")
         await asyncio.sleep(0.05)
@@ -100,10 +101,14 @@ async def measure(csms: Csms, st: ChargingStation, evses: list[int], period: flo
         assert answer["response"]["status"] == "Accepted", answer
         sent.append((r, evse, t0, target, answer["action"]))
 
-    for r in range(rounds):
-        target = -5000.0 - 1000.0 * (r % 3)  # a new value each round
-        await asyncio.gather(*(send(r, e, target) for e in evses))
-        await asyncio.sleep(4 * period)
+    try:
+        for r in range(rounds):
+            target = -5000.0 - 1000.0 * (r % 3)  # a new value each round
+            await asyncio.gather(*(send(r, e, target) for e in evses))
+            await asyncio.sleep(4 * period)
+    except BaseException:
+        proc.terminate()
+        raise
     for e in evses:
         tx = st.evses[e].tx
         if tx is not None:

@@ -214,7 +214,9 @@ async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.
         ticker = asyncio.create_task(_progress(station, evs, out))
         await asyncio.sleep(seconds / 2)
         await _lower_power(csms, api_url, token, 3, 20_000, out, ev_session=tasks[2])
-        if iso20_evse is not None:
+        if iso20_evse is not None and csms.version_of(STATION_ID) == "2.1":
+            await _setpoint(csms, api_url, token, iso20_evse, -DISCHARGE_W, out, ev_session=tasks[-1])
+        elif iso20_evse is not None:
             await _lower_power(csms, api_url, token, iso20_evse, -DISCHARGE_W, out, ev_session=tasks[-1])
         results = await asyncio.gather(*tasks)
         ticker.cancel()
@@ -293,6 +295,32 @@ async def _progress(station: ChargingStation, evs: list[DemoEv], out: Console) -
             meter = station.hardware(ev.evse).meter()
             parts.append(f"EVSE {ev.evse}: {meter.power_w / 1000:+5.1f} kW {meter.import_wh / 1000:5.2f} kWh")
         out.print("  " + " | ".join(parts), style="dim")
+
+
+async def _transaction_of(csms: Csms, evse_id: int, ev_session: asyncio.Task[Any]) -> str | None:
+    """The EVSE's transaction; on a loaded machine the EV may not have started yet: wait as long as its session
+    runs."""
+    tx_id = csms.active_transaction(STATION_ID, evse_id)
+    while tx_id is None and not ev_session.done():
+        await asyncio.sleep(0.05)
+        tx_id = csms.active_transaction(STATION_ID, evse_id)
+    return tx_id
+
+
+async def _setpoint(csms: Csms, api_url: str, token: str, evse_id: int, watts: float, out: Console, *,
+                    ev_session: asyncio.Task[Any]) -> None:
+    """OCPP 2.1: the operator's setpoint through the REST API (a Dynamic CentralSetpoint TxProfile); the -20 EV
+    follows it in its next charge loop."""
+    if await _transaction_of(csms, evse_id, ev_session) is None:
+        out.print(f"[yellow]no transaction on EVSE {evse_id} yet; no setpoint sent[/]")
+        return
+    status, body = await asyncio.to_thread(_post_json, f"{api_url}/api/stations/{STATION_ID}/evse/{evse_id}/setpoint",
+                                           token, {"setpoint": watts})
+    if status != 200:
+        out.print(f"[red]CSMS API refused the setpoint: {status} {body.get('detail')}[/]")
+        return
+    out.print(f"[magenta]CSMS[/] OCPP 2.1 CentralSetpoint {watts / 1000:g} kW on EVSE {evse_id}: "
+              f"{body['response']['status']} (through the REST API; the -20 EV feeds energy back)")
 
 
 async def _lower_power(csms: Csms, api_url: str, token: str, evse_id: int, watts: float, out: Console, *,
