@@ -133,7 +133,7 @@ def bridge_configs(s: StationSettings) -> dict[int, BridgeConfig]:
     for n, e in enumerate(s.evse, start=1):
         out[n] = BridgeConfig(
             evse_ids={n: e.iso_evse_id} if e.iso_evse_id else {}, energy_modes=tuple(e.energy_modes),
-            id_token=token, allow_discharge_w=iso.allow_discharge_w)
+            id_token=token, allow_discharge_w=iso.allow_discharge_w, control_modes=tuple(iso.control_modes))
     return out
 
 

@@ -46,6 +46,7 @@ FLAGS: Flags = {
     "protocols": (("iso15118", "protocols"), lambda v: [x.strip() for x in v.split(",") if x.strip()]),
     "iso20_pki": (("iso15118", "iso20_pki"), None),
     "allow_discharge": (("iso15118", "allow_discharge_w"), None),
+    "control": (("iso15118", "control_modes"), lambda v: [x.strip() for x in v.split(",") if x.strip()]),
 }
 """Each settings flag -> the key it overrides (`--evses` resizes [[evse]]; --secc-port/--secc-iface also enable
 ISO 15118)."""
@@ -111,6 +112,9 @@ def station_command(
                                          "certificate required) instead of --secc-cert"),
     allow_discharge: float | None = typer.Option(None, "--allow-discharge", help="W an ISO 15118-20 EV may feed "
                                                  "back under OCPP 2.0.1 (0: no AC_BPT/DC_BPT offered)"),
+    control: str | None = typer.Option(None, "--control", help="ISO 15118-20 control modes offered, in order: "
+                                       "scheduled,dynamic (default) or dynamic,scheduled (an EV taking the first "
+                                       "parameter set gets the first)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
 ) -> None:
     """Connect to the CSMS and run until Ctrl-C (or until the scripted session is delivered)."""

@@ -161,6 +161,8 @@ class Iso15118:
     # required); instead of tls_cert (one TLS listener per EVSE); its keys' password: tls_key_password
     allow_discharge_w: float = setting(0.0, min=0, flag="--allow-discharge")  # OCPP 2.0.1 has no discharge
     # permission: the most an ISO 15118-20 EV may feed back (W; 0: AC_BPT/DC_BPT not offered)
+    control_modes: list[str] = setting(default_factory=lambda: ["scheduled", "dynamic"], flag="--control")  # -20
+    # control modes offered, in order (an EV that takes the first parameter set gets the first mode)
     pnc: bool | None = setting(None, flag="--pnc")  # ISO15118Ctrlr.PnCEnabled (Contract over TLS only)
     central_contract_validation_allowed: bool | None = None  # ISO15118Ctrlr.CentralContractValidationAllowed
     contract_validation_offline: bool | None = None  # ISO15118Ctrlr.ContractValidationOffline
@@ -176,6 +178,9 @@ class Iso15118:
                 yield ("protocols",), f"unknown protocol {p!r} (known: {', '.join(known)})"
         if not self.protocols:
             yield ("protocols",), "at least one protocol"
+        if not self.control_modes or len(set(self.control_modes)) != len(self.control_modes) or \
+                set(self.control_modes) - {"scheduled", "dynamic"}:
+            yield ("control_modes",), "scheduled, dynamic or both, each once"
         if self.slac and not self.interfaces:
             yield ("slac",), "SLAC needs the modems' interfaces (--secc-iface)"
         tls = self.tls_cert or self.iso20_pki

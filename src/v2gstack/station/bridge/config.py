@@ -15,6 +15,7 @@ class BridgeConfig:
     energy_modes: tuple[str, ...] = ("AC_three_phase_core", "DC_extended")
     id_token: dict[str, str] | None = None  # a token presented at the EVSE (RFID); None: wait for the CSMS
     schedule_duration: int = 86400  # s covered by the SAScheduleTuple / ScheduleTuple
+    control_modes: tuple[str, ...] = ("scheduled", "dynamic")  # -20 parameter sets offered, in this order
     allow_discharge_w: float = 0.0
     """ISO 15118-20 bidirectional power under OCPP 2.0.1 (which has no discharge permission of its own): the most the
     EV may feed back (W), within the hardware's discharge limits. 0 (the default): the AC_BPT and DC_BPT services are

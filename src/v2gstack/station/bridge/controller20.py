@@ -47,6 +47,10 @@ class Policy20(Protocol):
         """The EVSE's energy transfer modes."""
         ...
 
+    def control_modes(self) -> tuple[str, ...]:
+        """The -20 control modes offered, in order ("scheduled", "dynamic")."""
+        ...
+
     def limit_w(self) -> float | None:
         """The charging-profile limit now (W; negative: discharge; None: no profile)."""
         ...
@@ -152,7 +156,10 @@ class Controller20:
         """AC and/or DC as the energy modes say; AC_BPT / DC_BPT only where discharge is allowed."""
         offers = services_from_modes(self.policy.energy_modes(), self.hw.limits.nominal_voltage, bpt=True)
         allowed = {EnergyService.AC_BPT: self.discharge_w(False) > 0, EnergyService.DC_BPT: self.discharge_w(True) > 0}
-        return [o for o in offers if allowed.get(o.service, True)]
+        order = {ControlMode.named(m): i for i, m in enumerate(self.policy.control_modes())}
+        return [replace(o, parameter_sets=tuple(sorted((p for p in o.parameter_sets if p.control_mode in order),
+                                                       key=lambda p: order[p.control_mode])))  # type: ignore[index]
+                for o in offers if allowed.get(o.service, True)]
 
     def ac_limits20(self, info: SessionInfo, ev: EVACLimits, bpt: bool) -> ACLimits20:
         """The AC limits; with BPT the discharge cap."""

@@ -194,6 +194,10 @@ class SessionPolicy:
         """The EVSE's energy transfer modes."""
         return list(self.config.energy_modes)
 
+    def control_modes(self) -> tuple[str, ...]:
+        """The -20 control modes offered, in order."""
+        return self.config.control_modes
+
     def session_started(self, info: SessionInfo) -> None:
         """SessionSetup: the EV is there (plug-in), the ISO facts go to the timeline and the transaction."""
         self.info = info
