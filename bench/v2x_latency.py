@@ -64,7 +64,7 @@ async def cars(addresses: list[tuple[str, int]], period: float, loops: int, out:
         return sink
 
     async def one(i: int, address: tuple[str, int]) -> bool:
-        await asyncio.sleep(i * 0.02)  # plug in one after the other
+        await asyncio.sleep(i * 0.1)  # plug in one after the other
         config = EvccConfig(protocols=("iso20",), energy="dc_bpt", control="dynamic", loops=loops,
                             loop_interval=period, ongoing_interval=0.05, evcc_id=f"0A0B0C{i:06X}")
         result = await run_evcc(config, EVModel(soc=50.0), secc=address, on_message=sink_for(i))
@@ -83,17 +83,26 @@ async def measure(csms: Csms, st: ChargingStation, evses: list[int], period: flo
     bridges = {b.evse_id: b for b in st_bridges[id(st)]}
     addresses = [bridges[e].server.addresses()["tcp"] for e in evses]  # type: ignore[union-attr]
     out = folder / f"cars-{tag}.json"
-    loops = int((60 + rounds * 4 * period) / period)
+    loops = int((len(evses) * 0.1 + 120 + rounds * 4 * period) / period)
+    log = (folder / f"cars-{tag}.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--cars-only", json.dumps(addresses), "--period", str(period), "--loops",
-        str(loops), "--out", str(out))
-    deadline = time.monotonic() + 120
-    while not all(csms.active_transaction(STATION, e) is not None and st.hardware(e).meter().power_w > 0
-                  for e in evses):
+        str(loops), "--out", str(out), stdout=log, stderr=log)
+    deadline = time.monotonic() + 300
+
+    def charging() -> int:
+        return sum(csms.active_transaction(STATION, e) is not None and st.hardware(e).meter().power_w > 0
+                   for e in evses)
+
+    while charging() < len(evses):
         if time.monotonic() > deadline or proc.returncode is not None:
-            raise RuntimeError(f"{tag}: the cars did not all start charging")
-        await asyncio.sleep(0.05)
+            proc.terminate()
+            raise RuntimeError(f"{tag}: {charging()}/{len(evses)} cars charging; see {folder}")
+        await asyncio.sleep(0.1)
     sent: list[tuple[int, int, float, float, str]] = []  # (round, evse, t0, target, action)
+    marks: list[tuple[float, int, float | None]] = []  # the station's target changes: (monotonic s, evse, setpoint)
+    unsubscribe = st.on_target(lambda evse, target: marks.append((time.monotonic(), evse, target.setpoint_w)))
+    cpu0, wall0 = time.process_time(), time.monotonic()
 
     async def send(r: int, evse: int, target: float) -> None:
         t0 = time.monotonic()
@@ -109,6 +118,8 @@ async def measure(csms: Csms, st: ChargingStation, evses: list[int], period: flo
     except BaseException:
         proc.terminate()
         raise
+    cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+    unsubscribe()
     for e in evses:
         tx = st.evses[e].tx
         if tx is not None:
@@ -118,12 +129,18 @@ async def measure(csms: Csms, st: ChargingStation, evses: list[int], period: flo
     index = {e: i for i, e in enumerate(evses)}
     scp: list[float] = []
     uds: list[float] = []
+    to_station: list[float] = []
     for _r, evse, t0, target, action in sent:
         hits = [t for t, p in data["seen"][index[evse]] if t > t0 and abs(p - target) <= abs(target) * 0.01]
         if not hits:
             raise RuntimeError(f"{tag}: EVSE {evse} never carried {target} W")
         (scp if action == "SetChargingProfile" else uds).append((min(hits) - t0) * 1000)
-    print(f"  {tag}: {data['ok']}/{len(evses)} sessions ended OK")
+        applied = [t for t, e, sp in marks if e == evse and t > t0 and sp == target]
+        if applied:
+            to_station.append((min(applied) - t0) * 1000)
+    print(f"  {tag}: {data['ok']}/{len(evses)} sessions ended OK; the station process used {cpu:.0%} of a CPU "
+          f"while the setpoints ran")
+    print("  " + report(f"{tag}, CSMS sends -> the station's target changed", to_station))
     return scp, uds
 
 
@@ -147,6 +164,9 @@ async def main(args: argparse.Namespace) -> None:
                                        state_dir=folder / "station"))
     st.model.put("AuthCtrlr", "Enabled", "false")
     st.model.put("SampledDataCtrlr", "TxUpdatedInterval", "3600")
+    # the device model declares 32 ChargingProfiles entries (SmartChargingCtrlr.Entries' maxLimit); a station of this
+    # size holds one setpoint profile per EVSE
+    st.smart_charging.profiles.max_profiles = 2 * n
     await st.start()
     await st.wait_accepted()
     assert st.link.version == "2.1"
