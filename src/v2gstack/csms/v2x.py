@@ -47,6 +47,19 @@ class V2xService:
 
     def __init__(self, csms: Csms) -> None:
         self.csms = csms
+        # the Dynamic profiles this node set (write-through of v2x_state): a setpoint leaves without waiting for the
+        # store's worker, which 100 simultaneous setpoints otherwise queue behind each other's writes; an entry is
+        # dropped when the station refuses an update (another node may have replaced the profile)
+        self._dynamic: dict[tuple[str, int], Payload] = {}
+
+    async def _known_dynamic(self, station_id: str, profile_id: int) -> Payload | None:
+        """A Dynamic profile's stored facts (transactionId, operationMode, chargingRateUnit, scheduleUpdate)."""
+        known = self._dynamic.get((station_id, profile_id))
+        if known is None:
+            known = await self.csms.worker.run(v2x_state.op_get_dynamic, station_id, profile_id)
+            if known is not None:
+                self._dynamic[(station_id, profile_id)] = known
+        return known
 
     # ----- handlers -----
 
@@ -96,17 +109,24 @@ class V2xService:
         if answer.get("status") == "Accepted" and profile.get("chargingProfileKind") == "Dynamic":
             schedule = profile["chargingSchedule"][0]
             period = schedule["chargingSchedulePeriod"][0]
+            values = {k: period[k] for k in UPDATE_FIELDS if k in period}
+            mode = period.get("operationMode", OperationMode.CHARGING_ONLY.value)
+            self._dynamic[(station_id, profile["id"])] = {
+                "chargingProfileId": profile["id"], "evseId": payload["evseId"],
+                "transactionId": profile.get("transactionId"), "operationMode": mode,
+                "chargingRateUnit": schedule["chargingRateUnit"], "scheduleUpdate": values}
             await self.csms.worker.run(
-                v2x_state.op_put_dynamic, station_id, profile["id"],
-                {k: period[k] for k in UPDATE_FIELDS if k in period}, payload["evseId"], profile.get("transactionId"),
-                period.get("operationMode", OperationMode.CHARGING_ONLY.value), schedule["chargingRateUnit"])
+                v2x_state.op_put_dynamic, station_id, profile["id"], values, payload["evseId"],
+                profile.get("transactionId"), mode, schedule["chargingRateUnit"])
+        elif profile.get("id") is not None:
+            self._dynamic.pop((station_id, profile["id"]), None)
         return answer
 
     async def update_dynamic_schedule(self, station_id: str, profile_id: int, update: Payload, *,
                                       push: bool = True) -> Payload | None:
         """Store a Dynamic profile's new values (checked against its operation mode) and, with `push`, send
         UpdateDynamicSchedule (K28); without it the station gets them at its next PullDynamicScheduleUpdate (K29)."""
-        known = await self.csms.worker.run(v2x_state.op_get_dynamic, station_id, profile_id)
+        known = await self._known_dynamic(station_id, profile_id)
         merged = {**(known or {}).get("scheduleUpdate", {}), **update}  # K28: the fields given replace theirs
         if known is not None and known.get("operationMode"):
             period = {"startPeriod": 0, "operationMode": known["operationMode"], **known["scheduleUpdate"]}
@@ -123,7 +143,10 @@ class V2xService:
             await self.csms._log(station_id, "tx", "UpdateDynamicSchedule", request, answer,
                                  (known or {}).get("transactionId"))
             if answer.get("status") != "Accepted":
+                self._dynamic.pop((station_id, profile_id), None)
                 return answer
+        if known is not None:
+            self._dynamic[(station_id, profile_id)] = {**known, "scheduleUpdate": merged}
         await self.csms.worker.run(v2x_state.op_put_dynamic, station_id, profile_id, merged)
         return answer
 
@@ -137,7 +160,7 @@ class V2xService:
         values = {k: body[k] for k in ("setpoint", "limit", "dischargeLimit", "setpointReactive") if k in body}
         profile_id = body.get("chargingProfileId", SETPOINT_PROFILE_BASE + evse_id)
         dynamic = body.get("dynamic", True)
-        known = await self.csms.worker.run(v2x_state.op_get_dynamic, station_id, profile_id) if dynamic else None
+        known = await self._known_dynamic(station_id, profile_id) if dynamic else None
         if known is not None and known.get("transactionId") == tx_id and known.get("operationMode") == \
                 OperationMode.CENTRAL_SETPOINT.value:
             answer = await self.update_dynamic_schedule(station_id, profile_id, values)
