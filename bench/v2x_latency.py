@@ -149,8 +149,9 @@ async def measure(csms: Csms, cars: list[Car], period: float, rounds: int, folde
     to_station: list[float] = []
     for sid, evse, t0, target, action in sent:
         hits = [t for t, p in data["seen"][index[(sid, evse)]] if t > t0 and abs(p - target) <= abs(target) * 0.01]
-        if not hits:
-            raise RuntimeError(f"{tag}: {sid} EVSE {evse} never carried {target} W")
+        if not hits:  # its session ended before the next loop (on a loaded machine): counted, not timed
+            failed.append(f"{sid} EVSE {evse}: never carried {target} W")
+            continue
         (scp if action == "SetChargingProfile" else uds).append((min(hits) - t0) * 1000)
         applied = [t for t, s, e, sp in marks if s == sid and e == evse and t > t0 and sp == target]
         if applied:
