@@ -26,7 +26,7 @@ test: venv lint
 	-@$(MAKE) --no-print-directory slac-venv
 	$(PY) -m pytest -q
 
-# The end-to-end demo: CSMS (SQLite) + station with three bridged EVSEs + three EVs on loopback.
+# The end-to-end demo: CSMS (SQLite) + station with five bridged EVSEs + five EVs (DIN, -2, -2 PnC, -20 DC_BPT).
 demo: venv
 	$(PY) -m v2gstack demo
 

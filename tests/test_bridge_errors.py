@@ -7,13 +7,13 @@ SignatureError (test_bridge_pnc.py, test_iso15118_pnc.py)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.bridge import Rig, bridged, scripted_ev
+from helpers.bridge import bridged, scripted_ev
+from helpers.bridge_errors import events, reported, sent
 from helpers.wait import until
 
 from v2gstack.hardware import SimulatedHardwareConfig
@@ -21,57 +21,9 @@ from v2gstack.iso15118.devcerts import make_secc_chain
 from v2gstack.iso15118.evcc import EvccTimers
 from v2gstack.iso15118.secc import SeccTimers
 from v2gstack.iso15118.tls import evcc_context
-from v2gstack.trace.error_map import FAILURES, FailureKind
+from v2gstack.trace.error_map import FailureKind
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def _sent(rig: Rig, action: str) -> list[dict[str, Any]]:
-    return [m["payload"] for m in rig.csms.store.messages(station_id="CS1") if m["action"] == action]
-
-
-def _events(rig: Rig) -> list[dict[str, Any]]:
-    return [d for p in _sent(rig, "NotifyEvent") for d in p["eventData"]]
-
-
-def _connector_status(rig: Rig) -> str | None:
-    station = rig.csms.store.station("CS1")
-    return None if station is None else (station.connector_status or {}).get("1/1")
-
-
-def _timeline_errors(rig: Rig) -> list[str]:
-    out = []
-    for path in rig.trace_dir.glob("*.jsonl"):
-        out += [r["what"] for r in map(json.loads, path.read_text().splitlines()) if r["kind"] == "error"]
-    return out
-
-
-async def _reported(rig: Rig, kind: FailureKind, tech_code: str, *, transaction: bool = True) -> None:
-    """The OCPP reports the error map names for `kind` reached the CSMS, and the timeline has the error."""
-    f = FAILURES[kind]
-    if f.notify:
-        await until(lambda: any(d["techCode"] == tech_code for d in _events(rig)))
-        [data] = [d for d in _events(rig) if d["techCode"] == tech_code]
-        assert data["component"] == {"name": "ConnectedEV", "evse": {"id": 1}}
-        assert (data["variable"], data["trigger"], data["actualValue"]) == ({"name": "Problem"}, "Alerting", "true")
-    if f.security_event:
-        await until(lambda: f.security_event in [p["type"] for p in _sent(rig, "SecurityEventNotification")])
-    if transaction:
-        await until(lambda: bool(rig.csms.store.transactions("CS1"))
-                    and rig.csms.store.transactions("CS1")[0]["state"] == "Ended")
-        [tx] = rig.csms.store.transactions("CS1")
-        full = rig.csms.store.transaction("CS1", tx["transactionId"])
-        assert (full["stoppedReason"], full["events"][-1]["triggerReason"]) == (f.stopped_reason, f.trigger_reason)
-        if f.notify:
-            assert data["transactionId"] == tx["transactionId"]
-    else:
-        assert rig.csms.store.transactions("CS1") == []
-    if f.faulted:  # the CSMS keeps each connector's last StatusNotification
-        await until(lambda: _connector_status(rig) == "Faulted")
-    else:
-        assert _connector_status(rig) != "Faulted"
-    if f.notify:
-        assert kind in _timeline_errors(rig)
 
 
 # ----- FAILED_* response codes the SECC sends -----
@@ -80,7 +32,7 @@ async def test_no_common_protocol(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1, secc={"protocols": ("iso2",)}) as rig:
         result = await rig.ev(1, "din", "dc")
         assert not result.ok
-        await _reported(rig, FailureKind.NO_COMMON_PROTOCOL, "Failed_NoNegotiation", transaction=False)
+        await reported(rig, FailureKind.NO_COMMON_PROTOCOL, "Failed_NoNegotiation", transaction=False)
 
 
 async def test_sequence_error(tmp_path: Path) -> None:
@@ -88,7 +40,7 @@ async def test_sequence_error(tmp_path: Path) -> None:
         answers = await scripted_ev(rig.address(1), "iso2", "ac", at="ServiceDiscoveryReq",
                                     action=lambda doc, sent: sent[-1])  # SessionSetupReq again
         assert answers[-1] == ("SessionSetupRes", "FAILED_SequenceError")
-        await _reported(rig, FailureKind.SEQUENCE_ERROR, "FAILED_SequenceError")
+        await reported(rig, FailureKind.SEQUENCE_ERROR, "FAILED_SequenceError")
 
 
 def _other_session(doc: dict[str, Any], sent: list[dict[str, Any]]) -> dict[str, Any]:
@@ -100,7 +52,7 @@ async def test_unknown_session(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1) as rig:
         answers = await scripted_ev(rig.address(1), "din", "dc", at="ServiceDiscoveryReq", action=_other_session)
         assert answers[-1] == ("ServiceDiscoveryRes", "FAILED_UnknownSession")
-        await _reported(rig, FailureKind.UNKNOWN_SESSION, "FAILED_UnknownSession")
+        await reported(rig, FailureKind.UNKNOWN_SESSION, "FAILED_UnknownSession")
 
 
 def _single_phase(doc: dict[str, Any], sent: list[dict[str, Any]]) -> dict[str, Any]:
@@ -113,21 +65,21 @@ async def test_wrong_energy_transfer_mode(tmp_path: Path) -> None:
         answers = await scripted_ev(rig.address(1), "iso2", "ac", at="ChargeParameterDiscoveryReq",
                                     action=_single_phase)
         assert answers[-1] == ("ChargeParameterDiscoveryRes", "FAILED_WrongEnergyTransferMode")
-        await _reported(rig, FailureKind.WRONG_CHARGE_PARAMETER, "FAILED_WrongEnergyTransferMode")
+        await reported(rig, FailureKind.WRONG_CHARGE_PARAMETER, "FAILED_WrongEnergyTransferMode")
 
 
 async def test_isolation_fault_faults_the_evse(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1, hardware=SimulatedHardwareConfig(isolation="Fault")) as rig:
         result = await rig.ev(1, "iso2", "dc")
         assert not result.ok and "CableCheckRes" in result.reason
-        await _reported(rig, FailureKind.ISOLATION_FAULT, "FAILED")
+        await reported(rig, FailureKind.ISOLATION_FAULT, "FAILED")
 
 
 async def test_contactor_error_faults_the_evse(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1, hardware=SimulatedHardwareConfig(contactor_fault=True)) as rig:
         result = await rig.ev(1, "iso2", "ac")
         assert not result.ok and result.response_code == "FAILED_ContactorError"
-        await _reported(rig, FailureKind.CONTACTOR_ERROR, "FAILED_ContactorError")
+        await reported(rig, FailureKind.CONTACTOR_ERROR, "FAILED_ContactorError")
 
 
 def _unknown_tuple(doc: dict[str, Any], sent: list[dict[str, Any]]) -> dict[str, Any]:
@@ -139,8 +91,8 @@ async def test_schedule_not_offered(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1) as rig:
         answers = await scripted_ev(rig.address(1), "iso2", "ac", at="PowerDeliveryReq", action=_unknown_tuple)
         assert answers[-1] == ("PowerDeliveryRes", "FAILED_TariffSelectionInvalid")
-        await _reported(rig, FailureKind.PROFILE_INVALID, "FAILED_TariffSelectionInvalid")
-        assert _sent(rig, "NotifyEVChargingSchedule") == []  # the EV's choice was refused
+        await reported(rig, FailureKind.PROFILE_INVALID, "FAILED_TariffSelectionInvalid")
+        assert sent(rig, "NotifyEVChargingSchedule") == []  # the EV's choice was refused
 
 
 def _contract_payment(doc: dict[str, Any], sent: list[dict[str, Any]]) -> dict[str, Any]:
@@ -153,7 +105,7 @@ async def test_other_failed_code(tmp_path: Path) -> None:
         answers = await scripted_ev(rig.address(1), "iso2", "ac", at="PaymentServiceSelectionReq",
                                     action=_contract_payment)
         assert answers[-1] == ("PaymentServiceSelectionRes", "FAILED_PaymentSelectionInvalid")
-        await _reported(rig, FailureKind.OTHER_FAILED, "FAILED_PaymentSelectionInvalid")
+        await reported(rig, FailureKind.OTHER_FAILED, "FAILED_PaymentSelectionInvalid")
 
 
 # ----- timeouts -----
@@ -161,34 +113,34 @@ async def test_other_failed_code(tmp_path: Path) -> None:
 async def test_sequence_timeout(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1, secc={"timers": SeccTimers(sequence=0.5)}) as rig:
         await scripted_ev(rig.address(1), "iso2", "ac", at="ChargeParameterDiscoveryReq", action="silent")
-        await _reported(rig, FailureKind.SEQUENCE_TIMEOUT, "SequenceTimeout")
+        await reported(rig, FailureKind.SEQUENCE_TIMEOUT, "SequenceTimeout")
 
 
 async def test_communication_setup_timeout(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1, secc={"timers": SeccTimers(sequence=0.5)}) as rig:
         answers = await scripted_ev(rig.address(1), "iso2", "ac", at="SessionSetupReq", action="silent")
         assert answers == [("supportedAppProtocolRes", "OK_SuccessfulNegotiation")]
-        await _reported(rig, FailureKind.COMMUNICATION_SETUP_TIMEOUT, "CommunicationSetupTimeout", transaction=False)
+        await reported(rig, FailureKind.COMMUNICATION_SETUP_TIMEOUT, "CommunicationSetupTimeout", transaction=False)
 
 
 async def test_performance_timeout(tmp_path: Path) -> None:
     late = SeccTimers(performance=0.0, performance_long=0.0, performance_current_demand=0.0)  # every answer is late
     async with bridged(tmp_path, evses=1, secc={"timers": late}) as rig:
         await scripted_ev(rig.address(1), "iso2", "ac", at="AuthorizationReq", action="close")
-        await _reported(rig, FailureKind.PERFORMANCE_TIMEOUT, "PerformanceTimeout")
+        await reported(rig, FailureKind.PERFORMANCE_TIMEOUT, "PerformanceTimeout")
 
 
 async def test_ongoing_timeout(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1, free=False) as rig:  # no token, no remote start: Ongoing until the EV quits
         result = await rig.ev(1, "iso2", "ac", timers=EvccTimers(ongoing=0.5))
         assert not result.ok and "Ongoing" in result.reason
-        await _reported(rig, FailureKind.ONGOING_TIMEOUT, "OngoingTimeout")
+        await reported(rig, FailureKind.ONGOING_TIMEOUT, "OngoingTimeout")
 
 
 async def test_disconnect(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1) as rig:
         await scripted_ev(rig.address(1), "iso2", "dc", at="CableCheckReq", action="close")
-        await _reported(rig, FailureKind.DISCONNECTED, "Disconnected")
+        await reported(rig, FailureKind.DISCONNECTED, "Disconnected")
 
 
 # ----- transport -----
@@ -199,7 +151,7 @@ async def test_v2gtp_error(tmp_path: Path) -> None:
         writer.write(bytes.fromhex("02FD800100000004") + b"\x80\x00\x00\x00")  # protocol version 2
         await asyncio.wait_for(reader.read(), 10)  # the SECC closes
         writer.close()
-        await _reported(rig, FailureKind.V2GTP_ERROR, "V2gtpError", transaction=False)
+        await reported(rig, FailureKind.V2GTP_ERROR, "V2gtpError", transaction=False)
 
 
 async def _tls_rig_client(tmp_path: Path, client: ssl.SSLContext, kind: FailureKind) -> None:
@@ -210,7 +162,7 @@ async def _tls_rig_client(tmp_path: Path, client: ssl.SSLContext, kind: FailureK
         with pytest.raises((ssl.SSLError, ConnectionError)):
             _, writer = await asyncio.open_connection(host, port, ssl=client, server_hostname="")
             writer.close()
-        await _reported(rig, kind, kind, transaction=False)
+        await reported(rig, kind, kind, transaction=False)
         result = await rig.ev(1, "iso2", "ac", loops=2)  # a healthy EV right after
         assert result.ok, result.reason
 
@@ -242,5 +194,5 @@ async def test_secc_shutdown_ends_the_transaction_as_reboot(tmp_path: Path) -> N
         await rig.bridges[0].server.close()
         result = await asyncio.wait_for(ev, 30)
         assert not result.ok
-        await _reported(rig, FailureKind.SHUTDOWN, "Shutdown")
-        assert _events(rig) == []  # a shutdown is no EV problem
+        await reported(rig, FailureKind.SHUTDOWN, "Shutdown")
+        assert events(rig) == []  # a shutdown is no EV problem

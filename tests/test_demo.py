@@ -14,24 +14,28 @@ from v2gstack.demo import run_demo
 pytestmark = pytest.mark.timeout(120)
 
 
-async def test_demo_runs_every_protocol_plug_and_charge_and_a_profile_change(tmp_path: Path) -> None:
+async def test_demo_runs_every_protocol_plug_and_charge_v2g_and_a_profile_change(tmp_path: Path) -> None:
     buf = io.StringIO()
     ok = await run_demo(tmp_path / "demo", seconds=3.0, speedup=60.0, console=Console(file=buf, width=200))
     text = buf.getvalue()
     assert ok, text
     assert "DIN 70121 DC" in text and "ISO 15118-2 AC" in text and "ISO 15118-2 DC" in text
     assert "SetChargingProfile TxProfile 20 kW on EVSE 3: Accepted (through the REST API" in text, text
-    assert text.count("│ OK") == 4 and "demo OK" in text
+    assert "ISO 15118-20" in text and "SetChargingProfile TxProfile -10 kW on EVSE 5: Accepted" in text, text
+    assert text.count("│ OK") == 5 and "demo OK" in text
     assert "through the station and the CSMS (Get15118EVCertificate)" in text  # the Plug & Charge EV's contract
-    assert len(list((tmp_path / "demo" / "traces").glob("*.jsonl"))) == 4
+    assert len(list((tmp_path / "demo" / "traces").glob("*.jsonl"))) == 5
     # the profile went through the API with the demo's own token (only for its owner to read), and was audited
     token_file = tmp_path / "demo" / "api-token"
     assert token_file.stat().st_mode & 0o777 == 0o600 and "Authorization: Bearer $(cat" in text
     store = Store(f"sqlite:///{tmp_path / 'demo' / 'csms.db'}")
     try:
-        [entry] = store.audit()
-        assert (entry["action"], entry["actor"], entry["role"], entry["status"]) == (
-            "SetChargingProfile", "demo", "operator", 200)
+        entries = store.audit()
+        assert [(e["action"], e["actor"], e["role"], e["status"]) for e in entries] == [
+            ("SetChargingProfile", "demo", "operator", 200)] * 2
+        [v2g] = [t for t in store.transactions("DEMO-CS01") if (t.get("iso15118") or {}).get("protocol") ==
+                 "ISO15118-20"]
+        assert store.transaction("DEMO-CS01", v2g["transactionId"])["energyExportWh"] > 0  # the -20 EV fed back
     finally:
         store.close()
 

@@ -89,8 +89,14 @@ def test_bad_files_and_values_are_refused_with_the_file_and_key(tmp_path: Path) 
         ('[station]\nid = "CS1"\n[csms]\nurl = "ws://h/o"\npassword = 1234567890123456\n',
          "station.toml: [csms] password: expected a string, got an integer"),
         ('[station]\nid = "CS1"\n[csms]\nurl = "ws://h/o"\n[iso15118]\nenabled = true\npnc = true\n',
-         "station.toml: [iso15118] pnc: Plug & Charge needs tls_cert (--secc-cert): Contract payment is offered "
-         "over TLS only"),
+         "station.toml: [iso15118] pnc: Plug & Charge needs tls_cert (--secc-cert) or iso20_pki (--iso20-pki): "
+         "Contract payment is offered over TLS only"),
+        ('[station]\nid = "CS1"\n[csms]\nurl = "ws://h/o"\n[iso15118]\nenabled = true\ntls_cert = "c.pem"\n'
+         'iso20_pki = "pki20"\nprotocols = ["iso20", "iso2"]\n',
+         "station.toml: [iso15118] iso20_pki: one TLS listener per EVSE: tls_cert (TLS 1.2, ISO 15118-2) or "
+         "iso20_pki (TLS 1.3, ISO 15118-20), not both"),
+        ('[station]\nid = "CS1"\n[csms]\nurl = "ws://h/o"\n[iso15118]\nenabled = true\nallow_discharge_w = -1\n',
+         "station.toml: [iso15118] allow_discharge_w: "),
         ('[station]\nid = "CS1"\n[csms]\nurl = "ws://h/o"\nclient_cert = "c.pem"\nclient_key = "k.pem"\n',
          "station.toml: [csms] client_cert: TLS files need a wss:// URL"),
         ('[csms]\nurl = "ws://h/o"\n', "station.toml: [station] id: the station needs an identity (--id, or id in "

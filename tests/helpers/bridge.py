@@ -33,28 +33,31 @@ class Rig:
     bridges: list[EvseBridge]
     trace_dir: Path
 
-    def address(self, evse_id: int) -> tuple[str, int]:
-        """TCP address of an EVSE's SECC."""
+    def address(self, evse_id: int, transport: str = "tcp") -> tuple[str, int]:
+        """TCP (or "tls") address of an EVSE's SECC."""
         server = self.bridges[evse_id - 1].server
         assert server is not None
-        return server.addresses()["tcp"]
+        return server.addresses()[transport]
 
     async def ev(self, evse_id: int, protocol: str, energy: str, *, loops: int = 20, interval: float = 0.02,
-                 model: EVModel | None = None, **kw: Any) -> SessionResult:
-        """One EV session at an EVSE (direct address, no SDP)."""
+                 model: EVModel | None = None, tls_context: ssl.SSLContext | None = None,
+                 **kw: Any) -> SessionResult:
+        """One EV session at an EVSE (direct address, no SDP; over TLS with `tls_context`)."""
         config = EvccConfig(protocols=(protocol,), energy=energy, loops=loops, loop_interval=interval,
                             ongoing_interval=0.02, evcc_id=f"0A0B0C0D0E{evse_id:02X}", **kw)
         return await run_evcc(config, model or EVModel(speedup=SPEEDUP, soc=30.0),
-                              secc=self.address(evse_id))
+                              secc=self.address(evse_id, "tls" if tls_context else "tcp"),
+                              tls=tls_context is not None, tls_context=tls_context)
 
 
 @asynccontextmanager
 async def bridged(tmp_path: Path, *, evses: int = 3, free: bool = True, config: BridgeConfig | None = None,
-                  secc: dict[str, Any] | None = None, **station_kw: Any) -> AsyncIterator[Rig]:
-    """Our CSMS (SQLite), our station with `evses` EVSEs bridged to SECCs on loopback (`secc`: more arguments of
-    start_bridged_seccs)."""
+                  secc: dict[str, Any] | None = None, csms_config: dict[str, Any] | None = None,
+                  **station_kw: Any) -> AsyncIterator[Rig]:
+    """Our CSMS (SQLite; `csms_config`: more CsmsConfig and running_csms arguments), our station with `evses` EVSEs
+    bridged to SECCs on loopback (`secc`: more arguments of start_bridged_seccs)."""
     trace_dir = tmp_path / "traces"
-    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}") as csms, \
+    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}", **(csms_config or {})) as csms, \
             our_station(csms, password=PASSWORD, evses=evses, time_scale=1 / SPEEDUP, max_power_w=50_000.0,
                         tx_interval=30, **station_kw) as st:
         if free:
@@ -83,13 +86,15 @@ def _answer(doc: dict[str, Any]) -> tuple[str, str | None]:
 
 
 async def scripted_ev(address: tuple[str, int], protocol: str, energy: str, *, at: str, action: str | Edit,
-                      tls: ssl.SSLContext | None = None, wait: float = 30.0) -> list[tuple[str, str | None]]:
+                      tls: ssl.SSLContext | None = None, wait: float = 30.0,
+                      control: str = "scheduled") -> list[tuple[str, str | None]]:
     """Our EV engine over a real connection until it is about to send the request `at`; then `action`: "close"
     (close the connection instead), "silent" (send nothing until the SECC closes), or a function (request, requests
     sent so far) -> the request sent instead (its answer is read, then the connection closed).
-    Returns the (name, ResponseCode) of every answer received."""
-    engine = EvccSession(EvccConfig(protocols=(protocol,), energy=energy, evcc_id="0A0B0C0D0E01", loops=5),
-                         EVModel(speedup=SPEEDUP, soc=30.0))
+    Returns the (name, ResponseCode) of every answer received. ISO 15118-20 messages travel with their V2GTP
+    payload types (an edited request with its original one)."""
+    engine = EvccSession(EvccConfig(protocols=(protocol,), energy=energy, evcc_id="0A0B0C0D0E01", loops=5,
+                                    control=control), EVModel(speedup=SPEEDUP, soc=30.0))
     reader, writer = await asyncio.open_connection(*address, ssl=tls, server_hostname="" if tls else None)
     stream = V2GTPStream(reader, writer)
     loop = asyncio.get_running_loop()
@@ -108,10 +113,10 @@ async def scripted_ev(address: tuple[str, int], protocol: str, energy: str, *, a
                     return answers
                 assert callable(action)
                 doc = action(copy.deepcopy(step.doc), sent)
-            await stream.send(exi.encode(step.ns, doc))
+            await stream.send(exi.encode(step.ns, doc), step.payload_type)
             sent.append(doc)
             frame = await asyncio.wait_for(stream.recv(), wait)
-            answer = exi.decode(engine.rx_namespace, frame.payload)
+            answer = exi.decode(engine.rx_namespace_for(frame.payload_type) or engine.rx_namespace, frame.payload)
             answers.append(_answer(answer))
             if doc is not step.doc:
                 return answers

@@ -118,6 +118,17 @@ def loop_powers(jsonl: Path, direction: str, session_id: str | None = None) -> l
     return out
 
 
+def reference_stop_ok(evcc_log: str) -> str | None:
+    """The SessionID of the -20 SessionStopRes OK the reference EVCC logged, None if it logged none."""
+    found = _REFERENCE_STOP_OK.search(evcc_log)
+    return found.group("sid") if found else None
+
+
+def wait_reference_evcc(proc: subprocess.Popen[bytes], log: Path, limit: float) -> int | None:
+    """The reference EVCC's exit code; None when it gave up or ran out of time (then killed)."""
+    return _wait_reference_evcc(proc, log, limit)
+
+
 def _wait_reference_evcc(proc: subprocess.Popen[bytes], log: Path, limit: float) -> int | None:
     """The reference EVCC's exit code; None when it gave up (it then waits for ever) or ran out of time: killed."""
     deadline = time.monotonic() + limit

@@ -25,7 +25,7 @@ from v2gstack.hardware import SimulatedHardwareConfig
 from v2gstack.iso15118.ev import EVModel
 from v2gstack.iso15118.evcc import EvccConfig, EvccSession, Send, SessionResult
 from v2gstack.iso15118.msglog import ConnectionLog
-from v2gstack.iso15118.secc import SeccConfig, SeccSession
+from v2gstack.iso15118.secc import PausedSessions, SeccConfig, SeccSession
 from v2gstack.ocpp import BackOff
 from v2gstack.pki.ocsp import OcspResponder
 from v2gstack.station import ChargingStation, StationConfig
@@ -61,10 +61,13 @@ async def drive(evcc: EvccSession, secc: SeccSession) -> SessionResult:
         if secc.ended:
             return evcc.on_closed(f"SECC closed the connection before {step.name}")
         data = exi.encode(step.ns, step.doc)
-        request = exi.decode(secc.rx_namespace, data)
-        secc.exchanged(log.record("rx", secc.rx_namespace, request, data, secc.session_id))
+        ns = secc.rx_namespace_for(step.payload_type)
+        if ns is None:
+            return evcc.on_closed(f"SECC refused V2GTP payload type 0x{step.payload_type:04X}")
+        request = exi.decode(ns, data)
+        secc.exchanged(log.record("rx", ns, request, data, secc.session_id))
         started = loop.time()
-        reply = secc.handle(request)
+        reply = secc.handle(request, step.payload_type)
         if reply.pending is not None:  # a certificate service: awaited as the shell does
             reply = secc.complete(reply, await reply.pending)
         if reply.doc is None:
@@ -72,7 +75,12 @@ async def drive(evcc: EvccSession, secc: SeccSession) -> SessionResult:
         out = exi.encode(reply.ns, reply.doc)
         secc.exchanged(log.record("tx", reply.ns, reply.doc, out, secc.session_id))
         secc.sent(reply, loop.time() - started)
-        step = evcc.handle(exi.decode(evcc.rx_namespace, out), loop.time())
+        back = evcc.rx_namespace_for(reply.payload_type)
+        if back is None:
+            return evcc.on_closed(f"EVCC refused V2GTP payload type 0x{reply.payload_type:04X}")
+        step = evcc.handle(exi.decode(back, out), loop.time())
+        if reply.close and isinstance(step, Send):
+            return evcc.on_closed("SECC closed the connection")
     if not secc.ended:
         secc.on_closed(FailureKind.DISCONNECTED, "EVCC closed the connection")
     return step
@@ -96,12 +104,16 @@ class MemoryRig:
         return [self.csms.store.transaction("CS1", t["transactionId"]) for t in self.csms.store.transactions("CS1")]
 
     def session(self, protocol: str = "iso2", energy: str = "ac", *, tls: bool = False, loops: int = 10,
-                **evcc: Any) -> tuple[EvccSession, SeccSession]:
-        """An EV and the SECC session it talks to (the bridge's controller behind it)."""
+                offer: tuple[str, ...] = ("iso2", "din"), model: EVModel | None = None,
+                paused: PausedSessions | None = None, **evcc: Any) -> tuple[EvccSession, SeccSession]:
+        """An EV and the SECC session it talks to (the bridge's controller behind it; `offer`: the SECC's protocols;
+        `tls`: the session counts as TLS 1.3, as the shell would tell it; `paused`: the SECC server's store of
+        paused sessions, shared by the sessions that resume them)."""
         config = EvccConfig(protocols=(protocol,), energy=energy, loops=loops, loop_interval=0.02,
                             ongoing_interval=0.02, evcc_id="0A0B0C0D0E01", **evcc)
-        return (EvccSession(config, EVModel(speedup=SPEEDUP, soc=30.0)),
-                SeccSession(self.bridge.controller(), SeccConfig(protocols=("iso2", "din")), tls=tls))
+        return (EvccSession(config, model or EVModel(speedup=SPEEDUP, soc=30.0)),
+                SeccSession(self.bridge.controller(), SeccConfig(protocols=offer), paused, tls=tls,
+                            tls_version="TLSv1.3" if tls else None))
 
     async def ev(self, protocol: str = "iso2", energy: str = "ac", **kw: Any) -> SessionResult:
         """One whole EV session."""

@@ -45,7 +45,7 @@ def csms_config(s: CsmsSettings) -> CsmsConfig:
             verify_rate=t.verify_rate, verify_burst=t.verify_burst),
         flood=FloodPolicy(log_burst=f.log_burst, log_interval=f.log_interval, max_violations=f.max_protocol_errors,
                           violation_window=f.window),
-        pki_dir=s.pki.dir, ocsp_url=s.pki.ocsp_url)
+        pki_dir=s.pki.dir, pki_dir20=s.pki.dir20, ocsp_url=s.pki.ocsp_url)
 
 
 def ocpp_tls(s: CsmsSettings) -> ssl.SSLContext | None:

@@ -55,6 +55,7 @@ FLAGS: Flags = {
     "heartbeat": (("ocpp", "heartbeat_interval"), None),
     "auto_register": (("ocpp", "auto_register"), None),
     "pki_dir": (("pki", "dir"), None),
+    "pki20_dir": (("pki", "dir20"), None),
     "ocsp_url": (("pki", "ocsp_url"), None),
     "ocsp_allow": (("ocsp", "allow"), list),
     "ocsp_allow_private": (("ocsp", "allow_private"), None),
@@ -97,6 +98,8 @@ def csms_command(
     auto_register: bool = typer.Option(False, "--auto-register", help="Profile 0: accept unknown stations at boot"),
     pki_dir: str | None = typer.Option(None, "--pki-dir", help="A `v2gstack pki create` folder whose CPO Sub-CA and "
                                        "CSMS root sign the stations' certificate requests"),
+    pki20_dir: str | None = typer.Option(None, "--pki20-dir", help="A `v2gstack pki create --profile iso20` folder "
+                                         "whose eMSP and CPS CAs answer -20 Get15118EVCertificate"),
     ocsp_url: str | None = typer.Option(None, "--ocsp-url", help="OCSP URL put into the certificates it issues"),
     ocsp_allow: Annotated[list[str] | None, typer.Option(
         "--ocsp-allow", help="HOST, HOST:PORT or CIDR of an OCSP responder the CSMS may ask although it is on a "

@@ -46,6 +46,7 @@ from ..ocpp import (
 from ..ocpp.throttle import AuthThrottle, ThrottlePolicy, source_key
 from ..pki import errors as pki_errors
 from ..pki.contracts import ContractService
+from ..pki.contracts20 import ContractService20
 from ..pki.csr import CsrError
 from ..pki.fetch_policy import FetchPolicy
 from ..pki.ocsp import OcspError, OcspRefused
@@ -56,6 +57,7 @@ from ..times import rfc3339
 from . import signed_meter, v2x_state
 from . import store as ops
 from .certificates import CertificateIssuer, chain_pem
+from .certificates20 import SCHEMA20, answer_get_certificate20
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
 from .ocpp16 import Ocpp16Service
 from .revocation import OcspChecker
@@ -95,6 +97,7 @@ class CsmsConfig:
     auth_throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)  # password guessing: back-off, budget
     flood: FloodPolicy | None = None  # protocol-error policy; None: the defaults with max_protocol_errors
     pki_dir: str | None = None  # a `v2gstack pki create` folder: CAs that sign stations' CSRs (SignCertificate)
+    pki_dir20: str | None = None  # a `v2gstack pki create --profile iso20` folder: issues -20 contracts
     ocsp_url: str | None = None  # put into the AIA of the certificates this CSMS issues
 
 
@@ -211,6 +214,13 @@ class Csms:
                 self.contract_service = ContractService.from_pki_dir(Path(self.config.pki_dir), self.config.ocsp_url)
             except (OSError, ValueError) as e:
                 log.warning("no contract issuing (the PKI folder lacks MO/CPS/OEM CAs): %s", e)
+        self.contract_service20: ContractService20 | None = None  # issues -20 contracts (Get15118EVCertificate)
+        if self.config.pki_dir20:
+            try:
+                self.contract_service20 = ContractService20.from_pki_dir(Path(self.config.pki_dir20),
+                                                                         self.config.ocsp_url)
+            except (OSError, ValueError) as e:
+                log.warning("no -20 contract issuing (the -20 PKI folder lacks eMSP/CPS/OEM CAs): %s", e)
         self._background: set[asyncio.Task[Any]] = set()
         self.ocsp = OcspChecker(
             FetchPolicy(allow=tuple(self.config.ocsp_allow), allow_private=self.config.ocsp_allow_private,
@@ -402,6 +412,10 @@ class Csms:
                 answer["idTokenInfo"] = {"status": "Expired" if status == "CertificateExpired" else "Invalid"}
             elif info["status"] == "Unknown" and self.config.accept_valid_contracts and "certificate" in p:
                 answer["idTokenInfo"] = {"status": "Accepted"}
+                # registered, so that the transaction's TransactionEvents get the same answer (else the station
+                # would deauthorize the EV at its first TransactionEvent with this idToken)
+                await self.worker.run(ops.op_put_id_token, p["idToken"]["idToken"], "eMAID", "Accepted", None,
+                                      f"contract-validated-at-{ctx.station_id}")
             elif info["status"] in ("Blocked", "Expired", "Invalid", "Unknown"):
                 status = "ContractCancelled"  # a valid certificate for a contract the MO no longer honours
             answer["certificateStatus"] = status
@@ -499,9 +513,11 @@ class Csms:
         """Get15118EVCertificate (M01): the EV's EXI CertificateInstallationReq is checked (signature, OEM chain),
         a contract is issued under the MO Sub-CA and the signed EXI response returned; the new eMAID is registered."""
         sid = ctx.station_id
+        if p["iso15118SchemaVersion"] == SCHEMA20:
+            return await self._get_certificate20(p, sid)
         if "urn:iso:15118:2" not in p["iso15118SchemaVersion"]:
             return {"status": "Failed", "exiResponse": "", "statusInfo": {
-                "reasonCode": "NotSupported", "additionalInfo": "only ISO 15118-2 is supported"}}
+                "reasonCode": "NotSupported", "additionalInfo": "ISO 15118-2 and -20 (CommonMessages) only"}}
         update = p["action"] == "Update"
         step = Step.CERTIFICATE_UPDATE if update else Step.CERTIFICATE_INSTALLATION
         try:
@@ -534,6 +550,28 @@ class Csms:
         await self._log(sid, "rx", "Get15118EVCertificate", p, {"status": answer["status"], "code": code,
                                                                 "eMAID": emaid}, session_id=session_id)
         return answer
+
+    async def _get_certificate20(self, p: Payload, sid: str) -> Payload:
+        """Get15118EVCertificate of a -20 EV (installation only: -20 has no CertificateUpdate): a contract from the
+        -20 PKI's eMSP, its eMAID registered."""
+        if p["action"] != "Install":
+            return {"status": "Failed", "exiResponse": "", "statusInfo": {
+                "reasonCode": "NotSupported", "additionalInfo": "ISO 15118-20 has no certificate update"}}
+        try:
+            answer = await asyncio.to_thread(answer_get_certificate20, self.contract_service20, p["exiRequest"])
+        except Exception as e:  # not a -20 document at all
+            return {"status": "Failed", "exiResponse": "", "statusInfo": {"reasonCode": "InvalidExi",
+                                                                          "additionalInfo": str(e)[:512]}}
+        emaid = answer.emaid
+        if emaid is not None:
+            await self.worker.run(ops.op_put_id_token, emaid, "eMAID", "Accepted", None, f"installed-at-{sid}")
+        result: Payload = {"status": "Accepted" if answer.code == "OK" else "Failed",
+                           "exiResponse": answer.exi_response}
+        if answer.code != "OK":
+            result["statusInfo"] = {"reasonCode": answer.code[:20], "additionalInfo": answer.code}
+        await self._log(sid, "rx", "Get15118EVCertificate", p, {"status": result["status"], "code": answer.code,
+                                                                "eMAID": emaid}, session_id=answer.session_id)
+        return result
 
     async def on_get_certificate_status(self, p: Payload, ctx: CallContext) -> Payload:
         """GetCertificateStatus (M06): the CSMS asks the responder named in the request data and returns its DER

@@ -79,6 +79,7 @@ class Pki:
     """The CAs that sign stations' certificate requests and issue contracts."""
 
     dir: str | None = setting(None, path=True, flag="--pki-dir")  # a `v2gstack pki create` folder
+    dir20: str | None = setting(None, path=True, flag="--pki20-dir")  # `pki create --profile iso20`: -20 contracts
     ocsp_url: str | None = setting(None, flag="--ocsp-url")  # written into the certificates it issues
 
 

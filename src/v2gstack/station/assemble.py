@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..hardware import SimulatedHardwareConfig
+from ..iso15118.cli20 import secc_from_pki
 from ..iso15118.tls import secc_context
 from ..ocpp import client_context
 from ..settings_file import SettingsError
@@ -93,7 +94,9 @@ def station_config(s: StationSettings) -> StationConfig:
     hardware = {n: SimulatedHardwareConfig(
         nominal_voltage=e.nominal_voltage, ac_max_current=e.ac_max_current, ac_min_current=e.ac_min_current,
         dc_max_current=e.dc_max_current, dc_max_power=e.dc_max_power, dc_max_voltage=e.dc_max_voltage,
-        dc_min_voltage=e.dc_min_voltage, dc_min_current=e.dc_min_current) for n, e in enumerate(s.evse, start=1)}
+        dc_min_voltage=e.dc_min_voltage, dc_min_current=e.dc_min_current,
+        ac_max_discharge_power=e.ac_max_discharge_power, dc_max_discharge_power=e.dc_max_discharge_power,
+        dc_max_discharge_current=e.dc_max_discharge_current) for n, e in enumerate(s.evse, start=1)}
     return StationConfig(
         s.station.id, link.url, evses=len(s.evse), password=link.password, versions=tuple(link.ocpp_versions),
         state_dir=Path(s.state_dir) if s.state_dir else None, model=s.station.model, vendor=s.station.vendor,
@@ -122,25 +125,32 @@ def csms_tls(s: StationSettings) -> ssl.SSLContext | None:
 
 
 def bridge_configs(s: StationSettings) -> dict[int, BridgeConfig]:
-    """Each EVSE's bridge config: its EVSEID, energy modes, the EIM token (its power figures are its hardware's:
-    station_config)."""
+    """Each EVSE's bridge config: its EVSEID, energy modes, the EIM token, the discharge allowed to -20 EVs (its power
+    figures are its hardware's: station_config)."""
     iso = s.iso15118
     token = {"idToken": iso.eim_token, "type": iso.eim_token_type} if iso.eim_token else None
     out = {}
     for n, e in enumerate(s.evse, start=1):
         out[n] = BridgeConfig(
             evse_ids={n: e.iso_evse_id} if e.iso_evse_id else {}, energy_modes=tuple(e.energy_modes),
-            id_token=token)
+            id_token=token, allow_discharge_w=iso.allow_discharge_w)
     return out
 
 
 def secc_plan(s: StationSettings) -> SeccPlan | None:
-    """Where the SECCs listen and their TLS context; None without ISO 15118."""
+    """Where the SECCs listen and their TLS context (TLS 1.2 with tls_cert, or the -20 TLS 1.3 one of iso20_pki);
+    None without ISO 15118."""
     iso = s.iso15118
     if not iso.enabled:
         return None
     tls = None
-    if iso.tls_cert:
+    if iso.iso20_pki:
+        try:
+            tls = secc_from_pki(Path(iso.iso20_pki), iso.tls_key_password).context
+        except (OSError, ValueError, ssl.SSLError) as e:  # the reason never repeats the password
+            raise SettingsError.at(("iso15118", "iso20_pki"), f"cannot load the -20 SECC certificate, key and roots: "
+                                   f"{getattr(e, 'strerror', None) or e}") from None
+    elif iso.tls_cert:
         try:
             tls = secc_context(iso.tls_cert, iso.tls_key, iso.tls_key_password)
         except (OSError, ssl.SSLError) as e:  # the reason never repeats the password

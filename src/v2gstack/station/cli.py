@@ -43,6 +43,9 @@ FLAGS: Flags = {
     "secc_key_password": (("iso15118", "tls_key_password"), None),
     "pnc": (("iso15118", "pnc"), None),
     "slac": (("iso15118", "slac"), None),
+    "protocols": (("iso15118", "protocols"), lambda v: [x.strip() for x in v.split(",") if x.strip()]),
+    "iso20_pki": (("iso15118", "iso20_pki"), None),
+    "allow_discharge": (("iso15118", "allow_discharge_w"), None),
 }
 """Each settings flag -> the key it overrides (`--evses` resizes [[evse]]; --secc-port/--secc-iface also enable
 ISO 15118)."""
@@ -101,6 +104,13 @@ def station_command(
                                                  help="Password of an encrypted SECC key"),
     pnc: bool = typer.Option(False, "--pnc", help="ISO15118Ctrlr.PnCEnabled=true: offer Plug & Charge (over TLS; "
                              "needs --secc-cert; EIM stays open to EVs over TCP)"),
+    protocols: str | None = typer.Option(None, "--protocols", help="ISO 15118 protocols the SECCs offer, in their "
+                                         "priority order, e.g. iso20,iso2,din (default iso2,din)"),
+    iso20_pki: str | None = typer.Option(None, "--iso20-pki", help="A `pki create --profile iso20` folder: the "
+                                         "SECCs' TLS listener serves ISO 15118-20 over TLS 1.3 (vehicle "
+                                         "certificate required) instead of --secc-cert"),
+    allow_discharge: float | None = typer.Option(None, "--allow-discharge", help="W an ISO 15118-20 EV may feed "
+                                                 "back under OCPP 2.0.1 (0: no AC_BPT/DC_BPT offered)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
 ) -> None:
     """Connect to the CSMS and run until Ctrl-C (or until the scripted session is delivered)."""

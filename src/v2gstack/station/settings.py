@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..iso15118.apphand import PROTOCOLS
+from ..iso15118.apphand import FAMILIES, PROTOCOLS
 from ..settings_file import Loaded, load, setting
 
 KeyProblem = tuple[tuple[str | int, ...], str]
@@ -117,6 +117,9 @@ class EvseSettings:
     dc_max_power: float = setting(50_000.0, min=0)  # W
     dc_max_voltage: float = setting(500.0, min=0)  # V
     dc_min_voltage: float = setting(150.0, min=0)
+    ac_max_discharge_power: float = setting(11_000.0, min=0)  # W the outlet can take back (ISO 15118-20 AC_BPT)
+    dc_max_discharge_power: float = setting(30_000.0, min=0)  # W the DC stage can sink (DC_BPT)
+    dc_max_discharge_current: float = setting(100.0, min=0)  # A the DC stage can sink
 
     def check(self) -> Iterator[KeyProblem]:
         """Minimums below maximums; at least one energy transfer mode."""
@@ -146,12 +149,18 @@ class Iso15118:
     interfaces: list[str] = setting(default_factory=list, flag="--secc-iface")  # one per EVSE, SDP by multicast
     slac: bool = setting(False, flag="--slac")  # SLAC (ISO 15118-3) on each interface first; the SECC after the match
     sdp_port: int = setting(15118, min=0, max=65535, flag="--sdp-port")  # loopback: EVSE n at sdp_port + n - 1
-    protocols: list[str] = field(default_factory=lambda: ["iso2", "din"])  # offered in the handshake
+    protocols: list[str] = setting(default_factory=lambda: ["iso2", "din"], flag="--protocols")  # offered in the
+    # handshake, in the SECC's priority order: e.g. ["iso20", "iso2", "din"] (-20 chosen when the EV offers it too)
     timers_scale: float = setting(1.0, min=0.001)  # the SECC's sequence timeout x this (tests, slow links)
     tls_cert: str | None = setting(None, path=True, flag="--secc-cert")  # SECC chain, PEM, leaf first
     tls_key: str | None = setting(None, path=True, flag="--secc-key")  # its private key, PEM
     tls_key_password: str | None = setting(None, secret=True, flag="--secc-key-password")
     tls_only: bool = setting(False, flag="--secc-tls-only")  # no TCP (EIM cars asking for TCP and DIN cannot charge)
+    iso20_pki: str | None = setting(None, path=True, flag="--iso20-pki")  # `pki create --profile iso20` folder: the
+    # TLS listener serves ISO 15118-20 (TLS 1.3, its SECC certificate, vehicle certificates of its OEM/V2G roots
+    # required); instead of tls_cert (one TLS listener per EVSE); its keys' password: tls_key_password
+    allow_discharge_w: float = setting(0.0, min=0, flag="--allow-discharge")  # OCPP 2.0.1 has no discharge
+    # permission: the most an ISO 15118-20 EV may feed back (W; 0: AC_BPT/DC_BPT not offered)
     pnc: bool | None = setting(None, flag="--pnc")  # ISO15118Ctrlr.PnCEnabled (Contract over TLS only)
     central_contract_validation_allowed: bool | None = None  # ISO15118Ctrlr.CentralContractValidationAllowed
     contract_validation_offline: bool | None = None  # ISO15118Ctrlr.ContractValidationOffline
@@ -161,17 +170,25 @@ class Iso15118:
 
     def check(self) -> Iterator[KeyProblem]:
         """Known protocols; TLS-only and Plug & Charge need a certificate."""
+        known = [*FAMILIES, *(p for p in PROTOCOLS if p not in FAMILIES)]
         for p in self.protocols:
-            if p not in PROTOCOLS:
-                yield ("protocols",), f"unknown protocol {p!r} (known: {', '.join(PROTOCOLS)})"
+            if p not in known:
+                yield ("protocols",), f"unknown protocol {p!r} (known: {', '.join(known)})"
         if not self.protocols:
             yield ("protocols",), "at least one protocol"
         if self.slac and not self.interfaces:
             yield ("slac",), "SLAC needs the modems' interfaces (--secc-iface)"
-        if self.tls_only and not self.tls_cert:
-            yield ("tls_only",), "TLS only needs tls_cert (--secc-cert)"
-        if self.pnc and not self.tls_cert:
-            yield ("pnc",), "Plug & Charge needs tls_cert (--secc-cert): Contract payment is offered over TLS only"
+        tls = self.tls_cert or self.iso20_pki
+        if self.tls_only and not tls:
+            yield ("tls_only",), "TLS only needs tls_cert (--secc-cert) or iso20_pki (--iso20-pki)"
+        if self.pnc and not tls:
+            yield ("pnc",), "Plug & Charge needs tls_cert (--secc-cert) or iso20_pki (--iso20-pki): Contract " \
+                "payment is offered over TLS only"
+        if self.tls_cert and self.iso20_pki:
+            yield ("iso20_pki",), "one TLS listener per EVSE: tls_cert (TLS 1.2, ISO 15118-2) or iso20_pki " \
+                "(TLS 1.3, ISO 15118-20), not both"
+        if self.iso20_pki and "iso20" not in self.protocols:
+            yield ("iso20_pki",), "the -20 TLS listener needs iso20 in protocols"
         if self.tls_key and not self.tls_cert:
             yield ("tls_key",), "a key needs tls_cert"
 

@@ -1,6 +1,7 @@
 """The EVSEController of one bridged SECC session: it answers the SECC from the EVSE's hardware (limits, contactors,
 isolation test, precharge, DC output, AC draw, meter) and from the session's policy (identity, authorization,
 schedules, limits, what the station wants the EV to do). No OCPP here: the policy (policy.py) is the OCPP side.
+ISO 15118-20 sessions get the answers of controller20.py (services, BPT limits, tuples, both-way charge loops).
 
 The SECC calls controllers synchronously and they must answer at once; slow work (an OCPP Authorize, a certificate
 from the CSMS) runs in the policy's tasks and the answer is Ongoing until it is done.
@@ -26,10 +27,11 @@ from ...iso15118.model import (
     Service,
     is_dc,
 )
+from .controller20 import Controller20, Policy20
 from .tracing import SessionLog, SessionTrace
 
 
-class Policy(Protocol):
+class Policy(Policy20, Protocol):
     """What the controller asks of the OCPP side of its session (policy.SessionPolicy)."""
 
     def evse_id(self, protocol: str) -> str:
@@ -94,7 +96,7 @@ class Policy(Protocol):
         ...
 
 
-class BridgeController(EVSEController):
+class BridgeController(Controller20, EVSEController):
     """The EVSEController of one SECC session on a bridged EVSE."""
 
     def __init__(self, hardware: EvseHardware, policy: Policy, trace: SessionTrace, log: SessionLog,
@@ -112,6 +114,10 @@ class BridgeController(EVSEController):
     def timeline(self) -> Any:
         """The session's timeline."""
         return self.trace.timeline
+
+    def wall_now(self) -> float:
+        """The station's wall clock (epoch s)."""
+        return self.wall()
 
     # ----- identity, offer, authorization, schedules: the policy -----
 
@@ -256,7 +262,7 @@ class BridgeController(EVSEController):
     def meter(self) -> MeterReading | None:
         """The hardware meter's import register: the same value OCPP reports."""
         reading = self.hw.meter()
-        return MeterReading(reading.meter_id[:32], int(reading.import_wh), int(self.wall()))
+        return MeterReading(reading.meter_id[:32], int(reading.import_wh), int(self.wall_now()))
 
     def receipt_required(self) -> bool:
         """EIM: no metering receipt."""

@@ -20,6 +20,8 @@ from ...trace.error_map import CERTIFICATE_TO_ISO
 from ..ports import CallFailed, Offline, StationPort
 from .tracing import SessionTrace
 
+SCHEMA_VERSIONS = {"iso2": "urn:iso:15118:2:2013:MsgDef", "iso20": "urn:iso:std:iso:15118:-20:CommonMessages"}
+"""Get15118EVCertificateRequest.iso15118SchemaVersion by the EV's protocol (the namespace of its request)."""
 MAX_PEM = 5500
 """AuthorizeRequest.certificate's maxLength: a longer contract chain goes as OCSP request data only."""
 
@@ -107,14 +109,16 @@ def local_contract_check(station: StationPort, certs: list[x509.Certificate]) ->
 
 
 async def install_certificate(station: StationPort, request: dict[str, Any], action: str,
-                              trace: SessionTrace) -> dict[str, Any] | str:
+                              trace: SessionTrace, *, protocol: str = "iso2") -> dict[str, Any] | str:
     """CertificateInstallationReq (action Install) or CertificateUpdateReq (Update): forwarded to the CSMS as
-    Get15118EVCertificate (the EXI request as the EV sent it, base64); its exiResponse, decoded, goes back to the
-    EV; a refusal maps to a FAILED_* code."""
+    Get15118EVCertificate (the EXI request as the EV sent it, base64; iso15118SchemaVersion the -2 MsgDef or, for
+    `protocol` "iso20", the -20 CommonMessages namespace); its exiResponse, decoded, goes back to the EV; a refusal
+    maps to a FAILED_* code."""
     res_name = "CertificateInstallationRes" if action == "Install" else "CertificateUpdateRes"
     trace.state("CertificateInstallation" if action == "Install" else "CertificateUpdate", via="Get15118EVCertificate")
-    payload = {"iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef", "action": action,
-               "exiRequest": base64.b64encode(exi.encode("iso2", request)).decode()}
+    ns = "iso20" if protocol == "iso20" else "iso2"
+    payload = {"iso15118SchemaVersion": SCHEMA_VERSIONS[ns], "action": action,
+               "exiRequest": base64.b64encode(exi.encode(ns, request)).decode()}
     try:
         answer = await station.call("Get15118EVCertificate", payload)
     except CallFailed as e:
@@ -122,13 +126,23 @@ async def install_certificate(station: StationPort, request: dict[str, Any], act
                     reason=f"the CSMS could not be asked ({type(e).__name__}: {e.description})")
         return "FAILED_NoCertificateAvailable"
     try:
-        doc = exi.decode("iso2", base64.b64decode(answer["exiResponse"]))
-        body = doc["V2G_Message"]["Body"][res_name]
+        doc = exi.decode(ns, base64.b64decode(answer["exiResponse"]))
+        body = doc[res_name] if ns == "iso20" else doc["V2G_Message"]["Body"][res_name]
     except Exception as e:  # an unusable answer from the CSMS
         trace.error("CertificateInstallationFailed", reason=f"unusable exiResponse: {e}")
         return "FAILED"
     if answer["status"] != "Accepted" and not str(body.get("ResponseCode", "")).startswith("FAILED"):
         return "FAILED"
+    if answer["status"] != "Accepted" and ns == "iso20":  # -20 answers a plain FAILED: the CSMS's reason gives the
+        why = str((answer.get("statusInfo") or {}).get("additionalInfo", ""))  # failure its kind (error map)
+        trace.state("CertificateRefused", code=body.get("ResponseCode"), reason=why)
+        return why if why.startswith("FAILED_") else "FAILED_NoCertificateAvailable"
     trace.state("CertificateInstalled" if answer["status"] == "Accepted" else "CertificateRefused",
-                code=body.get("ResponseCode"), eMAID=(body.get("eMAID") or {}).get("value"))
+                code=body.get("ResponseCode"), eMAID=_emaid(body))
     return doc
+
+
+def _emaid(body: dict[str, Any]) -> str | None:
+    """The eMAID of a -2 CertificateInstallationRes (-20 names it only inside the contract certificate)."""
+    emaid = body.get("eMAID")
+    return emaid.get("value") if isinstance(emaid, dict) else None

@@ -7,6 +7,11 @@ EIM authorization (free vend, a token presented at the EVSE, or the CSMS's remot
 SAScheduleTuple; the EV's chosen schedule -> NotifyEVChargingSchedule; a profile change -> ReNegotiation; a
 transaction stopped by the CSMS or the station -> StopCharging; the end -> the error map's reports (NotifyEvent,
 SecurityEventNotification, stoppedReason, Faulted) and the transaction's end.
+
+ISO 15118-20 sessions take the same path: ScheduleExchange -> NotifyEVChargingNeeds with the -20 needs (iso20.py)
+and, scheduled, the composite schedule as a ScheduleTuple; a profile change -> ScheduleRenegotiation (scheduled; in
+dynamic mode the next charge loop carries the new target); StopCharging -> Terminate; -20 refusals answered with
+the -20 WARNING_ codes.
 """
 
 from __future__ import annotations
@@ -20,15 +25,19 @@ from collections import Counter
 from typing import Any
 
 from ...constants import ISO_FACTS_VENDOR, MIRROR_VENDOR, PROTOCOL_NAMES
+from ...iso15118.defaults20 import phase_voltage
 from ...iso15118.events import MessageExchanged, ScheduleChosen, SessionEnded, SessionEvent, TlsFailed
 from ...iso15118.evse import AuthorizationStatus, SessionInfo
 from ...iso15118.model import EVChargeParameters, PMaxEntry, ProfileEntry, SASchedule, is_dc
+from ...iso15118.model20 import ControlMode, DynamicSchedule, EVNeeds, ScheduleTuple
 from ...times import rfc3339
 from ...trace.error_map import FAILURES, FailureKind, IsoFailure, notify_event
 from ..device_model import VENDOR_COMPONENT
 from ..ports import EvseFacts, StationPort
 from ..profiles import Rejection
+from ..v2x_target import EvseTarget
 from .config import BridgeConfig
+from .iso20 import charging_needs20, tuples_from_composite
 from .plug_and_charge import authorize_contract, install_certificate
 from .tracing import SessionLog, SessionTrace
 
@@ -202,6 +211,8 @@ class SessionPolicy:
                           "traceId": self.timeline.trace_id}
         if self.info.energy_mode:
             facts["energyTransferMode"] = self.info.energy_mode
+        if self.info.control_mode is not None:
+            facts["controlMode"] = self.info.control_mode.name.capitalize()
         self.station.set_transaction_data(self.evse_no, facts)
 
     def on_event(self, event: SessionEvent) -> None:
@@ -210,7 +221,13 @@ class SessionPolicy:
         if isinstance(event, MessageExchanged):
             self._mirror(event)
         elif isinstance(event, ScheduleChosen):
+            if event.tuple_id is None and not event.profile and self._iso20:
+                return  # -20 dynamic mode: no schedule, the station sets the power in every loop
             self.station.notify("NotifyEVChargingSchedule", self._ev_schedule(event.tuple_id, list(event.profile)))
+
+    @property
+    def _iso20(self) -> bool:
+        return self.info is not None and self.info.protocol == "iso20"
 
     def _mirror(self, event: MessageExchanged) -> None:
         """DataTransfer of the message's EXI (our vendor component's MirrorISO15118Messages; gzip per
@@ -235,7 +252,10 @@ class SessionPolicy:
             return self._authorized()
         if self.auth_result is not None:
             if self.auth_result != "Accepted":
-                info.auth_code = info.auth_code or "FAILED"
+                if info.protocol != "iso20":  # -20: the SECC answers the refusal's WARNING_ code (iso20_auth_code)
+                    info.auth_code = info.auth_code or "FAILED"
+                elif info.auth_code == "FAILED":
+                    info.auth_code = None
                 return AuthorizationStatus.REJECTED
             return self._authorized()
         if self.auth_task is None:
@@ -276,8 +296,8 @@ class SessionPolicy:
 
     async def certificate_installation(self, info: SessionInfo, request: dict[str, Any],
                                        action: str = "Install") -> dict[str, Any] | str:
-        """Certificate installation or update through the CSMS (Get15118EVCertificate)."""
-        return await install_certificate(self.station, request, action, self.trace)
+        """Certificate installation or update through the CSMS (Get15118EVCertificate; -20 with its schema)."""
+        return await install_certificate(self.station, request, action, self.trace, protocol=info.protocol)
 
     # ----- charge parameters, schedules, limits -----
 
@@ -301,6 +321,36 @@ class SessionPolicy:
         offer = [SASchedule(1, entries)]
         self.offered = {t.tuple_id: t for t in offer}
         return offer
+
+    def schedule_tuples(self, info: SessionInfo, needs: EVNeeds, discharge_w: float | None) -> list[ScheduleTuple]:
+        """-20 scheduled: NotifyEVChargingNeeds (once), then the composite schedule as one ScheduleTuple (BPT: with
+        a discharging schedule of `discharge_w`)."""
+        self._needs20(info, needs)
+        periods = self._composite()["chargingSchedulePeriod"]
+        tuples = tuples_from_composite(periods, self.config.schedule_duration, discharge_w)
+        self.trace.state("ScheduleOffered", charging=[(e.duration, e.power) for e in tuples[0].charging.entries],
+                         discharging=discharge_w)
+        return tuples
+
+    def dynamic_schedule(self, info: SessionInfo, needs: EVNeeds) -> DynamicSchedule:
+        """-20 dynamic: NotifyEVChargingNeeds (once); the EV's own plan (the station sets the power per loop)."""
+        self._needs20(info, needs)
+        self.trace.state("DynamicControl", limit_w=self.station.limit_w(self.evse_no))
+        return DynamicSchedule(needs.departure_time, needs.min_soc, needs.target_soc)
+
+    def _needs20(self, info: SessionInfo, needs: EVNeeds) -> None:
+        """A -20 ScheduleExchangeReq: the ISO facts, and the EV's needs to the CSMS once."""
+        self.renegotiate = False
+        self._facts()
+        if self.needs_sent:
+            return
+        self.needs_sent = True
+        lim = self.station.hardware(self.evse_no).limits
+        modes = self.config.energy_modes
+        phases = 1 if "AC_single_phase_core" in modes and "AC_three_phase_core" not in modes else lim.phases
+        voltage = phase_voltage(lim.nominal_voltage)
+        self.station.notify("NotifyEVChargingNeeds", charging_needs20(
+            self.evse_no, info, needs, self.station.clock.wall().timestamp(), voltage, phases))
 
     def _composite(self) -> Payload:
         """The EVSE's composite schedule for the SAScheduleTuple: at most PMAX_ENTRIES periods; should the profiles
@@ -340,6 +390,14 @@ class SessionPolicy:
         """The EVSE's rating."""
         return self.evse.max_power_w
 
+    def allow_discharge_w(self) -> float:
+        """What an EV may feed back at most (BridgeConfig.allow_discharge_w)."""
+        return self.config.allow_discharge_w
+
+    def target(self) -> EvseTarget:
+        """The station's target for the EVSE now (import/export limits; an OCPP 2.1 setpoint)."""
+        return self.station.target(self.evse_no)
+
     def delivering(self) -> bool:
         """A transaction runs on the EVSE."""
         return self.evse.transaction_id is not None
@@ -362,12 +420,14 @@ class SessionPolicy:
                 self.stopped_remotely = True
                 self.trace.state("StopRequested", by="CSMS or station")
             return "StopCharging"
-        if self.renegotiate and self.contactors and self.info is not None and self.info.protocol == "iso2":
-            return "ReNegotiation"
+        if self.renegotiate and self.contactors and self.info is not None and (
+                self.info.protocol == "iso2" or self.info.control_mode is ControlMode.SCHEDULED):
+            return "ReNegotiation"  # -20: ScheduleRenegotiation (scheduled mode only)
         return "None"
 
     def profiles_changed(self) -> None:
-        """The CSMS changed a profile: -2 EVs renegotiate; every EV gets the new limit in the charge loop."""
+        """The CSMS changed a profile: -2 and -20 scheduled EVs renegotiate; every EV gets the new limit in the
+        charge loop."""
         self.trace.state("ProfilesChanged", limit_w=self.station.limit_w(self.evse_no))
         if self.contactors:
             self.renegotiate = True

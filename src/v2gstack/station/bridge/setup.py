@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +139,10 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
     folder = TimelineFolder(trace_dir)
     frames = OcppFrames(station)  # one parse of each OCPP frame for every EVSE's sessions
     base_sdp = SDP_PORT if sdp_port is None else sdp_port
-    if timers is None:
-        base = SeccTimers()
-        timers = SeccTimers(sequence=base.sequence * timeout_scale, performance=base.performance,
-                            performance_long=base.performance_long,
-                            performance_current_demand=base.performance_current_demand)
+    if timers is None:  # the sequence timeouts (-20: also the one after a charge loop) stretched, not the SECC's own
+        base = SeccTimers()  # performance times
+        timers = replace(base, sequence=base.sequence * timeout_scale,
+                         sequence_charge_loop=base.sequence_charge_loop * timeout_scale)
     count = len(station.evses)
     for n, evse_id in enumerate(sorted(station.evses)):
         bridge = EvseBridge(station, evse_id, (configs or {}).get(evse_id, config), folder, frames)
