@@ -49,13 +49,15 @@ def csms_config(s: CsmsSettings) -> CsmsConfig:
 
 
 def ocpp_tls(s: CsmsSettings) -> ssl.SSLContext | None:
-    """The OCPP server's TLS context (profiles 2 and 3; profile 3 requires station certificates)."""
+    """The OCPP server's TLS context (profiles 2 and 3; profile 3 requires station certificates): the ECDSA server
+    certificate, and the RSA one beside it when given (OpenSSL picks by the client's cipher suites)."""
     o = s.ocpp
     if o.security_profile < 2 or not o.tls.cert:
         return None
     try:
-        return server_context(o.tls.cert, o.tls.key, client_ca=o.tls.client_ca if o.security_profile == 3 else None)
-    except (OSError, ssl.SSLError) as e:
+        return server_context(o.tls.cert, o.tls.key, client_ca=o.tls.client_ca if o.security_profile == 3 else None,
+                              rsa_certfile=o.tls.rsa_cert, rsa_keyfile=o.tls.rsa_key)
+    except (OSError, ssl.SSLError, ValueError) as e:
         raise SettingsError.at(("ocpp", "tls", "cert"), f"cannot load the TLS files: {e}") from None
 
 

@@ -51,6 +51,8 @@ FLAGS: Flags = {
     "security_profile": (("ocpp", "security_profile"), None),
     "cert": (("ocpp", "tls", "cert"), None),
     "key": (("ocpp", "tls", "key"), None),
+    "rsa_cert": (("ocpp", "tls", "rsa_cert"), None),
+    "rsa_key": (("ocpp", "tls", "rsa_key"), None),
     "client_ca": (("ocpp", "tls", "client_ca"), None),
     "heartbeat": (("ocpp", "heartbeat_interval"), None),
     "auto_register": (("ocpp", "auto_register"), None),
@@ -92,6 +94,11 @@ def csms_command(
                                               "0: no authentication (development only)"),
     cert: str | None = typer.Option(None, "--cert", help="TLS server certificate chain, PEM (profiles 2, 3)"),
     key: str | None = typer.Option(None, "--key", help="TLS server private key, PEM (profiles 2, 3)"),
+    rsa_cert: str | None = typer.Option(None, "--rsa-cert", help="Second TLS server certificate chain, with an RSA "
+                                        "key, PEM, for the TLS_RSA AES-GCM suites (--cert is then the ECDSA one; "
+                                        "`v2gstack pki create` writes both: chains/csms.chain.pem and "
+                                        "chains/csms_rsa.chain.pem)"),
+    rsa_key: str | None = typer.Option(None, "--rsa-key", help="The RSA certificate's private key, PEM"),
     client_ca: str | None = typer.Option(None, "--client-ca", help="CA that signs station certificates (profile 3)"),
     heartbeat: int = typer.Option(300, "--heartbeat-interval", help="Heartbeat interval given at boot, s"),
     auto_register: bool = typer.Option(False, "--auto-register", help="Profile 0: accept unknown stations at boot"),

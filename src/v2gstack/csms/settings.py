@@ -26,6 +26,9 @@ class OcppTls:
 
     cert: str | None = setting(None, path=True, flag="--cert")  # server certificate chain, PEM
     key: str | None = setting(None, path=True, flag="--key")  # its private key, PEM
+    # the second server certificate, RSA, for the TLS_RSA AES-GCM suites (A00.FR.318; `cert` is then the ECDSA one)
+    rsa_cert: str | None = setting(None, path=True, flag="--rsa-cert")
+    rsa_key: str | None = setting(None, path=True, flag="--rsa-key")
     client_ca: str | None = setting(None, path=True, flag="--client-ca")  # profile 3: the CA of station certificates
 
 
@@ -53,6 +56,8 @@ class OcppListener:
         if self.security_profile >= 2 and not self.tls.cert:
             yield ("tls", "cert"), f"security profile {self.security_profile} needs a server certificate (--cert, " \
                                    "and --key)"
+        if self.tls.rsa_cert and not self.tls.cert:
+            yield ("tls", "rsa_cert"), "the RSA server certificate goes beside an ECDSA one (--cert, and --key)"
         if self.security_profile == 3 and not self.tls.client_ca:
             yield ("tls", "client_ca"), "security profile 3 needs the CA of the station certificates (--client-ca)"
 
