@@ -61,6 +61,7 @@ FLAGS: Flags = {
     "ocsp_allow": (("ocsp", "allow"), list),
     "ocsp_allow_private": (("ocsp", "allow_private"), None),
     "ocsp_allow_only": (("ocsp", "allow_only"), None),
+    "ocsp_required": (("contracts", "ocsp_required"), None),
     "max_protocol_errors": (("flood", "max_protocol_errors"), None),
     "ocpp_versions": (("ocpp", "versions"), lambda v: [x.strip() for x in v.split(",") if x.strip()]),
     "grid": (("grid", "enabled"), None),
@@ -112,6 +113,10 @@ def csms_command(
                                             "private and link-local addresses too"),
     ocsp_allow_only: bool = typer.Option(False, "--ocsp-allow-only", help="Ask no OCSP responder but those of "
                                          "--ocsp-allow"),
+    ocsp_required: bool = typer.Option(False, "--ocsp-required/--ocsp-soft-fail",
+                                       help="A contract whose OCSP responder cannot be reached (or is refused by the "
+                                            "fetch policy) is refused (CertChainError); --ocsp-soft-fail: it is "
+                                            "Accepted on its chain alone, logged. Bad answers are never Accepted."),
     max_protocol_errors: int = typer.Option(20, "--max-protocol-errors", min=0,
                                             help="CALLERRORs a station may cause within a minute before it is "
                                                  "disconnected with 1008 (0: never)"),

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import itertools
 import logging
 import ssl as ssl_module
 import time
@@ -50,7 +49,6 @@ from ..pki.csr import CsrError
 from ..pki.fetch_policy import FetchPolicy
 from ..pki.ocsp import OcspError, OcspRefused
 from ..pki.ocsp_cache import OcspCache
-from ..pki.ocsp_data import responder_url
 from ..pki.verify import Purpose, verify_chain
 from ..times import rfc3339
 from . import signed_meter, v2x_state
@@ -58,7 +56,7 @@ from . import store as ops
 from .certificates import CertificateIssuer, chain_pem
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
 from .ocpp16 import Ocpp16Service
-from .revocation import OcspChecker
+from .revocation import OcspChecker, chain_status, hash_data_status
 from .store import Store
 from .v2x import V2xService
 from .worker import StoreWorker
@@ -335,44 +333,21 @@ class Csms:
 
     async def _contract_status(self, pem_chain: str, emaid: str) -> str:
         """Chain to an installed MO root, validity, usage, eMAID; then OCSP for every certificate of the path that
-        names a responder (unreachable or refused by the fetch policy: soft-fail, or CertChainError when
-        `ocsp_required`)."""
+        names a responder (csms/revocation.py: only `good` passes; an unreachable or refused responder soft-fails
+        unless `ocsp_required`)."""
         anchors = await self.worker.run(ops.op_anchor_certificates, "MORootCertificate")
         status, path = await asyncio.to_thread(validate_contract, pem_chain, emaid, anchors)
         if status != "Accepted" or not self.config.contract_ocsp:
             return status
-        for cert, issuer in itertools.pairwise(path):
-            if not responder_url(cert):
-                continue
-            try:
-                answer = await self.ocsp.status_of(cert, issuer)
-            except OcspError as e:
-                log.warning("contract %s: no revocation status for %s: %s", emaid, cert.subject.rfc4514_string(), e)
-                if self.config.ocsp_required:
-                    return "CertChainError"
-                continue
-            if answer.name == "REVOKED":
-                return "CertificateRevoked"
-        return status
+        return await chain_status(self.ocsp, path, required=self.config.ocsp_required)
 
     async def _hash_data_status(self, items: list[dict[str, str]]) -> str:
-        """Revocation of a chain known only by its OCSP request data (C07.FR.05): each responder is asked; the chain
-        itself cannot be checked without the certificates."""
+        """Revocation of a chain known only by its OCSP request data (C07.FR.05), csms/revocation.py: malformed
+        hash data and unverifiable answers are never Accepted; the chain itself cannot be checked without the
+        certificates."""
         if not self.config.contract_ocsp:
             return "Accepted"
-        for item in items:
-            if not item.get("responderURL"):
-                continue
-            try:
-                answer = await self.ocsp.status_by_hash(item)
-            except (OcspError, ValueError, KeyError) as e:
-                log.warning("contract hash data: no revocation status for serial %s: %s", item.get("serialNumber"), e)
-                if self.config.ocsp_required:
-                    return "CertChainError"
-                continue
-            if answer.name == "REVOKED":
-                return "CertificateRevoked"
-        return "Accepted"
+        return await hash_data_status(self.ocsp, items, required=self.config.ocsp_required)
 
     async def on_heartbeat(self, p: Payload, ctx: CallContext) -> Payload:
         """Heartbeat: the time, and the station is marked seen."""

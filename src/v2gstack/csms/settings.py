@@ -93,7 +93,9 @@ class Contracts:
 
     accept_valid_contracts: bool = True  # a valid contract of a trusted MO is Accepted even if its eMAID is unlisted
     check_ocsp: bool = True  # ask the OCSP responders named in a contract chain
-    ocsp_required: bool = False  # an unreachable responder fails the contract (else soft-fail, logged)
+    # an unreachable (or policy-refused) responder fails the contract; false: soft-fail, logged. Malformed hash data
+    # and answers that fail verification are never Accepted either way.
+    ocsp_required: bool = setting(False, flag="--ocsp-required")
 
 
 @dataclass
