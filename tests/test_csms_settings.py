@@ -87,7 +87,7 @@ def test_bad_files_and_values_are_refused_with_the_file_and_key(tmp_path: Path) 
          '"1.6", got "1.5"'),
         ("[ocpp]\nversions = []\n", "csms.toml: [ocpp] versions: one or more OCPP versions, each once"),
         ("[apis]\nport = 1\n", "csms.toml: apis: unknown key (known here: api, auth_throttle, contracts, "
-         "database, flood, grid, ocpp, ocsp, pki)"),
+         "database, flood, grid, ocpp, ocsp, pki, smart_charging)"),
     ]
     for text, message in cases:
         bad.write_text(text, encoding="utf-8")

@@ -50,11 +50,12 @@ class Rig:
 
 @asynccontextmanager
 async def bridged(tmp_path: Path, *, evses: int = 3, free: bool = True, config: BridgeConfig | None = None,
-                  secc: dict[str, Any] | None = None, **station_kw: Any) -> AsyncIterator[Rig]:
-    """Our CSMS (SQLite), our station with `evses` EVSEs bridged to SECCs on loopback (`secc`: more arguments of
-    start_bridged_seccs)."""
+                  secc: dict[str, Any] | None = None, csms_config: dict[str, Any] | None = None,
+                  **station_kw: Any) -> AsyncIterator[Rig]:
+    """Our CSMS (SQLite; `csms_config`: CsmsConfig fields), our station with `evses` EVSEs bridged to SECCs on
+    loopback (`secc`: more arguments of start_bridged_seccs)."""
     trace_dir = tmp_path / "traces"
-    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}") as csms, \
+    async with running_csms(f"sqlite:///{tmp_path / 'csms.db'}", **(csms_config or {})) as csms, \
             our_station(csms, password=PASSWORD, evses=evses, time_scale=1 / SPEEDUP, max_power_w=50_000.0,
                         tx_interval=30, **station_kw) as st:
         if free:

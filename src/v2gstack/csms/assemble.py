@@ -45,7 +45,8 @@ def csms_config(s: CsmsSettings) -> CsmsConfig:
             verify_rate=t.verify_rate, verify_burst=t.verify_burst),
         flood=FloodPolicy(log_burst=f.log_burst, log_interval=f.log_interval, max_violations=f.max_protocol_errors,
                           violation_window=f.window),
-        pki_dir=s.pki.dir, ocsp_url=s.pki.ocsp_url)
+        pki_dir=s.pki.dir, ocsp_url=s.pki.ocsp_url, needs_profiles=s.smart_charging.needs_profiles,
+        needs_max_power_w=s.smart_charging.max_power_w or None)
 
 
 def ocpp_tls(s: CsmsSettings) -> ssl.SSLContext | None:

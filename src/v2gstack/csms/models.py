@@ -212,6 +212,9 @@ class ChargingNeeds(Base):
     departure_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     max_schedule_tuples: Mapped[int | None] = mapped_column(Integer)
     needs: Mapped[dict] = mapped_column(JSON)  # the ChargingNeedsType as sent (v2xChargingParameters, evEnergyOffer)
+    status: Mapped[str | None] = mapped_column(String(20))  # what the CSMS answered (csms/ev_needs.py, K15-K17)
+    profile: Mapped[dict | None] = mapped_column(JSON)  # the TxProfile the CSMS sent for these needs
+    profile_answer: Mapped[dict | None] = mapped_column(JSON)  # the station's SetChargingProfileResponse
 
 
 class DynamicSchedule(Base):

@@ -54,6 +54,8 @@ from ..times import rfc3339
 from . import signed_meter, v2x_state
 from . import store as ops
 from .certificates import CertificateIssuer, chain_pem
+from .errors import CommandError
+from .ev_needs import NeedsService
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
 from .ocpp16 import Ocpp16Service
 from .revocation import OcspChecker, chain_status, hash_data_status
@@ -94,6 +96,8 @@ class CsmsConfig:
     flood: FloodPolicy | None = None  # protocol-error policy; None: the defaults with max_protocol_errors
     pki_dir: str | None = None  # a `v2gstack pki create` folder: CAs that sign stations' CSRs (SignCertificate)
     ocsp_url: str | None = None  # put into the AIA of the certificates this CSMS issues
+    needs_profiles: bool = True  # answer NotifyEVChargingNeeds with a computed TxProfile (csms/ev_needs.py)
+    needs_max_power_w: float | None = None  # the per-EVSE limit those profiles keep within (None: the EV's maximum)
 
 
 @dataclass
@@ -168,15 +172,6 @@ class StoreAuthenticator:
         return AuthDecision.ACCEPT
 
 
-class CommandError(Exception):
-    """A CSMS-initiated command could not be delivered or was refused; `status` is the HTTP status the API uses."""
-
-    def __init__(self, status: int, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.details = details or {}
-
-
 class Csms:
     """A CSMS with storage: `await csms.start(host, port)`, then stations connect at ws://host:port/ocpp/<id>."""
 
@@ -187,6 +182,7 @@ class Csms:
         self.worker = StoreWorker(store)
         self.states: dict[str, StationState] = {}
         self.v2x = V2xService(self)
+        self.needs = NeedsService(self)
         self.router = self._build_router()
         self.ocpp16 = Ocpp16Service(self)  # the 1.6 router, on the same endpoint
         profile = SecurityProfile(self.config.security_profile)
@@ -392,9 +388,12 @@ class Csms:
         state = self._state(sid)
         evse = (p.get("evse") or {}).get("id")
         if p["eventType"] == "Ended":
+            for k in [k for k, v in state.active.items() if v == tx_id]:
+                self.needs.forget(sid, k)
             state.active = {k: v for k, v in state.active.items() if v != tx_id}
         elif evse is not None:
             state.active[evse] = tx_id
+            self.needs.transaction_seen(sid, evse, tx_id)
         custom = p.get("customData") or {}
         if custom.get("vendorId") == ISO_FACTS_VENDOR and custom.get("sessionId"):
             state.session_ids[tx_id] = str(custom["sessionId"]).upper()
@@ -410,23 +409,30 @@ class Csms:
 
     async def on_charging_needs(self, p: Payload, ctx: CallContext) -> Payload:
         """NotifyEVChargingNeeds: kept with the EVSE's transaction (the ISO 15118 facts; 2.1: the V2X parameters,
-        energy offer, control and mobility-needs modes, available energy transfer) and in the message log."""
+        energy offer, control and mobility-needs modes, available energy transfer) and in the message log, and
+        answered as K15-K17 ask (csms/ev_needs.py): Accepted only when a TxProfile follows."""
         sid = ctx.station_id
         tx_id = self._state(sid).active.get(p["evseId"])
-        await self.worker.run(v2x_state.op_record_charging_needs, sid, tx_id, p)
+        row = await self.worker.run(v2x_state.op_record_charging_needs, sid, tx_id, p)
         if tx_id is not None:
             await self.worker.run(ops.op_link_iso15118, sid, tx_id, {"chargingNeeds": p["chargingNeeds"]})
-        await self._log(sid, "rx", "NotifyEVChargingNeeds", p, None, tx_id)
+        answer = self.needs.answer(sid, p["evseId"], tx_id, p["chargingNeeds"], row)
+        await self.worker.run(v2x_state.op_needs_status, row, answer["status"])
+        await self._log(sid, "rx", "NotifyEVChargingNeeds", p, answer, tx_id)
         self._notify(sid, "NotifyEVChargingNeeds", p)
-        return {"status": "Accepted"}
+        if answer["status"] == "Accepted" and tx_id is not None:
+            self.needs.follow(sid, p["evseId"], tx_id, p["chargingNeeds"], row)
+        return answer
 
     async def on_charging_schedule(self, p: Payload, ctx: CallContext) -> Payload:
-        """NotifyEVChargingSchedule: the schedule the EV chose, logged with the EVSE's transaction."""
+        """NotifyEVChargingSchedule: the schedule the EV chose, logged with the EVSE's transaction; Rejected when it
+        is above the TxProfile the CSMS sent for the EV's needs (K17)."""
         sid = ctx.station_id
         tx_id = self._state(sid).active.get(p["evseId"])
-        await self._log(sid, "rx", "NotifyEVChargingSchedule", p, None, tx_id)
+        answer = self.needs.check_schedule(sid, p)
+        await self._log(sid, "rx", "NotifyEVChargingSchedule", p, answer, tx_id)
         self._notify(sid, "NotifyEVChargingSchedule", p)
-        return {"status": "Accepted"}
+        return answer
 
     async def on_data_transfer(self, p: Payload, ctx: CallContext) -> Payload:
         """DataTransfer: ISO 15118 message mirrors (csms/mirror.py: `EXI::<base64>`, plain or gzip, checked against

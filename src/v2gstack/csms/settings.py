@@ -99,6 +99,14 @@ class Contracts:
 
 
 @dataclass
+class SmartCharging:
+    """ISO 15118 smart charging (K15-K17): the TxProfile the CSMS computes from an EV's charging needs."""
+
+    needs_profiles: bool = True  # false: NotifyEVChargingNeeds is answered Rejected/NoChargingProfile
+    max_power_w: float = setting(0.0, min=0)  # the per-EVSE limit those profiles keep within, W (0: the EV's maximum)
+
+
+@dataclass
 class Ocsp:
     """Which OCSP responders stations may make the CSMS ask, and how (pki/fetch_policy.py)."""
 
@@ -188,6 +196,7 @@ class CsmsSettings:
     api: Api = field(default_factory=Api)
     pki: Pki = field(default_factory=Pki)
     contracts: Contracts = field(default_factory=Contracts)
+    smart_charging: SmartCharging = field(default_factory=SmartCharging)
     ocsp: Ocsp = field(default_factory=Ocsp)
     auth_throttle: AuthThrottle = field(default_factory=AuthThrottle)
     flood: Flood = field(default_factory=Flood)
