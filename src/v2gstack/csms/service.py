@@ -50,16 +50,23 @@ from ..pki.fetch_policy import FetchPolicy
 from ..pki.ocsp import OcspError, OcspRefused
 from ..pki.ocsp_cache import OcspCache
 from ..pki.verify import Purpose, verify_chain
-from ..times import rfc3339
+from ..times import parse_rfc3339, rfc3339
 from . import signed_meter, v2x_state
 from . import store as ops
 from .certificates import CertificateIssuer, chain_pem
+from .diagnostics import DiagnosticsService
+from .display import DisplayService
 from .errors import CommandError
 from .ev_needs import NeedsService
+from .firmware import FirmwareService
+from .local_list import LocalListService
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
+from .models import LocalList
 from .ocpp16 import Ocpp16Service
+from .reservations import ReservationService
 from .revocation import OcspChecker, chain_status, hash_data_status
 from .store import Store
+from .tariffs import TariffService
 from .v2x import V2xService
 from .worker import StoreWorker
 
@@ -96,6 +103,9 @@ class CsmsConfig:
     flood: FloodPolicy | None = None  # protocol-error policy; None: the defaults with max_protocol_errors
     pki_dir: str | None = None  # a `v2gstack pki create` folder: CAs that sign stations' CSRs (SignCertificate)
     ocsp_url: str | None = None  # put into the AIA of the certificates this CSMS issues
+    firmware_dir: str | None = None  # firmware files stations download from the API at /firmware/<name>
+    max_upload: int = 16 * 1024 * 1024  # the largest log file a station may upload, bytes
+    reconcile_local_lists: bool = True  # GetLocalListVersion after each boot; a Full update when it differs (D02)
     needs_profiles: bool = True  # answer NotifyEVChargingNeeds with a computed TxProfile (csms/ev_needs.py)
     needs_max_power_w: float | None = None  # the per-EVSE limit those profiles keep within (None: the EV's maximum)
 
@@ -183,6 +193,12 @@ class Csms:
         self.states: dict[str, StationState] = {}
         self.v2x = V2xService(self)
         self.needs = NeedsService(self)
+        self.local_lists = LocalListService(self)
+        self.reservations = ReservationService(self)
+        self.display = DisplayService(self)
+        self.diagnostics = DiagnosticsService(self)
+        self.firmware = FirmwareService(self)
+        self.tariffs = TariffService(self)
         self.router = self._build_router()
         self.ocpp16 = Ocpp16Service(self)  # the 1.6 router, on the same endpoint
         profile = SecurityProfile(self.config.security_profile)
@@ -296,6 +312,9 @@ class Csms:
                        # OCPP 2.1 only: V2X priority charging and DER control reports
                        "NotifyPriorityCharging", "NotifyDERAlarm", "NotifyDERStartStop", "ReportDERControl"):
             r.add(action, self._logged_notification(action))
+        for block in (self.reservations, self.display, self.diagnostics, self.firmware):  # with state: theirs
+            for action, handler in block.handlers().items():
+                r.add(action, handler)
         return r
 
     async def on_notify_report(self, p: Payload, ctx: CallContext) -> Payload:
@@ -323,6 +342,8 @@ class Csms:
         status = "Accepted" if known else "Rejected"
         if known:
             await self.worker.run(ops.op_record_boot, sid, p, status)
+            if self.config.reconcile_local_lists and await self.worker.run(_has_local_list, sid):
+                self._spawn(self.local_lists.reconcile(sid))
         self._notify(sid, "BootNotification", p)
         return {"currentTime": rfc3339(), "interval": self.config.heartbeat_interval if known else 60,
                 "status": status}
@@ -399,8 +420,11 @@ class Csms:
             state.session_ids[tx_id] = str(custom["sessionId"]).upper()
         if not stored:
             log.info("station %s replayed TransactionEvent %s seqNo %s: already recorded", sid, tx_id, p["seqNo"])
+        await self.reservations.on_transaction_event(sid, p)
+        answer: Payload = {} if info is None else {"idTokenInfo": info}
+        answer.update(await self.tariffs.on_transaction_event(sid, p, _event_time(p)))
         self._notify(sid, "TransactionEvent", p)
-        return {} if info is None else {"idTokenInfo": info}
+        return answer
 
     async def on_meter_values(self, p: Payload, ctx: CallContext) -> Payload:
         """MeterValues (outside a transaction): every sampled value is stored."""
@@ -632,6 +656,16 @@ def validate_contract(pem_chain: str, emaid: str, anchors: list[Any]) -> tuple[s
     except pki_errors.PkiError as e:
         return e.ocpp_status, []
     return "Accepted", list(verified.path)
+
+
+def _has_local_list(s: Any, station_id: str) -> bool:
+    """Whether the CSMS ever sent this station a local list (then it reconciles after a boot)."""
+    return s.get(LocalList, station_id) is not None
+
+
+def _event_time(p: Payload) -> datetime:
+    """A TransactionEvent's timestamp."""
+    return parse_rfc3339(p["timestamp"])
 
 
 def _remote_start_id() -> int:
