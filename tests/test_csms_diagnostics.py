@@ -66,8 +66,8 @@ async def test_monitors_and_events(tmp_path: Path) -> None:
             served_api(csms) as base, their_station(csms_url(csms), "PKG", PASSWORD) as cp:
         async with httpx.AsyncClient(base_url=base, headers=auth(api_token(csms, "admin"))) as admin:
             monitors = [
-                {"value": 90.0, "type": "UpperThreshold", "severity": 4, "component": {"name": "EVSE", "evse": {"id": 1}},
-                 "variable": {"name": "Temperature"}},
+                {"value": 90.0, "type": "UpperThreshold", "severity": 4,
+                 "component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Temperature"}},
                 {"value": 1.0, "type": "Delta", "severity": 2, "component": {"name": "UnknownThing"},
                  "variable": {"name": "X"}}]
             r = await admin.post("/api/stations/PKG/monitors", json={"setMonitoringData": monitors})
