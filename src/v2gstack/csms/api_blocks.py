@@ -226,8 +226,9 @@ def add_block_routes(app: FastAPI, csms: Csms, auth: ApiAuth) -> None:
         return JSONResponse({"requestId": stored["requestId"], "size": stored["size"], "sha256": stored["sha256"]},
                             status_code=201)
 
-    app.add_api_route(diagnostics.UPLOAD_PATH + "{secret}", upload, methods=["PUT", "POST"], tags=["diagnostics"],
-                      include_in_schema=True)
+    for method in ("PUT", "POST"):
+        app.add_api_route(diagnostics.UPLOAD_PATH + "{secret}", upload, methods=[method], tags=["diagnostics"],
+                          name=f"log_upload_{method.lower()}")
 
     @app.post("/api/stations/{station_id}/monitors", tags=["diagnostics"], dependencies=[admin])
     async def set_monitors(station_id: str, body: MonitorsIn, request: Request) -> Any:
