@@ -9,6 +9,8 @@ from pathlib import Path
 from helpers.csms import api_client, our_station, running_csms
 from helpers.wait import until
 
+from v2gstack.csms.store import op_put_id_token
+
 TOKENS = [{"idToken": "AA01", "type": "ISO14443"}, {"idToken": "BB02", "type": "ISO14443", "status": "Blocked"}]
 
 
@@ -29,7 +31,7 @@ async def test_full_then_differential_then_reconciled_after_reconnect(tmp_path: 
             assert state["pending"] == {"changed": [], "removed": []}
             # the registry changes: one token gone, one new; the differential update carries exactly that
             csms.store.delete_id_token("AA01", "ISO14443")
-            csms.store.put_id_token("CC03", "ISO14443", "Accepted", group_id="FLEET")
+            await csms.worker.run(op_put_id_token, "CC03", "ISO14443", "Accepted", "FLEET")
             state = (await admin.get("/api/stations/CS1/local-list")).json()
             assert state["pending"] == {"changed": ["ISO14443:CC03"], "removed": ["ISO14443:AA01"]}
             r = await admin.post("/api/stations/CS1/local-list", json={})

@@ -22,6 +22,7 @@ from helpers.ocpp import RawPeer, raw_peer
 from helpers.ocsp import Listener, listener, start_responder
 
 from v2gstack.csms.service import Csms
+from v2gstack.csms.store import Store
 from v2gstack.pki.hierarchy import Pki, PkiConfig, create_pki
 from v2gstack.pki.ocsp import RevocationList
 from v2gstack.pki.ocsp_data import chain_hash_data
@@ -158,15 +159,18 @@ async def test_pem_chain_answers_are_verified_too(tmp_path: Path) -> None:
     """Authorize with the contract chain (PEM) whose AIA names an HTTP server: an answer that fails verification is
     CertChainError even with soft-fail allowed; when nobody answers there, Accepted only while soft-fail is allowed."""
     body = [b""]
-    async with listener(serving(body)) as target, csms_and_peer(tmp_path) as (csms, peer):
+    async with listener(serving(body)) as target:
         pki = create_pki(PkiConfig(ocsp_url=f"http://127.0.0.1:{target.port}/ocsp"))
         pem = b"".join(cert_pem(c) for c in [pki.cert(Kind.CONTRACT), *pki.intermediates(Kind.CONTRACT)]).decode()
-        csms.store.add_trust_anchor("MORootCertificate", cert_pem(pki.cert(Kind.MO_ROOT)))
         body[0] = crafted(pki, signer=create_pki())
-        assert await authorize(peer, pem=pem) == ("CertChainError", "Invalid")
-        assert target.server is not None
-        target.server.close()
-        await target.server.wait_closed()
-        assert await authorize(peer, pem=pem) == ("Accepted", "Accepted")  # nobody answers: soft-fail
-        csms.config.ocsp_required = True
-        assert await authorize(peer, pem=pem) == ("CertChainError", "Invalid")
+        store = Store(f"sqlite:///{tmp_path / 'c.db'}")  # the MO root trusted before the CSMS runs
+        store.add_trust_anchor("MORootCertificate", cert_pem(pki.cert(Kind.MO_ROOT)))
+        store.close()
+        async with csms_and_peer(tmp_path) as (csms, peer):
+            assert await authorize(peer, pem=pem) == ("CertChainError", "Invalid")
+            assert target.server is not None
+            target.server.close()
+            await target.server.wait_closed()
+            assert await authorize(peer, pem=pem) == ("Accepted", "Accepted")  # nobody answers: soft-fail
+            csms.config.ocsp_required = True
+            assert await authorize(peer, pem=pem) == ("CertChainError", "Invalid")

@@ -13,6 +13,8 @@ from helpers.csms import PASSWORD, api_client, csms_url, running_csms
 from helpers.peers import TheirStation, their_station
 from ocpp.v201 import call
 
+from v2gstack.csms.store import op_put_id_token
+
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -35,7 +37,7 @@ async def test_running_and_final_cost_per_group_tariff(tmp_path: Path) -> None:
     async with running_csms(f"sqlite:///{tmp_path / 'c.db'}", stations={"PKG": PASSWORD}, tokens=tokens) as csms, \
             their_station(csms_url(csms), "PKG", PASSWORD) as cp, \
             api_client(csms, "admin") as admin, api_client(csms, "viewer") as viewer:
-        csms.store.put_id_token("FLEET-1", "ISO14443", "Accepted", group_id="FLEET")
+        await csms.worker.run(op_put_id_token, "FLEET-1", "ISO14443", "Accepted", "FLEET")  # beside the CSMS's writes
         r = await admin.put("/api/tariffs/default", json={"currency": "EUR", "perKWh": 0.40, "perHour": 1.0,
                                                           "fixed": 0.5})
         assert r.status_code == 200, r.text

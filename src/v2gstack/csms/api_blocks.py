@@ -285,18 +285,18 @@ def add_block_routes(app: FastAPI, csms: Csms, auth: ApiAuth) -> None:
         return store.run(tariffs.op_tariffs)
 
     @app.put("/api/tariffs/{tariff_id}", tags=["tariffs"], dependencies=[admin])
-    def put_tariff(tariff_id: str, body: TariffIn, request: Request) -> dict[str, Any]:
+    async def put_tariff(tariff_id: str, body: TariffIn, request: Request) -> dict[str, Any]:
         """Create or replace a tariff."""
         note(request, action="put-tariff")
         if len(tariff_id) > 36:
             raise HTTPException(422, "a tariff id is at most 36 characters")
-        return store.run(tariffs.op_put_tariff, {"id": tariff_id, **body.model_dump()})
+        return await csms.worker.run(tariffs.op_put_tariff, {"id": tariff_id, **body.model_dump()})
 
     @app.delete("/api/tariffs/{tariff_id}", status_code=204, tags=["tariffs"], dependencies=[admin])
-    def delete_tariff(tariff_id: str, request: Request) -> Response:
+    async def delete_tariff(tariff_id: str, request: Request) -> Response:
         """Remove a tariff."""
         note(request, action="delete-tariff")
-        if not store.run(tariffs.op_delete_tariff, tariff_id):
+        if not await csms.worker.run(tariffs.op_delete_tariff, tariff_id):
             raise HTTPException(404, f"no tariff {tariff_id!r}")
         return Response(status_code=204)
 

@@ -88,6 +88,11 @@ def op_record_sent(s: Session, station_id: str, version: int, update_type: str, 
         row.version, row.entries = version, entries
 
 
+def op_has_list(s: Session, station_id: str) -> bool:
+    """Whether the CSMS ever sent this station a local list (then it reconciles after a boot)."""
+    return s.get(LocalList, station_id) is not None
+
+
 def op_record_version(s: Session, station_id: str, version: int) -> int | None:
     """A GetLocalListVersion answer; returns the version the CSMS holds (None: it never sent a list)."""
     row = s.get(LocalList, station_id)

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +59,8 @@ from .display import DisplayService
 from .errors import CommandError
 from .ev_needs import NeedsService
 from .firmware import FirmwareService
-from .local_list import LocalListService
+from .local_list import LocalListService, op_has_list
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
-from .models import LocalList
 from .ocpp16 import Ocpp16Service
 from .reservations import ReservationService
 from .revocation import OcspChecker, chain_status, hash_data_status
@@ -342,7 +341,7 @@ class Csms:
         status = "Accepted" if known else "Rejected"
         if known:
             await self.worker.run(ops.op_record_boot, sid, p, status)
-            if self.config.reconcile_local_lists and await self.worker.run(_has_local_list, sid):
+            if self.config.reconcile_local_lists and await self.worker.run(op_has_list, sid):
                 self._spawn(self.local_lists.reconcile(sid))
         self._notify(sid, "BootNotification", p)
         return {"currentTime": rfc3339(), "interval": self.config.heartbeat_interval if known else 60,
@@ -656,11 +655,6 @@ def validate_contract(pem_chain: str, emaid: str, anchors: list[Any]) -> tuple[s
     except pki_errors.PkiError as e:
         return e.ocpp_status, []
     return "Accepted", list(verified.path)
-
-
-def _has_local_list(s: Any, station_id: str) -> bool:
-    """Whether the CSMS ever sent this station a local list (then it reconciles after a boot)."""
-    return s.get(LocalList, station_id) is not None
 
 
 def _event_time(p: Payload) -> datetime:
