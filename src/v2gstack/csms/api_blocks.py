@@ -25,6 +25,12 @@ from .errors import CommandError
 from .service import Csms
 
 
+class PasswordIn(BaseModel):
+    """A new BasicAuthPassword (default: 32 random letters and digits made by the CSMS)."""
+
+    password: str | None = Field(None, min_length=16, max_length=40)
+
+
 class LocalListIn(BaseModel):
     """How to bring a station's local list up to the token registry."""
 
@@ -107,6 +113,15 @@ def add_block_routes(app: FastAPI, csms: Csms, auth: ApiAuth) -> None:
             return await coro
         except CommandError as e:
             return JSONResponse({"detail": str(e), **e.details}, status_code=e.status)
+
+    # ----- A: security -----
+
+    @app.post("/api/stations/{station_id}/password", tags=["security"], dependencies=[admin])
+    async def rotate_password(station_id: str, body: PasswordIn, request: Request) -> Any:
+        """A01: a new BasicAuthPassword through SetVariables, stored (as its hash) only once the station accepted;
+        the station uses it from its next connection on. The password is not returned."""
+        act(request, "SetVariables", station_id)
+        return await run(csms.passwords.rotate(station_id, body.password))
 
     # ----- D: local authorization lists -----
 

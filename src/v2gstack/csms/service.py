@@ -62,6 +62,7 @@ from .firmware import FirmwareService
 from .local_list import LocalListService, op_has_list
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
 from .ocpp16 import Ocpp16Service
+from .passwords import PasswordService
 from .reservations import ReservationService
 from .revocation import OcspChecker, chain_status, hash_data_status
 from .store import Store
@@ -198,6 +199,7 @@ class Csms:
         self.diagnostics = DiagnosticsService(self)
         self.firmware = FirmwareService(self)
         self.tariffs = TariffService(self)
+        self.passwords = PasswordService(self)
         self.router = self._build_router()
         self.ocpp16 = Ocpp16Service(self)  # the 1.6 router, on the same endpoint
         profile = SecurityProfile(self.config.security_profile)
