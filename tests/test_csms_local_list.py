@@ -9,6 +9,7 @@ from pathlib import Path
 from helpers.csms import api_client, our_station, running_csms
 from helpers.wait import until
 
+from v2gstack.csms.local_list import op_list_state
 from v2gstack.csms.store import op_put_id_token
 
 TOKENS = [{"idToken": "AA01", "type": "ISO14443"}, {"idToken": "BB02", "type": "ISO14443", "status": "Blocked"}]
@@ -48,6 +49,7 @@ async def test_full_then_differential_then_reconciled_after_reconnect(tmp_path: 
             await st2.wait_accepted()
             await until(lambda: st2.authorization.local.list_version == 4)
             assert len(st2.authorization.local.local_list) == 2
+            await until(lambda: csms.store.run(op_list_state, "CS1")["version"] == 4)  # its answer recorded too
             state = (await admin.get("/api/stations/CS1/local-list")).json()
             assert state["version"] == 4 and state["stationVersion"] == 0 and state["lastUpdateType"] == "Full"
         # refusals: operators may not send lists, unknown stations, stations offline

@@ -18,7 +18,7 @@ from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, Respo
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from . import diagnostics, display, firmware, local_list, reservations, tariffs
+from . import device_model, diagnostics, display, firmware, local_list, reservations, tariffs
 from .audit import note
 from .auth import ApiAuth, Principal, Role, forbid_unless
 from .errors import CommandError
@@ -29,6 +29,24 @@ class PasswordIn(BaseModel):
     """A new BasicAuthPassword (default: 32 random letters and digits made by the CSMS)."""
 
     password: str | None = Field(None, min_length=16, max_length=40)
+
+
+class BaseReportIn(BaseModel):
+    """GetBaseReport's reportBase."""
+
+    reportBase: str = Field("FullInventory", pattern="^(ConfigurationInventory|FullInventory|SummaryInventory)$")
+
+
+class GetVariablesIn(BaseModel):
+    """GetVariables' getVariableData (any number: the CSMS splits it by the station's limits)."""
+
+    getVariableData: list[dict[str, Any]] = Field(min_length=1)
+
+
+class SetVariablesIn(BaseModel):
+    """SetVariables' setVariableData (any number: the CSMS splits it by the station's limits)."""
+
+    setVariableData: list[dict[str, Any]] = Field(min_length=1)
 
 
 class LocalListIn(BaseModel):
@@ -122,6 +140,35 @@ def add_block_routes(app: FastAPI, csms: Csms, auth: ApiAuth) -> None:
         the station uses it from its next connection on. The password is not returned."""
         act(request, "SetVariables", station_id)
         return await run(csms.passwords.rotate(station_id, body.password))
+
+    # ----- B: provisioning -----
+
+    @app.post("/api/stations/{station_id}/base-report", tags=["provisioning"])
+    async def base_report(station_id: str, body: BaseReportIn, request: Request,
+                          principal: Principal = principal_of) -> Any:
+        """GetBaseReport; the station's NotifyReports are stored as its device model."""
+        act(request, "GetBaseReport", station_id, principal)
+        return await run(csms.device.base_report(station_id, body.reportBase))
+
+    @app.get("/api/stations/{station_id}/device-model", tags=["provisioning"], dependencies=[viewer])
+    def device_model_view(station_id: str, component: str | None = None,
+                          variable: str | None = None) -> list[dict[str, Any]]:
+        """The station's device model as its NotifyReports told it (of a component and/or variable)."""
+        known(station_id)
+        return store.run(device_model.op_device_model, station_id, component, variable)
+
+    @app.post("/api/stations/{station_id}/variables/get", tags=["provisioning"])
+    async def get_variables(station_id: str, body: GetVariablesIn, request: Request,
+                            principal: Principal = principal_of) -> Any:
+        """GetVariables in messages within the station's ItemsPerMessage and BytesPerMessage (B06.FR.05)."""
+        act(request, "GetVariables", station_id, principal)
+        return await run(csms.device.variables(station_id, "GetVariables", body.getVariableData))
+
+    @app.post("/api/stations/{station_id}/variables/set", tags=["provisioning"], dependencies=[admin])
+    async def set_variables(station_id: str, body: SetVariablesIn, request: Request) -> Any:
+        """SetVariables in messages within the station's ItemsPerMessage and BytesPerMessage."""
+        act(request, "SetVariables", station_id)
+        return await run(csms.device.variables(station_id, "SetVariables", body.setVariableData))
 
     # ----- D: local authorization lists -----
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .device_model import op_limit
 from .errors import CommandError
 from .models import IdToken, LocalList
 
@@ -140,6 +141,8 @@ class LocalListService:
         Several messages when the entries exceed `items_per_message` (the station's LocalAuthListCtrlr
         ItemsPerMessage). Returns each message's version and answer."""
         worker = self.csms.worker
+        if items_per_message is None:  # the station's own limit, when its device model was read
+            items_per_message = await worker.run(op_limit, station_id, "LocalAuthListCtrlr", "ItemsPerMessage", None)
         version, held, entries = await worker.run(op_plan, station_id, full)
         if not full and not entries:
             return {"updateType": "Differential", "version": version, "messages": [], "status": "UpToDate"}

@@ -383,3 +383,23 @@ class Tariff(Base):
     fixed: Mapped[float] = mapped_column(Float, default=0.0)
     group_id: Mapped[str | None] = mapped_column(String(255), unique=True)  # None: the default tariff
     description: Mapped[str | None] = mapped_column(String(100))
+
+
+class DeviceVariable(Base):
+    """One variable attribute of a station's device model, as its NotifyReport (B06-B08, GetBaseReport) told it."""
+
+    __tablename__ = "device_variables"
+    station_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)  # component, EVSE, variable, attribute type
+    component: Mapped[str] = mapped_column(String(50))
+    component_instance: Mapped[str | None] = mapped_column(String(50))
+    evse_id: Mapped[int | None] = mapped_column(Integer)
+    connector_id: Mapped[int | None] = mapped_column(Integer)
+    variable: Mapped[str] = mapped_column(String(50))
+    variable_instance: Mapped[str | None] = mapped_column(String(50))
+    attribute_type: Mapped[str] = mapped_column(String(10))  # Actual, Target, MinSet, MaxSet
+    value: Mapped[str | None] = mapped_column(String(2500))
+    mutability: Mapped[str | None] = mapped_column(String(10))
+    characteristics: Mapped[dict | None] = mapped_column(JSON)
+    request_id: Mapped[int | None] = mapped_column(Integer)  # the GetBaseReport/GetReport that reported it
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -54,6 +54,7 @@ from ..times import parse_rfc3339, rfc3339
 from . import signed_meter, v2x_state
 from . import store as ops
 from .certificates import CertificateIssuer, chain_pem
+from .device_model import DeviceModelService, op_has_model
 from .diagnostics import DiagnosticsService
 from .display import DisplayService
 from .errors import CommandError
@@ -103,6 +104,8 @@ class CsmsConfig:
     flood: FloodPolicy | None = None  # protocol-error policy; None: the defaults with max_protocol_errors
     pki_dir: str | None = None  # a `v2gstack pki create` folder: CAs that sign stations' CSRs (SignCertificate)
     ocsp_url: str | None = None  # put into the AIA of the certificates this CSMS issues
+    pending_until_reported: bool = False  # B02: Pending at boot until the station's device model has been read
+    pending_interval: int = 10  # s: the interval of a Pending answer (the station boots again after it)
     firmware_dir: str | None = None  # firmware files stations download from the API at /firmware/<name>
     max_upload: int = 16 * 1024 * 1024  # the largest log file a station may upload, bytes
     reconcile_local_lists: bool = True  # GetLocalListVersion after each boot; a Full update when it differs (D02)
@@ -200,6 +203,7 @@ class Csms:
         self.firmware = FirmwareService(self)
         self.tariffs = TariffService(self)
         self.passwords = PasswordService(self)
+        self.device = DeviceModelService(self)
         self.router = self._build_router()
         self.ocpp16 = Ocpp16Service(self)  # the 1.6 router, on the same endpoint
         profile = SecurityProfile(self.config.security_profile)
@@ -330,24 +334,30 @@ class Csms:
                 continue
             await self.worker.run(v2x_state.op_put_meter_key, sid, evse_id, key, "deviceModel")
         await self._log(sid, "rx", "NotifyReport", p)
+        await self.device.record_report(sid, p)  # the device model, per variable attribute (csms/device_model.py)
         self._notify(sid, "NotifyReport", p)
         return {}
 
     async def on_boot(self, p: Payload, ctx: CallContext) -> Payload:
-        """BootNotification: Accepted for registered stations (profile 0 may register them), Rejected otherwise."""
+        """BootNotification: Accepted for registered stations (profile 0 may register them), Rejected otherwise;
+        with `pending_until_reported`, Pending until the CSMS has read the station's device model (B02)."""
         sid = ctx.station_id
         known = await self.worker.run(ops.op_station, sid) is not None
         if not known and self.config.auto_register and self.config.security_profile == 0:
             await self.worker.run(ops.op_add_station, sid, None, 1)
             known = True
         status = "Accepted" if known else "Rejected"
+        interval = self.config.heartbeat_interval if known else 60
+        if known and self.config.pending_until_reported and not await self.worker.run(op_has_model, sid):
+            status, interval = "Pending", self.config.pending_interval
         if known:
             await self.worker.run(ops.op_record_boot, sid, p, status)
-            if self.config.reconcile_local_lists and await self.worker.run(op_has_list, sid):
-                self._spawn(self.local_lists.reconcile(sid))
+        if status == "Pending":
+            self.device.pending_boot(sid)
+        elif known and self.config.reconcile_local_lists and await self.worker.run(op_has_list, sid):
+            self._spawn(self.local_lists.reconcile(sid))
         self._notify(sid, "BootNotification", p)
-        return {"currentTime": rfc3339(), "interval": self.config.heartbeat_interval if known else 60,
-                "status": status}
+        return {"currentTime": rfc3339(), "interval": interval, "status": status}
 
     async def _contract_status(self, pem_chain: str, emaid: str) -> str:
         """Chain to an installed MO root, validity, usage, eMAID; then OCSP for every certificate of the path that
