@@ -46,7 +46,10 @@ def csms_config(s: CsmsSettings) -> CsmsConfig:
         flood=FloodPolicy(log_burst=f.log_burst, log_interval=f.log_interval, max_violations=f.max_protocol_errors,
                           violation_window=f.window),
         pki_dir=s.pki.dir, ocsp_url=s.pki.ocsp_url, needs_profiles=s.smart_charging.needs_profiles,
-        needs_max_power_w=s.smart_charging.max_power_w or None)
+        needs_max_power_w=s.smart_charging.max_power_w or None,
+        pending_until_reported=s.provisioning.pending_until_reported, pending_interval=s.provisioning.pending_interval,
+        reconcile_local_lists=s.provisioning.reconcile_local_lists, firmware_dir=s.files.firmware_dir,
+        max_upload=s.files.max_upload)
 
 
 def ocpp_tls(s: CsmsSettings) -> ssl.SSLContext | None:

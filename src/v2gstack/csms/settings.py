@@ -107,6 +107,23 @@ class SmartCharging:
 
 
 @dataclass
+class Provisioning:
+    """B02/B03: a new station is Pending until the CSMS has read its device model; local lists after a boot (D02)."""
+
+    pending_until_reported: bool = False  # Pending at boot until GetBaseReport's NotifyReports are in
+    pending_interval: int = setting(10, min=1)  # s: the interval of a Pending answer
+    reconcile_local_lists: bool = True  # GetLocalListVersion after each boot; a Full update when it differs
+
+
+@dataclass
+class Files:
+    """What stations download from and upload to the CSMS's API: firmware files, log uploads."""
+
+    firmware_dir: str | None = setting(None, path=True)  # served at /firmware/<name>
+    max_upload: int = setting(16 * 1024 * 1024, min=1024)  # bytes: the largest log a station may upload
+
+
+@dataclass
 class Ocsp:
     """Which OCSP responders stations may make the CSMS ask, and how (pki/fetch_policy.py)."""
 
@@ -197,6 +214,8 @@ class CsmsSettings:
     pki: Pki = field(default_factory=Pki)
     contracts: Contracts = field(default_factory=Contracts)
     smart_charging: SmartCharging = field(default_factory=SmartCharging)
+    provisioning: Provisioning = field(default_factory=Provisioning)
+    files: Files = field(default_factory=Files)
     ocsp: Ocsp = field(default_factory=Ocsp)
     auth_throttle: AuthThrottle = field(default_factory=AuthThrottle)
     flood: Flood = field(default_factory=Flood)
