@@ -17,6 +17,7 @@ from ocpp.v201 import call
 
 from v2gstack.csms import v2x_state
 from v2gstack.csms.ev_needs import NEEDS_PROFILE_BASE
+from v2gstack.csms.grid_control import GRID_PROFILE_BASE, GridConfig, GridControl
 from v2gstack.times import rfc3339
 
 
@@ -118,3 +119,20 @@ async def test_our_station_and_an_iso2_ev_renegotiate_within_the_profile(tmp_pat
         assert schedule["response"] == {"status": "Accepted"}
         first = schedule["payload"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
         assert first <= limit_a * 230 * 3 + 1
+
+
+async def test_a_dispatching_grid_control_keeps_the_promise_instead(tmp_path: Path) -> None:
+    """With the grid scheduler dispatching, the needs are Accepted and its TxProfile (not the flat one) follows."""
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}", stations={"PKG": PASSWORD}) as csms, \
+            their_station(csms_url(csms), "PKG", PASSWORD) as cp:
+        grid = GridControl(csms, GridConfig(dispatch=True))
+        grid.start()
+        try:
+            await _start(cp, "tx-grid")
+            answer = await cp.call(call.NotifyEVChargingNeeds(evse_id=1, charging_needs=_ac_needs(22000, 2)),
+                                   suppress=False)
+            assert answer.status == "Accepted"
+            await until(lambda: any(p["charging_profile"]["id"] == GRID_PROFILE_BASE + 1 for p in _profiles(cp)))
+            assert all(p["charging_profile"]["id"] != NEEDS_PROFILE_BASE + 1 for p in _profiles(cp))
+        finally:
+            await grid.close()

@@ -14,7 +14,9 @@ information", Rejected "service not available"; 2.1 adds NoChargingProfile). The
 The profile is flat (one period): the energy the EV asks for spread evenly until its departure time, within the EV's
 maximum (and minimum, AC) and the operator's per-EVSE limit, at the EV's maximum when there is no departure time or
 energy; W for DC, A (per phase, at the nominal voltage) for AC. NotifyEVChargingSchedule is checked against the
-profile sent: a schedule above it is Rejected (K17: the station renegotiates). A grid scheduler can replace `plan`.
+profile sent: a schedule above it is Rejected (K17: the station renegotiates). When a dispatching grid control is
+attached (csms/grid_control.py), its scheduler's TxProfiles are the schedule: the needs are answered Accepted (or
+Processing without a transaction) and this policy sends nothing.
 """
 
 from __future__ import annotations
@@ -128,6 +130,9 @@ class NeedsService:
         """The NotifyEVChargingNeedsResponse (Accepted: the caller then calls `follow`, last thing before it
         answers)."""
         config = self.csms.config
+        if self.grid_plans():  # the grid control's plan is the schedule: its TxProfile follows the transaction
+            return {"status": "Accepted"} if transaction_id is not None else {"status": "Processing", "statusInfo": {
+                "reasonCode": "NoTransaction", "additionalInfo": "the grid plan follows the EVSE's transaction"}}
         if not config.needs_profiles:
             return self._refused(station_id, "NoProfile", "this CSMS sends no profiles for charging needs")
         if plan(needs, datetime.now().astimezone(), config.needs_max_power_w) is None:
@@ -138,8 +143,16 @@ class NeedsService:
                 "reasonCode": "NoTransaction", "additionalInfo": "the profile follows the EVSE's transaction"}}
         return {"status": "Accepted"}
 
+    def grid_plans(self) -> bool:
+        """Whether a dispatching grid control (csms/grid_control.py) plans the sessions: then its TxProfiles keep
+        the promise and this policy sends none."""
+        grid = self.csms.grid
+        return grid is not None and bool(grid.config.dispatch)
+
     def follow(self, station_id: str, evse_id: int, transaction_id: str, needs: Payload, row: int) -> None:
         """Send the promised profile in the background, once the answer has gone out."""
+        if self.grid_plans():
+            return
         self.csms._spawn(self.send(station_id, evse_id, transaction_id, needs, row))
 
     def transaction_seen(self, station_id: str, evse_id: int, transaction_id: str) -> None:
