@@ -96,3 +96,29 @@ async def test_monitors_and_events(tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=base, headers=auth(api_token(csms, "operator"))) as operator:
             assert (await operator.post("/api/stations/PKG/monitors", json={"setMonitoringData": monitors})
                     ).status_code == 403
+
+
+async def test_customer_information(tmp_path: Path) -> None:
+    """N09/N10: CustomerInformation (admin), the station's NotifyCustomerInformation parts stored in order with the
+    request; a part for a request the CSMS never made is answered and not stored; operators may not ask."""
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}", stations={"PKG": PASSWORD}) as csms, \
+            served_api(csms) as base, their_station(csms_url(csms), "PKG", PASSWORD) as cp:
+        async with httpx.AsyncClient(base_url=base, headers=auth(api_token(csms, "admin"))) as admin:
+            body = {"report": True, "clear": False, "idToken": {"idToken": "04A1B2C3", "type": "ISO14443"}}
+            r = await admin.post("/api/stations/PKG/customer-information", json=body)
+            assert r.status_code == 200, r.text
+            rid = r.json()["customerRequest"]["requestId"]
+            assert cp.actions("CustomerInformation")[0]["request_id"] == rid
+            now = datetime.now(UTC).isoformat()
+            for seq, (data, tbc) in enumerate((("sessions: 3; ", True), ("last: 2026-12-06", False))):
+                await cp.call(call.NotifyCustomerInformation(data=data, seq_no=seq, generated_at=now,
+                                                             request_id=rid, tbc=tbc), suppress=False)
+            await cp.call(call.NotifyCustomerInformation(data="x", seq_no=0, generated_at=now, request_id=999),
+                          suppress=False)
+            [stored] = (await admin.get("/api/stations/PKG/customer-information")).json()
+            assert (stored["data"], stored["parts"], stored["complete"], stored["answer"]) == (
+                "sessions: 3; last: 2026-12-06", 2, True, "Accepted")
+            r = await admin.post("/api/stations/PKG/customer-information", json={"report": "yes"})
+            assert r.status_code == 422
+        async with httpx.AsyncClient(base_url=base, headers=auth(api_token(csms, "operator"))) as operator:
+            assert (await operator.get("/api/stations/PKG/customer-information")).status_code == 403

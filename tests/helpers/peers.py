@@ -84,6 +84,11 @@ class TheirStation(ChargePoint):
         """Accept a log request, naming the file it will upload."""
         return self._accept("GetLog", kw, filename="diagnostics.log")
 
+    @on("CustomerInformation")
+    async def on_customer_information(self, **kw: Any) -> Any:
+        """Accept a customer information request (the test sends NotifyCustomerInformation)."""
+        return self._accept("CustomerInformation", kw)
+
     @on("UpdateFirmware")
     async def on_update_firmware(self, **kw: Any) -> Any:
         """Accept a firmware update."""

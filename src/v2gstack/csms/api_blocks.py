@@ -317,6 +317,20 @@ def add_block_routes(app: FastAPI, csms: Csms, auth: ApiAuth) -> None:
         known(station_id)
         return store.run(diagnostics.op_events, station_id, limit, component)
 
+    @app.post("/api/stations/{station_id}/customer-information", tags=["diagnostics"], dependencies=[admin])
+    async def customer_information(station_id: str, request: Request,
+                                   body: dict[str, Any] = Body(...)) -> Any:  # noqa: B008 (FastAPI's idiom)
+        """CustomerInformation `{"report", "clear", "customerIdentifier"? | "idToken"? | "customerCertificate"?}`
+        (N09/N10; admin: personal data); the station's NotifyCustomerInformation parts are stored."""
+        act(request, "CustomerInformation", station_id)
+        return await run(csms.diagnostics.customer_information(station_id, body))
+
+    @app.get("/api/stations/{station_id}/customer-information", tags=["diagnostics"], dependencies=[admin])
+    def list_customer_information(station_id: str) -> list[dict[str, Any]]:
+        """The customer information requests of a station with the data reported (admin: personal data)."""
+        known(station_id)
+        return store.run(diagnostics.op_customer_requests, station_id)
+
     # ----- L: firmware -----
 
     @app.post("/api/stations/{station_id}/firmware", tags=["firmware"], dependencies=[admin])

@@ -5,6 +5,7 @@ without an API token): the station PUTs or POSTs the file (raw, or the first fil
 at most `max_upload` bytes; the CSMS stores it with its size and SHA-256 under the request, and tracks the
 request's LogStatusNotification statuses. SetVariableMonitoring stores the monitors the station set (with the ids it
 gave them); ClearVariableMonitoring removes the cleared ones. Every NotifyEvent's EventData is stored per station.
+CustomerInformation requests (N09/N10) are stored with the NotifyCustomerInformation parts that answer them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import hashlib
+import logging
 import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -22,11 +24,12 @@ from sqlalchemy.orm import Session
 from ..ocpp import CallContext
 from ..times import parse_rfc3339, rfc3339
 from .errors import CommandError
-from .models import LogUpload, Monitor, StationEvent
+from .models import CustomerRequest, LogUpload, Monitor, StationEvent
 
 if TYPE_CHECKING:
     from .service import Csms
 
+log = logging.getLogger(__name__)
 Payload = dict[str, Any]
 UPLOAD_PATH = "/upload/logs/"
 """Where stations upload the logs GetLog asked for (API app, no API token: the secret in the URL is the key)."""
@@ -188,6 +191,48 @@ def op_events(s: Session, station_id: str, limit: int = 100, component: str | No
             for e in rows]
 
 
+# ----- customer information (N09/N10) -----
+
+def customer_dict(c: CustomerRequest) -> Payload:
+    """A customer information request with the data reported so far."""
+    return {"requestId": c.request_id, "stationId": c.station_id, "request": c.request, "answer": c.answer,
+            "data": c.data, "parts": c.parts, "complete": c.complete, "requestedAt": _iso(c.requested_at)}
+
+
+def op_new_customer_request(s: Session, station_id: str, request: Payload) -> int:
+    """A CustomerInformation about to be sent; its requestId."""
+    row = CustomerRequest(station_id=station_id, request=request, data="", parts=0, complete=False,
+                          requested_at=datetime.now(UTC))
+    s.add(row)
+    s.flush()
+    return row.request_id
+
+
+def op_customer_answer(s: Session, request_id: int, answer: str) -> Payload:
+    """The station's CustomerInformation answer."""
+    row = s.get(CustomerRequest, request_id)
+    assert row is not None
+    row.answer = answer
+    return customer_dict(row)
+
+
+def op_customer_part(s: Session, station_id: str, p: Payload) -> bool:
+    """A NotifyCustomerInformation part appended to its request; False when it names no request of this station."""
+    row = s.get(CustomerRequest, p["requestId"])
+    if row is None or row.station_id != station_id:
+        return False
+    row.data, row.parts = (row.data or "") + p["data"], (row.parts or 0) + 1
+    row.complete = row.complete or not p.get("tbc", False)
+    return True
+
+
+def op_customer_requests(s: Session, station_id: str) -> list[Payload]:
+    """A station's customer information requests, newest first."""
+    q = select(CustomerRequest).where(CustomerRequest.station_id == station_id).order_by(
+        CustomerRequest.request_id.desc())
+    return [customer_dict(c) for c in s.scalars(q)]
+
+
 class DiagnosticsService:
     """GetLog with uploads to this CSMS, LogStatusNotification, monitors and NotifyEvent."""
 
@@ -196,7 +241,8 @@ class DiagnosticsService:
 
     def handlers(self) -> dict[str, Any]:
         """The station messages this block answers."""
-        return {"LogStatusNotification": self.on_log_status, "NotifyEvent": self.on_event}
+        return {"LogStatusNotification": self.on_log_status, "NotifyEvent": self.on_event,
+                "NotifyCustomerInformation": self.on_customer_information}
 
     async def get_log(self, station_id: str, base_url: str, body: Payload) -> Payload:
         """GetLog with an upload URL on this CSMS (`base_url`: how the station reaches the API)."""
@@ -242,4 +288,23 @@ class DiagnosticsService:
         await self.csms.worker.run(op_record_events, ctx.station_id, p)
         await self.csms._log(ctx.station_id, "rx", "NotifyEvent", p)
         self.csms._notify(ctx.station_id, "NotifyEvent", p)
+        return {}
+
+    async def customer_information(self, station_id: str, body: Payload) -> Payload:
+        """CustomerInformation (N09/N10) with a new requestId; the station's NotifyCustomerInformation parts are
+        stored with the request."""
+        if not self.csms.online(station_id):
+            raise CommandError(409, f"station {station_id} is not connected")
+        request_id = await self.csms.worker.run(op_new_customer_request, station_id, body)
+        request = {"requestId": request_id, **body}
+        answer = await self.csms.call(station_id, "CustomerInformation", request)
+        stored = await self.csms.worker.run(op_customer_answer, request_id, str(answer["status"]))
+        return {"customerRequest": stored, "request": request, "response": answer}
+
+    async def on_customer_information(self, p: Payload, ctx: CallContext) -> Payload:
+        """NotifyCustomerInformation: the part appended to its request."""
+        if not await self.csms.worker.run(op_customer_part, ctx.station_id, p):
+            log.warning("station %s: NotifyCustomerInformation for unknown request %s", ctx.station_id,
+                        p.get("requestId"))
+        await self.csms._log(ctx.station_id, "rx", "NotifyCustomerInformation", p)
         return {}

@@ -403,3 +403,17 @@ class DeviceVariable(Base):
     characteristics: Mapped[dict | None] = mapped_column(JSON)
     request_id: Mapped[int | None] = mapped_column(Integer)  # the GetBaseReport/GetReport that reported it
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CustomerRequest(Base):
+    """A CustomerInformation request (N09/N10): what was asked, the answer and the data the station reported."""
+
+    __tablename__ = "customer_requests"
+    request_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48), index=True)
+    request: Mapped[dict] = mapped_column(JSON)  # report, clear, and whom it is about
+    answer: Mapped[str | None] = mapped_column(String(20))  # Accepted, Rejected, Invalid
+    data: Mapped[str] = mapped_column(String, default="")  # the NotifyCustomerInformation parts in seqNo order
+    parts: Mapped[int] = mapped_column(Integer, default=0)
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)  # the part with tbc false came
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
