@@ -87,3 +87,29 @@ async def test_firmware_update_and_download(tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=base, headers=auth(api_token(csms, "operator"))) as operator:
             r = await operator.post("/api/stations/PKG/firmware", json={"firmware": firmware})
             assert r.status_code == 403
+
+
+async def test_firmware_campaign(tmp_path: Path) -> None:
+    """One firmware to several stations under one campaign: each connected station gets UpdateFirmware, an offline
+    one is listed as not sent, and the campaign counts the stations by their latest status."""
+    stations = {"PKG": PASSWORD, "PKG2": PASSWORD, "OFF": PASSWORD}
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}", stations=stations) as csms, \
+            their_station(csms_url(csms), "PKG", PASSWORD) as one, \
+            their_station(csms_url(csms), "PKG2", PASSWORD, statuses={"UpdateFirmware": "Rejected"}) as two, \
+            api_client(csms, "admin") as admin, api_client(csms, "viewer") as viewer:
+        firmware = {"location": "https://firmware.example/fw-3.1.bin", "retrieveDateTime": "2026-01-01T00:00:00Z"}
+        r = await admin.post("/api/firmware/campaigns", json={"stationIds": ["PKG", "PKG2", "OFF"],
+                                                              "firmware": firmware})
+        assert r.status_code == 200, r.text
+        out = r.json()
+        by_station = {x["stationId"]: x for x in out["results"]}
+        assert by_station["PKG"]["answer"] == "Accepted" and by_station["PKG2"]["answer"] == "Rejected"
+        assert by_station["OFF"]["status"] == 409
+        assert len(one.actions("UpdateFirmware")) == len(two.actions("UpdateFirmware")) == 1
+        await one.call(call.FirmwareStatusNotification(status="Downloading",
+                                                       request_id=by_station["PKG"]["requestId"]), suppress=False)
+        got = (await viewer.get(f"/api/firmware/campaigns/{out['campaign']}")).json()
+        assert got["stations"] == 2 and got["byStatus"] == {"Downloading": 1, "Rejected": 1}
+        assert (await viewer.get("/api/firmware/campaigns/nope")).status_code == 404
+        assert (await viewer.post("/api/firmware/campaigns", json={"stationIds": ["PKG"], "firmware": firmware})
+                ).status_code == 403

@@ -98,6 +98,15 @@ class FirmwareIn(BaseModel):
     retryInterval: int | None = Field(None, ge=0)
 
 
+class CampaignIn(BaseModel):
+    """A firmware campaign: one FirmwareType for many stations."""
+
+    stationIds: list[str] = Field(min_length=1, max_length=10000)
+    firmware: dict[str, Any]
+    retries: int | None = Field(None, ge=0)
+    retryInterval: int | None = Field(None, ge=0)
+
+
 class TariffIn(BaseModel):
     """A tariff: prices per kWh, per hour and per transaction, for an idToken group (none: the default)."""
 
@@ -344,6 +353,20 @@ def add_block_routes(app: FastAPI, csms: Csms, auth: ApiAuth) -> None:
         """A station's firmware requests with their status history."""
         known(station_id)
         return store.run(firmware.op_updates, station_id)
+
+    @app.post("/api/firmware/campaigns", tags=["firmware"], dependencies=[admin])
+    async def start_campaign(body: CampaignIn, request: Request) -> Any:
+        """UpdateFirmware to many stations under one campaign id; per station its request or why it was not sent."""
+        note(request, action="UpdateFirmware")
+        return await csms.firmware.campaign(body.stationIds, body.firmware, body.retries, body.retryInterval)
+
+    @app.get("/api/firmware/campaigns/{campaign}", tags=["firmware"], dependencies=[viewer])
+    def get_campaign(campaign: str) -> dict[str, Any]:
+        """A campaign's stations with their requests, counted by latest status."""
+        out = store.run(firmware.op_campaign, campaign)
+        if not out["stations"]:
+            raise HTTPException(404, f"no campaign {campaign!r}")
+        return out
 
     @app.get(firmware.FIRMWARE_PATH + "{name}", tags=["firmware"])
     def firmware_download(name: str) -> FileResponse:

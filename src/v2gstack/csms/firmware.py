@@ -8,7 +8,9 @@ others). A request's status is the latest notification naming its requestId.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,15 +38,17 @@ def _iso(t: datetime | None) -> str | None:
 
 def update_dict(u: FirmwareUpdate) -> Payload:
     """A firmware request as the API serves it."""
-    return {"requestId": u.request_id, "stationId": u.station_id, "firmware": u.firmware, "answer": u.answer,
+    return {"requestId": u.request_id, "stationId": u.station_id, "campaign": u.campaign, "firmware": u.firmware,
+            "answer": u.answer,
             "status": u.status, "history": u.history or [], "requestedAt": _iso(u.requested_at),
             "updatedAt": _iso(u.updated_at)}
 
 
-def op_new_update(s: Session, station_id: str, firmware: Payload) -> int:
+def op_new_update(s: Session, station_id: str, firmware: Payload, campaign: str | None = None) -> int:
     """An UpdateFirmware about to be sent; its requestId."""
     now = datetime.now(UTC)
-    row = FirmwareUpdate(station_id=station_id, firmware=firmware, history=[], requested_at=now, updated_at=now)
+    row = FirmwareUpdate(station_id=station_id, firmware=firmware, history=[], requested_at=now, updated_at=now,
+                         campaign=campaign)
     s.add(row)
     s.flush()
     return row.request_id
@@ -77,6 +81,17 @@ def op_updates(s: Session, station_id: str) -> list[Payload]:
     return [update_dict(u) for u in s.scalars(q)]
 
 
+def op_campaign(s: Session, campaign: str) -> Payload:
+    """A campaign: each station's request, and how many stations are at each latest status."""
+    rows = list(s.scalars(select(FirmwareUpdate).where(FirmwareUpdate.campaign == campaign).order_by(
+        FirmwareUpdate.station_id)))
+    counts: dict[str, int] = {}
+    for r in rows:
+        key = r.status or r.answer or "NotAnswered"
+        counts[key] = counts.get(key, 0) + 1
+    return {"campaign": campaign, "stations": len(rows), "byStatus": counts, "updates": [update_dict(r) for r in rows]}
+
+
 def firmware_file(folder: str | None, name: str) -> Path | None:
     """The file `name` of the firmware folder (None: no folder, an unsafe name, or no such file)."""
     if not folder or not SAFE_NAME.match(name):
@@ -96,11 +111,11 @@ class FirmwareService:
         return {"FirmwareStatusNotification": self.on_status}
 
     async def update(self, station_id: str, firmware: Payload, retries: int | None = None,
-                     retry_interval: int | None = None) -> Payload:
+                     retry_interval: int | None = None, campaign: str | None = None) -> Payload:
         """UpdateFirmware with a new requestId; the answer is stored with the request."""
         if not self.csms.online(station_id):
             raise CommandError(409, f"station {station_id} is not connected")
-        request_id = await self.csms.worker.run(op_new_update, station_id, firmware)
+        request_id = await self.csms.worker.run(op_new_update, station_id, firmware, campaign)
         request: Payload = {"requestId": request_id, "firmware": firmware}
         if retries is not None:
             request["retries"] = retries
@@ -109,6 +124,25 @@ class FirmwareService:
         answer = await self.csms.call(station_id, "UpdateFirmware", request)
         stored = await self.csms.worker.run(op_answer, request_id, str(answer["status"]))
         return {"update": stored, "request": request, "response": answer}
+
+    async def campaign(self, station_ids: list[str], firmware: Payload, retries: int | None = None,
+                       retry_interval: int | None = None) -> Payload:
+        """UpdateFirmware to many stations under one campaign id (at most 8 at a time); a station that is offline or
+        refuses is listed with the reason, the others follow their FirmwareStatusNotifications."""
+        campaign = uuid.uuid4().hex[:12]
+        slots = asyncio.Semaphore(8)
+
+        async def one(station_id: str) -> Payload:
+            async with slots:
+                try:
+                    out = await self.update(station_id, firmware, retries, retry_interval, campaign)
+                    return {"stationId": station_id, "requestId": out["update"]["requestId"],
+                            "answer": out["response"]["status"]}
+                except CommandError as e:
+                    return {"stationId": station_id, "error": str(e), "status": e.status}
+
+        results = await asyncio.gather(*(one(sid) for sid in dict.fromkeys(station_ids)))
+        return {"campaign": campaign, "results": list(results)}
 
     async def on_status(self, p: Payload, ctx: CallContext) -> Payload:
         """FirmwareStatusNotification: the request's status history."""

@@ -364,6 +364,7 @@ class FirmwareUpdate(Base):
     request_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     station_id: Mapped[str] = mapped_column(String(48), index=True)
     firmware: Mapped[dict] = mapped_column(JSON)  # FirmwareType as sent (location, retrieveDateTime, signature...)
+    campaign: Mapped[str | None] = mapped_column(String(36), index=True)  # the campaign it belongs to, if any
     answer: Mapped[str | None] = mapped_column(String(30))  # Accepted, Rejected, AcceptedCanceled, ...
     status: Mapped[str | None] = mapped_column(String(40))  # the latest FirmwareStatusNotification status
     history: Mapped[list] = mapped_column(JSON, default=list)
