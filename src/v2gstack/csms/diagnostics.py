@@ -181,9 +181,16 @@ def op_record_events(s: Session, station_id: str, p: Payload) -> int:
 
 def op_events(s: Session, station_id: str, limit: int = 100, component: str | None = None) -> list[Payload]:
     """A station's events, newest first (of one component, if given)."""
-    q = select(StationEvent).where(StationEvent.station_id == station_id)
-    rows = [e for e in s.scalars(q.order_by(StationEvent.id.desc()))
-            if component is None or e.component.get("name") == component][:limit]
+    q = select(StationEvent).where(StationEvent.station_id == station_id).order_by(StationEvent.id.desc())
+    if component is None:
+        rows = list(s.scalars(q.limit(limit)))
+    else:  # the component's name is inside its JSON: filtered here, newest first, until `limit` are found
+        rows = []
+        for e in s.scalars(q.execution_options(yield_per=500)):
+            if e.component.get("name") == component:
+                rows.append(e)
+                if len(rows) == limit:
+                    break
     return [{"eventId": e.event_id, "timestamp": _iso(e.timestamp),
              "trigger": e.trigger, "actualValue": e.actual_value, "component": e.component, "variable": e.variable,
              "eventNotificationType": e.notification_type, "variableMonitoringId": e.monitor_id,
