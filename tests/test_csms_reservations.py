@@ -8,9 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from helpers.csms import PASSWORD, api_client, csms_url, running_csms
+from helpers.csms import PASSWORD, api_client, csms_url, our_station, running_csms
 from helpers.peers import TheirStation, their_station
+from helpers.wait import until
 from ocpp.v201 import call
+
+from v2gstack.csms.store import op_put_id_token
 
 TOKEN = {"idToken": "04A1B2C3", "type": "ISO14443"}
 
@@ -75,3 +78,60 @@ async def _lifecycle(cp: TheirStation, api: httpx.AsyncClient, viewer: httpx.Asy
     assert (await viewer.post("/api/stations/PKG/reservations", json={"idToken": TOKEN, "minutes": 5})
             ).status_code == 403
     assert len(cp.actions("ReserveNow")) == 4  # the one the schema refused was stored (NotDelivered), never sent
+
+
+async def test_our_station_honours_reservations(tmp_path: Path) -> None:
+    """Our station takes ReserveNow: the EVSE shows Reserved, another idToken cannot start there, the reserved one
+    (or one of the reserved group) can and its transaction uses the reservation; a reservation expires on the
+    station's clock (ReservationStatusUpdate), a cancelled one frees the EVSE, a busy EVSE answers Occupied."""
+    tokens = [TOKEN, {"idToken": "OTHER", "type": "ISO14443"}, {"idToken": "FLEET-7", "type": "ISO14443"}]
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}", tokens=tokens) as csms, \
+            our_station(csms, evses=3) as st, api_client(csms, "operator") as api:
+        await st.wait_accepted()
+        await csms.worker.run(op_put_id_token, "FLEET-7", "ISO14443", "Accepted", "FLEET")
+
+        def connector(evse: int) -> str | None:
+            station = csms.store.station("CS1")
+            return None if station is None else station.connector_status.get(f"{evse}/1")
+
+        r = await api.post("/api/stations/CS1/reservations", json={"idToken": TOKEN, "evseId": 1, "minutes": 600})
+        mine = r.json()["reservation"]
+        assert mine["status"] == "Accepted"
+        await until(lambda: connector(1) == "Reserved")
+        await st.plug_in(1)  # the reserving driver arrives (or someone else does)
+        assert (await st.present_token(1, {"idToken": "OTHER", "type": "ISO14443"}))["status"] == "Invalid"
+        assert not st.evses[1].authorized and st.reservations.active  # no energy for OTHER; still reserved
+        assert (await st.present_token(1, TOKEN))["status"] == "Accepted"
+        await st.wait_queue_empty()
+        [used] = [x for x in (await api.get("/api/stations/CS1/reservations")).json() if x["id"] == mine["id"]]
+        assert used["status"] == "Used" and used["transactionId"] == st.evses[1].tx.id
+        # a busy EVSE: Occupied; a group reservation admits a member of the group
+        r = await api.post("/api/stations/CS1/reservations", json={"idToken": TOKEN, "evseId": 1, "minutes": 600})
+        assert r.json()["reservation"]["status"] == "Occupied"
+        r = await api.post("/api/stations/CS1/reservations", json={
+            "idToken": {"idToken": "SOMEONE", "type": "ISO14443"}, "groupIdToken": {"idToken": "FLEET",
+                                                                                   "type": "Central"},
+            "evseId": 2, "minutes": 600})
+        assert r.json()["reservation"]["status"] == "Accepted"
+        await st.plug_in(2)
+        assert (await st.present_token(2, {"idToken": "FLEET-7", "type": "ISO14443"}))["status"] == "Accepted"
+        assert st.evses[2].authorized and st.evses[2].tx.reservation_id == r.json()["reservation"]["id"]
+        # cancelled: the EVSE is free again; expired on the station's clock (1 simulated minute)
+        r = await api.post("/api/stations/CS1/reservations", json={"idToken": TOKEN, "evseId": 3, "minutes": 600})
+        cancelled = r.json()["reservation"]
+        await until(lambda: connector(3) == "Reserved")
+        assert (await api.delete(f"/api/stations/CS1/reservations/{cancelled['id']}")).status_code == 200
+        await until(lambda: connector(3) == "Available")
+        assert st.reservations.active == {}
+        r = await api.post("/api/stations/CS1/reservations", json={"idToken": TOKEN, "evseId": 3, "minutes": 1})
+        expiring = r.json()["reservation"]
+        assert expiring["status"] == "Accepted"
+
+        async def status_of(rid: int) -> str:
+            return next(x["status"] for x in (await api.get("/api/stations/CS1/reservations")).json()
+                        if x["id"] == rid)
+        await until(lambda: not st.reservations.active)
+        await until(lambda: connector(3) == "Available")
+        assert await status_of(expiring["id"]) == "Expired"
+        log = [m["payload"] for m in csms.store.messages(station_id="CS1") if m["action"] == "ReservationStatusUpdate"]
+        assert log == [{"reservationId": expiring["id"], "reservationUpdateStatus": "Expired"}]

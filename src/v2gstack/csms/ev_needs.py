@@ -8,8 +8,11 @@ information", Rejected "service not available"; 2.1 adds NoChargingProfile). The
   sends SetChargingProfile with a TxProfile for that transaction (K15.FR.03 / K17.FR.03);
 - Processing when the needs are usable but no transaction runs on the EVSE yet: the profile follows the first
   TransactionEvent that names the EVSE (a TxProfile needs the transactionId, K01.FR.03);
-- Rejected (2.0.1) or NoChargingProfile (2.1) when the needs give nothing to compute from (no EV maximum) or the
-  operator switched automatic profiles off.
+- Rejected (2.0.1) or NoChargingProfile (2.1) when the needs give nothing to compute from (no EV maximum), when the
+  operator switched automatic profiles off, or (2.1) under DynamicControl, where the CSMS steers with setpoints.
+
+The profile sits at stack level 0 with id 15000 + EVSE: what an operator or the grid control sends for the same
+transaction goes above it (stack level 1 and up; the station refuses a second TxProfile at the same level).
 
 The profile is flat (one period): the energy the EV asks for spread evenly until its departure time, within the EV's
 maximum (and minimum, AC) and the operator's per-EVSE limit, at the EV's maximum when there is no departure time or
@@ -135,6 +138,9 @@ class NeedsService:
                 "reasonCode": "NoTransaction", "additionalInfo": "the grid plan follows the EVSE's transaction"}}
         if not config.needs_profiles:
             return self._refused(station_id, "NoProfile", "this CSMS sends no profiles for charging needs")
+        if needs.get("controlMode") == "DynamicControl":  # 2.1: setpoints (Dynamic profiles), not a schedule
+            return self._refused(station_id, "DynamicControl", "under DynamicControl the CSMS sends setpoints "
+                                                               "(Dynamic profiles), no schedule")
         if plan(needs, datetime.now().astimezone(), config.needs_max_power_w) is None:
             return self._refused(station_id, "MissingParam", "the needs name no EV maximum to compute a profile")
         if transaction_id is None:
