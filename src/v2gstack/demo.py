@@ -312,9 +312,9 @@ async def _lower_power(csms: Csms, api_url: str, token: str, evse_id: int, watts
             "chargingProfileId": 100 + evse_id, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
             "chargingProfileKind": "Relative", "transactionId": int(tx_id), "chargingSchedule": {
                 "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": watts}]}}}
-    else:
+    else:  # stack level 1: above the TxProfile the CSMS sent for the EV's charging needs (K15, stack level 0)
         request = {"evseId": evse_id, "chargingProfile": {
-            "id": 100 + evse_id, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
+            "id": 100 + evse_id, "stackLevel": 1, "chargingProfilePurpose": "TxProfile",
             "chargingProfileKind": "Relative", "transactionId": tx_id, "chargingSchedule": [{
                 "id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": watts}]}]}}
     status, body = await asyncio.to_thread(_post_json, f"{api_url}/api/stations/{STATION_ID}/set-charging-profile",

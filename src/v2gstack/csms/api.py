@@ -22,10 +22,12 @@ from pydantic import BaseModel, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..pki.ocsp import REASONS, OcspResponder
+from .api_blocks import add_block_routes
 from .api_grid import add_grid_routes
 from .api_v2x import add_v2x_routes
 from .audit import AuditLog, note
 from .auth import ApiAuth, Principal, Role, forbid_unless
+from .diagnostics import UPLOAD_PATH
 from .guard import DEFAULT_MAX_BODY, LOOPBACK_HOSTS, BodyGuard
 from .ocpp16 import COMMANDS_16, OPERATOR_ACTIONS_16
 from .pnc16 import CSMS_MESSAGES
@@ -124,7 +126,7 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list
     auth = ApiAuth(store)
     viewer, admin = Depends(auth.require(Role.VIEWER)), Depends(auth.require(Role.ADMIN))  # operator: see command()
     app.add_middleware(AuditLog, worker=csms.worker)  # innermost of the three: sees the principal and the status
-    app.add_middleware(BodyGuard, max_body=max_body)
+    app.add_middleware(BodyGuard, max_body=max_body, raw_prefix=UPLOAD_PATH, max_raw=csms.config.max_upload)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOOPBACK_HOSTS),
                        www_redirect=False)
 
@@ -306,6 +308,7 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list
 
     add_grid_routes(app, csms, auth)
     add_v2x_routes(app, csms, auth)  # before the generic command route: they take some of its names
+    add_block_routes(app, csms, auth)  # local lists, reservations, display messages, logs, firmware, tariffs
 
     @app.get("/api/stations/{station_id}/commands", tags=["commands"], dependencies=[viewer])
     def station_commands(station_id: str) -> dict[str, Any]:

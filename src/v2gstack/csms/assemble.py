@@ -45,17 +45,24 @@ def csms_config(s: CsmsSettings) -> CsmsConfig:
             verify_rate=t.verify_rate, verify_burst=t.verify_burst),
         flood=FloodPolicy(log_burst=f.log_burst, log_interval=f.log_interval, max_violations=f.max_protocol_errors,
                           violation_window=f.window),
-        pki_dir=s.pki.dir, pki_dir20=s.pki.dir20, ocsp_url=s.pki.ocsp_url)
+        pki_dir=s.pki.dir, pki_dir20=s.pki.dir20, ocsp_url=s.pki.ocsp_url,
+        needs_profiles=s.smart_charging.needs_profiles,
+        needs_max_power_w=s.smart_charging.max_power_w or None,
+        pending_until_reported=s.provisioning.pending_until_reported, pending_interval=s.provisioning.pending_interval,
+        reconcile_local_lists=s.provisioning.reconcile_local_lists, firmware_dir=s.files.firmware_dir,
+        max_upload=s.files.max_upload)
 
 
 def ocpp_tls(s: CsmsSettings) -> ssl.SSLContext | None:
-    """The OCPP server's TLS context (profiles 2 and 3; profile 3 requires station certificates)."""
+    """The OCPP server's TLS context (profiles 2 and 3; profile 3 requires station certificates): the ECDSA server
+    certificate, and the RSA one beside it when given (OpenSSL picks by the client's cipher suites)."""
     o = s.ocpp
     if o.security_profile < 2 or not o.tls.cert:
         return None
     try:
-        return server_context(o.tls.cert, o.tls.key, client_ca=o.tls.client_ca if o.security_profile == 3 else None)
-    except (OSError, ssl.SSLError) as e:
+        return server_context(o.tls.cert, o.tls.key, client_ca=o.tls.client_ca if o.security_profile == 3 else None,
+                              rsa_certfile=o.tls.rsa_cert, rsa_keyfile=o.tls.rsa_key)
+    except (OSError, ssl.SSLError, ValueError) as e:
         raise SettingsError.at(("ocpp", "tls", "cert"), f"cannot load the TLS files: {e}") from None
 
 

@@ -51,6 +51,8 @@ FLAGS: Flags = {
     "security_profile": (("ocpp", "security_profile"), None),
     "cert": (("ocpp", "tls", "cert"), None),
     "key": (("ocpp", "tls", "key"), None),
+    "rsa_cert": (("ocpp", "tls", "rsa_cert"), None),
+    "rsa_key": (("ocpp", "tls", "rsa_key"), None),
     "client_ca": (("ocpp", "tls", "client_ca"), None),
     "heartbeat": (("ocpp", "heartbeat_interval"), None),
     "auto_register": (("ocpp", "auto_register"), None),
@@ -60,6 +62,7 @@ FLAGS: Flags = {
     "ocsp_allow": (("ocsp", "allow"), list),
     "ocsp_allow_private": (("ocsp", "allow_private"), None),
     "ocsp_allow_only": (("ocsp", "allow_only"), None),
+    "ocsp_required": (("contracts", "ocsp_required"), None),
     "max_protocol_errors": (("flood", "max_protocol_errors"), None),
     "ocpp_versions": (("ocpp", "versions"), lambda v: [x.strip() for x in v.split(",") if x.strip()]),
     "grid": (("grid", "enabled"), None),
@@ -93,6 +96,11 @@ def csms_command(
                                               "0: no authentication (development only)"),
     cert: str | None = typer.Option(None, "--cert", help="TLS server certificate chain, PEM (profiles 2, 3)"),
     key: str | None = typer.Option(None, "--key", help="TLS server private key, PEM (profiles 2, 3)"),
+    rsa_cert: str | None = typer.Option(None, "--rsa-cert", help="Second TLS server certificate chain, with an RSA "
+                                        "key, PEM, for the TLS_RSA AES-GCM suites (--cert is then the ECDSA one; "
+                                        "`v2gstack pki create` writes both: chains/csms.chain.pem and "
+                                        "chains/csms_rsa.chain.pem)"),
+    rsa_key: str | None = typer.Option(None, "--rsa-key", help="The RSA certificate's private key, PEM"),
     client_ca: str | None = typer.Option(None, "--client-ca", help="CA that signs station certificates (profile 3)"),
     heartbeat: int = typer.Option(300, "--heartbeat-interval", help="Heartbeat interval given at boot, s"),
     auto_register: bool = typer.Option(False, "--auto-register", help="Profile 0: accept unknown stations at boot"),
@@ -108,6 +116,10 @@ def csms_command(
                                             "private and link-local addresses too"),
     ocsp_allow_only: bool = typer.Option(False, "--ocsp-allow-only", help="Ask no OCSP responder but those of "
                                          "--ocsp-allow"),
+    ocsp_required: bool = typer.Option(False, "--ocsp-required/--ocsp-soft-fail",
+                                       help="A contract whose OCSP responder cannot be reached (or is refused by the "
+                                            "fetch policy) is refused (CertChainError); --ocsp-soft-fail: it is "
+                                            "Accepted on its chain alone, logged. Bad answers are never Accepted."),
     max_protocol_errors: int = typer.Option(20, "--max-protocol-errors", min=0,
                                             help="CALLERRORs a station may cause within a minute before it is "
                                                  "disconnected with 1008 (0: never)"),

@@ -26,6 +26,9 @@ class OcppTls:
 
     cert: str | None = setting(None, path=True, flag="--cert")  # server certificate chain, PEM
     key: str | None = setting(None, path=True, flag="--key")  # its private key, PEM
+    # the second server certificate, RSA, for the TLS_RSA AES-GCM suites (A00.FR.318; `cert` is then the ECDSA one)
+    rsa_cert: str | None = setting(None, path=True, flag="--rsa-cert")
+    rsa_key: str | None = setting(None, path=True, flag="--rsa-key")
     client_ca: str | None = setting(None, path=True, flag="--client-ca")  # profile 3: the CA of station certificates
 
 
@@ -53,6 +56,8 @@ class OcppListener:
         if self.security_profile >= 2 and not self.tls.cert:
             yield ("tls", "cert"), f"security profile {self.security_profile} needs a server certificate (--cert, " \
                                    "and --key)"
+        if self.tls.rsa_cert and not self.tls.cert:
+            yield ("tls", "rsa_cert"), "the RSA server certificate goes beside an ECDSA one (--cert, and --key)"
         if self.security_profile == 3 and not self.tls.client_ca:
             yield ("tls", "client_ca"), "security profile 3 needs the CA of the station certificates (--client-ca)"
 
@@ -89,7 +94,34 @@ class Contracts:
 
     accept_valid_contracts: bool = True  # a valid contract of a trusted MO is Accepted even if its eMAID is unlisted
     check_ocsp: bool = True  # ask the OCSP responders named in a contract chain
-    ocsp_required: bool = False  # an unreachable responder fails the contract (else soft-fail, logged)
+    # an unreachable (or policy-refused) responder fails the contract; false: soft-fail, logged. Malformed hash data
+    # and answers that fail verification are never Accepted either way.
+    ocsp_required: bool = setting(False, flag="--ocsp-required")
+
+
+@dataclass
+class SmartCharging:
+    """ISO 15118 smart charging (K15-K17): the TxProfile the CSMS computes from an EV's charging needs."""
+
+    needs_profiles: bool = True  # false: NotifyEVChargingNeeds is answered Rejected/NoChargingProfile
+    max_power_w: float = setting(0.0, min=0)  # the per-EVSE limit those profiles keep within, W (0: the EV's maximum)
+
+
+@dataclass
+class Provisioning:
+    """B02/B03: a new station is Pending until the CSMS has read its device model; local lists after a boot (D02)."""
+
+    pending_until_reported: bool = False  # Pending at boot until GetBaseReport's NotifyReports are in
+    pending_interval: int = setting(10, min=1)  # s: the interval of a Pending answer
+    reconcile_local_lists: bool = True  # GetLocalListVersion after each boot; a Full update when it differs
+
+
+@dataclass
+class Files:
+    """What stations download from and upload to the CSMS's API: firmware files, log uploads."""
+
+    firmware_dir: str | None = setting(None, path=True)  # served at /firmware/<name>
+    max_upload: int = setting(16 * 1024 * 1024, min=1024)  # bytes: the largest log a station may upload
 
 
 @dataclass
@@ -182,6 +214,9 @@ class CsmsSettings:
     api: Api = field(default_factory=Api)
     pki: Pki = field(default_factory=Pki)
     contracts: Contracts = field(default_factory=Contracts)
+    smart_charging: SmartCharging = field(default_factory=SmartCharging)
+    provisioning: Provisioning = field(default_factory=Provisioning)
+    files: Files = field(default_factory=Files)
     ocsp: Ocsp = field(default_factory=Ocsp)
     auth_throttle: AuthThrottle = field(default_factory=AuthThrottle)
     flood: Flood = field(default_factory=Flood)

@@ -48,6 +48,11 @@ DataTransferHandler = Callable[[Payload], Payload]
 Trigger = Callable[[list[Evse]], bool]  # TriggerMessage for these EVSEs: False to answer Rejected
 
 
+SENT_WHILE_PENDING = frozenset({"NotifyReport"})
+"""What the station sends while its registration is Pending (B02): the reports of a GetBaseReport/GetReport the CSMS
+may send then; everything else waits for Accepted."""
+
+
 class Link:
     """The connection to the CSMS and everything that keeps it: registration, heartbeats, statuses, the queue."""
 
@@ -260,7 +265,8 @@ class Link:
         """Send a CALL that is not queued and return the CSMS's answer; raise Offline, CallRefused,
         OwnPayloadInvalid (logged here as the bug of ours it is) or AnswerInvalid."""
         conn = self.connection()
-        if not self.online or conn is None:
+        pending_report = action in SENT_WHILE_PENDING and self.registration == "Pending" and self.connected
+        if (not self.online and not pending_report) or conn is None:
             self._check_own(action, payload, self._validators[self._agreed])
             raise Offline(action, "not connected to the CSMS" if not self.connected else "not accepted by the CSMS")
         try:
