@@ -122,7 +122,7 @@ async def main(args: argparse.Namespace) -> None:
                 raise RuntimeError(f"the CSMS did not start: {(folder / 'csms.log').read_text()}")
             await asyncio.sleep(0.01)
         started = time.perf_counter() - t0
-        rss_started, _ = memory(csms.pid)
+        rss_started, hwm_started = memory(csms.pid)
         auth = base64.b64encode(f"{STATION_ID}:{PASSWORD}".encode()).decode()
         async with websockets.connect(f"ws://127.0.0.1:{port}/ocpp/{STATION_ID}", subprotocols=["ocpp2.1"],
                                       additional_headers={"Authorization": f"Basic {auth}"}) as ws:
@@ -135,7 +135,7 @@ async def main(args: argparse.Namespace) -> None:
         csms.wait(10)
     mib = 2**20
     print(f"CSMS process (SQLite, OCPP 2.1, no API): accepting connections {started:.2f} s after spawn, "
-          f"RSS then {rss_started / mib:.1f} MiB")
+          f"RSS then {rss_started / mib:.1f} MiB (peak so far {hwm_started / mib:.1f} MiB)")
     print(f"{'action':24} {'first':>9} {'second':>9}")
     for (action, a), (_, b) in zip(first, second, strict=True):
         print(f"{action:24} {a * 1000:7.1f} ms {b * 1000:7.1f} ms")
