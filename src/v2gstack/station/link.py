@@ -32,6 +32,7 @@ from .device_model import Variable
 from .errors import AnswerInvalid, CallRefused, Offline, OwnPayloadInvalid
 from .evse import Evse
 from .ocpp16 import Ocpp16Mapping
+from .ocpp16_handlers import Ocpp16Handlers
 from .sender import AnswerHook, QueueSender
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,12 @@ class Link:
         self.frame_listeners: list[Callable[[str, str], None]] = []  # every OCPP frame (direction, text): traces
         self.on_queue_answer: AnswerHook | None = None  # the transactions' look at each queued message's answer
         password = model.value("SecurityCtrlr", "BasicAuthPassword") or config.password
-        # OCPP 1.6: the services keep speaking 2.0.1; the mapping translates at the connection (station/ocpp16.py)
-        self.v16 = Ocpp16Mapping(ctx, router) if tuple(config.versions) == ("1.6",) else None
+        # OCPP 1.6: the services keep speaking 2.0.1; the mapping translates at the connection (station/ocpp16.py),
+        # and the CSMS's 1.6 CALLs reach their 2.0.1 handlers through station/ocpp16_handlers.py
+        self.v16 = Ocpp16Mapping(ctx) if tuple(config.versions) == ("1.6",) else None
+        served = router if self.v16 is None else Ocpp16Handlers(ctx, router, self.v16).router
         self.client = StationClient(
-            config.csms_url, config.station_id, router if self.v16 is None else self.v16.router,
+            config.csms_url, config.station_id, served,
             versions=list(config.versions), password=password,
             ssl=config.ssl, call_timeout=config.call_timeout or model.int(
                 "OCPPCommCtrlr", "MessageTimeout", instance="Default") * config.time_scale,
