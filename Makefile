@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SHARED ?= ../shared
 SCHEMAS := $(SHARED)/schemas/iso15118
 
-.PHONY: venv test demo lint exi-codegen bench fuzz ref-venv slac-venv clean
+.PHONY: venv test demo lint exi-codegen ocpp-validators bench fuzz ref-venv slac-venv clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -32,6 +32,10 @@ demo: venv
 
 exi-codegen: venv
 	$(PY) tools/exi_codegen.py --schemas $(SCHEMAS) --out src/v2gstack/exi/generated
+
+# The OCPP validators, generated ahead of time from the vendored schemas (`--check`: are they current?)
+ocpp-validators: venv
+	$(PY) tools/ocpp_validators.py
 
 bench: venv ref-venv
 	$(PY) bench/exi_bench.py

@@ -32,14 +32,16 @@ from .device_model import Variable
 from .errors import AnswerInvalid, CallRefused, Offline, OwnPayloadInvalid
 from .evse import Evse
 from .ocpp16 import Ocpp16Mapping
+from .ocpp16_handlers import Ocpp16Handlers
 from .sender import AnswerHook, QueueSender
 
 log = logging.getLogger(__name__)
 
 LINK_ERRORS = (ConnectionClosedError, CallTimeoutError)
-# What a charging session makes the station send (and check the answers of): their validators are compiled in a
-# thread as soon as the boot is accepted, not on the event loop in the middle of the first session (a 2.1
-# TransactionEvent schema takes ~0.2 s to compile, longer than an ISO 15118 charge-loop answer may take).
+# What a charging session makes the station send (and check the answers of): their validators (generated ahead of
+# time, ocpp/generated/) are imported in a thread as soon as the boot is accepted, not on the event loop in the middle
+# of the first session: from bytecode that takes ~1 ms each, but where no bytecode can be written (a read-only
+# install without .pyc files) the 2.1 TransactionEvent module's source takes ~0.15 s to compile.
 SESSION_ACTIONS = ["TransactionEvent", "MeterValues", "Authorize", "NotifyEVChargingNeeds", "NotifyEVChargingSchedule",
                    "NotifyEvent", "SecurityEventNotification", "Get15118EVCertificate", "GetCertificateStatus",
                    "DataTransfer"]
@@ -66,10 +68,12 @@ class Link:
         self.frame_listeners: list[Callable[[str, str], None]] = []  # every OCPP frame (direction, text): traces
         self.on_queue_answer: AnswerHook | None = None  # the transactions' look at each queued message's answer
         password = model.value("SecurityCtrlr", "BasicAuthPassword") or config.password
-        # OCPP 1.6: the services keep speaking 2.0.1; the mapping translates at the connection (station/ocpp16.py)
-        self.v16 = Ocpp16Mapping(ctx, router) if tuple(config.versions) == ("1.6",) else None
+        # OCPP 1.6: the services keep speaking 2.0.1; the mapping translates at the connection (station/ocpp16.py),
+        # and the CSMS's 1.6 CALLs reach their 2.0.1 handlers through station/ocpp16_handlers.py
+        self.v16 = Ocpp16Mapping(ctx) if tuple(config.versions) == ("1.6",) else None
+        served = router if self.v16 is None else Ocpp16Handlers(ctx, router, self.v16).router
         self.client = StationClient(
-            config.csms_url, config.station_id, router if self.v16 is None else self.v16.router,
+            config.csms_url, config.station_id, served,
             versions=list(config.versions), password=password,
             ssl=config.ssl, call_timeout=config.call_timeout or model.int(
                 "OCPPCommCtrlr", "MessageTimeout", instance="Default") * config.time_scale,
