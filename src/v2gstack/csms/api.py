@@ -24,6 +24,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from ..pki.ocsp import REASONS, OcspResponder
 from .api_blocks import add_block_routes
 from .api_grid import add_grid_routes
+from .api_metrics import add_metrics_route
 from .api_v2x import add_v2x_routes
 from .audit import AuditLog, note
 from .auth import ApiAuth, Principal, Role, forbid_unless
@@ -113,12 +114,14 @@ TOKEN_TYPES = {"Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "
 
 
 def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list[str] | None = None,
-               max_body: int = DEFAULT_MAX_BODY, login: LoginPolicy | None = None) -> FastAPI:
+               max_body: int = DEFAULT_MAX_BODY, login: LoginPolicy | None = None,
+               metrics_token: str | None = None) -> FastAPI:
     """The API of one running CSMS; with `trace_dir` (station timelines on this machine) timelines include them.
 
     `allowed_hosts`: the names the Host header may carry (default: the loopback names; see guard.allowed_hosts);
-    `max_body`: the request size cap in bytes; `login`: browser sessions and lockout (csms/login.py). No CORS:
-    browsers on other origins get no access.
+    `max_body`: the request size cap in bytes; `login`: browser sessions and lockout (csms/login.py);
+    `metrics_token`: a secret that opens /metrics alone (csms/api_metrics.py). No CORS: browsers on other origins get
+    no access.
     """
     app = FastAPI(title="v2gstack CSMS", version="0.2",
                   description="Stations, idTokens, transactions (with meter values and events) and OCPP 2.0.1 "
@@ -311,6 +314,7 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list
         return [e.to_dict() for e in entries]
 
     add_login_routes(app, sessions)
+    add_metrics_route(app, csms, auth, metrics_token)
     add_grid_routes(app, csms, auth)
     add_v2x_routes(app, csms, auth)  # before the generic command route: they take some of its names
     add_block_routes(app, csms, auth)  # local lists, reservations, display messages, logs, firmware, tariffs

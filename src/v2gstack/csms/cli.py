@@ -186,7 +186,8 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
                f"(security profile {profile}, database {store.engine.url.render_as_string(hide_password=True)})")
     api = None
     if api_options.port:
-        app = create_app(csms, allowed_hosts=api_options.allowed_hosts, max_body=api_options.max_body)
+        app = create_app(csms, allowed_hosts=api_options.allowed_hosts, max_body=api_options.max_body,
+                         metrics_token=api_options.metrics_token)
         api = uvicorn.Server(uvicorn.Config(app, host=api_options.host, port=api_options.port, log_level="warning",
                                             lifespan="off", server_header=False,
                                             ssl_certfile=api_options.tls_cert, ssl_keyfile=api_options.tls_key))

@@ -80,6 +80,7 @@ class Api:
     max_body: int = setting(DEFAULT_MAX_BODY, min=1024, flag="--api-max-body")  # bytes; larger: 413
     tls_cert: str | None = setting(None, path=True, flag="--api-cert")  # serve HTTPS with this chain, PEM
     tls_key: str | None = setting(None, path=True, flag="--api-key")  # its private key, PEM
+    metrics_token: str | None = setting(None, secret=True)  # a secret that opens GET /metrics alone (Bearer)
 
     def check(self) -> Iterator[KeyProblem]:
         """A certificate and its key come together."""
