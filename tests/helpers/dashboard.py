@@ -30,7 +30,7 @@ async def served(csms: Csms, *, cert: Path | None = None, key: Path | None = Non
     server = uvicorn.Server(uvicorn.Config(create_app(csms, **app_options), host="127.0.0.1", port=0,
                                            log_level="warning", lifespan="off",
                                            ssl_certfile=str(cert) if cert else None,
-                                           ssl_keyfile=str(key) if key else None))
+                                           ssl_keyfile=str(key) if key else None, timeout_graceful_shutdown=2))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     try:

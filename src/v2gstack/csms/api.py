@@ -28,6 +28,7 @@ from .api_metrics import add_metrics_route
 from .api_v2x import add_v2x_routes
 from .audit import AuditLog, note
 from .auth import ApiAuth, Principal, Role, forbid_unless
+from .dashboard.routes import add_dashboard
 from .diagnostics import UPLOAD_PATH
 from .guard import DEFAULT_MAX_BODY, LOOPBACK_HOSTS, BodyGuard
 from .login import LoginPolicy, Sessions, add_login_routes
@@ -315,6 +316,7 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list
 
     add_login_routes(app, sessions)
     add_metrics_route(app, csms, auth, metrics_token)
+    add_dashboard(app, csms, auth)
     add_grid_routes(app, csms, auth)
     add_v2x_routes(app, csms, auth)  # before the generic command route: they take some of its names
     add_block_routes(app, csms, auth)  # local lists, reservations, display messages, logs, firmware, tariffs

@@ -190,7 +190,8 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
                          metrics_token=api_options.metrics_token)
         api = uvicorn.Server(uvicorn.Config(app, host=api_options.host, port=api_options.port, log_level="warning",
                                             lifespan="off", server_header=False,
-                                            ssl_certfile=api_options.tls_cert, ssl_keyfile=api_options.tls_key))
+                                            ssl_certfile=api_options.tls_cert, ssl_keyfile=api_options.tls_key,
+                                            timeout_graceful_shutdown=3))  # open dashboard event streams end
         api.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         api_task = asyncio.create_task(api.serve())
         while not api.started and not api_task.done():  # announce it only once it listens
