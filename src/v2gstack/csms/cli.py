@@ -202,7 +202,8 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
             raise typer.Exit(1)
         shown = f"[{api_options.host}]" if ":" in api_options.host else api_options.host
         scheme = "https" if api_options.tls_cert else "http"
-        typer.echo(f"CSMS: REST API at {scheme}://{shown}:{api_options.port}/api (docs at /docs; Host names "
+        typer.echo(f"CSMS: REST API at {scheme}://{shown}:{api_options.port}/api, dashboard at / (docs at /docs; "
+                   f"Host names "
                    f"{', '.join(api_options.allowed_hosts)})")
         now = datetime.now(UTC)
         if not any(t["revokedAt"] is None and _after(t["expiresAt"], now) for t in store.api_tokens()):
