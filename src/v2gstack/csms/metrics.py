@@ -3,8 +3,9 @@
 `metrics_of(csms)` attaches one CsmsMetrics to a running Csms (once): a frame listener on every station connection
 counts messages per action, direction and type, times each incoming CALL until its answer leaves (handling latency),
 counts CALLERRORs by code both ways, the ISO 15118 protocol of each transaction (from the ISO facts the station puts
-in TransactionEvent customData), authorization results (Authorize, TransactionEvent idTokenInfo) and Plug & Charge
-outcomes (certificateStatus of Authorize, Get15118EVCertificate and GetCertificateStatus status). The store worker
+in TransactionEvent customData, or 1.6 DataTransfer SessionFacts), authorization results (idTokenInfo, 1.6 idTagInfo)
+and Plug & Charge outcomes (certificateStatus of Authorize, Get15118EVCertificate and GetCertificateStatus status;
+on 1.6 inside the DataTransfer of the Plug & Charge application note, labelled with its messageId). The store worker
 reports each commit (database commit latency); gauges are read at scrape time (stations connected per OCPP version,
 store queue, handlers in progress, answers awaited). `GET /metrics` renders them (csms/api.py wires it).
 """
@@ -22,6 +23,7 @@ from typing import Any
 from ..constants import ISO_FACTS_VENDOR
 from ..ocpp.connection import Connection
 from .exposition import Counter, Gauge, Histogram, LabelValues, render
+from .pnc16 import PNC_VENDOR
 from .service import Csms
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 MAX_PENDING = 256  # unanswered CALLs remembered per connection and direction (the engine allows 32 in progress)
 MAX_SESSIONS = 100_000  # transactions remembered for the once-per-session ISO protocol count
 PNC_ACTIONS = frozenset({"Get15118EVCertificate", "GetCertificateStatus"})
+ENDS = {"StartTransaction": "Started", "StopTransaction": "Ended"}  # OCPP 1.6 transactions as 2.x eventTypes
 
 
 class CsmsMetrics:
@@ -44,8 +47,8 @@ class CsmsMetrics:
                                  "answer sent, by action", ("action",), LATENCY_BUCKETS)
         self.call_errors = Counter("v2gstack_csms_ocpp_callerrors_total", "CALLERRORs by code and direction (tx: "
                                    "the CSMS refused, rx: a station refused)", ("code", "direction"))
-        self.transactions = Counter("v2gstack_csms_transaction_events_total", "TransactionEvents by eventType",
-                                    ("event",))
+        self.transactions = Counter("v2gstack_csms_transaction_events_total", "TransactionEvents by eventType "
+                                    "(1.6: StartTransaction as Started, StopTransaction as Ended)", ("event",))
         self.sessions = Counter("v2gstack_csms_sessions_total", "Transactions by ISO 15118 protocol (none: no ISO "
                                 "facts, e.g. RFID without high-level communication), counted at their end",
                                 ("protocol",))
@@ -98,6 +101,7 @@ class CsmsMetrics:
     def watch(self, conn: Connection) -> None:
         """Count this connection's frames."""
         rx_calls: OrderedDict[str, tuple[str, float]] = OrderedDict()  # message id -> (action, received at)
+        # 1.6 Plug & Charge DataTransfer: the action is its messageId (DataTransfer:Authorize, ...)
         tx_calls: OrderedDict[str, str] = OrderedDict()
         station = conn.station_id
 
@@ -116,27 +120,34 @@ class CsmsMetrics:
                rx_calls: OrderedDict[str, tuple[str, float]], tx_calls: OrderedDict[str, str]) -> None:
         kind, mid = frame[0], frame[1]
         if kind == 2 and len(frame) >= 4 and isinstance(frame[2], str):
-            action = frame[2]
+            action, p = frame[2], frame[3]
             self.messages.inc(action, direction, "call")
-            if direction == "rx":
-                _remember(rx_calls, mid, (action, time.perf_counter()))
-                if action == "TransactionEvent" and isinstance(frame[3], dict):
-                    self._transaction(station, frame[3])
+            if direction == "rx" and isinstance(p, dict):
+                answered = action
+                if action == "DataTransfer" and p.get("vendorId") == PNC_VENDOR:
+                    answered = f"DataTransfer:{p.get('messageId')}"
+                _remember(rx_calls, mid, (answered, time.perf_counter()))
+                if action == "TransactionEvent":
+                    self._transaction(station, p)
+                elif action in ENDS:
+                    self._transaction16(station, action, p)
+                elif action == "DataTransfer" and p.get("vendorId") == ISO_FACTS_VENDOR:
+                    self._facts16(station, p)
             else:
                 _remember(tx_calls, mid, action)
             return
         if direction == "tx":  # our answer to a station's CALL
             action, started = rx_calls.pop(mid, ("unknown", None))
             if started is not None:
-                self.latency.observe(time.perf_counter() - started, action)
+                self.latency.observe(time.perf_counter() - started, action.partition(":")[0])
         else:  # a station's answer to our CALL
             action = tx_calls.pop(mid, "unknown")
         if kind == 3:
-            self.messages.inc(action, direction, "result")
+            self.messages.inc(action.partition(":")[0], direction, "result")
             if direction == "tx" and isinstance(frame[2], dict):
                 self._outcome(action, frame[2])
         elif kind == 4:
-            self.messages.inc(action, direction, "error")
+            self.messages.inc(action.partition(":")[0], direction, "error")
             self.call_errors.inc(str(frame[2]), direction)
 
     def _transaction(self, station: str, p: dict[str, Any]) -> None:
@@ -150,8 +161,30 @@ class CsmsMetrics:
         if event == "Ended":
             self.sessions.inc(self._iso.pop(key, "none"))
 
+    def _transaction16(self, station: str, action: str, p: dict[str, Any]) -> None:
+        self.transactions.inc(ENDS[action])
+        if action == "StopTransaction":
+            self.sessions.inc(self._iso.pop((station, str(p.get("transactionId", ""))), "none"))
+
+    def _facts16(self, station: str, p: dict[str, Any]) -> None:
+        try:
+            facts = json.loads(p.get("data") or "")
+            key = (station, str(int(facts["transactionId"])))
+        except (ValueError, TypeError, KeyError):
+            return
+        if isinstance(facts, dict) and facts.get("protocol"):
+            _remember(self._iso, key, str(facts["protocol"]), MAX_SESSIONS)
+
     def _outcome(self, action: str, p: dict[str, Any]) -> None:
-        info = p.get("idTokenInfo")
+        if action.startswith("DataTransfer:"):  # 1.6 Plug & Charge: the answer is JSON in `data`
+            action = action.partition(":")[2]
+            try:
+                p = json.loads(p.get("data") or "")
+            except (ValueError, TypeError):
+                return
+            if not isinstance(p, dict):
+                return
+        info = p.get("idTokenInfo") or p.get("idTagInfo")
         if isinstance(info, dict) and "status" in info:
             self.authorizations.inc(action, str(info["status"]))
         if action == "Authorize" and "certificateStatus" in p:

@@ -1,10 +1,11 @@
 """The live state the dashboard streams: each running session's power (import, export) and energy over time, and
 which stations changed (connection, connector status), gathered from the CSMS's message listeners.
 
-One LiveHub per Csms (`live_hub(csms)`): TransactionEvents feed the sessions (their sampled values normalised like
-the store's: W and Wh), StatusNotifications mark a station changed, and the set of connections is compared at each
-tick. A `Subscriber` (one per browser event stream) remembers what it has already sent, so a tick carries only the
-new points and the stations changed since the previous one: with 1,000 stations an idle tick is a few bytes.
+One LiveHub per Csms (`live_hub(csms)`): TransactionEvents (OCPP 1.6: StartTransaction, MeterValues of a
+transaction, StopTransaction) feed the sessions (their sampled values normalised like the store's: W and Wh),
+StatusNotifications mark a station changed, and the set of connections is compared at each tick. A `Subscriber`
+(one per browser event stream) remembers what it has already sent, so a tick carries only the new points and the
+stations changed since the previous one: with 1,000 stations an idle tick is a few bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...ocpp.units import MeterValueError, normalise
+from ..ocpp16 import MeterValue16Error, meter_values
 from ..service import Csms
 
 POINTS = 720  # points kept per session (at one per TransactionEvent: an hour at 5 s)
@@ -82,6 +84,25 @@ class LiveHub:
             self._touch(station_id)
         elif action == "TransactionEvent":
             self._transaction(station_id, payload)
+        elif action in ("StartTransaction", "StopTransaction") or (
+                action == "MeterValues" and payload.get("transactionId") is not None
+                and self.csms.version_of(station_id) == "1.6"):
+            self._transaction16(station_id, action, payload)
+
+    def _transaction16(self, station_id: str, action: str, p: dict[str, Any]) -> None:
+        """An OCPP 1.6 transaction message, as the 2.x TransactionEvent it stands for."""
+        try:
+            values = meter_values(p.get("meterValue") or p.get("transactionData") or [])
+        except MeterValue16Error:
+            values = []
+        event: dict[str, Any] = {
+            "eventType": {"StartTransaction": "Started", "StopTransaction": "Ended"}.get(action, "Updated"),
+            "transactionInfo": {"transactionId": str(p.get("transactionId", ""))}, "meterValue": values}
+        if p.get("connectorId") is not None:
+            event["evse"] = {"id": p["connectorId"]}
+        if p.get("idTag"):
+            event["idToken"] = {"idToken": p["idTag"]}
+        self._transaction(station_id, event)
 
     def _transaction(self, station_id: str, p: dict[str, Any]) -> None:
         info = p.get("transactionInfo") or {}
