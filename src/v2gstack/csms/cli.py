@@ -202,7 +202,7 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
             raise typer.Exit(1)
         shown = f"[{api_options.host}]" if ":" in api_options.host else api_options.host
         scheme = "https" if api_options.tls_cert else "http"
-        typer.echo(f"CSMS: REST API at {scheme}://{shown}:{api_options.port}/api, dashboard at / (docs at /docs; "
+        typer.echo(f"CSMS: REST API at {scheme}://{shown}:{api_options.port}/api (docs at /docs, dashboard at /; "
                    f"Host names "
                    f"{', '.join(api_options.allowed_hosts)})")
         now = datetime.now(UTC)
