@@ -126,3 +126,17 @@ async def test_api_over_tls_sets_a_secure_cookie(tmp_path: Path) -> None:
             async with served(csms, cert=pki.server_cert, key=pki.server_key) as url, \
                     httpx.AsyncClient(base_url=url.replace("https", "http")) as plain:
                 await plain.get("/api/health")
+
+
+async def test_sessions_are_bounded_the_oldest_login_ends_first(tmp_path: Path) -> None:
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}") as csms:
+        add_user(csms, "vic", "viewer")
+        async with served(csms, login=LoginPolicy(max_sessions=2)) as url:
+            browsers = [httpx.AsyncClient(base_url=url) for _ in range(3)]
+            try:
+                for web in browsers:
+                    assert (await _login(web, "vic")).status_code == 200
+                assert [(await web.get("/api/session")).status_code for web in browsers] == [401, 200, 200]
+            finally:
+                for web in browsers:
+                    await web.aclose()

@@ -51,6 +51,7 @@ class LoginPolicy:
     lockout_s: float = 900.0
     max_parallel: int = 2  # scrypt checks at once (each costs ~16 MiB and tens of ms)
     max_entries: int = 10000  # failure records kept per table (the oldest go first)
+    max_sessions: int = 10000  # live sessions kept (beyond: the oldest logins end first)
 
 
 @dataclass
@@ -135,6 +136,8 @@ class Sessions:
         cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         self._expire(now)
         self._sessions[_key(cookie)] = _Session(user.id, csrf, now, now)
+        while len(self._sessions) > self.policy.max_sessions:  # dicts keep insertion order: the oldest login first
+            del self._sessions[next(iter(self._sessions))]
         log.info("dashboard: %s (%s) logged in from %s", user.name, user.role.label, client)
         return cookie, csrf, Principal(f"u-{user.id}", user.name, user.role)
 
