@@ -62,6 +62,8 @@ async def test_login_cookie_csrf_roles_logout(tmp_path: Path) -> None:
             assert "Secure" not in cookie  # plain HTTP: a Secure cookie would never come back
             assert (await web.get("/api/stations")).json()[0]["id"] == "CS1"  # the cookie authenticates
             assert (await web.get("/api/session")).json()["csrfToken"] == body["csrfToken"]
+            async with httpx.AsyncClient(base_url=url) as stranger:
+                assert (await stranger.get("/api/session")).json() == {"loggedIn": False}
             # a state-changing call with the cookie but without the CSRF header: refused before anything is sent
             stop = {"transactionId": "tx-1"}
             no_csrf = await web.post("/api/stations/CS1/request-stop", json=stop)
@@ -136,7 +138,7 @@ async def test_sessions_are_bounded_the_oldest_login_ends_first(tmp_path: Path) 
             try:
                 for web in browsers:
                     assert (await _login(web, "vic")).status_code == 200
-                assert [(await web.get("/api/session")).status_code for web in browsers] == [401, 200, 200]
+                assert [(await web.get("/api/session")).json()["loggedIn"] for web in browsers] == [False, True, True]
             finally:
                 for web in browsers:
                     await web.aclose()

@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 from helpers.bridge import bridged
 from helpers.browser import ARTIFACTS, chromium, console_errors
+from helpers.csms import TOKEN, our_station, running_csms
 from helpers.dashboard import USER_PASSWORD, add_user, served
+from helpers.grid import signal
+from helpers.wait import until
+
+from v2gstack.csms.grid_control import GridConfig, GridControl
 
 pytestmark = pytest.mark.timeout(180)
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -123,3 +128,42 @@ async def test_dashboard_live_session_timeline_remote_stop(tmp_path: Path) -> No
                             "status of 403")  # the refused login, the CSRF probe, the probe after logout
                 errors = [e for e in await run(console_errors, web) if not any(x in e for x in expected)]
                 assert not errors, errors
+
+
+async def test_dashboard_grid_page_and_a_viewer_without_commands(tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    with chromium() as web:
+        async with running_csms(f"sqlite:///{tmp_path / 'c.db'}") as csms, our_station(csms) as st:
+            grid = GridControl(csms, GridConfig(dispatch=True))
+            grid.start()
+            add_user(csms, "vic", "viewer")
+            await st.wait_accepted()
+            st.set_ev(1, power_w=11_000.0)
+            await st.plug_in(1)
+            assert (await st.present_token(1, TOKEN))["status"] == "Accepted"
+            grid.apply([signal("cap", importLimitW=4_000)], source="operator")
+            await until(lambda: st.smart_charging.limit_w(1) == 4_000.0)
+            async with served(csms) as url:
+                def run(fn: Callable[..., Any], *a: Any) -> Any:
+                    return asyncio.to_thread(fn, *a)
+
+                await run(web.get, url + "/#/grid")
+                await wait_for(web, "the login form", lambda: web.find_element(By.ID, "login-name").is_displayed())
+                await run(web.find_element(By.ID, "login-name").send_keys, "vic")
+                await run(web.find_element(By.ID, "login-password").send_keys, USER_PASSWORD)
+                await run(web.find_element(By.ID, "login-submit").click)
+                await wait_for(web, "the grid page", lambda: web.find_element(By.ID, "page-grid").is_displayed())
+                await wait_for(web, "the signal", lambda: "cap" in web.find_element(By.ID, "grid-signals").text)
+                assert "importLimitW=4000" in web.find_element(By.ID, "grid-signals").text
+                points = "return +document.getElementById('grid-chart').dataset.points"
+                await wait_for(web, "the aggregate power", lambda: _js(web, points) >= 3)
+                await run(web.save_screenshot, str(ARTIFACTS / "grid.png"))
+                await run(web.get, url + "/#/")
+                await wait_for(web, "the live session", lambda: web.find_elements(By.CSS_SELECTOR,
+                                                                                    "#sessions tbody tr"))
+                await wait_for(web, "the station", lambda: web.find_elements(By.CSS_SELECTOR,
+                                                                               "#stations tbody tr"))
+                assert not web.find_elements(By.CSS_SELECTOR, "#sessions button.stop")  # a viewer gets no buttons
+                assert not web.find_elements(By.CSS_SELECTOR, "#stations button")
+                assert not await run(console_errors, web)

@@ -27,7 +27,8 @@ def add_user(csms: Csms, name: str, role: str, password: str = USER_PASSWORD) ->
 async def served(csms: Csms, *, cert: Path | None = None, key: Path | None = None,
                  **app_options: Any) -> AsyncIterator[str]:
     """The CSMS API and dashboard served by uvicorn on a free loopback port (HTTPS with cert/key); its base URL."""
-    server = uvicorn.Server(uvicorn.Config(create_app(csms, **app_options), host="127.0.0.1", port=0,
+    app = create_app(csms, **app_options)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
                                            log_level="warning", lifespan="off",
                                            ssl_certfile=str(cert) if cert else None,
                                            ssl_keyfile=str(key) if key else None, timeout_graceful_shutdown=2))
@@ -41,5 +42,6 @@ async def served(csms: Csms, *, cert: Path | None = None, key: Path | None = Non
         port = server.servers[0].sockets[0].getsockname()[1]
         yield f"{'https' if cert else 'http'}://127.0.0.1:{port}"
     finally:
+        app.state.close_streams()
         server.should_exit = True
         await task

@@ -216,6 +216,7 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
         await stop.wait()
     finally:
         if api is not None:
+            app.state.close_streams()  # the dashboard's event streams end, so the server stops at once
             api.should_exit = True
             await api_task
         await csms.close()

@@ -5,8 +5,8 @@ SameSite=Strict, Path=/, Secure when the API serves TLS); its answer carries the
 POST/PUT/PATCH/DELETE made with the cookie must repeat in the `X-CSRF-Token` header (a cross-site page can neither
 read the token nor set the header without a CORS preflight, which the API never grants). Sessions live in this
 process's memory (a restart logs everyone out), end after `idle_s` without a request, after `max_age_s` in any case,
-at logout, and as soon as their user is disabled. A session stands for a Principal with the user's role, so every
-endpoint and the audit log treat it like a token of that role.
+at logout, and as soon as their user is disabled. `GET /api/session` tells a page whether it is logged in. A session
+stands for a Principal with the user's role, so every endpoint and the audit log treat it like a token of that role.
 
 Failed logins are counted per user name and per client address: after `max_failures` within `window_s` the name
 (or the address, after `max_failures_per_client`) is locked for `lockout_s`; a locked login is answered 429 with
@@ -236,9 +236,9 @@ def add_login_routes(app: FastAPI, sessions: Sessions) -> None:
 
     @app.get("/api/session", tags=["login"])
     def session(request: Request) -> dict[str, Any]:
-        """The logged-in user, role and CSRF token of the cookie's session (401 without one)."""
-        principal = sessions.principal(request)
-        found = sessions.lookup(request.cookies.get(COOKIE, "")) if principal else None
+        """Whether the cookie's session is live: `{"loggedIn": true, name, role, csrfToken}` or `{"loggedIn": false}`
+        (200 either way: a page asks this before anyone logged in)."""
+        found = sessions.lookup(request.cookies.get(COOKIE, "")) if request.cookies.get(COOKIE) else None
         if found is None:
-            raise HTTPException(401, "not logged in")
-        return session_json(*found)
+            return {"loggedIn": False}
+        return {"loggedIn": True, **session_json(*found)}

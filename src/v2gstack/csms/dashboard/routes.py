@@ -1,11 +1,13 @@
 """The dashboard's routes: `/` and `/static/*` (the pages, with a strict Content-Security-Policy), `GET /api/live`
-(server-sent events: live sessions and station changes, one event per `interval` seconds) and
+(server-sent events: live sessions and station changes, one event per `interval` seconds; `app.state.close_streams()`
+ends them for a server that stops) and
 `GET /api/dashboard/summary` (authorization and Plug & Charge outcomes, stations, trust anchors' expiry).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -40,6 +42,8 @@ def add_dashboard(app: FastAPI, csms: Csms, auth: ApiAuth, *, interval: float = 
     metrics.add_gauge("v2gstack_csms_dashboard_streams", "Open dashboard event streams", lambda: hub.subscribers)
     viewer = Depends(auth.require(Role.VIEWER))
     files = {name: _static(name) for name in STATIC}  # read once: the package is not edited while it runs
+    closing = asyncio.Event()
+    app.state.close_streams = closing.set  # the server calls it before it stops: open streams end at once
 
     @app.get("/", include_in_schema=False)
     def index() -> Response:
@@ -63,9 +67,10 @@ def add_dashboard(app: FastAPI, csms: Csms, auth: ApiAuth, *, interval: float = 
             ends = loop.time() + MAX_STREAM_S
             try:
                 yield "retry: 2000\n\n"
-                while loop.time() < ends and not await request.is_disconnected():
+                while loop.time() < ends and not closing.is_set() and not await request.is_disconnected():
                     yield f"event: tick\ndata: {json.dumps(hub.tick(sub), separators=(',', ':'))}\n\n"
-                    await asyncio.sleep(interval)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(closing.wait(), interval)
             finally:
                 hub.subscribers -= 1
 

@@ -5,7 +5,9 @@
 const S = {
   user: null, role: null, csrf: null, stations: new Map(), sessions: new Map(), page: 0, perPage: 50,
   filter: "", source: null, dirty: true, route: "", roles: { viewer: 1, operator: 2, admin: 3 },
+  aggregate: [], grid: null,
 };
+const WINDOW_S = 900; // the grid chart: the last 15 minutes and the next 15
 const $ = (id) => document.getElementById(id);
 
 function el(tag, props = {}, children = []) {
@@ -108,6 +110,9 @@ function onTick(t) {
   const tt = t.totals;
   $("totals").textContent = `${tt.stationsOnline} online · ${tt.sessions} charging · import ${kw(tt.powerImportW)} kW · export ${kw(tt.powerExportW)} kW`;
   $("grid-aggregate").textContent = `import ${kw(tt.powerImportW)} kW, export ${kw(tt.powerExportW)} kW`;
+  S.aggregate.push([t.time, tt.powerImportW - tt.powerExportW]);
+  if (S.aggregate.length > WINDOW_S) S.aggregate.splice(0, S.aggregate.length - WINDOW_S);
+  if (!$("page-grid").hidden) drawGrid();
   S.dirty = true;
   requestAnimationFrame(render);
 }
@@ -316,8 +321,38 @@ async function showPki() {
 
 async function showGrid() {
   const r = await api("GET", "/api/grid/signals");
-  $("grid-state").textContent = r.ok ? "grid control on" : (r.data && r.data.detail) || `unavailable (${r.status})`;
+  S.grid = r.ok ? r.data : null;
+  $("grid-state").textContent = r.ok ? `grid control on (dispatch ${r.data.dispatch ? "on" : "off"})`
+    : (r.data && r.data.detail) || `unavailable (${r.status})`;
   $("grid-report").textContent = r.ok ? JSON.stringify(r.data, null, 2) : "";
+  const signals = r.ok ? r.data.signals || [] : [];
+  $("grid-signals").tBodies[0].replaceChildren(...signals.map((g) => el("tr", {}, [
+    el("td", { text: g.id }), el("td", { text: `${g.target.kind} ${g.target.id}` }), el("td", { text: g.opt }),
+    el("td", { text: String(g.priority) }),
+    el("td", { text: g.intervals.map((i) => `${i.start}..${i.end}` + ["importLimitW", "exportLimitW", "setpointW", "price"]
+      .filter((k) => i[k] !== undefined).map((k) => ` ${k}=${i[k]}`).join("")).join("; ") })])));
+  drawGrid();
+}
+
+function drawGrid() {
+  const now = Date.now() / 1000, lo = now - WINDOW_S, hi = now + WINDOW_S;
+  const clip = (pts) => pts.filter((p) => p[0] >= lo && p[0] <= hi);
+  const limits = [], plan = [];
+  for (const g of (S.grid && S.grid.signals) || []) {
+    if (g.target.kind !== "site") continue;
+    for (const i of g.intervals) {
+      const v = i.importLimitW ?? i.setpointW;
+      if (v === undefined) continue;
+      const a = Math.max(lo, Date.parse(i.start) / 1000), b = Math.min(hi, Date.parse(i.end) / 1000);
+      if (a < b) limits.push({ color: "#b06000", pts: [[a, v], [b, v]] }); // one segment per interval
+    }
+  }
+  const p = S.grid && S.grid.plan;
+  if (p) p.siteW.forEach((w, n) => plan.push([Date.parse(p.start) / 1000 + n * p.stepS, w]));
+  const canvas = $("grid-chart");
+  canvas.dataset.points = String(S.aggregate.length);
+  drawChart(canvas, [...limits, { color: "#8e44ad", pts: clip(plan), step: true, end: hi },
+    { color: "#2a6fdb", pts: clip(S.aggregate) }]);
 }
 
 // ----- routing -----
@@ -340,7 +375,7 @@ async function boot() {
   $("page-next").addEventListener("click", () => { S.page += 1; S.dirty = true; render(); });
   window.addEventListener("hashchange", () => { if (!$("app").hidden) route(); });
   const r = await api("GET", "/api/session");
-  if (r.ok) startApp(r.data); else showLogin();
+  if (r.ok && r.data.loggedIn) startApp(r.data); else showLogin();
 }
 
 document.addEventListener("DOMContentLoaded", boot);
