@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SHARED ?= ../shared
 SCHEMAS := $(SHARED)/schemas/iso15118
 
-.PHONY: venv test demo lint exi-codegen ocpp-validators bench fuzz ref-venv slac-venv browser clean
+.PHONY: venv test demo lint exi-codegen ocpp-validators bench fuzz ref-venv slac-venv browser scenarios clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -58,6 +58,10 @@ $(SLAC_VENV)/.installed:
 	@touch $@
 
 slac-venv: $(SLAC_VENV)/.installed
+
+# Every shipped scenario (scenarios/*.yaml); reports in v2gstack-scenarios/<name>/report.html. Fails if one fails.
+scenarios: venv
+	@status=0; for f in scenarios/*.yaml; do $(PY) -m v2gstack sim run $$f || status=1; done; exit $$status
 
 # Debian's chromium and chromium-driver for the dashboard's browser tests (Selenium drives them; nothing is downloaded
 # at run time). Installed with apt when missing and we are root (CI); otherwise those tests skip and say why.

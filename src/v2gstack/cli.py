@@ -20,6 +20,7 @@ from . import exi
 from .grid.cli import app as grid_app
 from .iso15118.cli import ev_command, secc_command
 from .pki.cli import app as pki_app
+from .sim.cli import app as sim_app
 from .slac.cli import app as slac_app
 from .station.cli import app as station_app
 
@@ -95,6 +96,7 @@ app.command("secc")(secc_command)
 app.add_typer(station_app, name="station")
 app.add_typer(slac_app, name="slac")
 app.add_typer(grid_app, name="grid")
+app.add_typer(sim_app, name="sim")
 
 NS_HELP = f"Namespace: {', '.join(exi.NAMESPACES)}"
 
