@@ -160,6 +160,13 @@ async def _apply(f: Any, csms: Csms, reports: list[SessionReport], at: float, lo
     if f.kind == "token_status":
         await csms.worker.run(op_put_id_token, f.id_token, TOKEN_TYPE, f.status)  # through the CSMS's writer
         log.append(f"{at:.1f} s: idToken {f.id_token} set to {f.status}")
+    elif f.kind == "link_cut":
+        conn = csms.server.connections.get(f.station)
+        if conn is None:
+            log.append(f"{at:.1f} s: link cut of {f.station}: it was not connected")
+            return
+        await conn.close(1001, "link cut (scenario)")
+        log.append(f"{at:.1f} s: the CSMS dropped {f.station}'s connection")
     elif f.kind == "remote_stop":
         spec = next(r.spec for r in reports if r.spec.name == f.session)
         for _ in range(200):  # the session may still be starting

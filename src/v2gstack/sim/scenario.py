@@ -18,6 +18,7 @@ of the run (wall time; the stations and EVs run their simulated clocks `speedup`
     faults:                        # what goes wrong, and when
       - {at: 0, kind: token_status, id_token: "04A1B2C3", status: Blocked}
       - {at: 2, kind: remote_stop, session: ev1}
+      - {at: 3, kind: link_cut, station: CS1}   # the CSMS drops the station's websocket; it reconnects
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ PROTOCOLS = ("iso2", "din")
 ENERGIES = ("ac", "dc")
 OUTCOMES = ("ok", "failed")
 AUTH_MODES = ("free", "rfid")
-FAULT_KINDS = ("token_status", "remote_stop")
+FAULT_KINDS = ("token_status", "remote_stop", "link_cut")
 AUTH_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "NoCredit", "NotAllowedTypeEVSE", "NotAtThisLocation",
                  "NotAtThisTime", "Unknown")
 
@@ -86,6 +87,7 @@ class FaultSpec:
     id_token: str | None = None
     status: str | None = None
     session: str | None = None
+    station: str | None = None
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,8 @@ def parse_scenario(raw: Any) -> Scenario:
     faults = []
     for n, x in enumerate(_list(top.get("faults", []), "faults")):
         p = f"faults[{n}]"
-        f = _fields(x, p, {"at": NUM, "kind": str, "id_token": str, "status": str, "session": str}, ("at", "kind"))
+        f = _fields(x, p, {"at": NUM, "kind": str, "id_token": str, "status": str, "session": str, "station": str},
+                    ("at", "kind"))
         spec = FaultSpec(**f)
         _one_of(spec.kind, FAULT_KINDS, f"{p}.kind")
         if spec.kind == "token_status" and (spec.id_token is None or spec.status is None):
@@ -197,6 +200,8 @@ def parse_scenario(raw: Any) -> Scenario:
             _one_of(spec.status or "", AUTH_STATUSES, f"{p}.status")
         if spec.kind == "remote_stop" and spec.session not in names:
             raise ScenarioError(f"{p}.session: no session {spec.session!r}")
+        if spec.kind == "link_cut" and spec.station not in ids:
+            raise ScenarioError(f"{p}.station: no station {spec.station!r}")
         faults.append(spec)
     return Scenario(top["name"], tuple(stations), tuple(sessions), tuple(tokens), tuple(faults),
                     float(top.get("speedup", 60.0)), float(top.get("timeout_s", 60.0)))
