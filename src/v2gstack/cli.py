@@ -1,6 +1,6 @@
 """The `v2gstack` command. Each role adds its sub-command here; `exi` is the codec's.
 
-`csms`, `trace` and `demo` need the optional `csms` extra (SQLAlchemy, FastAPI, uvicorn): they are listed with a
+`csms`, `trace`, `demo` and `sim` need the optional `csms` extra (SQLAlchemy, FastAPI, uvicorn): they are listed with a
 short help and imported only when they run, so `v2gstack station`/`ev`/`secc`/`pki`/`exi` work on a core install
 and start without loading the CSMS.
 """
@@ -20,7 +20,6 @@ from . import exi
 from .grid.cli import app as grid_app
 from .iso15118.cli import ev_command, secc_command
 from .pki.cli import app as pki_app
-from .sim.cli import app as sim_app
 from .slac.cli import app as slac_app
 from .station.cli import app as station_app
 
@@ -32,9 +31,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
               "Print one session's timeline across ISO 15118 and OCPP, station and CSMS."),
     "demo": ("v2gstack.demo", "demo_command",
              "Run the end-to-end demo: EVs -> ISO 15118 -> station -> OCPP -> CSMS."),
+    "sim": ("v2gstack.sim.cli", "app", "Scenarios: arrivals, faults and expectations against the whole chain, with a "
+            "report (sim run SCENARIO)."),
 }
 EXTRA_PACKAGES = frozenset({"sqlalchemy", "fastapi", "starlette", "pydantic", "uvicorn", "psycopg"})
-ORDER = ("exi", "pki", "ev", "secc", "slac", "station", "csms", "grid", "trace", "demo")
+ORDER = ("exi", "pki", "ev", "secc", "slac", "station", "csms", "grid", "trace", "demo", "sim")
 
 
 class _Placeholder(TyperCommand):
@@ -96,7 +97,6 @@ app.command("secc")(secc_command)
 app.add_typer(station_app, name="station")
 app.add_typer(slac_app, name="slac")
 app.add_typer(grid_app, name="grid")
-app.add_typer(sim_app, name="sim")
 
 NS_HELP = f"Namespace: {', '.join(exi.NAMESPACES)}"
 
