@@ -25,6 +25,9 @@ class ApiOptions:
     port: int
     allowed_hosts: list[str]
     max_body: int
+    tls_cert: str | None = None  # HTTPS when set (with tls_key)
+    tls_key: str | None = None
+    metrics_token: str | None = None  # opens GET /metrics alone
 
 
 def csms_config(s: CsmsSettings) -> CsmsConfig:
@@ -72,7 +75,8 @@ def api_options(s: CsmsSettings) -> ApiOptions:
         hosts = allowed_hosts(s.api.host, s.api.allowed_hosts)
     except ValueError as e:
         raise SettingsError.at(("api", "allowed_hosts"), str(e)) from None
-    return ApiOptions(s.api.host, s.api.port, hosts, s.api.max_body)
+    return ApiOptions(s.api.host, s.api.port, hosts, s.api.max_body, s.api.tls_cert, s.api.tls_key,
+                      s.api.metrics_token)
 
 
 def grid_config(s: CsmsSettings) -> GridConfig | None:

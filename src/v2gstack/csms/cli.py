@@ -12,6 +12,7 @@ import getpass
 import json
 import logging
 import signal
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from .guard import DEFAULT_MAX_BODY
 from .service import Csms, CsmsConfig
 from .settings import Grid, load_csms_settings
 from .store import DEFAULT_URL, Store, StoreError
+from .users import Users
 
 T = TypeVar("T")
 app = typer.Typer(add_completion=False, help="Run the CSMS, or manage its registry (add-station, add-idtoken, ...) "
@@ -47,6 +49,8 @@ FLAGS: Flags = {
     "api_host": (("api", "host"), None),
     "api_allowed_hosts": (("api", "allowed_hosts"), lambda v: [x.strip() for x in v.split(",") if x.strip()]),
     "api_max_body": (("api", "max_body"), None),
+    "api_cert": (("api", "tls_cert"), None),
+    "api_key": (("api", "tls_key"), None),
     "db": (("database", "url"), None),
     "security_profile": (("ocpp", "security_profile"), None),
     "cert": (("ocpp", "tls", "cert"), None),
@@ -90,6 +94,9 @@ def csms_command(
                                           "sub-domains)"),
     api_max_body: int = typer.Option(DEFAULT_MAX_BODY, "--api-max-body", min=1024,
                                      help="Largest API request body, bytes (larger: 413)"),
+    api_cert: str | None = typer.Option(None, "--api-cert", help="Serve the API and dashboard over HTTPS with this "
+                                        "certificate chain, PEM (with --api-key)"),
+    api_key: str | None = typer.Option(None, "--api-key", help="The private key of --api-cert, PEM"),
     db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
     security_profile: int = typer.Option(1, "--security-profile", min=0, max=3,
                                          help="1: ws + Basic auth; 2: wss + Basic auth; 3: wss + client certificate; "
@@ -179,9 +186,12 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
                f"(security profile {profile}, database {store.engine.url.render_as_string(hide_password=True)})")
     api = None
     if api_options.port:
-        app = create_app(csms, allowed_hosts=api_options.allowed_hosts, max_body=api_options.max_body)
+        app = create_app(csms, allowed_hosts=api_options.allowed_hosts, max_body=api_options.max_body,
+                         metrics_token=api_options.metrics_token)
         api = uvicorn.Server(uvicorn.Config(app, host=api_options.host, port=api_options.port, log_level="warning",
-                                            lifespan="off", server_header=False))
+                                            lifespan="off", server_header=False,
+                                            ssl_certfile=api_options.tls_cert, ssl_keyfile=api_options.tls_key,
+                                            timeout_graceful_shutdown=3))  # open dashboard event streams end
         api.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         api_task = asyncio.create_task(api.serve())
         while not api.started and not api_task.done():  # announce it only once it listens
@@ -191,7 +201,9 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
             store.close()
             raise typer.Exit(1)
         shown = f"[{api_options.host}]" if ":" in api_options.host else api_options.host
-        typer.echo(f"CSMS: REST API at http://{shown}:{api_options.port}/api (docs at /docs; Host names "
+        scheme = "https" if api_options.tls_cert else "http"
+        typer.echo(f"CSMS: REST API at {scheme}://{shown}:{api_options.port}/api (docs at /docs, dashboard at /; "
+                   f"Host names "
                    f"{', '.join(api_options.allowed_hosts)})")
         now = datetime.now(UTC)
         if not any(t["revokedAt"] is None and _after(t["expiresAt"], now) for t in store.api_tokens()):
@@ -204,6 +216,7 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
         await stop.wait()
     finally:
         if api is not None:
+            app.state.close_streams()  # the dashboard's event streams end, so the server stops at once
             api.should_exit = True
             await api_task
         await csms.close()
@@ -360,6 +373,49 @@ def revoke_token(token_id: str = typer.Argument(..., help="The token's id (`toke
         typer.echo(f"error: no API token {token_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {token_id}")
+
+
+@app.command("add-user")
+def add_user(
+    name: str = typer.Argument(..., help="The user's login name"),
+    role: str = typer.Option(..., "--role", help="viewer, operator or admin (the API's roles)"),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from the first line of "
+                                        "stdin (else it is asked for twice)"),
+    db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
+) -> None:
+    """Create a dashboard user (or set the role and password of an existing one); the password is stored as scrypt."""
+    try:
+        parsed = Role.parse(role)
+    except ValueError as e:
+        typer.echo(f"error: --role: {e}", err=True)
+        raise typer.Exit(2) from None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            typer.echo("error: the passwords differ", err=True)
+            raise typer.Exit(2)
+    user = _with_store(db, lambda s: Users(s).add(name, parsed, password),
+                       audit=("add-user", None, f"{name} --role {parsed.label}"))
+    typer.echo(f"user {user.name} ({user.role.label}, id {user.id})")
+
+
+@app.command("users")
+def list_users(db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP)) -> None:
+    """List dashboard users (never their password hashes): id, name, role, state."""
+    for u in _with_store(db, lambda s: Users(s).list()):
+        typer.echo(f"{u['id']}\t{u['name']}\t{u['role']}\t{'disabled' if u['disabledAt'] else 'active'}")
+
+
+@app.command("disable-user")
+def disable_user(name: str = typer.Argument(..., help="The user's login name"),
+                 db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP)) -> None:
+    """Disable a dashboard user: its sessions end at their next request (`add-user` enables it again)."""
+    if not _with_store(db, lambda s: Users(s).disable(name), audit=("disable-user", None, name)):
+        typer.echo(f"error: no user {name}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"disabled {name}")
 
 
 @app.command("audit")

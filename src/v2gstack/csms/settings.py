@@ -71,12 +71,21 @@ class Database:
 
 @dataclass
 class Api:
-    """The REST API (plain HTTP: anything but loopback belongs behind a TLS terminator)."""
+    """The REST API and dashboard (HTTPS with tls_cert/tls_key; else plain HTTP, for loopback or behind a TLS
+    terminator)."""
 
     host: str = setting("127.0.0.1", flag="--api-host")
     port: int = setting(8080, min=0, max=65535, flag="--api-port")  # 0: no API
     allowed_hosts: list[str] = setting(default_factory=list, flag="--api-allowed-hosts")  # Host names besides loopback
     max_body: int = setting(DEFAULT_MAX_BODY, min=1024, flag="--api-max-body")  # bytes; larger: 413
+    tls_cert: str | None = setting(None, path=True, flag="--api-cert")  # serve HTTPS with this chain, PEM
+    tls_key: str | None = setting(None, path=True, flag="--api-key")  # its private key, PEM
+    metrics_token: str | None = setting(None, secret=True)  # a secret that opens GET /metrics alone (Bearer)
+
+    def check(self) -> Iterator[KeyProblem]:
+        """A certificate and its key come together."""
+        if bool(self.tls_cert) != bool(self.tls_key):
+            yield ("tls_cert" if not self.tls_cert else "tls_key",), "HTTPS needs both --api-cert and --api-key"
 
 
 @dataclass

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, TypeVar
@@ -37,6 +38,13 @@ class StoreWorker:
         self._thread.start()
         self.batches = 0
         self.operations = 0
+        # (operations, seconds) of each committed batch, called on the database thread (csms/metrics.py)
+        self.commit_listeners: list[Callable[[int, float], None]] = []
+
+    @property
+    def queued(self) -> int:
+        """Operations waiting for the database thread (approximate)."""
+        return self._queue.qsize()
 
     def submit(self, op: Callable[..., T], *args: Any) -> Future[T]:
         """Queue an operation; the Future completes after its transaction commits."""
@@ -81,6 +89,7 @@ class StoreWorker:
         transaction is rolled back and the batch runs again with a savepoint around each operation, so only the
         failing ones fail.
         """
+        started = time.perf_counter()
         try:
             with self.store._sessions() as s, s.begin():
                 results = [op(s, *args) for op, args, _ in batch]
@@ -89,6 +98,7 @@ class StoreWorker:
         else:
             self.batches += 1
             self.operations += len(batch)
+            self._committed(len(batch), time.perf_counter() - started)
             for (_, _, fut), value in zip(batch, results, strict=True):
                 _settle(fut, True, value)
             return
@@ -104,8 +114,16 @@ class StoreWorker:
             return
         self.batches += 1
         self.operations += len(batch)
+        self._committed(len(batch), time.perf_counter() - started)
         for fut, ok, value in outcomes:
             _settle(fut, ok, value)
+
+    def _committed(self, operations: int, seconds: float) -> None:
+        for listener in self.commit_listeners:
+            try:
+                listener(operations, seconds)
+            except Exception:
+                log.exception("commit listener failed")
 
     @staticmethod
     def _one(s: Session, op: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
