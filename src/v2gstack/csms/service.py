@@ -152,7 +152,7 @@ class StoreAuthenticator:
         if self.throttle.wait(cred.station_id, source) > 0:
             return AuthDecision.TOO_MANY_REQUESTS
         # a read on its own connection (SQLite WAL, PostgreSQL): handshakes do not queue behind the batched writes
-        st = await asyncio.to_thread(self.worker.store.run, ops.op_station, cred.station_id)
+        st = await self.worker.read(ops.op_station, cred.station_id)
         uses_password = cred.security_profile.uses_password
         if st is None:
             self.throttle.failed(None, source)
@@ -373,7 +373,7 @@ class Csms:
         """Chain to an installed MO root, validity, usage, eMAID; then OCSP for every certificate of the path that
         names a responder (csms/revocation.py: only `good` passes; an unreachable or refused responder soft-fails
         unless `ocsp_required`)."""
-        anchors = await self.worker.run(ops.op_anchor_certificates, "MORootCertificate")
+        anchors = await self.worker.read(ops.op_anchor_certificates, "MORootCertificate")
         status, path = await asyncio.to_thread(validate_contract, pem_chain, emaid, anchors)
         if status != "Accepted" or not self.config.contract_ocsp:
             return status
@@ -402,7 +402,7 @@ class Csms:
     async def on_authorize(self, p: Payload, ctx: CallContext) -> Payload:
         """Authorize: the idToken's status from the registry (Unknown if not registered); a Plug & Charge contract
         (PEM `certificate`) is verified against the installed MO roots first (C07)."""
-        info = await self.worker.run(ops.op_id_token_info, p["idToken"])
+        info = await self.worker.read(ops.op_id_token_info, p["idToken"])
         answer: Payload = {"idTokenInfo": info}
         status = None
         if "certificate" in p:
