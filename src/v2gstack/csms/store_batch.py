@@ -4,10 +4,10 @@ The StoreWorker (csms/worker.py) collects the operations queued meanwhile into o
 of TransactionEvents it calls the batch form registered here instead of the one-event `op_*` function, and no
 per-row ORM objects or per-event statements are made:
 
-- PostgreSQL: three statements per batch, each ONE multi-row INSERT whose rows come from array parameters
-  (`INSERT ... SELECT FROM unnest(%b::text[], ...)`, sent in binary): the events (ON CONFLICT DO NOTHING decides replays, RETURNING
-  says which were new), the transaction upserts, the sampled values. The statement text does not change with the
-  batch size, so psycopg prepares it on the server after a few executions.
+- PostgreSQL: three statements per batch, each ONE multi-row INSERT whose rows come from array parameters sent in
+  binary (`INSERT ... SELECT FROM unnest(%b::text[], ...)`): the events (ON CONFLICT DO NOTHING decides replays,
+  RETURNING says which were new), the transaction upserts, the sampled values. The statement text does not change
+  with the batch size, so psycopg prepares it on the server after a few executions.
 - SQLite: the events as one multi-row INSERT ... VALUES ... RETURNING, the upserts and the sampled values each as
   one executemany of a prepared statement (sqlite3 loops in C; on SQLite the database work per row is the cost,
   see docs/PERFORMANCE.md).

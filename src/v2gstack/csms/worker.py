@@ -13,6 +13,7 @@ connections (`await worker.read(op, ...)`), so they never queue behind the write
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _STOP = object()
+Waiter = Future[Any] | asyncio.Future[Any]  # a thread's (submit) or an event loop's (run) future
 
 
 class StoreWorker:
@@ -56,8 +58,14 @@ class StoreWorker:
         return fut
 
     async def run(self, op: Callable[..., T], *args: Any) -> T:
-        """Queue an operation and wait (without blocking the loop) until it is committed."""
-        return await asyncio.wrap_future(self.submit(op, *args))
+        """Queue an operation and wait (without blocking the loop) until it is committed.
+
+        The waiter is an asyncio future of the running loop: the database thread completes all of a batch's waiters
+        of one loop with a single `call_soon_threadsafe` (one wake-up of the loop per batch, not one per operation).
+        """
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put((op, args, fut))
+        return await fut
 
     async def read(self, op: Callable[..., T], *args: Any) -> T:
         """Run a read-only operation in its own transaction on a reader thread: it never waits behind the writes
@@ -91,7 +99,7 @@ class StoreWorker:
             if stop:
                 return
 
-    def _commit(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]]) -> None:
+    def _commit(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Waiter]]) -> None:
         """Run a batch in one transaction, then complete the futures.
 
         First optimistically without savepoints (the common case: every operation succeeds); if one fails, the
@@ -106,25 +114,22 @@ class StoreWorker:
         else:
             self.batches += 1
             self.operations += len(batch)
-            for (_, _, fut), value in zip(batch, results, strict=True):
-                _settle(fut, True, value)
+            _deliver([(fut, True, value) for (_, _, fut), value in zip(batch, results, strict=True)])
             return
-        outcomes: list[tuple[Future[Any], bool, Any]] = []
+        outcomes: list[tuple[Waiter, bool, Any]] = []
         try:
             with self.store._sessions() as s, s.begin():
                 for op, args, fut in batch:
                     outcomes.append((fut, *self._one(s, op, args)))
         except Exception as e:  # the commit itself failed: nothing of this batch is durable
             log.error("database commit failed for %d operations: %s", len(batch), e)
-            for _, _, fut in batch:
-                _settle(fut, False, e)
+            _deliver([(fut, False, e) for _, _, fut in batch])
             return
         self.batches += 1
         self.operations += len(batch)
-        for fut, ok, value in outcomes:
-            _settle(fut, ok, value)
+        _deliver(outcomes)
 
-    def _run_all(self, s: Session, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]]) -> list[Any]:
+    def _run_all(self, s: Session, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Waiter]]) -> list[Any]:
         """Every operation of a batch, in order; a run of one operation with a batch form goes in one call."""
         results: list[Any] = []
         i = 0
@@ -151,12 +156,33 @@ class StoreWorker:
             return False, e
 
 
-def _settle(fut: Future[Any], ok: bool, value: Any) -> None:
+def _deliver(outcomes: list[tuple[Waiter, bool, Any]]) -> None:
+    """Complete the waiters of a batch: thread futures at once, asyncio futures in one call per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Waiter, bool, Any]]] = {}
+    for outcome in outcomes:
+        fut = outcome[0]
+        if isinstance(fut, Future):
+            _settle(*outcome)
+        else:
+            by_loop.setdefault(fut.get_loop(), []).append(outcome)
+    for loop, group in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more; the work is committed anyway
+            loop.call_soon_threadsafe(_settle_all, group)
+
+
+def _settle_all(outcomes: list[tuple[Waiter, bool, Any]]) -> None:
+    for outcome in outcomes:
+        _settle(*outcome)
+
+
+def _settle(fut: Waiter, ok: bool, value: Any) -> None:
     """Complete a future unless its waiter gave up (a cancelled await cancels it): the work is committed anyway."""
+    if fut.done():
+        return
     try:
         if ok:
             fut.set_result(value)
         else:
             fut.set_exception(value)
-    except InvalidStateError:
+    except (InvalidStateError, asyncio.InvalidStateError):
         pass
