@@ -99,3 +99,37 @@ def test_worker_batches_events_and_an_unknown_station_fails_alone(db_url: str) -
     finally:
         worker.close()
         store.close()
+
+
+def test_reads_do_not_wait_behind_writes(tmp_path: Path) -> None:
+    """While the database thread is stuck inside a write batch, `worker.read` still answers from what is committed."""
+    import threading
+
+    from v2gstack.csms.store import op_station
+
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    store.add_station("CS-1")
+    worker = StoreWorker(store)
+    inside, release = threading.Event(), threading.Event()
+
+    def op_blocking_write(s: Any) -> None:
+        op_record_transaction_event(s, "CS-1", _event(1, 0, "Started", evse=True))
+        inside.set()
+        release.wait(30)
+
+    async def scenario() -> None:
+        write = asyncio.ensure_future(worker.run(op_blocking_write))
+        await asyncio.get_running_loop().run_in_executor(None, inside.wait, 30)
+        station = await asyncio.wait_for(worker.read(op_station, "CS-1"), 20)  # the writer is still blocked
+        assert station is not None and station.id == "CS-1" and not write.done()
+        assert store.transaction("CS-1", "tx-1") is None  # the write is not committed yet: not seen
+        release.set()
+        await write
+        assert store.transaction("CS-1", "tx-1") is not None
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()
+        worker.close()
+        store.close()
