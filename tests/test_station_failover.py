@@ -1,6 +1,7 @@
 """Failover the OCPP way: the station holds several NetworkConnectionProfiles (NetworkConfigurationPriority), moves
 to the next CSMS address when its CSMS dies (SIGKILL), and replays what was not acknowledged; two CSMS processes on
-one PostgreSQL database store every event exactly once. SetNetworkProfile is checked as OCPP 2.0.1 B09 asks."""
+one PostgreSQL database (--node-id: the owner record follows the station) store every event exactly once.
+SetNetworkProfile refuses a slot not offered, a security downgrade and a URL that does not fit its profile."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from helpers.csms_process import free_port, start_csms, stop_csms, wait_listenin
 from helpers.station import record_emitted
 from helpers.wait import until
 
+from v2gstack.csms.ownership import op_station_owner
 from v2gstack.csms.store import Store
 from v2gstack.ocpp import BackOff
 from v2gstack.station import ChargingStation, StationConfig
@@ -65,7 +67,8 @@ async def test_station_moves_to_the_other_csms_when_its_csms_is_killed(pg_url: s
     store.put_id_token(TOKEN["idToken"], TOKEN["type"])
     ports = [free_port(), free_port()]
     logs = [tmp_path / "csms-a.log", tmp_path / "csms-b.log"]
-    procs = [start_csms(pg_url, port, log) for port, log in zip(ports, logs, strict=True)]
+    procs = [start_csms(pg_url, port, log, node) for port, log, node in zip(ports, logs, ("node-a", "node-b"),
+                                                                          strict=True)]
     urls = [f"ws://127.0.0.1:{port}/ocpp" for port in ports]
     st = ChargingStation(StationConfig("CS1", urls[0], fallback_urls=(urls[1],), password=PASSWORD,
                                        time_scale=SCALE, boot_retry_s=1.0, backoff=BackOff(0.05, 0.05, 2),
@@ -79,6 +82,7 @@ async def test_station_moves_to_the_other_csms_when_its_csms_is_killed(pg_url: s
         await st.start()
         await until(lambda: st.link.registration == "Accepted", 30)
         assert st.link.client.csms_url == urls[0]
+        await until(lambda: (store.run(op_station_owner, "CS1") or ("",))[0] == "node-a")
         st.set_ev(1, power_w=22000.0, soc=10.0, battery_wh=80000.0)
         await st.plug_in(1)
         await st.present_token(1, TOKEN)
@@ -90,6 +94,7 @@ async def test_station_moves_to_the_other_csms_when_its_csms_is_killed(pg_url: s
         await until(lambda: st.connected and st.link.client.csms_url == urls[1], 30)
         moved_after = time.monotonic() - killed
         print(f"station on the other CSMS {moved_after * 1000:.0f} ms after the SIGKILL")
+        await until(lambda: (store.run(op_station_owner, "CS1") or ("",))[0] == "node-b")  # node B took it over
         at_move = len(emitted)
         await until(lambda: len(emitted) >= at_move + 3)
         await st.present_token(1, TOKEN)

@@ -17,11 +17,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_csms(db_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_csms(db_url: str, port: int, log: Path, node_id: str | None = None) -> subprocess.Popen[bytes]:
     """`v2gstack csms` on `db_url`, stations at ws://127.0.0.1:<port>/ocpp, output appended to `log`."""
     return subprocess.Popen(
         [sys.executable, "-m", "v2gstack", "csms", "--db", db_url, "--port", str(port), "--api-port", "0",
-         "--heartbeat-interval", "60"],
+         "--heartbeat-interval", "60", *(["--node-id", node_id] if node_id else [])],
         stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 

@@ -32,6 +32,7 @@ def csms_config(s: CsmsSettings) -> CsmsConfig:
     o, ocsp, t, f = s.ocpp, s.ocsp, s.auth_throttle, s.flood
     return CsmsConfig(
         heartbeat_interval=o.heartbeat_interval, security_profile=o.security_profile, auto_register=o.auto_register,
+        node_id=s.database.node_id, owner_lease_s=s.database.owner_lease,
         command_timeout=o.command_timeout, call_timeout=o.call_timeout, ping_interval=o.ping_interval or None,
         allowed_versions=tuple(o.versions),
         log_session_messages=o.log_messages, accept_valid_contracts=s.contracts.accept_valid_contracts,

@@ -48,6 +48,7 @@ FLAGS: Flags = {
     "api_allowed_hosts": (("api", "allowed_hosts"), lambda v: [x.strip() for x in v.split(",") if x.strip()]),
     "api_max_body": (("api", "max_body"), None),
     "db": (("database", "url"), None),
+    "node_id": (("database", "node_id"), None),
     "security_profile": (("ocpp", "security_profile"), None),
     "cert": (("ocpp", "tls", "cert"), None),
     "key": (("ocpp", "tls", "key"), None),
@@ -91,6 +92,8 @@ def csms_command(
     api_max_body: int = typer.Option(DEFAULT_MAX_BODY, "--api-max-body", min=1024,
                                      help="Largest API request body, bytes (larger: 413)"),
     db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
+    node_id: str | None = typer.Option(None, "--node-id", help="Several CSMS nodes on one database: this node's name "
+                                       "(it keeps owner records of its stations; docs/scale-out.md)"),
     security_profile: int = typer.Option(1, "--security-profile", min=0, max=3,
                                          help="1: ws + Basic auth; 2: wss + Basic auth; 3: wss + client certificate; "
                                               "0: no authentication (development only)"),

@@ -65,6 +65,7 @@ from .firmware import FirmwareService
 from .local_list import LocalListService, op_has_list
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
 from .ocpp16 import Ocpp16Service
+from .ownership import Ownership
 from .passwords import PasswordService
 from .reservations import ReservationService
 from .revocation import OcspChecker, chain_status, hash_data_status
@@ -82,6 +83,8 @@ class CsmsConfig:
     """How the CSMS behaves: heartbeat interval, what unknown stations get, how long commands may take."""
 
     heartbeat_interval: int = 300
+    node_id: str | None = None  # several nodes on one database: this node's name (owner records, csms/ownership.py)
+    owner_lease_s: float = 15.0  # how long an owner record holds without renewal
     security_profile: int = 1
     auto_register: bool = False  # profile 0 only: register a station at its first BootNotification
     command_timeout: float = 30.0
@@ -196,6 +199,8 @@ class Csms:
         self.store = store
         self.config = config or CsmsConfig()
         self.worker = StoreWorker(store)
+        self.ownership = (Ownership(self.worker, self.config.node_id, self.config.owner_lease_s)
+                          if self.config.node_id else None)
         self.states: dict[str, StationState] = {}
         self.v2x = V2xService(self)
         self.needs = NeedsService(self)
@@ -248,6 +253,8 @@ class Csms:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen for stations."""
         await self.server.start(host, port)
+        if self.ownership is not None:
+            self.ownership.start()
         log.info("CSMS listening on %s:%d (security profile %d)", host, self.server.port,
                  self.config.security_profile)
 
@@ -260,6 +267,8 @@ class Csms:
         """Close every station connection, stop listening, finish pending writes."""
         if self.grid is not None:
             await self.grid.close()
+        if self.ownership is not None:
+            await self.ownership.stop()
         await self.server.close()
         await asyncio.to_thread(self.worker.close)
 
@@ -285,6 +294,8 @@ class Csms:
     async def _connected(self, conn: Connection) -> None:
         """A station connected: its state, and the OCPP version it agreed (stored, shown by the API)."""
         self._state(conn.station_id)
+        if self.ownership is not None:
+            await self.ownership.claim(conn)
         await self.worker.run(v2x_state.op_record_version, conn.station_id, conn.version.value)
 
     def version_of(self, station_id: str) -> str | None:
@@ -294,6 +305,8 @@ class Csms:
 
     def _disconnected(self, conn: Connection) -> None:
         log.info("station %s offline", conn.station_id)
+        if self.ownership is not None:
+            self.ownership.release(conn)
 
     def _notify(self, station_id: str, action: str, payload: Payload) -> None:
         for listener in self.listeners:

@@ -67,6 +67,9 @@ class Database:
     """Where the CSMS stores stations, tokens, transactions and the audit log."""
 
     url: str = setting(DEFAULT_DB_URL, mask=mask_url_password, flag="--db")  # sqlite:///FILE or postgresql://...
+    # several CSMS nodes on this database: this node's name; it keeps owner records of its stations (docs/scale-out.md)
+    node_id: str | None = setting(None, flag="--node-id")
+    owner_lease: float = setting(15.0, min=1.0)  # s an owner record holds without renewal (renewed every third)
 
 
 @dataclass
