@@ -133,3 +133,29 @@ def test_reads_do_not_wait_behind_writes(tmp_path: Path) -> None:
         release.set()
         worker.close()
         store.close()
+
+
+def test_the_worker_writes_a_run_of_events_through_the_batch_form(db_url: str) -> None:
+    """The service's call shape (station, payload, OCPP version): the events of many stations queued at once go in
+    through the batch form (not the one-by-one fallback), and a Started transaction notes its OCPP version."""
+    from sqlalchemy import select
+
+    from v2gstack.csms.models import Transaction
+
+    store = Store(db_url)
+    for i in range(60):
+        store.add_station(f"CS-{i}")
+    worker = StoreWorker(store)
+
+    async def scenario() -> list[Any]:
+        return await asyncio.gather(*(worker.run(op_record_event_and_authorize, f"CS-{i}",
+                                                 _event(i, 0, "Started", evse=True), "2.0.1") for i in range(60)))
+
+    try:
+        assert asyncio.run(scenario()) == [(True, None)] * 60
+        assert worker.batch_form_operations == 60  # none fell back to the savepoint-per-operation path
+        with store.session() as s:
+            assert set(s.scalars(select(Transaction.ocpp_version))) == {"2.0.1"}
+    finally:
+        worker.close()
+        store.close()

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ..constants import ISO_FACTS_VENDOR
+from .models import Transaction
 from .store import (
     _TRANSACTION_SQL,
     _db_time,
@@ -152,11 +153,18 @@ def ops_record_transaction_events(s: Session, items: list[Item]) -> list[bool]:
 
 
 def ops_record_events_and_authorize(s: Session,
-                                    items: list[Item]) -> list[tuple[bool, dict[str, Any] | None]]:
-    """`op_record_event_and_authorize` for many events in one go."""
-    stored = ops_record_transaction_events(s, items)
-    return [(ok, op_id_token_info(s, p["idToken"]) if p.get("idToken") else None)
-            for ok, (_, p) in zip(stored, items, strict=True)]
+                                    items: list[tuple[Any, ...]]) -> list[tuple[bool, dict[str, Any] | None]]:
+    """`op_record_event_and_authorize` for many events in one go (each item: station, payload[, OCPP version])."""
+    stored = ops_record_transaction_events(s, [(item[0], item[1]) for item in items])
+    out = []
+    for ok, item in zip(stored, items, strict=True):
+        sid, p, version = item[0], item[1], (item[2] if len(item) > 2 else None)
+        if ok and version is not None and p["eventType"] == "Started":  # a new transaction notes its OCPP version
+            tx = s.get(Transaction, (sid, p["transactionInfo"]["transactionId"]))
+            if tx is not None:
+                tx.ocpp_version = version
+        out.append((ok, op_id_token_info(s, p["idToken"]) if p.get("idToken") else None))
+    return out
 
 
 # one-operation function -> its batch form (a list of argument tuples in, a list of results out)

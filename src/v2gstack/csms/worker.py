@@ -50,6 +50,8 @@ class StoreWorker:
         self._thread.start()
         self.batches = 0
         self.operations = 0
+        self.batch_form_operations = 0  # committed operations that went in through a batch form
+        self._in_batch_forms = 0
 
     def submit(self, op: Callable[..., T], *args: Any) -> Future[T]:
         """Queue an operation; the Future completes after its transaction commits."""
@@ -107,6 +109,7 @@ class StoreWorker:
         failing ones fail.
         """
         try:
+            self._in_batch_forms = 0
             with self.store._sessions() as s, s.begin():
                 results = self._run_all(s, batch)
         except Exception:
@@ -114,6 +117,7 @@ class StoreWorker:
         else:
             self.batches += 1
             self.operations += len(batch)
+            self.batch_form_operations += self._in_batch_forms
             _deliver([(fut, True, value) for (_, _, fut), value in zip(batch, results, strict=True)])
             return
         outcomes: list[tuple[Waiter, bool, Any]] = []
@@ -144,6 +148,7 @@ class StoreWorker:
             while j < len(batch) and batch[j][0] is op:
                 j += 1
             results.extend(many(s, [args for _, args, _ in batch[i:j]]))
+            self._in_batch_forms += j - i
             i = j
         return results
 
