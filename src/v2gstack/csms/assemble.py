@@ -32,9 +32,15 @@ class ApiOptions:
 
 def csms_config(s: CsmsSettings) -> CsmsConfig:
     """The service's configuration."""
+    if s.cluster.node_id and not s.database.url.startswith(("postgresql://", "postgres://", "postgresql+")):
+        raise SettingsError.at(("cluster", "node_id"), "several CSMS nodes need one PostgreSQL database (--db "
+                               "postgresql://...): SQLite is for a single node")
+    if s.cluster.nats_url and not s.cluster.node_id:
+        raise SettingsError.at(("cluster", "nats_url"), "NATS is for a cluster: give this node a --node-id")
     o, ocsp, t, f = s.ocpp, s.ocsp, s.auth_throttle, s.flood
     return CsmsConfig(
         heartbeat_interval=o.heartbeat_interval, security_profile=o.security_profile, auto_register=o.auto_register,
+        node_id=s.cluster.node_id, owner_lease_s=s.cluster.owner_lease, nats_url=s.cluster.nats_url,
         command_timeout=o.command_timeout, call_timeout=o.call_timeout, ping_interval=o.ping_interval or None,
         allowed_versions=tuple(o.versions),
         log_session_messages=o.log_messages, accept_valid_contracts=s.contracts.accept_valid_contracts,

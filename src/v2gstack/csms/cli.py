@@ -28,6 +28,7 @@ from ..settings_file import Flags, SettingsError, apply_flags, dumps
 from .api import AUTH_STATUSES, TOKEN_TYPES, create_app
 from .assemble import ApiOptions, api_options, csms_config, grid_config, ocpp_tls
 from .auth import DEFAULT_DAYS, Role, create_token
+from .cluster import ClusterError
 from .grid_control import GridConfig, GridControl
 from .guard import DEFAULT_MAX_BODY
 from .service import Csms, CsmsConfig
@@ -52,6 +53,8 @@ FLAGS: Flags = {
     "api_cert": (("api", "tls_cert"), None),
     "api_key": (("api", "tls_key"), None),
     "db": (("database", "url"), None),
+    "node_id": (("cluster", "node_id"), None),
+    "nats": (("cluster", "nats_url"), None),
     "security_profile": (("ocpp", "security_profile"), None),
     "cert": (("ocpp", "tls", "cert"), None),
     "key": (("ocpp", "tls", "key"), None),
@@ -98,6 +101,10 @@ def csms_command(
                                         "certificate chain, PEM (with --api-key)"),
     api_key: str | None = typer.Option(None, "--api-key", help="The private key of --api-cert, PEM"),
     db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
+    node_id: str | None = typer.Option(None, "--node-id", help="Several CSMS nodes on one database: this node's name "
+                                       "(it keeps owner records of its stations; docs/scale-out.md)"),
+    nats: str | None = typer.Option(None, "--nats", help="With --node-id: NATS URL (nats://127.0.0.1:4222) through "
+                                    "which commands reach stations connected to other nodes"),
     security_profile: int = typer.Option(1, "--security-profile", min=0, max=3,
                                          help="1: ws + Basic auth; 2: wss + Basic auth; 3: wss + client certificate; "
                                               "0: no authentication (development only)"),
@@ -178,7 +185,13 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
     """The OCPP server, the API and the grid control in one event loop, until SIGINT/SIGTERM."""
     profile = config.security_profile
     csms = Csms(store, config, ssl=ssl_ctx)  # type: ignore[arg-type]
-    await csms.start(host, port)
+    try:
+        await csms.start(host, port)
+    except ClusterError as e:
+        typer.echo(f"error: {e}", err=True)
+        await csms.close()
+        store.close()
+        raise typer.Exit(2) from None
     if grid_cfg is not None and grid_settings is not None:
         await _start_grid(csms, grid_cfg, grid_settings)
     scheme = "wss" if profile >= 2 else "ws"

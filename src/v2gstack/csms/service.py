@@ -56,6 +56,7 @@ from . import signed_meter, v2x_state
 from . import store as ops
 from .certificates import CertificateIssuer, chain_pem
 from .certificates20 import SCHEMA20, answer_get_certificate20
+from .cluster import CommandRelay, RelayError
 from .device_model import DeviceModelService, op_has_model
 from .diagnostics import DiagnosticsService
 from .display import DisplayService
@@ -65,6 +66,7 @@ from .firmware import FirmwareService
 from .local_list import LocalListService, op_has_list
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
 from .ocpp16 import Ocpp16Service
+from .ownership import Ownership, op_station_owner
 from .passwords import PasswordService
 from .reservations import ReservationService
 from .revocation import OcspChecker, chain_status, hash_data_status
@@ -82,6 +84,9 @@ class CsmsConfig:
     """How the CSMS behaves: heartbeat interval, what unknown stations get, how long commands may take."""
 
     heartbeat_interval: int = 300
+    node_id: str | None = None  # several nodes on one database: this node's name (owner records, csms/ownership.py)
+    owner_lease_s: float = 15.0  # how long an owner record holds without renewal
+    nats_url: str | None = None  # with node_id: commands for stations on other nodes go there (csms/cluster.py)
     security_profile: int = 1
     auto_register: bool = False  # profile 0 only: register a station at its first BootNotification
     command_timeout: float = 30.0
@@ -152,7 +157,7 @@ class StoreAuthenticator:
         if self.throttle.wait(cred.station_id, source) > 0:
             return AuthDecision.TOO_MANY_REQUESTS
         # a read on its own connection (SQLite WAL, PostgreSQL): handshakes do not queue behind the batched writes
-        st = await asyncio.to_thread(self.worker.store.run, ops.op_station, cred.station_id)
+        st = await self.worker.read(ops.op_station, cred.station_id)
         uses_password = cred.security_profile.uses_password
         if st is None:
             self.throttle.failed(None, source)
@@ -196,6 +201,10 @@ class Csms:
         self.store = store
         self.config = config or CsmsConfig()
         self.worker = StoreWorker(store)
+        self.ownership = (Ownership(self.worker, self.config.node_id, self.config.owner_lease_s)
+                          if self.config.node_id else None)
+        self.relay = (CommandRelay(self.config.nats_url, self.config.node_id, self._call_local, _command_error_of)
+                      if self.config.node_id and self.config.nats_url else None)
         self.states: dict[str, StationState] = {}
         self.v2x = V2xService(self)
         self.needs = NeedsService(self)
@@ -247,7 +256,11 @@ class Csms:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen for stations."""
+        if self.relay is not None:
+            await self.relay.start()  # ClusterError when NATS is missing: before stations are accepted
         await self.server.start(host, port)
+        if self.ownership is not None:
+            self.ownership.start()
         log.info("CSMS listening on %s:%d (security profile %d)", host, self.server.port,
                  self.config.security_profile)
 
@@ -260,6 +273,10 @@ class Csms:
         """Close every station connection, stop listening, finish pending writes."""
         if self.grid is not None:
             await self.grid.close()
+        if self.ownership is not None:
+            await self.ownership.stop()
+        if self.relay is not None:
+            await self.relay.close()
         await self.server.close()
         await asyncio.to_thread(self.worker.close)
 
@@ -285,6 +302,8 @@ class Csms:
     async def _connected(self, conn: Connection) -> None:
         """A station connected: its state, and the OCPP version it agreed (stored, shown by the API)."""
         self._state(conn.station_id)
+        if self.ownership is not None:
+            await self.ownership.claim(conn)
         await self.worker.run(v2x_state.op_record_version, conn.station_id, conn.version.value)
 
     def version_of(self, station_id: str) -> str | None:
@@ -294,6 +313,8 @@ class Csms:
 
     def _disconnected(self, conn: Connection) -> None:
         log.info("station %s offline", conn.station_id)
+        if self.ownership is not None:
+            self.ownership.release(conn)
 
     def _notify(self, station_id: str, action: str, payload: Payload) -> None:
         for listener in self.listeners:
@@ -373,7 +394,7 @@ class Csms:
         """Chain to an installed MO root, validity, usage, eMAID; then OCSP for every certificate of the path that
         names a responder (csms/revocation.py: only `good` passes; an unreachable or refused responder soft-fails
         unless `ocsp_required`)."""
-        anchors = await self.worker.run(ops.op_anchor_certificates, "MORootCertificate")
+        anchors = await self.worker.read(ops.op_anchor_certificates, "MORootCertificate")
         status, path = await asyncio.to_thread(validate_contract, pem_chain, emaid, anchors)
         if status != "Accepted" or not self.config.contract_ocsp:
             return status
@@ -402,7 +423,7 @@ class Csms:
     async def on_authorize(self, p: Payload, ctx: CallContext) -> Payload:
         """Authorize: the idToken's status from the registry (Unknown if not registered); a Plug & Charge contract
         (PEM `certificate`) is verified against the installed MO roots first (C07)."""
-        info = await self.worker.run(ops.op_id_token_info, p["idToken"])
+        info = await self.worker.read(ops.op_id_token_info, p["idToken"])
         answer: Payload = {"idTokenInfo": info}
         status = None
         if "certificate" in p:
@@ -643,7 +664,22 @@ class Csms:
     # ----- CSMS-initiated messages -----
 
     async def call(self, station_id: str, action: str, payload: Payload, *, timeout: float | None = None) -> Payload:
-        """Send a CALL to a connected station and return its answer; CommandError if that is impossible."""
+        """Send a CALL to a connected station and return its answer; CommandError if that is impossible.
+
+        In a cluster (node_id and nats_url), a station connected to another node is reached through that node."""
+        if self.relay is not None and station_id not in self.server.connections:
+            owner = await self.worker.read(op_station_owner, station_id)
+            if owner is not None and owner[0] != self.config.node_id:
+                wait = timeout or self.config.command_timeout
+                try:
+                    return await self.relay.forward(owner[0], station_id, action, payload, wait + 2.0)
+                except RelayError as e:
+                    raise CommandError(e.status, str(e), e.details) from None
+        return await self._call_local(station_id, action, payload, timeout=timeout)
+
+    async def _call_local(self, station_id: str, action: str, payload: Payload, *,
+                          timeout: float | None = None) -> Payload:
+        """Send a CALL to a station connected to this node."""
         conn = self.server.connections.get(station_id)
         if conn is None:
             raise CommandError(409, f"station {station_id} is not connected")
@@ -722,3 +758,8 @@ def _transaction_of(action: str, payload: Payload) -> str | None:
     profile = payload.get("chargingProfile") or payload.get("csChargingProfiles") or {}  # 2.x, 1.6
     tx_id = profile.get("transactionId")
     return None if tx_id is None else str(tx_id)
+
+
+def _command_error_of(e: Exception) -> tuple[int, str, dict[str, Any]] | None:
+    """A CommandError as the cluster relays it (status, message, details); None for anything else."""
+    return (e.status, str(e), e.details) if isinstance(e, CommandError) else None

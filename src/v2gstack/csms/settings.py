@@ -70,6 +70,15 @@ class Database:
 
 
 @dataclass
+class Cluster:
+    """Several CSMS nodes on one PostgreSQL database and NATS (docs/scale-out.md); empty: a single node."""
+
+    node_id: str | None = setting(None, flag="--node-id")  # this node's name: it keeps owner records of its stations
+    owner_lease: float = setting(15.0, min=1.0)  # s an owner record holds without renewal (renewed every third)
+    nats_url: str | None = setting(None, flag="--nats")  # nats://host:4222: commands reach other nodes' stations
+
+
+@dataclass
 class Api:
     """The REST API and dashboard (HTTPS with tls_cert/tls_key; else plain HTTP, for loopback or behind a TLS
     terminator)."""
@@ -220,6 +229,7 @@ class CsmsSettings:
 
     ocpp: OcppListener = field(default_factory=OcppListener)
     database: Database = field(default_factory=Database)
+    cluster: Cluster = field(default_factory=Cluster)
     api: Api = field(default_factory=Api)
     pki: Pki = field(default_factory=Pki)
     contracts: Contracts = field(default_factory=Contracts)

@@ -31,6 +31,7 @@ from .context import StationContext
 from .device_model import Variable
 from .errors import AnswerInvalid, CallRefused, Offline, OwnPayloadInvalid
 from .evse import Evse
+from .network_profiles import NetworkProfiles
 from .ocpp16 import Ocpp16Mapping
 from .ocpp16_handlers import Ocpp16Handlers
 from .sender import AnswerHook, QueueSender
@@ -72,13 +73,17 @@ class Link:
         # and the CSMS's 1.6 CALLs reach their 2.0.1 handlers through station/ocpp16_handlers.py
         self.v16 = Ocpp16Mapping(ctx) if tuple(config.versions) == ("1.6",) else None
         served = router if self.v16 is None else Ocpp16Handlers(ctx, router, self.v16).router
+        self.profiles = NetworkProfiles(
+            model, [config.csms_url, *config.fallback_urls], config.security_profile,
+            path=config.state_dir / "network_profiles.json" if config.state_dir else None)
         self.client = StationClient(
             config.csms_url, config.station_id, served,
             versions=list(config.versions), password=password,
             ssl=config.ssl, call_timeout=config.call_timeout or model.int(
                 "OCPPCommCtrlr", "MessageTimeout", instance="Default") * config.time_scale,
             backoff=config.backoff or self._backoff(), on_connect=self._on_connect,
-            ping_interval=config.ping_interval, dial=dial)
+            ping_interval=config.ping_interval, dial=dial, endpoints=self.profiles.urls,
+            attempts_per_endpoint=self.profiles.attempts)
         self._agreed = Version.parse(config.versions[0])  # the version of the last connection (else the preferred)
         # our payloads while no connection exists (1.6: the services' 2.0.1 payloads, translated at the connection)
         self._validators = {v: RpcEngine(Version.V201 if v is Version.V16 else v) for v in self.client.versions}
@@ -321,8 +326,8 @@ class Link:
         self._boot_wake.set()
 
     def handlers(self) -> dict[str, Callable[[Payload], Payload]]:
-        """DataTransfer and TriggerMessage."""
-        return {"DataTransfer": self._data_transfer, "TriggerMessage": self._trigger}
+        """DataTransfer, TriggerMessage and SetNetworkProfile."""
+        return {"DataTransfer": self._data_transfer, "TriggerMessage": self._trigger, **self.profiles.handlers()}
 
     def _data_transfer(self, p: Payload) -> Payload:
         """DataTransfer to a registered vendor handler."""
