@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SHARED ?= ../shared
 SCHEMAS := $(SHARED)/schemas/iso15118
 
-.PHONY: venv test demo lint exi-codegen bench fuzz ref-venv slac-venv clean
+.PHONY: venv test demo lint exi-codegen ocpp-validators bench fuzz ref-venv slac-venv browser scenarios clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,6 +24,7 @@ lint: venv
 test: venv lint
 	-@bash tools/refcodec/setup.sh
 	-@$(MAKE) --no-print-directory slac-venv
+	-@$(MAKE) --no-print-directory browser
 	$(PY) -m pytest -q
 
 # The end-to-end demo: CSMS (SQLite) + station with five bridged EVSEs + five EVs (DIN, -2, -2 PnC, -20 DC_BPT).
@@ -32,6 +33,10 @@ demo: venv
 
 exi-codegen: venv
 	$(PY) tools/exi_codegen.py --schemas $(SCHEMAS) --out src/v2gstack/exi/generated
+
+# The OCPP validators, generated ahead of time from the vendored schemas (`--check`: are they current?)
+ocpp-validators: venv
+	$(PY) tools/ocpp_validators.py
 
 bench: venv ref-venv
 	$(PY) bench/exi_bench.py
@@ -53,6 +58,20 @@ $(SLAC_VENV)/.installed:
 	@touch $@
 
 slac-venv: $(SLAC_VENV)/.installed
+
+# Every shipped scenario (scenarios/*.yaml); reports in v2gstack-scenarios/<name>/report.html. Fails if one fails.
+scenarios: venv
+	@status=0; for f in scenarios/*.yaml; do $(PY) -m v2gstack sim run $$f || status=1; done; exit $$status
+
+# Debian's chromium and chromium-driver for the dashboard's browser tests (Selenium drives them; nothing is downloaded
+# at run time). Installed with apt when missing and we are root (CI); otherwise those tests skip and say why.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver; \
+	else echo "make browser: chromium/chromium-driver missing (needs root and apt); the dashboard browser tests skip"; \
+		exit 1; fi
 
 clean:
 	rm -rf $(VENV) .venv-ref .venv-slac build dist .pytest_cache .ruff_cache

@@ -60,7 +60,9 @@ async def test_eim_token_accepted_by_the_csms(tmp_path: Path) -> None:
         assert tx["idToken"] == TOKEN["idToken"] and tx["state"] == "Ended" and tx["stoppedReason"] == "EVDisconnected"
         assert tx["iso15118"]["sessionId"] == result.session_id
         energy = [m["value"] for m in tx["meterValues"] if m["measurand"] == "Energy.Active.Import.Register"]
-        assert energy[-1] == pytest.approx(result.energy_wh, rel=0.05, abs=2.0) and result.energy_wh > 10
+        # up to one charge loop apart (about 5 Wh here): the EV counts to its last answer, the meter until the
+        # contactors open, and on a busy machine more time passes between the two
+        assert energy[-1] == pytest.approx(result.energy_wh, rel=0.05, abs=6.0) and result.energy_wh > 10
         assert [s["method"] for s in _states(rig, "Authorizing")] == ["IdToken"]
 
 

@@ -102,7 +102,8 @@ async def test_eim_session_reaches_the_csms(tmp_path: Path, energy: str, control
         custom = needs["customData"]
         assert custom["vendorId"] == ISO_FACTS_VENDOR and custom["energyService"] == energy.upper()
         assert custom["controlMode"] == control.capitalize() and custom["targetEnergy"] > 0
-        [chosen] = rig.messages("NotifyEVChargingSchedule")  # the EV's EVPowerProfile (its plan, in both modes)
+        # the EV's EVPowerProfile (its plan, in both modes); again after the CSMS's needs profile (K15) renegotiates
+        chosen = rig.messages("NotifyEVChargingSchedule")[-1]
         assert chosen["payload"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] > 0
 
 

@@ -35,11 +35,12 @@ async def test_session_becomes_a_transaction_with_the_evs_energy(tmp_path: Path,
         needs = [m for m in rig.csms.store.messages(station_id="CS1") if m["action"] == "NotifyEVChargingNeeds"]
         assert needs and needs[0]["payload"]["chargingNeeds"]["requestedEnergyTransfer"] == (
             "DC" if energy == "dc" else "AC_three_phase")
-        [chosen] = [m["payload"] for m in rig.csms.store.messages(station_id="CS1")
-                    if m["action"] == "NotifyEVChargingSchedule"]
+        # the CSMS answers the needs with a TxProfile (K15): -2 renegotiates within it, so the latest schedule counts
+        *_, chosen = [m["payload"] for m in rig.csms.store.messages(station_id="CS1")
+                      if m["action"] == "NotifyEVChargingSchedule"]
         periods = chosen["chargingSchedule"]["chargingSchedulePeriod"]
         session = rig.bridges[0].finished[0]
-        [profile] = [r["profile"] for r in session.timeline.records if r.get("what") == "ScheduleChosen"]
+        *_, profile = [r["profile"] for r in session.timeline.records if r.get("what") == "ScheduleChosen"]
         if protocol == "iso2":  # the EV's ChargingProfile from PowerDeliveryReq
             assert [(p["startPeriod"], p["limit"]) for p in periods] == [tuple(e) for e in profile]
         else:  # DIN sends no profile: the SAScheduleTuple it chose

@@ -162,7 +162,9 @@ async def test_every_handler_serves_21_payloads(db_url: str) -> None:
             idToken={"idToken": "04A1B2C3", "type": "ISO14443"}, evse={"id": 1, "connectorId": 1},
             info={"operationMode": "ChargingOnly"}, preconditioningStatus="Ready", evseSleep=False))
         assert started["idTokenInfo"]["status"] == "Accepted"
-        assert (await p.call("NotifyEVChargingNeeds", NEEDS))["status"] == "Accepted"
+        needs_answer = await p.call("NotifyEVChargingNeeds", NEEDS)  # DynamicControl: setpoints, no schedule (K15)
+        assert needs_answer["status"] == "NoChargingProfile"
+        assert needs_answer["statusInfo"]["reasonCode"] == "DynamicControl"
         await p.call("NotifyEVChargingSchedule", {"timeBase": NOW, "evseId": 1, "selectedChargingScheduleId": 1,
                                                   "powerToleranceAcceptance": True, "chargingSchedule": {
                                                       "id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [

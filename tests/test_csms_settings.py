@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from v2gstack.csms.assemble import csms_config
 from v2gstack.csms.cli import app
 from v2gstack.csms.guard import DEFAULT_MAX_BODY
+from v2gstack.csms.service import CsmsConfig
 from v2gstack.csms.settings import DEFAULT_DB_URL, CsmsSettings, load_csms_settings
 from v2gstack.csms.store import DEFAULT_URL, Store
 from v2gstack.ocpp import FloodPolicy
@@ -70,6 +71,10 @@ def test_defaults_match_the_services_own() -> None:
     config = csms_config(s)
     assert config.auth_throttle == ThrottlePolicy() and config.flood == FloodPolicy()
     assert config.heartbeat_interval == 300 and config.security_profile == 1 and config.ocsp_timeout == 3.0
+    plain = CsmsConfig()
+    for name in ("ocsp_required", "needs_profiles", "needs_max_power_w", "pending_until_reported", "pending_interval",
+                 "reconcile_local_lists", "firmware_dir", "max_upload"):
+        assert getattr(config, name) == getattr(plain, name), name
 
 
 def test_bad_files_and_values_are_refused_with_the_file_and_key(tmp_path: Path) -> None:
@@ -86,8 +91,8 @@ def test_bad_files_and_values_are_refused_with_the_file_and_key(tmp_path: Path) 
         ('[ocpp]\nversions = ["2.0.1", "1.5"]\n', 'csms.toml: [ocpp] versions[1]: expected one of "2.1", "2.0.1", '
          '"1.6", got "1.5"'),
         ("[ocpp]\nversions = []\n", "csms.toml: [ocpp] versions: one or more OCPP versions, each once"),
-        ("[apis]\nport = 1\n", "csms.toml: apis: unknown key (known here: api, auth_throttle, contracts, "
-         "database, flood, grid, ocpp, ocsp, pki)"),
+        ("[apis]\nport = 1\n", "csms.toml: apis: unknown key (known here: api, auth_throttle, cluster, "
+         "contracts, database, files, flood, grid, ocpp, ocsp, pki, provisioning, smart_charging)"),
     ]
     for text, message in cases:
         bad.write_text(text, encoding="utf-8")

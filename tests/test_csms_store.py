@@ -179,8 +179,9 @@ def test_the_csms_reaches_the_database_only_through_op_functions() -> None:
     runs = []
     for path in sorted(package.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run"
-                    and isinstance(node.func.value, ast.Attribute) and node.func.value.attr in ("worker", "store")):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("run", "read") and isinstance(node.func.value, ast.Attribute)
+                    and node.func.value.attr in ("worker", "store")):
                 target = node.args[0] if node.args else None
                 name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
                 runs.append((path.name, node.lineno, name))

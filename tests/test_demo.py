@@ -61,7 +61,7 @@ async def test_demo_on_ocpp16(tmp_path: Path) -> None:
     assert ok, text
     assert "OCPP 1.6, BootNotification Accepted" in text
     assert "SetChargingProfile TxProfile 20 kW on EVSE 3: Accepted (through the REST API" in text, text
-    assert text.count("│ OK") == 5 and "demo OK" in text  # the -20 EV too, its discharge by a negative limit
+    assert text.count("│ OK") == 5 and "demo OK" in text  # with the -20 EV
     store = Store(f"sqlite:///{tmp_path / 'demo' / 'csms.db'}")
     try:
         txs = store.transactions("DEMO-CS01")

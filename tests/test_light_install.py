@@ -78,7 +78,7 @@ def test_the_vendored_ocpp_schemas_validate_there(light_venv: Path) -> None:
     assert result.stdout.strip() == "JsonSchemaValueException"
 
 
-@pytest.mark.parametrize("command", ["csms", "demo", "trace"])
+@pytest.mark.parametrize("command", ["csms", "demo", "trace", "sim"])
 def test_the_csms_commands_name_the_extra_they_need(light_venv: Path, command: str) -> None:
     result = run(light_venv, "v2gstack", command, "--help")
     assert result.returncode == 2

@@ -86,6 +86,24 @@ def test_create_layout(out: Path) -> None:
     assert SECRET not in (out / "manifest.json").read_text()
 
 
+def test_create_writes_both_csms_server_certificates(out: Path) -> None:
+    """The CSMS gets an ECDSA and an RSA server certificate (the four TLS suites of A00.FR.318), same names, both
+    under the CSMS root; the RSA key can encipher (TLS_RSA key exchange) and is encrypted like the others."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    ecdsa = x509.load_pem_x509_certificate((out / "certs" / "csms.pem").read_bytes())
+    chain = x509.load_pem_x509_certificates((out / "chains" / "csms_rsa.chain.pem").read_bytes())
+    root = x509.load_pem_x509_certificate((out / "roots" / "csms_root.pem").read_bytes())
+    assert isinstance(ecdsa.public_key(), ec.EllipticCurvePublicKey)
+    assert isinstance(chain[0].public_key(), rsa.RSAPublicKey) and chain[0].public_key().key_size >= 2048
+    assert chain[0].subject == ecdsa.subject and chain[-1].issuer == root.subject
+    chain[0].verify_directly_issued_by(root)
+    assert chain[0].extensions.get_extension_for_class(x509.KeyUsage).value.key_encipherment
+    key = serialization.load_pem_private_key((out / "keys" / "csms_rsa.key.pem").read_bytes(), SECRET.encode())
+    assert key.public_key() == chain[0].public_key()
+    assert (out / "stores" / "csms" / "csms_rsa.chain.pem").is_file()
+
+
 def test_keys_encrypted(out: Path) -> None:
     """PKCS#8 keys and PKCS#12 stores need the password; the files are owner-only."""
     key_file = out / "keys" / "contract.key.pem"

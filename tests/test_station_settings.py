@@ -84,8 +84,8 @@ def test_bad_files_and_values_are_refused_with_the_file_and_key(tmp_path: Path) 
         ('[station]\nid = "CS1"\n[csms]\nurl = "ws://h/o"\n[[evse]]\nmax_power_w = nan\n',
          "station.toml: [[evse]] #1 max_power_w: expected a finite number, got nan"),
         ('[station]\nid = "CS1"\n[csms]\nurl = "ws://h/o"\npasword = "x"\n',
-         "station.toml: [csms] pasword: unknown key (known here: ca, client_cert, client_key, ocpp_versions, "
-         "password, ping_interval, url)"),
+         "station.toml: [csms] pasword: unknown key (known here: ca, client_cert, client_key, fallback_urls, "
+         "ocpp_versions, password, ping_interval, url)"),
         ('[station]\nid = "CS1"\n[csms]\nurl = "ws://h/o"\npassword = 1234567890123456\n',
          "station.toml: [csms] password: expected a string, got an integer"),
         ('[station]\nid = "CS1"\n[csms]\nurl = "ws://h/o"\n[iso15118]\nenabled = true\npnc = true\n',

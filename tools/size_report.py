@@ -1,4 +1,4 @@
-"""Size report: the modules over a line budget and the classes over a method budget (outside exi/generated).
+"""Size report: the modules over a line budget and the classes over a method budget (outside the generated code).
 
 Issue 10's house rule is small modules with one job: no class over ~30 methods, no module over ~600 lines. This
 lists what is above, biggest first; `--check` exits 1 when something above is not in ALLOWED (the ones left above
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "v2gstack"
 MAX_LINES = 600
 MAX_METHODS = 30
-SKIP = ("exi/generated/",)
+SKIP = ("exi/generated/", "ocpp/generated/")
 # what stays above the budget on purpose: "path" or "path:Class" -> why
 ALLOWED: dict[str, str] = {
     "iso15118/messages/iso2.py": "the ISO 15118-2 message builders: one small function per message and data type "

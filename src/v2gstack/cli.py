@@ -1,6 +1,6 @@
 """The `v2gstack` command. Each role adds its sub-command here; `exi` is the codec's.
 
-`csms`, `trace` and `demo` need the optional `csms` extra (SQLAlchemy, FastAPI, uvicorn): they are listed with a
+`csms`, `trace`, `demo` and `sim` need the optional `csms` extra (SQLAlchemy, FastAPI, uvicorn): they are listed with a
 short help and imported only when they run, so `v2gstack station`/`ev`/`secc`/`pki`/`exi` work on a core install
 and start without loading the CSMS.
 """
@@ -31,9 +31,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
               "Print one session's timeline across ISO 15118 and OCPP, station and CSMS."),
     "demo": ("v2gstack.demo", "demo_command",
              "Run the end-to-end demo: EVs -> ISO 15118 -> station -> OCPP -> CSMS."),
+    "sim": ("v2gstack.sim.cli", "app", "Scenarios: arrivals, faults and expectations against the whole chain, with a "
+            "report (sim run SCENARIO)."),
 }
 EXTRA_PACKAGES = frozenset({"sqlalchemy", "fastapi", "starlette", "pydantic", "uvicorn", "psycopg"})
-ORDER = ("exi", "pki", "ev", "secc", "slac", "station", "csms", "grid", "trace", "demo")
+ORDER = ("exi", "pki", "ev", "secc", "slac", "station", "csms", "grid", "trace", "demo", "sim")
 
 
 class _Placeholder(TyperCommand):

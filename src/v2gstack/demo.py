@@ -119,11 +119,11 @@ def demo_command(
                              "OEM provisioning certificate and gets a contract through the station and the CSMS"),
     pnc_fault: str = typer.Option("none", "--pnc-fault", help="Make the Plug & Charge EV fail on purpose: none, "
                                   "revoked, wrong-root, expired, ocsp-down (the demo then checks the expected code)"),
-    iso20: bool = typer.Option(True, "--iso20/--no-iso20", help="An ISO 15118-20 DC_BPT EV (dynamic control) at an "
-                               "EVSE that allows 10 kW of discharge; the CSMS asks it to feed back halfway through"),
     ocpp: str | None = typer.Option(None, "--ocpp", help="The one OCPP version the station offers: 2.1, 2.0.1 or 1.6 "
                                     "(default: the station's 2.1 then 2.0.1; 1.6: 1.6J, Plug & Charge over "
                                     "DataTransfer per the OCA application note)"),
+    iso20: bool = typer.Option(True, "--iso20/--no-iso20", help="An ISO 15118-20 DC_BPT EV (dynamic control) at an "
+                               "EVSE that allows 10 kW of discharge; the CSMS asks it to feed back halfway through"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log everything"),
 ) -> None:
     """Run the end-to-end demo: EVs -> ISO 15118 -> station -> OCPP -> CSMS."""
@@ -137,14 +137,14 @@ def demo_command(
             typer.echo("error: --ocpp is 2.1, 2.0.1 or 1.6", err=True)
             raise typer.Exit(2)
         ok = asyncio.run(run_demo(Path(workdir), seconds=seconds, speedup=speedup, api_port=api_port,
-                                  keep_running=keep_running, pnc=pnc, pnc_fault=pnc_fault, iso20=iso20,
-                                  ocpp=ocpp))
+                                  keep_running=keep_running, pnc=pnc, pnc_fault=pnc_fault, ocpp=ocpp,
+                                  iso20=iso20))
         raise typer.Exit(0 if ok else 1)
 
 
 async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.0, api_port: int = 0,
                    keep_running: bool = False, console: Console | None = None, pnc: bool = True,
-                   pnc_fault: str = "none", iso20: bool = True, ocpp: str | None = None) -> bool:
+                   pnc_fault: str = "none", ocpp: str | None = None, iso20: bool = True) -> bool:
     """The demo; True when every session ended OK and the CSMS recorded each EV's energy."""
     out = console or Console(width=None if Console().is_terminal else 150)
     workdir = workdir.resolve()
@@ -340,9 +340,9 @@ async def _lower_power(csms: Csms, api_url: str, token: str, evse_id: int, watts
             "chargingProfileId": 100 + evse_id, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
             "chargingProfileKind": "Relative", "transactionId": int(tx_id), "chargingSchedule": {
                 "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": watts}]}}}
-    else:
+    else:  # stack level 1: above the TxProfile the CSMS sent for the EV's charging needs (K15, stack level 0)
         request = {"evseId": evse_id, "chargingProfile": {
-            "id": 100 + evse_id, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
+            "id": 100 + evse_id, "stackLevel": 1, "chargingProfilePurpose": "TxProfile",
             "chargingProfileKind": "Relative", "transactionId": tx_id, "chargingSchedule": [{
                 "id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": watts}]}]}}
     status, body = await asyncio.to_thread(_post_json, f"{api_url}/api/stations/{STATION_ID}/set-charging-profile",

@@ -22,26 +22,121 @@ VERSIONS = {"2.0.1": v201, "2.1": v21}  # the package's message modules per OCPP
 class TheirStation(ChargePoint):
     """A station made with the `ocpp` package, speaking `version` (its payloads, schemas and validation). It records
     every CALL our CSMS sends it in `seen` (action, payload in the package's snake_case) and the transactionIds of
-    remote stops in `stops`; it answers remote stops with `stop_status` and the other CALLs with Accepted."""
+    remote stops in `stops`; it answers remote stops with `stop_status`, an action named in `statuses` with that
+    status, and the other CALLs with Accepted. For the functional blocks our station lacks (reservations, display
+    messages, logs, firmware, monitors, cost) it answers as a station that takes them would; what such a station
+    does next (upload, status notifications) the test does with `call`."""
 
     def __init__(self, station_id: str, ws: ClientConnection, *, version: str = "2.0.1",
-                 response_timeout: float = 10, stop_status: str = "Accepted") -> None:
+                 response_timeout: float = 10, stop_status: str = "Accepted",
+                 statuses: dict[str, str] | None = None) -> None:
         super().__init__(station_id, ws, response_timeout)
         messages = VERSIONS[version]
         self._call, self._call_result, self._ocpp_version = messages.call, messages.call_result, version
         self.seen: list[tuple[str, dict[str, Any]]] = []
         self.stops: list[str] = []
         self.stop_status = stop_status
+        self.statuses = statuses or {}
+        self.local_list_version = 0
+        self.next_monitor_id = 1
 
     @property
     def subprotocol(self) -> str | None:
         """The subprotocol our server agreed to."""
         return self._connection.subprotocol
 
-    def _accept(self, action: str, payload: dict[str, Any], status: str = "Accepted") -> Any:
-        """Record the CALL, answer it with `status` (the version's own result class)."""
+    def _accept(self, action: str, payload: dict[str, Any], status: str = "Accepted", **fields: Any) -> Any:
+        """Record the CALL, answer it with `status` (or the one `statuses` names; the version's own result class)."""
         self.seen.append((action, payload))
-        return getattr(self._call_result, action)(status=status)
+        return getattr(self._call_result, action)(status=self.statuses.get(action, status), **fields)
+
+    def actions(self, action: str) -> list[dict[str, Any]]:
+        """The payloads of the CALLs of one action received so far."""
+        return [p for a, p in self.seen if a == action]
+
+    @on("ReserveNow")
+    async def on_reserve_now(self, **kw: Any) -> Any:
+        """Accept a reservation."""
+        return self._accept("ReserveNow", kw)
+
+    @on("CancelReservation")
+    async def on_cancel_reservation(self, **kw: Any) -> Any:
+        """Accept a cancellation."""
+        return self._accept("CancelReservation", kw)
+
+    @on("SetDisplayMessage")
+    async def on_set_display_message(self, **kw: Any) -> Any:
+        """Accept a display message."""
+        return self._accept("SetDisplayMessage", kw)
+
+    @on("GetDisplayMessages")
+    async def on_get_display_messages(self, **kw: Any) -> Any:
+        """Accept the query (the test sends NotifyDisplayMessages)."""
+        return self._accept("GetDisplayMessages", kw)
+
+    @on("ClearDisplayMessage")
+    async def on_clear_display_message(self, **kw: Any) -> Any:
+        """Accept clearing a message."""
+        return self._accept("ClearDisplayMessage", kw)
+
+    @on("GetLog")
+    async def on_get_log(self, **kw: Any) -> Any:
+        """Accept a log request, naming the file it will upload."""
+        return self._accept("GetLog", kw, filename="diagnostics.log")
+
+    @on("CustomerInformation")
+    async def on_customer_information(self, **kw: Any) -> Any:
+        """Accept a customer information request (the test sends NotifyCustomerInformation)."""
+        return self._accept("CustomerInformation", kw)
+
+    @on("UpdateFirmware")
+    async def on_update_firmware(self, **kw: Any) -> Any:
+        """Accept a firmware update."""
+        return self._accept("UpdateFirmware", kw)
+
+    @on("SendLocalList")
+    async def on_send_local_list(self, **kw: Any) -> Any:
+        """Take a local list (a Differential one only above the version held)."""
+        status = "Accepted"
+        if kw["update_type"] == "Differential" and kw["version_number"] <= self.local_list_version:
+            status = "VersionMismatch"
+        if self.statuses.get("SendLocalList", status) == "Accepted":
+            self.local_list_version = kw["version_number"]
+        return self._accept("SendLocalList", kw, status)
+
+    @on("GetLocalListVersion")
+    async def on_get_local_list_version(self, **kw: Any) -> Any:
+        """The version held."""
+        self.seen.append(("GetLocalListVersion", kw))
+        return self._call_result.GetLocalListVersion(version_number=self.local_list_version)
+
+    @on("SetVariableMonitoring")
+    async def on_set_variable_monitoring(self, **kw: Any) -> Any:
+        """Accept each monitor (a new id each) unless its component is named `Unknown*`."""
+        self.seen.append(("SetVariableMonitoring", kw))
+        results = []
+        for m in kw["set_monitoring_data"]:
+            known = not m["component"]["name"].startswith("Unknown")
+            result = {"status": "Accepted" if known else "UnknownComponent", "type": m["type"],
+                      "severity": m["severity"], "component": m["component"], "variable": m["variable"]}
+            if known:
+                result["id"] = self.next_monitor_id
+                self.next_monitor_id += 1
+            results.append(result)
+        return self._call_result.SetVariableMonitoring(set_monitoring_result=results)
+
+    @on("ClearVariableMonitoring")
+    async def on_clear_variable_monitoring(self, **kw: Any) -> Any:
+        """Clear the monitors named."""
+        self.seen.append(("ClearVariableMonitoring", kw))
+        return self._call_result.ClearVariableMonitoring(
+            clear_monitoring_result=[{"status": "Accepted", "id": i} for i in kw["id"]])
+
+    @on("CostUpdated")
+    async def on_cost_updated(self, **kw: Any) -> Any:
+        """Take the running cost."""
+        self.seen.append(("CostUpdated", kw))
+        return self._call_result.CostUpdated()
 
     @on("RequestStopTransaction")
     async def on_request_stop(self, **kw: Any) -> Any:

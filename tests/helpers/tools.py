@@ -25,3 +25,4 @@ exi_fuzz = load_tool("exi_fuzz")  # the EXI decoder fuzzer: reference vectors an
 secc20_fuzz = load_tool("secc20_fuzz")  # the ISO 15118-20 SECC fuzzer: recorded sessions, semantic mutations
 ocpp_schemas = load_tool("ocpp_schemas")  # vendors the official OCPP JSON schemas from the `ocpp` package
 slac_fuzz = load_tool("slac_fuzz")  # the SLAC frame parser and state machine fuzzer
+ocpp_validators = load_tool("ocpp_validators")  # generates the OCPP validators ahead of time from those schemas

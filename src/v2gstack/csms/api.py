@@ -22,17 +22,23 @@ from pydantic import BaseModel, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..pki.ocsp import REASONS, OcspResponder
+from .api_blocks import add_block_routes
 from .api_grid import add_grid_routes
+from .api_metrics import add_metrics_route
 from .api_v2x import add_v2x_routes
 from .audit import AuditLog, note
 from .auth import ApiAuth, Principal, Role, forbid_unless
+from .dashboard.routes import add_dashboard
+from .diagnostics import UPLOAD_PATH
 from .guard import DEFAULT_MAX_BODY, LOOPBACK_HOSTS, BodyGuard
+from .login import LoginPolicy, Sessions, add_login_routes
 from .ocpp16 import COMMANDS_16, OPERATOR_ACTIONS_16
 from .pnc16 import CSMS_MESSAGES
 from .service import CommandError, Csms, _remote_start_id
 from .store import StoreError, _iso
 from .strict_json import StrictJsonRoute
 from .timeline import merged_timeline
+from .users import Users
 
 # URL command name -> OCPP 2.0.1 action the CSMS may send.
 COMMANDS: dict[str, str] = {
@@ -109,11 +115,14 @@ TOKEN_TYPES = {"Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "
 
 
 def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list[str] | None = None,
-               max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
+               max_body: int = DEFAULT_MAX_BODY, login: LoginPolicy | None = None,
+               metrics_token: str | None = None) -> FastAPI:
     """The API of one running CSMS; with `trace_dir` (station timelines on this machine) timelines include them.
 
     `allowed_hosts`: the names the Host header may carry (default: the loopback names; see guard.allowed_hosts);
-    `max_body`: the request size cap in bytes. No CORS: browsers on other origins get no access.
+    `max_body`: the request size cap in bytes; `login`: browser sessions and lockout (csms/login.py);
+    `metrics_token`: a secret that opens /metrics alone (csms/api_metrics.py). No CORS: browsers on other origins get
+    no access.
     """
     app = FastAPI(title="v2gstack CSMS", version="0.2",
                   description="Stations, idTokens, transactions (with meter values and events) and OCPP 2.0.1 "
@@ -121,10 +130,11 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list
                               "(`v2gstack csms create-token`).")
     app.router.route_class = StrictJsonRoute  # NaN, Infinity and 1e999 in a body: 422 like any invalid JSON
     store = csms.store
-    auth = ApiAuth(store)
+    sessions = Sessions(Users(store), login)
+    auth = ApiAuth(store, sessions)
     viewer, admin = Depends(auth.require(Role.VIEWER)), Depends(auth.require(Role.ADMIN))  # operator: see command()
     app.add_middleware(AuditLog, worker=csms.worker)  # innermost of the three: sees the principal and the status
-    app.add_middleware(BodyGuard, max_body=max_body)
+    app.add_middleware(BodyGuard, max_body=max_body, raw_prefix=UPLOAD_PATH, max_raw=csms.config.max_upload)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOOPBACK_HOSTS),
                        www_redirect=False)
 
@@ -304,8 +314,12 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list
             raise HTTPException(404, f"no timeline for {key!r}")
         return [e.to_dict() for e in entries]
 
+    add_login_routes(app, sessions)
+    add_metrics_route(app, csms, auth, metrics_token)
+    add_dashboard(app, csms, auth)
     add_grid_routes(app, csms, auth)
     add_v2x_routes(app, csms, auth)  # before the generic command route: they take some of its names
+    add_block_routes(app, csms, auth)  # local lists, reservations, display messages, logs, firmware, tariffs
 
     @app.get("/api/stations/{station_id}/commands", tags=["commands"], dependencies=[viewer])
     def station_commands(station_id: str) -> dict[str, Any]:

@@ -25,13 +25,22 @@ class ApiOptions:
     port: int
     allowed_hosts: list[str]
     max_body: int
+    tls_cert: str | None = None  # HTTPS when set (with tls_key)
+    tls_key: str | None = None
+    metrics_token: str | None = None  # opens GET /metrics alone
 
 
 def csms_config(s: CsmsSettings) -> CsmsConfig:
     """The service's configuration."""
+    if s.cluster.node_id and not s.database.url.startswith(("postgresql://", "postgres://", "postgresql+")):
+        raise SettingsError.at(("cluster", "node_id"), "several CSMS nodes need one PostgreSQL database (--db "
+                               "postgresql://...): SQLite is for a single node")
+    if s.cluster.nats_url and not s.cluster.node_id:
+        raise SettingsError.at(("cluster", "nats_url"), "NATS is for a cluster: give this node a --node-id")
     o, ocsp, t, f = s.ocpp, s.ocsp, s.auth_throttle, s.flood
     return CsmsConfig(
         heartbeat_interval=o.heartbeat_interval, security_profile=o.security_profile, auto_register=o.auto_register,
+        node_id=s.cluster.node_id, owner_lease_s=s.cluster.owner_lease, nats_url=s.cluster.nats_url,
         command_timeout=o.command_timeout, call_timeout=o.call_timeout, ping_interval=o.ping_interval or None,
         allowed_versions=tuple(o.versions),
         log_session_messages=o.log_messages, accept_valid_contracts=s.contracts.accept_valid_contracts,
@@ -45,17 +54,24 @@ def csms_config(s: CsmsSettings) -> CsmsConfig:
             verify_rate=t.verify_rate, verify_burst=t.verify_burst),
         flood=FloodPolicy(log_burst=f.log_burst, log_interval=f.log_interval, max_violations=f.max_protocol_errors,
                           violation_window=f.window),
-        pki_dir=s.pki.dir, pki_dir20=s.pki.dir20, ocsp_url=s.pki.ocsp_url)
+        pki_dir=s.pki.dir, pki_dir20=s.pki.dir20, ocsp_url=s.pki.ocsp_url,
+        needs_profiles=s.smart_charging.needs_profiles,
+        needs_max_power_w=s.smart_charging.max_power_w or None,
+        pending_until_reported=s.provisioning.pending_until_reported, pending_interval=s.provisioning.pending_interval,
+        reconcile_local_lists=s.provisioning.reconcile_local_lists, firmware_dir=s.files.firmware_dir,
+        max_upload=s.files.max_upload)
 
 
 def ocpp_tls(s: CsmsSettings) -> ssl.SSLContext | None:
-    """The OCPP server's TLS context (profiles 2 and 3; profile 3 requires station certificates)."""
+    """The OCPP server's TLS context (profiles 2 and 3; profile 3 requires station certificates): the ECDSA server
+    certificate, and the RSA one beside it when given (OpenSSL picks by the client's cipher suites)."""
     o = s.ocpp
     if o.security_profile < 2 or not o.tls.cert:
         return None
     try:
-        return server_context(o.tls.cert, o.tls.key, client_ca=o.tls.client_ca if o.security_profile == 3 else None)
-    except (OSError, ssl.SSLError) as e:
+        return server_context(o.tls.cert, o.tls.key, client_ca=o.tls.client_ca if o.security_profile == 3 else None,
+                              rsa_certfile=o.tls.rsa_cert, rsa_keyfile=o.tls.rsa_key)
+    except (OSError, ssl.SSLError, ValueError) as e:
         raise SettingsError.at(("ocpp", "tls", "cert"), f"cannot load the TLS files: {e}") from None
 
 
@@ -65,7 +81,8 @@ def api_options(s: CsmsSettings) -> ApiOptions:
         hosts = allowed_hosts(s.api.host, s.api.allowed_hosts)
     except ValueError as e:
         raise SettingsError.at(("api", "allowed_hosts"), str(e)) from None
-    return ApiOptions(s.api.host, s.api.port, hosts, s.api.max_body)
+    return ApiOptions(s.api.host, s.api.port, hosts, s.api.max_body, s.api.tls_cert, s.api.tls_key,
+                      s.api.metrics_token)
 
 
 def grid_config(s: CsmsSettings) -> GridConfig | None:

@@ -3,8 +3,8 @@
 A token reads `v2gcsms_<id>.<secret>`. The id is public (listings, the audit log); the secret is 256 random bits of
 which only the SHA-256 is kept (a high-entropy secret needs no slow hash), compared in constant time. Roles are
 ordered: a viewer reads, an operator also sends commands to stations, an admin also changes the registry, the
-trust anchors and revocations and reads the audit log. `ApiAuth(store)` gives the FastAPI dependencies; a browser
-login can later sit on `authenticate` (a session that maps to a Principal) without touching the endpoints.
+trust anchors and revocations and reads the audit log. `ApiAuth(store)` gives the FastAPI dependencies; with
+`sessions` (csms/login.py) a browser's session cookie stands for a Principal too, with the same roles.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -119,19 +119,33 @@ _bearer = HTTPBearer(auto_error=False, description="An API token: `v2gstack csms
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-class ApiAuth:
-    """The FastAPI dependencies of token authentication over one store.
+class SessionLookup(Protocol):
+    """What ApiAuth needs of browser sessions (csms/login.py's Sessions)."""
 
-    `authenticated` gives the Principal of any valid token; `require(role)` also demands a role. Both put the
-    principal on `request.state.principal`, where the audit log finds who acted.
+    def principal(self, request: Request) -> Principal | None:
+        """The principal of the request's session cookie, None without a cookie; HTTPException when refused."""
+
+
+class ApiAuth:
+    """The FastAPI dependencies of token (and, with `sessions`, session cookie) authentication over one store.
+
+    `authenticated` gives the Principal of any valid token or session; `require(role)` also demands a role. Both put
+    the principal on `request.state.principal`, where the audit log finds who acted. A bearer token wins over a
+    cookie when a request carries both.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, sessions: SessionLookup | None = None) -> None:
         self.store = store
+        self.sessions = sessions
 
     async def authenticated(self, request: Request,
                             credentials: Bearer) -> Principal:
-        """401 without a valid `Authorization: Bearer` token; the principal otherwise."""
+        """401 without a valid `Authorization: Bearer` token or session; the principal otherwise."""
+        if credentials is None and self.sessions is not None:
+            by_cookie = await asyncio.to_thread(self.sessions.principal, request)
+            if by_cookie is not None:
+                request.state.principal = by_cookie
+                return by_cookie
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise HTTPException(401, "an API token is required: Authorization: Bearer <token>",
                                 headers={"WWW-Authenticate": 'Bearer realm="v2gstack-csms"'})

@@ -12,6 +12,7 @@ import getpass
 import json
 import logging
 import signal
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,11 +28,13 @@ from ..settings_file import Flags, SettingsError, apply_flags, dumps
 from .api import AUTH_STATUSES, TOKEN_TYPES, create_app
 from .assemble import ApiOptions, api_options, csms_config, grid_config, ocpp_tls
 from .auth import DEFAULT_DAYS, Role, create_token
+from .cluster import ClusterError
 from .grid_control import GridConfig, GridControl
 from .guard import DEFAULT_MAX_BODY
 from .service import Csms, CsmsConfig
 from .settings import Grid, load_csms_settings
 from .store import DEFAULT_URL, Store, StoreError
+from .users import Users
 
 T = TypeVar("T")
 app = typer.Typer(add_completion=False, help="Run the CSMS, or manage its registry (add-station, add-idtoken, ...) "
@@ -47,10 +50,16 @@ FLAGS: Flags = {
     "api_host": (("api", "host"), None),
     "api_allowed_hosts": (("api", "allowed_hosts"), lambda v: [x.strip() for x in v.split(",") if x.strip()]),
     "api_max_body": (("api", "max_body"), None),
+    "api_cert": (("api", "tls_cert"), None),
+    "api_key": (("api", "tls_key"), None),
     "db": (("database", "url"), None),
+    "node_id": (("cluster", "node_id"), None),
+    "nats": (("cluster", "nats_url"), None),
     "security_profile": (("ocpp", "security_profile"), None),
     "cert": (("ocpp", "tls", "cert"), None),
     "key": (("ocpp", "tls", "key"), None),
+    "rsa_cert": (("ocpp", "tls", "rsa_cert"), None),
+    "rsa_key": (("ocpp", "tls", "rsa_key"), None),
     "client_ca": (("ocpp", "tls", "client_ca"), None),
     "heartbeat": (("ocpp", "heartbeat_interval"), None),
     "auto_register": (("ocpp", "auto_register"), None),
@@ -60,6 +69,7 @@ FLAGS: Flags = {
     "ocsp_allow": (("ocsp", "allow"), list),
     "ocsp_allow_private": (("ocsp", "allow_private"), None),
     "ocsp_allow_only": (("ocsp", "allow_only"), None),
+    "ocsp_required": (("contracts", "ocsp_required"), None),
     "max_protocol_errors": (("flood", "max_protocol_errors"), None),
     "ocpp_versions": (("ocpp", "versions"), lambda v: [x.strip() for x in v.split(",") if x.strip()]),
     "grid": (("grid", "enabled"), None),
@@ -87,12 +97,24 @@ def csms_command(
                                           "sub-domains)"),
     api_max_body: int = typer.Option(DEFAULT_MAX_BODY, "--api-max-body", min=1024,
                                      help="Largest API request body, bytes (larger: 413)"),
+    api_cert: str | None = typer.Option(None, "--api-cert", help="Serve the API and dashboard over HTTPS with this "
+                                        "certificate chain, PEM (with --api-key)"),
+    api_key: str | None = typer.Option(None, "--api-key", help="The private key of --api-cert, PEM"),
     db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
+    node_id: str | None = typer.Option(None, "--node-id", help="Several CSMS nodes on one database: this node's name "
+                                       "(it keeps owner records of its stations; docs/scale-out.md)"),
+    nats: str | None = typer.Option(None, "--nats", help="With --node-id: NATS URL (nats://127.0.0.1:4222) through "
+                                    "which commands reach stations connected to other nodes"),
     security_profile: int = typer.Option(1, "--security-profile", min=0, max=3,
                                          help="1: ws + Basic auth; 2: wss + Basic auth; 3: wss + client certificate; "
                                               "0: no authentication (development only)"),
     cert: str | None = typer.Option(None, "--cert", help="TLS server certificate chain, PEM (profiles 2, 3)"),
     key: str | None = typer.Option(None, "--key", help="TLS server private key, PEM (profiles 2, 3)"),
+    rsa_cert: str | None = typer.Option(None, "--rsa-cert", help="Second TLS server certificate chain, with an RSA "
+                                        "key, PEM, for the TLS_RSA AES-GCM suites (--cert is then the ECDSA one; "
+                                        "`v2gstack pki create` writes both: chains/csms.chain.pem and "
+                                        "chains/csms_rsa.chain.pem)"),
+    rsa_key: str | None = typer.Option(None, "--rsa-key", help="The RSA certificate's private key, PEM"),
     client_ca: str | None = typer.Option(None, "--client-ca", help="CA that signs station certificates (profile 3)"),
     heartbeat: int = typer.Option(300, "--heartbeat-interval", help="Heartbeat interval given at boot, s"),
     auto_register: bool = typer.Option(False, "--auto-register", help="Profile 0: accept unknown stations at boot"),
@@ -108,6 +130,10 @@ def csms_command(
                                             "private and link-local addresses too"),
     ocsp_allow_only: bool = typer.Option(False, "--ocsp-allow-only", help="Ask no OCSP responder but those of "
                                          "--ocsp-allow"),
+    ocsp_required: bool = typer.Option(False, "--ocsp-required/--ocsp-soft-fail",
+                                       help="A contract whose OCSP responder cannot be reached (or is refused by the "
+                                            "fetch policy) is refused (CertChainError); --ocsp-soft-fail: it is "
+                                            "Accepted on its chain alone, logged. Bad answers are never Accepted."),
     max_protocol_errors: int = typer.Option(20, "--max-protocol-errors", min=0,
                                             help="CALLERRORs a station may cause within a minute before it is "
                                                  "disconnected with 1008 (0: never)"),
@@ -159,7 +185,13 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
     """The OCPP server, the API and the grid control in one event loop, until SIGINT/SIGTERM."""
     profile = config.security_profile
     csms = Csms(store, config, ssl=ssl_ctx)  # type: ignore[arg-type]
-    await csms.start(host, port)
+    try:
+        await csms.start(host, port)
+    except ClusterError as e:
+        typer.echo(f"error: {e}", err=True)
+        await csms.close()
+        store.close()
+        raise typer.Exit(2) from None
     if grid_cfg is not None and grid_settings is not None:
         await _start_grid(csms, grid_cfg, grid_settings)
     scheme = "wss" if profile >= 2 else "ws"
@@ -167,9 +199,12 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
                f"(security profile {profile}, database {store.engine.url.render_as_string(hide_password=True)})")
     api = None
     if api_options.port:
-        app = create_app(csms, allowed_hosts=api_options.allowed_hosts, max_body=api_options.max_body)
+        app = create_app(csms, allowed_hosts=api_options.allowed_hosts, max_body=api_options.max_body,
+                         metrics_token=api_options.metrics_token)
         api = uvicorn.Server(uvicorn.Config(app, host=api_options.host, port=api_options.port, log_level="warning",
-                                            lifespan="off", server_header=False))
+                                            lifespan="off", server_header=False,
+                                            ssl_certfile=api_options.tls_cert, ssl_keyfile=api_options.tls_key,
+                                            timeout_graceful_shutdown=3))  # open dashboard event streams end
         api.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         api_task = asyncio.create_task(api.serve())
         while not api.started and not api_task.done():  # announce it only once it listens
@@ -179,7 +214,9 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
             store.close()
             raise typer.Exit(1)
         shown = f"[{api_options.host}]" if ":" in api_options.host else api_options.host
-        typer.echo(f"CSMS: REST API at http://{shown}:{api_options.port}/api (docs at /docs; Host names "
+        scheme = "https" if api_options.tls_cert else "http"
+        typer.echo(f"CSMS: REST API at {scheme}://{shown}:{api_options.port}/api (docs at /docs, dashboard at /; "
+                   f"Host names "
                    f"{', '.join(api_options.allowed_hosts)})")
         now = datetime.now(UTC)
         if not any(t["revokedAt"] is None and _after(t["expiresAt"], now) for t in store.api_tokens()):
@@ -192,6 +229,7 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
         await stop.wait()
     finally:
         if api is not None:
+            app.state.close_streams()  # the dashboard's event streams end, so the server stops at once
             api.should_exit = True
             await api_task
         await csms.close()
@@ -348,6 +386,49 @@ def revoke_token(token_id: str = typer.Argument(..., help="The token's id (`toke
         typer.echo(f"error: no API token {token_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {token_id}")
+
+
+@app.command("add-user")
+def add_user(
+    name: str = typer.Argument(..., help="The user's login name"),
+    role: str = typer.Option(..., "--role", help="viewer, operator or admin (the API's roles)"),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from the first line of "
+                                        "stdin (else it is asked for twice)"),
+    db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
+) -> None:
+    """Create a dashboard user (or set the role and password of an existing one); the password is stored as scrypt."""
+    try:
+        parsed = Role.parse(role)
+    except ValueError as e:
+        typer.echo(f"error: --role: {e}", err=True)
+        raise typer.Exit(2) from None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            typer.echo("error: the passwords differ", err=True)
+            raise typer.Exit(2)
+    user = _with_store(db, lambda s: Users(s).add(name, parsed, password),
+                       audit=("add-user", None, f"{name} --role {parsed.label}"))
+    typer.echo(f"user {user.name} ({user.role.label}, id {user.id})")
+
+
+@app.command("users")
+def list_users(db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP)) -> None:
+    """List dashboard users (never their password hashes): id, name, role, state."""
+    for u in _with_store(db, lambda s: Users(s).list()):
+        typer.echo(f"{u['id']}\t{u['name']}\t{u['role']}\t{'disabled' if u['disabledAt'] else 'active'}")
+
+
+@app.command("disable-user")
+def disable_user(name: str = typer.Argument(..., help="The user's login name"),
+                 db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP)) -> None:
+    """Disable a dashboard user: its sessions end at their next request (`add-user` enables it again)."""
+    if not _with_store(db, lambda s: Users(s).disable(name), audit=("disable-user", None, name)):
+        typer.echo(f"error: no user {name}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"disabled {name}")
 
 
 @app.command("audit")

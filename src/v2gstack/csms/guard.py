@@ -49,12 +49,16 @@ class BodyGuard:
 
     The body is read here (at most `max_body` bytes) and replayed to the application, so nothing behind it sees
     more: 413 when Content-Length or the streamed size passes the cap, 400 for a bad Content-Length or a body that
-    is not UTF-8, 415 for another content type.
+    is not UTF-8, 415 for another content type. Paths under `raw_prefix` (the stations' log uploads) take any
+    content type, up to `max_raw` bytes.
     """
 
-    def __init__(self, app: ASGIApp, max_body: int = DEFAULT_MAX_BODY) -> None:
+    def __init__(self, app: ASGIApp, max_body: int = DEFAULT_MAX_BODY, raw_prefix: str | None = None,
+                 max_raw: int = DEFAULT_MAX_BODY) -> None:
         self.app = app
         self.max_body = max_body
+        self.raw_prefix = raw_prefix
+        self.max_raw = max_raw
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check, read (bounded), then hand the request on."""
@@ -62,15 +66,17 @@ class BodyGuard:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        raw = self.raw_prefix is not None and scope.get("path", "").startswith(self.raw_prefix)
+        cap = self.max_raw if raw else self.max_body
         length = headers.get("content-length")
         if length is not None:
             if not length.strip().isdigit():
                 await _refuse(scope, receive, send, 400, "malformed Content-Length")
                 return
-            if int(length) > self.max_body:
-                await _refuse(scope, receive, send, 413, f"request body over {self.max_body} bytes")
+            if int(length) > cap:
+                await _refuse(scope, receive, send, 413, f"request body over {cap} bytes")
                 return
-        is_json = scope["method"] in JSON_METHODS
+        is_json = scope["method"] in JSON_METHODS and not raw
         if is_json and not _is_json_utf8(headers.get("content-type", "")):
             await _refuse(scope, receive, send, 415, "the body must be application/json (UTF-8)")
             return
@@ -82,8 +88,8 @@ class BodyGuard:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
-                await _refuse(scope, receive, send, 413, f"request body over {self.max_body} bytes")
+            if size > cap:
+                await _refuse(scope, receive, send, 413, f"request body over {cap} bytes")
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

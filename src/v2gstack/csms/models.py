@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -60,6 +60,7 @@ class Transaction(Base):
     iso15118: Mapped[dict] = mapped_column(JSON, default=dict)  # SessionID, EVCCID, namespace: joins both protocols
     v2x: Mapped[dict | None] = mapped_column(JSON)  # OCPP 2.1: allowedEnergyTransfer the station accepted, and when
     ocpp_version: Mapped[str | None] = mapped_column(String(10))  # the version the transaction ran on (None: older)
+    cost: Mapped[dict | None] = mapped_column(JSON)  # csms/tariffs.py: tariff, running or final total, currency
     events: Mapped[list[TransactionEvent]] = relationship(
         primaryjoin="and_(TransactionEvent.station_id == Transaction.station_id, "
         "TransactionEvent.transaction_id == Transaction.transaction_id)",
@@ -212,6 +213,9 @@ class ChargingNeeds(Base):
     departure_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     max_schedule_tuples: Mapped[int | None] = mapped_column(Integer)
     needs: Mapped[dict] = mapped_column(JSON)  # the ChargingNeedsType as sent (v2xChargingParameters, evEnergyOffer)
+    status: Mapped[str | None] = mapped_column(String(20))  # what the CSMS answered (csms/ev_needs.py, K15-K17)
+    profile: Mapped[dict | None] = mapped_column(JSON)  # the TxProfile the CSMS sent for these needs
+    profile_answer: Mapped[dict | None] = mapped_column(JSON)  # the station's SetChargingProfileResponse
 
 
 class DynamicSchedule(Base):
@@ -241,3 +245,176 @@ class MeterKey(Base):
     source: Mapped[str] = mapped_column(String(20))  # "operator" or "deviceModel"
     public_key: Mapped[str] = mapped_column(String(2500))  # DER SubjectPublicKeyInfo, hex
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# ----- the OCPP 2.0.1 functional blocks with state (csms/local_list.py, reservations.py, display.py, diagnostics.py,
+# firmware.py, tariffs.py)
+
+
+class LocalList(Base):
+    """What the CSMS sent as a station's local authorization list (D01-D03): the version the station accepted and
+    the entries it holds ("type:idToken" -> IdTokenInfo), the latest attempt and its status."""
+
+    __tablename__ = "local_lists"
+    station_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)  # accepted by the station (0: no list)
+    entries: Mapped[dict] = mapped_column(JSON, default=dict)
+    last_status: Mapped[str | None] = mapped_column(String(20))  # Accepted, Failed, VersionMismatch, NotDelivered
+    last_update_type: Mapped[str | None] = mapped_column(String(12))  # Full or Differential
+    station_version: Mapped[int | None] = mapped_column(Integer)  # the latest GetLocalListVersion answer
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Reservation(Base):
+    """A reservation (H01-H04): ReserveNow's request, the station's answer and what happened to it since."""
+
+    __tablename__ = "reservations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)  # the reservationId
+    station_id: Mapped[str] = mapped_column(String(48), index=True)
+    evse_id: Mapped[int | None] = mapped_column(Integer)
+    connector_type: Mapped[str | None] = mapped_column(String(20))
+    id_token: Mapped[dict] = mapped_column(JSON)
+    group_id_token: Mapped[dict | None] = mapped_column(JSON)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Requested, Accepted, Faulted, Occupied, Rejected, Unavailable (the answer), then Cancelled, Expired, Removed,
+    # Used, NotDelivered
+    status: Mapped[str] = mapped_column(String(20))
+    transaction_id: Mapped[str | None] = mapped_column(String(36))  # the transaction that used it
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DisplayMessage(Base):
+    """A display message the CSMS set on a station (O01-O06) and what the station reported of it."""
+
+    __tablename__ = "display_messages"
+    station_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    message_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    priority: Mapped[str] = mapped_column(String(20))  # AlwaysFront, InFront, NormalCycle
+    state: Mapped[str | None] = mapped_column(String(20))  # Charging, Faulted, Idle, Unavailable
+    start_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    transaction_id: Mapped[str | None] = mapped_column(String(36))
+    message: Mapped[dict] = mapped_column(JSON)  # the MessageInfoType as set
+    status: Mapped[str] = mapped_column(String(30))  # the station's SetDisplayMessage answer, or Cleared
+    reported: Mapped[dict | None] = mapped_column(JSON)  # the latest MessageInfoType from NotifyDisplayMessages
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LogUpload(Base):
+    """A GetLog request (N01), its LogStatusNotification history and the file the station uploaded to the CSMS."""
+
+    __tablename__ = "log_uploads"
+    request_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48), index=True)
+    log_type: Mapped[str] = mapped_column(String(20))  # DiagnosticsLog or SecurityLog
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)  # the upload URL's secret, hashed
+    answer: Mapped[str | None] = mapped_column(String(20))  # GetLog answer: Accepted, Rejected, AcceptedCanceled
+    status: Mapped[str | None] = mapped_column(String(30))  # the latest LogStatusNotification status
+    history: Mapped[list] = mapped_column(JSON, default=list)  # [{status, at}]
+    filename: Mapped[str | None] = mapped_column(String(255))
+    size: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    uploaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Monitor(Base):
+    """A variable monitor the station set on the CSMS's request (N04), as SetVariableMonitoring answered it."""
+
+    __tablename__ = "monitors"
+    station_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    monitor_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # the id the station gave it
+    component: Mapped[dict] = mapped_column(JSON)
+    variable: Mapped[dict] = mapped_column(JSON)
+    type: Mapped[str] = mapped_column(String(30))
+    value: Mapped[float] = mapped_column(Float)
+    severity: Mapped[int] = mapped_column(Integer)
+    transaction: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(30))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StationEvent(Base):
+    """One EventData of a NotifyEvent (N07/N08): monitors triggering, problems, what the station reports."""
+
+    __tablename__ = "station_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48), index=True)
+    event_id: Mapped[int] = mapped_column(Integer)
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    trigger: Mapped[str] = mapped_column(String(20))  # Alerting, Delta, Periodic
+    actual_value: Mapped[str] = mapped_column(String(2500))
+    component: Mapped[dict] = mapped_column(JSON)
+    variable: Mapped[dict] = mapped_column(JSON)
+    notification_type: Mapped[str] = mapped_column(String(30))
+    monitor_id: Mapped[int | None] = mapped_column(Integer)
+    cleared: Mapped[bool | None] = mapped_column(Boolean)
+    tech_code: Mapped[str | None] = mapped_column(String(50))
+    data: Mapped[dict] = mapped_column(JSON)  # the EventDataType as sent
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FirmwareUpdate(Base):
+    """An UpdateFirmware request (L01) and the FirmwareStatusNotification history that followed."""
+
+    __tablename__ = "firmware_updates"
+    request_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48), index=True)
+    firmware: Mapped[dict] = mapped_column(JSON)  # FirmwareType as sent (location, retrieveDateTime, signature...)
+    campaign: Mapped[str | None] = mapped_column(String(36), index=True)  # the campaign it belongs to, if any
+    answer: Mapped[str | None] = mapped_column(String(30))  # Accepted, Rejected, AcceptedCanceled, ...
+    status: Mapped[str | None] = mapped_column(String(40))  # the latest FirmwareStatusNotification status
+    history: Mapped[list] = mapped_column(JSON, default=list)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Tariff(Base):
+    """A tariff (I): a price per kWh, per hour of transaction and per transaction, for an idToken group (or the
+    default tariff: group None)."""
+
+    __tablename__ = "tariffs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    per_kwh: Mapped[float] = mapped_column(Float, default=0.0)
+    per_hour: Mapped[float] = mapped_column(Float, default=0.0)
+    fixed: Mapped[float] = mapped_column(Float, default=0.0)
+    group_id: Mapped[str | None] = mapped_column(String(255), unique=True)  # None: the default tariff
+    description: Mapped[str | None] = mapped_column(String(100))
+
+
+class DeviceVariable(Base):
+    """One variable attribute of a station's device model, as its NotifyReport (B06-B08, GetBaseReport) told it."""
+
+    __tablename__ = "device_variables"
+    station_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)  # component, EVSE, variable, attribute type
+    component: Mapped[str] = mapped_column(String(50))
+    component_instance: Mapped[str | None] = mapped_column(String(50))
+    evse_id: Mapped[int | None] = mapped_column(Integer)
+    connector_id: Mapped[int | None] = mapped_column(Integer)
+    variable: Mapped[str] = mapped_column(String(50))
+    variable_instance: Mapped[str | None] = mapped_column(String(50))
+    attribute_type: Mapped[str] = mapped_column(String(10))  # Actual, Target, MinSet, MaxSet
+    value: Mapped[str | None] = mapped_column(String(2500))
+    mutability: Mapped[str | None] = mapped_column(String(10))
+    characteristics: Mapped[dict | None] = mapped_column(JSON)
+    request_id: Mapped[int | None] = mapped_column(Integer)  # the GetBaseReport/GetReport that reported it
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CustomerRequest(Base):
+    """A CustomerInformation request (N09/N10): what was asked, the answer and the data the station reported."""
+
+    __tablename__ = "customer_requests"
+    request_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(48), index=True)
+    request: Mapped[dict] = mapped_column(JSON)  # report, clear, and whom it is about
+    answer: Mapped[str | None] = mapped_column(String(20))  # Accepted, Rejected, Invalid
+    data: Mapped[str] = mapped_column(String, default="")  # the NotifyCustomerInformation parts in seqNo order
+    parts: Mapped[int] = mapped_column(Integer, default=0)
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)  # the part with tbc false came
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

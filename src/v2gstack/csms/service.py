@@ -10,14 +10,13 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import itertools
 import logging
 import ssl as ssl_module
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,17 +50,28 @@ from ..pki.csr import CsrError
 from ..pki.fetch_policy import FetchPolicy
 from ..pki.ocsp import OcspError, OcspRefused
 from ..pki.ocsp_cache import OcspCache
-from ..pki.ocsp_data import responder_url
 from ..pki.verify import Purpose, verify_chain
-from ..times import rfc3339
+from ..times import parse_rfc3339, rfc3339
 from . import signed_meter, v2x_state
 from . import store as ops
 from .certificates import CertificateIssuer, chain_pem
 from .certificates20 import SCHEMA20, answer_get_certificate20
+from .cluster import CommandRelay, RelayError
+from .device_model import DeviceModelService, op_has_model
+from .diagnostics import DiagnosticsService
+from .display import DisplayService
+from .errors import CommandError
+from .ev_needs import NeedsService
+from .firmware import FirmwareService
+from .local_list import LocalListService, op_has_list
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
 from .ocpp16 import Ocpp16Service
-from .revocation import OcspChecker
+from .ownership import Ownership, op_station_owner
+from .passwords import PasswordService
+from .reservations import ReservationService
+from .revocation import OcspChecker, chain_status, hash_data_status
 from .store import Store
+from .tariffs import TariffService
 from .v2x import V2xService
 from .worker import StoreWorker
 
@@ -74,6 +84,9 @@ class CsmsConfig:
     """How the CSMS behaves: heartbeat interval, what unknown stations get, how long commands may take."""
 
     heartbeat_interval: int = 300
+    node_id: str | None = None  # several nodes on one database: this node's name (owner records, csms/ownership.py)
+    owner_lease_s: float = 15.0  # how long an owner record holds without renewal
+    nats_url: str | None = None  # with node_id: commands for stations on other nodes go there (csms/cluster.py)
     security_profile: int = 1
     auto_register: bool = False  # profile 0 only: register a station at its first BootNotification
     command_timeout: float = 30.0
@@ -99,6 +112,13 @@ class CsmsConfig:
     pki_dir: str | None = None  # a `v2gstack pki create` folder: CAs that sign stations' CSRs (SignCertificate)
     pki_dir20: str | None = None  # a `v2gstack pki create --profile iso20` folder: issues -20 contracts
     ocsp_url: str | None = None  # put into the AIA of the certificates this CSMS issues
+    pending_until_reported: bool = False  # B02: Pending at boot until the station's device model has been read
+    pending_interval: int = 10  # s: the interval of a Pending answer (the station boots again after it)
+    firmware_dir: str | None = None  # firmware files stations download from the API at /firmware/<name>
+    max_upload: int = 16 * 1024 * 1024  # the largest log file a station may upload, bytes
+    reconcile_local_lists: bool = True  # GetLocalListVersion after each boot; a Full update when it differs (D02)
+    needs_profiles: bool = True  # answer NotifyEVChargingNeeds with a computed TxProfile (csms/ev_needs.py)
+    needs_max_power_w: float | None = None  # the per-EVSE limit those profiles keep within (None: the EV's maximum)
 
 
 @dataclass
@@ -137,7 +157,7 @@ class StoreAuthenticator:
         if self.throttle.wait(cred.station_id, source) > 0:
             return AuthDecision.TOO_MANY_REQUESTS
         # a read on its own connection (SQLite WAL, PostgreSQL): handshakes do not queue behind the batched writes
-        st = await asyncio.to_thread(self.worker.store.run, ops.op_station, cred.station_id)
+        st = await self.worker.read(ops.op_station, cred.station_id)
         uses_password = cred.security_profile.uses_password
         if st is None:
             self.throttle.failed(None, source)
@@ -173,15 +193,6 @@ class StoreAuthenticator:
         return AuthDecision.ACCEPT
 
 
-class CommandError(Exception):
-    """A CSMS-initiated command could not be delivered or was refused; `status` is the HTTP status the API uses."""
-
-    def __init__(self, status: int, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.details = details or {}
-
-
 class Csms:
     """A CSMS with storage: `await csms.start(host, port)`, then stations connect at ws://host:port/ocpp/<id>."""
 
@@ -190,8 +201,21 @@ class Csms:
         self.store = store
         self.config = config or CsmsConfig()
         self.worker = StoreWorker(store)
+        self.ownership = (Ownership(self.worker, self.config.node_id, self.config.owner_lease_s)
+                          if self.config.node_id else None)
+        self.relay = (CommandRelay(self.config.nats_url, self.config.node_id, self._call_local, _command_error_of)
+                      if self.config.node_id and self.config.nats_url else None)
         self.states: dict[str, StationState] = {}
         self.v2x = V2xService(self)
+        self.needs = NeedsService(self)
+        self.local_lists = LocalListService(self)
+        self.reservations = ReservationService(self)
+        self.display = DisplayService(self)
+        self.diagnostics = DiagnosticsService(self)
+        self.firmware = FirmwareService(self)
+        self.tariffs = TariffService(self)
+        self.passwords = PasswordService(self)
+        self.device = DeviceModelService(self)
         self.router = self._build_router()
         self.ocpp16 = Ocpp16Service(self)  # the 1.6 router, on the same endpoint
         profile = SecurityProfile(self.config.security_profile)
@@ -232,7 +256,11 @@ class Csms:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen for stations."""
+        if self.relay is not None:
+            await self.relay.start()  # ClusterError when NATS is missing: before stations are accepted
         await self.server.start(host, port)
+        if self.ownership is not None:
+            self.ownership.start()
         log.info("CSMS listening on %s:%d (security profile %d)", host, self.server.port,
                  self.config.security_profile)
 
@@ -245,6 +273,10 @@ class Csms:
         """Close every station connection, stop listening, finish pending writes."""
         if self.grid is not None:
             await self.grid.close()
+        if self.ownership is not None:
+            await self.ownership.stop()
+        if self.relay is not None:
+            await self.relay.close()
         await self.server.close()
         await asyncio.to_thread(self.worker.close)
 
@@ -270,6 +302,8 @@ class Csms:
     async def _connected(self, conn: Connection) -> None:
         """A station connected: its state, and the OCPP version it agreed (stored, shown by the API)."""
         self._state(conn.station_id)
+        if self.ownership is not None:
+            await self.ownership.claim(conn)
         await self.worker.run(v2x_state.op_record_version, conn.station_id, conn.version.value)
 
     def version_of(self, station_id: str) -> str | None:
@@ -279,6 +313,8 @@ class Csms:
 
     def _disconnected(self, conn: Connection) -> None:
         log.info("station %s offline", conn.station_id)
+        if self.ownership is not None:
+            self.ownership.release(conn)
 
     def _notify(self, station_id: str, action: str, payload: Payload) -> None:
         for listener in self.listeners:
@@ -312,6 +348,9 @@ class Csms:
                        # OCPP 2.1 only: V2X priority charging and DER control reports
                        "NotifyPriorityCharging", "NotifyDERAlarm", "NotifyDERStartStop", "ReportDERControl"):
             r.add(action, self._logged_notification(action))
+        for block in (self.reservations, self.display, self.diagnostics, self.firmware):  # with state: theirs
+            for action, handler in block.handlers().items():
+                r.add(action, handler)
         return r
 
     async def on_notify_report(self, p: Payload, ctx: CallContext) -> Payload:
@@ -326,63 +365,48 @@ class Csms:
                 continue
             await self.worker.run(v2x_state.op_put_meter_key, sid, evse_id, key, "deviceModel")
         await self._log(sid, "rx", "NotifyReport", p)
+        await self.device.record_report(sid, p)  # the device model, per variable attribute (csms/device_model.py)
         self._notify(sid, "NotifyReport", p)
         return {}
 
     async def on_boot(self, p: Payload, ctx: CallContext) -> Payload:
-        """BootNotification: Accepted for registered stations (profile 0 may register them), Rejected otherwise."""
+        """BootNotification: Accepted for registered stations (profile 0 may register them), Rejected otherwise;
+        with `pending_until_reported`, Pending until the CSMS has read the station's device model (B02)."""
         sid = ctx.station_id
         known = await self.worker.run(ops.op_station, sid) is not None
         if not known and self.config.auto_register and self.config.security_profile == 0:
             await self.worker.run(ops.op_add_station, sid, None, 1)
             known = True
         status = "Accepted" if known else "Rejected"
+        interval = self.config.heartbeat_interval if known else 60
+        if known and self.config.pending_until_reported and not await self.worker.run(op_has_model, sid):
+            status, interval = "Pending", self.config.pending_interval
         if known:
             await self.worker.run(ops.op_record_boot, sid, p, status)
+        if status == "Pending":
+            self.device.pending_boot(sid)
+        elif known and self.config.reconcile_local_lists and await self.worker.run(op_has_list, sid):
+            self._spawn(self.local_lists.reconcile(sid))
         self._notify(sid, "BootNotification", p)
-        return {"currentTime": rfc3339(), "interval": self.config.heartbeat_interval if known else 60,
-                "status": status}
+        return {"currentTime": rfc3339(), "interval": interval, "status": status}
 
     async def _contract_status(self, pem_chain: str, emaid: str) -> str:
         """Chain to an installed MO root, validity, usage, eMAID; then OCSP for every certificate of the path that
-        names a responder (unreachable or refused by the fetch policy: soft-fail, or CertChainError when
-        `ocsp_required`)."""
-        anchors = await self.worker.run(ops.op_anchor_certificates, "MORootCertificate")
+        names a responder (csms/revocation.py: only `good` passes; an unreachable or refused responder soft-fails
+        unless `ocsp_required`)."""
+        anchors = await self.worker.read(ops.op_anchor_certificates, "MORootCertificate")
         status, path = await asyncio.to_thread(validate_contract, pem_chain, emaid, anchors)
         if status != "Accepted" or not self.config.contract_ocsp:
             return status
-        for cert, issuer in itertools.pairwise(path):
-            if not responder_url(cert):
-                continue
-            try:
-                answer = await self.ocsp.status_of(cert, issuer)
-            except OcspError as e:
-                log.warning("contract %s: no revocation status for %s: %s", emaid, cert.subject.rfc4514_string(), e)
-                if self.config.ocsp_required:
-                    return "CertChainError"
-                continue
-            if answer.name == "REVOKED":
-                return "CertificateRevoked"
-        return status
+        return await chain_status(self.ocsp, path, required=self.config.ocsp_required)
 
     async def _hash_data_status(self, items: list[dict[str, str]]) -> str:
-        """Revocation of a chain known only by its OCSP request data (C07.FR.05): each responder is asked; the chain
-        itself cannot be checked without the certificates."""
+        """Revocation of a chain known only by its OCSP request data (C07.FR.05), csms/revocation.py: malformed
+        hash data and unverifiable answers are never Accepted; the chain itself cannot be checked without the
+        certificates."""
         if not self.config.contract_ocsp:
             return "Accepted"
-        for item in items:
-            if not item.get("responderURL"):
-                continue
-            try:
-                answer = await self.ocsp.status_by_hash(item)
-            except (OcspError, ValueError, KeyError) as e:
-                log.warning("contract hash data: no revocation status for serial %s: %s", item.get("serialNumber"), e)
-                if self.config.ocsp_required:
-                    return "CertChainError"
-                continue
-            if answer.name == "REVOKED":
-                return "CertificateRevoked"
-        return "Accepted"
+        return await hash_data_status(self.ocsp, items, required=self.config.ocsp_required)
 
     async def on_heartbeat(self, p: Payload, ctx: CallContext) -> Payload:
         """Heartbeat: the time, and the station is marked seen."""
@@ -399,7 +423,7 @@ class Csms:
     async def on_authorize(self, p: Payload, ctx: CallContext) -> Payload:
         """Authorize: the idToken's status from the registry (Unknown if not registered); a Plug & Charge contract
         (PEM `certificate`) is verified against the installed MO roots first (C07)."""
-        info = await self.worker.run(ops.op_id_token_info, p["idToken"])
+        info = await self.worker.read(ops.op_id_token_info, p["idToken"])
         answer: Payload = {"idTokenInfo": info}
         status = None
         if "certificate" in p:
@@ -431,16 +455,22 @@ class Csms:
         state = self._state(sid)
         evse = (p.get("evse") or {}).get("id")
         if p["eventType"] == "Ended":
+            for k in [k for k, v in state.active.items() if v == tx_id]:
+                self.needs.forget(sid, k)
             state.active = {k: v for k, v in state.active.items() if v != tx_id}
         elif evse is not None:
             state.active[evse] = tx_id
+            self.needs.transaction_seen(sid, evse, tx_id)
         custom = p.get("customData") or {}
         if custom.get("vendorId") == ISO_FACTS_VENDOR and custom.get("sessionId"):
             state.session_ids[tx_id] = str(custom["sessionId"]).upper()
         if not stored:
             log.info("station %s replayed TransactionEvent %s seqNo %s: already recorded", sid, tx_id, p["seqNo"])
+        await self.reservations.on_transaction_event(sid, p)
+        answer: Payload = {} if info is None else {"idTokenInfo": info}
+        answer.update(await self.tariffs.on_transaction_event(sid, p, _event_time(p)))
         self._notify(sid, "TransactionEvent", p)
-        return {} if info is None else {"idTokenInfo": info}
+        return answer
 
     async def on_meter_values(self, p: Payload, ctx: CallContext) -> Payload:
         """MeterValues (outside a transaction): every sampled value is stored."""
@@ -449,23 +479,30 @@ class Csms:
 
     async def on_charging_needs(self, p: Payload, ctx: CallContext) -> Payload:
         """NotifyEVChargingNeeds: kept with the EVSE's transaction (the ISO 15118 facts; 2.1: the V2X parameters,
-        energy offer, control and mobility-needs modes, available energy transfer) and in the message log."""
+        energy offer, control and mobility-needs modes, available energy transfer) and in the message log, and
+        answered as K15-K17 ask (csms/ev_needs.py): Accepted only when a TxProfile follows."""
         sid = ctx.station_id
         tx_id = self._state(sid).active.get(p["evseId"])
-        await self.worker.run(v2x_state.op_record_charging_needs, sid, tx_id, p)
+        row = await self.worker.run(v2x_state.op_record_charging_needs, sid, tx_id, p)
         if tx_id is not None:
             await self.worker.run(ops.op_link_iso15118, sid, tx_id, {"chargingNeeds": p["chargingNeeds"]})
-        await self._log(sid, "rx", "NotifyEVChargingNeeds", p, None, tx_id)
+        answer = self.needs.answer(sid, p["evseId"], tx_id, p["chargingNeeds"], row)
+        await self.worker.run(v2x_state.op_needs_status, row, answer["status"])
+        await self._log(sid, "rx", "NotifyEVChargingNeeds", p, answer, tx_id)
         self._notify(sid, "NotifyEVChargingNeeds", p)
-        return {"status": "Accepted"}
+        if answer["status"] == "Accepted" and tx_id is not None:
+            self.needs.follow(sid, p["evseId"], tx_id, p["chargingNeeds"], row)
+        return answer
 
     async def on_charging_schedule(self, p: Payload, ctx: CallContext) -> Payload:
-        """NotifyEVChargingSchedule: the schedule the EV chose, logged with the EVSE's transaction."""
+        """NotifyEVChargingSchedule: the schedule the EV chose, logged with the EVSE's transaction; Rejected when it
+        is above the TxProfile the CSMS sent for the EV's needs (K17)."""
         sid = ctx.station_id
         tx_id = self._state(sid).active.get(p["evseId"])
-        await self._log(sid, "rx", "NotifyEVChargingSchedule", p, None, tx_id)
+        answer = self.needs.check_schedule(sid, p)
+        await self._log(sid, "rx", "NotifyEVChargingSchedule", p, answer, tx_id)
         self._notify(sid, "NotifyEVChargingSchedule", p)
-        return {"status": "Accepted"}
+        return answer
 
     async def on_data_transfer(self, p: Payload, ctx: CallContext) -> Payload:
         """DataTransfer: ISO 15118 message mirrors (csms/mirror.py: `EXI::<base64>`, plain or gzip, checked against
@@ -627,7 +664,22 @@ class Csms:
     # ----- CSMS-initiated messages -----
 
     async def call(self, station_id: str, action: str, payload: Payload, *, timeout: float | None = None) -> Payload:
-        """Send a CALL to a connected station and return its answer; CommandError if that is impossible."""
+        """Send a CALL to a connected station and return its answer; CommandError if that is impossible.
+
+        In a cluster (node_id and nats_url), a station connected to another node is reached through that node."""
+        if self.relay is not None and station_id not in self.server.connections:
+            owner = await self.worker.read(op_station_owner, station_id)
+            if owner is not None and owner[0] != self.config.node_id:
+                wait = timeout or self.config.command_timeout
+                try:
+                    return await self.relay.forward(owner[0], station_id, action, payload, wait + 2.0)
+                except RelayError as e:
+                    raise CommandError(e.status, str(e), e.details) from None
+        return await self._call_local(station_id, action, payload, timeout=timeout)
+
+    async def _call_local(self, station_id: str, action: str, payload: Payload, *,
+                          timeout: float | None = None) -> Payload:
+        """Send a CALL to a station connected to this node."""
         conn = self.server.connections.get(station_id)
         if conn is None:
             raise CommandError(409, f"station {station_id} is not connected")
@@ -691,6 +743,11 @@ def validate_contract(pem_chain: str, emaid: str, anchors: list[Any]) -> tuple[s
     return "Accepted", list(verified.path)
 
 
+def _event_time(p: Payload) -> datetime:
+    """A TransactionEvent's timestamp."""
+    return parse_rfc3339(p["timestamp"])
+
+
 def _remote_start_id() -> int:
     return uuid.uuid4().int % 2**31
 
@@ -701,3 +758,8 @@ def _transaction_of(action: str, payload: Payload) -> str | None:
     profile = payload.get("chargingProfile") or payload.get("csChargingProfiles") or {}  # 2.x, 1.6
     tx_id = profile.get("transactionId")
     return None if tx_id is None else str(tx_id)
+
+
+def _command_error_of(e: Exception) -> tuple[int, str, dict[str, Any]] | None:
+    """A CommandError as the cluster relays it (status, message, details); None for anything else."""
+    return (e.status, str(e), e.details) if isinstance(e, CommandError) else None

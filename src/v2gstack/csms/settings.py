@@ -26,6 +26,9 @@ class OcppTls:
 
     cert: str | None = setting(None, path=True, flag="--cert")  # server certificate chain, PEM
     key: str | None = setting(None, path=True, flag="--key")  # its private key, PEM
+    # the second server certificate, RSA, for the TLS_RSA AES-GCM suites (A00.FR.318; `cert` is then the ECDSA one)
+    rsa_cert: str | None = setting(None, path=True, flag="--rsa-cert")
+    rsa_key: str | None = setting(None, path=True, flag="--rsa-key")
     client_ca: str | None = setting(None, path=True, flag="--client-ca")  # profile 3: the CA of station certificates
 
 
@@ -53,6 +56,8 @@ class OcppListener:
         if self.security_profile >= 2 and not self.tls.cert:
             yield ("tls", "cert"), f"security profile {self.security_profile} needs a server certificate (--cert, " \
                                    "and --key)"
+        if self.tls.rsa_cert and not self.tls.cert:
+            yield ("tls", "rsa_cert"), "the RSA server certificate goes beside an ECDSA one (--cert, and --key)"
         if self.security_profile == 3 and not self.tls.client_ca:
             yield ("tls", "client_ca"), "security profile 3 needs the CA of the station certificates (--client-ca)"
 
@@ -65,13 +70,31 @@ class Database:
 
 
 @dataclass
+class Cluster:
+    """Several CSMS nodes on one PostgreSQL database and NATS (docs/scale-out.md); empty: a single node."""
+
+    node_id: str | None = setting(None, flag="--node-id")  # this node's name: it keeps owner records of its stations
+    owner_lease: float = setting(15.0, min=1.0)  # s an owner record holds without renewal (renewed every third)
+    nats_url: str | None = setting(None, flag="--nats")  # nats://host:4222: commands reach other nodes' stations
+
+
+@dataclass
 class Api:
-    """The REST API (plain HTTP: anything but loopback belongs behind a TLS terminator)."""
+    """The REST API and dashboard (HTTPS with tls_cert/tls_key; else plain HTTP, for loopback or behind a TLS
+    terminator)."""
 
     host: str = setting("127.0.0.1", flag="--api-host")
     port: int = setting(8080, min=0, max=65535, flag="--api-port")  # 0: no API
     allowed_hosts: list[str] = setting(default_factory=list, flag="--api-allowed-hosts")  # Host names besides loopback
     max_body: int = setting(DEFAULT_MAX_BODY, min=1024, flag="--api-max-body")  # bytes; larger: 413
+    tls_cert: str | None = setting(None, path=True, flag="--api-cert")  # serve HTTPS with this chain, PEM
+    tls_key: str | None = setting(None, path=True, flag="--api-key")  # its private key, PEM
+    metrics_token: str | None = setting(None, secret=True)  # a secret that opens GET /metrics alone (Bearer)
+
+    def check(self) -> Iterator[KeyProblem]:
+        """A certificate and its key come together."""
+        if bool(self.tls_cert) != bool(self.tls_key):
+            yield ("tls_cert" if not self.tls_cert else "tls_key",), "HTTPS needs both --api-cert and --api-key"
 
 
 @dataclass
@@ -89,7 +112,34 @@ class Contracts:
 
     accept_valid_contracts: bool = True  # a valid contract of a trusted MO is Accepted even if its eMAID is unlisted
     check_ocsp: bool = True  # ask the OCSP responders named in a contract chain
-    ocsp_required: bool = False  # an unreachable responder fails the contract (else soft-fail, logged)
+    # an unreachable (or policy-refused) responder fails the contract; false: soft-fail, logged. Malformed hash data
+    # and answers that fail verification are never Accepted either way.
+    ocsp_required: bool = setting(False, flag="--ocsp-required")
+
+
+@dataclass
+class SmartCharging:
+    """ISO 15118 smart charging (K15-K17): the TxProfile the CSMS computes from an EV's charging needs."""
+
+    needs_profiles: bool = True  # false: NotifyEVChargingNeeds is answered Rejected/NoChargingProfile
+    max_power_w: float = setting(0.0, min=0)  # the per-EVSE limit those profiles keep within, W (0: the EV's maximum)
+
+
+@dataclass
+class Provisioning:
+    """B02/B03: a new station is Pending until the CSMS has read its device model; local lists after a boot (D02)."""
+
+    pending_until_reported: bool = False  # Pending at boot until GetBaseReport's NotifyReports are in
+    pending_interval: int = setting(10, min=1)  # s: the interval of a Pending answer
+    reconcile_local_lists: bool = True  # GetLocalListVersion after each boot; a Full update when it differs
+
+
+@dataclass
+class Files:
+    """What stations download from and upload to the CSMS's API: firmware files, log uploads."""
+
+    firmware_dir: str | None = setting(None, path=True)  # served at /firmware/<name>
+    max_upload: int = setting(16 * 1024 * 1024, min=1024)  # bytes: the largest log a station may upload
 
 
 @dataclass
@@ -179,9 +229,13 @@ class CsmsSettings:
 
     ocpp: OcppListener = field(default_factory=OcppListener)
     database: Database = field(default_factory=Database)
+    cluster: Cluster = field(default_factory=Cluster)
     api: Api = field(default_factory=Api)
     pki: Pki = field(default_factory=Pki)
     contracts: Contracts = field(default_factory=Contracts)
+    smart_charging: SmartCharging = field(default_factory=SmartCharging)
+    provisioning: Provisioning = field(default_factory=Provisioning)
+    files: Files = field(default_factory=Files)
     ocsp: Ocsp = field(default_factory=Ocsp)
     auth_throttle: AuthThrottle = field(default_factory=AuthThrottle)
     flood: Flood = field(default_factory=Flood)

@@ -813,6 +813,7 @@ def _transaction_dict(tx: Transaction, with_details: bool, session: Session | No
         "chargingState": tx.charging_state, "stoppedReason": tx.stopped_reason,
         "startedAt": _iso(tx.started_at),
         "endedAt": _iso(tx.ended_at), "iso15118": tx.iso15118 or {}, "ocppVersion": tx.ocpp_version,
+        "cost": tx.cost,
     }
     if with_details:
         out["events"] = [{"seqNo": e.seq_no, "eventType": e.event_type, "triggerReason": e.trigger_reason,

@@ -50,6 +50,20 @@ def op_record_charging_needs(s: Session, station_id: str, transaction_id: str | 
     return row.id
 
 
+def op_needs_status(s: Session, row: int, status: str) -> None:
+    """What the CSMS answered a NotifyEVChargingNeeds (stored row `row`)."""
+    needs = s.get(ChargingNeeds, row)
+    if needs is not None:
+        needs.status = status
+
+
+def op_needs_profile(s: Session, row: int, profile: dict[str, Any], answer: dict[str, Any]) -> None:
+    """The TxProfile the CSMS sent for a NotifyEVChargingNeeds (stored row `row`) and the station's answer."""
+    needs = s.get(ChargingNeeds, row)
+    if needs is not None:
+        needs.profile, needs.profile_answer = profile, answer
+
+
 def op_allowed_energy_transfer(s: Session, station_id: str, transaction_id: str, modes: list[str],
                                status: str) -> bool:
     """Remember what NotifyAllowedEnergyTransfer told a transaction and the station's answer; False if unknown."""
@@ -157,7 +171,8 @@ def op_charging_needs(s: Session, station_id: str | None = None, transaction_id:
              "receivedAt": _iso(r.received_at), "requestedEnergyTransfer": r.requested_energy_transfer,
              "availableEnergyTransfer": r.available_energy_transfer, "controlMode": r.control_mode or
              "ScheduledControl", "mobilityNeedsMode": r.mobility_needs_mode, "departureTime": _iso(r.departure_time),
-             "maxScheduleTuples": r.max_schedule_tuples,
+             "maxScheduleTuples": r.max_schedule_tuples, "status": r.status, "profile": r.profile,
+             "profileAnswer": r.profile_answer,
              "v2xChargingParameters": r.needs.get("v2xChargingParameters"),
              "evEnergyOffer": r.needs.get("evEnergyOffer"), "chargingNeeds": r.needs} for r in rows]
 

@@ -79,8 +79,15 @@ class StationClient:
         schemas: SchemaStore | None = None,
         flood: FloodPolicy | None = None,
         dial: Dialer | None = None,
+        endpoints: Callable[[], Sequence[str]] | None = None,
+        attempts_per_endpoint: Callable[[], int] | None = None,
     ) -> None:
         self.csms_url = csms_url.rstrip("/")
+        # several CSMS addresses (OCPP NetworkConnectionProfiles in priority order): after `attempts_per_endpoint()`
+        # failed attempts on one, the next is tried; a connection that drops is retried on the same address first
+        self.endpoints = endpoints
+        self.attempts_per_endpoint = attempts_per_endpoint
+        self._endpoint = 0
         self.station_id = station_id
         self.router = router
         self.versions = [Version.parse(v) for v in versions]
@@ -155,19 +162,25 @@ class StationClient:
     async def run(self) -> None:
         """Stay connected until stop(): connect, run on_connect, wait for the drop, back off, reconnect."""
         attempt = -1  # no wait before the very first attempt
+        failures = 0  # failed attempts on the current endpoint
         while not self._stop.is_set():
             if attempt >= 0:
                 delay = self.backoff.delay(attempt)
                 log.info("%s: reconnecting in %.1fs", self.station_id, delay)
                 if await self._stopped_within(delay):
                     break
+            self._choose_endpoint()
             try:
                 conn = await self.connect()
             except (OSError, TimeoutError, HandshakeRefused) as e:
                 log.warning("%s: cannot connect to %s: %s", self.station_id, self.csms_url, e)
                 attempt += 1
+                failures += 1
+                if self.endpoints is not None and failures >= (self.attempts_per_endpoint or (lambda: 1))():
+                    self._endpoint += 1  # the next network profile; its back-off starts afresh
+                    failures, attempt = 0, 0
                 continue
-            attempt = 0
+            attempt, failures = 0, 0
             self.connection = conn
             self.connects += 1
             self._connected.set()
@@ -183,6 +196,19 @@ class StationClient:
             self._connected.clear()
             self.connection = None
             log.info("%s: connection to the CSMS lost", self.station_id)
+
+    def _choose_endpoint(self) -> None:
+        """Point csms_url at the current network profile (the list may have changed: SetNetworkProfile)."""
+        if self.endpoints is None:
+            return
+        urls = list(self.endpoints())
+        if urls:
+            self._endpoint %= len(urls)
+            url = urls[self._endpoint].rstrip("/")
+            if url != self.csms_url:
+                log.info("%s: trying network profile %d of %d: %s", self.station_id, self._endpoint + 1, len(urls),
+                         url)
+                self.csms_url = url
 
     async def wait_connected(self) -> Connection:
         """Wait until a connection is up and return it."""

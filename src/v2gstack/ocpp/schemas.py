@@ -1,14 +1,16 @@
-"""The official OCPP JSON schemas (1.6, 2.0.1, 2.1), compiled lazily per action with fastjsonschema and cached.
+"""The official OCPP JSON schemas (1.6, 2.0.1, 2.1) and their validators, loaded lazily per action and cached.
 
 The schema files are the Open Charge Alliance's, vendored byte for byte in `schema_files/` from the `ocpp` package
 (which ships them unmodified; `tools/ocpp_schemas.py` copies them and `--check` compares), so validation needs no
-third-party OCPP package at run time. Any directory with the same layout (`v16/schemas`, `v201/schemas`,
-`v21/schemas`) can be used instead.
+third-party OCPP package at run time. Their validators are generated ahead of time (`tools/ocpp_validators.py`, one
+module per schema in `generated/`) and imported the first time an action is met: nothing is compiled at run time (a
+2.1 schema's compile took ~0.2 s and ~18 MB for an instant). Any directory with the same layout (`v16/schemas`,
+`v201/schemas`, `v21/schemas`) can be used instead; its schemas are then compiled on first use, to the same code.
 """
 
 from __future__ import annotations
 
-import ctypes
+import importlib
 import importlib.util
 import json
 from collections.abc import Callable
@@ -18,16 +20,14 @@ from typing import Any
 import fastjsonschema
 
 from .errors import ErrorCode, PayloadInvalid
+from .validator_code import ENTRY, validator_source
 from .versions import Version
 
 Validator = Callable[[Any], Any]
-
-# Compiling one validator builds and compiles a large generated source (several MB for the 2.1 schemas, whose
-# definitions are inlined); the interpreter frees it at once, but the C heap keeps the pages, so a station's RSS grows
-# by the sum of those transients. glibc's malloc_trim gives them back to the OS after each compile (elsewhere: None).
-_MALLOC_TRIM: Callable[[int], int] | None = getattr(ctypes.CDLL(None), "malloc_trim", None)
+Loader = Callable[[str], Validator]  # schema file name -> its validator
 
 SCHEMA_ROOT = Path(__file__).resolve().parent / "schema_files"  # the vendored official schemas
+GENERATED = f"{__package__}.generated"  # their validators, generated ahead of time (tools/ocpp_validators.py)
 _DIRS: dict[Version, str] = {Version.V16: "v16", Version.V201: "v201", Version.V21: "v21"}
 
 # JSON-schema keyword that failed -> OCPP-J error code. Definitions (OCPP-J 1.6 table 7, 2.0.1/2.1 part 4):
@@ -86,31 +86,48 @@ def schema_error(exc: fastjsonschema.JsonSchemaValueException, version: Version,
 
 
 class _LazyValidators(dict[str, Validator]):
-    """action -> compiled validator; compiles a schema the first time its action is looked up."""
+    """action -> validator; loads the schema's validator the first time its action is looked up."""
 
-    def __init__(self, directory: Path, names: dict[str, str]) -> None:
+    def __init__(self, load: Loader, names: dict[str, str]) -> None:
         super().__init__()
-        self._directory = directory
+        self._load = load
         self._names = names  # action -> file name
 
     def __missing__(self, action: str) -> Validator:
         name = self._names.get(action)
         if name is None:
             raise KeyError(action)
-        with open(self._directory / name, encoding="utf-8-sig") as f:  # some published schemas carry a BOM
-            schema = json.load(f)
-        # use_default=False: the schemas carry "default" values, and validation must never change a payload.
-        validator = fastjsonschema.compile(schema, use_default=False)
-        self[action] = validator
-        if _MALLOC_TRIM is not None:
-            _MALLOC_TRIM(0)
+        validator = self[action] = self._load(name)
         return validator
+
+
+def _generated_loader(version: Version) -> Loader:
+    """Validators from the modules generated ahead of time for the vendored schemas (`generated/v21/X.py`)."""
+
+    def load(name: str) -> Validator:
+        module = importlib.import_module(f"{GENERATED}.{_DIRS[version]}.{name[:-5]}")
+        return getattr(module, ENTRY)  # type: ignore[no-any-return]
+
+    return load
+
+
+def _compiling_loader(directory: Path) -> Loader:
+    """Validators compiled on first use from the schemas of another directory (the same code as generated)."""
+
+    def load(name: str) -> Validator:
+        with open(directory / name, encoding="utf-8-sig") as f:  # some published schemas carry a BOM
+            schema = json.load(f)
+        namespace: dict[str, Any] = {}
+        exec(compile(validator_source(schema), str(directory / name), "exec"), namespace)
+        return namespace[ENTRY]  # type: ignore[no-any-return]
+
+    return load
 
 
 class VersionSchemas:
     """All request and response schemas of one OCPP version."""
 
-    def __init__(self, version: Version, directory: Path) -> None:
+    def __init__(self, version: Version, directory: Path, *, generated: bool = False) -> None:
         self.version = version
         self.directory = directory
         files = sorted(p.name for p in directory.glob("*.json"))
@@ -125,11 +142,12 @@ class VersionSchemas:
             else:  # 1.6 names requests after the action; 2.1 does the same for SEND-only messages
                 requests.setdefault(stem, name)
         self.actions: frozenset[str] = frozenset(requests)
-        self.requests = _LazyValidators(directory, requests)
-        self.responses = _LazyValidators(directory, responses)
+        load = _generated_loader(version) if generated else _compiling_loader(directory)
+        self.requests = _LazyValidators(load, requests)
+        self.responses = _LazyValidators(load, responses)
 
     def warm(self, actions: list[str] | None = None) -> None:
-        """Compile the schemas of `actions` (default: all) now rather than on first use."""
+        """Load the validators of `actions` (default: all) now rather than on first use."""
         for action in actions if actions is not None else sorted(self.actions):
             self.requests[action]
             if action in self.responses._names:
@@ -150,7 +168,8 @@ class SchemaStore:
             directory = self.root / _DIRS[version] / "schemas"
             if not directory.is_dir():
                 raise FileNotFoundError(f"no OCPP {version.value} schemas under {self.root}")
-            schemas = self._versions[version] = VersionSchemas(version, directory)
+            schemas = self._versions[version] = VersionSchemas(version, directory,
+                                                               generated=self.root == SCHEMA_ROOT)
         return schemas
 
 
@@ -158,7 +177,7 @@ _default: SchemaStore | None = None
 
 
 def default_store() -> SchemaStore:
-    """The process-wide store over the vendored schemas (compiled validators are shared)."""
+    """The process-wide store over the vendored schemas (loaded validators are shared)."""
     global _default
     if _default is None:
         _default = SchemaStore()

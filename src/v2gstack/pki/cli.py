@@ -79,6 +79,7 @@ def create(
         algorithm=key_set,
         seccid=seccid,
         evccid=evccid,
+        csms_rsa=True,  # the CSMS serves the ECDHE-ECDSA and the TLS_RSA suites (A00.FR.318): two certificates
     )
     pki = create_pki(cfg)
     manifest = write_pki(pki, out, password.encode() if password else None)
@@ -89,6 +90,10 @@ def create(
     table.add_column("not after")
     for kind, item in pki.items.items():
         table.add_row(kind.value, item.cert.subject.rfc4514_string(), item.cert.not_valid_after_utc.date().isoformat())
+    if pki.csms_rsa is not None:
+        rsa_cert = pki.csms_rsa.cert
+        table.add_row("csms_rsa (RSA)", rsa_cert.subject.rfc4514_string(),
+                      rsa_cert.not_valid_after_utc.date().isoformat())
     Console().print(table)
     typer.echo(f"{len(manifest)} files; see {out / 'manifest.json'} and docs/pki.md for the layout")
 

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import x448
 from .algorithms import KeyAlgorithm
 from .issue import Issued, issue, subject_name
 from .profiles import PROFILES, PROFILES_20, Kind, Profile
+from .rsa_server import RsaServer, issue_rsa_server
 
 
 class Edition(StrEnum):
@@ -44,6 +45,7 @@ class PkiConfig:
     operator: str = "v2gstack EVSE Operator"  # -20 SECC certificate O (the EVSE operator)
     emsp: str = "v2gstack eMSP"  # -20 contract certificate O
     oem: str = "v2gstack OEM"  # -20 OEM provisioning and vehicle certificate O
+    csms_rsa: bool = False  # also an RSA CSMS server certificate (the TLS_RSA suites of A00.FR.318; `pki create` does)
 
     @property
     def profiles(self) -> dict[Kind, Profile]:
@@ -117,6 +119,7 @@ class Pki:
 
     edition: Edition = Edition.ISO2
     algorithm: KeyAlgorithm = KeyAlgorithm.P256
+    csms_rsa: RsaServer | None = None  # the RSA twin of the CSMS server certificate, when asked for
 
     @property
     def profiles(self) -> dict[Kind, Profile]:
@@ -189,4 +192,5 @@ def create_pki(cfg: PkiConfig | None = None) -> Pki:
         path = (*reversed(above), leaf)
         for i, kind in enumerate(path):
             make(kind, path[i - 1] if i else None)
-    return Pki(items, chains, cfg.edition, cfg.algorithm if iso20 else KeyAlgorithm.P256)
+    rsa = issue_rsa_server(items[chains[Kind.CSMS][0]], items[Kind.CSMS].cert) if cfg.csms_rsa else None
+    return Pki(items, chains, cfg.edition, cfg.algorithm if iso20 else KeyAlgorithm.P256, rsa)

@@ -44,6 +44,11 @@ class OcspRefused(OcspError):
     """The fetch policy forbids asking this responder URL (scheme, host, port or address); nothing was sent."""
 
 
+class OcspUnreachable(OcspError):
+    """No answer at all: the responder could not be connected to, did not answer in time, or closed the connection
+    before an HTTP answer. The only failure a relying party may choose to soft-fail on; a bad answer is not one."""
+
+
 class RevocationList:
     """Revoked certificates of a PKI folder, kept in `revoked.json` (issuer SHA-256 fingerprint + serial -> time,
     reason); re-read when the file changes, so a running responder sees new revocations at once."""
@@ -275,7 +280,7 @@ async def fetch(url: str, request: bytes, timeout: float | None = None, *, polic
     except TargetRefused as e:
         raise OcspRefused(f"OCSP URL {url!r} refused: {e}") from None
     except (OSError, TimeoutError) as e:  # ssl.SSLError is an OSError
-        raise OcspError(f"OCSP responder {url} unreachable: {e or type(e).__name__}") from None
+        raise OcspUnreachable(f"OCSP responder {url} unreachable: {e or type(e).__name__}") from None
 
 
 async def _connect(target: Target, policy: FetchPolicy,
@@ -307,7 +312,7 @@ async def _read_answer(reader: asyncio.StreamReader, policy: FetchPolicy) -> byt
     except asyncio.LimitOverrunError:
         raise OcspError(f"OCSP responder's HTTP head is larger than {policy.max_head} bytes") from None
     except asyncio.IncompleteReadError:
-        raise OcspError("OCSP responder closed the connection without an HTTP answer") from None
+        raise OcspUnreachable("OCSP responder closed the connection without an HTTP answer") from None
     lines = head.decode("latin-1").split("\r\n")
     status = lines[0].split(" ")
     code = status[1] if len(status) > 1 and status[0].startswith("HTTP/1.") else ""

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from .algorithms import PrivateKey
 from .hierarchy import Edition, Pki
 from .profiles import Kind
+from .rsa_server import RSA_NAME
 
 # role -> (PKCS#12 / key+chain leaves it holds, trust anchors it loads)
 ROLE_STORES: dict[str, tuple[tuple[Kind, ...], tuple[Kind, ...]]] = {
@@ -81,6 +82,14 @@ def write_pki(pki: Pki, out: Path, password: bytes | None = None) -> dict[str, s
     for leaf in pki.chains:
         chain = b"".join(cert_pem(c) for c in [pki.cert(leaf), *pki.intermediates(leaf)])
         add(out / "chains" / f"{leaf.value}.chain.pem", chain, f"{leaf.value} + sub-CAs (leaf first)")
+    if pki.csms_rsa is not None:  # the RSA twin of the CSMS server certificate (TLS_RSA suites)
+        rsa_chain = b"".join(cert_pem(c) for c in [pki.csms_rsa.cert, *pki.intermediates(Kind.CSMS)])
+        add(out / "certs" / f"{RSA_NAME}.pem", cert_pem(pki.csms_rsa.cert), f"{RSA_NAME} certificate (PEM)")
+        add(out / "keys" / f"{RSA_NAME}.key.pem", pki.csms_rsa.key_pem(password), f"{RSA_NAME} RSA key", True)
+        add(out / "chains" / f"{RSA_NAME}.chain.pem", rsa_chain, f"{RSA_NAME} + sub-CAs (leaf first)")
+        add(out / "stores" / "csms" / f"{RSA_NAME}.chain.pem", rsa_chain, f"csms: {RSA_NAME} chain")
+        add(out / "stores" / "csms" / f"{RSA_NAME}.key.pem", pki.csms_rsa.key_pem(password), f"csms: {RSA_NAME} key",
+            True)
     stores = ROLE_STORES_20 if pki.edition is Edition.ISO20 else ROLE_STORES
     for role, (leaves, anchors) in stores.items():
         base = out / "stores" / role

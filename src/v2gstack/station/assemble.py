@@ -99,6 +99,7 @@ def station_config(s: StationSettings) -> StationConfig:
         dc_max_discharge_current=e.dc_max_discharge_current) for n, e in enumerate(s.evse, start=1)}
     return StationConfig(
         s.station.id, link.url, evses=len(s.evse), password=link.password, versions=tuple(link.ocpp_versions),
+        fallback_urls=tuple(link.fallback_urls),
         state_dir=Path(s.state_dir) if s.state_dir else None, model=s.station.model, vendor=s.station.vendor,
         serial_number=s.station.serial_number, firmware_version=s.station.firmware_version,
         max_power_w=powers[1], evse_max_power_w=powers, hardware=hardware[1], evse_hardware=hardware,

@@ -16,6 +16,7 @@ class StationConfig:
 
     station_id: str
     csms_url: str
+    fallback_urls: tuple[str, ...] = ()  # more CSMS addresses: NetworkConnectionProfiles after csms_url's
     evses: int = 1
     password: str | None = None
     versions: tuple[str, ...] = ("2.1", "2.0.1")  # OCPP versions offered, most preferred first

@@ -26,6 +26,8 @@ class Evse:
     authorized: bool = False
     id_token: dict[str, Any] | None = None
     tx: Transaction | None = None
+    reserved: bool = False  # a reservation holds it (station/reservations.py): Reserved while free
+    reservation_used: int | None = None  # the reservation the authorized idToken used, for its transaction
     ev_power_w: float = 0.0  # what the EV would draw (or, negative, give) if allowed
     soc: float | None = None  # percent, when the EV tells it (ISO 15118) or the simulation knows it
     battery_wh: float | None = None  # the EV's battery capacity, for a simulated SoC
@@ -34,14 +36,14 @@ class Evse:
     _soc_mark: float | None = None  # net energy (Wh) when the SoC was last brought up to date
 
     def status(self, station_operative: bool = True) -> str:
-        """ConnectorStatus: Faulted, Occupied (cable in or transaction), Unavailable, or Available."""
+        """ConnectorStatus: Faulted, Occupied (cable in or transaction), Unavailable, Reserved, or Available."""
         if self.faulted:
             return "Faulted"
         if self.plugged or self.tx is not None:
             return "Occupied"
         if not self.operative or not station_operative:
             return "Unavailable"
-        return "Available"
+        return "Reserved" if self.reserved else "Available"
 
     def reading(self) -> MeterReading:
         """The meter now; the simulated SoC follows the energy that flowed since it was last looked at."""

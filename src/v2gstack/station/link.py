@@ -31,21 +31,29 @@ from .context import StationContext
 from .device_model import Variable
 from .errors import AnswerInvalid, CallRefused, Offline, OwnPayloadInvalid
 from .evse import Evse
+from .network_profiles import NetworkProfiles
 from .ocpp16 import Ocpp16Mapping
+from .ocpp16_handlers import Ocpp16Handlers
 from .sender import AnswerHook, QueueSender
 
 log = logging.getLogger(__name__)
 
 LINK_ERRORS = (ConnectionClosedError, CallTimeoutError)
-# What a charging session makes the station send (and check the answers of): their validators are compiled in a
-# thread as soon as the boot is accepted, not on the event loop in the middle of the first session (a 2.1
-# TransactionEvent schema takes ~0.2 s to compile, longer than an ISO 15118 charge-loop answer may take).
+# What a charging session makes the station send (and check the answers of): their validators (generated ahead of
+# time, ocpp/generated/) are imported in a thread as soon as the boot is accepted, not on the event loop in the middle
+# of the first session: from bytecode that takes ~1 ms each, but where no bytecode can be written (a read-only
+# install without .pyc files) the 2.1 TransactionEvent module's source takes ~0.15 s to compile.
 SESSION_ACTIONS = ["TransactionEvent", "MeterValues", "Authorize", "NotifyEVChargingNeeds", "NotifyEVChargingSchedule",
                    "NotifyEvent", "SecurityEventNotification", "Get15118EVCertificate", "GetCertificateStatus",
                    "DataTransfer"]
 Payload = dict[str, Any]
 DataTransferHandler = Callable[[Payload], Payload]
 Trigger = Callable[[list[Evse]], bool]  # TriggerMessage for these EVSEs: False to answer Rejected
+
+
+SENT_WHILE_PENDING = frozenset({"NotifyReport"})
+"""What the station sends while its registration is Pending (B02): the reports of a GetBaseReport/GetReport the CSMS
+may send then; everything else waits for Accepted."""
 
 
 class Link:
@@ -61,15 +69,21 @@ class Link:
         self.frame_listeners: list[Callable[[str, str], None]] = []  # every OCPP frame (direction, text): traces
         self.on_queue_answer: AnswerHook | None = None  # the transactions' look at each queued message's answer
         password = model.value("SecurityCtrlr", "BasicAuthPassword") or config.password
-        # OCPP 1.6: the services keep speaking 2.0.1; the mapping translates at the connection (station/ocpp16.py)
-        self.v16 = Ocpp16Mapping(ctx, router) if tuple(config.versions) == ("1.6",) else None
+        # OCPP 1.6: the services keep speaking 2.0.1; the mapping translates at the connection (station/ocpp16.py),
+        # and the CSMS's 1.6 CALLs reach their 2.0.1 handlers through station/ocpp16_handlers.py
+        self.v16 = Ocpp16Mapping(ctx) if tuple(config.versions) == ("1.6",) else None
+        served = router if self.v16 is None else Ocpp16Handlers(ctx, router, self.v16).router
+        self.profiles = NetworkProfiles(
+            model, [config.csms_url, *config.fallback_urls], config.security_profile,
+            path=config.state_dir / "network_profiles.json" if config.state_dir else None)
         self.client = StationClient(
-            config.csms_url, config.station_id, router if self.v16 is None else self.v16.router,
+            config.csms_url, config.station_id, served,
             versions=list(config.versions), password=password,
             ssl=config.ssl, call_timeout=config.call_timeout or model.int(
                 "OCPPCommCtrlr", "MessageTimeout", instance="Default") * config.time_scale,
             backoff=config.backoff or self._backoff(), on_connect=self._on_connect,
-            ping_interval=config.ping_interval, dial=dial)
+            ping_interval=config.ping_interval, dial=dial, endpoints=self.profiles.urls,
+            attempts_per_endpoint=self.profiles.attempts)
         self._agreed = Version.parse(config.versions[0])  # the version of the last connection (else the preferred)
         # our payloads while no connection exists (1.6: the services' 2.0.1 payloads, translated at the connection)
         self._validators = {v: RpcEngine(Version.V201 if v is Version.V16 else v) for v in self.client.versions}
@@ -260,7 +274,8 @@ class Link:
         """Send a CALL that is not queued and return the CSMS's answer; raise Offline, CallRefused,
         OwnPayloadInvalid (logged here as the bug of ours it is) or AnswerInvalid."""
         conn = self.connection()
-        if not self.online or conn is None:
+        pending_report = action in SENT_WHILE_PENDING and self.registration == "Pending" and self.connected
+        if (not self.online and not pending_report) or conn is None:
             self._check_own(action, payload, self._validators[self._agreed])
             raise Offline(action, "not connected to the CSMS" if not self.connected else "not accepted by the CSMS")
         try:
@@ -311,8 +326,8 @@ class Link:
         self._boot_wake.set()
 
     def handlers(self) -> dict[str, Callable[[Payload], Payload]]:
-        """DataTransfer and TriggerMessage."""
-        return {"DataTransfer": self._data_transfer, "TriggerMessage": self._trigger}
+        """DataTransfer, TriggerMessage and SetNetworkProfile."""
+        return {"DataTransfer": self._data_transfer, "TriggerMessage": self._trigger, **self.profiles.handlers()}
 
     def _data_transfer(self, p: Payload) -> Payload:
         """DataTransfer to a registered vendor handler."""

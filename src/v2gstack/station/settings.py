@@ -47,6 +47,8 @@ class CsmsLink:
     """Where the CSMS is and how the station proves who it is (OCPP security profiles 1-3)."""
 
     url: str = setting("", flag="--csms")  # ws://host:port/path or wss://...; the station id is appended
+    # more CSMS addresses (other nodes): NetworkConnectionProfiles 1, 2, ... tried in turn when one stops answering
+    fallback_urls: list[str] = setting(default_factory=list)
     ocpp_versions: list[str] = setting(default_factory=lambda: ["2.1", "2.0.1"],
                                        flag="--ocpp-versions")  # offered, most preferred first
     password: str | None = setting(None, secret=True, flag="--password")  # Basic auth (profiles 1 and 2)
@@ -61,6 +63,9 @@ class CsmsLink:
             yield ("url",), "the station needs the CSMS endpoint (--csms, or url in [csms])"
         elif not self.url.startswith(("ws://", "wss://")):
             yield ("url",), "expected a ws:// or wss:// URL"
+        for url in self.fallback_urls:
+            if url.split("://", 1)[0] != self.url.split("://", 1)[0]:
+                yield ("fallback_urls",), f"{url!r}: every address uses the scheme of url (one security profile)"
         for v in self.ocpp_versions:
             if v not in SUPPORTED_OCPP:
                 speaks = ", ".join(SUPPORTED_OCPP)

@@ -43,6 +43,7 @@ from .link import Link
 from .ports import EvseFacts, FrameListener, SettingsView
 from .queue import OfflineQueue
 from .reports import Reports
+from .reservations import Reservations
 from .smart_charging import SmartCharging
 from .transactions import Transactions
 from .v2x import V2x, charging_needs_for
@@ -81,11 +82,13 @@ class ChargingStation:
         self.v2x = V2x(ctx, self.link, self.smart_charging, frequency)
         self.transactions = Transactions(ctx, self.link, self.authorization, self.smart_charging, self.v2x)
         self.availability = Availability(ctx, self.link, self.transactions)
+        self.reservations = self.transactions.reservations = Reservations(ctx, self.link)
         self.certificates = Certificates(ctx, self.link)
         self.reports = Reports(ctx, self.link)
         register(router, lambda: self.link.registration, config.station_id, self.link.handlers(),
                  self.authorization.handlers(), self.smart_charging.handlers(), self.transactions.handlers(),
                  self.availability.handlers(), self.certificates.handlers(), self.reports.handlers(),
+                 self.reservations.handlers(),
                  self.v2x.handlers())
         for evse in self.evses.values():  # the meter's key, for the CSMS to check signed meter values
             if isinstance(evse.hardware, SigningMeter):

@@ -18,6 +18,7 @@ class Transaction:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:36])
     seq_no: int = 0
     remote_start_id: int | None = None
+    reservation_id: int | None = None  # the reservation this transaction used (sent once, with the idToken)
     id_token: dict[str, Any] | None = None
     charging_state: str | None = None
     charging_seconds: float = 0.0
@@ -52,6 +53,8 @@ class Transaction:
         if self.id_token is not None and not self._token_told:
             p["idToken"] = self.id_token
             self._token_told = True
+            if self.reservation_id is not None:
+                p["reservationId"] = self.reservation_id
         if event_type == "Started" or "idToken" in p:
             p["evse"] = {"id": self.evse_id, "connectorId": self.connector_id}
         if meter_value:

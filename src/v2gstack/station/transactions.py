@@ -18,6 +18,7 @@ from .context import StationContext
 from .evse import Evse
 from .link import Link
 from .metering import sampled_values
+from .reservations import Reservations
 from .smart_charging import SmartCharging
 from .transaction import Transaction
 from .v2x import V2x
@@ -39,6 +40,7 @@ class Transactions:
         self.v2x = v2x
         v2x.apply = lambda evse_id: self.apply_power(self.ctx.evses[evse_id])
         self.ended_hooks: list[Callable[[], None]] = []  # after each transaction's end (Reset OnIdle waits for it)
+        self.reservations: Reservations | None = None  # who may start on a reserved EVSE (set by the station)
         self._samplers: dict[str, asyncio.Task[Any]] = {}
         link.on_queue_answer = self._answered
         link.triggers["MeterValues"] = self._trigger_meter_values
@@ -138,7 +140,8 @@ class Transactions:
         """Start a transaction on the EVSE and send Started with the begin meter values."""
         clock = self.ctx.clock
         tx = Transaction(evse.id, evse.connector_id, remote_start_id=remote_start_id,
-                         started_epoch=clock.wall().timestamp())
+                         started_epoch=clock.wall().timestamp(), reservation_id=evse.reservation_used)
+        evse.reservation_used = None
         tx.charging_state = "EVConnected" if evse.plugged else "Idle"
         if evse.authorized:
             tx.set_token(evse.id_token)
@@ -170,12 +173,19 @@ class Transactions:
         log.info("%s: idToken %s on EVSE %d: %s", self.ctx.station_id, token["idToken"], evse_id, info["status"])
         if info.get("status") != "Accepted" or evse.authorized:  # refused, or someone is already charging here
             return info
+        reservations = self.reservations
+        if reservations is not None and not reservations.admits(evse, token, info):
+            log.info("%s: EVSE %d is reserved for another idToken", self.ctx.station_id, evse_id)
+            return {**info, "status": "Invalid"}  # not for this EVSE now (H03): no charging starts
+        if reservations is not None:
+            evse.reservation_used = reservations.use(evse)  # told with the idToken (H03)
         evse.authorized, evse.id_token = True, token
         trigger = "RemoteStart" if remote_start_id is not None else "Authorized"
         starts = self._start_points()
         if evse.tx is None and ("Authorized" in starts or (evse.plugged and "PowerPathClosed" in starts)):
             self._begin(evse, trigger, remote_start_id)
         elif evse.tx is not None:
+            evse.tx.reservation_id, evse.reservation_used = evse.reservation_used, None
             evse.tx.set_token(token)
             if remote_start_id is not None:
                 evse.tx.remote_start_id = remote_start_id

@@ -1,0 +1,225 @@
+"""Run a scenario (sim/scenario.py): our CSMS on SQLite, our stations with bridged SECCs, our EVs, on loopback; the
+faults at their times; then every expectation checked against what the EVs saw and what the CSMS recorded.
+
+Checks per session: the outcome (the EV's session ok or failed), the ISO ResponseCode of a failure, the OCPP
+stoppedReason of its transaction, energy agreement (the CSMS's last Energy.Active.Import.Register vs the EV's energy)
+and nothing lost (the transaction Ended, its TransactionEvents numbered 0..n without a gap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..csms.dashboard.live import live_hub
+from ..csms.service import Csms, CsmsConfig
+from ..csms.store import Store, op_put_id_token
+from ..csms.timeline import merged_timeline
+from ..iso15118 import EvccConfig, EVModel, run_evcc
+from ..iso15118.evcc_config import SessionResult
+from ..ocpp import BackOff
+from ..station import ChargingStation, StationConfig
+from ..station.bridge import BridgeConfig, EvseBridge, start_bridged_seccs
+from .scenario import Scenario, SessionSpec
+
+PASSWORD = "scenario-station-password"  # loopback only, made per run
+TOKEN_TYPE = "ISO14443"
+
+
+@dataclass
+class Check:
+    """One expectation and whether it held."""
+
+    what: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class SessionReport:
+    """A session's result, its transaction, its checks, its power over time and (failed) its timeline."""
+
+    spec: SessionSpec
+    result: SessionResult | None = None
+    error: str | None = None
+    transaction: dict[str, Any] | None = None
+    checks: list[Check] = field(default_factory=list)
+    power: list[tuple[float, float]] = field(default_factory=list)  # (s since the run's start, W)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """Every check held."""
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+
+@dataclass
+class RunReport:
+    """The whole run."""
+
+    scenario: Scenario
+    sessions: list[SessionReport]
+    faults: list[str]
+    elapsed_s: float
+    timed_out: bool = False
+
+    @property
+    def passed(self) -> bool:
+        """Every session passed and the run finished in time."""
+        return not self.timed_out and all(s.passed for s in self.sessions)
+
+
+async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
+    """Play a scenario in `workdir` (database, station state, timelines) and check it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / "csms.db"
+    db.unlink(missing_ok=True)
+    store = Store(f"sqlite:///{db}")
+    for st in sc.stations:
+        store.add_station(st.id, PASSWORD)
+    for token, status in sc.id_tokens:
+        store.put_id_token(token, TOKEN_TYPE, status)
+    csms = Csms(store, CsmsConfig(ping_interval=None, heartbeat_interval=300))
+    hub = live_hub(csms)
+    await csms.start("127.0.0.1", 0)
+    stations: dict[str, ChargingStation] = {}
+    bridges: dict[str, list[EvseBridge]] = {}
+    trace_dir = workdir / "traces"
+    start = time.monotonic()
+    reports = [SessionReport(s) for s in sc.sessions]
+    fault_log: list[str] = []
+    timed_out = False
+    try:
+        for spec in sc.stations:
+            station = ChargingStation(StationConfig(
+                spec.id, f"ws://127.0.0.1:{csms.port}/ocpp", evses=spec.evses, password=PASSWORD,
+                versions=(spec.ocpp,), state_dir=workdir / "stations" / spec.id, max_power_w=spec.max_power_w,
+                time_scale=1 / sc.speedup, backoff=BackOff(0.1, 0.1, 3), ping_interval=None))
+            station.model.put("SampledDataCtrlr", "TxUpdatedInterval", "30")
+            if spec.auth == "free":
+                station.model.put("AuthCtrlr", "Enabled", "false")
+            await station.start()
+            stations[spec.id] = station
+            await asyncio.wait_for(station.wait_accepted(), 30)
+            token = {"idToken": spec.id_token, "type": TOKEN_TYPE} if spec.auth == "rfid" else None
+            bridges[spec.id] = await start_bridged_seccs(station, port=0, sdp_port=0, trace_dir=trace_dir,
+                                                         config=BridgeConfig(id_token=token))
+        start = time.monotonic()
+        tasks = [asyncio.create_task(_session(r, bridges, start, sc.speedup)) for r in reports]
+        faults = [asyncio.create_task(_fault(f, csms, reports, start, fault_log)) for f in sc.faults]
+        try:
+            await asyncio.wait_for(asyncio.gather(*tasks, *faults), sc.timeout_s)
+        except TimeoutError:
+            timed_out = True
+        for station in stations.values():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(station.wait_queue_empty(), 10)
+        await asyncio.sleep(0.3)  # the last answers reach the store
+        for r in reports:
+            _collect(r, store, hub, start, trace_dir)
+    finally:
+        for bs in bridges.values():
+            for b in bs:
+                if b.server is not None:
+                    await b.server.close()
+        for station in stations.values():
+            await station.stop()
+        await csms.close()
+        store.close()
+    return RunReport(sc, reports, fault_log, time.monotonic() - start, timed_out)
+
+
+async def _session(r: SessionReport, bridges: dict[str, list[EvseBridge]], start: float, speedup: float) -> None:
+    s = r.spec
+    await asyncio.sleep(max(0.0, start + s.at - time.monotonic()))
+    server = bridges[s.station][s.evse - 1].server
+    assert server is not None
+    config = EvccConfig(protocols=(s.protocol,), energy=s.energy, loops=s.loops, loop_interval=0.05,
+                        ongoing_interval=0.02, evcc_id=f"0A0B{zlib.crc32(s.name.encode()):08X}")
+    try:
+        r.result = await run_evcc(config, EVModel(speedup=speedup, soc=30.0), secc=server.addresses()["tcp"])
+    except Exception as e:  # the EV itself failed: reported, the others go on
+        r.error = f"{type(e).__name__}: {e}"
+
+
+async def _fault(f: Any, csms: Csms, reports: list[SessionReport], start: float, log: list[str]) -> None:
+    await asyncio.sleep(max(0.0, start + f.at - time.monotonic()))
+    at = time.monotonic() - start
+    try:
+        await _apply(f, csms, reports, at, log)
+    except Exception as e:  # a fault that could not be applied is reported, and the run goes on
+        log.append(f"{at:.1f} s: {f.kind} could not be applied: {type(e).__name__}: {e}")
+
+
+async def _apply(f: Any, csms: Csms, reports: list[SessionReport], at: float, log: list[str]) -> None:
+    if f.kind == "token_status":
+        await csms.worker.run(op_put_id_token, f.id_token, TOKEN_TYPE, f.status)  # through the CSMS's writer
+        log.append(f"{at:.1f} s: idToken {f.id_token} set to {f.status}")
+    elif f.kind == "link_cut":
+        conn = csms.server.connections.get(f.station)
+        if conn is None:
+            log.append(f"{at:.1f} s: link cut of {f.station}: it was not connected")
+            return
+        await conn.close(1001, "link cut (scenario)")
+        log.append(f"{at:.1f} s: the CSMS dropped {f.station}'s connection")
+    elif f.kind == "remote_stop":
+        spec = next(r.spec for r in reports if r.spec.name == f.session)
+        for _ in range(200):  # the session may still be starting
+            tx = csms.active_transaction(spec.station, spec.evse)
+            if tx is not None:
+                answer = await csms.request_stop(spec.station, tx)
+                log.append(f"{at:.1f} s: RequestStopTransaction {tx} ({spec.name}) -> {answer.get('status')}")
+                return
+            await asyncio.sleep(0.05)
+        log.append(f"{at:.1f} s: remote stop of {spec.name}: no transaction to stop")
+
+
+def _collect(r: SessionReport, store: Store, hub: Any, start: float, trace_dir: Path) -> None:
+    """The session's transaction, power series, checks and (failed) timeline."""
+    s, res = r.spec, r.result
+    if res is not None and res.session_id:
+        r.transaction = store.transaction_by_session(res.session_id)
+        if r.transaction is not None:
+            r.transaction = store.transaction(r.transaction["stationId"], r.transaction["transactionId"])
+    tx = r.transaction
+    if tx is not None:
+        live = hub.sessions.get((tx["stationId"], tx["transactionId"]))
+        wall0 = time.time() - (time.monotonic() - start)
+        if live is not None:
+            r.power = [(p[0] - wall0, p[1] or 0.0) for p in live.points]
+    e = s.expect
+    if r.error is not None or res is None:
+        r.checks.append(Check("outcome", False, f"the EV did not finish: {r.error or 'timed out'}"))
+    else:
+        got = "ok" if res.ok else "failed"
+        r.checks.append(Check("outcome", got == e.outcome, f"expected {e.outcome}, got {got} ({res.reason})"))
+        if e.response_code is not None:
+            r.checks.append(Check("response_code", res.response_code == e.response_code,
+                                  f"expected {e.response_code}, got {res.response_code}"))
+    if e.stopped_reason is not None:
+        got_reason = tx.get("stoppedReason") if tx else None
+        r.checks.append(Check("stopped_reason", got_reason == e.stopped_reason,
+                              f"expected {e.stopped_reason}, got {got_reason}"))
+    if e.outcome == "ok" and e.energy_tolerance is not None and res is not None and res.ok:
+        register = [m["value"] for m in (tx or {}).get("meterValues", [])
+                    if m["measurand"] == "Energy.Active.Import.Register" and not m.get("phase")]
+        csms_wh = register[-1] if register else None
+        ok = csms_wh is not None and abs(csms_wh - res.energy_wh) <= max(2.0, e.energy_tolerance * res.energy_wh)
+        shown = "none" if csms_wh is None else f"{csms_wh:.0f} Wh"
+        r.checks.append(Check("energy", ok, f"EV {res.energy_wh:.0f} Wh, CSMS {shown} "
+                              f"(tolerance {e.energy_tolerance:.0%})"))
+    if tx is not None:
+        seqs = sorted(ev["seqNo"] for ev in tx.get("events", []))
+        ok = tx["state"] == "Ended" and seqs == list(range(len(seqs)))
+        r.checks.append(Check("nothing_lost", ok, f"state {tx['state']}, events seqNo {seqs[:3]}..{seqs[-1:]}"))
+    elif e.outcome == "ok":
+        r.checks.append(Check("nothing_lost", False, "no transaction recorded for the session"))
+    if not r.passed:
+        key = (tx or {}).get("transactionId") or (res.session_id if res else None)
+        if key:
+            r.timeline = [x.to_dict() for x in merged_timeline(key, trace_dir=trace_dir, store=store)][:300]

@@ -1,0 +1,233 @@
+"""The scenario file of `v2gstack sim run`: what to start, what happens when, and what must hold, checked whole.
+
+A scenario is YAML (with PyYAML), JSON or TOML. Every key is checked against the schema below before anything starts;
+a problem is a ScenarioError naming its path (`sessions[2].expect.outcome: ...`). Times are seconds from the start
+of the run (wall time; the stations and EVs run their simulated clocks `speedup` times faster).
+
+    name: str                      # shown in the report
+    speedup: float = 60            # simulated seconds per real second (station meters, EV batteries)
+    timeout_s: float = 60          # the run is cut (and fails) after this long
+    stations:                      # each: our station with `evses` bridged SECCs, on OCPP `ocpp`
+      - {id: CS1, evses: 2, ocpp: "2.1", auth: free | rfid, id_token: "04A1B2C3", max_power_w: 50000}
+    id_tokens:                     # registered at the CSMS (status as OCPP's AuthorizationStatus)
+      - {id_token: "04A1B2C3", status: Accepted}
+    sessions:                      # one EV each
+      - {name: ev1, at: 0, station: CS1, evse: 1, protocol: iso2 | din, energy: ac | dc, loops: 20,
+         expect: {outcome: ok | failed, response_code: FAILED, stopped_reason: EVDisconnected,
+                  energy_tolerance: 0.05}}
+    faults:                        # what goes wrong, and when
+      - {at: 0, kind: token_status, id_token: "04A1B2C3", status: Blocked}
+      - {at: 2, kind: remote_stop, session: ev1}
+      - {at: 3, kind: link_cut, station: CS1}   # the CSMS drops the station's websocket; it reconnects
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROTOCOLS = ("iso2", "din")
+ENERGIES = ("ac", "dc")
+OUTCOMES = ("ok", "failed")
+AUTH_MODES = ("free", "rfid")
+FAULT_KINDS = ("token_status", "remote_stop", "link_cut")
+AUTH_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "NoCredit", "NotAllowedTypeEVSE", "NotAtThisLocation",
+                 "NotAtThisTime", "Unknown")
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot run: the path of the offending key and what is wrong."""
+
+
+@dataclass(frozen=True)
+class StationSpec:
+    """One of our stations."""
+
+    id: str
+    evses: int = 1
+    ocpp: str = "2.1"
+    auth: str = "free"
+    id_token: str | None = None
+    max_power_w: float = 50_000.0
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What must hold for a session (None: not checked)."""
+
+    outcome: str = "ok"
+    response_code: str | None = None
+    stopped_reason: str | None = None
+    energy_tolerance: float | None = 0.05  # |EV energy - CSMS register| / EV energy
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """One EV arriving at an EVSE."""
+
+    name: str
+    at: float
+    station: str
+    evse: int
+    protocol: str = "iso2"
+    energy: str = "dc"
+    loops: int = 20
+    expect: Expect = field(default_factory=Expect)
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """Something that goes wrong at a time."""
+
+    at: float
+    kind: str
+    id_token: str | None = None
+    status: str | None = None
+    session: str | None = None
+    station: str | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A whole scenario."""
+
+    name: str
+    stations: tuple[StationSpec, ...]
+    sessions: tuple[SessionSpec, ...]
+    id_tokens: tuple[tuple[str, str], ...] = ()
+    faults: tuple[FaultSpec, ...] = ()
+    speedup: float = 60.0
+    timeout_s: float = 60.0
+
+
+def _fields(raw: Any, path: str, allowed: dict[str, type | tuple[type, ...]], required: tuple[str, ...] = ()
+            ) -> dict[str, Any]:
+    """A mapping with only `allowed` keys of the right types and every `required` key."""
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{path or 'scenario'}: a mapping is expected, not {type(raw).__name__}")
+    for key in raw:
+        if key not in allowed:
+            raise ScenarioError(f"{path}.{key}".lstrip(".") + f": unknown key (known: {', '.join(allowed)})")
+    for key in required:
+        if key not in raw:
+            raise ScenarioError(f"{path}.{key}".lstrip(".") + ": required")
+    for key, value in raw.items():
+        types = allowed[key]
+        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+            raise ScenarioError(f"{path}.{key}".lstrip(".") + ": a boolean is not allowed here")
+        if not isinstance(value, types):
+            names = "/".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+            raise ScenarioError(f"{path}.{key}".lstrip(".") + f": {names} expected, not {type(value).__name__}")
+    return raw
+
+
+def _one_of(value: str, choices: tuple[str, ...], path: str) -> str:
+    if value not in choices:
+        raise ScenarioError(f"{path}: one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def _list(raw: Any, path: str) -> list[Any]:
+    if not isinstance(raw, list):
+        raise ScenarioError(f"{path}: a list is expected")
+    return raw
+
+
+NUM = (int, float)
+
+
+def parse_scenario(raw: Any) -> Scenario:
+    """A Scenario from its parsed file, every key checked (ScenarioError on the first problem)."""
+    top = _fields(raw, "", {"name": str, "speedup": NUM, "timeout_s": NUM, "stations": list, "id_tokens": list,
+                            "sessions": list, "faults": list}, ("name", "stations", "sessions"))
+    stations = []
+    for n, s in enumerate(_list(top["stations"], "stations")):
+        p = f"stations[{n}]"
+        f = _fields(s, p, {"id": str, "evses": int, "ocpp": str, "auth": str, "id_token": str, "max_power_w": NUM},
+                    ("id",))
+        spec = StationSpec(**f)
+        _one_of(spec.ocpp, ("2.1", "2.0.1", "1.6"), f"{p}.ocpp")
+        _one_of(spec.auth, AUTH_MODES, f"{p}.auth")
+        if not 1 <= spec.evses <= 16:
+            raise ScenarioError(f"{p}.evses: 1 to 16")
+        if spec.auth == "rfid" and not spec.id_token:
+            raise ScenarioError(f"{p}.id_token: required with auth rfid (the token the station presents)")
+        stations.append(spec)
+    ids = [s.id for s in stations]
+    if not ids or len(set(ids)) != len(ids):
+        raise ScenarioError("stations: at least one, each id once")
+    tokens = []
+    for n, t in enumerate(_list(top.get("id_tokens", []), "id_tokens")):
+        f = _fields(t, f"id_tokens[{n}]", {"id_token": str, "status": str}, ("id_token",))
+        tokens.append((f["id_token"], _one_of(f.get("status", "Accepted"), AUTH_STATUSES, f"id_tokens[{n}].status")))
+    sessions = []
+    for n, s in enumerate(_list(top["sessions"], "sessions")):
+        p = f"sessions[{n}]"
+        f = dict(_fields(s, p, {"name": str, "at": NUM, "station": str, "evse": int, "protocol": str, "energy": str,
+                                "loops": int, "expect": dict}, ("at", "station", "evse")))
+        f.setdefault("name", f"session{n + 1}")
+        e = _fields(f.pop("expect", {}), f"{p}.expect", {"outcome": str, "response_code": str, "stopped_reason": str,
+                                                         "energy_tolerance": NUM})
+        expect = Expect(**e)
+        _one_of(expect.outcome, OUTCOMES, f"{p}.expect.outcome")
+        spec = SessionSpec(**f, expect=expect)
+        _one_of(spec.protocol, PROTOCOLS, f"{p}.protocol")
+        _one_of(spec.energy, ENERGIES, f"{p}.energy")
+        if spec.station not in ids:
+            raise ScenarioError(f"{p}.station: no station {spec.station!r} (stations: {', '.join(ids)})")
+        evses = next(s.evses for s in stations if s.id == spec.station)
+        if not 1 <= spec.evse <= evses:
+            raise ScenarioError(f"{p}.evse: station {spec.station} has EVSEs 1 to {evses}")
+        if spec.at < 0 or spec.loops < 0:
+            raise ScenarioError(f"{p}: at and loops are not negative")
+        sessions.append(spec)
+    names = [s.name for s in sessions]
+    if len(set(names)) != len(names):
+        raise ScenarioError("sessions: each name once")
+    faults = []
+    for n, x in enumerate(_list(top.get("faults", []), "faults")):
+        p = f"faults[{n}]"
+        f = _fields(x, p, {"at": NUM, "kind": str, "id_token": str, "status": str, "session": str, "station": str},
+                    ("at", "kind"))
+        spec = FaultSpec(**f)
+        _one_of(spec.kind, FAULT_KINDS, f"{p}.kind")
+        if spec.kind == "token_status" and (spec.id_token is None or spec.status is None):
+            raise ScenarioError(f"{p}: token_status needs id_token and status")
+        if spec.kind == "token_status":
+            _one_of(spec.status or "", AUTH_STATUSES, f"{p}.status")
+        if spec.kind == "remote_stop" and spec.session not in names:
+            raise ScenarioError(f"{p}.session: no session {spec.session!r}")
+        if spec.kind == "link_cut" and spec.station not in ids:
+            raise ScenarioError(f"{p}.station: no station {spec.station!r}")
+        faults.append(spec)
+    return Scenario(top["name"], tuple(stations), tuple(sessions), tuple(tokens), tuple(faults),
+                    float(top.get("speedup", 60.0)), float(top.get("timeout_s", 60.0)))
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """A scenario file (YAML, JSON or TOML by its suffix); ScenarioError names the file and the key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ScenarioError(f"{path}: {e.strerror or e}") from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml  # optional: only YAML scenarios need PyYAML (the `sim` extra)
+
+            raw = yaml.safe_load(text)
+        elif path.suffix == ".toml":
+            raw = tomllib.loads(text)
+        else:
+            raw = json.loads(text)
+    except ImportError:
+        raise ScenarioError(f"{path}: YAML needs PyYAML: pip install 'v2gstack[sim]'") from None
+    except Exception as e:  # the parser's own error: its message says where
+        raise ScenarioError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {e}") from None
+    try:
+        return parse_scenario(raw)
+    except ScenarioError as e:
+        raise ScenarioError(f"{path}: {e}") from None

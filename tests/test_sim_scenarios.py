@@ -1,0 +1,77 @@
+"""`v2gstack sim run`: the shipped scenarios pass, a wrong expectation fails with a clear report (exit 1), a malformed
+scenario is refused with the path of its key (exit 2), and the HTML report opens in headless Chromium cleanly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers.browser import ARTIFACTS, chromium, console_errors
+
+from v2gstack.sim.report import write_html
+from v2gstack.sim.runner import run_scenario
+from v2gstack.sim.scenario import ScenarioError, load_scenario, parse_scenario
+
+pytestmark = pytest.mark.timeout(180)
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
+WRONG = ROOT / "tests" / "data" / "scenario-wrong-expectation.yaml"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+async def test_shipped_scenario_passes(path: Path, tmp_path: Path) -> None:
+    report = await run_scenario(load_scenario(path), tmp_path / path.stem)
+    failed = [(s.spec.name, c.what, c.detail) for s in report.sessions for c in s.checks if not c.ok]
+    assert report.passed, failed
+    assert all(s.checks for s in report.sessions)
+    page = write_html(report, tmp_path / "report.html").read_text()
+    assert 'id="verdict">PASS<' in page and "<svg" in page
+
+
+def test_wrong_expectation_fails_with_a_clear_report(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "v2gstack", "sim", "run", str(WRONG), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=150, env={"COLUMNS": "160", "PATH": "/usr/bin"})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "wrong-expectation: FAIL" in done.stdout
+    assert "expected failed, got ok" in done.stdout  # the check that failed, and why
+    page = (tmp_path / WRONG.stem / "report.html").read_text()
+    assert 'id="verdict">FAIL<' in page and "charges: timeline" in page
+    assert "SessionSetupReq" in page and "TransactionEvent" in page  # the failed session's timeline, both protocols
+    with chromium() as web:
+        web.get((tmp_path / WRONG.stem / "report.html").as_uri())
+        assert web.find_element("id", "verdict").text == "FAIL"
+        assert len(web.find_elements("css selector", "svg polyline")) >= 2  # the session's power and the aggregate
+        web.save_screenshot(str(ARTIFACTS / "scenario-report.png"))
+        assert not console_errors(web)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"sessions": [{"at": 0, "station": "CS9", "evse": 1}]}, "sessions[0].station: no station 'CS9'"),
+    ({"sessions": [{"at": 0, "station": "CS1", "evse": 1, "expect": {"outcome": "maybe"}}]},
+     "sessions[0].expect.outcome: one of ok, failed, not 'maybe'"),
+    ({"sessions": [{"at": 0, "station": "CS1", "evse": 1, "color": "red"}]}, "sessions[0].color: unknown key"),
+    ({"faults": [{"at": 1, "kind": "meteor"}]}, "faults[0].kind: one of token_status, remote_stop"),
+    ({"stations": [{"id": "CS1", "auth": "rfid"}]}, "stations[0].id_token: required with auth rfid"),
+    ({"speedup": "fast"}, "speedup: int/float expected, not str"),
+])
+def test_malformed_scenarios_name_the_key(change: dict, message: str) -> None:  # type: ignore[type-arg]
+    base = {"name": "x", "stations": [{"id": "CS1"}], "sessions": [{"at": 0, "station": "CS1", "evse": 1}]}
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario({**base, **change})
+    assert message in str(e.value)
+
+
+def test_cli_refuses_a_malformed_file_with_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "x", "stations": [], "sessions": []}))
+    done = subprocess.run([sys.executable, "-m", "v2gstack", "sim", "run", str(bad), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "bad.json: stations: at least one" in done.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [unclosed\n")
+    done = subprocess.run([sys.executable, "-m", "v2gstack", "sim", "run", str(broken)], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 2 and "broken.yaml: not valid yaml" in done.stderr
