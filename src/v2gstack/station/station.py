@@ -8,6 +8,7 @@
 - `availability` (availability.py): ChangeAvailability, Reset, UnlockConnector;
 - `certificates` (certificates.py): the certificate store, SignCertificate, GetCertificateStatus;
 - `reports` (reports.py): GetVariables, SetVariables, GetBaseReport;
+- `firmware` (firmware.py): UpdateFirmware, the signed firmware's download, check, simulated install and reboot;
 - `v2x` (v2x.py): OCPP 2.1 V2X: each EVSE's target (charge or discharge power), the control loop, the grid frequency,
   NotifyAllowedEnergyTransfer, Dynamic profiles, AFRRSignal, the external actor's limits.
 
@@ -38,6 +39,7 @@ from .context import StationContext, Tasks
 from .device_model import DeviceModel, standard_variables
 from .evse import Evse
 from .files import private_folder, write_private
+from .firmware import Firmware
 from .handlers import register
 from .link import Link
 from .ports import EvseFacts, FrameListener, SettingsView
@@ -85,10 +87,11 @@ class ChargingStation:
         self.reservations = self.transactions.reservations = Reservations(ctx, self.link)
         self.certificates = Certificates(ctx, self.link)
         self.reports = Reports(ctx, self.link)
+        self.firmware = Firmware(ctx, self.link, self.certificates)
         register(router, lambda: self.link.registration, config.station_id, self.link.handlers(),
                  self.authorization.handlers(), self.smart_charging.handlers(), self.transactions.handlers(),
                  self.availability.handlers(), self.certificates.handlers(), self.reports.handlers(),
-                 self.reservations.handlers(),
+                 self.reservations.handlers(), self.firmware.handlers(),
                  self.v2x.handlers())
         for evse in self.evses.values():  # the meter's key, for the CSMS to check signed meter values
             if isinstance(evse.hardware, SigningMeter):
@@ -120,6 +123,7 @@ class ChargingStation:
     async def start(self) -> None:
         """Recover what a previous run left, then connect (in the background) and start sending the queue."""
         self.transactions.recover()
+        self.firmware.start()
         self.link.start()
         self.context.spawn(self.v2x.run(), "v2x-control")
 
