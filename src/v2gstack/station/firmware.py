@@ -24,8 +24,6 @@ import json
 import logging
 import re
 import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from .context import StationContext
 from .evse import Evse
 from .files import write_private
 from .link import Link
+from .transfer import TransferError, download
 
 log = logging.getLogger(__name__)
 Payload = dict[str, Any]
@@ -45,11 +44,6 @@ IMAGE_MAGIC = b"V2GSTACK-FIRMWARE "
 VERSION = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9._+-]{0,49}$")  # ChargingStationType.firmwareVersion: string[0..50]
 DEFAULT_RETRIES = 2  # "left to the Charging Station to decide" when the request has none
 DEFAULT_RETRY_INTERVAL_S = 10.0
-DOWNLOAD_TIMEOUT_S = 60.0
-
-
-class DownloadError(Exception):
-    """A download attempt failed (network, HTTP status, size, scheme)."""
 
 
 def firmware_image(version: str, body: bytes = b"") -> bytes:
@@ -64,26 +58,6 @@ def image_version(data: bytes) -> str | None:
         return None
     version = first[len(IMAGE_MAGIC):].strip()
     return version.decode() if VERSION.match(version) else None
-
-
-def download(url: str, max_bytes: int, context: ssl.SSLContext | None = None,
-             timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
-    """GET `url` (http or https) and return its body, at most `max_bytes` (blocking: run it in a thread)."""
-    if not url.startswith(("http://", "https://")):
-        raise DownloadError(f"unsupported location {url[:40]!r}: http or https only")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout, context=context) as r:
-            length = r.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > max_bytes:
-                raise DownloadError(f"the firmware is {length} bytes, more than {max_bytes}")
-            data: bytes = r.read(max_bytes + 1)
-    except urllib.error.HTTPError as e:
-        raise DownloadError(f"HTTP {e.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise DownloadError(str(getattr(e, "reason", e))) from None
-    if len(data) > max_bytes:
-        raise DownloadError(f"the firmware is more than {max_bytes} bytes")
-    return data
 
 
 class Firmware:
@@ -185,7 +159,7 @@ class Firmware:
             await self._tell("Downloading", rid)
             try:
                 data = await asyncio.to_thread(download, url, self.max_bytes, self._tls(url))
-            except DownloadError as e:
+            except TransferError as e:
                 log.warning("%s: firmware %d download %d/%d failed: %s", self.ctx.station_id, rid, attempt,
                             attempts, e)
                 if attempt < attempts:

@@ -9,6 +9,7 @@
 - `certificates` (certificates.py): the certificate store, SignCertificate, GetCertificateStatus;
 - `reports` (reports.py): GetVariables, SetVariables, GetBaseReport;
 - `firmware` (firmware.py): UpdateFirmware, the signed firmware's download, check, simulated install and reboot;
+- `logs` (logs.py): the DiagnosticsLog (OCPP frames) and SecurityLog, GetLog's upload;
 - `v2x` (v2x.py): OCPP 2.1 V2X: each EVSE's target (charge or discharge power), the control loop, the grid frequency,
   NotifyAllowedEnergyTransfer, Dynamic profiles, AFRRSignal, the external actor's limits.
 
@@ -42,6 +43,7 @@ from .files import private_folder, write_private
 from .firmware import Firmware
 from .handlers import register
 from .link import Link
+from .logs import Logs
 from .ports import EvseFacts, FrameListener, SettingsView
 from .queue import OfflineQueue
 from .reports import Reports
@@ -88,10 +90,11 @@ class ChargingStation:
         self.certificates = Certificates(ctx, self.link)
         self.reports = Reports(ctx, self.link)
         self.firmware = Firmware(ctx, self.link, self.certificates)
+        self.logs = Logs(ctx, self.link)
         register(router, lambda: self.link.registration, config.station_id, self.link.handlers(),
                  self.authorization.handlers(), self.smart_charging.handlers(), self.transactions.handlers(),
                  self.availability.handlers(), self.certificates.handlers(), self.reports.handlers(),
-                 self.reservations.handlers(), self.firmware.handlers(),
+                 self.reservations.handlers(), self.firmware.handlers(), self.logs.handlers(),
                  self.v2x.handlers())
         for evse in self.evses.values():  # the meter's key, for the CSMS to check signed meter values
             if isinstance(evse.hardware, SigningMeter):
