@@ -1,5 +1,5 @@
 """Our station's GetLog (N01) against our CSMS over real sockets: the CSMS's API asks for the log, the station PUTs
-its DiagnosticsLog (its OCPP frames, the BasicAuthPassword of a SetVariables replaced by `***`) or SecurityLog to the
+its DiagnosticsLog (its OCPP frames, the BasicAuthPassword of a SetVariables masked) or SecurityLog to the
 CSMS's upload endpoint over real HTTP, each LogStatusNotification lands in the request's history, and an upload the
 CSMS refuses (larger than its cap) ends in UploadFailure after the retry; a location that is not http(s) is Rejected."""
 
@@ -13,6 +13,7 @@ from helpers.csms import api_token, auth, our_station, running_csms, served_api
 from helpers.wait import until
 
 from v2gstack.csms.diagnostics import op_log_requests
+from v2gstack.ocpp.redact import MASK
 from v2gstack.station import ChargingStation, StationConfig
 
 SECRET = "a-rotated-secret-password-42"
@@ -46,7 +47,7 @@ async def test_get_log_uploads_to_the_csms(tmp_path: Path) -> None:
         file = (await admin.get(f"/api/stations/CS1/logs/{rid}/file")).content.decode()
         assert '"BootNotification"' in file and file.rstrip().endswith("}}]")  # up to the GetLog itself
         assert '"GetLog"' in file.splitlines()[-1]
-        assert '"BasicAuthPassword"' in file and SECRET not in file and '"***"' in file
+        assert '"BasicAuthPassword"' in file and SECRET not in file and MASK in file
         assert _request(csms, rid)["size"] == len(file.encode())
 
         r = await admin.post("/api/stations/CS1/logs", json={"logType": "SecurityLog"})

@@ -3,8 +3,9 @@ step told with LogStatusNotification.
 
 The station keeps two bounded logs in memory (the newest lines up to `max_bytes` each, the oldest dropped): the
 DiagnosticsLog, every OCPP frame sent and received with its time on the station's clock, and the SecurityLog, the
-security events the station sent (SecurityEventNotification). A SetVariables frame that carries the
-BasicAuthPassword is logged with the value replaced by `***`: a log leaves the station, the password must not.
+security events the station sent (SecurityEventNotification). Frames go through the OCPP package's `redact` (the
+values of SetVariables such as the BasicAuthPassword, credentials, private keys masked): a log leaves the station,
+its secrets must not.
 
 GetLog is Accepted with the file name it will upload (`<station>-<logType>-<requestId>.log`), AcceptedCanceled when
 it replaces an upload still running (N01.FR.12), Rejected for a location that is not http(s). The upload sends only
@@ -15,12 +16,12 @@ after `retries` more attempts `retryInterval` s apart.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ..ocpp.redact import redact
 from ..times import parse_rfc3339
 from .context import StationContext
 from .link import Link
@@ -30,24 +31,6 @@ log = logging.getLogger(__name__)
 Payload = dict[str, Any]
 DEFAULT_RETRIES = 1
 DEFAULT_RETRY_INTERVAL_S = 10.0
-SECRET_VARIABLES = frozenset({"BasicAuthPassword"})
-
-
-def redact(text: str) -> str:
-    """An OCPP frame fit for a log: the values of secret variables (SetVariables) replaced by `***`."""
-    if not any(name in text for name in SECRET_VARIABLES):
-        return text
-    try:
-        frame = json.loads(text)
-    except ValueError:
-        return "[a frame naming a secret variable, not logged]"
-    payload = frame[3] if isinstance(frame, list) and len(frame) > 3 and frame[0] == 2 else None
-    if not isinstance(payload, dict) or not isinstance(payload.get("setVariableData"), list):
-        return text
-    for item in payload["setVariableData"]:
-        if isinstance(item, dict) and (item.get("variable") or {}).get("name") in SECRET_VARIABLES:
-            item["attributeValue"] = "***"
-    return json.dumps(frame, separators=(",", ":"))
 
 
 class Logs:
