@@ -138,3 +138,33 @@ def _statuses_now(csms: Any, rid: int) -> list[str]:
 def _events(csms: Any) -> list[str]:
     return [m["payload"].get("type") for m in csms.store.messages(station_id="CS1")
             if m["action"] == "SecurityEventNotification"]
+
+
+async def test_signed_firmware_update_over_ocpp16(tmp_path: Path) -> None:
+    """The same through OCPP 1.6's security extension: InstallCertificate, SignedUpdateFirmware (the CSMS's
+    `call-` command), SignedFirmwareStatusNotification, the 1.6 BootNotification with the new version."""
+    pki = tmp_path / "maker"
+    root_pem, signing_pem = _pki(pki)
+    folder = tmp_path / "firmware"
+    folder.mkdir()
+    (folder / "fw-1.6.1.bin").write_bytes(firmware_image("1.6.1", b"sixteen"))
+    signature = _sign(pki, folder / "fw-1.6.1.bin")
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}", firmware_dir=str(folder)) as csms, \
+            served_api(csms) as base, our_station(csms, versions=("1.6",), state_dir=tmp_path / "st") as st, \
+            httpx.AsyncClient(base_url=base, headers=auth(api_token(csms, "admin"))) as admin:
+        await st.wait_accepted()
+        r = await admin.post("/api/stations/CS1/call-InstallCertificate", json={
+            "certificateType": "ManufacturerRootCertificate", "certificate": root_pem})
+        assert r.json()["response"] == {"status": "Accepted"}, r.text
+        r = await admin.post("/api/stations/CS1/call-SignedUpdateFirmware", json={
+            "requestId": 7, "retries": 0, "firmware": {
+                "location": f"{base}/firmware/fw-1.6.1.bin", "retrieveDateTime": datetime.now(UTC).isoformat(),
+                "signingCertificate": signing_pem, "signature": signature}})
+        assert r.json()["response"] == {"status": "Accepted"}, r.text
+
+        def statuses() -> list[str]:
+            return [m["payload"]["status"] for m in csms.store.messages(station_id="CS1")
+                    if m["action"] == "SignedFirmwareStatusNotification"]
+
+        await until(lambda: statuses() == FULL)
+        assert (await admin.get("/api/stations/CS1")).json()["firmware"] == "1.6.1"

@@ -81,3 +81,19 @@ async def test_log_is_bounded() -> None:
     lines = st.logs.text("DiagnosticsLog").decode().splitlines()
     assert 0 < len(lines) < 100 and lines[-1].endswith('[2,"99","Heartbeat",{}]')
     assert sum(len(x) + 1 for x in lines) <= 1000
+
+
+async def test_get_log_over_ocpp16(tmp_path: Path) -> None:
+    """GetLog through OCPP 1.6's security extension: the same upload to the CSMS, LogStatusNotification logged."""
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}") as csms, served_api(csms) as base, \
+            our_station(csms, versions=("1.6",)) as st, \
+            httpx.AsyncClient(base_url=base, headers=auth(api_token(csms, "admin"))) as admin:
+        await st.wait_accepted()
+        r = await admin.post("/api/stations/CS1/logs", json={"logType": "DiagnosticsLog"})
+        assert r.json()["response"]["status"] == "Accepted", r.text
+        rid = r.json()["logRequest"]["requestId"]
+        await until(lambda: _request(csms, rid).get("size") is not None)
+        file = (await admin.get(f"/api/stations/CS1/logs/{rid}/file")).content.decode()
+        assert '"chargePointModel"' in file  # the 1.6 frames as they went
+        await until(lambda: [m["payload"]["status"] for m in csms.store.messages(station_id="CS1")
+                             if m["action"] == "LogStatusNotification"] == ["Uploading", "Uploaded"])
