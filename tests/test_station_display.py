@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers.csms import api_client, our_station, running_csms
 from helpers.wait import until
 
@@ -18,12 +19,14 @@ def _msg(mid: int, priority: str = "InFront", fmt: str = "UTF8", **more: Any) ->
     return {"id": mid, "priority": priority, "message": {"format": fmt, "content": f"message {mid}"}, **more}
 
 
-async def test_display_messages_at_our_station(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", ["2.1", "2.0.1"])
+async def test_display_messages_at_our_station(tmp_path: Path, version: str) -> None:
     state = tmp_path / "state"
     later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     async with running_csms(f"sqlite:///{tmp_path / 'c.db'}") as csms, api_client(csms, "operator") as api:
-        async with our_station(csms, state_dir=state) as st:
+        async with our_station(csms, state_dir=state, versions=(version,)) as st:
             await st.wait_accepted()
+            assert st.link.version == version
 
             async def put(m: dict[str, Any]) -> str:
                 r = await api.post("/api/stations/CS1/display-messages", json=m)

@@ -62,9 +62,9 @@ async def test_signed_firmware_update_end_to_end(tmp_path: Path) -> None:
     async with running_csms(f"sqlite:///{tmp_path / 'c.db'}", firmware_dir=str(folder)) as csms, \
             served_api(csms) as base, \
             httpx.AsyncClient(base_url=base, headers=auth(api_token(csms, "admin"))) as admin:
-        async with our_station(csms, state_dir=state) as st:
+        async with our_station(csms, state_dir=state, versions=("2.0.1",)) as st:
             await st.wait_accepted()
-            assert st.config.firmware_version == "0.1.0"
+            assert st.config.firmware_version == "0.1.0" and st.link.version == "2.0.1"
             boots: list[dict[str, Any]] = []
             st.on_frame(lambda direction, text: boots.extend(
                 m[3] for m in [json.loads(text)] if m[0] == 2 and m[2] == "BootNotification"))
@@ -92,25 +92,23 @@ async def test_signed_firmware_update_end_to_end(tmp_path: Path) -> None:
             r = await admin.post("/api/stations/CS1/firmware", json=update("fw-3.0.0.bin"))
             assert r.json()["response"]["status"] == "Accepted"
             bad = r.json()["update"]["requestId"]
-            await until(lambda: st.firmware.status == "InvalidSignature")
+            await until(lambda: _statuses_now(csms, bad) == ["Downloading", "Downloaded", "InvalidSignature"])
             await until(lambda: "InvalidFirmwareSignature" in _events(csms))
-            assert _statuses(await _latest(admin, bad)) == ["Downloading", "Downloaded", "InvalidSignature"]
+            assert (await _latest(admin, bad))["status"] == "InvalidSignature"
             assert "InvalidFirmwareSigningCertificate" in _events(csms)
 
             # a file the CSMS does not have: one retry, then DownloadFailed
             r = await admin.post("/api/stations/CS1/firmware", json=update("missing.bin", retries=1,
                                                                            retryInterval=1))
             failed = r.json()["update"]["requestId"]
-            await until(lambda: st.firmware.status == "DownloadFailed")
-            assert _statuses(await _latest(admin, failed)) == ["Downloading", "Downloading", "DownloadFailed"]
+            await until(lambda: _statuses_now(csms, failed) == ["Downloading", "Downloading", "DownloadFailed"])
 
             # larger than the station takes: DownloadFailed without retries
             st.firmware.max_bytes = 1000
             r = await admin.post("/api/stations/CS1/firmware", json=update("big.bin", _sign(pki, folder / "big.bin"),
                                                                            retries=0))
             big = r.json()["update"]["requestId"]
-            await until(lambda: st.firmware.status == "DownloadFailed" and st.firmware.request_id == big)
-            assert _statuses(await _latest(admin, big)) == ["Downloading", "DownloadFailed"]
+            await until(lambda: _statuses_now(csms, big) == ["Downloading", "DownloadFailed"])
             st.firmware.max_bytes = 1 << 20
 
             # the good one: every step, the reboot, the new version at the CSMS
