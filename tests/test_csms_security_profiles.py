@@ -8,9 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers.csms import api_client, csms_url, running_csms
+from helpers.csms import PASSWORD as PASSWORD_OURS
+from helpers.csms import api_client, csms_url, our_station, running_csms
 from helpers.ocpp import Pki, make_pki, refused_with
 from helpers.peers import their_station
+from helpers.wait import until
 
 from v2gstack.csms.security_profiles import op_raise_security_profile
 from v2gstack.csms.service import Csms
@@ -99,3 +101,21 @@ async def test_a05_upgrade_procedure(tmp_path: Path, pki: Pki) -> None:
         async with their_station(csms_url(csms), "OFF", PASSWORD) as refusing:  # SetVariables CALLERROR: 502
             r = await admin.post("/api/stations/OFF/security-profile", json=body)
             assert r.status_code == 502 and len(refusing.actions("SetNetworkProfile")) == 1
+
+
+async def test_a05_with_our_station(tmp_path: Path, pki: Pki) -> None:
+    """Our station (NetworkConnectionProfiles) takes the upgrade: it reboots onto the profile 2 listener with TLS,
+    its stored profile becomes 2, and profile 1 is refused to it from then on."""
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}") as csms, api_client(csms, "admin") as admin:
+        p2 = await csms.add_listener("127.0.0.1", 0, 2, server_context(pki.server_cert, pki.server_key))
+        wss2 = f"wss://127.0.0.1:{p2}/ocpp"
+        async with our_station(csms, ssl=client_context(pki.root)) as st:
+            await st.wait_accepted()
+            first = st.link.client.connection
+            r = await admin.post("/api/stations/CS1/security-profile", json={"securityProfile": 2, "url": wss2})
+            assert r.status_code == 200, r.text
+            assert r.json()["Reset"]["status"] == "Accepted"
+            await until(lambda: st.online and st.link.client.connection is not first)
+            assert st.link.client.url.startswith(wss2)
+            await until(lambda: profile_of(csms, "CS1") == 2)
+            assert await refused_with(StationClient(csms_url(csms), "CS1", Router(), password=PASSWORD_OURS)) == 403
