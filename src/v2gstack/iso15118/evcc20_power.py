@@ -146,6 +146,19 @@ class EvPower20:
                 self.evse_ac.max_discharge_power if self.evse_ac else None)
         return min(ev, evse if evse is not None else ev)
 
+    def _ev_charge_limit(self) -> float:
+        """EVMaximumChargePower: the EV's own limit now (0 at its maximum SoC), not the EVSE's, which a dynamic
+        EVSE lowers loop by loop (echoing that back would ratchet the power down for good)."""
+        if self.ev.soc >= self.ev.max_soc:
+            return 0.0
+        return self.ev.dc_max_power if self.dc else self.ev.ac_max_power
+
+    def _ev_discharge_limit(self) -> float:
+        """EVMaximumDischargePower: the EV's own limit now (0 at its minimum SoC)."""
+        if not self.bpt or not self.ev.can_discharge:
+            return 0.0
+        return self.ev.dc_max_discharge_power if self.dc else self.ev.ac_max_discharge_power
+
     def _follow(self, target: float) -> float:
         """A dynamic target within the EV's limits and SoC window."""
         return max(-self.max_discharge_power(), min(self.max_charge_power(), target))
@@ -170,8 +183,8 @@ class EvPower20:
         bpt = self.bpt
         common = dict(control_mode=self.mode, bpt=bpt, soc=int(ev.soc), charging_complete=ev.full,
                       meter_requested=self.config.meter_info_requested, energy=self._energy_request(),
-                      max_charge_power=self.max_charge_power(), min_charge_power=0.0,
-                      max_discharge_power=self.max_discharge_power() if bpt else None,
+                      max_charge_power=self._ev_charge_limit(), min_charge_power=0.0,
+                      max_discharge_power=self._ev_discharge_limit() if bpt else None,
                       min_discharge_power=0.0 if bpt else None)
         if not self.dc:
             req = LoopRequest(dc=False, present_power=planned, **common)  # type: ignore[arg-type]
