@@ -240,6 +240,31 @@ async def test_discharge_under_a_negative_limit(tmp_path: Path, energy: str) -> 
         assert _needs(rig)["customData"]["evMaxDischargePower"] > 0
 
 
+async def test_dynamic_dc_bpt_charges_again_after_a_discharge(tmp_path: Path) -> None:
+    """The dynamic DC_BPT EV discharges under a -20 kW TxProfile, then charges again at 20 kW when the profile says
+    so: it announces its own EVMaximumChargePower, not the EVSE's last (which a discharge set to 0: echoing that
+    back kept the EV from ever charging again; the fleet simulation found it)."""
+    async with memory_bridge(tmp_path, config=BridgeConfig(allow_discharge_w=10_000.0)) as rig:
+        evcc, secc = rig.session("iso20", "dc_bpt", control="dynamic", offer=OFFER, loops=0)
+        ev = asyncio.create_task(drive(evcc, secc))
+        await until(lambda: rig.station.hardware(1).meter().power_w > 0)
+        tx_id = rig.station.evse(1).transaction_id
+
+        async def limit(watts: float) -> None:
+            profile = {"id": 7, "stackLevel": 0, "chargingProfilePurpose": "TxProfile", "transactionId": tx_id,
+                       "chargingProfileKind": "Relative", "chargingSchedule": [{
+                           "id": 7, "chargingRateUnit": "W",
+                           "chargingSchedulePeriod": [{"startPeriod": 0, "limit": watts}]}]}
+            answer = await rig.csms.call("CS1", "SetChargingProfile", {"evseId": 1, "chargingProfile": profile})
+            assert answer == {"status": "Accepted"}
+
+        await limit(-20_000.0)
+        await until(lambda: rig.station.hardware(1).meter().power_w < 0)
+        await limit(20_000.0)
+        await until(lambda: rig.station.hardware(1).meter().power_w > 19_000.0)
+        ev.cancel()
+
+
 async def test_bpt_limits_follow_the_setting(tmp_path: Path) -> None:
     """The -20 EVSEMaximumDischargePower is allow_discharge_w within the hardware's discharge figure."""
     hardware = SimulatedHardwareConfig(dc_max_discharge_power=6_000.0)

@@ -151,7 +151,7 @@ async def test_every_csms_command_reaches_the_station(db_url: str) -> None:
             "versionNumber"] == 3
         await until(lambda: any(m["action"] == "NotifyReport" for m in csms.store.messages(station_id="CS1")))
         # an action the station does not implement comes back as the station's CALLERROR, as 502
-        r = await api.post("/api/stations/CS1/call-ClearDisplayMessage", json={"id": 1})
+        r = await api.post("/api/stations/CS1/call-ClearVariableMonitoring", json={"id": [1]})
         assert r.status_code == 502 and r.json()["code"] in ("NotSupported", "NotImplemented")
         r = await api.post("/api/stations/CS1/reset", json={"type": "OnIdle"})  # idle: it reboots at once
         assert r.json()["response"]["status"] == "Accepted"

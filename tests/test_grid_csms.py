@@ -133,3 +133,21 @@ async def test_needs_that_cannot_be_met_are_reported_in_priority_order(tmp_path:
             assert plan["shortfalls"][0]["missingWh"] == pytest.approx(2_225, abs=5)
             assert sum(plan["evses"]["CS1/2"]) * 0.25 * 0.95 == pytest.approx(6_000, abs=5)
             assert max(plan["siteW"]) <= 12_000 + 1
+
+
+async def test_needs_that_overtake_the_transaction_event_are_kept(tmp_path: Path) -> None:
+    """A station may send NotifyEVChargingNeeds before the TransactionEvent that starts the session (the fleet
+    simulation's bridged stations do, now and then): the CSMS keeps the needs for it instead of planning on its
+    defaults."""
+    async with running_csms(f"sqlite:///{tmp_path / 'c.db'}") as csms, raw_station(csms) as st:
+        grid = GridControl(csms, GridConfig(dispatch=True))
+        grid.start()
+        await st.call("BootNotification", {"chargingStation": {"model": "M", "vendorName": "V"}, "reason": "PowerUp"})
+        await st.call("NotifyEVChargingNeeds", bpt_needs(1, target_wh=12_345.0, max_w=7_000.0))
+        assert grid.sessions == {}
+        await st.call("TransactionEvent", started("tx-1", 1))
+        s = grid.sessions[("CS1", 1)]
+        assert s.need_wh == 12_345.0 and s.max_charge_w == 7_000.0 and s.departure is not None
+        await until(lambda: bool(st.profiles()))
+        assert st.profiles()[-1]["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"][0][
+            "setpoint"] == 7_000.0

@@ -7,9 +7,6 @@ event updates, cancellation back to the previous plan, ELECTRICITY_PRICE and SIM
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,80 +14,15 @@ from typing import Any
 import pytest
 from helpers.csms import PASSWORD, TOKEN, api_client, our_station, running_csms
 from helpers.grid import RawStation, bpt_needs, raw_station, started
+from helpers.vtn import vtn
 from helpers.wait import until
-from openleadr import OpenADRServer, enums, utils
+from openleadr import enums
 
 from v2gstack.csms.grid_control import GRID_PROFILE_BASE, GridConfig, GridControl
 from v2gstack.grid.model import Opt, SignalError
 from v2gstack.grid.openadr_map import VenConfig, event_signal
 
 pytestmark = pytest.mark.timeout(120)
-
-
-class Vtn:
-    """openleadr's VTN on a free loopback port (1 s polls), recording registrations, reports and opt answers."""
-
-    def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = OpenADRServer(vtn_id="VTN", http_host="127.0.0.1", http_port=self.port,
-                                    requested_poll_freq=timedelta(seconds=1))
-        self.server.add_handler("on_create_party_registration", self.on_registration)
-        self.server.add_handler("on_register_report", self.on_register_report)
-        self.registered: list[str] = []
-        self.offered: list[tuple[str | None, str]] = []
-        self.readings: dict[str, list[float]] = {}
-        self.answers: list[tuple[str, str]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/OpenADR2/Simple/2.0b"
-
-    async def on_registration(self, info: dict[str, Any]) -> tuple[str, str]:
-        self.registered.append(info["ven_name"])
-        return "ven-csms", "reg-1"
-
-    async def on_register_report(self, ven_id: str, resource_id: str, measurement: str, unit: str, scale: str,
-                                 min_sampling_interval: timedelta, max_sampling_interval: timedelta) -> Any:
-        self.offered.append((resource_id, measurement))
-
-        async def on_data(data: list[tuple[datetime, float]]) -> None:
-            self.readings.setdefault(resource_id, []).extend(v for _, v in data)
-
-        return on_data, timedelta(seconds=1)
-
-    def event(self, signal_name: str, signal_type: str, payloads: list[float], minutes: float = 15,
-              **kw: Any) -> str:
-        now = datetime.now(UTC)
-        intervals = [{"dtstart": now + timedelta(minutes=minutes * n), "duration": timedelta(minutes=minutes),
-                      "signal_payload": p} for n, p in enumerate(payloads)]
-        return self.server.add_event("ven-csms", signal_name, signal_type, intervals, market_context="oadr://v2g.test",
-                                     callback=self.on_answer, **kw)
-
-    async def on_answer(self, ven_id: str, event_id: str, opt_type: str) -> None:
-        self.answers.append((event_id, opt_type))
-
-    def update(self, event_id: str, payload: float) -> None:
-        """Change the first interval's payload of an event (a new modification number)."""
-        event = utils.find_by(self.server.events["ven-csms"], "event_descriptor.event_id", event_id)
-        interval = event.event_signals[0].intervals[0]  # the VTN keeps intervals as given (dicts here)
-        if isinstance(interval, dict):
-            interval["signal_payload"] = payload
-        else:
-            interval.signal_payload = payload
-        utils.increment_event_modification_number(event)
-        self.server.events_updated["ven-csms"] = True
-
-
-@asynccontextmanager
-async def vtn() -> AsyncIterator[Vtn]:
-    v = Vtn()
-    await v.server.run()
-    try:
-        yield v
-    finally:
-        await v.server.stop()
 
 
 def last_profile(st: RawStation, evse: int) -> dict[str, Any]:

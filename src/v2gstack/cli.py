@@ -32,7 +32,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("v2gstack.demo", "demo_command",
              "Run the end-to-end demo: EVs -> ISO 15118 -> station -> OCPP -> CSMS."),
     "sim": ("v2gstack.sim.cli", "app", "Scenarios: arrivals, faults and expectations against the whole chain, with a "
-            "report (sim run SCENARIO)."),
+            "report (sim run SCENARIO); a fleet under grid signals (sim fleet)."),
 }
 EXTRA_PACKAGES = frozenset({"sqlalchemy", "fastapi", "starlette", "pydantic", "uvicorn", "psycopg"})
 ORDER = ("exi", "pki", "ev", "secc", "slac", "station", "csms", "grid", "trace", "demo", "sim")

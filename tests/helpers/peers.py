@@ -11,6 +11,7 @@ from typing import Any
 
 from ocpp import v16, v21, v201
 from ocpp.charge_point import ChargePoint
+from ocpp.exceptions import NotImplementedError as OcppNotImplemented
 from ocpp.routing import on
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -88,6 +89,27 @@ class TheirStation(ChargePoint):
     async def on_customer_information(self, **kw: Any) -> Any:
         """Accept a customer information request (the test sends NotifyCustomerInformation)."""
         return self._accept("CustomerInformation", kw)
+
+    @on("SetNetworkProfile")
+    async def on_set_network_profile(self, **kw: Any) -> Any:
+        """Accept a network connection profile."""
+        return self._accept("SetNetworkProfile", kw)
+
+    @on("SetVariables")
+    async def on_set_variables(self, **kw: Any) -> Any:
+        """Answer every variable with `statuses["SetVariables"]`; without one, a CALLERROR NotImplemented (a station
+        that does not take SetVariables)."""
+        self.seen.append(("SetVariables", kw))
+        if "SetVariables" not in self.statuses:
+            raise OcppNotImplemented("SetVariables is not implemented by this station")
+        return self._call_result.SetVariables(set_variable_result=[
+            {"attribute_status": self.statuses["SetVariables"], "component": d["component"],
+             "variable": d["variable"]} for d in kw["set_variable_data"]])
+
+    @on("Reset")
+    async def on_reset(self, **kw: Any) -> Any:
+        """Accept a reset (the test reconnects as the rebooted station would)."""
+        return self._accept("Reset", kw)
 
     @on("UpdateFirmware")
     async def on_update_firmware(self, **kw: Any) -> Any:

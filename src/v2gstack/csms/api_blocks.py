@@ -84,6 +84,14 @@ class MonitorsIn(BaseModel):
     setMonitoringData: list[dict[str, Any]] = Field(min_length=1)
 
 
+class ProfileUpgradeIn(BaseModel):
+    """A05: the higher security profile and where the station reaches the CSMS with it."""
+
+    securityProfile: int = Field(ge=2, le=3)
+    url: str = Field(min_length=6, max_length=512, pattern="^wss://", examples=["wss://csms.example:8443/ocpp"])
+    configurationSlot: int = Field(1, ge=0)
+
+
 class ClearMonitorsIn(BaseModel):
     """The ids of monitors to clear."""
 
@@ -149,6 +157,15 @@ def add_block_routes(app: FastAPI, csms: Csms, auth: ApiAuth) -> None:
         the station uses it from its next connection on. The password is not returned."""
         act(request, "SetVariables", station_id)
         return await run(csms.passwords.rotate(station_id, body.password))
+
+    @app.post("/api/stations/{station_id}/security-profile", tags=["security"], dependencies=[admin])
+    async def upgrade_security_profile(station_id: str, body: ProfileUpgradeIn, request: Request) -> Any:
+        """A05: SetNetworkProfile with the higher profile's URL, NetworkConfigurationPriority with that slot first,
+        Reset OnIdle; the station's first connection with the new profile raises its stored profile (after which
+        the lower profile is refused)."""
+        act(request, "SetNetworkProfile", station_id)
+        return await run(csms.security_profiles.upgrade(station_id, body.securityProfile, body.url,
+                                                        slot=body.configurationSlot))
 
     # ----- B: provisioning -----
 

@@ -75,6 +75,34 @@ def ocpp_tls(s: CsmsSettings) -> ssl.SSLContext | None:
         raise SettingsError.at(("ocpp", "tls", "cert"), f"cannot load the TLS files: {e}") from None
 
 
+@dataclass(frozen=True)
+class ListenerPlan:
+    """One more OCPP listener (`[[ocpp.listeners]]`): where, its security profile and its TLS context."""
+
+    host: str
+    port: int
+    security_profile: int
+    ssl: ssl.SSLContext | None
+
+
+def more_listeners(s: CsmsSettings) -> list[ListenerPlan]:
+    """The listeners besides the main one, each with the TLS context of its profile (the `[ocpp.tls]` files;
+    profile 3 requires station certificates)."""
+    o, plans = s.ocpp, []
+    for n, more in enumerate(o.listeners):
+        ctx = None
+        if more.security_profile >= 2 and o.tls.cert:
+            try:
+                ctx = server_context(o.tls.cert, o.tls.key,
+                                     client_ca=o.tls.client_ca if more.security_profile == 3 else None,
+                                     rsa_certfile=o.tls.rsa_cert, rsa_keyfile=o.tls.rsa_key)
+            except (OSError, ssl.SSLError, ValueError) as e:
+                raise SettingsError.at(("ocpp", "listeners", n, "security_profile"),
+                                       f"cannot load the TLS files: {e}") from None
+        plans.append(ListenerPlan(more.host, more.port, more.security_profile, ctx))
+    return plans
+
+
 def api_options(s: CsmsSettings) -> ApiOptions:
     """Where the API listens, the Host names it answers and its body cap."""
     try:

@@ -26,7 +26,7 @@ from ..grid.openadr_map import VenConfig
 from ..ocpp.redact import redact_handlers
 from ..settings_file import Flags, SettingsError, apply_flags, dumps
 from .api import AUTH_STATUSES, TOKEN_TYPES, create_app
-from .assemble import ApiOptions, api_options, csms_config, grid_config, ocpp_tls
+from .assemble import ApiOptions, ListenerPlan, api_options, csms_config, grid_config, more_listeners, ocpp_tls
 from .auth import DEFAULT_DAYS, Role, create_token
 from .cluster import ClusterError
 from .grid_control import GridConfig, GridControl
@@ -168,6 +168,7 @@ def csms_command(
     tree = settings.tree
     try:
         ssl_ctx, api, config, grid_cfg = ocpp_tls(tree), api_options(tree), csms_config(tree), grid_config(tree)
+        more = more_listeners(tree)
     except SettingsError as e:
         typer.echo(f"error: {settings.blame(e)}", err=True)
         raise typer.Exit(2) from None
@@ -177,11 +178,12 @@ def csms_command(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(store, tree.ocpp.host, tree.ocpp.port, api, ssl_ctx, config, grid_cfg, tree.grid))
+        asyncio.run(_serve(store, tree.ocpp.host, tree.ocpp.port, api, ssl_ctx, config, grid_cfg, tree.grid, more))
 
 
 async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ssl_ctx: object,
-                 config: CsmsConfig, grid_cfg: GridConfig | None = None, grid_settings: Grid | None = None) -> None:
+                 config: CsmsConfig, grid_cfg: GridConfig | None = None, grid_settings: Grid | None = None,
+                 more: list[ListenerPlan] | None = None) -> None:
     """The OCPP server, the API and the grid control in one event loop, until SIGINT/SIGTERM."""
     profile = config.security_profile
     csms = Csms(store, config, ssl=ssl_ctx)  # type: ignore[arg-type]
@@ -197,6 +199,11 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
     scheme = "wss" if profile >= 2 else "ws"
     typer.echo(f"CSMS: OCPP {' and '.join(config.allowed_versions)} at {scheme}://{host}:{csms.port}/ocpp/<stationId> "
                f"(security profile {profile}, database {store.engine.url.render_as_string(hide_password=True)})")
+    for plan in more or []:
+        bound = await csms.add_listener(plan.host, plan.port, plan.security_profile, plan.ssl)
+        typer.echo(f"CSMS: OCPP {' and '.join(config.allowed_versions)} at "
+                   f"{'wss' if plan.security_profile >= 2 else 'ws'}://{plan.host}:{bound}/ocpp/<stationId> "
+                   f"(security profile {plan.security_profile}, another listener)")
     api = None
     if api_options.port:
         app = create_app(csms, allowed_hosts=api_options.allowed_hosts, max_body=api_options.max_body,

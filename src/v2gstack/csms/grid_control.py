@@ -103,6 +103,7 @@ class GridControl:
         self.config = config or GridConfig()
         self.book = SignalBook(Topology(self.config.site_id, dict(self.config.groups)))
         self.sessions: dict[tuple[str, int], Session] = {}
+        self._early_needs: dict[tuple[str, int], Payload] = {}  # needs that came before their TransactionEvent
         self.plan: Plan | None = None
         self.plan_start: datetime | None = None
         self.plan_keys: list[tuple[str, int]] = []
@@ -203,6 +204,8 @@ class GridControl:
             evse = next((k[1] for k, s in self.sessions.items() if s.station == station and s.transaction_id == tx),
                         None)
         if p["eventType"] == "Ended":
+            if evse is not None:
+                self._early_needs.pop((station, evse), None)
             if evse is not None and self.sessions.pop((station, evse), None) is not None:
                 self.sent.pop((station, evse), None)
                 self.request()
@@ -223,11 +226,15 @@ class GridControl:
                 s.register = reg
             s.delivered_wh = (reg[0] - s.register[0]) - (reg[1] - s.register[1])
         if new:
+            early = self._early_needs.pop((station, evse), None)
+            if early is not None:
+                self._on_needs(station, early)
             self.request()
 
     def _on_needs(self, station: str, p: Payload) -> None:
         s = self.sessions.get((station, p["evseId"]))
-        if s is None:
+        if s is None:  # the station's NotifyEVChargingNeeds overtook its TransactionEvent: kept for it
+            self._early_needs[(station, p["evseId"])] = p
             return
         needs = p["chargingNeeds"]
         ac, dc, v2x = (needs.get("acChargingParameters") or {}, needs.get("dcChargingParameters") or {},

@@ -65,11 +65,13 @@ from .ev_needs import NeedsService
 from .firmware import FirmwareService
 from .local_list import LocalListService, op_has_list
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
+from .models import Station
 from .ocpp16 import Ocpp16Service
 from .ownership import Ownership, op_station_owner
 from .passwords import PasswordService
 from .reservations import ReservationService
 from .revocation import OcspChecker, chain_status, hash_data_status
+from .security_profiles import SecurityProfileService, op_raise_security_profile
 from .store import Store
 from .tariffs import TariffService
 from .v2x import V2xService
@@ -165,7 +167,7 @@ class StoreAuthenticator:
                 await asyncio.sleep(self.check_seconds)
             return AuthDecision.UNKNOWN_STATION
         if not uses_password:
-            return AuthDecision.ACCEPT
+            return await self._profile_decision(st, cred)
         if cred.password is None or not st.password_hash:
             self.throttle.failed(cred.station_id, source)
             await asyncio.sleep(self.check_seconds)
@@ -190,6 +192,17 @@ class StoreAuthenticator:
             return AuthDecision.BAD_CREDENTIALS
         self.throttle.succeeded(cred.station_id, source)
         self._verified[cred.station_id] = (st.password_hash, digest)
+        return await self._profile_decision(st, cred)
+
+    async def _profile_decision(self, st: Station, cred: Credentials) -> AuthDecision:
+        """A05: a listener below the station's stored profile is refused (403); a higher one raises the stored
+        profile (csms/security_profiles.py)."""
+        if cred.security_profile < st.security_profile:
+            log.warning("station %s refused: security profile %d below its profile %d", cred.station_id,
+                        cred.security_profile, st.security_profile)
+            return AuthDecision.FORBIDDEN
+        if cred.security_profile > st.security_profile:
+            await self.worker.run(op_raise_security_profile, cred.station_id, int(cred.security_profile))
         return AuthDecision.ACCEPT
 
 
@@ -216,6 +229,7 @@ class Csms:
         self.tariffs = TariffService(self)
         self.passwords = PasswordService(self)
         self.device = DeviceModelService(self)
+        self.security_profiles = SecurityProfileService(self)
         self.router = self._build_router()
         self.ocpp16 = Ocpp16Service(self)  # the 1.6 router, on the same endpoint
         profile = SecurityProfile(self.config.security_profile)
@@ -268,6 +282,13 @@ class Csms:
     def port(self) -> int:
         """The OCPP port (after start)."""
         return self.server.port
+
+    async def add_listener(self, host: str, port: int, security_profile: int,
+                           ssl: ssl_module.SSLContext | None = None) -> int:
+        """Listen for stations of another security profile too (after start); the port."""
+        bound = await self.server.add_listener(host, port, security_profile, ssl)
+        log.info("CSMS listening on %s:%d (security profile %d)", host, bound, security_profile)
+        return bound
 
     async def close(self) -> None:
         """Close every station connection, stop listening, finish pending writes."""

@@ -33,6 +33,16 @@ class OcppTls:
 
 
 @dataclass
+class MoreListener:
+    """One more OCPP listener of the same CSMS with its own security profile (the TLS files of `[ocpp.tls]`):
+    profile 1, 2 and 3 stations served by one process, each station held to its stored profile (A00/A05)."""
+
+    host: str = "127.0.0.1"
+    port: int = setting(9001, min=0, max=65535)
+    security_profile: int = setting(2, min=1, max=3)
+
+
+@dataclass
 class OcppListener:
     """Where stations connect and how they are authenticated."""
 
@@ -48,6 +58,7 @@ class OcppListener:
                                                             flag="--ocpp-versions")  # offered, most preferred first
     log_messages: bool = True  # keep every OCPP message in the database's message log
     tls: OcppTls = field(default_factory=OcppTls)
+    listeners: list[MoreListener] = setting(default_factory=list)  # [[ocpp.listeners]]: other security profiles
 
     def check(self) -> Iterator[KeyProblem]:
         """At least one OCPP version; profiles 2 and 3 need the server certificate, profile 3 the station CA."""
@@ -60,6 +71,12 @@ class OcppListener:
             yield ("tls", "rsa_cert"), "the RSA server certificate goes beside an ECDSA one (--cert, and --key)"
         if self.security_profile == 3 and not self.tls.client_ca:
             yield ("tls", "client_ca"), "security profile 3 needs the CA of the station certificates (--client-ca)"
+        for n, more in enumerate(self.listeners):
+            if more.security_profile >= 2 and not self.tls.cert:
+                yield ("listeners", n, "security_profile"), f"a profile {more.security_profile} listener needs " \
+                                                            "the server certificate of [ocpp.tls]"
+            if more.security_profile == 3 and not self.tls.client_ca:
+                yield ("listeners", n, "security_profile"), "a profile 3 listener needs [ocpp.tls] client_ca"
 
 
 @dataclass

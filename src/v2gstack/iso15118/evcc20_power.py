@@ -115,17 +115,6 @@ class EvPower20:
                 self.evse_ac.max_discharge_power if self.evse_ac else None)
         return min(ev, evse if evse is not None else ev)
 
-    def own_limits(self) -> tuple[float, float]:
-        """(charge, discharge) power the EV itself can take and give now (W; 0 at its maximum / minimum SoC, no
-        discharge without BPT): what its charge-loop requests announce. The EVSE's limits of an earlier answer are
-        not folded in: in dynamic mode an EVSE that asked for a discharge (maximum charge power 0) must be able to
-        ask for charging again."""
-        charge = 0.0 if self.ev.soc >= self.ev.max_soc else (self.ev.dc_max_power if self.dc else self.ev.ac_max_power)
-        discharge = 0.0
-        if self.bpt and self.ev.can_discharge:
-            discharge = self.ev.dc_max_discharge_power if self.dc else self.ev.ac_max_discharge_power
-        return charge, discharge
-
     def scheduled_power(self, offset: float, plan: bool = False) -> float:
         """The chosen tuple's power for the EV `offset` s into the schedule: charge where the charging schedule
         allows (until the target SoC), feed back where only the discharging schedule does. With `plan` the SoC is
@@ -157,6 +146,19 @@ class EvPower20:
                 self.evse_ac.max_discharge_power if self.evse_ac else None)
         return min(ev, evse if evse is not None else ev)
 
+    def _ev_charge_limit(self) -> float:
+        """EVMaximumChargePower: the EV's own limit now (0 at its maximum SoC), not the EVSE's, which a dynamic
+        EVSE lowers loop by loop (echoing that back would ratchet the power down for good)."""
+        if self.ev.soc >= self.ev.max_soc:
+            return 0.0
+        return self.ev.dc_max_power if self.dc else self.ev.ac_max_power
+
+    def _ev_discharge_limit(self) -> float:
+        """EVMaximumDischargePower: the EV's own limit now (0 at its minimum SoC)."""
+        if not self.bpt or not self.ev.can_discharge:
+            return 0.0
+        return self.ev.dc_max_discharge_power if self.dc else self.ev.ac_max_discharge_power
+
     def _follow(self, target: float) -> float:
         """A dynamic target within the EV's limits and SoC window."""
         return max(-self.max_discharge_power(), min(self.max_charge_power(), target))
@@ -179,11 +181,10 @@ class EvPower20:
             else self._power
         self._planned = planned
         bpt = self.bpt
-        own_charge, own_discharge = self.own_limits()
         common = dict(control_mode=self.mode, bpt=bpt, soc=int(ev.soc), charging_complete=ev.full,
                       meter_requested=self.config.meter_info_requested, energy=self._energy_request(),
-                      max_charge_power=own_charge, min_charge_power=0.0,
-                      max_discharge_power=own_discharge if bpt else None,
+                      max_charge_power=self._ev_charge_limit(), min_charge_power=0.0,
+                      max_discharge_power=self._ev_discharge_limit() if bpt else None,
                       min_discharge_power=0.0 if bpt else None)
         if not self.dc:
             req = LoopRequest(dc=False, present_power=planned, **common)  # type: ignore[arg-type]

@@ -76,6 +76,7 @@ class OcppServer:
         self.connections: dict[str, Connection] = {}
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Credentials] = weakref.WeakKeyDictionary()
         self._server: Server | None = None
+        self._extra: list[Server] = []  # add_listener's servers (other security profiles)
         self._hook_tasks: set[asyncio.Task[Any]] = set()
         self._refusals = FloodGuard()  # rate limit of the "refused station" lines
 
@@ -93,12 +94,30 @@ class OcppServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen on host:port (port 0: any free port)."""
-        self._server = await serve(
+        self._server = await self._serve(host, port, self.ssl, self.security_profile)
+
+    async def add_listener(self, host: str, port: int, security_profile: SecurityProfile | int,
+                           ssl: ssl_module.SSLContext | None = None) -> int:
+        """One more listener with its own security profile and TLS context, serving the same routers, connections
+        and authenticator (profile 1, 2 and 3 stations of one CSMS); its port."""
+        profile = SecurityProfile(security_profile)
+        _check_profile(profile, ssl, self.authenticator)
+        server = await self._serve(host, port, ssl, profile)
+        self._extra.append(server)
+        return int(server.sockets[0].getsockname()[1])
+
+    async def _serve(self, host: str, port: int, ssl: ssl_module.SSLContext | None,
+                     profile: SecurityProfile) -> Server:
+        """A websockets server whose handshakes are checked for `profile`."""
+        async def process_request(ws: ServerConnection, request: Request) -> Response | None:
+            return await self._process_request(ws, request, profile)
+
+        return await serve(
             self._handle,
             host,
             port,
-            ssl=self.ssl,
-            process_request=self._process_request,
+            ssl=ssl,
+            process_request=process_request,
             select_subprotocol=self._select_subprotocol,
             max_size=self.ws_max_size,
             ping_interval=self.ping_interval,
@@ -109,6 +128,10 @@ class OcppServer:
 
     async def close(self) -> None:
         """Stop listening and close every station's connection."""
+        for server in self._extra:
+            server.close()
+            await server.wait_closed()
+        self._extra.clear()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -135,13 +158,14 @@ class OcppServer:
         station_id = unquote(path[len(prefix):])
         return station_id if valid_station_id(station_id) else None
 
-    async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(self, ws: ServerConnection, request: Request,
+                               profile: SecurityProfile | None = None) -> Response | None:
         """Authenticate the station before the websocket opens; refuse with 401/403/404 otherwise (with a password
         profile an unknown station gets the 401 of a wrong password)."""
         station_id = self._station_id(request.path)
         if station_id is None:
             return _refuse(ws, HTTPStatus.NOT_FOUND, "no charging station at this path")
-        profile = self.security_profile
+        profile = self.security_profile if profile is None else profile
         password = cn = der = None
         if profile.uses_password:
             basic = parse_basic_auth(request.headers.get("Authorization"))

@@ -19,6 +19,7 @@ from ..times import parse_rfc3339
 from . import errors
 from .algorithms import ISO20_ALGORITHMS, KeyAlgorithm
 from .describe import describe
+from .firmware import create_firmware_pki, sign_firmware_file, write_firmware_pki
 from .hierarchy import Edition, PkiConfig, create_pki
 from .ocsp import REASONS, OcspResponder, RevocationList, serve
 from .ocsp_data import chain_hash_data
@@ -208,3 +209,29 @@ def revoked(folder: Annotated[Path, typer.Option("--dir", help="The PKI folder")
     """List the folder's revoked certificates."""
     for key, entry in RevocationList(folder / "revoked.json").entries().items():
         typer.echo(f"{key.split(':')[1]}\t{entry['time']}\t{entry['reason']}\t{entry['subject']}")
+
+
+@app.command("firmware")
+def firmware_pki(
+    out: Annotated[Path, typer.Option("--out", help="Output folder")],
+    organization: Annotated[str, typer.Option("--org", help="O attribute of both subjects")] = (
+        "v2gstack Manufacturer"),
+    valid_days: Annotated[int | None, typer.Option("--valid-days", help="Validity of the signing cert")] = None,
+) -> None:
+    """Create a manufacturer root (the station's ManufacturerRootCertificate) and a firmware signing certificate."""
+    root, signer = create_firmware_pki(organization, valid_days=valid_days)
+    for path in write_firmware_pki(out, root, signer):
+        typer.echo(str(path.relative_to(out)))
+
+
+@app.command("sign-firmware")
+def sign_firmware(
+    firmware: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The firmware file")],
+    folder: Annotated[Path, typer.Option("--dir", help="The folder `pki firmware` made")],
+) -> None:
+    """Print the base64 signature of a firmware file (ECDSA over SHA-256), UpdateFirmware's `signature`."""
+    try:
+        typer.echo(sign_firmware_file(folder, firmware))
+    except (OSError, ValueError) as e:
+        typer.echo(f"error: cannot sign: {e}", err=True)
+        raise typer.Exit(2) from None

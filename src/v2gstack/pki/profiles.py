@@ -35,6 +35,8 @@ class Kind(StrEnum):
     CSMS_ROOT = "csms_root"
     CSMS = "csms"
     STATION = "station"
+    MANUFACTURER_ROOT = "manufacturer_root"
+    FIRMWARE_SIGNING = "firmware_signing"
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ def _sub2(dc: str | None) -> Profile:
 SERVER_AUTH = (ExtendedKeyUsageOID.SERVER_AUTH,)
 CLIENT_AUTH = (ExtendedKeyUsageOID.CLIENT_AUTH,)
 TLS_USAGE = frozenset({"digital_signature", "key_agreement"})
+CODE_SIGNING = (ExtendedKeyUsageOID.CODE_SIGNING,)
 
 PROFILES: dict[Kind, Profile] = {
     Kind.V2G_ROOT: _root("V2G"),
@@ -104,7 +107,12 @@ PROFILES: dict[Kind, Profile] = {
     Kind.CSMS_ROOT: _root(None),
     Kind.CSMS: Profile(False, None, TLS_USAGE, 2 * YEAR + 1, None, SERVER_AUTH),
     Kind.STATION: Profile(False, None, TLS_USAGE, 2 * YEAR + 1, None, CLIENT_AUTH),
+    # the security whitepaper's signed firmware: the manufacturer's root (installed at the station as
+    # ManufacturerRootCertificate) and the firmware signing certificate it issues (pki/firmware.py)
+    Kind.MANUFACTURER_ROOT: _root(None),
+    Kind.FIRMWARE_SIGNING: Profile(False, None, frozenset({"digital_signature"}), 2 * YEAR + 1, None, CODE_SIGNING),
 }
+FIRMWARE_KINDS = frozenset({Kind.MANUFACTURER_ROOT, Kind.FIRMWARE_SIGNING})
 
 KEY_USAGE_FIELDS = (
     "digital_signature",
@@ -128,7 +136,7 @@ def _20(profile: Profile, **changes: object) -> Profile:
 SIGN_AND_AGREE = frozenset({"digital_signature", "key_agreement"})
 SIGN_ONLY = frozenset({"digital_signature"})
 PROFILES_20: dict[Kind, Profile] = {
-    **{k: _20(p) for k, p in PROFILES.items() if p.ca and k not in (Kind.CSMS_ROOT,)},
+    **{k: _20(p) for k, p in PROFILES.items() if p.ca and k not in (Kind.CSMS_ROOT, *FIRMWARE_KINDS)},
     Kind.V2G_ROOT: _20(_root("V2G", 25 * YEAR + 6)),
     Kind.VEHICLE_SUB_CA1: _20(_sub1("OEM")),
     Kind.VEHICLE_SUB_CA2: _20(_sub2("OEM")),

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from .fleet_cli import fleet_command
 from .report import print_table, write_html
 from .runner import run_scenario
 from .scenario import ScenarioError, load_scenario
@@ -41,3 +42,6 @@ def run(scenario: str = typer.Argument(..., help="A scenario file: YAML, JSON or
     page = write_html(report, workdir / "report.html")
     console.print(f"report: {page}")
     raise typer.Exit(0 if report.passed else 1)
+
+
+app.command("fleet")(fleet_command)

@@ -209,7 +209,11 @@ def _collect(r: SessionReport, store: Store, hub: Any, start: float, trace_dir: 
         register = [m["value"] for m in (tx or {}).get("meterValues", [])
                     if m["measurand"] == "Energy.Active.Import.Register" and not m.get("phase")]
         csms_wh = register[-1] if register else None
-        ok = csms_wh is not None and abs(csms_wh - res.energy_wh) <= max(2.0, e.energy_tolerance * res.energy_wh)
+        # the EV counts to its last charge-loop answer, the meter until the contactors open: on a busy machine that
+        # gap is worth up to a couple of loops of energy at the scenario's speed-up
+        lag_wh = 2 * res.energy_wh / max(1, s.loops)
+        ok = csms_wh is not None and \
+            abs(csms_wh - res.energy_wh) <= max(2.0, e.energy_tolerance * res.energy_wh, lag_wh)
         shown = "none" if csms_wh is None else f"{csms_wh:.0f} Wh"
         r.checks.append(Check("energy", ok, f"EV {res.energy_wh:.0f} Wh, CSMS {shown} "
                               f"(tolerance {e.energy_tolerance:.0%})"))

@@ -3,8 +3,8 @@
 `Ocpp16Handlers.router` answers each 1.6 action by handing its 2.0.1 form to the services' handlers and mapping the
 answer back: RemoteStart/Stop (by the CSMS's integer transaction id, through `Ocpp16Mapping`), Reset, availability,
 unlock, charging profiles, the composite schedule, configuration keys onto the device model, the local list,
-certificates, and the OCA Plug & Charge application note's CSMS -> station messages over DataTransfer. The outgoing
-side is `ocpp16.py`.
+certificates, the security extension's SignedUpdateFirmware and GetLog, and the OCA Plug & Charge application
+note's CSMS -> station messages over DataTransfer. The outgoing side is `ocpp16.py`.
 """
 
 from __future__ import annotations
@@ -137,7 +137,20 @@ class Ocpp16Handlers:
         r.add("InstallCertificate", self.on_install_certificate)
         r.add("GetInstalledCertificateIds", self.on_installed_certificates)
         r.add("DeleteCertificate", self.on_delete_certificate)
+        r.add("SignedUpdateFirmware", self.on_signed_update_firmware)
+        r.add("GetLog", self.on_get_log)
         return r
+
+    async def on_signed_update_firmware(self, p: Payload) -> Payload:
+        """SignedUpdateFirmware (the 1.6 security extension) -> UpdateFirmware: the same request; the answer's
+        status alone (1.6 has no statusInfo)."""
+        answer = await self._inner("UpdateFirmware", p)
+        return {"status": answer["status"]}
+
+    async def on_get_log(self, p: Payload) -> Payload:
+        """GetLog (the 1.6 security extension): the same request and answer as 2.0.1's, without statusInfo."""
+        answer = await self._inner("GetLog", p)
+        return {k: v for k, v in answer.items() if k in ("status", "filename")}
 
     async def on_remote_start(self, p: Payload) -> Payload:
         """RemoteStartTransaction -> RequestStartTransaction (a TxProfile with it becomes the transaction's)."""

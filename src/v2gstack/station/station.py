@@ -8,6 +8,9 @@
 - `availability` (availability.py): ChangeAvailability, Reset, UnlockConnector;
 - `certificates` (certificates.py): the certificate store, SignCertificate, GetCertificateStatus;
 - `reports` (reports.py): GetVariables, SetVariables, GetBaseReport;
+- `firmware` (firmware.py): UpdateFirmware, the signed firmware's download, check, simulated install and reboot;
+- `logs` (logs.py): the DiagnosticsLog (OCPP frames) and SecurityLog, GetLog's upload;
+- `display` (display.py): display messages (Set/Get/ClearDisplayMessage), kept in the state folder;
 - `v2x` (v2x.py): OCPP 2.1 V2X: each EVSE's target (charge or discharge power), the control loop, the grid frequency,
   NotifyAllowedEnergyTransfer, Dynamic profiles, AFRRSignal, the external actor's limits.
 
@@ -36,10 +39,13 @@ from .clock import Clock
 from .config import StationConfig
 from .context import StationContext, Tasks
 from .device_model import DeviceModel, standard_variables
+from .display import DisplayMessages
 from .evse import Evse
 from .files import private_folder, write_private
+from .firmware import Firmware
 from .handlers import register
 from .link import Link
+from .logs import Logs
 from .ports import EvseFacts, FrameListener, SettingsView
 from .queue import OfflineQueue
 from .reports import Reports
@@ -85,10 +91,13 @@ class ChargingStation:
         self.reservations = self.transactions.reservations = Reservations(ctx, self.link)
         self.certificates = Certificates(ctx, self.link)
         self.reports = Reports(ctx, self.link)
+        self.firmware = Firmware(ctx, self.link, self.certificates)
+        self.logs = Logs(ctx, self.link)
+        self.display = DisplayMessages(ctx, self.link)
         register(router, lambda: self.link.registration, config.station_id, self.link.handlers(),
                  self.authorization.handlers(), self.smart_charging.handlers(), self.transactions.handlers(),
                  self.availability.handlers(), self.certificates.handlers(), self.reports.handlers(),
-                 self.reservations.handlers(),
+                 self.reservations.handlers(), self.firmware.handlers(), self.logs.handlers(), self.display.handlers(),
                  self.v2x.handlers())
         for evse in self.evses.values():  # the meter's key, for the CSMS to check signed meter values
             if isinstance(evse.hardware, SigningMeter):
@@ -120,6 +129,7 @@ class ChargingStation:
     async def start(self) -> None:
         """Recover what a previous run left, then connect (in the background) and start sending the queue."""
         self.transactions.recover()
+        self.firmware.start()
         self.link.start()
         self.context.spawn(self.v2x.run(), "v2x-control")
 
