@@ -34,6 +34,10 @@ ALLOWED: dict[str, str] = {
                                        "to the EVSE (DIN, -2 and -20), most with defaults",
     "iso15118/evse_sim.py:SimulatedEVSE": "implements every method of EVSEController (the standalone SECC's "
                                           "simulated EVSE)",
+    "station/bridge/policy.py:SessionPolicy": "one method per question the ISO controller asks its OCPP side (the "
+                                              "Policy and Policy20 protocols of bridge/controller*.py: DIN, -2 and "
+                                              "-20) plus the station's callbacks; next: split the controller's port "
+                                              "into OCPP decisions and a power view (limits, target, metering)",
     "station/station.py:ChargingStation": "the thin assembly of the station's services: lifecycle, then one "
                                           "delegating method per member of the StationPort / SessionPort it "
                                           "implements (ports.py, session.py)",
