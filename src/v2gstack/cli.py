@@ -1,8 +1,8 @@
 """The `v2gstack` command. Each role adds its sub-command here; `exi` is the codec's.
 
-`csms`, `trace`, `demo` and `sim` need the optional `csms` extra (SQLAlchemy, FastAPI, uvicorn): they are listed with a
-short help and imported only when they run, so `v2gstack station`/`ev`/`secc`/`pki`/`exi` work on a core install
-and start without loading the CSMS.
+`csms`, `trace`, `demo` and `sim` need the optional `csms` extra (SQLAlchemy, FastAPI, uvicorn; `sim` its own `sim`
+extra, which includes it): they are listed with a short help and imported only when they run, so `v2gstack
+station`/`ev`/`secc`/`pki`/`exi` work on a core install and start without loading the CSMS.
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "sim": ("v2gstack.sim.cli", "app", "Scenarios: arrivals, faults and expectations against the whole chain, with a "
             "report (sim run SCENARIO); a fleet under grid signals (sim fleet)."),
 }
-EXTRA_PACKAGES = frozenset({"sqlalchemy", "fastapi", "starlette", "pydantic", "uvicorn", "psycopg"})
+EXTRA_PACKAGES = frozenset({"sqlalchemy", "fastapi", "starlette", "pydantic", "uvicorn", "psycopg", "numpy", "scipy",
+                            "matplotlib", "yaml"})
+"""What the optional extras bring (csms: the first ones and the scheduler's numpy/scipy; sim: matplotlib, PyYAML)."""
+COMMAND_EXTRA = {"sim": "sim"}  # the extra a lazy command names when a package is missing (else csms)
 ORDER = ("exi", "pki", "ev", "secc", "slac", "station", "csms", "grid", "trace", "demo", "sim")
 
 
@@ -51,11 +54,11 @@ def _load(name: str) -> Any:
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] not in EXTRA_PACKAGES:
             raise
-        missing = e.name
+        missing, extra = e.name, COMMAND_EXTRA.get(name, "csms")
 
         def explain() -> None:
-            typer.echo(f"error: `v2gstack {name}` needs the csms extra (missing: {missing}); "
-                       "install it with: pip install 'v2gstack[csms]'", err=True)
+            typer.echo(f"error: `v2gstack {name}` needs the {extra} extra (missing: {missing}); "
+                       f"install it with: pip install 'v2gstack[{extra}]'", err=True)
             raise typer.Exit(2)
 
         return TyperCommand(name, callback=explain, help=short_help, context_settings={
