@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -21,14 +22,25 @@ from ..csms.service import Csms, CsmsConfig
 from ..csms.store import Store, op_put_id_token
 from ..csms.timeline import merged_timeline
 from ..iso15118 import EvccConfig, EVModel, run_evcc
-from ..iso15118.evcc_config import SessionResult
+from ..iso15118.evcc_config import Contract, SessionResult
+from ..iso15118.tls import evcc_context
 from ..ocpp import BackOff
 from ..station import ChargingStation, StationConfig
 from ..station.bridge import BridgeConfig, EvseBridge, start_bridged_seccs
-from .scenario import Scenario, SessionSpec
+from .pnc import EV_FAULTS, PncPki, start_pki
+from .scenario import CONTRACT_FAULTS, Scenario, SessionSpec
 
 PASSWORD = "scenario-station-password"  # loopback only, made per run
 TOKEN_TYPE = "ISO14443"
+
+
+@dataclass
+class Rig:
+    """What the faults act on besides the CSMS: the Plug & Charge PKI and each Plug & Charge EV's contract."""
+
+    pki: PncPki | None = None
+    contracts: dict[str, Contract] = field(default_factory=dict)
+    ev_faults: dict[str, str] = field(default_factory=dict)  # session -> EvccConfig.pnc_fault
 
 
 @dataclass
@@ -78,13 +90,22 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
     """Play a scenario in `workdir` (database, station state, timelines) and check it."""
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "csms.db"
-    db.unlink(missing_ok=True)
+    for old in ("csms.db-wal", "csms.db-shm", "csms.db"):  # a fresh run: no registers or caches of an earlier one
+        (workdir / old).unlink(missing_ok=True)
+    for old in ("stations", "traces"):
+        shutil.rmtree(workdir / old, ignore_errors=True)
     store = Store(f"sqlite:///{db}")
     for st in sc.stations:
         store.add_station(st.id, PASSWORD)
     for token, status in sc.id_tokens:
         store.put_id_token(token, TOKEN_TYPE, status)
-    csms = Csms(store, CsmsConfig(ping_interval=None, heartbeat_interval=300))
+    rig = await _pnc_rig(sc, workdir, store)
+    pnc: dict[str, Any] = {}
+    if rig.pki is not None:  # the responder runs on loopback, which the CSMS only asks when told to
+        host = rig.pki.url.split("//", 1)[1].split("/", 1)[0]
+        pnc = {"pki_dir": str(rig.pki.folder), "ocsp_url": rig.pki.url, "ocsp_allow": (host,), "ocsp_cache_size": 0,
+               "ocsp_required": any(f.kind == "ocsp_down" for f in sc.faults)}
+    csms = Csms(store, CsmsConfig(ping_interval=None, heartbeat_interval=300, **pnc))
     hub = live_hub(csms)
     await csms.start("127.0.0.1", 0)
     stations: dict[str, ChargingStation] = {}
@@ -103,15 +124,18 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
             station.model.put("SampledDataCtrlr", "TxUpdatedInterval", "30")
             if spec.auth == "free":
                 station.model.put("AuthCtrlr", "Enabled", "false")
+            if rig.pki is not None:
+                station.model.put("ISO15118Ctrlr", "PnCEnabled", "true")
             await station.start()
             stations[spec.id] = station
             await asyncio.wait_for(station.wait_accepted(), 30)
             token = {"idToken": spec.id_token, "type": TOKEN_TYPE} if spec.auth == "rfid" else None
-            bridges[spec.id] = await start_bridged_seccs(station, port=0, sdp_port=0, trace_dir=trace_dir,
-                                                         config=BridgeConfig(id_token=token))
+            bridges[spec.id] = await start_bridged_seccs(
+                station, port=0, sdp_port=0, trace_dir=trace_dir, config=BridgeConfig(id_token=token),
+                tls=rig.pki.secc_tls if rig.pki is not None else None)
         start = time.monotonic()
-        tasks = [asyncio.create_task(_session(r, bridges, start, sc.speedup)) for r in reports]
-        faults = [asyncio.create_task(_fault(f, csms, reports, start, fault_log)) for f in sc.faults]
+        tasks = [asyncio.create_task(_session(r, bridges, start, sc.speedup, rig)) for r in reports]
+        faults = [asyncio.create_task(_fault(f, csms, reports, start, fault_log, rig)) for f in sc.faults]
         try:
             await asyncio.wait_for(asyncio.gather(*tasks, *faults), sc.timeout_s)
         except TimeoutError:
@@ -121,7 +145,7 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
                 await asyncio.wait_for(station.wait_queue_empty(), 10)
         await asyncio.sleep(0.3)  # the last answers reach the store
         for r in reports:
-            _collect(r, store, hub, start, trace_dir)
+            _collect(r, store, hub, start, trace_dir, rig)
     finally:
         for bs in bridges.values():
             for b in bs:
@@ -131,33 +155,70 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
             await station.stop()
         await csms.close()
         store.close()
+        if rig.pki is not None:
+            rig.pki.server.close()
     return RunReport(sc, reports, fault_log, time.monotonic() - start, timed_out)
 
 
-async def _session(r: SessionReport, bridges: dict[str, list[EvseBridge]], start: float, speedup: float) -> None:
+async def _pnc_rig(sc: Scenario, workdir: Path, store: Store) -> Rig:
+    """The PKI, its OCSP responder and a contract per Plug & Charge session (with the faults that name it)."""
+    rig = Rig()
+    if not any(s.payment == "contract" for s in sc.sessions):
+        return rig
+    shutil.rmtree(workdir / "pki", ignore_errors=True)
+    rig.pki = await start_pki(workdir / "pki", store)
+    for s in sc.sessions:
+        if s.payment != "contract":
+            continue
+        kinds = [CONTRACT_FAULTS[f.kind] for f in sc.faults if f.kind in CONTRACT_FAULTS and f.session == s.name]
+        made = next((k for k in kinds if k in ("expired", "wrong-root")), "none")  # revoked: at its time
+        rig.contracts[s.name] = rig.pki.contract(made, emaid=f"DEV2G{zlib.crc32(s.name.encode()) % 10**9:09d}")
+        if any(k in EV_FAULTS for k in kinds):
+            rig.ev_faults[s.name] = next(k for k in kinds if k in EV_FAULTS)
+    return rig
+
+
+async def _session(r: SessionReport, bridges: dict[str, list[EvseBridge]], start: float, speedup: float,
+                   rig: Rig) -> None:
     s = r.spec
     await asyncio.sleep(max(0.0, start + s.at - time.monotonic()))
     server = bridges[s.station][s.evse - 1].server
     assert server is not None
+    pnc = s.payment == "contract" and rig.pki is not None
     config = EvccConfig(protocols=(s.protocol,), energy=s.energy, loops=s.loops, loop_interval=0.05,
-                        ongoing_interval=0.02, evcc_id=f"0A0B{zlib.crc32(s.name.encode()):08X}")
+                        ongoing_interval=0.02, evcc_id=f"0A0B{zlib.crc32(s.name.encode()):08X}",
+                        payment="Contract" if pnc else "ExternalPayment", contract=rig.contracts.get(s.name),
+                        pnc_fault=rig.ev_faults.get(s.name))
     try:
-        r.result = await run_evcc(config, EVModel(speedup=speedup, soc=30.0), secc=server.addresses()["tcp"])
+        if pnc:
+            assert rig.pki is not None
+            r.result = await run_evcc(config, EVModel(speedup=speedup, soc=30.0), secc=server.addresses()["tls"],
+                                      tls=True, tls_context=evcc_context(cadata=rig.pki.v2g_root_pem))
+        else:
+            r.result = await run_evcc(config, EVModel(speedup=speedup, soc=30.0), secc=server.addresses()["tcp"])
     except Exception as e:  # the EV itself failed: reported, the others go on
         r.error = f"{type(e).__name__}: {e}"
 
 
-async def _fault(f: Any, csms: Csms, reports: list[SessionReport], start: float, log: list[str]) -> None:
+async def _fault(f: Any, csms: Csms, reports: list[SessionReport], start: float, log: list[str], rig: Rig) -> None:
     await asyncio.sleep(max(0.0, start + f.at - time.monotonic()))
     at = time.monotonic() - start
     try:
-        await _apply(f, csms, reports, at, log)
+        await _apply(f, csms, reports, at, log, rig)
     except Exception as e:  # a fault that could not be applied is reported, and the run goes on
         log.append(f"{at:.1f} s: {f.kind} could not be applied: {type(e).__name__}: {e}")
 
 
-async def _apply(f: Any, csms: Csms, reports: list[SessionReport], at: float, log: list[str]) -> None:
-    if f.kind == "token_status":
+async def _apply(f: Any, csms: Csms, reports: list[SessionReport], at: float, log: list[str], rig: Rig) -> None:
+    if f.kind == "contract_revoked" and rig.pki is not None:
+        rig.pki.revoke(rig.contracts[f.session])
+        log.append(f"{at:.1f} s: {f.session}'s contract {rig.contracts[f.session].emaid} revoked at the OCSP responder")
+    elif f.kind in CONTRACT_FAULTS:  # made with the contract before the run
+        log.append(f"{at:.1f} s: {f.session} carries a contract fault: {CONTRACT_FAULTS[f.kind]}")
+    elif f.kind == "ocsp_down" and rig.pki is not None:
+        rig.pki.ocsp_down()
+        log.append(f"{at:.1f} s: the OCSP responder is down (the CSMS requires an OCSP answer)")
+    elif f.kind == "token_status":
         await csms.worker.run(op_put_id_token, f.id_token, TOKEN_TYPE, f.status)  # through the CSMS's writer
         log.append(f"{at:.1f} s: idToken {f.id_token} set to {f.status}")
     elif f.kind == "link_cut":
@@ -179,7 +240,7 @@ async def _apply(f: Any, csms: Csms, reports: list[SessionReport], at: float, lo
         log.append(f"{at:.1f} s: remote stop of {spec.name}: no transaction to stop")
 
 
-def _collect(r: SessionReport, store: Store, hub: Any, start: float, trace_dir: Path) -> None:
+def _collect(r: SessionReport, store: Store, hub: Any, start: float, trace_dir: Path, rig: Rig) -> None:
     """The session's transaction, power series, checks and (failed) timeline."""
     s, res = r.spec, r.result
     if res is not None and res.session_id:
@@ -201,6 +262,18 @@ def _collect(r: SessionReport, store: Store, hub: Any, start: float, trace_dir: 
         if e.response_code is not None:
             r.checks.append(Check("response_code", res.response_code == e.response_code,
                                   f"expected {e.response_code}, got {res.response_code}"))
+    if e.authorize_status is not None or e.certificate_status is not None:
+        emaid = rig.contracts[s.name].emaid
+        asked = [m.get("response") or {} for m in store.messages(station_id=s.station)
+                 if m["action"] == "Authorize" and (m["payload"].get("idToken") or {}).get("idToken") == emaid]
+        status = (asked[-1].get("idTokenInfo") or {}).get("status") if asked else "none"
+        if e.authorize_status is not None:
+            r.checks.append(Check("authorize_status", status == e.authorize_status,
+                                  f"expected {e.authorize_status}, got {status} (Authorize of {emaid})"))
+        if e.certificate_status is not None:
+            got_cert = asked[-1].get("certificateStatus") if asked else None
+            r.checks.append(Check("certificate_status", got_cert == e.certificate_status,
+                                  f"expected {e.certificate_status}, got {got_cert}"))
     if e.stopped_reason is not None:
         got_reason = tx.get("stoppedReason") if tx else None
         r.checks.append(Check("stopped_reason", got_reason == e.stopped_reason,

@@ -13,12 +13,15 @@ of the run (wall time; the stations and EVs run their simulated clocks `speedup`
       - {id_token: "04A1B2C3", status: Accepted}
     sessions:                      # one EV each
       - {name: ev1, at: 0, station: CS1, evse: 1, protocol: iso2 | din, energy: ac | dc, loops: 20,
+         payment: external | contract,   # contract: Plug & Charge over TLS with a contract of its own
          expect: {outcome: ok | failed, response_code: FAILED, stopped_reason: EVDisconnected,
-                  energy_tolerance: 0.05}}
+                  energy_tolerance: 0.05, authorize_status: Invalid | none, certificate_status: CertificateRevoked}}
     faults:                        # what goes wrong, and when
       - {at: 0, kind: token_status, id_token: "04A1B2C3", status: Blocked}
       - {at: 2, kind: remote_stop, session: ev1}
       - {at: 3, kind: link_cut, station: CS1}   # the CSMS drops the station's websocket; it reconnects
+      - {at: 0, kind: contract_revoked, session: ev1}  # also contract_expired, contract_wrong_root,
+      - {at: 0, kind: ocsp_down}                       # contract_bad_signature (the EV signs wrongly)
 """
 
 from __future__ import annotations
@@ -33,7 +36,11 @@ PROTOCOLS = ("iso2", "din")
 ENERGIES = ("ac", "dc")
 OUTCOMES = ("ok", "failed")
 AUTH_MODES = ("free", "rfid")
-FAULT_KINDS = ("token_status", "remote_stop", "link_cut")
+PAYMENTS = ("external", "contract")
+CONTRACT_FAULTS = {"contract_expired": "expired", "contract_revoked": "revoked", "contract_wrong_root": "wrong-root",
+                   "contract_bad_signature": "bad-signature"}
+"""Plug & Charge faults of one session's contract -> the fault's name in sim/pnc.py."""
+FAULT_KINDS = ("token_status", "remote_stop", "link_cut", *CONTRACT_FAULTS, "ocsp_down")
 AUTH_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "NoCredit", "NotAllowedTypeEVSE", "NotAtThisLocation",
                  "NotAtThisTime", "Unknown")
 
@@ -62,6 +69,8 @@ class Expect:
     response_code: str | None = None
     stopped_reason: str | None = None
     energy_tolerance: float | None = 0.05  # |EV energy - CSMS register| / EV energy
+    authorize_status: str | None = None  # the CSMS's Authorize idTokenInfo.status for the contract ("none": not asked)
+    certificate_status: str | None = None  # the CSMS's Authorize certificateStatus
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,7 @@ class SessionSpec:
     protocol: str = "iso2"
     energy: str = "dc"
     loops: int = 20
+    payment: str = "external"
     expect: Expect = field(default_factory=Expect)
 
 
@@ -167,15 +177,23 @@ def parse_scenario(raw: Any) -> Scenario:
     for n, s in enumerate(_list(top["sessions"], "sessions")):
         p = f"sessions[{n}]"
         f = dict(_fields(s, p, {"name": str, "at": NUM, "station": str, "evse": int, "protocol": str, "energy": str,
-                                "loops": int, "expect": dict}, ("at", "station", "evse")))
+                                "loops": int, "payment": str, "expect": dict}, ("at", "station", "evse")))
         f.setdefault("name", f"session{n + 1}")
         e = _fields(f.pop("expect", {}), f"{p}.expect", {"outcome": str, "response_code": str, "stopped_reason": str,
-                                                         "energy_tolerance": NUM})
+                                                         "energy_tolerance": NUM, "authorize_status": str,
+                                                         "certificate_status": str})
         expect = Expect(**e)
         _one_of(expect.outcome, OUTCOMES, f"{p}.expect.outcome")
+        if expect.authorize_status is not None:
+            _one_of(expect.authorize_status, (*AUTH_STATUSES, "none"), f"{p}.expect.authorize_status")
         spec = SessionSpec(**f, expect=expect)
         _one_of(spec.protocol, PROTOCOLS, f"{p}.protocol")
         _one_of(spec.energy, ENERGIES, f"{p}.energy")
+        _one_of(spec.payment, PAYMENTS, f"{p}.payment")
+        if spec.payment == "contract" and spec.protocol != "iso2":
+            raise ScenarioError(f"{p}.payment: contract (Plug & Charge) needs protocol iso2")
+        if spec.payment != "contract" and (expect.authorize_status or expect.certificate_status):
+            raise ScenarioError(f"{p}.expect: authorize_status and certificate_status need payment contract")
         if spec.station not in ids:
             raise ScenarioError(f"{p}.station: no station {spec.station!r} (stations: {', '.join(ids)})")
         evses = next(s.evses for s in stations if s.id == spec.station)
@@ -202,6 +220,11 @@ def parse_scenario(raw: Any) -> Scenario:
             raise ScenarioError(f"{p}.session: no session {spec.session!r}")
         if spec.kind == "link_cut" and spec.station not in ids:
             raise ScenarioError(f"{p}.station: no station {spec.station!r}")
+        if spec.kind in CONTRACT_FAULTS:
+            target = next((s for s in sessions if s.name == spec.session), None)
+            if target is None or target.payment != "contract":
+                raise ScenarioError(f"{p}.session: {spec.kind} needs a session with payment contract, "
+                                    f"not {spec.session!r}")
         faults.append(spec)
     return Scenario(top["name"], tuple(stations), tuple(sessions), tuple(tokens), tuple(faults),
                     float(top.get("speedup", 60.0)), float(top.get("timeout_s", 60.0)))
