@@ -36,8 +36,14 @@ TOKEN_TYPE = "ISO14443"
 
 @dataclass
 class Rig:
-    """What the faults act on besides the CSMS: the Plug & Charge PKI and each Plug & Charge EV's contract."""
+    """What the faults act on: the CSMS (replaced when it restarts), the stations, the Plug & Charge PKI and each
+    Plug & Charge EV's contract."""
 
+    csms: Any = None  # Csms
+    csms_config: CsmsConfig | None = None
+    hubs: list[Any] = field(default_factory=list)  # each CSMS run's live hub (power series)
+    stations: dict[str, ChargingStation] = field(default_factory=dict)
+    fault_errors: int = 0
     pki: PncPki | None = None
     contracts: dict[str, Contract] = field(default_factory=dict)
     ev_faults: dict[str, str] = field(default_factory=dict)  # session -> EvccConfig.pnc_fault
@@ -79,11 +85,12 @@ class RunReport:
     faults: list[str]
     elapsed_s: float
     timed_out: bool = False
+    fault_errors: int = 0  # faults that could not be applied (each also in `faults`)
 
     @property
     def passed(self) -> bool:
-        """Every session passed and the run finished in time."""
-        return not self.timed_out and all(s.passed for s in self.sessions)
+        """Every session passed, every fault was applied and the run finished in time."""
+        return not self.timed_out and not self.fault_errors and all(s.passed for s in self.sessions)
 
 
 async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
@@ -105,10 +112,11 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
         host = rig.pki.url.split("//", 1)[1].split("/", 1)[0]
         pnc = {"pki_dir": str(rig.pki.folder), "ocsp_url": rig.pki.url, "ocsp_allow": (host,), "ocsp_cache_size": 0,
                "ocsp_required": any(f.kind == "ocsp_down" for f in sc.faults)}
-    csms = Csms(store, CsmsConfig(ping_interval=None, heartbeat_interval=300, **pnc))
-    hub = live_hub(csms)
+    rig.csms_config = CsmsConfig(ping_interval=None, heartbeat_interval=300, **pnc)
+    rig.csms = csms = Csms(store, rig.csms_config)
+    rig.hubs.append(live_hub(csms))
     await csms.start("127.0.0.1", 0)
-    stations: dict[str, ChargingStation] = {}
+    stations = rig.stations
     bridges: dict[str, list[EvseBridge]] = {}
     trace_dir = workdir / "traces"
     start = time.monotonic()
@@ -135,7 +143,7 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
                 tls=rig.pki.secc_tls if rig.pki is not None else None)
         start = time.monotonic()
         tasks = [asyncio.create_task(_session(r, bridges, start, sc.speedup, rig)) for r in reports]
-        faults = [asyncio.create_task(_fault(f, csms, reports, start, fault_log, rig)) for f in sc.faults]
+        faults = [asyncio.create_task(_fault(f, store, reports, start, fault_log, rig)) for f in sc.faults]
         try:
             await asyncio.wait_for(asyncio.gather(*tasks, *faults), sc.timeout_s)
         except TimeoutError:
@@ -145,7 +153,7 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
                 await asyncio.wait_for(station.wait_queue_empty(), 10)
         await asyncio.sleep(0.3)  # the last answers reach the store
         for r in reports:
-            _collect(r, store, hub, start, trace_dir, rig)
+            _collect(r, store, start, trace_dir, rig)
     finally:
         for bs in bridges.values():
             for b in bs:
@@ -153,11 +161,11 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
                     await b.server.close()
         for station in stations.values():
             await station.stop()
-        await csms.close()
+        await rig.csms.close()
         store.close()
         if rig.pki is not None:
             rig.pki.server.close()
-    return RunReport(sc, reports, fault_log, time.monotonic() - start, timed_out)
+    return RunReport(sc, reports, fault_log, time.monotonic() - start, timed_out, rig.fault_errors)
 
 
 async def _pnc_rig(sc: Scenario, workdir: Path, store: Store) -> Rig:
@@ -200,17 +208,40 @@ async def _session(r: SessionReport, bridges: dict[str, list[EvseBridge]], start
         r.error = f"{type(e).__name__}: {e}"
 
 
-async def _fault(f: Any, csms: Csms, reports: list[SessionReport], start: float, log: list[str], rig: Rig) -> None:
+async def _fault(f: Any, store: Store, reports: list[SessionReport], start: float, log: list[str], rig: Rig
+                 ) -> None:
     await asyncio.sleep(max(0.0, start + f.at - time.monotonic()))
     at = time.monotonic() - start
     try:
-        await _apply(f, csms, reports, at, log, rig)
+        await _apply(f, store, reports, at, log, rig)
     except Exception as e:  # a fault that could not be applied is reported, and the run goes on
         log.append(f"{at:.1f} s: {f.kind} could not be applied: {type(e).__name__}: {e}")
+        rig.fault_errors += 1
 
 
-async def _apply(f: Any, csms: Csms, reports: list[SessionReport], at: float, log: list[str], rig: Rig) -> None:
-    if f.kind == "contract_revoked" and rig.pki is not None:
+async def _apply(f: Any, store: Store, reports: list[SessionReport], at: float, log: list[str], rig: Rig) -> None:
+    csms = rig.csms
+    if f.kind == "csms_restart":
+        port = csms.port
+        await csms.close()
+        log.append(f"{at:.1f} s: the CSMS stopped (every station connection dropped)")
+        down = f.down_s if f.down_s is not None else 1.0
+        await asyncio.sleep(down)
+        rig.csms = Csms(store, rig.csms_config or CsmsConfig())
+        rig.hubs.append(live_hub(rig.csms))
+        await rig.csms.start("127.0.0.1", port)
+        log.append(f"{at + down:.1f} s: a new CSMS serves port {port} from the same database")
+    elif f.kind == "station_reboot":
+        station = rig.stations[f.station]
+        before = station.availability.reboots
+        answer = await csms.call(f.station, "Reset", {"type": "Immediate"})
+        log.append(f"{at:.1f} s: Reset Immediate to {f.station} -> {answer.get('status')}")
+        async with asyncio.timeout(30):  # rebooted (transactions ended, link dropped), then registered again
+            while station.availability.reboots == before:
+                await asyncio.sleep(0.02)
+            await station.wait_accepted()
+        log.append(f"{f.station} rebooted and was accepted again (BootNotification RemoteReset)")
+    elif f.kind == "contract_revoked" and rig.pki is not None:
         rig.pki.revoke(rig.contracts[f.session])
         log.append(f"{at:.1f} s: {f.session}'s contract {rig.contracts[f.session].emaid} revoked at the OCSP responder")
     elif f.kind in CONTRACT_FAULTS:  # made with the contract before the run
@@ -240,7 +271,7 @@ async def _apply(f: Any, csms: Csms, reports: list[SessionReport], at: float, lo
         log.append(f"{at:.1f} s: remote stop of {spec.name}: no transaction to stop")
 
 
-def _collect(r: SessionReport, store: Store, hub: Any, start: float, trace_dir: Path, rig: Rig) -> None:
+def _collect(r: SessionReport, store: Store, start: float, trace_dir: Path, rig: Rig) -> None:
     """The session's transaction, power series, checks and (failed) timeline."""
     s, res = r.spec, r.result
     if res is not None and res.session_id:
@@ -249,10 +280,11 @@ def _collect(r: SessionReport, store: Store, hub: Any, start: float, trace_dir: 
             r.transaction = store.transaction(r.transaction["stationId"], r.transaction["transactionId"])
     tx = r.transaction
     if tx is not None:
-        live = hub.sessions.get((tx["stationId"], tx["transactionId"]))
         wall0 = time.time() - (time.monotonic() - start)
-        if live is not None:
-            r.power = [(p[0] - wall0, p[1] or 0.0) for p in live.points]
+        for hub in rig.hubs:  # one per CSMS run
+            live = hub.sessions.get((tx["stationId"], tx["transactionId"]))
+            if live is not None:
+                r.power += [(p[0] - wall0, p[1] or 0.0) for p in live.points]
     e = s.expect
     if r.error is not None or res is None:
         r.checks.append(Check("outcome", False, f"the EV did not finish: {r.error or 'timed out'}"))
@@ -293,7 +325,12 @@ def _collect(r: SessionReport, store: Store, hub: Any, start: float, trace_dir: 
     if tx is not None:
         seqs = sorted(ev["seqNo"] for ev in tx.get("events", []))
         ok = tx["state"] == "Ended" and seqs == list(range(len(seqs)))
-        r.checks.append(Check("nothing_lost", ok, f"state {tx['state']}, events seqNo {seqs[:3]}..{seqs[-1:]}"))
+        offline = sum(1 for ev in tx.get("events", []) if ev.get("offline"))
+        r.checks.append(Check("nothing_lost", ok, f"state {tx['state']}, events seqNo {seqs[:3]}..{seqs[-1:]}, "
+                              f"each once ({offline} replayed offline)"))
+        if e.offline_replayed is not None:
+            r.checks.append(Check("offline_replayed", (offline > 0) == e.offline_replayed,
+                                  f"expected {'some' if e.offline_replayed else 'no'} events replayed, got {offline}"))
     elif e.outcome == "ok":
         r.checks.append(Check("nothing_lost", False, "no transaction recorded for the session"))
     if not r.passed:

@@ -15,13 +15,16 @@ of the run (wall time; the stations and EVs run their simulated clocks `speedup`
       - {name: ev1, at: 0, station: CS1, evse: 1, protocol: iso2 | din, energy: ac | dc, loops: 20,
          payment: external | contract,   # contract: Plug & Charge over TLS with a contract of its own
          expect: {outcome: ok | failed, response_code: FAILED, stopped_reason: EVDisconnected,
-                  energy_tolerance: 0.05, authorize_status: Invalid | none, certificate_status: CertificateRevoked}}
+                  energy_tolerance: 0.05, authorize_status: Invalid | none, certificate_status: CertificateRevoked,
+                  offline_replayed: true}}
     faults:                        # what goes wrong, and when
       - {at: 0, kind: token_status, id_token: "04A1B2C3", status: Blocked}
       - {at: 2, kind: remote_stop, session: ev1}
       - {at: 3, kind: link_cut, station: CS1}   # the CSMS drops the station's websocket; it reconnects
       - {at: 0, kind: contract_revoked, session: ev1}  # also contract_expired, contract_wrong_root,
       - {at: 0, kind: ocsp_down}                       # contract_bad_signature (the EV signs wrongly)
+      - {at: 2, kind: csms_restart, down_s: 1}  # the CSMS process stops and starts again on the same database
+      - {at: 2, kind: station_reboot, station: CS1}  # the CSMS sends Reset Immediate; the station reboots
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ PAYMENTS = ("external", "contract")
 CONTRACT_FAULTS = {"contract_expired": "expired", "contract_revoked": "revoked", "contract_wrong_root": "wrong-root",
                    "contract_bad_signature": "bad-signature"}
 """Plug & Charge faults of one session's contract -> the fault's name in sim/pnc.py."""
-FAULT_KINDS = ("token_status", "remote_stop", "link_cut", *CONTRACT_FAULTS, "ocsp_down")
+FAULT_KINDS = ("token_status", "remote_stop", "link_cut", *CONTRACT_FAULTS, "ocsp_down", "csms_restart",
+               "station_reboot")
 AUTH_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "NoCredit", "NotAllowedTypeEVSE", "NotAtThisLocation",
                  "NotAtThisTime", "Unknown")
 
@@ -71,6 +75,7 @@ class Expect:
     energy_tolerance: float | None = 0.05  # |EV energy - CSMS register| / EV energy
     authorize_status: str | None = None  # the CSMS's Authorize idTokenInfo.status for the contract ("none": not asked)
     certificate_status: str | None = None  # the CSMS's Authorize certificateStatus
+    offline_replayed: bool | None = None  # some TransactionEvents reached the CSMS late, replayed (offline: true)
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ class FaultSpec:
     status: str | None = None
     session: str | None = None
     station: str | None = None
+    down_s: float | None = None  # csms_restart: seconds between stopping and starting again (1)
 
 
 @dataclass(frozen=True)
@@ -181,7 +187,7 @@ def parse_scenario(raw: Any) -> Scenario:
         f.setdefault("name", f"session{n + 1}")
         e = _fields(f.pop("expect", {}), f"{p}.expect", {"outcome": str, "response_code": str, "stopped_reason": str,
                                                          "energy_tolerance": NUM, "authorize_status": str,
-                                                         "certificate_status": str})
+                                                         "certificate_status": str, "offline_replayed": bool})
         expect = Expect(**e)
         _one_of(expect.outcome, OUTCOMES, f"{p}.expect.outcome")
         if expect.authorize_status is not None:
@@ -208,8 +214,8 @@ def parse_scenario(raw: Any) -> Scenario:
     faults = []
     for n, x in enumerate(_list(top.get("faults", []), "faults")):
         p = f"faults[{n}]"
-        f = _fields(x, p, {"at": NUM, "kind": str, "id_token": str, "status": str, "session": str, "station": str},
-                    ("at", "kind"))
+        f = _fields(x, p, {"at": NUM, "kind": str, "id_token": str, "status": str, "session": str, "station": str,
+                           "down_s": NUM}, ("at", "kind"))
         spec = FaultSpec(**f)
         _one_of(spec.kind, FAULT_KINDS, f"{p}.kind")
         if spec.kind == "token_status" and (spec.id_token is None or spec.status is None):
@@ -218,7 +224,7 @@ def parse_scenario(raw: Any) -> Scenario:
             _one_of(spec.status or "", AUTH_STATUSES, f"{p}.status")
         if spec.kind == "remote_stop" and spec.session not in names:
             raise ScenarioError(f"{p}.session: no session {spec.session!r}")
-        if spec.kind == "link_cut" and spec.station not in ids:
+        if spec.kind in ("link_cut", "station_reboot") and spec.station not in ids:
             raise ScenarioError(f"{p}.station: no station {spec.station!r}")
         if spec.kind in CONTRACT_FAULTS:
             target = next((s for s in sessions if s.name == spec.session), None)
