@@ -27,8 +27,9 @@ from ..iso15118.tls import evcc_context
 from ..ocpp import BackOff
 from ..station import ChargingStation, StationConfig
 from ..station.bridge import BridgeConfig, EvseBridge, start_bridged_seccs
+from .ev_link import FaultyLink
 from .pnc import EV_FAULTS, PncPki, start_pki
-from .scenario import CONTRACT_FAULTS, Scenario, SessionSpec
+from .scenario import CONTRACT_FAULTS, EV_LINK_FAULTS, Scenario, SessionSpec
 
 PASSWORD = "scenario-station-password"  # loopback only, made per run
 TOKEN_TYPE = "ISO14443"
@@ -44,6 +45,7 @@ class Rig:
     hubs: list[Any] = field(default_factory=list)  # each CSMS run's live hub (power series)
     stations: dict[str, ChargingStation] = field(default_factory=dict)
     fault_errors: int = 0
+    links: dict[str, FaultyLink] = field(default_factory=dict)  # session -> the relay its EV talks through
     pki: PncPki | None = None
     contracts: dict[str, Contract] = field(default_factory=dict)
     ev_faults: dict[str, str] = field(default_factory=dict)  # session -> EvccConfig.pnc_fault
@@ -141,6 +143,12 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
             bridges[spec.id] = await start_bridged_seccs(
                 station, port=0, sdp_port=0, trace_dir=trace_dir, config=BridgeConfig(id_token=token),
                 tls=rig.pki.secc_tls if rig.pki is not None else None)
+        for s in sc.sessions:  # a relay between the EV and its SECC where a fault acts on that link
+            if any(f.kind in EV_LINK_FAULTS and f.session == s.name for f in sc.faults):
+                server = bridges[s.station][s.evse - 1].server
+                assert server is not None
+                rig.links[s.name] = FaultyLink(server.addresses()["tls" if s.payment == "contract" else "tcp"])
+                await rig.links[s.name].start()
         start = time.monotonic()
         tasks = [asyncio.create_task(_session(r, bridges, start, sc.speedup, rig)) for r in reports]
         faults = [asyncio.create_task(_fault(f, store, reports, start, fault_log, rig)) for f in sc.faults]
@@ -148,6 +156,10 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
             await asyncio.wait_for(asyncio.gather(*tasks, *faults), sc.timeout_s)
         except TimeoutError:
             timed_out = True
+        with contextlib.suppress(TimeoutError):  # the SECCs see their sessions end (a delayed link: late)
+            async with asyncio.timeout(15):
+                while any(b.active is not None or b.ending for bs in bridges.values() for b in bs):
+                    await asyncio.sleep(0.05)
         for station in stations.values():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(station.wait_queue_empty(), 10)
@@ -155,6 +167,8 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
         for r in reports:
             _collect(r, store, start, trace_dir, rig)
     finally:
+        for link in rig.links.values():
+            await link.close()
         for bs in bridges.values():
             for b in bs:
                 if b.server is not None:
@@ -197,13 +211,16 @@ async def _session(r: SessionReport, bridges: dict[str, list[EvseBridge]], start
                         ongoing_interval=0.02, evcc_id=f"0A0B{zlib.crc32(s.name.encode()):08X}",
                         payment="Contract" if pnc else "ExternalPayment", contract=rig.contracts.get(s.name),
                         pnc_fault=rig.ev_faults.get(s.name))
+    link = rig.links.get(s.name)
     try:
         if pnc:
             assert rig.pki is not None
-            r.result = await run_evcc(config, EVModel(speedup=speedup, soc=30.0), secc=server.addresses()["tls"],
-                                      tls=True, tls_context=evcc_context(cadata=rig.pki.v2g_root_pem))
+            address = link.address if link is not None else server.addresses()["tls"]
+            r.result = await run_evcc(config, EVModel(speedup=speedup, soc=30.0), secc=address, tls=True,
+                                      tls_context=evcc_context(cadata=rig.pki.v2g_root_pem))
         else:
-            r.result = await run_evcc(config, EVModel(speedup=speedup, soc=30.0), secc=server.addresses()["tcp"])
+            address = link.address if link is not None else server.addresses()["tcp"]
+            r.result = await run_evcc(config, EVModel(speedup=speedup, soc=30.0), secc=address)
     except Exception as e:  # the EV itself failed: reported, the others go on
         r.error = f"{type(e).__name__}: {e}"
 
@@ -241,6 +258,24 @@ async def _apply(f: Any, store: Store, reports: list[SessionReport], at: float, 
                 await asyncio.sleep(0.02)
             await station.wait_accepted()
         log.append(f"{f.station} rebooted and was accepted again (BootNotification RemoteReset)")
+    elif f.kind in EV_LINK_FAULTS:
+        link = rig.links[f.session]
+        if f.kind == "ev_link_cut":
+            link.cut()
+            log.append(f"{at:.1f} s: {f.session}'s EV <-> SECC link cut")
+        elif f.kind == "exi_corrupt":
+            link.corrupt_next()
+            log.append(f"{at:.1f} s: {f.session}'s next request to the SECC is corrupted EXI")
+        else:
+            link.delay_s = f.delay_s or 0.0
+            log.append(f"{at:.1f} s: {f.session}'s link delays every message by {link.delay_s:g} s")
+            if f.duration_s is not None:
+                await asyncio.sleep(f.duration_s)
+                link.delay_s = 0.0
+                log.append(f"{at + f.duration_s:.1f} s: {f.session}'s link without delay again")
+    elif f.kind == "clock_skew":
+        rig.stations[f.station].clock.skew(f.skew_s or 0.0)
+        log.append(f"{at:.1f} s: {f.station}'s clock set {f.skew_s:+g} s off")
     elif f.kind == "contract_revoked" and rig.pki is not None:
         rig.pki.revoke(rig.contracts[f.session])
         log.append(f"{at:.1f} s: {f.session}'s contract {rig.contracts[f.session].emaid} revoked at the OCSP responder")
@@ -306,6 +341,17 @@ def _collect(r: SessionReport, store: Store, start: float, trace_dir: Path, rig:
             got_cert = asked[-1].get("certificateStatus") if asked else None
             r.checks.append(Check("certificate_status", got_cert == e.certificate_status,
                                   f"expected {e.certificate_status}, got {got_cert}"))
+    if e.notify_tech_code is not None or e.security_event is not None:
+        log_ = store.messages(station_id=s.station)
+        codes = [d.get("techCode") for m in log_ if m["action"] == "NotifyEvent" for d in m["payload"]["eventData"]
+                 if ((d.get("component") or {}).get("evse") or {}).get("id") == s.evse and d.get("techCode")]
+        if e.notify_tech_code is not None:
+            r.checks.append(Check("notify_tech_code", e.notify_tech_code in codes,
+                                  f"expected {e.notify_tech_code} in the NotifyEvents of EVSE {s.evse}, got {codes}"))
+        if e.security_event is not None:
+            types = [m["payload"].get("type") for m in log_ if m["action"] == "SecurityEventNotification"]
+            r.checks.append(Check("security_event", e.security_event in types,
+                                  f"expected {e.security_event} from {s.station}, got {types}"))
     if e.stopped_reason is not None:
         got_reason = tx.get("stoppedReason") if tx else None
         r.checks.append(Check("stopped_reason", got_reason == e.stopped_reason,
