@@ -142,7 +142,7 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
             token = {"idToken": spec.id_token, "type": TOKEN_TYPE} if spec.auth == "rfid" else None
             bridges[spec.id] = await start_bridged_seccs(
                 station, port=0, sdp_port=0, trace_dir=trace_dir, config=BridgeConfig(id_token=token),
-                tls=rig.pki.secc_tls if rig.pki is not None else None)
+                tls=rig.pki.secc_tls if rig.pki is not None else None, protocols=("iso20", "iso2", "din"))
         for s in sc.sessions:  # a relay between the EV and its SECC where a fault acts on that link
             if any(f.kind in EV_LINK_FAULTS and f.session == s.name for f in sc.faults):
                 server = bridges[s.station][s.evse - 1].server

@@ -12,7 +12,7 @@ of the run (wall time; the stations and EVs run their simulated clocks `speedup`
     id_tokens:                     # registered at the CSMS (status as OCPP's AuthorizationStatus)
       - {id_token: "04A1B2C3", status: Accepted}
     sessions:                      # one EV each
-      - {name: ev1, at: 0, station: CS1, evse: 1, protocol: iso2 | din, energy: ac | dc, loops: 20,
+      - {name: ev1, at: 0, station: CS1, evse: 1, protocol: iso2 | din | iso20, energy: ac | dc, loops: 20,
          payment: external | contract,   # contract: Plug & Charge over TLS with a contract of its own
          expect: {outcome: ok | failed, response_code: FAILED, stopped_reason: EVDisconnected,
                   energy_tolerance: 0.05, authorize_status: Invalid | none, certificate_status: CertificateRevoked,
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROTOCOLS = ("iso2", "din")
+PROTOCOLS = ("iso2", "din", "iso20")
 ENERGIES = ("ac", "dc")
 OUTCOMES = ("ok", "failed")
 AUTH_MODES = ("free", "rfid")
