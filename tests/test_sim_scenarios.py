@@ -56,6 +56,17 @@ def test_wrong_expectation_fails_with_a_clear_report(tmp_path: Path) -> None:
     ({"faults": [{"at": 1, "kind": "meteor"}]}, "faults[0].kind: one of token_status, remote_stop"),
     ({"stations": [{"id": "CS1", "auth": "rfid"}]}, "stations[0].id_token: required with auth rfid"),
     ({"speedup": "fast"}, "speedup: int/float expected, not str"),
+    ({"faults": [{"at": 0, "kind": "contract_revoked", "session": "session1"}]},
+     "faults[0].session: contract_revoked needs a session with payment contract, not 'session1'"),
+    ({"sessions": [{"at": 0, "station": "CS1", "evse": 1, "protocol": "din", "payment": "contract"}]},
+     "sessions[0].payment: contract (Plug & Charge) needs protocol iso2"),
+    ({"sessions": [{"at": 0, "station": "CS1", "evse": 1, "expect": {"authorize_status": "Invalid"}}]},
+     "sessions[0].expect: authorize_status and certificate_status need payment contract"),
+    ({"faults": [{"at": 0, "kind": "ev_link_delay", "session": "session1"}]},
+     "faults[0].delay_s: ev_link_delay needs a positive delay_s"),
+    ({"faults": [{"at": 0, "kind": "exi_corrupt", "session": "ev9"}]}, "faults[0].session: no session 'ev9'"),
+    ({"faults": [{"at": 0, "kind": "clock_skew", "station": "CS1"}]}, "faults[0].skew_s: clock_skew needs skew_s"),
+    ({"faults": [{"at": 0, "kind": "station_reboot", "station": "CS7"}]}, "faults[0].station: no station 'CS7'"),
 ])
 def test_malformed_scenarios_name_the_key(change: dict, message: str) -> None:  # type: ignore[type-arg]
     base = {"name": "x", "stations": [{"id": "CS1"}], "sessions": [{"at": 0, "station": "CS1", "evse": 1}]}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import logging
 import os
@@ -26,8 +25,6 @@ from typing import Any
 
 import typer
 import uvicorn
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 from rich.console import Console
 from rich.table import Table
 
@@ -36,14 +33,10 @@ from .csms.auth import Role, create_token
 from .csms.service import Csms, CsmsConfig
 from .csms.store import Store
 from .iso15118 import EvccConfig, EVModel, run_evcc
-from .iso15118.evcc import Contract, OemCredentials, SessionResult
-from .iso15118.tls import evcc_context, secc_context
+from .iso15118.evcc import SessionResult
+from .iso15118.tls import evcc_context
 from .ocpp import BackOff
-from .pki.hierarchy import PkiConfig, create_pki
-from .pki.issue import issue, subject_name
-from .pki.ocsp import OcspResponder, RevocationList, serve
-from .pki.profiles import PROFILES, Kind
-from .pki.store import cert_pem, write_pki
+from .sim.pnc import PNC_FAULTS, PncSetup, pnc_setup
 from .station import ChargingStation, StationConfig
 from .station.bridge import BridgeConfig, EvseBridge, start_bridged_seccs
 from .times import parse_rfc3339
@@ -51,33 +44,12 @@ from .times import parse_rfc3339
 STATION_ID = "DEMO-CS01"
 PASSWORD = "demo-station-password"
 TOKEN = {"idToken": "04A1B2C3", "type": "ISO14443"}
-# --pnc-fault -> the ISO ResponseCode the Plug & Charge EV must receive
 LOOP_INTERVAL = 0.1  # real s between the EVs' charge-loop requests
 LAG_LOOPS = 3
 """After a profile change the hardware holds the new limit at once and the EV, which counts its energy from the
 EVSE's answers, learns it with its next charge loop: the two may differ by about that loop's energy at full power
 (a few loops on a loaded machine)."""
 DISCHARGE_W = 10_000.0  # what the -20 EVSE allows an EV to feed back (allow_discharge_w) and the CSMS asks for
-PNC_FAULTS = {"none": None, "revoked": "FAILED_CertificateRevoked", "wrong-root": "FAILED_CertChainError",
-              "expired": "FAILED_CertificateExpired", "ocsp-down": "FAILED_CertChainError"}
-
-
-@dataclass
-class PncSetup:
-    """The Plug & Charge part of the demo: the EV's credentials, the SECC's TLS, the fault chosen."""
-
-    secc_tls: Any
-    v2g_root_pem: str
-    oem: Any = None  # OemCredentials: install a contract first
-    contract: Any = None  # a prepared contract (the fault cases)
-    expected: str | None = None  # the ISO code the EV must get (faults)
-    ocsp_url: str | None = None
-    ocsp_server: Any = None
-
-    @property
-    def ocsp_host(self) -> str:
-        """HOST:PORT of the demo's OCSP responder, for the CSMS's OCSP allow list."""
-        return (self.ocsp_url or "").split("//", 1)[-1].split("/", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -118,7 +90,8 @@ def demo_command(
     pnc: bool = typer.Option(True, "--pnc/--no-pnc", help="A fourth EV with Plug & Charge over TLS: it has only its "
                              "OEM provisioning certificate and gets a contract through the station and the CSMS"),
     pnc_fault: str = typer.Option("none", "--pnc-fault", help="Make the Plug & Charge EV fail on purpose: none, "
-                                  "revoked, wrong-root, expired, ocsp-down (the demo then checks the expected code)"),
+                                  "revoked, wrong-root, expired, bad-signature, ocsp-down (the demo then checks the "
+                                  "expected code)"),
     ocpp: str | None = typer.Option(None, "--ocpp", help="The one OCPP version the station offers: 2.1, 2.0.1 or 1.6 "
                                     "(default: the station's 2.1 then 2.0.1; 1.6: 1.6J, Plug & Charge over "
                                     "DataTransfer per the OCA application note)"),
@@ -270,7 +243,8 @@ async def _run_ev(ev: DemoEv, bridge: EvseBridge, loops: int, out: Console) -> S
                         loop_interval=LOOP_INTERVAL,
                         ongoing_interval=0.05, evcc_id=f"0A0B0C0D0E{ev.evse:02X}",
                         payment="Contract" if ev.pnc else "ExternalPayment",
-                        contract=ev.pnc.contract if ev.pnc else None, oem=ev.pnc.oem if ev.pnc else None)
+                        contract=ev.pnc.contract if ev.pnc else None, oem=ev.pnc.oem if ev.pnc else None,
+                        pnc_fault=ev.pnc.ev_fault if ev.pnc else None)
     out.print(f"[cyan]EV {ev.evse}[/] ({ev.label}) plugs in at EVSE {ev.evse}"
               + (" with only its OEM provisioning certificate" if ev.pnc and ev.pnc.oem else ""))
     context = None
@@ -436,41 +410,9 @@ async def _pnc_setup(workdir: Path, store: Store, fault: str, out: Console) -> P
     """A PKI for the demo (with a running OCSP responder), the MO root trusted by the CSMS, the SECC's TLS chain, and
     the Plug & Charge EV's credentials: only its OEM certificate, or, for a fault, a prepared contract."""
     folder = workdir / "pki"
-    responder = OcspResponder([], RevocationList(folder / "revoked.json"))
-    server = await serve(responder)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/ocsp"
-    pki = create_pki(PkiConfig(ocsp_url=url))
-    write_pki(pki, folder)
-    responder.cas = OcspResponder.from_pki_dir(folder).cas
-    store.add_trust_anchor("MORootCertificate", cert_pem(pki.cert(Kind.MO_ROOT)))
-    setup = PncSetup(secc_context(folder / "chains" / "secc.chain.pem", folder / "keys" / "secc.key.pem"),
-                     cert_pem(pki.cert(Kind.V2G_ROOT)).decode(), ocsp_url=url, ocsp_server=server,
-                     expected=PNC_FAULTS[fault])
-    out.print(f"[bold]PKI[/] V2G/MO/OEM/CPS hierarchies in {folder}, OCSP responder at {url}; the CSMS trusts the MO "
-              "root and issues contracts with the MO and CPS CAs")
-
-    def contract_of(issued: Any, subs: list[Any]) -> Contract:
-        cn = str(issued.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value).replace("-", "")
-        return Contract(cn, [c.public_bytes(Encoding.DER) for c in [issued.cert, *subs]], issued.key)
-
-    subs = pki.intermediates(Kind.CONTRACT)
-    if fault == "none":
-        setup.oem = OemCredentials(pki.cert(Kind.OEM_PROV), pki.items[Kind.OEM_PROV].key, [pki.cert(Kind.V2G_ROOT)])
-    elif fault == "wrong-root":
-        other = create_pki(PkiConfig(ocsp_url=url))
-        setup.contract = contract_of(other.items[Kind.CONTRACT], other.intermediates(Kind.CONTRACT))
-    elif fault == "expired":
-        old = issue(PROFILES[Kind.CONTRACT], subject_name("DEV2GEXPIRED01", "MO", "DE", "MO"),
-                    issuer=pki.items[Kind.MO_SUB_CA2], not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=30),
-                    validity_days=1)
-        setup.contract = contract_of(old, subs)
-    else:
-        setup.contract = contract_of(pki.items[Kind.CONTRACT], subs)
-        if fault == "revoked":
-            RevocationList(folder / "revoked.json").revoke(pki.cert(Kind.CONTRACT), pki.cert(Kind.MO_SUB_CA2),
-                                                           "key_compromise")
-        elif fault == "ocsp-down":
-            server.close()
+    setup = await pnc_setup(folder, store, fault)
+    out.print(f"[bold]PKI[/] V2G/MO/OEM/CPS hierarchies in {folder}, OCSP responder at {setup.ocsp_url}; the CSMS "
+              "trusts the MO root and issues contracts with the MO and CPS CAs")
     if fault != "none":
         out.print(f"[yellow]fault injected[/]: {fault} -> the Plug & Charge EV must get {setup.expected}")
     return setup

@@ -25,6 +25,8 @@ def print_table(report: RunReport, out: Console) -> None:
     out.print(table)
     for line in report.faults:
         out.print(f"fault: {line}")
+    if report.fault_errors:
+        out.print(f"[red]{report.fault_errors} fault(s) could not be applied: the run fails[/]")
     if report.timed_out:
         out.print(f"[red]the run was cut after {report.scenario.timeout_s:g} s[/]")
 

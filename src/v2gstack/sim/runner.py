@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -21,14 +22,33 @@ from ..csms.service import Csms, CsmsConfig
 from ..csms.store import Store, op_put_id_token
 from ..csms.timeline import merged_timeline
 from ..iso15118 import EvccConfig, EVModel, run_evcc
-from ..iso15118.evcc_config import SessionResult
+from ..iso15118.evcc_config import Contract, SessionResult
+from ..iso15118.tls import evcc_context
 from ..ocpp import BackOff
 from ..station import ChargingStation, StationConfig
 from ..station.bridge import BridgeConfig, EvseBridge, start_bridged_seccs
-from .scenario import Scenario, SessionSpec
+from .ev_link import FaultyLink
+from .pnc import EV_FAULTS, PncPki, start_pki
+from .scenario import CONTRACT_FAULTS, EV_LINK_FAULTS, Scenario, SessionSpec
 
 PASSWORD = "scenario-station-password"  # loopback only, made per run
 TOKEN_TYPE = "ISO14443"
+
+
+@dataclass
+class Rig:
+    """What the faults act on: the CSMS (replaced when it restarts), the stations, the Plug & Charge PKI and each
+    Plug & Charge EV's contract."""
+
+    csms: Any = None  # Csms
+    csms_config: CsmsConfig | None = None
+    hubs: list[Any] = field(default_factory=list)  # each CSMS run's live hub (power series)
+    stations: dict[str, ChargingStation] = field(default_factory=dict)
+    fault_errors: int = 0
+    links: dict[str, FaultyLink] = field(default_factory=dict)  # session -> the relay its EV talks through
+    pki: PncPki | None = None
+    contracts: dict[str, Contract] = field(default_factory=dict)
+    ev_faults: dict[str, str] = field(default_factory=dict)  # session -> EvccConfig.pnc_fault
 
 
 @dataclass
@@ -67,27 +87,38 @@ class RunReport:
     faults: list[str]
     elapsed_s: float
     timed_out: bool = False
+    fault_errors: int = 0  # faults that could not be applied (each also in `faults`)
 
     @property
     def passed(self) -> bool:
-        """Every session passed and the run finished in time."""
-        return not self.timed_out and all(s.passed for s in self.sessions)
+        """Every session passed, every fault was applied and the run finished in time."""
+        return not self.timed_out and not self.fault_errors and all(s.passed for s in self.sessions)
 
 
 async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
     """Play a scenario in `workdir` (database, station state, timelines) and check it."""
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "csms.db"
-    db.unlink(missing_ok=True)
+    for old in ("csms.db-wal", "csms.db-shm", "csms.db"):  # a fresh run: no registers or caches of an earlier one
+        (workdir / old).unlink(missing_ok=True)
+    for old in ("stations", "traces"):
+        shutil.rmtree(workdir / old, ignore_errors=True)
     store = Store(f"sqlite:///{db}")
     for st in sc.stations:
         store.add_station(st.id, PASSWORD)
     for token, status in sc.id_tokens:
         store.put_id_token(token, TOKEN_TYPE, status)
-    csms = Csms(store, CsmsConfig(ping_interval=None, heartbeat_interval=300))
-    hub = live_hub(csms)
+    rig = await _pnc_rig(sc, workdir, store)
+    pnc: dict[str, Any] = {}
+    if rig.pki is not None:  # the responder runs on loopback, which the CSMS only asks when told to
+        host = rig.pki.url.split("//", 1)[1].split("/", 1)[0]
+        pnc = {"pki_dir": str(rig.pki.folder), "ocsp_url": rig.pki.url, "ocsp_allow": (host,), "ocsp_cache_size": 0,
+               "ocsp_required": any(f.kind == "ocsp_down" for f in sc.faults)}
+    rig.csms_config = CsmsConfig(ping_interval=None, heartbeat_interval=300, **pnc)
+    rig.csms = csms = Csms(store, rig.csms_config)
+    rig.hubs.append(live_hub(csms))
     await csms.start("127.0.0.1", 0)
-    stations: dict[str, ChargingStation] = {}
+    stations = rig.stations
     bridges: dict[str, list[EvseBridge]] = {}
     trace_dir = workdir / "traces"
     start = time.monotonic()
@@ -103,61 +134,157 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
             station.model.put("SampledDataCtrlr", "TxUpdatedInterval", "30")
             if spec.auth == "free":
                 station.model.put("AuthCtrlr", "Enabled", "false")
+            if rig.pki is not None:
+                station.model.put("ISO15118Ctrlr", "PnCEnabled", "true")
             await station.start()
             stations[spec.id] = station
             await asyncio.wait_for(station.wait_accepted(), 30)
             token = {"idToken": spec.id_token, "type": TOKEN_TYPE} if spec.auth == "rfid" else None
-            bridges[spec.id] = await start_bridged_seccs(station, port=0, sdp_port=0, trace_dir=trace_dir,
-                                                         config=BridgeConfig(id_token=token))
+            bridges[spec.id] = await start_bridged_seccs(
+                station, port=0, sdp_port=0, trace_dir=trace_dir, config=BridgeConfig(id_token=token),
+                tls=rig.pki.secc_tls if rig.pki is not None else None, protocols=("iso20", "iso2", "din"))
+        for s in sc.sessions:  # a relay between the EV and its SECC where a fault acts on that link
+            if any(f.kind in EV_LINK_FAULTS and f.session == s.name for f in sc.faults):
+                server = bridges[s.station][s.evse - 1].server
+                assert server is not None
+                rig.links[s.name] = FaultyLink(server.addresses()["tls" if s.payment == "contract" else "tcp"])
+                await rig.links[s.name].start()
         start = time.monotonic()
-        tasks = [asyncio.create_task(_session(r, bridges, start, sc.speedup)) for r in reports]
-        faults = [asyncio.create_task(_fault(f, csms, reports, start, fault_log)) for f in sc.faults]
+        tasks = [asyncio.create_task(_session(r, bridges, start, sc.speedup, rig)) for r in reports]
+        faults = [asyncio.create_task(_fault(f, store, reports, start, fault_log, rig)) for f in sc.faults]
         try:
             await asyncio.wait_for(asyncio.gather(*tasks, *faults), sc.timeout_s)
         except TimeoutError:
             timed_out = True
+        with contextlib.suppress(TimeoutError):  # the SECCs see their sessions end (a delayed link: late)
+            async with asyncio.timeout(15):
+                while any(b.active is not None or b.ending for bs in bridges.values() for b in bs):
+                    await asyncio.sleep(0.05)
         for station in stations.values():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(station.wait_queue_empty(), 10)
         await asyncio.sleep(0.3)  # the last answers reach the store
         for r in reports:
-            _collect(r, store, hub, start, trace_dir)
+            _collect(r, store, start, trace_dir, rig)
     finally:
+        for link in rig.links.values():
+            await link.close()
         for bs in bridges.values():
             for b in bs:
                 if b.server is not None:
                     await b.server.close()
         for station in stations.values():
             await station.stop()
-        await csms.close()
+        await rig.csms.close()
         store.close()
-    return RunReport(sc, reports, fault_log, time.monotonic() - start, timed_out)
+        if rig.pki is not None:
+            rig.pki.server.close()
+    return RunReport(sc, reports, fault_log, time.monotonic() - start, timed_out, rig.fault_errors)
 
 
-async def _session(r: SessionReport, bridges: dict[str, list[EvseBridge]], start: float, speedup: float) -> None:
+async def _pnc_rig(sc: Scenario, workdir: Path, store: Store) -> Rig:
+    """The PKI, its OCSP responder and a contract per Plug & Charge session (with the faults that name it)."""
+    rig = Rig()
+    if not any(s.payment == "contract" for s in sc.sessions):
+        return rig
+    shutil.rmtree(workdir / "pki", ignore_errors=True)
+    rig.pki = await start_pki(workdir / "pki", store)
+    for s in sc.sessions:
+        if s.payment != "contract":
+            continue
+        kinds = [CONTRACT_FAULTS[f.kind] for f in sc.faults if f.kind in CONTRACT_FAULTS and f.session == s.name]
+        made = next((k for k in kinds if k in ("expired", "wrong-root")), "none")  # revoked: at its time
+        rig.contracts[s.name] = rig.pki.contract(made, emaid=f"DEV2G{zlib.crc32(s.name.encode()) % 10**9:09d}")
+        if any(k in EV_FAULTS for k in kinds):
+            rig.ev_faults[s.name] = next(k for k in kinds if k in EV_FAULTS)
+    return rig
+
+
+async def _session(r: SessionReport, bridges: dict[str, list[EvseBridge]], start: float, speedup: float,
+                   rig: Rig) -> None:
     s = r.spec
     await asyncio.sleep(max(0.0, start + s.at - time.monotonic()))
     server = bridges[s.station][s.evse - 1].server
     assert server is not None
+    pnc = s.payment == "contract" and rig.pki is not None
     config = EvccConfig(protocols=(s.protocol,), energy=s.energy, loops=s.loops, loop_interval=0.05,
-                        ongoing_interval=0.02, evcc_id=f"0A0B{zlib.crc32(s.name.encode()):08X}")
+                        ongoing_interval=0.02, evcc_id=f"0A0B{zlib.crc32(s.name.encode()):08X}",
+                        payment="Contract" if pnc else "ExternalPayment", contract=rig.contracts.get(s.name),
+                        pnc_fault=rig.ev_faults.get(s.name))
+    link = rig.links.get(s.name)
     try:
-        r.result = await run_evcc(config, EVModel(speedup=speedup, soc=30.0), secc=server.addresses()["tcp"])
+        if pnc:
+            assert rig.pki is not None
+            address = link.address if link is not None else server.addresses()["tls"]
+            r.result = await run_evcc(config, EVModel(speedup=speedup, soc=30.0), secc=address, tls=True,
+                                      tls_context=evcc_context(cadata=rig.pki.v2g_root_pem))
+        else:
+            address = link.address if link is not None else server.addresses()["tcp"]
+            r.result = await run_evcc(config, EVModel(speedup=speedup, soc=30.0), secc=address)
     except Exception as e:  # the EV itself failed: reported, the others go on
         r.error = f"{type(e).__name__}: {e}"
 
 
-async def _fault(f: Any, csms: Csms, reports: list[SessionReport], start: float, log: list[str]) -> None:
+async def _fault(f: Any, store: Store, reports: list[SessionReport], start: float, log: list[str], rig: Rig
+                 ) -> None:
     await asyncio.sleep(max(0.0, start + f.at - time.monotonic()))
     at = time.monotonic() - start
     try:
-        await _apply(f, csms, reports, at, log)
+        await _apply(f, store, reports, at, log, rig)
     except Exception as e:  # a fault that could not be applied is reported, and the run goes on
         log.append(f"{at:.1f} s: {f.kind} could not be applied: {type(e).__name__}: {e}")
+        rig.fault_errors += 1
 
 
-async def _apply(f: Any, csms: Csms, reports: list[SessionReport], at: float, log: list[str]) -> None:
-    if f.kind == "token_status":
+async def _apply(f: Any, store: Store, reports: list[SessionReport], at: float, log: list[str], rig: Rig) -> None:
+    csms = rig.csms
+    if f.kind == "csms_restart":
+        port = csms.port
+        await csms.close()
+        log.append(f"{at:.1f} s: the CSMS stopped (every station connection dropped)")
+        down = f.down_s if f.down_s is not None else 1.0
+        await asyncio.sleep(down)
+        rig.csms = Csms(store, rig.csms_config or CsmsConfig())
+        rig.hubs.append(live_hub(rig.csms))
+        await rig.csms.start("127.0.0.1", port)
+        log.append(f"{at + down:.1f} s: a new CSMS serves port {port} from the same database")
+    elif f.kind == "station_reboot":
+        station = rig.stations[f.station]
+        before = station.availability.reboots
+        answer = await csms.call(f.station, "Reset", {"type": "Immediate"})
+        log.append(f"{at:.1f} s: Reset Immediate to {f.station} -> {answer.get('status')}")
+        async with asyncio.timeout(30):  # rebooted (transactions ended, link dropped), then registered again
+            while station.availability.reboots == before:
+                await asyncio.sleep(0.02)
+            await station.wait_accepted()
+        log.append(f"{f.station} rebooted and was accepted again (BootNotification RemoteReset)")
+    elif f.kind in EV_LINK_FAULTS:
+        link = rig.links[f.session]
+        if f.kind == "ev_link_cut":
+            link.cut()
+            log.append(f"{at:.1f} s: {f.session}'s EV <-> SECC link cut")
+        elif f.kind == "exi_corrupt":
+            link.corrupt_next()
+            log.append(f"{at:.1f} s: {f.session}'s next request to the SECC is corrupted EXI")
+        else:
+            link.delay_s = f.delay_s or 0.0
+            log.append(f"{at:.1f} s: {f.session}'s link delays every message by {link.delay_s:g} s")
+            if f.duration_s is not None:
+                await asyncio.sleep(f.duration_s)
+                link.delay_s = 0.0
+                log.append(f"{at + f.duration_s:.1f} s: {f.session}'s link without delay again")
+    elif f.kind == "clock_skew":
+        rig.stations[f.station].clock.skew(f.skew_s or 0.0)
+        log.append(f"{at:.1f} s: {f.station}'s clock set {f.skew_s:+g} s off")
+    elif f.kind == "contract_revoked" and rig.pki is not None:
+        rig.pki.revoke(rig.contracts[f.session])
+        log.append(f"{at:.1f} s: {f.session}'s contract {rig.contracts[f.session].emaid} revoked at the OCSP responder")
+    elif f.kind in CONTRACT_FAULTS:  # made with the contract before the run
+        log.append(f"{at:.1f} s: {f.session} carries a contract fault: {CONTRACT_FAULTS[f.kind]}")
+    elif f.kind == "ocsp_down" and rig.pki is not None:
+        rig.pki.ocsp_down()
+        log.append(f"{at:.1f} s: the OCSP responder is down (the CSMS requires an OCSP answer)")
+    elif f.kind == "token_status":
         await csms.worker.run(op_put_id_token, f.id_token, TOKEN_TYPE, f.status)  # through the CSMS's writer
         log.append(f"{at:.1f} s: idToken {f.id_token} set to {f.status}")
     elif f.kind == "link_cut":
@@ -179,7 +306,7 @@ async def _apply(f: Any, csms: Csms, reports: list[SessionReport], at: float, lo
         log.append(f"{at:.1f} s: remote stop of {spec.name}: no transaction to stop")
 
 
-def _collect(r: SessionReport, store: Store, hub: Any, start: float, trace_dir: Path) -> None:
+def _collect(r: SessionReport, store: Store, start: float, trace_dir: Path, rig: Rig) -> None:
     """The session's transaction, power series, checks and (failed) timeline."""
     s, res = r.spec, r.result
     if res is not None and res.session_id:
@@ -188,10 +315,11 @@ def _collect(r: SessionReport, store: Store, hub: Any, start: float, trace_dir: 
             r.transaction = store.transaction(r.transaction["stationId"], r.transaction["transactionId"])
     tx = r.transaction
     if tx is not None:
-        live = hub.sessions.get((tx["stationId"], tx["transactionId"]))
         wall0 = time.time() - (time.monotonic() - start)
-        if live is not None:
-            r.power = [(p[0] - wall0, p[1] or 0.0) for p in live.points]
+        for hub in rig.hubs:  # one per CSMS run
+            live = hub.sessions.get((tx["stationId"], tx["transactionId"]))
+            if live is not None:
+                r.power += [(p[0] - wall0, p[1] or 0.0) for p in live.points]
     e = s.expect
     if r.error is not None or res is None:
         r.checks.append(Check("outcome", False, f"the EV did not finish: {r.error or 'timed out'}"))
@@ -201,6 +329,29 @@ def _collect(r: SessionReport, store: Store, hub: Any, start: float, trace_dir: 
         if e.response_code is not None:
             r.checks.append(Check("response_code", res.response_code == e.response_code,
                                   f"expected {e.response_code}, got {res.response_code}"))
+    if e.authorize_status is not None or e.certificate_status is not None:
+        emaid = rig.contracts[s.name].emaid
+        asked = [m.get("response") or {} for m in store.messages(station_id=s.station)
+                 if m["action"] == "Authorize" and (m["payload"].get("idToken") or {}).get("idToken") == emaid]
+        status = (asked[-1].get("idTokenInfo") or {}).get("status") if asked else "none"
+        if e.authorize_status is not None:
+            r.checks.append(Check("authorize_status", status == e.authorize_status,
+                                  f"expected {e.authorize_status}, got {status} (Authorize of {emaid})"))
+        if e.certificate_status is not None:
+            got_cert = asked[-1].get("certificateStatus") if asked else None
+            r.checks.append(Check("certificate_status", got_cert == e.certificate_status,
+                                  f"expected {e.certificate_status}, got {got_cert}"))
+    if e.notify_tech_code is not None or e.security_event is not None:
+        log_ = store.messages(station_id=s.station)
+        codes = [d.get("techCode") for m in log_ if m["action"] == "NotifyEvent" for d in m["payload"]["eventData"]
+                 if ((d.get("component") or {}).get("evse") or {}).get("id") == s.evse and d.get("techCode")]
+        if e.notify_tech_code is not None:
+            r.checks.append(Check("notify_tech_code", e.notify_tech_code in codes,
+                                  f"expected {e.notify_tech_code} in the NotifyEvents of EVSE {s.evse}, got {codes}"))
+        if e.security_event is not None:
+            types = [m["payload"].get("type") for m in log_ if m["action"] == "SecurityEventNotification"]
+            r.checks.append(Check("security_event", e.security_event in types,
+                                  f"expected {e.security_event} from {s.station}, got {types}"))
     if e.stopped_reason is not None:
         got_reason = tx.get("stoppedReason") if tx else None
         r.checks.append(Check("stopped_reason", got_reason == e.stopped_reason,
@@ -220,7 +371,12 @@ def _collect(r: SessionReport, store: Store, hub: Any, start: float, trace_dir: 
     if tx is not None:
         seqs = sorted(ev["seqNo"] for ev in tx.get("events", []))
         ok = tx["state"] == "Ended" and seqs == list(range(len(seqs)))
-        r.checks.append(Check("nothing_lost", ok, f"state {tx['state']}, events seqNo {seqs[:3]}..{seqs[-1:]}"))
+        offline = sum(1 for ev in tx.get("events", []) if ev.get("offline"))
+        r.checks.append(Check("nothing_lost", ok, f"state {tx['state']}, events seqNo {seqs[:3]}..{seqs[-1:]}, "
+                              f"each once ({offline} replayed offline)"))
+        if e.offline_replayed is not None:
+            r.checks.append(Check("offline_replayed", (offline > 0) == e.offline_replayed,
+                                  f"expected {'some' if e.offline_replayed else 'no'} events replayed, got {offline}"))
     elif e.outcome == "ok":
         r.checks.append(Check("nothing_lost", False, "no transaction recorded for the session"))
     if not r.passed:

@@ -12,13 +12,23 @@ of the run (wall time; the stations and EVs run their simulated clocks `speedup`
     id_tokens:                     # registered at the CSMS (status as OCPP's AuthorizationStatus)
       - {id_token: "04A1B2C3", status: Accepted}
     sessions:                      # one EV each
-      - {name: ev1, at: 0, station: CS1, evse: 1, protocol: iso2 | din, energy: ac | dc, loops: 20,
+      - {name: ev1, at: 0, station: CS1, evse: 1, protocol: iso2 | din | iso20, energy: ac | dc, loops: 20,
+         payment: external | contract,   # contract: Plug & Charge over TLS with a contract of its own
          expect: {outcome: ok | failed, response_code: FAILED, stopped_reason: EVDisconnected,
-                  energy_tolerance: 0.05}}
+                  energy_tolerance: 0.05, authorize_status: Invalid | none, certificate_status: CertificateRevoked,
+                  offline_replayed: true, notify_tech_code: ExiError, security_event: InvalidMessages}}
     faults:                        # what goes wrong, and when
       - {at: 0, kind: token_status, id_token: "04A1B2C3", status: Blocked}
       - {at: 2, kind: remote_stop, session: ev1}
       - {at: 3, kind: link_cut, station: CS1}   # the CSMS drops the station's websocket; it reconnects
+      - {at: 0, kind: contract_revoked, session: ev1}  # also contract_expired, contract_wrong_root,
+      - {at: 0, kind: ocsp_down}                       # contract_bad_signature (the EV signs wrongly)
+      - {at: 2, kind: csms_restart, down_s: 1}  # the CSMS process stops and starts again on the same database
+      - {at: 2, kind: station_reboot, station: CS1}  # the CSMS sends Reset Immediate; the station reboots
+      - {at: 1, kind: ev_link_cut, session: ev1}     # the EV <-> SECC TCP connection drops
+      - {at: 1, kind: ev_link_delay, session: ev1, delay_s: 0.5, duration_s: 2}  # every message late
+      - {at: 1, kind: exi_corrupt, session: ev1}     # the EV's next request arrives as garbage EXI
+      - {at: 0, kind: clock_skew, station: CS1, skew_s: -600}  # the station's clock 10 minutes behind
 """
 
 from __future__ import annotations
@@ -29,11 +39,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROTOCOLS = ("iso2", "din")
+PROTOCOLS = ("iso2", "din", "iso20")
 ENERGIES = ("ac", "dc")
 OUTCOMES = ("ok", "failed")
 AUTH_MODES = ("free", "rfid")
-FAULT_KINDS = ("token_status", "remote_stop", "link_cut")
+PAYMENTS = ("external", "contract")
+CONTRACT_FAULTS = {"contract_expired": "expired", "contract_revoked": "revoked", "contract_wrong_root": "wrong-root",
+                   "contract_bad_signature": "bad-signature"}
+"""Plug & Charge faults of one session's contract -> the fault's name in sim/pnc.py."""
+EV_LINK_FAULTS = ("ev_link_cut", "ev_link_delay", "exi_corrupt")
+"""Faults on one session's EV <-> SECC link (the runner puts a relay between them, sim/ev_link.py)."""
+FAULT_KINDS = ("token_status", "remote_stop", "link_cut", *CONTRACT_FAULTS, "ocsp_down", "csms_restart",
+               "station_reboot", *EV_LINK_FAULTS, "clock_skew")
 AUTH_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "NoCredit", "NotAllowedTypeEVSE", "NotAtThisLocation",
                  "NotAtThisTime", "Unknown")
 
@@ -62,6 +79,11 @@ class Expect:
     response_code: str | None = None
     stopped_reason: str | None = None
     energy_tolerance: float | None = 0.05  # |EV energy - CSMS register| / EV energy
+    authorize_status: str | None = None  # the CSMS's Authorize idTokenInfo.status for the contract ("none": not asked)
+    certificate_status: str | None = None  # the CSMS's Authorize certificateStatus
+    offline_replayed: bool | None = None  # some TransactionEvents reached the CSMS late, replayed (offline: true)
+    notify_tech_code: str | None = None  # the NotifyEvent (ConnectedEV Problem) techCode for the session's EVSE
+    security_event: str | None = None  # a SecurityEventNotification type the session's station sent
 
 
 @dataclass(frozen=True)
@@ -75,6 +97,7 @@ class SessionSpec:
     protocol: str = "iso2"
     energy: str = "dc"
     loops: int = 20
+    payment: str = "external"
     expect: Expect = field(default_factory=Expect)
 
 
@@ -88,6 +111,10 @@ class FaultSpec:
     status: str | None = None
     session: str | None = None
     station: str | None = None
+    down_s: float | None = None  # csms_restart: seconds between stopping and starting again (1)
+    delay_s: float | None = None  # ev_link_delay: added to every V2GTP message, both ways
+    duration_s: float | None = None  # ev_link_delay: for this long (default: to the end)
+    skew_s: float | None = None  # clock_skew: the station's wall clock jumps by this much
 
 
 @dataclass(frozen=True)
@@ -167,15 +194,24 @@ def parse_scenario(raw: Any) -> Scenario:
     for n, s in enumerate(_list(top["sessions"], "sessions")):
         p = f"sessions[{n}]"
         f = dict(_fields(s, p, {"name": str, "at": NUM, "station": str, "evse": int, "protocol": str, "energy": str,
-                                "loops": int, "expect": dict}, ("at", "station", "evse")))
+                                "loops": int, "payment": str, "expect": dict}, ("at", "station", "evse")))
         f.setdefault("name", f"session{n + 1}")
         e = _fields(f.pop("expect", {}), f"{p}.expect", {"outcome": str, "response_code": str, "stopped_reason": str,
-                                                         "energy_tolerance": NUM})
+                                                         "energy_tolerance": NUM, "authorize_status": str,
+                                                         "certificate_status": str, "offline_replayed": bool,
+                                                         "notify_tech_code": str, "security_event": str})
         expect = Expect(**e)
         _one_of(expect.outcome, OUTCOMES, f"{p}.expect.outcome")
+        if expect.authorize_status is not None:
+            _one_of(expect.authorize_status, (*AUTH_STATUSES, "none"), f"{p}.expect.authorize_status")
         spec = SessionSpec(**f, expect=expect)
         _one_of(spec.protocol, PROTOCOLS, f"{p}.protocol")
         _one_of(spec.energy, ENERGIES, f"{p}.energy")
+        _one_of(spec.payment, PAYMENTS, f"{p}.payment")
+        if spec.payment == "contract" and spec.protocol != "iso2":
+            raise ScenarioError(f"{p}.payment: contract (Plug & Charge) needs protocol iso2")
+        if spec.payment != "contract" and (expect.authorize_status or expect.certificate_status):
+            raise ScenarioError(f"{p}.expect: authorize_status and certificate_status need payment contract")
         if spec.station not in ids:
             raise ScenarioError(f"{p}.station: no station {spec.station!r} (stations: {', '.join(ids)})")
         evses = next(s.evses for s in stations if s.id == spec.station)
@@ -190,8 +226,8 @@ def parse_scenario(raw: Any) -> Scenario:
     faults = []
     for n, x in enumerate(_list(top.get("faults", []), "faults")):
         p = f"faults[{n}]"
-        f = _fields(x, p, {"at": NUM, "kind": str, "id_token": str, "status": str, "session": str, "station": str},
-                    ("at", "kind"))
+        f = _fields(x, p, {"at": NUM, "kind": str, "id_token": str, "status": str, "session": str, "station": str,
+                           "down_s": NUM, "delay_s": NUM, "duration_s": NUM, "skew_s": NUM}, ("at", "kind"))
         spec = FaultSpec(**f)
         _one_of(spec.kind, FAULT_KINDS, f"{p}.kind")
         if spec.kind == "token_status" and (spec.id_token is None or spec.status is None):
@@ -200,8 +236,23 @@ def parse_scenario(raw: Any) -> Scenario:
             _one_of(spec.status or "", AUTH_STATUSES, f"{p}.status")
         if spec.kind == "remote_stop" and spec.session not in names:
             raise ScenarioError(f"{p}.session: no session {spec.session!r}")
-        if spec.kind == "link_cut" and spec.station not in ids:
+        if spec.kind in EV_LINK_FAULTS:
+            target = next((s for s in sessions if s.name == spec.session), None)
+            if target is None:
+                raise ScenarioError(f"{p}.session: no session {spec.session!r}")
+            if spec.kind == "exi_corrupt" and target.payment == "contract":
+                raise ScenarioError(f"{p}.session: exi_corrupt needs a session without TLS (payment external)")
+        if spec.kind == "ev_link_delay" and (spec.delay_s is None or spec.delay_s <= 0):
+            raise ScenarioError(f"{p}.delay_s: ev_link_delay needs a positive delay_s")
+        if spec.kind == "clock_skew" and spec.skew_s is None:
+            raise ScenarioError(f"{p}.skew_s: clock_skew needs skew_s")
+        if spec.kind in ("link_cut", "station_reboot", "clock_skew") and spec.station not in ids:
             raise ScenarioError(f"{p}.station: no station {spec.station!r}")
+        if spec.kind in CONTRACT_FAULTS:
+            target = next((s for s in sessions if s.name == spec.session), None)
+            if target is None or target.payment != "contract":
+                raise ScenarioError(f"{p}.session: {spec.kind} needs a session with payment contract, "
+                                    f"not {spec.session!r}")
         faults.append(spec)
     return Scenario(top["name"], tuple(stations), tuple(sessions), tuple(tokens), tuple(faults),
                     float(top.get("speedup", 60.0)), float(top.get("timeout_s", 60.0)))

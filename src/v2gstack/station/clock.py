@@ -27,6 +27,10 @@ class Clock:
         """Simulated wall-clock time (UTC), consistent with now()."""
         return self._wall0 + dt.timedelta(seconds=self.now())
 
+    def skew(self, seconds: float) -> None:
+        """Set the wall clock `seconds` off (a station whose clock drifted or was set wrongly); now() is unchanged."""
+        self._wall0 += dt.timedelta(seconds=seconds)
+
     def timestamp(self) -> str:
         """Simulated wall-clock time as an RFC 3339 string with milliseconds, as OCPP wants it."""
         return rfc3339(self.wall())
