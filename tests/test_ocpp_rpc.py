@@ -222,6 +222,52 @@ async def test_one_outstanding_call_per_direction() -> None:
             await conn.close()
 
 
+async def test_queued_calls_survive_a_timeout_a_cancel_and_fail_on_close() -> None:
+    """Queued CALLs: the head timing out hands the turn on, a caller that gives up while queued is skipped (never
+    sent), every answer reaches its own caller in order, and closing fails the CALLs still waiting their turn."""
+    release = asyncio.Event()
+    seen: list[str] = []
+    router = csms_router()
+
+    async def authorize(payload: dict[str, Any]) -> dict[str, Any]:
+        seen.append(payload["idToken"]["idToken"])
+        if payload["idToken"]["idToken"] == "slow":
+            await release.wait()
+        return {"idTokenInfo": {"status": "Accepted" if payload["idToken"]["idToken"] != "b" else "Blocked"}}
+
+    def token(name: str) -> dict[str, Any]:
+        return {"idToken": {"idToken": name, "type": "Central"}}
+
+    router.add("Authorize", authorize)
+    async with make_server(router) as srv:
+        conn = await StationClient(url(srv), "CS1", Router(), password=PASSWORD, call_timeout=30).connect()
+        try:
+            head = asyncio.ensure_future(conn.call("Authorize", token("slow"), timeout=0.3))
+            gone = asyncio.ensure_future(conn.call("Authorize", token("gone")))
+            a = asyncio.ensure_future(conn.call("Authorize", token("a")))
+            b = asyncio.ensure_future(conn.call("Authorize", token("b")))
+            await asyncio.sleep(0.05)
+            gone.cancel()
+            with pytest.raises(CallTimeoutError):
+                await head
+            assert (await a)["idTokenInfo"]["status"] == "Accepted"
+            assert (await b)["idTokenInfo"]["status"] == "Blocked"
+            assert seen == ["slow", "a", "b"]
+            assert conn.engine.pending == {}
+            hang = asyncio.ensure_future(conn.call("Authorize", token("slow")))
+            waiting = asyncio.ensure_future(conn.call("Authorize", token("c")))
+            while not conn.engine.pending or len(seen) < 4:
+                await asyncio.sleep(0.01)
+            await srv.connections["CS1"].close()
+            for pending in (hang, waiting):
+                with pytest.raises(ConnectionError):
+                    await pending
+            assert seen == ["slow", "a", "b", "slow"]
+        finally:
+            release.set()
+            await conn.close()
+
+
 async def test_csms_calls_station_through_server(server: OcppServer) -> None:
     """The server exposes connected stations; the CSMS calls them by id."""
     station = Router({"RequestStopTransaction": lambda p: {"status": "Accepted"}})

@@ -1,7 +1,8 @@
 """The asyncio shell around RpcEngine: one websocket, its handlers, our outgoing CALLs and their timeouts.
 
 Incoming CALLs are served while our own CALL waits (async handlers run as tasks; sync handlers inline), so a
-handler may itself await a CALL to the same peer without deadlock. Outgoing CALLs queue: one outstanding at a time.
+handler may itself await a CALL to the same peer without deadlock. Outgoing CALLs queue: one outstanding at a time,
+and the next one leaves as soon as the answer to the last is read (no wait for the event loop to wake its caller).
 Repeated warnings are rate-limited and a peer that keeps causing CALLERRORs is disconnected (flood.py).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
@@ -34,6 +36,16 @@ class WebSocketLike(Protocol):
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection."""
+
+
+class _Queued:
+    """One of our CALLs waiting for its turn: `turn` resolves once it is on the wire, `answer` with the reply."""
+
+    __slots__ = ("action", "answer", "mid", "text", "turn")
+
+    def __init__(self, mid: str, action: str, text: str, answer: asyncio.Future[dict[str, Any]],
+                 turn: asyncio.Future[None]) -> None:
+        self.mid, self.action, self.text, self.answer, self.turn = mid, action, text, answer, turn
 
 
 class Connection:
@@ -64,8 +76,9 @@ class Connection:
         self.data: dict[str, Any] = {}  # for the layers above (station state, CSMS session, ...)
         # (direction "rx"/"tx", frame text) of every message, for traces; empty costs nothing
         self.frame_listeners: list[Callable[[str, str], None]] = []
-        self._call_lock = asyncio.Lock()
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._current: str | None = None  # the message id of our outstanding CALL (OCPP-J: at most one)
+        self._queue: deque[_Queued] = deque()  # our CALLs waiting for their turn, oldest first
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
         self._serve_task: asyncio.Task[None] | None = None
@@ -191,6 +204,9 @@ class Connection:
                 fut.set_result(ev.payload)  # type: ignore[arg-type]
             else:
                 fut.set_exception(ev.error)
+        if ev.message_id == self._current:  # its turn is over: the next queued CALL leaves now
+            self._current = None
+            await self._next()
         if ev.reply is not None:
             await self._send_quietly(ev.reply)
 
@@ -295,29 +311,66 @@ class Connection:
         if self.closed:
             raise ConnectionClosedError(f"{self.station_id}: connection closed")
         mid, text = self.engine.make_call(action, payload)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[dict[str, Any]] = loop.create_future()
         try:
-            async with self._call_lock:
-                if self.closed:
-                    raise ConnectionClosedError(f"{self.station_id}: connection closed")
-                fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-                self._waiters[mid] = fut
-                if self.frame_listeners:
-                    self._tell("tx", text)
+            if self._current is None and not self._queue:
+                self._current = mid
+                await self._transmit(mid, action, text, fut)
+            else:  # wait for our turn: whoever ends the turn before ours sends this CALL
+                item = _Queued(mid, action, text, fut, loop.create_future())
+                self._queue.append(item)
                 try:
-                    await self.ws.send(text)
-                except Exception as e:
-                    raise ConnectionClosedError(f"{self.station_id}: could not send {action}: {e}") from e
-                wait = self.call_timeout if timeout is None else timeout
-                try:
-                    async with asyncio.timeout(wait):
-                        return await fut
-                except TimeoutError:
-                    raise CallTimeoutError(f"{self.station_id}: no answer to {action} {mid} in {wait}s") from None
+                    await item.turn
+                finally:
+                    if item in self._queue:
+                        self._queue.remove(item)
+            wait = self.call_timeout if timeout is None else timeout
+            try:
+                async with asyncio.timeout(wait):
+                    return await fut
+            except TimeoutError:
+                raise CallTimeoutError(f"{self.station_id}: no answer to {action} {mid} in {wait}s") from None
         finally:
             waiter = self._waiters.pop(mid, None)
             if waiter is not None and waiter.done() and not waiter.cancelled():
                 waiter.exception()  # retrieved: a close during send() set one we raise our own error for
             self.engine.forget(mid)
+            if self._current == mid:  # no answer came (timeout, close, cancelled): the next CALL's turn
+                self._current = None
+                if self._queue:
+                    self._spawn(self._next())
+
+    async def _transmit(self, mid: str, action: str, text: str, fut: asyncio.Future[dict[str, Any]]) -> None:
+        """Put our CALL on the wire (its answer will resolve `fut`); ConnectionClosedError if that fails."""
+        if self.closed:
+            raise ConnectionClosedError(f"{self.station_id}: connection closed")
+        self._waiters[mid] = fut
+        if self.frame_listeners:
+            self._tell("tx", text)
+        try:
+            await self.ws.send(text)
+        except Exception as e:
+            raise ConnectionClosedError(f"{self.station_id}: could not send {action}: {e}") from e
+
+    async def _next(self) -> None:
+        """Send the oldest queued CALL whose caller still waits (called when no CALL is outstanding)."""
+        while self._queue and self._current is None:
+            item = self._queue.popleft()
+            if item.turn.done():  # its caller gave up while waiting
+                continue
+            self._current = item.mid
+            try:
+                await self._transmit(item.mid, item.action, item.text, item.answer)
+            except ConnectionClosedError as e:
+                self._current = None
+                if not item.turn.done():
+                    item.turn.set_exception(e)
+                continue
+            if not item.turn.done():
+                item.turn.set_result(None)
+            elif self._current == item.mid:  # its caller left while it was being sent: nobody reads the answer
+                self._current = None
 
     async def send(self, action: str, payload: dict[str, Any]) -> None:
         """Send an OCPP 2.1 SEND (unconfirmed; allowed while a CALL is outstanding)."""
@@ -346,6 +399,10 @@ class Connection:
     def _mark_closed(self) -> None:
         """Fail outstanding calls once the websocket is gone (call() pops and reads its own waiter)."""
         self._closed.set()
+        while self._queue:
+            item = self._queue.popleft()
+            if not item.turn.done():
+                item.turn.set_exception(ConnectionClosedError(f"{self.station_id}: connection closed"))
         for mid, fut in list(self._waiters.items()):
             if not fut.done():
                 fut.set_exception(ConnectionClosedError(f"{self.station_id}: connection closed awaiting {mid}"))
