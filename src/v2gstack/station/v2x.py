@@ -347,8 +347,9 @@ class V2x:
             return e.response()
         schedule["chargingSchedulePeriod"][0] = merged
         profile["dynUpdateTime"] = self.ctx.clock.timestamp()
-        self.smart_charging.save()
-        self.smart_charging.changed(item.evse_id)
+        self.smart_charging.changed(item.evse_id)  # the new target first: the EV's next loop carries it
+        if profile["chargingProfilePurpose"] != "TxProfile":  # a TxProfile is never reloaded (it ends with its
+            self.smart_charging.save()                        # transaction): no file write on the setpoint path
         return {"status": "Accepted"}
 
     def _afrr(self, p: Payload) -> Payload:
