@@ -152,7 +152,8 @@ class V2xService:
 
     async def setpoint(self, station_id: str, evse_id: int, body: Payload) -> Payload:
         """The setpoint shortcut: a CentralSetpoint TxProfile (Dynamic unless `dynamic` is false) for the EVSE's
-        running transaction; once such a Dynamic profile is installed, later setpoints go as UpdateDynamicSchedule."""
+        running transaction; once this node installed such a Dynamic profile, later setpoints go as
+        UpdateDynamicSchedule."""
         tx_id = body.get("transactionId") or self.csms.active_transaction(station_id, evse_id)
         if tx_id is None:
             raise V2xRuleError(ProfileRejected("K01.FR.09", "TxNotFound", f"no transaction runs on EVSE {evse_id}",
@@ -160,7 +161,9 @@ class V2xService:
         values = {k: body[k] for k in ("setpoint", "limit", "dischargeLimit", "setpointReactive") if k in body}
         profile_id = body.get("chargingProfileId", SETPOINT_PROFILE_BASE + evse_id)
         dynamic = body.get("dynamic", True)
-        known = await self._known_dynamic(station_id, profile_id) if dynamic else None
+        # only what this node set (no store read before sending: the read would queue behind the store's writes);
+        # without it the setpoint goes as a full SetChargingProfile, which replaces a profile of the same id (K01)
+        known = self._dynamic.get((station_id, profile_id)) if dynamic else None
         if known is not None and known.get("transactionId") == tx_id and known.get("operationMode") == \
                 OperationMode.CENTRAL_SETPOINT.value:
             answer = await self.update_dynamic_schedule(station_id, profile_id, values)
