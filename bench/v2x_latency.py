@@ -10,7 +10,8 @@ setpoint to that car receiving the first DC_ChargeLoopRes whose power is the new
 CLOCK_MONOTONIC, which they share). The baseline, in the same run, is the same measurement with one car; the
 charge-loop period itself is the floor (the car only hears the station when it asks). OCPP-J allows one outstanding
 CALL per connection, so the setpoints for the EVSEs of one station leave one after the other: `--stations` shows
-what that costs.
+what that costs; `--station-wide` gives each station's cars the same setpoint through one station-wide Dynamic
+TxDefaultProfile (EVSE 0), one CALL per station and round.
 
     .venv/bin/python bench/v2x_latency.py --cars 100 --stations 10 --period 0.25 --rounds 10
 """
@@ -82,7 +83,7 @@ Car = tuple[ChargingStation, int]  # (its station, its EVSE)
 
 
 async def measure(csms: Csms, cars: list[Car], period: float, rounds: int, folder: Path,
-                  tag: str) -> tuple[list[float], list[float]]:
+                  tag: str, station_wide: bool = False) -> tuple[list[float], list[float]]:
     """Start the cars, run the rounds of setpoints, stop them; (SetChargingProfile latencies, UpdateDynamicSchedule
     latencies) in ms."""
     addresses = [bridges[(st.config.station_id, e)].server.addresses()["tcp"] for st, e in cars]
@@ -125,12 +126,18 @@ async def measure(csms: Csms, cars: list[Car], period: float, rounds: int, folde
         if answer["response"]["status"] != "Accepted":
             failed.append(f"{sid} EVSE {evse}: {answer['response']}")
             return
-        sent.append((sid, evse, t0, target, answer["action"]))
+        # EVSE 0 (station-wide): one setpoint for every car of the station, each timed from the same instant
+        for e in ([e for s, e in index if s == sid and (s, e) in charging_now] if evse == 0 else [evse]):
+            sent.append((sid, e, t0, target, answer["action"]))
 
+    charging_now = {(st.config.station_id, e) for st, e in active}
     try:
         for r in range(rounds):
             target = -5000.0 - 1000.0 * (r % 3)  # a new value each round
-            await asyncio.gather(*(send(st.config.station_id, e, target) for st, e in active))
+            if station_wide:
+                await asyncio.gather(*(send(sid, 0, target) for sid in sorted({s for s, _ in charging_now})))
+            else:
+                await asyncio.gather(*(send(st.config.station_id, e, target) for st, e in active))
             await asyncio.sleep(4 * period)
     except BaseException:
         proc.terminate()
@@ -202,7 +209,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"OCPP 2.1, one process: a baseline station with 1 EVSE, {args.stations} station(s) with {per} bridged "
           f"EVSEs each; charge-loop period {args.period * 1000:.0f} ms; {args.rounds} rounds")
     base_scp, base_uds = await measure(csms, [(base, 1)], args.period, args.rounds, folder, "baseline (1 car)")
-    many_scp, many_uds = await measure(csms, cars, args.period, args.rounds, folder, f"{args.cars} cars")
+    many_scp, many_uds = await measure(csms, cars, args.period, args.rounds, folder, f"{args.cars} cars",
+                                       args.station_wide)
     for b in bridges.values():
         await b.server.close()
     for st in (base, *fleet):
@@ -227,6 +235,8 @@ if __name__ == "__main__":
                     "connection, all in this process)")
     ap.add_argument("--period", type=float, default=0.25, help="the cars' charge-loop period (s, below 0.5)")
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--station-wide", action="store_true", help="the fleet's setpoints as one station-wide "
+                    "TxDefaultProfile per station (EVSE 0: one CALL per station and round), not one per EVSE")
     ap.add_argument("--cars-only", help=argparse.SUPPRESS)
     ap.add_argument("--loops", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)

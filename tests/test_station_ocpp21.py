@@ -156,6 +156,32 @@ async def test_q03_q04_q07_central_setpoints_schedules_and_dynamic_updates(tmp_p
                                               - last["Energy.Active.Export.Register"], 3)
 
 
+async def test_a_station_wide_setpoint_moves_every_evse_with_one_call(tmp_path: Path) -> None:
+    """The setpoint shortcut on EVSE 0: one Dynamic CentralSetpoint TxDefaultProfile (evseId 0) that every EVSE's
+    transaction follows, then UpdateDynamicSchedule of it: one CALL per setpoint, whatever the number of EVSEs."""
+    async with running_csms(db(tmp_path)) as csms, station21(csms, evses=2) as st:
+        for evse in (1, 2):
+            await start_transaction(st, evse)
+        calls: list[str] = []
+        csms.server.connections["CS1"].frame_listeners.append(
+            lambda direction, text: calls.append(json.loads(text)[2]) if direction == "tx" and text.startswith("[2,")
+            else None)
+        async with api_client(csms, "operator") as api:
+            r = await api.post("/api/stations/CS1/evse/0/setpoint", json={"setpoint": -4000.0})
+            assert r.json()["action"] == "SetChargingProfile" and r.json()["response"]["status"] == "Accepted"
+            sent = r.json()["request"]
+            assert sent["evseId"] == 0 and "transactionId" not in sent["chargingProfile"]
+            assert (sent["chargingProfile"]["chargingProfilePurpose"], sent["chargingProfile"]["chargingProfileKind"]
+                    ) == ("TxDefaultProfile", "Dynamic")
+            assert [st.target(e).setpoint_w for e in (1, 2)] == [-4000.0, -4000.0]
+            r = await api.post("/api/stations/CS1/evse/0/setpoint", json={"setpoint": -6000.0})
+            assert r.json()["action"] == "UpdateDynamicSchedule" and r.json()["response"]["status"] == "Accepted"
+            assert r.json()["request"] == {"chargingProfileId": 21000, "scheduleUpdate": {"setpoint": -6000.0}}
+            assert [st.target(e).setpoint_w for e in (1, 2)] == [-6000.0, -6000.0]
+            assert [st.hardware(e).meter().power_w for e in (1, 2)] == [-6000.0, -6000.0]
+        assert calls == ["SetChargingProfile", "UpdateDynamicSchedule"]
+
+
 async def test_q05_q06_external_setpoint_and_limits(tmp_path: Path) -> None:
     """Q05: an ExternalSetpoint profile from the CSMS; the external actor's setpoint is followed, within its limits,
     once SmartChargingCtrlr.ExternalControlSignalsEnabled lets it in (refused before). Q06: an external actor's

@@ -33,7 +33,7 @@ class SetpointIn(BaseModel):
     dynamic: bool = Field(True, description="Dynamic profile (later setpoints as UpdateDynamicSchedule); false: a "
                                             "Relative TxProfile each time")
     transactionId: str | None = Field(None, max_length=36, description="default: the EVSE's running transaction")
-    chargingProfileId: int | None = Field(None, description="default: 21000 + evseId")
+    chargingProfileId: int | None = Field(None, description="default: 21000 + evseId (EVSE 0: station-wide)")
     stackLevel: int = Field(0, ge=0)
     dynUpdateInterval: int | None = Field(None, ge=0, description="seconds between the station's pulls (K29)")
 
@@ -93,7 +93,9 @@ def add_v2x_routes(app: FastAPI, csms: Csms, auth: ApiAuth) -> None:
     async def setpoint(station_id: str, evse_id: int, body: SetpointIn, request: Request,
                        principal: Principal = operator) -> Any:
         """The setpoint shortcut (W; negative discharges): a CentralSetpoint TxProfile for the EVSE's transaction;
-        with `dynamic` (default) the profile is Dynamic and later setpoints go as UpdateDynamicSchedule."""
+        with `dynamic` (default) the profile is Dynamic and later setpoints go as UpdateDynamicSchedule. EVSE 0: one
+        station-wide TxDefaultProfile, the same setpoint for every EVSE in one CALL (an EVSE's TxProfile outranks
+        it)."""
         _operator(request, principal, "SetChargingProfile", station_id)
         if csms.version_of(station_id) not in (None, "2.1"):
             raise HTTPException(409, f"station {station_id} runs OCPP {csms.version_of(station_id)}: setpoints need "

@@ -153,9 +153,12 @@ class V2xService:
     async def setpoint(self, station_id: str, evse_id: int, body: Payload) -> Payload:
         """The setpoint shortcut: a CentralSetpoint TxProfile (Dynamic unless `dynamic` is false) for the EVSE's
         running transaction; once this node installed such a Dynamic profile, later setpoints go as
-        UpdateDynamicSchedule."""
-        tx_id = body.get("transactionId") or self.csms.active_transaction(station_id, evse_id)
-        if tx_id is None:
+        UpdateDynamicSchedule. EVSE 0: a station-wide TxDefaultProfile (evseId 0), the same setpoint for every EVSE
+        in one CALL (an EVSE's own TxProfile still outranks it)."""
+        station_wide = evse_id == 0  # one TxDefaultProfile for every EVSE: one CALL per station and setpoint
+        tx_id = None if station_wide else body.get("transactionId") or self.csms.active_transaction(station_id,
+                                                                                                     evse_id)
+        if tx_id is None and not station_wide:
             raise V2xRuleError(ProfileRejected("K01.FR.09", "TxNotFound", f"no transaction runs on EVSE {evse_id}",
                                                "transactionId"))
         values = {k: body[k] for k in ("setpoint", "limit", "dischargeLimit", "setpointReactive") if k in body}
@@ -170,10 +173,13 @@ class V2xService:
             return {"action": "UpdateDynamicSchedule", "chargingProfileId": profile_id, "transactionId": tx_id,
                     "request": {"chargingProfileId": profile_id, "scheduleUpdate": values}, "response": answer}
         profile: Payload = {
-            "id": profile_id, "stackLevel": body.get("stackLevel", 0), "chargingProfilePurpose": "TxProfile",
-            "chargingProfileKind": "Dynamic" if dynamic else "Relative", "transactionId": tx_id,
+            "id": profile_id, "stackLevel": body.get("stackLevel", 0),
+            "chargingProfilePurpose": "TxDefaultProfile" if station_wide else "TxProfile",
+            "chargingProfileKind": "Dynamic" if dynamic else "Relative",
             "chargingSchedule": [{"id": profile_id, "chargingRateUnit": "W", "chargingSchedulePeriod": [
                 {"startPeriod": 0, "operationMode": OperationMode.CENTRAL_SETPOINT.value, **values}]}]}
+        if tx_id is not None:
+            profile["transactionId"] = tx_id
         if dynamic and body.get("dynUpdateInterval"):
             profile["dynUpdateInterval"] = body["dynUpdateInterval"]
         request = {"evseId": evse_id, "chargingProfile": profile}
