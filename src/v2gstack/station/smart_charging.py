@@ -244,13 +244,18 @@ class SmartCharging:
             except ProfileRejected as e:
                 log.info("%s: SetChargingProfile rejected by %s: %s", self.ctx.station_id, e.rule, e.info)
                 return e.response()
+        replaced = self.profiles.items.get(p["chargingProfile"]["id"])
         try:
             self.profiles.set(p["evseId"], p["chargingProfile"], active)
         except Rejection as e:
             log.info("%s: SetChargingProfile rejected: %s", self.ctx.station_id, e.info)
             return {"status": "Rejected", "statusInfo": {"reasonCode": e.reason, "additionalInfo": e.info[:512]}}
-        self.save()
-        self.changed(p["evseId"])
+        self.changed(p["evseId"])  # the new limits first: the EV's next loop carries them
+        if p["chargingProfile"]["chargingProfilePurpose"] != "TxProfile" or (
+                replaced is not None and replaced.profile["chargingProfilePurpose"] != "TxProfile"):
+            self.save()
+        else:  # a TxProfile is never reloaded (it ends with its transaction): the file would not change what a
+            self._count()  # restart loads, and writing it sits on the setpoint's path
         return {"status": "Accepted"}
 
     def _clear(self, p: Payload) -> Payload:
