@@ -150,6 +150,25 @@ def test_offline_queue_is_durable_and_ordered(tmp_path: Path) -> None:
     assert q.open_transactions() == [{"id": "tx", "seq_no": 2}]
     q.forget_transaction("tx")
     assert q.open_transactions() == []
+
+
+def test_offline_queue_writes_together_or_not_at_all(tmp_path: Path) -> None:
+    """`together()`: the event, the registers and the transaction are kept as one (after closing, all are there);
+    an error inside keeps none of them."""
+    q = OfflineQueue(tmp_path / "q.sqlite")
+    with q.together():
+        q.push("TransactionEvent", {"seqNo": 0})
+        with q.together():  # nested: part of the outer one
+            q.save_state("meter/1", {"import_wh": 1.0})
+        q.save_transaction("tx", {"id": "tx", "seq_no": 1})
+    with pytest.raises(RuntimeError), q.together():
+        q.push("TransactionEvent", {"seqNo": 1})
+        q.save_transaction("tx", {"id": "tx", "seq_no": 2})
+        raise RuntimeError("power lost")
+    q.close()
+    q = OfflineQueue(tmp_path / "q.sqlite")
+    assert [m.payload["seqNo"] for m in q.items()] == [0]
+    assert q.load_state("meter/1") == {"import_wh": 1.0} and q.open_transactions() == [{"id": "tx", "seq_no": 1}]
     q.close()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,21 @@ class OfflineQueue:
                          " action TEXT NOT NULL, payload TEXT NOT NULL)")
         self._db.execute("CREATE TABLE IF NOT EXISTS open_tx (id TEXT PRIMARY KEY, state TEXT NOT NULL)")
         self._db.execute("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """The writes inside happen in one SQLite transaction: durable together at its end (one sync, not one per
+        write), none of them if it raises."""
+        if self._db.in_transaction:  # already inside one
+            yield
+            return
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def push(self, action: str, payload: dict[str, Any]) -> int:
         """Append a message (durable when this returns); its queue position."""

@@ -63,14 +63,15 @@ class Transactions:
                 evse, reading, context, event_type, now, stage, first=event_type == "Started")}]
         payload = tx.event(event_type, trigger, ctx.clock.timestamp(), meter_value=meter_value,
                            stopped_reason=stopped_reason, offline=not self.link.connected, v21=self.link.v21)
-        ctx.queue.push("TransactionEvent", payload)
-        if reading is not None:  # the registers survive a restart (a real meter does not reset)
-            ctx.queue.save_state(f"meter/{tx.evse_id}", {"import_wh": reading.import_wh,
-                                                         "export_wh": reading.export_wh})
-        if tx.ended:
-            ctx.queue.forget_transaction(tx.id)
-        else:
-            ctx.queue.save_transaction(tx.id, tx.snapshot())
+        with ctx.queue.together():  # one durable write for the event, the registers and the transaction
+            ctx.queue.push("TransactionEvent", payload)
+            if reading is not None:  # the registers survive a restart (a real meter does not reset)
+                ctx.queue.save_state(f"meter/{tx.evse_id}", {"import_wh": reading.import_wh,
+                                                             "export_wh": reading.export_wh})
+            if tx.ended:
+                ctx.queue.forget_transaction(tx.id)
+            else:
+                ctx.queue.save_transaction(tx.id, tx.snapshot())
         log.info("%s: TransactionEvent %s %s seqNo %d (%s)%s", ctx.station_id, event_type, tx.id,
                  payload["seqNo"], trigger, " offline" if payload.get("offline") else "")
         self.link.sender.wake()
