@@ -14,10 +14,12 @@ import shutil
 import time
 import zlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..csms.dashboard.live import live_hub
+from ..csms.grid_control import GridConfig, GridControl
 from ..csms.service import Csms, CsmsConfig
 from ..csms.store import Store, op_put_id_token
 from ..csms.timeline import merged_timeline
@@ -28,8 +30,9 @@ from ..ocpp import BackOff
 from ..station import ChargingStation, StationConfig
 from ..station.bridge import BridgeConfig, EvseBridge, start_bridged_seccs
 from .ev_link import FaultyLink
+from .grid_check import EV_MAX_W, SessionPower, judge, signal_row
 from .pnc import EV_FAULTS, PncPki, start_pki
-from .scenario import CONTRACT_FAULTS, EV_LINK_FAULTS, Scenario, SessionSpec
+from .scenario import CONTRACT_FAULTS, EV_LINK_FAULTS, Scenario, SessionSpec, grid_signal_json
 
 PASSWORD = "scenario-station-password"  # loopback only, made per run
 TOKEN_TYPE = "ISO14443"
@@ -51,6 +54,9 @@ class Rig:
     pki: PncPki | None = None
     contracts: dict[str, Contract] = field(default_factory=dict)
     ev_faults: dict[str, str] = field(default_factory=dict)  # session -> EvccConfig.pnc_fault
+    grid: GridControl | None = None  # the CSMS's grid control (a scenario with grid signals)
+    wall0: datetime | None = None  # the wall clock at the run's start (grid signals' intervals count from it)
+    signals: dict[str, dict[str, Any]] = field(default_factory=dict)  # signal id -> the CSMS's record of it
 
 
 @dataclass
@@ -90,11 +96,14 @@ class RunReport:
     elapsed_s: float
     timed_out: bool = False
     fault_errors: int = 0  # faults that could not be applied (each also in `faults`)
+    grid_checks: list[Check] = field(default_factory=list)  # one per grid signal: its limit held
+    signals: list[dict[str, Any]] = field(default_factory=list)  # the grid signals posted (sim/grid_check.py)
 
     @property
     def passed(self) -> bool:
-        """Every session passed, every fault was applied and the run finished in time."""
-        return not self.timed_out and not self.fault_errors and all(s.passed for s in self.sessions)
+        """Every session and grid check passed, every fault was applied and the run finished in time."""
+        return not self.timed_out and not self.fault_errors and all(s.passed for s in self.sessions) and \
+            all(c.ok for c in self.grid_checks)
 
 
 async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
@@ -120,6 +129,12 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
     rig.csms = csms = Csms(store, rig.csms_config)
     rig.hubs.append(live_hub(csms))
     await csms.start("127.0.0.1", 0)
+    if any(f.kind == "grid_signal" for f in sc.faults):  # planned in seconds, as the fleet simulation does
+        rig.grid = GridControl(csms, GridConfig(
+            dispatch=True, step_s=1.0, horizon_steps=max(60, int(sc.timeout_s) + 30), time_budget_s=1.0,
+            solver_process=False, resolve_s=1.0, default_need_wh=20_000.0 / sc.speedup,
+            default_departure_s=8 * 3600.0 / sc.speedup))
+        rig.grid.start()
     stations = rig.stations
     bridges: dict[str, list[EvseBridge]] = {}
     trace_dir = workdir / "traces"
@@ -133,7 +148,8 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
                 spec.id, f"ws://127.0.0.1:{csms.port}/ocpp", evses=spec.evses, password=PASSWORD,
                 versions=(spec.ocpp,), state_dir=workdir / "stations" / spec.id, max_power_w=spec.max_power_w,
                 time_scale=1 / sc.speedup, backoff=BackOff(0.1, 0.1, 3), ping_interval=None))
-            station.model.put("SampledDataCtrlr", "TxUpdatedInterval", "30")
+            # meter values every 30 simulated s (0.5 s at x60); with grid control (real time) every second
+            station.model.put("SampledDataCtrlr", "TxUpdatedInterval", "1" if rig.grid is not None else "30")
             if spec.auth == "free":
                 station.model.put("AuthCtrlr", "Enabled", "false")
             if rig.pki is not None:
@@ -152,8 +168,10 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
                 rig.links[s.name] = FaultyLink(server.addresses()["tls" if s.payment == "contract" else "tcp"])
                 await rig.links[s.name].start()
         start = time.monotonic()
+        rig.wall0 = datetime.now(UTC)
         tasks = [asyncio.create_task(_session(r, bridges, start, sc.speedup, rig)) for r in reports]
-        faults = [asyncio.create_task(_fault(f, store, reports, start, fault_log, rig)) for f in sc.faults]
+        faults = [asyncio.create_task(_fault(f, store, reports, start, fault_log, rig, n))
+                  for n, f in enumerate(sc.faults)]
         try:
             await asyncio.wait_for(asyncio.gather(*tasks, *faults), sc.timeout_s)
         except TimeoutError:
@@ -168,7 +186,11 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
         await asyncio.sleep(0.3)  # the last answers reach the store
         for r in reports:
             _collect(r, store, start, trace_dir, rig)
+        elapsed = time.monotonic() - start
+        grid_checks, signals = _grid_checks(sc, reports, rig, elapsed)
     finally:
+        if rig.grid is not None:
+            await rig.grid.close()
         for link in rig.links.values():
             await link.close()
         for bs in bridges.values():
@@ -181,7 +203,27 @@ async def run_scenario(sc: Scenario, workdir: Path) -> RunReport:
         store.close()
         if rig.pki is not None:
             rig.pki.server.close()
-    return RunReport(sc, reports, fault_log, time.monotonic() - start, timed_out, rig.fault_errors)
+    return RunReport(sc, reports, fault_log, time.monotonic() - start, timed_out, rig.fault_errors, grid_checks,
+                     signals)
+
+
+def _grid_checks(sc: Scenario, reports: list[SessionReport], rig: Rig, elapsed: float
+                 ) -> tuple[list[Check], list[dict[str, Any]]]:
+    """Per grid signal: its limit held over its target's metered sessions; the signals for the report."""
+    specs = {s.id: s for s in sc.stations}
+    powers = [SessionPower(r.spec.station, r.power, min(specs[r.spec.station].max_power_w, EV_MAX_W[r.spec.energy]))
+              for r in reports]
+    checks, rows = [], []
+    for n, f in enumerate(sc.faults):
+        if f.kind != "grid_signal":
+            continue
+        row = signal_row(f, n, rig.signals.get(f"scenario-{n}"))
+        rows.append(row)
+        ok, detail = judge(sc, f, powers, elapsed)
+        if row["csms"] is None:
+            ok, detail = False, f"the CSMS did not take signal {row['id']}; {detail}"
+        checks.append(Check(f"grid_import_limit {row['id']}", ok, detail))
+    return checks, rows
 
 
 async def _pnc_rig(sc: Scenario, workdir: Path, store: Store) -> Rig:
@@ -227,15 +269,29 @@ async def _session(r: SessionReport, bridges: dict[str, list[EvseBridge]], start
         r.error = f"{type(e).__name__}: {e}"
 
 
-async def _fault(f: Any, store: Store, reports: list[SessionReport], start: float, log: list[str], rig: Rig
-                 ) -> None:
+async def _fault(f: Any, store: Store, reports: list[SessionReport], start: float, log: list[str], rig: Rig,
+                 n: int) -> None:
     await asyncio.sleep(max(0.0, start + f.at - time.monotonic()))
     at = time.monotonic() - start
     try:
+        if f.kind == "grid_signal":
+            _post_signal(f, n, at, log, rig)
+            return
         await _apply(f, store, reports, at, log, rig)
     except Exception as e:  # a fault that could not be applied is reported, and the run goes on
         log.append(f"{at:.1f} s: {f.kind} could not be applied: {type(e).__name__}: {e}")
         rig.fault_errors += 1
+
+
+def _post_signal(f: Any, n: int, at: float, log: list[str], rig: Rig) -> None:
+    """A grid signal into the CSMS's grid control, as POST /api/grid/signals applies it (checked whole, re-planned);
+    a refused signal raises SignalError (the fault could not be applied)."""
+    assert rig.grid is not None and rig.wall0 is not None
+    applied = rig.grid.apply([grid_signal_json(f, n, rig.wall0)], source="operator")
+    for s in applied:
+        rig.signals[s.id] = s.to_dict()
+    log.append(f"{at:.1f} s: grid signal {applied[0].id} to the CSMS: {f.target} import limit {f.import_limit_w:g} W "
+               f"for {f.duration_s:g} s")
 
 
 async def _apply(f: Any, store: Store, reports: list[SessionReport], at: float, log: list[str], rig: Rig) -> None:

@@ -29,6 +29,11 @@ of the run (wall time; the stations and EVs run their simulated clocks `speedup`
       - {at: 1, kind: ev_link_delay, session: ev1, delay_s: 0.5, duration_s: 2}  # every message late
       - {at: 1, kind: exi_corrupt, session: ev1}     # the EV's next request arrives as garbage EXI
       - {at: 0, kind: clock_skew, station: CS1, skew_s: -600}  # the station's clock 10 minutes behind
+      - {at: 2, kind: grid_signal, import_limit_w: 20000, duration_s: 8, target: site, settle_s: 2}
+        # the CSMS's grid control (on for a scenario with a grid_signal, which needs speedup: 1) gets this signal
+        # as an operator's POST /api/grid/signals would give it, from `at` for `duration_s` seconds (more than
+        # 2 x settle_s + 1); target: site or a station id. Checked: the aggregate import of the target's sessions
+        # stays at or under the limit (excursions no longer than settle_s, as sim/fleet_report.py judges a window)
 """
 
 from __future__ import annotations
@@ -36,8 +41,11 @@ from __future__ import annotations
 import json
 import tomllib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from ..grid.model import SignalError, parse_signal
 
 PROTOCOLS = ("iso2", "din", "iso20")
 ENERGIES = ("ac", "dc")
@@ -50,7 +58,7 @@ CONTRACT_FAULTS = {"contract_expired": "expired", "contract_revoked": "revoked",
 EV_LINK_FAULTS = ("ev_link_cut", "ev_link_delay", "exi_corrupt")
 """Faults on one session's EV <-> SECC link (the runner puts a relay between them, sim/ev_link.py)."""
 FAULT_KINDS = ("token_status", "remote_stop", "link_cut", *CONTRACT_FAULTS, "ocsp_down", "csms_restart",
-               "station_reboot", *EV_LINK_FAULTS, "clock_skew")
+               "station_reboot", *EV_LINK_FAULTS, "clock_skew", "grid_signal")
 AUTH_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "NoCredit", "NotAllowedTypeEVSE", "NotAtThisLocation",
                  "NotAtThisTime", "Unknown")
 
@@ -115,6 +123,9 @@ class FaultSpec:
     delay_s: float | None = None  # ev_link_delay: added to every V2GTP message, both ways
     duration_s: float | None = None  # ev_link_delay: for this long (default: to the end)
     skew_s: float | None = None  # clock_skew: the station's wall clock jumps by this much
+    import_limit_w: float | None = None  # grid_signal: the import limit of its target
+    target: str = "site"  # grid_signal: "site" or a station id
+    settle_s: float = 2.0  # grid_signal: how long the aggregate may stay over the limit at a stretch (wall s)
 
 
 @dataclass(frozen=True)
@@ -227,7 +238,8 @@ def parse_scenario(raw: Any) -> Scenario:
     for n, x in enumerate(_list(top.get("faults", []), "faults")):
         p = f"faults[{n}]"
         f = _fields(x, p, {"at": NUM, "kind": str, "id_token": str, "status": str, "session": str, "station": str,
-                           "down_s": NUM, "delay_s": NUM, "duration_s": NUM, "skew_s": NUM}, ("at", "kind"))
+                           "down_s": NUM, "delay_s": NUM, "duration_s": NUM, "skew_s": NUM,
+                           "import_limit_w": NUM, "target": str, "settle_s": NUM}, ("at", "kind"))
         spec = FaultSpec(**f)
         _one_of(spec.kind, FAULT_KINDS, f"{p}.kind")
         if spec.kind == "token_status" and (spec.id_token is None or spec.status is None):
@@ -253,9 +265,48 @@ def parse_scenario(raw: Any) -> Scenario:
             if target is None or target.payment != "contract":
                 raise ScenarioError(f"{p}.session: {spec.kind} needs a session with payment contract, "
                                     f"not {spec.session!r}")
+        if spec.kind == "grid_signal":
+            _check_grid_signal(spec, p, ids, n)
+            if top.get("speedup", 60.0) != 1:
+                raise ScenarioError(f"{p}: grid_signal needs speedup: 1 (the CSMS's plan, its signals and the "
+                                    f"stations' charging profiles share the wall clock)")
         faults.append(spec)
+    if any(f.kind == "grid_signal" for f in faults) and any(f.kind == "csms_restart" for f in faults):
+        raise ScenarioError("faults: grid_signal and csms_restart cannot be combined (the grid control lives in the "
+                            "CSMS process)")
     return Scenario(top["name"], tuple(stations), tuple(sessions), tuple(tokens), tuple(faults),
                     float(top.get("speedup", 60.0)), float(top.get("timeout_s", 60.0)))
+
+
+def grid_signal_json(f: FaultSpec, n: int, start: datetime) -> dict[str, Any]:
+    """The JSON form of a grid_signal fault (number n) as an operator posts it, for a run that started at `start`."""
+    target = {"kind": "site", "id": "site"} if f.target == "site" else {"kind": "station", "id": f.target}
+    begin = start + timedelta(seconds=f.at)
+    end = begin + timedelta(seconds=f.duration_s if f.duration_s is not None else 0.0)
+    return {"id": f"scenario-{n}", "target": target,
+            "intervals": [{"start": begin.isoformat(), "end": end.isoformat(), "importLimitW": f.import_limit_w}]}
+
+
+def _check_grid_signal(f: FaultSpec, p: str, stations: list[str], n: int) -> None:
+    """A grid_signal fault: a limit, a forward interval, a known target, and a signal the CSMS would accept."""
+    if f.import_limit_w is None:
+        raise ScenarioError(f"{p}.import_limit_w: grid_signal needs import_limit_w (W)")
+    if f.duration_s is None:
+        raise ScenarioError(f"{p}.duration_s: grid_signal needs duration_s (wall seconds)")
+    if f.duration_s <= 0:
+        raise ScenarioError(f"{p}.duration_s: the signal's interval ends at or before it starts "
+                            f"(duration_s {f.duration_s:g}; it must be positive)")
+    if f.target != "site" and f.target not in stations:
+        raise ScenarioError(f"{p}.target: site or a station id, not {f.target!r}")
+    if f.settle_s < 0:
+        raise ScenarioError(f"{p}.settle_s: not negative")
+    if f.duration_s <= 2 * f.settle_s + 1:  # checked from settle_s after the start to 1 s before the end
+        raise ScenarioError(f"{p}.duration_s: longer than 2 x settle_s + 1 s ({2 * f.settle_s + 1:g} s), or an "
+                            f"excursion longer than the settle time could not be seen")
+    try:  # the CSMS's own rules for a signal (grid/model.py), as POST /api/grid/signals applies them
+        parse_signal(grid_signal_json(f, n, datetime.now(UTC)), source="operator")
+    except SignalError as e:
+        raise ScenarioError(f"{p}: the CSMS would refuse this grid signal ({e.code}): {e}") from None
 
 
 def load_scenario(path: str | Path) -> Scenario:
