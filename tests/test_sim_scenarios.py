@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers.browser import ARTIFACTS, chromium, console_errors
 
-from v2gstack.sim.report import write_html
+from v2gstack.sim.report import _aggregate, write_html
 from v2gstack.sim.runner import run_scenario
 from v2gstack.sim.scenario import ScenarioError, load_scenario, parse_scenario
 
@@ -29,6 +29,25 @@ async def test_shipped_scenario_passes(path: Path, tmp_path: Path) -> None:
     assert all(s.checks for s in report.sessions)
     page = write_html(report, tmp_path / "report.html").read_text()
     assert 'id="verdict">PASS<' in page and "<svg" in page
+    for f in report.scenario.faults:  # a grid signal: taken by the CSMS, its limit checked and in the report
+        if f.kind == "grid_signal":
+            assert any(c.what.startswith("grid_import_limit") and c.ok for c in report.grid_checks)
+            assert all(g["csms"] is not None for g in report.signals)
+            assert f"import limit {f.import_limit_w:g} W" in page
+
+
+async def test_a_grid_limit_holds_the_aggregate_that_would_exceed_it(tmp_path: Path) -> None:
+    """grid-limit.yaml: before and after the 20 kW site limit the three cars draw far more than it; in its window
+    (after the settle time) the aggregate stays within the fleet report's tolerance of it."""
+    report = await run_scenario(load_scenario(ROOT / "scenarios" / "grid-limit.yaml"), tmp_path / "grid")
+    f = next(f for f in report.scenario.faults if f.kind == "grid_signal")
+    assert report.passed, [(c.what, c.detail) for c in report.grid_checks]
+    aggregate = _aggregate(report.sessions)
+    before = [w for t, w in aggregate if t < f.at]
+    inside = [w for t, w in aggregate if f.at + f.settle_s <= t < f.at + (f.duration_s or 0) - 1]
+    assert max(before) > 2 * (f.import_limit_w or 0)  # the limit bites
+    assert inside and max(inside) <= (f.import_limit_w or 0) + 1000 + 0.02 * (f.import_limit_w or 0)
+    assert report.signals[0]["csms"]["intervals"][0]["importLimitW"] == f.import_limit_w
 
 
 def test_wrong_expectation_fails_with_a_clear_report(tmp_path: Path) -> None:
@@ -67,12 +86,34 @@ def test_wrong_expectation_fails_with_a_clear_report(tmp_path: Path) -> None:
     ({"faults": [{"at": 0, "kind": "exi_corrupt", "session": "ev9"}]}, "faults[0].session: no session 'ev9'"),
     ({"faults": [{"at": 0, "kind": "clock_skew", "station": "CS1"}]}, "faults[0].skew_s: clock_skew needs skew_s"),
     ({"faults": [{"at": 0, "kind": "station_reboot", "station": "CS7"}]}, "faults[0].station: no station 'CS7'"),
+    ({"speedup": 1, "faults": [{"at": 0, "kind": "grid_signal", "duration_s": 9}]},
+     "faults[0].import_limit_w: grid_signal needs import_limit_w"),
+    ({"speedup": 1, "faults": [{"at": 0, "kind": "grid_signal", "import_limit_w": 1e4, "duration_s": 9,
+                                "target": "CS4"}]}, "faults[0].target: site or a station id, not 'CS4'"),
+    ({"speedup": 1, "faults": [{"at": 0, "kind": "grid_signal", "import_limit_w": -5, "duration_s": 9}]},
+     "faults[0]: the CSMS would refuse this grid signal"),
+    ({"faults": [{"at": 0, "kind": "grid_signal", "import_limit_w": 1e4, "duration_s": 9}]},
+     "faults[0]: grid_signal needs speedup: 1"),
+    ({"speedup": 1, "faults": [{"at": 0, "kind": "grid_signal", "import_limit_w": 1e4, "duration_s": 4}]},
+     "faults[0].duration_s: longer than 2 x settle_s + 1 s (5 s)"),
 ])
 def test_malformed_scenarios_name_the_key(change: dict, message: str) -> None:  # type: ignore[type-arg]
     base = {"name": "x", "stations": [{"id": "CS1"}], "sessions": [{"at": 0, "station": "CS1", "evse": 1}]}
     with pytest.raises(ScenarioError) as e:
         parse_scenario({**base, **change})
     assert message in str(e.value)
+
+
+def test_cli_refuses_an_inverted_grid_signal_with_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "inverted.json"
+    bad.write_text(json.dumps({"name": "x", "speedup": 1, "stations": [{"id": "CS1"}],
+                               "sessions": [{"at": 0, "station": "CS1", "evse": 1}],
+                               "faults": [{"at": 2, "kind": "grid_signal", "import_limit_w": 20000,
+                                           "duration_s": -3}]}))
+    done = subprocess.run([sys.executable, "-m", "v2gstack", "sim", "run", str(bad), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "inverted.json: faults[0].duration_s: the signal's interval ends at or before it starts" in done.stderr
 
 
 def test_cli_refuses_a_malformed_file_with_exit_2(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -22,7 +23,11 @@ def print_table(report: RunReport, out: Console) -> None:
     for s in report.sessions:
         for c in s.checks:
             table.add_row(s.spec.name, c.what, "[green]pass[/]" if c.ok else "[red]FAIL[/]", c.detail)
+    for c in report.grid_checks:
+        table.add_row("grid", c.what, "[green]pass[/]" if c.ok else "[red]FAIL[/]", c.detail)
     out.print(table)
+    for g in report.signals:
+        out.print(f"grid signal: {_signal_text(g)}")
     for line in report.faults:
         out.print(f"fault: {line}")
     if report.fault_errors:
@@ -53,6 +58,22 @@ def _svg(series: list[tuple[str, str, list[tuple[float, float]]]], width: int = 
             f'<rect width="100%" height="100%" fill="#fff" stroke="#ddd"/>{axes}{"".join(lines)}</svg>')
 
 
+def _signal_text(g: dict[str, Any]) -> str:
+    """One grid signal for the terminal and the page."""
+    held = "held by the CSMS" if g["csms"] is not None else "NOT taken by the CSMS"
+    return (f"{g['id']}: {g['target']} import limit {g['importLimitW']:g} W from {g['atS']:g} s to {g['untilS']:g} s "
+            f"(settle {g['settleS']:g} s), {held}")
+
+
+def _limit_series(report: RunReport) -> list[tuple[float, float]]:
+    """The site import limits in force as a step line (s, W), for the aggregate plot."""
+    pts: list[tuple[float, float]] = []
+    for g in report.signals:
+        if g["target"] == "site":
+            pts += [(g["atS"], g["importLimitW"]), (g["untilS"], g["importLimitW"])]
+    return pts
+
+
 def _aggregate(sessions: list[SessionReport]) -> list[tuple[float, float]]:
     """The sum of every session's last known power at each sample time."""
     times = sorted({t for s in sessions for t, _ in s.power})
@@ -74,7 +95,9 @@ def write_html(report: RunReport, path: Path) -> Path:
     rows = "".join(
         f'<tr class="{"pass" if c.ok else "fail"}"><td>{e(s.spec.name)}</td><td>{e(c.what)}</td>'
         f'<td>{"pass" if c.ok else "FAIL"}</td><td>{e(c.detail)}</td></tr>'
-        for s in report.sessions for c in s.checks)
+        for s in report.sessions for c in s.checks) + "".join(
+        f'<tr class="{"pass" if c.ok else "fail"}"><td>grid</td><td>{e(c.what)}</td>'
+        f'<td>{"pass" if c.ok else "FAIL"}</td><td>{e(c.detail)}</td></tr>' for c in report.grid_checks)
     series = [(s.spec.name, COLORS[n % len(COLORS)], s.power) for n, s in enumerate(report.sessions)]
     legend = " ".join(f'<span style="color:{c}">&#9632; {e(label)}</span>' for label, c, _ in series)
     failed = []
@@ -90,6 +113,8 @@ def write_html(report: RunReport, path: Path) -> Path:
             f"<table><tr><th>time</th><th>source</th><th>protocol</th><th>dir</th><th>message</th><th>details</th>"
             f"</tr>{entries}</table>" if entries else "<p>no records</p>"))
     faults = "".join(f"<li>{e(f)}</li>" for f in report.faults) or "<li>none</li>"
+    signals = "".join(f"<li>{e(_signal_text(g))}</li>" for g in report.signals) or "<li>none</li>"
+    limit = _limit_series(report)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(report.scenario.name)}: {verdict}</title>
 <link rel="icon" href="data:,">
@@ -100,8 +125,10 @@ td,th{{border-bottom:1px solid #ddd;padding:.2em .5em;text-align:left}} tr.fail 
 <p>{len(report.sessions)} sessions, {report.elapsed_s:.1f} s{", cut by the timeout" if report.timed_out else ""}.</p>
 <h2>Expectations</h2><table id="checks"><tr><th>session</th><th>check</th><th>result</th><th>detail</th></tr>{rows}
 </table><h2>Faults</h2><ul>{faults}</ul>
+<h2>Grid signals</h2><ul id="signals">{signals}</ul>
 <h2>Power per session</h2><p>{legend}</p>{_svg(series)}
-<h2>Aggregate power</h2>{_svg([("aggregate", "#12324a", _aggregate(report.sessions))])}
+<h2>Aggregate power</h2>{"<p>orange: the site import limit</p>" if limit else ""}
+{_svg([("aggregate", "#12324a", _aggregate(report.sessions)), ("site import limit", "#e67e22", limit)])}
 <h2>Failed sessions</h2>{"".join(failed) or "<p>none</p>"}
 </body></html>
 """
