@@ -53,14 +53,17 @@ def judge(sc: Scenario, f: FaultSpec, sessions: list[SessionPower], elapsed_s: f
     config = FleetConfig(stations=1, evses=1, hours=max(elapsed_s, 1.0) * sc.speedup / 3600.0,
                          time_scale=sc.speedup, sample_s=SAMPLE_S, settle_s=f.settle_s)
     result = FleetResult(config, [], samples(sc, f, sessions, elapsed_s), {}, 0, {}, elapsed_s, "")
-    limited = [w for w in windows(result) if w["importLimitW"] is not None]
+    ws = windows(result)
+    limited = [w for w in ws if w["importLimitW"] is not None]
     if not limited or not any(w.get("checkedSamples") and w.get("maxPowerW") for w in limited):
         return False, (f"no power measured under the {f.import_limit_w:g} W limit of {f.target} after its "
                        f"{f.settle_s:g} s settle time")
     w = limited[0]
     ok = all(x.get("followed", False) for x in limited)
+    free = max((x.get("maxPowerW", 0.0) for x in ws if x["importLimitW"] is None), default=0.0)
     return ok, (f"{f.target} limit {f.import_limit_w:g} W from {f.at:g} s for {f.duration_s:g} s: max "
-                f"{w['maxPowerW']:.0f} W, mean {w['meanPowerW']:.0f} W (cars could take {w['meanPhysMaxW']:.0f} W), "
+                f"{w['maxPowerW']:.0f} W, mean {w['meanPowerW']:.0f} W (cars could take {w['meanPhysMaxW']:.0f} W; "
+                f"{free:.0f} W at most without the limit), "
                 f"longest excursion {w['longestImportExcursionS']:g} s (settle {f.settle_s:g} s)")
 
 
