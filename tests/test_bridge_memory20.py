@@ -339,9 +339,10 @@ async def test_pause_and_resume_keep_one_transaction(tmp_path: Path) -> None:
         await rig.settled()
         [tx] = rig.transactions()
         assert tx["transactionId"] == tx_id and tx["stoppedReason"] == "EVDisconnected"
-        # both parts (each EV counts up to its last charge loop; the meter until the contactors open)
+        # both parts (each EV counts up to its last charge loop, the meter until the contactors open; a limit that
+        # lands mid-part, such as the CSMS's needs profile, reaches the EV one loop after the meter): a loop per part
         assert _register(tx, "Energy.Active.Import.Register") == pytest.approx(first.energy_wh + second.energy_wh,
-                                                                               rel=0.15)
+                                                                               rel=0.15, abs=2 * ONE_LOOP_WH)
         resumed = [r for r in _states(rig, "SessionStarted") if r["resumed"]]
         assert len(resumed) == 1
 
