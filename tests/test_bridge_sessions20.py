@@ -65,7 +65,8 @@ async def test_iso20_session_becomes_a_transaction(tmp_path: Path, energy: str, 
             await until(lambda: rig.csms.active_transaction("CS1", 1) is not None
                         and rig.station.hardware(1).meter().power_w > 0)
             tx_id = rig.csms.active_transaction("CS1", 1)
-            profile = {"id": 3, "stackLevel": 0, "chargingProfilePurpose": "TxProfile", "transactionId": tx_id,
+            # stack level 1: above the CSMS's own needs profile (K15), which sits at 0 for the same transaction
+            profile = {"id": 3, "stackLevel": 1, "chargingProfilePurpose": "TxProfile", "transactionId": tx_id,
                        "chargingProfileKind": "Relative", "chargingSchedule": [{
                            "id": 3, "chargingRateUnit": "W",
                            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": -8000}]}]}
@@ -83,7 +84,7 @@ async def test_iso20_session_becomes_a_transaction(tmp_path: Path, energy: str, 
         imported = _register(tx, "Energy.Active.Import.Register")
         if energy == "dc_bpt":  # the profile stops the charging at once, the EV learns it with the next loop
             one_loop_wh = 50_000 * 0.05 * SPEEDUP / 3600
-            assert result.energy_wh - one_loop_wh - 3 <= imported <= result.energy_wh + 3
+            assert result.energy_wh - one_loop_wh - 3 <= imported <= result.energy_wh + one_loop_wh + 3
             assert result.exported_wh > 1
             assert _register(tx, "Energy.Active.Export.Register") == pytest.approx(result.exported_wh, rel=0.1,
                                                                                     abs=3.0)
