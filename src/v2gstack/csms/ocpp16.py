@@ -24,7 +24,6 @@ from ..ocpp.errors import ErrorCode, OcppError
 from ..pki.csr import CsrError
 from ..times import rfc3339
 from . import store as ops
-from .certificates import chain_pem
 from .models import IdToken, Ocpp16Transaction, Station, Transaction
 from .pnc16 import PNC_VENDOR, PncDataTransfer
 
@@ -407,26 +406,14 @@ class Ocpp16Service:
     async def on_sign_certificate(self, p: Payload, ctx: CallContext) -> Payload:
         """SignCertificate (security whitepaper): the CSR checked and signed, then CertificateSigned sent."""
         csms, sid = self.csms, ctx.station_id
-        if csms.issuer is None:
-            return {"status": "Rejected"}
         try:
-            signed = await asyncio.to_thread(csms.issuer.sign, sid, p["csr"], "ChargingStationCertificate")
+            chain = await csms.sign_csr(sid, p["csr"], "ChargingStationCertificate")
         except CsrError as e:
-            log.warning("station %s: SignCertificate rejected: %s", sid, e)
             await csms._log(sid, "rx", "SignCertificate", p, {"status": "Rejected", "reason": str(e)})
             return {"status": "Rejected"}
         await csms._log(sid, "rx", "SignCertificate", p, {"status": "Accepted"})
-        csms._spawn(self._send_signed(sid, chain_pem(signed)))
+        # 1.6: the chain only
+        csms.send_after_answer(sid, "CertificateSigned", lambda: csms.call(
+            sid, "CertificateSigned", {"certificateChain": chain}))
         return {"status": "Accepted"}
-
-    async def _send_signed(self, station_id: str, chain: str) -> None:
-        """CertificateSigned (1.6: the chain only), sent right after the SignCertificate answer."""
-        from .service import CommandError
-
-        await asyncio.sleep(0.01)  # let the SignCertificate answer go out first
-        try:
-            answer = await self.csms.call(station_id, "CertificateSigned", {"certificateChain": chain})
-            log.info("station %s: CertificateSigned -> %s", station_id, answer.get("status"))
-        except CommandError as e:
-            log.warning("station %s: CertificateSigned not delivered: %s", station_id, e)
 

@@ -7,7 +7,6 @@ certificate signing).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from ..ocpp.errors import PayloadInvalid
 from ..ocpp.schemas import default_store, schema_error
 from ..ocpp.versions import Version
 from ..pki.csr import CsrError
-from .certificates import chain_pem
+from .errors import CommandError
 
 if TYPE_CHECKING:
     from .service import Csms
@@ -113,34 +112,18 @@ class PncDataTransfer:
         """SignCertificate (V2G certificate unless the request says otherwise), then CertificateSigned wrapped."""
         csms = self.csms
         kind = request.get("certificateType", "V2GCertificate")
-        if csms.issuer is None:
-            return {"status": "Rejected", "statusInfo": {"reasonCode": "NoCA",
-                                                         "additionalInfo": "this CSMS signs no certificates"}}
         try:
-            signed = await asyncio.to_thread(csms.issuer.sign, station_id, request["csr"], kind)
+            chain = await csms.sign_csr(station_id, request["csr"], kind)
         except CsrError as e:
-            log.warning("station %s: PnC SignCertificate rejected: %s", station_id, e)
             return {"status": "Rejected", "statusInfo": {"reasonCode": e.reason, "additionalInfo": str(e)[:512]}}
         await csms._log(station_id, "rx", "DataTransfer:SignCertificate", request, {"status": "Accepted"})
-        csms._spawn(self._send_signed(station_id, chain_pem(signed), kind))
+        csms.send_after_answer(station_id, f"PnC CertificateSigned {kind}", lambda: self.call(
+            station_id, "CertificateSigned", {"certificateChain": chain, "certificateType": kind}))
         return {"status": "Accepted"}
-
-    async def _send_signed(self, station_id: str, chain: str, kind: str) -> None:
-        from .service import CommandError
-
-        await asyncio.sleep(0.01)  # let the SignCertificate answer go out first
-        try:
-            answer = await self.call(station_id, "CertificateSigned",
-                                     {"certificateChain": chain, "certificateType": kind})
-            log.info("station %s: PnC CertificateSigned %s -> %s", station_id, kind, answer.get("status"))
-        except CommandError as e:
-            log.warning("station %s: PnC CertificateSigned not delivered: %s", station_id, e)
 
     async def call(self, station_id: str, action: str, payload: Payload) -> Payload:
         """Send a CSMS -> station message of the note (CertificateSigned, InstallCertificate, DeleteCertificate,
         GetInstalledCertificateIds, TriggerMessage) and return the station's 2.0.1 answer; CommandError otherwise."""
-        from .service import CommandError
-
         if action not in CSMS_MESSAGES:
             raise CommandError(404, f"{action} is no CSMS message of the PnC application note "
                                     f"({', '.join(CSMS_MESSAGES)})")

@@ -14,7 +14,7 @@ import logging
 import ssl as ssl_module
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -554,18 +554,27 @@ class Csms:
         """SignCertificate: check the CSR, answer, then send CertificateSigned with the new chain (A02/A03)."""
         sid = ctx.station_id
         kind = p.get("certificateType", "ChargingStationCertificate")
-        if self.issuer is None:
-            return {"status": "Rejected", "statusInfo": {"reasonCode": "NoCA",
-                                                         "additionalInfo": "this CSMS signs no certificates"}}
         try:
-            signed = await asyncio.to_thread(self.issuer.sign, sid, p["csr"], kind)
+            chain = await self.sign_csr(sid, p["csr"], kind)
         except CsrError as e:
-            log.warning("station %s: SignCertificate rejected: %s", sid, e)
             await self._log(sid, "rx", "SignCertificate", p, {"status": "Rejected", "reason": str(e)})
             return {"status": "Rejected", "statusInfo": {"reasonCode": e.reason, "additionalInfo": str(e)[:512]}}
         await self._log(sid, "rx", "SignCertificate", p, {"status": "Accepted"})
-        self._spawn(self._send_signed(sid, chain_pem(signed), kind))
+        self.send_after_answer(sid, f"CertificateSigned {kind}", lambda: self.call(
+            sid, "CertificateSigned", {"certificateChain": chain, "certificateType": kind}))
         return {"status": "Accepted"}
+
+    async def sign_csr(self, station_id: str, csr: str, kind: str) -> str:
+        """The PEM chain for a station's CSR (SignCertificate of 2.x, of the 1.6 whitepaper and of the Plug & Charge
+        note); CsrError when the CSR is refused or this CSMS signs nothing (reason NoCA)."""
+        if self.issuer is None:
+            raise CsrError("NoCA", "this CSMS signs no certificates")
+        try:
+            signed = await asyncio.to_thread(self.issuer.sign, station_id, csr, kind)
+        except CsrError as e:
+            log.warning("station %s: SignCertificate (%s) rejected: %s", station_id, kind, e)
+            raise
+        return chain_pem(signed)
 
     async def on_get_15118_certificate(self, p: Payload, ctx: CallContext) -> Payload:
         """Get15118EVCertificate (M01): the EV's EXI CertificateInstallationReq is checked (signature, OEM chain),
@@ -648,15 +657,19 @@ class Csms:
                                                        "additionalInfo": "no usable answer from the OCSP responder"}}
         return {"status": "Accepted", "ocspResult": base64.b64encode(raw).decode()}
 
-    async def _send_signed(self, station_id: str, chain: str, kind: str) -> None:
-        """CertificateSigned, sent right after the SignCertificate answer."""
-        await asyncio.sleep(0.01)  # let the SignCertificateResponse go out first
-        try:
-            answer = await self.call(station_id, "CertificateSigned",
-                                     {"certificateChain": chain, "certificateType": kind})
-            log.info("station %s: CertificateSigned %s -> %s", station_id, kind, answer.get("status"))
-        except CommandError as e:
-            log.warning("station %s: CertificateSigned not delivered: %s", station_id, e)
+    def send_after_answer(self, station_id: str, what: str, send: Callable[[], Awaitable[Payload]]) -> None:
+        """Send a command right after the answer being written goes out (CertificateSigned after SignCertificate);
+        its outcome is logged, a station gone meanwhile only warned about."""
+
+        async def later() -> None:
+            await asyncio.sleep(0.01)  # let the answer go out first
+            try:
+                answer = await send()
+                log.info("station %s: %s -> %s", station_id, what, answer.get("status"))
+            except CommandError as e:
+                log.warning("station %s: %s not delivered: %s", station_id, what, e)
+
+        self._spawn(later())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
