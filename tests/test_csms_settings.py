@@ -91,8 +91,8 @@ def test_bad_files_and_values_are_refused_with_the_file_and_key(tmp_path: Path) 
         ('[ocpp]\nversions = ["2.0.1", "1.5"]\n', 'csms.toml: [ocpp] versions[1]: expected one of "2.1", "2.0.1", '
          '"1.6", got "1.5"'),
         ("[ocpp]\nversions = []\n", "csms.toml: [ocpp] versions: one or more OCPP versions, each once"),
-        ("[apis]\nport = 1\n", "csms.toml: apis: unknown key (known here: api, auth_throttle, cluster, "
-         "contracts, database, files, flood, grid, ocpp, ocsp, pki, provisioning, smart_charging)"),
+        ("[apis]\nport = 1\n", "csms.toml: apis: unknown key (known here: admission, api, auth_throttle, cluster, "
+         "contracts, database, files, flood, grid, ocpp, ocsp, pki, provisioning, smart_charging, v2x)"),
     ]
     for text, message in cases:
         bad.write_text(text, encoding="utf-8")

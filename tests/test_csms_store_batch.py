@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from helpers.csms import make_db_url
 
+from v2gstack.csms import store_batch
 from v2gstack.csms.store import Store, StoreError, op_record_event_and_authorize, op_record_transaction_event
 from v2gstack.csms.store_batch import ops_record_transaction_events
 from v2gstack.csms.worker import StoreWorker
@@ -41,9 +42,15 @@ def _snapshot(store: Store, stations: int) -> list[dict[str, Any]]:
     return out
 
 
-def test_batch_form_stores_what_the_one_event_path_stores(db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rows", [store_batch.SQLITE_ROWS, 2])
+def test_batch_form_stores_what_the_one_event_path_stores(db_url: str, tmp_path: Path, rows: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Same events through both paths (started, updates without evse, ended, replays inside and across batches):
-    the same transactions, events and normalised meter values; replays answered False and stored once."""
+    the same transactions, events and normalised meter values; replays answered False and stored once. With
+    rows=2 SQLite writes the upserts and sampled values in several multi-row statements per batch."""
+    if rows != store_batch.SQLITE_ROWS and not db_url.startswith("sqlite"):
+        pytest.skip("the row chunks are SQLite's")
+    monkeypatch.setattr(store_batch, "SQLITE_ROWS", rows)
     other = Store(f"sqlite:///{tmp_path / 'one.db'}")
     store = Store(db_url)
     try:
@@ -159,3 +166,31 @@ def test_the_worker_writes_a_run_of_events_through_the_batch_form(db_url: str) -
     finally:
         worker.close()
         store.close()
+
+
+@pytest.fixture
+def pg_url(tmp_path: Path) -> Iterator[str]:
+    yield from make_db_url("postgresql", tmp_path)
+
+
+def test_binary_arrays_read_back_as_sent(pg_url: str) -> None:
+    """The arrays packed by csms/pg_arrays.py are what PostgreSQL reads: NULLs, empty arrays, non-ASCII text,
+    aware times in any offset, large and negative numbers."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    import psycopg
+
+    from v2gstack.csms.pg_arrays import bool_array, float8_array, int4_array, text_array, timestamptz_array
+
+    cet = timezone(timedelta(hours=1))
+    columns: list[tuple[Any, str, list[Any]]] = [
+        (int4_array, "int", [1, None, -2**31, 2**31 - 1]), (int4_array, "int", []),
+        (float8_array, "float8", [0.1, -7400.0, None, 1e300]), (bool_array, "bool", [True, None, False]),
+        (text_array, "text", ["LOAD-1", None, "", 'quote " and \\ and é €']), (text_array, "text", []),
+        (timestamptz_array, "timestamptz", [datetime(2026, 11, 23, 10, 0, 0, 123456, UTC), None,
+                                            datetime(1999, 12, 31, 23, 0, tzinfo=cet)])]
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT " + ", ".join(f"%b::{kind}[]" for _, kind, _ in columns),
+                           [pack(values) for pack, _, values in columns]).fetchone()
+    assert row is not None
+    assert list(row) == [values for _, _, values in columns]

@@ -69,6 +69,13 @@ async def test_running_and_final_cost_per_group_tariff(tmp_path: Path) -> None:
         await _event(cp, "tx-free", 0, "Started", 0, 0.0, "GUEST")
         free = await _event(cp, "tx-free", 1, "Updated", 1, 5000.0, "GUEST")
         assert free.total_cost is None and free.updated_personal_message is None
+        # the CSMS now knows there is no tariff; one put through the API prices the very next event
+        await admin.put("/api/tariffs/default", json={"currency": "EUR", "perKWh": 1.0})
+        priced = await _event(cp, "tx-free", 2, "Updated", 2, 7000.0, "GUEST")
+        assert priced.total_cost == 7.0
+        assert (await admin.delete("/api/tariffs/default")).status_code == 204
+        unpriced = await _event(cp, "tx-free", 3, "Updated", 3, 8000.0, "GUEST")
+        assert unpriced.total_cost is None
         # refusals
         assert (await admin.put("/api/tariffs/x", json={"currency": "EURO"})).status_code == 422
         assert (await admin.put("/api/tariffs/x", json={"currency": "EUR", "perKWh": -1})).status_code == 422

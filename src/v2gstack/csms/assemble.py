@@ -5,12 +5,14 @@ SettingsError naming its key (`Loaded.blame` adds the settings file or the flag 
 
 from __future__ import annotations
 
+import re
 import ssl
 from dataclasses import dataclass
 
 from ..ocpp import FloodPolicy, server_context
 from ..ocpp.throttle import ThrottlePolicy
 from ..settings_file import SettingsError
+from .admission import AdmissionPolicy
 from .grid_control import GridConfig
 from .guard import allowed_hosts
 from .service import CsmsConfig
@@ -37,10 +39,14 @@ def csms_config(s: CsmsSettings) -> CsmsConfig:
                                "postgresql://...): SQLite is for a single node")
     if s.cluster.nats_url and not s.cluster.node_id:
         raise SettingsError.at(("cluster", "nats_url"), "NATS is for a cluster: give this node a --node-id")
-    o, ocsp, t, f = s.ocpp, s.ocsp, s.auth_throttle, s.flood
+    if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", s.cluster.subject_prefix):
+        raise SettingsError.at(("cluster", "subject_prefix"), "NATS subject tokens: letters, digits, - and _, "
+                               "separated by dots")
+    o, ocsp, t, f, a = s.ocpp, s.ocsp, s.auth_throttle, s.flood, s.admission
     return CsmsConfig(
         heartbeat_interval=o.heartbeat_interval, security_profile=o.security_profile, auto_register=o.auto_register,
         node_id=s.cluster.node_id, owner_lease_s=s.cluster.owner_lease, nats_url=s.cluster.nats_url,
+        subject_prefix=s.cluster.subject_prefix, singleton_lease_s=s.cluster.singleton_lease,
         command_timeout=o.command_timeout, call_timeout=o.call_timeout, ping_interval=o.ping_interval or None,
         allowed_versions=tuple(o.versions),
         log_session_messages=o.log_messages, accept_valid_contracts=s.contracts.accept_valid_contracts,
@@ -57,9 +63,13 @@ def csms_config(s: CsmsSettings) -> CsmsConfig:
         pki_dir=s.pki.dir, pki_dir20=s.pki.dir20, ocsp_url=s.pki.ocsp_url,
         needs_profiles=s.smart_charging.needs_profiles,
         needs_max_power_w=s.smart_charging.max_power_w or None,
+        allowed_energy_transfer=tuple(s.v2x.allowed_energy_transfer),
         pending_until_reported=s.provisioning.pending_until_reported, pending_interval=s.provisioning.pending_interval,
         reconcile_local_lists=s.provisioning.reconcile_local_lists, firmware_dir=s.files.firmware_dir,
-        max_upload=s.files.max_upload)
+        max_upload=s.files.max_upload,
+        admission=AdmissionPolicy(boot_rate=a.boot_rate, boot_burst=a.boot_burst, max_backlog=a.max_backlog),
+        max_connections=a.max_connections or None, max_handshakes=a.max_handshakes or None,
+        busy_retry_after=a.busy_retry_after)
 
 
 def ocpp_tls(s: CsmsSettings) -> ssl.SSLContext | None:

@@ -24,15 +24,20 @@ import uvicorn
 from ..grid.model import SignalError, load_signal_file
 from ..grid.openadr_map import VenConfig
 from ..ocpp.redact import redact_handlers
+from ..ocpp.v2x import ENERGY_TRANSFER_MODES
 from ..settings_file import Flags, SettingsError, apply_flags, dumps
+from .admission import raise_fd_limit
 from .api import AUTH_STATUSES, TOKEN_TYPES, create_app
 from .assemble import ApiOptions, ListenerPlan, api_options, csms_config, grid_config, more_listeners, ocpp_tls
 from .auth import DEFAULT_DAYS, Role, create_token
 from .cluster import ClusterError
 from .grid_control import GridConfig, GridControl
+from .grid_leader import GridLeader
 from .guard import DEFAULT_MAX_BODY
+from .heap import freeze_startup_heap
 from .service import Csms, CsmsConfig
 from .settings import Grid, load_csms_settings
+from .singletons import GRID
 from .store import DEFAULT_URL, Store, StoreError
 from .users import Users
 
@@ -177,6 +182,7 @@ def csms_command(
     except StoreError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
+    raise_fd_limit()  # a node holds one descriptor per station: as many as the hard limit allows
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(store, tree.ocpp.host, tree.ocpp.port, api, ssl_ctx, config, grid_cfg, tree.grid, more))
 
@@ -194,8 +200,15 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
         await csms.close()
         store.close()
         raise typer.Exit(2) from None
+    if config.node_id and not config.nats_url:
+        typer.echo("CSMS: node without --nats: commands do not reach stations on other nodes and there is no event "
+                   "feed; a CSMS cluster needs PostgreSQL and NATS (docs/scale-out.md)", err=True)
     if grid_cfg is not None and grid_settings is not None:
-        await _start_grid(csms, grid_cfg, grid_settings)
+        if csms.singletons is not None:
+            _grid_singleton(csms, grid_cfg, grid_settings)
+        else:
+            await _start_grid(csms, grid_cfg, grid_settings)
+    freeze_startup_heap()  # full collections then skip what lives for the whole run (csms/heap.py)
     scheme = "wss" if profile >= 2 else "ws"
     typer.echo(f"CSMS: OCPP {' and '.join(config.allowed_versions)} at {scheme}://{host}:{csms.port}/ocpp/<stationId> "
                f"(security profile {profile}, database {store.engine.url.render_as_string(hide_password=True)})")
@@ -267,6 +280,33 @@ async def _start_grid(csms: Csms, cfg: GridConfig, settings: Grid) -> None:
     typer.echo(f"CSMS: grid control on (dispatch {'on' if cfg.dispatch else 'off'}; signals at /api/grid/signals)")
 
 
+def _grid_singleton(csms: Csms, cfg: GridConfig, settings: Grid) -> None:
+    """In a cluster the grid control runs on the elected node only (csms/grid_leader.py); the signals file is
+    checked now (a bad one: exit 2) and applied by every node that becomes the leader."""
+    if settings.signals_file:
+        try:
+            load_signal_file(settings.signals_file, datetime.now(UTC))
+        except SignalError as e:
+            typer.echo(f"error: grid signals file {settings.signals_file}: {e}", err=True)
+            raise typer.Exit(2) from None
+
+    async def make() -> GridControl:
+        grid = GridControl(csms, cfg, listen=csms.feed is None)  # a cluster's events come from the stream
+        grid.start()
+        if settings.signals_file:
+            grid.apply(load_signal_file(settings.signals_file, datetime.now(UTC)), source="file")
+        o = settings.openadr
+        if o.vtn_url:
+            await grid.start_ven(VenConfig(o.vtn_url, o.ven_name, cfg.site_id, o.site_import_w, o.telemetry_s))
+        return grid
+
+    leader = GridLeader(csms, make)
+    assert csms.singletons is not None
+    csms.singletons.add(GRID, leader.start, leader.stop)
+    typer.echo(f"CSMS: grid control on the elected node of the cluster (singleton {GRID!r}; dispatch "
+               f"{'on' if cfg.dispatch else 'off'})")
+
+
 @app.command("add-station")
 def add_station(
     station_id: str = typer.Argument(..., help="Charging station identity"),
@@ -287,6 +327,9 @@ def add_idtoken(
     status: str = typer.Option("Accepted", "--status", help="Accepted, Blocked, Invalid, Expired, ..."),
     group: str | None = typer.Option(None, "--group", help="Group idToken"),
     account: str | None = typer.Option(None, "--account", help="Billing account"),
+    allowed: str | None = typer.Option(None, "--allowed-energy-transfer", help="OCPP 2.1: the energy transfer "
+                                       "modes its AuthorizeResponse allows, comma-separated (e.g. DC,DC_BPT; "
+                                       "default: the CSMS's [v2x] allowed_energy_transfer)"),
     db: str = typer.Option(DEFAULT_URL, "--db", help=DB_HELP),
 ) -> None:
     """Register (or update) an idToken."""
@@ -294,9 +337,14 @@ def add_idtoken(
         typer.echo(f"error: --type is one of {sorted(TOKEN_TYPES)}, --status one of {sorted(AUTH_STATUSES)}",
                    err=True)
         raise typer.Exit(2)
-    _with_store(db, lambda s: s.put_id_token(id_token, type_, status, group, account),
-                audit=("add-idtoken", None, f"{type_}:{id_token} {status}"))
-    typer.echo(f"idToken {type_}:{id_token} {status}")
+    modes = [m.strip() for m in allowed.split(",") if m.strip()] if allowed is not None else None
+    if modes is not None and (not modes or set(modes) - set(ENERGY_TRANSFER_MODES)):
+        typer.echo(f"error: --allowed-energy-transfer takes modes of {', '.join(ENERGY_TRANSFER_MODES)}", err=True)
+        raise typer.Exit(2)
+    _with_store(db, lambda s: s.put_id_token(id_token, type_, status, group, account,
+                                             allowed_energy_transfer=modes),
+                audit=("add-idtoken", None, f"{type_}:{id_token} {status}" + (f" {','.join(modes)}" if modes else "")))
+    typer.echo(f"idToken {type_}:{id_token} {status}" + (f", allowed {', '.join(modes)}" if modes else ""))
 
 
 KIND_ALIASES = {"v2g": "V2GRootCertificate", "mo": "MORootCertificate", "csms": "CSMSRootCertificate",

@@ -1,9 +1,10 @@
 """Commands across CSMS nodes: a CALL for a station connected to another node goes there by NATS request/reply.
 
-Each node with a node id and a NATS URL answers requests on `v2g.cmd.<node_id>` by sending the CALL to its own
-connection of the station (Csms.call) and replying with the answer, or with the CommandError status and message.
-A node asked for a station it does not hold looks the station's owner record up (csms/ownership.py) and forwards the
-command to that node. Core NATS request/reply: a lost request is a timed-out command (504), as for a silent station.
+Each node with a node id and a NATS URL answers requests on `<prefix>.cmd.<node_id>` (prefix `v2g` by default) by
+sending the CALL to its own connection of the station (Csms.call) and replying with the answer, or with the
+CommandError status and message. A node asked for a station it does not hold looks the station's owner record up
+(csms/ownership.py) and forwards the command to that node. Core NATS request/reply: a lost request is a timed-out
+command (504), as for a silent station.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-SUBJECT = "v2g.cmd.{node}"
+SUBJECT = "{prefix}.cmd.{node}"
 CONNECT_TIMEOUT = 10.0  # s for the first connection to NATS
 Payload = dict[str, Any]
 LocalCall = Callable[[str, str, Payload], Awaitable[Payload]]
@@ -36,12 +37,14 @@ class RelayError(Exception):
 
 
 class CommandRelay:
-    """This node's end of the command subjects: serve `v2g.cmd.<node_id>`, forward to other nodes."""
+    """This node's end of the command subjects: serve `<prefix>.cmd.<node_id>`, forward to other nodes; its NATS
+    connection (`nc`) is the node's one connection, which the event feed uses too."""
 
     def __init__(self, url: str, node_id: str, local_call: LocalCall,
-                 error_of: Callable[[Exception], tuple[int, str, dict[str, Any]] | None]) -> None:
+                 error_of: Callable[[Exception], tuple[int, str, dict[str, Any]] | None], prefix: str = "v2g") -> None:
         self.url = url
         self.node_id = node_id
+        self.prefix = prefix
         self.local_call = local_call
         self.error_of = error_of  # a local failure -> (status, message, details), None for an unexpected one
         self._nc: Any = None
@@ -59,8 +62,16 @@ class CommandRelay:
         except Exception as e:
             raise ClusterError(f"NATS not reachable at {self.url} ({type(e).__name__}); a CSMS cluster needs "
                                "NATS") from None
-        await self._nc.subscribe(SUBJECT.format(node=self.node_id), cb=self._serve)
-        log.info("node %s answers commands on %s", self.node_id, SUBJECT.format(node=self.node_id))
+        await self._nc.subscribe(self._subject(self.node_id), cb=self._serve)
+        log.info("node %s answers commands on %s", self.node_id, self._subject(self.node_id))
+
+    @property
+    def nc(self) -> Any:
+        """The NATS connection (after start)."""
+        return self._nc
+
+    def _subject(self, node: str) -> str:
+        return SUBJECT.format(prefix=self.prefix, node=node)
 
     async def close(self) -> None:
         if self._nc is not None:
@@ -71,7 +82,7 @@ class CommandRelay:
         """Send the command to the node that holds the station and return the station's answer (RelayError)."""
         request = json.dumps({"stationId": station_id, "action": action, "payload": payload}).encode()
         try:
-            msg = await self._nc.request(SUBJECT.format(node=node), request, timeout=timeout)
+            msg = await self._nc.request(self._subject(node), request, timeout=timeout)
         except Exception as e:  # a timeout, no responders (the node is gone), NATS away
             raise RelayError(504, f"no answer to {action} for {station_id} from node {node}: "
                                   f"{type(e).__name__}") from None

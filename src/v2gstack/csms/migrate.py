@@ -79,9 +79,29 @@ def _migrate(conn: Connection, metadata: MetaData) -> list[str]:
         for index in table.indexes:
             if index.name not in indexes:
                 conn.execute(CreateIndex(index, if_not_exists=True))
+    _drop_obsolete_foreign_keys(conn, tables)
     if added:
         log.warning("database schema upgraded: added %s", ", ".join(added))
     return added
+
+
+# (table, column, referred table) of foreign keys earlier versions made and this one no longer has (models.py says why)
+OBSOLETE_FOREIGN_KEYS = {("meter_values", "event_id", "transaction_events")}
+
+
+def _drop_obsolete_foreign_keys(conn: Connection, tables: set[str]) -> None:
+    """PostgreSQL: drop the constraints of OBSOLETE_FOREIGN_KEYS an older database has (SQLite never enforced them,
+    and cannot drop a constraint without rebuilding the table)."""
+    if conn.dialect.name != "postgresql":
+        return
+    insp = inspect(conn)
+    for table in sorted({t for t, _, _ in OBSOLETE_FOREIGN_KEYS} & tables):
+        for fk in insp.get_foreign_keys(table):
+            if fk["name"] and any((table, c, fk["referred_table"]) in OBSOLETE_FOREIGN_KEYS
+                                  for c in fk["constrained_columns"]):
+                quote = conn.dialect.identifier_preparer.quote
+                conn.execute(text(f"ALTER TABLE {quote(table)} DROP CONSTRAINT IF EXISTS {quote(fk['name'])}"))
+                log.warning("database schema upgraded: dropped %s.%s", table, fk["name"])
 
 
 def _add_column(conn: Connection, table: str, column: Column) -> None:

@@ -41,6 +41,8 @@ class IdToken(Base):
     group_id: Mapped[str | None] = mapped_column(String(255))
     account: Mapped[str | None] = mapped_column(String(255))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # Expired after this instant
+    # OCPP 2.1 Q01: the energy transfer modes its AuthorizeResponse allows (None: the CSMS's [v2x] default)
+    allowed_energy_transfer: Mapped[list | None] = mapped_column(JSON)
 
 
 class Transaction(Base):
@@ -122,7 +124,10 @@ class MeterValue(Base):
     station_id: Mapped[str] = mapped_column(String(48))
     transaction_id: Mapped[str | None] = mapped_column(String(36))
     evse_id: Mapped[int | None] = mapped_column(Integer)
-    event_id: Mapped[int | None] = mapped_column(ForeignKey("transaction_events.id"))
+    # the TransactionEvent that carried it. No FOREIGN KEY: the write path takes the id from the same statement's
+    # insert of the event, and on PostgreSQL the per-row check of one cost a third of the server's CPU per stored
+    # TransactionEvent (five sampled values each; docs/PERFORMANCE.md); SQLite never enforced it
+    event_id: Mapped[int | None] = mapped_column(Integer)
     timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     measurand: Mapped[str] = mapped_column(String(50), default="Energy.Active.Import.Register")
     phase: Mapped[str | None] = mapped_column(String(10))
@@ -418,3 +423,14 @@ class CustomerRequest(Base):
     parts: Mapped[int] = mapped_column(Integer, default=0)
     complete: Mapped[bool] = mapped_column(Boolean, default=False)  # the part with tbc false came
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class GridSignalRecord(Base):
+    """A grid signal in force (csms/grid_control.py, its JSON form), kept so that a restarted CSMS plans with it."""
+
+    __tablename__ = "grid_signals"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    modification: Mapped[int] = mapped_column(Integer, default=0)
+    signal: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

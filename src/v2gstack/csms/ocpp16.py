@@ -305,8 +305,12 @@ class Ocpp16Service:
         return r
 
     async def on_boot(self, p: Payload, ctx: CallContext) -> Payload:
-        """BootNotification: Accepted for registered stations (profile 0 may register them), Rejected otherwise."""
+        """BootNotification: Accepted for registered stations (profile 0 may register them), Rejected otherwise;
+        Pending with the seconds to wait in a boot storm (csms/admission.py), as for 2.x."""
         csms, sid = self.csms, ctx.station_id
+        wait = csms.admission.decide(sid, csms.worker.queued)
+        if wait is not None:
+            return {"currentTime": rfc3339(), "interval": wait, "status": "Pending"}
         known = await csms.worker.run(ops.op_station, sid) is not None
         if not known and csms.config.auto_register and csms.config.security_profile == 0:
             await asyncio.to_thread(csms.store.add_station, sid)

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ from ..pki.verify import Purpose, verify_chain
 from ..times import parse_rfc3339, rfc3339
 from . import signed_meter, v2x_state
 from . import store as ops
+from .admission import AdmissionPolicy, BootAdmission, default_max_connections
+from .cert_expiry import CertificateExpiryCheck, Finding
 from .certificates import CertificateIssuer, chain_pem
 from .certificates20 import SCHEMA20, answer_get_certificate20
 from .cluster import CommandRelay, RelayError
@@ -62,6 +64,7 @@ from .diagnostics import DiagnosticsService
 from .display import DisplayService
 from .errors import CommandError
 from .ev_needs import NeedsService
+from .events import EventFeed
 from .firmware import FirmwareService
 from .local_list import LocalListService, op_has_list
 from .mirror import MirrorRejected, is_mirror_vendor, parse_mirror
@@ -72,6 +75,7 @@ from .passwords import PasswordService
 from .reservations import ReservationService
 from .revocation import OcspChecker, chain_status, hash_data_status
 from .security_profiles import SecurityProfileService, op_raise_security_profile
+from .singletons import CERT_EXPIRY, Singletons
 from .store import Store
 from .tariffs import TariffService
 from .v2x import V2xService
@@ -89,6 +93,10 @@ class CsmsConfig:
     node_id: str | None = None  # several nodes on one database: this node's name (owner records, csms/ownership.py)
     owner_lease_s: float = 15.0  # how long an owner record holds without renewal
     nats_url: str | None = None  # with node_id: commands for stations on other nodes go there (csms/cluster.py)
+    subject_prefix: str = "v2g"  # the cluster's NATS subjects (<prefix>.cmd.<node>, <prefix>.evt.>) and stream
+    singleton_lease_s: float = 10.0  # how long a singleton's lease holds without renewal (csms/singletons.py)
+    cert_check_interval_s: float = 3600.0  # the certificate expiry check (csms/cert_expiry.py)
+    cert_warn_days: float = 30.0
     security_profile: int = 1
     auto_register: bool = False  # profile 0 only: register a station at its first BootNotification
     command_timeout: float = 30.0
@@ -121,6 +129,12 @@ class CsmsConfig:
     reconcile_local_lists: bool = True  # GetLocalListVersion after each boot; a Full update when it differs (D02)
     needs_profiles: bool = True  # answer NotifyEVChargingNeeds with a computed TxProfile (csms/ev_needs.py)
     needs_max_power_w: float | None = None  # the per-EVSE limit those profiles keep within (None: the EV's maximum)
+    admission: AdmissionPolicy = field(default_factory=AdmissionPolicy)  # boot storms: Pending with a wait (B02)
+    max_connections: int | None = None  # station sockets on this node; beyond: 503 (None: the fd limit less a reserve)
+    max_handshakes: int | None = None  # handshakes being authenticated at once; beyond: 503 Retry-After (None: any)
+    busy_retry_after: float = 10.0  # s, about (jittered): the Retry-After of those 503s
+    # OCPP 2.1 Q01: the modes an AuthorizeResponse allows a token without its own (empty: left out = charging only)
+    allowed_energy_transfer: tuple[str, ...] = ()
 
 
 @dataclass
@@ -216,8 +230,17 @@ class Csms:
         self.worker = StoreWorker(store)
         self.ownership = (Ownership(self.worker, self.config.node_id, self.config.owner_lease_s)
                           if self.config.node_id else None)
-        self.relay = (CommandRelay(self.config.nats_url, self.config.node_id, self._call_local, _command_error_of)
+        self.relay = (CommandRelay(self.config.nats_url, self.config.node_id, self._call_local, _command_error_of,
+                                   self.config.subject_prefix)
                       if self.config.node_id and self.config.nats_url else None)
+        # the event stream (csms/events.py) and the singletons (csms/singletons.py) of a cluster
+        self.feed = EventFeed(self.config.node_id, self.config.subject_prefix) if self.relay is not None else None
+        self.singletons = (Singletons(self.worker, self.config.node_id, self.config.singleton_lease_s)
+                           if self.config.node_id else None)
+        self.cert_check = CertificateExpiryCheck(self.worker, self.config.cert_check_interval_s,
+                                                 self.config.cert_warn_days, self._publish_certificate)
+        if self.singletons is not None:
+            self.singletons.add(CERT_EXPIRY, self.cert_check.start, self.cert_check.stop)
         self.states: dict[str, StationState] = {}
         self.v2x = V2xService(self)
         self.needs = NeedsService(self)
@@ -241,8 +264,16 @@ class Csms:
                                  call_timeout=self.config.call_timeout, ping_interval=self.config.ping_interval,
                                  on_connect=self._connected, on_disconnect=self._disconnected,
                                  flood=self.config.flood or FloodPolicy(
-                                     max_violations=self.config.max_protocol_errors))
+                                     max_violations=self.config.max_protocol_errors),
+                                 max_connections=(self.config.max_connections
+                                                  if self.config.max_connections is not None
+                                                  else default_max_connections()),
+                                 max_handshakes=self.config.max_handshakes,
+                                 busy_retry_after=self.config.busy_retry_after)
+        self.admission = BootAdmission(self.config.admission)
         self.listeners: list[Callable[[str, str, Payload], None]] = []  # (station, action, payload) of each CALL
+        # the same for the other nodes of a cluster (their stations' events from the event feed): live views
+        self.cluster_listeners: list[Callable[[str, str, Payload], None]] = []
         self.grid: Any = None  # the grid control (csms/grid_control.py) when one is attached
         self.issuer = (CertificateIssuer.from_pki_dir(Path(self.config.pki_dir), self.config.ocsp_url)
                        if self.config.pki_dir else None)
@@ -272,9 +303,16 @@ class Csms:
         """Listen for stations."""
         if self.relay is not None:
             await self.relay.start()  # ClusterError when NATS is missing: before stations are accepted
+        if self.feed is not None and self.relay is not None:
+            await self.feed.start(self.relay.nc)
+            await self.feed.live(self._notify_cluster)
         await self.server.start(host, port)
         if self.ownership is not None:
             self.ownership.start()
+        if self.singletons is not None:
+            self.singletons.start()
+        else:  # one node: it runs every periodic job itself
+            await self.cert_check.start()
         log.info("CSMS listening on %s:%d (security profile %d)", host, self.server.port,
                  self.config.security_profile)
 
@@ -292,6 +330,9 @@ class Csms:
 
     async def close(self) -> None:
         """Close every station connection, stop listening, finish pending writes."""
+        if self.singletons is not None:
+            await self.singletons.stop()  # released: another node takes them at once
+        await self.cert_check.stop()
         if self.grid is not None:
             await self.grid.close()
         if self.ownership is not None:
@@ -323,9 +364,11 @@ class Csms:
     async def _connected(self, conn: Connection) -> None:
         """A station connected: its state, and the OCPP version it agreed (stored, shown by the API)."""
         self._state(conn.station_id)
-        if self.ownership is not None:
-            await self.ownership.claim(conn)
-        await self.worker.run(v2x_state.op_record_version, conn.station_id, conn.version.value)
+        version = self.worker.run(v2x_state.op_record_version, conn.station_id, conn.version.value)
+        if self.ownership is not None:  # both in one batch: a reconnect storm after a node died waits one commit
+            await asyncio.gather(self.ownership.claim(conn), version)
+        else:
+            await version
 
     def version_of(self, station_id: str) -> str | None:
         """The OCPP version of a station's open connection (None when it is not connected)."""
@@ -337,12 +380,11 @@ class Csms:
         if self.ownership is not None:
             self.ownership.release(conn)
 
+    def _notify_cluster(self, station_id: str, action: str, payload: Payload) -> None:
+        _tell(self.cluster_listeners, station_id, action, payload)
+
     def _notify(self, station_id: str, action: str, payload: Payload) -> None:
-        for listener in self.listeners:
-            try:
-                listener(station_id, action, payload)
-            except Exception:
-                log.exception("CSMS listener failed")
+        _tell(self.listeners, station_id, action, payload)
 
     # ----- handlers -----
 
@@ -392,21 +434,28 @@ class Csms:
 
     async def on_boot(self, p: Payload, ctx: CallContext) -> Payload:
         """BootNotification: Accepted for registered stations (profile 0 may register them), Rejected otherwise;
-        with `pending_until_reported`, Pending until the CSMS has read the station's device model (B02)."""
+        with `pending_until_reported`, Pending until the CSMS has read the station's device model (B02). In a boot
+        storm, boots beyond the admission rate are answered Pending with the seconds to wait (csms/admission.py),
+        before any database access."""
         sid = ctx.station_id
-        known = await self.worker.run(ops.op_station, sid) is not None
+        wait = self.admission.decide(sid, self.worker.queued)
+        if wait is not None:
+            return {"currentTime": rfc3339(), "interval": wait, "status": "Pending",
+                    "statusInfo": {"reasonCode": "Busy", "additionalInfo": "boot storm: boot again after interval"}}
+        known = await self.worker.read(ops.op_station, sid) is not None  # reads do not wait behind the writes
         if not known and self.config.auto_register and self.config.security_profile == 0:
             await self.worker.run(ops.op_add_station, sid, None, 1)
             known = True
         status = "Accepted" if known else "Rejected"
         interval = self.config.heartbeat_interval if known else 60
-        if known and self.config.pending_until_reported and not await self.worker.run(op_has_model, sid):
+        if known and self.config.pending_until_reported and not await self.worker.read(op_has_model, sid):
             status, interval = "Pending", self.config.pending_interval
         if known:
             await self.worker.run(ops.op_record_boot, sid, p, status)
+            await self._publish(sid, "BootNotification", p)
         if status == "Pending":
             self.device.pending_boot(sid)
-        elif known and self.config.reconcile_local_lists and await self.worker.run(op_has_list, sid):
+        elif known and self.config.reconcile_local_lists and await self.worker.read(op_has_list, sid):
             self._spawn(self.local_lists.reconcile(sid))
         self._notify(sid, "BootNotification", p)
         return {"currentTime": rfc3339(), "interval": interval, "status": status}
@@ -438,13 +487,19 @@ class Csms:
         """StatusNotification: the connector's status is stored."""
         await self.worker.run(ops.op_record_status, ctx.station_id, p["evseId"], p["connectorId"],
                               p["connectorStatus"])
+        await self._publish(ctx.station_id, "StatusNotification", p)
         self._notify(ctx.station_id, "StatusNotification", p)
         return {}
 
     async def on_authorize(self, p: Payload, ctx: CallContext) -> Payload:
         """Authorize: the idToken's status from the registry (Unknown if not registered); a Plug & Charge contract
         (PEM `certificate`) is verified against the installed MO roots first (C07)."""
-        info = await self.worker.read(ops.op_id_token_info, p["idToken"])
+        v21 = ctx.connection.version.value == "2.1"
+        own: list[str] | None = None
+        if v21:  # Q01: the token's allowed energy transfer modes too
+            info, own = await self.worker.read(ops.op_token_authorization, p["idToken"])
+        else:
+            info = await self.worker.read(ops.op_id_token_info, p["idToken"])
         answer: Payload = {"idTokenInfo": info}
         status = None
         if "certificate" in p:
@@ -464,6 +519,8 @@ class Csms:
             elif info["status"] in ("Blocked", "Expired", "Invalid", "Unknown"):
                 status = "ContractCancelled"  # a valid certificate for a contract the MO no longer honours
             answer["certificateStatus"] = status
+        if v21:
+            self.v2x.authorize_answer(ctx.station_id, p["idToken"], answer, own)
         self._notify(ctx.station_id, "Authorize", p)
         await self._log(ctx.station_id, "rx", "Authorize", p, answer)
         return answer
@@ -488,8 +545,11 @@ class Csms:
         if not stored:
             log.info("station %s replayed TransactionEvent %s seqNo %s: already recorded", sid, tx_id, p["seqNo"])
         await self.reservations.on_transaction_event(sid, p)
+        if "idToken" in p and ctx.connection.version.value == "2.1":
+            await self.v2x.transaction_authorized(sid, tx_id, p["idToken"])
         answer: Payload = {} if info is None else {"idTokenInfo": info}
         answer.update(await self.tariffs.on_transaction_event(sid, p, _event_time(p)))
+        await self._publish(sid, "TransactionEvent", p)  # stored or a replay: the stream drops a duplicate
         self._notify(sid, "TransactionEvent", p)
         return answer
 
@@ -510,6 +570,7 @@ class Csms:
         answer = self.needs.answer(sid, p["evseId"], tx_id, p["chargingNeeds"], row)
         await self.worker.run(v2x_state.op_needs_status, row, answer["status"])
         await self._log(sid, "rx", "NotifyEVChargingNeeds", p, answer, tx_id)
+        await self._publish(sid, "NotifyEVChargingNeeds", p)
         self._notify(sid, "NotifyEVChargingNeeds", p)
         if answer["status"] == "Accepted" and tx_id is not None:
             self.needs.follow(sid, p["evseId"], tx_id, p["chargingNeeds"], row)
@@ -671,6 +732,19 @@ class Csms:
 
         self._spawn(later())
 
+    async def _publish(self, station_id: str, action: str, p: Payload) -> None:
+        """In a cluster: the event on the stream (csms/events.py) before the station's answer; a failure fails the
+        message (the station sends it again)."""
+        if self.feed is not None:
+            await self.feed.publish(station_id, action, p)
+
+    async def _publish_certificate(self, finding: Finding) -> None:
+        """A certificate expiry finding on the stream, once per certificate and day."""
+        if self.feed is not None:
+            day = datetime.now(UTC).date().isoformat()
+            await self.feed.publish(finding["fingerprint"], "CertificateExpiry", finding,
+                                    f"cert|{finding['fingerprint']}|{day}")
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
@@ -688,12 +762,20 @@ class Csms:
     async def _log(self, station_id: str, direction: str, action: str, payload: Payload,
                    response: Payload | None = None, transaction_id: str | None = None,
                    session_id: str | None = None) -> None:
+        entry = self.log_entry(station_id, direction, action, payload, response, transaction_id, session_id)
+        if entry is not None:
+            await self.worker.run(ops.op_log_message, *entry)
+
+    def log_entry(self, station_id: str, direction: str, action: str, payload: Payload,
+                  response: Payload | None = None, transaction_id: str | None = None,
+                  session_id: str | None = None) -> tuple[Any, ...] | None:
+        """The arguments of `op_log_message` for one exchanged message (None: messages are not logged), for an
+        operation that writes it in the same store operation as its own rows."""
         if not self.config.log_session_messages:
-            return
+            return None
         if session_id is None and transaction_id is not None:
             session_id = self._state(station_id).session_ids.get(transaction_id)
-        await self.worker.run(ops.op_log_message, station_id, direction, action, payload, response,
-                              transaction_id, session_id)
+        return (station_id, direction, action, payload, response, transaction_id, session_id)
 
     # ----- CSMS-initiated messages -----
 
@@ -722,7 +804,7 @@ class Csms:
         except PayloadInvalid as e:
             raise CommandError(422, f"invalid {action} request: {e.description}", {"code": e.code.value}) from e
         try:
-            answer = await conn.call(action, payload, timeout=timeout or self.config.command_timeout)
+            answer = await conn.call(action, payload, timeout=timeout or self.config.command_timeout, validated=True)
         except PayloadInvalid as e:
             raise CommandError(502, f"the station's answer to {action} is invalid: {e.description}") from e
         except CallErrorReceived as e:
@@ -792,6 +874,16 @@ def _transaction_of(action: str, payload: Payload) -> str | None:
     profile = payload.get("chargingProfile") or payload.get("csChargingProfiles") or {}  # 2.x, 1.6
     tx_id = profile.get("transactionId")
     return None if tx_id is None else str(tx_id)
+
+
+def _tell(listeners: list[Callable[[str, str, Payload], None]], station_id: str, action: str,
+          payload: Payload) -> None:
+    """Call each listener; one that fails is logged and the others still hear it."""
+    for listener in listeners:
+        try:
+            listener(station_id, action, payload)
+        except Exception:
+            log.exception("CSMS listener failed")
 
 
 def _command_error_of(e: Exception) -> tuple[int, str, dict[str, Any]] | None:

@@ -11,6 +11,7 @@ from typing import Literal
 
 from ..ocpp.flood import FloodPolicy
 from ..ocpp.throttle import ThrottlePolicy
+from ..ocpp.v2x import EnergyTransferMode
 from ..pki.fetch_policy import FetchPolicy
 from ..settings_file import Loaded, load, mask_url_password, setting
 
@@ -93,6 +94,8 @@ class Cluster:
     node_id: str | None = setting(None, flag="--node-id")  # this node's name: it keeps owner records of its stations
     owner_lease: float = setting(15.0, min=1.0)  # s an owner record holds without renewal (renewed every third)
     nats_url: str | None = setting(None, flag="--nats")  # nats://host:4222: commands reach other nodes' stations
+    subject_prefix: str = setting("v2g")  # the NATS subjects <prefix>.cmd.<node>, <prefix>.evt.> and their stream
+    singleton_lease: float = setting(10.0, min=1.0)  # s a singleton's lease (grid scheduler, certificate check) holds
 
 
 @dataclass
@@ -143,12 +146,35 @@ class SmartCharging:
 
 
 @dataclass
+class V2x:
+    """OCPP 2.1 V2X (docs/v2x.md)."""
+
+    # Q01: what an AuthorizeResponse allows an accepted idToken without modes of its own (add-idtoken
+    # --allowed-energy-transfer, the API's allowedEnergyTransfer); empty: the field is left out, which 2.1 defines as
+    # charging only. E.g. ["AC_three_phase", "AC_BPT", "DC", "DC_BPT"] lets every contract discharge.
+    allowed_energy_transfer: list[EnergyTransferMode] = setting(default_factory=list)
+
+
+@dataclass
 class Provisioning:
     """B02/B03: a new station is Pending until the CSMS has read its device model; local lists after a boot (D02)."""
 
     pending_until_reported: bool = False  # Pending at boot until GetBaseReport's NotifyReports are in
     pending_interval: int = setting(10, min=1)  # s: the interval of a Pending answer
     reconcile_local_lists: bool = True  # GetLocalListVersion after each boot; a Full update when it differs
+
+
+@dataclass
+class Admission:
+    """Boot storms (csms/admission.py): boots beyond `boot_rate` per second are answered Pending with the seconds to
+    wait (B02); handshakes beyond the connection or handshake limit are answered 503 with a Retry-After."""
+
+    boot_rate: float = setting(0.0, min=0)  # accepted BootNotifications per second (0: any)
+    boot_burst: int = setting(50, min=1)  # accepted at once before the rate applies
+    max_backlog: int = setting(0, min=0)  # queued database operations beyond which boots wait (0: no check)
+    max_connections: int = setting(0, min=0)  # station sockets (0: the fd limit - 256)
+    max_handshakes: int = setting(0, min=0)  # handshakes authenticated at once (0: any)
+    busy_retry_after: float = setting(10.0, min=1.0)  # s, about: the Retry-After of a 503
 
 
 @dataclass
@@ -251,7 +277,9 @@ class CsmsSettings:
     pki: Pki = field(default_factory=Pki)
     contracts: Contracts = field(default_factory=Contracts)
     smart_charging: SmartCharging = field(default_factory=SmartCharging)
+    v2x: V2x = field(default_factory=V2x)
     provisioning: Provisioning = field(default_factory=Provisioning)
+    admission: Admission = field(default_factory=Admission)
     files: Files = field(default_factory=Files)
     ocsp: Ocsp = field(default_factory=Ocsp)
     auth_throttle: AuthThrottle = field(default_factory=AuthThrottle)

@@ -117,8 +117,13 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """One transaction. `write`: one that reads, then writes, outside the store's worker: on SQLite it begins
+        IMMEDIATE (the write lock first), since a deferred one that read before another connection committed cannot
+        become a writer ("database is locked" at once, no busy wait)."""
         with self._sessions() as s, s.begin():
+            if write:
+                s.connection(execution_options={"sqlite_immediate": True})
             yield s
 
     def run(self, op: Callable[..., T], *args: Any) -> T:
@@ -164,8 +169,8 @@ class Store:
     # ------------------------------------------------------------------ idTokens
     def put_id_token(self, id_token: str, type_: str = "ISO14443", status: str = "Accepted",
                      group_id: str | None = None, account: str | None = None,
-                     expires_at: datetime | None = None) -> None:
-        self.run(op_put_id_token, id_token, type_, status, group_id, account, expires_at)
+                     expires_at: datetime | None = None, allowed_energy_transfer: list[str] | None = None) -> None:
+        self.run(op_put_id_token, id_token, type_, status, group_id, account, expires_at, allowed_energy_transfer)
 
     def id_token(self, id_token: str, type_: str) -> IdToken | None:
         return self.run(op_id_token, id_token, type_)
@@ -324,10 +329,17 @@ def op_id_token(s: Session, id_token: str, type_: str) -> IdToken | None:
 
 def op_put_id_token(s: Session, id_token: str, type_: str = "ISO14443", status: str = "Accepted",
                     group_id: str | None = None, account: str | None = None,
-                    expires_at: datetime | None = None) -> None:
-    """Register or update an idToken."""
+                    expires_at: datetime | None = None, allowed_energy_transfer: list[str] | None = None) -> None:
+    """Register or update an idToken (`allowed_energy_transfer`: its OCPP 2.1 modes; None: the CSMS's default)."""
     s.merge(IdToken(id_token=id_token, type=type_, status=status, group_id=group_id, account=account,
-                    expires_at=expires_at))
+                    expires_at=expires_at, allowed_energy_transfer=allowed_energy_transfer))
+
+
+def op_token_authorization(s: Session, id_token: dict[str, Any]) -> tuple[dict[str, Any], list[str] | None]:
+    """Authorize over OCPP 2.1: the idTokenInfo (op_id_token_info) and the token's own allowed energy transfer modes
+    (None: unknown token, or none of its own)."""
+    tok = op_id_token(s, id_token.get("idToken", ""), id_token.get("type", ""))
+    return op_id_token_info(s, id_token), (tok.allowed_energy_transfer if tok is not None else None)
 
 
 def op_id_token_info(s: Session, id_token: dict[str, Any]) -> dict[str, Any]:
@@ -843,4 +855,4 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Any) -> None:
     """BEGIN for SQLite (the driver's implicit BEGIN is off, see _sqlite_pragmas)."""
-    conn.exec_driver_sql("BEGIN")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else "BEGIN")

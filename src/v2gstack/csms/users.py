@@ -60,7 +60,7 @@ class Users:
         if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
             raise StoreError(f"a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters")
         hashed = hash_password(password)
-        with self.store.session() as s:
+        with self.store.session(write=True) as s:
             rec = s.scalars(select(UserRecord).where(UserRecord.name == name)).first()
             if rec is None:
                 rec = UserRecord(id=secrets.token_hex(6), name=name, created_at=datetime.now(UTC))
@@ -95,7 +95,7 @@ class Users:
 
     def disable(self, name: str) -> bool:
         """Disable a user (its sessions end at their next request); False when there is no such user."""
-        with self.store.session() as s:
+        with self.store.session(write=True) as s:
             rec = s.scalars(select(UserRecord).where(UserRecord.name == name.strip())).first()
             if rec is None:
                 return False

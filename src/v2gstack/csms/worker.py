@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from .store import Store
 from .store_batch import BATCH_FORMS
+from .wal import WalCheckpointer, checkpointable
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,15 @@ class StoreWorker:
     """Runs `op(session, *args)` functions on a dedicated thread, up to `max_batch` per database transaction.
 
     `batch_forms=False` writes every operation with its own statements (the path before batch forms existed; kept
-    for the benchmark's comparison).
+    for the benchmark's comparison). On SQLite a WalCheckpointer copies the log back beside the writer
+    (csms/wal.py); `wal_checkpointer=False` leaves it all to the commits (as before; for the comparison too).
     """
 
-    def __init__(self, store: Store, max_batch: int = 500, *, batch_forms: bool = True, readers: int = 2) -> None:
+    def __init__(self, store: Store, max_batch: int = 500, *, batch_forms: bool = True, readers: int = 2,
+                 wal_checkpointer: bool = True) -> None:
         self.store = store
+        self.wal = (WalCheckpointer(store.engine) if wal_checkpointer and checkpointable(store.engine)
+                    else None)
         self.max_batch = max_batch
         self.batch_forms = BATCH_FORMS if batch_forms else {}
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="csms-read")
@@ -82,12 +87,20 @@ class StoreWorker:
         (SQLite in WAL mode and PostgreSQL let readers and the writer run at once), and sees what is committed."""
         return await asyncio.get_running_loop().run_in_executor(self._readers, self.store.run, op, *args)
 
+    async def alone(self, op: Callable[..., T], *args: Any) -> T:
+        """Run a short write in its own transaction on a reader thread, not in a batch: for rows that other CSMS
+        nodes lock too (the singleton leases), which a batch would keep locked, and so the other nodes waiting, for
+        the whole batch."""
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self.store.run, op, *args)
+
     def close(self) -> None:
         """Finish what is queued, then stop the threads."""
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join()
         self._readers.shutdown(wait=True)
+        if self.wal is not None:
+            self.wal.close()
 
     def _loop(self) -> None:
         while True:
@@ -164,6 +177,8 @@ class StoreWorker:
         return results
 
     def _committed(self, operations: int, seconds: float) -> None:
+        if self.wal is not None:
+            self.wal.committed()
         for listener in self.commit_listeners:
             try:
                 listener(operations, seconds)

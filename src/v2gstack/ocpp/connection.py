@@ -300,17 +300,19 @@ class Connection:
 
     # ----- sending -----
 
-    async def call(self, action: str, payload: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+    async def call(self, action: str, payload: dict[str, Any], *, timeout: float | None = None,
+                   validated: bool = False) -> dict[str, Any]:
         """Send a CALL and return the peer's CALLRESULT payload.
 
         Raises PayloadInvalid before sending if `payload` does not fit the schema, CallErrorReceived if the peer
         answers with a CALLERROR, PayloadInvalid if its answer does not fit the response schema,
         CallTimeoutError after `timeout` (default: call_timeout) seconds, ConnectionClosedError if the socket closes.
-        Calls queue: only one is outstanding at a time, as OCPP-J requires.
+        Calls queue: only one is outstanding at a time, as OCPP-J requires. `validated`: the caller has just checked
+        `payload` against the schema (validate_request), so it is not checked twice.
         """
         if self.closed:
             raise ConnectionClosedError(f"{self.station_id}: connection closed")
-        mid, text = self.engine.make_call(action, payload)
+        mid, text = self.engine.make_call(action, payload, validated=validated)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[dict[str, Any]] = loop.create_future()
         try:

@@ -113,9 +113,12 @@ class RpcEngine:
         except JsonSchemaValueException as e:
             raise schema_error(e, self.version, f"{action} request") from None
 
-    def make_call(self, action: str, payload: dict[str, Any], message_id: str | None = None) -> tuple[str, str]:
-        """Validate and serialize a CALL and remember it as pending; returns (message id, text)."""
-        self.validate_request(action, payload)
+    def make_call(self, action: str, payload: dict[str, Any], message_id: str | None = None, *,
+                  validated: bool = False) -> tuple[str, str]:
+        """Validate (unless the caller just did: `validated`) and serialize a CALL and remember it as pending;
+        returns (message id, text)."""
+        if not validated:
+            self.validate_request(action, payload)
         mid = message_id or self.next_id()
         text = frames.build_call(mid, action, payload)
         self.pending[mid] = action

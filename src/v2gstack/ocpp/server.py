@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import random
 import ssl as ssl_module
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -53,6 +54,10 @@ class OcppServer:
         on_disconnect: ConnectionHook | None = None,
         schemas: SchemaStore | None = None,
         flood: FloodPolicy | None = None,
+        max_connections: int | None = None,
+        max_handshakes: int | None = None,
+        busy_retry_after: float = 10.0,
+        backlog: int = 2048,
     ) -> None:
         self.routers: dict[Version, Router] = {Version.parse(v): r for v, r in routers.items()}
         if not self.routers:
@@ -73,6 +78,17 @@ class OcppServer:
         self.on_disconnect = on_disconnect
         self.schemas = schemas
         self.flood = flood  # log rate limits and when a peer's protocol errors close its connection
+        # Admission: more open connections than max_connections (the node's file descriptors), or more handshakes
+        # being authenticated at once than max_handshakes (a reconnect storm), are answered 503 with a Retry-After
+        # of about busy_retry_after seconds (jittered), before any password is checked.
+        self.max_connections = max_connections
+        self.max_handshakes = max_handshakes
+        self.busy_retry_after = busy_retry_after
+        self.refused_busy = 0  # handshakes answered 503, for reports
+        # TCP connections the kernel queues until accepted (capped by net.core.somaxconn): asyncio's default of 100
+        # overflows in a reconnect storm, and an overflowed connection fails without any HTTP answer
+        self.backlog = backlog
+        self._authenticating = 0
         self.connections: dict[str, Connection] = {}
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Credentials] = weakref.WeakKeyDictionary()
         self._server: Server | None = None
@@ -123,6 +139,7 @@ class OcppServer:
             ping_interval=self.ping_interval,
             ping_timeout=self.ping_timeout,
             compression=self.compression,
+            backlog=self.backlog,
             logger=redacted_logger(f"{__name__}.websockets"),  # websockets logs headers (Authorization) at DEBUG
         )
 
@@ -165,6 +182,16 @@ class OcppServer:
         station_id = self._station_id(request.path)
         if station_id is None:
             return _refuse(ws, HTTPStatus.NOT_FOUND, "no charging station at this path")
+        busy = self._busy()
+        if busy is not None:
+            self.refused_busy += 1
+            ok, ended = self._refusals.should_log("busy")
+            if ended:
+                log.warning("%d more handshakes refused as busy were not logged", ended)
+            if ok:
+                log.warning("refused station %s: %s", station_id, busy)
+            return _refuse(ws, HTTPStatus.SERVICE_UNAVAILABLE, busy,
+                           retry_after=max(1, round(self.busy_retry_after * (0.5 + random.random()))))
         profile = self.security_profile if profile is None else profile
         password = cn = der = None
         if profile.uses_password:
@@ -182,18 +209,29 @@ class OcppServer:
                            offered)
         decision = AuthDecision.ACCEPT
         if self.authenticator is not None:
+            self._authenticating += 1
             try:
                 verdict = self.authenticator(cred)
                 decision = await verdict if inspect.isawaitable(verdict) else verdict
             except Exception:
                 log.exception("authenticator failed for %s", station_id)
                 return _refuse(ws, HTTPStatus.SERVICE_UNAVAILABLE, "authentication unavailable")
+            finally:
+                self._authenticating -= 1
         if decision is not AuthDecision.ACCEPT:
             self._log_refusal(cred, decision)
             if decision is AuthDecision.UNKNOWN_STATION and profile.uses_password:
                 decision = AuthDecision.BAD_CREDENTIALS  # answered as a wrong password: no probing for station ids
             return _refuse(ws, HTTPStatus(decision.value), decision.name.replace("_", " ").lower())
         self._handshakes[ws] = cred
+        return None
+
+    def _busy(self) -> str | None:
+        """Why a handshake cannot be taken now (connection or handshake limit), None when it can."""
+        if self.max_connections is not None and len(self.connections) + self._authenticating >= self.max_connections:
+            return "connection limit of this node reached"
+        if self.max_handshakes is not None and self._authenticating >= self.max_handshakes:
+            return "too many handshakes at once"
         return None
 
     def _log_refusal(self, cred: Credentials, decision: AuthDecision) -> None:
@@ -263,11 +301,13 @@ class OcppServer:
         task.add_done_callback(self._hook_tasks.discard)
 
 
-def _refuse(ws: ServerConnection, status: HTTPStatus, text: str) -> Response:
-    """An HTTP error response to the handshake (401 also names the Basic scheme)."""
+def _refuse(ws: ServerConnection, status: HTTPStatus, text: str, retry_after: int | None = None) -> Response:
+    """An HTTP error response to the handshake (401 also names the Basic scheme; a 503 says when to retry)."""
     response = ws.respond(status, text + "\n")
     if status is HTTPStatus.UNAUTHORIZED:
         response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 

@@ -1,0 +1,172 @@
+"""Boot storms at the CSMS (csms/admission.py, the handshake limits of ocpp/server.py): boots beyond the admission
+rate are answered Pending with the seconds to wait (B02), deferred stations are admitted when they come back, and
+handshakes beyond the connection or handshake limit get 503 with a Retry-After. The admission engine with a fake
+clock; the storm with 200 real websocket stations against the real CSMS."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import websockets
+from helpers.csms import PASSWORD, running_csms
+from sqlalchemy import insert
+from websockets.exceptions import InvalidStatus
+
+from v2gstack.csms.admission import AdmissionPolicy, BootAdmission
+from v2gstack.csms.models import Station
+from v2gstack.csms.store import Store, hash_password
+from v2gstack.ocpp import OcppServer, Router
+from v2gstack.ocpp.auth import AuthDecision, Credentials
+from v2gstack.ocpp.throttle import ThrottlePolicy
+
+pytestmark = pytest.mark.timeout(300)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_boots_beyond_the_rate_wait_their_turn_and_are_not_overtaken() -> None:
+    clock = Clock()
+    adm = BootAdmission(AdmissionPolicy(boot_rate=10, boot_burst=5), clock)
+    waits = {f"S{i}": adm.decide(f"S{i}") for i in range(50)}  # 50 boots at the same instant
+    assert [w for w in waits.values()][:5] == [None] * 5
+    deferred = {sid: w for sid, w in waits.items() if w is not None}
+    assert len(deferred) == 45 and adm.deferred == 45
+    told = list(deferred.values())
+    assert told == sorted(told) and told[0] == 1 and told[-1] == 5  # 45 more at 10/s: the last waits 4.5 s -> 5
+    # a newcomer while they wait is put behind them, a deferred station that comes back too early is told the rest
+    clock.t += 1.0
+    assert adm.decide("NEW") == 4  # its slot is 4.6 s after the storm, after S49's at 4.5 s
+    assert adm.decide("S49") == 4
+    # every deferred station that comes back when told is in, on the token reserved for it
+    for sid, w in deferred.items():
+        clock.t = 100.0 + w
+        assert adm.decide(sid) is None, sid
+    assert adm.admitted == 50 and adm.waiting == 1  # NEW's slot is still open
+
+
+def test_no_rate_admits_everyone_and_a_backlog_defers_even_with_tokens() -> None:
+    clock = Clock()
+    free = BootAdmission(AdmissionPolicy(), clock)
+    assert all(free.decide(f"S{i}") is None for i in range(1000))
+    busy = BootAdmission(AdmissionPolicy(boot_rate=100, boot_burst=50, max_backlog=500), clock)
+    assert busy.decide("A", backlog=10) is None
+    assert busy.decide("B", backlog=501) == 1  # the database is behind: wait, although tokens are left
+    clock.t += 1.0
+    assert busy.decide("B", backlog=0) is None
+
+
+async def test_a_storm_of_200_stations_is_admitted_with_backoff_hints(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'csms.db'}"
+    ids = [f"STORM-{i}" for i in range(200)]
+    store = Store(db)
+    hashed = hash_password(PASSWORD, n=2**4)  # cheap: the handshake's scrypt is not what this test is about
+    with store.session() as s:
+        s.execute(insert(Station), [{"id": sid, "password_hash": hashed, "security_profile": 1,
+                                     "connector_status": {}} for sid in ids])
+    store.close()
+    seen: dict[str, list[str]] = {}
+    hints: Counter[int] = Counter()
+    accepted: set[str] = set()
+    async with running_csms(db, stations={sid: PASSWORD for sid in ids[:1]}, admission=AdmissionPolicy(
+            boot_rate=20, boot_burst=5), auth_throttle=ThrottlePolicy(verify_rate=1e4, verify_burst=10**4)) as csms:
+        csms.listeners.append(lambda sid, action, _: seen.setdefault(sid, []).append(action))
+        url = f"ws://127.0.0.1:{csms.port}/ocpp"
+
+        async def station(sid: str) -> None:
+            auth = base64.b64encode(f"{sid}:{PASSWORD}".encode()).decode()
+            async with websockets.connect(f"{url}/{sid}", subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+                                          additional_headers={"Authorization": f"Basic {auth}"},
+                                          open_timeout=120) as ws:
+                n = 0
+                while True:
+                    n += 1
+                    await ws.send(json.dumps([2, f"b{n}", "BootNotification", {
+                        "reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}]))
+                    answer = json.loads(await ws.recv())[2]
+                    if answer["status"] == "Accepted":
+                        break
+                    assert answer["status"] == "Pending" and answer["interval"] >= 1
+                    hints[answer["interval"]] += 1
+                    await asyncio.sleep(answer["interval"])  # B02: nothing else before the interval is over
+                accepted.add(sid)
+                await ws.send(json.dumps([2, "s1", "StatusNotification", {
+                    "timestamp": "2026-12-07T04:00:00Z", "connectorStatus": "Available", "evseId": 1,
+                    "connectorId": 1}]))
+                assert json.loads(await ws.recv())[0] == 3
+
+        await asyncio.gather(*(station(sid) for sid in ids))
+        assert accepted == set(ids)
+        assert sum(hints.values()) == csms.admission.deferred > 0  # backoff hints were given, and obeyed
+        assert max(hints) >= 2
+        assert csms.admission.admitted == len(ids)  # each station admitted once: the deferred on their slots
+        # the CSMS saw each station boot once (deferred boots cost nothing) and then its status
+        assert all(seen[sid] == ["BootNotification", "StatusNotification"] for sid in ids)
+
+
+def _router() -> Router:
+    r = Router()
+    r.add("Heartbeat", lambda p: {"currentTime": "2026-12-07T04:00:00Z"})
+    return r
+
+
+async def test_handshakes_beyond_the_connection_limit_get_503_with_retry_after() -> None:
+    async with OcppServer({"2.0.1": _router()}, security_profile=0, max_connections=3, busy_retry_after=4,
+                          ping_interval=None) as server:
+        url = f"ws://127.0.0.1:{server.port}/ocpp"
+        held = [await websockets.connect(f"{url}/CS{i}", subprotocols=["ocpp2.0.1"])  # type: ignore[list-item]
+                for i in range(3)]
+        while len(server.connections) < 3:
+            await asyncio.sleep(0.01)
+        with pytest.raises(InvalidStatus) as refused:
+            await websockets.connect(f"{url}/CS9", subprotocols=["ocpp2.0.1"])  # type: ignore[list-item]
+        assert refused.value.response.status_code == 503
+        assert 2 <= int(refused.value.response.headers["Retry-After"]) <= 6
+        assert server.refused_busy == 1
+        await held[0].close()
+        while len(server.connections) > 2:
+            await asyncio.sleep(0.01)
+        async with websockets.connect(f"{url}/CS9", subprotocols=["ocpp2.0.1"]):  # type: ignore[list-item]
+            pass  # a place came free
+        for ws in held[1:]:
+            await ws.close()
+
+
+async def test_handshakes_beyond_the_handshake_limit_get_503_before_any_password_check() -> None:
+    release = asyncio.Event()
+    checked: list[str] = []
+
+    async def slow(cred: Credentials) -> AuthDecision:
+        checked.append(cred.station_id)
+        await release.wait()
+        return AuthDecision.ACCEPT
+
+    async with OcppServer({"2.0.1": _router()}, security_profile=1, authenticator=slow, max_handshakes=1,
+                          ping_interval=None) as server:
+        url = f"ws://127.0.0.1:{server.port}/ocpp"
+
+        async def connect(sid: str) -> websockets.ClientConnection:
+            auth = base64.b64encode(f"{sid}:{PASSWORD}".encode()).decode()
+            return await websockets.connect(f"{url}/{sid}", subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+                                            additional_headers={"Authorization": f"Basic {auth}"})
+
+        first = asyncio.create_task(connect("CS1"))
+        while not checked:
+            await asyncio.sleep(0.01)
+        with pytest.raises(InvalidStatus) as refused:
+            await connect("CS2")
+        assert refused.value.response.status_code == 503 and "Retry-After" in refused.value.response.headers
+        assert checked == ["CS1"]  # the refused one cost no password check
+        release.set()
+        ws = await first
+        await ws.close()
