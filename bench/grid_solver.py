@@ -1,5 +1,7 @@
 """The grid scheduler alone: N connected cars over a 24 h horizon at 15-min steps (96 steps), solved by the LP
-(HiGHS through scipy) and by the fallback heuristic; time and peak memory of each, in a fresh process per case.
+(HiGHS, warm-started from the heuristic's plan), by the LP from scratch (`lp-cold`, the scheduler before the warm
+start: the same optimum, compare the objective) and by the fallback heuristic; time and peak memory of each, in a
+fresh process per case.
 
     .venv/bin/python bench/grid_solver.py --cars 1000 10000
 
@@ -52,7 +54,7 @@ def one(n: int, method: str, budget: float) -> dict[str, object]:
     """Solve one case in this process; its figures."""
     problem = fleet(n)
     started = time.perf_counter()
-    plan = solve(problem, time_budget_s=0 if method == "heuristic" else budget)
+    plan = solve(problem, time_budget_s=0 if method == "heuristic" else budget, warm_start=method != "lp-cold")
     seconds = time.perf_counter() - started
     site = plan.site_w
     setpoint = problem.scopes[0].setpoint_w
@@ -62,7 +64,8 @@ def one(n: int, method: str, budget: float) -> dict[str, object]:
             "short": len(plan.shortfalls),
             "missing_kwh": round(sum(s.need_wh - s.planned_wh for s in plan.shortfalls) / 1000, 1),
             "tracking_mae_kw": round(float(np.abs(site[mask] - setpoint[mask]).mean()) / 1000, 1),
-            "cost": round(float((problem.price * site).sum() * STEP_S / 3600 / 1000), 2)}
+            "cost": round(float((problem.price * site).sum() * STEP_S / 3600 / 1000), 2),
+            "objective": round(plan.objective, 3)}
 
 
 def main() -> None:
@@ -70,18 +73,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cars", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--budget", type=float, default=600.0, help="the LP's time budget, seconds")
-    ap.add_argument("--methods", nargs="+", default=["lp", "heuristic"], choices=["lp", "heuristic"])
+    ap.add_argument("--methods", nargs="+", default=["lp", "lp-cold", "heuristic"],
+                    choices=["lp", "lp-cold", "heuristic"])
     ap.add_argument("--one", nargs=2, metavar=("CARS", "METHOD"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(int(args.one[0]), args.one[1], args.budget)))
         return
-    base = subprocess.run([sys.executable, "-c", "import resource, numpy, scipy.optimize; "
+    base = subprocess.run([sys.executable, "-c", "import resource, numpy, scipy.sparse, highspy; "
                            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"],
                           capture_output=True, text=True, check=True)
-    print(f"baseline RSS of a process with numpy+scipy loaded: {float(base.stdout):.1f} MiB")
+    print(f"baseline RSS of a process with numpy, scipy and highspy loaded: {float(base.stdout):.1f} MiB")
     print(f"{'cars':>6} {'asked':>9} {'method':>9} {'status':>12} {'seconds':>8} {'RSS MiB':>8} {'short':>6} "
-          f"{'missing kWh':>11} {'track MAE kW':>12} {'cost':>9}")
+          f"{'missing kWh':>11} {'track MAE kW':>12} {'cost':>9} {'LP objective':>14}")
     for n in args.cars:
         for method in args.methods:
             out = subprocess.run([sys.executable, __file__, "--one", str(n), method, "--budget", str(args.budget)],
@@ -89,7 +93,7 @@ def main() -> None:
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{r['cars']:>6} {r['asked']:>9} {r['method']:>9} {r['status']:>12} {r['seconds']:>8} "
                   f"{r['peak_rss_mib']:>8} {r['short']:>6} {r['missing_kwh']:>11} {r['tracking_mae_kw']:>12} "
-                  f"{r['cost']:>9}", flush=True)
+                  f"{r['cost']:>9} {r['objective']:>14}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from v2gstack.grid.scheduler import Car, Problem, Scope, heuristic, solve
+from v2gstack.grid.scheduler import Car, Objective, Problem, Scope, heuristic, solve
 
 HOUR = 3600.0
 
@@ -97,3 +97,66 @@ def test_the_heuristic_alone_respects_limits() -> None:
     lp = solve(problem)
     assert lp.method == "lp" and lp.site_w.max() <= 150_000 + 1
     assert len(lp.shortfalls) <= len(solve(problem, time_budget_s=0).shortfalls)
+
+
+def test_the_warm_start_reaches_the_cold_optimum() -> None:
+    """A mixed fleet (V2X and not, a setpoint, an import limit, a price): the LP started from the heuristic's plan
+    ends at the objective of the LP started from nothing, and both plans meet the same needs."""
+    rng = np.random.default_rng(7)
+    cars = [car(f"c{i}", float(rng.uniform(5_000, 40_000)), int(rng.integers(2, 9)),
+                energy_wh=float(rng.uniform(0, 20_000)),
+                **({"max_discharge_w": 11_000.0, "min_energy_wh": 5_000.0} if i % 3 == 0 else {}))
+            for i in range(12)]
+    price = np.array([0.3, 0.1, 0.1, 0.4, 0.5, 0.2, 0.1, 0.3])
+    scope = site(8, imp=60_000, exp=30_000, setpoint=[np.nan, np.nan, -20_000, -20_000] + [np.nan] * 4)
+    warm = solve(Problem(cars, HOUR / 4, 8, price=price, scopes=[scope]))
+    cold = solve(Problem(cars, HOUR / 4, 8, price=price, scopes=[scope]), warm_start=False)
+    assert warm.method == cold.method == "lp"
+    assert warm.objective == pytest.approx(cold.objective, rel=1e-9)
+    assert [s.key for s in warm.shortfalls] == [s.key for s in cold.shortfalls]
+    assert np.isnan(solve(Problem(cars, HOUR / 4, 8, price=price, scopes=[scope]), time_budget_s=0).objective)
+
+
+def test_the_convex_tracking_penalty_spreads_the_deviation() -> None:
+    """10 kWh over two hours under a setpoint of 0: the linear penalty is indifferent to how the 10 kWh of deviation
+    fall and the preference for charging early puts them in one step (10 + 0 kW, 100 kW^2 squared); the convex one
+    spreads them (5 + 5 kW, 50 kW^2)."""
+    cars = [car("a", 10_000, 2, max_charge_w=10_000)]
+    linear = solve(Problem(cars, HOUR, 2, scopes=[site(2, setpoint=[0, 0])], objective=Objective(tracking="linear")))
+    assert linear.of("a").tolist() == pytest.approx([10_000, 0], abs=1)
+    for plan in (solve(Problem(cars, HOUR, 2, scopes=[site(2, setpoint=[0, 0])])),):
+        assert plan.of("a").tolist() == pytest.approx([5_000, 5_000], abs=1) and plan.feasible
+    with pytest.raises(ValueError, match="tracking"):
+        solve(Problem(cars, HOUR, 2, scopes=[site(2, setpoint=[0, 0])], objective=Objective(tracking="square")))
+
+
+def test_a_taper_near_full_moves_charging_earlier() -> None:
+    """A 10 kWh battery at 8 kWh, 8 kW, CC-CV from 92 %: in 15 minutes it takes at most 1 - exp(-2.5) of what it
+    lacks. The price is lowest in the last step: without the taper the plan puts all 2 kWh there; with it, what the
+    last step cannot take comes earlier, no step above the taper's limit, and the car is full at departure."""
+    quarter = HOUR / 4
+    price = np.array([0.5, 0.5, 0.4, 0.3, 0.2, 0.1])
+    flat = car("a", 10_000, 6, energy_wh=8_000, capacity_wh=10_000, max_charge_w=8_000)
+    assert solve(Problem([flat], quarter, 6, price=price)).of("a").tolist() == pytest.approx([0] * 5 + [8_000], abs=1)
+    tapered = car("a", 10_000, 6, energy_wh=8_000, capacity_wh=10_000, max_charge_w=8_000, taper_soc=0.92)
+    share = tapered.taper_share(0.25)
+    assert share == pytest.approx(1 - np.exp(-2.5))
+    lp = solve(Problem([tapered], quarter, 6, price=price))
+    for plan in (lp, solve(Problem([tapered], quarter, 6, price=price), time_budget_s=0)):
+        energy = 8_000 + np.concatenate([[0], np.cumsum(plan.of("a") * 0.25)])
+        assert (plan.of("a") * 0.25 <= share * (10_000 - energy[:-1]) + 1e-6).all(), plan.method
+        assert energy[-1] == pytest.approx(10_000, abs=1) and plan.feasible
+    assert lp.of("a")[4] > 0 and lp.of("a")[:2].sum() == pytest.approx(0, abs=1)
+
+
+def test_needs_come_first_exactly_under_a_taper() -> None:
+    """8 of 10 kWh, CC-CV from 85 %, setpoint 0 for 1.5 hours: the weights alone (`needs_first=False`) let the
+    setpoint win over the last Wh (a kWh early shrinks the final shortfall only by exp(-k) per later step) and the car
+    leaves about 28 Wh short; the two-stage solve charges it full and spreads the deviation as it can."""
+    tapered = car("a", 10_000, 6, energy_wh=8_000, capacity_wh=10_000, max_charge_w=8_000, taper_soc=0.85)
+    scopes = [site(6, setpoint=[0.0] * 6)]
+    first = solve(Problem([tapered], HOUR / 4, 6, scopes=scopes))
+    weights = solve(Problem([tapered], HOUR / 4, 6, scopes=scopes, objective=Objective(needs_first=False)))
+    assert first.method == weights.method == "lp"
+    assert first.feasible and 8_000 + first.of("a").sum() / 4 == pytest.approx(10_000, abs=1)
+    assert [s.key for s in weights.shortfalls] == ["a"] and weights.shortfalls[0].planned_wh < 9_990

@@ -1,7 +1,9 @@
 """The fleet simulation end to end: our CSMS with grid control, 2 of our stations x 3 bridged EVSEs, our EVs (DIN 70121
-DC, ISO 15118-2 DC and AC) on loopback at a high time scale. An operator's import limit (a signal file) and an
-OpenADR LOAD_DISPATCH from a real openleadr VTN (one run to its end, one cancelled): the aggregate power follows
-within the cars' physical limits, as the JSON summary shows, and the report's files are written."""
+DC, ISO 15118-2 DC and AC, ISO 15118-20 DC_BPT and AC_BPT) on loopback at a high time scale, the stations and cars
+in worker processes or in the CSMS's own. An operator's import limit (a signal file), an operator's export setpoint
+that the -20 BPT cars follow by discharging, and an OpenADR LOAD_DISPATCH from a real openleadr VTN (one run to its
+end, one cancelled): the aggregate power follows within the cars' physical limits, as the JSON summary shows, and
+the report's files are written."""
 
 from __future__ import annotations
 
@@ -21,13 +23,22 @@ from v2gstack.sim.population import Distributions, draw_fleet, parse_mix
 
 pytestmark = pytest.mark.timeout(180)
 
+# the SECCs' 0.5 s -20 charge-loop timeout x 4: a test run at low priority on a loaded machine may not be scheduled
+# for half a second (the CLI's --timeout-scale; docs/grid.md)
+TIMEOUT_SCALE = 4.0
+CHARGE_ONLY = (("din-dc", 1.0), ("iso2-dc", 1.0), ("iso2-ac", 2.0))
 # every EVSE gets a car in the first 3 simulated minutes; some leave within the hour
 EARLY = Distributions(first_arrival_h=(0.0, 0.05), gap_h=(0.05, 0.1), dwell_h=(0.4, 3.0), min_dwell_h=0.25,
-                      need_kwh=(8.0, 30.0))
+                      need_kwh=(8.0, 30.0), mix=CHARGE_ONLY)
 # the same, with time to spare: every car could pause half an hour and still meet its need by its departure
 # (the DC cars still charging at the end of the run)
 SLACK = Distributions(first_arrival_h=(0.0, 0.05), dwell_h=(5.0, 7.0), need_kwh=(25.0, 40.0), capacity_kwh=(80.0,),
-                      soc_pct=(10.0, 30.0))
+                      soc_pct=(10.0, 30.0), mix=CHARGE_ONLY)
+# with -20 BPT cars (DC 25 kW back, AC 11 kW back, never below 20 % SoC) that have time to give some back: they stay
+# 5-7 h, need 10-20 kWh of 80 kWh found at 40-60 %
+V2G = Distributions(first_arrival_h=(0.0, 0.03), dwell_h=(5.0, 7.0), need_kwh=(10.0, 20.0), capacity_kwh=(80.0,),
+                    soc_pct=(40.0, 60.0),
+                    mix=(("iso20-dc-bpt", 2.0), ("iso20-ac-bpt", 1.0), ("din-dc", 1.0), ("iso2-ac", 1.0)))
 
 
 def test_the_draw_is_seeded() -> None:
@@ -64,7 +75,7 @@ async def test_an_operator_import_limit_is_followed(tmp_path: Path) -> None:
     signals.write_text('[[signal]]\nid = "limit-30kw"\ntarget = {kind = "site", id = "site"}\n'
                        '[[signal.intervals]]\nstart = "now+15m"\nend = "now+45m"\nimportLimitW = 30000\n')
     config = FleetConfig(stations=2, evses=3, hours=1.0, time_scale=150.0, seed=2, step_min=5.0, sample_s=0.25,
-                         signals=signals_from_file(signals), dist=EARLY)
+                         signals=signals_from_file(signals), dist=EARLY, workers=0)  # one process
     result = await FleetRun(config).run()
     out = tmp_path / "report"
     data = write_report(result, out)
@@ -99,7 +110,7 @@ async def test_openadr_load_dispatch_and_its_cancellation(tmp_path: Path) -> Non
     minutes = 15.0 / scale
     async with vtn() as v:
         run = FleetRun(FleetConfig(stations=2, evses=3, hours=0.9, time_scale=scale, seed=2, step_min=5.0,
-                                   sample_s=0.25, openadr_vtn=v.url, dist=SLACK))
+                                   sample_s=0.25, openadr_vtn=v.url, dist=SLACK, workers=2))
         task = asyncio.create_task(run.run())
         await asyncio.wait_for(run.started.wait(), 60)
         samples = run.samples
@@ -112,9 +123,9 @@ async def test_openadr_load_dispatch_and_its_cancellation(tmp_path: Path) -> Non
         before = samples[-1].power_w
         assert v.registered == ["v2gstack-fleet"]
 
-        # LOAD_DISPATCH -50 kW for 15 simulated minutes, to its end: these cars cannot export (DIN and -2; the -20
-        # BPT car is not in the default mix, docs/grid.md), so the fleet goes to its physical floor, 0 W; then back
-        # to the plan
+        # LOAD_DISPATCH -50 kW for 15 simulated minutes, to its end: these cars cannot export (DIN and -2 only here;
+        # the export test below has -20 BPT cars), so the fleet goes to its physical floor, 0 W; then back to the
+        # plan
         first = v.event("LOAD_DISPATCH", "setpoint", [-50.0], minutes=minutes)
         await until(lambda: (first, "optIn") in v.answers, 20)
         await until(lambda: f"oadr:{first}" in run.signals and "goneH" in run.signals[f"oadr:{first}"], 30)
@@ -148,3 +159,51 @@ async def test_openadr_load_dispatch_and_its_cancellation(tmp_path: Path) -> Non
     assert sigs[f"oadr:{second}"]["goneH"] < sigs[f"oadr:{second}"]["intervals"][0]["endH"]  # cancelled early
     assert any(x >= 60_000.0 for x in v.readings.get("site-import", []))  # the VTN heard the site's import
     assert any(x == 0.0 for x in v.readings.get("site-import", []))
+
+
+@pytest.mark.parametrize("dynamic", [False, True], ids=["absolute", "dynamic"])
+async def test_bpt_cars_follow_an_export_setpoint_across_processes(tmp_path: Path, dynamic: bool) -> None:
+    """2 stations x 3 EVSEs in 2 worker processes, mostly -20 BPT cars; the operator asks the site for -20 kW
+    (export) from 0.25 to 0.6 simulated h: the BPT cars discharge and the aggregate follows the setpoint within the
+    envelope the report gives; the DIN and -2 cars never feed back; the report's files are written. The setpoints
+    go as Absolute TxProfiles per re-plan, or (dynamic) as one Dynamic profile per car updated with
+    UpdateDynamicSchedule."""
+    signals = tmp_path / "signals.json"
+    signals.write_text(json.dumps([{"id": "export-20kw", "target": {"kind": "site", "id": "site"},
+                                    "intervals": [{"start": "now+15m", "end": "now+36m", "setpointW": -20000}]}]))
+    config = FleetConfig(stations=2, evses=3, hours=0.8, time_scale=120.0, seed=6, step_min=5.0, sample_s=0.25,
+                         signals=signals_from_file(signals), dist=V2G, workers=2, timeout_scale=TIMEOUT_SCALE,
+                         dynamic_v2x=dynamic)
+    run = FleetRun(config)
+    bpt = [c for c in run.specs if c.max_discharge_w > 0 and c.arrival_h < 0.1]
+    assert sum(c.max_discharge_w for c in bpt) >= 40_000.0  # the draw: enough BPT cars to export 20 kW
+    result = await run.run()
+    out = tmp_path / "report"
+    data = write_report(result, out)
+
+    page = (out / "report.html").read_text()
+    for png in ("aggregate.png", "cars.png", "energy.png"):
+        assert (out / png).stat().st_size > 5000 and f'src="{png}"' in page
+    assert {"iso20-dc-bpt", "iso20-ac-bpt"} <= set(data["fleet"]["kinds"]) and not data["fleet"]["failed"], \
+        data["cars"]
+    assert {c["protocol"] for c in data["cars"]} == {"iso20", "din", "iso2"}
+    # the DIN/-2 cars always get TxProfiles; the BPT cars' setpoints go as updates of a Dynamic profile, or not
+    assert data["dispatch"]["SetChargingProfile"] > 0
+    assert (data["dispatch"].get("UpdateDynamicSchedule", 0) > 0) == dynamic, data["dispatch"]
+
+    (export,) = [w for w in data["windows"] if w["setpointW"] == -20_000.0]
+    assert export["checkedSamples"] >= 20
+    # the cars could give at least 20 kW throughout: the target is the setpoint itself
+    assert export["meanPhysMinW"] <= -20_000.0 and export["meanTargetW"] == -20_000.0, export
+    assert export["followed"], export
+    assert export["meanPowerW"] == pytest.approx(-20_000.0, abs=1000.0 + 400.0)
+    assert export["minPowerW"] >= export["meanPhysMinW"] - 1000.0  # never beyond what the cars could give
+    assert data["power"]["peakExportW"] >= 19_000.0 and data["energy"]["exportedWh"] > 0
+    (before,) = [w for w in data["windows"] if w["endH"] == export["startH"]]
+    assert before["meanPowerW"] > 0  # charging before the event
+    for car in result.cars:  # only BPT cars fed back; nobody below its minimum SoC
+        if car.spec.max_discharge_w == 0:
+            assert all(p >= 0 for _, p, _ in car.samples), car.spec
+        assert all(soc >= car.spec.min_soc_pct - 0.01 for _, _, soc in car.samples)
+    assert sum(c["exportedWh"] for c in data["cars"] if c["kind"].startswith("iso20")) == \
+        pytest.approx(data["energy"]["exportedWh"], abs=0.5)

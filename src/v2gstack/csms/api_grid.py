@@ -20,6 +20,7 @@ from ..grid.model import Opt, SignalError, UnknownSignal
 from .audit import note
 from .auth import ApiAuth, Role
 from .service import Csms
+from .singletons import GRID
 
 
 class OptIn(BaseModel):
@@ -34,6 +35,9 @@ def add_grid_routes(app: FastAPI, csms: Csms, auth: ApiAuth) -> None:
 
     def grid() -> Any:
         if csms.grid is None:
+            if csms.singletons is not None and GRID in csms.singletons.jobs:  # a cluster: on the elected node only
+                raise HTTPException(409, "the grid control runs on the elected node of the cluster, not on this one "
+                                         "(GET /api/cluster names it)")
             raise HTTPException(409, "this CSMS runs no grid control")
         return csms.grid
 

@@ -1,6 +1,8 @@
 """The fleet simulation: our CSMS with grid control and dispatch, N of our stations (OCPP over websockets) with M
-EVSEs each bridged to an SECC on loopback, and a seeded fleet of our EVCCs (DIN 70121 and ISO 15118-2, AC and DC)
-arriving, charging under the CSMS's plan and leaving; sampled into a result for the report (report.py).
+EVSEs each bridged to an SECC on loopback, and a seeded fleet of our EVCCs (DIN 70121, ISO 15118-2 AC and DC,
+ISO 15118-20 AC_BPT and DC_BPT) arriving, charging (and discharging) under the CSMS's plan and leaving; sampled
+into a result for the report (fleet_report.py). The CSMS runs in this process, the stations and cars in worker
+processes (hosts.py) that tell this one their cars' states every sample period and their records at the end.
 
 Time scale X (simulated seconds per wall-clock second): everything runs in wall-clock time, the world is shrunk
 instead. Powers are physical (a car takes up to 11 or 50 kW); simulated durations are divided by X (a 4 h stay is
@@ -17,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import tempfile
 import time
 from collections.abc import Mapping
@@ -30,15 +33,17 @@ from ..csms.service import Csms, CsmsConfig
 from ..csms.store import Store
 from ..grid.model import Target, TargetKind, load_signal_file, resolve_times
 from ..grid.openadr_map import VenConfig
-from ..iso15118 import EvccConfig, EVModel, run_evcc
-from ..ocpp import BackOff
-from ..station import ChargingStation, StationConfig
-from ..station.bridge import BridgeConfig, EvseBridge, start_bridged_seccs
 from ..times import parse_rfc3339, rfc3339
+from .hosts import PASSWORD, CarRun, FleetEV, HostConfig, HostProcess, LocalHost, SimClock, spread
 from .population import CarSpec, Distributions, draw_fleet, station_ids
 
 log = logging.getLogger(__name__)
-PASSWORD = "fleet-station-password-01"
+__all__ = ["CarRun", "FleetConfig", "FleetEV", "FleetResult", "FleetRun", "Sample"]
+
+
+def default_workers() -> int:
+    """As many worker processes as cores (the CSMS shares them), at least one."""
+    return max(1, os.cpu_count() or 1)
 
 
 @dataclass
@@ -62,6 +67,14 @@ class FleetConfig:
     control20: str = "dynamic"  # the -20 BPT cars' control mode: dynamic follows the station's target
     evse_max_discharge_w: float = 30_000.0  # what an EVSE lets a -20 BPT car feed back (the hardware's DC figure)
     dist: Distributions = field(default_factory=Distributions)
+    timeout_scale: float = 1.0
+    """The SECCs' sequence timeouts (ISO 15118-20: 0.5 s after a charge loop) and the EVCCs' timeouts (DIN and -2:
+    0.25 s for a CurrentDemandRes) x this; 1: the standards' values. A starved process (a loaded machine, a low
+    priority) can miss them: more stretches them for such a run."""
+    dynamic_v2x: bool = False
+    """The CSMS sends the V2X cars' setpoints as Dynamic profiles updated with UpdateDynamicSchedule (GridConfig)."""
+    workers: int = field(default_factory=default_workers)
+    """Worker processes for the stations and cars (the CSMS stays in this one); 0: all in this process."""
 
     def __post_init__(self) -> None:
         """Refuse what cannot run."""
@@ -69,66 +82,13 @@ class FleetConfig:
             raise ValueError("--stations and --evses must be at least 1")
         if not self.hours > 0 or not self.time_scale > 0:
             raise ValueError("--hours and --time-scale must be positive")
+        if not self.timeout_scale >= 1.0:
+            raise ValueError("--timeout-scale must be at least 1")
+        if self.workers < 0:
+            raise ValueError("--workers must be 0 (one process) or more")
         if self.step_min * 60 / self.time_scale < 1.0:
             raise ValueError("the planning step would be under 1 wall second (OCPP schedules count whole seconds): "
                              "lower --time-scale or raise --step-min")
-
-
-@dataclass
-class FleetEV(EVModel):
-    """An EV of the fleet: it ends its session at its departure (as when its target is met), and keeps the power
-    it takes now (for the samples)."""
-
-    leave_at: float = math.inf  # time.monotonic() of the departure
-    power_w: float = 0.0
-
-    @property
-    def full(self) -> bool:
-        """Done: the target SoC is reached or it is time to leave."""
-        return self.soc >= self.target_soc or time.monotonic() >= self.leave_at
-
-    def charge(self, power_w: float, dt_s: float) -> float:
-        """EVModel.charge, remembering the power."""
-        self.power_w = power_w
-        return super().charge(power_w, dt_s)
-
-    def discharge(self, power_w: float, dt_s: float) -> float:
-        """EVModel.discharge, remembering the power (negative)."""
-        self.power_w = -power_w
-        return super().discharge(power_w, dt_s)
-
-    def max_discharge_now(self, evse_max_w: float, bpt: bool) -> float:
-        """What the car can feed back now (W, >= 0): a -20 BPT car above its minimum SoC."""
-        if not bpt or not self.can_discharge:
-            return 0.0
-        return min(self.dc_max_discharge_power, evse_max_w)
-
-    def max_power_now(self, evse_max_w: float) -> float:
-        """What the car can take now (W): DC within its taper above the bulk SoC, AC at its current."""
-        if self.full:
-            return 0.0
-        if self.dc_max_power <= 0:  # an AC car
-            return self.ac_power(None, 230.0)
-        voltage, current = self.dc_request(None, evse_max_w)
-        return voltage * current
-
-
-@dataclass
-class CarRun:
-    """One car's visit as it went."""
-
-    spec: CarSpec
-    ev: FleetEV | None = None
-    plugged_h: float | None = None
-    left_h: float | None = None
-    reason: str = "not arrived"
-    protocol: str | None = None
-    ok: bool = False
-    samples: list[tuple[float, float, float]] = field(default_factory=list)  # (t_h, power W, SoC %)
-
-    def delivered_wh(self, scale: float) -> float:
-        """Energy into the battery, simulated Wh."""
-        return 0.0 if self.ev is None else (self.ev.energy_wh - self.ev.discharged_wh) * scale
 
 
 @dataclass
@@ -158,6 +118,7 @@ class FleetResult:
     plan_methods: dict[str, int]
     wall_s: float
     started: str
+    dispatch: dict[str, int] = field(default_factory=dict)  # the CSMS's dispatch CALLs accepted, by action
 
 
 def scale_signals(raws: list[Any], start: datetime, scale: float) -> list[Any]:
@@ -222,32 +183,29 @@ class FleetRun:
         self.signals: dict[str, dict[str, Any]] = {}
         self.grid: GridControl | None = None
         self.csms: Csms | None = None
-        self.stations: list[ChargingStation] = []
-        self.bridges: dict[str, list[EvseBridge]] = {}
+        self.hosts: list[HostProcess | LocalHost] = []
+        self.clock = SimClock(config.time_scale)
         self.started = asyncio.Event()  # everything is up, the clock runs
-        self._t0 = 0.0
-        self._wall0 = datetime.now(UTC)
         self._methods: dict[str, int] = {}
         self._last_plan: Any = None
-        self._ended = False
 
     # ----- the clock -----
 
     def sim_h(self) -> float:
         """Simulated hours since the start."""
-        return (time.monotonic() - self._t0) * self.config.time_scale / 3600.0
+        return self.clock.sim_h()
 
     def wall_of(self, sim_h: float) -> datetime:
         """The wall-clock time of a simulated instant."""
-        return self._wall0 + timedelta(seconds=sim_h * 3600.0 / self.config.time_scale)
+        return self.clock.wall_of(sim_h)
 
     async def wait_sim(self, sim_h: float) -> None:
         """Sleep until the simulated clock reads `sim_h` hours."""
-        await asyncio.sleep(max(0.0, (sim_h - self.sim_h()) * 3600.0 / self.config.time_scale))
+        await self.clock.wait_sim(sim_h)
 
     def sim_of(self, t: datetime) -> float:
         """The simulated hours of a wall-clock time."""
-        return (t - self._wall0).total_seconds() * self.config.time_scale / 3600.0
+        return self.clock.sim_of(t)
 
     # ----- the run -----
 
@@ -266,99 +224,48 @@ class FleetRun:
         grid = self.grid = GridControl(csms, GridConfig(
             dispatch=True, step_s=step_s, horizon_steps=max(1, math.ceil(cfg.horizon_h * 60 / cfg.step_min)),
             time_budget_s=cfg.solver_budget_s, solver_process=len(self.specs) > 200, resolve_s=step_s,
-            default_need_wh=20_000.0 / x, default_departure_s=8 * 3600.0 / x))
-        tasks: list[asyncio.Task[Any]] = []
+            default_need_wh=20_000.0 / x, default_departure_s=8 * 3600.0 / x, dynamic_v2x=cfg.dynamic_v2x))
+        host_config = HostConfig(f"ws://127.0.0.1:{csms.port}/ocpp", cfg.evses, x, cfg.evse_max_power_w,
+                                 cfg.evse_max_discharge_w, cfg.control20, cfg.loop_interval_s, cfg.sample_s,
+                                 logging.getLogger().getEffectiveLevel(), cfg.timeout_scale)
+        sampler: asyncio.Task[None] | None = None
         began = time.perf_counter()
+        started = False
         try:
-            for sid in ids:
-                st = ChargingStation(StationConfig(sid, f"ws://127.0.0.1:{csms.port}/ocpp", password=PASSWORD,
-                                                   evses=cfg.evses, max_power_w=cfg.evse_max_power_w,
-                                                   backoff=BackOff(0.05, 0.05, 1), call_timeout=10.0,
-                                                   ping_interval=None))
-                st.model.put("SampledDataCtrlr", "TxUpdatedInterval", "1")
-                st.model.put("AuthCtrlr", "Enabled", "false")  # free vend: the cars pay externally (EIM)
-                await st.start()
-                self.stations.append(st)
-            for st in self.stations:
-                await st.wait_accepted()
-                self.bridges[st.config.station_id] = await start_bridged_seccs(
-                    st, port=0, sdp_port=0, protocols=("iso20", "iso2", "din"),
-                    config=BridgeConfig(allow_discharge_w=cfg.evse_max_discharge_w))
+            for n, (sids, cars) in enumerate(spread(ids, self.specs, max(1, cfg.workers))):
+                self.hosts.append(HostProcess(host_config, sids, cars, f"fleet-worker-{n + 1}") if cfg.workers
+                                  else LocalHost(host_config, sids, cars))
+            await asyncio.gather(*(h.ready() for h in self.hosts))
             grid.start()
-            self._t0 = time.monotonic()
-            self._wall0 = datetime.now(UTC)
+            self.clock.t0, self.clock.wall0 = time.monotonic(), datetime.now(UTC)
+            started = True
             if cfg.signals:
-                grid.apply(scale_signals(cfg.signals, self._wall0, x), source="file")
+                grid.apply(scale_signals(cfg.signals, self.clock.wall0, x), source="file")
             if cfg.openadr_vtn:
                 await grid.start_ven(VenConfig(cfg.openadr_vtn, ven_name="v2gstack-fleet", telemetry_s=1.0))
-            tasks = [asyncio.create_task(self._car(n, car), name=f"car-{car.spec.name}")
-                     for n, car in enumerate(self.cars)]
+            for h in self.hosts:
+                h.go(self.clock.t0, self.clock.wall0)
             sampler = asyncio.create_task(self._sample(), name="fleet-sampler")
-            tasks.append(sampler)
             self.started.set()
             await self.wait_sim(cfg.hours)
         finally:
-            end_h = min(self.sim_h(), cfg.hours) if self._t0 else 0.0
-            self._ended = True
-            for car in self.cars:  # the cars still charging stop as at a departure (a clean end of session)
-                if car.ev is not None:
-                    car.ev.leave_at = 0.0
-            if tasks:
-                tasks[-1].cancel()  # the sampler: the report ends here
-                _, late = await asyncio.wait(tasks[:-1], timeout=10.0) if len(tasks) > 1 else (set(), set())
-                for task in late:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-            for car in self.cars:
-                if car.plugged_h is not None and (car.left_h is None or car.left_h > end_h):
-                    car.left_h, car.reason = end_h, "still plugged in at the end of the run"
+            end_h = min(self.sim_h(), cfg.hours) if started else 0.0
+            if sampler is not None:
+                sampler.cancel()  # the report ends here
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampler
+            records = await asyncio.gather(*(h.finish(end_h) for h in self.hosts), return_exceptions=True)
             await grid.close()
-            for bridges in self.bridges.values():
-                for b in bridges:
-                    with contextlib.suppress(Exception):
-                        await b.close()
-            for st in self.stations:
-                with contextlib.suppress(Exception):
-                    await st.stop()
             await csms.close()
             store.close()
+        for rec in records:
+            if isinstance(rec, BaseException):
+                raise rec
+            for n, car in rec.items():  # the hosts' records, with the samples the parent took
+                car.samples = self.cars[n].samples
+                self.cars[n] = car
         return FleetResult(cfg, self.cars, self.samples, self.signals, grid.solves, self._methods,
-                           time.perf_counter() - began, rfc3339(self._wall0, "seconds"))
-
-    async def _car(self, n: int, car: CarRun) -> None:
-        """One car: wait for its arrival, charge over ISO 15118 until its departure or target, leave."""
-        spec, x = car.spec, self.config.time_scale
-        await self.wait_sim(spec.arrival_h)
-        if self._ended:
-            return
-        bridge = self.bridges[spec.station][spec.evse - 1]
-        # the EVSE may still be closing the last car's transaction
-        while bridge.active is not None or bridge.ending:
-            await asyncio.sleep(0.05)
-        stay_s = (spec.departure_h - self.sim_h()) * 3600.0 / x
-        ev = car.ev = FleetEV(capacity_wh=spec.capacity_wh / x, soc=spec.soc_pct, target_soc=spec.target_soc_pct,
-                              departure_time=max(1, int(stay_s)), ac_max_current=spec.max_power_w / 690.0,
-                              dc_max_power=spec.max_power_w if spec.energy.startswith("dc") else 0.0,
-                              dc_max_current=200.0, dc_max_discharge_power=spec.max_discharge_w,
-                              min_soc=spec.min_soc_pct, leave_at=time.monotonic() + stay_s)
-        config = EvccConfig(protocols=(spec.protocol,), energy=spec.energy, loops=0,
-                            control=self.config.control20,
-                            loop_interval=self.config.loop_interval_s, ongoing_interval=0.05,
-                            evcc_id=f"0A{n:010X}")
-        server = bridge.server
-        assert server is not None
-        car.plugged_h, car.reason, car.protocol = self.sim_h(), "charging", spec.protocol
-        try:
-            result = await run_evcc(config, ev, secc=server.addresses()["tcp"])
-        finally:
-            ev.power_w = 0.0
-        car.left_h = self.sim_h()
-        car.ok, car.protocol = result.ok, result.protocol or car.protocol
-        if self._ended:  # stopped by the end of the run (run() marks it)
-            return
-        car.reason = ("target reached" if ev.soc >= ev.target_soc else "departed") if result.ok else result.reason
+                           time.perf_counter() - began, rfc3339(self.clock.wall0, "seconds"), dict(grid.messages))
 
     def _in_force(self, now: datetime) -> tuple[float | None, float | None, float | None]:
         """The site's import limit, export limit and setpoint in force now (W)."""
@@ -388,23 +295,20 @@ class FleetRun:
             self.signals[sid].setdefault("goneH", round(self.sim_h(), 4))
 
     async def _sample(self) -> None:
-        """Every sample_s: the cars' power and SoC, the signals in force, the plan."""
+        """Every sample_s: the cars' power and SoC (as their hosts last told), the signals in force, the plan."""
         assert self.grid is not None
-        evse_max = self.config.evse_max_power_w
         while True:
             now = datetime.now(UTC)
             t = self.sim_h()
             total = high = low = 0.0
             active = 0
-            for car in self.cars:
-                ev = car.ev
-                if ev is None or car.plugged_h is None or car.left_h is not None:
-                    continue
-                active += 1
-                total += ev.power_w
-                high += ev.max_power_now(evse_max)
-                low -= ev.max_discharge_now(self.config.evse_max_discharge_w, car.spec.max_discharge_w > 0)
-                car.samples.append((round(t, 5), round(ev.power_w, 1), round(ev.soc, 3)))
+            for host in self.hosts:
+                for c in host.states:
+                    active += 1
+                    total += c.power_w
+                    high += c.max_w
+                    low -= c.max_discharge_w
+                    self.cars[c.index].samples.append((round(t, 5), c.power_w, c.soc))
             imp, exp, sp = self._in_force(now)
             plan, start = self.grid.plan, self.grid.plan_start
             planned = None
@@ -426,4 +330,6 @@ def summary_inputs(result: FleetResult) -> Mapping[str, Any]:
     return {"stations": c.stations, "evsesPerStation": c.evses, "hours": c.hours, "timeScale": c.time_scale,
             "seed": c.seed, "stepMin": c.step_min, "sampleS": c.sample_s, "settleS": c.settle_s,
             "loopIntervalS": c.loop_interval_s, "evseMaxPowerW": c.evse_max_power_w,
+            "evseMaxDischargeW": c.evse_max_discharge_w, "workers": c.workers, "timeoutScale": c.timeout_scale,
+            "dynamicV2x": c.dynamic_v2x,
             "openadrVtn": bool(c.openadr_vtn)}

@@ -119,7 +119,7 @@ def summary(result: FleetResult) -> dict[str, Any]:
     ws = windows(result)
     return {
         "inputs": dict(summary_inputs(result)), "started": result.started, "wallS": round(result.wall_s, 2),
-        "solves": result.solves, "planMethods": result.plan_methods,
+        "solves": result.solves, "planMethods": result.plan_methods, "dispatch": result.dispatch,
         "fleet": {"cars": len(cars), "departed": len(departed),
                   "kinds": {k: sum(1 for c in cars if c["kind"] == k) for k in sorted({c["kind"] for c in cars})},
                   "failed": [{"name": c["name"], "reason": c["reason"]} for c in cars
@@ -129,7 +129,8 @@ def summary(result: FleetResult) -> dict[str, Any]:
                    "deliveredWh": round(sum(c["deliveredWh"] for c in cars), 1),
                    "departedRequestedWh": round(sum(c["requestedWh"] for c in departed), 1),
                    "departedDeliveredWh": round(sum(c["deliveredWh"] for c in departed), 1),
-                   "departedMet": sum(1 for c in departed if c["metPct"] >= 99.0)},
+                   "departedMet": sum(1 for c in departed if c["metPct"] >= 99.0),
+                   "exportedWh": round(sum(c["exportedWh"] for c in cars), 1)},
         "power": {"peakImportW": max([0.0, *power]), "peakExportW": max([0.0, *(-p for p in power)]),
                   "samples": len(power)},
         "signals": list(result.signals.values()),
@@ -197,11 +198,15 @@ def _plots(result: FleetResult, out: Path) -> None:
     ax.bar([i - 0.2 for i in idx], [c.spec.need_wh / 1000 for c in plugged], 0.4, label="requested",
            color="tab:grey")
     ax.bar([i + 0.2 for i in idx], [c.delivered_wh(result.config.time_scale) / 1000 for c in plugged], 0.4,
-           label="delivered", color=["tab:blue" if c.reason in ("departed", "target reached") else "tab:cyan"
+           label="delivered, net", color=["tab:blue" if c.reason in ("departed", "target reached") else "tab:cyan"
                                      for c in plugged])
+    back = [0.0 if c.ev is None else -c.ev.discharged_wh * result.config.time_scale / 1000 for c in plugged]
+    if any(back):
+        ax.bar([i + 0.2 for i in idx], back, 0.4, label="fed back (V2G)", color="tab:purple")
+        ax.axhline(0, color="grey", lw=0.5)
     ax.set_xticks(list(idx), [c.spec.name for c in plugged], rotation=90, fontsize=7)
     ax.set_ylabel("kWh")
-    ax.set_title("Energy at departure: requested vs delivered (light: still plugged in at the end)")
+    ax.set_title("Energy at departure: requested vs delivered, net (light: still plugged in at the end)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -224,8 +229,11 @@ def _html(data: dict[str, Any]) -> str:
     facts = [("started (wall clock)", data["started"]), ("wall time (s)", data["wallS"]),
              ("seed", inputs["seed"]), ("planning step (simulated min)", inputs["stepMin"]),
              ("plans made", data["solves"]), ("plan methods", json.dumps(data["planMethods"])),
+             ("dispatch CALLs accepted", json.dumps(data["dispatch"])),
              ("cars", data["fleet"]["cars"]), ("car kinds", json.dumps(data["fleet"]["kinds"])),
-             ("energy requested / delivered (kWh)", f"{e['requestedWh'] / 1000:.1f} / {e['deliveredWh'] / 1000:.1f}"),
+             ("energy requested / delivered, net (kWh)",
+              f"{e['requestedWh'] / 1000:.1f} / {e['deliveredWh'] / 1000:.1f}"),
+             ("energy fed back by BPT cars (kWh)", f"{e['exportedWh'] / 1000:.1f}"),
              ("departed cars: needs met", f"{e['departedMet']} of {data['fleet']['departed']}"),
              ("peak import / export (kW)", f"{data['power']['peakImportW'] / 1000:.1f} / "
                                            f"{data['power']['peakExportW'] / 1000:.1f}"),
@@ -253,7 +261,8 @@ simulated time they look time-scale times longer.</p>
 <h2>Site power</h2><img src="{f['aggregate']}" alt="aggregate power vs setpoint and limits">
 <h2>Signal windows</h2>
 {_table(data['windows'], ['startH', 'endH', 'importLimitW', 'exportLimitW', 'setpointW', 'checkedSamples',
-                          'meanPowerW', 'maxPowerW', 'meanPhysMaxW', 'meanPlanErrorW', 'meanTargetW', 'meanAbsErrorW',
+                          'meanPowerW', 'minPowerW', 'maxPowerW', 'meanPhysMinW', 'meanPhysMaxW', 'meanPlanErrorW',
+                          'meanTargetW', 'meanAbsErrorW',
                           'withinTolerance', 'maxImportExcessW', 'importExcursions', 'longestImportExcursionS',
                           'followed'])}
 <h2>Signals</h2>
@@ -261,7 +270,7 @@ simulated time they look time-scale times longer.</p>
 <h2>Cars</h2><img src="{f['cars']}" alt="per-car SoC and power">
 <h2>Energy at departure</h2><img src="{f['energy']}" alt="energy delivered vs requested">
 {_table(data['cars'], ['name', 'kind', 'protocol', 'pluggedH', 'departureH', 'leftH', 'reason', 'socStart',
-                       'socEnd', 'requestedWh', 'deliveredWh', 'metPct'])}
+                       'socEnd', 'requestedWh', 'deliveredWh', 'exportedWh', 'metPct'])}
 </body></html>
 """
 
@@ -291,5 +300,7 @@ def _car_rows(result: FleetResult) -> list[dict[str, Any]]:
                      "capacityWh": c.spec.capacity_wh, "socStart": c.spec.soc_pct,
                      "socEnd": None if c.ev is None else round(c.ev.soc, 2), "requestedWh": c.spec.need_wh,
                      "deliveredWh": round(delivered, 1),
+                     "exportedWh": 0.0 if c.ev is None else round(c.ev.discharged_wh * x, 1),
+                     "maxDischargeW": c.spec.max_discharge_w,
                      "metPct": round(100.0 * delivered / c.spec.need_wh, 1) if c.spec.need_wh > 0 else 100.0})
     return rows

@@ -11,9 +11,11 @@ PROTOCOLS: dict[str, tuple[str, str]] = {
     "iso2-dc": ("iso2", "dc"),
     "iso2-ac": ("iso2", "ac"),
     "iso20-dc-bpt": ("iso20", "dc_bpt"),
+    "iso20-ac-bpt": ("iso20", "ac_bpt"),
 }
-"""The car kinds of the mix: name -> (ISO 15118 protocol key, energy). The ISO 15118-20 DC_BPT car runs dynamic
-control: it follows the station's power target, discharging where the CSMS's plan says so (OCPP 2.1)."""
+"""The car kinds of the mix: name -> (ISO 15118 protocol key, energy). The ISO 15118-20 BPT cars (DC_BPT and
+AC_BPT) run dynamic control: they follow the station's power target, discharging where the CSMS's plan says so
+(OCPP 2.1 V2X); DIN 70121 and ISO 15118-2 cars only charge."""
 
 
 @dataclass(frozen=True)
@@ -30,11 +32,11 @@ class Distributions:
     max_soc_pct: float = 95.0  # a need is cut to reach at most this SoC
     ac_max_current_a: float = 16.0  # an AC car: 3 phases at 230 V (11 kW)
     dc_max_power_kw: tuple[float, ...] = (50.0,)  # a DC car, within the EVSE's rating
-    dc_max_discharge_kw: float = 25.0  # a -20 BPT car
+    dc_max_discharge_kw: float = 25.0  # a -20 DC_BPT car
+    ac_max_discharge_kw: float = 11.0  # a -20 AC_BPT car (16 A x 3 x 230 V back)
     min_soc_pct: float = 20.0  # a -20 BPT car is never discharged below
-    # the -20 BPT car is not in the default mix: in one process under load its sessions meet the SECC's 0.5 s
-    # sequence timeout (docs/grid.md, the fleet simulation); `--mix` adds it
-    mix: tuple[tuple[str, float], ...] = (("din-dc", 1.0), ("iso2-dc", 1.0), ("iso2-ac", 2.0))
+    mix: tuple[tuple[str, float], ...] = (("din-dc", 1.0), ("iso2-dc", 1.0), ("iso2-ac", 1.0), ("iso20-dc-bpt", 1.0),
+                                          ("iso20-ac-bpt", 1.0))
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class CarSpec:
     soc_pct: float
     need_wh: float
     max_power_w: float  # what the car can take (AC: its current at 3 x 230 V; DC: its power)
-    max_discharge_w: float = 0.0  # what it can feed back (-20 BPT only)
+    max_discharge_w: float = 0.0  # what it can feed back (-20 BPT only; 0: a charge-only car)
     min_soc_pct: float = 0.0  # the lowest SoC it may be discharged to
 
     @property
@@ -61,7 +63,7 @@ class CarSpec:
 
     @property
     def energy(self) -> str:
-        """ac or dc."""
+        """ac, dc, ac_bpt or dc_bpt."""
         return PROTOCOLS[self.kind][1]
 
     @property
@@ -94,13 +96,14 @@ def draw_fleet(stations: int, evses: int, hours: float, seed: int,
                 capacity = rng.choice(d.capacity_kwh) * 1000.0
                 soc = rng.uniform(*d.soc_pct)
                 need = min(rng.uniform(*d.need_kwh) * 1000.0, (d.max_soc_pct - soc) / 100.0 * capacity)
-                power = d.ac_max_current_a * 230.0 * 3 if PROTOCOLS[kind][1] == "ac" else \
+                power = d.ac_max_current_a * 230.0 * 3 if PROTOCOLS[kind][1].startswith("ac") else \
                     rng.choice(d.dc_max_power_kw) * 1000.0
                 departure = t + dwell  # may lie after the end of the run: the car tells it all the same
-                bpt = PROTOCOLS[kind][1].endswith("_bpt")
+                energy = PROTOCOLS[kind][1]
+                back = {"dc_bpt": d.dc_max_discharge_kw, "ac_bpt": d.ac_max_discharge_kw}.get(energy, 0.0) * 1000.0
                 cars.append(CarSpec(f"{sid}-{evse}-{n}", sid, evse, kind, round(t, 4), round(departure, 4),
-                                    capacity, round(soc, 2), round(need, 1), power,
-                                    d.dc_max_discharge_kw * 1000.0 if bpt else 0.0, d.min_soc_pct if bpt else 0.0))
+                                    capacity, round(soc, 2), round(need, 1), power, back,
+                                    d.min_soc_pct if back else 0.0))
                 t = departure + rng.uniform(*d.gap_h)
     return cars
 
