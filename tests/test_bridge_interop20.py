@@ -62,9 +62,10 @@ def test_reference_iso20_evccs_charge_at_our_station(tmp_path: Path) -> None:
     store.close()
     settings = tmp_path / "station.toml"
     settings.write_text("[iso15118]\ntimers_scale = 3.0\n")
-    # the reference EVCC cannot follow a ScheduleRenegotiation (NotImplementedError, then it stops); the CSMS's own
-    # profile for the EV's needs (K15) may land after the schedule exchange and make the station renegotiate, so
-    # this CSMS answers the needs without a profile (the renegotiation itself is tested with our EVs)
+    # the reference EVCC cannot follow a ScheduleRenegotiation (NotImplementedError, then it stops). The station
+    # renegotiates only when a profile lowers what the car was offered, but the CSMS's profile for these EVs' needs
+    # (K15: their energy spread until their departure, about 5 kW) is lower than their 11 kW offer, so the station
+    # must renegotiate; this CSMS answers the needs without a profile (the renegotiation is tested with our EVs)
     csms_settings = tmp_path / "csms.toml"
     csms_settings.write_text("[smart_charging]\nneeds_profiles = false\n")
     link = netns.VethLink.create()

@@ -134,6 +134,8 @@ def _downgrade(url: str) -> None:
     engine = create_engine(engine_url(url))
     with engine.begin() as conn:
         conn.execute(text("DROP INDEX IF EXISTS ix_meter_values_station_evse_time"))
+        if url.startswith("postgresql"):  # the previous version's foreign key, which the upgrade drops again
+            conn.execute(text("ALTER TABLE meter_values ADD FOREIGN KEY (event_id) REFERENCES transaction_events (id)"))
         for column in NEW_COLUMNS:
             conn.execute(text(f"ALTER TABLE meter_values DROP COLUMN {column}"))
         conn.execute(text("INSERT INTO stations (id, security_profile, connector_status) VALUES ('CS1', 1, '{}')"))
@@ -160,6 +162,7 @@ async def test_database_of_the_previous_version_is_upgraded(db_url: str) -> None
     try:
         columns = {c["name"] for c in inspect(store.engine).get_columns("meter_values")}
         assert set(NEW_COLUMNS) <= columns
+        assert inspect(store.engine).get_foreign_keys("meter_values") == []
         tx = store.transaction("CS1", "old-tx")
         assert [(m["value"], m["unit"], m["evseId"]) for m in tx["meterValues"]] == [
             (2500.0, "Wh", 3), (4000.0, "Wh", 3)]

@@ -21,7 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from helpers.csms import PASSWORD, api_client, make_db_url, running_csms
 from websockets.asyncio.client import ClientConnection, connect
 
+from v2gstack.csms import v2x_state
 from v2gstack.csms.service import Csms
+from v2gstack.csms.store import Store
+from v2gstack.csms.worker import StoreWorker
 from v2gstack.hardware import ocmf
 from v2gstack.ocpp.auth import basic_auth_header
 from v2gstack.ocpp.schemas import ocpp_package_schema_root
@@ -327,3 +330,29 @@ async def test_signed_meter_values_are_verified(db_url: str) -> None:
     assert keys2[0]["source"] == "deviceModel" and tx2["meterValues"][0]["signature"] == "valid"
     # CS2's EVSE 1 key is meter2's; a record of `meter` carrying its own key in the message does not match it
     assert [m["signature"] for m in values2 if m["transactionId"] is None] == ["keyMismatch"]
+
+
+async def test_dynamic_updates_are_written_in_one_batched_operation(db_url: str) -> None:
+    """Setpoints' UpdateDynamicSchedule values and their message-log rows go in one store operation whose batch form
+    writes a run of them with one UPDATE and one INSERT; a profile without a stored row is stored all the same."""
+    store = Store(db_url)
+    store.add_station("CS1", PASSWORD)
+    worker = StoreWorker(store)
+    try:
+        for pid in (21001, 21002):
+            await worker.run(v2x_state.op_put_dynamic, "CS1", pid, {"setpoint": -1000.0}, pid - 21000, f"tx-{pid}",
+                             "CentralSetpoint", "W")
+        entry = ("CS1", "tx", "UpdateDynamicSchedule", {"chargingProfileId": 21001,
+                 "scheduleUpdate": {"setpoint": -5000.0}}, {"status": "Accepted"}, "tx-21001", "ab12")
+        await asyncio.gather(*(worker.run(v2x_state.op_dynamic_pushed, "CS1", pid, {"setpoint": value}, e)
+                               for pid, value, e in ((21001, -5000.0, entry), (21002, -6000.0, None),
+                                                     (21009, -7000.0, None))))
+        got = {pid: store.run(v2x_state.op_get_dynamic, "CS1", pid) for pid in (21001, 21002, 21009)}
+        assert [got[p]["scheduleUpdate"]["setpoint"] for p in (21001, 21002, 21009)] == [-5000.0, -6000.0, -7000.0]
+        assert (got[21001]["transactionId"], got[21001]["operationMode"]) == ("tx-21001", "CentralSetpoint")
+        logged = store.messages(station_id="CS1")
+        assert [(m["action"], m["response"], m["transactionId"], m["sessionId"]) for m in logged] == [
+            ("UpdateDynamicSchedule", {"status": "Accepted"}, "tx-21001", "AB12")]
+    finally:
+        worker.close()
+        store.close()

@@ -161,6 +161,40 @@ def test_schedule_renegotiation(control: str) -> None:
     assert [a.step for a in evse.seen if isinstance(a, Answered)].count(None) == 1  # one handshake
 
 
+@pytest.mark.parametrize(("energy", "control"), [("dc_bpt", "dynamic"), ("ac_bpt", "scheduled")])
+def test_service_renegotiation(energy: str, control: str) -> None:
+    """EVSENotification ServiceRenegotiation (announced in ServiceDiscoveryRes): the EV stops the transfer (DC:
+    welding detection), SessionStop(ServiceRenegotiation), and, in the same session, discovers the services again
+    (BPT no longer offered: it takes the plain one), selects, prepares (DC: cable check, precharge) and charges on."""
+    sim = SimulatedEVSEConfig(service_renegotiation_after_loops=2)
+    evcc, secc, evse = pair20(energy, control, sim, loops=6)
+    result, names = run_pair(evcc, secc)
+    assert result.ok and result.services == (energy.upper(), energy.upper()[:2]), result
+    req = requests(names)
+    folded = [n for i, n in enumerate(req) if i == 0 or n != req[i - 1]]  # repeated requests (Ongoing) folded
+    stop = folded.index("SessionStopReq")
+    dc = energy.startswith("dc")
+    loop = f"{energy[:2].upper()}_ChargeLoopReq"
+    assert folded[stop - 3 if dc else stop - 2:stop] == [loop, "PowerDeliveryReq", *(
+        ["DC_WeldingDetectionReq"] if dc else [])]
+    prep = ["DC_CableCheckReq", "DC_PreChargeReq"] if dc else []
+    assert folded[stop + 1:stop + 8 + len(prep)] == [
+        "ServiceDiscoveryReq", "ServiceDetailReq", "ServiceSelectionReq", f"{energy[:2].upper()}_ChargeParameter"
+        "DiscoveryReq", "ScheduleExchangeReq", *prep, "PowerDeliveryReq", loop]
+    assert req.count("SessionStopReq") == 2 and req.count("SessionSetupReq") == 1
+    assert ended(evse).kind is FailureKind.NORMAL
+    assert len([e for e in evse.seen if isinstance(e, ScheduleChosen)]) == 2
+
+
+def test_service_renegotiation_not_announced_terminates() -> None:
+    """A ServiceRenegotiation notification from a SECC that did not announce it: the EV terminates."""
+    evcc, secc, _evse = pair20("ac", "dynamic", SimulatedEVSEConfig(service_renegotiation_after_loops=2), loops=0)
+    secc.controller.service_renegotiation20 = lambda: False  # type: ignore[method-assign]
+    result, names = run_pair(evcc, secc)
+    assert result.ok and result.services == ("AC",) and result.charge_loops == 2
+    assert requests(names)[-2:] == ["PowerDeliveryReq", "SessionStopReq"]
+
+
 def test_metering_confirmation() -> None:
     """The SECC asks for confirmation of each meter reading; the EV confirms on its side stream (EIM: unsigned)."""
     evcc, secc, _evse = pair20("dc", "scheduled", SimulatedEVSEConfig(receipt_required=True), loops=3)

@@ -11,7 +11,9 @@ import pytest
 from helpers.csms import TOKEN, our_station, running_csms
 from helpers.wait import until
 
-from v2gstack.station.profiles import ChargingProfiles, Rejection, epoch
+from v2gstack.station import ChargingStation, StationConfig
+from v2gstack.station.profiles import ChargingProfiles, Installed, Rejection, epoch
+from v2gstack.station.v2x_target import EvseTarget
 from v2gstack.times import rfc3339
 
 T0 = epoch("2026-11-24T10:00:00Z")
@@ -190,3 +192,47 @@ async def test_absurd_limit_and_endless_composite_are_rejected_over_ocpp(tmp_pat
     (state / "charging_profiles.json").write_text(json.dumps(saved))  # as an older version could have saved it
     async with running_csms(f"sqlite:///{tmp_path / 'c2.db'}") as csms, our_station(csms, state_dir=state) as st:
         assert not st.smart_charging.profiles.items
+
+
+def test_each_evse_looks_up_its_own_and_the_station_wide_profiles() -> None:
+    """The per-EVSE index a charge loop asks (its own profiles and evseId 0's, whatever the station's size) follows
+    every change of the installed set: set, replace, a transaction's end, clear, and a profile loaded from disk."""
+    profiles = ChargingProfiles([1, 2, 3])
+
+    def ids(evse: int) -> list[int]:
+        return sorted(i.profile["id"] for i in profiles.for_evse(evse))
+
+    profiles.set(0, _profile(1, "TxDefaultProfile", 0, [(0, 9000)]), {})
+    profiles.set(2, _profile(2, "TxDefaultProfile", 1, [(0, 5000)]), {})
+    profiles.set(3, _profile(3, "TxProfile", 0, [(0, 4000)], transactionId="tx-3"), {3: "tx-3"})
+    assert (ids(0), ids(1), ids(2), ids(3)) == ([1], [1], [1, 2], [1, 3])
+    profiles.set(2, _profile(2, "TxDefaultProfile", 1, [(0, 6000)]), {})  # same id: replaced, not added
+    assert ids(2) == [1, 2] and profiles.for_evse(2)[1].profile["chargingSchedule"][0][
+        "chargingSchedulePeriod"][0]["limit"] == 6000
+    profiles.end_transaction("tx-3")
+    assert ids(3) == [1]
+    profiles.clear(1)
+    assert (ids(0), ids(2)) == ([], [2])
+    profiles.items[4] = Installed(1, _profile(4, "TxDefaultProfile", 0, [(0, 3000)]))  # as a saved one is loaded
+    assert ids(1) == [4] and profiles.limit_w(1, T0 + 5) == 3000
+
+
+def test_a_change_is_told_to_the_evses_it_concerns_only() -> None:
+    """Listeners of one EVSE hear its own profile and target changes and the station-wide ones, not the other EVSEs'
+    (a station of 100 EVSEs: one call per change, not 100); the station-wide listeners hear everything."""
+    st = ChargingStation(StationConfig("CS1", "ws://127.0.0.1:9/ocpp", evses=3))
+    heard: list[tuple[str, int, int]] = []
+    everything: list[int] = []
+    st.on_profiles_changed(everything.append)
+    for n in (1, 2, 3):
+        st.on_profiles_changed(lambda e, n=n: heard.append(("profiles", n, e)), n)
+        st.on_target(lambda e, _t, n=n: heard.append(("target", n, e)), n)
+    st.smart_charging.changed(2)  # the transactions (listening to all) apply EVSE 2's target: told to EVSE 2
+    assert heard == [("target", 2, 2), ("profiles", 2, 2)]
+    heard.clear()
+    st.smart_charging.changed(0)
+    assert [h for h in heard if h[0] == "profiles"] == [("profiles", 1, 0), ("profiles", 2, 0), ("profiles", 3, 0)]
+    assert everything == [2, 0]
+    heard.clear()
+    st.v2x.told(3, EvseTarget("CentralSetpoint", -5000.0, 0.0, 5000.0, "CSMS"))
+    assert heard == [("target", 3, 3)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -182,8 +183,9 @@ class ScriptedConnection:
         self.version = Version.V21  # the agreed version (the queue sender sends each message as it carries it)
 
     async def call(self, action: str, payload: dict[str, object]) -> dict[str, object]:
-        """Record the call, then answer or raise as scripted."""
+        """Record the call, then answer or raise as scripted (after a turn of the event loop, as a socket would)."""
         self.sent.append(int(payload["n"]))  # type: ignore[call-overload]
+        await asyncio.sleep(0)
         outcome = self.outcomes.pop(0) if self.outcomes else {}
         if isinstance(outcome, Exception):
             raise outcome
@@ -217,3 +219,33 @@ async def test_queue_sender_keeps_dropped_messages_and_gives_up_on_repeated_call
     await asyncio.wait_for(sender.wait_empty(), 10)
     task.cancel()
     assert conn.sent == [0, 0, 1, 1, 1, 2] and answered == [0, 2]
+
+
+async def test_waiting_for_the_queue_ends_when_what_was_queued_is_answered() -> None:
+    """wait_empty() waits for the messages queued before it, not for those a sampler keeps queueing meanwhile (each
+    answer here queues a new message, as a periodic sampler faster than the CSMS would: the queue is never empty)."""
+    import asyncio
+
+    from v2gstack.station.sender import QueueSender
+
+    q = OfflineQueue()
+    for n in range(3):
+        q.push("TransactionEvent", {"n": n})
+    conn = ScriptedConnection([])
+    online = asyncio.Event()
+    online.set()
+
+    async def no_wait(_: float) -> None:
+        """Retry at once."""
+
+    def answered(req: dict[str, object], _answer: dict[str, object]) -> None:
+        q.push("TransactionEvent", {"n": int(req["n"]) + 3})  # type: ignore[call-overload]
+        sender.wake()
+
+    sender = QueueSender(q, online, lambda: conn, model(), no_wait, answered)  # type: ignore[arg-type,return-value]
+    task = asyncio.get_running_loop().create_task(sender.run())
+    try:
+        await asyncio.wait_for(sender.wait_empty(), 10)
+        assert conn.sent[:3] == [0, 1, 2] and len(q) > 0  # the first three answered; later ones still come
+    finally:
+        task.cancel()

@@ -29,13 +29,6 @@ CURVE = [{"frequency": 49.8, "power": -10000.0}, {"frequency": 50.0, "power": 0.
          {"frequency": 50.2, "power": 10000.0}]
 
 
-def _records(rig: Rig) -> list[dict[str, Any]]:
-    """The records of the EVSE's session (running or finished)."""
-    bridge = rig.bridges[0]
-    session = bridge.policy.active or bridge.policy.finished[-1]
-    return session.timeline.records
-
-
 def _loop_powers_after(records: list[dict[str, Any]], seq: int) -> list[float]:
     """The powers of the charge-loop responses the SECC sent after record `seq`, in order."""
     return [p for r in records if r["seq"] > seq and r.get("direction") == "tx" and r.get("message") in LOOPS
@@ -48,16 +41,8 @@ def _targets(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _target_records(rig: Rig, setpoint_w: float) -> list[dict[str, Any]]:
     """The TargetChanged records of the session with this setpoint (to 1 W)."""
-    return [t for t in _targets(_records(rig)) if t["setpoint_w"] is not None and abs(t["setpoint_w"] - setpoint_w) < 1]
+    return [t for t in _targets(rig.records()) if t["setpoint_w"] is not None and abs(t["setpoint_w"] - setpoint_w) < 1]
 
-
-async def _flowing(rig: Rig) -> str:
-    """Wait until the EVSE's transaction runs and power flows into the car; its transactionId."""
-    await until(lambda: rig.csms.active_transaction("CS1", 1) is not None
-                and rig.station.hardware(1).meter().power_w > 0)
-    tx_id = rig.csms.active_transaction("CS1", 1)
-    assert tx_id is not None
-    return tx_id
 
 
 async def _settled(rig: Rig) -> dict[str, Any]:
@@ -80,15 +65,15 @@ async def test_bpt_car_discharges_under_a_central_setpoint_from_the_csms_api(tmp
         assert rig.station.link.version == "2.1"
         async with api_client(rig.csms, "operator") as api:  # made before the car comes: its token takes a while
             ev = asyncio.create_task(rig.ev(1, "iso20", energy, control="dynamic", loops=60, interval=0.05))
-            await _flowing(rig)
+            await rig.flowing()
             r = await api.post("/api/stations/CS1/evse/1/setpoint", json={"setpoint": -7000.0})
         assert r.status_code == 200, r.text
         assert r.json()["action"] == "SetChargingProfile" and r.json()["response"]["status"] == "Accepted"
         assert rig.station.target(1).setpoint_w == -7000.0
-        records = _records(rig)
+        records = rig.records()
         [change] = [t for t in _targets(records) if t["setpoint_w"] == -7000.0]
-        await until(lambda: len(_loop_powers_after(_records(rig), change["seq"])) >= 3)
-        after = _loop_powers_after(_records(rig), change["seq"])
+        await until(lambda: len(_loop_powers_after(rig.records(), change["seq"])) >= 3)
+        after = _loop_powers_after(rig.records(), change["seq"])
         assert after[0] == pytest.approx(-7000.0, rel=0.01)  # the very next loop carries the setpoint
         result = await asyncio.wait_for(ev, 60)
         assert result.ok and result.service == energy.upper(), result.reason
@@ -109,7 +94,7 @@ async def test_local_frequency_step_reaches_the_car_in_the_next_charge_loop(tmp_
     async with bridged(tmp_path, evses=1, config=BridgeConfig(allow_discharge_w=10_000.0),
                        secc={"protocols": OFFER}) as rig:
         ev = asyncio.create_task(rig.ev(1, "iso20", "dc_bpt", control="dynamic", loops=80, interval=0.05))
-        tx_id = await _flowing(rig)
+        tx_id = await rig.flowing()
         profile = {"id": 40, "stackLevel": 0, "chargingProfilePurpose": "TxProfile", "transactionId": tx_id,
                    "chargingProfileKind": "Relative", "chargingSchedule": [{
                        "id": 40, "chargingRateUnit": "W", "chargingSchedulePeriod": [{
@@ -121,8 +106,8 @@ async def test_local_frequency_step_reaches_the_car_in_the_next_charge_loop(tmp_
         rig.station.step_frequency(49.9)
         [down] = _target_records(rig, -5000.0)
         assert down["by"] == "LocalFrequency"
-        await until(lambda: len(_loop_powers_after(_records(rig), down["seq"])) >= 2)
-        assert _loop_powers_after(_records(rig), down["seq"])[0] == pytest.approx(-5000.0, rel=0.01)
+        await until(lambda: len(_loop_powers_after(rig.records(), down["seq"])) >= 2)
+        assert _loop_powers_after(rig.records(), down["seq"])[0] == pytest.approx(-5000.0, rel=0.01)
         # the CSMS sent nothing for it: the station reacted on its own
         assert [m["action"] for m in rig.csms.store.messages(station_id="CS1")[sent_before:]
                 if m["action"] in ("SetChargingProfile", "UpdateDynamicSchedule")] == []
@@ -130,11 +115,11 @@ async def test_local_frequency_step_reaches_the_car_in_the_next_charge_loop(tmp_
                                                           "messageId": "SetGridFrequency", "data": "50.1"})
         assert knob["status"] == "Accepted"
         [up] = _target_records(rig, 5000.0)
-        await until(lambda: len(_loop_powers_after(_records(rig), up["seq"])) >= 2)
-        between = [p for p in _loop_powers_after(_records(rig), down["seq"])
-                   if p not in _loop_powers_after(_records(rig), up["seq"])]
+        await until(lambda: len(_loop_powers_after(rig.records(), up["seq"])) >= 2)
+        between = [p for p in _loop_powers_after(rig.records(), down["seq"])
+                   if p not in _loop_powers_after(rig.records(), up["seq"])]
         assert between and all(p == pytest.approx(-5000.0, rel=0.01) for p in between)
-        assert _loop_powers_after(_records(rig), up["seq"])[0] == pytest.approx(5000.0, rel=0.01)
+        assert _loop_powers_after(rig.records(), up["seq"])[0] == pytest.approx(5000.0, rel=0.01)
         result = await asyncio.wait_for(ev, 60)
         assert result.ok and result.exported_wh > 1 and result.energy_wh > 1, result.reason
 
@@ -148,7 +133,7 @@ async def test_a_bpt_car_that_cannot_discharge_is_reported(tmp_path: Path) -> No
         model = EVModel(speedup=SPEEDUP, soc=30.0, dc_max_discharge_power=0.0)
         ev = asyncio.create_task(rig.ev(1, "iso20", "dc_bpt", control="dynamic", loops=30, interval=0.05,
                                         model=model))
-        tx_id = await _flowing(rig)
+        tx_id = await rig.flowing()
         answer = await rig.csms.v2x.setpoint("CS1", 1, {"setpoint": -7000.0})
         assert answer["response"]["status"] == "Accepted"
         result = await asyncio.wait_for(ev, 60)
@@ -160,7 +145,7 @@ async def test_a_bpt_car_that_cannot_discharge_is_reported(tmp_path: Path) -> No
         [event] = events
         assert event["component"] == {"name": "ConnectedEV", "evse": {"id": 1}}
         assert event["variable"] == {"name": "Problem"} and event["transactionId"] == tx_id
-        assert [r for r in _records(rig) if r.get("what") == "DischargeRefused"]
+        assert [r for r in rig.records() if r.get("what") == "DischargeRefused"]
 
 
 async def test_a_unidirectional_iso20_car_gets_unsupported_request(tmp_path: Path) -> None:
@@ -171,16 +156,16 @@ async def test_a_unidirectional_iso20_car_gets_unsupported_request(tmp_path: Pat
                        secc={"protocols": OFFER}) as rig:
         async with api_client(rig.csms, "operator") as api:
             ev = asyncio.create_task(rig.ev(1, "iso20", "dc", control="dynamic", loops=40, interval=0.05))
-            await _flowing(rig)
+            await rig.flowing()
             refused = await api.post("/api/stations/CS1/evse/1/setpoint", json={"setpoint": -7000.0})
             assert refused.status_code == 200, refused.text
             status = refused.json()["response"]
             assert status["status"] == "Rejected" and status["statusInfo"]["reasonCode"] == "UnsupportedRequest"
             charging = await api.post("/api/stations/CS1/evse/1/setpoint", json={"setpoint": 6000.0})
         assert charging.json()["response"]["status"] == "Accepted"
-        [change] = [t for t in _targets(_records(rig)) if t["setpoint_w"] == 6000.0]
-        await until(lambda: len(_loop_powers_after(_records(rig), change["seq"])) >= 1)
-        assert _loop_powers_after(_records(rig), change["seq"])[0] == pytest.approx(6000.0, rel=0.01)
+        [change] = [t for t in _targets(rig.records()) if t["setpoint_w"] == 6000.0]
+        await until(lambda: len(_loop_powers_after(rig.records(), change["seq"])) >= 1)
+        assert _loop_powers_after(rig.records(), change["seq"])[0] == pytest.approx(6000.0, rel=0.01)
         result = await asyncio.wait_for(ev, 60)
         assert result.ok and result.exported_wh == 0, result.reason
 
@@ -192,7 +177,7 @@ async def test_an_iso15118_2_car_gets_the_right_answers_for_discharge(tmp_path: 
     async with bridged(tmp_path, evses=1, config=BridgeConfig(allow_discharge_w=10_000.0),
                        secc={"protocols": OFFER}) as rig:
         ev = asyncio.create_task(rig.ev(1, "iso2", "dc", loops=60, interval=0.05))
-        await _flowing(rig)
+        await rig.flowing()
         refused = await rig.csms.v2x.setpoint("CS1", 1, {"setpoint": -7000.0})
         assert refused["response"]["status"] == "Rejected"
         assert refused["response"]["statusInfo"]["reasonCode"] == "UnsupportedRequest"
@@ -218,10 +203,10 @@ async def test_scheduled_iso20_car_gets_the_setpoint_in_its_schedule_tuple(tmp_p
     async with bridged(tmp_path, evses=1, config=BridgeConfig(allow_discharge_w=10_000.0),
                        secc={"protocols": OFFER}) as rig:
         ev = asyncio.create_task(rig.ev(1, "iso20", "dc_bpt", control="scheduled", loops=80, interval=0.05))
-        await _flowing(rig)
+        await rig.flowing()
 
         def offered() -> list[dict[str, Any]]:
-            return [r for r in _records(rig) if r.get("what") == "ScheduleOffered"]
+            return [r for r in rig.records() if r.get("what") == "ScheduleOffered"]
 
         first = len(offered())
         answer = await rig.csms.v2x.setpoint("CS1", 1, {"setpoint": -6000.0})
@@ -243,7 +228,8 @@ async def test_scheduled_iso20_car_gets_the_setpoint_in_its_schedule_tuple(tmp_p
         assert rig.station.hardware(1).meter().power_w == pytest.approx(4000.0, rel=0.05)
         result = await asyncio.wait_for(ev, 60)
         assert result.ok and result.exported_wh > 1, result.reason
-        names = [r.get("message") for r in _records(rig) if r.get("direction") == "rx"]
+        names = [r.get("message") for r in rig.records() if r.get("direction") == "rx"]
         assert names.count("ScheduleExchangeReq") >= 3  # the first and two renegotiations
         tx = await _settled(rig)
-        assert tx["energyExportWh"] == pytest.approx(result.exported_wh, rel=0.05, abs=2.0)
+        one_loop_wh = 6000.0 * 0.05 * SPEEDUP / 3600  # the meter may trail the car by a loop either way
+        assert tx["energyExportWh"] == pytest.approx(result.exported_wh, rel=0.05, abs=one_loop_wh + 1.0)

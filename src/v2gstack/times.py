@@ -24,3 +24,8 @@ def parse_rfc3339(text: str) -> datetime:
     ValueError for text that is no such time."""
     t = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def utc_aware(t: datetime) -> datetime:
+    """A datetime read from a database as an aware one: SQLite gives naive datetimes back, stored as UTC."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.csms import PASSWORD, our_station, running_csms
+from helpers.wait import until
 from v2gstack import exi
 from v2gstack.csms.service import Csms
 from v2gstack.iso15118 import EvccConfig, EVModel, run_evcc
@@ -48,6 +49,20 @@ class Rig:
         return await run_evcc(config, model or EVModel(speedup=SPEEDUP, soc=30.0),
                               secc=self.address(evse_id, "tls" if tls_context else "tcp"),
                               tls=tls_context is not None, tls_context=tls_context)
+
+    def records(self, evse_id: int = 1) -> list[dict[str, Any]]:
+        """The timeline records of the EVSE's session (running, else the last finished)."""
+        policy = self.bridges[evse_id - 1].policy
+        session = policy.active or policy.finished[-1]
+        return session.timeline.records
+
+    async def flowing(self, evse_id: int = 1) -> str:
+        """Wait until the EVSE's transaction runs and power flows into the car; its transactionId."""
+        await until(lambda: self.csms.active_transaction("CS1", evse_id) is not None
+                    and self.station.hardware(evse_id).meter().power_w > 0)
+        tx_id = self.csms.active_transaction("CS1", evse_id)
+        assert tx_id is not None
+        return tx_id
 
 
 @asynccontextmanager

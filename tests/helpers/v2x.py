@@ -114,8 +114,9 @@ class TheirCsms21(ChargePoint21):
 
     @on("Authorize")
     async def on_authorize(self, **kw: Any) -> Any:
-        """Every token is accepted."""
-        return call_result21.Authorize(id_token_info={"status": "Accepted"})
+        """Every token is accepted, V2X allowed (Q01: without allowedEnergyTransfer it could only charge)."""
+        return call_result21.Authorize(id_token_info={"status": "Accepted"},
+                                       allowed_energy_transfer=["AC_three_phase", "AC_BPT", "DC", "DC_BPT"])
 
     @on("TransactionEvent")
     async def on_transaction_event(self, **kw: Any) -> Any:

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from ..ocpp.v2x import EnergyTransferMode
 from ..pki.ocsp import REASONS, OcspResponder
 from .api_blocks import add_block_routes
 from .api_grid import add_grid_routes
@@ -35,6 +36,7 @@ from .login import LoginPolicy, Sessions, add_login_routes
 from .ocpp16 import COMMANDS_16, OPERATOR_ACTIONS_16
 from .pnc16 import CSMS_MESSAGES
 from .service import CommandError, Csms, _remote_start_id
+from .singletons import op_singleton_holders
 from .store import StoreError, _iso
 from .strict_json import StrictJsonRoute
 from .timeline import merged_timeline
@@ -93,6 +95,9 @@ class IdTokenIn(BaseModel):
     groupId: str | None = None
     account: str | None = None
     expiresAt: datetime | None = None
+    allowedEnergyTransfer: list[EnergyTransferMode] | None = Field(
+        None, min_length=1, examples=[["DC", "DC_BPT"]],
+        description="OCPP 2.1: the energy transfer modes its AuthorizeResponse allows (null: the CSMS's default)")
 
 
 class RootIn(BaseModel):
@@ -148,12 +153,27 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list
 
     def token_json(t: Any) -> dict[str, Any]:
         return {"idToken": t.id_token, "type": t.type, "status": t.status, "groupId": t.group_id,
-                "account": t.account, "expiresAt": _iso(t.expires_at)}
+                "account": t.account, "expiresAt": _iso(t.expires_at),
+                "allowedEnergyTransfer": t.allowed_energy_transfer}
 
     @app.get("/api/health", tags=["health"])
     def health() -> dict[str, str]:
         """Liveness, without a token (and without any data)."""
         return {"status": "ok"}
+
+    @app.get("/api/cluster", tags=["health"], dependencies=[viewer])
+    async def cluster() -> dict[str, Any]:
+        """This node of a cluster (docs/scale-out.md): its id, the stations connected here, the singletons it runs,
+        which node holds each singleton lease, the sessions its grid control follows, and its event feed's counts
+        (published, duplicates dropped)."""
+        holders = await csms.worker.read(op_singleton_holders) if csms.singletons is not None else {}
+        feed = csms.feed
+        return {"nodeId": csms.config.node_id, "connected": len(csms.server.connections),
+                "singletonsHere": csms.singletons.held() if csms.singletons is not None else {},
+                "singletons": {name: {"nodeId": node, "epoch": epoch} for name, (node, epoch) in holders.items()},
+                "gridSessions": None if csms.grid is None else len(csms.grid.sessions),
+                "events": None if feed is None else {"stream": feed.stream, "published": feed.published,
+                                                      "duplicates": feed.duplicates}}
 
     @app.get("/api/audit", tags=["audit"], dependencies=[admin])
     def audit(limit: int = Query(100, ge=1, le=10000), station: str | None = None,
@@ -221,7 +241,8 @@ def create_app(csms: Csms, *, trace_dir: Path | None = None, allowed_hosts: list
             raise HTTPException(422, f"status must be one of {sorted(AUTH_STATUSES)}")
         if body.type not in TOKEN_TYPES:
             raise HTTPException(422, f"type must be one of {sorted(TOKEN_TYPES)}")
-        store.put_id_token(body.idToken, body.type, body.status, body.groupId, body.account, body.expiresAt)
+        store.put_id_token(body.idToken, body.type, body.status, body.groupId, body.account, body.expiresAt,
+                           body.allowedEnergyTransfer)
         return token_json(store.id_token(body.idToken, body.type))
 
     @app.get("/api/idtokens/{token_type}/{id_token}", tags=["idtokens"], dependencies=[viewer])

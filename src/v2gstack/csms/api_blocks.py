@@ -406,7 +406,9 @@ def add_block_routes(app: FastAPI, csms: Csms, auth: ApiAuth) -> None:
         note(request, action="put-tariff")
         if len(tariff_id) > 36:
             raise HTTPException(422, "a tariff id is at most 36 characters")
-        return await csms.worker.run(tariffs.op_put_tariff, {"id": tariff_id, **body.model_dump()})
+        tariff = await csms.worker.run(tariffs.op_put_tariff, {"id": tariff_id, **body.model_dump()})
+        csms.tariffs.changed()
+        return tariff
 
     @app.delete("/api/tariffs/{tariff_id}", status_code=204, tags=["tariffs"], dependencies=[admin])
     async def delete_tariff(tariff_id: str, request: Request) -> Response:
@@ -414,6 +416,7 @@ def add_block_routes(app: FastAPI, csms: Csms, auth: ApiAuth) -> None:
         note(request, action="delete-tariff")
         if not await csms.worker.run(tariffs.op_delete_tariff, tariff_id):
             raise HTTPException(404, f"no tariff {tariff_id!r}")
+        csms.tariffs.changed()
         return Response(status_code=204)
 
     @app.post("/api/stations/{station_id}/transactions/{transaction_id}/cost-updated", tags=["tariffs"])

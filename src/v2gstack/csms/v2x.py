@@ -16,6 +16,7 @@ from ..ocpp import CallContext, PayloadInvalid
 from ..ocpp.v2x import OperationMode, ProfileRejected, check_profile, check_schedule_update, check_transaction
 from ..times import rfc3339
 from . import v2x_state
+from .store import op_log_message
 
 if TYPE_CHECKING:
     from .service import Csms
@@ -42,6 +43,10 @@ class V2xRuleError(Exception):
                 **self.rejected.to_dict(), "stationWouldAnswer": self.rejected.response()}
 
 
+KEEP_AUTHORIZED = 100_000
+"""AuthorizeResponses whose allowed energy transfer the CSMS holds for the transactions they start (the oldest go)."""
+
+
 class V2xService:
     """V2X on top of a Csms: its handlers are registered in the CSMS router, its commands used by the API."""
 
@@ -51,6 +56,9 @@ class V2xService:
         # store's worker, which 100 simultaneous setpoints otherwise queue behind each other's writes; an entry is
         # dropped when the station refuses an update (another node may have replaced the profile)
         self._dynamic: dict[tuple[str, int], Payload] = {}
+        # Q01: what the latest AuthorizeResponse of (station, idToken, type) allowed (None: left out, charging only)
+        # and when, for the TransactionEvents that name that idToken (one token may start several transactions)
+        self._authorized: dict[tuple[str, str, str], tuple[list[str] | None, str]] = {}
 
     async def _known_dynamic(self, station_id: str, profile_id: int) -> Payload | None:
         """A Dynamic profile's stored facts (transactionId, operationMode, chargingRateUnit, scheduleUpdate)."""
@@ -137,17 +145,21 @@ class V2xService:
             except ProfileRejected as e:
                 raise V2xRuleError(e) from None
         answer = None
+        entry = None
         if push:
             request = {"chargingProfileId": profile_id, "scheduleUpdate": update}
             answer = await self.csms.call(station_id, "UpdateDynamicSchedule", request)
-            await self.csms._log(station_id, "tx", "UpdateDynamicSchedule", request, answer,
-                                 (known or {}).get("transactionId"))
+            entry = self.csms.log_entry(station_id, "tx", "UpdateDynamicSchedule", request, answer,
+                                        (known or {}).get("transactionId"))
             if answer.get("status") != "Accepted":
                 self._dynamic.pop((station_id, profile_id), None)
+                if entry is not None:
+                    await self.csms.worker.run(op_log_message, *entry)
                 return answer
         if known is not None:
             self._dynamic[(station_id, profile_id)] = {**known, "scheduleUpdate": merged}
-        await self.csms.worker.run(v2x_state.op_put_dynamic, station_id, profile_id, merged)
+        # the values and the log of the exchange in one store operation: one wait for the store per setpoint
+        await self.csms.worker.run(v2x_state.op_dynamic_pushed, station_id, profile_id, merged, entry)
         return answer
 
     async def setpoint(self, station_id: str, evse_id: int, body: Payload) -> Payload:
@@ -170,8 +182,13 @@ class V2xService:
         if known is not None and known.get("transactionId") == tx_id and known.get("operationMode") == \
                 OperationMode.CENTRAL_SETPOINT.value:
             answer = await self.update_dynamic_schedule(station_id, profile_id, values)
-            return {"action": "UpdateDynamicSchedule", "chargingProfileId": profile_id, "transactionId": tx_id,
-                    "request": {"chargingProfileId": profile_id, "scheduleUpdate": values}, "response": answer}
+            if not _profile_lost(answer):
+                return {"action": "UpdateDynamicSchedule", "chargingProfileId": profile_id, "transactionId": tx_id,
+                        "request": {"chargingProfileId": profile_id, "scheduleUpdate": values}, "response": answer}
+            # the station no longer holds the profile: it restarted (a TxProfile is not kept), or the transaction
+            # ended there and its TransactionEvent is still on the way; the whole profile again, with the values the
+            # CSMS holds for it, gets the setpoint there or the station's own answer (TxNotFound)
+            values = {**known.get("scheduleUpdate", {}), **values}
         profile: Payload = {
             "id": profile_id, "stackLevel": body.get("stackLevel", 0),
             "chargingProfilePurpose": "TxDefaultProfile" if station_wide else "TxProfile",
@@ -187,6 +204,28 @@ class V2xService:
         return {"action": "SetChargingProfile", "chargingProfileId": profile_id, "transactionId": tx_id,
                 "request": request, "response": answer}
 
+    def authorize_answer(self, station_id: str, id_token: Payload, answer: Payload, own: list[str] | None) -> None:
+        """Q01, an AuthorizeResponse over 2.1: an Accepted token gets its own allowed energy transfer modes, else
+        the CSMS's default (`allowed_energy_transfer`; none: the field is left out, which means charging only);
+        what was sent is kept until the transaction it starts is known (`transaction_authorized`)."""
+        if answer["idTokenInfo"].get("status") != "Accepted":
+            return
+        modes = own or list(self.csms.config.allowed_energy_transfer) or None
+        if modes is not None:
+            answer["allowedEnergyTransfer"] = modes
+        key = (station_id, id_token.get("idToken", ""), id_token.get("type", ""))
+        self._authorized.pop(key, None)  # the latest last: the oldest go first beyond the bound
+        self._authorized[key] = (modes, rfc3339())
+        while len(self._authorized) > KEEP_AUTHORIZED:
+            del self._authorized[next(iter(self._authorized))]
+
+    async def transaction_authorized(self, station_id: str, transaction_id: str, id_token: Payload) -> None:
+        """A TransactionEvent named the idToken of an AuthorizeResponse: its allowed energy transfer is kept with
+        the transaction (unless a NotifyAllowedEnergyTransfer the station accepted came since)."""
+        sent = self._authorized.get((station_id, id_token.get("idToken", ""), id_token.get("type", "")))
+        if sent is not None:
+            await self.csms.worker.run(v2x_state.op_authorized_energy_transfer, station_id, transaction_id, *sent)
+
     async def notify_allowed_energy_transfer(self, station_id: str, payload: Payload) -> Payload:
         """NotifyAllowedEnergyTransfer (Q01/Q02); what the station accepted is kept with the transaction."""
         answer = await self.csms.call(station_id, "NotifyAllowedEnergyTransfer", payload)
@@ -198,3 +237,9 @@ class V2xService:
         """AFRRSignal (Q08 aFRR): the signal the station maps through each period's v2xSignalWattCurve."""
         return await self.csms.call(station_id, "AFRRSignal", {"timestamp": timestamp or rfc3339(),
                                                                "signal": signal})
+
+
+def _profile_lost(answer: Payload | None) -> bool:
+    """An UpdateDynamicSchedule answer that says the station holds no such profile (K28: Rejected, UnknownProfile)."""
+    return answer is not None and answer.get("status") == "Rejected" and \
+        (answer.get("statusInfo") or {}).get("reasonCode") == "UnknownProfile"

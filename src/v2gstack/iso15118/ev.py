@@ -44,6 +44,7 @@ class EVModel:
     dc_max_discharge_current: float = 80.0
     dc_min_voltage: float = 200.0
     discharged_wh: float = 0.0  # fed back in this session
+    max_step_wh: float = 0.0  # the most moved in one step (one charge-loop interval), either way
 
     @property
     def pack_voltage(self) -> float:
@@ -75,6 +76,7 @@ class EVModel:
             return 0.0
         wh = min(power_w * dt_s * self.speedup / 3600.0, self.capacity_to_full)
         self.energy_wh += wh
+        self.max_step_wh = max(self.max_step_wh, wh)
         self.soc = min(100.0, self.soc + wh / self.capacity_wh * 100.0)
         return wh
 
@@ -86,6 +88,7 @@ class EVModel:
         room = max(0.0, (self.soc - self.min_soc) / 100.0 * self.capacity_wh)
         wh = min(power_w * dt_s * self.speedup / 3600.0, room)
         self.discharged_wh += wh
+        self.max_step_wh = max(self.max_step_wh, wh)
         self.soc = max(self.min_soc, self.soc - wh / self.capacity_wh * 100.0)
         return wh
 

@@ -180,7 +180,8 @@ class EvccSession(EvccPnc):
         self.result = SessionResult(ok=ok, reason=reason, protocol=self.protocol, session_id=self.session_id,
                                     evse_id=self.evse_id, response_code=code, paused=paused,
                                     charge_loops=self.charge_loops, soc=round(self.ev.soc, 2),
-                                    energy_wh=round(self.ev.energy_wh, 1), messages=self.messages,
+                                    energy_wh=round(self.ev.energy_wh, 1),
+                                    max_step_wh=round(self.ev.max_step_wh, 1), messages=self.messages,
                                     installed_contract=self.installed, **extra)
         (log.info if ok else log.warning)("%s ended: %s", self.label, reason)
         return self.result
@@ -488,7 +489,9 @@ class EvccSession(EvccPnc):
         assert self.msgs is not None
         out, meter, receipt = self.msgs.read_current_demand_res(body)
         status = self.msgs.read_evse_status(body)
-        self.dc_limits = (out.max_current or self.dc_limits[0], out.max_power or self.dc_limits[1])
+        # a limit of 0 is a limit (the CSMS's plan gives a car nothing for now): only an absent one keeps the last
+        self.dc_limits = (self.dc_limits[0] if out.max_current is None else out.max_current,
+                          self.dc_limits[1] if out.max_power is None else out.max_power)
         self._take(now, out.voltage * out.current)
         self.charge_loops += 1
         if receipt and meter is not None and self.protocol == "iso2":

@@ -5,8 +5,10 @@ in the -2 machine and the session's sequence timers apply (communication setup, 
 The EV selects the service of its energy type (falling back from BPT to the plain service when the SECC has no
 BPT), the parameter set of its control mode, follows the schedule tuple it chose (scheduled) or the SECC's target
 in every charge-loop answer (dynamic), and reacts to the SECC's notifications: Terminate and Pause end the energy
-transfer (then SessionStop Terminate or Pause), ScheduleRenegotiation renegotiates, MeteringConfirmation gets the
-meter reading confirmed. The charge loops and the power decisions are in evcc20_power.
+transfer (then SessionStop Terminate or Pause), ScheduleRenegotiation renegotiates, ServiceRenegotiation stops the
+energy transfer and selects a service again (SessionStop ServiceRenegotiation -> ServiceDiscovery, when the SECC
+announced it supports that; else the EV terminates), MeteringConfirmation gets the meter reading confirmed. The
+charge loops and the power decisions are in evcc20_power.
 
 Plug & Charge: with a -20 contract (`EvccConfig.contract20`) the EV answers the GenChallenge with the signed
 PnC_AReqAuthorizationMode (pnc20) and signs the SignedMeteringData it confirms; without one but with its OEM
@@ -100,6 +102,9 @@ class Evcc20(EvPower20):
         self.progress = "Start"
         self.metering_confirmations = 0
         self.renegotiations = 0
+        self.renegotiation_supported = False  # ServiceDiscoveryRes ServiceRenegotiationSupported
+        self.changing_service = False  # the SECC asked for a service renegotiation: SessionStop, then ServiceDiscovery
+        self.services: list[str] = []  # the services selected, in order
         self.head: Body = {}
         self.challenge: bytes | None = None
         self.contract: Contract20 | None = self.config.contract20
@@ -133,7 +138,8 @@ class Evcc20(EvPower20):
         """The -20 facts of the SessionResult."""
         return {"exported_wh": round(self.ev.discharged_wh, 1), "service": self.service.name,
                 "control_mode": self.mode.name, "metering_confirmations": self.metering_confirmations,
-                "renegotiations": self.renegotiations, "installed_contract20": self.installed}
+                "renegotiations": self.renegotiations, "installed_contract20": self.installed,
+                "services": tuple(self.services)}
 
     # ----- sending and receiving -----
 
@@ -256,6 +262,7 @@ class Evcc20(EvPower20):
     def _service_discovery_res(self, body: Body, now: float) -> Send | SessionResult:
         """ServiceDiscoveryRes: our service, or its plain twin when the SECC has no BPT -> ServiceDetailReq."""
         offered = {sid for sid, _free in iso20.read_service_discovery_res(body)}
+        self.renegotiation_supported = bool(body.get("ServiceRenegotiationSupported", False))
         if int(self.service) not in offered:
             plain = _PLAIN.get(self.service)
             if plain is None or int(plain) not in offered:
@@ -271,6 +278,7 @@ class Evcc20(EvPower20):
         if chosen is None:
             return self.s.fail(f"SECC has no {self.service.name} parameter set with ControlMode {self.mode.name}")
         self.parameter_set = chosen
+        self.services.append(self.service.name)
         return self.send(now, "ServiceSelectionReq", iso20.service_selection_req(int(self.service), chosen.set_id))
 
     def _service_selection_res(self, body: Body, now: float) -> Send | SessionResult:
@@ -412,13 +420,30 @@ class Evcc20(EvPower20):
             return self.send(now, "DC_WeldingDetectionReq", welding_detection_req(), self.config.ongoing_interval)
         return self.session_stop(now)
 
+    def service_renegotiation(self, now: float) -> Send | SessionResult:
+        """The SECC asked for a service renegotiation: stop the energy transfer, then SessionStop(ServiceRenegotiation)
+        (Terminate when the SECC did not announce it supports that)."""
+        self.changing_service = self.renegotiation_supported
+        return self.power_delivery(now, "Stop")
+
     def session_stop(self, now: float) -> Send | SessionResult:
-        """SessionStopReq: Pause when configured or asked by the SECC, else Terminate."""
+        """SessionStopReq: ServiceRenegotiation when the SECC asked for it, Pause when configured or asked by the
+        SECC, else Terminate."""
+        if self.changing_service:
+            return self.send(now, "SessionStopReq", iso20.session_stop_req("ServiceRenegotiation"))
         kind = "Pause" if self.config.stop == "Pause" or self.pausing else "Terminate"
         return self.send(now, "SessionStopReq", iso20.session_stop_req(kind))
 
     def _session_stop_res(self, body: Body, now: float) -> Send | SessionResult:
-        """SessionStopRes: the end (not ok after a refused authorization)."""
+        """SessionStopRes: the end (not ok after a refused authorization), or after ServiceRenegotiation the services
+        anew (the EV asks for its own service again; the SECC's offer decides)."""
+        if self.changing_service:
+            self.changing_service = self.precharged = False
+            self.welding_requests = 0
+            self.tuple, self.plan = None, None
+            self.service = EnergyService.named(self.config.energy)
+            log.info("%s: service renegotiation", self.s.label)
+            return self.send(now, "ServiceDiscoveryReq", iso20.service_discovery_req())
         if self.refused is not None:
             return self.s.finish(False, f"authorization refused ({self.refused})", self.refused)
         paused = self.config.stop == "Pause" or self.pausing

@@ -4,7 +4,8 @@ requests in the four control modes, the energy it counts both ways, and what it 
 Scheduled mode: the EV follows the chosen ScheduleTuple from the moment it received it: where the charging schedule
 allows power it charges (up to its target SoC), where the charging schedule allows none and the discharging schedule
 does it feeds back (down to its minimum SoC). Dynamic mode: it follows the SECC's target of each answer within its
-limits (AC: EVSETargetActivePower; DC: the SECC sets the current, the limits say which way). Energy: each answer's
+limits (AC: EVSETargetActivePower; DC: the SECC sets the current, the limits say which way). ServiceRenegotiation
+stops the transfer and selects a service again (evcc20). Energy: each answer's
 power holds until the next one, as the EVSE's meter counts it.
 """
 
@@ -80,6 +81,10 @@ class EvPower20:
 
     def power_delivery(self, now: float, progress: str) -> Send | SessionResult:  # pragma: no cover - Evcc20
         """PowerDeliveryReq."""
+        raise NotImplementedError
+
+    def service_renegotiation(self, now: float) -> Send | SessionResult:  # pragma: no cover - Evcc20
+        """Stop the energy transfer and select a service again."""
         raise NotImplementedError
 
     # ----- energy -----
@@ -237,6 +242,8 @@ class EvPower20:
             return self.power_delivery(now, "Stop")
         if note is Notification.SCHEDULE_RENEGOTIATION:
             return self.power_delivery(now, "ScheduleRenegotiation")
+        if note is Notification.SERVICE_RENEGOTIATION:
+            return self.service_renegotiation(now)
         return self.charge_loop(now, self.config.loop_interval)
 
     def metering_confirmation(self, now: float, meter: MeterReading20) -> Send | SessionResult:

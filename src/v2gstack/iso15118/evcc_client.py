@@ -89,7 +89,8 @@ async def _session(engine: EvccSession, stream: V2GTPStream, on_message: Message
             return engine.on_closed(f"cannot send {step.name}: {e}")
         _record(on_message, messages, "tx", step.ns, step.doc, data, engine)
         try:
-            frame = await asyncio.wait_for(stream.recv(), step.timeout)
+            async with asyncio.timeout(step.timeout):  # no task per message, as wait_for would make
+                frame = await stream.recv()
         except TimeoutError:
             return engine.on_timeout(loop.time())
         except V2GTPError as e:

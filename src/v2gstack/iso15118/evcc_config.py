@@ -116,6 +116,7 @@ class SessionResult:
     charge_loops: int = 0
     soc: float = 0.0
     energy_wh: float = 0.0
+    max_step_wh: float = 0.0  # the most the EV counted for one charge-loop interval (at the power last answered)
     messages: int = 0
     installed_contract: Contract | None = None  # a contract this session installed (keep it for the next one)
     exported_wh: float = 0.0  # -20 BPT: energy fed back
@@ -123,4 +124,5 @@ class SessionResult:
     control_mode: str | None = None  # -20: SCHEDULED or DYNAMIC
     metering_confirmations: int = 0  # -20: MeteringConfirmationReq sent
     renegotiations: int = 0  # -20: schedule renegotiations done
+    services: tuple[str, ...] = ()  # -20: the energy services selected, in order (more than one: service renegotiation)
     installed_contract20: Contract20 | None = None  # -20: a contract this session installed

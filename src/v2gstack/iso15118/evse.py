@@ -251,6 +251,11 @@ class EVSEController(Protocol):
         """The meter reading with imported and exported energy (Wh). Default: meter() as imported energy."""
         return defaults20.meter20(self.meter())
 
+    def service_renegotiation20(self) -> bool:
+        """Whether the SECC offers service renegotiation (ServiceDiscoveryRes ServiceRenegotiationSupported; then
+        SessionStopReq(ServiceRenegotiation) goes back to ServiceDiscovery). Default: no."""
+        return False
+
     def standby_allowed(self) -> bool:
         """Whether PowerDeliveryReq(Standby) is accepted (else WARNING_StandbyNotAllowed). Default: no."""
         return False

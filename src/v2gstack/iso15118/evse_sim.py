@@ -84,6 +84,8 @@ class SimulatedEVSEConfig(SimulatedHardwareConfig):
     schedule_tuples: int = 1  # tuples offered (1-3; tuple n allows 1/n of the power)
     pause_after_loops: int | None = None  # EVSENotification=Pause after this many charge-loop messages
     standby: bool = False  # accept PowerDeliveryReq(Standby)
+    service_renegotiation_after_loops: int | None = None  # -20: announce service renegotiation and ask for it once
+    # after this many loop messages; the services offered again then have no BPT twins
     contract_service20: ContractService20 | None = None  # answers -20 CertificateInstallationReq locally
 
 
@@ -97,6 +99,7 @@ class SimulatedEVSE(EVSEController):
         self.schedule_calls = 0
         self.cable_check_calls = 0
         self.loops = 0
+        self.service_discoveries = 0  # -20 ServiceDiscoveryRes answered (more than one: a service renegotiation)
         self.voltage = 0.0
         self.current = 0.0
         self.contactors_closed = False
@@ -169,13 +172,17 @@ class SimulatedEVSE(EVSEController):
                                 c.dc_min_voltage, c.dc_peak_current_ripple, current_regulation_tolerance=5.0)
 
     def status(self) -> EVSEStatus:
-        """Ready; StopCharging or ReNegotiation once the configured number of charge-loop messages has passed."""
+        """Ready; StopCharging, Pause, ServiceRenegotiation (-20) or ReNegotiation once the configured number of
+        charge-loop messages has passed."""
         c = self.config
         notification = "None"
         if c.stop_after_loops is not None and self.loops >= c.stop_after_loops:
             notification = "StopCharging"
         elif c.pause_after_loops is not None and self.loops >= c.pause_after_loops:
             notification = "Pause"
+        elif c.service_renegotiation_after_loops is not None and self.loops >= c.service_renegotiation_after_loops \
+                and self.service_discoveries < 2:
+            notification = "ServiceRenegotiation"
         elif c.renegotiate_after_loops is not None and self.loops >= c.renegotiate_after_loops and \
                 self.schedule_calls - c.schedule_ongoing_rounds < 2:
             notification = "ReNegotiation"
@@ -297,12 +304,19 @@ class SimulatedEVSE(EVSEController):
 
     def services20(self) -> list[ServiceOffer]:
         """AC and/or DC as the energy modes say, with their BPT twins unless `bpt` is off; the parameter sets of the
-        configured control modes in their order (an EV that takes the first set gets the first mode)."""
-        offers = services_from_modes(list(self.config.energy_modes), self.config.nominal_voltage, self.config.bpt)
+        configured control modes in their order (an EV that takes the first set gets the first mode); after a
+        service renegotiation without the BPT twins."""
+        self.service_discoveries += 1
+        bpt = self.config.bpt and self.service_discoveries < 2
+        offers = services_from_modes(list(self.config.energy_modes), self.config.nominal_voltage, bpt)
         order = {mode: i for i, mode in enumerate(self.config.control_modes)}
         return [replace(o, parameter_sets=tuple(sorted((p for p in o.parameter_sets if p.control_mode in order),
                                                        key=lambda p: order[p.control_mode])))  # type: ignore[index]
                 for o in offers]
+
+    def service_renegotiation20(self) -> bool:
+        """Announced when configured to ask for one."""
+        return self.config.service_renegotiation_after_loops is not None
 
     def _ac_phases(self) -> int:
         """Phases of the AC outlet."""

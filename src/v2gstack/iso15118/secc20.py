@@ -11,7 +11,8 @@ The flow: SessionSetup (new, or resuming a paused session) -> AuthorizationSetup
 through the -20 signature) -> ServiceDiscovery -> ServiceDetail* -> ServiceSelection -> {AC,DC}_ChargeParameter
 Discovery -> ScheduleExchange -> (DC: CableCheck, PreCharge) -> PowerDelivery(Start) -> charge loop (with
 MeteringConfirmation, ScheduleRenegotiation, Standby) -> PowerDelivery(Stop) -> (DC: WeldingDetection) ->
-SessionStop(Terminate | Pause). The AC/DC handlers are in secc20_power.
+SessionStop(Terminate | Pause | ServiceRenegotiation: back to ServiceDiscovery, where the controller offers its
+services anew). The AC/DC handlers are in secc20_power.
 """
 
 from __future__ import annotations
@@ -172,7 +173,8 @@ class Secc20(Power20):
             self.session.finish(kind or failure_kind(step, code), f"answered {response_name(name)} with {code}",
                                 code=code)
             return Reply(doc, ns, response_name(name), True, step, payload_type=ptype)
-        return Reply(doc, ns, response_name(name), name == "SessionStopReq", step, payload_type=ptype)
+        stop = name == "SessionStopReq" and not self.expected  # ServiceRenegotiation goes on to ServiceDiscovery
+        return Reply(doc, ns, response_name(name), stop, step, payload_type=ptype)
 
     def _reply_type(self, ns: str) -> int:
         """The payload type of a response: its request's side stream, else the main stream of its namespace."""
@@ -325,7 +327,7 @@ class Secc20(Power20):
             raise RequestRefused("FAILED", FailureKind.WRONG_CHARGE_PARAMETER,
                                  f"no {'DC' if self.dc_protocol else 'AC'} energy transfer service to offer")
         self.expected = self._stoppable({"ServiceDetailReq", "ServiceSelectionReq"})
-        return iso20.service_discovery_res("OK", offers)
+        return iso20.service_discovery_res("OK", offers, self.controller.service_renegotiation20())
 
     def _service_detail(self, body: Body) -> Body:
         """ServiceDetailReq: the parameter sets of an offered service."""
@@ -462,11 +464,17 @@ class Secc20(Power20):
         return iso20.code_only("OK")
 
     def _session_stop(self, body: Body) -> Body:
-        """SessionStopReq: Terminate, or Pause keeping the session for a resume; ServiceRenegotiation is not
-        supported. After a refused authorization the end is the refusal's kind."""
+        """SessionStopReq: Terminate, Pause keeping the session for a resume, or ServiceRenegotiation (when the
+        controller supports it: back to ServiceDiscovery in the same session, the energy transfer stopped). After a
+        refused authorization the end is the refusal's kind."""
         kind = iso20.read_session_stop_req(body)
         if kind == "ServiceRenegotiation":
-            return iso20.code_only("FAILED_NoServiceRenegotiationSupported")
+            if self.refusal is not None or not self.controller.service_renegotiation20():
+                return iso20.code_only("FAILED_NoServiceRenegotiationSupported")
+            log.info("%s: service renegotiation", self.session.label)
+            self.tuples, self.plan, self.standby, self.renegotiating = {}, None, False, False
+            self.expected = self._stoppable({"ServiceDiscoveryReq"})
+            return iso20.code_only("OK")
         self.expected = frozenset()
         refused = self.refused_kind()
         if refused is not None:

@@ -241,7 +241,8 @@ class SeccServer:
         messages = ConnectionLog("SECC", stream.peer)
         while not session.ended:
             try:
-                frame = await asyncio.wait_for(stream.recv(), session.timeout)
+                async with asyncio.timeout(session.timeout):  # no task per message, as wait_for would make
+                    frame = await stream.recv()
             except TimeoutError:
                 session.on_timeout()
                 return

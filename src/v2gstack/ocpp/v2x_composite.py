@@ -199,8 +199,7 @@ def _ruling(purpose: str, schedule: Payload, period: Payload, unit: str, electri
     phases = period.get("numberPhases") or electrical.default_phases
     src = schedule["chargingRateUnit"]
     values: dict[Quantity, Phased] = {}
-    for q in Quantity:
-        names = phase_fields(q)
+    for q, names in _QUANTITY_FIELDS:
         if names[0] not in period:
             continue
         per_phase = names[1] in period or names[2] in period
@@ -212,6 +211,9 @@ def _ruling(purpose: str, schedule: Payload, period: Payload, unit: str, electri
         values[q] = tuple(None if n not in period else float(period[n]) * factor  # type: ignore[assignment]
                           for n in names)
     return Ruling(purpose, period, phases, values)
+
+
+_QUANTITY_FIELDS = tuple((q, phase_fields(q)) for q in Quantity)  # built once: every composite period reads them
 
 
 def _same(a: Payload, b: Payload) -> bool:

@@ -25,6 +25,7 @@ class Evse:
     plugged: bool = False
     authorized: bool = False
     id_token: dict[str, Any] | None = None
+    allowed_energy_transfer: list[str] | None = None  # OCPP 2.1 Q01: the AuthorizeResponse's (None: not told)
     tx: Transaction | None = None
     reserved: bool = False  # a reservation holds it (station/reservations.py): Reserved while free
     reservation_used: int | None = None  # the reservation the authorized idToken used, for its transaction

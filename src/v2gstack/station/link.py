@@ -112,7 +112,7 @@ class Link:
         await self._accepted.wait()
 
     async def wait_queue_empty(self) -> None:
-        """Wait until every queued message has been answered by the CSMS."""
+        """Wait until every message queued so far has been answered by the CSMS."""
         await self.sender.wait_empty()
 
     @property

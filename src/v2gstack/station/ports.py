@@ -93,9 +93,10 @@ class StationPort(Protocol):
         ...
 
     async def authorize(self, evse_id: int, token: IdToken, *, remote_start_id: int | None = None,
-                        check: bool = True) -> IdTokenInfo:
-        """Authorize a token for the EVSE (`check=False`: already checked, e.g. free vend or a verified contract);
-        starts or updates the transaction when Accepted."""
+                        check: bool = True, authorize_response: Payload | None = None) -> IdTokenInfo:
+        """Authorize a token for the EVSE (`check=False`: already checked, e.g. free vend or a verified contract;
+        `authorize_response`: the CSMS's AuthorizeResponse the caller had, whose OCPP 2.1 allowedEnergyTransfer sets
+        the modes); starts or updates the transaction when Accepted."""
         ...
 
     async def stop_transaction(self, evse_id: int, reason: str = "Local", trigger: str = "StopAuthorized") -> None:
@@ -128,7 +129,7 @@ class StationPort(Protocol):
         ...
 
     async def wait_queue_empty(self) -> None:
-        """Wait until the CSMS has answered every queued (transaction) message."""
+        """Wait until the CSMS has answered every (transaction) message queued so far."""
         ...
 
     def on_frame(self, listener: FrameListener) -> Callable[[], None]:
@@ -146,8 +147,9 @@ class StationPort(Protocol):
         """The EVSE's composite schedule from now (Rejection when it needs more than `max_periods` periods)."""
         ...
 
-    def on_profiles_changed(self, listener: Callable[[int], None]) -> Callable[[], None]:
-        """Hear each change of the charging profiles (the EVSE id, 0: the station); returns the unsubscribe."""
+    def on_profiles_changed(self, listener: Callable[[int], None], evse_id: int | None = None) -> Callable[[], None]:
+        """Hear each change of the charging profiles (the EVSE id, 0: the station; with `evse_id`: only that EVSE's
+        and the station-wide ones); returns the unsubscribe."""
         ...
 
     def target(self, evse_id: int) -> EvseTarget:
@@ -155,8 +157,19 @@ class StationPort(Protocol):
         choice within the limits), the import and export limits, the operation mode (station/v2x.py)."""
         ...
 
-    def on_target(self, listener: Callable[[int, EvseTarget], None]) -> Callable[[], None]:
-        """Hear each change of an EVSE's target (evse id, target); returns the unsubscribe function."""
+    def on_target(self, listener: Callable[[int, EvseTarget], None], evse_id: int | None = None) -> Callable[[], None]:
+        """Hear each change of an EVSE's target (evse id, target; with `evse_id`: of that EVSE only); returns the
+        unsubscribe function."""
+        ...
+
+    def allowed_energy_transfer(self, evse_id: int) -> list[str] | None:
+        """OCPP 2.1 Q01/Q02: the energy transfer modes the CSMS allows the EVSE's transaction
+        (NotifyAllowedEnergyTransfer, else the AuthorizeResponse; None: it did not say)."""
+        ...
+
+    def on_allowed_energy_transfer(self, listener: Callable[[int, list[str]], None]) -> Callable[[], None]:
+        """Hear each accepted NotifyAllowedEnergyTransfer and each 2.1 authorization's modes (evse id, modes); returns
+        the unsubscribe function."""
         ...
 
     def installed_roots(self, cert_type: str) -> list[x509.Certificate]:

@@ -56,6 +56,41 @@ def epoch(value: str) -> float:
     return parse_rfc3339(value).timestamp()
 
 
+class _Installed(dict[int, Installed]):
+    """The installed profiles by id; counts its changes (`version`) so that the per-EVSE index is rebuilt only
+    after one."""
+
+    version = 0
+
+    def __setitem__(self, key: int, value: Installed) -> None:
+        self.version += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: int) -> None:
+        self.version += 1
+        super().__delitem__(key)
+
+    def pop(self, key: int, *default: Any) -> Any:  # type: ignore[override]
+        self.version += 1
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[int, Installed]:
+        self.version += 1
+        return super().popitem()
+
+    def clear(self) -> None:
+        self.version += 1
+        super().clear()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.version += 1
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key: int, default: Any = None) -> Any:
+        self.version += 1
+        return super().setdefault(key, default)
+
+
 class ChargingProfiles:
     """The installed profiles of one station."""
 
@@ -65,7 +100,24 @@ class ChargingProfiles:
         self.max_schedules = max_schedules
         self.max_periods = max_periods
         self.max_profiles = max_profiles
-        self.items: dict[int, Installed] = {}  # by profile id
+        self.items: dict[int, Installed] = _Installed()  # by profile id
+        self._index: tuple[int, dict[int, list[Installed]]] = (-1, {})  # (items' version, evse id -> its items)
+
+    def for_evse(self, evse_id: int) -> list[Installed]:
+        """The profiles set for the EVSE itself and the station-wide ones (evseId 0): what can rule it. Looked up
+        in an index kept per EVSE (rebuilt after a change of the installed set), so a charge loop's question costs
+        the same with 1 or 100 EVSEs on the station."""
+        version = getattr(self.items, "version", None)
+        built, index = self._index
+        if version is None or built != version:
+            index = {}
+            for item in self.items.values():
+                index.setdefault(item.evse_id, []).append(item)
+            if version is not None:
+                self._index = (version, index)
+        if evse_id == 0:
+            return index.get(0, [])
+        return index.get(0, []) + index.get(evse_id, [])
 
     # ----- SetChargingProfile -----
 

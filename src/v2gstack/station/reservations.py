@@ -139,6 +139,8 @@ class Reservations:
         await self.ctx.clock.sleep(left)
         if self.active.get(r.id) is not r:
             return
-        self._drop(r)
+        # no longer usable from here; the CSMS hears of the expiry before the connector's Available
+        self.active.pop(r.id, None)
         await self.link.try_call("ReservationStatusUpdate", {"reservationId": r.id,
                                                              "reservationUpdateStatus": "Expired"})
+        self._drop(r)

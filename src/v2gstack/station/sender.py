@@ -42,8 +42,10 @@ class QueueSender:
         self._wake.set()
 
     async def wait_empty(self) -> None:
-        """Wait until every queued message has been answered."""
-        while len(self.queue):
+        """Wait until every message queued so far has been answered (not those queued meanwhile: a periodic sampler
+        that queues faster than a busy CSMS answers would otherwise keep the wait going for ever)."""
+        last = self.queue.last_seq()
+        while (item := self.queue.peek()) is not None and item.seq <= last:
             await asyncio.sleep(0.02)
 
     async def run(self) -> None:

@@ -30,6 +30,10 @@ PreCheck = Callable[[int, Payload], None]  # (evseId, profile) -> raises Profile
 EXTERNAL_PROFILE_ID = -1
 """Id of the station-local ChargingStationExternalConstraints profile that holds an external actor's values (never
 sent: negative ids are the station's own)."""
+PERIOD_MEMO_S = 0.002
+"""How long (station-clock seconds) an EVSE's composite period is reused while no profile changes: one charge loop
+asks for it several times (the target, the limit, the power drawn) within microseconds; a schedule moves in
+seconds."""
 
 
 class SmartCharging:
@@ -44,8 +48,14 @@ class SmartCharging:
             list(ctx.evses), max_periods=model.int("SmartChargingCtrlr", "PeriodsPerSchedule"),
             max_profiles=int(entries.max_limit) if entries is not None and entries.max_limit else 32)
         self.listeners: list[ProfileListener] = []
+        self.evse_listeners: dict[int, list[ProfileListener]] = {}  # told of their EVSE's and station-wide changes
         self.pre_check: PreCheck | None = None
         self.external: dict[int, Payload] = {}  # evse id -> the external actor's constraints as a profile
+        self._generation = 0  # counts the changes of profiles and constraints: a memo of another count is stale
+        # evse -> (counts, tx, t, period, timeless): the period in force, reused while nothing changed (for
+        # PERIOD_MEMO_S, or until the next change when its profiles do not depend on the time)
+        self._memo: dict[int, tuple[tuple[int, int], str | None, float, Payload | None, bool]] = {}
+        self._shared: tuple[tuple[int, int], dict[Any, Payload | None]] = ((-1, -1), {})  # periods of timeless sets
         self._load()
         self._count()
 
@@ -87,10 +97,30 @@ class SmartCharging:
             return None
         evse = self.ctx.evses[evse_id]
         tx = evse.tx
-        items = [(e, p) for e, p in self.items() if _applies(e, p, evse_id, tx.id if tx else None)]
-        period = compose_at(items, evse_id, self.ctx.clock.wall().timestamp(), "W", self.electrical(evse_id),
-                            tx.started_epoch if tx else None)
-        return period or None
+        tx_id = tx.id if tx else None
+        now = self.ctx.clock.wall().timestamp()  # the station's clock (a simulation may run it faster, or jump it)
+        generation = (self._generation, getattr(self.profiles.items, "version", 0))
+        memo = self._memo.get(evse_id)
+        if memo is not None and memo[0] == generation and memo[1] == tx_id and (
+                memo[4] or 0 <= now - memo[2] < PERIOD_MEMO_S):
+            return memo[3]
+        # the EVSE's own and the station-wide entries only (no list of every EVSE's profiles: a charge loop asks)
+        items = [(i.evse_id, i.profile) for i in self.profiles.for_evse(evse_id)
+                 if _applies(i.evse_id, i.profile, evse_id, tx_id)]
+        items += [(e, p) for e, p in self.external.items() if _applies(e, p, evse_id, tx_id)]
+        electrical = self.electrical(evse_id)
+        timeless = all(_timeless(p) for _, p in items)
+        if timeless:  # the same profiles give every EVSE of the same supply the same period: composed once
+            if self._shared[0] != generation:
+                self._shared = (generation, {})
+            key = (tuple((e != 0, id(p)) for e, p in items), electrical)
+            period = self._shared[1].get(key, _MISSING)
+            if period is _MISSING:
+                period = self._shared[1][key] = compose_at(items, evse_id, now, "W", electrical) or None
+        else:
+            period = compose_at(items, evse_id, now, "W", electrical, tx.started_epoch if tx else None) or None
+        self._memo[evse_id] = (generation, tx_id, now, period, timeless)
+        return period
 
     def capabilities(self, evse_id: int) -> Capabilities:
         """What the device model declares of the optional 2.1 features (the V2X rules check profiles against it)."""
@@ -168,22 +198,34 @@ class SmartCharging:
         schedule["chargingSchedulePeriod"] = periods
         return schedule
 
-    def subscribe(self, listener: ProfileListener) -> Callable[[], None]:
-        """Call `listener(evse_id)` after each change of the profiles; returns the unsubscribe function."""
-        self.listeners.append(listener)
-        return lambda: self.listeners.remove(listener) if listener in self.listeners else None
+    def subscribe(self, listener: ProfileListener, evse_id: int | None = None) -> Callable[[], None]:
+        """Call `listener(evse_id)` after each change of the profiles (with `evse_id`: only the changes of that EVSE
+        and the station-wide ones, so that a change on one EVSE of a large station is not told to all of its
+        EVSEs' listeners); returns the unsubscribe function."""
+        group = self.listeners if evse_id is None else self.evse_listeners.setdefault(evse_id, [])
+        group.append(listener)
+        return lambda: group.remove(listener) if listener in group else None
 
     def changed(self, evse_id: int) -> None:
-        """Tell the listeners that the profiles of an EVSE (0: the station) changed."""
-        for listener in list(self.listeners):
-            try:
-                listener(evse_id)
-            except Exception:
-                log.exception("%s: profile listener failed", self.ctx.station_id)
+        """Tell the listeners that the profiles of an EVSE (0: the station) changed: those of every EVSE first (the
+        transactions put the new limits on the hardware), then those of the EVSEs concerned."""
+        self._generation += 1
+        groups = [self.listeners]
+        if evse_id == 0:
+            groups += list(self.evse_listeners.values())
+        elif evse_id in self.evse_listeners:
+            groups.append(self.evse_listeners[evse_id])
+        for group in groups:
+            for listener in list(group):
+                try:
+                    listener(evse_id)
+                except Exception:
+                    log.exception("%s: profile listener failed", self.ctx.station_id)
 
     def end_transaction(self, transaction_id: str) -> None:
         """A transaction ended: its TxProfiles go."""
         self.profiles.end_transaction(transaction_id)
+        self._generation += 1
         self._count()
 
     # ----- persistence -----
@@ -303,6 +345,17 @@ class SmartCharging:
             log.info("%s: GetCompositeSchedule rejected: %s", self.ctx.station_id, e.info)
             return {"status": "Rejected", "statusInfo": {"reasonCode": e.reason, "additionalInfo": e.info[:512]}}
         return {"status": "Accepted", "schedule": schedule}
+
+
+_MISSING: Any = object()
+
+
+def _timeless(profile: Payload) -> bool:
+    """Whether a profile's period in force does not depend on the time: a Dynamic profile (in force since it was set)
+    without validity bounds, start or duration, which only a change (UpdateDynamicSchedule, a new profile) moves."""
+    schedule = profile["chargingSchedule"][0]
+    return profile["chargingProfileKind"] == "Dynamic" and "validFrom" not in profile and "validTo" not in profile \
+        and "startSchedule" not in schedule and "duration" not in schedule
 
 
 def _applies(item_evse: int, profile: Payload, evse_id: int, tx_id: str | None) -> bool:

@@ -143,7 +143,7 @@ class ChargingStation:
         await self.link.wait_accepted()
 
     async def wait_queue_empty(self) -> None:
-        """Wait until every queued message has been answered by the CSMS."""
+        """Wait until every message queued so far has been answered by the CSMS."""
         await self.link.wait_queue_empty()
 
     @property
@@ -183,9 +183,11 @@ class ChargingStation:
         await self.transactions.unplug(evse_id)
 
     async def authorize(self, evse_id: int, token: IdToken, *, remote_start_id: int | None = None,
-                        check: bool = True) -> IdTokenInfo:
-        """Authorize `token` for charging on the EVSE; start or update the transaction when Accepted."""
-        return await self.transactions.authorize(evse_id, token, remote_start_id=remote_start_id, check=check)
+                        check: bool = True, authorize_response: Payload | None = None) -> IdTokenInfo:
+        """Authorize `token` for charging on the EVSE; start or update the transaction when Accepted (OCPP 2.1: the
+        AuthorizeResponse's allowedEnergyTransfer, `authorize_response` when the caller asked, sets the modes)."""
+        return await self.transactions.authorize(evse_id, token, remote_start_id=remote_start_id, check=check,
+                                                 authorize_response=authorize_response)
 
     async def present_token(self, evse_id: int, token: IdToken) -> IdTokenInfo:
         """A driver presents a token: starts charging, or stops the transaction that token started."""
@@ -249,9 +251,10 @@ class ChargingStation:
         """The composite schedule of an EVSE (0: the station) from now (Rejection if too long)."""
         return self.smart_charging.composite_schedule(evse_id, duration_s, unit, max_periods=max_periods)
 
-    def on_profiles_changed(self, listener: Callable[[int], None]) -> Callable[[], None]:
-        """Hear each change of the charging profiles; returns the unsubscribe function."""
-        return self.smart_charging.subscribe(listener)
+    def on_profiles_changed(self, listener: Callable[[int], None], evse_id: int | None = None) -> Callable[[], None]:
+        """Hear each change of the charging profiles (with `evse_id`: that EVSE's and the station-wide ones only);
+        returns the unsubscribe function."""
+        return self.smart_charging.subscribe(listener, evse_id)
 
     # ----- V2X (OCPP 2.1) -----
 
@@ -260,9 +263,22 @@ class ChargingStation:
         the limits) and the import/export limits (the bridge passes them to a -20 EV's charge loop)."""
         return self.v2x.target(evse_id)
 
-    def on_target(self, listener: Callable[[int, EvseTarget], None]) -> Callable[[], None]:
-        """Hear each change of an EVSE's target (evse id, target); returns the unsubscribe function."""
-        return self.v2x.on_target(listener)
+    def on_target(self, listener: Callable[[int, EvseTarget], None], evse_id: int | None = None) -> Callable[[], None]:
+        """Hear each change of an EVSE's target (evse id, target; with `evse_id`: of that EVSE only); returns the
+        unsubscribe function."""
+        return self.v2x.on_target(listener, evse_id)
+
+    def allowed_energy_transfer(self, evse_id: int) -> list[str] | None:
+        """The energy transfer modes the CSMS allows the EVSE's transaction (NotifyAllowedEnergyTransfer, else the
+        2.1 AuthorizeResponse; None: it did not say)."""
+        return self.v2x.allowed_modes(evse_id)
+
+    def on_allowed_energy_transfer(self, listener: Callable[[int, list[str]], None]) -> Callable[[], None]:
+        """Hear each accepted NotifyAllowedEnergyTransfer and each 2.1 authorization's modes (evse id, modes); returns
+        the unsubscribe function."""
+        listeners = self.v2x.allowed_listeners
+        listeners.append(listener)
+        return lambda: listeners.remove(listener) if listener in listeners else None
 
     def step_frequency(self, hz: float) -> None:
         """Move the simulated grid frequency (LocalFrequency EVSEs follow at once, without asking the CSMS)."""

@@ -167,10 +167,17 @@ class Transactions:
         self.apply_power(evse)
 
     async def authorize(self, evse_id: int, token: IdToken, *, remote_start_id: int | None = None,
-                        check: bool = True) -> IdTokenInfo:
-        """Authorize `token` for charging on the EVSE; start or update the transaction when Accepted."""
+                        check: bool = True, authorize_response: Payload | None = None) -> IdTokenInfo:
+        """Authorize `token` for charging on the EVSE; start or update the transaction when Accepted. Over OCPP 2.1
+        the AuthorizeResponse (asked here, or `authorize_response` when the caller asked: Plug & Charge) sets the
+        energy transfer modes the EVSE's session may use (V2x.authorized)."""
         evse = self.ctx.evses[evse_id]
-        info = await self.authorization.authorize_token(token) if check else {"status": "Accepted"}
+        if check:
+            decision = await self.authorization.decide(token)
+            info, modes = decision.info, decision.allowed_energy_transfer
+        else:
+            info = {"status": "Accepted"}
+            modes = None if authorize_response is None else self.authorization.allowed_by(authorize_response)
         log.info("%s: idToken %s on EVSE %d: %s", self.ctx.station_id, token["idToken"], evse_id, info["status"])
         if info.get("status") != "Accepted" or evse.authorized:  # refused, or someone is already charging here
             return info
@@ -181,6 +188,7 @@ class Transactions:
         if reservations is not None:
             evse.reservation_used = reservations.use(evse)  # told with the idToken (H03)
         evse.authorized, evse.id_token = True, token
+        self.v2x.authorized(evse, modes)
         trigger = "RemoteStart" if remote_start_id is not None else "Authorized"
         starts = self._start_points()
         if evse.tx is None and ("Authorized" in starts or (evse.plugged and "PowerPathClosed" in starts)):
@@ -226,19 +234,24 @@ class Transactions:
         allowed and the charging state follow."""
         evse = self.ctx.evses[evse_id]
         evse.reading()  # the simulated SoC up to now, before the EV's own figure replaces it
+        before = _drawing_state(evse)
         if demand_w is not None:
             evse.ev_power_w = demand_w
         if soc is not None:
             evse.soc = soc
         if battery_wh is not None:
             evse.battery_wh = battery_wh
-        self.apply_power(evse)
+        # an ISO 15118 EV tells its demand and SoC in every charge loop (4 times a second); the target depends on
+        # them only through the direction of the demand and a full battery (the V2X control loop moves schedules on
+        # every control period, profile changes apply at once), so only a change of those is applied now
+        if evse.scripted or _drawing_state(evse) != before:
+            self.apply_power(evse)
 
     def _profiles_changed(self, evse_id: int) -> None:
-        """New charging limits apply at once."""
-        for evse in self.ctx.evses.values():
-            if evse_id in (0, evse.id):
-                self.apply_power(evse)
+        """New charging limits apply at once (on every EVSE for a station-wide change, else on that EVSE only)."""
+        evses = self.ctx.evses
+        for evse in (evses.values() if evse_id == 0 else [evses[evse_id]] if evse_id in evses else []):
+            self.apply_power(evse)
 
     def apply_power(self, evse: Evse) -> None:
         """Put the EVSE's target (v2x.py) on its hardware: the import and export limits, and for a scripted EV its
@@ -282,7 +295,7 @@ class Transactions:
             await self.stop_transaction(evse_id, "EVDisconnected", "EVCommunicationLost")
         else:
             self.apply_power(evse)
-        evse.authorized, evse.id_token = False, None
+        evse.authorized, evse.id_token, evse.allowed_energy_transfer = False, None, None
         await self.link.send_status(evse)
 
     async def stop_transaction(self, evse_id: int, reason: str = "Local", trigger: str = "StopAuthorized") -> None:
@@ -336,7 +349,7 @@ class Transactions:
             return
         if evse.tx is not None:
             await self.stop_transaction(evse.id, "Timeout", "EVConnectTimeout")
-        evse.authorized, evse.id_token = False, None
+        evse.authorized, evse.id_token, evse.allowed_energy_transfer = False, None, None
 
     # ----- CSMS-initiated messages -----
 
@@ -387,3 +400,8 @@ class Transactions:
             return {"status": "Rejected"}
         self.ctx.spawn(self.stop_transaction(evse.id, "Remote", "RemoteStop"), "remote-stop")
         return {"status": "Accepted"}
+
+
+def _drawing_state(evse: Evse) -> tuple[bool, bool, bool]:
+    """What of an EV's demand and SoC the EVSE's target and charging state depend on: draws, gives, is full."""
+    return evse.ev_power_w > 0, evse.ev_power_w < 0, (evse.soc or 0.0) >= 100.0

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..constants import GRID_SIM_VENDOR, ISO_FACTS_VENDOR
 from ..hardware import GridFrequency, SimulatedGridFrequency
-from ..ocpp.v2x import OperationMode, ProfileRejected, Quantity, check_schedule_update, phase_fields
+from ..ocpp.v2x import BIDIRECTIONAL, OperationMode, ProfileRejected, Quantity, check_schedule_update, phase_fields
 from ..times import parse_rfc3339
 from .context import StationContext
 from .evse import Evse
@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 Payload = dict[str, Any]
 TargetListener = Callable[[int, EvseTarget], None]
-BIDIRECTIONAL = frozenset({"AC_BPT", "AC_BPT_DER", "DC_BPT", "DC_ACDP_BPT"})
-"""Energy transfer modes in which the EV may give power back."""
 UNIDIRECTIONAL_PROTOCOLS = frozenset({"DIN70121", "ISO15118-2"})
 """Protocols whose EVs can only charge (the station can only limit their charging)."""
 UPDATE_FIELDS = tuple(f for q in Quantity for f in phase_fields(q))
@@ -67,6 +65,7 @@ class V2x:
         self.ev_modes: dict[int, tuple[str | None, str | None]] = {}  # evse -> (protocol, energy transfer mode)
         self.targets: dict[int, EvseTarget] = {}  # what each EVSE was last told
         self.listeners: list[TargetListener] = []
+        self.evse_listeners: dict[int, list[TargetListener]] = {}  # told of their own EVSE's changes only
         self.allowed_listeners: list[Callable[[int, list[str]], None]] = []  # -20: renegotiate the service
         self.apply: Callable[[int], None] = lambda evse_id: None  # the transactions put a target on the hardware
         self.ticks = 0  # control loop runs so far
@@ -102,7 +101,7 @@ class V2x:
         protocol, mode = self.ev_modes.get(evse.id, (None, None))
         if protocol in UNIDIRECTIONAL_PROTOCOLS or (mode is not None and mode not in BIDIRECTIONAL):
             return False
-        allowed = self.allowed.get(evse.tx.id) if evse.tx is not None else None
+        allowed = self.allowed_modes(evse.id)
         return allowed is None or bool(BIDIRECTIONAL & set(allowed))
 
     def _known_unable(self, evse_id: int) -> str | None:
@@ -157,16 +156,18 @@ class V2x:
         if self.targets.get(evse_id) == target:
             return
         self.targets[evse_id] = target
-        for listener in list(self.listeners):
+        for listener in [*self.listeners, *self.evse_listeners.get(evse_id, ())]:
             try:
                 listener(evse_id, target)
             except Exception:
                 log.exception("%s: target listener failed", self.ctx.station_id)
 
-    def on_target(self, listener: TargetListener) -> Callable[[], None]:
-        """Hear each change of an EVSE's target; returns the unsubscribe function."""
-        self.listeners.append(listener)
-        return lambda: self.listeners.remove(listener) if listener in self.listeners else None
+    def on_target(self, listener: TargetListener, evse_id: int | None = None) -> Callable[[], None]:
+        """Hear each change of an EVSE's target (with `evse_id`: of that EVSE only, which costs a station of many
+        EVSEs one call per change instead of one per EVSE); returns the unsubscribe function."""
+        group = self.listeners if evse_id is None else self.evse_listeners.setdefault(evse_id, [])
+        group.append(listener)
+        return lambda: group.remove(listener) if listener in group else None
 
     def _signal(self) -> int | None:
         """The aFRR signal in force now (None before the first, or before its timestamp)."""
@@ -302,26 +303,64 @@ class V2x:
                 "UpdateDynamicSchedule": lambda p: self._update(p["chargingProfileId"], p["scheduleUpdate"]),
                 "AFRRSignal": self._afrr}
 
+    def allowed_modes(self, evse_id: int) -> list[str] | None:
+        """The energy transfer modes the CSMS allows the EVSE's transaction: its latest NotifyAllowedEnergyTransfer,
+        else what the AuthorizeResponse of its authorization allowed (None: it did not say)."""
+        evse = self.ctx.evses.get(evse_id)
+        if evse is None:
+            return None
+        if evse.tx is not None and evse.tx.id in self.allowed:
+            return self.allowed[evse.tx.id]
+        return evse.allowed_energy_transfer
+
+    def authorized(self, evse: Evse, modes: list[str] | None) -> None:
+        """Q01 at authorization: the modes an OCPP 2.1 AuthorizeResponse allowed the EVSE's new authorization
+        (absent from the answer: charging only; None: no answer told, e.g. 2.0.1, free vend, a remote start without
+        AuthorizeRemoteStart). They replace an earlier NotifyAllowedEnergyTransfer of the running transaction (the
+        latest word counts); the bridge hears them as it hears NotifyAllowedEnergyTransfer."""
+        evse.allowed_energy_transfer = modes
+        if modes is None:
+            return
+        if evse.tx is not None:
+            self.allowed.pop(evse.tx.id, None)
+        log.info("%s: EVSE %d authorized for %s", self.ctx.station_id, evse.id, ", ".join(modes))
+        self._tell_allowed(evse.id, modes)
+
+    def _tell_allowed(self, evse_id: int, modes: list[str]) -> None:
+        """The allowed energy transfer of the EVSE changed: the listeners (the -20 bridge) hear it."""
+        for listener in list(self.allowed_listeners):
+            try:
+                listener(evse_id, modes)
+            except Exception:
+                log.exception("%s: allowed energy transfer listener failed", self.ctx.station_id)
+
     def _allowed_energy_transfer(self, p: Payload) -> Payload:
-        """Q01/Q02: the energy transfer modes the CSMS allows the transaction (it renegotiates the -20 service);
-        Rejected for an unknown transaction, or when only modes the EV cannot use are allowed."""
+        """Q01/Q02: the energy transfer modes the CSMS allows the transaction; an ISO 15118-20 EV renegotiates its
+        service (the bridge listens). Rejected (reasonCode, why) for an unknown transaction (TxNotFound); a
+        bidirectional mode while V2XChargingCtrlr.Enabled is false, or for an EV that cannot leave the mode it
+        charges in (ISO 15118-2, DIN 70121: no service renegotiation) when that mode is not allowed, or for a -20 EV
+        none of whose energy type (AC or DC: its session cannot change that) is allowed (UnsupportedRequest); only
+        bidirectional modes for an EV known unable to discharge (UnsupportedRequest)."""
         tx_id, modes = p["transactionId"], list(p["allowedEnergyTransfer"])
         evse = next((e for e in self.ctx.evses.values() if e.tx is not None and e.tx.id == tx_id), None)
         if evse is None:
-            return {"status": "Rejected", "statusInfo": {"reasonCode": "TxNotFound",
-                                                         "additionalInfo": f"no transaction {tx_id}"[:512]}}
+            return _rejected("TxNotFound", f"no transaction {tx_id}")
+        protocol, mode = self.ev_modes.get(evse.id, (None, None))
+        if set(modes) & BIDIRECTIONAL and not self.ctx.model.bool("V2XChargingCtrlr", "Enabled", evse=evse.id):
+            return _rejected("UnsupportedRequest", f"V2XChargingCtrlr.Enabled is false on EVSE {evse.id}")
+        if protocol in UNIDIRECTIONAL_PROTOCOLS and mode is not None and mode not in modes:
+            return _rejected("UnsupportedRequest", f"the EV on EVSE {evse.id} speaks {protocol}, which cannot "
+                             f"renegotiate its service: it charges in {mode}")
+        if protocol == "ISO15118-20" and mode is not None and not set(modes) & _family(mode):
+            return _rejected("UnsupportedRequest", f"the EV on EVSE {evse.id} charges in {mode}: its session "
+                             f"cannot change to {', '.join(modes)}")
         why = self._known_unable(evse.id)
-        if why is not None and not set(modes) - BIDIRECTIONAL:
-            return {"status": "Rejected", "statusInfo": {"reasonCode": "UnsupportedRequest",
-                                                         "additionalInfo": why[:512]}}
+        if protocol != "ISO15118-20" and why is not None and not set(modes) - BIDIRECTIONAL:
+            return _rejected("UnsupportedRequest", why)
         self.allowed[tx_id] = modes
         log.info("%s: EVSE %d allowed %s", self.ctx.station_id, evse.id, ", ".join(modes))
         self.apply(evse.id)
-        for listener in list(self.allowed_listeners):
-            try:
-                listener(evse.id, modes)
-            except Exception:
-                log.exception("%s: allowed energy transfer listener failed", self.ctx.station_id)
+        self._tell_allowed(evse.id, modes)
         return {"status": "Accepted"}
 
     def _update(self, profile_id: int, update: Payload) -> Payload:
@@ -375,6 +414,22 @@ def charging_needs_for(version: str, payload: Payload) -> Payload:
         needs["requestedEnergyTransfer"] = "DC" if str(needs.get("requestedEnergyTransfer", "")).startswith(
             "DC") else "AC_three_phase"
     return {k: v for k, v in {**payload, "chargingNeeds": needs}.items() if k != "timestamp"}
+
+
+def _rejected(code: str, why: str) -> Payload:
+    """A Rejected answer with its reasonCode and why."""
+    return {"status": "Rejected", "statusInfo": {"reasonCode": code, "additionalInfo": why[:512]}}
+
+
+_DC_MODES = frozenset({"DC", "DC_BPT", "DC_ACDP", "DC_ACDP_BPT"})
+
+
+def _family(mode: str) -> frozenset[str]:
+    """The energy transfer modes of the same energy type (AC or DC) as `mode`: what a -20 service renegotiation can
+    reach within the session (its supportedAppProtocol fixed AC or DC)."""
+    if mode in _DC_MODES:
+        return _DC_MODES
+    return frozenset({"AC_single_phase", "AC_two_phase", "AC_three_phase", "AC_BPT", "AC_BPT_DER", "AC_DER"})
 
 
 def _asks_discharge(period: Payload) -> bool:

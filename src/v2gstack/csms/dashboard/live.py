@@ -1,5 +1,6 @@
 """The live state the dashboard streams: each running session's power (import, export) and energy over time, and
-which stations changed (connection, connector status), gathered from the CSMS's message listeners.
+which stations changed (connection, connector status), gathered from the CSMS's message listeners (in a cluster,
+the other nodes' too, from the event feed).
 
 One LiveHub per Csms (`live_hub(csms)`): TransactionEvents (OCPP 1.6: StartTransaction, MeterValues of a
 transaction, StopTransaction) feed the sessions (their sampled values normalised like the store's: W and Wh),
@@ -72,6 +73,7 @@ class LiveHub:
         self._online: set[str] = set(csms.server.connections)
         self.subscribers = 0
         csms.listeners.append(self._on_call)
+        csms.cluster_listeners.append(self._on_call)  # in a cluster: the other nodes' stations too (csms/events.py)
 
     def _touch(self, station_id: str) -> None:
         self.seq += 1

@@ -83,6 +83,11 @@ class Policy20(Protocol):
         """The station asks the EV to discharge and the EV cannot or will not (reported once per session)."""
         ...
 
+    def offer_services(self, possible: list[str]) -> list[str]:
+        """-20 ServiceDiscovery: of the EVSE's services (EnergyService names), those to offer (the CSMS's allowed
+        energy transfer)."""
+        ...
+
 
 class Controller20:
     """-20 methods of BridgeController; the host provides the hardware, the policy, the contactor state, `_draw`
@@ -153,13 +158,20 @@ class Controller20:
     # ----- services and limits -----
 
     def services20(self) -> list[ServiceOffer]:
-        """AC and/or DC as the energy modes say; AC_BPT / DC_BPT only where discharge is allowed."""
+        """AC and/or DC as the energy modes say; AC_BPT / DC_BPT only where discharge is allowed; of these, those the
+        CSMS allows the transaction (OCPP 2.1 NotifyAllowedEnergyTransfer, through the policy)."""
         offers = services_from_modes(self.policy.energy_modes(), self.hw.limits.nominal_voltage, bpt=True)
         allowed = {EnergyService.AC_BPT: self.discharge_w(False) > 0, EnergyService.DC_BPT: self.discharge_w(True) > 0}
         order = {ControlMode.named(m): i for i, m in enumerate(self.policy.control_modes())}
-        return [replace(o, parameter_sets=tuple(sorted((p for p in o.parameter_sets if p.control_mode in order),
-                                                       key=lambda p: order[p.control_mode])))  # type: ignore[index]
-                for o in offers if allowed.get(o.service, True)]
+        possible = [replace(o, parameter_sets=tuple(sorted((p for p in o.parameter_sets if p.control_mode in order),
+                                                           key=lambda p: order[p.control_mode])))  # type: ignore
+                    for o in offers if allowed.get(o.service, True)]
+        offered = set(self.policy.offer_services([o.service.name for o in possible]))
+        return [o for o in possible if o.service.name in offered]
+
+    def service_renegotiation20(self) -> bool:
+        """Service renegotiation is offered (a NotifyAllowedEnergyTransfer makes the EV select its service again)."""
+        return True
 
     def ac_limits20(self, info: SessionInfo, ev: EVACLimits, bpt: bool) -> ACLimits20:
         """The AC limits; with BPT the discharge cap."""

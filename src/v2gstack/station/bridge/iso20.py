@@ -179,3 +179,20 @@ def tuples_from_composite(periods: Sequence[Payload], duration: int, discharge_w
     if discharge_w is not None:
         discharging = PowerSchedule(tuple(discharging_entries), prices=PriceLevels(2, 1, ((duration, 0),)))
     return [ScheduleTuple(1, charging, discharging)]
+
+
+_SERVICE_MODES: dict[str, frozenset[str]] = {
+    "AC": frozenset({"AC_single_phase", "AC_two_phase", "AC_three_phase"}),
+    "AC_BPT": frozenset({"AC_BPT", "AC_BPT_DER"}),
+}
+"""-20 energy services whose OCPP 2.1 EnergyTransferMode names differ (the others share their name: DC, DC_BPT,
+DC_ACDP, DC_ACDP_BPT, AC_DER, WPT)."""
+
+
+def service_allowed(service: str, allowed: Sequence[str] | None) -> bool:
+    """Whether the -20 energy service (EnergyService name) is among the OCPP 2.1 energy transfer modes the CSMS
+    allows (NotifyAllowedEnergyTransfer; None: it did not say, everything is)."""
+    if allowed is None:
+        return True
+    return bool(_SERVICE_MODES.get(service, frozenset({service})) & set(allowed))
+

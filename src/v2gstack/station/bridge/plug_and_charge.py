@@ -89,7 +89,7 @@ async def authorize_contract(station: StationPort, evse_id: int, emaid: str, cha
         code = CERTIFICATE_TO_ISO.get(cert_status, "FAILED") if cert_status != "Accepted" else "FAILED"
         trace.state("AuthorizationRefused", status=status, certificateStatus=cert_status, isoCode=code)
         return ContractDecision(status if status != "Accepted" else cert_status, code)
-    result = await station.authorize(evse_id, token, check=False)
+    result = await station.authorize(evse_id, token, check=False, authorize_response=answer)
     status = result.get("status", "Invalid")
     trace.state("Authorized", status=status, method="PlugAndCharge")
     return ContractDecision(status, None if status == "Accepted" else "FAILED")

@@ -29,7 +29,7 @@ from ...iso15118.defaults20 import phase_voltage
 from ...iso15118.events import MessageExchanged, ScheduleChosen, SessionEnded, SessionEvent, TlsFailed
 from ...iso15118.evse import AuthorizationStatus, SessionInfo
 from ...iso15118.model import EVChargeParameters, PMaxEntry, ProfileEntry, SASchedule, is_dc
-from ...iso15118.model20 import ControlMode, DynamicSchedule, EVNeeds, ScheduleTuple
+from ...iso15118.model20 import ControlMode, DynamicSchedule, EnergyService, EVNeeds, ScheduleTuple
 from ...times import rfc3339
 from ...trace.error_map import EV_CANNOT_DISCHARGE, FAILURES, FailureKind, IsoFailure, ev_problem_event, notify_event
 from ..device_model import VENDOR_COMPONENT
@@ -37,9 +37,10 @@ from ..ports import EvseFacts, StationPort
 from ..profiles import Rejection
 from ..v2x_target import EvseTarget
 from .config import BridgeConfig
-from .iso20 import charging_needs20, tuples_from_composite
+from .iso20 import FOLLOWED, charging_needs20, service_allowed, tuples_from_composite
+from .offer import Offer, outdated, pmax_offer, tuple_offer
 from .plug_and_charge import authorize_contract, install_certificate
-from .tracing import SessionLog, SessionTrace
+from .tracing import SESSION_ACTIONS, SessionLog, SessionTrace, frame_keys
 
 Payload = dict[str, Any]
 
@@ -62,8 +63,9 @@ class EvsePolicy:
         self.finished: list[SessionPolicy] = []
         self.event_ids = itertools.count(int(time.time()) % 1_000_000)  # NotifyEvent eventIds of this EVSE
         self.slac_failures: Counter[str] = Counter()  # failed SLAC steps of this EVSE, by step
-        station.on_profiles_changed(self._profiles_changed)
-        station.on_target(self._target_changed)
+        station.on_profiles_changed(self._profiles_changed, evse_id)  # its own EVSE's and station-wide changes
+        station.on_target(self._target_changed, evse_id)
+        station.on_allowed_energy_transfer(self._allowed_changed)
 
     def session(self, trace: SessionTrace, log: SessionLog) -> SessionPolicy:
         """The policy of a new SECC connection; the EVSE has one EV at a time, so profile changes are its now."""
@@ -81,6 +83,10 @@ class EvsePolicy:
     def _target_changed(self, evse_id: int, target: EvseTarget) -> None:
         if self.active is not None and evse_id == self.evse_id:
             self.active.target_changed(target)
+
+    def _allowed_changed(self, evse_id: int, modes: list[str]) -> None:
+        if self.active is not None and evse_id == self.evse_id:
+            self.active.allowed_changed(modes)
 
     def tls_failed(self, event: TlsFailed, trace: SessionTrace) -> None:
         """A TLS handshake failed (no ISO session): reported per the error map, with a timeline of its own."""
@@ -145,6 +151,12 @@ class SessionPolicy:
         self.offered: dict[int, SASchedule] = {}  # the SAScheduleTuples of the last ChargeParameterDiscoveryRes
         self.refused_discharge = False  # the EV was asked to discharge and could not: reported once
         self.scheduled_setpoint: float | None = None  # -20 scheduled: the setpoint the offered tuple carries
+        self.offer: Offer | None = None  # what the car was last offered (-2, -20 scheduled), to compare changes with
+        self.discharge_offered: float | None = None  # -20 scheduled BPT: the discharge the station allowed then
+        self.services_possible: tuple[str, ...] | None = None  # -20: the EVSE's services at the last ServiceDiscovery
+        self.services_offered: tuple[str, ...] = ()  # -20: those the CSMS allowed, offered then
+        self.change_service = False  # -20: the allowed energy transfer changed the offer: ServiceRenegotiation
+        self.service_selected: str | None = None  # -20: the service the EV selected last
         trace.concerns = self._concerns
 
     @property
@@ -159,14 +171,12 @@ class SessionPolicy:
 
     def _concerns(self, action: str, p: Payload) -> bool:
         """Whether an OCPP CALL belongs on this session's timeline: its transaction, its EVSE, or its Authorize."""
-        tx = (p.get("transactionInfo") or {}).get("transactionId") or p.get("transactionId") or (
-            p.get("chargingProfile") or {}).get("transactionId")
+        tx, evse = frame_keys(p)
         if tx is not None:
             return tx in (self.tx_id, self.evse.transaction_id)
-        evse = p.get("evseId", (p.get("evse") or {}).get("id"))
         if evse is not None:
             return bool(evse == self.evse_no)
-        return action == "Authorize" and self.auth_task is not None and not self.auth_task.done()
+        return action in SESSION_ACTIONS and self.auth_task is not None and not self.auth_task.done()
 
     def _link_tx(self) -> None:
         tx_id = self.evse.transaction_id
@@ -323,30 +333,43 @@ class SessionPolicy:
             self.needs_sent = True
             self.station.notify("NotifyEVChargingNeeds", charging_needs(self.evse_no, ev,
                                                                         self.station.clock.wall().timestamp()))
-        composite = self._composite()
-        entries = tuple(PMaxEntry(int(p["startPeriod"]), float(p["limit"])) for p in
-                        composite["chargingSchedulePeriod"])
-        last = entries[-1]
-        entries = (*entries[:-1], PMaxEntry(last.start, last.pmax, self.config.schedule_duration - last.start))
+        entries = self._pmax_entries()
         self.trace.state("ScheduleOffered", pmax=[(e.start, e.pmax) for e in entries])
+        self.offer = pmax_offer(self.station.clock.now(), entries)
         offer = [SASchedule(1, entries)]
         self.offered = {t.tuple_id: t for t in offer}
         return offer
+
+    def _pmax_entries(self) -> tuple[PMaxEntry, ...]:
+        """The composite schedule from now as an ISO 15118-2 PMaxSchedule (the last entry until the schedule's
+        end)."""
+        entries = tuple(PMaxEntry(int(p["startPeriod"]), float(p["limit"])) for p in
+                        self._composite()["chargingSchedulePeriod"])
+        last = entries[-1]
+        return (*entries[:-1], PMaxEntry(last.start, last.pmax, self.config.schedule_duration - last.start))
 
     def schedule_tuples(self, info: SessionInfo, needs: EVNeeds, discharge_w: float | None) -> list[ScheduleTuple]:
         """-20 scheduled: NotifyEVChargingNeeds (once), then the composite schedule as one ScheduleTuple (BPT: with
         a discharging schedule of `discharge_w`)."""
         self._needs20(info, needs)
-        periods = self._composite()["chargingSchedulePeriod"]
         target = self.station.target(self.evse_no)
-        self.scheduled_setpoint = target.setpoint_w
-        tuples = tuples_from_composite(periods, self.config.schedule_duration, discharge_w, self.evse.max_power_w,
-                                       target.setpoint_w)
+        self.scheduled_setpoint, self.discharge_offered = target.setpoint_w, discharge_w
+        tuples, self.offer = self._tuples(discharge_w, target.setpoint_w)
         dis = tuples[0].discharging
         self.trace.state("ScheduleOffered", charging=[(e.duration, e.power) for e in tuples[0].charging.entries],
                          discharging=None if dis is None else [(e.duration, e.power) for e in dis.entries],
                          setpoint_w=target.setpoint_w)
         return tuples
+
+    def _tuples(self, discharge_w: float | None, setpoint_w: float | None) -> tuple[list[ScheduleTuple], Offer]:
+        """The composite schedule from now as -20 ScheduleTuples, and the offer they make (exact under a
+        setpoint: the car follows the tuple's powers)."""
+        periods = self._composite()["chargingSchedulePeriod"]
+        tuples = tuples_from_composite(periods, self.config.schedule_duration, discharge_w, self.evse.max_power_w,
+                                       setpoint_w)
+        exact = setpoint_w is not None or any(p.get("operationMode") in FOLLOWED and p.get("setpoint") is not None
+                                              for p in periods)
+        return tuples, tuple_offer(self.station.clock.now(), tuples[0], exact)
 
     def dynamic_schedule(self, info: SessionInfo, needs: EVNeeds) -> DynamicSchedule:
         """-20 dynamic: NotifyEVChargingNeeds (once); the EV's own plan (the station sets the power per loop)."""
@@ -358,6 +381,10 @@ class SessionPolicy:
         """A -20 ScheduleExchangeReq: the ISO facts, and the EV's needs to the CSMS once."""
         self.renegotiate = False
         self._facts()
+        if info.energy_mode != self.service_selected:
+            self.service_selected = info.energy_mode
+            self.trace.state("ServiceSelected", service=info.energy_mode,
+                             controlMode=info.control_mode.name if info.control_mode else None)
         if self.needs_sent:
             return
         self.needs_sent = True
@@ -436,6 +463,8 @@ class SessionPolicy:
                 self.stopped_remotely = True
                 self.trace.state("StopRequested", by="CSMS or station")
             return "StopCharging"
+        if self.change_service and self.contactors and self._iso20:
+            return "ServiceRenegotiation"  # -20 only: the EV selects a service again
         if self.renegotiate and self.contactors and self.info is not None and (
                 self.info.protocol == "iso2" or self.info.control_mode is ControlMode.SCHEDULED):
             return "ReNegotiation"  # -20: ScheduleRenegotiation (scheduled mode only)
@@ -449,8 +478,35 @@ class SessionPolicy:
                          import_limit_w=target.import_limit_w, export_limit_w=target.export_limit_w,
                          by=target.source)
         if (self.contactors and self.info is not None and self.info.control_mode is ControlMode.SCHEDULED
-                and self._iso20() and target.setpoint_w != self.scheduled_setpoint):
+                and self._iso20 and target.setpoint_w != self.scheduled_setpoint):
             self.renegotiate = True
+
+    def allowed_changed(self, modes: list[str]) -> None:
+        """The CSMS changed the energy transfer modes allowed (NotifyAllowedEnergyTransfer, Accepted): on the
+        timeline; a -20 EV whose offer they change renegotiates its service (EVSENotification ServiceRenegotiation
+        in the next charge loop; before its first ServiceDiscovery the offer follows them anyway)."""
+        self.trace.state("AllowedEnergyTransfer", modes=modes)
+        selected = self.info.service if self.info is not None else None
+        if not self._iso20 or self.services_possible is None or selected is None:
+            return
+        same = [s for s in self.services_possible if EnergyService[s].dc == selected.dc]  # the session's AC or DC
+        now = tuple(s for s in same if service_allowed(s, modes))
+        if now != tuple(s for s in self.services_offered if s in same):
+            self.change_service = True
+            self.trace.state("ServiceRenegotiationRequested", offered=list(self.services_offered), now=list(now))
+
+    def offer_services(self, possible: list[str]) -> list[str]:
+        """-20 ServiceDiscovery: of the EVSE's services, those the CSMS allows the transaction (all when it did not
+        say); on the timeline. After a service renegotiation the EV's needs go to the CSMS again (its energy transfer
+        mode may have changed)."""
+        allowed = self.station.allowed_energy_transfer(self.evse_no)
+        offered = [s for s in possible if service_allowed(s, allowed)]
+        if self.services_possible is not None:
+            self.needs_sent = False
+        self.services_possible, self.services_offered = tuple(possible), tuple(offered)
+        self.change_service = False
+        self.trace.state("ServicesOffered", services=offered, allowed=allowed)
+        return offered
 
     def discharge_refused(self, reason: str) -> None:
         """The station asks the EV to discharge and it cannot or will not: on the timeline and to the CSMS
@@ -466,11 +522,26 @@ class SessionPolicy:
             self.evse.transaction_id)]})
 
     def profiles_changed(self) -> None:
-        """The CSMS changed a profile: -2 and -20 scheduled EVs renegotiate; every EV gets the new limit in the
-        charge loop."""
-        self.trace.state("ProfilesChanged", limit_w=self.station.limit_w(self.evse_no))
-        if self.contactors:
+        """The CSMS changed a profile: a -2 or -20 scheduled EV renegotiates when the new composite schedule no longer
+        fits what it was offered (offer.py; a change between the offer and the start of the energy transfer
+        renegotiates once it has started); every EV gets the new limit in the charge loop."""
+        why = self._offer_outdated()
+        self.trace.state("ProfilesChanged", limit_w=self.station.limit_w(self.evse_no), renegotiate=why is not None,
+                         why=why)
+        if why is not None:
             self.renegotiate = True
+
+    def _offer_outdated(self) -> str | None:
+        """Why the car's schedule no longer fits the composite schedule now (None: it still fits, or the car has
+        no schedule to renegotiate: DIN, -20 dynamic)."""
+        info = self.info
+        if self.offer is None or info is None or not (info.protocol == "iso2"
+                                                      or info.control_mode is ControlMode.SCHEDULED):
+            return None  # the first offer is made from the profiles in force then
+        now = self.station.clock.now()
+        if info.protocol == "iso2":
+            return outdated(self.offer, pmax_offer(now, self._pmax_entries()))
+        return outdated(self.offer, self._tuples(self.discharge_offered, self.target().setpoint_w)[1])
 
     # ----- the end -----
 

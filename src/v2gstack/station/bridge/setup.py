@@ -110,9 +110,12 @@ class EvseBridge:
         if self.server is not None:
             await self.server.close()
 
-    def _frame(self, frame: OcppFrame) -> None:
+    def _frame(self, frame: OcppFrame) -> bool:
+        """Hand a frame to this EVSE's timelines; True when one recorded the CALL."""
+        recorded = False
         for trace in self.policy.tracing():
-            trace.frame(frame)
+            recorded = trace.frame(frame) or recorded
+        return recorded
 
 
 async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", port: int | None = None,

@@ -42,19 +42,33 @@ class OcppFrame:
     error: bool = False
 
 
+def frame_keys(payload: Payload) -> tuple[Any, Any]:
+    """(transactionId, evseId) a CALL names, either may be None: what ties it to one session's timeline."""
+    tx = (payload.get("transactionInfo") or {}).get("transactionId") or payload.get("transactionId") or (
+        payload.get("chargingProfile") or {}).get("transactionId")
+    return tx, payload.get("evseId", (payload.get("evse") or {}).get("id"))
+
+
+SESSION_ACTIONS = frozenset({"Authorize"})
+"""CALLs that concern a session without naming a transaction or an EVSE (the one a session is waiting for)."""
+
+
 class OcppFrames:
-    """The station's OCPP frames, parsed once and handed to every subscriber (each EVSE's sessions)."""
+    """The station's OCPP frames, parsed once and handed to the sessions they may concern: a CALL that names a
+    transaction or an EVSE (or is in SESSION_ACTIONS) to every subscriber, an answer only to the subscribers that
+    recorded its CALL. A CALL that can concern no session (e.g. UpdateDynamicSchedule: only a profile id) costs one
+    parse, not one look per EVSE: with 100 EVSEs that look was most of the station's time per CALL."""
 
     MAX_PENDING = 4096
     """CALLs remembered to name their answers (bounded: answers that never come are forgotten oldest first)."""
 
     def __init__(self, station: StationPort) -> None:
-        self.subscribers: list[Callable[[OcppFrame], None]] = []
-        self._calls: dict[str, str] = {}  # message id -> action
+        self.subscribers: list[Callable[[OcppFrame], bool]] = []  # True: recorded (wants the answer)
+        self._calls: dict[str, tuple[str, list[Callable[[OcppFrame], bool]]]] = {}  # mid -> (action, recorders)
         station.on_frame(self._frame)
 
     def _frame(self, direction: str, text: str) -> None:
-        """Parse a frame once; skip what is not an OCPP-J frame."""
+        """Parse a frame once; skip what is not an OCPP-J frame or concerns no session."""
         if not self.subscribers:
             return
         try:
@@ -64,18 +78,21 @@ class OcppFrames:
         if not isinstance(message, list) or len(message) < 3 or not isinstance(message[1], str):
             return
         if message[0] == 2 and len(message) >= 4 and isinstance(message[3], dict):
-            if len(self._calls) >= self.MAX_PENDING:
-                self._calls.pop(next(iter(self._calls)))
-            self._calls[message[1]] = str(message[2])
-            frame = OcppFrame(direction, message, message[1], str(message[2]), message[3], True)
+            action = str(message[2])
+            if action not in SESSION_ACTIONS and frame_keys(message[3]) == (None, None):
+                return
+            frame = OcppFrame(direction, message, message[1], action, message[3], True)
+            recorders = [s for s in list(self.subscribers) if s(frame)]
+            if recorders:
+                if len(self._calls) >= self.MAX_PENDING:
+                    self._calls.pop(next(iter(self._calls)))
+                self._calls[message[1]] = (action, recorders)
         elif message[0] in (3, 4) and message[1] in self._calls:
-            action = self._calls.pop(message[1])
+            action, recorders = self._calls.pop(message[1])
             payload = message[2] if message[0] == 3 and isinstance(message[2], dict) else {}
             frame = OcppFrame(direction, message, message[1], action, payload, False, message[0] == 4)
-        else:
-            return
-        for subscriber in list(self.subscribers):
-            subscriber(frame)
+            for subscriber in recorders:
+                subscriber(frame)
 
 
 class SessionTrace:
@@ -96,16 +113,19 @@ class SessionTrace:
             self.timeline.state("ScheduleChosen", saScheduleTupleId=event.tuple_id,
                                 profile=[(e.start, e.max_power) for e in event.profile])
 
-    def frame(self, frame: OcppFrame) -> None:
-        """An OCPP frame: recorded when it concerns this session (or answers a CALL that did)."""
+    def frame(self, frame: OcppFrame) -> bool:
+        """An OCPP frame: recorded when it concerns this session (or answers a CALL that did); True when it
+        recorded a CALL (its answer is wanted)."""
         if frame.call:
             if self.concerns(frame.action, frame.payload):
                 self._mids.add(frame.message_id)
                 self.timeline.ocpp(frame.direction, frame.message)
+                return True
         elif frame.message_id in self._mids:
             self._mids.discard(frame.message_id)
             self.timeline.ocpp(frame.direction, frame.message,
                                action=f"{frame.action}{' CALLERROR' if frame.error else 'Response'}")
+        return False
 
     def link(self, **ids: Any) -> None:
         """Identifiers that join this timeline to others (SessionID, transactionId, idToken...)."""
