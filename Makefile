@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SHARED ?= ../shared
 SCHEMAS := $(SHARED)/schemas/iso15118
 
-.PHONY: venv test demo lint exi-codegen ocpp-validators bench fuzz ref-venv slac-venv browser scenarios clean
+.PHONY: venv test demo lint exi-codegen ocpp-validators bench fuzz ref-venv slac-venv ev2gym-venv browser scenarios clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,7 +25,7 @@ test: venv lint
 	-@bash tools/refcodec/setup.sh
 	-@$(MAKE) --no-print-directory slac-venv
 	-@$(MAKE) --no-print-directory browser
-	$(PY) -m pytest -q
+	PY=$(PY) bash tools/test_suite.sh
 
 # The end-to-end demo: CSMS (SQLite) + station with five bridged EVSEs + five EVs (DIN, -2, -2 PnC, -20 DC_BPT).
 demo: venv
@@ -59,6 +59,20 @@ $(SLAC_VENV)/.installed:
 
 slac-venv: $(SLAC_VENV)/.installed
 
+# EV2Gym (and the size-limited gurobipy for its MPC) for bench/ev2gym_compare.py, in their own virtualenv: never a
+# dependency of v2gstack. v2gstack goes in without its dependencies (the bench imports only the grid scheduler:
+# numpy, scipy, highspy), non-editable: re-made when the scheduler changes. ev2gym 2.0.0 imports packages it does
+# not declare (pandapower, numba, psutil, multicopula, pkg_resources) and its MPC needs numpy<2 and pandas<3.
+EV2GYM_VENV := .venv-ev2gym
+$(EV2GYM_VENV)/.installed: pyproject.toml src/v2gstack/grid/scheduler.py
+	@test -x $(EV2GYM_VENV)/bin/python || $(PYTHON) -m venv $(EV2GYM_VENV) || python3 -m venv $(EV2GYM_VENV)
+	$(EV2GYM_VENV)/bin/python -m pip install -q 'ev2gym==2.0.0' gurobipy 'numpy<2' 'pandas<3' 'scipy>=1.11' \
+		pandapower numba psutil multicopula 'setuptools<81' 'highspy>=1.7'
+	$(EV2GYM_VENV)/bin/python -m pip install -q --no-deps --force-reinstall .
+	@touch $@
+
+ev2gym-venv: $(EV2GYM_VENV)/.installed
+
 # Every shipped scenario (scenarios/*.yaml); reports in v2gstack-scenarios/<name>/report.html. Fails if one fails.
 scenarios: venv
 	@status=0; for f in scenarios/*.yaml; do $(PY) -m v2gstack sim run $$f || status=1; done; exit $$status
@@ -74,4 +88,4 @@ browser:
 		exit 1; fi
 
 clean:
-	rm -rf $(VENV) .venv-ref .venv-slac build dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-ref .venv-slac .venv-ev2gym build dist .pytest_cache .ruff_cache

@@ -1,8 +1,9 @@
 """The `v2gstack` command. Each role adds its sub-command here; `exi` is the codec's.
 
-`csms`, `trace`, `demo` and `sim` need the optional `csms` extra (SQLAlchemy, FastAPI, uvicorn; `sim` its own `sim`
-extra, which includes it): they are listed with a short help and imported only when they run, so `v2gstack
-station`/`ev`/`secc`/`pki`/`exi` work on a core install and start without loading the CSMS.
+Every role's command is listed with a short help and imported only when it runs, so a command starts without loading
+the others (`v2gstack exi` does not import the ISO 15118 engines, the station or the PKI). `csms`, `trace`, `demo`
+and `sim` need the optional `csms` extra (SQLAlchemy, FastAPI, uvicorn; `sim` its own `sim` extra, which includes
+it): without it they say which extra to install, so `v2gstack station`/`ev`/`secc`/`pki`/`exi` work on a core install.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from . import exi
-from .grid.cli import app as grid_app
-from .iso15118.cli import ev_command, secc_command
-from .pki.cli import app as pki_app
-from .slac.cli import app as slac_app
-from .station.cli import app as station_app
 
-# name -> (module, attribute, short help): the commands that need the `csms` extra
+# name -> (module, attribute, short help): the commands imported when they run (the last four need the `csms` extra)
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "pki": ("v2gstack.pki.cli", "app", "ISO 15118 / OCPP PKI: create, inspect, verify."),
+    "ev": ("v2gstack.iso15118.cli", "ev_command",
+           "Run one charging session as the EV; exit 0 only if it ended with SessionStopRes OK."),
+    "secc": ("v2gstack.iso15118.cli", "secc_command",
+             "Run a standalone SECC with a simulated EVSE that authorizes EIM at once."),
+    "slac": ("v2gstack.slac.cli", "app",
+             "SLAC (ISO 15118-3) over HomePlug Green PHY: match a car and a charger before ISO 15118."),
+    "station": ("v2gstack.station.cli", "app", "Run a simulated OCPP 2.1 / 2.0.1 charging station."),
+    "grid": ("v2gstack.grid.cli", "app", "Grid signals and the grid plan."),
     "csms": ("v2gstack.csms.cli", "app", "Run the CSMS, or manage its registry (add-station, add-idtoken, ...) and "
              "its API tokens (create-token, tokens, revoke-token)."),
     "trace": ("v2gstack.trace.cli", "trace_command",
@@ -94,12 +99,6 @@ app = typer.Typer(cls=LazyGroup, no_args_is_help=True, add_completion=False,
                   help="v2gstack: the smart-charging chain in Python.")
 exi_app = typer.Typer(no_args_is_help=True, help="Encode and decode ISO 15118 / DIN 70121 EXI messages.")
 app.add_typer(exi_app, name="exi")
-app.add_typer(pki_app, name="pki")
-app.command("ev")(ev_command)
-app.command("secc")(secc_command)
-app.add_typer(station_app, name="station")
-app.add_typer(slac_app, name="slac")
-app.add_typer(grid_app, name="grid")
 
 NS_HELP = f"Namespace: {', '.join(exi.NAMESPACES)}"
 

@@ -131,7 +131,9 @@ async def run_demo(workdir: Path, *, seconds: float = 12.0, speedup: float = 60.
     db_url = f"sqlite:///{workdir / 'csms.db'}"
     store = Store(db_url)
     store.add_station(STATION_ID, PASSWORD)
-    store.put_id_token(TOKEN["idToken"], TOKEN["type"], account="demo-account")
+    # a V2X contract (OCPP 2.1 Q01): its AuthorizeResponse allows the -20 car DC_BPT, so the setpoint can turn it around
+    store.put_id_token(TOKEN["idToken"], TOKEN["type"], account="demo-account",
+                       allowed_energy_transfer=["AC_single_phase", "AC_three_phase", "DC", "AC_BPT", "DC_BPT"])
     plug_and_charge = await _pnc_setup(workdir, store, pnc_fault, out) if pnc else None
     csms = Csms(store, CsmsConfig(heartbeat_interval=300, ping_interval=None, ocsp_required=pnc_fault == "ocsp-down",
                                   pki_dir=str(workdir / "pki") if pnc else None,

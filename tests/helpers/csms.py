@@ -20,6 +20,7 @@ from v2gstack.csms.auth import Role, create_token
 from v2gstack.csms.service import Csms, CsmsConfig
 from v2gstack.csms.store import Store
 from v2gstack.ocpp import BackOff
+from v2gstack.ocpp.v2x import ENERGY_TRANSFER_MODES
 from v2gstack.station import ChargingStation, StationConfig
 
 PG_ADMIN = os.environ.get("V2GSTACK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -37,6 +38,27 @@ def pg_available() -> bool:
             return True
     except Exception:
         return False
+
+
+NATS_URL = "nats://127.0.0.1:4222"
+
+
+def nats_available() -> bool:
+    """Whether the local NATS server answers (a CSMS cluster's tests need it)."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 4222), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def cluster_db_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh PostgreSQL database for a CSMS cluster's test (skipped without NATS or PostgreSQL)."""
+    if not nats_available():
+        pytest.skip("no NATS server at 127.0.0.1:4222")
+    yield from make_db_url("postgresql", tmp_path)
 
 
 def make_db_url(kind: str, tmp_path: Path) -> Iterator[str]:
@@ -62,13 +84,15 @@ def make_db_url(kind: str, tmp_path: Path) -> Iterator[str]:
 async def running_csms(db_url: str, *, stations: dict[str, str | None] | None = None,
                        tokens: list[dict[str, Any]] | None = None, ssl: Any = None,
                        **config: Any) -> AsyncIterator[Csms]:
-    """Our CSMS on loopback with registered stations (id -> password) and idTokens."""
+    """Our CSMS on loopback with registered stations (id -> password) and idTokens (`allowedEnergyTransfer`: its
+    OCPP 2.1 modes; the default TOKEN's contract allows every mode, V2X included)."""
     store = Store(db_url)
     for sid, password in (stations or {"CS1": PASSWORD}).items():
         if store.station(sid) is None:
             store.add_station(sid, password)
-    for tok in tokens if tokens is not None else [TOKEN]:
-        store.put_id_token(tok["idToken"], tok["type"], tok.get("status", "Accepted"))
+    for tok in tokens if tokens is not None else [{**TOKEN, "allowedEnergyTransfer": list(ENERGY_TRANSFER_MODES)}]:
+        store.put_id_token(tok["idToken"], tok["type"], tok.get("status", "Accepted"),
+                           allowed_energy_transfer=tok.get("allowedEnergyTransfer"))
     config.setdefault("ping_interval", None)
     csms = Csms(store, CsmsConfig(**config), ssl=ssl)
     await csms.start()

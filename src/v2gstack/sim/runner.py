@@ -420,9 +420,12 @@ def _collect(r: SessionReport, store: Store, start: float, trace_dir: Path, rig:
         csms_wh = register[-1] if register else None
         # the EV counts to its last charge-loop answer, the meter until the contactors open: on a busy machine that
         # gap is worth up to a couple of loops of energy at the scenario's speed-up
-        # (the loops the EV really ran: `loops: 0` means until stopped); a transaction the station or the CSMS ends
-        # closes its register before the EV has heard StopCharging, so such an EV counts more: up to 15 %
-        lag_wh = 2 * res.energy_wh / max(2, res.charge_loops)
+        # (the loops the EV really ran: `loops: 0` means until stopped); when the station lowers an EVSE's power
+        # (another car arrives at a shared station), the meter follows at once and the EV only with its next
+        # answer: it counts the interval before at the old power, so the allowance is two of its largest steps;
+        # a transaction the station or the CSMS ends closes its register before the EV has heard StopCharging, so
+        # such an EV counts more: up to 15 %
+        lag_wh = max(2 * res.energy_wh / max(2, res.charge_loops), 2 * res.max_step_wh)
         tolerance = e.energy_tolerance if e.stopped_reason in (None, "EVDisconnected") else \
             max(e.energy_tolerance, STOPPED_BY_STATION_TOLERANCE)
         ok = csms_wh is not None and \
