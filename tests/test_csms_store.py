@@ -172,6 +172,46 @@ def test_worker_survives_waiters_that_give_up(tmp_path) -> None:
         store.close()
 
 
+def test_a_batch_that_read_still_writes_when_another_connection_commits_meanwhile(tmp_path) -> None:
+    """SQLite in WAL mode cannot turn a transaction that has read into a writer once another connection committed
+    meanwhile: it fails at once with "database is locked" (no busy wait). The database thread's transactions take
+    the write lock at their BEGIN, so the other writer (the API, the grid control) waits for the batch instead, and
+    both writes land."""
+    import threading
+    from datetime import UTC, datetime
+
+    from v2gstack.csms.models import Station
+    from v2gstack.csms.store import op_seen
+    from v2gstack.csms.worker import StoreWorker
+
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    store.add_station("CS-1")
+    store.add_station("CS-2")
+    worker = StoreWorker(store)
+    others: list[threading.Thread] = []
+
+    def other_writer() -> None:
+        with store.session(write=True) as s:
+            op_seen(s, "CS-2")
+
+    def op_read_other_commits_then_write(s, station_id: str) -> None:
+        station = s.get(Station, station_id)  # the batch reads first ...
+        other = threading.Thread(target=other_writer)
+        others.append(other)
+        other.start()
+        other.join(0.3)  # ... another connection commits meanwhile (or waits for the batch's lock) ...
+        station.last_seen = datetime.now(UTC)  # ... then the batch writes
+
+    try:
+        worker.submit(op_read_other_commits_then_write, "CS-1").result(timeout=20)
+        for t in others:
+            t.join(10)
+        assert all(s.last_seen is not None for s in store.stations())
+    finally:
+        worker.close()
+        store.close()
+
+
 def test_the_csms_reaches_the_database_only_through_op_functions() -> None:
     """Every `worker.run(...)` / `store.run(...)` in the CSMS runs a named `op_*` function (no lambdas, no private
     helpers), so each database operation is one documented function that runs alone or batched."""

@@ -131,6 +131,11 @@ class Store:
         with self.session() as s:
             return op(s, *args)
 
+    def run_write(self, op: Callable[..., T], *args: Any) -> T:
+        """Run one `op(session, *args)` that reads, then writes, in its own transaction (see `session(write=True)`)."""
+        with self.session(write=True) as s:
+            return op(s, *args)
+
     # ------------------------------------------------------------------ stations
     def add_station(self, station_id: str, password: str | None = None, security_profile: int = 1) -> None:
         if not valid_station_id(station_id):

@@ -91,7 +91,7 @@ class StoreWorker:
         """Run a short write in its own transaction on a reader thread, not in a batch: for rows that other CSMS
         nodes lock too (the singleton leases), which a batch would keep locked, and so the other nodes waiting, for
         the whole batch."""
-        return await asyncio.get_running_loop().run_in_executor(self._readers, self.store.run, op, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self.store.run_write, op, *args)
 
     def close(self) -> None:
         """Finish what is queued, then stop the threads."""
@@ -133,6 +133,7 @@ class StoreWorker:
         try:
             self._in_batch_forms = 0
             with self.store._sessions() as s, s.begin():
+                _write_lock_first(s)
                 results = self._run_all(s, batch)
         except Exception:
             pass
@@ -146,6 +147,7 @@ class StoreWorker:
         outcomes: list[tuple[Waiter, bool, Any]] = []
         try:
             with self.store._sessions() as s, s.begin():
+                _write_lock_first(s)
                 for op, args, fut in batch:
                     outcomes.append((fut, *self._one(s, op, args)))
         except Exception as e:  # the commit itself failed: nothing of this batch is durable
@@ -192,6 +194,13 @@ class StoreWorker:
                 return True, op(s, *args)
         except Exception as e:
             return False, e
+
+
+def _write_lock_first(s: Session) -> None:
+    """A batch reads, then writes: on SQLite its transaction begins IMMEDIATE (waiting for the write lock), since a
+    deferred one that read before another connection (the API, the grid control) committed cannot become a writer
+    and fails at once with "database is locked". No effect on PostgreSQL."""
+    s.connection(execution_options={"sqlite_immediate": True})
 
 
 def _deliver(outcomes: list[tuple[Waiter, bool, Any]]) -> None:
