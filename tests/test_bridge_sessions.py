@@ -70,7 +70,8 @@ async def test_csms_remote_stop_ends_the_iso_session(tmp_path: Path) -> None:
 
 async def test_profile_change_renegotiates_and_lowers_the_evs_power(tmp_path: Path) -> None:
     async with bridged(tmp_path, evses=1) as rig:
-        ev = asyncio.create_task(rig.ev(1, "iso2", "dc", loops=60, interval=0.05))
+        # the EV charges until the CSMS stops it: a busy machine must not run it out of loops before it renegotiates
+        ev = asyncio.create_task(rig.ev(1, "iso2", "dc", loops=0, interval=0.05))
         await until(lambda: rig.station.hardware(1).meter().power_w > 40_000)
         tx_id = rig.csms.active_transaction("CS1", 1)
         profile = {"id": 1, "stackLevel": 0, "chargingProfilePurpose": "TxProfile", "transactionId": tx_id,
@@ -80,6 +81,7 @@ async def test_profile_change_renegotiates_and_lowers_the_evs_power(tmp_path: Pa
         answer = await rig.csms.call("CS1", "SetChargingProfile", {"evseId": 1, "chargingProfile": profile})
         assert answer == {"status": "Accepted"}
         await until(lambda: 0 < rig.station.hardware(1).meter().power_w <= 11000)
+        assert await rig.csms.request_stop("CS1", tx_id) == {"status": "Accepted"}
         result = await asyncio.wait_for(ev, 60)
         assert result.ok, result.reason
         session = rig.bridges[0].finished[0]
