@@ -75,6 +75,25 @@ def test_no_needless_cycling() -> None:
     assert (plan.of("v") >= 0).all() and plan.of("v").sum() == pytest.approx(0, abs=1)
 
 
+def test_the_same_car_keeps_giving_across_re_plans() -> None:
+    """-20 kW asked for two hours (15-min steps) of four cars that could each give it alone: the one that stays
+    longest gives it all, and keeps giving as the plan is made again step after step with the energies moved on
+    (a tie left to the solver would move the discharge between cars: a new profile, a dip, a renegotiation)."""
+    step, n = 900.0, 8
+    cars = [car(k, 30_000, dep, energy_wh=50_000, max_discharge_w=25_000, max_charge_w=25_000)
+            for k, dep in (("a", 16), ("b", 20), ("c", 24), ("d", 24))]
+    givers = []
+    for t in range(4):
+        problem = Problem(cars, step, 24, scopes=[site(24, setpoint=[-20_000] * (n - t) + [np.nan] * (24 - n + t))])
+        plan = solve(problem)
+        now = {c.key: plan.of(c.key)[0] for c in cars}
+        assert sum(now.values()) == pytest.approx(-20_000, abs=1)
+        givers.append([k for k, p in now.items() if p < -1])
+        cars = [Car(c.key, c.energy_wh + now[c.key] * step / HOUR, c.capacity_wh, c.need_wh, c.departure_step - 1,
+                    c.max_charge_w, c.max_discharge_w, c.min_energy_wh, c.efficiency) for c in cars]
+    assert givers == [["c"]] * 4  # the longest stay, then the key
+
+
 def test_a_group_limit_binds_only_its_stations() -> None:
     group = Scope(frozenset({"CS1"}), np.array([3_000.0]), np.array([np.nan]), np.array([np.nan]))
     cars = [Car("CS1/1", 0, 60_000, 11_000, 1, 11_000, station="CS1"),

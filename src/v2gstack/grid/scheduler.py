@@ -5,7 +5,8 @@ limits (with a CC-CV taper near full where the car has one), energy (SoC) bounds
 group, station) import and export limits. Soft, in this order of weight (the `Objective`): each car's energy at
 departure (a shortfall costs most, more for earlier departures: the priority rule), tracking of the grid setpoint
 (by default a convex piecewise-linear penalty, steeper for larger deviations, close to their square), the price, a
-penalty per kWh discharged (needless cycling), and a tiny preference for charging early. The greedy
+penalty per kWh discharged (needless cycling), a tie-break that keeps the same car giving across re-plans, and a
+tiny preference for charging early. The greedy
 earliest-departure-first heuristic runs first: its plan warm-starts HiGHS (a feasible starting point; the optimum
 is the same, found in fewer simplex iterations) and answers instead when HiGHS does not finish within the time
 budget (or fails). A plan says how it was made and who falls short.
@@ -50,6 +51,12 @@ CYCLING_COST = 0.05
 """Cost per kWh discharged (battery wear): discharging only where the grid or the price pays more."""
 EARLY_COST = 1e-4
 """Cost per kWh charged per step of delay: among equal plans, charge early."""
+STAY_COST = 1e-3
+"""Cost per kWh discharged, scaled from 0 for the car that stays longest (then the key) to this for the one that
+leaves first, and twice that in the first step falling to once in the last: among cars that could give the same,
+the favoured car gives first and goes on giving, re-plan after re-plan, the others after it. A tie left to the
+solver moves the discharge from car to car at each re-plan: a new profile for each, and for an ISO 15118-20 car in
+scheduled control a renegotiation, while the site's power dips between the one stopping and the other starting."""
 SHORT_WH = 1.0
 """A car falls short when its planned energy at departure is this much (Wh) below its need."""
 TAPER_TOL_WH = 0.5
@@ -258,6 +265,9 @@ def _solve_lp(problem: Problem, budget: float, start: np.ndarray | None) -> tupl
     rank = np.empty(n_cars)
     for n, i in enumerate(priority_order(cars)):
         rank[i] = n
+    stay = np.empty(n_cars)  # 0 for the car that stays longest, up to 1 for the one that leaves first
+    for n, i in enumerate(sorted(range(n_cars), key=lambda i: (-cars[i].departure_step, cars[i].key))):
+        stay[i] = n / max(n_cars - 1, 1)
     # variable layout: per car [c_0..c_D), [d_0..d_D) with V2X, [e_1..e_D] with V2X or a taper; then s per car
     # with a need; then per scope with a setpoint, u per (step, segment of the tracking penalty)
     c_idx: list[np.ndarray] = []
@@ -289,7 +299,8 @@ def _solve_lp(problem: Problem, budget: float, start: np.ndarray | None) -> tupl
             c_max[0] = min(c_max[0], share * max(car.capacity_wh - car.energy_wh, 0.0) / 1000 / (car.efficiency * dt))
         c_idx.append(new(D, 0.0, c_max, dt * (price[:D] + obj.early_cost * (steps + 1))))
         v2x = car.max_discharge_w > 0 and D > 0
-        d_idx.append(new(D, 0.0, car.max_discharge_w / 1000, dt * (obj.cycling_cost - price[:D])) if v2x else None)
+        give = dt * (obj.cycling_cost + STAY_COST * stay[i] * (2.0 - steps / T) - price[:D])
+        d_idx.append(new(D, 0.0, car.max_discharge_w / 1000, give) if v2x else None)
         if v2x or taper[i] < 1.0:
             e_low = min(car.min_energy_wh, car.energy_wh) if v2x else car.energy_wh
             e_idx.append(new(D, e_low / 1000, car.capacity_wh / 1000, 0.0))
