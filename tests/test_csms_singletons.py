@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from helpers.csms import make_db_url
 from helpers.wait import until
+from sqlalchemy.orm import Session
 
 from v2gstack.csms.singletons import GRID, Singletons, op_singleton_holders, op_take_singleton
 from v2gstack.csms.store import Store
@@ -51,6 +52,30 @@ def test_a_lease_is_held_by_one_node_until_it_runs_out(db_url: str) -> None:
             time.sleep(0.01)
         assert store.run(op_take_singleton, GRID, "node-b", 30) == 2  # taken over, fenced by the new epoch
         assert store.run(op_take_singleton, GRID, "node-a", 30) is None
+    finally:
+        store.close()
+
+
+def test_two_nodes_creating_the_lease_at_once_leave_it_to_one(db_url: str) -> None:
+    """The first take of a singleton inserts its row, with nothing to lock before: when another node inserted it
+    since this node read (both started at the same moment), this node does not hold it (no duplicate-key error)."""
+    store = Store(db_url)
+    try:
+        assert store.run(op_take_singleton, GRID, "node-a", 30) == 1
+
+        class ReadBeforeTheOtherInsert:  # this node's session as it was before node-a's row was committed
+            def __init__(self, s: Session) -> None:
+                self._s = s
+
+            def get(self, *a: object, **kw: object) -> None:
+                return None
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(self._s, name)
+
+        with store.session() as s:
+            assert op_take_singleton(ReadBeforeTheOtherInsert(s), GRID, "node-b", 30) is None  # type: ignore[arg-type]
+        assert store.run(op_singleton_holders) == {GRID: ("node-a", 1)}
     finally:
         store.close()
 

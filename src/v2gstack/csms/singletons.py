@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import DateTime, Integer, String, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ..times import utc_aware
@@ -54,8 +55,12 @@ def op_take_singleton(s: Session, name: str, node_id: str, lease_s: float) -> in
     now = datetime.now(UTC)
     row = s.get(SingletonLease, name, with_for_update=True)
     if row is None:
-        s.add(SingletonLease(name=name, node_id=node_id, lease_until=now + timedelta(seconds=lease_s), epoch=1))
-        s.flush()
+        try:
+            with s.begin_nested():
+                s.add(SingletonLease(name=name, node_id=node_id, lease_until=now + timedelta(seconds=lease_s),
+                                     epoch=1))
+        except IntegrityError:  # another node inserted it since the read (nothing to lock then): that node holds it
+            return None
         return 1
     held = utc_aware(row.lease_until) > now
     if row.node_id != node_id and held:
