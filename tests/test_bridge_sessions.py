@@ -30,7 +30,9 @@ async def test_session_becomes_a_transaction_with_the_evs_energy(tmp_path: Path,
         assert iso["sessionId"] == result.session_id and iso["evccId"] == "0A0B0C0D0E01"
         assert iso["protocol"] == {"din": "DIN70121", "iso2": "ISO15118-2"}[protocol]
         energy_wh = [m["value"] for m in full["meterValues"] if m["measurand"] == "Energy.Active.Import.Register"]
-        assert energy_wh[-1] == pytest.approx(result.energy_wh, rel=0.05, abs=2.0)
+        # the EV counts each charge-loop interval at the power last answered, the meter at the power that flowed: when
+        # the limit changes (the CSMS's answer to the needs) they may differ by up to one interval's energy
+        assert energy_wh[-1] == pytest.approx(result.energy_wh, rel=0.05, abs=max(2.0, result.max_step_wh))
         assert result.energy_wh > 50
         needs = [m for m in rig.csms.store.messages(station_id="CS1") if m["action"] == "NotifyEVChargingNeeds"]
         assert needs and needs[0]["payload"]["chargingNeeds"]["requestedEnergyTransfer"] == (
@@ -72,8 +74,8 @@ async def test_profile_change_renegotiates_and_lowers_the_evs_power(tmp_path: Pa
     async with bridged(tmp_path, evses=1) as rig:
         # the EV charges until the CSMS stops it: a busy machine must not run it out of loops before it renegotiates
         ev = asyncio.create_task(rig.ev(1, "iso2", "dc", loops=0, interval=0.05))
+        tx_id = await rig.flowing(1)  # the CSMS knows the transaction (its events may queue behind the power)
         await until(lambda: rig.station.hardware(1).meter().power_w > 40_000)
-        tx_id = rig.csms.active_transaction("CS1", 1)
         profile = {"id": 1, "stackLevel": 0, "chargingProfilePurpose": "TxProfile", "transactionId": tx_id,
                    "chargingProfileKind": "Relative", "chargingSchedule": [{
                        "id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0,
@@ -81,6 +83,12 @@ async def test_profile_change_renegotiates_and_lowers_the_evs_power(tmp_path: Pa
         answer = await rig.csms.call("CS1", "SetChargingProfile", {"evseId": 1, "chargingProfile": profile})
         assert answer == {"status": "Accepted"}
         await until(lambda: 0 < rig.station.hardware(1).meter().power_w <= 11000)
+
+        def choices() -> list[float]:
+            return [m["payload"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+                    for m in rig.csms.store.messages(station_id="CS1") if m["action"] == "NotifyEVChargingSchedule"]
+
+        await until(lambda: len(choices()) == 2)  # renegotiated: the EV's new choice reached the CSMS
         assert await rig.csms.request_stop("CS1", tx_id) == {"status": "Accepted"}
         result = await asyncio.wait_for(ev, 60)
         assert result.ok, result.reason
@@ -90,8 +98,7 @@ async def test_profile_change_renegotiates_and_lowers_the_evs_power(tmp_path: Pa
         iso_names = [r["message"] for r in session.timeline.records if r["protocol"] == "iso15118"]
         assert iso_names.count("ChargeParameterDiscoveryReq") == 2
         await rig.station.wait_queue_empty()
-        chosen = [m["payload"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
-                  for m in rig.csms.store.messages(station_id="CS1") if m["action"] == "NotifyEVChargingSchedule"]
+        chosen = choices()
         assert chosen[0] > 11000 and chosen[-1] == 11000.0 and len(chosen) == 2  # the EV's new choice is reported
 
 
