@@ -640,10 +640,13 @@ def fleet_report(args: argparse.Namespace, outputs: list[dict], counters: list[d
         peak = {lbl: sampler.peak_rss(lbl, t0, t_end + 1) / 2**20 for lbl in sampler.pids if lbl.startswith("node")}
         cpu0, cpu1 = sampler.at(t0), sampler.at(t_end)
         cpu = {lbl: cpu1[lbl][0] - cpu0[lbl][0] for lbl in cpu1 if lbl in cpu0}
+        marks = {f"{q}%": acc[int(n * q / 100) - 1] - t0 for q in (50, 90, 99) if len(acc) >= n * q / 100}
+        print(f"  {label}: Accepted after " + ", ".join(f"{k} {v:.0f} s" for k, v in marks.items()) + ";")
         print(f"  {label}: {len(acc)}/{n} Accepted, all in {t_all:.1f} s (connected {len(con)}); "
               f"peak RSS per node {', '.join(f'{v:.0f}' for v in peak.values())} MiB; CPU s "
               + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
-        result[f"storm{r}"] = {"accepted": len(acc), "all_accepted_s": t_all, "peak_rss_mib": peak, "cpu_s": cpu}
+        result[f"storm{r}"] = {"accepted": len(acc), "all_accepted_s": t_all, "marks_s": marks, "peak_rss_mib": peak,
+                               "cpu_s": cpu}
     print(f"  Pending answers (boot admission): {counts.get('boot_Pending', 0)}, longest interval told "
           f"{max(o['max_hint'] for o in outputs)} s; handshakes refused 503: {counts.get('http_503', 0)}, 429: "
           f"{counts.get('http_429', 0)}")
