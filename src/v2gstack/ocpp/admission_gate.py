@@ -25,9 +25,10 @@ class BusyRefusal(asyncio.Protocol):
     seconds without one). Closing before the request is read would make the kernel reset the connection, and a
     reset can make the client lose the answer it has not read yet."""
 
-    __slots__ = ("got", "response", "seen", "timeout", "timer", "transport")
+    __slots__ = ("got", "live", "response", "seen", "timeout", "timer", "transport")
 
-    def __init__(self, response: bytes, timeout: float) -> None:
+    def __init__(self, response: bytes, timeout: float, live: set[BusyRefusal] | None = None) -> None:
+        self.live = live  # the refusals still open (the server aborts them when it closes)
         self.response = response
         self.timeout = timeout
         self.transport: asyncio.Transport | None = None
@@ -37,6 +38,8 @@ class BusyRefusal(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self.live is not None:
+            self.live.add(self)
         transport.write(self.response)  # type: ignore[attr-defined]
         self.timer = asyncio.get_running_loop().call_later(self.timeout, transport.abort)  # type: ignore[attr-defined]
 
@@ -55,3 +58,5 @@ class BusyRefusal(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
             self.timer.cancel()
+        if self.live is not None:
+            self.live.discard(self)

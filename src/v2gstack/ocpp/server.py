@@ -95,6 +95,7 @@ class OcppServer:
         self.backlog = backlog
         self.open_timeout = open_timeout  # s from the TCP accept to the open websocket (or the 503 sent and closed)
         self._opening: set[ServerConnection] = set()  # accepted sockets whose websocket is not open yet
+        self._refusing: set[BusyRefusal] = set()  # sockets being answered 503 by the admission gate
         self.connections: dict[str, Connection] = {}
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Credentials] = weakref.WeakKeyDictionary()
         self._server: Server | None = None
@@ -179,6 +180,9 @@ class OcppServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        for refusal in list(self._refusing):
+            if refusal.transport is not None:
+                refusal.transport.abort()
 
     async def __aenter__(self) -> OcppServer:
         """Start on the loopback interface, any free port, unless start() ran already."""
@@ -257,7 +261,7 @@ class OcppServer:
         if ok:
             log.warning("refused a handshake: %s", reason)
         retry_after = max(1, round(self.busy_retry_after * (0.5 + random.random())))
-        return BusyRefusal(busy_response(retry_after, reason), self.open_timeout)
+        return BusyRefusal(busy_response(retry_after, reason), self.open_timeout, self._refusing)
 
     def _log_refusal(self, cred: Credentials, decision: AuthDecision) -> None:
         """A refused handshake, logged at most `log_burst` times a minute per kind of refusal (guessing floods)."""
