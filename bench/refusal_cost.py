@@ -35,6 +35,12 @@ def cpu_of(pid: int) -> float:
     return proc_stats(pid)[0]
 
 
+def loop_cpu_of(pid: int) -> float:
+    """CPU seconds of the process's main thread (the event loop; the database runs in other threads)."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Node:
     """One CSMS node process on `db`, running the code under `src`."""
 
@@ -109,13 +115,15 @@ def measure(node: Node, kind: str, url: str, ids: list[str], concurrency: int) -
         idle_rate = cpu_of(pid) - c0  # per second
         if idle_rate < 0.05:
             break
-    c0, t0 = cpu_of(pid), time.monotonic()
+    c0, l0, t0 = cpu_of(pid), loop_cpu_of(pid), time.monotonic()
     counts = asyncio.run(drive(kind, url, ids, concurrency))
     time.sleep(0.3)  # the node closes the last sockets
     cpu, secs = cpu_of(pid) - c0, time.monotonic() - t0
+    loop_cpu = loop_cpu_of(pid) - l0
     net = cpu - idle_rate * secs
     return {"kind": kind, "n": len(ids), "counts": counts, "seconds": secs, "node_cpu_s": cpu,
-            "idle_cpu_per_s": idle_rate, "us_per_handshake": net / len(ids) * 1e6}
+            "idle_cpu_per_s": idle_rate, "us_per_handshake": net / len(ids) * 1e6,
+            "loop_us_per_handshake": loop_cpu / len(ids) * 1e6}
 
 
 def run_tree(label: str, src: Path, db: str, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -149,7 +157,8 @@ def run_tree(label: str, src: Path, db: str, args: argparse.Namespace) -> list[d
     for r in out:
         r["tree"] = label
         print(f"  {label:<8} {r['kind']:<8} {r['n']} handshakes in {r['seconds']:.1f} s: node CPU "
-              f"{r['node_cpu_s']:.2f} s -> {r['us_per_handshake']:.0f} us each (idle node "
+              f"{r['node_cpu_s']:.2f} s -> {r['us_per_handshake']:.0f} us each, event-loop thread "
+              f"{r['loop_us_per_handshake']:.0f} us (idle node "
               f"{r['idle_cpu_per_s'] * 1000:.1f} ms/s); answers {r['counts']}", flush=True)
     for p in (prof, prof2):
         if p and Path(p).exists():
