@@ -1,11 +1,15 @@
 """The fleet side of `ocpp_load.py --mix`: light OCPP 2.0.1 stations, one asyncio loop per generator process.
 
 Each station connects (from one of several 127.0.0.x source addresses: loopback gives ~28,000 ephemeral ports per
-source address), boots, obeys a Pending or Rejected `interval` (sending nothing else meanwhile, B02/B03) and a 503's
-Retry-After, reports its connector, then runs the message mix with the intervals a station would use: a Heartbeat
+source address), boots, obeys a Pending or Rejected `interval` (sending nothing else meanwhile, B02/B03), reconnects
+after a lost or failed connection as OCPP 2.0.1 tells a station to (the RetryBackOff* variables of OCPPCommCtrlr:
+wait minimum * 2^attempt, doubled at most RepeatTimes times, plus random 0..RandomRange; never less than a refusal's
+Retry-After: `BackOff.wait` of v2gstack.ocpp, the rule our own station uses), reports its connector, then runs the
+message mix with the intervals a station would use: a Heartbeat
 every HeartbeatInterval of the BootNotificationResponse, transactions (Started, Updated with five sampled values every
 `meter_interval`, Ended) with StatusNotifications at each start and end. At `outage_at` every connection is dropped at
-once (a power cut): the stations reconnect together, boot again (reason PowerUp) and end the transactions the
+once (an outage): every station has lost its connection at the same instant, reconnects by the back-off rule (the
+first attempt after minimum + random 0..range), boots again (reason PowerUp) and end the transactions the
 outage interrupted (stoppedReason PowerLoss). Latencies are recorded per action with their send time; the process
 prints one JSON document on stdout.
 """
@@ -23,6 +27,9 @@ from typing import Any
 
 import websockets
 from websockets.exceptions import InvalidStatus
+
+from v2gstack.ocpp import BackOff
+from v2gstack.ocpp.client import retry_after_seconds
 
 PASSWORD = "load-test-password-0001"
 
@@ -42,7 +49,13 @@ class Plan:
     meter_interval: float = 60.0
     busy: float = 0.2  # share of time a station is in a transaction
     session_s: float = 1800.0  # mean length of a transaction
-    reconnect_jitter: float = 0.0  # s: after the outage each station waits up to this long (0: all at once)
+    retry_min: float = 3.0  # RetryBackOffWaitMinimum (s), as our station's device model ships it
+    retry_range: float = 10.0  # RetryBackOffRandomRange (s)
+    retry_repeat: int = 5  # RetryBackOffRepeatTimes
+
+    @property
+    def backoff(self) -> BackOff:
+        return BackOff(self.retry_min, self.retry_range, self.retry_repeat)
 
 
 @dataclass
@@ -107,11 +120,14 @@ class Fleet:
             if not fut.done():
                 fut.set_result(None)
 
-    async def nap(self, until: float) -> bool:
-        """Sleep until a monotonic time, or the outage; False when the outage woke us (or the run is over)."""
+    async def nap(self, until: float, wake: bool = True) -> bool:
+        """Sleep until a monotonic time, or the outage (if `wake`); False when the outage woke us (or the run is
+        over). A station backing off before a reconnect is not woken: the outage changes nothing for it."""
         r = self.round
         delay = min(until, self.plan.until) - time.monotonic()
-        if delay > 0:
+        if delay > 0 and not wake:
+            await asyncio.sleep(delay)
+        elif delay > 0:
             loop = asyncio.get_running_loop()
             fut: asyncio.Future[None] = loop.create_future()
             handle = loop.call_later(delay, lambda: fut.done() or fut.set_result(None))
@@ -127,7 +143,8 @@ class Fleet:
         await self.nap(start)
         in_tx: str | None = None  # the open transaction (a power cut ends it after the next boot)
         seq = 0
-        backoff = 1.0
+        backoff = self.plan.backoff
+        attempt = -1  # failed attempts since the last open websocket (-1: the very first, no wait)
         while time.monotonic() < self.plan.until:
             r = self.round
             try:
@@ -135,17 +152,16 @@ class Fleet:
             except InvalidStatus as e:
                 status = e.response.status_code
                 self.rec.counts[f"http_{status}"] += 1
-                retry = e.response.headers.get("Retry-After")
-                wait = float(retry) if retry and retry.isdigit() else backoff * (1 + random.random())
-                backoff = min(60.0, backoff * 2)
-                await self.nap(time.monotonic() + wait)
+                attempt += 1
+                await self.nap(time.monotonic() + backoff.wait(
+                    attempt, retry_after_seconds(e.response.headers.get("Retry-After"))), wake=False)
                 continue
             except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as e:
                 self.rec.errors[f"connect: {type(e).__name__}: {e}"[:120]] += 1
-                await self.nap(time.monotonic() + backoff * (1 + random.random()))
-                backoff = min(60.0, backoff * 2)
+                attempt += 1
+                await self.nap(time.monotonic() + backoff.wait(attempt), wake=False)
                 continue
-            backoff = 1.0
+            attempt = 0
             self.rec.connected.append((r, time.monotonic()))
             self.sockets.add(ws)
             try:
@@ -158,8 +174,9 @@ class Fleet:
             finally:
                 self.sockets.discard(ws)
                 ws.transport.abort()
-            if self.round != r and self.plan.reconnect_jitter > 0:
-                await self.nap(time.monotonic() + random.random() * self.plan.reconnect_jitter)
+            if time.monotonic() < self.plan.until:  # the connection is lost: the first attempt waits too
+                self.rec.counts["reconnect"] += 1
+                await self.nap(time.monotonic() + backoff.wait(attempt), wake=False)
 
     async def connect(self, i: int) -> Any:
         p = self.plan

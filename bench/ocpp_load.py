@@ -33,8 +33,9 @@ processes, one asyncio loop each, open the stations' websockets from several 127
 `--ramp-rate` per second; each station boots (obeying Pending intervals and 503 Retry-After), reports its connector
 and runs a realistic mix: Heartbeats at the interval of its BootNotificationResponse, transactions (Started, Updated
 with meter values every `--meter-interval`, Ended) a `--busy` share of the time with StatusNotifications at each end;
-`--outage` drops every connection at once after the measured window (a power cut: everyone reconnects and boots at
-once). Reported: time until every station is Accepted (first connection, after the outage), Pending answers and
+`--outage` drops every connection at once after the measured window (everyone loses the connection at the same
+instant and reconnects by OCPP's back-off rule, `--retry-min/--retry-range/--retry-repeat`, then boots). Reported:
+time until every station is Accepted (first connection, after the outage), Pending answers and
 503s, p50/p99/max per action in the window and after the outage, msg/s, CPU (share of a core, us per message) and
 RSS (and KiB per station) of every node, of PostgreSQL and of the generators, read from /proc.
 
@@ -454,11 +455,18 @@ async def serve_node(args: argparse.Namespace) -> None:
         security_profile=1, ping_interval=None, log_session_messages=False, node_id=args.node_id,
         heartbeat_interval=args.heartbeat, auth_throttle=ThrottlePolicy(verify_rate=1e6, verify_burst=10**6),
         admission=AdmissionPolicy(boot_rate=args.boot_rate, boot_burst=args.boot_burst),
-        max_handshakes=args.max_handshakes or None))
+        max_handshakes=args.max_handshakes or None, max_connections=args.max_connections or None))
     await csms.start("127.0.0.1", args.port)
     loop = asyncio.get_running_loop()
+    profiler = None
+    if args.profile:  # CPU time of the event-loop thread (bench/refusal_cost.py): what a handshake costs, not the waits
+        profiler = cProfile.Profile(time.thread_time)
+        profiler.enable()
 
     def stop() -> None:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
         print(json.dumps({"admitted": csms.admission.admitted, "deferred": csms.admission.deferred,
                           "refused_busy": csms.server.refused_busy, "connections": len(csms.server.connections),
                           "db_batches": csms.worker.batches, "db_operations": csms.worker.operations}), flush=True)
@@ -580,7 +588,7 @@ def fleet_run(args: argparse.Namespace) -> int:
             plan = Plan(first=k * share, last=min(args.stations, (k + 1) * share), ports=ports, sources=args.sources,
                         start_at=start_at, ramp_rate=args.ramp_rate / args.procs, outage_at=outage_at, until=until,
                         meter_interval=args.meter_interval, busy=args.busy, session_s=args.session,
-                        reconnect_jitter=args.reconnect_jitter)
+                        retry_min=args.retry_min, retry_range=args.retry_range, retry_repeat=args.retry_repeat)
             parts.append(subprocess.Popen([sys.executable, __file__, "--fleet-part", json.dumps(plan.__dict__)],
                                           stdout=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True))
             pids[f"generator-{k}"] = parts[-1].pid
@@ -632,10 +640,13 @@ def fleet_report(args: argparse.Namespace, outputs: list[dict], counters: list[d
         peak = {lbl: sampler.peak_rss(lbl, t0, t_end + 1) / 2**20 for lbl in sampler.pids if lbl.startswith("node")}
         cpu0, cpu1 = sampler.at(t0), sampler.at(t_end)
         cpu = {lbl: cpu1[lbl][0] - cpu0[lbl][0] for lbl in cpu1 if lbl in cpu0}
+        marks = {f"{q}%": acc[int(n * q / 100) - 1] - t0 for q in (50, 90, 99) if len(acc) >= n * q / 100}
+        print(f"  {label}: Accepted after " + ", ".join(f"{k} {v:.0f} s" for k, v in marks.items()) + ";")
         print(f"  {label}: {len(acc)}/{n} Accepted, all in {t_all:.1f} s (connected {len(con)}); "
               f"peak RSS per node {', '.join(f'{v:.0f}' for v in peak.values())} MiB; CPU s "
               + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
-        result[f"storm{r}"] = {"accepted": len(acc), "all_accepted_s": t_all, "peak_rss_mib": peak, "cpu_s": cpu}
+        result[f"storm{r}"] = {"accepted": len(acc), "all_accepted_s": t_all, "marks_s": marks, "peak_rss_mib": peak,
+                               "cpu_s": cpu}
     print(f"  Pending answers (boot admission): {counts.get('boot_Pending', 0)}, longest interval told "
           f"{max(o['max_hint'] for o in outputs)} s; handshakes refused 503: {counts.get('http_503', 0)}, 429: "
           f"{counts.get('http_429', 0)}")
@@ -710,10 +721,14 @@ def main() -> int:
     fleet.add_argument("--session", type=float, default=1800.0, help="mean transaction length (s)")
     fleet.add_argument("--outage", action="store_true", help="after the window: every connection dropped at once")
     fleet.add_argument("--storm-wait", type=float, default=120.0, help="seconds run after the outage")
-    fleet.add_argument("--reconnect-jitter", type=float, default=0.0, help="s: spread of the reconnects (0: at once)")
+    fleet.add_argument("--retry-min", type=float, default=3.0,
+                       help="the stations' RetryBackOffWaitMinimum (s): reconnect wait = min * 2^attempt + random")
+    fleet.add_argument("--retry-range", type=float, default=10.0, help="their RetryBackOffRandomRange (s)")
+    fleet.add_argument("--retry-repeat", type=int, default=5, help="their RetryBackOffRepeatTimes")
     fleet.add_argument("--boot-rate", type=float, default=0.0, help="node admission: Accepted boots per second")
     fleet.add_argument("--boot-burst", type=int, default=50)
     fleet.add_argument("--max-handshakes", type=int, default=64, help="node admission: handshakes at once (0: any)")
+    fleet.add_argument("--max-connections", type=int, default=0, help="node admission: sockets (0: fd limit)")
     fleet.add_argument("--scrypt-n", type=int, default=2**10, help="cost of the stations' password hashes")
     fleet.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--serve-node", action="store_true", help=argparse.SUPPRESS)

@@ -20,8 +20,9 @@ from websockets.exceptions import InvalidStatus
 from v2gstack.csms.admission import AdmissionPolicy, BootAdmission
 from v2gstack.csms.models import Station
 from v2gstack.csms.store import Store, hash_password
-from v2gstack.ocpp import OcppServer, Router
+from v2gstack.ocpp import BackOff, OcppServer, Router, StationClient
 from v2gstack.ocpp.auth import AuthDecision, Credentials
+from v2gstack.ocpp.client import HandshakeRefused, retry_after_seconds
 from v2gstack.ocpp.throttle import ThrottlePolicy
 
 pytestmark = pytest.mark.timeout(300)
@@ -170,3 +171,40 @@ async def test_handshakes_beyond_the_handshake_limit_get_503_before_any_password
         release.set()
         ws = await first
         await ws.close()
+
+
+def test_reconnect_waits_follow_retry_backoff_and_respect_retry_after() -> None:
+    """OCPP 2.0.1 OCPPCommCtrlr RetryBackOff*: minimum * 2^attempt (doubling at most RepeatTimes times) plus random
+    0..RandomRange; a refusal's Retry-After is a lower bound, never a shortcut."""
+    b = BackOff(wait_minimum=3.0, random_range=10.0, repeat_times=5)
+    assert [b.wait(n, rng=lambda: 0.0) for n in range(8)] == [3, 6, 12, 24, 48, 96, 96, 96]
+    assert b.wait(0, rng=lambda: 0.5) == 8.0 and b.wait(2, rng=lambda: 1.0) == 22.0
+    assert b.wait(0, retry_after=20, rng=lambda: 0.0) == 20.0  # the CSMS asked for longer
+    assert b.wait(4, retry_after=20, rng=lambda: 0.0) == 48.0  # the station's own wait is longer already
+    assert [retry_after_seconds(v) for v in ("12", " 7 ", None, "Wed, 21 Oct 2026 07:28:00 GMT")] == [12, 7, None, None]
+
+
+async def test_a_busy_node_answers_new_sockets_503_without_a_handshake_or_password_check() -> None:
+    """Over the connection limit the server writes its pre-built 503 (with Retry-After) as soon as it accepts the
+    socket: the station's client reads it as a refusal with the hint, and no password is checked."""
+    checked: list[str] = []
+
+    def auth(cred: Credentials) -> AuthDecision:
+        checked.append(cred.station_id)
+        return AuthDecision.ACCEPT
+
+    async with OcppServer({"2.0.1": _router()}, security_profile=1, authenticator=auth, max_connections=1,
+                          busy_retry_after=4, ping_interval=None, open_timeout=0.5) as server:
+        url = f"ws://127.0.0.1:{server.port}/ocpp"
+        held = await StationClient(f"{url}", "CS1", Router(), password=PASSWORD, ping_interval=None).connect()
+        with pytest.raises(HandshakeRefused) as refused:
+            await StationClient(f"{url}", "CS2", Router(), password=PASSWORD, ping_interval=None).connect()
+        assert refused.value.status == 503 and refused.value.retry_after is not None
+        assert 2 <= refused.value.retry_after <= 6
+        # a socket that sends nothing gets the answer too, and is closed after the open timeout
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        answer = await asyncio.wait_for(reader.read(), 30)  # until the server closes
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"\r\nRetry-After: " in answer
+        writer.close()
+        assert checked == ["CS1"] and server.refused_busy == 2 and not server._opening
+        await held.close()

@@ -39,6 +39,7 @@ class BootAdmission:
         self._tokens = float(self.policy.boot_burst)
         self._refilled = clock()
         self._slots: dict[str, float] = {}  # station -> when its reserved token is due (monotonic)
+        self._forget_above = 4 * max(1, int(self.policy.boot_rate * self.policy.max_interval))
         self.admitted = 0
         self.deferred = 0
 
@@ -74,7 +75,7 @@ class BootAdmission:
             wait = max(wait, 1.0)
         self._slots[station_id] = now + wait
         self.deferred += 1
-        if len(self._slots) > 4 * max(1, int(p.boot_rate * p.max_interval)):
+        if len(self._slots) > self._forget_above:
             self._forget(now)
         return self._interval(wait)
 
@@ -92,6 +93,9 @@ class BootAdmission:
         """Drop slots long past (stations that never came back)."""
         horizon = now - self.policy.max_interval
         self._slots = {sid: t for sid, t in self._slots.items() if t > horizon}
+        # all still current: look again only when twice as many wait (a sweep per boot would cost O(n) each)
+        p = self.policy
+        self._forget_above = max(4 * max(1, int(p.boot_rate * p.max_interval)), 2 * len(self._slots))
 
 
 FD_RESERVE = 256  # descriptors a node keeps for its database connections, NATS, the API, log files

@@ -131,7 +131,7 @@ class CsmsConfig:
     needs_max_power_w: float | None = None  # the per-EVSE limit those profiles keep within (None: the EV's maximum)
     admission: AdmissionPolicy = field(default_factory=AdmissionPolicy)  # boot storms: Pending with a wait (B02)
     max_connections: int | None = None  # station sockets on this node; beyond: 503 (None: the fd limit less a reserve)
-    max_handshakes: int | None = None  # handshakes being authenticated at once; beyond: 503 Retry-After (None: any)
+    max_handshakes: int | None = None  # handshakes in progress at once; beyond: 503 Retry-After (None: any)
     busy_retry_after: float = 10.0  # s, about (jittered): the Retry-After of those 503s
     # OCPP 2.1 Q01: the modes an AuthorizeResponse allows a token without its own (empty: left out = charging only)
     allowed_energy_transfer: tuple[str, ...] = ()

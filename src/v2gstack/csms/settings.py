@@ -173,7 +173,7 @@ class Admission:
     boot_burst: int = setting(50, min=1)  # accepted at once before the rate applies
     max_backlog: int = setting(0, min=0)  # queued database operations beyond which boots wait (0: no check)
     max_connections: int = setting(0, min=0)  # station sockets (0: the fd limit - 256)
-    max_handshakes: int = setting(0, min=0)  # handshakes authenticated at once (0: any)
+    max_handshakes: int = setting(0, min=0)  # handshakes in progress at once (0: any)
     busy_retry_after: float = setting(10.0, min=1.0)  # s, about: the Retry-After of a 503
 
 

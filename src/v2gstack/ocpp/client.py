@@ -35,9 +35,10 @@ subprotocol or None); raises HandshakeRefused, OSError or TimeoutError like conn
 class HandshakeRefused(ConnectionError):
     """The CSMS refused the websocket handshake (`status` is the HTTP status; 0 when no version was agreed)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after  # seconds of a 503/429's Retry-After header, when it gave them
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,19 @@ class BackOff:
     def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
         """Seconds to wait before reconnection attempt number `attempt` (0 = first after a loss)."""
         return self.wait_minimum * 2 ** min(attempt, self.repeat_times) + rng() * self.random_range
+
+    def wait(self, attempt: int, retry_after: float | None = None, rng: Callable[[], float] = random.random) -> float:
+        """The wait before attempt `attempt`, and never less than a refusal's Retry-After (HTTP 503/429): the
+        CSMS's hint is a lower bound, the station's own back-off still grows and stays jittered."""
+        return max(self.delay(attempt, rng), retry_after or 0.0)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header given in seconds (the HTTP-date form is not used by CSMSs and is ignored)."""
+    if value is None:
+        return None
+    value = value.strip()
+    return float(value) if value.isdigit() else None
 
 
 class StationClient:
@@ -143,7 +157,8 @@ class StationClient:
                 **kwargs,
             )
         except InvalidStatus as e:
-            raise HandshakeRefused(e.response.status_code, f"CSMS refused {self.station_id}: {e}") from e
+            raise HandshakeRefused(e.response.status_code, f"CSMS refused {self.station_id}: {e}",
+                                   retry_after_seconds(e.response.headers.get("Retry-After"))) from e
         except InvalidHandshake as e:
             raise HandshakeRefused(0, f"handshake with the CSMS failed: {e}") from e
         if ws.subprotocol is None:
@@ -163,9 +178,10 @@ class StationClient:
         """Stay connected until stop(): connect, run on_connect, wait for the drop, back off, reconnect."""
         attempt = -1  # no wait before the very first attempt
         failures = 0  # failed attempts on the current endpoint
+        retry_after: float | None = None  # the last refusal's Retry-After
         while not self._stop.is_set():
             if attempt >= 0:
-                delay = self.backoff.delay(attempt)
+                delay = self.backoff.wait(attempt, retry_after)
                 log.info("%s: reconnecting in %.1fs", self.station_id, delay)
                 if await self._stopped_within(delay):
                     break
@@ -174,13 +190,14 @@ class StationClient:
                 conn = await self.connect()
             except (OSError, TimeoutError, HandshakeRefused) as e:
                 log.warning("%s: cannot connect to %s: %s", self.station_id, self.csms_url, e)
+                retry_after = e.retry_after if isinstance(e, HandshakeRefused) else None
                 attempt += 1
                 failures += 1
                 if self.endpoints is not None and failures >= (self.attempts_per_endpoint or (lambda: 1))():
                     self._endpoint += 1  # the next network profile; its back-off starts afresh
                     failures, attempt = 0, 0
                 continue
-            attempt, failures = 0, 0
+            attempt, failures, retry_after = 0, 0, None
             self.connection = conn
             self.connects += 1
             self._connected.set()

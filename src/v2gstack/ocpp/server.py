@@ -15,7 +15,9 @@ from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
 
+from .admission_gate import BusyRefusal, busy_response
 from .auth import AuthDecision, Authenticator, Credentials, SecurityProfile, parse_basic_auth, valid_station_id
 from .connection import Connection
 from .flood import FloodGuard, FloodPolicy
@@ -58,6 +60,7 @@ class OcppServer:
         max_handshakes: int | None = None,
         busy_retry_after: float = 10.0,
         backlog: int = 2048,
+        open_timeout: float = 10.0,
     ) -> None:
         self.routers: dict[Version, Router] = {Version.parse(v): r for v, r in routers.items()}
         if not self.routers:
@@ -79,8 +82,10 @@ class OcppServer:
         self.schemas = schemas
         self.flood = flood  # log rate limits and when a peer's protocol errors close its connection
         # Admission: more open connections than max_connections (the node's file descriptors), or more handshakes
-        # being authenticated at once than max_handshakes (a reconnect storm), are answered 503 with a Retry-After
-        # of about busy_retry_after seconds (jittered), before any password is checked.
+        # in progress at once than max_handshakes (a reconnect storm), are answered 503 with a Retry-After of about
+        # busy_retry_after seconds (jittered). The check is made when the socket is accepted, and the refusal is a
+        # pre-built response written by a bare asyncio protocol (admission_gate.py): no websockets connection, no
+        # HTTP parsing, no task, no password check.
         self.max_connections = max_connections
         self.max_handshakes = max_handshakes
         self.busy_retry_after = busy_retry_after
@@ -88,7 +93,9 @@ class OcppServer:
         # TCP connections the kernel queues until accepted (capped by net.core.somaxconn): asyncio's default of 100
         # overflows in a reconnect storm, and an overflowed connection fails without any HTTP answer
         self.backlog = backlog
-        self._authenticating = 0
+        self.open_timeout = open_timeout  # s from the TCP accept to the open websocket (or the 503 sent and closed)
+        self._opening: set[ServerConnection] = set()  # accepted sockets whose websocket is not open yet
+        self._refusing: set[BusyRefusal] = set()  # sockets being answered 503 by the admission gate
         self.connections: dict[str, Connection] = {}
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Credentials] = weakref.WeakKeyDictionary()
         self._server: Server | None = None
@@ -128,6 +135,24 @@ class OcppServer:
         async def process_request(ws: ServerConnection, request: Request) -> Response | None:
             return await self._process_request(ws, request, profile)
 
+        opening = self._opening
+
+        class StationSocket(ServerConnection):
+            """websockets' connection, counted among the handshakes in progress until it opens or is lost."""
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                opening.discard(self)
+                super().connection_lost(exc)
+
+        def create_connection(protocol: ServerProtocol, server: Server, **kw: Any) -> Any:
+            """The protocol of an accepted socket: a cheap 503 when the node is busy, else websockets'."""
+            busy = self._busy()
+            if busy is not None:
+                return self._refuse_busy(busy)
+            conn = StationSocket(protocol, server, **kw)
+            opening.add(conn)
+            return conn
+
         return await serve(
             self._handle,
             host,
@@ -139,7 +164,9 @@ class OcppServer:
             ping_interval=self.ping_interval,
             ping_timeout=self.ping_timeout,
             compression=self.compression,
+            open_timeout=self.open_timeout,
             backlog=self.backlog,
+            create_connection=create_connection,  # type: ignore[arg-type]  (a refusal is a bare asyncio protocol)
             logger=redacted_logger(f"{__name__}.websockets"),  # websockets logs headers (Authorization) at DEBUG
         )
 
@@ -153,6 +180,9 @@ class OcppServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        for refusal in list(self._refusing):
+            if refusal.transport is not None:
+                refusal.transport.abort()
 
     async def __aenter__(self) -> OcppServer:
         """Start on the loopback interface, any free port, unless start() ran already."""
@@ -182,16 +212,6 @@ class OcppServer:
         station_id = self._station_id(request.path)
         if station_id is None:
             return _refuse(ws, HTTPStatus.NOT_FOUND, "no charging station at this path")
-        busy = self._busy()
-        if busy is not None:
-            self.refused_busy += 1
-            ok, ended = self._refusals.should_log("busy")
-            if ended:
-                log.warning("%d more handshakes refused as busy were not logged", ended)
-            if ok:
-                log.warning("refused station %s: %s", station_id, busy)
-            return _refuse(ws, HTTPStatus.SERVICE_UNAVAILABLE, busy,
-                           retry_after=max(1, round(self.busy_retry_after * (0.5 + random.random()))))
         profile = self.security_profile if profile is None else profile
         password = cn = der = None
         if profile.uses_password:
@@ -209,15 +229,12 @@ class OcppServer:
                            offered)
         decision = AuthDecision.ACCEPT
         if self.authenticator is not None:
-            self._authenticating += 1
             try:
                 verdict = self.authenticator(cred)
                 decision = await verdict if inspect.isawaitable(verdict) else verdict
             except Exception:
                 log.exception("authenticator failed for %s", station_id)
                 return _refuse(ws, HTTPStatus.SERVICE_UNAVAILABLE, "authentication unavailable")
-            finally:
-                self._authenticating -= 1
         if decision is not AuthDecision.ACCEPT:
             self._log_refusal(cred, decision)
             if decision is AuthDecision.UNKNOWN_STATION and profile.uses_password:
@@ -227,12 +244,24 @@ class OcppServer:
         return None
 
     def _busy(self) -> str | None:
-        """Why a handshake cannot be taken now (connection or handshake limit), None when it can."""
-        if self.max_connections is not None and len(self.connections) + self._authenticating >= self.max_connections:
+        """Why a new socket cannot be taken now (connection or handshake limit), None when it can."""
+        opening = len(self._opening)
+        if self.max_connections is not None and len(self.connections) + opening >= self.max_connections:
             return "connection limit of this node reached"
-        if self.max_handshakes is not None and self._authenticating >= self.max_handshakes:
+        if self.max_handshakes is not None and opening >= self.max_handshakes:
             return "too many handshakes at once"
         return None
+
+    def _refuse_busy(self, reason: str) -> BusyRefusal:
+        """The 503 of a socket accepted while busy (counted; logged at most `log_burst` times a minute)."""
+        self.refused_busy += 1
+        ok, ended = self._refusals.should_log("busy")
+        if ended:
+            log.warning("%d more handshakes refused as busy were not logged", ended)
+        if ok:
+            log.warning("refused a handshake: %s", reason)
+        retry_after = max(1, round(self.busy_retry_after * (0.5 + random.random())))
+        return BusyRefusal(busy_response(retry_after, reason), self.open_timeout, self._refusing)
 
     def _log_refusal(self, cred: Credentials, decision: AuthDecision) -> None:
         """A refused handshake, logged at most `log_burst` times a minute per kind of refusal (guessing floods)."""
@@ -253,6 +282,7 @@ class OcppServer:
 
     async def _handle(self, ws: ServerConnection) -> None:
         """Run one station's session from the opened websocket until it closes."""
+        self._opening.discard(ws)
         cred = self._handshakes.pop(ws, None)
         if cred is None:
             await ws.close(1011, "handshake state lost")
