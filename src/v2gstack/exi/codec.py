@@ -2,6 +2,9 @@
 
 A grammar state is `(width, prods)`; `prods[code]` is `(kind, key, arg, next, mode)`. A state of a
 repeating particle is a selector `(None, min, max, below_min, middle, at_max)` resolved by the count n.
+
+Both directions remember their recent small documents (`Memo`): a charge loop sends and receives nearly the same
+message four times a second, and looking a document up costs a fraction of coding it again.
 """
 
 from __future__ import annotations
@@ -21,6 +24,53 @@ SE_FIXED = 7  # the same for an n-bit type: CH code, value and EE code are one f
 EMPTY_EE_BITS = 3
 HEADER = 0x80  # distinguishing bits 10, no options, final version 1
 NAMESPACES = ("appHand", "din", "iso2", "iso20", "iso20_ac", "iso20_dc", "iso20_wpt", "iso20_acdp", "xmldsig")
+
+
+MEMO_ENTRIES = 1024
+"""Documents each Namespace remembers per direction (oldest forgotten first)."""
+MEMO_MAX_BYTES = 256
+"""Only documents of at most this many EXI bytes are remembered (charge loops, not certificates or schedules)."""
+
+
+def _freeze(v: Any) -> Any:
+    """A hashable snapshot of a JSON-view value that tells apart what codes differently: structure, key order and
+    the type of every leaf (True, 1 and 1.0 are different keys). An unhashable leaf raises TypeError when hashed."""
+    t = type(v)
+    if t is str:
+        return v
+    if t is dict:
+        return (dict, tuple([(k, _freeze(x)) for k, x in v.items()]))
+    if t is list:
+        return (list, tuple([_freeze(x) for x in v]))
+    return (t, v)
+
+
+def _copy(v: Any) -> Any:
+    """A copy of a decoded document (dicts and lists new; leaves are immutable)."""
+    t = type(v)
+    if t is dict:
+        return {k: _copy(x) for k, x in v.items()}
+    if t is list:
+        return [_copy(x) for x in v]
+    return v
+
+
+class Memo:
+    """The recent results of one direction of one Namespace: key -> value, at most MEMO_ENTRIES (oldest first
+    out). Coding is a pure function of the bytes (decoding: string tables start empty in every stream) or of the
+    document's frozen snapshot (encoding never uses string-table hits), so a remembered answer is the answer."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: dict[Any, Any] = {}
+
+    def put(self, key: Any, value: Any) -> None:
+        """Remember `value` under `key`, forgetting the oldest entry when full."""
+        entries = self.entries
+        if len(entries) >= MEMO_ENTRIES:
+            del entries[next(iter(entries))]
+        entries[key] = value
 
 
 class Grammar:
@@ -111,6 +161,8 @@ class Namespace:
         self.frag_elements = frags
         self.doc_index = {name: (i, gid, qid) for i, (name, gid, qid) in enumerate(docs)}
         self.frag_index = {name: (i, gid, qid) for i, (name, gid, qid) in enumerate(frags)}
+        self.decoded = Memo()  # (fragment, bytes) -> the document (handed out as copies)
+        self.encoded = Memo()  # (fragment, frozen document) -> bytes
 
     # ------------------------------------------------------------------ decoding
     def decode(self, data: bytes, fragment: bool) -> dict[str, Any]:
@@ -118,6 +170,16 @@ class Namespace:
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise ExiDecodeError(f"expected bytes, got {type(data).__name__}")
             data = bytes(data)
+        if len(data) > MEMO_MAX_BYTES:
+            return self._decode(data, fragment)
+        key = (fragment, data)
+        doc = self.decoded.entries.get(key)
+        if doc is None:
+            doc = self._decode(data, fragment)
+            self.decoded.put(key, doc)
+        return _copy(doc)  # the caller may change its document; the remembered one stays as decoded
+
+    def _decode(self, data: bytes, fragment: bool) -> dict[str, Any]:
         start = 4 if data[:4] == b"$EXI" else 0
         if len(data) <= start:
             raise ExiDecodeError("empty stream")
@@ -230,6 +292,18 @@ class Namespace:
 
     # ------------------------------------------------------------------ encoding
     def encode(self, doc: dict[str, Any], fragment: bool) -> bytes:
+        try:
+            key = (fragment, _freeze(doc))
+            data = self.encoded.entries.get(key)
+        except (TypeError, RecursionError):  # an unhashable value, or nested too deeply: refused the long way
+            return self._encode(doc, fragment)
+        if data is None:
+            data = self._encode(doc, fragment)
+            if len(data) <= MEMO_MAX_BYTES:
+                self.encoded.put(key, data)
+        return data
+
+    def _encode(self, doc: dict[str, Any], fragment: bool) -> bytes:
         if not isinstance(doc, dict) or len(doc) != 1:
             raise ExiEncodeError("the document must be a dict with exactly one root element")
         (name, value), = doc.items()
