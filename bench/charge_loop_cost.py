@@ -6,17 +6,21 @@ Every asyncio callback is charged to the side whose task or transport scheduled 
 the CSMS, the station and the EVs were started: tasks and transports inherit it), in CPU seconds
 (time.process_time around each callback). Once every car is in its charge loop:
 
-1. a window of `--seconds`: station-side and EV-side CPU per charge loop (us; a loop = one request/response pair
-   the EVs received), the CSMS's, and the event loop's own (select and scheduling: charged to no side);
-2. a window of `--profile-seconds` under cProfile (one profiler per side, on process time): each side's profiled
-   time split into codec (exi/), engine (the sans-I/O SECC/EVCC state machines and models), bridge (the station's
-   bridge and services: station/, hardware/), timeline (trace/, the message log and the session trace), ocpp (the
-   OCPP engine and websockets) and shell (asyncio, sockets, V2GTP framing, the SECC/EVCC shells); the shares are
-   applied to window 1's figures. Builtins count for the category of their caller.
+1. `--windows` windows over `--seconds`: station-side and EV-side CPU per charge loop (us; a loop = one
+   request/response pair the EVs received), the CSMS's, and the event loop's own (select and scheduling: charged to
+   no side); each figure is the median of the windows;
+2. a window of `--profile-seconds` sampled (the Python stack every 0.5 ms of process CPU time, SIGPROF; the kernel
+   may tick less often) or, with `--split cprofile`, under cProfile (one profiler per side, on process time; its
+   own cost per call inflates call-heavy code such as the codec): each side's time split into codec (exi/), engine
+   (the sans-I/O SECC/EVCC state machines and models), bridge (the station's bridge and services: station/,
+   hardware/, the OCPP 2.1 profile composition), timeline (trace/, the message log and the session trace), ocpp
+   (the OCPP engine and websockets) and shell (asyncio, sockets, V2GTP framing, the SECC/EVCC shells); the shares
+   are applied to the figures of 1. A sample (or a builtin under cProfile) counts for its innermost v2gstack frame,
+   or for the shell when asyncio or a socket comes first.
 
 Modes: `iso2` (ISO 15118-2 DC, scheduled) and `iso20` (ISO 15118-20 DC_BPT, dynamic control, OCPP 2.1).
 
-    .venv/bin/python bench/charge_loop_cost.py --cars 20 --period 0.05 --seconds 6 --profile-seconds 4
+    .venv/bin/python bench/charge_loop_cost.py --cars 20 --period 0.05 --seconds 10 --profile-seconds 10
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import logging
 import os
 import pstats
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -214,16 +219,23 @@ async def run_mode(mode: str, args: argparse.Namespace, meter: Meter, folder: Pa
                     raise RuntimeError(f"{mode}: cars not looping ({min(loops)} loops; ended: "
                                        f"{[(r.reason, r.response_code) for r in ended][:3]})")
             figures: dict[str, Any] = {"mode": mode, "cars": args.cars, "period": args.period}
-            # 1. CPU per loop
-            c0, n0, p0, w0 = meter.snapshot(), sum(loops), time.process_time(), time.monotonic()
-            await asyncio.sleep(args.seconds)
-            c1, n1, p1, w1 = meter.snapshot(), sum(loops), time.process_time(), time.monotonic()
-            n = n1 - n0  # responses the EVs received: one per charge loop
-            figures["loops"] = n
-            figures["loops_per_s"] = n / (w1 - w0)
-            figures["cpu_share"] = (p1 - p0) / (w1 - w0)
-            per_loop = {side: (c1.get(side, 0.0) - c0.get(side, 0.0)) / n * 1e6 for side in SIDES}
-            per_loop["unattributed"] = ((p1 - p0) - sum(c1.get(s, 0.0) - c0.get(s, 0.0) for s in SIDES)) / n * 1e6
+            # 1. CPU per loop: the median of `--windows` windows (a shared machine's bursts hit one, not all)
+            windows = []
+            for _ in range(args.windows):
+                c0, n0, p0, w0 = meter.snapshot(), sum(loops), time.process_time(), time.monotonic()
+                await asyncio.sleep(args.seconds / args.windows)
+                c1, n1, p1, w1 = meter.snapshot(), sum(loops), time.process_time(), time.monotonic()
+                n = max(1, n1 - n0)  # responses the EVs received: one per charge loop
+                w = {side: (c1.get(side, 0.0) - c0.get(side, 0.0)) / n * 1e6 for side in SIDES}
+                w["unattributed"] = ((p1 - p0) - sum(c1.get(s, 0.0) - c0.get(s, 0.0) for s in SIDES)) / n * 1e6
+                w["loops"], w["loops_per_s"], w["cpu_share"] = n, n / (w1 - w0), (p1 - p0) / (w1 - w0)
+                windows.append(w)
+            figures["windows"] = windows
+            per_loop = {k: statistics.median(w[k] for w in windows) for k in windows[0]}
+            figures["loops"] = sum(w["loops"] for w in windows)
+            figures["loops_per_s"] = per_loop.pop("loops_per_s")
+            figures["cpu_share"] = per_loop.pop("cpu_share")
+            per_loop.pop("loops")
             figures["us_per_loop"] = per_loop
             # 2. the split: sampled, or under cProfile
             if args.profile_seconds > 0 and args.split == "sample":
@@ -287,7 +299,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cars", type=int, default=20)
     ap.add_argument("--period", type=float, default=0.05, help="seconds between an EV's charge loops")
-    ap.add_argument("--seconds", type=float, default=6.0, help="the CPU-per-loop window")
+    ap.add_argument("--seconds", type=float, default=6.0, help="the CPU-per-loop windows, in all")
+    ap.add_argument("--windows", type=int, default=5, help="windows: each figure is their median")
     ap.add_argument("--profile-seconds", type=float, default=4.0, help="the cProfile window (0: none)")
     ap.add_argument("--split", choices=("sample", "cprofile"), default="sample",
                     help="how the CPU is split by category: stack samples every 0.5 ms of CPU, or cProfile")
