@@ -32,27 +32,38 @@ MEMO_MAX_BYTES = 256
 """Only documents of at most this many EXI bytes are remembered (charge loops, not certificates or schedules)."""
 
 
-def _freeze(v: Any) -> Any:
-    """A hashable snapshot of a JSON-view value that tells apart what codes differently: structure, key order and
-    the type of every leaf (True, 1 and 1.0 are different keys). An unhashable leaf raises TypeError when hashed."""
-    t = type(v)
-    if t is str:
-        return v
-    if t is dict:
-        return (dict, tuple([(k, _freeze(x)) for k, x in v.items()]))
-    if t is list:
-        return (list, tuple([_freeze(x) for x in v]))
-    return (t, v)
+def _freeze(d: dict[str, Any]) -> tuple:
+    """A hashable snapshot of a JSON-view object that tells apart what codes differently: structure, key order and
+    the type of every leaf (True, 1 and 1.0 are different keys): (dict, key, value, key, value, ...). An unhashable
+    leaf raises TypeError when the snapshot is hashed."""
+    out: list[Any] = [dict]
+    for k, x in d.items():
+        t = type(x)
+        out.append(k)
+        out.append(x if t is str else _freeze(x) if t is dict else _freeze_list(x) if t is list else (t, x))
+    return tuple(out)
 
 
-def _copy(v: Any) -> Any:
-    """A copy of a decoded document (dicts and lists new; leaves are immutable)."""
-    t = type(v)
-    if t is dict:
-        return {k: _copy(x) for k, x in v.items()}
-    if t is list:
-        return [_copy(x) for x in v]
-    return v
+def _freeze_list(items: list[Any]) -> tuple:
+    """A list's snapshot: (list, item, ...)."""
+    return (list, *[x if type(x) is str else _freeze(x) if type(x) is dict else _freeze_list(x)
+                     if type(x) is list else (type(x), x) for x in items])
+
+
+def _copy(d: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a decoded object (its dicts and lists new; the leaves are immutable)."""
+    out = d.copy()
+    for k, x in out.items():
+        t = type(x)
+        if t is dict:
+            out[k] = _copy(x)
+        elif t is list:
+            out[k] = _copy_list(x)
+    return out
+
+
+def _copy_list(items: list[Any]) -> list[Any]:
+    return [_copy(x) if type(x) is dict else _copy_list(x) if type(x) is list else x for x in items]
 
 
 class Memo:
@@ -292,6 +303,8 @@ class Namespace:
 
     # ------------------------------------------------------------------ encoding
     def encode(self, doc: dict[str, Any], fragment: bool) -> bytes:
+        if type(doc) is not dict:
+            return self._encode(doc, fragment)
         try:
             key = (fragment, _freeze(doc))
             data = self.encoded.entries.get(key)
