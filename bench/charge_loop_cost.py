@@ -21,6 +21,9 @@ the CSMS, the station and the EVs were started: tasks and transports inherit it)
 Modes: `iso2` (ISO 15118-2 DC, scheduled) and `iso20` (ISO 15118-20 DC_BPT, dynamic control, OCPP 2.1).
 
     .venv/bin/python bench/charge_loop_cost.py --cars 20 --period 0.05 --seconds 10 --profile-seconds 10
+
+With `--baseline OTHER/src` it runs `--rounds` times on that code and on this checkout's, alternately, and prints
+the medians of both (before/after in one run on a shared machine).
 """
 
 from __future__ import annotations
@@ -218,7 +221,10 @@ async def run_mode(mode: str, args: argparse.Namespace, meter: Meter, folder: Pa
                     ended = [t.result() for t in tasks if t.done() and not t.exception()]
                     raise RuntimeError(f"{mode}: cars not looping ({min(loops)} loops; ended: "
                                        f"{[(r.reason, r.response_code) for r in ended][:3]})")
-            figures: dict[str, Any] = {"mode": mode, "cars": args.cars, "period": args.period}
+            import v2gstack
+
+            figures: dict[str, Any] = {"mode": mode, "cars": args.cars, "period": args.period,
+                                       "code": str(Path(v2gstack.__file__).parent)}
             # 1. CPU per loop: the median of `--windows` windows (a shared machine's bursts hit one, not all)
             windows = []
             for _ in range(args.windows):
@@ -260,6 +266,11 @@ async def run_mode(mode: str, args: argparse.Namespace, meter: Meter, folder: Pa
                     figures["split_us"][side] = {k: per_loop[side] * v / total for k, v in parts.items()}
                     if args.dump:
                         prof.dump_stats(str(Path(args.dump) / f"{mode}-{side}.prof"))
+            from v2gstack.exi import codec
+
+            figures["memo"] = {f"{key} {way}": (m.hits, m.misses) for key, ns in codec._cache.items()
+                               for way, m in (("decode", getattr(ns, "decoded", None)),
+                                              ("encode", getattr(ns, "encoded", None))) if m is not None}
             bad = [t for t in tasks if t.done()]
             figures["ended_early"] = len(bad)
             for t in tasks:
@@ -295,6 +306,43 @@ HEADER = ("| code | mode | cars x period | loops/s | station us/loop | EV us/loo
           "|---|---|---|---|---|---|---|---|---|---|")
 
 
+def _median_figures(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per mode, the median of each figure over several runs of the bench."""
+    out = []
+    for same in zip(*runs, strict=True):
+        r = dict(same[0])
+        r["loops_per_s"] = statistics.median(x["loops_per_s"] for x in same)
+        r["us_per_loop"] = {k: statistics.median(x["us_per_loop"][k] for x in same) for k in same[0]["us_per_loop"]}
+        if all("split_us" in x for x in same):
+            r["split_us"] = {side: {k: statistics.median(x["split_us"][side][k] for x in same) for k in CATEGORIES}
+                             for side in same[0]["split_us"]}
+        out.append(r)
+    return out
+
+
+def compare(args: argparse.Namespace, argv: list[str]) -> None:
+    """Run this bench `--rounds` times on the baseline's code and on this checkout's, alternately (so that the
+    machine's load falls on both alike); print the medians of both."""
+    import subprocess
+
+    runs: dict[str, list[list[dict[str, Any]]]] = {args.baseline_label: [], args.label: []}
+    sources = {args.baseline_label: args.baseline, args.label: str(ROOT / "src")}
+    rest = [a for i, a in enumerate(argv) if a not in ("--baseline",) and (i == 0 or argv[i - 1] != "--baseline")]
+    with tempfile.TemporaryDirectory(prefix="v2gstack-loop-compare-") as tmp:
+        for n in range(args.rounds):
+            for label, src in sources.items():
+                out = Path(tmp) / f"{label}-{n}.json".replace(" ", "_")
+                env = {**os.environ, "V2GSTACK_SRC": src}
+                env.pop("PYTHONPATH", None)
+                subprocess.run([sys.executable, __file__, *rest, "--rounds", "1", "--json", str(out)], env=env,
+                               check=True, stdout=subprocess.DEVNULL)
+                runs[label].append(json.loads(out.read_text()))
+    print(f"load average after {os.getloadavg()}", file=sys.stderr)
+    print(HEADER)
+    for label, r in runs.items():
+        print(table(_median_figures(r), f"{label} (median of {args.rounds})"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cars", type=int, default=20)
@@ -309,9 +357,15 @@ def main() -> None:
     ap.add_argument("--label", default="this checkout")
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--dump", help="a folder: write each side's cProfile stats there")
+    ap.add_argument("--baseline", help="another checkout's src folder: compare its code with this checkout's")
+    ap.add_argument("--baseline-label", default="baseline")
+    ap.add_argument("--rounds", type=int, default=3, help="with --baseline: runs of each, alternately")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {os.getloadavg()}", file=sys.stderr)
+    if args.baseline:
+        compare(args, sys.argv[1:])
+        return
     meter = Meter()
     meter.install()
     results = []

@@ -27,9 +27,11 @@ NAMESPACES = ("appHand", "din", "iso2", "iso20", "iso20_ac", "iso20_dc", "iso20_
 
 
 MEMO_ENTRIES = 1024
-"""Documents each Namespace remembers per direction (oldest forgotten first)."""
+"""Documents each Namespace remembers per direction (all forgotten when full: cheaper than ageing them)."""
 MEMO_MAX_BYTES = 256
 """Only documents of at most this many EXI bytes are remembered (charge loops, not certificates or schedules)."""
+FLAT_MEMO_ENTRIES = 512
+"""Values remembered per grammar of simple children (PhysicalValue, RationalNumber, ...)."""
 
 
 def _freeze(d: dict[str, Any]) -> tuple:
@@ -67,27 +69,29 @@ def _copy_list(items: list[Any]) -> list[Any]:
 
 
 class Memo:
-    """The recent results of one direction of one Namespace: key -> value, at most MEMO_ENTRIES (oldest first
-    out). Coding is a pure function of the bytes (decoding: string tables start empty in every stream) or of the
+    """The recent results of one direction of one Namespace: key -> value, at most MEMO_ENTRIES (emptied when
+    full). Coding is a pure function of the bytes (decoding: string tables start empty in every stream) or of the
     document's frozen snapshot (encoding never uses string-table hits), so a remembered answer is the answer."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "hits", "misses")
 
     def __init__(self) -> None:
         self.entries: dict[Any, Any] = {}
+        self.hits = self.misses = 0
 
     def put(self, key: Any, value: Any) -> None:
-        """Remember `value` under `key`, forgetting the oldest entry when full."""
+        """Remember `value` under `key` (forgetting everything first when full: deleting the oldest entry of a dict
+        one at a time makes finding the next oldest ever slower)."""
         entries = self.entries
         if len(entries) >= MEMO_ENTRIES:
-            del entries[next(iter(entries))]
+            entries.clear()
         entries[key] = value
 
 
 class Grammar:
     """One element grammar: decode states as generated, plus per-state encode tables keyed by JSON key."""
 
-    __slots__ = ("empty_ok", "enc", "keys", "keyset", "list_keys", "name", "raw", "simple_value", "states")
+    __slots__ = ("empty_ok", "enc", "flat", "keys", "keyset", "list_keys", "name", "raw", "simple_value", "states")
 
     def __init__(self, name: str, keys: tuple, list_keys: tuple, simple_value: bool, states: tuple) -> None:
         self.name = name
@@ -99,6 +103,7 @@ class Grammar:
         self.empty_ok = False  # a simple-typed element whose value may be empty (string or binary)
         self.states = states
         self.enc: tuple = ()
+        self.flat: dict[tuple, tuple[int, int]] | None = None  # a grammar of simple children: items -> its bits
 
     def link(self, ns: Namespace) -> None:
         """Resolve productions for speed: SE of a simple-typed element becomes one fused SE_SIMPLE step."""
@@ -149,6 +154,8 @@ class Grammar:
             enc.append((width, table, ee))
         self.states = tuple(dec_states)
         self.enc = tuple(enc)
+        if not self.simple_value and all(s[0] is None or all(p[0] != SE for p in s[1]) for s in self.states):
+            self.flat = {}  # only simple children (PhysicalValue, RationalNumber, a status): remembered when encoded
 
 
 class Namespace:
@@ -184,10 +191,14 @@ class Namespace:
         if len(data) > MEMO_MAX_BYTES:
             return self._decode(data, fragment)
         key = (fragment, data)
-        doc = self.decoded.entries.get(key)
+        memo = self.decoded
+        doc = memo.entries.get(key)
         if doc is None:
             doc = self._decode(data, fragment)
-            self.decoded.put(key, doc)
+            memo.put(key, doc)
+            memo.misses += 1
+        else:
+            memo.hits += 1
         return _copy(doc)  # the caller may change its document; the remembered one stays as decoded
 
     def _decode(self, data: bytes, fragment: bool) -> dict[str, Any]:
@@ -310,10 +321,14 @@ class Namespace:
             data = self.encoded.entries.get(key)
         except (TypeError, RecursionError):  # an unhashable value, or nested too deeply: refused the long way
             return self._encode(doc, fragment)
+        memo = self.encoded
         if data is None:
             data = self._encode(doc, fragment)
             if len(data) <= MEMO_MAX_BYTES:
-                self.encoded.put(key, data)
+                memo.put(key, data)
+            memo.misses += 1
+        else:
+            memo.hits += 1
         return data
 
     def _encode(self, doc: dict[str, Any], fragment: bool) -> bytes:
@@ -405,7 +420,12 @@ class Namespace:
                         n = n + 1 if mode else 1
                     elif kind == SE:
                         w.acc = (w.acc << width) | code
-                        self._encode_element(w, self.grammars[arg[0]], arg[1], item)
+                        sub = self.grammars[arg[0]]
+                        memo = sub.flat
+                        if memo is not None and type(item) is dict:
+                            self._encode_flat(w, sub, arg[1], item, memo)
+                        else:
+                            self._encode_element(w, sub, arg[1], item)
                         n = n + 1 if mode else 1
                     elif kind == CH and item == "" and arg[2] is None:
                         continue
@@ -428,6 +448,26 @@ class Namespace:
             if key:
                 e.path.insert(0, f"{key}[{index}]" if key in g.list_keys and index >= 0 else key)
             raise
+
+    def _encode_flat(self, w: BitWriter, g: Grammar, qid: int, item: dict[str, Any],
+                     memo: dict[tuple, tuple[int, int]]) -> None:
+        """An element of simple children, from the grammar's memo when the same values (of the same types, in the
+        same order) were coded before: its bits depend on nothing else (string values are always literals)."""
+        try:
+            key = tuple([(k, x, type(x)) for k, x in item.items()])
+            known = memo.get(key)
+        except TypeError:  # an unhashable value: coded (and refused) the long way
+            self._encode_element(w, g, qid, item)
+            return
+        if known is None:
+            sub = BitWriter()
+            self._encode_element(sub, g, qid, item)
+            nbits = sub.acc.bit_length() - 1
+            known = (nbits, sub.acc ^ (1 << nbits))
+            if len(memo) >= FLAT_MEMO_ENTRIES:
+                memo.clear()
+            memo[key] = known
+        w.acc = (w.acc << known[0]) | known[1]
 
     @staticmethod
     def _unexpected(g: Grammar, s: tuple, key: str, n: int) -> str:
