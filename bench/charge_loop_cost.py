@@ -215,7 +215,7 @@ async def run_mode(mode: str, args: argparse.Namespace, meter: Meter, folder: Pa
             tasks = [asyncio.create_task(one(i)) for i in range(args.cars)]
             SIDE.set("loop")
             deadline = time.monotonic() + 60 + args.cars * 0.1
-            while min(loops) < 40:  # the session set up and its charge loop running
+            while min(loops) < 12:  # the session set up and its charge loop running
                 await asyncio.sleep(0.1)
                 if time.monotonic() > deadline or any(t.done() for t in tasks):
                     ended = [t.result() for t in tasks if t.done() and not t.exception()]
