@@ -26,8 +26,9 @@ HEADER = 0x80  # distinguishing bits 10, no options, final version 1
 NAMESPACES = ("appHand", "din", "iso2", "iso20", "iso20_ac", "iso20_dc", "iso20_wpt", "iso20_acdp", "xmldsig")
 
 
-MEMO_ENTRIES = 1024
-"""Documents each Namespace remembers per direction (all forgotten when full: cheaper than ageing them)."""
+MEMO_ENTRIES = 512
+"""Documents each Namespace remembers per direction (all forgotten when full: cheaper than ageing them); a full
+-2 pair holds about 2.5 MB."""
 MEMO_MAX_BYTES = 256
 """Only documents of at most this many EXI bytes are remembered (charge loops, not certificates or schedules)."""
 FLAT_MEMO_ENTRIES = 512
