@@ -72,7 +72,9 @@ async def test_profile_change_renegotiates_and_lowers_the_evs_power(tmp_path: Pa
     async with bridged(tmp_path, evses=1) as rig:
         # the EV charges until the CSMS stops it: a busy machine must not run it out of loops before it renegotiates
         ev = asyncio.create_task(rig.ev(1, "iso2", "dc", loops=0, interval=0.05))
-        await until(lambda: rig.station.hardware(1).meter().power_w > 40_000)
+        # power may flow before the CSMS has stored the transaction's start: wait for both
+        await until(lambda: rig.station.hardware(1).meter().power_w > 40_000
+                    and rig.csms.active_transaction("CS1", 1) is not None)
         tx_id = rig.csms.active_transaction("CS1", 1)
         profile = {"id": 1, "stackLevel": 0, "chargingProfilePurpose": "TxProfile", "transactionId": tx_id,
                    "chargingProfileKind": "Relative", "chargingSchedule": [{
@@ -81,6 +83,8 @@ async def test_profile_change_renegotiates_and_lowers_the_evs_power(tmp_path: Pa
         answer = await rig.csms.call("CS1", "SetChargingProfile", {"evseId": 1, "chargingProfile": profile})
         assert answer == {"status": "Accepted"}
         await until(lambda: 0 < rig.station.hardware(1).meter().power_w <= 11000)
+        # the new limit reaches the car's charge loop before it renegotiates: stop it only once it has
+        await until(lambda: sum(r.get("what") == "ScheduleOffered" for r in rig.records(1)) == 2)
         assert await rig.csms.request_stop("CS1", tx_id) == {"status": "Accepted"}
         result = await asyncio.wait_for(ev, 60)
         assert result.ok, result.reason
