@@ -2,6 +2,9 @@
 
 A grammar state is `(width, prods)`; `prods[code]` is `(kind, key, arg, next, mode)`. A state of a
 repeating particle is a selector `(None, min, max, below_min, middle, at_max)` resolved by the count n.
+
+Both directions remember their recent small documents (`Memo`): a charge loop sends and receives nearly the same
+message four times a second, and looking a document up costs a fraction of coding it again.
 """
 
 from __future__ import annotations
@@ -23,10 +26,73 @@ HEADER = 0x80  # distinguishing bits 10, no options, final version 1
 NAMESPACES = ("appHand", "din", "iso2", "iso20", "iso20_ac", "iso20_dc", "iso20_wpt", "iso20_acdp", "xmldsig")
 
 
+MEMO_ENTRIES = 512
+"""Documents each Namespace remembers per direction (all forgotten when full: cheaper than ageing them); a full
+-2 pair holds about 2.5 MB."""
+MEMO_MAX_BYTES = 256
+"""Only documents of at most this many EXI bytes are remembered (charge loops, not certificates or schedules)."""
+FLAT_MEMO_ENTRIES = 512
+"""Values remembered per grammar of simple children (PhysicalValue, RationalNumber, ...)."""
+
+
+def _freeze(d: dict[str, Any]) -> tuple:
+    """A hashable snapshot of a JSON-view object that tells apart what codes differently: structure, key order and
+    the type of every leaf (True, 1 and 1.0 are different keys): (dict, key, value, key, value, ...). An unhashable
+    leaf raises TypeError when the snapshot is hashed."""
+    out: list[Any] = [dict]
+    for k, x in d.items():
+        t = type(x)
+        out.append(k)
+        out.append(x if t is str else _freeze(x) if t is dict else _freeze_list(x) if t is list else (t, x))
+    return tuple(out)
+
+
+def _freeze_list(items: list[Any]) -> tuple:
+    """A list's snapshot: (list, item, ...)."""
+    return (list, *[x if type(x) is str else _freeze(x) if type(x) is dict else _freeze_list(x)
+                     if type(x) is list else (type(x), x) for x in items])
+
+
+def _copy(d: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a decoded object (its dicts and lists new; the leaves are immutable)."""
+    out = d.copy()
+    for k, x in out.items():
+        t = type(x)
+        if t is dict:
+            out[k] = _copy(x)
+        elif t is list:
+            out[k] = _copy_list(x)
+    return out
+
+
+def _copy_list(items: list[Any]) -> list[Any]:
+    return [_copy(x) if type(x) is dict else _copy_list(x) if type(x) is list else x for x in items]
+
+
+class Memo:
+    """The recent results of one direction of one Namespace: key -> value, at most MEMO_ENTRIES (emptied when
+    full). Coding is a pure function of the bytes (decoding: string tables start empty in every stream) or of the
+    document's frozen snapshot (encoding never uses string-table hits), so a remembered answer is the answer."""
+
+    __slots__ = ("entries", "hits", "misses")
+
+    def __init__(self) -> None:
+        self.entries: dict[Any, Any] = {}
+        self.hits = self.misses = 0
+
+    def put(self, key: Any, value: Any) -> None:
+        """Remember `value` under `key` (forgetting everything first when full: deleting the oldest entry of a dict
+        one at a time makes finding the next oldest ever slower)."""
+        entries = self.entries
+        if len(entries) >= MEMO_ENTRIES:
+            entries.clear()
+        entries[key] = value
+
+
 class Grammar:
     """One element grammar: decode states as generated, plus per-state encode tables keyed by JSON key."""
 
-    __slots__ = ("empty_ok", "enc", "keys", "keyset", "list_keys", "name", "raw", "simple_value", "states")
+    __slots__ = ("empty_ok", "enc", "flat", "keys", "keyset", "list_keys", "name", "raw", "simple_value", "states")
 
     def __init__(self, name: str, keys: tuple, list_keys: tuple, simple_value: bool, states: tuple) -> None:
         self.name = name
@@ -38,6 +104,7 @@ class Grammar:
         self.empty_ok = False  # a simple-typed element whose value may be empty (string or binary)
         self.states = states
         self.enc: tuple = ()
+        self.flat: dict[tuple, tuple[int, int]] | None = None  # a grammar of simple children: items -> its bits
 
     def link(self, ns: Namespace) -> None:
         """Resolve productions for speed: SE of a simple-typed element becomes one fused SE_SIMPLE step."""
@@ -88,6 +155,8 @@ class Grammar:
             enc.append((width, table, ee))
         self.states = tuple(dec_states)
         self.enc = tuple(enc)
+        if not self.simple_value and all(s[0] is None or all(p[0] != SE for p in s[1]) for s in self.states):
+            self.flat = {}  # only simple children (PhysicalValue, RationalNumber, a status): remembered when encoded
 
 
 class Namespace:
@@ -111,6 +180,8 @@ class Namespace:
         self.frag_elements = frags
         self.doc_index = {name: (i, gid, qid) for i, (name, gid, qid) in enumerate(docs)}
         self.frag_index = {name: (i, gid, qid) for i, (name, gid, qid) in enumerate(frags)}
+        self.decoded = Memo()  # (fragment, bytes) -> the document (handed out as copies)
+        self.encoded = Memo()  # (fragment, frozen document) -> bytes
 
     # ------------------------------------------------------------------ decoding
     def decode(self, data: bytes, fragment: bool) -> dict[str, Any]:
@@ -118,6 +189,20 @@ class Namespace:
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise ExiDecodeError(f"expected bytes, got {type(data).__name__}")
             data = bytes(data)
+        if len(data) > MEMO_MAX_BYTES:
+            return self._decode(data, fragment)
+        key = (fragment, data)
+        memo = self.decoded
+        doc = memo.entries.get(key)
+        if doc is None:
+            doc = self._decode(data, fragment)
+            memo.put(key, doc)
+            memo.misses += 1
+        else:
+            memo.hits += 1
+        return _copy(doc)  # the caller may change its document; the remembered one stays as decoded
+
+    def _decode(self, data: bytes, fragment: bool) -> dict[str, Any]:
         start = 4 if data[:4] == b"$EXI" else 0
         if len(data) <= start:
             raise ExiDecodeError("empty stream")
@@ -230,6 +315,24 @@ class Namespace:
 
     # ------------------------------------------------------------------ encoding
     def encode(self, doc: dict[str, Any], fragment: bool) -> bytes:
+        if type(doc) is not dict:
+            return self._encode(doc, fragment)
+        try:
+            key = (fragment, _freeze(doc))
+            data = self.encoded.entries.get(key)
+        except (TypeError, RecursionError):  # an unhashable value, or nested too deeply: refused the long way
+            return self._encode(doc, fragment)
+        memo = self.encoded
+        if data is None:
+            data = self._encode(doc, fragment)
+            if len(data) <= MEMO_MAX_BYTES:
+                memo.put(key, data)
+            memo.misses += 1
+        else:
+            memo.hits += 1
+        return data
+
+    def _encode(self, doc: dict[str, Any], fragment: bool) -> bytes:
         if not isinstance(doc, dict) or len(doc) != 1:
             raise ExiEncodeError("the document must be a dict with exactly one root element")
         (name, value), = doc.items()
@@ -318,7 +421,12 @@ class Namespace:
                         n = n + 1 if mode else 1
                     elif kind == SE:
                         w.acc = (w.acc << width) | code
-                        self._encode_element(w, self.grammars[arg[0]], arg[1], item)
+                        sub = self.grammars[arg[0]]
+                        memo = sub.flat
+                        if memo is not None and type(item) is dict:
+                            self._encode_flat(w, sub, arg[1], item, memo)
+                        else:
+                            self._encode_element(w, sub, arg[1], item)
                         n = n + 1 if mode else 1
                     elif kind == CH and item == "" and arg[2] is None:
                         continue
@@ -341,6 +449,26 @@ class Namespace:
             if key:
                 e.path.insert(0, f"{key}[{index}]" if key in g.list_keys and index >= 0 else key)
             raise
+
+    def _encode_flat(self, w: BitWriter, g: Grammar, qid: int, item: dict[str, Any],
+                     memo: dict[tuple, tuple[int, int]]) -> None:
+        """An element of simple children, from the grammar's memo when the same values (of the same types, in the
+        same order) were coded before: its bits depend on nothing else (string values are always literals)."""
+        try:
+            key = tuple([(k, x, type(x)) for k, x in item.items()])
+            known = memo.get(key)
+        except TypeError:  # an unhashable value: coded (and refused) the long way
+            self._encode_element(w, g, qid, item)
+            return
+        if known is None:
+            sub = BitWriter()
+            self._encode_element(sub, g, qid, item)
+            nbits = sub.acc.bit_length() - 1
+            known = (nbits, sub.acc ^ (1 << nbits))
+            if len(memo) >= FLAT_MEMO_ENTRIES:
+                memo.clear()
+            memo[key] = known
+        w.acc = (w.acc << known[0]) | known[1]
 
     @staticmethod
     def _unexpected(g: Grammar, s: tuple, key: str, n: int) -> str:

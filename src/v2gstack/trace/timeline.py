@@ -18,8 +18,21 @@ from . import records
 
 # Memory keeps every state, error and link record (up to `keep`) but only the first messages, so that an
 # hours-long session (a charge-loop pair every ~0.25 s) does not grow the station's memory; the file, when there is
-# one, has every record. Nothing in the station reads the memory copy back (tests and debuggers do).
+# one, has every record. Nothing in the station reads the memory copy back (tests and debuggers do), so a message
+# kept in memory only is built into its record when `records` is first read after it.
 MESSAGES_IN_MEMORY = 500
+
+
+class _Message:
+    """An ISO message kept in memory only, as given: its record is built when someone reads the timeline."""
+
+    __slots__ = ("direction", "doc", "exi", "mono", "name", "namespace", "seq", "session_id", "wall")
+
+    def __init__(self, seq: int, mono: float, wall: float, direction: str, namespace: str, name: str,
+                 session_id: str, doc: dict[str, Any], exi: bytes) -> None:
+        self.seq, self.mono, self.wall = seq, mono, wall
+        self.direction, self.namespace, self.name, self.session_id = direction, namespace, name, session_id
+        self.doc, self.exi = doc, exi
 
 
 class Timeline:
@@ -32,7 +45,8 @@ class Timeline:
         self.trace_id = trace_id or uuid.uuid4().hex
         self.source = source
         self.path = None if folder is None else Path(folder) / f"{self.trace_id}.jsonl"
-        self.records: list[dict[str, Any]] = []
+        self._records: list[Any] = []  # records, and _Message entries not built yet
+        self._unbuilt = 0
         self.keep = keep
         self.links: dict[str, Any] = {}
         self._seq = 0
@@ -40,14 +54,28 @@ class Timeline:
         self._file: Any = None
         self._closed = False
 
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The records kept in memory, in order."""
+        if self._unbuilt:
+            kept = self._records
+            for i, r in enumerate(kept):
+                if type(r) is _Message:
+                    kept[i] = records.record(
+                        seq=r.seq, mono=r.mono, wall=r.wall, trace_id=self.trace_id, source=self.source,
+                        protocol="iso15118", kind="message",
+                        **records.iso_message(r.direction, r.namespace, r.name, r.session_id, r.doc, r.exi))
+            self._unbuilt = 0
+        return self._records
+
     def write(self, protocol: str, kind: str, /, **data: Any) -> dict[str, Any]:
         """Append one record."""
         record = records.record(seq=self._seq, mono=time.monotonic(), wall=time.time(), trace_id=self.trace_id,
                                 source=self.source, protocol=protocol, kind=kind, **data)
         self._seq += 1
         wanted = kind != "message" or self._messages < MESSAGES_IN_MEMORY
-        if wanted and len(self.records) < self.keep:
-            self.records.append(record)
+        if wanted and len(self._records) < self.keep:
+            self._records.append(record)
             self._messages += kind == "message"
         if self.path is not None and not self._closed:
             if self._file is None:  # opened at the first record: a connection that never spoke leaves no file
@@ -68,6 +96,14 @@ class Timeline:
             session_id: str = "") -> None:
         """An ISO 15118 / DIN message as the SECC sent ("tx") or received ("rx") it."""
         if self._nowhere():
+            return
+        if self.path is None or self._closed:  # memory only: the record is built when it is read
+            if len(self._records) < self.keep:
+                self._records.append(_Message(self._seq, time.monotonic(), time.time(), direction, namespace, name,
+                                              session_id, doc, exi))
+                self._unbuilt += 1
+                self._messages += 1
+            self._seq += 1
             return
         self.write("iso15118", "message", **records.iso_message(direction, namespace, name, session_id, doc, exi))
 

@@ -62,9 +62,16 @@ class Iso20Error(ValueError):
     """A -20 document we cannot use: no message element, or a field out of range."""
 
 
+_RATIONALS: dict[float, tuple[int, int]] = {}  # x -> (Exponent, Value): a charge loop sends the same few values
+_RATIONALS_MAX = 4096
+
+
 def rational(x: float) -> Body:
     """A RationalNumber for `x`: the finest exponent (from -3 up) whose Value fits an xs:short, trailing zeros of a
     negative exponent moved into it."""
+    known = _RATIONALS.get(x)
+    if known is not None:
+        return {"Exponent": known[0], "Value": known[1]}
     for exponent in range(_MIN_EXPONENT, 128):
         value = round(x * 10 ** -exponent) if exponent < 0 else round(x / 10**exponent)
         if _SHORT_MIN <= value <= _SHORT_MAX:
@@ -76,6 +83,9 @@ def rational(x: float) -> Body:
         exponent += 1
     if value == 0:
         exponent = 0
+    if len(_RATIONALS) >= _RATIONALS_MAX:
+        _RATIONALS.clear()
+    _RATIONALS[x] = (exponent, int(value))
     return {"Exponent": exponent, "Value": int(value)}
 
 

@@ -180,9 +180,11 @@ class Controller20:
         return ACLimits20(self._ac_charge_w(), low, 50.0, discharge if bpt else None, 0.0 if bpt else None,
                           self.power_w)
 
-    def _dc_limits(self, bpt: bool) -> DCLimits20:
+    def _dc_limits(self, bpt: bool, discharge: float | None = None) -> DCLimits20:
+        """The DC limits (`discharge`: discharge_w(True) when the caller has it already)."""
         lim = self.hw.limits
-        discharge = self.discharge_w(True)
+        if discharge is None:
+            discharge = self.discharge_w(True)
         amps = min(lim.dc_max_discharge_current, discharge / lim.dc_min_voltage if lim.dc_min_voltage else _INF)
         return DCLimits20(self._dc_power_limit(), 0.0, lim.dc_max_current, lim.dc_min_current, lim.dc_max_voltage,
                           lim.dc_min_voltage, discharge if bpt else None, 0.0 if bpt else None,
@@ -242,11 +244,12 @@ class Controller20:
         output at the EV's voltage; scheduled: the EV's target current within the caps. The hardware delivers."""
         lim = self.hw.limits
         bpt = info.service is not None and info.service.bpt
-        limits = self._dc_limits(bpt)
+        allowed = self.discharge_w(True)
+        limits = self._dc_limits(bpt, allowed)
         voltage = min(lim.dc_max_voltage, request.target_voltage or request.present_voltage or 0.0)
         station = self.policy.target()
         self._check_discharge(info, request, station)
-        discharge = min(self.discharge_w(True), station.export_limit_w) if bpt else 0.0
+        discharge = min(allowed, station.export_limit_w) if bpt else 0.0
         if request.max_discharge_power is not None:
             discharge = min(discharge, abs(request.max_discharge_power))
         charge = min(limits.max_charge_power, station.import_limit_w,
