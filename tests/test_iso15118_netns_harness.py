@@ -27,21 +27,32 @@ def link():
     veth.destroy()
 
 
-def test_reference_evcc_and_secc_charge_across_a_veth_pair(link: netns.VethLink, tmp_path: Path) -> None:
-    argv, env = josev.secc_command(link.command(link.evse_ns, []), tmp_path / "secc", link.evse_if, ["din", "iso2"])
-    secc = josev.start(argv, env, tmp_path / "secc", "secc.log")
+# the reference peers' own timeouts (2 s for most answers) that a loaded machine can make them miss with each other
+REFERENCE_TIMED_OUT = "TimeoutError occurred. Waited for"
+
+
+def _session(link: netns.VethLink, folder: Path) -> tuple[int | None, str]:
+    """One reference EVCC session against the reference SECC across the link: the EVCC's exit code and log."""
+    argv, env = josev.secc_command(link.command(link.evse_ns, []), folder / "secc", link.evse_if, ["din", "iso2"])
+    secc = josev.start(argv, env, folder / "secc", "secc.log")
     try:
-        argv, env = josev.evcc_command(link.command(link.ev_ns, []), tmp_path / "evcc", link.ev_if, "iso2", "ac")
-        evcc = josev.start(argv, env, tmp_path / "evcc", "evcc.log")
+        argv, env = josev.evcc_command(link.command(link.ev_ns, []), folder / "evcc", link.ev_if, "iso2", "ac")
+        evcc = josev.start(argv, env, folder / "evcc", "evcc.log")
         try:
             rc = evcc.wait(timeout=90)
         except subprocess.TimeoutExpired:
             evcc.kill()
             rc = None
-        log = (tmp_path / "evcc" / "evcc.log").read_text(errors="replace")
-        assert rc == 0, log[-3000:]
-        assert "SessionStopRes received" in log
-        assert '"SessionStopRes":{"ResponseCode":"OK"}' in log
+        return rc, (folder / "evcc" / "evcc.log").read_text(errors="replace")
     finally:
         secc.kill()
         secc.wait(10)
+
+
+def test_reference_evcc_and_secc_charge_across_a_veth_pair(link: netns.VethLink, tmp_path: Path) -> None:
+    rc, log = _session(link, tmp_path / "first")
+    if rc != 0 and REFERENCE_TIMED_OUT in log:  # the two reference peers missed each other's timing: once more
+        rc, log = _session(link, tmp_path / "second")
+    assert rc == 0, log[-3000:]
+    assert "SessionStopRes received" in log
+    assert '"SessionStopRes":{"ResponseCode":"OK"}' in log
