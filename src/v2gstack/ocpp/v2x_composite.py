@@ -22,6 +22,7 @@ smart_charging.py) computes the same for `limit` alone; it can delegate to `comp
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
@@ -233,8 +234,9 @@ def _applies(item_evse: int, profile: Payload, evse_id: int, tx_id: str | None) 
     return True
 
 
+@functools.lru_cache(maxsize=4096)
 def epoch(value: str) -> float:
-    """An RFC 3339 time in epoch seconds."""
+    """An RFC 3339 time in epoch seconds (cached: every composition reads the same few profile times)."""
     return parse_rfc3339(value).timestamp()
 
 
@@ -278,6 +280,34 @@ def period_at(profile: Payload, at: float, tx_start: float | None = None) -> tup
         if period["startPeriod"] <= offset:
             current = period
     return None if current is None else (schedule, current)
+
+
+def next_change(profile: Payload, at: float, tx_start: float | None = None) -> float:
+    """The first instant after `at` at which `period_at(profile, ., tx_start)` can differ from its value at `at`:
+    the next validFrom/validTo, schedule start, period start, duration end or recurrence (math.inf: none, e.g. a
+    Dynamic profile without start, or a Relative one without transaction). A composite of several profiles stays
+    the same until the earliest of theirs, so a caller may reuse it until then (never past a real change: the
+    instants are those `period_at` compares against, computed the same way)."""
+    soonest = math.inf
+    for key in ("validFrom", "validTo"):
+        if key in profile:
+            edge = epoch(profile[key])
+            if at < edge < soonest:
+                soonest = edge
+    schedule = profile["chargingSchedule"][0]
+    start = _schedule_start(profile, schedule, at, tx_start)
+    if start is None or math.isinf(start):
+        return soonest
+    if at < start:
+        return min(soonest, start)
+    offset = at - start
+    cycle = _cycle(profile)
+    for mark in itertools.chain((p["startPeriod"] for p in schedule["chargingSchedulePeriod"]),
+                                (schedule["duration"],) if "duration" in schedule else (),
+                                (cycle,) if cycle else ()):
+        if offset < mark and start + mark < soonest:
+            soonest = start + mark
+    return soonest
 
 
 def _breakpoints(profile: Payload, start: float, duration: int, tx_start: float | None) -> Iterator[float]:

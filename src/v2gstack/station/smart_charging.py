@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..ocpp.v2x import Capabilities, OperationMode, ProfileRejected, Quantity, check_profile
-from ..ocpp.v2x_composite import CompositeTooLong, Electrical, compose_at, composite_schedule
+from ..ocpp.v2x_composite import CompositeTooLong, Electrical, compose_at, composite_schedule, next_change
 from .context import StationContext
 from .link import Link
 from .profiles import ChargingProfiles, Installed, Rejection
@@ -30,10 +31,6 @@ PreCheck = Callable[[int, Payload], None]  # (evseId, profile) -> raises Profile
 EXTERNAL_PROFILE_ID = -1
 """Id of the station-local ChargingStationExternalConstraints profile that holds an external actor's values (never
 sent: negative ids are the station's own)."""
-PERIOD_MEMO_S = 0.002
-"""How long (station-clock seconds) an EVSE's composite period is reused while no profile changes: one charge loop
-asks for it several times (the target, the limit, the power drawn) within microseconds; a schedule moves in
-seconds."""
 
 
 class SmartCharging:
@@ -52,9 +49,10 @@ class SmartCharging:
         self.pre_check: PreCheck | None = None
         self.external: dict[int, Payload] = {}  # evse id -> the external actor's constraints as a profile
         self._generation = 0  # counts the changes of profiles and constraints: a memo of another count is stale
-        # evse -> (counts, tx, t, period, timeless): the period in force, reused while nothing changed (for
-        # PERIOD_MEMO_S, or until the next change when its profiles do not depend on the time)
-        self._memo: dict[int, tuple[tuple[int, int], str | None, float, Payload | None, bool]] = {}
+        # evse -> (inputs, since, until, period): the period in force, reused while its inputs (the change counts,
+        # the transaction and its start, the supply) are the same and the station's clock reads within
+        # [since, until): from when it was composed to the next instant any of its profiles can change
+        self._memo: dict[int, tuple[tuple[Any, ...], float, float, Payload | None]] = {}
         self._shared: tuple[tuple[int, int], dict[Any, Payload | None]] = ((-1, -1), {})  # periods of timeless sets
         self._load()
         self._count()
@@ -92,34 +90,43 @@ class SmartCharging:
         return Electrical(evse.hardware.limits.nominal_voltage, evse.hardware.limits.phases)
 
     def period_now(self, evse_id: int) -> Payload | None:
-        """The OCPP 2.1 composite period in force on the EVSE now, in W (None: no profile applies)."""
+        """The OCPP 2.1 composite period in force on the EVSE now, in W (None: no profile applies).
+
+        Composed once and reused until the next instant at which it can change (`next_change` of each profile
+        concerned: a period boundary, validFrom/validTo, a duration's end, a recurrence; a Relative profile's counted
+        from the transaction's start), or at once after a change of its inputs: the profiles and the external
+        constraints (`changed`, and every change of the installed set), the EVSE's transaction or its start, the
+        supply. A clock that goes back before the composition, or jumps past `until`, composes again."""
         if not self.profiles.items and not self.external:
             return None
         evse = self.ctx.evses[evse_id]
         tx = evse.tx
-        tx_id = tx.id if tx else None
+        tx_id, tx_start = (tx.id, tx.started_epoch) if tx else (None, None)
         now = self.ctx.clock.wall().timestamp()  # the station's clock (a simulation may run it faster, or jump it)
-        generation = (self._generation, getattr(self.profiles.items, "version", 0))
+        limits = evse.hardware.limits
+        inputs = (self._generation, getattr(self.profiles.items, "version", 0), tx_id, tx_start,
+                  limits.nominal_voltage, limits.phases)
         memo = self._memo.get(evse_id)
-        if memo is not None and memo[0] == generation and memo[1] == tx_id and (
-                memo[4] or 0 <= now - memo[2] < PERIOD_MEMO_S):
+        if memo is not None and memo[0] == inputs and memo[1] <= now < memo[2]:
             return memo[3]
         # the EVSE's own and the station-wide entries only (no list of every EVSE's profiles: a charge loop asks)
         items = [(i.evse_id, i.profile) for i in self.profiles.for_evse(evse_id)
                  if _applies(i.evse_id, i.profile, evse_id, tx_id)]
         items += [(e, p) for e, p in self.external.items() if _applies(e, p, evse_id, tx_id)]
-        electrical = self.electrical(evse_id)
-        timeless = all(_timeless(p) for _, p in items)
-        if timeless:  # the same profiles give every EVSE of the same supply the same period: composed once
+        electrical = Electrical(limits.nominal_voltage, limits.phases)
+        if all(_timeless(p) for _, p in items):  # the same profiles give every EVSE of the same supply the same
+            generation = inputs[:2]               # period: composed once for all of them
             if self._shared[0] != generation:
                 self._shared = (generation, {})
             key = (tuple((e != 0, id(p)) for e, p in items), electrical)
             period = self._shared[1].get(key, _MISSING)
             if period is _MISSING:
                 period = self._shared[1][key] = compose_at(items, evse_id, now, "W", electrical) or None
+            until = math.inf
         else:
-            period = compose_at(items, evse_id, now, "W", electrical, tx.started_epoch if tx else None) or None
-        self._memo[evse_id] = (generation, tx_id, now, period, timeless)
+            period = compose_at(items, evse_id, now, "W", electrical, tx_start) or None
+            until = min((next_change(p, now, tx_start) for _, p in items), default=math.inf)
+        self._memo[evse_id] = (inputs, now, until, period)
         return period
 
     def capabilities(self, evse_id: int) -> Capabilities:
