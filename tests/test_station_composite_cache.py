@@ -29,9 +29,9 @@ class HandClock(Clock):
         return dt.datetime.fromtimestamp(self.at, dt.UTC)
 
 
-def _station(evses: int = 1) -> tuple[ChargingStation, HandClock]:
+def _station(evses: int = 1, versions: tuple[str, ...] = ("2.1", "2.0.1")) -> tuple[ChargingStation, HandClock]:
     """A station (not connected) whose clock the test moves."""
-    st = ChargingStation(StationConfig("CS1", "ws://127.0.0.1:9/ocpp", evses=evses))
+    st = ChargingStation(StationConfig("CS1", "ws://127.0.0.1:9/ocpp", evses=evses, versions=versions))
     clock = HandClock(T0)
     st.context.clock = clock
     return st, clock
@@ -220,3 +220,26 @@ def test_next_change_never_passes_a_change() -> None:
             assert compose_at([(1, profile)], 1, t, "W", tx_start=tx_start) == here, (n, t - T0)
             t += 0.5
         assert until > at
+
+
+def test_the_201_limit_is_cached_alike() -> None:
+    """Over OCPP 2.0.1 (the limit alone, from profiles.py): the same boundaries and the same invalidations."""
+    st, clock = _station(versions=("2.0.1",))
+    assert not st.link.v21
+    sc = st.smart_charging
+    _set(st, 1, _profile(1, "TxDefaultProfile", [(0, {"limit": 10000.0}), (60, {"limit": 5000.0})]))
+    steps = [(T0 - 1, None), (T0, 10000.0), (T0 + 59.999, 10000.0), (T0 + 60, 5000.0), (T0 + 30, 10000.0)]
+    for at, limit in steps:
+        clock.at = at
+        assert sc.limit_w(1) == limit, at - T0
+    st.evses[1].tx = Transaction(1, id="tx-1", started_epoch=T0 + 30)
+    _set(st, 1, _profile(2, "TxProfile", [(0, {"limit": 4000.0}), (10, {"limit": 3000.0})], kind="Relative",
+                         start=None, transactionId="tx-1"))
+    assert sc.limit_w(1) == 4000.0
+    clock.at = T0 + 40
+    assert sc.limit_w(1) == 3000.0
+    sc.end_transaction("tx-1")
+    st.evses[1].tx = None
+    assert sc.limit_w(1) == 10000.0
+    assert sc.handlers()["ClearChargingProfile"]({"chargingProfileId": 1}) == {"status": "Accepted"}
+    assert sc.limit_w(1) is None

@@ -53,6 +53,7 @@ class SmartCharging:
         # the transaction and its start, the supply) are the same and the station's clock reads within
         # [since, until): from when it was composed to the next instant any of its profiles can change
         self._memo: dict[int, tuple[tuple[Any, ...], float, float, Payload | None]] = {}
+        self._limit_memo: dict[int, tuple[tuple[Any, ...], float, float, float | None]] = {}  # 2.0.1's limit, alike
         self._shared: tuple[tuple[int, int], dict[Any, Payload | None]] = ((-1, -1), {})  # periods of timeless sets
         self._load()
         self._count()
@@ -72,10 +73,20 @@ class SmartCharging:
             return None
         evse = self.ctx.evses[evse_id]
         tx = evse.tx
+        tx_id, tx_start = (tx.id, tx.started_epoch) if tx else (None, None)
         limits = evse.hardware.limits
-        return self.profiles.limit_w(evse_id, self.ctx.clock.wall().timestamp(), voltage=limits.nominal_voltage,
-                                     default_phases=limits.phases,
-                                     tx_start=tx.started_epoch if tx else None, tx_id=tx.id if tx else None)
+        now = self.ctx.clock.wall().timestamp()
+        inputs = (self._generation, getattr(self.profiles.items, "version", 0), tx_id, tx_start,
+                  limits.nominal_voltage, limits.phases)
+        memo = self._limit_memo.get(evse_id)
+        if memo is not None and memo[0] == inputs and memo[1] <= now < memo[2]:  # as period_now's
+            return memo[3]
+        limit = self.profiles.limit_w(evse_id, now, voltage=limits.nominal_voltage, default_phases=limits.phases,
+                                      tx_start=tx_start, tx_id=tx_id)
+        until = min((next_change(i.profile, now, tx_start) for i in self.profiles.for_evse(evse_id)),
+                    default=math.inf)
+        self._limit_memo[evse_id] = (inputs, now, until, limit)
+        return limit
 
     def items(self) -> list[tuple[int, Payload]]:
         """(evseId, profile) of every installed profile and the external actor's constraints."""
