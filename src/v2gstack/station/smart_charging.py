@@ -126,7 +126,7 @@ class SmartCharging:
         items += [(e, p) for e, p in self.external.items() if _applies(e, p, evse_id, tx_id)]
         electrical = Electrical(limits.nominal_voltage, limits.phases)
         if all(_timeless(p) for _, p in items):  # the same profiles give every EVSE of the same supply the same
-            generation = inputs[:2]               # period: composed once for all of them
+            generation = (self._generation, inputs[1])  # period: composed once for all of them
             if self._shared[0] != generation:
                 self._shared = (generation, {})
             key = (tuple((e != 0, id(p)) for e, p in items), electrical)
