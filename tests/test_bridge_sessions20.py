@@ -88,8 +88,8 @@ async def test_iso20_session_becomes_a_transaction(tmp_path: Path, energy: str, 
             assert result.exported_wh > 1
             assert _register(tx, "Energy.Active.Export.Register") == pytest.approx(result.exported_wh, rel=0.1,
                                                                                     abs=3.0)
-        else:
-            assert imported == pytest.approx(result.energy_wh, rel=0.05, abs=3.0)
+        else:  # a limit change (the CSMS's needs profile) reaches the EV one loop after the meter
+            assert imported == pytest.approx(result.energy_wh, rel=0.05, abs=max(3.0, result.max_step_wh))
             assert _register(tx, "Energy.Active.Export.Register") == 0
         entries = merged_timeline(result.session_id, trace_dir=rig.trace_dir, store=rig.csms.store)
         sides = {(e.source, e.protocol) for e in entries}
