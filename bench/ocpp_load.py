@@ -654,6 +654,11 @@ def fleet_report(args: argparse.Namespace, outputs: list[dict], counters: list[d
     if len(acc0) >= n and max(acc0) + args.settle > win0:  # the ramp took longer than planned: measure after it
         win0 = min(max(acc0) + args.settle, win1 - 5.0)
         print(f"  (the first connections took longer than planned: the window starts {args.settle:.0f} s after them)")
+    in_before = sum(1 for t in acc0 if t < win0)
+    result["accepted_before_window"] = in_before
+    if in_before < n:  # the nodes did not admit the ramp in time: the window is not the steady mix of n stations
+        print(f"  (NOT a steady window: {in_before} of {n} stations were Accepted when it started and the others were "
+              "still connecting during it; a lower --ramp-rate or a longer --settle gives the steady mix)")
     seconds = win1 - win0
     table = latency_table(lat, win0, win1)
     print_latencies(f"measured window ({seconds:.0f} s after the ramp)", table, seconds)
