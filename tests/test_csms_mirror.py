@@ -123,6 +123,8 @@ async def test_station_mirrors_plain_and_gzip_exi_into_the_timeline(tmp_path: Pa
                         if m["action"] == "DataTransfer"]
 
             await until(lambda: "SessionStopRes" in mirrored())  # mirrors are sent beside the queue
+            # the timeline joins them by the transaction's SessionID, which comes with a queued TransactionEvent
+            await rig.station.wait_queue_empty()
             timeline = (await api.get(f"/api/timeline/{result.session_id}")).json()
             entries = [e for e in timeline if e["source"] == "csms" and e["name"] == "DataTransfer"]
             names = [e["details"].split()[2] for e in entries]
