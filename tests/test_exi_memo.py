@@ -54,3 +54,54 @@ def test_a_document_that_cannot_be_remembered_is_refused_as_before() -> None:
     doc["V2G_Message"]["Body"]["CurrentDemandRes"]["EVSEID"] = ["not", "hashable", {"x"}]
     with pytest.raises(exi.ExiEncodeError):
         exi.encode("iso2", doc)
+
+
+def test_a_document_decoded_afresh_is_the_callers_own_too() -> None:
+    data = exi.encode("iso2", _loop_res(402))
+    namespace("iso2").decoded.entries.clear()
+    one = exi.decode("iso2", data)  # decoded (a miss): handed out as decoded, its snapshot remembered
+    one["V2G_Message"]["Body"]["CurrentDemandRes"]["EVSEID"] = "changed"
+    two = exi.decode("iso2", data)  # from the memo
+    assert two == _loop_res(402)
+    assert namespace("iso2").decoded.entries
+
+
+def test_equal_values_of_other_types_are_remembered_apart() -> None:
+    ns = namespace("iso2")
+    ns.encoded.entries.clear()
+    doc = _loop_res()
+    as_float = copy.deepcopy(doc)
+    as_float["V2G_Message"]["Body"]["CurrentDemandRes"]["SAScheduleTupleID"] = 1.0
+    exi.encode("iso2", doc)
+    with pytest.raises(exi.ExiEncodeError):  # 1.0 is no unsignedByte, however equal to 1
+        exi.encode("iso2", as_float)
+    assert len(ns.encoded.entries) == 1
+
+
+def test_remembered_elements_decode_as_fresh_ones_whatever_their_length() -> None:
+    ns = namespace("iso2")
+    pv = next(g for g in ns.grammars if g.name == "PhysicalValueType")
+    assert pv.flat_dec is not None
+    voltages = [0, 5, 127, 128, 400, 16383, 16384, -1, -200, 400, 128, 5]  # value fields of 8, 16 and 24 bits
+    for v in voltages:
+        ns.decoded.entries.clear()  # the whole document decoded; its PhysicalValues from the grammar's memo
+        assert exi.decode("iso2", exi.encode("iso2", _loop_res(v))) == _loop_res(v)
+    assert len(pv.flat_lengths) > 1
+
+
+def test_a_remembered_element_is_each_callers_own() -> None:
+    ns = namespace("iso2")
+    data = exi.encode("iso2", _loop_res(300))
+    ns.decoded.entries.clear()
+    one = exi.decode("iso2", data)
+    ns.decoded.entries.clear()
+    two = exi.decode("iso2", data)
+    a = one["V2G_Message"]["Body"]["CurrentDemandRes"]["EVSEMaximumVoltageLimit"]
+    b = two["V2G_Message"]["Body"]["CurrentDemandRes"]["EVSEMaximumVoltageLimit"]
+    assert a == b and a is not b
+
+
+def test_elements_with_string_children_are_not_remembered_when_decoded() -> None:
+    ns = namespace("iso2")
+    meter = next(g for g in ns.grammars if g.name == "MeterInfoType")  # MeterID: a string, maybe a table hit
+    assert meter.flat is not None and meter.flat_dec is None

@@ -9,7 +9,9 @@ message four times a second, and looking a document up costs a fraction of codin
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import pickle
 from typing import Any
 
 from .bitstream import BitReader, BitWriter
@@ -31,48 +33,30 @@ MEMO_ENTRIES = 512
 -2 pair holds about 2.5 MB."""
 MEMO_MAX_BYTES = 256
 """Only documents of at most this many EXI bytes are remembered (charge loops, not certificates or schedules)."""
+SNAPSHOT_PROTOCOL = 5
+"""The pickle protocol of the memo's snapshots (fixed: the same document must always snapshot alike)."""
+UNPICKLABLE = (pickle.PicklingError, TypeError, AttributeError, RecursionError)
 FLAT_MEMO_ENTRIES = 512
 """Values remembered per grammar of simple children (PhysicalValue, RationalNumber, ...)."""
+FLAT_DECODE_LENGTHS = 4
+"""Lengths in bits a grammar of simple children remembers decoded elements of (each a look-up per element)."""
 
 
-def _freeze(d: dict[str, Any]) -> tuple:
-    """A hashable snapshot of a JSON-view object that tells apart what codes differently: structure, key order and
-    the type of every leaf (True, 1 and 1.0 are different keys): (dict, key, value, key, value, ...). An unhashable
-    leaf raises TypeError when the snapshot is hashed."""
-    out: list[Any] = [dict]
-    for k, x in d.items():
-        t = type(x)
-        out.append(k)
-        out.append(x if t is str else _freeze(x) if t is dict else _freeze_list(x) if t is list else (t, x))
-    return tuple(out)
-
-
-def _freeze_list(items: list[Any]) -> tuple:
-    """A list's snapshot: (list, item, ...)."""
-    return (list, *[x if type(x) is str else _freeze(x) if type(x) is dict else _freeze_list(x)
-                     if type(x) is list else (type(x), x) for x in items])
-
-
-def _copy(d: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a decoded object (its dicts and lists new; the leaves are immutable)."""
-    out = d.copy()
-    for k, x in out.items():
-        t = type(x)
-        if t is dict:
-            out[k] = _copy(x)
-        elif t is list:
-            out[k] = _copy_list(x)
-    return out
-
-
-def _copy_list(items: list[Any]) -> list[Any]:
-    return [_copy(x) if type(x) is dict else _copy_list(x) if type(x) is list else x for x in items]
+def snapshot(doc: dict[str, Any]) -> bytes:
+    """A document's pickle: equal snapshots are equal documents of the same structure, key order and leaf types
+    (True, 1 and 1.0 pickle apart), so they code alike; an equal document may snapshot differently (a string object
+    met twice is pickled once), which only costs a miss. It is not a tree of tuples, so the garbage collector does
+    not walk what the memo holds, and making it costs about half of freezing the document into tuples.
+    Raises pickle.PicklingError, TypeError or AttributeError for what cannot be pickled."""
+    return pickle.dumps(doc, SNAPSHOT_PROTOCOL)
 
 
 class Memo:
     """The recent results of one direction of one Namespace: key -> value, at most MEMO_ENTRIES (emptied when
     full). Coding is a pure function of the bytes (decoding: string tables start empty in every stream) or of the
-    document's frozen snapshot (encoding never uses string-table hits), so a remembered answer is the answer."""
+    document's snapshot (encoding never uses string-table hits), so a remembered answer is the answer. Decoded
+    documents are kept as snapshots too: each hit unpickles a document of the caller's own, and a miss hands out
+    the document it decoded without copying it."""
 
     __slots__ = ("entries", "hits", "misses")
 
@@ -92,7 +76,8 @@ class Memo:
 class Grammar:
     """One element grammar: decode states as generated, plus per-state encode tables keyed by JSON key."""
 
-    __slots__ = ("empty_ok", "enc", "flat", "keys", "keyset", "list_keys", "name", "raw", "simple_value", "states")
+    __slots__ = ("empty_ok", "enc", "flat", "flat_dec", "flat_lengths", "keys", "keyset", "list_keys", "name", "raw",
+                 "simple_value", "states")
 
     def __init__(self, name: str, keys: tuple, list_keys: tuple, simple_value: bool, states: tuple) -> None:
         self.name = name
@@ -105,11 +90,16 @@ class Grammar:
         self.states = states
         self.enc: tuple = ()
         self.flat: dict[tuple, tuple[int, int]] | None = None  # a grammar of simple children: items -> its bits
+        # a grammar of simple children none of which is a string (no string table): (bits, their value) -> the
+        # element as decoded; flat_lengths: the lengths in bits seen
+        self.flat_dec: dict[tuple[int, int], dict[str, Any]] | None = None
+        self.flat_lengths: list[int] = []
 
     def link(self, ns: Namespace) -> None:
         """Resolve productions for speed: SE of a simple-typed element becomes one fused SE_SIMPLE step."""
         dec_states: list[tuple] = []
         enc: list[tuple] = []
+        strings = False  # a child or attribute of string type: its decoding reads and fills the string tables
         if self.simple_value:
             (_, _, (tid, _), _, _), = self.raw[0][1]
             self.empty_ok = ns.empty_ok[tid]
@@ -124,8 +114,11 @@ class Grammar:
             ee = None
             for code, (kind, key, arg, nxt, mode) in enumerate(prods):
                 dec_arg = enc_arg = arg
+                if kind in (AT, CH, CH_UNTYPED) and arg is not None:
+                    strings = strings or ns.string_types[arg[0]]
                 if kind == SE and ns.grammars[arg[0]].simple_value:
                     (_, _, (tid, _), _, _), = ns.grammars[arg[0]].raw[0][1]
+                    strings = strings or ns.string_types[tid]
                     fixed = ns.fixed_types[tid]
                     if fixed is not None:
                         bits, values, index, pytype = fixed
@@ -157,6 +150,8 @@ class Grammar:
         self.enc = tuple(enc)
         if not self.simple_value and all(s[0] is None or all(p[0] != SE for p in s[1]) for s in self.states):
             self.flat = {}  # only simple children (PhysicalValue, RationalNumber, a status): remembered when encoded
+            if not strings and not self.list_keys:
+                self.flat_dec = {}  # and when decoded, unless a string value might be a string-table hit
 
 
 class Namespace:
@@ -171,6 +166,7 @@ class Namespace:
         self.enc_types = tuple(c[1] for c in compiled)
         self.fixed_types = tuple(fixed_width_table(t) for t in mod.TYPES)
         self.empty_ok = tuple(allows_empty(t) for t in mod.TYPES)
+        self.string_types = tuple(t[0] == "string" for t in mod.TYPES)
         self.grammars = tuple(Grammar(*g) for g in mod.GRAMMARS)
         for g in self.grammars:
             g.link(self)
@@ -180,8 +176,8 @@ class Namespace:
         self.frag_elements = frags
         self.doc_index = {name: (i, gid, qid) for i, (name, gid, qid) in enumerate(docs)}
         self.frag_index = {name: (i, gid, qid) for i, (name, gid, qid) in enumerate(frags)}
-        self.decoded = Memo()  # (fragment, bytes) -> the document (handed out as copies)
-        self.encoded = Memo()  # (fragment, frozen document) -> bytes
+        self.decoded = Memo()  # (fragment, bytes) -> the document's snapshot (unpickled for each caller)
+        self.encoded = Memo()  # (fragment, the document's snapshot) -> bytes
 
     # ------------------------------------------------------------------ decoding
     def decode(self, data: bytes, fragment: bool) -> dict[str, Any]:
@@ -193,14 +189,15 @@ class Namespace:
             return self._decode(data, fragment)
         key = (fragment, data)
         memo = self.decoded
-        doc = memo.entries.get(key)
-        if doc is None:
-            doc = self._decode(data, fragment)
-            memo.put(key, doc)
-            memo.misses += 1
-        else:
+        known = memo.entries.get(key)
+        if known is not None:
             memo.hits += 1
-        return _copy(doc)  # the caller may change its document; the remembered one stays as decoded
+            return pickle.loads(known)  # the caller may change its document; the remembered one stays as decoded
+        doc = self._decode(data, fragment)
+        memo.misses += 1
+        with contextlib.suppress(*UNPICKLABLE):  # not expected of decoded values: then simply not remembered
+            memo.put(key, snapshot(doc))
+        return doc
 
     def _decode(self, data: bytes, fragment: bool) -> dict[str, Any]:
         start = 4 if data[:4] == b"$EXI" else 0
@@ -282,7 +279,11 @@ class Namespace:
                     except IndexError:
                         raise ExiDecodeError(f"{key}: value index {x >> 1} out of range", p) from None
                 elif kind == SE:
-                    v = self._decode_element(r, self.grammars[arg[0]], arg[1])
+                    sub = self.grammars[arg[0]]
+                    if sub.flat_dec is not None:
+                        v = self._decode_flat(r, sub, arg[1], sub.flat_dec)
+                    else:
+                        v = self._decode_element(r, sub, arg[1])
                 elif r.bits(1):  # escape: the only second-level event we accept is EE of an empty value
                     if r.bits(EMPTY_EE_BITS) or not arg[2]:
                         raise ExiDecodeError(f"{key}: second-level event (schema deviation) is not supported", r.p)
@@ -313,16 +314,39 @@ class Namespace:
                 raise ExiDecodeError(f"{g.name}: wildcard, mixed or relaxed child content is not supported", r.p)
             s = states[nxt]
 
+    def _decode_flat(self, r: BitReader, g: Grammar, qid: int, memo: dict[tuple[int, int], dict[str, Any]]) -> Any:
+        """An element of simple children, none a string, from the grammar's memo when its next bits were decoded
+        before: decoding reads the bits in order and depends on nothing else, so bits that once made up exactly one
+        such element make it again (at most one of the lengths seen can match). Each caller gets its own dict."""
+        stream, end, p = r.v, r.n, r.p
+        for length in g.flat_lengths:
+            if p + length <= end:
+                known = memo.get((length, (stream >> (end - p - length)) & ((1 << length) - 1)))
+                if known is not None:
+                    r.p = p + length
+                    return known.copy()
+        v = self._decode_element(r, g, qid)
+        length = r.p - p
+        if len(memo) >= FLAT_MEMO_ENTRIES:
+            memo.clear()
+            g.flat_lengths.clear()
+        if length not in g.flat_lengths:
+            if len(g.flat_lengths) >= FLAT_DECODE_LENGTHS:
+                return v
+            g.flat_lengths.append(length)
+        memo[(length, (stream >> (end - p - length)) & ((1 << length) - 1))] = v.copy()
+        return v
+
     # ------------------------------------------------------------------ encoding
     def encode(self, doc: dict[str, Any], fragment: bool) -> bytes:
         if type(doc) is not dict:
             return self._encode(doc, fragment)
         try:
-            key = (fragment, _freeze(doc))
-            data = self.encoded.entries.get(key)
-        except (TypeError, RecursionError):  # an unhashable value, or nested too deeply: refused the long way
+            key = (fragment, snapshot(doc))
+        except UNPICKLABLE:  # a value that cannot be pickled, or nested too deeply: coded (or refused) the long way
             return self._encode(doc, fragment)
         memo = self.encoded
+        data = memo.entries.get(key)
         if data is None:
             data = self._encode(doc, fragment)
             if len(data) <= MEMO_MAX_BYTES:
