@@ -60,8 +60,17 @@ def test_failed_responses_encode_for_every_request(protocol: str, dc: bool) -> N
 def test_physical_values(x: float, unit: str, expect: dict[str, Any]) -> None:
     """PhysicalValues use the finest multiplier that fits a short, without trailing zeros."""
     assert pv(x, unit) == expect
+    assert pv(x, unit) == expect  # looked up the second time
     if abs(x) < 3e7:
         assert value(pv(x, unit)) == pytest.approx(x)
+
+
+def test_a_physical_value_is_each_callers_own() -> None:
+    """A remembered PhysicalValue is handed out as a new dict: changing one changes no other."""
+    one = pv(401.0, "V")
+    one["Value"] = 1
+    assert pv(401.0, "V") == {"Value": 401, "Multiplier": 0, "Unit": "V"}
+    assert pv(401, None) == {"Value": 401, "Multiplier": 0}
 
 
 @pytest.mark.parametrize(("src", "protocol", "energy"), [("din_dc.evcc.log", "din", "dc"),

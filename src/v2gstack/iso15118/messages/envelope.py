@@ -51,8 +51,29 @@ def is_new_session_id(session_id: str) -> bool:
     return not session_id or int(session_id, 16) == 0
 
 
+_PV_MEMO: dict[tuple[float, str | None], dict[str, Any]] = {}
+PV_MEMO_ENTRIES = 4096
+"""PhysicalValues remembered (all forgotten when full): a charge loop writes the same few limits every time."""
+
+
 def pv(value: float, unit: str | None) -> dict[str, Any]:
-    """A PhysicalValue: the finest multiplier (-3..3) that keeps Value in a short, trailing zeros moved to it."""
+    """A PhysicalValue: the finest multiplier (-3..3) that keeps Value in a short, trailing zeros moved to it. Each
+    caller gets a dict of its own; values seen recently are looked up (equal numbers give equal PhysicalValues)."""
+    key = (value, unit)
+    try:
+        known = _PV_MEMO.get(key)
+    except TypeError:  # an unhashable value: worked out (and refused) as before
+        return _pv(value, unit)
+    if known is None:
+        known = _pv(value, unit)
+        if len(_PV_MEMO) >= PV_MEMO_ENTRIES:
+            _PV_MEMO.clear()
+        _PV_MEMO[key] = known
+    return known.copy()
+
+
+def _pv(value: float, unit: str | None) -> dict[str, Any]:
+    """The PhysicalValue worked out."""
     for mult in range(-3, 4):
         scaled = round(value / 10**mult)
         if _SHORT_MIN <= scaled <= _SHORT_MAX:
