@@ -422,7 +422,10 @@ def analyse(folder: Path, rounds: list[dict[str, Any]], args: argparse.Namespace
         end = rounds[n + 1]["t0"] if n + 1 < len(rounds) else float("inf")
         got = [s for s in csms if s["kind"] in ("signal", "cancel") and t0 <= s["t"] < end]
         solves = [s for s in csms if s["kind"] == "solve" and t0 <= s["t"] < end and s["pool"] == "now"]
-        calls = {s["key"]: s for s in csms if s["kind"] == "call" and t0 <= s["queued"] < end}
+        calls: dict[str, list[dict[str, Any]]] = {}  # a car may get several CALLs in a round (a later re-plan)
+        for s in csms:
+            if s["kind"] == "call" and t0 <= s["queued"] < end:
+                calls.setdefault(s["key"], []).append(s)
         lat = []
         for key, w in rd["expected"].items():
             tol = max(20.0, w * 0.002)
@@ -432,7 +435,10 @@ def analyse(folder: Path, rounds: list[dict[str, Any]], args: argparse.Namespace
                 continue
             lat.append(hit - t0)
             applied = next((t for t, v in limits.get(key, []) if t0 < t < end and abs(v - w) <= tol), None)
-            call = calls.get(key)
+            # the CALL that set the limit: the last queued before the power stage had it (else the round's first)
+            mine = sorted(calls.get(key, []), key=lambda c: c["queued"])
+            call = next((c for c in reversed(mine) if applied is not None and c["queued"] <= applied),
+                        mine[0] if mine else None)
             if applied is not None:
                 parts["to_car"].append(hit - applied)
             if call is not None and applied is not None:
