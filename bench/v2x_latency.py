@@ -71,6 +71,46 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class Stalls:
+    """What stops a process's event loop, for the bench's report: every lateness of a 10 ms timer above 20 ms
+    (monotonic s, ms) and every garbage collection (monotonic s at its end, generation, ms). A late charge loop or
+    OCPP frame is one of these or the process's own work."""
+
+    def __init__(self) -> None:
+        import gc
+        self.lags: list[tuple[float, float]] = []
+        self.gcs: list[tuple[float, int, float]] = []
+        self._gc_start = 0.0
+        gc.callbacks.append(self._gc)
+
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        now = time.monotonic()
+        if phase == "start":
+            self._gc_start = now
+        else:
+            self.gcs.append((now, info["generation"], (now - self._gc_start) * 1000))
+
+    async def watch(self) -> None:
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(0.01)
+            late = (time.monotonic() - t - 0.01) * 1000
+            if late > 20:
+                self.lags.append((time.monotonic(), late))
+
+    def json(self) -> dict[str, Any]:
+        return {"lags": self.lags, "gcs": [g for g in self.gcs if g[1] == 2 or g[2] > 5]}
+
+
+def _stall_summary(data: dict[str, Any], start: float, end: float) -> str:
+    """One process's stalls within a pattern's window: event-loop lateness and the slow collections."""
+    lags = [ms for t, ms in data["lags"] if start <= t <= end]
+    gen2 = [ms for t, g, ms in data["gcs"] if start <= t <= end and g == 2]
+    slow = [ms for t, g, ms in data["gcs"] if start <= t <= end and ms > 5]
+    return (f"{len(lags)} lags > 20 ms (max {max(lags, default=0):.0f}), gen-2 GCs {len(gen2)} (max "
+            f"{max(gen2, default=0):.0f} ms), GCs > 5 ms {len(slow)}")
+
+
 # ----- the cars' process -----
 
 async def cars(addresses: list[tuple[str, int]], period: float, out: Path) -> None:
@@ -83,6 +123,8 @@ async def cars(addresses: list[tuple[str, int]], period: float, out: Path) -> No
     from v2gstack.iso15118.msglog import MessageRecord
 
     seen: list[list[tuple[float, float]]] = [[] for _ in addresses]
+    stalls = Stalls()
+    watcher = asyncio.create_task(stalls.watch())
 
     def sink_for(i: int) -> Any:
         def sink(record: MessageRecord) -> None:
@@ -111,7 +153,8 @@ async def cars(addresses: list[tuple[str, int]], period: float, out: Path) -> No
     for task in pending:
         task.cancel()
     ok = sum(t.result() for t in done if not t.cancelled() and t.exception() is None)
-    out.write_text(json.dumps({"ok": ok, "seen": seen, "ended": ended}))
+    watcher.cancel()
+    out.write_text(json.dumps({"ok": ok, "seen": seen, "ended": ended, "stalls": stalls.json()}))
 
 
 # ----- the station process -----
@@ -129,6 +172,8 @@ async def stations(url: str, ids: list[str], evses: int, folder: Path, out: Path
     marks: list[tuple[float, str, int, float | None]] = []
     fleet: list[ChargingStation] = []
     bridges: dict[Key, Any] = {}
+    stalls = Stalls()
+    watcher = asyncio.create_task(stalls.watch())
     for sid in ids:
         st = ChargingStation(StationConfig(sid, url, password=PASSWORD, evses=evses, max_power_w=50_000.0,
                                            backoff=BackOff(0.05, 0.05, 1), ping_interval=None,
@@ -172,7 +217,8 @@ async def stations(url: str, ids: list[str], evses: int, folder: Path, out: Path
         elif line == "unprofile" and profiler is not None:
             profiler.disable()
             profiler.dump_stats(profile_out)
-    out.write_text(json.dumps({"frames": frames, "marks": marks}))
+    watcher.cancel()
+    out.write_text(json.dumps({"frames": frames, "marks": marks, "stalls": stalls.json()}))
     for b in bridges.values():
         await b.server.close()
     for st in fleet:
@@ -325,6 +371,7 @@ class Run:
         cars_data = json.loads(self.cars_out.read_text())
         station_data = json.loads(self.station_out.read_text())
         seen = {k: cars_data["seen"][i] for i, k in enumerate(self.cars)}
+        self.process_stalls = {"station": station_data["stalls"], "cars": cars_data["stalls"]}
         csms_calls = _calls(self.frames, "tx")  # (sid, mid) -> (t, action, payload)
         station_rx = {(sid, mid): t for (sid, mid), (t, _, _) in _calls(station_data["frames"], "rx").items()}
         by_call: dict[tuple[str, str, str], list[tuple[float, str]]] = {}  # (sid, action, key) -> [(t, mid)]
@@ -430,6 +477,8 @@ async def main(args: argparse.Namespace) -> None:
     store = Store(f"sqlite:///{folder / 'csms.db'}")
     csms = Csms(store, CsmsConfig(ping_interval=None))
     await csms.start()
+    stalls = Stalls()
+    watcher = asyncio.create_task(stalls.watch())
     budget = args.period * 1000 + 50
     print(f"OCPP 2.1, three processes (CSMS; one station process; the cars); charge-loop period "
           f"{args.period * 1000:.0f} ms; {args.rounds} rounds per pattern; target p99 <= {budget:.0f} ms; "
@@ -466,7 +515,10 @@ async def main(args: argparse.Namespace) -> None:
                 f"{k} {short(parts.get(k, []))}" for k in ("queue", "socket", "handler", "car", "answered"))
                 + f"; the cars' pause between loop answers p50 / p99 / max {short(parts.get('gap', []))} / "
                 f"{max(parts.get('gap', [0])):.0f}")
+            for proc, data in (("CSMS", stalls.json()), *run.process_stalls.items()):
+                print(f"    {proc} stalls: " + _stall_summary(data, *run.windows[p]))
             rows.append((tag, p, parts))
+    watcher.cancel()
     await csms.close()
     store.close()
     print("\n| layout | pattern | n | p50 | p99 | max | queue | socket | handler | car's loop | p99 <= "
