@@ -133,10 +133,10 @@ async def serve_csms(port: int, db: str, stations: int, old_path: bool = False) 
     """The system under test with storage: the v2gstack CSMS on a fresh database with `stations` registered."""
     from sqlalchemy import insert
 
-    from v2gstack.csms.heap import freeze_startup_heap
     from v2gstack.csms.models import Base, Station
     from v2gstack.csms.service import Csms, CsmsConfig
     from v2gstack.csms.store import Store, hash_password
+    from v2gstack.heap import freeze_startup_heap
     from v2gstack.ocpp.throttle import ThrottlePolicy
 
     store = Store(db)

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ocpp_load import Tail, event, proc_stats, stolen, stored_events, tail_summary
 from sqlalchemy import insert
 
-from v2gstack.csms.heap import freeze_startup_heap
 from v2gstack.csms.models import Base, Station
 from v2gstack.csms.store import Store, op_record_event_and_authorize
 from v2gstack.csms.worker import StoreWorker
+from v2gstack.heap import freeze_startup_heap
 
 
 def fresh(db: str, stations: int) -> str:

@@ -23,6 +23,7 @@ import uvicorn
 
 from ..grid.model import SignalError, load_signal_file
 from ..grid.openadr_map import VenConfig
+from ..heap import freeze_startup_heap
 from ..ocpp.redact import redact_handlers
 from ..ocpp.v2x import ENERGY_TRANSFER_MODES
 from ..settings_file import Flags, SettingsError, apply_flags, dumps
@@ -34,7 +35,6 @@ from .cluster import ClusterError
 from .grid_control import GridConfig, GridControl
 from .grid_leader import GridLeader
 from .guard import DEFAULT_MAX_BODY
-from .heap import freeze_startup_heap
 from .service import Csms, CsmsConfig
 from .settings import Grid, load_csms_settings
 from .singletons import GRID
@@ -208,7 +208,7 @@ async def _serve(store: Store, host: str, port: int, api_options: ApiOptions, ss
             _grid_singleton(csms, grid_cfg, grid_settings)
         else:
             await _start_grid(csms, grid_cfg, grid_settings)
-    freeze_startup_heap()  # full collections then skip what lives for the whole run (csms/heap.py)
+    freeze_startup_heap()  # full collections then skip what lives for the whole run (v2gstack/heap.py)
     scheme = "wss" if profile >= 2 else "ws"
     typer.echo(f"CSMS: OCPP {' and '.join(config.allowed_versions)} at {scheme}://{host}:{csms.port}/ocpp/<stationId> "
                f"(security profile {profile}, database {store.engine.url.render_as_string(hide_password=True)})")

@@ -18,6 +18,7 @@ from .evcc_client import run_evcc
 from .events import Answered, MessageExchanged, ScheduleChosen, SeccObserver, SessionEnded, SessionEvent, TlsFailed
 from .evse import AuthorizationStatus, EVSEController, SessionInfo
 from .evse_sim import SimulatedEVSE, SimulatedEVSEConfig
+from .grammars import load_grammars
 from .secc import SeccConfig, SeccSession
 from .secc_server import SeccServer
 from .timers import EvccTimers, SeccTimers
@@ -26,5 +27,5 @@ __all__ = [
     "Answered", "AuthorizationStatus", "EVModel", "EVSEController", "EvccConfig", "EvccSession", "EvccTimers",
     "MessageExchanged", "ScheduleChosen", "SeccConfig", "SeccObserver", "SeccServer", "SeccSession", "SeccTimers",
     "SessionEnded", "SessionEvent", "SessionInfo", "SessionResult", "SimulatedEVSE", "SimulatedEVSEConfig",
-    "TlsFailed", "run_evcc",
+    "TlsFailed", "load_grammars", "run_evcc",
 ]

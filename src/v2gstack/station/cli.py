@@ -12,6 +12,8 @@ import logging
 
 import typer
 
+from ..heap import freeze_startup_heap
+from ..iso15118 import load_grammars
 from ..settings_file import Flags, Loaded, SettingsError, apply_flags, dumps
 from .assemble import assemble
 from .session import simulate_session
@@ -163,6 +165,9 @@ async def _main(settings: StationSettings, simulate: bool, seconds: float, token
             assert b.server is not None
             where = ", ".join(f"{k} [{h}]:{p}" for k, (h, p) in b.server.addresses().items())
             typer.echo(f"EVSE {b.evse_id}: ISO 15118 / DIN 70121 SECC at {where}")
+        if assembly.bridges:  # the SECCs' grammars now, then full collections skip the start-up heap (heap.py)
+            load_grammars(settings.iso15118.protocols)
+        freeze_startup_heap()
         if simulate:
             await station.wait_accepted()
             await simulate_session(station, 1, token=token, seconds=seconds, power_w=power)
