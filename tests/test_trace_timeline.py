@@ -73,3 +73,17 @@ def test_memory_keeps_the_first_messages_and_every_state_the_file_everything(tmp
         if t.path is None:  # messages past the memory's share are not built, but still numbered
             last = t.records[-1]
             assert last["kind"] == "state" and last["seq"] == last["i"] + 1 + (states - 1)
+
+
+def test_a_timeline_that_can_decode_keeps_messages_as_their_bytes() -> None:
+    """Given a decoder (the station's bridge gives the EXI codec's), a memory-only timeline holds an ISO message as
+    its EXI bytes, nothing the garbage collector walks, and its record is the same as one kept as given."""
+    data = exi.encode("din", DOC)
+    plain, lean = Timeline(None, "b" * 32), TimelineFolder(None, decode=exi.decode).new()
+    for t in (plain, lean):
+        t.iso("tx", "din", "SessionStopReq", DOC, data, "0102030405060708")
+        t.state("SessionStopped")
+    assert [m.doc for m in lean._records if type(m).__name__ == "_Message"] == [None]
+    first, second = plain.records[0], lean.records[0]
+    assert second["json"] == DOC == first["json"] and second["exi"] == first["exi"] == data.hex().upper()
+    assert [r["kind"] for r in lean.records] == ["message", "state"]

@@ -149,7 +149,7 @@ async def memory_bridge(tmp_path: Path, *, free: bool = True, config: BridgeConf
     await station.start()
     try:
         await asyncio.wait_for(station.wait_accepted(), 20)
-        bridge = EvseBridge(station, 1, config, TimelineFolder(None), OcppFrames(station))
+        bridge = EvseBridge(station, 1, config, TimelineFolder(None, decode=exi.decode), OcppFrames(station))
         yield MemoryRig(csms, link, station, bridge)
     finally:
         await station.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,23 @@ from . import records
 # Memory keeps every state, error and link record (up to `keep`) but only the first messages, so that an
 # hours-long session (a charge-loop pair every ~0.25 s) does not grow the station's memory; the file, when there is
 # one, has every record. Nothing in the station reads the memory copy back (tests and debuggers do), so a message
-# kept in memory only is built into its record when `records` is first read after it.
+# kept in memory only is built into its record when `records` is first read after it. A timeline given a `decode`
+# (the station's bridge gives the EXI codec's) keeps such a message as its EXI bytes only and decodes them then: a
+# JSON view is a tree of dicts that every full garbage collection walks, and a station hosting 100 EVSEs held 500
+# of them per session (90-150 ms per full collection, docs/PERFORMANCE.md); bytes are not walked.
 MESSAGES_IN_MEMORY = 500
+Decode = Callable[[str, bytes], dict[str, Any]]
+"""An EXI decoder: (namespace key, EXI stream) -> the message's JSON view (`v2gstack.exi.decode`)."""
 
 
 class _Message:
-    """An ISO message kept in memory only, as given: its record is built when someone reads the timeline."""
+    """An ISO message kept in memory only, as given (or without its JSON view, `doc` None, when the timeline can
+    decode its bytes): its record is built when someone reads the timeline."""
 
     __slots__ = ("direction", "doc", "exi", "mono", "name", "namespace", "seq", "session_id", "wall")
 
     def __init__(self, seq: int, mono: float, wall: float, direction: str, namespace: str, name: str,
-                 session_id: str, doc: dict[str, Any], exi: bytes) -> None:
+                 session_id: str, doc: dict[str, Any] | None, exi: bytes) -> None:
         self.seq, self.mono, self.wall = seq, mono, wall
         self.direction, self.namespace, self.name, self.session_id = direction, namespace, name, session_id
         self.doc, self.exi = doc, exi
@@ -38,10 +45,10 @@ class _Message:
 class Timeline:
     """Appends the records of one session to `<folder>/<trace_id>.jsonl` (line-buffered: a crash loses nothing
     written before it) and keeps them in memory (`records`: only the first MESSAGES_IN_MEMORY messages); without
-    a folder, records are only kept in memory."""
+    a folder, records are only kept in memory (ISO messages as their EXI bytes when `decode` is given)."""
 
     def __init__(self, folder: Path | None, trace_id: str | None = None, source: str = "station",
-                 keep: int = 10000) -> None:
+                 keep: int = 10000, decode: Decode | None = None) -> None:
         self.trace_id = trace_id or uuid.uuid4().hex
         self.source = source
         self.path = None if folder is None else Path(folder) / f"{self.trace_id}.jsonl"
@@ -53,6 +60,7 @@ class Timeline:
         self._messages = 0  # message records kept in memory
         self._file: Any = None
         self._closed = False
+        self._decode = decode
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -64,7 +72,8 @@ class Timeline:
                     kept[i] = records.record(
                         seq=r.seq, mono=r.mono, wall=r.wall, trace_id=self.trace_id, source=self.source,
                         protocol="iso15118", kind="message",
-                        **records.iso_message(r.direction, r.namespace, r.name, r.session_id, r.doc, r.exi))
+                        **records.iso_message(r.direction, r.namespace, r.name, r.session_id, r.doc if r.doc is
+                                              not None else self._decode(r.namespace, r.exi), r.exi))
             self._unbuilt = 0
         return self._records
 
@@ -100,7 +109,7 @@ class Timeline:
         if self.path is None or self._closed:  # memory only: the record is built when it is read
             if len(self._records) < self.keep:
                 self._records.append(_Message(self._seq, time.monotonic(), time.time(), direction, namespace, name,
-                                              session_id, doc, exi))
+                                              session_id, None if self._decode else doc, exi))
                 self._unbuilt += 1
                 self._messages += 1
             self._seq += 1
@@ -139,9 +148,10 @@ class Timeline:
 class TimelineFolder:
     """Where a station keeps its session timelines; creates one Timeline per session."""
 
-    def __init__(self, folder: Path | None) -> None:
+    def __init__(self, folder: Path | None, decode: Decode | None = None) -> None:
         self.folder = None if folder is None else Path(folder)
+        self.decode = decode
 
     def new(self) -> Timeline:
         """A timeline for a new session."""
-        return Timeline(self.folder)
+        return Timeline(self.folder, decode=self.decode)

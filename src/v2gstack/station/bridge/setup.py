@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ... import exi
 from ...hardware import PilotHook
 from ...iso15118.events import TlsFailed
 from ...iso15118.sdp import SDP_PORT
@@ -40,7 +41,7 @@ class EvseBridge:
         self.evse_id = evse_id
         self.hardware = station.hardware(evse_id)
         self.policy = EvsePolicy(station, evse_id, config or BridgeConfig())
-        self.timelines = timelines or TimelineFolder(None)
+        self.timelines = timelines or TimelineFolder(None, decode=exi.decode)
         self.server: SeccServer | None = None
         self.slac: EvseSlacService | None = None  # SLAC on the modem's link: the SECC starts after the match
         self._slac_task: asyncio.Task[None] | None = None
@@ -139,7 +140,7 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
     if not tcp and tls is None:
         raise ValueError("serve TCP, TLS or both")
     bridges = []
-    folder = TimelineFolder(trace_dir)
+    folder = TimelineFolder(trace_dir, decode=exi.decode)  # messages kept as bytes (trace/timeline.py)
     frames = OcppFrames(station)  # one parse of each OCPP frame for every EVSE's sessions
     base_sdp = SDP_PORT if sdp_port is None else sdp_port
     if timers is None:  # the sequence timeouts (-20: also the one after a charge loop) stretched, not the SECC's own
