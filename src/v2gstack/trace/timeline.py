@@ -29,17 +29,11 @@ Decode = Callable[[str, bytes], dict[str, Any]]
 """An EXI decoder: (namespace key, EXI stream) -> the message's JSON view (`v2gstack.exi.decode`)."""
 
 
-class _Message:
-    """An ISO message kept in memory only, as given (or without its JSON view, `doc` None, when the timeline can
-    decode its bytes): its record is built when someone reads the timeline."""
-
-    __slots__ = ("direction", "doc", "exi", "mono", "name", "namespace", "seq", "session_id", "wall")
-
-    def __init__(self, seq: int, mono: float, wall: float, direction: str, namespace: str, name: str,
-                 session_id: str, doc: dict[str, Any] | None, exi: bytes) -> None:
-        self.seq, self.mono, self.wall = seq, mono, wall
-        self.direction, self.namespace, self.name, self.session_id = direction, namespace, name, session_id
-        self.doc, self.exi = doc, exi
+_Message = tuple[int, float, float, str, str, str, str, dict[str, Any] | None, bytes]
+"""An ISO message kept in memory only, its record built when someone reads the timeline: (seq, mono, wall,
+direction, namespace, name, session_id, doc, exi), doc None when the timeline decodes the bytes. A plain tuple
+(the only tuples among the records): one of atoms only is untracked by the garbage collector after its first
+collection, where an object of a class is walked by every full one."""
 
 
 class Timeline:
@@ -68,12 +62,15 @@ class Timeline:
         if self._unbuilt:
             kept = self._records
             for i, r in enumerate(kept):
-                if type(r) is _Message:
+                if type(r) is tuple:  # a _Message
+                    seq, mono, wall, direction, namespace, name, session_id, doc, data = r
+                    if doc is None:
+                        assert self._decode is not None
+                        doc = self._decode(namespace, data)
                     kept[i] = records.record(
-                        seq=r.seq, mono=r.mono, wall=r.wall, trace_id=self.trace_id, source=self.source,
+                        seq=seq, mono=mono, wall=wall, trace_id=self.trace_id, source=self.source,
                         protocol="iso15118", kind="message",
-                        **records.iso_message(r.direction, r.namespace, r.name, r.session_id, r.doc if r.doc is
-                                              not None else self._decode(r.namespace, r.exi), r.exi))
+                        **records.iso_message(direction, namespace, name, session_id, doc, data))
             self._unbuilt = 0
         return self._records
 
@@ -108,8 +105,9 @@ class Timeline:
             return
         if self.path is None or self._closed:  # memory only: the record is built when it is read
             if len(self._records) < self.keep:
-                self._records.append(_Message(self._seq, time.monotonic(), time.time(), direction, namespace, name,
-                                              session_id, None if self._decode else doc, exi))
+                message: _Message = (self._seq, time.monotonic(), time.time(), direction, namespace, name,
+                                     session_id, None if self._decode else doc, exi)
+                self._records.append(message)
                 self._unbuilt += 1
                 self._messages += 1
             self._seq += 1
