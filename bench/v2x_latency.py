@@ -21,9 +21,12 @@ Three patterns, every car charging (discharging) through all of them, run in thi
   controller adjusting cars one by one).
 The baseline, in the same run and through the same three processes, is one car on a station of its own, given its
 setpoints at random instants. A round lasts 4 loop periods plus a random part of one, so no pattern locks onto the
-cars' loop phase.
+cars' loop phase. Each pattern also reports the CALLs' round trip (the CSMS wrote it -> read its answer; a burst to
+one station of N cars waits N - 1 of them for its last car) and what stopped each process's event loop (a 10 ms
+timer late by more than 20 ms; garbage collections). Each process does what the serving commands do once started
+(grammars loaded, start-up heap frozen: v2gstack/heap.py); against an older checkout (PYTHONPATH) it cannot.
 
-    .venv/bin/python bench/v2x_latency.py --cars 100 --layouts 1,10 --period 0.25 --rounds 10
+    .venv/bin/python bench/v2x_latency.py --cars 100 --layouts 1,10 --period 0.25 --rounds 8
 """
 
 from __future__ import annotations
@@ -390,6 +393,8 @@ class Run:
         self.process_stalls = {"station": station_data["stalls"], "cars": cars_data["stalls"]}
         csms_calls = _calls(self.frames, "tx")  # (sid, mid) -> (t, action, payload)
         station_rx = {(sid, mid): t for (sid, mid), (t, _, _) in _calls(station_data["frames"], "rx").items()}
+        csms_answers = {(sid, json.loads(text)[1]): t for t, sid, d, text in self.frames
+                        if d == "rx" and text.startswith(("[3", "[4"))}  # (sid, mid) -> read by the CSMS
         by_call: dict[tuple[str, str, str], list[tuple[float, str]]] = {}  # (sid, action, key) -> [(t, mid)]
         for (sid, mid), (t, action, payload) in csms_calls.items():
             by_call.setdefault((sid, action, _call_key(action, payload)), []).append((t, mid))
@@ -432,6 +437,8 @@ class Run:
             parts.setdefault("handler", []).append((t_target - t_rx) * 1000)
             parts.setdefault("car", []).append((min(hits) - t_target) * 1000)
             parts.setdefault("answered", []).append((s["t_answer"] - s["t0"]) * 1000)
+            if (s["sid"], mid) in csms_answers:  # the CALL's round trip: written by the CSMS -> its answer read
+                parts.setdefault("round trip", []).append((csms_answers[(s["sid"], mid)] - t_wire) * 1000)
             if min(hits) - t_target > 2 * self.args.period + 0.1:  # what the car saw meanwhile: paused or other power
                 between = [(round((t - t_target) * 1000), round(p)) for t, p in seen[key] if t_target - 0.5 < t <=
                            min(hits)]
@@ -529,7 +536,8 @@ async def main(args: argparse.Namespace) -> None:
                 if parts.get(action):
                     print("    " + report(action, parts[action]))
             print("    parts p50 / p99 (ms): " + "; ".join(
-                f"{k} {short(parts.get(k, []))}" for k in ("queue", "socket", "handler", "car", "answered"))
+                f"{k} {short(parts.get(k, []))}" for k in ("queue", "socket", "handler", "car", "answered",
+                                                           "round trip"))
                 + f"; the cars' pause between loop answers p50 / p99 / max {short(parts.get('gap', []))} / "
                 f"{max(parts.get('gap', [0])):.0f}")
             for proc, data in (("CSMS", stalls.json()), *run.process_stalls.items()):
