@@ -49,7 +49,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+if not os.environ.get("PYTHONPATH"):  # a before/after run names the checkout it measures: PYTHONPATH=<other>/src
+    sys.path.insert(0, str(ROOT / "src"))
 
 PASSWORD = "bench-station-password"
 PATTERNS = ("station-wide", "burst", "rolling")
