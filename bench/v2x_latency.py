@@ -539,6 +539,7 @@ async def main(args: argparse.Namespace) -> None:
             print("    parts p50 / p99 (ms): " + "; ".join(
                 f"{k} {short(parts.get(k, []))}" for k in ("queue", "socket", "handler", "car", "answered",
                                                            "round trip"))
+                + f" (mean {statistics.fmean(parts.get('round trip', [0])):.1f}: a burst's last CALL waits N - 1)"
                 + f"; the cars' pause between loop answers p50 / p99 / max {short(parts.get('gap', []))} / "
                 f"{max(parts.get('gap', [0])):.0f}")
             for proc, data in (("CSMS", stalls.json()), *run.process_stalls.items()):
