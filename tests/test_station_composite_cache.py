@@ -152,6 +152,38 @@ def test_each_change_of_the_inputs_composes_again_at_once() -> None:
     assert sc.period_now(1) == _fresh(st, 1)
 
 
+def test_a_change_on_one_evse_keeps_the_other_evses_periods() -> None:
+    """A setpoint to one car (UpdateDynamicSchedule of its Dynamic TxProfile) composes that EVSE's period again at
+    once and leaves the other EVSEs' cached periods (the same objects: no composition on their next charge loop);
+    the external actor's limits on one EVSE alike; a station-wide change composes every EVSE's again."""
+    st, clock = _station(evses=3)
+    sc = st.smart_charging
+    clock.at = T0 + 10
+    _set(st, 0, _profile(1, "TxDefaultProfile", [(0, {"limit": 9000.0})], kind="Dynamic", start=None))
+    for evse_id in (1, 2, 3):
+        st.evses[evse_id].tx = Transaction(evse_id, id=f"tx-{evse_id}", started_epoch=T0)
+        _set(st, evse_id, _profile(10 + evse_id, "TxProfile", [(0, {"limit": 5000.0, "setpoint": 1000.0 * evse_id,
+                                                                    "operationMode": "CentralSetpoint"})],
+                                   kind="Dynamic", start=None, level=1, transactionId=f"tx-{evse_id}"))
+    before = {e: sc.period_now(e) for e in (1, 2, 3)}
+    assert [p["setpoint"] for p in before.values()] == [1000.0, 2000.0, 3000.0]
+    assert st.v2x.handlers()["UpdateDynamicSchedule"]({"chargingProfileId": 12, "scheduleUpdate": {
+        "limit": 5000.0, "setpoint": -4000.0}}) == {"status": "Accepted"}
+    assert sc.period_now(2)["setpoint"] == -4000.0 and sc.period_now(2) == _fresh(st, 2)
+    assert sc.period_now(1) is before[1] and sc.period_now(3) is before[3]  # untouched: not composed again
+    sc.set_external(3, {"limit": 1500.0})
+    assert _limit(sc.period_now(3)) == 1500.0 and sc.period_now(3) == _fresh(st, 3)
+    assert sc.period_now(1) is before[1]
+    cached = {e: sc.period_now(e) for e in (1, 2, 3)}
+    assert st.v2x.handlers()["UpdateDynamicSchedule"]({"chargingProfileId": 1, "scheduleUpdate": {
+        "limit": 2500.0}}) == {"status": "Accepted"}  # the station-wide profile: every EVSE's period again
+    for evse_id in (1, 2, 3):
+        assert sc.period_now(evse_id) is not cached[evse_id]
+        assert sc.period_now(evse_id) == _fresh(st, evse_id)
+    st.evses[1].tx = None  # without its TxProfile, EVSE 1 follows the station-wide profile's update
+    assert _limit(sc.period_now(1)) == 2500.0 == _limit(_fresh(st, 1))
+
+
 def test_a_clock_that_jumps_composes_again() -> None:
     """The station's clock set back before the composition, or forward past the next boundary (a time sync, a
     scaled simulation), gives the period of the new instant, never the one cached."""

@@ -48,7 +48,10 @@ class SmartCharging:
         self.evse_listeners: dict[int, list[ProfileListener]] = {}  # told of their EVSE's and station-wide changes
         self.pre_check: PreCheck | None = None
         self.external: dict[int, Payload] = {}  # evse id -> the external actor's constraints as a profile
-        self._generation = 0  # counts the changes of profiles and constraints: a memo of another count is stale
+        self._generation = 0  # counts the station-wide changes of profiles and constraints: a memo of another count
+        # is stale; a change on one EVSE counts in `_evse_generation` only, so that a setpoint to one car of a large
+        # station does not make every other EVSE's next charge loop compose its period again
+        self._evse_generation: dict[int, int] = {}
         # evse -> (inputs, since, until, period): the period in force, reused while its inputs (the change counts,
         # the transaction and its start, the supply) are the same and the station's clock reads within
         # [since, until): from when it was composed to the next instant any of its profiles can change
@@ -76,8 +79,8 @@ class SmartCharging:
         tx_id, tx_start = (tx.id, tx.started_epoch) if tx else (None, None)
         limits = evse.hardware.limits
         now = self.ctx.clock.wall().timestamp()
-        inputs = (self._generation, getattr(self.profiles.items, "version", 0), tx_id, tx_start,
-                  limits.nominal_voltage, limits.phases)
+        inputs = (self._generation, self._evse_generation.get(evse_id, 0), getattr(self.profiles.items, "version", 0),
+                  tx_id, tx_start, limits.nominal_voltage, limits.phases)
         memo = self._limit_memo.get(evse_id)
         if memo is not None and memo[0] == inputs and memo[1] <= now < memo[2]:  # as period_now's
             return memo[3]
@@ -115,8 +118,8 @@ class SmartCharging:
         tx_id, tx_start = (tx.id, tx.started_epoch) if tx else (None, None)
         now = self.ctx.clock.wall().timestamp()  # the station's clock (a simulation may run it faster, or jump it)
         limits = evse.hardware.limits
-        inputs = (self._generation, getattr(self.profiles.items, "version", 0), tx_id, tx_start,
-                  limits.nominal_voltage, limits.phases)
+        inputs = (self._generation, self._evse_generation.get(evse_id, 0), getattr(self.profiles.items, "version", 0),
+                  tx_id, tx_start, limits.nominal_voltage, limits.phases)
         memo = self._memo.get(evse_id)
         if memo is not None and memo[0] == inputs and memo[1] <= now < memo[2]:
             return memo[3]
@@ -126,10 +129,11 @@ class SmartCharging:
         items += [(e, p) for e, p in self.external.items() if _applies(e, p, evse_id, tx_id)]
         electrical = Electrical(limits.nominal_voltage, limits.phases)
         if all(_timeless(p) for _, p in items):  # the same profiles give every EVSE of the same supply the same
-            generation = (self._generation, inputs[1])  # period: composed once for all of them
-            if self._shared[0] != generation:
-                self._shared = (generation, {})
-            key = (tuple((e != 0, id(p)) for e, p in items), electrical)
+            generation = (self._generation, inputs[2])  # period: composed once for all of them
+            if self._shared[0] != generation or len(self._shared[1]) > 4 * len(self.ctx.evses) + 16:
+                self._shared = (generation, {})  # (bounded: every change on one EVSE adds its key)
+            own = any(e != 0 for e, _ in items)  # the EVSE's own entries: their changes count on the EVSE alone
+            key = (tuple((e != 0, id(p)) for e, p in items), electrical, inputs[1] if own else None)
             period = self._shared[1].get(key, _MISSING)
             if period is _MISSING:
                 period = self._shared[1][key] = compose_at(items, evse_id, now, "W", electrical) or None
@@ -227,7 +231,10 @@ class SmartCharging:
     def changed(self, evse_id: int) -> None:
         """Tell the listeners that the profiles of an EVSE (0: the station) changed: those of every EVSE first (the
         transactions put the new limits on the hardware), then those of the EVSEs concerned."""
-        self._generation += 1
+        if evse_id == 0:
+            self._generation += 1
+        else:
+            self._evse_generation[evse_id] = self._evse_generation.get(evse_id, 0) + 1
         groups = [self.listeners]
         if evse_id == 0:
             groups += list(self.evse_listeners.values())
