@@ -107,3 +107,26 @@ def test_redaction_keeps_ordinary_lines_and_masks_records() -> None:
     record = logging.LogRecord("websockets", logging.DEBUG, __file__, 1, "> %s: %s",
                                ("Authorization", "Basic Q1MxOnB3"), None)
     assert RedactingFilter().filter(record) and record.getMessage() == "> Authorization: [redacted]"
+
+
+def test_the_look_for_secret_words_skips_only_texts_nothing_would_mask() -> None:
+    """redact's first look (no secret word: the text as it is) never changes what the substitutions give: every
+    word each pattern needs, in upper, lower and mixed case, inside OCPP frames and headers, and texts that only a
+    non-ASCII letter matching case-insensitively (U+0130, U+0131, U+017F) makes a secret, all masked as before; a
+    V2X setpoint's CALL and its answer come back as the same object."""
+    from v2gstack.ocpp.redact import _masked
+    values = ["Authorization: Basic c3RhdGlvbjpzZWNyZXQ=", "Cookie: session=abc123def", "Set-Cookie: a=b",
+              "X-API-Key: k-0123456789", "bearer abcdef123456", "Digest abcdef123456", "TOKEN zyxwvu987654",
+              '{"password": "hunter2"}', '{"passwd":"x"}', '{"basicAuthPassword": "p"}', '{"clientSecret": "s"}',
+              '{"apiKey": "k"}', '{"api_key": "k"}', '{"apiToken": "t"}', '{"refresh_token": "t"}',
+              '{"authorizationKey": "a"}', '[2,"1","SetVariables",{"setVariableData":[{"attributeValue":"v"}]}]',
+              '[2,"1","ChangeConfiguration",{"key":"AuthorizationKey","value":"0011"}]',
+              "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----",
+              '{"pa\u017fsword": "x"}', '{"\u0130 token": 1}', "author\u0131zation: x", "auth\u0130rization: y"]
+    for value in values:
+        for text in (value, value.upper(), value.lower(), value.swapcase()):
+            assert redact(text) == _masked(text), text
+    setpoint = ('[2,"3f9c2a7e-1b2c-4d5e-8f90-123456789abc","UpdateDynamicSchedule",{"chargingProfileId":12,'
+                '"scheduleUpdate":{"limit":11000.0,"setpoint":-3456.0,"dischargeLimit":-11000.0}}]')
+    for text in (setpoint, '[3,"3f9c2a7e-1b2c-4d5e-8f90-123456789abc",{"status":"Accepted"}]'):
+        assert redact(text) is text and _masked(text) == text
