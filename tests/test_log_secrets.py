@@ -123,6 +123,13 @@ def test_the_look_for_secret_words_skips_only_texts_nothing_would_mask() -> None
               '[2,"1","ChangeConfiguration",{"key":"AuthorizationKey","value":"0011"}]',
               "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----",
               '{"pa\u017fsword": "x"}', '{"\u0130 token": 1}', "author\u0131zation: x", "auth\u0130rization: y"]
+    from v2gstack.ocpp import redact as module  # every name the patterns are built from, as each pattern uses it
+    forms = [[f'{{"{name}": "s3cret-value"}}'] for name in module._SECRET_FIELDS]
+    forms += [[f"{name}: abcdef123456", f"{name} abcdef123456"] for name in (*module._HEADERS, *module._SCHEMES)]
+    forms += [[f'[2,"1","{name}",{{"value":"0011"}}]'] for name in module._SECRET_SETTERS]
+    for texts in forms:
+        assert any(redact(text) != text for text in texts), texts  # the first look lets each name through
+        values += texts
     for value in values:
         for text in (value, value.upper(), value.lower(), value.swapcase()):
             assert redact(text) == _masked(text), text

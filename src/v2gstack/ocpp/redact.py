@@ -14,21 +14,38 @@ import re
 
 MASK = "[redacted]"
 
-_HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization|cookie|set-cookie|x-api-key)(\s*[:=]\s*)([^\r\n]*)")
-_SCHEME = re.compile(r"(?i)\b(basic|bearer|digest|token)(\s+)([A-Za-z0-9+/=._~-]{6,})")
+_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key")
+_SCHEMES = ("basic", "bearer", "digest", "token")
+_SECRET_FIELDS = ("password", "passwd", "basicAuthPassword", "secret", "clientSecret", "apiKey", "api_key", "apiToken",
+                  "api_token", "accessToken", "access_token", "refreshToken", "refresh_token", "authorizationKey",
+                  "token")
+_SECRET_SETTERS = ("SetVariables", "BasicAuthPassword", "ChangeConfiguration", "AuthorizationKey")
+"""Messages that carry a password in a generic value field."""
+
+
+def _either(names: tuple[str, ...]) -> str:
+    return "|".join(map(re.escape, names))
+
+
+_HEADER = re.compile(rf"(?i)\b({_either(_HEADERS)})(\s*[:=]\s*)([^\r\n]*)")
+_SCHEME = re.compile(rf"(?i)\b({_either(_SCHEMES)})(\s+)([A-Za-z0-9+/=._~-]{{6,}})")
 _PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)", re.S)
-_SECRET_FIELD = re.compile(
-    r"""(?i)(\\?["'](?:password|passwd|basicAuthPassword|secret|clientSecret|apiKey|api_key|apiToken|api_token|"""
-    r"""accessToken|access_token|refreshToken|refresh_token|authorizationKey|token)\\?["']\s*:\s*\\?["'])"""
-    r"""([^"'\\]*)""")
-# messages that carry a password in a generic value field
-_SETS_SECRET = re.compile(r"(?i)SetVariables|BasicAuthPassword|ChangeConfiguration|AuthorizationKey")
+_SECRET_FIELD = re.compile(rf"""(?i)(\\?["'](?:{_either(_SECRET_FIELDS)})\\?["']\s*:\s*\\?["'])([^"'\\]*)""")
+_SETS_SECRET = re.compile(rf"(?i){_either(_SECRET_SETTERS)}")
 _VALUE_FIELD = re.compile(r"""(?i)(\\?["'](?:attributeValue|value)\\?["']\s*:\s*\\?["'])([^"'\\]*)""")
-# words one of which every pattern above needs in order to match: an ASCII text (every OCPP-J frame json.dumps
-# writes) holding none of them in lower case has nothing to mask, and that look costs a fraction of the five
-# substitutions (the station logs every frame through redact: a V2X setpoint's CALL and answer each paid ~30 us)
-_WORDS = ("private key", "authorization", "cookie", "x-api-key", "basic", "bearer", "digest", "token", "passw",
-          "secret", "apikey", "api_key", "setvariables", "changeconfiguration")
+
+
+def _least(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The names in lower case, without those that hold a shorter one (which finds them too)."""
+    low = sorted({n.lower() for n in names}, key=len)
+    return tuple(n for i, n in enumerate(low) if not any(m in n for m in low[:i]))
+
+
+# a word of these lists is in every text a pattern matches (the private key's: "private key"), so an ASCII text
+# (every OCPP-J frame json.dumps writes) holding none of them in lower case has nothing to mask, and that look costs
+# a fraction of the five substitutions (the station logs every frame through redact: a V2X setpoint's CALL and
+# answer each paid ~30 us); derived from the patterns' own lists, so a new secret name cannot be skipped
+_WORDS = _least(("private key", *_HEADERS, *_SCHEMES, *_SECRET_FIELDS, *_SECRET_SETTERS))
 
 
 def _may_hold_secret(text: str) -> bool:
