@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 NEW_SESSION_ID = "00"
@@ -51,29 +52,22 @@ def is_new_session_id(session_id: str) -> bool:
     return not session_id or int(session_id, 16) == 0
 
 
-_PV_MEMO: dict[tuple[float, str | None], dict[str, Any]] = {}
-PV_MEMO_ENTRIES = 4096
-"""PhysicalValues remembered (all forgotten when full): a charge loop writes the same few limits every time."""
-
-
 def pv(value: float, unit: str | None) -> dict[str, Any]:
     """A PhysicalValue: the finest multiplier (-3..3) that keeps Value in a short, trailing zeros moved to it. Each
-    caller gets a dict of its own; values seen recently are looked up (equal numbers give equal PhysicalValues)."""
-    key = (value, unit)
+    caller gets a dict of its own; the parts of recent values are looked up (a charge loop writes the same few)."""
     try:
-        known = _PV_MEMO.get(key)
-    except TypeError:  # an unhashable value: worked out (and refused) as before
-        return _pv(value, unit)
-    if known is None:
-        known = _pv(value, unit)
-        if len(_PV_MEMO) >= PV_MEMO_ENTRIES:
-            _PV_MEMO.clear()
-        _PV_MEMO[key] = known
-    return known.copy()
+        scaled, mult = _pv_parts(value)
+    except TypeError:  # an unhashable value: worked out (and refused) the long way
+        scaled, mult = _pv_parts.__wrapped__(value)
+    out: dict[str, Any] = {"Value": scaled, "Multiplier": mult}
+    if unit is not None:
+        out["Unit"] = unit
+    return out
 
 
-def _pv(value: float, unit: str | None) -> dict[str, Any]:
-    """The PhysicalValue worked out."""
+@functools.lru_cache(maxsize=4096)
+def _pv_parts(value: float) -> tuple[int, int]:
+    """(Value, Multiplier) of a PhysicalValue of `value`."""
     for mult in range(-3, 4):
         scaled = round(value / 10**mult)
         if _SHORT_MIN <= scaled <= _SHORT_MAX:
@@ -83,10 +77,7 @@ def _pv(value: float, unit: str | None) -> dict[str, Any]:
     while mult < 0 and scaled % 10 == 0:
         scaled //= 10
         mult += 1
-    out: dict[str, Any] = {"Value": int(scaled), "Multiplier": mult}
-    if unit is not None:
-        out["Unit"] = unit
-    return out
+    return int(scaled), mult
 
 
 def value(physical: dict[str, Any] | None) -> float | None:

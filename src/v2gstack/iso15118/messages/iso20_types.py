@@ -8,6 +8,7 @@ xs:short and the finest exponent that fits (at most three decimals), `number(d)`
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from typing import Any
 
@@ -62,16 +63,16 @@ class Iso20Error(ValueError):
     """A -20 document we cannot use: no message element, or a field out of range."""
 
 
-_RATIONALS: dict[float, tuple[int, int]] = {}  # x -> (Exponent, Value): a charge loop sends the same few values
-_RATIONALS_MAX = 4096
-
-
 def rational(x: float) -> Body:
     """A RationalNumber for `x`: the finest exponent (from -3 up) whose Value fits an xs:short, trailing zeros of a
-    negative exponent moved into it."""
-    known = _RATIONALS.get(x)
-    if known is not None:
-        return {"Exponent": known[0], "Value": known[1]}
+    negative exponent moved into it. Each caller gets a dict of its own; recent values are looked up."""
+    exponent, value = _rational_parts(x)
+    return {"Exponent": exponent, "Value": value}
+
+
+@functools.lru_cache(maxsize=4096)
+def _rational_parts(x: float) -> tuple[int, int]:
+    """(Exponent, Value) of the RationalNumber for `x` (a charge loop sends the same few values)."""
     for exponent in range(_MIN_EXPONENT, 128):
         value = round(x * 10 ** -exponent) if exponent < 0 else round(x / 10**exponent)
         if _SHORT_MIN <= value <= _SHORT_MAX:
@@ -83,10 +84,7 @@ def rational(x: float) -> Body:
         exponent += 1
     if value == 0:
         exponent = 0
-    if len(_RATIONALS) >= _RATIONALS_MAX:
-        _RATIONALS.clear()
-    _RATIONALS[x] = (exponent, int(value))
-    return {"Exponent": exponent, "Value": int(value)}
+    return exponent, int(value)
 
 
 def number(d: Body | None) -> float | None:
