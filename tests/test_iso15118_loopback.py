@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from v2gstack import exi
-from v2gstack.iso15118 import EvccConfig, EVModel, SeccServer, SimulatedEVSE, SimulatedEVSEConfig, run_evcc
+from v2gstack.iso15118 import EvccConfig, EvccTimers, EVModel, SeccServer, SimulatedEVSE, SimulatedEVSEConfig, run_evcc
 from v2gstack.iso15118.devcerts import SeccChain, make_secc_chain
 from v2gstack.iso15118.msglog import MessageRecord
 from v2gstack.iso15118.tls import evcc_context
 
 FLOWS = [("din", "dc"), ("iso2", "ac"), ("iso2", "dc")]
+LENIENT = EvccTimers().scaled(8)  # the EVs' timeouts x8 where a test checks behaviour, not speed
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +72,18 @@ async def test_ipv4_loopback_and_direct_address() -> None:
 
 
 async def test_many_concurrent_sessions(secc: SeccServer, chain: SeccChain) -> None:
-    """24 concurrent sessions of all flows over TCP and TLS all complete."""
+    """24 concurrent sessions of all flows over TCP and TLS all complete. What is checked is that they do not mix
+    up, not how fast one process answers 24 EVs: the EVs' timeouts are stretched (a CI run's 600 ms stall of the
+    busy test process once ended nine of them at the 0.25 s CurrentDemandRes timeout, which test_iso15118_bad_input
+    checks on its own)."""
     root = chain.root_pem.decode()
     sdp_port = secc.addresses()["sdp"][1]
     runs = []
     for i in range(24):
         protocol, energy = FLOWS[i % 3]
         tls = i % 2 == 1
-        config = EvccConfig(protocols=(protocol,), energy=energy, loops=5, evcc_id=f"0A0000000{i:03X}")
+        config = EvccConfig(protocols=(protocol,), energy=energy, loops=5, evcc_id=f"0A0000000{i:03X}",
+                            timers=LENIENT)
         runs.append(run_evcc(config, EVModel(soc=20 + i), tls=tls, sdp_port=sdp_port,
                              tls_context=evcc_context(cadata=root) if tls else None))
     results = await asyncio.gather(*runs)
