@@ -115,3 +115,19 @@ async def test_session_validators_are_compiled_off_the_loop_once_booted(monkeypa
                                       compiled.responses), 20)
     finally:
         await st.stop()
+
+
+async def test_a_faster_simulation_does_not_shorten_the_wait_for_the_csms() -> None:
+    """time_scale speeds up simulated time (meter values, intervals), not the network and the CSMS: a CALL still
+    waits OCPPCommCtrlr.MessageTimeout in real seconds (scaled, a 30 s timeout at 1/600 would end after 50 ms;
+    the demo's Plug & Charge Authorize, with its OCSP check, was once cut off that way)."""
+    raw = RawCsms()
+    raw.delays["Heartbeat"] = 0.2
+    st = ChargingStation(StationConfig("CS1", "ws://in-memory/ocpp", time_scale=1 / 600, ping_interval=None,
+                                       backoff=BackOff(0.02, 0.02, 1)), dial=raw.dial)
+    await st.start()
+    try:
+        await st.wait_accepted()
+        assert "currentTime" in await st.call("Heartbeat", {})
+    finally:
+        await st.stop()

@@ -66,6 +66,7 @@ class MemoryCsms:
     def __init__(self, csms: Csms) -> None:
         self.csms = csms
         self.reachable = True  # False: dialing fails as if the CSMS were down
+        self.delays: dict[str, float] = {}  # action -> seconds the CSMS takes to answer it
         self.connections: list[Connection] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -119,6 +120,7 @@ class RawCsms:
         self._tasks: set[asyncio.Task[None]] = set()
         self.sockets: list[MemorySocket] = []
         self.reachable = True  # False: dialing fails as if the CSMS were down
+        self.delays: dict[str, float] = {}  # action -> seconds the CSMS takes to answer it
 
     async def dial(self, url: str, subprotocols: list[str], headers: dict[str, str]) -> tuple[MemorySocket, str]:
         """The station's Dialer."""
@@ -139,6 +141,7 @@ class RawCsms:
                     continue
                 _, mid, action, payload = frame
                 self.received.append((action, payload))
+                await asyncio.sleep(self.delays.get(action, 0.0))
                 answer = self.script(action, payload)
                 if answer is None:
                     result: dict[str, Any] = {}

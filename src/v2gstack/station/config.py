@@ -32,7 +32,7 @@ class StationConfig:
     time_scale: float = 1.0  # real seconds per simulated second; < 1 runs the simulation faster
     boot_retry_s: float = 30.0  # wait before re-sending BootNotification when the CSMS gives interval 0
     backoff: BackOff | None = None  # reconnect waits; default from the RetryBackOff* variables
-    call_timeout: float | None = None  # default OCPPCommCtrlr.MessageTimeout
+    call_timeout: float | None = None  # real seconds; default OCPPCommCtrlr.MessageTimeout (not time-scaled)
     ssl: ssl.SSLContext | None = None
     ping_interval: float | None = 60.0
     control_period_s: float = 1.0  # simulated s between two runs of the V2X control loop (LocalFrequency, schedules)

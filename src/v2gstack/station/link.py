@@ -79,8 +79,9 @@ class Link:
         self.client = StationClient(
             config.csms_url, config.station_id, served,
             versions=list(config.versions), password=password,
+            # a CALL waits on the network and the CSMS, which a faster simulation does not speed up: real seconds
             ssl=config.ssl, call_timeout=config.call_timeout or model.int(
-                "OCPPCommCtrlr", "MessageTimeout", instance="Default") * config.time_scale,
+                "OCPPCommCtrlr", "MessageTimeout", instance="Default"),
             backoff=config.backoff or self._backoff(), on_connect=self._on_connect,
             ping_interval=config.ping_interval, dial=dial, endpoints=self.profiles.urls,
             attempts_per_endpoint=self.profiles.attempts)
