@@ -49,20 +49,25 @@ def _value(pv: dict[str, int] | None) -> float | None:
 PROFILE = os.environ.get("GRID_BENCH_PROFILE")  # a folder: each host process writes its cProfile there
 
 
-def _profiler() -> Any:
+def _profiler(name: str) -> Any:
+    """With GRID_BENCH_PROFILE (grid_latency.py's `--profile DIR`): a CPU-time cProfile of this process over the
+    rounds only: SIGUSR1 (sent as the first signal is posted) starts it, SIGUSR2 (after the last round) stops it and
+    writes DIR/NAME-PID.prof. The set-up, plug-in and steady window stay out, so the file shows the signals' burst
+    on top of the charge loops running then."""
     if not PROFILE:
         return None
     import cProfile
 
     prof = cProfile.Profile(time.process_time)
-    prof.enable()
-    return prof
+    loop = asyncio.get_running_loop()
 
-
-def _dump(prof: Any, name: str) -> None:
-    if prof is not None:
+    def stop() -> None:
         prof.disable()
         prof.dump_stats(str(Path(PROFILE or ".") / f"{name}-{os.getpid()}.prof"))
+
+    loop.add_signal_handler(signal.SIGUSR1, prof.enable)
+    loop.add_signal_handler(signal.SIGUSR2, stop)
+    return prof
 
 
 def _watch(stamp: Stamps) -> None:
@@ -203,9 +208,8 @@ async def stations(url: str, ids: list[str], evses: int, ready: Path, stamps_pat
     tmp = ready.with_suffix(".tmp")
     tmp.write_text(json.dumps(addresses))
     tmp.rename(ready)
-    prof = _profiler()
+    _profiler("stations")
     await _until_signal()
-    _dump(prof, "stations")
     stamp("stopping")
     stamp.file.flush()
     os._exit(0)  # the parent is done measuring: no graceful goodbye for 250 sessions
@@ -246,10 +250,9 @@ async def cars(addresses: dict[str, list[Any]], period: float, ramp: float, stam
         stamp("ended", key=key, ok=result.ok, reason=result.reason, loops=loops[key])
 
     _calm_gc()
-    prof = _profiler()
+    _profiler("cars")
     tasks = [asyncio.create_task(one(n, k, a)) for n, (k, a) in enumerate(sorted(addresses.items()))]
     await _until_signal()
-    _dump(prof, "cars")
     stamp("stopping", loops=loops)
     stamp.file.flush()
     del tasks

@@ -266,9 +266,21 @@ resolve_s = 3600
     procs: dict[str, subprocess.Popen[bytes]] = {}
     py = [sys.executable, str(HOSTS)]
 
+    env = dict(os.environ)
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        env["GRID_BENCH_PROFILE"] = str(Path(args.profile).resolve())
+
     def spawn(name: str, argv: list[str]) -> None:
         log = (folder / f"{name}.log").open("wb")
-        procs[name] = subprocess.Popen(py + argv, stdout=log, stderr=subprocess.STDOUT)
+        procs[name] = subprocess.Popen(py + argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def profiling(sig: int) -> None:
+        """`--profile`: the host processes' cProfile on (SIGUSR1) or off and written (SIGUSR2)."""
+        if args.profile:
+            for name, p in procs.items():
+                if name != "csms" and p.poll() is None:
+                    p.send_signal(sig)
 
     began = time.monotonic()
     try:
@@ -348,6 +360,7 @@ resolve_s = 3600
               f"of one core (2 cores); load average {load0:.1f}", flush=True)
         before = first_step(report)
         rounds: list[dict[str, Any]] = []
+        profiling(signal.SIGUSR1)
         for r in range(args.rounds):
             for phase in ("limit", "cancel"):
                 sid = f"bench-{r}"
@@ -371,6 +384,10 @@ resolve_s = 3600
                       f"{(t_answer - t0) * 1000:.0f} ms (the dispatch done)", flush=True)
                 before = after
                 time.sleep(args.settle)
+        profiling(signal.SIGUSR2)
+        if args.profile:
+            time.sleep(3)  # the profiles written before the processes are stopped
+            print(f"profiles over the rounds: {args.profile}", flush=True)
     finally:
         for name in sorted(procs, key=lambda n: (not n.startswith("cars"), n.startswith("csms"))):
             p = procs[name]
@@ -484,6 +501,8 @@ if __name__ == "__main__":
     ap.add_argument("--window", type=float, default=10.0, help="s over which each process's CPU is measured")
     ap.add_argument("--ev-timeout", type=float, default=0.25, help="the EVs' CurrentDemandRes timeout, s (ISO "
                     "15118-2's V2G_EVCC_Msg_Timeout: 0.25; longer only to profile on a starved machine)")
+    ap.add_argument("--profile", metavar="DIR", help="a CPU-time cProfile of each station and car process over the "
+                    "rounds only, written to DIR/stations-PID.prof and DIR/cars-PID.prof")
     ap.add_argument("--db", help="the CSMS's database URL (default: SQLite in a temporary folder)")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # the host processes are stopped on the way out
