@@ -232,8 +232,9 @@ class ChargingProfiles:
         Rejection (ValueTooHigh) when it would need more than `max_periods` periods, or more than
         EVALUATIONS_PER_PERIOD x `max_periods` limit changes to find them (K08.FR.05: a schedule the station cannot
         report): the work is bounded whatever the duration."""
-        changes = heapq.merge(*(_breakpoints(item.profile, start, duration, tx_start)
-                                for item in list(self.items.values())))
+        items = self._ruling(evse_id, tx_start, tx_id)  # only their limits can change this EVSE's: a station of
+        # ten EVSEs composes one EVSE from its own profiles and the station-wide ones, not from all ten EVSEs'
+        changes = heapq.merge(*(_breakpoints(item.profile, start, duration, tx_start) for item in items))
         budget = EVALUATIONS_PER_PERIOD * max_periods
         periods: list[dict[str, Any]] = []
         evaluated = 0
@@ -246,7 +247,7 @@ class ChargingProfiles:
             last, evaluated = t, evaluated + 1
             if evaluated > budget:
                 raise _too_long(duration, max_periods)
-            limit, phases = self._limit_at(evse_id, start + t, unit, voltage, default_phases, tx_start, tx_id)
+            limit, phases = self._limit_at(evse_id, start + t, unit, voltage, default_phases, tx_start, items)
             if evse_max is not None:
                 cap = evse_max if unit == "W" else evse_max / (voltage * (phases or default_phases))
                 limit = cap if limit is None else min(limit, cap)
@@ -271,13 +272,14 @@ class ChargingProfiles:
     def limit_w(self, evse_id: int, at: float, *, voltage: float = 230.0, default_phases: int = 3,
                 tx_start: float | None = None, tx_id: str | None = None) -> float | None:
         """The composite limit in W at one instant (None: no profile limits this EVSE)."""
-        return self._limit_at(evse_id, at, "W", voltage, default_phases, tx_start, tx_id)[0]
+        return self._limit_at(evse_id, at, "W", voltage, default_phases, tx_start,
+                              self._ruling(evse_id, tx_start, tx_id))[0]
 
-    def _limit_at(self, evse_id: int, at: float, unit: str, voltage: float, default_phases: int,
-                  tx_start: float | None, tx_id: str | None) -> tuple[float | None, int | None]:
-        """(limit in `unit`, phases) from the profiles that apply to the EVSE at `at`."""
-        by_purpose: dict[str, tuple[int, float, int | None]] = {}  # purpose -> (stackLevel, limit W, phases)
-        for item in self.items.values():
+    def _ruling(self, evse_id: int, tx_start: float | None, tx_id: str | None) -> list[Installed]:
+        """The installed profiles that can rule the EVSE (0: the station's own limits) with this transaction (from
+        the per-EVSE index: its own and the station-wide ones)."""
+        out = []
+        for item in self.for_evse(evse_id):
             p = item.profile
             purpose = p["chargingProfilePurpose"]
             if purpose in STATION_WIDE:
@@ -290,6 +292,16 @@ class ChargingProfiles:
             if purpose in ("TxDefaultProfile", "TxProfile") and p["chargingProfileKind"] == "Relative" \
                     and tx_start is None:
                 continue
+            out.append(item)
+        return out
+
+    def _limit_at(self, evse_id: int, at: float, unit: str, voltage: float, default_phases: int,
+                  tx_start: float | None, items: list[Installed]) -> tuple[float | None, int | None]:
+        """(limit in `unit`, phases) at `at` from `items`, the profiles that can rule the EVSE (`_ruling`)."""
+        by_purpose: dict[str, tuple[int, float, int | None]] = {}  # purpose -> (stackLevel, limit W, phases)
+        for item in items:
+            p = item.profile
+            purpose = p["chargingProfilePurpose"]
             period = _period_at(p, at, tx_start)
             if period is None:
                 continue
