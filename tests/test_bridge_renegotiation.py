@@ -14,6 +14,8 @@ import pytest
 from helpers.bridge import Rig, bridged
 from helpers.wait import until
 
+from v2gstack.station.bridge.pacer import HOLD_S, RenegotiationPacer, RenegotiationPacing
+
 pytestmark = pytest.mark.timeout(180)
 
 LOOP_REQUESTS = ("ChargingStatusReq", "CurrentDemandReq", "AC_ChargeLoopReq", "DC_ChargeLoopReq")
@@ -98,3 +100,65 @@ async def test_only_a_lower_schedule_renegotiates(tmp_path: Path, protocol: str,
         asked = [r["seq"] for r in records if r.get("direction") == "rx" and r.get("message") == exchange]
         assert len(asked) == 3 and asked[1] > lower and asked[2] > lowest  # only the two lower limits renegotiated
         assert not [s for s in asked if same < s < lower or higher < s < lowest]
+
+
+def test_the_pacer_grants_turns_at_once_and_per_second() -> None:
+    """The station's renegotiation turns (bridge/pacer.py), on a clock the test moves: at most `at_once` held at a
+    time, turns at least 1 / `per_second` apart, a held turn answers True again, a turn ends with `done` or after
+    HOLD_S (an EV that never renegotiates does not block the others)."""
+    now = [100.0]
+    pacer = RenegotiationPacer(RenegotiationPacing(at_once=2, per_second=4.0), clock=lambda: now[0])
+    assert pacer.turn("a") and pacer.turn("a")  # held: asked again in the same renegotiation
+    assert not pacer.turn("b")  # 0.25 s between two turns
+    now[0] += 0.25
+    assert pacer.turn("b")
+    now[0] += 1.0
+    assert not pacer.turn("c")  # two held
+    pacer.done("a")
+    assert pacer.turn("c") and not pacer.turn("a")  # a's new ask waits for the pace again
+    now[0] += HOLD_S
+    assert pacer.turn("a")  # b and c never renegotiated: their turns lapsed
+    assert (pacer.granted, pacer.refused) == (4, 3)
+    unpaced = RenegotiationPacer(RenegotiationPacing(at_once=3, per_second=0.0), clock=lambda: now[0])
+    assert all(unpaced.turn(n) for n in "abc") and not unpaced.turn("d")
+
+
+async def test_a_station_wide_change_renegotiates_one_evse_at_a_time(tmp_path: Path) -> None:
+    """Three -2 DC cars charge at 50 kW; a station-wide limit of 20 kW makes all three schedules outdated at once.
+    The station's pacer (one turn at a time, one per second, on a clock the test moves) lets one car renegotiate;
+    the others are told nothing yet (their timelines say RenegotiationWaits) while their charge loops already carry
+    the new limit; each move of the clock lets the next one renegotiate, and each gets the 20 kW offer."""
+    now = [0.0]
+    pacer = RenegotiationPacer(RenegotiationPacing(at_once=1, per_second=1.0), clock=lambda: now[0])
+    async with bridged(tmp_path, evses=3, secc={"timeout_scale": 10.0}, csms_config={"needs_profiles": False}) as rig:
+        for b in rig.bridges:
+            b.policy.pacer = pacer
+        evs = [asyncio.create_task(rig.ev(n, "iso2", "dc", loops=0, interval=0.05)) for n in (1, 2, 3)]
+        txs = [await rig.flowing(n) for n in (1, 2, 3)]
+
+        def offers(n: int) -> list[float]:
+            return [_offered_w(r) for r in rig.records(n) if r.get("what") == "ScheduleOffered"]
+
+        assert [offers(n) for n in (1, 2, 3)] == [[RATING_W]] * 3
+        now[0] += 10.0  # the first turn is free
+        cap = {"id": 7, "stackLevel": 0, "chargingProfilePurpose": "ChargingStationMaxProfile",
+               "chargingProfileKind": "Absolute", "chargingSchedule": [{
+                   "id": 7, "chargingRateUnit": "W", "startSchedule": rig.station.clock.timestamp(),
+                   "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 20_000.0}]}]}
+        answer = await rig.csms.call("CS1", "SetChargingProfile", {"evseId": 0, "chargingProfile": cap})
+        assert answer == {"status": "Accepted"}
+        for done in (1, 2, 3):
+            await until(lambda done=done: sum(offers(n) == [RATING_W, 20_000.0] for n in (1, 2, 3)) == done)
+            waiting = [n for n in (1, 2, 3) if offers(n) == [RATING_W]]
+            await until(lambda waiting=waiting: all(
+                any(r.get("what") == "RenegotiationWaits" for r in rig.records(n)) for n in waiting))
+            assert sum(offers(n) == [RATING_W, 20_000.0] for n in (1, 2, 3)) == done  # the clock stood still
+            await until(lambda: all(0 < rig.station.hardware(n).meter().power_w <= 20_000.0 * 1.05
+                                    for n in (1, 2, 3)))  # every car within the new limit, renegotiated or not
+            now[0] += 1.0
+        assert pacer.granted == 3 and not pacer.holding
+        for tx in txs:
+            assert await rig.csms.request_stop("CS1", tx) == {"status": "Accepted"}
+        for ev in evs:
+            result = await asyncio.wait_for(ev, 60)
+            assert result.ok, result.reason

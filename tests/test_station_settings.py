@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from v2gstack.csms.service import Csms, CsmsConfig
 from v2gstack.csms.store import Store
 from v2gstack.settings_file import MASK, from_dict
-from v2gstack.station.assemble import assemble, bridge_configs, device_model_values
+from v2gstack.station.assemble import assemble, bridge_configs, device_model_values, secc_plan
+from v2gstack.station.bridge.pacer import RenegotiationPacing
 from v2gstack.station.cli import app
 from v2gstack.station.device_model import VENDOR_COMPONENT, DeviceModel, standard_variables
 from v2gstack.station.settings import StationSettings, load_station_settings
@@ -232,3 +233,19 @@ async def test_station_runs_from_the_example_file(tmp_path: Path) -> None:
     assert events[0]["eventType"] == "Started" and events[-1]["eventType"] == "Ended"
     assert sum(e["triggerReason"] == "MeterValuePeriodic" for e in events) >= 2  # --meter-interval 1, not the 60
     assert password not in text
+
+
+def test_renegotiation_pace_is_a_station_setting(tmp_path: Path) -> None:
+    """[iso15118] renegotiations_at_once / renegotiations_per_second reach the SECCs' plan (one pacer for the
+    station: bridge/pacer.py); the defaults 2 at once, 4 per second; at_once below 1 is refused."""
+    base = '[station]\nid = "CS1"\n[csms]\nurl = "ws://h/o"\n[iso15118]\nenabled = true\n'
+    path = tmp_path / "station.toml"
+    path.write_text(base)
+    plan = secc_plan(load_station_settings(str(path)).tree)
+    assert plan is not None and plan.pacing == RenegotiationPacing(2, 4.0)
+    path.write_text(base + "renegotiations_at_once = 1\nrenegotiations_per_second = 0.5\n")
+    plan = secc_plan(load_station_settings(str(path)).tree)
+    assert plan is not None and plan.pacing == RenegotiationPacing(1, 0.5)
+    path.write_text(base + "renegotiations_at_once = 0\n")
+    code, _, err = run("--config", str(path), "--print-config")
+    assert code == 2 and "renegotiations_at_once" in err

@@ -19,6 +19,7 @@ from ..iso15118.tls import secc_context
 from ..ocpp import client_context
 from ..settings_file import SettingsError
 from .bridge import BridgeConfig, EvseBridge, start_bridged_seccs
+from .bridge.pacer import RenegotiationPacing
 from .config import StationConfig
 from .device_model import VENDOR_COMPONENT, DeviceModel
 from .settings import StationSettings
@@ -39,6 +40,7 @@ class SeccPlan:
     timeout_scale: float
     trace_dir: Path | None
     slac: bool = False
+    pacing: RenegotiationPacing | None = None  # how fast the station asks its EVs to renegotiate
 
 
 def _bool(value: bool) -> str:
@@ -159,7 +161,8 @@ def secc_plan(s: StationSettings) -> SeccPlan | None:
                                    f"{getattr(e, 'strerror', None) or e}") from None
     return SeccPlan(host=iso.host, port=iso.secc_port, ifaces=list(iso.interfaces) or None, sdp_port=iso.sdp_port,
                     tls=tls, tcp=not iso.tls_only, protocols=tuple(iso.protocols), timeout_scale=iso.timers_scale,
-                    trace_dir=Path(s.trace_dir) if s.trace_dir else None, slac=iso.slac)
+                    trace_dir=Path(s.trace_dir) if s.trace_dir else None, slac=iso.slac,
+                    pacing=RenegotiationPacing(iso.renegotiations_at_once, iso.renegotiations_per_second))
 
 
 @dataclass
@@ -179,7 +182,8 @@ class Assembly:
             self.bridges = await start_bridged_seccs(
                 self.station, host=plan.host, port=plan.port, ifaces=plan.ifaces, sdp_port=plan.sdp_port,
                 configs=bridge_configs(self.settings), trace_dir=plan.trace_dir, tls=plan.tls,
-                protocols=plan.protocols, timeout_scale=plan.timeout_scale, tcp=plan.tcp, slac=plan.slac)
+                protocols=plan.protocols, timeout_scale=plan.timeout_scale, tcp=plan.tcp, slac=plan.slac,
+                pacing=plan.pacing)
 
     async def stop(self) -> None:
         """Close the SECCs, then the station."""

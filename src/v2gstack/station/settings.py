@@ -168,6 +168,9 @@ class Iso15118:
     # permission: the most an ISO 15118-20 EV may feed back (W; 0: AC_BPT/DC_BPT not offered)
     control_modes: list[str] = setting(default_factory=lambda: ["scheduled", "dynamic"], flag="--control")  # -20
     # control modes offered, in order (an EV that takes the first parameter set gets the first mode)
+    renegotiations_at_once: int = setting(2, min=1)  # EVs of the station renegotiating a schedule at a time
+    renegotiations_per_second: float = setting(4.0, min=0)  # renegotiations started per second at most (0: no
+    # limit); a profile change's new limit reaches every car in its next charge loop anyway (bridge/pacer.py)
     pnc: bool | None = setting(None, flag="--pnc")  # ISO15118Ctrlr.PnCEnabled (Contract over TLS only)
     central_contract_validation_allowed: bool | None = None  # ISO15118Ctrlr.CentralContractValidationAllowed
     contract_validation_offline: bool | None = None  # ISO15118Ctrlr.ContractValidationOffline

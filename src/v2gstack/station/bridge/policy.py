@@ -39,6 +39,7 @@ from ..v2x_target import EvseTarget
 from .config import BridgeConfig
 from .iso20 import FOLLOWED, charging_needs20, service_allowed, tuples_from_composite
 from .offer import Offer, outdated, pmax_offer, tuple_offer
+from .pacer import RenegotiationPacer
 from .plug_and_charge import authorize_contract, install_certificate
 from .tracing import SESSION_ACTIONS, SessionLog, SessionTrace, frame_keys
 
@@ -54,10 +55,12 @@ class EvsePolicy:
     """The OCPP side of one bridged EVSE: one active session at a time, the ones still closing their transaction,
     and the last finished ones."""
 
-    def __init__(self, station: StationPort, evse_id: int, config: BridgeConfig) -> None:
+    def __init__(self, station: StationPort, evse_id: int, config: BridgeConfig,
+                 pacer: RenegotiationPacer | None = None) -> None:
         self.station = station
         self.evse_id = evse_id
         self.config = config
+        self.pacer = pacer or RenegotiationPacer()  # the station's renegotiation turns, shared by its EVSEs
         self.active: SessionPolicy | None = None
         self.ending: set[SessionPolicy] = set()  # ended ISO sessions whose OCPP transaction is still being closed
         self.finished: list[SessionPolicy] = []
@@ -123,6 +126,7 @@ class EvsePolicy:
         """The session's ISO side ended; its OCPP side (the transaction) closes in the background."""
         if self.active is session:
             self.active = None
+        self.pacer.done(session)
         if closing_transaction:
             self.ending.add(session)
         self.finished.append(session)
@@ -145,6 +149,7 @@ class SessionPolicy:
         self.auth_result: str | None = None
         self.needs_sent = False
         self.renegotiate = False
+        self.waits = False  # a renegotiation is due and waits for the station's turn (pacer.py)
         self.contactors = False
         self.tx_id: str | None = None
         self.stopped_remotely = False
@@ -324,7 +329,7 @@ class SessionPolicy:
 
     def schedules(self, info: SessionInfo, ev: EVChargeParameters) -> list[SASchedule] | None:
         """NotifyEVChargingNeeds (once), then the composite schedule as one SAScheduleTuple."""
-        self.renegotiate = False
+        self._renegotiated()
         self._facts()
         soc = ev.status.soc if ev.status is not None else None
         self.station.ev_update(self.evse_no, soc=float(soc) if soc is not None else None,
@@ -379,7 +384,7 @@ class SessionPolicy:
 
     def _needs20(self, info: SessionInfo, needs: EVNeeds) -> None:
         """A -20 ScheduleExchangeReq: the ISO facts, and the EV's needs to the CSMS once."""
-        self.renegotiate = False
+        self._renegotiated()
         self._facts()
         if info.energy_mode != self.service_selected:
             self.service_selected = info.energy_mode
@@ -467,8 +472,18 @@ class SessionPolicy:
             return "ServiceRenegotiation"  # -20 only: the EV selects a service again
         if self.renegotiate and self.contactors and self.info is not None and (
                 self.info.protocol == "iso2" or self.info.control_mode is ControlMode.SCHEDULED):
-            return "ReNegotiation"  # -20: ScheduleRenegotiation (scheduled mode only)
+            if self.evse_policy.pacer.turn(self):  # the station's pace (pacer.py): else asked in a later loop
+                return "ReNegotiation"  # -20: ScheduleRenegotiation (scheduled mode only)
+            if not self.waits:
+                self.waits = True
+                self.trace.state("RenegotiationWaits")
         return "None"
+
+    def _renegotiated(self) -> None:
+        """The EV asks for its schedule (its first, or a renegotiation): nothing more to renegotiate for now, and
+        the station's renegotiation turn is free."""
+        self.renegotiate = self.waits = False
+        self.evse_policy.pacer.done(self)
 
     def target_changed(self, target: EvseTarget) -> None:
         """The station's target for the EVSE changed (a setpoint, the grid frequency under LocalFrequency, limits):

@@ -25,6 +25,7 @@ from ..ports import StationPort
 from ..station import ChargingStation
 from .config import BridgeConfig
 from .controller import BridgeController
+from .pacer import RenegotiationPacer, RenegotiationPacing
 from .policy import EvsePolicy, SessionPolicy
 from .tracing import OcppFrame, OcppFrames, SessionLog, SessionTrace
 
@@ -36,11 +37,12 @@ class EvseBridge:
     the server's observer (failed TLS handshakes)."""
 
     def __init__(self, station: StationPort, evse_id: int, config: BridgeConfig | None = None,
-                 timelines: TimelineFolder | None = None, frames: OcppFrames | None = None) -> None:
+                 timelines: TimelineFolder | None = None, frames: OcppFrames | None = None,
+                 pacer: RenegotiationPacer | None = None) -> None:
         self.station = station
         self.evse_id = evse_id
         self.hardware = station.hardware(evse_id)
-        self.policy = EvsePolicy(station, evse_id, config or BridgeConfig())
+        self.policy = EvsePolicy(station, evse_id, config or BridgeConfig(), pacer)
         self.timelines = timelines or TimelineFolder(None, decode=exi.decode)
         self.server: SeccServer | None = None
         self.slac: EvseSlacService | None = None  # SLAC on the modem's link: the SECC starts after the match
@@ -126,7 +128,8 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
                               timeout_scale: float = 1.0, tcp: bool = True,
                               timers: SeccTimers | None = None,
                               configs: dict[int, BridgeConfig] | None = None, slac: bool = False,
-                              slac_settings: EvseSlacSettings | None = None) -> list[EvseBridge]:
+                              slac_settings: EvseSlacSettings | None = None,
+                              pacing: RenegotiationPacing | None = None) -> list[EvseBridge]:
     """One SECC per EVSE: on `ifaces` (one per EVSE, SDP by multicast) or on loopback `host` with TCP ports
     `port`, `port`+1, ... (0 or None: free ports) and SDP ports `sdp_port`, `sdp_port`+1, ... (0: free ports).
     With `tls` the SECCs serve TLS as well, on ports `port`+N, `port`+N+1, ... for N EVSEs (or free ones), and
@@ -135,13 +138,15 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
     `timers` replaces the SECC timers (else the defaults with the sequence timeout x `timeout_scale`). `configs`
     gives EVSEs their own BridgeConfig (the others get `config`). With `slac`, each EVSE with an interface runs
     SLAC (ISO 15118-3) on it first and starts its SECC after the first match; SLAC failures go through the error
-    map (`EvsePolicy.slac_failed`).
+    map (`EvsePolicy.slac_failed`). `pacing`: how fast the station asks its EVs to renegotiate, one pace for all
+    its EVSEs (pacer.py; the defaults without it).
     Returns the bridges; `bridge.server` is the running SeccServer (None until the match with `slac`)."""
     if not tcp and tls is None:
         raise ValueError("serve TCP, TLS or both")
     bridges = []
     folder = TimelineFolder(trace_dir, decode=exi.decode)  # messages kept as bytes (trace/timeline.py)
     frames = OcppFrames(station)  # one parse of each OCPP frame for every EVSE's sessions
+    pacer = RenegotiationPacer(pacing)  # one for the station: a grid signal reaches all its EVSEs at once
     base_sdp = SDP_PORT if sdp_port is None else sdp_port
     if timers is None:  # the sequence timeouts (-20: also the one after a charge loop) stretched, not the SECC's own
         base = SeccTimers()  # performance times
@@ -149,7 +154,7 @@ async def start_bridged_seccs(station: ChargingStation, *, host: str = "::1", po
                          sequence_charge_loop=base.sequence_charge_loop * timeout_scale)
     count = len(station.evses)
     for n, evse_id in enumerate(sorted(station.evses)):
-        bridge = EvseBridge(station, evse_id, (configs or {}).get(evse_id, config), folder, frames)
+        bridge = EvseBridge(station, evse_id, (configs or {}).get(evse_id, config), folder, frames, pacer)
         iface = ifaces[n] if ifaces and n < len(ifaces) else None
         tcp_port = (port + n) if port and tcp else 0
         tls_port = (port + (count if tcp else 0) + n) if port and tls is not None else 0
