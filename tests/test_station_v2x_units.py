@@ -157,3 +157,7 @@ def test_a_queued_21_event_goes_over_a_201_connection_without_21_fields() -> Non
     RpcEngine("2.0.1").validate_request("TransactionEvent", old)
     assert old["triggerReason"] == "ChargingStateChanged" and "operationMode" not in old["transactionInfo"]
     assert len(old["meterValue"]) == 1 and event["meterValue"][1]["sampledValue"]  # the original is untouched
+    assert event["transactionInfo"]["operationMode"] == "CentralSetpoint" and event["triggerReason"] == \
+        "OperationModeChanged" and len(event["meterValue"][0]["sampledValue"]) == len(values)
+    assert all("signingMethod" in sv["signedMeterValue"] for sv in old["meterValue"][0]["sampledValue"]
+               if "signedMeterValue" in sv)

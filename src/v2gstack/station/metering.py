@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import math
 from typing import Any
 
@@ -72,20 +71,24 @@ def queued_for(action: str, payload: dict[str, Any], version: str) -> dict[str, 
     value with the fields 2.0.1 requires. Unchanged for 2.1 and for anything but a TransactionEvent."""
     if version == "2.1" or action != "TransactionEvent":
         return payload
-    p = copy.deepcopy(payload)
-    p["transactionInfo"].pop("operationMode", None)
+    # copied only where it changes (a deepcopy of each event was most of the sender's CPU in a grid signal's burst,
+    # a TransactionEvent per car); the parts left as they were are shared with the queued original, never changed
+    p = dict(payload)
+    p["transactionInfo"] = {k: v for k, v in payload["transactionInfo"].items() if k != "operationMode"}
     if p.get("triggerReason") == "OperationModeChanged":
         p["triggerReason"] = "ChargingStateChanged"
     meter = []
-    for mv in p.get("meterValue", []):
-        mv["sampledValue"] = [sv for sv in mv["sampledValue"] if sv.get("measurand") not in ONLY_21]
+    for mv in payload.get("meterValue", []):
+        values = []
         for sv in mv["sampledValue"]:
+            if sv.get("measurand") in ONLY_21:
+                continue
             signed = sv.get("signedMeterValue")
             if signed is not None:
-                signed.setdefault("signingMethod", "")
-                signed.setdefault("publicKey", "")
-        if mv["sampledValue"]:
-            meter.append(mv)
+                sv = {**sv, "signedMeterValue": {"signingMethod": "", "publicKey": "", **signed}}
+            values.append(sv)
+        if values:
+            meter.append({**mv, "sampledValue": values})
     if meter:
         p["meterValue"] = meter
     else:
