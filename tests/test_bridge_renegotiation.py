@@ -105,8 +105,11 @@ async def test_only_a_lower_schedule_renegotiates(tmp_path: Path, protocol: str,
 def test_the_pacer_grants_turns_at_once_and_per_second() -> None:
     """The station's renegotiation turns (bridge/pacer.py), on a clock the test moves: at most `at_once` held at a
     time, turns at least 1 / `per_second` apart, a held turn answers True again, a turn ends with `done` or after
-    HOLD_S (an EV that never renegotiates does not block the others)."""
+    HOLD_S (an EV that never renegotiates does not block the others), none sooner than `settle_s` after the EVSE's
+    last profile change."""
     now = [100.0]
+    settle = RenegotiationPacer(RenegotiationPacing(settle_s=1.0), clock=lambda: now[0])
+    assert not settle.turn("a", changed=99.5) and settle.turn("a", changed=99.0)
     pacer = RenegotiationPacer(RenegotiationPacing(at_once=2, per_second=4.0), clock=lambda: now[0])
     assert pacer.turn("a") and pacer.turn("a")  # held: asked again in the same renegotiation
     assert not pacer.turn("b")  # 0.25 s between two turns
@@ -125,9 +128,9 @@ def test_the_pacer_grants_turns_at_once_and_per_second() -> None:
 
 async def test_a_station_wide_change_renegotiates_one_evse_at_a_time(tmp_path: Path) -> None:
     """Three -2 DC cars charge at 50 kW; a station-wide limit of 20 kW makes all three schedules outdated at once.
-    The station's pacer (one turn at a time, one per second, on a clock the test moves) lets one car renegotiate;
-    the others are told nothing yet (their timelines say RenegotiationWaits) while their charge loops already carry
-    the new limit; each move of the clock lets the next one renegotiate, and each gets the 20 kW offer."""
+    The station's pacer (one turn at a time, one per second, 1 s after the change at the soonest, on a clock the test
+    moves) keeps them waiting (their timelines say RenegotiationWaits) while their charge loops already carry the new
+    limit; then each move of the clock lets one more car renegotiate, and each gets the 20 kW offer."""
     now = [0.0]
     pacer = RenegotiationPacer(RenegotiationPacing(at_once=1, per_second=1.0), clock=lambda: now[0])
     async with bridged(tmp_path, evses=3, secc={"timeout_scale": 10.0}, csms_config={"needs_profiles": False}) as rig:
@@ -140,13 +143,15 @@ async def test_a_station_wide_change_renegotiates_one_evse_at_a_time(tmp_path: P
             return [_offered_w(r) for r in rig.records(n) if r.get("what") == "ScheduleOffered"]
 
         assert [offers(n) for n in (1, 2, 3)] == [[RATING_W]] * 3
-        now[0] += 10.0  # the first turn is free
         cap = {"id": 7, "stackLevel": 0, "chargingProfilePurpose": "ChargingStationMaxProfile",
                "chargingProfileKind": "Absolute", "chargingSchedule": [{
                    "id": 7, "chargingRateUnit": "W", "startSchedule": rig.station.clock.timestamp(),
                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 20_000.0}]}]}
         answer = await rig.csms.call("CS1", "SetChargingProfile", {"evseId": 0, "chargingProfile": cap})
         assert answer == {"status": "Accepted"}
+        await until(lambda: all(any(r.get("what") == "RenegotiationWaits" for r in rig.records(n)) for n in (1, 2, 3)))
+        assert [offers(n) for n in (1, 2, 3)] == [[RATING_W]] * 3  # the change is not 1 s old on the pacer's clock
+        now[0] += 1.0
         for done in (1, 2, 3):
             await until(lambda done=done: sum(offers(n) == [RATING_W, 20_000.0] for n in (1, 2, 3)) == done)
             waiting = [n for n in (1, 2, 3) if offers(n) == [RATING_W]]

@@ -30,6 +30,7 @@ from v2gstack.ocpp import BackOff
 from v2gstack.pki.ocsp import OcspResponder
 from v2gstack.station import ChargingStation, StationConfig
 from v2gstack.station.bridge import BridgeConfig, EvseBridge
+from v2gstack.station.bridge.pacer import RenegotiationPacer, RenegotiationPacing
 from v2gstack.station.bridge.tracing import OcppFrames
 from v2gstack.trace.error_map import FailureKind
 from v2gstack.trace.timeline import TimelineFolder
@@ -149,7 +150,8 @@ async def memory_bridge(tmp_path: Path, *, free: bool = True, config: BridgeConf
     await station.start()
     try:
         await asyncio.wait_for(station.wait_accepted(), 20)
-        bridge = EvseBridge(station, 1, config, TimelineFolder(None, decode=exi.decode), OcppFrames(station))
+        bridge = EvseBridge(station, 1, config, TimelineFolder(None, decode=exi.decode), OcppFrames(station),
+                            RenegotiationPacer(RenegotiationPacing(settle_s=0.0)))  # as helpers/bridge.py
         yield MemoryRig(csms, link, station, bridge)
     finally:
         await station.stop()

@@ -162,7 +162,8 @@ def secc_plan(s: StationSettings) -> SeccPlan | None:
     return SeccPlan(host=iso.host, port=iso.secc_port, ifaces=list(iso.interfaces) or None, sdp_port=iso.sdp_port,
                     tls=tls, tcp=not iso.tls_only, protocols=tuple(iso.protocols), timeout_scale=iso.timers_scale,
                     trace_dir=Path(s.trace_dir) if s.trace_dir else None, slac=iso.slac,
-                    pacing=RenegotiationPacing(iso.renegotiations_at_once, iso.renegotiations_per_second))
+                    pacing=RenegotiationPacing(iso.renegotiations_at_once, iso.renegotiations_per_second,
+                                                               iso.renegotiation_settle_s))
 
 
 @dataclass

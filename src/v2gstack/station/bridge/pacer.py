@@ -12,7 +12,11 @@ initiated by the CSMS) sets no time for the renegotiation. So the station spread
 - at most `at_once` sessions renegotiate at a time: from the charge loop that asks the EV to, until the EV has its
   new offer (ChargeParameterDiscoveryRes / ScheduleExchangeRes), its session ends, or `HOLD_S` passed (an EV that
   does not react does not block the others);
-- the renegotiations start at least 1 / `per_second` s apart (0: no such pause).
+- the renegotiations start at least 1 / `per_second` s apart (0: no such pause);
+- a session renegotiates `settle_s` after the last profile change of its EVSE at the soonest: one re-plan of the
+  CSMS reaches an EVSE as several changes within a second or so (a grid signal: the station-wide default for
+  newcomers, then the car's own TxProfile, a raise only once every lowering was answered), and an EV asked after the
+  first would renegotiate again after the next.
 
 An EV that must wait is asked in a later charge loop (it polls the station's notification every loop); meanwhile it
 charges within the limit its charge loop carries, and a later change before its turn is in the offer it then gets
@@ -36,6 +40,7 @@ class RenegotiationPacing:
 
     at_once: int = 2  # sessions renegotiating at a time (>= 1)
     per_second: float = 4.0  # renegotiations started per second at most (0: no limit)
+    settle_s: float = 1.0  # seconds from the EVSE's last profile change to its renegotiation at the soonest
 
 
 class RenegotiationPacer:
@@ -49,11 +54,15 @@ class RenegotiationPacer:
         self.granted = 0  # turns granted so far (tests, diagnostics)
         self.refused = 0  # asks answered "not yet"
 
-    def turn(self, owner: object) -> bool:
-        """Whether `owner` may renegotiate now: True for the turn it holds, or a new turn when one is free."""
+    def turn(self, owner: object, changed: float | None = None) -> bool:
+        """Whether `owner` may renegotiate now: True for the turn it holds, or a new turn when one is free and its
+        EVSE's last profile change (`changed`, on this pacer's clock) is `settle_s` old."""
         now = self.clock()
         if owner in self.holding:
             return True
+        if changed is not None and now - changed < self.pacing.settle_s:
+            self.refused += 1
+            return False
         for other, since in list(self.holding.items()):
             if now - since >= HOLD_S:
                 del self.holding[other]

@@ -150,6 +150,7 @@ class SessionPolicy:
         self.needs_sent = False
         self.renegotiate = False
         self.waits = False  # a renegotiation is due and waits for the station's turn (pacer.py)
+        self.changed_at: float | None = None  # the last profile change, on the pacer's clock
         self.contactors = False
         self.tx_id: str | None = None
         self.stopped_remotely = False
@@ -472,9 +473,9 @@ class SessionPolicy:
             return "ServiceRenegotiation"  # -20 only: the EV selects a service again
         if self.renegotiate and self.contactors and self.info is not None and (
                 self.info.protocol == "iso2" or self.info.control_mode is ControlMode.SCHEDULED):
-            if self.evse_policy.pacer.turn(self):  # the station's pace (pacer.py): else asked in a later loop
+            if self.evse_policy.pacer.turn(self, self.changed_at):  # the station's pace (pacer.py)
                 return "ReNegotiation"  # -20: ScheduleRenegotiation (scheduled mode only)
-            if not self.waits:
+            if not self.waits:  # asked in a later loop, which carries the new limit meanwhile
                 self.waits = True
                 self.trace.state("RenegotiationWaits")
         return "None"
@@ -541,6 +542,7 @@ class SessionPolicy:
         fits what it was offered (offer.py; a change between the offer and the start of the energy transfer
         renegotiates once it has started); every EV gets the new limit in the charge loop."""
         why = self._offer_outdated()
+        self.changed_at = self.evse_policy.pacer.clock()
         self.trace.state("ProfilesChanged", limit_w=self.station.limit_w(self.evse_no), renegotiate=why is not None,
                          why=why)
         if why is not None:
