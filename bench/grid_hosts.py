@@ -168,7 +168,8 @@ def csms(argv: list[str], stamps_path: str) -> None:
 
 # ----- stations -----
 
-async def stations(url: str, ids: list[str], evses: int, ready: Path, stamps_path: str) -> None:
+async def stations(url: str, ids: list[str], evses: int, ready: Path, stamps_path: str,
+                   pace: str | None = None) -> None:
     """Our stations with bridged SECCs; the SECCs' addresses to `ready`; power-limit stamps until SIGTERM."""
     from v2gstack.ocpp import BackOff
     from v2gstack.station import ChargingStation, StationConfig
@@ -201,7 +202,13 @@ async def stations(url: str, ids: list[str], evses: int, ready: Path, stamps_pat
     bridges = []
     for st in sts:
         await st.wait_accepted()
-        for b in await start_bridged_seccs(st, host="127.0.0.1", port=0, sdp_port=0, protocols=("iso2",)):
+        extra: dict[str, Any] = {}
+        if pace:  # the station's renegotiation pace: at once, per second, settle s (else the station's defaults)
+            from v2gstack.station.bridge.pacer import RenegotiationPacing
+
+            at_once, per_second, settle = pace.split(",")
+            extra["pacing"] = RenegotiationPacing(int(at_once), float(per_second), float(settle))
+        for b in await start_bridged_seccs(st, host="127.0.0.1", port=0, sdp_port=0, protocols=("iso2",), **extra):
             assert b.server is not None
             addresses[f"{st.config.station_id}/{b.evse_id}"] = list(b.server.addresses()["tcp"])
             bridges.append(b)
@@ -232,6 +239,8 @@ async def cars(addresses: dict[str, list[Any]], period: float, ramp: float, stam
         last: list[float | None] = [None]
 
         def sink(record: MessageRecord) -> None:
+            if record.direction == "rx" and record.name == "ChargeParameterDiscoveryRes":
+                stamp("cpd", key=key)  # the car's first schedule, or a renegotiation's
             if record.direction == "rx" and record.name == "CurrentDemandRes":
                 loops[key] += 1
                 w = _value(record.doc["V2G_Message"]["Body"]["CurrentDemandRes"].get("EVSEMaximumPowerLimit"))
@@ -271,13 +280,14 @@ if __name__ == "__main__":
     ap.add_argument("--period", type=float, default=0.25)
     ap.add_argument("--ramp", type=float, default=0.02)
     ap.add_argument("--ev-timeout", type=float, default=0.25)
+    ap.add_argument("--pace")
     a, rest = ap.parse_known_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if a.role == "csms":
         csms(rest, a.stamps)
     elif a.role == "stations":
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(stations(a.url, a.ids.split(","), a.evses, Path(a.ready), a.stamps))
+            asyncio.run(stations(a.url, a.ids.split(","), a.evses, Path(a.ready), a.stamps, a.pace))
     else:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(cars(json.loads(Path(a.addresses).read_text()), a.period, a.ramp, a.stamps, a.ev_timeout))

@@ -299,7 +299,8 @@ resolve_s = 3600
         for i, group in enumerate(groups):
             spawn(f"stations{i}", ["stations", "--stamps", str(folder / f"stations{i}.jsonl"), "--url",
                                    f"ws://127.0.0.1:{ocpp_port}/ocpp", "--ids", ",".join(group), "--evses",
-                                   str(args.evses), "--ready", str(folder / f"stations{i}.json")])
+                                   str(args.evses), "--ready", str(folder / f"stations{i}.json"),
+                                   *(["--pace", args.pace] if args.pace else [])])
         addresses: dict[str, Any] = {}
         deadline = time.monotonic() + 60 + args.stations * 2
         for i in range(len(groups)):
@@ -361,6 +362,7 @@ resolve_s = 3600
         before = first_step(report)
         rounds: list[dict[str, Any]] = []
         profiling(signal.SIGUSR1)
+        cpu0, t_cpu = {name: cpu_s(p.pid) for name, p in procs.items()}, time.monotonic()
         for r in range(args.rounds):
             for phase in ("limit", "cancel"):
                 sid = f"bench-{r}"
@@ -384,6 +386,10 @@ resolve_s = 3600
                       f"{(t_answer - t0) * 1000:.0f} ms (the dispatch done)", flush=True)
                 before = after
                 time.sleep(args.settle)
+        wall = time.monotonic() - t_cpu
+        cpu = {name: (cpu_s(p.pid) - cpu0[name]) / wall for name, p in procs.items()}
+        print(f"CPU over the rounds ({wall:.0f} s, the signals' bursts and the charge loops): "
+              + ", ".join(f"{name} {v:.0%}" for name, v in cpu.items()) + f"; all {sum(cpu.values()):.0%}", flush=True)
         profiling(signal.SIGUSR2)
         if args.profile:
             time.sleep(3)  # the profiles written before the processes are stopped
@@ -433,7 +439,7 @@ def analyse(folder: Path, rounds: list[dict[str, Any]], args: argparse.Namespace
             seen.setdefault(s["key"], []).append((s["t"], s["w"]))
     total: list[float] = []
     parts: dict[str, list[float]] = {k: [] for k in ("api", "solve", "to_call", "call", "to_station", "to_car")}
-    missed = 0
+    missed = renegotiations = 0
     for n, rd in enumerate(rounds):
         t0 = rd["t0"]
         end = rounds[n + 1]["t0"] if n + 1 < len(rounds) else float("inf")
@@ -468,8 +474,12 @@ def analyse(folder: Path, rounds: list[dict[str, Any]], args: argparse.Namespace
             if solves:
                 parts["solve"].append(solves[0]["t"] - got[0]["t"])
         total.extend(lat)
-        print(f"round {n // 2} {rd['phase']:>6}: signal -> car at its new power {stats(lat)}")
-    print(f"\nall rounds: {len(total)} car changes timed, {missed} never seen at their new power")
+        cpd = sum(1 for s in car if s["kind"] == "cpd" and t0 <= s["t"] < end)
+        renegotiations += cpd
+        print(f"round {n // 2} {rd['phase']:>6}: signal -> car at its new power {stats(lat)}; {cpd} "
+              "renegotiations (ChargeParameterDiscoveryRes) until the next signal")
+    print(f"\nall rounds: {len(total)} car changes timed, {missed} never seen at their new power; "
+          f"{renegotiations} renegotiations")
     print(f"  signal (POST/DELETE sent) -> the car's CurrentDemandRes at its new power: {stats(total)}")
     print(f"  of which: API -> signal applied {stats(parts['api'])}; solve (with its worker hop) "
           f"{stats(parts['solve'])}")
@@ -501,6 +511,9 @@ if __name__ == "__main__":
     ap.add_argument("--window", type=float, default=10.0, help="s over which each process's CPU is measured")
     ap.add_argument("--ev-timeout", type=float, default=0.25, help="the EVs' CurrentDemandRes timeout, s (ISO "
                     "15118-2's V2G_EVCC_Msg_Timeout: 0.25; longer only to profile on a starved machine)")
+    ap.add_argument("--pace", metavar="K,R,S", help="the stations' renegotiation pace: at most K at once, R per "
+                    "second, S s after the last profile change (iso15118.renegotiations_at_once, "
+                    "renegotiations_per_second, renegotiation_settle_s; default: the station's defaults)")
     ap.add_argument("--profile", metavar="DIR", help="a CPU-time cProfile of each station and car process over the "
                     "rounds only, written to DIR/stations-PID.prof and DIR/cars-PID.prof")
     ap.add_argument("--db", help="the CSMS's database URL (default: SQLite in a temporary folder)")

@@ -21,7 +21,6 @@ from v2gstack.iso15118.evcc import EvccSession, Send, SessionResult
 from v2gstack.iso15118.stream import V2GTPStream
 from v2gstack.station import ChargingStation
 from v2gstack.station.bridge import BridgeConfig, EvseBridge, start_bridged_seccs
-from v2gstack.station.bridge.pacer import RenegotiationPacing
 
 SPEEDUP = 60.0  # the EV's and the station's simulated seconds per real second (the same, so energy matches)
 
@@ -79,10 +78,7 @@ async def bridged(tmp_path: Path, *, evses: int = 3, free: bool = True, config: 
         if free:
             st.model.put("AuthCtrlr", "Enabled", "false")
         await st.wait_accepted()
-        # free UDP ports: parallel runs never collide on 15118; renegotiations without the 1 s settle after a profile
-        # change (the tests change one EVSE's profile and wait for its renegotiation; test_bridge_renegotiation.py
-        # tests the pace itself)
-        options = {"sdp_port": 0, "pacing": RenegotiationPacing(settle_s=0.0), **(secc or {})}
+        options = {"sdp_port": 0, **(secc or {})}  # free UDP ports: parallel runs never collide on 15118
         bridges = await start_bridged_seccs(st, config=config, trace_dir=trace_dir, port=0, **options)
         try:
             yield Rig(csms, st, bridges, trace_dir)

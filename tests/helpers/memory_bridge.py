@@ -30,7 +30,6 @@ from v2gstack.ocpp import BackOff
 from v2gstack.pki.ocsp import OcspResponder
 from v2gstack.station import ChargingStation, StationConfig
 from v2gstack.station.bridge import BridgeConfig, EvseBridge
-from v2gstack.station.bridge.pacer import RenegotiationPacer, RenegotiationPacing
 from v2gstack.station.bridge.tracing import OcppFrames
 from v2gstack.trace.error_map import FailureKind
 from v2gstack.trace.timeline import TimelineFolder
@@ -150,8 +149,7 @@ async def memory_bridge(tmp_path: Path, *, free: bool = True, config: BridgeConf
     await station.start()
     try:
         await asyncio.wait_for(station.wait_accepted(), 20)
-        bridge = EvseBridge(station, 1, config, TimelineFolder(None, decode=exi.decode), OcppFrames(station),
-                            RenegotiationPacer(RenegotiationPacing(settle_s=0.0)))  # as helpers/bridge.py
+        bridge = EvseBridge(station, 1, config, TimelineFolder(None, decode=exi.decode), OcppFrames(station))
         yield MemoryRig(csms, link, station, bridge)
     finally:
         await station.stop()
