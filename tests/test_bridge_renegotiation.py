@@ -132,7 +132,7 @@ async def test_a_station_wide_change_renegotiates_one_evse_at_a_time(tmp_path: P
     moves) keeps them waiting (their timelines say RenegotiationWaits) while their charge loops already carry the new
     limit; then each move of the clock lets one more car renegotiate, and each gets the 20 kW offer."""
     now = [0.0]
-    pacer = RenegotiationPacer(RenegotiationPacing(at_once=1, per_second=1.0), clock=lambda: now[0])
+    pacer = RenegotiationPacer(RenegotiationPacing(at_once=1, per_second=1.0, settle_s=1.0), clock=lambda: now[0])
     async with bridged(tmp_path, evses=3, secc={"timeout_scale": 10.0}, csms_config={"needs_profiles": False}) as rig:
         for b in rig.bridges:
             b.policy.pacer = pacer

@@ -237,17 +237,17 @@ async def test_station_runs_from_the_example_file(tmp_path: Path) -> None:
 
 def test_renegotiation_pace_is_a_station_setting(tmp_path: Path) -> None:
     """[iso15118] renegotiations_at_once / renegotiations_per_second / renegotiation_settle_s reach the SECCs' plan
-    (one pacer for the station: bridge/pacer.py); the defaults 2 at once, 4 per second, 1 s; at_once below 1 is
+    (one pacer for the station: bridge/pacer.py); the defaults 2 at once, 4 per second, no settle; at_once below 1 is
     refused."""
     base = '[station]\nid = "CS1"\n[csms]\nurl = "ws://h/o"\n[iso15118]\nenabled = true\n'
     path = tmp_path / "station.toml"
     path.write_text(base)
     plan = secc_plan(load_station_settings(str(path)).tree)
-    assert plan is not None and plan.pacing == RenegotiationPacing(2, 4.0, 1.0)
+    assert plan is not None and plan.pacing == RenegotiationPacing(2, 4.0, 0.0)
     path.write_text(base + "renegotiations_at_once = 1\nrenegotiations_per_second = 0.5\n"
-                    "renegotiation_settle_s = 0\n")
+                    "renegotiation_settle_s = 1.5\n")
     plan = secc_plan(load_station_settings(str(path)).tree)
-    assert plan is not None and plan.pacing == RenegotiationPacing(1, 0.5, 0.0)
+    assert plan is not None and plan.pacing == RenegotiationPacing(1, 0.5, 1.5)
     path.write_text(base + "renegotiations_at_once = 0\n")
     code, _, err = run("--config", str(path), "--print-config")
     assert code == 2 and "renegotiations_at_once" in err

@@ -171,8 +171,8 @@ class Iso15118:
     renegotiations_at_once: int = setting(2, min=1)  # EVs of the station renegotiating a schedule at a time
     renegotiations_per_second: float = setting(4.0, min=0)  # renegotiations started per second at most (0: no
     # limit); a profile change's new limit reaches every car in its next charge loop anyway (bridge/pacer.py)
-    renegotiation_settle_s: float = setting(1.0, min=0)  # s from an EVSE's last profile change to its renegotiation
-    # at the soonest (one re-plan of the CSMS arrives as several changes)
+    renegotiation_settle_s: float = setting(0.0, min=0)  # s from an EVSE's last profile change to its renegotiation
+    # at the soonest (0: off; one re-plan of the CSMS arrives as several changes; real seconds, whatever time_scale)
     pnc: bool | None = setting(None, flag="--pnc")  # ISO15118Ctrlr.PnCEnabled (Contract over TLS only)
     central_contract_validation_allowed: bool | None = None  # ISO15118Ctrlr.CentralContractValidationAllowed
     contract_validation_offline: bool | None = None  # ISO15118Ctrlr.ContractValidationOffline
