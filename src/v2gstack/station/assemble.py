@@ -163,7 +163,7 @@ def secc_plan(s: StationSettings) -> SeccPlan | None:
                     tls=tls, tcp=not iso.tls_only, protocols=tuple(iso.protocols), timeout_scale=iso.timers_scale,
                     trace_dir=Path(s.trace_dir) if s.trace_dir else None, slac=iso.slac,
                     pacing=RenegotiationPacing(iso.renegotiations_at_once, iso.renegotiations_per_second,
-                                                               iso.renegotiation_settle_s))
+                                               iso.renegotiation_settle_s))
 
 
 @dataclass

@@ -37,8 +37,8 @@ HOLD_S = 10.0
 
 @dataclass(frozen=True)
 class RenegotiationPacing:
-    """How fast a station asks its EVs to renegotiate (the station settings' iso15118.renegotiations_at_once and
-    renegotiations_per_second)."""
+    """How fast a station asks its EVs to renegotiate (the station settings' iso15118.renegotiations_at_once,
+    renegotiations_per_second and renegotiation_settle_s)."""
 
     at_once: int = 2  # sessions renegotiating at a time (>= 1)
     per_second: float = 4.0  # renegotiations started per second at most (0: no limit)
