@@ -1,15 +1,16 @@
 """The EXI grammars of the protocols a process serves, loaded at start rather than by the first session.
 
-The codec compiles a namespace's grammars the first time it is used (tens of thousands of objects for -20). A
-serving process loads them once started, so that its first session does not pay for it and so that they are among
-what `v2gstack.heap.freeze_startup_heap` exempts from full garbage collections.
+The codec loads a namespace's grammars the first time it is used (tens of thousands of objects for -20) and writes
+each grammar's decoder and encoder the first time that grammar is used (a few ms each). A serving process does both
+once started, so that no message of its first session waits for it (a charge loop's answer is due within tens of
+ms), and so that they are among what `v2gstack.heap.freeze_startup_heap` exempts from full garbage collections.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .. import exi
+from ..exi.codec import namespace
 
 NAMESPACES: dict[str, tuple[str, ...]] = {
     "din": ("din",), "iso2": ("iso2",), "iso20": ("iso20", "iso20_ac", "iso20_dc"),
@@ -27,5 +28,5 @@ def load_grammars(families: Iterable[str]) -> list[str]:
             raise ValueError(f"unknown protocol {family!r} (known: {', '.join(NAMESPACES)})")
         keys += [k for k in NAMESPACES[family] if k not in keys]
     for key in keys:
-        exi.namespace(key)
+        namespace(key).specialize_all()
     return keys
