@@ -40,12 +40,19 @@ class BitReader:
                 return b
         result = 0
         shift = 0
+        p, v, n = self.p, self.v, self.n
         for _ in range(MAX_UINT_GROUPS):
-            b = self.bits(8)
+            if p + 8 > n:
+                self.p = p
+                raise ExiDecodeError("unexpected end of stream", p)
+            p += 8
+            b = (v >> (n - p)) & 0xFF
             result |= (b & 0x7F) << shift
             if b < 0x80:
+                self.p = p
                 return result
             shift += 7
+        self.p = p
         raise ExiDecodeError(f"unsigned integer longer than {MAX_UINT_GROUPS * 7} bits", self.p)
 
     def integer(self) -> int:
