@@ -16,7 +16,7 @@ from .msglog import ConnectionLog, MessageSink
 from .netif import scoped
 from .sdp import SDP_PORT, SDPRequest, Security
 from .sdp_io import SDP_MAX_REQUESTS, SDP_RETRY_INTERVAL, SDPTimeoutError, discover
-from .stream import ConnectionClosedError, V2GTPStream
+from .stream import ConnectionClosedError, FrameStream, V2GTPStream, open_v2gtp
 from .tls import describe, evcc_context
 from .tls_stream import tls_connect
 from .v2gtp import DEFAULT_MAX_PAYLOAD, V2GTPError
@@ -54,17 +54,17 @@ async def run_evcc(config: EvccConfig | None = None, ev: EVModel | None = None, 
     else:
         (host, port), use_tls = secc, tls
     context = (tls_context or evcc_context()) if use_tls else None
+    stream: FrameStream
     try:
-        if context is None:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
-                                                    config.timers.communication_setup)
+        if context is None:  # plain TCP: V2GTP cut from the socket's bytes by a Protocol (stream.py)
+            stream = await asyncio.wait_for(open_v2gtp(host, port, max_payload=max_payload),
+                                            config.timers.communication_setup)
         else:  # tls_stream: a SECC the EV refuses gets the alert (asyncio's own TLS drops it)
             conn = await asyncio.wait_for(tls_connect(host, port, context), config.timers.communication_setup)
-            reader, writer = conn.reader, conn.writer  # type: ignore[assignment]
+            stream = V2GTPStream(conn.reader, conn.writer, max_payload=max_payload)  # type: ignore[arg-type]
     except (OSError, TimeoutError) as e:
         return engine.on_closed(f"cannot connect to [{host}]:{port} over {'TLS' if use_tls else 'TCP'}: "
                                 f"{type(e).__name__} {e}")
-    stream = V2GTPStream(reader, writer, max_payload=max_payload)
     log.info("EVCC: connected to %s over %s", stream.peer, describe(stream.ssl_object))  # type: ignore[arg-type]
     try:
         return await _session(engine, stream, on_message)
@@ -72,7 +72,7 @@ async def run_evcc(config: EvccConfig | None = None, ev: EVModel | None = None, 
         await stream.close()
 
 
-async def _session(engine: EvccSession, stream: V2GTPStream, on_message: MessageSink | None) -> SessionResult:
+async def _session(engine: EvccSession, stream: FrameStream, on_message: MessageSink | None) -> SessionResult:
     """Request/response until the engine returns a result."""
     loop = asyncio.get_running_loop()
     messages = ConnectionLog("EVCC", stream.peer)
@@ -89,8 +89,7 @@ async def _session(engine: EvccSession, stream: V2GTPStream, on_message: Message
             return engine.on_closed(f"cannot send {step.name}: {e}")
         _record(on_message, messages, "tx", step.ns, step.doc, data, engine)
         try:
-            async with asyncio.timeout(step.timeout):  # no task per message, as wait_for would make
-                frame = await stream.recv()
+            frame = await stream.recv(step.timeout)  # V2G_EVCC_Msg_Timeout or a sequence timer
         except TimeoutError:
             return engine.on_timeout(loop.time())
         except V2GTPError as e:

@@ -16,7 +16,7 @@ import random
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from .. import exi
 from ..trace.error_map import FailureKind
@@ -27,7 +27,7 @@ from .netif import link_local_address
 from .sdp import SDP_PORT, SDPRequest, SDPResponse, Security, Transport
 from .sdp_io import SDPServer, start_sdp_server
 from .secc import PausedSessions, SeccConfig, SeccSession
-from .stream import ConnectionClosedError, V2GTPStream
+from .stream import ConnectionClosedError, FrameStream, V2GTPProtocol, V2GTPStream
 from .tls import TlsPolicyError, check_session20, describe, failure_kind
 from .tls_stream import tls_accept
 from .v2gtp import DEFAULT_MAX_PAYLOAD, V2GTPError
@@ -41,19 +41,19 @@ DYNAMIC_PORTS = (49152, 65535)
 """[V2G2-064]/[DIN 70121]: the SECC's TCP/TLS port, announced by SDP, is in the dynamic range; EVCCs check it."""
 
 
-async def _listen(handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], object], host: str,
-                  port: int) -> asyncio.Server:
+async def _listen(start: Callable[[str, int], Awaitable[asyncio.Server]], host: str, port: int) -> asyncio.Server:
     """A listener on `port`, or with port 0 on a free port of the dynamic range (the OS's ephemeral range is wider).
 
     The OS picks ephemeral ports from 32768 up on Linux; an SDP answer with such a port is rejected by EVCCs that
-    check the standard's range, so port 0 means "a random free port in 49152-65535" here.
+    check the standard's range, so port 0 means "a random free port in 49152-65535" here. `start(host, port)` opens
+    the listener.
     """
     if port:
-        return await asyncio.start_server(handler, host, port)
+        return await start(host, port)
     low, high = DYNAMIC_PORTS
     for _ in range(64):
         try:
-            return await asyncio.start_server(handler, host, random.randint(low, high))
+            return await start(host, random.randint(low, high))
         except OSError as e:
             if e.errno != errno.EADDRINUSE:
                 raise
@@ -98,17 +98,24 @@ class SeccServer:
         self._tls_server: asyncio.Server | None = None
         self._sdp: SDPServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._streams: set[V2GTPStream] = set()
+        self._streams: set[FrameStream] = set()
 
     # ----- lifecycle -----
 
     async def start(self) -> None:
         """Open the listeners and the SDP responder."""
-        if self.tcp:
-            self._tcp_server = await _listen(lambda r, w: self._accept(r, w, False), self.host, self.port)
+        if self.tcp:  # plain TCP: V2GTP cut from the socket's bytes by a Protocol (stream.py)
+            loop = asyncio.get_running_loop()
+
+            def tcp_connection() -> V2GTPProtocol:
+                return V2GTPProtocol(lambda stream: self._accept(stream, False), max_payload=self.max_payload)
+
+            self._tcp_server = await _listen(lambda h, p: loop.create_server(tcp_connection, h, p), self.host,
+                                             self.port)
             self._servers.append(self._tcp_server)
         if self.tls is not None:
-            self._tls_server = await _listen(self._accept_tls, self.host, self.tls_port)
+            self._tls_server = await _listen(lambda h, p: asyncio.start_server(self._accept_tls, h, p), self.host,
+                                             self.tls_port)
             self._servers.append(self._tls_server)
         if self.sdp:
             self._sdp = await start_sdp_server(self.sdp_answer, host=self.host.split("%")[0], port=self.sdp_port,
@@ -191,14 +198,14 @@ class SeccServer:
             return
         finally:
             self._handshakes.discard(writer)
-        await self._accept(conn.reader, conn.writer, True)  # type: ignore[arg-type]
+        stream = V2GTPStream(conn.reader, conn.writer, max_payload=self.max_payload)  # type: ignore[arg-type]
+        await self._accept(stream, True)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool) -> None:
+    async def _accept(self, stream: FrameStream, tls: bool) -> None:
         """Run one connection as a tracked task."""
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        stream = V2GTPStream(reader, writer, max_payload=self.max_payload)
         self._streams.add(stream)
         version = self._tls_version(stream) if tls else None
         session = SeccSession(self.controller_factory(), self.config, self.paused, peer=stream.peer, tls=tls,
@@ -222,7 +229,7 @@ class SeccServer:
                 self._tasks.discard(task)
 
     @staticmethod
-    def _tls_version(stream: V2GTPStream) -> str | None:
+    def _tls_version(stream: FrameStream) -> str | None:
         """The TLS version of a connection as the session needs it: "TLSv1.3" only when -20 may run on it (Table 6
         suite, check_session20), else the version with the reason -20 may not."""
         ssl_object = stream.ssl_object
@@ -236,13 +243,12 @@ class SeccServer:
                 return f"{version} ({e})"
         return version
 
-    async def _serve(self, stream: V2GTPStream, session: SeccSession) -> None:
+    async def _serve(self, stream: FrameStream, session: SeccSession) -> None:
         """Request/response until the session ends."""
         messages = ConnectionLog("SECC", stream.peer)
         while not session.ended:
             try:
-                async with asyncio.timeout(session.timeout):  # no task per message, as wait_for would make
-                    frame = await stream.recv()
+                frame = await stream.recv(session.timeout)  # V2G_SECC_Sequence_Timeout
             except TimeoutError:
                 session.on_timeout()
                 return
