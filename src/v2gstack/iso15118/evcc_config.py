@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from .apphand import protocols
 from .evcc20 import Contract20, OemCredentials20
 from .model import Step
+from .quickinit import quick_init
 from .timers import EvccTimers, SeccTimers
 from .v2gtp import PayloadType
 
@@ -89,6 +90,7 @@ class EvccConfig:
         return self.energy.startswith("dc")
 
 
+@quick_init
 @dataclass(frozen=True)
 class Send:
     """The next request: wait `delay` s, send `doc` coded with `ns`, then wait at most `timeout` s for the answer."""

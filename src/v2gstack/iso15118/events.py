@@ -16,8 +16,10 @@ from typing import Protocol
 from ..trace.error_map import FailureKind
 from .model import ProfileEntry, Step
 from .msglog import MessageRecord
+from .quickinit import quick_init
 
 
+@quick_init
 @dataclass(frozen=True)
 class SessionEnded:
     """The session (one connection) ended: its kind (one row of the error map), the ISO code answered if any."""
@@ -34,6 +36,7 @@ class SessionEnded:
         return self.kind in (FailureKind.NORMAL, FailureKind.PAUSED)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Answered:
     """A response was sent: `elapsed` seconds from the request's last byte to the response written; `late` when that
@@ -47,6 +50,7 @@ class Answered:
     elapsed: float
 
 
+@quick_init
 @dataclass(frozen=True)
 class ScheduleChosen:
     """PowerDeliveryReq(Start) was answered OK: the SAScheduleTuple the EV chose and the charging profile it sent
@@ -56,6 +60,7 @@ class ScheduleChosen:
     profile: tuple[ProfileEntry, ...]
 
 
+@quick_init
 @dataclass(frozen=True)
 class MessageExchanged:
     """One message on the wire (received before it is handled, sent after it left)."""
@@ -63,6 +68,7 @@ class MessageExchanged:
     record: MessageRecord
 
 
+@quick_init
 @dataclass(frozen=True)
 class TlsFailed:
     """A TLS handshake on the SECC's TLS port failed (no session exists): the kind from OpenSSL's reason code."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from .quickinit import quick_init
+
 
 class Step(StrEnum):
     """A request/response pair, named as ISO 15118-2 names it (DIN spellings are mapped by the message modules); the
@@ -65,6 +67,7 @@ def is_dc(mode: str) -> bool:
     return mode.startswith("DC_")
 
 
+@quick_init
 @dataclass(frozen=True)
 class EVSEStatus:
     """AC_EVSEStatus / DC_EVSEStatus content."""
@@ -77,6 +80,7 @@ class EVSEStatus:
     power_switch_closed: bool = False  # DIN AC only
 
 
+@quick_init
 @dataclass(frozen=True)
 class ACEVSEParameters:
     """AC_EVSEChargeParameter: what the AC EVSE can deliver."""
@@ -87,6 +91,7 @@ class ACEVSEParameters:
     max_voltage: float = 400.0  # DIN only
 
 
+@quick_init
 @dataclass(frozen=True)
 class DCEVSEParameters:
     """DC_EVSEChargeParameter: the DC EVSE's limits."""
@@ -101,6 +106,7 @@ class DCEVSEParameters:
     energy_to_be_delivered: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class PMaxEntry:
     """One PMaxScheduleEntry: from `start` seconds, at most `pmax` W (for `duration` seconds on the last one)."""
@@ -110,6 +116,7 @@ class PMaxEntry:
     duration: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class TariffEntry:
     """One SalesTariffEntry with a relative price level."""
@@ -119,6 +126,7 @@ class TariffEntry:
     duration: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class SASchedule:
     """One SAScheduleTuple: a power schedule and an optional (unsigned, EIM) sales tariff."""
@@ -130,6 +138,7 @@ class SASchedule:
     price_levels: int = 1
 
 
+@quick_init
 @dataclass(frozen=True)
 class ProfileEntry:
     """One ChargingProfile entry the EV announces with PowerDeliveryReq."""
@@ -139,6 +148,7 @@ class ProfileEntry:
     max_phases: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class DCEVStatus:
     """DC_EVStatus."""
@@ -148,6 +158,7 @@ class DCEVStatus:
     soc: int = 0
 
 
+@quick_init
 @dataclass(frozen=True)
 class EVChargeParameters:
     """What the EV asks for in ChargeParameterDiscoveryReq (AC fields or DC fields are filled)."""
@@ -168,6 +179,7 @@ class EVChargeParameters:
     bulk_soc: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class MeterReading:
     """MeterInfo: meter id and energy register in Wh."""
@@ -177,6 +189,7 @@ class MeterReading:
     timestamp: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class CurrentDemand:
     """CurrentDemandReq content (DC charge loop)."""
@@ -193,6 +206,7 @@ class CurrentDemand:
     remaining_time_bulk: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class DCOutput:
     """What the DC EVSE reports back in CurrentDemandRes."""
@@ -207,6 +221,7 @@ class DCOutput:
     max_power: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class Service:
     """A value-added service the SECC lists in ServiceDiscoveryRes, with its ServiceDetail parameter sets."""

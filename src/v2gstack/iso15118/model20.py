@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
+from .quickinit import quick_init
+
 
 class EnergyService(IntEnum):
     """Energy transfer services of ISO 15118-20 (ServiceID)."""
@@ -103,6 +105,7 @@ class Notification(StrEnum):
 ParameterValue = bool | int | float | str
 
 
+@quick_init
 @dataclass(frozen=True)
 class ParameterSet:
     """One ParameterSet of a service: its id and named values (ints for the enumerations above)."""
@@ -117,6 +120,7 @@ class ParameterSet:
         return ControlMode(value) if value in (1, 2) else None
 
 
+@quick_init
 @dataclass(frozen=True)
 class ServiceOffer:
     """An energy transfer service the SECC offers, with its parameter sets (ServiceDiscovery + ServiceDetail)."""
@@ -130,6 +134,7 @@ class ServiceOffer:
         return next((p for p in self.parameter_sets if p.set_id == set_id), None)
 
 
+@quick_init
 @dataclass(frozen=True)
 class PowerEntry:
     """One PowerScheduleEntry: `power` W for `duration` s (L2/L3: per-phase values of 3-phase AC)."""
@@ -140,6 +145,7 @@ class PowerEntry:
     power_l3: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class PriceLevels:
     """PriceLevelSchedule: relative price levels 0..levels-1, each for `duration` seconds."""
@@ -149,6 +155,7 @@ class PriceLevels:
     entries: tuple[tuple[int, int], ...]  # (duration s, price level)
 
 
+@quick_init
 @dataclass(frozen=True)
 class PriceRule:
     """One PriceRule of a PriceRuleStack: the energy fee (per kWh) from `power_range_start` W up."""
@@ -157,6 +164,7 @@ class PriceRule:
     power_range_start: float = 0.0
 
 
+@quick_init
 @dataclass(frozen=True)
 class AbsolutePrices:
     """AbsolutePriceSchedule (reduced to what we use): currency, algorithm and one rule stack per period."""
@@ -171,6 +179,7 @@ class AbsolutePrices:
 Prices = PriceLevels | AbsolutePrices
 
 
+@quick_init
 @dataclass(frozen=True)
 class PowerSchedule:
     """A ChargingSchedule or DischargingSchedule: power entries (magnitudes) and an optional price schedule."""
@@ -196,6 +205,7 @@ class PowerSchedule:
         return sum(e.duration for e in self.entries)
 
 
+@quick_init
 @dataclass(frozen=True)
 class ScheduleTuple:
     """One ScheduleTuple: the power the EV may take over time and, for BPT, the power it may feed back."""
@@ -205,6 +215,7 @@ class ScheduleTuple:
     discharging: PowerSchedule | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class EVNeeds:
     """What the EV asks for in ScheduleExchangeReq (energies in Wh, SoC in %; V2X: the range for discharging)."""
@@ -222,6 +233,7 @@ class EVNeeds:
     offer: tuple[PowerEntry, ...] = ()  # Scheduled: the EV's own power offer (EVEnergyOffer), if any
 
 
+@quick_init
 @dataclass(frozen=True)
 class DynamicSchedule:
     """ScheduleExchangeRes in dynamic mode: what the SECC plans with (echoed or its own mobility needs)."""
@@ -232,6 +244,7 @@ class DynamicSchedule:
     prices: Prices | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class EVACLimits:
     """AC_ChargeParameterDiscoveryReq: the EV's power limits (discharge: BPT only)."""
@@ -242,6 +255,7 @@ class EVACLimits:
     min_discharge_power: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class ACLimits20:
     """AC_ChargeParameterDiscoveryRes: the EVSE's power limits and grid facts (discharge: BPT only)."""
@@ -254,6 +268,7 @@ class ACLimits20:
     present_power: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class EVDCLimits:
     """DC_ChargeParameterDiscoveryReq: the EV's limits (discharge: BPT only)."""
@@ -271,6 +286,7 @@ class EVDCLimits:
     min_discharge_current: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class DCLimits20:
     """DC_ChargeParameterDiscoveryRes: the EVSE's limits (discharge: BPT only)."""
@@ -287,6 +303,7 @@ class DCLimits20:
     min_discharge_current: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class EnergyRequest:
     """The energy requests a dynamic-mode EV repeats in each charge-loop request (Wh)."""
@@ -299,6 +316,7 @@ class EnergyRequest:
     departure_time: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class LoopRequest:
     """What the EV says in one AC_ChargeLoopReq / DC_ChargeLoopReq (signed: + import, - export)."""
@@ -324,6 +342,7 @@ class LoopRequest:
     energy: EnergyRequest | None = None  # dynamic mode
 
 
+@quick_init
 @dataclass(frozen=True)
 class ACLoopAnswer:
     """The controller's answer to one AC charge-loop request: the target active power (signed; dynamic mode needs
@@ -334,6 +353,7 @@ class ACLoopAnswer:
     frequency: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class DCLoopAnswer:
     """The controller's answer to one DC charge-loop request: the output now (current signed) and the limits it
@@ -348,6 +368,7 @@ class DCLoopAnswer:
     voltage_limit_achieved: bool = False
 
 
+@quick_init
 @dataclass(frozen=True)
 class MeterReading20:
     """MeterInfo of -20: energy imported and exported (Wh), an optional signature of the meter."""
@@ -359,6 +380,7 @@ class MeterReading20:
     signature: bytes | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class LoopStatus:
     """What the SECC tells the EV besides the power: a notification and the delay the EV has to act on it."""

@@ -18,6 +18,7 @@ from typing import IO, Any
 from ..trace import records
 from .apphand import PROTOCOLS
 from .messages import body_name
+from .quickinit import quick_init
 
 _UNIT = {"h": "h", "m": "min", "s": "s", "A": "A", "V": "V", "W": "W", "Wh": "Wh"}
 _SHOWN = ("ResponseCode", "EVSEProcessing", "ChargeProgress", "ReadyToChargeState", "ChargingSession",
@@ -29,6 +30,7 @@ _SHOWN = ("ResponseCode", "EVSEProcessing", "ChargeProgress", "ReadyToChargeStat
           "EVPresentVoltage", "EVProcessing", "BPT_ChannelSelection")
 
 
+@quick_init
 @dataclass(frozen=True)
 class MessageRecord:
     """One message on the wire, as seen by `role` ('EVCC' or 'SECC')."""

@@ -10,6 +10,7 @@ from typing import Any
 from ..trace.error_map import FailureKind, kind_of_code
 from .evse import SessionInfo
 from .model import Step
+from .quickinit import quick_init
 from .v2gtp import PayloadType
 
 
@@ -39,6 +40,7 @@ class PausedSessions:
         return len(self._by_id)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Reply:
     """What the shell does next: send `doc` (coded with namespace `ns`) if any, then close if `close`."""
