@@ -221,8 +221,9 @@ class EvPower20:
     def _dc_loop_res(self, body: Body, now: float) -> Send | SessionResult:
         """DC_ChargeLoopRes: the EVSE's output (signed current) is what flows; its limits are kept."""
         voltage, current, limits, _flags, status = read_dc_loop_res(body)
-        if self.evse_dc is not None:
-            self.evse_dc = replace(self.evse_dc, **limits)  # type: ignore[arg-type]
+        evse = self.evse_dc
+        if evse is not None and any(getattr(evse, k) != v for k, v in limits.items()):  # a new record if changed
+            self.evse_dc = replace(evse, **limits)  # type: ignore[arg-type]
         self.take(now, voltage * current)
         self.s.charge_loops += 1
         return self.after_loop(now, status)

@@ -47,6 +47,9 @@ _LOOP_EVSE = ("EVSEMaximumChargePower", "EVSEMinimumChargePower", "EVSEMaximumCh
 _LOOP_EVSE_BPT = ("EVSEMaximumDischargePower", "EVSEMinimumDischargePower", "EVSEMaximumDischargeCurrent",
                   "EVSEMinimumVoltage")
 _LIMIT_FIELDS = frozenset(f.name for f in fields(DCLimits20))
+_LOOP_LIMITS = tuple((name, _EVSE.get(name, "")) for name in _LOOP_EVSE + _LOOP_EVSE_BPT
+                     if _EVSE.get(name, "") in _LIMIT_FIELDS)
+"""(element, DCLimits20 field) of the limits a DC_ChargeLoopRes may carry."""
 
 
 # ----- DC_ChargeParameterDiscovery -----
@@ -214,10 +217,9 @@ def read_dc_loop_res(body: Body) -> tuple[float, float, dict[str, float], tuple[
     current, voltage limit achieved), status)."""
     _, _, m = find_loop_mode(body, True, False)
     limits: dict[str, float] = {}
-    for name in _LOOP_EVSE + _LOOP_EVSE_BPT:
+    for name, attr in _LOOP_LIMITS:
         x = magnitude(m.get(name))
-        attr = _EVSE.get(name, "")
-        if x is not None and attr in _LIMIT_FIELDS:
+        if x is not None:
             limits[attr] = x
     notification, delay = read_evse_status(body)
     status = LoopStatus(notification, delay, read_meter_info(body.get("MeterInfo")))

@@ -8,19 +8,32 @@ from ..model20 import ControlMode, DynamicSchedule, EnergyRequest, LoopStatus, N
 from .iso20_types import Body, Iso20Error, evse_status, meter_info, need, number, rational
 
 
-def loop_mode_name(mode: ControlMode, bpt: bool, dc: bool, request: bool) -> str:
-    """The element name of a charge loop's control mode, e.g. BPT_Dynamic_DC_CLResControlMode."""
+def _mode_name(mode: ControlMode, bpt: bool, dc: bool, request: bool) -> str:
+    """The element name of a charge loop's control mode, worked out."""
     return (f"{'BPT_' if bpt else ''}{'Scheduled' if mode is ControlMode.SCHEDULED else 'Dynamic'}_"
             f"{'DC' if dc else 'AC'}_CL{'Req' if request else 'Res'}ControlMode")
 
 
+_MODE_NAMES = {(mode, bpt, dc, request): _mode_name(mode, bpt, dc, request)
+               for mode in ControlMode for bpt in (False, True) for dc in (False, True) for request in (False, True)}
+_MODES_OF = {(dc, request): tuple((_MODE_NAMES[mode, bpt, dc, request], mode, bpt)
+                                  for mode in ControlMode for bpt in (False, True))
+             for dc in (False, True) for request in (False, True)}
+"""(element name, control mode, BPT) of each control mode a charge-loop message of (DC, request) may carry, in the
+order they are looked for."""
+
+
+def loop_mode_name(mode: ControlMode, bpt: bool, dc: bool, request: bool) -> str:
+    """The element name of a charge loop's control mode, e.g. BPT_Dynamic_DC_CLResControlMode."""
+    return _MODE_NAMES[mode, bpt, dc, request]
+
+
 def find_loop_mode(body: Body, dc: bool, request: bool) -> tuple[ControlMode, bool, Body]:
     """(control mode, BPT, content) of whichever control-mode element a charge-loop message carries."""
-    for mode in ControlMode:
-        for bpt in (False, True):
-            content = body.get(loop_mode_name(mode, bpt, dc, request))
-            if content is not None:
-                return mode, bpt, content
+    for name, mode, bpt in _MODES_OF[dc, request]:
+        content = body.get(name)
+        if content is not None:
+            return mode, bpt, content
     raise Iso20Error("charge-loop message without a control mode")
 
 
