@@ -152,6 +152,14 @@ class FrameDecoder:
         """Add received bytes; return every frame completed by them, in order."""
         if self._error is not None:
             raise self._error
+        if not self._buf and len(data) >= HEADER_LENGTH:  # the usual case: one whole frame in one chunk
+            try:
+                ptype, length = decode_header(data, self.allowed, self.max_payload)
+            except V2GTPError as e:
+                self._error = e
+                raise
+            if len(data) == HEADER_LENGTH + length:
+                return [Frame(ptype, bytes(data[HEADER_LENGTH:]))]
         self._buf += data
         frames: list[Frame] = []
         try:
