@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from v2gstack.iso15118 import stream as stream_module
 from v2gstack.iso15118.stream import ConnectionClosedError, V2GTPProtocol, open_v2gtp
 from v2gstack.iso15118.v2gtp import BadVersionError, PayloadType, TruncatedFrameError, encode_frame
 
@@ -82,9 +83,12 @@ async def test_a_partial_frame_does_not_end_the_wait(pair: tuple[V2GTPProtocol, 
     assert (await stream.recv(2.0)).payload == b"abcdef"
 
 
-async def test_the_timer_follows_each_wait(pair: tuple[V2GTPProtocol, Peer]) -> None:
+@pytest.mark.parametrize("keep", [stream_module._KEEP_TIMER, 0.0])
+async def test_the_timer_follows_each_wait(pair: tuple[V2GTPProtocol, Peer], keep: float,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A long timeout, then a short one: the short one expires on its own deadline (the armed timer is moved
     earlier); then a longer one after the short: the old timer's firing does not end it (it moves later)."""
+    monkeypatch.setattr(stream_module, "_KEEP_TIMER", keep)  # 0: every timer is kept and moved
     stream, peer = pair
     await peer.write(encode_frame(EXI, b"1"))
     assert (await stream.recv(60.0)).payload == b"1"  # arms the timer 60 s ahead
@@ -100,9 +104,12 @@ async def test_the_timer_follows_each_wait(pair: tuple[V2GTPProtocol, Peer]) -> 
     assert (await task).payload == b"3"
 
 
-async def test_a_timer_that_fires_while_nobody_waits(pair: tuple[V2GTPProtocol, Peer]) -> None:
+@pytest.mark.parametrize("keep", [stream_module._KEEP_TIMER, 0.0])
+async def test_a_timer_that_fires_while_nobody_waits(pair: tuple[V2GTPProtocol, Peer], keep: float,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The timer of a finished wait fires while nobody waits: nothing happens, and the next wait keeps its own
     deadline (times out, or gets its frame)."""
+    monkeypatch.setattr(stream_module, "_KEEP_TIMER", keep)  # 0: every timer is kept and moved
     stream, peer = pair
     await peer.write(encode_frame(EXI, b"1"))
     assert (await stream.recv(0.02)).payload == b"1"
@@ -115,8 +122,11 @@ async def test_a_timer_that_fires_while_nobody_waits(pair: tuple[V2GTPProtocol, 
     assert (await stream.recv(None)).payload == b"2"
 
 
-async def test_no_limit_is_not_ended_by_an_old_timer(pair: tuple[V2GTPProtocol, Peer]) -> None:
+@pytest.mark.parametrize("keep", [stream_module._KEEP_TIMER, 0.0])
+async def test_no_limit_is_not_ended_by_an_old_timer(pair: tuple[V2GTPProtocol, Peer], keep: float,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A wait without a timeout is not ended by the timer a timed wait left armed."""
+    monkeypatch.setattr(stream_module, "_KEEP_TIMER", keep)  # 0: every timer is kept and moved
     stream, peer = pair
     await peer.write(encode_frame(EXI, b"1"))
     assert (await stream.recv(0.03)).payload == b"1"

@@ -17,6 +17,11 @@ from typing import Any, Protocol
 from .v2gtp import DEFAULT_MAX_PAYLOAD, EXI_PAYLOADS, Frame, FrameDecoder, PayloadType, V2GTPError, encode_frame
 
 _READ_CHUNK = 65536
+_KEEP_TIMER = 1.0
+"""V2GTPProtocol keeps its timer armed after a wait only when it fires more than this many seconds later (the
+SECC's 60 s sequence timeout: the next waits reuse it, and it fires at most once a second); a nearer one (the EV's
+0.25-2 s message timeouts, -20's 0.5 s sequence timeout) is cancelled, as asyncio.timeout does, since letting it
+fire would wake the event loop once per message for nothing."""
 _PAUSE_FRAMES = 16
 """Frames received and not yet taken at which V2GTPProtocol stops reading from the socket until the session takes
 them (a request/response peer has one at a time): a peer that floods cannot fill memory."""
@@ -128,10 +133,10 @@ class V2GTPProtocol(asyncio.Protocol):
     the one task that waits in `recv`.
 
     The timeout of `recv` is exactly `asyncio.timeout(timeout)` around the wait (the deadline counts from the call;
-    a frame already complete is returned at once; TimeoutError when the deadline passes first), but it costs no
-    timer per message: one timer per connection stays armed at or before the deadline of the running wait and, when
-    it fires, either fails the wait (its deadline reached) or moves itself to the wait's later deadline. A timer
-    that fires while nobody waits is dropped; the next wait arms it again."""
+    a frame already complete is returned at once; TimeoutError when the deadline passes first), for less: one timer
+    per connection is armed at or before the deadline of the running wait and, when it fires, either fails the wait
+    (its deadline reached) or moves itself to the wait's later deadline. A wait that ends leaves a far timer armed
+    for the next waits (_KEEP_TIMER) and cancels a near one; a timer that fires while nobody waits is dropped."""
 
     def __init__(self, on_connected: Callable[[V2GTPProtocol], Coroutine[Any, Any, None]] | None = None, *,
                  max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
@@ -265,6 +270,10 @@ class V2GTPProtocol(asyncio.Protocol):
             await waiter
         finally:
             self._waiter = None
+            timer = self._timer
+            if timer is not None and self._timer_when - loop.time() < _KEEP_TIMER:
+                timer.cancel()  # a cancelled timer wakes nobody; one left to fire would cost a turn of the loop
+                self._timer = None
 
     def _expire(self) -> None:
         """The timer fired: fail the wait whose deadline it reached, move it to the running wait's later deadline,
