@@ -141,7 +141,7 @@ class Transactions:
         """Start a transaction on the EVSE and send Started with the begin meter values."""
         clock = self.ctx.clock
         tx = Transaction(evse.id, evse.connector_id, remote_start_id=remote_start_id,
-                         started_epoch=clock.wall().timestamp(), reservation_id=evse.reservation_used)
+                         started_epoch=clock.epoch(), reservation_id=evse.reservation_used)
         evse.reservation_used = None
         tx.charging_state = "EVConnected" if evse.plugged else "Idle"
         if evse.authorized:
