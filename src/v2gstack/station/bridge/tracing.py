@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...iso15118.events import MessageExchanged, ScheduleChosen, SessionEvent
+from ...iso15118.msglog import MessageRecord
 from ...trace.timeline import Timeline
 from ..ports import StationPort
 
@@ -104,11 +105,14 @@ class SessionTrace:
         self.concerns: Callable[[str, Payload], bool] = lambda action, payload: False
         self._mids: set[str] = set()  # the CALLs recorded, whose answers are recorded too
 
+    def message(self, r: MessageRecord) -> None:
+        """A message as the SECC parsed it (its name is read from the document only if its record is built)."""
+        self.timeline.iso(r.direction, r.namespace, None, r.doc, r.exi, r.session_id)
+
     def event(self, event: SessionEvent) -> None:
         """A typed event of the SECC: messages as parsed, the EV's chosen schedule."""
         if isinstance(event, MessageExchanged):
-            r = event.record
-            self.timeline.iso(r.direction, r.namespace, r.name, r.doc, r.exi, r.session_id)
+            self.message(event.record)
         elif isinstance(event, ScheduleChosen):
             self.timeline.state("ScheduleChosen", saScheduleTupleId=event.tuple_id,
                                 profile=[(e.start, e.max_power) for e in event.profile])
