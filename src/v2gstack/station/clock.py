@@ -20,12 +20,16 @@ class Clock:
         self._mono0 = time.monotonic()
         self._wall0 = dt.datetime.now(dt.UTC)
         self._wall0_us = _epoch_us(self._wall0)
+        self._stamp_ms = -1  # the millisecond of `_stamp`, timestamp()'s last answer
+        self._stamp = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A clock that reads its wall time another way (a test's hand-set clock) reads epoch() from it too."""
         super().__init_subclass__(**kwargs)
         if "wall" in cls.__dict__ and "epoch" not in cls.__dict__:
             cls.epoch = lambda self: self.wall().timestamp()  # type: ignore[method-assign]
+        if "wall" in cls.__dict__ and "timestamp" not in cls.__dict__:
+            cls.timestamp = lambda self: rfc3339(self.wall())  # type: ignore[method-assign]
 
     def now(self) -> float:
         """Simulated seconds since the clock started (monotonic)."""
@@ -46,8 +50,13 @@ class Clock:
         self._wall0_us = _epoch_us(self._wall0)
 
     def timestamp(self) -> str:
-        """Simulated wall-clock time as an RFC 3339 string with milliseconds, as OCPP wants it."""
-        return rfc3339(self.wall())
+        """Simulated wall-clock time as an RFC 3339 string with milliseconds, as OCPP wants it (formatted once per
+        millisecond: every OCPP frame's DiagnosticsLog line and every message's timestamp asks)."""
+        us = self._wall0_us + _microseconds(self.now())
+        if us // 1000 != self._stamp_ms:
+            self._stamp_ms = us // 1000
+            self._stamp = rfc3339(_EPOCH + dt.timedelta(microseconds=us))
+        return self._stamp
 
     async def sleep(self, seconds: float) -> None:
         """Sleep for `seconds` of simulated time."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,10 @@ def frame_keys(payload: Payload) -> tuple[Any, Any]:
 
 SESSION_ACTIONS = frozenset({"Authorize"})
 """CALLs that concern a session without naming a transaction or an EVSE (the one a session is waiting for)."""
+_TIE_KEYS = ('"transactionId"', '"evseId"', '"evse"', *(f'"{a}"' for a in sorted(SESSION_ACTIONS)))
+"""What a CALL's text holds when frame_keys can find a key in it, or it is a SESSION_ACTIONS CALL (no escapes)."""
+_HEAD = re.compile(r'\s*\[\s*([234])\s*,\s*"([^"\\]*)"')
+"""An OCPP-J frame's message type and id, read from its text."""
 
 
 class OcppFrames:
@@ -69,9 +74,19 @@ class OcppFrames:
         station.on_frame(self._frame)
 
     def _frame(self, direction: str, text: str) -> None:
-        """Parse a frame once; skip what is not an OCPP-J frame or concerns no session."""
+        """Parse a frame once; skip what is not an OCPP-J frame or concerns no session. A frame without escapes is
+        first read as text: a CALL none of whose keys can tie it to a session, or the answer to a CALL that no
+        session recorded (a CSMS's setpoint CALLs and the station's answers), is skipped without parsing it."""
         if not self.subscribers:
             return
+        if "\\" not in text:
+            head = _HEAD.match(text)
+            if head is not None:
+                if head[1] == "2":
+                    if not any(key in text for key in _TIE_KEYS):
+                        return
+                elif head[2] not in self._calls:
+                    return
         try:
             message = json.loads(text)
         except ValueError:
