@@ -267,8 +267,11 @@ class DeviceModel:
         return int(self.value(component, name, **kw))
 
     def bool(self, component: str, name: str, **kw: Any) -> bool:
-        """A boolean variable's value."""
-        return self.value(component, name, **kw) == "true"
+        """A boolean variable's value (one look-up: the bridge asks for a few in every charge loop)."""
+        v = self._by_key.get((component, None, kw.get("evse"), name, kw.get("instance")))
+        if v is None:
+            raise KeyError(f"{component}.{name}")
+        return v.value == "true"
 
     def members(self, component: str, name: str, **kw: Any) -> list[str]:
         """A MemberList/SequenceList variable's items."""

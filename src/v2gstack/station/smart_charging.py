@@ -52,10 +52,10 @@ class SmartCharging:
         # is stale; a change on one EVSE counts in `_evse_generation` only, so that a setpoint to one car of a large
         # station does not make every other EVSE's next charge loop compose its period again
         self._evse_generation: dict[int, int] = {}
-        # evse -> (inputs, since, until, period): the period in force, reused while its inputs (the change counts,
-        # the transaction and its start, the supply) are the same and the station's clock reads within
+        # evse -> (inputs, since, until, period, its limit): the period in force, reused while its inputs (the change
+        # counts, the transaction and its start, the supply) are the same and the station's clock reads within
         # [since, until): from when it was composed to the next instant any of its profiles can change
-        self._memo: dict[int, tuple[tuple[Any, ...], float, float, Payload | None]] = {}
+        self._memo: dict[int, tuple[tuple[Any, ...], float, float, Payload | None, float | None]] = {}
         self._limit_memo: dict[int, tuple[tuple[Any, ...], float, float, float | None]] = {}  # 2.0.1's limit, alike
         self._shared: tuple[tuple[int, int], dict[Any, Payload | None]] = ((-1, -1), {})  # periods of timeless sets
         self._load()
@@ -66,19 +66,16 @@ class SmartCharging:
     def limit_w(self, evse_id: int) -> float | None:
         """The charging-profile limit on the EVSE now, in W (None: no profile limits it)."""
         if self.link.v21:
-            period = self.period_now(evse_id)
-            if period is None:
+            if not self.profiles.items and not self.external:
                 return None
-            if period.get("operationMode") == OperationMode.IDLE.value:
-                return 0.0
-            return total(period, Quantity.LIMIT)  # the per-phase limits summed
+            return self._now21(evse_id)[4]  # the period's limit, worked out once per composition
         if not self.profiles.items:
             return None
         evse = self.ctx.evses[evse_id]
         tx = evse.tx
         tx_id, tx_start = (tx.id, tx.started_epoch) if tx else (None, None)
         limits = evse.hardware.limits
-        now = self.ctx.clock.wall().timestamp()
+        now = self.ctx.clock.epoch()
         inputs = (self._generation, self._evse_generation.get(evse_id, 0), getattr(self.profiles.items, "version", 0),
                   tx_id, tx_start, limits.nominal_voltage, limits.phases)
         memo = self._limit_memo.get(evse_id)
@@ -113,16 +110,21 @@ class SmartCharging:
         supply. A clock that goes back before the composition, or jumps past `until`, composes again."""
         if not self.profiles.items and not self.external:
             return None
+        return self._now21(evse_id)[3]
+
+    def _now21(self, evse_id: int) -> tuple[tuple[Any, ...], float, float, Payload | None, float | None]:
+        """period_now's memo entry for the EVSE, composed again when stale: (inputs, since, until, period, the
+        period's charging limit in W: 0 when Idle, the per-phase limits summed, None without one)."""
         evse = self.ctx.evses[evse_id]
         tx = evse.tx
         tx_id, tx_start = (tx.id, tx.started_epoch) if tx else (None, None)
-        now = self.ctx.clock.wall().timestamp()  # the station's clock (a simulation may run it faster, or jump it)
+        now = self.ctx.clock.epoch()  # the station's clock (a simulation may run it faster, or jump it)
         limits = evse.hardware.limits
         inputs = (self._generation, self._evse_generation.get(evse_id, 0), getattr(self.profiles.items, "version", 0),
                   tx_id, tx_start, limits.nominal_voltage, limits.phases)
         memo = self._memo.get(evse_id)
-        if memo is not None and memo[0] == inputs and memo[1] <= now < memo[2]:
-            return memo[3]
+        if memo is not None and memo[1] <= now < memo[2] and memo[0] == inputs:
+            return memo
         # the EVSE's own and the station-wide entries only (no list of every EVSE's profiles: a charge loop asks)
         items = [(i.evse_id, i.profile) for i in self.profiles.for_evse(evse_id)
                  if _applies(i.evse_id, i.profile, evse_id, tx_id)]
@@ -141,8 +143,14 @@ class SmartCharging:
         else:
             period = compose_at(items, evse_id, now, "W", electrical, tx_start) or None
             until = min((next_change(p, now, tx_start) for _, p in items), default=math.inf)
-        self._memo[evse_id] = (inputs, now, until, period)
-        return period
+        if period is None:
+            limit = None
+        elif period.get("operationMode") == OperationMode.IDLE.value:
+            limit = 0.0
+        else:
+            limit = total(period, Quantity.LIMIT)  # the per-phase limits summed
+        memo = self._memo[evse_id] = (inputs, now, until, period, limit)
+        return memo
 
     def capabilities(self, evse_id: int) -> Capabilities:
         """What the device model declares of the optional 2.1 features (the V2X rules check profiles against it)."""
@@ -191,7 +199,7 @@ class SmartCharging:
         voltage, phases = (evse.hardware.limits.nominal_voltage, evse.hardware.limits.phases) if evse else (230.0, 3)
         if max_periods is None:
             max_periods = ctx.model.int("SmartChargingCtrlr", "PeriodsPerSchedule")
-        return self.profiles.composite(evse_id, ctx.clock.wall().timestamp(), duration_s, unit, voltage=voltage,
+        return self.profiles.composite(evse_id, ctx.clock.epoch(), duration_s, unit, voltage=voltage,
                                        default_phases=phases, tx_start=tx.started_epoch if tx else None,
                                        tx_id=tx.id if tx else None,
                                        evse_max=evse.max_power_w if evse else sum(
@@ -209,7 +217,7 @@ class SmartCharging:
         if max_periods is None:
             max_periods = ctx.model.int("SmartChargingCtrlr", "PeriodsPerSchedule")
         try:
-            schedule = composite_schedule(self.items(), evse_id, ctx.clock.wall().timestamp(), duration_s, unit,
+            schedule = composite_schedule(self.items(), evse_id, ctx.clock.epoch(), duration_s, unit,
                                           tx_id=tx.id if tx else None, tx_start=tx.started_epoch if tx else None,
                                           electrical=electrical, default_limit=cap, max_periods=max_periods)
         except CompositeTooLong as e:

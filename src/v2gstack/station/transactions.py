@@ -141,7 +141,7 @@ class Transactions:
         """Start a transaction on the EVSE and send Started with the begin meter values."""
         clock = self.ctx.clock
         tx = Transaction(evse.id, evse.connector_id, remote_start_id=remote_start_id,
-                         started_epoch=clock.wall().timestamp(), reservation_id=evse.reservation_used)
+                         started_epoch=clock.epoch(), reservation_id=evse.reservation_used)
         evse.reservation_used = None
         tx.charging_state = "EVConnected" if evse.plugged else "Idle"
         if evse.authorized:
@@ -234,7 +234,7 @@ class Transactions:
         allowed and the charging state follow."""
         evse = self.ctx.evses[evse_id]
         evse.reading()  # the simulated SoC up to now, before the EV's own figure replaces it
-        before = _drawing_state(evse)
+        before = evse.ev_power_w, evse.soc  # what _drawing_state reads (compared only when they changed)
         if demand_w is not None:
             evse.ev_power_w = demand_w
         if soc is not None:
@@ -244,7 +244,8 @@ class Transactions:
         # an ISO 15118 EV tells its demand and SoC in every charge loop (4 times a second); the target depends on
         # them only through the direction of the demand and a full battery (the V2X control loop moves schedules on
         # every control period, profile changes apply at once), so only a change of those is applied now
-        if evse.scripted or _drawing_state(evse) != before:
+        if evse.scripted or ((evse.ev_power_w, evse.soc) != before
+                             and _drawing_state(evse) != _drawing_state(evse, *before)):
             self.apply_power(evse)
 
     def _profiles_changed(self, evse_id: int) -> None:
@@ -402,6 +403,9 @@ class Transactions:
         return {"status": "Accepted"}
 
 
-def _drawing_state(evse: Evse) -> tuple[bool, bool, bool]:
-    """What of an EV's demand and SoC the EVSE's target and charging state depend on: draws, gives, is full."""
-    return evse.ev_power_w > 0, evse.ev_power_w < 0, (evse.soc or 0.0) >= 100.0
+def _drawing_state(evse: Evse, power_w: float | None = None, soc: float | None = None) -> tuple[bool, bool, bool]:
+    """What of an EV's demand and SoC the EVSE's target and charging state depend on: draws, gives, is full (of
+    `power_w` and `soc` when given, else the EVSE's)."""
+    if power_w is None:
+        power_w, soc = evse.ev_power_w, evse.soc
+    return power_w > 0, power_w < 0, (soc or 0.0) >= 100.0

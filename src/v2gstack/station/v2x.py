@@ -71,6 +71,9 @@ class V2x:
         self.ticks = 0  # control loop runs so far
         self._tick = asyncio.Condition()
         self._pulled: dict[int, float] = {}  # Dynamic profile id -> when it was last pulled (wall epoch)
+        # evse -> (period, the other inputs, target): compute_target's last answer, reused while the composite period
+        # is the same object (the smart charging's memo keeps it until its next boundary) and the inputs are equal
+        self._target_memo: dict[int, tuple[Payload | None, tuple[Any, ...], EvseTarget]] = {}
         smart_charging.pre_check = self.check_profile
         link.data_transfer[GRID_SIM_VENDOR] = self._grid_data_transfer
         if isinstance(self.frequency, SimulatedGridFrequency):
@@ -136,10 +139,16 @@ class V2x:
             return STOPPED
         period = self.smart_charging.period_now(evse_id)
         external = self.external.get(evse_id)
-        target = compute_target(
-            period, rating_w=evse.max_power_w, discharge_rating_w=evse.max_power_w,
-            can_discharge=self.can_discharge(evse), frequency_hz=self.frequency.frequency(),
-            afrr_signal=self._signal(), external_setpoint_w=external.setpoint_w if external else None)
+        inputs = (evse.max_power_w, self.can_discharge(evse), self.frequency.frequency(), self._signal(),
+                  external.setpoint_w if external else None)
+        memo = self._target_memo.get(evse_id)
+        if memo is not None and memo[0] is period and memo[1] == inputs:  # the same period (kept alive here)
+            target = memo[2]
+        else:
+            target = compute_target(
+                period, rating_w=inputs[0], discharge_rating_w=inputs[0], can_discharge=inputs[1],
+                frequency_hz=inputs[2], afrr_signal=inputs[3], external_setpoint_w=inputs[4])
+            self._target_memo[evse_id] = (period, inputs, target)
         if evse.soc is not None and evse.soc >= 100.0 and target.import_limit_w > 0:  # a full battery takes nothing
             target = EvseTarget(target.mode, None if target.setpoint_w is None else min(target.setpoint_w, 0.0),
                                 0.0, target.export_limit_w, target.source)
@@ -171,7 +180,7 @@ class V2x:
 
     def _signal(self) -> int | None:
         """The aFRR signal in force now (None before the first, or before its timestamp)."""
-        if self.afrr is None or self.ctx.clock.wall().timestamp() < self.afrr[0]:
+        if self.afrr is None or self.ctx.clock.epoch() < self.afrr[0]:
             return None
         return self.afrr[1]
 
@@ -224,7 +233,7 @@ class V2x:
         """PullDynamicScheduleUpdate (K29) for each Dynamic profile whose dynUpdateInterval has passed."""
         if not self.link.v21 or not self.link.online:
             return
-        now = self.ctx.clock.wall().timestamp()
+        now = self.ctx.clock.epoch()
         for item in list(self.smart_charging.profiles.items.values()):
             p = item.profile
             interval = p.get("dynUpdateInterval")

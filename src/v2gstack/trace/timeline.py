@@ -29,11 +29,21 @@ Decode = Callable[[str, bytes], dict[str, Any]]
 """An EXI decoder: (namespace key, EXI stream) -> the message's JSON view (`v2gstack.exi.decode`)."""
 
 
-_Message = tuple[int, float, float, str, str, str, str, dict[str, Any] | None, bytes]
+_Message = tuple[int, float, float, str, str, str | None, str, dict[str, Any] | None, bytes]
 """An ISO message kept in memory only, its record built when someone reads the timeline: (seq, mono, wall,
-direction, namespace, name, session_id, doc, exi), doc None when the timeline decodes the bytes. A plain tuple
+direction, namespace, name, session_id, doc, exi), doc None when the timeline decodes the bytes, name None when it
+is read from the document then. A plain tuple
 (the only tuples among the records): one of atoms only is untracked by the garbage collector after its first
 collection, where an object of a class is walked by every full one."""
+
+
+def message_name(doc: dict[str, Any]) -> str:
+    """The name of an ISO 15118 / DIN message in the EXI JSON view (its Body's element for DIN and -2, the root
+    element for -20 and the handshake), '?' if there is none."""
+    msg = doc.get("V2G_Message")
+    if msg is None:
+        return next(iter(doc), "?")
+    return next(iter(msg.get("Body") or {}), "?")
 
 
 class Timeline:
@@ -67,6 +77,8 @@ class Timeline:
                     if doc is None:
                         assert self._decode is not None
                         doc = self._decode(namespace, data)
+                    if name is None:
+                        name = message_name(doc)
                     kept[i] = records.record(
                         seq=seq, mono=mono, wall=wall, trace_id=self.trace_id, source=self.source,
                         protocol="iso15118", kind="message",
@@ -98,9 +110,10 @@ class Timeline:
         self._seq += 1
         return True
 
-    def iso(self, direction: str, namespace: str, name: str, doc: dict[str, Any], exi: bytes,
+    def iso(self, direction: str, namespace: str, name: str | None, doc: dict[str, Any], exi: bytes,
             session_id: str = "") -> None:
-        """An ISO 15118 / DIN message as the SECC sent ("tx") or received ("rx") it."""
+        """An ISO 15118 / DIN message as the SECC sent ("tx") or received ("rx") it (`name` None: the message's
+        name is read from `doc` when its record is built)."""
         if self._nowhere():
             return
         if self.path is None or self._closed:  # memory only: the record is built when it is read
@@ -112,7 +125,8 @@ class Timeline:
                 self._messages += 1
             self._seq += 1
             return
-        self.write("iso15118", "message", **records.iso_message(direction, namespace, name, session_id, doc, exi))
+        self.write("iso15118", "message", **records.iso_message(direction, namespace, name or message_name(doc),
+                                                                session_id, doc, exi))
 
     def ocpp(self, direction: str, frame: list[Any], action: str | None = None) -> None:
         """An OCPP frame as the station sent ("tx") or received ("rx") it."""

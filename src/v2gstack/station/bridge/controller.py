@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ...hardware import EvseHardware
-from ...iso15118.events import SessionEnded, SessionEvent
+from ...iso15118.events import MessageExchanged, SessionEnded, SessionEvent
 from ...iso15118.evse import AuthorizationStatus, CableCheckResult, EVSEController, SessionInfo
 from ...iso15118.model import (
     ACEVSEParameters,
@@ -27,6 +27,7 @@ from ...iso15118.model import (
     Service,
     is_dc,
 )
+from ...iso15118.msglog import MessageRecord
 from .controller20 import Controller20, Policy20
 from .tracing import SessionLog, SessionTrace
 
@@ -84,6 +85,10 @@ class Policy(Policy20, Protocol):
 
     def on_event(self, event: SessionEvent) -> None:
         """A typed event of the SECC."""
+        ...
+
+    def message(self, record: MessageRecord) -> None:
+        """A message the SECC received or sent (MessageExchanged's record)."""
         ...
 
     async def certificate_installation(self, info: SessionInfo, request: dict[str, Any],
@@ -153,7 +158,12 @@ class BridgeController(Controller20, EVSEController):
         return self.policy.schedules(info, ev)
 
     def on_event(self, event: SessionEvent) -> None:
-        """Every event goes to the timeline and to the policy."""
+        """Every event goes to the timeline and to the policy (a message, two in every charge loop, the short way)."""
+        if type(event) is MessageExchanged:
+            record = event.record
+            self.trace.message(record)
+            self.policy.message(record)
+            return
         self.trace.event(event)
         self.policy.on_event(event)
 

@@ -129,14 +129,13 @@ class Controller20:
         limit = self.policy.limit_w()
         return max(0.0, power if limit is None else min(power, limit))
 
-    def _wanted_w(self, target: EvseTarget, charge: float, discharge: float) -> float:
+    def _wanted_w(self, target: EvseTarget, charge: float, discharge: float, limit: float | None) -> float:
         """Dynamic mode's target (W, negative: discharge) within `charge` and `discharge` (magnitudes): the
         station's setpoint; else a negative charging-profile limit (OCPP 2.0.1's way of asking for discharge) as
         a discharge of that much; else charging at the limit (an export the station merely allows, e.g. for a full
-        battery, is no request to discharge)."""
+        battery, is no request to discharge). `limit`: the charging-profile limit (the policy's limit_w())."""
         if target.setpoint_w is not None:
             return max(-discharge, min(charge, target.setpoint_w))
-        limit = self.policy.limit_w()
         if limit is not None and limit < 0 and discharge > 0:
             return -min(discharge, -limit)
         return max(0.0, charge)
@@ -226,7 +225,7 @@ class Controller20:
             discharge = min(discharge, abs(request.max_discharge_power))
         target: float | None
         if request.control_mode is ControlMode.DYNAMIC:
-            target = self._wanted_w(station, charge, discharge)
+            target = self._wanted_w(station, charge, discharge, self.policy.limit_w())
             power = target
         else:
             target = None
@@ -241,36 +240,51 @@ class Controller20:
 
     def dc_charge_loop20(self, info: SessionInfo, request: LoopRequest) -> DCLoopAnswer:
         """Dynamic: the target as limits (a discharge: no charging power and a minimum discharge power) and the
-        output at the EV's voltage; scheduled: the EV's target current within the caps. The hardware delivers."""
+        output at the EV's voltage; scheduled: the EV's target current within the caps. The hardware delivers.
+        (The station's rating, profile limit and target are asked once per loop: the loop runs 4 times a second
+        per car.)"""
         lim = self.hw.limits
-        bpt = info.service is not None and info.service.bpt
-        allowed = self.discharge_w(True)
-        limits = self._dc_limits(bpt, allowed)
+        policy = self.policy
+        service = info.service
+        bpt = service is not None and service.bpt
+        rating = policy.max_power_w()
+        allowed = max(0.0, min(lim.dc_max_discharge_power, policy.allow_discharge_w(), rating))  # discharge_w(True)
+        limit = policy.limit_w()
+        max_power = min(lim.dc_max_power, rating)  # _dc_power_limit()
+        max_power = max(0.0, max_power if limit is None else min(max_power, limit))
         voltage = min(lim.dc_max_voltage, request.target_voltage or request.present_voltage or 0.0)
-        station = self.policy.target()
+        station = policy.target()
         self._check_discharge(info, request, station)
         discharge = min(allowed, station.export_limit_w) if bpt else 0.0
         if request.max_discharge_power is not None:
             discharge = min(discharge, abs(request.max_discharge_power))
-        charge = min(limits.max_charge_power, station.import_limit_w,
+        charge = min(max_power, station.import_limit_w,
                      _INF if request.max_charge_power is None else request.max_charge_power)
+        max_charge, min_charge = max_power, 0.0
+        max_discharge, min_discharge = (allowed, 0.0) if bpt else (None, None)
         if request.control_mode is ControlMode.DYNAMIC:
-            wanted = self._wanted_w(station, charge, discharge)
+            wanted = self._wanted_w(station, charge, discharge, limit)
             if wanted < 0:
-                p = -wanted
-                limits = replace(limits, max_charge_power=0.0, min_charge_power=0.0, max_discharge_power=p,
-                                 min_discharge_power=p)
+                max_charge = min_charge = 0.0
+                max_discharge = min_discharge = -wanted
                 current = wanted / voltage if voltage > 0 else 0.0
             else:
-                limits = replace(limits, max_charge_power=wanted)
+                max_charge = wanted
                 current = wanted / voltage if voltage > 0 else 0.0
                 if request.max_charge_current is not None:
                     current = min(current, request.max_charge_current)
         else:
             current = request.target_current or 0.0
+        if bpt:  # _dc_limits(): the discharge current the allowed power gives at the lowest voltage
+            amps = min(lim.dc_max_discharge_current, allowed / lim.dc_min_voltage if lim.dc_min_voltage else _INF)
+            limits = DCLimits20(max_charge, min_charge, lim.dc_max_current, lim.dc_min_current, lim.dc_max_voltage,
+                                lim.dc_min_voltage, max_discharge, min_discharge, amps, 0.0)
+        else:
+            limits = DCLimits20(max_charge, min_charge, lim.dc_max_current, lim.dc_min_current, lim.dc_max_voltage,
+                                lim.dc_min_voltage, max_discharge, min_discharge)
         low = -min(lim.dc_max_discharge_current, discharge / voltage if voltage > 0 else 0.0)
         current = max(low, min(lim.dc_max_current, current))
-        if not self._flowing():
+        if not (self.contactors and policy.delivering()):  # not _flowing()
             current = 0.0
         out = self.hw.deliver_dc(voltage, current)
         self._draw(out.power, soc=float(request.soc) if request.soc is not None else None)

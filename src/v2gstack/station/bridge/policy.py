@@ -30,6 +30,7 @@ from ...iso15118.events import MessageExchanged, ScheduleChosen, SessionEnded, S
 from ...iso15118.evse import AuthorizationStatus, SessionInfo
 from ...iso15118.model import EVChargeParameters, PMaxEntry, ProfileEntry, SASchedule, is_dc
 from ...iso15118.model20 import ControlMode, DynamicSchedule, EnergyService, EVNeeds, ScheduleTuple
+from ...iso15118.msglog import MessageRecord
 from ...times import rfc3339
 from ...trace.error_map import EV_CANNOT_DISCHARGE, FAILURES, FailureKind, IsoFailure, ev_problem_event, notify_event
 from ..device_model import VENDOR_COMPONENT
@@ -163,6 +164,7 @@ class SessionPolicy:
         self.services_offered: tuple[str, ...] = ()  # -20: those the CSMS allowed, offered then
         self.change_service = False  # -20: the allowed energy transfer changed the offer: ServiceRenegotiation
         self.service_selected: str | None = None  # -20: the service the EV selected last
+        self._evse_ids: dict[str, str] = {}  # protocol -> the EVSEID announced
         trace.concerns = self._concerns
 
     @property
@@ -193,11 +195,18 @@ class SessionPolicy:
     # ----- identity, plug-in and the ISO facts -----
 
     def evse_id(self, protocol: str) -> str:
-        """EVSEID: DIN is hexBinary, -2 the ISO form (country*operator*E id*n)."""
+        """EVSEID: DIN is hexBinary, -2 the ISO form (country*operator*E id*n); worked out once per session (every
+        charge-loop answer carries it)."""
+        found = self._evse_ids.get(protocol)
+        if found is not None:
+            return found
         if protocol == "din":
-            return self.config.din_evse_id
-        return self.config.evse_ids.get(self.evse_no) or (
-            f"DE*V2G*E{self.station.station_id.replace('-', '').replace('_', '')[:20]}*{self.evse_no}")
+            found = self.config.din_evse_id
+        else:
+            found = self.config.evse_ids.get(self.evse_no) or (
+                f"DE*V2G*E{self.station.station_id.replace('-', '').replace('_', '')[:20]}*{self.evse_no}")
+        self._evse_ids[protocol] = found
+        return found
 
     def payment_options(self) -> list[str]:
         """EIM (ExternalPayment), and Plug & Charge (Contract) when ISO15118Ctrlr.PnCEnabled (the SECC offers it
@@ -246,7 +255,7 @@ class SessionPolicy:
         """Each message goes to the CSMS when mirrored; the EV's chosen schedule (PowerDeliveryReq Start answered
         OK) becomes NotifyEVChargingSchedule. The end comes to session_ended."""
         if isinstance(event, MessageExchanged):
-            self._mirror(event)
+            self.message(event.record)
         elif isinstance(event, ScheduleChosen):
             if event.tuple_id is None and not event.profile and self._iso20:
                 return  # -20 dynamic mode: no schedule, the station sets the power in every loop
@@ -256,13 +265,12 @@ class SessionPolicy:
     def _iso20(self) -> bool:
         return self.info is not None and self.info.protocol == "iso20"
 
-    def _mirror(self, event: MessageExchanged) -> None:
-        """DataTransfer of the message's EXI (our vendor component's MirrorISO15118Messages; gzip per
-        MirrorISO15118Compression)."""
+    def message(self, record: MessageRecord) -> None:
+        """A message the SECC received or sent: DataTransfer of its EXI when mirrored (our vendor component's
+        MirrorISO15118Messages; gzip per MirrorISO15118Compression)."""
         settings = self.station.settings
         if not settings.bool(VENDOR_COMPONENT, "MirrorISO15118Messages"):
             return
-        record = event.record
         gz = settings.value(VENDOR_COMPONENT, "MirrorISO15118Compression") == "Gzip"
         data = gzip.compress(record.exi, mtime=0) if gz else record.exi
         self.station.notify("DataTransfer", {
@@ -338,7 +346,7 @@ class SessionPolicy:
         if not self.needs_sent:
             self.needs_sent = True
             self.station.notify("NotifyEVChargingNeeds", charging_needs(self.evse_no, ev,
-                                                                        self.station.clock.wall().timestamp()))
+                                                                        self.station.clock.epoch()))
         entries = self._pmax_entries()
         self.trace.state("ScheduleOffered", pmax=[(e.start, e.pmax) for e in entries])
         self.offer = pmax_offer(self.station.clock.now(), entries)
@@ -399,7 +407,7 @@ class SessionPolicy:
         phases = 1 if "AC_single_phase_core" in modes and "AC_three_phase_core" not in modes else lim.phases
         voltage = phase_voltage(lim.nominal_voltage)
         self.station.notify("NotifyEVChargingNeeds", charging_needs20(
-            self.evse_no, info, needs, self.station.clock.wall().timestamp(), voltage, phases))
+            self.evse_no, info, needs, self.station.clock.epoch(), voltage, phases))
 
     def _composite(self) -> Payload:
         """The EVSE's composite schedule for the SAScheduleTuple: at most PMAX_ENTRIES periods; should the profiles

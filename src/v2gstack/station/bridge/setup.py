@@ -70,7 +70,7 @@ class EvseBridge:
         trace = SessionTrace(self.timelines.new())
         policy = self.policy.session(trace, session_log)
         return BridgeController(self.hardware, policy, trace, session_log,
-                                lambda: self.station.clock.wall().timestamp())
+                                lambda: self.station.clock.epoch())
 
     def tls_failed(self, event: TlsFailed) -> None:
         """The SECC's observer: a failed TLS handshake, reported with a timeline of its own."""

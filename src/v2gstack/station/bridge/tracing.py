@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from ...iso15118.events import MessageExchanged, ScheduleChosen, SessionEvent
+from ...iso15118.msglog import MessageRecord
 from ...trace.timeline import Timeline
 from ..ports import StationPort
 
@@ -51,6 +53,10 @@ def frame_keys(payload: Payload) -> tuple[Any, Any]:
 
 SESSION_ACTIONS = frozenset({"Authorize"})
 """CALLs that concern a session without naming a transaction or an EVSE (the one a session is waiting for)."""
+_TIE_KEYS = ('"transactionId"', '"evseId"', '"evse"', *(f'"{a}"' for a in sorted(SESSION_ACTIONS)))
+"""What a CALL's text holds when frame_keys can find a key in it, or it is a SESSION_ACTIONS CALL (no escapes)."""
+_HEAD = re.compile(r'\s*\[\s*([234])\s*,\s*"([^"\\]*)"')
+"""An OCPP-J frame's message type and id, read from its text."""
 
 
 class OcppFrames:
@@ -68,9 +74,19 @@ class OcppFrames:
         station.on_frame(self._frame)
 
     def _frame(self, direction: str, text: str) -> None:
-        """Parse a frame once; skip what is not an OCPP-J frame or concerns no session."""
+        """Parse a frame once; skip what is not an OCPP-J frame or concerns no session. A frame without escapes is
+        first read as text: a CALL none of whose keys can tie it to a session, or the answer to a CALL that no
+        session recorded (a CSMS's setpoint CALLs and the station's answers), is skipped without parsing it."""
         if not self.subscribers:
             return
+        if "\\" not in text:
+            head = _HEAD.match(text)
+            if head is not None:
+                if head[1] == "2":
+                    if not any(key in text for key in _TIE_KEYS):
+                        return
+                elif head[2] not in self._calls:
+                    return
         try:
             message = json.loads(text)
         except ValueError:
@@ -104,11 +120,14 @@ class SessionTrace:
         self.concerns: Callable[[str, Payload], bool] = lambda action, payload: False
         self._mids: set[str] = set()  # the CALLs recorded, whose answers are recorded too
 
+    def message(self, r: MessageRecord) -> None:
+        """A message as the SECC parsed it (its name is read from the document only if its record is built)."""
+        self.timeline.iso(r.direction, r.namespace, None, r.doc, r.exi, r.session_id)
+
     def event(self, event: SessionEvent) -> None:
         """A typed event of the SECC: messages as parsed, the EV's chosen schedule."""
         if isinstance(event, MessageExchanged):
-            r = event.record
-            self.timeline.iso(r.direction, r.namespace, r.name, r.doc, r.exi, r.session_id)
+            self.message(event.record)
         elif isinstance(event, ScheduleChosen):
             self.timeline.state("ScheduleChosen", saScheduleTupleId=event.tuple_id,
                                 profile=[(e.start, e.max_power) for e in event.profile])
