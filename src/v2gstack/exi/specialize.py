@@ -610,7 +610,8 @@ class CodeCache:
     """Compiled functions of one namespace kept beside the generated grammar modules, as Python keeps its .pyc
     files (in the package's __pycache__, under this interpreter's cache tag): compiling is most of the cost of
     writing a namespace's code at start (a few hundred ms), looking the code up by its source's digest is not. An
-    unreadable or foreign file is ignored; an unwritable folder only means compiling at every start."""
+    unreadable or foreign file is ignored; an unwritable folder only means compiling at every start. A function's code
+    is found by the digest of its file name and source."""
 
     def __init__(self, key: str, folder: Path | None = None) -> None:
         folder = folder or Path(__file__).parent / "generated" / "__pycache__"
@@ -624,10 +625,10 @@ class CodeCache:
                 self.codes = {k: c for k, c in loaded.items() if isinstance(k, str) and isinstance(c, CodeType)}
 
     def code(self, source: str, filename: str) -> CodeType:
-        digest = hashlib.sha256(source.encode()).hexdigest()
+        digest = hashlib.sha256(f"{filename}\0{source}".encode()).hexdigest()  # grammars alike share a source
         self.used.add(digest)
         code = self.codes.get(digest)
-        if code is None or code.co_filename != filename:
+        if code is None:
             code = self.codes[digest] = compile(source, filename, "exec")
             self.dirty = True
         return code
