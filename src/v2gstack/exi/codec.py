@@ -69,8 +69,8 @@ class Memo:
 
 
 class Grammar:
-    """One element grammar as generated, with per-state encode tables keyed by JSON key and the memo flags; its
-    decoder and encoder are written by `specialize` the first time it is used."""
+    """One element grammar as generated, with per-state encode tables keyed by JSON key; its decoder and encoder
+    are written by `specialize` the first time it is used."""
 
     __slots__ = ("empty_ok", "enc", "gid", "keys", "keyset", "list_keys", "name", "raw", "simple_value")
 
