@@ -72,6 +72,10 @@ class OfflineQueue:
         rows = self._db.execute("SELECT seq, action, payload FROM queue ORDER BY seq").fetchall()
         return [QueuedMessage(r[0], r[1], json.loads(r[2])) for r in rows]
 
+    def first_seq(self) -> int:
+        """The oldest waiting message's position (0 when the queue is empty), without reading its payload."""
+        return int(self._db.execute("SELECT COALESCE(MIN(seq), 0) FROM queue").fetchone()[0])
+
     def last_seq(self) -> int:
         """The newest waiting message's position (0 when the queue is empty)."""
         return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM queue").fetchone()[0])

@@ -36,6 +36,7 @@ class QueueSender:
         self.on_answer = on_answer
         self.name = name
         self._wake = asyncio.Event()
+        self._removed: asyncio.Future[None] | None = None  # resolved when a message leaves the queue
 
     def wake(self) -> None:
         """Something was queued, or the station came online: look at the queue again."""
@@ -43,10 +44,20 @@ class QueueSender:
 
     async def wait_empty(self) -> None:
         """Wait until every message queued so far has been answered (not those queued meanwhile: a periodic sampler
-        that queues faster than a busy CSMS answers would otherwise keep the wait going for ever)."""
+        that queues faster than a busy CSMS answers would otherwise keep the wait going for ever). Woken by each
+        removal rather than polling: a station with many sessions ending at once has as many waiters."""
         last = self.queue.last_seq()
-        while (item := self.queue.peek()) is not None and item.seq <= last:
-            await asyncio.sleep(0.02)
+        while 0 < self.queue.first_seq() <= last:
+            if self._removed is None or self._removed.done():
+                self._removed = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._removed)
+
+    def _forget(self, seq: int) -> None:
+        """Remove a message from the queue and wake whoever waits for it to empty."""
+        self.queue.remove(seq)
+        removed, self._removed = self._removed, None
+        if removed is not None and not removed.done():
+            removed.set_result(None)
 
     async def run(self) -> None:
         """Send forever (until cancelled)."""
@@ -73,12 +84,12 @@ class QueueSender:
                             attempts, limit, e)
                 if attempts >= limit and not isinstance(e, CallTimeoutError):
                     log.error("%s: gave up %s %s", self.name, item.action, item.payload)
-                    self.queue.remove(item.seq)
+                    self._forget(item.seq)
                     attempts = 0
                 else:
                     await self.sleep(attempts * self.model.int("OCPPCommCtrlr", "MessageAttemptInterval",
                                                                instance="TransactionEvent"))
                 continue
             attempts = 0
-            self.queue.remove(item.seq)
+            self._forget(item.seq)
             self.on_answer(item.payload, answer)
